@@ -1,0 +1,78 @@
+//! Blob files: naming, and the handle the engine keeps for each one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::io::DeviceFile;
+
+/// What a file in a data directory is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Blob,
+    Index,
+}
+
+/// `data-<id, 8 decimal digits>.blob`.
+pub fn blob_name(id: u32) -> String {
+    format!("data-{id:08}.blob")
+}
+
+/// `data-<id, 8 decimal digits>.index`.
+pub fn index_name(id: u32) -> String {
+    format!("data-{id:08}.index")
+}
+
+/// Parses a blob or index file name.
+pub fn parse_name(name: &str) -> Option<(u32, FileKind)> {
+    let rest = name.strip_prefix("data-")?;
+    let (id, kind) = if let Some(id) = rest.strip_suffix(".blob") {
+        (id, FileKind::Blob)
+    } else {
+        (rest.strip_suffix(".index")?, FileKind::Index)
+    };
+    if id.len() < 8 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((id.parse().ok()?, kind))
+}
+
+/// An open blob file.
+pub struct Blob {
+    pub id: u32,
+    pub file: Arc<dyn DeviceFile>,
+    /// Bytes written to the file (the write buffer may hold more for the active blob).
+    flushed: AtomicU64,
+}
+
+impl Blob {
+    pub fn new(id: u32, file: Arc<dyn DeviceFile>, flushed: u64) -> Self {
+        Blob {
+            id,
+            file,
+            flushed: AtomicU64::new(flushed),
+        }
+    }
+
+    pub fn flushed(&self) -> u64 {
+        self.flushed.load(Ordering::Acquire)
+    }
+
+    pub fn set_flushed(&self, len: u64) {
+        self.flushed.store(len, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_strangers_are_ignored() {
+        assert_eq!(parse_name(&blob_name(12)), Some((12, FileKind::Blob)));
+        assert_eq!(parse_name(&index_name(7)), Some((7, FileKind::Index)));
+        assert_eq!(parse_name("data-1.blob"), None);
+        assert_eq!(parse_name("data-0000000x.blob"), None);
+        assert_eq!(parse_name("LOCK"), None);
+        assert_eq!(parse_name("data-00000001.blob.tmp"), None);
+    }
+}

@@ -1,0 +1,171 @@
+//! Engine settings and per-call options.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::format::blob_header::BLOB_HEADER_LEN;
+use crate::format::record::{MAX_FRAME_LEN, MIN_FRAME_LEN};
+
+/// When a write is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// When the record is in the engine's write buffer. It reaches the page cache when the
+    /// buffer fills, within `flush_interval`, or on `sync`; a crash may lose it.
+    None,
+    /// After an fdatasync that covers the record. Concurrent writers share one fdatasync
+    /// (group commit); the leader waits `batch_window` first so more writers can join.
+    #[default]
+    Batch,
+    /// After an fdatasync that covers the record, started at once (no batching window).
+    /// It may still share an fdatasync that was already running or that another writer starts.
+    Sync,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Durability::None),
+            "batch" => Ok(Durability::Batch),
+            "sync" => Ok(Durability::Sync),
+            other => Err(format!("unknown durability {other:?} (none, batch or sync)")),
+        }
+    }
+}
+
+/// Options for one write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// Compress with Snappy; `None` uses `Config::compress`.
+    pub compress: Option<bool>,
+    /// `None` uses `Config::durability`.
+    pub durability: Option<Durability>,
+}
+
+impl WriteOptions {
+    pub fn durability(d: Durability) -> Self {
+        WriteOptions {
+            durability: Some(d),
+            ..Self::default()
+        }
+    }
+}
+
+/// A byte range of a value: `size: None` reads to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Range {
+    pub offset: u64,
+    pub size: Option<u64>,
+}
+
+impl Range {
+    /// The whole value.
+    pub fn all() -> Self {
+        Range::default()
+    }
+
+    /// `size` bytes from `offset` (fewer if the value ends first).
+    pub fn new(offset: u64, size: u64) -> Self {
+        Range {
+            offset,
+            size: Some(size),
+        }
+    }
+
+    /// Resolves against a value of `len` bytes: `offset > len` is an error, the end is clamped.
+    pub fn resolve(&self, len: u64) -> Result<(u64, u64)> {
+        if self.offset > len {
+            return Err(Error::RangeOutOfBounds {
+                offset: self.offset,
+                len,
+            });
+        }
+        let avail = len - self.offset;
+        Ok((self.offset, self.size.map_or(avail, |s| s.min(avail))))
+    }
+}
+
+/// Engine configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// A blob is sealed and a new one started once it would grow past this (bytes, ≤ 4 GiB).
+    pub max_blob_size: u64,
+    /// ... or once it holds this many records.
+    pub max_blob_records: u64,
+    /// Logical bytes per frame (power of two, 4 KiB – 16 MiB).
+    pub frame_len: u32,
+    /// Compress writes that do not say otherwise.
+    pub compress: bool,
+    /// Durability of writes that do not say otherwise.
+    pub durability: Durability,
+    /// Appends are gathered in a buffer of this size before one `pwrite`.
+    pub write_buffer_size: usize,
+    /// A background thread flushes the write buffer at least this often.
+    pub flush_interval: Duration,
+    /// How long a `batch` group-commit leader waits for more writers before syncing.
+    pub batch_window: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_blob_size: 256 << 20,
+            max_blob_records: 4 << 20,
+            frame_len: 64 << 10,
+            compress: false,
+            durability: Durability::Batch,
+            write_buffer_size: 1 << 20,
+            flush_interval: Duration::from_millis(100),
+            batch_window: Duration::from_micros(50),
+        }
+    }
+}
+
+/// Blob offsets are stored as u32 in the in-memory index.
+pub const MAX_BLOB_SIZE: u64 = u32::MAX as u64;
+
+impl Config {
+    /// Checks every setting against its allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidConfig(m));
+        if self.max_blob_size <= BLOB_HEADER_LEN as u64 || self.max_blob_size > MAX_BLOB_SIZE {
+            return bad(format!("max_blob_size {} not in 33..={MAX_BLOB_SIZE}", self.max_blob_size));
+        }
+        if self.max_blob_records == 0 {
+            return bad("max_blob_records must be at least 1".into());
+        }
+        if !self.frame_len.is_power_of_two() || !(MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&self.frame_len) {
+            return bad(format!("frame_len {} must be a power of two in 4 KiB..=16 MiB", self.frame_len));
+        }
+        if self.write_buffer_size == 0 || self.write_buffer_size > 256 << 20 {
+            return bad(format!("write_buffer_size {} not in 1..=256 MiB", self.write_buffer_size));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_rules_past_the_end() {
+        assert_eq!(Range::all().resolve(10).ok(), Some((0, 10)));
+        assert_eq!(Range::new(4, 3).resolve(10).ok(), Some((4, 3)));
+        assert_eq!(Range::new(8, 100).resolve(10).ok(), Some((8, 2)), "clamped to the end");
+        assert_eq!(Range::new(10, 5).resolve(10).ok(), Some((10, 0)), "at the end: empty");
+        assert!(matches!(
+            Range::new(11, 1).resolve(10),
+            Err(Error::RangeOutOfBounds { offset: 11, len: 10 })
+        ));
+    }
+
+    #[test]
+    fn default_config_is_valid_and_bad_values_are_refused() {
+        assert!(Config::default().validate().is_ok());
+        let c = Config { frame_len: 5000, ..Config::default() };
+        assert!(c.validate().is_err());
+        let c = Config { max_blob_size: 1 << 40, ..Config::default() };
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,348 @@
+//! The engine: the public API over blobs, the key index, the writer and group commit.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::blob::Blob;
+use crate::commit::GroupCommit;
+use crate::config::{Config, Durability, Range, WriteOptions};
+use crate::error::{Error, Result};
+use crate::format::frames::{RecordEncoder, RecordSpec};
+use crate::format::record::{RecordHeader, FLAG_TOMBSTONE};
+use crate::index::KeyIndex;
+use crate::io::{Device, DirLock, OsDevice};
+use crate::key::Key;
+use crate::writer::Active;
+
+/// What `lookup` and iteration report about a live value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub key: Key,
+    pub column: u16,
+    /// Logical value size in bytes.
+    pub size: u64,
+    /// Bytes the record takes on disk (header, frame table, stored frames).
+    pub stored_size: u64,
+    pub timestamp_ns: u64,
+    pub flags: u16,
+    /// CRC-32 of the whole logical value.
+    pub checksum: u32,
+    /// Blob id and offset of the record.
+    pub blob: u32,
+    pub offset: u64,
+}
+
+impl Meta {
+    pub(crate) fn from_header(h: &RecordHeader, blob: u32, offset: u64) -> Self {
+        Meta {
+            key: h.key,
+            column: h.column,
+            size: h.value_len,
+            stored_size: h.record_len(),
+            timestamp_ns: h.timestamp_ns,
+            flags: h.flags,
+            checksum: h.value_crc,
+            blob,
+            offset,
+        }
+    }
+}
+
+/// Engine-wide figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub keys: u64,
+    pub blobs: u64,
+    pub active_blob: u32,
+    pub bytes_on_disk: u64,
+    /// Bytes of the records that hold live values.
+    pub live_bytes: u64,
+    /// Superseded values, tombstones and damaged regions: what defragmentation would reclaim.
+    pub garbage_bytes: u64,
+    /// Heap bytes of the in-memory key index.
+    pub index_bytes: u64,
+    pub records_written: u64,
+    pub syncs: u64,
+    /// Why writes are refused, if they are.
+    pub poisoned: Option<String>,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub live_bytes: AtomicU64,
+    pub records_written: AtomicU64,
+    pub syncs: AtomicU64,
+}
+
+/// Shared state; the [`Engine`] handle and the flusher thread hold it.
+pub(crate) struct Inner {
+    pub device: Arc<dyn Device>,
+    pub config: Config,
+    pub blobs: RwLock<BTreeMap<u32, Arc<Blob>>>,
+    pub index: RwLock<KeyIndex>,
+    pub active: Mutex<Active>,
+    pub commit: GroupCommit,
+    pub counters: Counters,
+    poison: Mutex<Option<String>>,
+    poisoned: AtomicBool,
+    stop: (Mutex<bool>, Condvar),
+    _lock: Box<dyn DirLock>,
+}
+
+impl Inner {
+    /// Refuses writes from now on. A failed write or fdatasync leaves the file in a state we
+    /// cannot know: after a failed fsync Linux may drop the dirty pages and clear the error,
+    /// so a retry could "succeed" over lost data. Only a reopen, which rescans the tail from
+    /// what is really on disk, makes writing safe again.
+    pub fn poison(&self, why: String) {
+        tracing::error!(reason = %why, "engine poisoned: refusing writes until reopened");
+        let mut p = self.poison.lock();
+        if p.is_none() {
+            *p = Some(why);
+        }
+        self.poisoned.store(true, Ordering::SeqCst);
+    }
+
+    pub fn check_writable(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            let why = self.poison.lock().clone().unwrap_or_default();
+            return Err(Error::Poisoned(why));
+        }
+        Ok(())
+    }
+
+    fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::SeqCst)
+    }
+}
+
+/// The blob engine. `Send + Sync`: share it with an `Arc` across threads.
+pub struct Engine {
+    inner: Arc<Inner>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+thread_local! {
+    static ENCODER: std::cell::RefCell<(RecordEncoder, Vec<u8>)> =
+        std::cell::RefCell::new((RecordEncoder::new(), Vec::new()));
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+impl Engine {
+    /// Opens (creating if needed) the data directory `dir`.
+    pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Engine> {
+        let path = dir.as_ref();
+        let device = OsDevice::open(path).map_err(|e| Error::io("create dir", path.display().to_string(), e))?;
+        Self::open_on(Arc::new(device), config)
+    }
+
+    /// Opens an engine on any [`Device`] (tests use in-memory and fault-injecting ones).
+    pub fn open_on(device: Arc<dyn Device>, config: Config) -> Result<Engine> {
+        config.validate()?;
+        let lock = device.lock().map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => Error::Locked { path: device.describe() },
+            _ => Error::io("lock", device.describe(), e),
+        })?;
+        let rec = crate::recovery::recover(device.as_ref(), &config)?;
+        let active = Active::new(rec.active.clone(), rec.active_records);
+        let synced = (rec.active.id, rec.active.flushed());
+        let inner = Arc::new(Inner {
+            device,
+            config,
+            blobs: RwLock::new(rec.blobs),
+            index: RwLock::new(rec.index),
+            active: Mutex::new(active),
+            commit: GroupCommit::default(),
+            counters: Counters::default(),
+            poison: Mutex::new(None),
+            poisoned: AtomicBool::new(false),
+            stop: (Mutex::new(false), Condvar::new()),
+            _lock: lock,
+        });
+        inner.counters.live_bytes.store(rec.live_bytes, Ordering::Relaxed);
+        inner.commit.mark_synced(synced);
+        let weak = Arc::downgrade(&inner);
+        let flusher = std::thread::Builder::new()
+            .name("ringblob-flush".into())
+            .spawn(move || flusher_loop(weak))
+            .map_err(|e| Error::io("spawn flusher", "thread", e))?;
+        Ok(Engine { inner, flusher: Some(flusher) })
+    }
+
+    /// Stores `value` under `key`, replacing any earlier value.
+    pub fn write(&self, key: &Key, value: &[u8], opts: WriteOptions) -> Result<()> {
+        let c = &self.inner.config;
+        let spec = RecordSpec {
+            key: *key,
+            column: 0,
+            flags: 0,
+            timestamp_ns: now_ns(),
+            frame_len: c.frame_len,
+            compress: opts.compress.unwrap_or(c.compress),
+        };
+        self.append(spec, value, opts.durability.unwrap_or(c.durability))
+    }
+
+    /// Removes `key` (appends a tombstone). A missing key is `Error::NotFound`.
+    pub fn remove(&self, key: &Key) -> Result<()> {
+        self.remove_with(key, self.inner.config.durability)
+    }
+
+    /// Removes `key` with the given durability.
+    pub fn remove_with(&self, key: &Key, durability: Durability) -> Result<()> {
+        let spec = RecordSpec {
+            key: *key,
+            column: 0,
+            flags: FLAG_TOMBSTONE,
+            timestamp_ns: now_ns(),
+            frame_len: self.inner.config.frame_len,
+            compress: false,
+        };
+        self.append(spec, &[], durability)
+    }
+
+    fn append(&self, spec: RecordSpec, value: &[u8], durability: Durability) -> Result<()> {
+        self.inner.check_writable()?;
+        let target = ENCODER.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (encoder, buf) = &mut *guard;
+            buf.clear();
+            encoder.encode(spec, value, buf)?;
+            self.inner.append_record(&spec.key, buf, spec.flags & FLAG_TOMBSTONE != 0)
+        })?;
+        let window = match durability {
+            Durability::None => return Ok(()),
+            Durability::Batch => self.inner.config.batch_window,
+            Durability::Sync => std::time::Duration::ZERO,
+        };
+        self.inner
+            .commit
+            .wait_durable(target, window, || self.inner.flush_and_sync())
+            .map_err(Error::Poisoned)
+    }
+
+    /// Reads `range` of the value under `key`.
+    pub fn read(&self, key: &Key, range: Range) -> Result<Vec<u8>> {
+        self.inner.read_value(key, range)
+    }
+
+    /// Size, timestamp, checksum and location of the value under `key`.
+    pub fn lookup(&self, key: &Key) -> Result<Meta> {
+        match self.inner.locate(key)? {
+            Some((loc, h)) => Ok(Meta::from_header(&h, loc.blob, u64::from(loc.offset))),
+            None => Err(Error::NotFound(*key)),
+        }
+    }
+
+    /// Every live value, in on-disk order.
+    pub fn iterate(&self) -> crate::iter::Iter {
+        crate::iter::Iter::new(self.inner.clone(), None)
+    }
+
+    /// Live values whose keys are in `from..=to`, in on-disk order.
+    pub fn iterate_range(&self, from: Key, to: Key) -> crate::iter::Iter {
+        crate::iter::Iter::new(self.inner.clone(), Some((from, to)))
+    }
+
+    /// Makes every write so far durable.
+    pub fn sync(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        let pos = self.inner.flush_and_sync().map_err(Error::Poisoned)?;
+        self.inner.commit.mark_synced(pos);
+        Ok(())
+    }
+
+    /// Current figures.
+    pub fn stats(&self) -> Stats {
+        let i = &self.inner;
+        let (bytes_on_disk, blobs) = {
+            let blobs = i.blobs.read();
+            (blobs.values().map(|b| b.flushed()).sum::<u64>(), blobs.len() as u64)
+        };
+        let (active_blob, buffered) = {
+            let a = i.active.lock();
+            (a.blob.id, a.buffered())
+        };
+        let live = i.counters.live_bytes.load(Ordering::Relaxed);
+        let total = bytes_on_disk + buffered;
+        let headers = blobs * crate::format::blob_header::BLOB_HEADER_LEN as u64;
+        let index = i.index.read();
+        Stats {
+            keys: index.len() as u64,
+            blobs,
+            active_blob,
+            bytes_on_disk: total,
+            live_bytes: live,
+            garbage_bytes: total.saturating_sub(live + headers),
+            index_bytes: index.heap_bytes() as u64,
+            records_written: i.counters.records_written.load(Ordering::Relaxed),
+            syncs: i.counters.syncs.load(Ordering::Relaxed),
+            poisoned: i.poison.lock().clone(),
+        }
+    }
+
+    /// Flushes, syncs and writes the active blob's index checkpoint, so the next open need
+    /// not scan. Dropping the engine does the same, but cannot report errors.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        {
+            let (stopped, cond) = &self.inner.stop;
+            *stopped.lock() = true;
+            cond.notify_all();
+        }
+        if let Some(t) = self.flusher.take() {
+            let _ = t.join();
+        }
+        if self.inner.is_poisoned() {
+            return self.inner.check_writable();
+        }
+        self.inner.flush_and_sync().map_err(Error::Poisoned)?;
+        let id = self.inner.active.lock().blob.id;
+        crate::checkpoint::write_index_file(&self.inner, id)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if self.flusher.is_some() {
+            if let Err(e) = self.shutdown() {
+                tracing::warn!(error = %e, "closing engine on drop");
+            }
+        }
+    }
+}
+
+fn flusher_loop(inner: Weak<Inner>) {
+    loop {
+        let Some(i) = inner.upgrade() else { return };
+        {
+            let (stopped, cond) = &i.stop;
+            let mut s = stopped.lock();
+            if !*s {
+                cond.wait_for(&mut s, i.config.flush_interval);
+            }
+            if *s {
+                return;
+            }
+        }
+        if !i.is_poisoned() {
+            let mut a = i.active.lock();
+            let _ = i.flush_locked(&mut a);
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The 32-byte header at the start of every blob file.
+
+use super::{crc32, le_u32, le_u64};
+use crate::error::{Error, Result};
+
+/// `RINGBLOB`: the first eight bytes of every blob file.
+pub const BLOB_MAGIC: [u8; 8] = *b"RINGBLOB";
+/// The blob format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Length of the blob file header.
+pub const BLOB_HEADER_LEN: usize = 32;
+
+/// The decoded blob file header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobHeader {
+    pub version: u32,
+    pub flags: u32,
+    pub blob_id: u32,
+}
+
+impl BlobHeader {
+    /// A header for a new blob of this build's version.
+    pub fn new(blob_id: u32) -> Self {
+        BlobHeader {
+            version: FORMAT_VERSION,
+            flags: 0,
+            blob_id,
+        }
+    }
+
+    /// Encodes the header.
+    pub fn encode(&self) -> [u8; BLOB_HEADER_LEN] {
+        let mut b = [0u8; BLOB_HEADER_LEN];
+        b[0..8].copy_from_slice(&BLOB_MAGIC);
+        b[8..12].copy_from_slice(&self.version.to_le_bytes());
+        b[12..16].copy_from_slice(&self.flags.to_le_bytes());
+        b[16..24].copy_from_slice(&u64::from(self.blob_id).to_le_bytes());
+        let crc = crc32(&b[0..28]);
+        b[28..32].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes and checks a header; `file` names it in errors.
+    pub fn decode(b: &[u8], file: &str) -> Result<Self> {
+        if b.len() < BLOB_HEADER_LEN {
+            return Err(Error::Truncated {
+                what: "blob header",
+                offset: 0,
+                need: BLOB_HEADER_LEN as u64,
+                have: b.len() as u64,
+            });
+        }
+        let corrupt = |reason: String| Error::Corrupt {
+            what: "blob header",
+            file: file.to_string(),
+            offset: 0,
+            reason,
+        };
+        if b[0..8] != BLOB_MAGIC {
+            return Err(corrupt(format!("bad magic {:02x?}", &b[0..8])));
+        }
+        let expected = le_u32(b, 28);
+        let got = crc32(&b[0..28]);
+        if expected != got {
+            return Err(corrupt(format!(
+                "header checksum mismatch: expected {expected:#010x}, got {got:#010x}"
+            )));
+        }
+        let version = le_u32(b, 8);
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                file: file.to_string(),
+                version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let flags = le_u32(b, 12);
+        if flags != 0 {
+            return Err(corrupt(format!("unknown flags {flags:#x}")));
+        }
+        let id = le_u64(b, 16);
+        let blob_id = u32::try_from(id).map_err(|_| corrupt(format!("blob id {id} too large")))?;
+        Ok(BlobHeader {
+            version,
+            flags,
+            blob_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let h = BlobHeader::new(7);
+        assert_eq!(BlobHeader::decode(&h.encode(), "x").ok(), Some(h));
+    }
+
+    #[test]
+    fn rejects_damage() {
+        let good = BlobHeader::new(7).encode();
+        assert!(matches!(
+            BlobHeader::decode(&good[..31], "x"),
+            Err(Error::Truncated { need: 32, have: 31, .. })
+        ));
+        let mut bad = good;
+        bad[0] = b'X';
+        let e = BlobHeader::decode(&bad, "x").err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("bad magic")));
+        let mut bad = good;
+        bad[17] ^= 1;
+        let e = BlobHeader::decode(&bad, "x").err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("checksum mismatch")));
+    }
+
+    #[test]
+    fn rejects_future_version() {
+        let mut b = BlobHeader::new(1).encode();
+        b[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let crc = crc32(&b[0..28]);
+        b[28..32].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            BlobHeader::decode(&b, "x"),
+            Err(Error::UnsupportedVersion { version: 2, supported: 1, .. })
+        ));
+    }
+}

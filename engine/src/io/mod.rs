@@ -1,0 +1,68 @@
+//! How bytes reach storage. The engine sees a [`Device`] (a directory of named files) and
+//! [`DeviceFile`]s (positional read, write, length, sync). The real one is [`OsDevice`];
+//! tests swap in [`MemDevice`] (with crash images) and [`FaultDevice`] (injected failures).
+
+mod fault;
+mod mem;
+mod os;
+
+use std::io;
+use std::sync::Arc;
+
+pub use fault::{FaultDevice, FaultPlan};
+pub use mem::MemDevice;
+pub use os::OsDevice;
+
+/// How to open a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create a new file; fails if it exists.
+    CreateNew,
+    /// Open an existing file for reading and writing.
+    ReadWrite,
+    /// Open an existing file for reading only.
+    ReadOnly,
+}
+
+/// One open file. Reads and writes are positional and may run concurrently.
+pub trait DeviceFile: Send + Sync {
+    /// Fills `buf` from `offset`; a read past the end is an `UnexpectedEof` error.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset`.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Truncates or extends.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes written data durable (fdatasync).
+    fn sync_data(&self) -> io::Result<()>;
+}
+
+/// Held while the engine owns a directory; dropping it releases the directory.
+pub trait DirLock: Send + Sync {}
+
+/// A directory of named files.
+pub trait Device: Send + Sync {
+    /// A name for messages (the path, for a real directory).
+    fn describe(&self) -> String;
+    /// Takes the directory's exclusive lock, or fails with `WouldBlock` if someone holds it.
+    fn lock(&self) -> io::Result<Box<dyn DirLock>>;
+    /// Names of the files in the directory.
+    fn list(&self) -> io::Result<Vec<String>>;
+    /// Opens a file.
+    fn open(&self, name: &str, mode: OpenMode) -> io::Result<Arc<dyn DeviceFile>>;
+    /// Removes a file.
+    fn remove(&self, name: &str) -> io::Result<()>;
+    /// Atomically renames a file, replacing `to`.
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Makes creates, renames and removes durable (fsync of the directory).
+    fn sync_dir(&self) -> io::Result<()>;
+}
+
+/// Reads up to `buf.len()` bytes at `offset`, stopping at the end of the file; returns the count.
+pub fn read_up_to(file: &dyn DeviceFile, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let len = file.len()?;
+    let n = len.saturating_sub(offset).min(buf.len() as u64) as usize;
+    file.read_exact_at(&mut buf[..n], offset)?;
+    Ok(n)
+}

@@ -1,0 +1,117 @@
+//! The real device: files in a directory, positional `pread`/`pwrite`, `fdatasync`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{Device, DeviceFile, DirLock, OpenMode};
+
+/// A directory on the local file system.
+#[derive(Debug, Clone)]
+pub struct OsDevice {
+    root: PathBuf,
+}
+
+impl OsDevice {
+    /// The directory at `root`, created if missing.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(&root)?;
+        Ok(OsDevice { root })
+    }
+}
+
+struct OsFile(File);
+
+impl DeviceFile for OsFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+struct OsLock(#[allow(dead_code)] File);
+impl DirLock for OsLock {}
+
+impl Device for OsDevice {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn lock(&self) -> io::Result<Box<dyn DirLock>> {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("LOCK"))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Box::new(OsLock(f))),
+            Err(fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for e in fs::read_dir(&self.root)? {
+            let e = e?;
+            if e.file_type()?.is_file() {
+                names.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    fn open(&self, name: &str, mode: OpenMode) -> io::Result<Arc<dyn DeviceFile>> {
+        let mut o = OpenOptions::new();
+        match mode {
+            OpenMode::CreateNew => o.read(true).write(true).create_new(true),
+            OpenMode::ReadWrite => o.read(true).write(true),
+            OpenMode::ReadOnly => o.read(true),
+        };
+        Ok(Arc::new(OsFile(o.open(self.root.join(name))?)))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        fs::remove_file(self.root.join(name))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        fs::rename(self.root.join(from), self.root.join(to))
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        File::open(&self.root)?.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_on_a_directory_would_block() {
+        let dir = tempfile::tempdir().ok();
+        let dev = dir.as_ref().and_then(|d| OsDevice::open(d.path()).ok());
+        let dev = dev.as_ref();
+        let first = dev.map(|d| d.lock());
+        assert!(matches!(first, Some(Ok(_))));
+        let second = dev.map(|d| d.lock().map(|_| ()).map_err(|e| e.kind()));
+        assert_eq!(second, Some(Err(io::ErrorKind::WouldBlock)));
+        drop(first);
+        assert!(dev.is_some_and(|d| d.lock().is_ok()), "lock is released on drop");
+    }
+}

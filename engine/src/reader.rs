@@ -1,0 +1,121 @@
+//! The read path: index candidates, key confirmed on disk, then only the frames a range needs.
+//! Reads never take the writer lock unless the record is still in the write buffer.
+
+use crate::blob::blob_name;
+use crate::config::Range;
+use crate::engine::Inner;
+use crate::error::{Error, Result};
+use crate::format::frames::{extract_range, frames_for_range, RecordPlace};
+use crate::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN};
+use crate::index::Loc;
+use crate::key::Key;
+
+/// Records up to this size are read with one `pread`; larger ones piecewise.
+const WHOLE_READ_MAX: u32 = 256 << 10;
+
+impl Inner {
+    /// Fills `out` with `len` bytes at `offset` of blob `blob`, from the file or the buffer.
+    pub fn read_bytes(&self, blob: u32, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<()> {
+        out.resize(len, 0);
+        let b = self.blob(blob)?;
+        if offset + len as u64 > b.flushed() {
+            let a = self.active.lock();
+            if let Some(bytes) = a.buffered_bytes(blob, offset, len) {
+                out.copy_from_slice(bytes);
+                return Ok(());
+            }
+        }
+        b.file
+            .read_exact_at(out, offset)
+            .map_err(|e| Error::io("read", blob_name(blob), e))
+    }
+
+    fn candidates(&self, key: &Key) -> crate::index::Candidates {
+        let index = self.index.read();
+        index.candidates(index.tag(key))
+    }
+
+    /// The live record for `key`: location and decoded header.
+    pub fn locate(&self, key: &Key) -> Result<Option<(Loc, RecordHeader)>> {
+        let mut buf = Vec::new();
+        for loc in self.candidates(key) {
+            self.read_bytes(loc.blob, u64::from(loc.offset), RECORD_HEADER_LEN, &mut buf)?;
+            let h = RecordHeader::decode(&buf, loc.blob, u64::from(loc.offset))?;
+            if h.key == *key {
+                return Ok(Some((loc, h)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads `range` of the value under `key`.
+    pub fn read_value(&self, key: &Key, range: Range) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        for loc in self.candidates(key) {
+            let found = if loc.len <= WHOLE_READ_MAX {
+                self.read_small(key, loc, range, &mut buf)?
+            } else {
+                self.read_large(key, loc, range, &mut buf)?
+            };
+            if let Some(v) = found {
+                return Ok(v);
+            }
+        }
+        Err(Error::NotFound(*key))
+    }
+
+    /// One `pread` of the whole record; `None` if it holds another key.
+    fn read_small(&self, key: &Key, loc: Loc, range: Range, rec: &mut Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let offset = u64::from(loc.offset);
+        self.read_bytes(loc.blob, offset, loc.len as usize, rec)?;
+        let h = RecordHeader::decode(rec, loc.blob, offset)?;
+        if h.key != *key {
+            return Ok(None);
+        }
+        let table = FrameTable::decode(&h, &rec[RECORD_HEADER_LEN..], loc.blob, offset)?;
+        let (off, len) = range.resolve(h.value_len)?;
+        let mut out = Vec::with_capacity(len as usize);
+        if len > 0 {
+            let (first, _) = frames_for_range(&h, off, len);
+            let area = RECORD_HEADER_LEN + h.table_len();
+            let base = table.frames.get(first as usize).map_or(0, |f| f.stored_offset as usize);
+            let place = RecordPlace { blob: loc.blob, offset };
+            let stored = rec.get(area + base..).unwrap_or(&[]);
+            extract_range(&h, &table, first, stored, (off, len), place, &mut out)?;
+        }
+        Ok(Some(out))
+    }
+
+    /// Header, frame table, then only the frames the range touches.
+    fn read_large(&self, key: &Key, loc: Loc, range: Range, buf: &mut Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let offset = u64::from(loc.offset);
+        self.read_bytes(loc.blob, offset, RECORD_HEADER_LEN, buf)?;
+        let h = RecordHeader::decode(buf, loc.blob, offset)?;
+        if h.key != *key {
+            return Ok(None);
+        }
+        let (off, len) = range.resolve(h.value_len)?;
+        let mut out = Vec::with_capacity(len as usize);
+        if len == 0 {
+            return Ok(Some(out));
+        }
+        let table_at = offset + RECORD_HEADER_LEN as u64;
+        self.read_bytes(loc.blob, table_at, h.table_len(), buf)?;
+        let table = FrameTable::decode(&h, buf, loc.blob, offset)?;
+        let (first, last) = frames_for_range(&h, off, len);
+        let (Some(f), Some(l)) = (table.frames.get(first as usize), table.frames.get(last as usize)) else {
+            return Err(Error::Corrupt {
+                what: "frame table",
+                file: blob_name(loc.blob),
+                offset,
+                reason: "range outside the frame table".into(),
+            });
+        };
+        let span = (l.stored_offset + u64::from(l.stored_len) - f.stored_offset) as usize;
+        let area_at = table_at + h.table_len() as u64 + f.stored_offset;
+        self.read_bytes(loc.blob, area_at, span, buf)?;
+        let place = RecordPlace { blob: loc.blob, offset };
+        extract_range(&h, &table, first, buf, (off, len), place, &mut out)?;
+        Ok(Some(out))
+    }
+}

@@ -1,0 +1,170 @@
+//! Sequential scanning of a blob file: every record in order, each checked, with
+//! resynchronisation past damage so one bad record costs one record.
+
+use std::io;
+
+use crate::error::{Error, Result};
+use crate::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN, RECORD_MAGIC};
+use crate::format::crc32;
+use crate::io::DeviceFile;
+
+/// How much a scan checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Header only (for files this process wrote and synced).
+    Headers,
+    /// Header, frame table and every frame's CRC.
+    Everything,
+}
+
+/// One step of a scan.
+#[derive(Debug)]
+pub enum ScanItem {
+    /// A record that passed the checks.
+    Record { offset: u64, header: RecordHeader },
+    /// Bytes at `offset` that are not a valid record; `next` is the next valid record, if any.
+    Damaged { offset: u64, error: Error, next: Option<u64> },
+}
+
+const WINDOW: usize = 4 << 20;
+
+/// Scans `[start, end)` of a blob.
+pub struct Scanner<'a> {
+    file: &'a dyn DeviceFile,
+    blob: u32,
+    pos: u64,
+    end: u64,
+    check: Check,
+    buf: Vec<u8>,
+    buf_start: u64,
+}
+
+impl<'a> Scanner<'a> {
+    pub fn new(file: &'a dyn DeviceFile, blob: u32, start: u64, end: u64, check: Check) -> Self {
+        Scanner { file, blob, pos: start, end, check, buf: Vec::new(), buf_start: start }
+    }
+
+    /// Where the scan stands.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Up to `n` bytes at `at` (fewer only at the end of the range).
+    fn bytes(&mut self, at: u64, n: usize) -> io::Result<&[u8]> {
+        let have_end = self.buf_start + self.buf.len() as u64;
+        if at < self.buf_start || at + n as u64 > have_end {
+            let want = (self.end - at).min(n.max(WINDOW) as u64) as usize;
+            self.buf.resize(want, 0);
+            self.file.read_exact_at(&mut self.buf, at)?;
+            self.buf_start = at;
+        }
+        let from = (at - self.buf_start) as usize;
+        let to = (from + n).min(self.buf.len());
+        Ok(&self.buf[from..to])
+    }
+
+    /// Checks the record at `at`; returns its header.
+    fn check_at(&mut self, at: u64) -> Result<Result<RecordHeader>> {
+        let (blob, end, check) = (self.blob, self.end, self.check);
+        let head = self.bytes(at, RECORD_HEADER_LEN).map_err(|e| io_err(e, blob))?;
+        let h = match RecordHeader::decode(head, blob, at) {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(e)),
+        };
+        if at + h.record_len() > end {
+            return Ok(Err(Error::Truncated {
+                what: "record",
+                offset: at,
+                need: h.record_len(),
+                have: end - at,
+            }));
+        }
+        if check == Check::Everything {
+            let rec = self.bytes(at, h.record_len() as usize).map_err(|e| io_err(e, blob))?;
+            if let Err(e) = check_frames(&h, rec, blob, at) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(h))
+    }
+
+    /// The next valid record at or after `from`.
+    fn resync(&mut self, from: u64) -> Result<Option<u64>> {
+        let magic = RECORD_MAGIC.to_le_bytes();
+        let mut at = from;
+        while at + RECORD_HEADER_LEN as u64 <= self.end {
+            let blob = self.blob;
+            let chunk = self.bytes(at, WINDOW).map_err(|e| io_err(e, blob))?;
+            let found = chunk.windows(4).position(|w| w == magic);
+            match found {
+                Some(i) => {
+                    let cand = at + i as u64;
+                    if self.check_at(cand)?.is_ok() {
+                        return Ok(Some(cand));
+                    }
+                    at = cand + 1;
+                }
+                None => at += chunk.len().saturating_sub(3).max(1) as u64,
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Iterator for Scanner<'_> {
+    type Item = Result<ScanItem>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.end {
+            return None;
+        }
+        let at = self.pos;
+        Some(match self.check_at(at) {
+            Err(e) => {
+                self.pos = self.end;
+                Err(e)
+            }
+            Ok(Ok(header)) => {
+                self.pos = at + header.record_len();
+                Ok(ScanItem::Record { offset: at, header })
+            }
+            Ok(Err(error)) => match self.resync(at + 1) {
+                Ok(next) => {
+                    self.pos = next.unwrap_or(self.end);
+                    Ok(ScanItem::Damaged { offset: at, error, next })
+                }
+                Err(e) => Err(e),
+            },
+        })
+    }
+}
+
+/// Checks the frame table and every frame CRC of a whole record in `rec`.
+pub fn check_frames(h: &RecordHeader, rec: &[u8], blob: u32, offset: u64) -> Result<()> {
+    let table = FrameTable::decode(h, rec.get(RECORD_HEADER_LEN..).unwrap_or(&[]), blob, offset)?;
+    let area_at = RECORD_HEADER_LEN + h.table_len();
+    for f in &table.frames {
+        let from = area_at + f.stored_offset as usize;
+        let bytes = rec.get(from..from + f.stored_len as usize).ok_or(Error::Truncated {
+            what: "frame data",
+            offset: offset + from as u64,
+            need: u64::from(f.stored_len),
+            have: 0,
+        })?;
+        let got = crc32(bytes);
+        if got != f.crc {
+            return Err(Error::ChecksumMismatch {
+                what: "frame data",
+                blob,
+                offset: offset + from as u64,
+                expected: f.crc,
+                got,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn io_err(e: io::Error, blob: u32) -> Error {
+    Error::io("read", crate::blob::blob_name(blob), e)
+}

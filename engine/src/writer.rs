@@ -1,0 +1,223 @@
+//! The write path: records are appended to the active blob through a write buffer; the
+//! index is updated under the same lock so its order matches the log's.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::blob::{blob_name, Blob};
+use crate::commit::LogPos;
+use crate::engine::Inner;
+use crate::error::{Error, Result};
+use crate::format::blob_header::{BlobHeader, BLOB_HEADER_LEN};
+use crate::format::record::RECORD_HEADER_LEN;
+use crate::index::Loc;
+use crate::io::OpenMode;
+use crate::key::{Key, KEY_LEN};
+
+/// The blob being appended to, and the bytes not yet written to it.
+pub struct Active {
+    pub blob: Arc<Blob>,
+    buf: Vec<u8>,
+    records: u64,
+}
+
+impl Active {
+    pub fn new(blob: Arc<Blob>, records: u64) -> Self {
+        Active { blob, buf: Vec::new(), records }
+    }
+
+    /// Logical end of the blob: written bytes plus buffered ones.
+    pub fn end(&self) -> u64 {
+        self.blob.flushed() + self.buf.len() as u64
+    }
+
+    pub fn buffered(&self) -> u64 {
+        self.buf.len() as u64
+    }
+
+    /// Bytes at `offset..offset+len` of the active blob if they are still in the buffer.
+    pub fn buffered_bytes(&self, blob: u32, offset: u64, len: usize) -> Option<&[u8]> {
+        let flushed = self.blob.flushed();
+        if blob != self.blob.id || offset < flushed {
+            return None;
+        }
+        let from = (offset - flushed) as usize;
+        self.buf.get(from..from.checked_add(len)?)
+    }
+}
+
+impl Inner {
+    /// Appends one encoded record for `key` and points the index at it. Returns the log
+    /// position a durable write must wait for.
+    pub fn append_record(&self, key: &Key, record: &[u8], tombstone: bool) -> Result<LogPos> {
+        let mut a = self.active.lock();
+        self.check_writable()?;
+        let sealed = if self.needs_rotation(&a, record.len() as u64) {
+            Some(self.rotate_locked(&mut a)?)
+        } else {
+            None
+        };
+        let tag = self.index.read().tag(key);
+        let old = self.index.read().find(tag, |loc| Ok(self.key_at_locked(&a, loc)? == *key))?;
+        if tombstone && old.is_none() {
+            drop(a);
+            self.finish_seal(sealed);
+            return Err(Error::NotFound(*key));
+        }
+        let offset = a.end();
+        self.put_bytes_locked(&mut a, record)?;
+        let loc = Loc { blob: a.blob.id, offset: offset as u32, len: record.len() as u32 };
+        {
+            let mut index = self.index.write();
+            if tombstone {
+                index.remove(tag, |l| Ok(Some(l) == old))?;
+            } else {
+                index.upsert(tag, loc, |l| Ok(Some(l) == old))?;
+            }
+        }
+        let live = &self.counters.live_bytes;
+        if !tombstone {
+            live.fetch_add(record.len() as u64, Ordering::Relaxed);
+        }
+        if let Some(o) = old {
+            live.fetch_sub(u64::from(o.len), Ordering::Relaxed);
+        }
+        self.counters.records_written.fetch_add(1, Ordering::Relaxed);
+        a.records += 1;
+        let pos = (a.blob.id, a.end());
+        drop(a);
+        self.finish_seal(sealed);
+        Ok(pos)
+    }
+
+    fn needs_rotation(&self, a: &Active, len: u64) -> bool {
+        let c = &self.config;
+        let has_records = a.end() > BLOB_HEADER_LEN as u64;
+        a.records >= c.max_blob_records || (has_records && a.end() + len > c.max_blob_size)
+    }
+
+    /// Writes `record` at the end of the active blob: into the buffer, or straight to the
+    /// file when it is as large as the buffer.
+    fn put_bytes_locked(&self, a: &mut Active, record: &[u8]) -> Result<()> {
+        if record.len() >= self.config.write_buffer_size {
+            self.flush_locked(a)?;
+            let at = a.blob.flushed();
+            self.write_or_poison(&a.blob, record, at)?;
+            a.blob.set_flushed(at + record.len() as u64);
+            return Ok(());
+        }
+        a.buf.extend_from_slice(record);
+        if a.buf.len() >= self.config.write_buffer_size {
+            self.flush_locked(a)?;
+        }
+        Ok(())
+    }
+
+    fn write_or_poison(&self, blob: &Blob, bytes: &[u8], at: u64) -> Result<()> {
+        blob.file.write_all_at(bytes, at).map_err(|e| {
+            let err = Error::io("write", blob_name(blob.id), e);
+            self.poison(err.to_string());
+            err
+        })
+    }
+
+    /// Writes the buffer to the file (not synced).
+    pub fn flush_locked(&self, a: &mut Active) -> Result<()> {
+        if a.buf.is_empty() {
+            return Ok(());
+        }
+        let at = a.blob.flushed();
+        self.write_or_poison(&a.blob, &a.buf, at)?;
+        a.blob.set_flushed(at + a.buf.len() as u64);
+        a.buf.clear();
+        Ok(())
+    }
+
+    /// Flushes the buffer and fdatasyncs the active blob; returns the position now durable.
+    /// The sync runs without the writer lock, so appends and reads go on meanwhile.
+    pub fn flush_and_sync(&self) -> Result<LogPos, String> {
+        let blob = {
+            let mut a = self.active.lock();
+            self.flush_locked(&mut a).map_err(|e| e.to_string())?;
+            a.blob.clone()
+        };
+        let end = blob.flushed();
+        self.sync_blob(&blob).map_err(|e| e.to_string())?;
+        Ok((blob.id, end))
+    }
+
+    fn sync_blob(&self, blob: &Blob) -> Result<()> {
+        self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        blob.file.sync_data().map_err(|e| {
+            let err = Error::io("fdatasync", blob_name(blob.id), e);
+            self.poison(err.to_string());
+            err
+        })
+    }
+
+    /// Seals the active blob (flushed and synced) and starts the next one; returns the
+    /// sealed blob's id.
+    fn rotate_locked(&self, a: &mut Active) -> Result<u32> {
+        self.flush_locked(a)?;
+        self.sync_blob(&a.blob)?;
+        let old = a.blob.id;
+        let next = create_blob(self, old + 1).inspect_err(|e| self.poison(e.to_string()))?;
+        self.blobs.write().insert(next.id, next.clone());
+        a.blob = next;
+        a.records = 0;
+        self.commit.mark_synced((a.blob.id, BLOB_HEADER_LEN as u64));
+        Ok(old)
+    }
+
+    /// After a rotation, writes the sealed blob's index file (outside the writer lock). A
+    /// failure only costs a rescan at the next open, so it is logged, not returned.
+    fn finish_seal(&self, sealed: Option<u32>) {
+        if let Some(id) = sealed {
+            if let Err(e) = crate::checkpoint::write_index_file(self, id) {
+                tracing::warn!(blob = id, error = %e, "could not write index file; next open rescans");
+            }
+        }
+    }
+
+    /// The key of the record at `loc`, read while holding the writer lock.
+    fn key_at_locked(&self, a: &Active, loc: Loc) -> Result<Key> {
+        let at = u64::from(loc.offset) + 8;
+        let mut key = [0u8; KEY_LEN];
+        if let Some(b) = a.buffered_bytes(loc.blob, at, KEY_LEN) {
+            key.copy_from_slice(b);
+            return Ok(Key(key));
+        }
+        let blob = self.blob(loc.blob)?;
+        debug_assert!(u64::from(loc.len) >= RECORD_HEADER_LEN as u64);
+        blob.file
+            .read_exact_at(&mut key, at)
+            .map_err(|e| Error::io("read", blob_name(loc.blob), e))?;
+        Ok(Key(key))
+    }
+
+    /// The blob with this id.
+    pub fn blob(&self, id: u32) -> Result<Arc<Blob>> {
+        self.blobs.read().get(&id).cloned().ok_or_else(|| Error::Corrupt {
+            what: "index",
+            file: blob_name(id),
+            offset: 0,
+            reason: "index points into a blob that does not exist".into(),
+        })
+    }
+}
+
+/// Creates blob `id`: header written, file and directory entry synced.
+pub fn create_blob(inner: &Inner, id: u32) -> Result<Arc<Blob>> {
+    create_blob_on(inner.device.as_ref(), id)
+}
+
+/// Creates blob `id` on a device: header written, file and directory entry synced.
+pub fn create_blob_on(device: &dyn crate::io::Device, id: u32) -> Result<Arc<Blob>> {
+    let name = blob_name(id);
+    let io = |op| move |e| Error::io(op, blob_name(id), e);
+    let file = device.open(&name, OpenMode::CreateNew).map_err(io("create"))?;
+    file.write_all_at(&BlobHeader::new(id).encode(), 0).map_err(io("write"))?;
+    file.sync_data().map_err(io("fdatasync"))?;
+    device.sync_dir().map_err(io("sync dir for"))?;
+    Ok(Arc::new(Blob::new(id, file, BLOB_HEADER_LEN as u64)))
+}
