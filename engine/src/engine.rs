@@ -264,6 +264,12 @@ impl Engine {
         Ok(())
     }
 
+    /// Seals the active blob now (if it holds any record) and starts a new one.
+    pub fn rotate(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        self.inner.rotate_now()
+    }
+
     /// Current figures.
     pub fn stats(&self) -> Stats {
         let i = &self.inner;

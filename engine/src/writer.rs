@@ -90,6 +90,18 @@ impl Inner {
         Ok(pos)
     }
 
+    /// Seals the active blob if it holds records, then writes its index file.
+    pub fn rotate_now(&self) -> Result<()> {
+        let sealed = {
+            let mut a = self.active.lock();
+            if a.end() <= BLOB_HEADER_LEN as u64 {
+                return Ok(());
+            }
+            self.rotate_locked(&mut a)?
+        };
+        crate::checkpoint::write_index_file(self, sealed)
+    }
+
     fn needs_rotation(&self, a: &Active, len: u64) -> bool {
         let c = &self.config;
         let has_records = a.end() > BLOB_HEADER_LEN as u64;

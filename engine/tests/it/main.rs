@@ -1,0 +1,8 @@
+//! Integration tests of the blob engine: one binary, a module per subject.
+
+mod basics;
+mod crash_images;
+mod faults;
+mod model;
+mod process_kill;
+mod support;
