@@ -23,10 +23,15 @@ pub fn load_index(device: &dyn Device, id: u32, blob_len: u64) -> Result<Option<
     };
     let len = file.len().map_err(|e| Error::io("stat", name.clone(), e))?;
     if len > MAX_INDEX_FILE {
-        return Err(Error::TooLarge { what: "index file", got: len, limit: MAX_INDEX_FILE });
+        return Err(Error::TooLarge {
+            what: "index file",
+            got: len,
+            limit: MAX_INDEX_FILE,
+        });
     }
     let mut bytes = vec![0u8; len as usize];
-    file.read_exact_at(&mut bytes, 0).map_err(|e| Error::io("read", name.clone(), e))?;
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| Error::io("read", name.clone(), e))?;
     let ix = IndexFile::decode(&bytes, &name)?;
     if ix.blob_id != id || ix.covered_len > blob_len {
         return Err(Error::Corrupt {
@@ -53,7 +58,9 @@ pub fn store_index(device: &dyn Device, ix: &IndexFile) -> Result<()> {
     if device.list().map_err(io("list"))?.contains(&tmp) {
         device.remove(&tmp).map_err(io("remove"))?;
     }
-    let f = device.open(&tmp, OpenMode::CreateNew).map_err(io("create"))?;
+    let f = device
+        .open(&tmp, OpenMode::CreateNew)
+        .map_err(io("create"))?;
     f.write_all_at(&ix.encode(), 0).map_err(io("write"))?;
     f.sync_data().map_err(io("fdatasync"))?;
     device.rename(&tmp, &name).map_err(io("rename"))?;
@@ -62,7 +69,13 @@ pub fn store_index(device: &dyn Device, ix: &IndexFile) -> Result<()> {
 
 /// Lists the records of `[start, end)` of a blob from its headers (for data this process
 /// wrote; recovery checks every byte instead).
-pub fn scan_entries(file: &dyn DeviceFile, id: u32, start: u64, end: u64, check: Check) -> Result<Vec<IndexEntry>> {
+pub fn scan_entries(
+    file: &dyn DeviceFile,
+    id: u32,
+    start: u64,
+    end: u64,
+    check: Check,
+) -> Result<Vec<IndexEntry>> {
     let mut entries = Vec::new();
     for item in Scanner::new(file, id, start, end, check) {
         match item? {
@@ -90,7 +103,20 @@ pub(crate) fn write_index_file(inner: &Inner, id: u32) -> Result<()> {
         Some(ix) => (ix.entries, ix.covered_len),
         None => (Vec::new(), BLOB_HEADER_LEN as u64),
     };
-    entries.extend(scan_entries(blob.file.as_ref(), id, start, end, Check::Headers)?);
+    entries.extend(scan_entries(
+        blob.file.as_ref(),
+        id,
+        start,
+        end,
+        Check::Headers,
+    )?);
     tracing::debug!(blob = %blob_name(id), records = entries.len(), "writing index file");
-    store_index(device, &IndexFile { blob_id: id, covered_len: end, entries })
+    store_index(
+        device,
+        &IndexFile {
+            blob_id: id,
+            covered_len: end,
+            entries,
+        },
+    )
 }

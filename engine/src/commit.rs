@@ -110,7 +110,13 @@ mod tests {
     #[test]
     fn a_failed_sync_fails_every_waiter_after_it() {
         let gc = GroupCommit::default();
-        assert_eq!(gc.wait_durable((1, 5), Duration::ZERO, || Err("disk gone".into())), Err("disk gone".into()));
-        assert_eq!(gc.wait_durable((1, 1), Duration::ZERO, || Ok((1, 9))), Err("disk gone".into()));
+        assert_eq!(
+            gc.wait_durable((1, 5), Duration::ZERO, || Err("disk gone".into())),
+            Err("disk gone".into())
+        );
+        assert_eq!(
+            gc.wait_durable((1, 1), Duration::ZERO, || Ok((1, 9))),
+            Err("disk gone".into())
+        );
     }
 }

@@ -28,7 +28,9 @@ impl std::str::FromStr for Durability {
             "none" => Ok(Durability::None),
             "batch" => Ok(Durability::Batch),
             "sync" => Ok(Durability::Sync),
-            other => Err(format!("unknown durability {other:?} (none, batch or sync)")),
+            other => Err(format!(
+                "unknown durability {other:?} (none, batch or sync)"
+            )),
         }
     }
 }
@@ -129,16 +131,27 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidConfig(m));
         if self.max_blob_size <= BLOB_HEADER_LEN as u64 || self.max_blob_size > MAX_BLOB_SIZE {
-            return bad(format!("max_blob_size {} not in 33..={MAX_BLOB_SIZE}", self.max_blob_size));
+            return bad(format!(
+                "max_blob_size {} not in 33..={MAX_BLOB_SIZE}",
+                self.max_blob_size
+            ));
         }
         if self.max_blob_records == 0 {
             return bad("max_blob_records must be at least 1".into());
         }
-        if !self.frame_len.is_power_of_two() || !(MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&self.frame_len) {
-            return bad(format!("frame_len {} must be a power of two in 4 KiB..=16 MiB", self.frame_len));
+        if !self.frame_len.is_power_of_two()
+            || !(MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&self.frame_len)
+        {
+            return bad(format!(
+                "frame_len {} must be a power of two in 4 KiB..=16 MiB",
+                self.frame_len
+            ));
         }
         if self.write_buffer_size == 0 || self.write_buffer_size > 256 << 20 {
-            return bad(format!("write_buffer_size {} not in 1..=256 MiB", self.write_buffer_size));
+            return bad(format!(
+                "write_buffer_size {} not in 1..=256 MiB",
+                self.write_buffer_size
+            ));
         }
         Ok(())
     }
@@ -152,20 +165,37 @@ mod tests {
     fn range_rules_past_the_end() {
         assert_eq!(Range::all().resolve(10).ok(), Some((0, 10)));
         assert_eq!(Range::new(4, 3).resolve(10).ok(), Some((4, 3)));
-        assert_eq!(Range::new(8, 100).resolve(10).ok(), Some((8, 2)), "clamped to the end");
-        assert_eq!(Range::new(10, 5).resolve(10).ok(), Some((10, 0)), "at the end: empty");
+        assert_eq!(
+            Range::new(8, 100).resolve(10).ok(),
+            Some((8, 2)),
+            "clamped to the end"
+        );
+        assert_eq!(
+            Range::new(10, 5).resolve(10).ok(),
+            Some((10, 0)),
+            "at the end: empty"
+        );
         assert!(matches!(
             Range::new(11, 1).resolve(10),
-            Err(Error::RangeOutOfBounds { offset: 11, len: 10 })
+            Err(Error::RangeOutOfBounds {
+                offset: 11,
+                len: 10
+            })
         ));
     }
 
     #[test]
     fn default_config_is_valid_and_bad_values_are_refused() {
         assert!(Config::default().validate().is_ok());
-        let c = Config { frame_len: 5000, ..Config::default() };
+        let c = Config {
+            frame_len: 5000,
+            ..Config::default()
+        };
         assert!(c.validate().is_err());
-        let c = Config { max_blob_size: 1 << 40, ..Config::default() };
+        let c = Config {
+            max_blob_size: 1 << 40,
+            ..Config::default()
+        };
         assert!(c.validate().is_err());
     }
 }

@@ -144,7 +144,8 @@ impl Engine {
     /// Opens (creating if needed) the data directory `dir`.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Engine> {
         let path = dir.as_ref();
-        let device = OsDevice::open(path).map_err(|e| Error::io("create dir", path.display().to_string(), e))?;
+        let device = OsDevice::open(path)
+            .map_err(|e| Error::io("create dir", path.display().to_string(), e))?;
         Self::open_on(Arc::new(device), config)
     }
 
@@ -152,7 +153,9 @@ impl Engine {
     pub fn open_on(device: Arc<dyn Device>, config: Config) -> Result<Engine> {
         config.validate()?;
         let lock = device.lock().map_err(|e| match e.kind() {
-            std::io::ErrorKind::WouldBlock => Error::Locked { path: device.describe() },
+            std::io::ErrorKind::WouldBlock => Error::Locked {
+                path: device.describe(),
+            },
             _ => Error::io("lock", device.describe(), e),
         })?;
         let rec = crate::recovery::recover(device.as_ref(), &config)?;
@@ -171,14 +174,20 @@ impl Engine {
             stop: (Mutex::new(false), Condvar::new()),
             _lock: lock,
         });
-        inner.counters.live_bytes.store(rec.live_bytes, Ordering::Relaxed);
+        inner
+            .counters
+            .live_bytes
+            .store(rec.live_bytes, Ordering::Relaxed);
         inner.commit.mark_synced(synced);
         let weak = Arc::downgrade(&inner);
         let flusher = std::thread::Builder::new()
             .name("ringblob-flush".into())
             .spawn(move || flusher_loop(weak))
             .map_err(|e| Error::io("spawn flusher", "thread", e))?;
-        Ok(Engine { inner, flusher: Some(flusher) })
+        Ok(Engine {
+            inner,
+            flusher: Some(flusher),
+        })
     }
 
     /// Stores `value` under `key`, replacing any earlier value.
@@ -220,7 +229,8 @@ impl Engine {
             let (encoder, buf) = &mut *guard;
             buf.clear();
             encoder.encode(spec, value, buf)?;
-            self.inner.append_record(&spec.key, buf, spec.flags & FLAG_TOMBSTONE != 0)
+            self.inner
+                .append_record(&spec.key, buf, spec.flags & FLAG_TOMBSTONE != 0)
         })?;
         let window = match durability {
             Durability::None => return Ok(()),
@@ -275,7 +285,10 @@ impl Engine {
         let i = &self.inner;
         let (bytes_on_disk, blobs) = {
             let blobs = i.blobs.read();
-            (blobs.values().map(|b| b.flushed()).sum::<u64>(), blobs.len() as u64)
+            (
+                blobs.values().map(|b| b.flushed()).sum::<u64>(),
+                blobs.len() as u64,
+            )
         };
         let (active_blob, buffered) = {
             let a = i.active.lock();

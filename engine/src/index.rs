@@ -97,31 +97,46 @@ impl KeyIndex {
     ) -> Result<Option<Loc>> {
         match self.find(tag, same_key)? {
             Some(old) => {
-                if let Some(s) = self.table.find_mut(tag, |s| s.tag() == tag && s.loc() == old) {
+                if let Some(s) = self
+                    .table
+                    .find_mut(tag, |s| s.tag() == tag && s.loc() == old)
+                {
                     *s = Slot::new(tag, loc);
                 }
                 Ok(Some(old))
             }
             None => {
-                self.table.insert_unique(tag, Slot::new(tag, loc), Slot::tag);
+                self.table
+                    .insert_unique(tag, Slot::new(tag, loc), Slot::tag);
                 Ok(None)
             }
         }
     }
 
     /// Removes the key; returns where it was.
-    pub fn remove(&mut self, tag: u64, same_key: impl FnMut(Loc) -> Result<bool>) -> Result<Option<Loc>> {
+    pub fn remove(
+        &mut self,
+        tag: u64,
+        same_key: impl FnMut(Loc) -> Result<bool>,
+    ) -> Result<Option<Loc>> {
         let Some(old) = self.find(tag, same_key)? else {
             return Ok(None);
         };
-        if let Ok(e) = self.table.find_entry(tag, |s| s.tag() == tag && s.loc() == old) {
+        if let Ok(e) = self
+            .table
+            .find_entry(tag, |s| s.tag() == tag && s.loc() == old)
+        {
             e.remove();
         }
         Ok(Some(old))
     }
 
     /// The candidate that holds the key, if any.
-    pub fn find(&self, tag: u64, mut same_key: impl FnMut(Loc) -> Result<bool>) -> Result<Option<Loc>> {
+    pub fn find(
+        &self,
+        tag: u64,
+        mut same_key: impl FnMut(Loc) -> Result<bool>,
+    ) -> Result<Option<Loc>> {
         for loc in self.candidates(tag) {
             if same_key(loc)? {
                 return Ok(Some(loc));
@@ -160,7 +175,11 @@ mod tests {
     use super::*;
 
     fn loc(o: u32) -> Loc {
-        Loc { blob: 1, offset: o, len: 10 }
+        Loc {
+            blob: 1,
+            offset: o,
+            len: 10,
+        }
     }
 
     #[test]
@@ -169,15 +188,33 @@ mod tests {
         let mut ix = KeyIndex::default();
         let tag = 42;
         let key_at = |l: Loc| if l.offset < 100 { "a" } else { "b" };
-        assert_eq!(ix.upsert(tag, loc(1), |l| Ok(key_at(l) == "a")).ok(), Some(None));
-        assert_eq!(ix.upsert(tag, loc(101), |l| Ok(key_at(l) == "b")).ok(), Some(None));
+        assert_eq!(
+            ix.upsert(tag, loc(1), |l| Ok(key_at(l) == "a")).ok(),
+            Some(None)
+        );
+        assert_eq!(
+            ix.upsert(tag, loc(101), |l| Ok(key_at(l) == "b")).ok(),
+            Some(None)
+        );
         assert_eq!(ix.len(), 2);
-        assert_eq!(ix.upsert(tag, loc(2), |l| Ok(key_at(l) == "a")).ok(), Some(Some(loc(1))));
+        assert_eq!(
+            ix.upsert(tag, loc(2), |l| Ok(key_at(l) == "a")).ok(),
+            Some(Some(loc(1)))
+        );
         assert_eq!(ix.len(), 2);
-        assert_eq!(ix.find(tag, |l| Ok(key_at(l) == "b")).ok(), Some(Some(loc(101))));
-        assert_eq!(ix.remove(tag, |l| Ok(key_at(l) == "a")).ok(), Some(Some(loc(2))));
+        assert_eq!(
+            ix.find(tag, |l| Ok(key_at(l) == "b")).ok(),
+            Some(Some(loc(101)))
+        );
+        assert_eq!(
+            ix.remove(tag, |l| Ok(key_at(l) == "a")).ok(),
+            Some(Some(loc(2)))
+        );
         assert_eq!(ix.find(tag, |l| Ok(key_at(l) == "a")).ok(), Some(None));
-        assert_eq!(ix.find(tag, |l| Ok(key_at(l) == "b")).ok(), Some(Some(loc(101))));
+        assert_eq!(
+            ix.find(tag, |l| Ok(key_at(l) == "b")).ok(),
+            Some(Some(loc(101)))
+        );
     }
 
     #[test]

@@ -21,7 +21,12 @@ impl Iter {
     pub(crate) fn new(inner: Arc<Inner>, range: Option<(Key, Key)>) -> Self {
         let mut locs = inner.index.read().locations();
         locs.sort_unstable();
-        Iter { inner, locs: locs.into_iter(), range, buf: Vec::new() }
+        Iter {
+            inner,
+            locs: locs.into_iter(),
+            range,
+            buf: Vec::new(),
+        }
     }
 }
 

@@ -65,7 +65,13 @@ impl Inner {
     }
 
     /// One `pread` of the whole record; `None` if it holds another key.
-    fn read_small(&self, key: &Key, loc: Loc, range: Range, rec: &mut Vec<u8>) -> Result<Option<Vec<u8>>> {
+    fn read_small(
+        &self,
+        key: &Key,
+        loc: Loc,
+        range: Range,
+        rec: &mut Vec<u8>,
+    ) -> Result<Option<Vec<u8>>> {
         let offset = u64::from(loc.offset);
         self.read_bytes(loc.blob, offset, loc.len as usize, rec)?;
         let h = RecordHeader::decode(rec, loc.blob, offset)?;
@@ -78,8 +84,14 @@ impl Inner {
         if len > 0 {
             let (first, _) = frames_for_range(&h, off, len);
             let area = RECORD_HEADER_LEN + h.table_len();
-            let base = table.frames.get(first as usize).map_or(0, |f| f.stored_offset as usize);
-            let place = RecordPlace { blob: loc.blob, offset };
+            let base = table
+                .frames
+                .get(first as usize)
+                .map_or(0, |f| f.stored_offset as usize);
+            let place = RecordPlace {
+                blob: loc.blob,
+                offset,
+            };
             let stored = rec.get(area + base..).unwrap_or(&[]);
             extract_range(&h, &table, first, stored, (off, len), place, &mut out)?;
         }
@@ -87,7 +99,13 @@ impl Inner {
     }
 
     /// Header, frame table, then only the frames the range touches.
-    fn read_large(&self, key: &Key, loc: Loc, range: Range, buf: &mut Vec<u8>) -> Result<Option<Vec<u8>>> {
+    fn read_large(
+        &self,
+        key: &Key,
+        loc: Loc,
+        range: Range,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<Vec<u8>>> {
         let offset = u64::from(loc.offset);
         self.read_bytes(loc.blob, offset, RECORD_HEADER_LEN, buf)?;
         let h = RecordHeader::decode(buf, loc.blob, offset)?;
@@ -103,7 +121,10 @@ impl Inner {
         self.read_bytes(loc.blob, table_at, h.table_len(), buf)?;
         let table = FrameTable::decode(&h, buf, loc.blob, offset)?;
         let (first, last) = frames_for_range(&h, off, len);
-        let (Some(f), Some(l)) = (table.frames.get(first as usize), table.frames.get(last as usize)) else {
+        let (Some(f), Some(l)) = (
+            table.frames.get(first as usize),
+            table.frames.get(last as usize),
+        ) else {
             return Err(Error::Corrupt {
                 what: "frame table",
                 file: blob_name(loc.blob),
@@ -114,7 +135,10 @@ impl Inner {
         let span = (l.stored_offset + u64::from(l.stored_len) - f.stored_offset) as usize;
         let area_at = table_at + h.table_len() as u64 + f.stored_offset;
         self.read_bytes(loc.blob, area_at, span, buf)?;
-        let place = RecordPlace { blob: loc.blob, offset };
+        let place = RecordPlace {
+            blob: loc.blob,
+            offset,
+        };
         extract_range(&h, &table, first, buf, (off, len), place, &mut out)?;
         Ok(Some(out))
     }

@@ -29,12 +29,16 @@ pub struct Recovered {
 /// Opens every blob in `device` and rebuilds the index.
 pub fn recover(device: &dyn Device, _config: &Config) -> Result<Recovered> {
     let dir = device.describe();
-    let names = device.list().map_err(|e| Error::io("list", dir.clone(), e))?;
+    let names = device
+        .list()
+        .map_err(|e| Error::io("list", dir.clone(), e))?;
     let mut ids = Vec::new();
     for name in &names {
         if name.ends_with(".tmp") {
             tracing::info!(file = %name, "removing leftover temporary file");
-            device.remove(name).map_err(|e| Error::io("remove", name.clone(), e))?;
+            device
+                .remove(name)
+                .map_err(|e| Error::io("remove", name.clone(), e))?;
         } else if let Some((id, FileKind::Blob)) = parse_name(name) {
             ids.push(id);
         }
@@ -62,19 +66,36 @@ pub fn recover(device: &dyn Device, _config: &Config) -> Result<Recovered> {
     let (index, live_bytes) = build_index(&blobs, &entries)?;
     let active_records = entries.get(&active.id).map_or(0, |e| e.len() as u64);
     tracing::info!(dir = %dir, blobs = blobs.len(), keys = index.len(), "opened");
-    Ok(Recovered { blobs, index, live_bytes, active, active_records })
+    Ok(Recovered {
+        blobs,
+        index,
+        live_bytes,
+        active,
+        active_records,
+    })
 }
 
 /// Opens one blob and lists its records. The last blob may have a torn header (crash while
 /// creating it): it is dropped. Any other bad header is an error: refusing to open beats
 /// silently losing a blob.
-fn open_blob(device: &dyn Device, id: u32, is_last: bool) -> Result<Option<(Arc<Blob>, Vec<IndexEntry>)>> {
+fn open_blob(
+    device: &dyn Device,
+    id: u32,
+    is_last: bool,
+) -> Result<Option<(Arc<Blob>, Vec<IndexEntry>)>> {
     let name = blob_name(id);
-    let mode = if is_last { OpenMode::ReadWrite } else { OpenMode::ReadOnly };
-    let file = device.open(&name, mode).map_err(|e| Error::io("open", name.clone(), e))?;
+    let mode = if is_last {
+        OpenMode::ReadWrite
+    } else {
+        OpenMode::ReadOnly
+    };
+    let file = device
+        .open(&name, mode)
+        .map_err(|e| Error::io("open", name.clone(), e))?;
     let len = file.len().map_err(|e| Error::io("stat", name.clone(), e))?;
     let mut head = [0u8; BLOB_HEADER_LEN];
-    let n = crate::io::read_up_to(file.as_ref(), &mut head, 0).map_err(|e| Error::io("read", name.clone(), e))?;
+    let n = crate::io::read_up_to(file.as_ref(), &mut head, 0)
+        .map_err(|e| Error::io("read", name.clone(), e))?;
     match BlobHeader::decode(&head[..n], &name) {
         Ok(h) if h.blob_id == id => {}
         Ok(h) => {
@@ -88,9 +109,13 @@ fn open_blob(device: &dyn Device, id: u32, is_last: bool) -> Result<Option<(Arc<
         Err(e) if is_last && len <= BLOB_HEADER_LEN as u64 => {
             tracing::warn!(file = %name, error = %e, "removing blob left half-created by a crash");
             drop(file);
-            device.remove(&name).map_err(|e| Error::io("remove", name.clone(), e))?;
+            device
+                .remove(&name)
+                .map_err(|e| Error::io("remove", name.clone(), e))?;
             let _ = device.remove(&index_name(id));
-            device.sync_dir().map_err(|e| Error::io("sync dir for", name, e))?;
+            device
+                .sync_dir()
+                .map_err(|e| Error::io("sync dir for", name, e))?;
             return Ok(None);
         }
         Err(e) => return Err(e),
@@ -105,17 +130,37 @@ fn open_blob(device: &dyn Device, id: u32, is_last: bool) -> Result<Option<(Arc<
 
 /// A sealed blob's records: from its index file, or rebuilt from the blob (and the index
 /// file rewritten) when that is missing or fails its checks.
-fn sealed_entries(device: &dyn Device, file: &dyn DeviceFile, id: u32, len: u64) -> Result<Vec<IndexEntry>> {
+fn sealed_entries(
+    device: &dyn Device,
+    file: &dyn DeviceFile,
+    id: u32,
+    len: u64,
+) -> Result<Vec<IndexEntry>> {
     match load_index(device, id, len) {
         Ok(Some(ix)) if ix.covered_len == len => return Ok(ix.entries),
-        Ok(Some(ix)) => tracing::warn!(blob = id, covered = ix.covered_len, len, "index file is stale; rebuilding from blob"),
+        Ok(Some(ix)) => tracing::warn!(
+            blob = id,
+            covered = ix.covered_len,
+            len,
+            "index file is stale; rebuilding from blob"
+        ),
         Ok(None) => tracing::warn!(blob = id, "index file missing; rebuilding from blob"),
         Err(e) => tracing::warn!(blob = id, error = %e, "index file damaged; rebuilding from blob"),
     }
     let (entries, damaged) = scan_all(file, id, BLOB_HEADER_LEN as u64, len)?;
     if damaged {
-        tracing::error!(blob = id, "blob has damaged records; not writing an index file over them");
-    } else if let Err(e) = store_index(device, &IndexFile { blob_id: id, covered_len: len, entries: entries.clone() }) {
+        tracing::error!(
+            blob = id,
+            "blob has damaged records; not writing an index file over them"
+        );
+    } else if let Err(e) = store_index(
+        device,
+        &IndexFile {
+            blob_id: id,
+            covered_len: len,
+            entries: entries.clone(),
+        },
+    ) {
         tracing::warn!(blob = id, error = %e, "could not write rebuilt index file");
     }
     Ok(entries)
@@ -125,7 +170,12 @@ fn sealed_entries(device: &dyn Device, file: &dyn DeviceFile, id: u32, len: u64)
 /// full. A damaged tail with no valid record after it is a torn append and is truncated;
 /// damage followed by valid records is corruption, logged and skipped. Returns the entries
 /// and the blob's length afterwards.
-fn recover_tail(device: &dyn Device, file: &dyn DeviceFile, id: u32, len: u64) -> Result<(Vec<IndexEntry>, u64)> {
+fn recover_tail(
+    device: &dyn Device,
+    file: &dyn DeviceFile,
+    id: u32,
+    len: u64,
+) -> Result<(Vec<IndexEntry>, u64)> {
     let (mut entries, start) = match load_index(device, id, len) {
         Ok(Some(ix)) => (ix.entries, ix.covered_len),
         Ok(None) => (Vec::new(), BLOB_HEADER_LEN as u64),
@@ -138,14 +188,24 @@ fn recover_tail(device: &dyn Device, file: &dyn DeviceFile, id: u32, len: u64) -
     for item in Scanner::new(file, id, start, len, Check::Everything) {
         match item? {
             ScanItem::Record { offset, header } => entries.push(entry(offset, &header)),
-            ScanItem::Damaged { offset, error, next: None } => {
+            ScanItem::Damaged {
+                offset,
+                error,
+                next: None,
+            } => {
                 tracing::warn!(blob = id, offset, dropped = len - offset, reason = %error, "truncating torn tail");
                 let name = blob_name(id);
-                file.set_len(offset).map_err(|e| Error::io("truncate", name.clone(), e))?;
-                file.sync_data().map_err(|e| Error::io("fdatasync", name, e))?;
+                file.set_len(offset)
+                    .map_err(|e| Error::io("truncate", name.clone(), e))?;
+                file.sync_data()
+                    .map_err(|e| Error::io("fdatasync", name, e))?;
                 end = offset;
             }
-            ScanItem::Damaged { offset, error, next: Some(n) } => {
+            ScanItem::Damaged {
+                offset,
+                error,
+                next: Some(n),
+            } => {
                 tracing::error!(blob = id, offset, skipped = n - offset, reason = %error, "damaged record skipped");
             }
         }
@@ -153,13 +213,22 @@ fn recover_tail(device: &dyn Device, file: &dyn DeviceFile, id: u32, len: u64) -
     Ok((entries, end))
 }
 
-fn scan_all(file: &dyn DeviceFile, id: u32, start: u64, end: u64) -> Result<(Vec<IndexEntry>, bool)> {
+fn scan_all(
+    file: &dyn DeviceFile,
+    id: u32,
+    start: u64,
+    end: u64,
+) -> Result<(Vec<IndexEntry>, bool)> {
     let mut entries = Vec::new();
     let mut damaged = false;
     for item in Scanner::new(file, id, start, end, Check::Everything) {
         match item? {
             ScanItem::Record { offset, header } => entries.push(entry(offset, &header)),
-            ScanItem::Damaged { offset, error, next } => {
+            ScanItem::Damaged {
+                offset,
+                error,
+                next,
+            } => {
                 tracing::error!(blob = id, offset, ?next, reason = %error, "damaged record in sealed blob");
                 damaged = true;
             }
@@ -180,17 +249,20 @@ fn entry(offset: u64, h: &crate::format::record::RecordHeader) -> IndexEntry {
 
 /// Applies every record in log order; later records win, tombstones remove. Keys whose tags
 /// collide are told apart by the full keys in `entries`, without touching the disk.
-fn build_index(blobs: &BTreeMap<u32, Arc<Blob>>, entries: &HashMap<u32, Vec<IndexEntry>>) -> Result<(KeyIndex, u64)> {
+fn build_index(
+    blobs: &BTreeMap<u32, Arc<Blob>>,
+    entries: &HashMap<u32, Vec<IndexEntry>>,
+) -> Result<(KeyIndex, u64)> {
     let total: usize = entries.values().map(Vec::len).sum();
     let mut index = KeyIndex::with_capacity(total);
     let mut live = 0u64;
     let key_at = |loc: Loc| {
-        entries
-            .get(&loc.blob)
-            .and_then(|list| {
-                let i = list.binary_search_by_key(&u64::from(loc.offset), |e| e.offset).ok()?;
-                list.get(i).map(|e| e.key)
-            })
+        entries.get(&loc.blob).and_then(|list| {
+            let i = list
+                .binary_search_by_key(&u64::from(loc.offset), |e| e.offset)
+                .ok()?;
+            list.get(i).map(|e| e.key)
+        })
     };
     for id in blobs.keys() {
         for e in entries.get(id).map(Vec::as_slice).unwrap_or(&[]) {
@@ -200,7 +272,11 @@ fn build_index(blobs: &BTreeMap<u32, Arc<Blob>>, entries: &HashMap<u32, Vec<Inde
                 index.remove(tag, same)?
             } else {
                 live += u64::from(e.record_len);
-                let loc = Loc { blob: *id, offset: e.offset as u32, len: e.record_len };
+                let loc = Loc {
+                    blob: *id,
+                    offset: e.offset as u32,
+                    len: e.record_len,
+                };
                 index.upsert(tag, loc, same)?
             };
             if let Some(o) = old {

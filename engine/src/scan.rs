@@ -4,8 +4,8 @@
 use std::io;
 
 use crate::error::{Error, Result};
-use crate::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN, RECORD_MAGIC};
 use crate::format::crc32;
+use crate::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN, RECORD_MAGIC};
 use crate::io::DeviceFile;
 
 /// How much a scan checks.
@@ -23,7 +23,11 @@ pub enum ScanItem {
     /// A record that passed the checks.
     Record { offset: u64, header: RecordHeader },
     /// Bytes at `offset` that are not a valid record; `next` is the next valid record, if any.
-    Damaged { offset: u64, error: Error, next: Option<u64> },
+    Damaged {
+        offset: u64,
+        error: Error,
+        next: Option<u64>,
+    },
 }
 
 const WINDOW: usize = 4 << 20;
@@ -41,7 +45,15 @@ pub struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     pub fn new(file: &'a dyn DeviceFile, blob: u32, start: u64, end: u64, check: Check) -> Self {
-        Scanner { file, blob, pos: start, end, check, buf: Vec::new(), buf_start: start }
+        Scanner {
+            file,
+            blob,
+            pos: start,
+            end,
+            check,
+            buf: Vec::new(),
+            buf_start: start,
+        }
     }
 
     /// Where the scan stands.
@@ -66,7 +78,9 @@ impl<'a> Scanner<'a> {
     /// Checks the record at `at`; returns its header.
     fn check_at(&mut self, at: u64) -> Result<Result<RecordHeader>> {
         let (blob, end, check) = (self.blob, self.end, self.check);
-        let head = self.bytes(at, RECORD_HEADER_LEN).map_err(|e| io_err(e, blob))?;
+        let head = self
+            .bytes(at, RECORD_HEADER_LEN)
+            .map_err(|e| io_err(e, blob))?;
         let h = match RecordHeader::decode(head, blob, at) {
             Ok(h) => h,
             Err(e) => return Ok(Err(e)),
@@ -80,7 +94,9 @@ impl<'a> Scanner<'a> {
             }));
         }
         if check == Check::Everything {
-            let rec = self.bytes(at, h.record_len() as usize).map_err(|e| io_err(e, blob))?;
+            let rec = self
+                .bytes(at, h.record_len() as usize)
+                .map_err(|e| io_err(e, blob))?;
             if let Err(e) = check_frames(&h, rec, blob, at) {
                 return Ok(Err(e));
             }
@@ -131,7 +147,11 @@ impl Iterator for Scanner<'_> {
             Ok(Err(error)) => match self.resync(at + 1) {
                 Ok(next) => {
                     self.pos = next.unwrap_or(self.end);
-                    Ok(ScanItem::Damaged { offset: at, error, next })
+                    Ok(ScanItem::Damaged {
+                        offset: at,
+                        error,
+                        next,
+                    })
                 }
                 Err(e) => Err(e),
             },
@@ -145,12 +165,14 @@ pub fn check_frames(h: &RecordHeader, rec: &[u8], blob: u32, offset: u64) -> Res
     let area_at = RECORD_HEADER_LEN + h.table_len();
     for f in &table.frames {
         let from = area_at + f.stored_offset as usize;
-        let bytes = rec.get(from..from + f.stored_len as usize).ok_or(Error::Truncated {
-            what: "frame data",
-            offset: offset + from as u64,
-            need: u64::from(f.stored_len),
-            have: 0,
-        })?;
+        let bytes = rec
+            .get(from..from + f.stored_len as usize)
+            .ok_or(Error::Truncated {
+                what: "frame data",
+                offset: offset + from as u64,
+                need: u64::from(f.stored_len),
+                have: 0,
+            })?;
         let got = crc32(bytes);
         if got != f.crc {
             return Err(Error::ChecksumMismatch {

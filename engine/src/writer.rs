@@ -23,7 +23,11 @@ pub struct Active {
 
 impl Active {
     pub fn new(blob: Arc<Blob>, records: u64) -> Self {
-        Active { blob, buf: Vec::new(), records }
+        Active {
+            blob,
+            buf: Vec::new(),
+            records,
+        }
     }
 
     /// Logical end of the blob: written bytes plus buffered ones.
@@ -58,7 +62,10 @@ impl Inner {
             None
         };
         let tag = self.index.read().tag(key);
-        let old = self.index.read().find(tag, |loc| Ok(self.key_at_locked(&a, loc)? == *key))?;
+        let old = self
+            .index
+            .read()
+            .find(tag, |loc| Ok(self.key_at_locked(&a, loc)? == *key))?;
         if tombstone && old.is_none() {
             drop(a);
             self.finish_seal(sealed);
@@ -66,7 +73,11 @@ impl Inner {
         }
         let offset = a.end();
         self.put_bytes_locked(&mut a, record)?;
-        let loc = Loc { blob: a.blob.id, offset: offset as u32, len: record.len() as u32 };
+        let loc = Loc {
+            blob: a.blob.id,
+            offset: offset as u32,
+            len: record.len() as u32,
+        };
         {
             let mut index = self.index.write();
             if tombstone {
@@ -82,7 +93,9 @@ impl Inner {
         if let Some(o) = old {
             live.fetch_sub(u64::from(o.len), Ordering::Relaxed);
         }
-        self.counters.records_written.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .records_written
+            .fetch_add(1, Ordering::Relaxed);
         a.records += 1;
         let pos = (a.blob.id, a.end());
         drop(a);
@@ -209,12 +222,16 @@ impl Inner {
 
     /// The blob with this id.
     pub fn blob(&self, id: u32) -> Result<Arc<Blob>> {
-        self.blobs.read().get(&id).cloned().ok_or_else(|| Error::Corrupt {
-            what: "index",
-            file: blob_name(id),
-            offset: 0,
-            reason: "index points into a blob that does not exist".into(),
-        })
+        self.blobs
+            .read()
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::Corrupt {
+                what: "index",
+                file: blob_name(id),
+                offset: 0,
+                reason: "index points into a blob that does not exist".into(),
+            })
     }
 }
 
@@ -227,8 +244,11 @@ pub fn create_blob(inner: &Inner, id: u32) -> Result<Arc<Blob>> {
 pub fn create_blob_on(device: &dyn crate::io::Device, id: u32) -> Result<Arc<Blob>> {
     let name = blob_name(id);
     let io = |op| move |e| Error::io(op, blob_name(id), e);
-    let file = device.open(&name, OpenMode::CreateNew).map_err(io("create"))?;
-    file.write_all_at(&BlobHeader::new(id).encode(), 0).map_err(io("write"))?;
+    let file = device
+        .open(&name, OpenMode::CreateNew)
+        .map_err(io("create"))?;
+    file.write_all_at(&BlobHeader::new(id).encode(), 0)
+        .map_err(io("write"))?;
     file.sync_data().map_err(io("fdatasync"))?;
     device.sync_dir().map_err(io("sync dir for"))?;
     Ok(Arc::new(Blob::new(id, file, BLOB_HEADER_LEN as u64)))

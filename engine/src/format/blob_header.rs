@@ -103,7 +103,11 @@ mod tests {
         let good = BlobHeader::new(7).encode();
         assert!(matches!(
             BlobHeader::decode(&good[..31], "x"),
-            Err(Error::Truncated { need: 32, have: 31, .. })
+            Err(Error::Truncated {
+                need: 32,
+                have: 31,
+                ..
+            })
         ));
         let mut bad = good;
         bad[0] = b'X';
@@ -123,7 +127,11 @@ mod tests {
         b[28..32].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
             BlobHeader::decode(&b, "x"),
-            Err(Error::UnsupportedVersion { version: 2, supported: 1, .. })
+            Err(Error::UnsupportedVersion {
+                version: 2,
+                supported: 1,
+                ..
+            })
         ));
     }
 }

@@ -42,7 +42,12 @@ impl RecordEncoder {
 
     /// Appends one whole record (header, frame table, frames) for `value` to `out` and
     /// returns its header. A frame is stored compressed only when that makes it smaller.
-    pub fn encode(&mut self, spec: RecordSpec, value: &[u8], out: &mut Vec<u8>) -> Result<RecordHeader> {
+    pub fn encode(
+        &mut self,
+        spec: RecordSpec,
+        value: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<RecordHeader> {
         let value_len = value.len() as u64;
         if value_len > MAX_VALUE_LEN {
             return Err(Error::TooLarge {
@@ -84,9 +89,15 @@ impl RecordEncoder {
     }
 
     /// Appends one frame, compressed when that saves space; returns its table word and CRC.
-    fn push_frame(&mut self, chunk: &[u8], compress: bool, out: &mut Vec<u8>) -> Result<(u32, u32)> {
+    fn push_frame(
+        &mut self,
+        chunk: &[u8],
+        compress: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(u32, u32)> {
         if compress {
-            self.scratch.resize(snap::raw::max_compress_len(chunk.len()), 0);
+            self.scratch
+                .resize(snap::raw::max_compress_len(chunk.len()), 0);
             let n = self
                 .snappy
                 .compress(chunk, &mut self.scratch)
@@ -152,12 +163,16 @@ pub fn extract_range(
 }
 
 fn frame(table: &FrameTable, i: u32, place: RecordPlace) -> Result<FrameEntry> {
-    table.frames.get(i as usize).copied().ok_or_else(|| Error::Corrupt {
-        what: "frame table",
-        file: format!("blob {}", place.blob),
-        offset: place.offset,
-        reason: format!("no frame {i}"),
-    })
+    table
+        .frames
+        .get(i as usize)
+        .copied()
+        .ok_or_else(|| Error::Corrupt {
+            what: "frame table",
+            file: format!("blob {}", place.blob),
+            offset: place.offset,
+            reason: format!("no frame {i}"),
+        })
 }
 
 fn stored_bytes<'a>(
@@ -199,7 +214,10 @@ fn decompress(stored: &[u8], plain: &mut [u8], place: RecordPlace) -> Result<()>
     };
     let n = snap::raw::decompress_len(stored).map_err(|e| bad(e.to_string()))?;
     if n != plain.len() {
-        return Err(bad(format!("decompresses to {n} bytes, expected {}", plain.len())));
+        return Err(bad(format!(
+            "decompresses to {n} bytes, expected {}",
+            plain.len()
+        )));
     }
     snap::raw::Decoder::new()
         .decompress(stored, plain)
@@ -245,10 +263,18 @@ mod tests {
         let v = value(20_000);
         for compress in [false, true] {
             let mut rec = Vec::new();
-            let h = RecordEncoder::new().encode(spec(compress, 4096), &v, &mut rec).ok();
+            let h = RecordEncoder::new()
+                .encode(spec(compress, 4096), &v, &mut rec)
+                .ok();
             assert_eq!(h.map(|h| h.frame_count), Some(5));
             assert_eq!(h.map(|h| h.flags & FLAG_COMPRESSED != 0), Some(compress));
-            for (o, l) in [(0, 20_000), (4095, 2), (4096, 4096), (19_999, 1), (100, 12_000)] {
+            for (o, l) in [
+                (0, 20_000),
+                (4095, 2),
+                (4096, 4096),
+                (19_999, 1),
+                (100, 12_000),
+            ] {
                 let got = decode_all(&rec, o, l).ok();
                 assert_eq!(got.as_deref(), Some(&v[o as usize..(o + l) as usize]));
             }
@@ -267,7 +293,9 @@ mod tests {
             })
             .collect();
         let mut rec = Vec::new();
-        let h = RecordEncoder::new().encode(spec(true, 4096), &v, &mut rec).ok();
+        let h = RecordEncoder::new()
+            .encode(spec(true, 4096), &v, &mut rec)
+            .ok();
         assert_eq!(h.map(|h| h.flags & FLAG_COMPRESSED), Some(0));
     }
 
@@ -276,12 +304,17 @@ mod tests {
         let v = value(9000);
         for compress in [false, true] {
             let mut rec = Vec::new();
-            assert!(RecordEncoder::new().encode(spec(compress, 4096), &v, &mut rec).is_ok());
+            assert!(RecordEncoder::new()
+                .encode(spec(compress, 4096), &v, &mut rec)
+                .is_ok());
             let last = rec.len() - 1;
             rec[last] ^= 0xFF;
             assert!(matches!(
                 decode_all(&rec, 8192, 100),
-                Err(Error::ChecksumMismatch { what: "frame data", .. })
+                Err(Error::ChecksumMismatch {
+                    what: "frame data",
+                    ..
+                })
             ));
             // A range that does not touch the damaged frame still reads.
             assert_eq!(decode_all(&rec, 0, 100).ok().as_deref(), Some(&v[..100]));
@@ -291,18 +324,25 @@ mod tests {
     #[test]
     fn flipped_table_byte_is_detected() {
         let mut rec = Vec::new();
-        assert!(RecordEncoder::new().encode(spec(false, 4096), &value(5000), &mut rec).is_ok());
+        assert!(RecordEncoder::new()
+            .encode(spec(false, 4096), &value(5000), &mut rec)
+            .is_ok());
         rec[RECORD_HEADER_LEN + 1] ^= 1;
         assert!(matches!(
             decode_all(&rec, 0, 10),
-            Err(Error::ChecksumMismatch { what: "frame table", .. })
+            Err(Error::ChecksumMismatch {
+                what: "frame table",
+                ..
+            })
         ));
     }
 
     #[test]
     fn empty_value_has_no_frames() {
         let mut rec = Vec::new();
-        let h = RecordEncoder::new().encode(spec(true, 4096), &[], &mut rec).ok();
+        let h = RecordEncoder::new()
+            .encode(spec(true, 4096), &[], &mut rec)
+            .ok();
         assert_eq!(h.map(|h| (h.frame_count, h.stored_len)), Some((0, 0)));
         assert_eq!(rec.len(), RECORD_HEADER_LEN);
         assert_eq!(decode_all(&rec, 0, 0).ok(), Some(vec![]));

@@ -2,7 +2,7 @@
 //! in file order, so `open` need not rescan the blob.
 
 use super::blob_header::BLOB_HEADER_LEN;
-use super::record::{RECORD_HEADER_LEN, MAX_RECORD_LEN};
+use super::record::{MAX_RECORD_LEN, RECORD_HEADER_LEN};
 use super::{crc32, le_u16, le_u32, le_u64};
 use crate::error::{Error, Result};
 use crate::key::{Key, KEY_LEN};
@@ -93,10 +93,16 @@ impl IndexFile {
         let count = le_u64(b, 16);
         let body = (b.len() - INDEX_HEADER_LEN) as u64;
         if count.checked_mul(INDEX_ENTRY_LEN as u64) != Some(body) {
-            return Err(corrupt(16, format!("{count} entries do not fit {body} bytes")));
+            return Err(corrupt(
+                16,
+                format!("{count} entries do not fit {body} bytes"),
+            ));
         }
         if le_u32(b, 32) != crc32(&b[INDEX_HEADER_LEN..]) {
-            return Err(corrupt(INDEX_HEADER_LEN as u64, "entries checksum mismatch".into()));
+            return Err(corrupt(
+                INDEX_HEADER_LEN as u64,
+                "entries checksum mismatch".into(),
+            ));
         }
         let covered_len = le_u64(b, 24);
         let entries = decode_entries(&b[INDEX_HEADER_LEN..], covered_len)
@@ -131,7 +137,10 @@ fn decode_entries(body: &[u8], covered_len: u64) -> Result<Vec<IndexEntry>, (u64
         entries.push(entry);
     }
     if next != covered_len {
-        return Err((24, format!("entries end at {next}, header says {covered_len}")));
+        return Err((
+            24,
+            format!("entries end at {next}, header says {covered_len}"),
+        ));
     }
     Ok(entries)
 }
@@ -145,8 +154,20 @@ mod tests {
             blob_id: 3,
             covered_len: 32 + 100 + 88,
             entries: vec![
-                IndexEntry { key: Key([1; 32]), offset: 32, record_len: 100, flags: 0, column: 0 },
-                IndexEntry { key: Key([2; 32]), offset: 132, record_len: 88, flags: 1, column: 0 },
+                IndexEntry {
+                    key: Key([1; 32]),
+                    offset: 32,
+                    record_len: 100,
+                    flags: 0,
+                    column: 0,
+                },
+                IndexEntry {
+                    key: Key([2; 32]),
+                    offset: 132,
+                    record_len: 88,
+                    flags: 1,
+                    column: 0,
+                },
             ],
         }
     }
@@ -163,10 +184,16 @@ mod tests {
         for i in 0..good.len() {
             let mut b = good.clone();
             b[i] ^= 0x01;
-            assert!(IndexFile::decode(&b, "i").is_err(), "flip at byte {i} accepted");
+            assert!(
+                IndexFile::decode(&b, "i").is_err(),
+                "flip at byte {i} accepted"
+            );
         }
         for n in 0..good.len() {
-            assert!(IndexFile::decode(&good[..n], "i").is_err(), "truncated to {n} accepted");
+            assert!(
+                IndexFile::decode(&good[..n], "i").is_err(),
+                "truncated to {n} accepted"
+            );
         }
     }
 
@@ -175,7 +202,9 @@ mod tests {
         let mut f = sample();
         f.entries[1].offset += 1;
         f.covered_len += 1;
-        let e = IndexFile::decode(&f.encode(), "i").err().map(|e| e.to_string());
+        let e = IndexFile::decode(&f.encode(), "i")
+            .err()
+            .map(|e| e.to_string());
         assert!(e.is_some_and(|e| e.contains("does not follow")));
     }
 }

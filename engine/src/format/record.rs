@@ -110,7 +110,11 @@ impl RecordHeader {
         }
         let magic = le_u32(b, 0);
         if magic != RECORD_MAGIC {
-            return Err(corrupt(blob, offset, format!("bad record magic {magic:#010x}")));
+            return Err(corrupt(
+                blob,
+                offset,
+                format!("bad record magic {magic:#010x}"),
+            ));
         }
         let expected = le_u32(b, 84);
         let got = crc32(&b[0..84]);
@@ -140,7 +144,8 @@ impl RecordHeader {
         if le_u32(b, 80) != 0 {
             return Err(corrupt(blob, offset, "reserved bytes are not zero".into()));
         }
-        h.validate().map_err(|reason| corrupt(blob, offset, reason))?;
+        h.validate()
+            .map_err(|reason| corrupt(blob, offset, reason))?;
         Ok(h)
     }
 
@@ -233,7 +238,11 @@ impl FrameTable {
             let logical = h.frame_logical_len(i as u32);
             if u64::from(stored_len) > logical || (!compressed && u64::from(stored_len) != logical)
             {
-                return Err(corrupt(blob, offset, format!("frame {i} has impossible length")));
+                return Err(corrupt(
+                    blob,
+                    offset,
+                    format!("frame {i} has impossible length"),
+                ));
             }
             frames.push(FrameEntry {
                 stored_offset: at,
@@ -285,7 +294,12 @@ mod tests {
         let b = tombstone().encode();
         assert!(matches!(
             RecordHeader::decode(&b[..87], 1, 9),
-            Err(Error::Truncated { offset: 9, need: 88, have: 87, .. })
+            Err(Error::Truncated {
+                offset: 9,
+                need: 88,
+                have: 87,
+                ..
+            })
         ));
         let mut m = b;
         m[0] = 0;
@@ -294,7 +308,11 @@ mod tests {
         c[50] ^= 0x10;
         assert!(matches!(
             RecordHeader::decode(&c, 3, 100),
-            Err(Error::ChecksumMismatch { blob: 3, offset: 100, .. })
+            Err(Error::ChecksumMismatch {
+                blob: 3,
+                offset: 100,
+                ..
+            })
         ));
     }
 
@@ -305,7 +323,10 @@ mod tests {
         b[4..6].copy_from_slice(&0u16.to_le_bytes());
         reseal(&mut b);
         let e = RecordHeader::decode(&b, 1, 0).err().map(|e| e.to_string());
-        assert!(e.is_some_and(|e| e.contains("value length")), "overflowing value length");
+        assert!(
+            e.is_some_and(|e| e.contains("value length")),
+            "overflowing value length"
+        );
 
         let mut b = tombstone().encode();
         b[48..56].copy_from_slice(&u64::MAX.to_le_bytes());

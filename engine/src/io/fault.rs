@@ -28,7 +28,10 @@ impl FaultPlan {
 
     /// Writes and syncs seen so far.
     pub fn counts(&self) -> (u64, u64) {
-        (self.writes.load(Ordering::SeqCst), self.syncs.load(Ordering::SeqCst))
+        (
+            self.writes.load(Ordering::SeqCst),
+            self.syncs.load(Ordering::SeqCst),
+        )
     }
 
     fn hit(counter: &AtomicU64, n: Option<u64>) -> bool {

@@ -100,7 +100,11 @@ impl MemDevice {
 
     /// A file's current bytes, for tests that damage or inspect files.
     pub fn file_bytes(&self, name: &str) -> Option<Vec<u8>> {
-        self.dir.lock().names.get(name).map(|f| f.data.lock().clone())
+        self.dir
+            .lock()
+            .names
+            .get(name)
+            .map(|f| f.data.lock().clone())
     }
 
     /// Replaces a file's bytes, current and durable, creating it if needed (for fuzzing
@@ -251,6 +255,9 @@ mod tests {
         assert!(a.is_some_and(|a| a.sync_data().is_ok()));
         assert!(a.is_some_and(|a| a.write_all_at(b" world", 5).is_ok()));
         assert_eq!(dev.crash_image().file_bytes("a"), Some(b"hello".to_vec()));
-        assert_eq!(dev.torn_image(|_, _| 3).file_bytes("a"), Some(b"hello wo".to_vec()));
+        assert_eq!(
+            dev.torn_image(|_, _| 3).file_bytes("a"),
+            Some(b"hello wo".to_vec())
+        );
     }
 }

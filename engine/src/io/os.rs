@@ -112,6 +112,9 @@ mod tests {
         let second = dev.map(|d| d.lock().map(|_| ()).map_err(|e| e.kind()));
         assert_eq!(second, Some(Err(io::ErrorKind::WouldBlock)));
         drop(first);
-        assert!(dev.is_some_and(|d| d.lock().is_ok()), "lock is released on drop");
+        assert!(
+            dev.is_some_and(|d| d.lock().is_ok()),
+            "lock is released on drop"
+        );
     }
 }

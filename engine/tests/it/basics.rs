@@ -16,21 +16,34 @@ fn tmp() -> tempfile::TempDir {
 fn write_read_overwrite_remove_survive_reopen() {
     let dir = tmp();
     {
-        let Ok(e) = Engine::open(dir.path(), Config::default()) else { panic!("open") };
+        let Ok(e) = Engine::open(dir.path(), Config::default()) else {
+            panic!("open")
+        };
         let opts = WriteOptions::default();
         assert!(e.write(&key(1), b"first", opts).is_ok());
         assert!(e.write(&key(2), b"second", opts).is_ok());
         assert!(e.write(&key(1), b"first, again", opts).is_ok());
         assert!(e.remove(&key(2)).is_ok());
-        assert!(matches!(e.remove(&key(2)), Err(Error::NotFound(_))), "remove twice");
-        assert_eq!(read_all(&e, &key(1)).ok().as_deref(), Some(&b"first, again"[..]));
+        assert!(
+            matches!(e.remove(&key(2)), Err(Error::NotFound(_))),
+            "remove twice"
+        );
+        assert_eq!(
+            read_all(&e, &key(1)).ok().as_deref(),
+            Some(&b"first, again"[..])
+        );
         assert!(matches!(read_all(&e, &key(2)), Err(Error::NotFound(_))));
         let s = e.stats();
         assert_eq!((s.keys, s.records_written), (1, 4));
         assert!(s.garbage_bytes > 0 && s.live_bytes > 0);
     }
-    let Ok(e) = Engine::open(dir.path(), Config::default()) else { panic!("reopen") };
-    assert_eq!(read_all(&e, &key(1)).ok().as_deref(), Some(&b"first, again"[..]));
+    let Ok(e) = Engine::open(dir.path(), Config::default()) else {
+        panic!("reopen")
+    };
+    assert_eq!(
+        read_all(&e, &key(1)).ok().as_deref(),
+        Some(&b"first, again"[..])
+    );
     assert!(matches!(read_all(&e, &key(2)), Err(Error::NotFound(_))));
     assert_eq!(e.stats().keys, 1);
     assert!(e.close().is_ok());
@@ -52,23 +65,48 @@ fn range_reads_across_frames_compressed_and_raw() {
     let e = open_mem(&dev, small_config());
     for (i, compress) in [(2u64, true), (3, false), (4, false)] {
         let v = value(i, 0, 50_000);
-        let opts = WriteOptions { compress: Some(compress), durability: Some(Durability::None) };
+        let opts = WriteOptions {
+            compress: Some(compress),
+            durability: Some(Durability::None),
+        };
         assert!(e.write(&key(i), &v, opts).is_ok());
-        for (off, size) in [(0u64, 1u64), (4095, 2), (10_000, 20_000), (49_999, 1), (0, 50_000)] {
+        for (off, size) in [
+            (0u64, 1u64),
+            (4095, 2),
+            (10_000, 20_000),
+            (49_999, 1),
+            (0, 50_000),
+        ] {
             let got = e.read(&key(i), Range::new(off, size)).ok();
-            assert_eq!(got.as_deref(), Some(&v[off as usize..(off + size) as usize]), "{i} {off} {size}");
+            assert_eq!(
+                got.as_deref(),
+                Some(&v[off as usize..(off + size) as usize]),
+                "{i} {off} {size}"
+            );
         }
-        assert_eq!(e.read(&key(i), Range::new(49_990, 100)).ok().as_deref(), Some(&v[49_990..]));
+        assert_eq!(
+            e.read(&key(i), Range::new(49_990, 100)).ok().as_deref(),
+            Some(&v[49_990..])
+        );
         assert_eq!(e.read(&key(i), Range::new(50_000, 5)).ok(), Some(vec![]));
         assert!(matches!(
             e.read(&key(i), Range::new(50_001, 1)),
-            Err(Error::RangeOutOfBounds { offset: 50_001, len: 50_000 })
+            Err(Error::RangeOutOfBounds {
+                offset: 50_001,
+                len: 50_000
+            })
         ));
     }
     let compressed = e.lookup(&key(2)).ok();
-    assert!(compressed.is_some_and(|m| m.stored_size < 50_000 / 2), "compressible value compressed");
+    assert!(
+        compressed.is_some_and(|m| m.stored_size < 50_000 / 2),
+        "compressible value compressed"
+    );
     let raw = e.lookup(&key(3)).ok();
-    assert!(raw.is_some_and(|m| m.stored_size > 50_000), "random value stored raw");
+    assert!(
+        raw.is_some_and(|m| m.stored_size > 50_000),
+        "random value stored raw"
+    );
 }
 
 #[test]
@@ -76,7 +114,10 @@ fn large_value_range_read_touches_only_its_frames() {
     // A value bigger than the whole-record read limit, with a damaged frame far from the range:
     // the range read must succeed, the damaged frame's range must fail with a checksum error.
     let dev = MemDevice::new();
-    let cfg = Config { frame_len: 4096, ..Config::default() };
+    let cfg = Config {
+        frame_len: 4096,
+        ..Config::default()
+    };
     let e = open_mem(&dev, cfg.clone());
     let v = value(5, 0, 600_000);
     assert!(e.write(&key(5), &v, WriteOptions::default()).is_ok());
@@ -89,10 +130,16 @@ fn large_value_range_read_touches_only_its_frames() {
     bytes[last] ^= 0xFF;
     dev.put_file(&name, bytes);
     let e = open_mem(&dev, cfg);
-    assert_eq!(e.read(&key(5), Range::new(100, 5000)).ok().as_deref(), Some(&v[100..5100]));
+    assert_eq!(
+        e.read(&key(5), Range::new(100, 5000)).ok().as_deref(),
+        Some(&v[100..5100])
+    );
     assert!(matches!(
         e.read(&key(5), Range::new(599_990, 10)),
-        Err(Error::ChecksumMismatch { what: "frame data", .. })
+        Err(Error::ChecksumMismatch {
+            what: "frame data",
+            ..
+        })
     ));
 }
 
@@ -112,10 +159,16 @@ fn rotation_seals_blobs_with_index_files_and_reopen_skips_scanning() {
     let dev = MemDevice::new();
     let e = open_mem(&dev, small_config());
     for i in 0..300 {
-        assert!(e.write(&key(i), &value(i, 0, 700), WriteOptions::default()).is_ok());
+        assert!(e
+            .write(&key(i), &value(i, 0, 700), WriteOptions::default())
+            .is_ok());
     }
     let s = e.stats();
-    assert!(s.blobs >= 6, "300 records at 50 per blob: {} blobs", s.blobs);
+    assert!(
+        s.blobs >= 6,
+        "300 records at 50 per blob: {} blobs",
+        s.blobs
+    );
     assert!(e.close().is_ok());
     let names = {
         use ringblob_engine::io::Device;
@@ -123,7 +176,10 @@ fn rotation_seals_blobs_with_index_files_and_reopen_skips_scanning() {
     };
     let indexes = names.iter().filter(|n| n.ends_with(".index")).count();
     let blobs = names.iter().filter(|n| n.ends_with(".blob")).count();
-    assert_eq!(indexes, blobs, "every blob has an index file after close: {names:?}");
+    assert_eq!(
+        indexes, blobs,
+        "every blob has an index file after close: {names:?}"
+    );
     let e = open_mem(&dev, small_config());
     for i in 0..300 {
         assert_eq!(read_all(&e, &key(i)).ok(), Some(value(i, 0, 700)));
@@ -137,7 +193,10 @@ fn lookup_reports_checksum_size_and_location() {
     let v = value(1, 0, 1234);
     assert!(e.write(&key(1), &v, WriteOptions::default()).is_ok());
     let m = e.lookup(&key(1)).ok();
-    assert_eq!(m.map(|m| (m.size, m.checksum, m.key)), Some((1234, crc32fast::hash(&v), key(1))));
+    assert_eq!(
+        m.map(|m| (m.size, m.checksum, m.key)),
+        Some((1234, crc32fast::hash(&v), key(1)))
+    );
     assert!(m.is_some_and(|m| m.blob == 1 && m.offset == 32 && m.timestamp_ns > 0));
 }
 
@@ -146,7 +205,9 @@ fn iterate_lists_live_keys_and_honours_key_ranges() {
     let dev = MemDevice::new();
     let e = open_mem(&dev, small_config());
     for i in 0..100 {
-        assert!(e.write(&key(i), &value(i, 0, 10), WriteOptions::default()).is_ok());
+        assert!(e
+            .write(&key(i), &value(i, 0, 10), WriteOptions::default())
+            .is_ok());
     }
     for i in 0..10 {
         assert!(e.remove(&key(i)).is_ok());
@@ -172,8 +233,13 @@ fn concurrent_readers_and_writers_see_whole_values() {
                 for round in 0..20u64 {
                     for i in 0..50 {
                         let k = t * 1000 + i;
-                        let d = if round % 3 == 0 { Durability::Batch } else { Durability::None };
-                        let r = e.write(&key(k), &value(k, round, 300), WriteOptions::durability(d));
+                        let d = if round % 3 == 0 {
+                            Durability::Batch
+                        } else {
+                            Durability::None
+                        };
+                        let r =
+                            e.write(&key(k), &value(k, round, 300), WriteOptions::durability(d));
                         assert!(r.is_ok());
                     }
                 }
@@ -186,7 +252,10 @@ fn concurrent_readers_and_writers_see_whole_values() {
             for _ in 0..2000 {
                 for k in [5u64, 1007] {
                     if let Ok(v) = read_all(&e, &key(k)) {
-                        assert!((0..20).any(|r| v == value(k, r, 300)), "torn or foreign value");
+                        assert!(
+                            (0..20).any(|r| v == value(k, r, 300)),
+                            "torn or foreign value"
+                        );
                     }
                 }
             }
@@ -216,7 +285,13 @@ fn group_commit_shares_syncs_between_writers() {
             std::thread::spawn(move || {
                 for i in 0..40 {
                     let k = t * 100 + i;
-                    assert!(e.write(&key(k), &value(k, 0, 100), WriteOptions::durability(Durability::Batch)).is_ok());
+                    assert!(e
+                        .write(
+                            &key(k),
+                            &value(k, 0, 100),
+                            WriteOptions::durability(Durability::Batch)
+                        )
+                        .is_ok());
                 }
             })
         })
@@ -226,5 +301,9 @@ fn group_commit_shares_syncs_between_writers() {
     }
     let s = e.stats();
     assert_eq!(s.records_written, 640);
-    assert!(s.syncs < 640, "640 batch writes took {} fdatasyncs", s.syncs);
+    assert!(
+        s.syncs < 640,
+        "640 batch writes took {} fdatasyncs",
+        s.syncs
+    );
 }

@@ -32,16 +32,29 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn check_get(got: ringblob_engine::Result<Vec<u8>>, want: Option<&Vec<u8>>, range: Range) -> Result<(), TestCaseError> {
+fn check_get(
+    got: ringblob_engine::Result<Vec<u8>>,
+    want: Option<&Vec<u8>>,
+    range: Range,
+) -> Result<(), TestCaseError> {
     match (got, want) {
         (Ok(v), Some(w)) => {
             let start = (range.offset as usize).min(w.len());
-            let end = range.size.map_or(w.len(), |s| (start + s as usize).min(w.len()));
+            let end = range
+                .size
+                .map_or(w.len(), |s| (start + s as usize).min(w.len()));
             prop_assert_eq!(&v[..], &w[start..end]);
         }
         (Err(Error::NotFound(_)), None) => {}
-        (Err(Error::RangeOutOfBounds { .. }), Some(w)) => prop_assert!(range.offset > w.len() as u64),
-        (other, w) => prop_assert!(false, "got {:?}, model has {:?} bytes", other.map(|v| v.len()), w.map(Vec::len)),
+        (Err(Error::RangeOutOfBounds { .. }), Some(w)) => {
+            prop_assert!(range.offset > w.len() as u64)
+        }
+        (other, w) => prop_assert!(
+            false,
+            "got {:?}, model has {:?} bytes",
+            other.map(|v| v.len()),
+            w.map(Vec::len)
+        ),
     }
     Ok(())
 }
@@ -54,7 +67,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         match op {
             Op::Put { k, len, compress } => {
                 let v = value(k, n as u64, len);
-                let opts = WriteOptions { compress: Some(compress), durability: Some(Durability::None) };
+                let opts = WriteOptions {
+                    compress: Some(compress),
+                    durability: Some(Durability::None),
+                };
                 prop_assert!(e.write(&key(k), &v, opts).is_ok());
                 model.insert(k, v);
             }
@@ -76,7 +92,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
     }
     prop_assert_eq!(e.stats().keys, model.len() as u64);
-    let mut listed: Vec<_> = e.iterate().map(|m| m.map(|m| m.key)).collect::<Result<_, _>>().unwrap_or_default();
+    let mut listed: Vec<_> = e
+        .iterate()
+        .map(|m| m.map(|m| m.key))
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
     listed.sort();
     let mut want: Vec<_> = model.keys().map(|k| key(*k)).collect();
     want.sort();

@@ -21,7 +21,8 @@ pub fn key(i: u64) -> Key {
 
 /// Deterministic value bytes for key `i`, version `v`, length `len`; compressible when `i` is even.
 pub fn value(i: u64, v: u64, len: usize) -> Vec<u8> {
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ v.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ v.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03);
     (0..len)
         .map(|j| {
             if i % 2 == 0 {
