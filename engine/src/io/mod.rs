@@ -25,6 +25,7 @@ pub enum OpenMode {
 }
 
 /// One open file. Reads and writes are positional and may run concurrently.
+#[allow(clippy::len_without_is_empty)] // a file's length is a size, not a collection's
 pub trait DeviceFile: Send + Sync {
     /// Fills `buf` from `offset`; a read past the end is an `UnexpectedEof` error.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;

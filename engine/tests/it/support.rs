@@ -25,7 +25,7 @@ pub fn value(i: u64, v: u64, len: usize) -> Vec<u8> {
         ^ v.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03);
     (0..len)
         .map(|j| {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 (j / 16) as u8 ^ (v as u8)
             } else {
                 x ^= x << 13;
