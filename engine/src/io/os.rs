@@ -21,6 +21,15 @@ impl OsDevice {
         fs::create_dir_all(&root)?;
         Ok(OsDevice { root })
     }
+
+    /// An existing directory at `root`; never creates anything (for read-only tools).
+    pub fn existing(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        if !fs::metadata(&root)?.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::NotADirectory, root.display().to_string()));
+        }
+        Ok(OsDevice { root })
+    }
 }
 
 struct OsFile(File);
