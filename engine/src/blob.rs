@@ -30,10 +30,16 @@ pub fn parse_name(name: &str) -> Option<(u32, FileKind)> {
     } else {
         (rest.strip_suffix(".index")?, FileKind::Index)
     };
-    if id.len() < 8 || !id.bytes().all(|b| b.is_ascii_digit()) {
+    if !id.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((id.parse().ok()?, kind))
+    let id: u32 = id.parse().ok()?;
+    // Only the canonical spelling counts, so two files can never claim one id.
+    let canonical = match kind {
+        FileKind::Blob => blob_name(id),
+        FileKind::Index => index_name(id),
+    };
+    (canonical == name).then_some((id, kind))
 }
 
 /// An open blob file.
@@ -71,6 +77,11 @@ mod tests {
         assert_eq!(parse_name(&blob_name(12)), Some((12, FileKind::Blob)));
         assert_eq!(parse_name(&index_name(7)), Some((7, FileKind::Index)));
         assert_eq!(parse_name("data-1.blob"), None);
+        assert_eq!(parse_name("data-000000001.blob"), None);
+        assert_eq!(
+            parse_name(&blob_name(123_456_789)),
+            Some((123_456_789, FileKind::Blob))
+        );
         assert_eq!(parse_name("data-0000000x.blob"), None);
         assert_eq!(parse_name("LOCK"), None);
         assert_eq!(parse_name("data-00000001.blob.tmp"), None);

@@ -67,8 +67,8 @@ pub fn store_index(device: &dyn Device, ix: &IndexFile) -> Result<()> {
     device.sync_dir().map_err(io("sync dir for"))
 }
 
-/// Lists the records of `[start, end)` of a blob from its headers (for data this process
-/// wrote; recovery checks every byte instead).
+/// Lists the records of `[start, end)` of a blob; any damage is an error, so an index file
+/// never lists a record that would not read back.
 pub fn scan_entries(
     file: &dyn DeviceFile,
     id: u32,

@@ -34,7 +34,7 @@ pub fn recover(device: &dyn Device, _config: &Config) -> Result<Recovered> {
         .map_err(|e| Error::io("list", dir.clone(), e))?;
     let mut ids = Vec::new();
     for name in &names {
-        if name.ends_with(".tmp") {
+        if name.starts_with("data-") && name.ends_with(".index.tmp") {
             tracing::info!(file = %name, "removing leftover temporary file");
             device
                 .remove(name)
@@ -53,9 +53,12 @@ pub fn recover(device: &dyn Device, _config: &Config) -> Result<Recovered> {
             blobs.insert(id, blob);
         }
     }
+    let last_opened = ids.last().is_some_and(|id| blobs.contains_key(id));
     let active = match blobs.last_key_value() {
-        Some((_, b)) => b.clone(),
-        None => {
+        Some((_, b)) if last_opened => b.clone(),
+        _ => {
+            // No blob yet, or the newest was half-created and removed: the blobs before it
+            // were sealed, so writing continues in a new one.
             let next = ids.last().map_or(1, |id| id + 1);
             let b = create_blob_on(device, next)?;
             entries.insert(next, Vec::new());
@@ -93,6 +96,14 @@ fn open_blob(
         .open(&name, mode)
         .map_err(|e| Error::io("open", name.clone(), e))?;
     let len = file.len().map_err(|e| Error::io("stat", name.clone(), e))?;
+    if len > crate::config::MAX_BLOB_SIZE {
+        return Err(Error::Corrupt {
+            what: "blob",
+            file: name,
+            offset: 0,
+            reason: format!("{len} bytes is past the 4 GiB blob limit"),
+        });
+    }
     let mut head = [0u8; BLOB_HEADER_LEN];
     let n = crate::io::read_up_to(file.as_ref(), &mut head, 0)
         .map_err(|e| Error::io("read", name.clone(), e))?;

@@ -32,6 +32,15 @@ pub enum ScanItem {
 
 const WINDOW: usize = 4 << 20;
 
+/// The outcome of checking one position.
+enum Checked {
+    Good(RecordHeader),
+    /// Not a valid record header at all.
+    BadHeader(Error),
+    /// A valid header whose record is cut off or whose body fails its checks.
+    BadBody(RecordHeader, Error),
+}
+
 /// Scans `[start, end)` of a blob.
 pub struct Scanner<'a> {
     file: &'a dyn DeviceFile,
@@ -75,33 +84,34 @@ impl<'a> Scanner<'a> {
         Ok(&self.buf[from..to])
     }
 
-    /// Checks the record at `at`; returns its header.
-    fn check_at(&mut self, at: u64) -> Result<Result<RecordHeader>> {
+    /// Checks the record at `at`.
+    fn check_at(&mut self, at: u64) -> Result<Checked> {
         let (blob, end, check) = (self.blob, self.end, self.check);
         let head = self
             .bytes(at, RECORD_HEADER_LEN)
             .map_err(|e| io_err(e, blob))?;
         let h = match RecordHeader::decode(head, blob, at) {
             Ok(h) => h,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(Checked::BadHeader(e)),
         };
         if at + h.record_len() > end {
-            return Ok(Err(Error::Truncated {
+            let e = Error::Truncated {
                 what: "record",
                 offset: at,
                 need: h.record_len(),
                 have: end - at,
-            }));
+            };
+            return Ok(Checked::BadBody(h, e));
         }
         if check == Check::Everything {
             let rec = self
                 .bytes(at, h.record_len() as usize)
                 .map_err(|e| io_err(e, blob))?;
             if let Err(e) = check_frames(&h, rec, blob, at) {
-                return Ok(Err(e));
+                return Ok(Checked::BadBody(h, e));
             }
         }
-        Ok(Ok(h))
+        Ok(Checked::Good(h))
     }
 
     /// The next valid record at or after `from`.
@@ -115,7 +125,7 @@ impl<'a> Scanner<'a> {
             match found {
                 Some(i) => {
                     let cand = at + i as u64;
-                    if self.check_at(cand)?.is_ok() {
+                    if matches!(self.check_at(cand)?, Checked::Good(_)) {
                         return Ok(Some(cand));
                     }
                     at = cand + 1;
@@ -140,11 +150,33 @@ impl Iterator for Scanner<'_> {
                 self.pos = self.end;
                 Err(e)
             }
-            Ok(Ok(header)) => {
+            Ok(Checked::Good(header)) => {
                 self.pos = at + header.record_len();
                 Ok(ScanItem::Record { offset: at, header })
             }
-            Ok(Err(error)) => match self.resync(at + 1) {
+            // The header is intact, so its length is trusted: a record cut off by the end of
+            // the file is a torn tail, and a damaged body is skipped whole, never searched
+            // for record images (a value may itself contain a blob file).
+            Ok(Checked::BadBody(h, error)) => {
+                let after = at + h.record_len();
+                let next = if after > self.end {
+                    Ok(None)
+                } else {
+                    self.resync(after)
+                };
+                match next {
+                    Ok(next) => {
+                        self.pos = next.unwrap_or(self.end);
+                        Ok(ScanItem::Damaged {
+                            offset: at,
+                            error,
+                            next,
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Ok(Checked::BadHeader(error)) => match self.resync(at + 1) {
                 Ok(next) => {
                     self.pos = next.unwrap_or(self.end);
                     Ok(ScanItem::Damaged {

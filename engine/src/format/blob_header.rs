@@ -78,6 +78,9 @@ impl BlobHeader {
         if flags != 0 {
             return Err(corrupt(format!("unknown flags {flags:#x}")));
         }
+        if le_u32(b, 24) != 0 {
+            return Err(corrupt("reserved bytes are not zero".into()));
+        }
         let id = le_u64(b, 16);
         let blob_id = u32::try_from(id).map_err(|_| corrupt(format!("blob id {id} too large")))?;
         Ok(BlobHeader {

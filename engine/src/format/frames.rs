@@ -141,6 +141,7 @@ pub fn extract_range(
         return Ok(());
     }
     let (_, last) = frames_for_range(h, offset, len);
+    let out_start = out.len();
     let base = frame(table, first, place)?.stored_offset;
     let mut plain = Vec::new();
     for i in first..=last {
@@ -158,6 +159,25 @@ pub fn extract_range(
         let from = offset.saturating_sub(frame_start) as usize;
         let to = ((offset + len - frame_start) as usize).min(logical_len);
         out.extend_from_slice(&logical[from..to]);
+    }
+    if offset == 0 && len == h.value_len {
+        check_value_crc(h, &out[out_start..], place)?;
+    }
+    Ok(())
+}
+
+/// A whole-value read also checks the CRC of the logical value: end to end, past
+/// decompression.
+fn check_value_crc(h: &RecordHeader, value: &[u8], place: RecordPlace) -> Result<()> {
+    let got = crc32(value);
+    if got != h.value_crc {
+        return Err(Error::ChecksumMismatch {
+            what: "value",
+            blob: place.blob,
+            offset: place.offset,
+            expected: h.value_crc,
+            got,
+        });
     }
     Ok(())
 }

@@ -236,8 +236,12 @@ impl FrameTable {
             let stored_len = word & !FRAME_COMPRESSED_BIT;
             let compressed = word & FRAME_COMPRESSED_BIT != 0;
             let logical = h.frame_logical_len(i as u32);
-            if u64::from(stored_len) > logical || (!compressed && u64::from(stored_len) != logical)
-            {
+            let bad_len = if compressed {
+                stored_len == 0 || u64::from(stored_len) >= logical
+            } else {
+                u64::from(stored_len) != logical
+            };
+            if bad_len {
                 return Err(corrupt(
                     blob,
                     offset,
@@ -254,6 +258,14 @@ impl FrameTable {
         }
         if want as u64 + at != h.stored_len {
             return Err(corrupt(blob, offset, "frame lengths do not add up".into()));
+        }
+        let any_compressed = frames.iter().any(|f| f.compressed);
+        if any_compressed != (h.flags & FLAG_COMPRESSED != 0) {
+            return Err(corrupt(
+                blob,
+                offset,
+                "compressed flag disagrees with the frames".into(),
+            ));
         }
         Ok(FrameTable { frames })
     }

@@ -26,7 +26,10 @@ impl OsDevice {
     pub fn existing(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
         if !fs::metadata(&root)?.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::NotADirectory, root.display().to_string()));
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                root.display().to_string(),
+            ));
         }
         Ok(OsDevice { root })
     }

@@ -5,4 +5,5 @@ mod crash_images;
 mod faults;
 mod model;
 mod process_kill;
+mod recovery;
 mod support;

@@ -1,0 +1,187 @@
+//! Opening damaged or half-written directories.
+
+use ringblob_engine::blob::{blob_name, index_name};
+use ringblob_engine::format::frames::{RecordEncoder, RecordSpec};
+use ringblob_engine::io::{Device, MemDevice};
+use ringblob_engine::{Error, WriteOptions};
+
+use crate::support::{key, open_mem, read_all, small_config, value};
+
+fn fill(dev: &MemDevice, keys: std::ops::Range<u64>, len: usize) {
+    let e = open_mem(dev, small_config());
+    for i in keys {
+        assert!(e
+            .write(&key(i), &value(i, 0, len), WriteOptions::default())
+            .is_ok());
+    }
+    assert!(e.close().is_ok());
+}
+
+fn file(dev: &MemDevice, name: &str) -> Vec<u8> {
+    dev.file_bytes(name).unwrap_or_default()
+}
+
+#[test]
+fn recover_truncates_torn_tail_and_keeps_writing() {
+    let dev = MemDevice::new();
+    fill(&dev, 0..5, 300);
+    let name = blob_name(1);
+    let mut bytes = file(&dev, &name);
+    let good_len = bytes.len();
+    let mut torn = Vec::new();
+    let spec = RecordSpec {
+        key: key(99),
+        column: 0,
+        flags: 0,
+        timestamp_ns: 1,
+        frame_len: 4096,
+        compress: false,
+    };
+    assert!(RecordEncoder::new()
+        .encode(spec, &value(99, 0, 500), &mut torn)
+        .is_ok());
+    bytes.extend_from_slice(&torn[..torn.len() / 2]);
+    dev.put_file(&name, bytes);
+    let _ = dev.remove(&index_name(1));
+    let e = open_mem(&dev, small_config());
+    assert_eq!(file(&dev, &name).len(), good_len, "torn tail truncated");
+    assert!(matches!(read_all(&e, &key(99)), Err(Error::NotFound(_))));
+    for i in 0..5 {
+        assert_eq!(read_all(&e, &key(i)).ok(), Some(value(i, 0, 300)));
+    }
+    assert!(e.write(&key(7), b"after", WriteOptions::default()).is_ok());
+    assert!(e.close().is_ok());
+    let e = open_mem(&dev, small_config());
+    assert_eq!(read_all(&e, &key(7)).ok().as_deref(), Some(&b"after"[..]));
+}
+
+#[test]
+fn damaged_record_mid_blob_is_skipped_not_returned_and_later_records_survive() {
+    let dev = MemDevice::new();
+    fill(&dev, 0..5, 300);
+    let name = blob_name(1);
+    let e = open_mem(&dev, small_config());
+    let m = e.lookup(&key(1)).ok();
+    let Some(m) = m else { panic!("lookup") };
+    drop(e);
+    let mut bytes = file(&dev, &name);
+    bytes[(m.offset + m.stored_size - 5) as usize] ^= 0x40;
+    dev.put_file(&name, bytes);
+    let _ = dev.remove(&index_name(1));
+    let e = open_mem(&dev, small_config());
+    assert!(
+        matches!(read_all(&e, &key(1)), Err(Error::NotFound(_))),
+        "damaged value is never data"
+    );
+    for i in [0, 2, 3, 4] {
+        assert_eq!(
+            read_all(&e, &key(i)).ok(),
+            Some(value(i, 0, 300)),
+            "key {i}"
+        );
+    }
+}
+
+#[test]
+fn a_value_holding_record_images_never_yields_phantom_keys_when_torn() {
+    let dev = MemDevice::new();
+    // The value is itself a valid record for key 500, as if someone stored a blob file.
+    let mut image = Vec::new();
+    let spec = RecordSpec {
+        key: key(500),
+        column: 0,
+        flags: 0,
+        timestamp_ns: 1,
+        frame_len: 4096,
+        compress: false,
+    };
+    assert!(RecordEncoder::new()
+        .encode(spec, b"phantom", &mut image)
+        .is_ok());
+    let mut v = vec![0u8; 1000];
+    v.extend_from_slice(&image);
+    v.extend_from_slice(&[0u8; 1000]);
+    {
+        let e = open_mem(&dev, small_config());
+        assert!(e.write(&key(1), &v, WriteOptions::default()).is_ok());
+        assert!(e.close().is_ok());
+    }
+    let _ = dev.remove(&index_name(1));
+    let name = blob_name(1);
+    let bytes = file(&dev, &name);
+    dev.put_file(&name, bytes[..bytes.len() - 500].to_vec());
+    let e = open_mem(&dev, small_config());
+    assert!(
+        matches!(read_all(&e, &key(500)), Err(Error::NotFound(_))),
+        "phantom key appeared"
+    );
+    assert!(matches!(read_all(&e, &key(1)), Err(Error::NotFound(_))));
+    assert_eq!(e.stats().keys, 0);
+}
+
+#[test]
+fn half_created_last_blob_is_removed_and_writing_continues_in_a_new_one() {
+    let dev = MemDevice::new();
+    fill(&dev, 0..120, 200);
+    let last = dev
+        .list()
+        .unwrap_or_default()
+        .iter()
+        .filter(|n| n.ends_with(".blob"))
+        .count() as u32;
+    assert!(last >= 3);
+    dev.put_file(&blob_name(last + 1), b"RINGB".to_vec());
+    let e = open_mem(&dev, small_config());
+    for i in 0..120 {
+        assert_eq!(read_all(&e, &key(i)).ok(), Some(value(i, 0, 200)));
+    }
+    assert!(
+        e.write(&key(1000), b"new", WriteOptions::default()).is_ok(),
+        "writes work"
+    );
+    assert!(e.sync().is_ok());
+    assert!(e.close().is_ok());
+    let e = open_mem(&dev, small_config());
+    assert_eq!(read_all(&e, &key(1000)).ok().as_deref(), Some(&b"new"[..]));
+}
+
+#[test]
+fn missing_or_damaged_sealed_index_is_rebuilt_from_its_blob() {
+    let dev = MemDevice::new();
+    fill(&dev, 0..120, 200);
+    let _ = dev.remove(&index_name(1));
+    let mut ix = file(&dev, &index_name(2));
+    let mid = ix.len() / 2;
+    ix[mid] ^= 1;
+    dev.put_file(&index_name(2), ix.clone());
+    let e = open_mem(&dev, small_config());
+    for i in 0..120 {
+        assert_eq!(read_all(&e, &key(i)).ok(), Some(value(i, 0, 200)));
+    }
+    drop(e);
+    assert!(
+        dev.file_bytes(&index_name(1)).is_some(),
+        "index 1 rewritten"
+    );
+    assert_ne!(file(&dev, &index_name(2)), ix, "index 2 rewritten");
+}
+
+#[test]
+fn unknown_blob_format_version_is_refused_with_a_clear_error() {
+    let dev = MemDevice::new();
+    fill(&dev, 0..3, 10);
+    let mut b = file(&dev, &blob_name(1));
+    b[8] = 9;
+    let crc = crc32fast::hash(&b[0..28]);
+    b[28..32].copy_from_slice(&crc.to_le_bytes());
+    dev.put_file(&blob_name(1), b);
+    let e = ringblob_engine::Engine::open_on(std::sync::Arc::new(dev), small_config());
+    assert!(matches!(
+        e,
+        Err(Error::UnsupportedVersion {
+            version: 9,
+            supported: 1,
+            ..
+        })
+    ));
+}
