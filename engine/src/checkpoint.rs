@@ -108,7 +108,7 @@ pub(crate) fn write_index_file(inner: &Inner, id: u32) -> Result<()> {
         id,
         start,
         end,
-        Check::Headers,
+        Check::Everything,
     )?);
     tracing::debug!(blob = %blob_name(id), records = entries.len(), "writing index file");
     store_index(

@@ -1,0 +1,101 @@
+//! `BlobBackend`: the ringblob engine. Blob files live directly in the data directory;
+//! streaming uploads are staged in `<data dir>/uploads/`.
+
+use std::path::Path;
+
+use ringblob_engine::{Config, Engine, Key, Range, WriteOptions};
+
+use crate::backend::{Store, StoreBackend};
+use crate::error::Result;
+use crate::meta::{BackendStats, Location, Meta};
+use crate::staging::Staging;
+
+/// The engine as a store.
+pub struct BlobStore {
+    engine: Engine,
+}
+
+/// The blob-engine backend.
+pub type BlobBackend = StoreBackend<BlobStore>;
+
+impl BlobBackend {
+    /// Opens the engine in `dir` (uploads staged in `dir/uploads`).
+    pub fn open(dir: &Path, config: Config) -> Result<Self> {
+        let engine = Engine::open(dir, config)?;
+        let staging = Staging::dir(dir.join("uploads"))?;
+        Ok(StoreBackend::new(BlobStore { engine }, staging))
+    }
+}
+
+impl BlobStore {
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+fn meta(m: ringblob_engine::Meta) -> Meta {
+    Meta {
+        key: m.key,
+        size: m.size,
+        stored_size: m.stored_size,
+        timestamp_ns: m.timestamp_ns,
+        checksum: m.checksum,
+        location: Location::Blob {
+            blob: m.blob,
+            offset: m.offset,
+        },
+    }
+}
+
+impl Store for BlobStore {
+    fn kind(&self) -> &'static str {
+        "blob"
+    }
+
+    fn put(&self, key: &Key, value: &[u8], opts: WriteOptions) -> Result<()> {
+        Ok(self.engine.write(key, value, opts)?)
+    }
+
+    fn get(&self, key: &Key, range: Range) -> Result<Vec<u8>> {
+        Ok(self.engine.read(key, range)?)
+    }
+
+    fn meta(&self, key: &Key) -> Result<Meta> {
+        Ok(meta(self.engine.lookup(key)?))
+    }
+
+    fn delete(&self, key: &Key, opts: WriteOptions) -> Result<()> {
+        match opts.durability {
+            Some(d) => Ok(self.engine.remove_with(key, d)?),
+            None => Ok(self.engine.remove(key)?),
+        }
+    }
+
+    fn scan(&self, from: &Key, to: &Key) -> Result<Vec<Meta>> {
+        let mut out = Vec::new();
+        for m in self.engine.iterate_range(*from, *to) {
+            out.push(meta(m?));
+        }
+        Ok(out)
+    }
+
+    fn stats(&self) -> Result<BackendStats> {
+        let s = self.engine.stats();
+        Ok(BackendStats {
+            kind: "blob".into(),
+            keys: s.keys,
+            bytes_on_disk: s.bytes_on_disk,
+            live_bytes: s.live_bytes,
+            garbage_bytes: s.garbage_bytes,
+            index_bytes: Some(s.index_bytes),
+            blobs: Some(s.blobs),
+            syncs: Some(s.syncs),
+            read_only: s.poisoned,
+            ..BackendStats::default()
+        })
+    }
+
+    fn sync(&self) -> Result<()> {
+        Ok(self.engine.sync()?)
+    }
+}

@@ -1,0 +1,103 @@
+//! Choosing and configuring a backend: `backend = "blob" | "fs" | "mem"` plus options.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::blob::BlobBackend;
+use crate::error::{Error, Result};
+use crate::fs::FsBackend;
+use crate::mem::MemBackend;
+
+/// Which backend a node serves from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    #[default]
+    Blob,
+    Fs,
+    Mem,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "blob" => Ok(BackendKind::Blob),
+            "fs" => Ok(BackendKind::Fs),
+            "mem" => Ok(BackendKind::Mem),
+            other => Err(format!("unknown backend {other:?} (blob, fs or mem)")),
+        }
+    }
+}
+
+/// Options of the blob engine backend (`[blob]` in the node's TOML file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlobOptions {
+    pub max_blob_size: u64,
+    pub max_blob_records: u64,
+    pub frame_len: u32,
+    /// Compress writes that do not say.
+    pub compress: bool,
+    /// "none" | "batch" | "sync": durability of writes that do not say.
+    pub durability: String,
+    pub write_buffer_size: usize,
+    pub flush_interval_ms: u64,
+    pub batch_window_us: u64,
+}
+
+impl Default for BlobOptions {
+    fn default() -> Self {
+        let c = ringblob_engine::Config::default();
+        BlobOptions {
+            max_blob_size: c.max_blob_size,
+            max_blob_records: c.max_blob_records,
+            frame_len: c.frame_len,
+            compress: c.compress,
+            durability: "batch".into(),
+            write_buffer_size: c.write_buffer_size,
+            flush_interval_ms: c.flush_interval.as_millis() as u64,
+            batch_window_us: c.batch_window.as_micros() as u64,
+        }
+    }
+}
+
+impl BlobOptions {
+    /// The engine configuration these options describe.
+    pub fn engine_config(&self) -> Result<ringblob_engine::Config> {
+        let durability = self.durability.parse().map_err(Error::InvalidConfig)?;
+        let c = ringblob_engine::Config {
+            max_blob_size: self.max_blob_size,
+            max_blob_records: self.max_blob_records,
+            frame_len: self.frame_len,
+            compress: self.compress,
+            durability,
+            write_buffer_size: self.write_buffer_size,
+            flush_interval: std::time::Duration::from_millis(self.flush_interval_ms),
+            batch_window: std::time::Duration::from_micros(self.batch_window_us),
+            ..ringblob_engine::Config::default()
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Backend choice and options.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendConfig {
+    pub backend: BackendKind,
+    pub blob: BlobOptions,
+}
+
+/// Opens the configured backend over `data_dir`.
+pub fn open_backend(config: &BackendConfig, data_dir: &Path) -> Result<Arc<dyn Backend>> {
+    Ok(match config.backend {
+        BackendKind::Blob => Arc::new(BlobBackend::open(data_dir, config.blob.engine_config()?)?),
+        BackendKind::Fs => Arc::new(FsBackend::open(data_dir)?),
+        BackendKind::Mem => Arc::new(MemBackend::open_memory()),
+    })
+}

@@ -1,0 +1,474 @@
+//! The conformance suite every backend must pass. Each case gets a fresh backend from a
+//! [`Fixture`]; [`run_all`] runs every case and reports all failures by name.
+//!
+//! Cases that need a restart (persistence, resumable uploads) use `Fixture::reopen` and are
+//! skipped for backends that keep nothing (it returns `None`).
+
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use ringblob_engine::format::record::MAX_VALUE_LEN;
+use ringblob_engine::{Durability, Key, Range, WriteOptions};
+
+use crate::backend::Backend;
+use crate::error::Error;
+use crate::meta::IterRequest;
+
+/// A backend under test, and how to reopen it over the same storage.
+pub struct Fixture {
+    pub backend: Option<Arc<dyn Backend>>,
+    /// Closes the current backend (dropping it) and opens a new one on the same storage.
+    pub reopen: Option<Box<dyn Fn() -> Arc<dyn Backend>>>,
+    /// Keeps temporary directories alive.
+    pub guard: Box<dyn std::any::Any>,
+}
+
+impl Fixture {
+    fn backend(&self) -> &dyn Backend {
+        match &self.backend {
+            Some(b) => b.as_ref(),
+            None => panic!("fixture has no backend"),
+        }
+    }
+
+    /// Reopens; false if this backend keeps nothing across restarts.
+    fn restart(&mut self) -> bool {
+        let Some(reopen) = &self.reopen else {
+            return false;
+        };
+        self.backend = None;
+        self.backend = Some(reopen());
+        true
+    }
+}
+
+type Case = fn(&mut Fixture);
+
+/// Every case, by name.
+pub const CASES: &[(&str, Case)] = &[
+    ("write_then_read_whole", write_then_read_whole),
+    ("overwrite_replaces_value", overwrite_replaces_value),
+    ("empty_value", empty_value),
+    ("large_value_and_ranges", large_value_and_ranges),
+    ("range_past_end", range_past_end),
+    ("missing_key_errors", missing_key_errors),
+    ("remove_then_remove_again", remove_then_remove_again),
+    (
+        "lookup_reports_size_checksum_timestamp",
+        lookup_reports_size_checksum_timestamp,
+    ),
+    ("append_creates_and_extends", append_creates_and_extends),
+    ("write_at_inside_and_past_end", write_at_inside_and_past_end),
+    (
+        "limits_are_refused_before_allocating",
+        limits_are_refused_before_allocating,
+    ),
+    (
+        "streaming_upload_is_invisible_until_commit",
+        streaming_upload_is_invisible_until_commit,
+    ),
+    ("streaming_upload_errors", streaming_upload_errors),
+    ("iterate_pages_in_key_order", iterate_pages_in_key_order),
+    ("iterate_while_writing", iterate_while_writing),
+    (
+        "concurrent_appends_lose_nothing",
+        concurrent_appends_lose_nothing,
+    ),
+    ("stats_count_keys", stats_count_keys),
+    ("every_durability_reads_back", every_durability_reads_back),
+    ("values_survive_reopen", values_survive_reopen),
+    ("uploads_survive_reopen", uploads_survive_reopen),
+    ("stale_uploads_are_reclaimed", stale_uploads_are_reclaimed),
+];
+
+/// Runs every case on a fresh fixture; panics listing the failed cases.
+pub fn run_all(make: impl Fn() -> Fixture) {
+    let mut failed = Vec::new();
+    for (name, case) in CASES {
+        let mut fx = make();
+        if catch_unwind(AssertUnwindSafe(|| case(&mut fx))).is_err() {
+            failed.push(*name);
+        }
+    }
+    assert!(failed.is_empty(), "conformance cases failed: {failed:?}");
+}
+
+fn key(i: u64) -> Key {
+    Key::from_name(b"conformance", &i.to_le_bytes())
+}
+
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i as u64).wrapping_mul(31) ^ seed.wrapping_mul(7919)) as u8)
+        .collect()
+}
+
+fn opts() -> WriteOptions {
+    WriteOptions::default()
+}
+
+fn read(b: &dyn Backend, k: &Key) -> Option<Vec<u8>> {
+    match b.read(k, Range::all()) {
+        Ok(v) => Some(v),
+        Err(Error::NotFound(_)) => None,
+        Err(e) => panic!("read {k}: {e}"),
+    }
+}
+
+fn ok<T>(r: crate::Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+fn write_then_read_whole(fx: &mut Fixture) {
+    let b = fx.backend();
+    assert_eq!(ok(b.write(&key(1), b"hello", opts())), 5);
+    assert_eq!(read(b, &key(1)).as_deref(), Some(&b"hello"[..]));
+}
+
+fn overwrite_replaces_value(fx: &mut Fixture) {
+    let b = fx.backend();
+    ok(b.write(&key(1), b"first version", opts()));
+    ok(b.write(&key(1), b"second", opts()));
+    assert_eq!(read(b, &key(1)).as_deref(), Some(&b"second"[..]));
+    assert_eq!(ok(b.lookup(&key(1))).size, 6);
+}
+
+fn empty_value(fx: &mut Fixture) {
+    let b = fx.backend();
+    ok(b.write(&key(2), b"", opts()));
+    assert_eq!(read(b, &key(2)), Some(vec![]));
+    assert_eq!(ok(b.read(&key(2), Range::new(0, 10))), Vec::<u8>::new());
+    assert!(matches!(
+        b.read(&key(2), Range::new(1, 1)),
+        Err(Error::RangeOutOfBounds { offset: 1, len: 0 })
+    ));
+}
+
+fn large_value_and_ranges(fx: &mut Fixture) {
+    let b = fx.backend();
+    let v = bytes(3, 3 << 20);
+    ok(b.write(
+        &key(3),
+        &v,
+        WriteOptions {
+            compress: Some(true),
+            durability: None,
+        },
+    ));
+    assert!(read(b, &key(3)) == Some(v.clone()));
+    for (off, size) in [
+        (0u64, 1u64),
+        (65_535, 2),
+        (1 << 20, 1 << 20),
+        ((3 << 20) - 1, 1),
+    ] {
+        let got = ok(b.read(&key(3), Range::new(off, size)));
+        assert!(
+            got == v[off as usize..(off + size) as usize],
+            "range {off}+{size}"
+        );
+    }
+}
+
+fn range_past_end(fx: &mut Fixture) {
+    let b = fx.backend();
+    ok(b.write(&key(4), b"0123456789", opts()));
+    assert_eq!(ok(b.read(&key(4), Range::new(8, 100))), b"89");
+    assert_eq!(ok(b.read(&key(4), Range::new(10, 5))), b"");
+    assert_eq!(
+        ok(b.read(
+            &key(4),
+            Range {
+                offset: 3,
+                size: None
+            }
+        )),
+        b"3456789"
+    );
+    assert!(matches!(
+        b.read(&key(4), Range::new(11, 1)),
+        Err(Error::RangeOutOfBounds {
+            offset: 11,
+            len: 10
+        })
+    ));
+}
+
+fn missing_key_errors(fx: &mut Fixture) {
+    let b = fx.backend();
+    assert!(matches!(b.read(&key(9), Range::all()), Err(Error::NotFound(k)) if k == key(9)));
+    assert!(matches!(b.lookup(&key(9)), Err(Error::NotFound(_))));
+    assert!(matches!(b.remove(&key(9), opts()), Err(Error::NotFound(_))));
+}
+
+fn remove_then_remove_again(fx: &mut Fixture) {
+    let b = fx.backend();
+    ok(b.write(&key(5), b"x", opts()));
+    ok(b.remove(&key(5), opts()));
+    assert_eq!(read(b, &key(5)), None);
+    assert!(matches!(b.remove(&key(5), opts()), Err(Error::NotFound(_))));
+    ok(b.write(&key(5), b"back", opts()));
+    assert_eq!(read(b, &key(5)).as_deref(), Some(&b"back"[..]));
+}
+
+fn lookup_reports_size_checksum_timestamp(fx: &mut Fixture) {
+    let b = fx.backend();
+    let v = bytes(6, 1000);
+    ok(b.write(&key(6), &v, opts()));
+    let m1 = ok(b.lookup(&key(6)));
+    assert_eq!(
+        (m1.key, m1.size, m1.checksum),
+        (key(6), 1000, crc32fast::hash(&v))
+    );
+    assert!(m1.timestamp_ns > 0 && m1.stored_size > 0);
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    ok(b.write(&key(6), b"newer", opts()));
+    assert!(ok(b.lookup(&key(6))).timestamp_ns > m1.timestamp_ns);
+}
+
+fn append_creates_and_extends(fx: &mut Fixture) {
+    let b = fx.backend();
+    assert_eq!(ok(b.append(&key(7), b"abc", opts())), 3);
+    assert_eq!(ok(b.append(&key(7), b"def", opts())), 6);
+    assert_eq!(read(b, &key(7)).as_deref(), Some(&b"abcdef"[..]));
+}
+
+fn write_at_inside_and_past_end(fx: &mut Fixture) {
+    let b = fx.backend();
+    ok(b.write(&key(8), b"0123456789", opts()));
+    assert_eq!(ok(b.write_at(&key(8), 2, b"xy", opts())), 10);
+    assert_eq!(read(b, &key(8)).as_deref(), Some(&b"01xy456789"[..]));
+    assert_eq!(ok(b.write_at(&key(8), 12, b"z", opts())), 13);
+    assert_eq!(read(b, &key(8)).as_deref(), Some(&b"01xy456789\0\0z"[..]));
+    assert_eq!(
+        ok(b.write_at(&key(10), 3, b"new", opts())),
+        6,
+        "creates a missing key"
+    );
+}
+
+fn limits_are_refused_before_allocating(fx: &mut Fixture) {
+    let b = fx.backend();
+    assert!(matches!(
+        b.write_at(&key(11), MAX_VALUE_LEN, b"x", opts()),
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(matches!(
+        b.write_at(&key(11), u64::MAX, b"x", opts()),
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(matches!(
+        b.prepare(&key(11), MAX_VALUE_LEN + 1),
+        Err(Error::TooLarge { .. })
+    ));
+    assert_eq!(read(b, &key(11)), None);
+}
+
+fn streaming_upload_is_invisible_until_commit(fx: &mut Fixture) {
+    let b = fx.backend();
+    let v = bytes(12, 300_000);
+    ok(b.prepare(&key(12), 400_000));
+    ok(b.write_part(&key(12), 200_000, &v[200_000..]));
+    ok(b.write_part(&key(12), 0, &v[..200_000]));
+    assert_eq!(
+        read(b, &key(12)),
+        None,
+        "uploads are invisible before commit"
+    );
+    assert_eq!(ok(b.stats()).uploads_in_progress, 1);
+    assert_eq!(ok(b.commit(&key(12), 300_000, opts())), 300_000);
+    assert!(read(b, &key(12)) == Some(v));
+    assert_eq!(ok(b.stats()).uploads_in_progress, 0);
+}
+
+fn streaming_upload_errors(fx: &mut Fixture) {
+    let b = fx.backend();
+    assert!(matches!(
+        b.write_part(&key(13), 0, b"x"),
+        Err(Error::NoUpload(_))
+    ));
+    assert!(matches!(
+        b.commit(&key(13), 1, opts()),
+        Err(Error::NoUpload(_))
+    ));
+    ok(b.prepare(&key(13), 10));
+    assert!(matches!(
+        b.write_part(&key(13), 8, b"xyz"),
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(matches!(
+        b.commit(&key(13), 11, opts()),
+        Err(Error::TooLarge { .. })
+    ));
+    ok(b.write_part(&key(13), 0, b"0123456789"));
+    ok(b.commit(&key(13), 4, opts()));
+    assert_eq!(read(b, &key(13)).as_deref(), Some(&b"0123"[..]));
+}
+
+fn iterate_pages_in_key_order(fx: &mut Fixture) {
+    let b = fx.backend();
+    let want: BTreeSet<Key> = (100..157).map(key).collect();
+    for k in &want {
+        ok(b.write(k, k.as_bytes(), opts()));
+    }
+    ok(b.remove(&key(120), opts()));
+    let mut seen = Vec::new();
+    let mut req = IterRequest::all(10);
+    loop {
+        let page = ok(b.iterate(&req));
+        assert!(page.entries.len() <= 10);
+        seen.extend(page.entries.iter().map(|m| m.key));
+        match page.next_after {
+            Some(after) => req.after = Some(after),
+            None => break,
+        }
+    }
+    let mut expect: Vec<Key> = want.iter().copied().filter(|k| *k != key(120)).collect();
+    expect.sort();
+    assert_eq!(seen, expect, "every live key once, in key order");
+    let (lo, hi) = (expect[5], expect[15]);
+    let page = ok(b.iterate(&IterRequest {
+        from: lo,
+        to: hi,
+        after: None,
+        limit: 100,
+    }));
+    assert_eq!(page.entries.len(), 11);
+    assert!(page.next_after.is_none());
+}
+
+fn iterate_while_writing(fx: &mut Fixture) {
+    let b = fx.backend.clone().unwrap_or_else(|| panic!("no backend"));
+    for i in 0..50 {
+        ok(b.write(&key(200 + i), b"before", opts()));
+    }
+    let writer = {
+        let b = b.clone();
+        std::thread::spawn(move || {
+            for i in 0..200 {
+                ok(b.write(&key(1000 + i), b"during", opts()));
+            }
+        })
+    };
+    for _ in 0..5 {
+        let page = ok(b.iterate(&IterRequest::all(10_000)));
+        let keys: BTreeSet<Key> = page.entries.iter().map(|m| m.key).collect();
+        assert!(
+            (0..50).all(|i| keys.contains(&key(200 + i))),
+            "keys written before are listed"
+        );
+    }
+    assert!(writer.join().is_ok());
+}
+
+fn concurrent_appends_lose_nothing(fx: &mut Fixture) {
+    let b = fx.backend.clone().unwrap_or_else(|| panic!("no backend"));
+    let threads: Vec<_> = (0..4u8)
+        .map(|t| {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    ok(b.append(&key(14), &[b'a' + t], opts()));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        assert!(t.join().is_ok());
+    }
+    let v = read(b.as_ref(), &key(14)).unwrap_or_default();
+    assert_eq!(v.len(), 100);
+    for t in 0..4u8 {
+        assert_eq!(v.iter().filter(|c| **c == b'a' + t).count(), 25);
+    }
+}
+
+fn stats_count_keys(fx: &mut Fixture) {
+    let b = fx.backend();
+    for i in 0..7 {
+        ok(b.write(&key(300 + i), b"v", opts()));
+    }
+    ok(b.remove(&key(300), opts()));
+    let s = ok(b.stats());
+    assert_eq!(s.keys, 6);
+    assert_eq!(s.kind, b.kind());
+}
+
+fn every_durability_reads_back(fx: &mut Fixture) {
+    let b = fx.backend();
+    for (i, d) in [Durability::None, Durability::Batch, Durability::Sync]
+        .into_iter()
+        .enumerate()
+    {
+        ok(b.write(
+            &key(400 + i as u64),
+            b"durable?",
+            WriteOptions::durability(d),
+        ));
+        ok(b.remove(&key(400 + i as u64), WriteOptions::durability(d)));
+        ok(b.write(&key(400 + i as u64), b"yes", WriteOptions::durability(d)));
+    }
+    ok(b.sync());
+    for i in 0..3 {
+        assert_eq!(read(b, &key(400 + i)).as_deref(), Some(&b"yes"[..]));
+    }
+}
+
+fn values_survive_reopen(fx: &mut Fixture) {
+    {
+        let b = fx.backend();
+        ok(b.write(
+            &key(500),
+            b"kept",
+            WriteOptions::durability(Durability::None),
+        ));
+        ok(b.write(&key(501), b"gone", opts()));
+        ok(b.remove(&key(501), opts()));
+        ok(b.append(&key(502), b"ab", opts()));
+        ok(b.append(&key(502), b"cd", opts()));
+        ok(b.sync());
+    }
+    if !fx.restart() {
+        return;
+    }
+    let b = fx.backend();
+    assert_eq!(read(b, &key(500)).as_deref(), Some(&b"kept"[..]));
+    assert_eq!(read(b, &key(501)), None);
+    assert_eq!(read(b, &key(502)).as_deref(), Some(&b"abcd"[..]));
+}
+
+fn uploads_survive_reopen(fx: &mut Fixture) {
+    ok(fx.backend().prepare(&key(600), 8));
+    ok(fx.backend().write_part(&key(600), 0, b"half"));
+    if !fx.restart() {
+        return;
+    }
+    let b = fx.backend();
+    assert_eq!(read(b, &key(600)), None);
+    ok(b.prepare(&key(600), 8));
+    ok(b.write_part(&key(600), 4, b"done"));
+    ok(b.commit(&key(600), 8, opts()));
+    assert_eq!(read(b, &key(600)).as_deref(), Some(&b"halfdone"[..]));
+}
+
+fn stale_uploads_are_reclaimed(fx: &mut Fixture) {
+    let b = fx.backend();
+    ok(b.prepare(&key(700), 100));
+    assert_eq!(
+        ok(b.reclaim_uploads(std::time::Duration::from_secs(3600))),
+        0
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(
+        ok(b.reclaim_uploads(std::time::Duration::from_millis(1))),
+        1
+    );
+    assert!(matches!(
+        b.write_part(&key(700), 0, b"x"),
+        Err(Error::NoUpload(_))
+    ));
+}

@@ -1,0 +1,75 @@
+//! The backends' error type.
+
+use ringblob_engine::Key;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a backend call can fail with. The node maps each variant to a wire status.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("key {0} not found")]
+    NotFound(Key),
+    #[error("range offset {offset} is past the end of a {len}-byte value")]
+    RangeOutOfBounds { offset: u64, len: u64 },
+    #[error("{what} of {got} exceeds the limit of {limit}")]
+    TooLarge {
+        what: &'static str,
+        got: u64,
+        limit: u64,
+    },
+    #[error("no upload in progress for key {0} (prepare it first)")]
+    NoUpload(Key),
+    /// Stored bytes failed a checksum or structural check.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    /// The backend refuses writes (e.g. after a failed fsync) until it is reopened.
+    #[error("backend is read-only: {0}")]
+    ReadOnly(String),
+    #[error("invalid backend configuration: {0}")]
+    InvalidConfig(String),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data directory {0} is locked by another process")]
+    Locked(String),
+    #[error("backend call failed: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn io(op: &'static str, path: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<ringblob_engine::Error> for Error {
+    fn from(e: ringblob_engine::Error) -> Self {
+        use ringblob_engine::Error as E;
+        match e {
+            E::NotFound(k) => Error::NotFound(k),
+            E::RangeOutOfBounds { offset, len } => Error::RangeOutOfBounds { offset, len },
+            E::TooLarge { what, got, limit } => Error::TooLarge { what, got, limit },
+            E::Poisoned(why) => Error::ReadOnly(why),
+            E::Locked { path } => Error::Locked(path),
+            E::InvalidConfig(m) => Error::InvalidConfig(m),
+            E::Io { op, path, source } => Error::Io { op, path, source },
+            e if e.is_corruption() => Error::Corrupt(e.to_string()),
+            e => Error::Internal(e.to_string()),
+        }
+    }
+}
+
+/// `map_err` helper: an IO error during `op` on `path`.
+pub(crate) fn at(op: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.display().to_string();
+    move |e| Error::io(op, path, e)
+}

@@ -1,0 +1,301 @@
+//! `FsBackend`: one file per key under `<data dir>/objects/<k0>/<k1>/<key hex>`, where k0 and
+//! k1 are the key's first two bytes in hex. Each file is a 32-byte header (see
+//! [`FILE_HEADER_LEN`]) then the value. A write goes to a temp file in the same directory,
+//! is fsynced, then renamed over the old file, so a crash leaves the old or the new value,
+//! never a mix; the directory is fsynced for `batch`/`sync` durability (or at `sync()`).
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use ringblob_engine::{Durability, Key, Range, WriteOptions};
+
+use crate::backend::{Store, StoreBackend};
+use crate::error::{at, Error, Result};
+use crate::mem::now_ns;
+use crate::meta::{BackendStats, Location, Meta};
+use crate::staging::Staging;
+
+/// `RBFS`, then version 1.
+const FILE_MAGIC: [u8; 4] = *b"RBFS";
+const FILE_VERSION: u16 = 1;
+/// magic[4] version u16 reserved u16 value_len u64 timestamp_ns u64 value_crc u32 header_crc u32.
+pub const FILE_HEADER_LEN: usize = 32;
+
+/// Files one per key.
+pub struct FsStore {
+    objects: PathBuf,
+    dirty_dirs: Mutex<HashSet<PathBuf>>,
+    tmp_seq: AtomicU64,
+    _lock: File,
+}
+
+/// The file-per-key backend.
+pub type FsBackend = StoreBackend<FsStore>;
+
+impl FsBackend {
+    /// Opens (creating) the store in `dir`; removes temp files a crash left behind.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let objects = dir.join("objects");
+        fs::create_dir_all(&objects)
+            .map_err(|e| Error::io("create", objects.display().to_string(), e))?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io("open", lock_path.display().to_string(), e))?;
+        lock.try_lock()
+            .map_err(|_| Error::Locked(dir.display().to_string()))?;
+        let store = FsStore {
+            objects,
+            dirty_dirs: Mutex::new(HashSet::new()),
+            tmp_seq: AtomicU64::new(0),
+            _lock: lock,
+        };
+        for (path, _) in store.walk(true)? {
+            fs::remove_file(&path)
+                .map_err(|e| Error::io("remove", path.display().to_string(), e))?;
+        }
+        Ok(StoreBackend::new(store, Staging::dir(dir.join("uploads"))?))
+    }
+}
+
+struct FileHeader {
+    value_len: u64,
+    timestamp_ns: u64,
+    value_crc: u32,
+}
+
+impl FileHeader {
+    fn encode(&self) -> [u8; FILE_HEADER_LEN] {
+        let mut b = [0u8; FILE_HEADER_LEN];
+        b[0..4].copy_from_slice(&FILE_MAGIC);
+        b[4..6].copy_from_slice(&FILE_VERSION.to_le_bytes());
+        b[8..16].copy_from_slice(&self.value_len.to_le_bytes());
+        b[16..24].copy_from_slice(&self.timestamp_ns.to_le_bytes());
+        b[24..28].copy_from_slice(&self.value_crc.to_le_bytes());
+        let crc = crc32fast::hash(&b[0..28]);
+        b[28..32].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8; FILE_HEADER_LEN], file_len: u64, path: &Path) -> Result<Self> {
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
+        let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or_default());
+        let bad = |why: &str| Error::Corrupt(format!("{}: {why}", path.display()));
+        if b[0..4] != FILE_MAGIC || u32_at(28) != crc32fast::hash(&b[0..28]) {
+            return Err(bad("bad magic or header checksum"));
+        }
+        if u16::from_le_bytes([b[4], b[5]]) != FILE_VERSION {
+            return Err(bad("unsupported file version"));
+        }
+        let h = FileHeader {
+            value_len: u64_at(8),
+            timestamp_ns: u64_at(16),
+            value_crc: u32_at(24),
+        };
+        if h.value_len.checked_add(FILE_HEADER_LEN as u64) != Some(file_len) {
+            return Err(bad("length does not match the file size"));
+        }
+        Ok(h)
+    }
+}
+
+impl FsStore {
+    fn dir_of(&self, key: &Key) -> PathBuf {
+        self.objects
+            .join(format!("{:02x}", key.0[0]))
+            .join(format!("{:02x}", key.0[1]))
+    }
+
+    fn path_of(&self, key: &Key) -> PathBuf {
+        self.dir_of(key).join(key.to_hex())
+    }
+
+    /// Opens a key's file and checks its header.
+    fn open_value(&self, key: &Key) -> Result<(File, FileHeader, PathBuf)> {
+        let path = self.path_of(key);
+        let f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(*key))
+            }
+            Err(e) => return Err(Error::io("open", path.display().to_string(), e)),
+        };
+        let len = f.metadata().map_err(at("stat", &path))?.len();
+        let mut b = [0u8; FILE_HEADER_LEN];
+        f.read_exact_at(&mut b, 0)
+            .map_err(|_| Error::Corrupt(format!("{}: truncated header", path.display())))?;
+        let h = FileHeader::decode(&b, len, &path)?;
+        Ok((f, h, path))
+    }
+
+    /// Every value file (or, with `temps`, every leftover temp file) with its path.
+    fn walk(&self, temps: bool) -> Result<Vec<(PathBuf, Option<Key>)>> {
+        let mut out = Vec::new();
+        for d1 in read_dir(&self.objects)? {
+            for d2 in read_dir(&d1)? {
+                for f in read_dir(&d2)? {
+                    let name = f
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let is_temp = name.starts_with('.') && name.contains(".tmp");
+                    match (temps, is_temp) {
+                        (true, true) => out.push((f, None)),
+                        (false, false) => {
+                            if let Some(k) = Key::from_hex(&name) {
+                                out.push((f, Some(k)));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn sync_dir(dir: &Path) -> Result<()> {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("sync dir", dir.display().to_string(), e))
+    }
+
+    fn meta_of(&self, key: &Key) -> Result<Meta> {
+        let (_, h, path) = self.open_value(key)?;
+        Ok(Meta {
+            key: *key,
+            size: h.value_len,
+            stored_size: h.value_len + FILE_HEADER_LEN as u64,
+            timestamp_ns: h.timestamp_ns,
+            checksum: h.value_crc,
+            location: Location::File(path),
+        })
+    }
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let io = |e| Error::io("list", dir.display().to_string(), e);
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).map_err(io)? {
+        out.push(e.map_err(io)?.path());
+    }
+    Ok(out)
+}
+
+impl Store for FsStore {
+    fn kind(&self) -> &'static str {
+        "fs"
+    }
+
+    fn put(&self, key: &Key, value: &[u8], opts: WriteOptions) -> Result<()> {
+        let dir = self.dir_of(key);
+        fs::create_dir_all(&dir).map_err(|e| Error::io("create", dir.display().to_string(), e))?;
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}-{seq}",
+            key.to_hex(),
+            std::process::id()
+        ));
+        let header = FileHeader {
+            value_len: value.len() as u64,
+            timestamp_ns: now_ns(),
+            value_crc: crc32fast::hash(value),
+        };
+        let mut f = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(&tmp)
+            .map_err(at("create", &tmp))?;
+        f.write_all(&header.encode())
+            .and_then(|()| f.write_all(value))
+            .map_err(at("write", &tmp))?;
+        f.sync_data().map_err(at("fdatasync", &tmp))?;
+        fs::rename(&tmp, self.path_of(key)).map_err(at("rename", &tmp))?;
+        if opts.durability == Some(Durability::None) {
+            self.dirty_dirs.lock().insert(dir);
+            return Ok(());
+        }
+        Self::sync_dir(&dir)
+    }
+
+    fn get(&self, key: &Key, range: Range) -> Result<Vec<u8>> {
+        let (f, h, path) = self.open_value(key)?;
+        let (off, len) = range.resolve(h.value_len)?;
+        let mut v = vec![0u8; len as usize];
+        f.read_exact_at(&mut v, FILE_HEADER_LEN as u64 + off)
+            .map_err(|e| Error::io("read", path.display().to_string(), e))?;
+        if len == h.value_len && crc32fast::hash(&v) != h.value_crc {
+            return Err(Error::Corrupt(format!(
+                "{}: value checksum mismatch",
+                path.display()
+            )));
+        }
+        Ok(v)
+    }
+
+    fn meta(&self, key: &Key) -> Result<Meta> {
+        self.meta_of(key)
+    }
+
+    fn delete(&self, key: &Key, opts: WriteOptions) -> Result<()> {
+        let path = self.path_of(key);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(*key))
+            }
+            Err(e) => return Err(Error::io("remove", path.display().to_string(), e)),
+        }
+        let dir = self.dir_of(key);
+        if opts.durability == Some(Durability::None) {
+            self.dirty_dirs.lock().insert(dir);
+            return Ok(());
+        }
+        Self::sync_dir(&dir)
+    }
+
+    fn scan(&self, from: &Key, to: &Key) -> Result<Vec<Meta>> {
+        let mut out = Vec::new();
+        for (_, key) in self.walk(false)? {
+            let Some(k) = key.filter(|k| k >= from && k <= to) else {
+                continue;
+            };
+            match self.meta_of(&k) {
+                Ok(m) => out.push(m),
+                Err(Error::NotFound(_)) => {} // removed while we walked
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    fn stats(&self) -> Result<BackendStats> {
+        let mut s = BackendStats {
+            kind: "fs".into(),
+            ..BackendStats::default()
+        };
+        for (path, _) in self.walk(false)? {
+            let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            s.keys += 1;
+            s.bytes_on_disk += len;
+            s.live_bytes += len;
+        }
+        Ok(s)
+    }
+
+    fn sync(&self) -> Result<()> {
+        let dirs: Vec<PathBuf> = self.dirty_dirs.lock().drain().collect();
+        for d in dirs {
+            Self::sync_dir(&d)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,89 @@
+//! What backends report about values, iteration pages and totals.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use ringblob_engine::Key;
+use serde::Serialize;
+
+/// Where a value lives, for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Blob { blob: u32, offset: u64 },
+    File(PathBuf),
+    Memory,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Blob { blob, offset } => write!(f, "blob {blob} offset {offset}"),
+            Location::File(p) => write!(f, "file {}", p.display()),
+            Location::Memory => f.write_str("memory"),
+        }
+    }
+}
+
+/// A live value's description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    pub key: Key,
+    /// Logical size in bytes.
+    pub size: u64,
+    /// Bytes it takes in storage.
+    pub stored_size: u64,
+    pub timestamp_ns: u64,
+    /// CRC-32 (crc32fast) of the whole value.
+    pub checksum: u32,
+    pub location: Location,
+}
+
+/// One page of an iteration over an inclusive key range, in key order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IterRequest {
+    pub from: Key,
+    pub to: Key,
+    /// Resume after this key (exclusive).
+    pub after: Option<Key>,
+    /// At most this many entries (clamped to [`MAX_ITER_LIMIT`]).
+    pub limit: usize,
+}
+
+/// Largest page an iteration returns.
+pub const MAX_ITER_LIMIT: usize = 10_000;
+
+impl IterRequest {
+    /// Every key, `limit` per page.
+    pub fn all(limit: usize) -> Self {
+        IterRequest {
+            from: Key([0; 32]),
+            to: Key([0xFF; 32]),
+            after: None,
+            limit,
+        }
+    }
+}
+
+/// A page of entries and where to resume.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IterPage {
+    pub entries: Vec<Meta>,
+    /// `Some(last key)` when more entries may follow: pass it as `after`.
+    pub next_after: Option<Key>,
+}
+
+/// Totals a backend reports.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct BackendStats {
+    pub kind: String,
+    pub keys: u64,
+    pub bytes_on_disk: u64,
+    pub live_bytes: u64,
+    pub garbage_bytes: u64,
+    pub uploads_in_progress: u64,
+    /// Engine details (blob backend only).
+    pub index_bytes: Option<u64>,
+    pub blobs: Option<u64>,
+    pub syncs: Option<u64>,
+    pub read_only: Option<String>,
+}
