@@ -35,6 +35,42 @@ impl std::str::FromStr for Durability {
     }
 }
 
+/// How the engine issues file IO (see `io::open_device`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoKind {
+    /// `pread` / `pwrite` / `fdatasync` system calls.
+    #[default]
+    Pread,
+    /// Reads copy from a read-only memory map of each file; writes and syncs as `Pread`.
+    Mmap,
+    /// Reads, writes and fdatasyncs through io_uring (falls back to `Pread`, with a warning,
+    /// where the kernel refuses io_uring).
+    Uring,
+}
+
+impl IoKind {
+    /// The name `FromStr` accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            IoKind::Pread => "pread",
+            IoKind::Mmap => "mmap",
+            IoKind::Uring => "uring",
+        }
+    }
+}
+
+impl std::str::FromStr for IoKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pread" => Ok(IoKind::Pread),
+            "mmap" => Ok(IoKind::Mmap),
+            "uring" => Ok(IoKind::Uring),
+            other => Err(format!("unknown io kind {other:?} (pread, mmap or uring)")),
+        }
+    }
+}
+
 /// Options for one write.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WriteOptions {
@@ -106,6 +142,8 @@ pub struct Config {
     pub flush_interval: Duration,
     /// How long a `batch` group-commit leader waits for more writers before syncing.
     pub batch_window: Duration,
+    /// How file IO is issued (`Engine::open` only; `open_on` takes a ready device).
+    pub io: IoKind,
 }
 
 impl Default for Config {
@@ -119,6 +157,7 @@ impl Default for Config {
             write_buffer_size: 1 << 20,
             flush_interval: Duration::from_millis(100),
             batch_window: Duration::from_micros(50),
+            io: IoKind::Pread,
         }
     }
 }
@@ -182,6 +221,15 @@ mod tests {
                 len: 10
             })
         ));
+    }
+
+    #[test]
+    fn io_kinds_parse_by_name() {
+        for kind in [IoKind::Pread, IoKind::Mmap, IoKind::Uring] {
+            assert_eq!(kind.name().parse::<IoKind>(), Ok(kind));
+        }
+        assert_eq!(Config::default().io, IoKind::Pread);
+        assert!("aio".parse::<IoKind>().is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::format::frames::{RecordEncoder, RecordSpec};
 use crate::format::record::{RecordHeader, FLAG_TOMBSTONE};
 use crate::index::KeyIndex;
-use crate::io::{Device, DirLock, OsDevice};
+use crate::io::{open_device, Device, DirLock};
 use crate::key::Key;
 use crate::writer::Active;
 
@@ -144,9 +144,9 @@ impl Engine {
     /// Opens (creating if needed) the data directory `dir`.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Engine> {
         let path = dir.as_ref();
-        let device = OsDevice::open(path)
+        let device = open_device(path, config.io)
             .map_err(|e| Error::io("create dir", path.display().to_string(), e))?;
-        Self::open_on(Arc::new(device), config)
+        Self::open_on(device, config)
     }
 
     /// Opens an engine on any [`Device`] (tests use in-memory and fault-injecting ones).

@@ -40,7 +40,7 @@ mod recovery;
 pub mod scan;
 mod writer;
 
-pub use config::{Config, Durability, Range, WriteOptions};
+pub use config::{Config, Durability, IoKind, Range, WriteOptions};
 pub use engine::{Engine, Meta, Stats};
 pub use error::{Error, Result};
 pub use iter::Iter;

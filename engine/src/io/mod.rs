@@ -1,17 +1,48 @@
 //! How bytes reach storage. The engine sees a [`Device`] (a directory of named files) and
-//! [`DeviceFile`]s (positional read, write, length, sync). The real one is [`OsDevice`];
-//! tests swap in [`MemDevice`] (with crash images) and [`FaultDevice`] (injected failures).
+//! [`DeviceFile`]s (positional read, write, length, sync). The real ones are [`OsDevice`]
+//! (`pread`/`pwrite`), [`MmapDevice`] (reads from memory maps) and [`UringDevice`]
+//! (io_uring), chosen by [`IoKind`] through [`open_device`]; tests swap in [`MemDevice`]
+//! (with crash images) and [`FaultDevice`] (injected failures).
 
 mod fault;
 mod mem;
+mod mmap;
 mod os;
+mod uring;
 
 use std::io;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Once};
 
+pub use crate::config::IoKind;
 pub use fault::{FaultDevice, FaultPlan};
 pub use mem::MemDevice;
+pub use mmap::MmapDevice;
 pub use os::OsDevice;
+pub use uring::UringDevice;
+
+/// Opens (creating if needed) the directory `path` as a device doing IO the `kind` way.
+/// If the kernel refuses io_uring, `Uring` falls back to `Pread` and logs a warning (once
+/// per process).
+pub fn open_device(path: &Path, kind: IoKind) -> io::Result<Arc<dyn Device>> {
+    Ok(match kind {
+        IoKind::Pread => Arc::new(OsDevice::open(path)?),
+        IoKind::Mmap => Arc::new(MmapDevice::open(path)?),
+        IoKind::Uring => {
+            let os = OsDevice::open(path)?;
+            match UringDevice::new(os.clone()) {
+                Ok(dev) => Arc::new(dev),
+                Err(e) => {
+                    static WARNED: Once = Once::new();
+                    WARNED.call_once(|| {
+                        tracing::warn!(error = %e, "io_uring unavailable; using pread/pwrite instead");
+                    });
+                    Arc::new(os)
+                }
+            }
+        }
+    })
+}
 
 /// How to open a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,6 +33,17 @@ impl OsDevice {
         }
         Ok(OsDevice { root })
     }
+
+    /// Opens `name` as a std `File` (shared with the mmap and io_uring devices).
+    pub(super) fn open_file(&self, name: &str, mode: OpenMode) -> io::Result<File> {
+        let mut o = OpenOptions::new();
+        match mode {
+            OpenMode::CreateNew => o.read(true).write(true).create_new(true),
+            OpenMode::ReadWrite => o.read(true).write(true),
+            OpenMode::ReadOnly => o.read(true),
+        };
+        o.open(self.root.join(name))
+    }
 }
 
 struct OsFile(File);
@@ -88,13 +99,7 @@ impl Device for OsDevice {
     }
 
     fn open(&self, name: &str, mode: OpenMode) -> io::Result<Arc<dyn DeviceFile>> {
-        let mut o = OpenOptions::new();
-        match mode {
-            OpenMode::CreateNew => o.read(true).write(true).create_new(true),
-            OpenMode::ReadWrite => o.read(true).write(true),
-            OpenMode::ReadOnly => o.read(true),
-        };
-        Ok(Arc::new(OsFile(o.open(self.root.join(name))?)))
+        Ok(Arc::new(OsFile(self.open_file(name, mode)?)))
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {

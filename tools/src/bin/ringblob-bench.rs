@@ -1,1 +1,20 @@
-fn main() {}
+//! `ringblob-bench`: load generator for ringblob. See `ringblob-bench engine --help`.
+
+use clap::Parser;
+use ringblob_tools::bench::cli::{Cli, Command};
+use ringblob_tools::bench::run::run_engine;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    // Logs go to stderr so stdout stays clean for `--json`.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Engine(args) => run_engine(&args),
+    }
+}

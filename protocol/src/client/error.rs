@@ -1,0 +1,48 @@
+//! The client's error type.
+
+use crate::wire::{Status, WireError};
+
+/// What a client call can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The node answered with an error status.
+    #[error("{status}: {message}")]
+    Status { status: Status, message: String },
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("connection lost: {0}")]
+    Disconnected(String),
+    #[error("no reply within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("protocol error: {0}")]
+    Protocol(#[from] WireError),
+    #[error("unexpected reply: {0}")]
+    Unexpected(String),
+}
+
+impl ClientError {
+    /// The node's status, if the node answered.
+    pub fn status(&self) -> Option<Status> {
+        match self {
+            ClientError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// True when the key does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(Status::NotFound)
+    }
+
+    /// Errors where the request may not have reached the node, so an idempotent request
+    /// can be sent again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ClientError::Connect { .. } | ClientError::Disconnected(_) | ClientError::Timeout(_))
+            || self.status() == Some(Status::Busy)
+    }
+}

@@ -1,0 +1,257 @@
+//! The async Rust client: one pipelined connection per `Client` (clone-free sharing via
+//! `Arc<Client>`), reconnect on demand, per-request timeouts, retries only for idempotent
+//! commands, and streaming writes of values larger than one frame.
+
+mod conn;
+mod error;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+pub use error::ClientError;
+
+use crate::wire::{
+    BulkItem, BulkReadRequest, Command, Durability, HandshakeRequest, Header, IterEntry, IterateEnd,
+    IterateRequest, KeyId, ReadRequest, RemoveRequest, Reply, Request, ValueMeta, WriteMode, WriteRequest,
+    MAX_VALUE_IN_FRAME, READ_TO_END,
+};
+use conn::Conn;
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Per-request deadline (all reply parts).
+    pub timeout: Duration,
+    /// Extra attempts for idempotent requests after a connection failure or timeout.
+    pub retries: u32,
+    /// Sent in the handshake.
+    pub name: String,
+    /// Replica group requests target (0 = the node's own).
+    pub group: u32,
+    /// Part size of streaming writes.
+    pub part_size: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            timeout: Duration::from_secs(30),
+            retries: 2,
+            name: format!("ringblob-client/{}", env!("CARGO_PKG_VERSION")),
+            group: 0,
+            part_size: 8 << 20,
+        }
+    }
+}
+
+/// How to write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PutOptions {
+    pub compress: bool,
+    pub durability: Durability,
+}
+
+type Result<T> = std::result::Result<T, ClientError>;
+
+/// A connection to one node.
+pub struct Client {
+    addr: String,
+    config: ClientConfig,
+    conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
+}
+
+fn idempotent(cmd: Command) -> bool {
+    !matches!(cmd, Command::Write | Command::Remove)
+}
+
+impl Client {
+    /// Connects and handshakes.
+    pub async fn connect(addr: &str, config: ClientConfig) -> Result<Client> {
+        let client = Client { addr: addr.to_string(), config, conn: tokio::sync::Mutex::new(None) };
+        client.connection().await?;
+        Ok(client)
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The live connection, reconnecting (with a handshake) if it died.
+    async fn connection(&self) -> Result<Arc<Conn>> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_dead()) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(Conn::open(&self.addr).await?);
+        let hs = Request::Handshake(HandshakeRequest::new(self.config.name.clone()));
+        match self.exchange_on(&c, &hs, [0; 32]).await?.first() {
+            Some(Reply::Handshake(_)) => {}
+            other => return Err(ClientError::Unexpected(format!("handshake answered with {other:?}"))),
+        }
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn exchange_on(&self, conn: &Conn, req: &Request, key: KeyId) -> Result<Vec<Reply>> {
+        let group = self.config.group;
+        let (trans, mut rx) = conn
+            .send(|trans, buf| {
+                let h = Header::request(req.command(), trans, key, group);
+                req.encode_with(&h, buf)?;
+                Ok(h)
+            })
+            .await?;
+        let collect = async {
+            let mut replies = Vec::new();
+            loop {
+                let Some(frame) = rx.recv().await else {
+                    return Err(ClientError::Disconnected("connection closed before the reply".into()));
+                };
+                let more = frame.header.has_more();
+                match Reply::decode(&frame)? {
+                    Reply::Error { status, message } => return Err(ClientError::Status { status, message }),
+                    r => replies.push(r),
+                }
+                if !more {
+                    return Ok(replies);
+                }
+            }
+        };
+        match tokio::time::timeout(self.config.timeout, collect).await {
+            Ok(r) => r,
+            Err(_) => {
+                conn.forget(trans);
+                Err(ClientError::Timeout(self.config.timeout))
+            }
+        }
+    }
+
+    /// Sends `req` and collects every reply frame; retries idempotent requests.
+    pub async fn call(&self, req: &Request, key: KeyId) -> Result<Vec<Reply>> {
+        let mut attempt = 0;
+        loop {
+            let result = match self.connection().await {
+                Ok(conn) => self.exchange_on(&conn, req, key).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if e.is_retryable() && idempotent(req.command()) && attempt < self.config.retries => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        self.call(&Request::Ping, [0; 32]).await.map(|_| ())
+    }
+
+    pub async fn lookup(&self, key: KeyId) -> Result<ValueMeta> {
+        match self.call(&Request::Lookup, key).await?.pop() {
+            Some(Reply::Meta(m)) => Ok(m),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Reads `size` bytes (`None`: to the end) from `offset`; parts are joined.
+    pub async fn get(&self, key: KeyId, offset: u64, size: Option<u64>) -> Result<Bytes> {
+        let req = Request::Read(ReadRequest { offset, size: size.unwrap_or(READ_TO_END), column: 0 });
+        let replies = self.call(&req, key).await?;
+        if let [Reply::ReadPart { data, .. }] = replies.as_slice() {
+            return Ok(data.clone());
+        }
+        let mut out = BytesMut::new();
+        for r in replies {
+            match r {
+                Reply::ReadPart { data, .. } => out.extend_from_slice(&data),
+                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+            }
+        }
+        Ok(out.freeze())
+    }
+
+    async fn write(&self, key: KeyId, mode: WriteMode, data: Bytes, o: PutOptions) -> Result<u64> {
+        let req = Request::Write(WriteRequest { mode, compress: o.compress, durability: o.durability, column: 0, data });
+        match self.call(&req, key).await?.pop() {
+            Some(Reply::Write(ack)) => Ok(ack.size),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Stores a value; values larger than one frame are streamed (prepare, parts, commit).
+    pub async fn put(&self, key: KeyId, data: Bytes, o: PutOptions) -> Result<u64> {
+        if data.len() <= MAX_VALUE_IN_FRAME {
+            return self.write(key, WriteMode::Whole, data, o).await;
+        }
+        let total = data.len() as u64;
+        self.write(key, WriteMode::Prepare { reserve: total }, Bytes::new(), o).await?;
+        let mut offset = 0usize;
+        while offset < data.len() {
+            let end = (offset + self.config.part_size).min(data.len());
+            self.write(key, WriteMode::Part { offset: offset as u64 }, data.slice(offset..end), o).await?;
+            offset = end;
+        }
+        self.write(key, WriteMode::Commit { size: total }, Bytes::new(), o).await
+    }
+
+    /// Appends to a value; returns its new size.
+    pub async fn append(&self, key: KeyId, data: Bytes, o: PutOptions) -> Result<u64> {
+        self.write(key, WriteMode::Append, data, o).await
+    }
+
+    /// Writes at an offset inside a value; returns its new size.
+    pub async fn write_at(&self, key: KeyId, offset: u64, data: Bytes, o: PutOptions) -> Result<u64> {
+        self.write(key, WriteMode::AtOffset { offset }, data, o).await
+    }
+
+    pub async fn remove(&self, key: KeyId, durability: Durability) -> Result<()> {
+        self.call(&Request::Remove(RemoveRequest { durability }), key).await.map(|_| ())
+    }
+
+    /// One page of keys in `from..=to` after `after`.
+    pub async fn iterate(&self, req: IterateRequest) -> Result<(Vec<IterEntry>, IterateEnd)> {
+        let mut entries = Vec::new();
+        let mut end = IterateEnd::Done;
+        for r in self.call(&Request::Iterate(req), [0; 32]).await? {
+            match r {
+                Reply::IteratePart(p) => {
+                    entries.extend(p.entries);
+                    end = p.end.unwrap_or(end);
+                }
+                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+            }
+        }
+        Ok((entries, end))
+    }
+
+    pub async fn bulk_read(&self, keys: Vec<KeyId>) -> Result<Vec<BulkItem>> {
+        let replies = self.call(&Request::BulkRead(BulkReadRequest { column: 0, keys }), [0; 32]).await?;
+        replies
+            .into_iter()
+            .map(|r| match r {
+                Reply::BulkItem { item, .. } => Ok(item),
+                other => Err(ClientError::Unexpected(format!("{other:?}"))),
+            })
+            .collect()
+    }
+
+    /// STAT: the node's JSON object.
+    pub async fn stat(&self) -> Result<String> {
+        match self.call(&Request::Stat, [0; 32]).await?.pop() {
+            Some(Reply::Stat(s)) => Ok(s),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// ROUTE_LIST: the node's JSON array.
+    pub async fn routes(&self) -> Result<String> {
+        match self.call(&Request::RouteList, [0; 32]).await?.pop() {
+            Some(Reply::RouteList(s)) => Ok(s),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+}

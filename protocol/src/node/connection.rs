@@ -1,0 +1,141 @@
+//! One client connection: frames are read, served in batches on the blocking pool, and the
+//! replies written back in one write per batch. A connection's first frame must be a
+//! HANDSHAKE with a version both sides speak.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::{dispatch, Node};
+use crate::wire::{decode_frame, encode_error, Command, Frame, Header, Request, Status, MAX_IN_FLIGHT_PER_CONNECTION};
+
+/// Why a connection ended, for the log.
+#[derive(Debug)]
+enum End {
+    Closed,
+    Idle,
+    SlowFrame,
+    Shutdown,
+    Fatal(String),
+}
+
+/// Serves `stream` until the peer closes, misbehaves, idles out, or the node shuts down.
+pub async fn serve(node: Arc<Node>, mut stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    match run(&node, &mut stream, &mut shutdown).await {
+        End::Fatal(why) => tracing::info!(%peer, %why, "connection dropped"),
+        End::SlowFrame => tracing::info!(%peer, "connection dropped: frame not completed within the read timeout"),
+        end => tracing::debug!(%peer, ?end, "connection closed"),
+    }
+    let _ = stream.shutdown().await;
+}
+
+async fn run(node: &Arc<Node>, stream: &mut TcpStream, shutdown: &mut watch::Receiver<bool>) -> End {
+    let mut buf = BytesMut::with_capacity(64 << 10);
+    let mut greeted = false;
+    let mut partial_since: Option<Instant> = None;
+    loop {
+        let batch = match take_frames(&mut buf) {
+            Ok(b) => b,
+            Err(e) => {
+                node.info.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
+                return End::Fatal(e);
+            }
+        };
+        if !batch.is_empty() {
+            if !greeted {
+                if let Err(reply) = check_handshake(node, &batch[0]) {
+                    let _ = stream.write_all(&reply).await;
+                    return End::Fatal("no valid handshake".into());
+                }
+                greeted = true;
+            }
+            let out = match serve_batch(node, batch).await {
+                Ok(out) => out,
+                Err(e) => return End::Fatal(e),
+            };
+            if let Err(e) = stream.write_all(&out).await {
+                return End::Fatal(e.to_string());
+            }
+            continue;
+        }
+        partial_since = if buf.is_empty() { None } else { partial_since.or(Some(Instant::now())) };
+        let wait = match partial_since {
+            None => node.config.idle_timeout,
+            Some(t) => node.config.read_timeout.saturating_sub(t.elapsed()),
+        };
+        tokio::select! {
+            r = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => match r {
+                Err(_) if partial_since.is_some() => return End::SlowFrame,
+                Err(_) => return End::Idle,
+                Ok(Ok(0)) => return End::Closed,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return End::Fatal(e.to_string()),
+            },
+            _ = shutdown.changed() => return End::Shutdown,
+        }
+    }
+}
+
+/// Whole frames at the front of `buf`, at most the in-flight cap; a fatal framing error
+/// (bad magic, bad header CRC, oversized length) ends the connection.
+fn take_frames(buf: &mut BytesMut) -> Result<Vec<Frame>, String> {
+    let mut batch = Vec::new();
+    while batch.len() < MAX_IN_FLIGHT_PER_CONNECTION {
+        match decode_frame(buf) {
+            Ok(Some(f)) => batch.push(f),
+            Ok(None) => break,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(batch)
+}
+
+/// The first frame must be a handshake with a shared version; otherwise the error reply to send.
+fn check_handshake(node: &Node, first: &Frame) -> Result<(), BytesMut> {
+    let mut out = BytesMut::new();
+    let h = &first.header;
+    if h.command != Command::Handshake {
+        encode_error(h, Status::BadRequest, "the first frame of a connection must be HANDSHAKE", &mut out);
+        return Err(out);
+    }
+    let shared = match Request::decode(first) {
+        Ok(Request::Handshake(hs)) => node.info.handshake_reply(&hs).map(|_| ()),
+        Ok(_) => Err((Status::BadRequest, "not a handshake".to_string())),
+        Err(e) => Err((e.status(), e.to_string())),
+    };
+    shared.map_err(|(status, msg)| {
+        encode_error(h, status, &msg, &mut out);
+        out
+    })
+}
+
+/// Serves a batch on the blocking pool (inline for non-blocking backends).
+async fn serve_batch(node: &Arc<Node>, batch: Vec<Frame>) -> Result<BytesMut, String> {
+    node.info.counters.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    let n = node.clone();
+    node.backend
+        .run(move |b| {
+            let mut out = BytesMut::new();
+            for f in &batch {
+                dispatch::serve(b, &n.info, f, &mut out);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Tells a connection over the cap why it is being closed.
+pub async fn refuse(mut stream: TcpStream) {
+    let mut out = BytesMut::new();
+    let h = Header::request(Command::Handshake, 0, [0; 32], 0);
+    encode_error(&h, Status::ConnectionLimit, "node is at its connection limit; try later", &mut out);
+    let _ = stream.write_all(&out).await;
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,89 @@
+//! What a node knows about itself: name, address, group, counters; the STAT and ROUTE_LIST
+//! replies and the handshake answer.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use ringblob_backends::Backend;
+use serde_json::json;
+
+use crate::wire::{HandshakeReply, HandshakeRequest, Status, MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION};
+
+/// Counters a node keeps.
+#[derive(Default)]
+pub struct Counters {
+    pub connections_open: AtomicU64,
+    pub connections_total: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub requests: AtomicU64,
+    pub bad_frames: AtomicU64,
+}
+
+/// Identity and counters of a node.
+pub struct NodeInfo {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub group: u32,
+    pub started: Instant,
+    pub counters: Counters,
+}
+
+fn load(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+impl NodeInfo {
+    pub fn new(name: String, addr: SocketAddr, group: u32) -> Self {
+        NodeInfo { name, addr, group, started: Instant::now(), counters: Counters::default() }
+    }
+
+    /// The reply to a handshake, or UNSUPPORTED_VERSION when no version is shared.
+    pub fn handshake_reply(&self, hs: &HandshakeRequest) -> Result<HandshakeReply, (Status, String)> {
+        match hs.negotiate() {
+            Some(version) => Ok(HandshakeReply { version, features: 0, node_name: self.name.clone() }),
+            None => Err((
+                Status::UnsupportedVersion,
+                format!(
+                    "client speaks protocol versions {}..={}, this node {}..={}",
+                    hs.min_version, hs.max_version, MIN_PROTOCOL_VERSION, MAX_PROTOCOL_VERSION
+                ),
+            )),
+        }
+    }
+
+    /// STAT: a JSON object.
+    pub fn stat_json(&self, b: &dyn Backend) -> String {
+        let backend = match b.stats() {
+            Ok(s) => serde_json::to_value(s).unwrap_or_default(),
+            Err(e) => json!({ "error": e.to_string() }),
+        };
+        let c = &self.counters;
+        json!({
+            "node": self.name,
+            "addr": self.addr.to_string(),
+            "group": self.group,
+            "uptime_secs": self.started.elapsed().as_secs(),
+            "connections_open": load(&c.connections_open),
+            "connections_total": load(&c.connections_total),
+            "connections_refused": load(&c.connections_refused),
+            "requests": load(&c.requests),
+            "bad_frames": load(&c.bad_frames),
+            "backend": backend,
+        })
+        .to_string()
+    }
+
+    /// ROUTE_LIST: a JSON array. A single node owns the whole ring of its group.
+    pub fn routes_json(&self) -> String {
+        json!([{
+            "node": self.name,
+            "addr": self.addr.to_string(),
+            "group": self.group,
+            "ids": [],
+            "ranges": [{ "from": "00".repeat(32), "to": "ff".repeat(32) }],
+            "share": 1.0,
+        }])
+        .to_string()
+    }
+}

@@ -1,0 +1,142 @@
+//! The node server: accepts connections, serves requests from a [`Backend`], shuts down
+//! gracefully (stop accepting, finish in-flight batches, sync the backend).
+
+mod connection;
+mod dispatch;
+mod info;
+mod status_map;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringblob_backends::{AsyncBackend, Backend};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+pub use dispatch::value_meta;
+pub use info::{Counters, NodeInfo};
+pub use status_map::status_of;
+
+use crate::wire::{IDLE_TIMEOUT, MAX_CONNECTIONS, READ_TIMEOUT};
+
+/// Node settings.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub name: String,
+    pub group: u32,
+    pub max_connections: usize,
+    /// A connection with nothing in flight is closed after this long.
+    pub idle_timeout: Duration,
+    /// A frame that has started arriving must be complete within this long (slow-loris guard).
+    pub read_timeout: Duration,
+    /// Cap on concurrent blocking backend calls.
+    pub max_blocking_calls: usize,
+    /// Streaming uploads untouched this long are reclaimed.
+    pub upload_timeout: Duration,
+    /// How long shutdown waits for connections to finish in-flight work.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            name: "ringblob-node".into(),
+            group: 1,
+            max_connections: MAX_CONNECTIONS,
+            idle_timeout: IDLE_TIMEOUT,
+            read_timeout: READ_TIMEOUT,
+            max_blocking_calls: ringblob_backends::DEFAULT_MAX_BLOCKING_CALLS,
+            upload_timeout: Duration::from_secs(24 * 3600),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A node: its backend, settings and identity.
+pub struct Node {
+    pub backend: AsyncBackend,
+    pub config: NodeConfig,
+    pub info: NodeInfo,
+}
+
+impl Node {
+    pub fn new(backend: Arc<dyn Backend>, config: NodeConfig, addr: SocketAddr) -> Arc<Node> {
+        let info = NodeInfo::new(config.name.clone(), addr, config.group);
+        Arc::new(Node { backend: AsyncBackend::new(backend, config.max_blocking_calls), config, info })
+    }
+}
+
+/// Serves `listener` until `shutdown` completes; then stops accepting, lets connections
+/// finish what they are serving (up to `shutdown_grace`), and syncs the backend.
+pub async fn run(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let slots = Arc::new(Semaphore::new(node.config.max_connections));
+    let mut tasks = JoinSet::new();
+    tasks.spawn(reclaim_uploads(node.clone(), stop_rx.clone()));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let c = &node.info.counters;
+                    match slots.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            c.connections_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            c.connections_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let (n, rx) = (node.clone(), stop_rx.clone());
+                            tasks.spawn(async move {
+                                connection::serve(n.clone(), stream, rx).await;
+                                n.info.counters.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                                drop(permit);
+                            });
+                        }
+                        Err(_) => {
+                            c.connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            tasks.spawn(connection::refuse(stream));
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    drop(listener);
+    let drained = tokio::time::timeout(node.config.shutdown_grace, async { while tasks.join_next().await.is_some() {} });
+    if drained.await.is_err() {
+        tracing::warn!("connections still busy after the grace period; closing them");
+    }
+    match node.backend.run(|b| b.sync()).await {
+        Ok(()) => tracing::info!("backend synced; node stopped"),
+        Err(e) => tracing::error!(error = %e, "final backend sync failed"),
+    }
+    Ok(())
+}
+
+/// Periodically removes streaming uploads nobody touched for `upload_timeout`.
+async fn reclaim_uploads(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let every = (node.config.upload_timeout / 10).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let max_age = node.config.upload_timeout;
+        match node.backend.run(move |b| b.reclaim_uploads(max_age)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(uploads = n, "reclaimed stale uploads"),
+            Err(e) => tracing::warn!(error = %e, "reclaiming uploads failed"),
+        }
+    }
+}

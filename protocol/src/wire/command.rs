@@ -1,0 +1,121 @@
+//! Command numbers (header offset 6). Stable; never reused.
+
+use std::fmt;
+
+/// What a frame asks for (requests) or answers (replies echo the request's command).
+/// Unknown numbers are kept as [`Command::Unknown`] so a header always decodes; a request
+/// with one is answered `UNKNOWN_COMMAND`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// 1: liveness check; empty payloads.
+    Ping,
+    /// 2: version negotiation; the first frame on every connection.
+    Handshake,
+    /// 3: metadata of the key in the header.
+    Lookup,
+    /// 4: read a byte range of a value.
+    Read,
+    /// 5: write (whole, append, at offset, or streamed prepare/part/commit).
+    Write,
+    /// 6: remove a key (all its columns).
+    Remove,
+    /// 7: list keys in a key range, streamed.
+    Iterate,
+    /// 8: read many whole values, one reply part per key.
+    BulkRead,
+    /// 9: node statistics as JSON.
+    Stat,
+    /// 10: the node's route table as JSON.
+    RouteList,
+    /// Any other number (including the reserved 11 JOIN, 12 LEAVE, 13 DEFRAG).
+    Unknown(u16),
+}
+
+/// Numbers reserved for later versions: JOIN, LEAVE, DEFRAG.
+pub const RESERVED_COMMANDS: [u16; 3] = [11, 12, 13];
+
+/// Every command this version defines, in numeric order.
+pub const ALL_COMMANDS: [Command; 10] = [
+    Command::Ping,
+    Command::Handshake,
+    Command::Lookup,
+    Command::Read,
+    Command::Write,
+    Command::Remove,
+    Command::Iterate,
+    Command::BulkRead,
+    Command::Stat,
+    Command::RouteList,
+];
+
+impl Command {
+    /// The command for a wire number; unknown numbers are kept.
+    pub fn from_u16(code: u16) -> Command {
+        usize::from(code)
+            .checked_sub(1)
+            .and_then(|i| ALL_COMMANDS.get(i).copied())
+            .unwrap_or(Command::Unknown(code))
+    }
+
+    /// The wire number.
+    pub fn as_u16(self) -> u16 {
+        match self {
+            Command::Ping => 1,
+            Command::Handshake => 2,
+            Command::Lookup => 3,
+            Command::Read => 4,
+            Command::Write => 5,
+            Command::Remove => 6,
+            Command::Iterate => 7,
+            Command::BulkRead => 8,
+            Command::Stat => 9,
+            Command::RouteList => 10,
+            Command::Unknown(code) => code,
+        }
+    }
+
+    /// The upper-case name used in `docs/PROTOCOL.md`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Ping => "PING",
+            Command::Handshake => "HANDSHAKE",
+            Command::Lookup => "LOOKUP",
+            Command::Read => "READ",
+            Command::Write => "WRITE",
+            Command::Remove => "REMOVE",
+            Command::Iterate => "ITERATE",
+            Command::BulkRead => "BULK_READ",
+            Command::Stat => "STAT",
+            Command::RouteList => "ROUTE_LIST",
+            Command::Unknown(_) => "UNKNOWN",
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.as_u16())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip() {
+        for (i, c) in ALL_COMMANDS.iter().enumerate() {
+            assert_eq!(usize::from(c.as_u16()), i + 1, "{c}");
+            assert_eq!(Command::from_u16(c.as_u16()), *c);
+        }
+    }
+
+    #[test]
+    fn zero_reserved_and_large_numbers_are_unknown() {
+        for code in [0, 11, 12, 13, 14, u16::MAX] {
+            assert_eq!(Command::from_u16(code), Command::Unknown(code));
+            assert_eq!(Command::from_u16(code).as_u16(), code);
+        }
+        assert_eq!(Command::BulkRead.to_string(), "BULK_READ (8)");
+    }
+}

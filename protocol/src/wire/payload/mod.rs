@@ -1,0 +1,23 @@
+//! Typed payloads, one command per file. Each type has `encode(&self, &mut BytesMut)` and
+//! `decode(payload)`; decoders reject short, long and out-of-range payloads with
+//! [`WireError`](super::WireError) and never panic.
+
+pub mod bulk;
+pub mod handshake;
+pub mod iterate;
+pub mod meta;
+pub mod read;
+pub mod remove;
+pub mod text;
+pub mod write;
+#[cfg(test)]
+mod write_tests;
+
+pub use bulk::BulkItem;
+pub use bulk::BulkReadRequest;
+pub use handshake::{HandshakeReply, HandshakeRequest};
+pub use iterate::{IterEntry, IterateEnd, IteratePart, IterateRequest, MAX_ENTRIES_PER_PART};
+pub use meta::ValueMeta;
+pub use read::{ReadRequest, READ_TO_END};
+pub use remove::RemoveRequest;
+pub use write::{Durability, WriteAck, WriteMode, WriteRequest};

@@ -1,0 +1,179 @@
+//! Typed requests: one variant per command, encoded into and decoded from whole frames.
+
+use bytes::BytesMut;
+
+use super::command::Command;
+use super::error::WireError;
+use super::frame::{encode_frame, Frame};
+use super::header::Header;
+use super::payload::{
+    BulkReadRequest, HandshakeRequest, IterateRequest, ReadRequest, RemoveRequest, WriteRequest,
+};
+use super::KeyId;
+
+/// A request as a node sees it. The key, group, transaction and trace ids travel in the
+/// [`Header`]; the variant holds the command's payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Ping,
+    Handshake(HandshakeRequest),
+    /// Metadata of the header's key.
+    Lookup,
+    Read(ReadRequest),
+    Write(WriteRequest),
+    Remove(RemoveRequest),
+    Iterate(IterateRequest),
+    BulkRead(BulkReadRequest),
+    Stat,
+    RouteList,
+}
+
+impl Request {
+    /// The command number this request travels under.
+    pub fn command(&self) -> Command {
+        match self {
+            Request::Ping => Command::Ping,
+            Request::Handshake(_) => Command::Handshake,
+            Request::Lookup => Command::Lookup,
+            Request::Read(_) => Command::Read,
+            Request::Write(_) => Command::Write,
+            Request::Remove(_) => Command::Remove,
+            Request::Iterate(_) => Command::Iterate,
+            Request::BulkRead(_) => Command::BulkRead,
+            Request::Stat => Command::Stat,
+            Request::RouteList => Command::RouteList,
+        }
+    }
+
+    /// Appends one request frame (version 1, no hops, trace id 0) to `dst`.
+    pub fn encode(
+        &self,
+        trans: u64,
+        key: KeyId,
+        group: u32,
+        dst: &mut BytesMut,
+    ) -> Result<(), WireError> {
+        self.encode_with(&Header::request(self.command(), trans, key, group), dst)
+    }
+
+    /// Appends one request frame using `header` for everything but the command (taken from
+    /// `self`) and the payload length (computed). Use it to set a trace id or hop count.
+    /// On error `dst` is unchanged.
+    pub fn encode_with(&self, header: &Header, dst: &mut BytesMut) -> Result<(), WireError> {
+        let header = Header {
+            command: self.command(),
+            ..*header
+        };
+        encode_frame(&header, dst, |buf| self.encode_payload(buf))
+    }
+
+    /// Appends only the payload.
+    pub fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), WireError> {
+        match self {
+            Request::Ping | Request::Lookup | Request::Stat | Request::RouteList => Ok(()),
+            Request::Handshake(p) => p.encode(dst),
+            Request::Read(p) => {
+                p.encode(dst);
+                Ok(())
+            }
+            Request::Write(p) => p.encode(dst),
+            Request::Remove(p) => {
+                p.encode(dst);
+                Ok(())
+            }
+            Request::Iterate(p) => p.encode(dst),
+            Request::BulkRead(p) => p.encode(dst),
+        }
+    }
+
+    /// Validates a received frame as a request ([`Header::validate_request`]) and decodes
+    /// its payload. On `Err`, a node answers with [`WireError::status`] (the header is
+    /// intact, so the reply can echo its transaction id) and keeps the connection.
+    pub fn decode(frame: &Frame) -> Result<Request, WireError> {
+        frame.header.validate_request()?;
+        let p = &frame.payload;
+        Ok(match frame.header.command {
+            Command::Ping => empty(p, "PING request", Request::Ping)?,
+            Command::Handshake => Request::Handshake(HandshakeRequest::decode(p)?),
+            Command::Lookup => empty(p, "LOOKUP request", Request::Lookup)?,
+            Command::Read => Request::Read(ReadRequest::decode(p)?),
+            Command::Write => Request::Write(WriteRequest::decode(p)?),
+            Command::Remove => Request::Remove(RemoveRequest::decode(p)?),
+            Command::Iterate => Request::Iterate(IterateRequest::decode(p)?),
+            Command::BulkRead => Request::BulkRead(BulkReadRequest::decode(p)?),
+            Command::Stat => empty(p, "STAT request", Request::Stat)?,
+            Command::RouteList => empty(p, "ROUTE_LIST request", Request::RouteList)?,
+            Command::Unknown(code) => return Err(WireError::UnknownCommand { code }),
+        })
+    }
+}
+
+/// `value` if the payload is empty, else `TrailingBytes`.
+pub(crate) fn empty<T>(payload: &[u8], what: &'static str, value: T) -> Result<T, WireError> {
+    match payload.len() {
+        0 => Ok(value),
+        extra => Err(WireError::TrailingBytes { what, extra }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::frame::decode_frame;
+    use crate::wire::status::Status;
+
+    fn frame_of(req: &Request) -> Result<Frame, WireError> {
+        let mut buf = BytesMut::new();
+        req.encode(5, [2; 32], 1, &mut buf)?;
+        decode_frame(&mut buf)?.ok_or(WireError::InvalidValue {
+            what: "no frame",
+            value: 0,
+        })
+    }
+
+    #[test]
+    fn empty_commands_reject_a_payload() -> Result<(), WireError> {
+        let mut frame = frame_of(&Request::Ping)?;
+        assert_eq!(Request::decode(&frame)?, Request::Ping);
+        frame.payload = bytes::Bytes::from_static(b"x");
+        assert_eq!(
+            Request::decode(&frame),
+            Err(WireError::TrailingBytes {
+                what: "PING request",
+                extra: 1
+            })
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_command_maps_to_unknown_command_status() -> Result<(), WireError> {
+        let mut frame = frame_of(&Request::Stat)?;
+        frame.header.command = Command::Unknown(13);
+        let err = Request::decode(&frame).err();
+        assert_eq!(err, Some(WireError::UnknownCommand { code: 13 }));
+        assert_eq!(err.map(|e| e.status()), Some(Status::UnknownCommand));
+        Ok(())
+    }
+
+    #[test]
+    fn wrong_version_is_reported_before_the_payload_is_read() -> Result<(), WireError> {
+        let mut frame = frame_of(&Request::Ping)?;
+        frame.header.version = 2;
+        frame.payload = bytes::Bytes::from_static(b"garbage");
+        let err = Request::decode(&frame).map_err(|e| e.status());
+        assert_eq!(err, Err(Status::UnsupportedVersion));
+        Ok(())
+    }
+
+    #[test]
+    fn a_reply_frame_is_not_a_request() -> Result<(), WireError> {
+        let mut frame = frame_of(&Request::Ping)?;
+        frame.header = frame.header.reply_to(Status::Ok, false);
+        assert!(matches!(
+            Request::decode(&frame),
+            Err(WireError::BadHeaderField { .. })
+        ));
+        Ok(())
+    }
+}

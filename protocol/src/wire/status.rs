@@ -1,0 +1,152 @@
+//! Reply status codes: stable numbers, never reused. The table in `docs/PROTOCOL.md`
+//! ("Status codes") is the contract; this enum mirrors it.
+
+use std::fmt;
+
+/// The outcome a reply reports. Numbers are stable across versions; a code this version
+/// does not know decodes as [`Status::Unknown`] so a newer peer's reply is still readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// 0: the request succeeded.
+    Ok,
+    /// 1: the key (or column) does not exist.
+    NotFound,
+    /// 2: stored data failed its checksum; the value is damaged on this node.
+    ChecksumMismatch,
+    /// 3: the requested range starts past the end of the value.
+    RangeOutOfBounds,
+    /// 4: a value, frame or count is over a protocol or node limit.
+    TooLarge,
+    /// 5: the request is malformed (bad field, reserved bits set, truncated payload).
+    BadRequest,
+    /// 6: the node is overloaded; retry later, possibly elsewhere.
+    Busy,
+    /// 7: the node (or a node it forwarded to) did not answer in time.
+    Timeout,
+    /// 8: a bug or an unexpected failure inside the node; see the message.
+    Internal,
+    /// 9: the peer is not allowed to do this.
+    Unauthorized,
+    /// 10: no protocol version in common, or a frame in a version the node does not speak.
+    UnsupportedVersion,
+    /// 11: the command number is unknown (or reserved) in this version.
+    UnknownCommand,
+    /// 12: the backend refuses writes (e.g. poisoned after a failed sync, or read-only mode).
+    ReadOnly,
+    /// 13: the request was forwarded more than `MAX_FORWARD_HOPS` times.
+    TooManyHops,
+    /// 14: this node does not own the key and will not forward (route table out of date).
+    NotOwner,
+    /// 15: the node serves `MAX_CONNECTIONS` connections already; it closes this one.
+    ConnectionLimit,
+    /// Any other number, from a newer peer. Treat as a failure.
+    Unknown(u32),
+}
+
+/// Every named status, in numeric order (for tests and docs).
+pub const ALL_STATUSES: [Status; 16] = [
+    Status::Ok,
+    Status::NotFound,
+    Status::ChecksumMismatch,
+    Status::RangeOutOfBounds,
+    Status::TooLarge,
+    Status::BadRequest,
+    Status::Busy,
+    Status::Timeout,
+    Status::Internal,
+    Status::Unauthorized,
+    Status::UnsupportedVersion,
+    Status::UnknownCommand,
+    Status::ReadOnly,
+    Status::TooManyHops,
+    Status::NotOwner,
+    Status::ConnectionLimit,
+];
+
+impl Status {
+    /// The status for a wire number; unknown numbers are kept as [`Status::Unknown`].
+    pub fn from_u32(code: u32) -> Status {
+        usize::try_from(code)
+            .ok()
+            .and_then(|i| ALL_STATUSES.get(i).copied())
+            .unwrap_or(Status::Unknown(code))
+    }
+
+    /// The wire number.
+    pub fn as_u32(self) -> u32 {
+        match self {
+            Status::Ok => 0,
+            Status::NotFound => 1,
+            Status::ChecksumMismatch => 2,
+            Status::RangeOutOfBounds => 3,
+            Status::TooLarge => 4,
+            Status::BadRequest => 5,
+            Status::Busy => 6,
+            Status::Timeout => 7,
+            Status::Internal => 8,
+            Status::Unauthorized => 9,
+            Status::UnsupportedVersion => 10,
+            Status::UnknownCommand => 11,
+            Status::ReadOnly => 12,
+            Status::TooManyHops => 13,
+            Status::NotOwner => 14,
+            Status::ConnectionLimit => 15,
+            Status::Unknown(code) => code,
+        }
+    }
+
+    /// `true` for [`Status::Ok`].
+    pub fn is_ok(self) -> bool {
+        self == Status::Ok
+    }
+
+    /// The upper-case name used in `docs/PROTOCOL.md` (`"UNKNOWN"` for unknown codes).
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::NotFound => "NOT_FOUND",
+            Status::ChecksumMismatch => "CHECKSUM_MISMATCH",
+            Status::RangeOutOfBounds => "RANGE_OUT_OF_BOUNDS",
+            Status::TooLarge => "TOO_LARGE",
+            Status::BadRequest => "BAD_REQUEST",
+            Status::Busy => "BUSY",
+            Status::Timeout => "TIMEOUT",
+            Status::Internal => "INTERNAL",
+            Status::Unauthorized => "UNAUTHORIZED",
+            Status::UnsupportedVersion => "UNSUPPORTED_VERSION",
+            Status::UnknownCommand => "UNKNOWN_COMMAND",
+            Status::ReadOnly => "READ_ONLY",
+            Status::TooManyHops => "TOO_MANY_HOPS",
+            Status::NotOwner => "NOT_OWNER",
+            Status::ConnectionLimit => "CONNECTION_LIMIT",
+            Status::Unknown(_) => "UNKNOWN",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.as_u32())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip_and_match_the_table_order() {
+        for (i, s) in ALL_STATUSES.iter().enumerate() {
+            assert_eq!(s.as_u32() as usize, i, "{s}");
+            assert_eq!(Status::from_u32(s.as_u32()), *s);
+        }
+    }
+
+    #[test]
+    fn unknown_codes_are_kept() {
+        assert_eq!(Status::from_u32(16), Status::Unknown(16));
+        assert_eq!(Status::from_u32(u32::MAX).as_u32(), u32::MAX);
+        assert_eq!(Status::Unknown(99).to_string(), "UNKNOWN (99)");
+        assert_eq!(Status::NotFound.to_string(), "NOT_FOUND (1)");
+    }
+}

@@ -1,0 +1,53 @@
+//! The parent side: runs one measurement in a child process and reads its row.
+
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use super::cli::{durability_name, EngineArgs};
+use super::report::Row;
+use super::store::EngineKind;
+use super::workload::Params;
+
+/// Re-runs this binary as `engine --child <kind>` for the workload in `p` and parses the row
+/// it prints. The child's log output goes to our stderr.
+pub fn measure(kind: EngineKind, p: &Params, args: &EngineArgs) -> Result<Row> {
+    let exe = std::env::current_exe().context("finding the ringblob-bench executable")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("engine")
+        .arg("--dir")
+        .arg(&args.dir)
+        .args(["--workload", p.workload.name(), "--child", kind.name()])
+        .args(["--count", &p.count.to_string()])
+        .args(["--value-size", &p.value_size.to_string()])
+        .args(["--threads", &p.threads.to_string()])
+        .args(["--durability", durability_name(p.durability)])
+        .args(["--io", p.io.name()])
+        .args(["--seconds", &p.duration.as_secs_f64().to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    let out = cmd
+        .output()
+        .with_context(|| format!("starting the {} {} child", kind.name(), p.workload.name()))?;
+    if !out.status.success() {
+        bail!(
+            "{} {} failed ({}); see the log above",
+            kind.name(),
+            p.workload.name(),
+            out.status
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .with_context(|| {
+            format!(
+                "{} {} printed no result: {stdout:?}",
+                kind.name(),
+                p.workload.name()
+            )
+        })?;
+    serde_json::from_str(line).with_context(|| format!("parsing the child's row {line:?}"))
+}

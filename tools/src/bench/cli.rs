@@ -1,0 +1,89 @@
+//! Command-line flags.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ringblob_engine::{Durability, IoKind};
+
+use super::store::EngineKind;
+
+/// ringblob load generator.
+#[derive(Debug, Parser)]
+#[command(name = "ringblob-bench", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Benchmark the embedded engine (and optionally fjall / redb) in this process.
+    Engine(EngineArgs),
+}
+
+/// Flags of `ringblob-bench engine`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    /// Scratch directory; each engine+workload gets a sub-directory, wiped before use.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Which workload to run.
+    #[arg(long, value_enum)]
+    pub workload: WorkloadArg,
+    /// Number of keys (overrides the workload's default).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Value size in bytes (overrides the workload's default).
+    #[arg(long)]
+    pub value_size: Option<usize>,
+    /// Client threads sharing one engine (puts, point-gets and ycsb-b).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub threads: u32,
+    /// Also run the workload on these engines, e.g. `fjall,redb`.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub compare: Vec<Peer>,
+    /// One JSON object per result line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Durability of each put / update: none, batch or sync.
+    #[arg(long, default_value = "none")]
+    pub durability: Durability,
+    /// How ringblob issues file IO: pread, mmap or uring.
+    #[arg(long, default_value = "pread")]
+    pub io: IoKind,
+    /// Duration of the ycsb-b run in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Internal: measure one workload on this engine and print one JSON row. The parent runs
+    /// every measurement in its own child process so peak RSS and heap state do not leak
+    /// from one engine or workload into the next.
+    #[arg(long, value_enum, hide = true)]
+    pub child: Option<EngineKind>,
+}
+
+/// `--workload` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadArg {
+    SmallPuts,
+    LargePuts,
+    PointGets,
+    Open,
+    YcsbB,
+    All,
+}
+
+/// Engines that `--compare` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Peer {
+    Fjall,
+    Redb,
+}
+
+/// The lowercase name scripts and the JSON output use for a durability.
+pub fn durability_name(d: Durability) -> &'static str {
+    match d {
+        Durability::None => "none",
+        Durability::Batch => "batch",
+        Durability::Sync => "sync",
+    }
+}

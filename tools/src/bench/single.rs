@@ -1,0 +1,88 @@
+//! The child side: one workload on one engine, printed as one JSON row.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use ringblob_engine::Key;
+
+use super::cli::{durability_name, EngineArgs};
+use super::data::{self, ValuePool};
+use super::disk;
+use super::measure::{self, Measured};
+use super::report::Row;
+use super::store::EngineKind;
+use super::workload::{Params, Workload};
+
+/// Measures `args.workload` (exactly one) on `kind` and prints the row as JSON.
+pub fn run_child(kind: EngineKind, args: &EngineArgs) -> Result<()> {
+    let &[workload] = Workload::selected(args.workload).as_slice() else {
+        bail!("--child measures exactly one workload, not `all`");
+    };
+    let p = Params::new(workload, args)?;
+    tracing::info!(
+        workload = workload.name(),
+        count = p.count,
+        "preparing keys and values"
+    );
+    let keys = data::keys(p.count);
+    let values = ValuePool::new(p.value_size);
+    let row = measure_row(kind, &p, &args.dir, &keys, &values)?;
+    println!("{}", serde_json::to_string(&row)?);
+    Ok(())
+}
+
+/// Runs one workload on one engine in a freshly wiped `root/<engine>-<workload>`.
+fn measure_row(
+    kind: EngineKind,
+    p: &Params,
+    root: &Path,
+    keys: &[Key],
+    values: &ValuePool,
+) -> Result<Row> {
+    let dir = root.join(format!("{}-{}", kind.name(), p.workload.name()));
+    disk::wipe(&dir)?;
+    tracing::info!(engine = kind.name(), workload = p.workload.name(), dir = %dir.display(), "running");
+    let m = match p.workload {
+        Workload::SmallPuts | Workload::LargePuts => measure::puts(kind, &dir, p, keys, values),
+        Workload::PointGets => measure::point_gets(kind, &dir, p, keys, values),
+        Workload::Open => measure::open(kind, &dir, p, keys, values),
+        Workload::YcsbB => measure::ycsb_b(kind, &dir, p, keys, values),
+    }
+    .with_context(|| format!("{} {}", kind.name(), p.workload.name()))?;
+    let bytes_on_disk = disk::size_of_dir(&dir)?;
+    Ok(to_row(kind, p, &m, bytes_on_disk))
+}
+
+fn to_row(kind: EngineKind, p: &Params, m: &Measured, bytes_on_disk: u64) -> Row {
+    let per_sec = |x: f64| if m.seconds > 0.0 { x / m.seconds } else { 0.0 };
+    let writes = matches!(
+        p.workload,
+        Workload::SmallPuts | Workload::LargePuts | Workload::YcsbB
+    );
+    let index_bytes_per_key = match (m.figures.index_bytes, m.figures.keys) {
+        (Some(bytes), Some(keys)) if keys > 0 => Some(bytes as f64 / keys as f64),
+        _ => None,
+    };
+    Row {
+        engine: kind.name().into(),
+        workload: p.workload.name().into(),
+        ops: m.ops,
+        seconds: m.seconds,
+        ops_per_sec: per_sec(m.ops as f64),
+        mb_per_sec: per_sec(m.ops as f64 * p.value_size as f64) / 1e6,
+        peak_rss_bytes: m.peak_rss,
+        bytes_on_disk,
+        threads: (p.workload != Workload::Open).then_some(p.threads),
+        durability: writes.then(|| durability_name(p.durability).to_string()),
+        value_size: Some(p.value_size),
+        io: (kind == EngineKind::Ringblob).then(|| p.io.name().to_string()),
+        base_rss_bytes: Some(m.base_rss),
+        close_seconds: m.close_seconds,
+        keys: m.figures.keys,
+        index_bytes_per_key,
+        syncs: m.figures.syncs,
+        reads: m.reads,
+        updates: m.updates,
+        ..Row::default()
+    }
+}

@@ -1,0 +1,149 @@
+//! `ringblob-node`: serves a storage backend over the ringblob protocol.
+//!
+//! `ringblob-node --data-dir ./data` works with no config file. Every option can also come
+//! from a TOML file (`--config FILE`); flags given on the command line win.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use ringblob_backends::{open_backend, BackendConfig, BackendKind, BlobOptions};
+use ringblob_protocol::node::{self, Node, NodeConfig};
+use serde::Deserialize;
+
+/// Serve a ringblob backend.
+#[derive(Parser, Debug)]
+#[command(name = "ringblob-node", version, about)]
+struct Cli {
+    /// Data directory (created if missing) [default: ./data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free one [default: 127.0.0.1:1025]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Storage backend: blob, fs or mem [default: blob]
+    #[arg(long)]
+    backend: Option<BackendKind>,
+    /// TOML configuration file
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Replica group this node serves [default: 1]
+    #[arg(long)]
+    group: Option<u32>,
+    /// Node name reported in handshakes and stat [default: node@ADDR]
+    #[arg(long)]
+    name: Option<String>,
+}
+
+/// The TOML file: every field optional.
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    backend: Option<BackendKind>,
+    group: Option<u32>,
+    name: Option<String>,
+    max_connections: Option<usize>,
+    idle_timeout_secs: Option<u64>,
+    read_timeout_secs: Option<u64>,
+    upload_timeout_secs: Option<u64>,
+    max_blocking_calls: Option<usize>,
+    blob: Option<BlobOptions>,
+}
+
+fn load_file(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+    let Some(path) = path else { return Ok(FileConfig::default()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+struct Settings {
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    backend: BackendConfig,
+    node: NodeConfig,
+}
+
+fn settings(cli: Cli) -> anyhow::Result<Settings> {
+    let file = load_file(cli.config.as_ref())?;
+    let listen = cli.listen.or(file.listen).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1025)));
+    let defaults = NodeConfig::default();
+    let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+    let node = NodeConfig {
+        name: cli.name.or(file.name).unwrap_or_default(),
+        group: cli.group.or(file.group).unwrap_or(1),
+        max_connections: file.max_connections.unwrap_or(defaults.max_connections),
+        idle_timeout: secs(file.idle_timeout_secs, defaults.idle_timeout),
+        read_timeout: secs(file.read_timeout_secs, defaults.read_timeout),
+        upload_timeout: secs(file.upload_timeout_secs, defaults.upload_timeout),
+        max_blocking_calls: file.max_blocking_calls.unwrap_or(defaults.max_blocking_calls),
+        ..defaults
+    };
+    let backend = BackendConfig {
+        backend: cli.backend.or(file.backend).unwrap_or_default(),
+        blob: file.blob.unwrap_or_default(),
+    };
+    let data_dir = cli.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+    Ok(Settings { data_dir, listen, backend, node })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the node");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn serve(s: Settings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&s.data_dir).with_context(|| format!("creating {}", s.data_dir.display()))?;
+    let (cfg, dir) = (s.backend.clone(), s.data_dir.clone());
+    let backend = tokio::task::spawn_blocking(move || open_backend(&cfg, &dir))
+        .await?
+        .with_context(|| format!("opening the {:?} backend in {}", s.backend.backend, s.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("binding {}", s.listen))?;
+    let addr = listener.local_addr()?;
+    let mut config = s.node;
+    if config.name.is_empty() {
+        config.name = format!("node@{addr}");
+    }
+    let node = Node::new(backend, config, addr);
+    tracing::info!(
+        "listening on {addr} (backend {:?}, data dir {}, group {})",
+        s.backend.backend,
+        s.data_dir.display(),
+        node.config.group
+    );
+    node::run(listener, node, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = settings(Cli::parse()).and_then(|s| {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        rt.block_on(serve(s))
+    });
+    if let Err(e) = result {
+        tracing::error!("{e:#}");
+        eprintln!("ringblob-node: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,216 @@
+//! `ringblob`: the command-line client.
+//!
+//! Exit status: 0 on success, 2 when the key does not exist, 1 on any other error (with a
+//! one-line message on stderr).
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use ringblob_engine::Key;
+use ringblob_protocol::client::{Client, ClientConfig, ClientError, PutOptions};
+use ringblob_protocol::wire::Durability;
+
+/// Talk to a ringblob node.
+#[derive(Parser, Debug)]
+#[command(name = "ringblob", version, about)]
+struct Cli {
+    /// Node address
+    #[arg(long, env = "RINGBLOB_REMOTE", default_value = "127.0.0.1:1025", global = true)]
+    remote: String,
+    /// Namespace names are hashed in: key = SHA-256(len(ns) || ns || NAME)
+    #[arg(long, default_value = "", global = true)]
+    namespace: String,
+    /// Per-request timeout in seconds
+    #[arg(long, default_value_t = 30, global = true)]
+    timeout: u64,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Store FILE (or stdin when FILE is absent or `-`) under NAME
+    Put {
+        name: String,
+        file: Option<PathBuf>,
+        /// Compress with Snappy
+        #[arg(long)]
+        compress: bool,
+        /// none | batch | sync (default: the node's)
+        #[arg(long)]
+        durability: Option<String>,
+    },
+    /// Write the value of NAME (or a byte range of it) to stdout or FILE
+    Get {
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long)]
+        size: Option<u64>,
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Remove NAME
+    Rm {
+        name: String,
+        #[arg(long)]
+        durability: Option<String>,
+    },
+    /// Size, timestamp, checksum and location of NAME
+    Lookup {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The node's statistics (JSON)
+    Stat,
+    /// The route table: nodes, groups, ranges of the key space
+    Routes {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A failure and the exit status it maps to.
+struct Failure(i32, String);
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Failure(if e.is_not_found() { 2 } else { 1 }, e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure(1, e.to_string())
+    }
+}
+
+fn durability(s: Option<&str>) -> Result<Durability, Failure> {
+    match s {
+        None => Ok(Durability::Default),
+        Some("none") => Ok(Durability::None),
+        Some("batch") => Ok(Durability::Batch),
+        Some("sync") => Ok(Durability::Sync),
+        Some(other) => Err(Failure(1, format!("unknown durability {other:?} (none, batch or sync)"))),
+    }
+}
+
+fn read_input(file: Option<&PathBuf>) -> Result<Vec<u8>, Failure> {
+    let mut data = Vec::new();
+    match file {
+        Some(p) if p.as_os_str() != "-" => {
+            data = std::fs::read(p).map_err(|e| Failure(1, format!("{}: {e}", p.display())))?;
+        }
+        _ => {
+            std::io::stdin().read_to_end(&mut data)?;
+        }
+    }
+    Ok(data)
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let config = ClientConfig { timeout: Duration::from_secs(cli.timeout), ..ClientConfig::default() };
+    let client = Client::connect(&cli.remote, config).await?;
+    let key = |name: &str| Key::from_name(cli.namespace.as_bytes(), name.as_bytes()).0;
+    match cli.command {
+        Cmd::Put { name, file, compress, durability: d } => {
+            let opts = PutOptions { compress, durability: durability(d.as_deref())? };
+            let data = read_input(file.as_ref())?;
+            let size = client.put(key(&name), Bytes::from(data), opts).await?;
+            println!("stored {name}: {size} bytes");
+        }
+        Cmd::Get { name, offset, size, output } => {
+            let value = client.get(key(&name), offset, size).await?;
+            match output {
+                Some(p) => std::fs::write(&p, &value).map_err(|e| Failure(1, format!("{}: {e}", p.display())))?,
+                None => std::io::stdout().lock().write_all(&value)?,
+            }
+        }
+        Cmd::Rm { name, durability: d } => {
+            client.remove(key(&name), durability(d.as_deref())?).await?;
+            println!("removed {name}");
+        }
+        Cmd::Lookup { name, json } => print_lookup(&name, &Key(key(&name)), &client.lookup(key(&name)).await?, json),
+        Cmd::Stat => println!("{}", pretty(&client.stat().await?)),
+        Cmd::Routes { json } => print_routes(&client.routes().await?, json),
+    }
+    Ok(())
+}
+
+fn pretty(json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(json)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| json.to_string())
+}
+
+fn print_lookup(name: &str, key: &Key, m: &ringblob_protocol::wire::ValueMeta, json: bool) {
+    if json {
+        let v = serde_json::json!({
+            "name": name, "key": key.to_hex(), "size": m.size, "stored_size": m.stored_size,
+            "timestamp_ns": m.timestamp_ns, "checksum": format!("{:08x}", m.checksum),
+            "blob": m.blob, "offset": m.offset,
+        });
+        println!("{v}");
+        return;
+    }
+    println!("name         {name}");
+    println!("key          {}", key.to_hex());
+    println!("size         {}", m.size);
+    println!("stored size  {}", m.stored_size);
+    println!("timestamp    {} ns since the epoch", m.timestamp_ns);
+    println!("checksum     crc32 {:08x}", m.checksum);
+    println!("location     blob {} offset {}", m.blob, m.offset);
+}
+
+fn print_routes(json: &str, as_json: bool) {
+    let parsed: Result<Vec<serde_json::Value>, _> = serde_json::from_str(json);
+    let (Ok(routes), false) = (parsed, as_json) else {
+        println!("{}", pretty(json));
+        return;
+    };
+    println!("{:<24} {:<22} {:>5} {:>7}  ranges", "node", "address", "group", "share");
+    for r in routes {
+        let ranges: Vec<String> = r["ranges"]
+            .as_array()
+            .map(|a| a.iter().map(|x| format!("{}..{}", short(&x["from"]), short(&x["to"]))).collect())
+            .unwrap_or_default();
+        println!(
+            "{:<24} {:<22} {:>5} {:>6.1}%  {}",
+            r["node"].as_str().unwrap_or("?"),
+            r["addr"].as_str().unwrap_or("?"),
+            r["group"].as_u64().unwrap_or(0),
+            r["share"].as_f64().unwrap_or(0.0) * 100.0,
+            ranges.join(", ")
+        );
+    }
+}
+
+fn short(v: &serde_json::Value) -> String {
+    v.as_str().map(|s| s.chars().take(8).collect()).unwrap_or_default()
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ringblob: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(Failure(code, msg)) = rt.block_on(run(cli)) {
+        eprintln!("ringblob: {msg}");
+        std::process::exit(code);
+    }
+}

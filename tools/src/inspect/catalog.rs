@@ -1,0 +1,92 @@
+//! One inspection of a target: every blob scanned and every index file checked. All
+//! commands start from this, so they agree on what is damaged.
+
+use anyhow::Result;
+
+use super::index_check::{check_index, IndexState};
+use super::problem::{Kind, Problem, Severity};
+use super::progress::Progress;
+use super::scan::{scan_blob, BlobScan};
+use super::source::{BlobRef, Target};
+use super::value::Depth;
+use super::Status;
+
+/// One blob file, scanned.
+#[derive(Debug, Clone)]
+pub struct BlobReport {
+    pub blob: BlobRef,
+    pub scan: BlobScan,
+    pub index: IndexState,
+    /// Damage found by the scan, then index problems.
+    pub problems: Vec<Problem>,
+}
+
+/// Everything found in a target.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub target: Target,
+    /// In blob id order.
+    pub blobs: Vec<BlobReport>,
+    /// Problems that belong to no blob (orphan index files).
+    pub other: Vec<Problem>,
+}
+
+impl Catalog {
+    /// Scans every blob of `target` to `depth`, reporting progress by bytes.
+    pub fn build(target: Target, depth: Depth, progress: &Progress) -> Result<Catalog> {
+        let mut blobs = Vec::with_capacity(target.blobs.len());
+        let mut base = 0u64;
+        for blob in &target.blobs {
+            progress.file(&blob.file.name);
+            let scan = scan_blob(blob, depth, progress, base)?;
+            base += scan.len;
+            progress.set(base);
+            let (index, index_problems) = check_index(blob, &scan)?;
+            let mut problems = scan.damage.clone();
+            problems.extend(index_problems);
+            blobs.push(BlobReport {
+                blob: blob.clone(),
+                scan,
+                index,
+                problems,
+            });
+        }
+        progress.finish();
+        let other = target
+            .orphan_indexes
+            .iter()
+            .map(|f| {
+                let reason = "index file without its blob file; the engine ignores it";
+                Problem::new(Kind::OrphanIndexFile, &f.name, 0, reason)
+            })
+            .collect();
+        Ok(Catalog {
+            target,
+            blobs,
+            other,
+        })
+    }
+
+    /// Sum of the blob files' lengths.
+    pub fn total_bytes(&self) -> u64 {
+        self.blobs.iter().map(|b| b.scan.len).sum()
+    }
+
+    /// Every problem: per blob in id order, then the rest.
+    pub fn problems(&self) -> impl Iterator<Item = &Problem> {
+        self.blobs
+            .iter()
+            .flat_map(|b| b.problems.iter())
+            .chain(self.other.iter())
+    }
+
+    /// 0 healthy, 1 corruption found, 2 something could not be read.
+    pub fn status(&self) -> Status {
+        let worst = self.problems().map(Problem::severity).max();
+        match worst {
+            None | Some(Severity::Info) => Status::Healthy,
+            Some(Severity::Corruption) => Status::Corrupt,
+            Some(Severity::Unreadable) => Status::Failed,
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Scanning one blob file: its header, then every record in file order. Each record is
+//! checked (header, frame table, frame CRCs; with [`Depth::Value`] also decompression and
+//! `value_crc`). After damage the engine's scanner resynchronises on the next valid record
+//! header, so one flipped byte costs one record, not the rest of the file.
+
+use anyhow::{Context, Result};
+use ringblob_engine::format::blob_header::{BlobHeader, BLOB_HEADER_LEN};
+use ringblob_engine::format::record::{RecordHeader, FLAG_COMPRESSED, RECORD_HEADER_LEN};
+use ringblob_engine::io::{read_up_to, DeviceFile};
+use ringblob_engine::scan::{Check, ScanItem, Scanner};
+use ringblob_engine::{Error, Key};
+
+use super::classify::{kind_of, looks_like_record, Site};
+use super::problem::{Kind, Problem};
+use super::progress::Progress;
+use super::rofile::ReadOnlyFile;
+use super::source::BlobRef;
+use super::value::{Depth, Place, ValueReader};
+
+/// One valid record, as far as the inspector needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row {
+    pub offset: u64,
+    /// Bytes on disk: header, frame table and stored frames.
+    pub len: u64,
+    pub key: Key,
+    pub column: u16,
+    pub flags: u16,
+    pub value_len: u64,
+    /// Bytes of stored frames (compressed or not), without the frame table.
+    pub stored_value_len: u64,
+    pub timestamp_ns: u64,
+}
+
+impl Row {
+    fn new(offset: u64, h: &RecordHeader) -> Self {
+        Row {
+            offset,
+            len: h.record_len(),
+            key: h.key,
+            column: h.column,
+            flags: h.flags,
+            value_len: h.value_len,
+            stored_value_len: h.stored_len - h.table_len() as u64,
+            timestamp_ns: h.timestamp_ns,
+        }
+    }
+
+    pub fn is_tombstone(&self) -> bool {
+        self.flags & ringblob_engine::format::record::FLAG_TOMBSTONE != 0
+    }
+
+    pub fn is_compressed(&self) -> bool {
+        self.flags & FLAG_COMPRESSED != 0
+    }
+}
+
+/// What a scan of one blob file found.
+#[derive(Debug, Clone)]
+pub struct BlobScan {
+    /// File length when the scan started.
+    pub len: u64,
+    /// The decoded header, if it is intact.
+    pub header: Option<BlobHeader>,
+    /// The blob id: from the file name, else from the header, else 0.
+    pub blob_id: u32,
+    /// Valid records in file order.
+    pub rows: Vec<Row>,
+    /// Damaged regions (`end` set) and header problems, in file order.
+    pub damage: Vec<Problem>,
+}
+
+impl BlobScan {
+    /// The valid record that starts at `offset`.
+    pub fn row_at(&self, offset: u64) -> Option<&Row> {
+        let i = self.rows.binary_search_by_key(&offset, |r| r.offset).ok()?;
+        self.rows.get(i)
+    }
+
+    /// True when `offset` falls in a damaged region.
+    pub fn damaged_at(&self, offset: u64) -> bool {
+        self.damage
+            .iter()
+            .any(|p| p.end.is_some_and(|end| (p.offset..end).contains(&offset)))
+    }
+
+    /// Bytes lost to damaged regions.
+    pub fn damaged_bytes(&self) -> u64 {
+        self.damage
+            .iter()
+            .filter_map(|p| p.end.map(|end| end - p.offset))
+            .sum()
+    }
+}
+
+/// Scans `blob`. `Err` only for IO errors; damage is reported in the result.
+pub fn scan_blob(blob: &BlobRef, depth: Depth, progress: &Progress, base: u64) -> Result<BlobScan> {
+    let path = &blob.file.path;
+    let file = ReadOnlyFile::open(path).with_context(|| format!("open {}", path.display()))?;
+    let len = file
+        .len()
+        .with_context(|| format!("stat {}", path.display()))?;
+    let mut scan = BlobScan {
+        len,
+        header: None,
+        blob_id: blob.id.unwrap_or(0),
+        rows: Vec::new(),
+        damage: Vec::new(),
+    };
+    if !check_header(&file, blob, &mut scan)? {
+        return Ok(scan);
+    }
+    let name = blob.file.name.as_str();
+    let mut reader = ValueReader::new();
+    let start = BLOB_HEADER_LEN as u64;
+    for item in Scanner::new(&file, scan.blob_id, start, len.max(start), Check::Headers) {
+        match item.with_context(|| format!("scan {}", path.display()))? {
+            ScanItem::Record { offset, header } => {
+                progress.set(base + offset);
+                let at = Place {
+                    file: &file,
+                    name,
+                    blob: scan.blob_id,
+                    offset,
+                };
+                match reader.check(at, &header, depth, &mut |_| Ok(())) {
+                    Ok(()) => scan.rows.push(Row::new(offset, &header)),
+                    Err(e) if e.is_corruption() => {
+                        scan.damage.push(bad_record(name, offset, &header, &e));
+                    }
+                    Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+                }
+            }
+            ScanItem::Damaged {
+                offset,
+                error,
+                next,
+            } => {
+                let p = damaged_region(&file, name, scan.blob_id, (offset, next, len), &error)?;
+                scan.damage.push(p);
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// Checks the blob header; false when the rest of the file cannot be interpreted (a newer
+/// format version). A damaged header is reported and the records are scanned anyway.
+fn check_header(file: &ReadOnlyFile, blob: &BlobRef, scan: &mut BlobScan) -> Result<bool> {
+    let name = blob.file.name.as_str();
+    let mut head = [0u8; BLOB_HEADER_LEN];
+    let n = read_up_to(file, &mut head, 0).with_context(|| format!("read {name}"))?;
+    match BlobHeader::decode(head.get(..n).unwrap_or(&[]), name) {
+        Ok(h) => {
+            scan.header = Some(h);
+            match blob.id {
+                Some(id) if id != h.blob_id => scan.damage.push(Problem::new(
+                    Kind::BadBlobHeader,
+                    name,
+                    0,
+                    format!(
+                        "header names blob {} but the file name says {id}",
+                        h.blob_id
+                    ),
+                )),
+                Some(_) => {}
+                None => scan.blob_id = h.blob_id,
+            }
+            Ok(true)
+        }
+        Err(e @ Error::UnsupportedVersion { .. }) => {
+            scan.damage.push(Problem::new(
+                Kind::UnsupportedVersion,
+                name,
+                8,
+                e.to_string(),
+            ));
+            Ok(false)
+        }
+        Err(e) => {
+            let p = Problem::new(Kind::BadBlobHeader, name, 0, e.to_string());
+            scan.damage.push(p);
+            Ok(true)
+        }
+    }
+}
+
+/// A record whose header is valid but whose frames or value are not.
+fn bad_record(name: &str, offset: u64, h: &RecordHeader, e: &Error) -> Problem {
+    let site = Site {
+        at_tail: false,
+        looks_like_record: true,
+    };
+    Problem::new(kind_of(e, site), name, offset, e.to_string())
+        .with_end(offset + h.record_len())
+        .with_key(Some(h.key))
+}
+
+/// Bytes at `offset` that are not a valid record; `next` is the next valid record, if any.
+fn damaged_region(
+    file: &ReadOnlyFile,
+    name: &str,
+    blob: u32,
+    (offset, next, len): (u64, Option<u64>, u64),
+    error: &Error,
+) -> Result<Problem> {
+    let mut head = [0u8; RECORD_HEADER_LEN];
+    let n = read_up_to(file, &mut head, offset).with_context(|| format!("read {name}"))?;
+    let head = head.get(..n).unwrap_or(&[]);
+    let key = RecordHeader::decode(head, blob, offset).ok().map(|h| h.key);
+    let site = Site {
+        at_tail: next.is_none(),
+        looks_like_record: looks_like_record(head),
+    };
+    Ok(
+        Problem::new(kind_of(error, site), name, offset, error.to_string())
+            .with_end(next.unwrap_or(len))
+            .with_key(key),
+    )
+}

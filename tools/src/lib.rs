@@ -1,0 +1,4 @@
+//! Library half of the ringblob tools: the pieces the binaries share.
+
+pub mod bench;
+pub mod inspect;
