@@ -37,13 +37,22 @@ impl Conn {
     pub async fn open(addr: &str) -> Result<Conn, ClientError> {
         let stream = TcpStream::connect(addr)
             .await
-            .map_err(|source| ClientError::Connect { addr: addr.to_string(), source })?;
+            .map_err(|source| ClientError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
         let waiters: Waiters = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
         let reader = tokio::spawn(read_replies(rd, waiters.clone(), dead.clone()));
-        Ok(Conn { writer: tokio::sync::Mutex::new(wr), waiters, next_trans: AtomicU64::new(1), dead, reader })
+        Ok(Conn {
+            writer: tokio::sync::Mutex::new(wr),
+            waiters,
+            next_trans: AtomicU64::new(1),
+            dead,
+            reader,
+        })
     }
 
     pub fn is_dead(&self) -> bool {

@@ -42,7 +42,9 @@ impl ClientError {
     /// Errors where the request may not have reached the node, so an idempotent request
     /// can be sent again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ClientError::Connect { .. } | ClientError::Disconnected(_) | ClientError::Timeout(_))
-            || self.status() == Some(Status::Busy)
+        matches!(
+            self,
+            ClientError::Connect { .. } | ClientError::Disconnected(_) | ClientError::Timeout(_)
+        ) || self.status() == Some(Status::Busy)
     }
 }

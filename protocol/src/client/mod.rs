@@ -13,9 +13,9 @@ use bytes::{Bytes, BytesMut};
 pub use error::ClientError;
 
 use crate::wire::{
-    BulkItem, BulkReadRequest, Command, Durability, HandshakeRequest, Header, IterEntry, IterateEnd,
-    IterateRequest, KeyId, ReadRequest, RemoveRequest, Reply, Request, ValueMeta, WriteMode, WriteRequest,
-    MAX_VALUE_IN_FRAME, READ_TO_END,
+    BulkItem, BulkReadRequest, Command, Durability, HandshakeRequest, Header, IterEntry,
+    IterateEnd, IterateRequest, KeyId, ReadRequest, RemoveRequest, Reply, Request, ValueMeta,
+    WriteMode, WriteRequest, MAX_VALUE_IN_FRAME, READ_TO_END,
 };
 use conn::Conn;
 
@@ -69,7 +69,11 @@ fn idempotent(cmd: Command) -> bool {
 impl Client {
     /// Connects and handshakes.
     pub async fn connect(addr: &str, config: ClientConfig) -> Result<Client> {
-        let client = Client { addr: addr.to_string(), config, conn: tokio::sync::Mutex::new(None) };
+        let client = Client {
+            addr: addr.to_string(),
+            config,
+            conn: tokio::sync::Mutex::new(None),
+        };
         client.connection().await?;
         Ok(client)
     }
@@ -88,7 +92,11 @@ impl Client {
         let hs = Request::Handshake(HandshakeRequest::new(self.config.name.clone()));
         match self.exchange_on(&c, &hs, [0; 32]).await?.first() {
             Some(Reply::Handshake(_)) => {}
-            other => return Err(ClientError::Unexpected(format!("handshake answered with {other:?}"))),
+            other => {
+                return Err(ClientError::Unexpected(format!(
+                    "handshake answered with {other:?}"
+                )))
+            }
         }
         *slot = Some(c.clone());
         Ok(c)
@@ -107,11 +115,15 @@ impl Client {
             let mut replies = Vec::new();
             loop {
                 let Some(frame) = rx.recv().await else {
-                    return Err(ClientError::Disconnected("connection closed before the reply".into()));
+                    return Err(ClientError::Disconnected(
+                        "connection closed before the reply".into(),
+                    ));
                 };
                 let more = frame.header.has_more();
                 match Reply::decode(&frame)? {
-                    Reply::Error { status, message } => return Err(ClientError::Status { status, message }),
+                    Reply::Error { status, message } => {
+                        return Err(ClientError::Status { status, message })
+                    }
                     r => replies.push(r),
                 }
                 if !more {
@@ -137,7 +149,11 @@ impl Client {
                 Err(e) => Err(e),
             };
             match result {
-                Err(e) if e.is_retryable() && idempotent(req.command()) && attempt < self.config.retries => {
+                Err(e)
+                    if e.is_retryable()
+                        && idempotent(req.command())
+                        && attempt < self.config.retries =>
+                {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
                 }
@@ -159,7 +175,11 @@ impl Client {
 
     /// Reads `size` bytes (`None`: to the end) from `offset`; parts are joined.
     pub async fn get(&self, key: KeyId, offset: u64, size: Option<u64>) -> Result<Bytes> {
-        let req = Request::Read(ReadRequest { offset, size: size.unwrap_or(READ_TO_END), column: 0 });
+        let req = Request::Read(ReadRequest {
+            offset,
+            size: size.unwrap_or(READ_TO_END),
+            column: 0,
+        });
         let replies = self.call(&req, key).await?;
         if let [Reply::ReadPart { data, .. }] = replies.as_slice() {
             return Ok(data.clone());
@@ -175,7 +195,13 @@ impl Client {
     }
 
     async fn write(&self, key: KeyId, mode: WriteMode, data: Bytes, o: PutOptions) -> Result<u64> {
-        let req = Request::Write(WriteRequest { mode, compress: o.compress, durability: o.durability, column: 0, data });
+        let req = Request::Write(WriteRequest {
+            mode,
+            compress: o.compress,
+            durability: o.durability,
+            column: 0,
+            data,
+        });
         match self.call(&req, key).await?.pop() {
             Some(Reply::Write(ack)) => Ok(ack.size),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
@@ -188,14 +214,24 @@ impl Client {
             return self.write(key, WriteMode::Whole, data, o).await;
         }
         let total = data.len() as u64;
-        self.write(key, WriteMode::Prepare { reserve: total }, Bytes::new(), o).await?;
+        self.write(key, WriteMode::Prepare { reserve: total }, Bytes::new(), o)
+            .await?;
         let mut offset = 0usize;
         while offset < data.len() {
             let end = (offset + self.config.part_size).min(data.len());
-            self.write(key, WriteMode::Part { offset: offset as u64 }, data.slice(offset..end), o).await?;
+            self.write(
+                key,
+                WriteMode::Part {
+                    offset: offset as u64,
+                },
+                data.slice(offset..end),
+                o,
+            )
+            .await?;
             offset = end;
         }
-        self.write(key, WriteMode::Commit { size: total }, Bytes::new(), o).await
+        self.write(key, WriteMode::Commit { size: total }, Bytes::new(), o)
+            .await
     }
 
     /// Appends to a value; returns its new size.
@@ -204,12 +240,21 @@ impl Client {
     }
 
     /// Writes at an offset inside a value; returns its new size.
-    pub async fn write_at(&self, key: KeyId, offset: u64, data: Bytes, o: PutOptions) -> Result<u64> {
-        self.write(key, WriteMode::AtOffset { offset }, data, o).await
+    pub async fn write_at(
+        &self,
+        key: KeyId,
+        offset: u64,
+        data: Bytes,
+        o: PutOptions,
+    ) -> Result<u64> {
+        self.write(key, WriteMode::AtOffset { offset }, data, o)
+            .await
     }
 
     pub async fn remove(&self, key: KeyId, durability: Durability) -> Result<()> {
-        self.call(&Request::Remove(RemoveRequest { durability }), key).await.map(|_| ())
+        self.call(&Request::Remove(RemoveRequest { durability }), key)
+            .await
+            .map(|_| ())
     }
 
     /// One page of keys in `from..=to` after `after`.
@@ -229,7 +274,12 @@ impl Client {
     }
 
     pub async fn bulk_read(&self, keys: Vec<KeyId>) -> Result<Vec<BulkItem>> {
-        let replies = self.call(&Request::BulkRead(BulkReadRequest { column: 0, keys }), [0; 32]).await?;
+        let replies = self
+            .call(
+                &Request::BulkRead(BulkReadRequest { column: 0, keys }),
+                [0; 32],
+            )
+            .await?;
         replies
             .into_iter()
             .map(|r| match r {

@@ -12,7 +12,10 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::{dispatch, Node};
-use crate::wire::{decode_frame, encode_error, Command, Frame, Header, Request, Status, MAX_IN_FLIGHT_PER_CONNECTION};
+use crate::wire::{
+    decode_frame, encode_error, Command, Frame, Header, Request, Status,
+    MAX_IN_FLIGHT_PER_CONNECTION,
+};
 
 /// Why a connection ended, for the log.
 #[derive(Debug)]
@@ -26,16 +29,25 @@ enum End {
 
 /// Serves `stream` until the peer closes, misbehaves, idles out, or the node shuts down.
 pub async fn serve(node: Arc<Node>, mut stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     match run(&node, &mut stream, &mut shutdown).await {
         End::Fatal(why) => tracing::info!(%peer, %why, "connection dropped"),
-        End::SlowFrame => tracing::info!(%peer, "connection dropped: frame not completed within the read timeout"),
+        End::SlowFrame => {
+            tracing::info!(%peer, "connection dropped: frame not completed within the read timeout")
+        }
         end => tracing::debug!(%peer, ?end, "connection closed"),
     }
     let _ = stream.shutdown().await;
 }
 
-async fn run(node: &Arc<Node>, stream: &mut TcpStream, shutdown: &mut watch::Receiver<bool>) -> End {
+async fn run(
+    node: &Arc<Node>,
+    stream: &mut TcpStream,
+    shutdown: &mut watch::Receiver<bool>,
+) -> End {
     let mut buf = BytesMut::with_capacity(64 << 10);
     let mut greeted = false;
     let mut partial_since: Option<Instant> = None;
@@ -43,7 +55,10 @@ async fn run(node: &Arc<Node>, stream: &mut TcpStream, shutdown: &mut watch::Rec
         let batch = match take_frames(&mut buf) {
             Ok(b) => b,
             Err(e) => {
-                node.info.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
+                node.info
+                    .counters
+                    .bad_frames
+                    .fetch_add(1, Ordering::Relaxed);
                 return End::Fatal(e);
             }
         };
@@ -64,7 +79,11 @@ async fn run(node: &Arc<Node>, stream: &mut TcpStream, shutdown: &mut watch::Rec
             }
             continue;
         }
-        partial_since = if buf.is_empty() { None } else { partial_since.or(Some(Instant::now())) };
+        partial_since = if buf.is_empty() {
+            None
+        } else {
+            partial_since.or(Some(Instant::now()))
+        };
         let wait = match partial_since {
             None => node.config.idle_timeout,
             Some(t) => node.config.read_timeout.saturating_sub(t.elapsed()),
@@ -101,7 +120,12 @@ fn check_handshake(node: &Node, first: &Frame) -> Result<(), BytesMut> {
     let mut out = BytesMut::new();
     let h = &first.header;
     if h.command != Command::Handshake {
-        encode_error(h, Status::BadRequest, "the first frame of a connection must be HANDSHAKE", &mut out);
+        encode_error(
+            h,
+            Status::BadRequest,
+            "the first frame of a connection must be HANDSHAKE",
+            &mut out,
+        );
         return Err(out);
     }
     let shared = match Request::decode(first) {
@@ -117,7 +141,10 @@ fn check_handshake(node: &Node, first: &Frame) -> Result<(), BytesMut> {
 
 /// Serves a batch on the blocking pool (inline for non-blocking backends).
 async fn serve_batch(node: &Arc<Node>, batch: Vec<Frame>) -> Result<BytesMut, String> {
-    node.info.counters.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    node.info
+        .counters
+        .requests
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
     let n = node.clone();
     node.backend
         .run(move |b| {
@@ -135,7 +162,12 @@ async fn serve_batch(node: &Arc<Node>, batch: Vec<Frame>) -> Result<BytesMut, St
 pub async fn refuse(mut stream: TcpStream) {
     let mut out = BytesMut::new();
     let h = Header::request(Command::Handshake, 0, [0; 32], 0);
-    encode_error(&h, Status::ConnectionLimit, "node is at its connection limit; try later", &mut out);
+    encode_error(
+        &h,
+        Status::ConnectionLimit,
+        "node is at its connection limit; try later",
+        &mut out,
+    );
     let _ = stream.write_all(&out).await;
     let _ = stream.shutdown().await;
 }

@@ -8,7 +8,9 @@ use std::time::Instant;
 use ringblob_backends::Backend;
 use serde_json::json;
 
-use crate::wire::{HandshakeReply, HandshakeRequest, Status, MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION};
+use crate::wire::{
+    HandshakeReply, HandshakeRequest, Status, MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION,
+};
 
 /// Counters a node keeps.
 #[derive(Default)]
@@ -35,13 +37,26 @@ fn load(c: &AtomicU64) -> u64 {
 
 impl NodeInfo {
     pub fn new(name: String, addr: SocketAddr, group: u32) -> Self {
-        NodeInfo { name, addr, group, started: Instant::now(), counters: Counters::default() }
+        NodeInfo {
+            name,
+            addr,
+            group,
+            started: Instant::now(),
+            counters: Counters::default(),
+        }
     }
 
     /// The reply to a handshake, or UNSUPPORTED_VERSION when no version is shared.
-    pub fn handshake_reply(&self, hs: &HandshakeRequest) -> Result<HandshakeReply, (Status, String)> {
+    pub fn handshake_reply(
+        &self,
+        hs: &HandshakeRequest,
+    ) -> Result<HandshakeReply, (Status, String)> {
         match hs.negotiate() {
-            Some(version) => Ok(HandshakeReply { version, features: 0, node_name: self.name.clone() }),
+            Some(version) => Ok(HandshakeReply {
+                version,
+                features: 0,
+                node_name: self.name.clone(),
+            }),
             None => Err((
                 Status::UnsupportedVersion,
                 format!(

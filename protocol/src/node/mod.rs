@@ -65,13 +65,21 @@ pub struct Node {
 impl Node {
     pub fn new(backend: Arc<dyn Backend>, config: NodeConfig, addr: SocketAddr) -> Arc<Node> {
         let info = NodeInfo::new(config.name.clone(), addr, config.group);
-        Arc::new(Node { backend: AsyncBackend::new(backend, config.max_blocking_calls), config, info })
+        Arc::new(Node {
+            backend: AsyncBackend::new(backend, config.max_blocking_calls),
+            config,
+            info,
+        })
     }
 }
 
 /// Serves `listener` until `shutdown` completes; then stops accepting, lets connections
 /// finish what they are serving (up to `shutdown_grace`), and syncs the backend.
-pub async fn run(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    node: Arc<Node>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(node.config.max_connections));
     let mut tasks = JoinSet::new();
@@ -113,7 +121,9 @@ pub async fn run(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<O
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     let _ = stop_tx.send(true);
     drop(listener);
-    let drained = tokio::time::timeout(node.config.shutdown_grace, async { while tasks.join_next().await.is_some() {} });
+    let drained = tokio::time::timeout(node.config.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+    });
     if drained.await.is_err() {
         tracing::warn!("connections still busy after the grace period; closing them");
     }
@@ -126,7 +136,8 @@ pub async fn run(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<O
 
 /// Periodically removes streaming uploads nobody touched for `upload_timeout`.
 async fn reclaim_uploads(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
-    let every = (node.config.upload_timeout / 10).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    let every =
+        (node.config.upload_timeout / 10).clamp(Duration::from_secs(1), Duration::from_secs(600));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -35,6 +35,11 @@ impl Frame {
 /// `Err`: the stream is unusable ([`WireError::is_fatal`]): bad magic (checked from the
 /// first byte on), bad header CRC, or a payload length over [`MAX_PAYLOAD_LEN`].
 pub fn check_frame(buf: &[u8]) -> Result<Option<usize>, WireError> {
+    Ok(check_header(buf)?.map(|(_, total)| total))
+}
+
+/// [`check_frame`], also returning the decoded header.
+fn check_header(buf: &[u8]) -> Result<Option<(Header, usize)>, WireError> {
     check_magic(buf)?;
     if buf.len() < HEADER_LEN {
         return Ok(None);
@@ -48,7 +53,7 @@ pub fn check_frame(buf: &[u8]) -> Result<Option<usize>, WireError> {
         });
     }
     let total = HEADER_LEN.saturating_add(len);
-    Ok((buf.len() >= total).then_some(total))
+    Ok((buf.len() >= total).then_some((header, total)))
 }
 
 /// The payload length a buffered header announces, once at least the header's first
@@ -65,10 +70,9 @@ pub fn peek_payload_len(buf: &[u8]) -> Option<u32> {
 /// values are not judged here (see [`Header::validate_request`] and the decoders), so a
 /// node can still answer a frame it will reject.
 pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Frame>, WireError> {
-    let Some(total) = check_frame(buf)? else {
+    let Some((header, total)) = check_header(buf)? else {
         return Ok(None);
     };
-    let header = Header::decode(buf)?;
     let mut bytes = buf.split_to(total).freeze();
     let payload = bytes.split_off(HEADER_LEN);
     Ok(Some(Frame { header, payload }))

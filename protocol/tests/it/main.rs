@@ -24,3 +24,5 @@ pub fn frames(mut buf: BytesMut) -> Result<Vec<Frame>, WireError> {
         }),
     }
 }
+
+mod node;

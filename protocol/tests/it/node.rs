@@ -1,0 +1,455 @@
+//! The node server over real sockets on 127.0.0.1: every command through the client,
+//! malformed and hostile input byte by byte, caps, timeouts and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ringblob_backends::{Backend, BlobBackend, MemBackend};
+use ringblob_engine::Key;
+use ringblob_protocol::client::{Client, ClientConfig, PutOptions};
+use ringblob_protocol::node::{self, Node, NodeConfig};
+use ringblob_protocol::wire::{
+    decode_frame, Command, Durability, Frame, HandshakeRequest, Header, IterateEnd, IterateRequest,
+    Reply, Request, Status, HEADER_LEN,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    node: Arc<Node>,
+}
+
+async fn start(backend: Arc<dyn Backend>, config: NodeConfig) -> Running {
+    let listener = match TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => panic!("bind: {e}"),
+    };
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("addr: {e}"));
+    let node = Node::new(backend, config, addr);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(node::run(listener, node.clone(), async move {
+        let _ = rx.await;
+    }));
+    Running {
+        addr,
+        stop: Some(tx),
+        task,
+        node,
+    }
+}
+
+async fn start_mem() -> Running {
+    start(Arc::new(MemBackend::open_memory()), NodeConfig::default()).await
+}
+
+async fn client(addr: SocketAddr) -> Client {
+    match Client::connect(&addr.to_string(), ClientConfig::default()).await {
+        Ok(c) => c,
+        Err(e) => panic!("connect: {e}"),
+    }
+}
+
+fn k(name: &str) -> [u8; 32] {
+    Key::from_name(b"", name.as_bytes()).0
+}
+
+/// A raw socket and the bytes read from it but not yet decoded.
+struct Raw {
+    s: TcpStream,
+    buf: BytesMut,
+}
+
+async fn connect(addr: SocketAddr) -> Raw {
+    let s = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    Raw {
+        s,
+        buf: BytesMut::new(),
+    }
+}
+
+/// A raw connection that has completed the handshake.
+async fn raw(addr: SocketAddr) -> Raw {
+    let mut s = connect(addr).await;
+    let mut buf = BytesMut::new();
+    let hs = Request::Handshake(HandshakeRequest::new("raw"));
+    assert!(hs.encode(1, [0; 32], 0, &mut buf).is_ok());
+    assert!(s.s.write_all(&buf).await.is_ok());
+    let f = next_frame(&mut s).await;
+    assert!(matches!(
+        f.map(|f| Reply::decode(&f)),
+        Some(Ok(Reply::Handshake(_)))
+    ));
+    s
+}
+
+/// The next frame from the node, or `None` if it closed the connection.
+async fn next_frame(r: &mut Raw) -> Option<Frame> {
+    loop {
+        if let Ok(Some(f)) = decode_frame(&mut r.buf) {
+            return Some(f);
+        }
+        match tokio::time::timeout(Duration::from_secs(10), r.s.read_buf(&mut r.buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return None,
+        }
+    }
+}
+
+async fn closed_by_node(r: &mut Raw) -> bool {
+    let mut b = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), r.s.read(&mut b)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn error_status(f: &Option<Frame>) -> Option<Status> {
+    match f.as_ref().map(Reply::decode) {
+        Some(Ok(Reply::Error { status, .. })) => Some(status),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn every_command_works_through_the_client() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let backend = BlobBackend::open(dir.path(), ringblob_engine::Config::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let n = start(Arc::new(backend), NodeConfig::default()).await;
+    let c = client(n.addr).await;
+    assert!(c.ping().await.is_ok());
+    let o = PutOptions::default();
+    assert_eq!(
+        c.put(k("a"), Bytes::from_static(b"hello world"), o)
+            .await
+            .ok(),
+        Some(11)
+    );
+    assert_eq!(
+        c.get(k("a"), 0, None).await.ok().as_deref(),
+        Some(&b"hello world"[..])
+    );
+    assert_eq!(
+        c.get(k("a"), 6, Some(3)).await.ok().as_deref(),
+        Some(&b"wor"[..])
+    );
+    let m = c.lookup(k("a")).await.ok();
+    assert_eq!(
+        m.map(|m| (m.size, m.checksum)),
+        Some((11, crc32fast::hash(b"hello world")))
+    );
+    assert_eq!(
+        c.append(k("a"), Bytes::from_static(b"!"), o).await.ok(),
+        Some(12)
+    );
+    assert_eq!(
+        c.write_at(k("a"), 0, Bytes::from_static(b"J"), o)
+            .await
+            .ok(),
+        Some(12)
+    );
+    assert_eq!(
+        c.get(k("a"), 0, None).await.ok().as_deref(),
+        Some(&b"Jello world!"[..])
+    );
+    let err = c.get(k("a"), 13, None).await.err();
+    assert_eq!(err.and_then(|e| e.status()), Some(Status::RangeOutOfBounds));
+    // Larger than one frame and one reply part: streamed both ways.
+    let big: Bytes = (0..40u32 << 20)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let sync = PutOptions {
+        compress: true,
+        durability: Durability::Sync,
+    };
+    assert_eq!(
+        c.put(k("big"), big.clone(), sync).await.ok(),
+        Some(big.len() as u64)
+    );
+    assert!(c.get(k("big"), 0, None).await.ok() == Some(big.clone()));
+    assert!(
+        c.get(k("big"), 3 << 20, Some(5 << 20))
+            .await
+            .ok()
+            .as_deref()
+            == Some(&big[3 << 20..8 << 20])
+    );
+    let items = c
+        .bulk_read(vec![k("a"), k("missing")])
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        items.iter().map(|i| i.status).collect::<Vec<_>>(),
+        vec![Status::Ok, Status::NotFound]
+    );
+    let req = IterateRequest {
+        from: [0; 32],
+        to: [0xFF; 32],
+        after: None,
+        limit: 1,
+    };
+    let (entries, end) = c.iterate(req).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(entries.len(), 1);
+    assert!(matches!(end, IterateEnd::ResumeAfter(_)));
+    assert!(c.remove(k("a"), Durability::Batch).await.is_ok());
+    assert!(c
+        .get(k("a"), 0, None)
+        .await
+        .err()
+        .is_some_and(|e| e.is_not_found()));
+    assert!(c
+        .remove(k("a"), Durability::Batch)
+        .await
+        .err()
+        .is_some_and(|e| e.is_not_found()));
+    let stat: serde_json::Value =
+        serde_json::from_str(&c.stat().await.unwrap_or_default()).unwrap_or_default();
+    assert_eq!(stat["backend"]["kind"], "blob");
+    assert_eq!(stat["backend"]["keys"], 1);
+    let routes: serde_json::Value =
+        serde_json::from_str(&c.routes().await.unwrap_or_default()).unwrap_or_default();
+    assert_eq!(routes[0]["addr"], n.addr.to_string());
+}
+
+#[tokio::test]
+async fn first_frame_must_be_a_handshake() {
+    let n = start_mem().await;
+    let mut s = connect(n.addr).await;
+    let mut buf = BytesMut::new();
+    assert!(Request::Ping.encode(5, [0; 32], 0, &mut buf).is_ok());
+    assert!(s.s.write_all(&buf).await.is_ok());
+    let f = next_frame(&mut s).await;
+    assert_eq!(error_status(&f), Some(Status::BadRequest));
+    assert_eq!(f.map(|f| f.header.trans), Some(5));
+    assert!(closed_by_node(&mut s).await);
+}
+
+#[tokio::test]
+async fn incompatible_handshake_is_refused_clearly() {
+    let n = start_mem().await;
+    let mut s = connect(n.addr).await;
+    let mut buf = BytesMut::new();
+    let hs = HandshakeRequest {
+        min_version: 7,
+        max_version: 9,
+        features: 0,
+        client_name: "future".into(),
+    };
+    assert!(Request::Handshake(hs)
+        .encode(1, [0; 32], 0, &mut buf)
+        .is_ok());
+    assert!(s.s.write_all(&buf).await.is_ok());
+    let f = next_frame(&mut s).await;
+    assert_eq!(error_status(&f), Some(Status::UnsupportedVersion));
+    assert!(closed_by_node(&mut s).await);
+}
+
+#[tokio::test]
+async fn bad_magic_and_oversized_length_close_only_that_connection() {
+    let n = start_mem().await;
+    let mut bad = raw(n.addr).await;
+    assert!(bad.s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.is_ok());
+    assert!(closed_by_node(&mut bad).await, "bad magic must close");
+    let mut huge = raw(n.addr).await;
+    let mut buf = BytesMut::new();
+    assert!(Request::Ping.encode(2, [0; 32], 0, &mut buf).is_ok());
+    let mut h = Header::decode(&buf).unwrap_or_else(|e| panic!("{e}"));
+    h.payload_len = u32::MAX;
+    assert!(huge.s.write_all(&h.to_bytes()).await.is_ok());
+    assert!(
+        closed_by_node(&mut huge).await,
+        "an oversized length must close before any payload"
+    );
+    let c = client(n.addr).await;
+    assert!(
+        c.ping().await.is_ok(),
+        "the node keeps serving everyone else"
+    );
+    assert!(
+        n.node
+            .info
+            .counters
+            .bad_frames
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    );
+}
+
+#[tokio::test]
+async fn unknown_command_and_bad_payload_get_error_replies_and_the_connection_lives() {
+    let n = start_mem().await;
+    let mut s = raw(n.addr).await;
+    let mut buf = BytesMut::new();
+    let mut h = Header::request(Command::Ping, 9, [0; 32], 0);
+    h.command = Command::from_u16(999);
+    assert!(ringblob_protocol::wire::encode_frame(&h, &mut buf, |_| Ok(())).is_ok());
+    let mut r = Header::request(Command::Read, 10, [0; 32], 0);
+    r.command = Command::Read;
+    assert!(ringblob_protocol::wire::encode_frame(&r, &mut buf, |b| {
+        b.extend_from_slice(&[1, 2, 3]);
+        Ok(())
+    })
+    .is_ok());
+    assert!(Request::Ping.encode(11, [0; 32], 0, &mut buf).is_ok());
+    assert!(s.s.write_all(&buf).await.is_ok());
+    let first = next_frame(&mut s).await;
+    assert_eq!(error_status(&first), Some(Status::UnknownCommand));
+    let second = next_frame(&mut s).await;
+    assert_eq!(error_status(&second), Some(Status::BadRequest));
+    let third = next_frame(&mut s).await;
+    assert!(matches!(
+        third.map(|f| (f.header.trans, Reply::decode(&f))),
+        Some((11, Ok(Reply::Pong)))
+    ));
+}
+
+#[tokio::test]
+async fn wrong_version_in_a_header_is_refused() {
+    let n = start_mem().await;
+    let mut s = raw(n.addr).await;
+    let mut h = Header::request(Command::Ping, 3, [0; 32], 0);
+    h.version = 2;
+    let mut buf = BytesMut::new();
+    assert!(ringblob_protocol::wire::encode_frame(&h, &mut buf, |_| Ok(())).is_ok());
+    assert!(s.s.write_all(&buf).await.is_ok());
+    assert_eq!(
+        error_status(&next_frame(&mut s).await),
+        Some(Status::UnsupportedVersion)
+    );
+}
+
+#[tokio::test]
+async fn truncated_frame_then_hangup_leaves_the_node_serving() {
+    let n = start_mem().await;
+    let mut s = raw(n.addr).await;
+    let mut buf = BytesMut::new();
+    assert!(Request::Ping.encode(2, [0; 32], 0, &mut buf).is_ok());
+    assert!(s.s.write_all(&buf[..HEADER_LEN / 2]).await.is_ok());
+    drop(s);
+    assert!(client(n.addr).await.ping().await.is_ok());
+}
+
+#[tokio::test]
+async fn slow_loris_is_cut_off_after_the_read_timeout() {
+    let config = NodeConfig {
+        read_timeout: Duration::from_millis(300),
+        ..NodeConfig::default()
+    };
+    let n = start(Arc::new(MemBackend::open_memory()), config).await;
+    let mut s = raw(n.addr).await;
+    let mut buf = BytesMut::new();
+    assert!(Request::Ping.encode(2, [0; 32], 0, &mut buf).is_ok());
+    // One byte at a time, slower than the frame deadline allows.
+    let mut cut = false;
+    for b in buf.iter() {
+        if s.s.write_all(&[*b]).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        cut || closed_by_node(&mut s).await,
+        "slow sender kept its connection"
+    );
+    assert!(client(n.addr).await.ping().await.is_ok());
+}
+
+#[tokio::test]
+async fn connection_cap_refuses_cleanly() {
+    let config = NodeConfig {
+        max_connections: 2,
+        ..NodeConfig::default()
+    };
+    let n = start(Arc::new(MemBackend::open_memory()), config).await;
+    let _a = raw(n.addr).await;
+    let _b = raw(n.addr).await;
+    let mut c = connect(n.addr).await;
+    let f = next_frame(&mut c).await;
+    assert_eq!(error_status(&f), Some(Status::ConnectionLimit));
+    assert!(closed_by_node(&mut c).await);
+    drop(_a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        client(n.addr).await.ping().await.is_ok(),
+        "a freed slot is reused"
+    );
+}
+
+#[tokio::test]
+async fn pipelined_requests_all_get_their_replies() {
+    let n = start_mem().await;
+    let mut s = raw(n.addr).await;
+    let mut buf = BytesMut::new();
+    for i in 0..300u64 {
+        let w = Request::Write(ringblob_protocol::wire::WriteRequest::whole(Bytes::from(
+            i.to_le_bytes().to_vec(),
+        )));
+        assert!(w.encode(1000 + i, k(&i.to_string()), 0, &mut buf).is_ok());
+    }
+    assert!(s.s.write_all(&buf).await.is_ok());
+    let mut seen = std::collections::BTreeSet::new();
+    let mut rbuf = BytesMut::new();
+    while seen.len() < 300 {
+        match decode_frame(&mut rbuf) {
+            Ok(Some(f)) => {
+                assert!(matches!(Reply::decode(&f), Ok(Reply::Write(_))));
+                seen.insert(f.header.trans);
+            }
+            _ => {
+                let read =
+                    tokio::time::timeout(Duration::from_secs(10), s.s.read_buf(&mut rbuf)).await;
+                assert!(matches!(read, Ok(Ok(n)) if n > 0), "node stopped answering");
+            }
+        }
+    }
+    assert_eq!(seen, (1000..1300).collect());
+}
+
+#[tokio::test]
+async fn graceful_shutdown_answers_in_flight_requests_and_syncs() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let backend = BlobBackend::open(dir.path(), ringblob_engine::Config::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut n = start(Arc::new(backend), NodeConfig::default()).await;
+    let c = client(n.addr).await;
+    let none = PutOptions {
+        compress: false,
+        durability: Durability::None,
+    };
+    for i in 0..100 {
+        assert!(c
+            .put(k(&format!("k{i}")), Bytes::from(vec![i as u8; 100]), none)
+            .await
+            .is_ok());
+    }
+    if let Some(stop) = n.stop.take() {
+        let _ = stop.send(());
+    }
+    assert!(matches!((&mut n.task).await, Ok(Ok(()))));
+    drop(c);
+    drop(n);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let b = BlobBackend::open(dir.path(), ringblob_engine::Config::default())
+        .unwrap_or_else(|e| panic!("reopen: {e}"));
+    for i in 0..100 {
+        let v = b
+            .read(&Key(k(&format!("k{i}"))), ringblob_engine::Range::all())
+            .ok();
+        assert_eq!(v, Some(vec![i as u8; 100]));
+    }
+}
