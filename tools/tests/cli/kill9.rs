@@ -1,0 +1,64 @@
+//! SIGKILL of a real node during `sync` writes: every acknowledged write survives.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ringblob_engine::Key;
+use ringblob_protocol::client::{Client, ClientConfig, PutOptions};
+use ringblob_protocol::wire::Durability;
+
+use crate::node_process::NodeProcess;
+
+fn key(i: u64) -> [u8; 32] {
+    Key::from_name(b"kill9", &i.to_le_bytes()).0
+}
+
+fn value(i: u64) -> Bytes {
+    Bytes::from(vec![(i % 251) as u8; 100 + (i % 7) as usize * 1000])
+}
+
+#[test]
+fn sigkill_during_sync_writes_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let mut next = 0u64;
+    for cycle in 0..5u64 {
+        let node = NodeProcess::start(dir.path(), &[]);
+        let addr = node.addr.clone();
+        let writer = {
+            let acked = acked.clone();
+            let start = next;
+            rt.spawn(async move {
+                let Ok(c) = Client::connect(&addr, ClientConfig::default()).await else { return };
+                let sync = PutOptions { compress: false, durability: Durability::Sync };
+                for i in start.. {
+                    if c.put(key(i), value(i), sync).await.is_err() {
+                        return;
+                    }
+                    if let Ok(mut a) = acked.lock() {
+                        a.push(i);
+                    }
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(150 + cycle * 37));
+        node.kill9();
+        let _ = rt.block_on(writer);
+        next += 1_000_000;
+        let node = NodeProcess::start(dir.path(), &[]);
+        let list = acked.lock().map(|a| a.clone()).unwrap_or_default();
+        assert!(!list.is_empty());
+        rt.block_on(async {
+            let c = Client::connect(&node.addr, ClientConfig::default()).await.unwrap_or_else(|e| panic!("{e}"));
+            for &i in &list {
+                match c.get(key(i), 0, None).await {
+                    Ok(v) => assert!(v == value(i), "key {i} differs after kill {cycle}"),
+                    Err(e) => panic!("acknowledged key {i} lost after kill {cycle}: {e}"),
+                }
+            }
+        });
+        assert_eq!(node.terminate(), Some(0));
+    }
+}
