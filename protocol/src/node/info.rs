@@ -35,6 +35,17 @@ fn load(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 
+/// The process's peak resident set size (VmHWM), 0 where /proc is unavailable.
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kib| kib.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
 impl NodeInfo {
     pub fn new(name: String, addr: SocketAddr, group: u32) -> Self {
         NodeInfo {
@@ -84,6 +95,7 @@ impl NodeInfo {
             "connections_refused": load(&c.connections_refused),
             "requests": load(&c.requests),
             "bad_frames": load(&c.bad_frames),
+            "peak_rss_bytes": peak_rss_bytes(),
             "backend": backend,
         })
         .to_string()

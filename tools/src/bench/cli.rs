@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Benchmark the embedded engine (and optionally fjall / redb) in this process.
     Engine(EngineArgs),
+    /// Load a running node over the wire (connections × pipeline), with latency percentiles.
+    Remote(super::remote::RemoteArgs),
 }
 
 /// Flags of `ringblob-bench engine`.
@@ -66,6 +68,7 @@ pub struct EngineArgs {
 pub enum WorkloadArg {
     SmallPuts,
     LargePuts,
+    SeqWrites,
     PointGets,
     Open,
     YcsbB,

@@ -14,6 +14,7 @@ pub mod fjall_store;
 pub mod measure;
 pub mod parallel;
 pub mod redb_store;
+pub mod remote;
 pub mod report;
 pub mod ringblob_store;
 pub mod rss;

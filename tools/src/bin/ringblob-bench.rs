@@ -1,4 +1,4 @@
-//! `ringblob-bench`: load generator for ringblob. See `ringblob-bench engine --help`.
+//! `ringblob-bench`: load generator for ringblob. See `ringblob-bench engine --help` and `ringblob-bench remote --help`.
 
 use clap::Parser;
 use ringblob_tools::bench::cli::{Cli, Command};
@@ -16,5 +16,6 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Engine(args) => run_engine(&args),
+        Command::Remote(args) => ringblob_tools::bench::remote::run_remote(&args),
     }
 }

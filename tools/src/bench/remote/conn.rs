@@ -1,0 +1,134 @@
+//! One benchmark connection: handshake, then batches of `pipeline` requests written at once
+//! and their replies read back.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use bytes::{Bytes, BytesMut};
+use ringblob_protocol::wire::{
+    decode_frame, Durability, HandshakeRequest, ReadRequest, Reply, Request, WriteRequest,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::latency::Latencies;
+use super::RemoteWorkload;
+
+/// What one connection sends.
+pub struct Plan {
+    pub workload: RemoteWorkload,
+    /// Index of its first request (keys are `(first + i) % keys.len()`).
+    pub first: u64,
+    pub count: u64,
+    pub pipeline: usize,
+    pub value_size: usize,
+    pub durability: Durability,
+}
+
+pub fn durability(s: Option<&str>) -> Result<Durability> {
+    Ok(match s {
+        None => Durability::Default,
+        Some("none") => Durability::None,
+        Some("batch") => Durability::Batch,
+        Some("sync") => Durability::Sync,
+        Some(other) => bail!("unknown durability {other:?} (none, batch or sync)"),
+    })
+}
+
+struct Wire {
+    s: TcpStream,
+    buf: BytesMut,
+}
+
+impl Wire {
+    async fn open(addr: &str) -> Result<Wire> {
+        let s = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        s.set_nodelay(true)?;
+        let mut w = Wire {
+            s,
+            buf: BytesMut::with_capacity(64 << 10),
+        };
+        let mut out = BytesMut::new();
+        Request::Handshake(HandshakeRequest::new("ringblob-bench"))
+            .encode(0, [0; 32], 0, &mut out)?;
+        w.s.write_all(&out).await?;
+        match w.reply().await? {
+            Reply::Handshake(_) => Ok(w),
+            other => bail!("handshake answered with {other:?}"),
+        }
+    }
+
+    async fn reply(&mut self) -> Result<Reply> {
+        loop {
+            if let Some(f) = decode_frame(&mut self.buf)? {
+                return Ok(Reply::decode(&f)?);
+            }
+            if self.s.read_buf(&mut self.buf).await? == 0 {
+                bail!("node closed the connection");
+            }
+        }
+    }
+}
+
+fn request(plan: &Plan, i: u64, value: &Bytes) -> Request {
+    let put = match plan.workload {
+        RemoteWorkload::Puts => true,
+        RemoteWorkload::Gets => false,
+        RemoteWorkload::Mixed => i.is_multiple_of(2),
+    };
+    if put {
+        Request::Write(WriteRequest {
+            durability: plan.durability,
+            ..WriteRequest::whole(value.clone())
+        })
+    } else {
+        Request::Read(ReadRequest::whole(0))
+    }
+}
+
+/// Runs the plan; returns latencies and the number of error replies.
+pub async fn run(addr: &str, keys: &[[u8; 32]], plan: Plan) -> Result<(Latencies, u64)> {
+    let mut w = Wire::open(addr).await?;
+    let value = Bytes::from(
+        (0..plan.value_size)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    let mut lat = Latencies::default();
+    let mut errors = 0;
+    let mut out = BytesMut::new();
+    let mut done = 0u64;
+    while done < plan.count {
+        let n = (plan.count - done).min(plan.pipeline as u64);
+        out.clear();
+        for j in 0..n {
+            let i = plan.first + done + j;
+            let key = keys[(i % keys.len() as u64) as usize];
+            request(&plan, i, &value).encode(i, key, 0, &mut out)?;
+        }
+        let sent = Instant::now();
+        w.s.write_all(&out).await?;
+        for _ in 0..n {
+            if matches!(w.reply().await?, Reply::Error { .. }) {
+                errors += 1;
+            }
+            lat.record(sent.elapsed().as_micros() as u64);
+        }
+        done += n;
+    }
+    Ok((lat, errors))
+}
+
+/// The node's STAT object (for its RSS and bytes on disk).
+pub async fn node_stat(addr: &str) -> Result<serde_json::Value> {
+    let mut w = Wire::open(addr).await?;
+    let mut out = BytesMut::new();
+    Request::Stat.encode(1, [0; 32], 0, &mut out)?;
+    w.s.write_all(&out).await?;
+    match w.reply().await? {
+        Reply::Stat(json) => Ok(serde_json::from_str(&json)?),
+        other => bail!("stat answered with {other:?}"),
+    }
+}
