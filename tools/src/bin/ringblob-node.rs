@@ -55,8 +55,11 @@ struct FileConfig {
 }
 
 fn load_file(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
-    let Some(path) = path else { return Ok(FileConfig::default()) };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -69,7 +72,10 @@ struct Settings {
 
 fn settings(cli: Cli) -> anyhow::Result<Settings> {
     let file = load_file(cli.config.as_ref())?;
-    let listen = cli.listen.or(file.listen).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1025)));
+    let listen = cli
+        .listen
+        .or(file.listen)
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1025)));
     let defaults = NodeConfig::default();
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
     let node = NodeConfig {
@@ -79,15 +85,25 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         idle_timeout: secs(file.idle_timeout_secs, defaults.idle_timeout),
         read_timeout: secs(file.read_timeout_secs, defaults.read_timeout),
         upload_timeout: secs(file.upload_timeout_secs, defaults.upload_timeout),
-        max_blocking_calls: file.max_blocking_calls.unwrap_or(defaults.max_blocking_calls),
+        max_blocking_calls: file
+            .max_blocking_calls
+            .unwrap_or(defaults.max_blocking_calls),
         ..defaults
     };
     let backend = BackendConfig {
         backend: cli.backend.or(file.backend).unwrap_or_default(),
         blob: file.blob.unwrap_or_default(),
     };
-    let data_dir = cli.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
-    Ok(Settings { data_dir, listen, backend, node })
+    let data_dir = cli
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    Ok(Settings {
+        data_dir,
+        listen,
+        backend,
+        node,
+    })
 }
 
 async fn shutdown_signal() {
@@ -107,12 +123,21 @@ async fn shutdown_signal() {
 }
 
 async fn serve(s: Settings) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&s.data_dir).with_context(|| format!("creating {}", s.data_dir.display()))?;
+    std::fs::create_dir_all(&s.data_dir)
+        .with_context(|| format!("creating {}", s.data_dir.display()))?;
     let (cfg, dir) = (s.backend.clone(), s.data_dir.clone());
     let backend = tokio::task::spawn_blocking(move || open_backend(&cfg, &dir))
         .await?
-        .with_context(|| format!("opening the {:?} backend in {}", s.backend.backend, s.data_dir.display()))?;
-    let listener = tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("binding {}", s.listen))?;
+        .with_context(|| {
+            format!(
+                "opening the {:?} backend in {}",
+                s.backend.backend,
+                s.data_dir.display()
+            )
+        })?;
+    let listener = tokio::net::TcpListener::bind(s.listen)
+        .await
+        .with_context(|| format!("binding {}", s.listen))?;
     let addr = listener.local_addr()?;
     let mut config = s.node;
     if config.name.is_empty() {
@@ -138,7 +163,9 @@ fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = settings(Cli::parse()).and_then(|s| {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
         rt.block_on(serve(s))
     });
     if let Err(e) = result {

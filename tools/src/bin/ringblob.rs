@@ -18,7 +18,12 @@ use ringblob_protocol::wire::Durability;
 #[command(name = "ringblob", version, about)]
 struct Cli {
     /// Node address
-    #[arg(long, env = "RINGBLOB_REMOTE", default_value = "127.0.0.1:1025", global = true)]
+    #[arg(
+        long,
+        env = "RINGBLOB_REMOTE",
+        default_value = "127.0.0.1:1025",
+        global = true
+    )]
     remote: String,
     /// Namespace names are hashed in: key = SHA-256(len(ns) || ns || NAME)
     #[arg(long, default_value = "", global = true)]
@@ -95,7 +100,10 @@ fn durability(s: Option<&str>) -> Result<Durability, Failure> {
         Some("none") => Ok(Durability::None),
         Some("batch") => Ok(Durability::Batch),
         Some("sync") => Ok(Durability::Sync),
-        Some(other) => Err(Failure(1, format!("unknown durability {other:?} (none, batch or sync)"))),
+        Some(other) => Err(Failure(
+            1,
+            format!("unknown durability {other:?} (none, batch or sync)"),
+        )),
     }
 }
 
@@ -113,28 +121,53 @@ fn read_input(file: Option<&PathBuf>) -> Result<Vec<u8>, Failure> {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let config = ClientConfig { timeout: Duration::from_secs(cli.timeout), ..ClientConfig::default() };
+    let config = ClientConfig {
+        timeout: Duration::from_secs(cli.timeout),
+        ..ClientConfig::default()
+    };
     let client = Client::connect(&cli.remote, config).await?;
     let key = |name: &str| Key::from_name(cli.namespace.as_bytes(), name.as_bytes()).0;
     match cli.command {
-        Cmd::Put { name, file, compress, durability: d } => {
-            let opts = PutOptions { compress, durability: durability(d.as_deref())? };
+        Cmd::Put {
+            name,
+            file,
+            compress,
+            durability: d,
+        } => {
+            let opts = PutOptions {
+                compress,
+                durability: durability(d.as_deref())?,
+            };
             let data = read_input(file.as_ref())?;
             let size = client.put(key(&name), Bytes::from(data), opts).await?;
             println!("stored {name}: {size} bytes");
         }
-        Cmd::Get { name, offset, size, output } => {
+        Cmd::Get {
+            name,
+            offset,
+            size,
+            output,
+        } => {
             let value = client.get(key(&name), offset, size).await?;
             match output {
-                Some(p) => std::fs::write(&p, &value).map_err(|e| Failure(1, format!("{}: {e}", p.display())))?,
+                Some(p) => std::fs::write(&p, &value)
+                    .map_err(|e| Failure(1, format!("{}: {e}", p.display())))?,
                 None => std::io::stdout().lock().write_all(&value)?,
             }
         }
-        Cmd::Rm { name, durability: d } => {
+        Cmd::Rm {
+            name,
+            durability: d,
+        } => {
             client.remove(key(&name), durability(d.as_deref())?).await?;
             println!("removed {name}");
         }
-        Cmd::Lookup { name, json } => print_lookup(&name, &Key(key(&name)), &client.lookup(key(&name)).await?, json),
+        Cmd::Lookup { name, json } => print_lookup(
+            &name,
+            &Key(key(&name)),
+            &client.lookup(key(&name)).await?,
+            json,
+        ),
         Cmd::Stat => println!("{}", pretty(&client.stat().await?)),
         Cmd::Routes { json } => print_routes(&client.routes().await?, json),
     }
@@ -172,11 +205,18 @@ fn print_routes(json: &str, as_json: bool) {
         println!("{}", pretty(json));
         return;
     };
-    println!("{:<24} {:<22} {:>5} {:>7}  ranges", "node", "address", "group", "share");
+    println!(
+        "{:<24} {:<22} {:>5} {:>7}  ranges",
+        "node", "address", "group", "share"
+    );
     for r in routes {
         let ranges: Vec<String> = r["ranges"]
             .as_array()
-            .map(|a| a.iter().map(|x| format!("{}..{}", short(&x["from"]), short(&x["to"]))).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|x| format!("{}..{}", short(&x["from"]), short(&x["to"])))
+                    .collect()
+            })
             .unwrap_or_default();
         println!(
             "{:<24} {:<22} {:>5} {:>6.1}%  {}",
@@ -190,7 +230,9 @@ fn print_routes(json: &str, as_json: bool) {
 }
 
 fn short(v: &serde_json::Value) -> String {
-    v.as_str().map(|s| s.chars().take(8).collect()).unwrap_or_default()
+    v.as_str()
+        .map(|s| s.chars().take(8).collect())
+        .unwrap_or_default()
 }
 
 fn main() {
@@ -202,7 +244,10 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ringblob: {e}");

@@ -1,23 +1,37 @@
 //! The `ringblob` CLI against a real node.
 
-use std::process::{Command, Output, Stdio};
 use std::io::Write;
+use std::process::{Command, Output, Stdio};
 
 use crate::node_process::NodeProcess;
 
 fn ringblob(addr: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringblob"));
-    cmd.arg("--remote").arg(addr).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn ringblob: {e}"));
+    cmd.arg("--remote")
+        .arg(addr)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn ringblob: {e}"));
     if let (Some(mut input), Some(bytes)) = (child.stdin.take(), stdin) {
         let _ = input.write_all(bytes);
     }
-    child.wait_with_output().unwrap_or_else(|e| panic!("wait: {e}"))
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait: {e}"))
 }
 
 fn ok(addr: &str, args: &[&str]) -> Vec<u8> {
     let out = ringblob(addr, args, None);
-    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -29,14 +43,27 @@ fn put_get_range_lookup_rm_and_exit_codes_then_data_survives_sigterm_restart() {
     let file = dir.path().join("v.txt");
     std::fs::write(&file, b"hello, ringblob").unwrap_or_else(|e| panic!("{e}"));
     ok(&a, &["put", "greeting", file.to_str().unwrap_or_default()]);
-    let piped = ringblob(&a, &["put", "piped", "--durability", "sync", "--compress"], Some(b"from stdin"));
+    let piped = ringblob(
+        &a,
+        &["put", "piped", "--durability", "sync", "--compress"],
+        Some(b"from stdin"),
+    );
     assert_eq!(piped.status.code(), Some(0));
     assert_eq!(ok(&a, &["get", "greeting"]), b"hello, ringblob");
-    assert_eq!(ok(&a, &["get", "greeting", "--offset", "7", "--size", "8"]), b"ringblob");
+    assert_eq!(
+        ok(&a, &["get", "greeting", "--offset", "7", "--size", "8"]),
+        b"ringblob"
+    );
     assert_eq!(ok(&a, &["get", "piped"]), b"from stdin");
     let out = dir.path().join("out");
-    ok(&a, &["get", "greeting", "-o", out.to_str().unwrap_or_default()]);
-    assert_eq!(std::fs::read(&out).ok().as_deref(), Some(&b"hello, ringblob"[..]));
+    ok(
+        &a,
+        &["get", "greeting", "-o", out.to_str().unwrap_or_default()],
+    );
+    assert_eq!(
+        std::fs::read(&out).ok().as_deref(),
+        Some(&b"hello, ringblob"[..])
+    );
     let lookup = String::from_utf8(ok(&a, &["lookup", "greeting"])).unwrap_or_default();
     assert!(lookup.contains("size         15"), "{lookup}");
     assert!(lookup.contains(&format!("{:08x}", crc32fast::hash(b"hello, ringblob"))));
@@ -60,8 +87,15 @@ fn put_get_range_lookup_rm_and_exit_codes_then_data_survives_sigterm_restart() {
         .env("RINGBLOB_REMOTE", &node.addr)
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(env.stdout, b"hello, ringblob", "data is there after restart; RINGBLOB_REMOTE honoured");
-    assert_eq!(ringblob(&node.addr, &["get", "piped"], None).status.code(), Some(2), "removed stays removed");
+    assert_eq!(
+        env.stdout, b"hello, ringblob",
+        "data is there after restart; RINGBLOB_REMOTE honoured"
+    );
+    assert_eq!(
+        ringblob(&node.addr, &["get", "piped"], None).status.code(),
+        Some(2),
+        "removed stays removed"
+    );
 }
 
 #[test]
@@ -72,7 +106,8 @@ fn every_backend_serves_the_cli() {
         let put = ringblob(&node.addr, &["put", "k"], Some(b"value"));
         assert_eq!(put.status.code(), Some(0), "{backend}");
         assert_eq!(ok(&node.addr, &["get", "k"]), b"value", "{backend}");
-        let stat: serde_json::Value = serde_json::from_slice(&ok(&node.addr, &["stat"])).unwrap_or_default();
+        let stat: serde_json::Value =
+            serde_json::from_slice(&ok(&node.addr, &["stat"])).unwrap_or_default();
         assert_eq!(stat["backend"]["kind"], backend);
     }
 }
@@ -86,8 +121,17 @@ fn config_file_sets_options_and_flags_win() {
         dir.path().join("d").display().to_string()
     );
     std::fs::write(&cfg, toml).unwrap_or_else(|e| panic!("{e}"));
-    let node = NodeProcess::start(dir.path(), &["--config", cfg.to_str().unwrap_or_default(), "--backend", "mem"]);
-    let stat: serde_json::Value = serde_json::from_slice(&ok(&node.addr, &["stat"])).unwrap_or_default();
+    let node = NodeProcess::start(
+        dir.path(),
+        &[
+            "--config",
+            cfg.to_str().unwrap_or_default(),
+            "--backend",
+            "mem",
+        ],
+    );
+    let stat: serde_json::Value =
+        serde_json::from_slice(&ok(&node.addr, &["stat"])).unwrap_or_default();
     assert_eq!(stat["node"], "from-file");
     assert_eq!(stat["group"], 3);
     assert_eq!(stat["backend"]["kind"], "mem", "the flag beats the file");
@@ -97,5 +141,9 @@ fn config_file_sets_options_and_flags_win() {
         .args(["--config", bad.to_str().unwrap_or_default()])
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(1), "unknown config keys are refused");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "unknown config keys are refused"
+    );
 }

@@ -31,8 +31,13 @@ fn sigkill_during_sync_writes_loses_no_acknowledged_write() {
             let acked = acked.clone();
             let start = next;
             rt.spawn(async move {
-                let Ok(c) = Client::connect(&addr, ClientConfig::default()).await else { return };
-                let sync = PutOptions { compress: false, durability: Durability::Sync };
+                let Ok(c) = Client::connect(&addr, ClientConfig::default()).await else {
+                    return;
+                };
+                let sync = PutOptions {
+                    compress: false,
+                    durability: Durability::Sync,
+                };
                 for i in start.. {
                     if c.put(key(i), value(i), sync).await.is_err() {
                         return;
@@ -51,7 +56,9 @@ fn sigkill_during_sync_writes_loses_no_acknowledged_write() {
         let list = acked.lock().map(|a| a.clone()).unwrap_or_default();
         assert!(!list.is_empty());
         rt.block_on(async {
-            let c = Client::connect(&node.addr, ClientConfig::default()).await.unwrap_or_else(|e| panic!("{e}"));
+            let c = Client::connect(&node.addr, ClientConfig::default())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
             for &i in &list {
                 match c.get(key(i), 0, None).await {
                     Ok(v) => assert!(v == value(i), "key {i} differs after kill {cycle}"),

@@ -1,6 +1,6 @@
 //! The real binaries end to end: `ringblob-node` started as a process, driven by the real
 //! `ringblob` CLI and by the client library; stopped with SIGTERM and with SIGKILL.
 
-mod node_process;
 mod cli;
 mod kill9;
+mod node_process;

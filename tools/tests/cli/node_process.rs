@@ -15,14 +15,27 @@ impl NodeProcess {
     /// Starts a node on a free port over `dir`, waiting for its `listening on` line.
     pub fn start(dir: &Path, extra: &[&str]) -> NodeProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringblob-node"));
-        cmd.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(dir).args(extra);
-        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap_or_else(|e| panic!("spawn node: {e}"));
-        let Some(err) = child.stderr.take() else { panic!("no stderr") };
+        cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(extra);
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn node: {e}"));
+        let Some(err) = child.stderr.take() else {
+            panic!("no stderr")
+        };
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+                    let _ = tx.send(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
                 }
             }
         });
@@ -38,7 +51,10 @@ impl NodeProcess {
     /// SIGTERM, then the exit status.
     pub fn terminate(mut self) -> Option<i32> {
         let pid = self.child.id() as i32;
-        std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().ok()?;
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .ok()?;
         self.child.wait().ok()?.code()
     }
 
