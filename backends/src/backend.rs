@@ -3,7 +3,7 @@
 //! an offset, streaming uploads, paged iteration) from a `Store`.
 
 use ringblob_engine::format::record::MAX_VALUE_LEN;
-use ringblob_engine::{Key, Range, WriteOptions};
+use ringblob_engine::{Durability, Key, Range, WriteOptions};
 
 use crate::error::{Error, Result};
 use crate::key_locks::KeyLocks;
@@ -43,6 +43,8 @@ pub trait Backend: Send + Sync {
     fn blocking(&self) -> bool {
         true
     }
+    /// The durability of writes and removes that do not name one.
+    fn default_durability(&self) -> Durability;
 }
 
 /// The primitives a storage backend provides.
@@ -59,6 +61,7 @@ pub trait Store: Send + Sync {
     fn blocking(&self) -> bool {
         true
     }
+    fn default_durability(&self) -> Durability;
 }
 
 /// A [`Backend`] made of a [`Store`], per-key locks and an upload staging area.
@@ -202,5 +205,9 @@ impl<S: Store> Backend for StoreBackend<S> {
 
     fn blocking(&self) -> bool {
         self.store.blocking()
+    }
+
+    fn default_durability(&self) -> Durability {
+        self.store.default_durability()
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ringblob_engine::{Config, Engine, Key, Range, WriteOptions};
+use ringblob_engine::{Config, Durability, Engine, Key, Range, WriteOptions};
 
 use crate::backend::{Store, StoreBackend};
 use crate::error::Result;
@@ -97,5 +97,9 @@ impl Store for BlobStore {
 
     fn sync(&self) -> Result<()> {
         Ok(self.engine.sync()?)
+    }
+
+    fn default_durability(&self) -> Durability {
+        self.engine.default_durability()
     }
 }

@@ -291,6 +291,10 @@ impl Store for FsStore {
         Ok(s)
     }
 
+    fn default_durability(&self) -> Durability {
+        Durability::Batch
+    }
+
     fn sync(&self) -> Result<()> {
         let dirs: Vec<PathBuf> = self.dirty_dirs.lock().drain().collect();
         for d in dirs {

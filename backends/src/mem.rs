@@ -124,4 +124,8 @@ impl Store for MemStore {
     fn blocking(&self) -> bool {
         false
     }
+
+    fn default_durability(&self) -> ringblob_engine::Durability {
+        ringblob_engine::Durability::None
+    }
 }

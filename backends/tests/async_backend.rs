@@ -43,6 +43,9 @@ impl Store for GatedStore {
     fn stats(&self) -> ringblob_backends::Result<ringblob_backends::BackendStats> {
         self.inner.stats()
     }
+    fn default_durability(&self) -> ringblob_engine::Durability {
+        ringblob_engine::Durability::None
+    }
     fn sync(&self) -> ringblob_backends::Result<()> {
         Ok(())
     }

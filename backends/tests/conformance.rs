@@ -102,6 +102,9 @@ impl ringblob_backends::Store for IgnoresRanges {
     fn stats(&self) -> ringblob_backends::Result<ringblob_backends::BackendStats> {
         self.0.stats()
     }
+    fn default_durability(&self) -> ringblob_engine::Durability {
+        ringblob_engine::Durability::None
+    }
     fn sync(&self) -> ringblob_backends::Result<()> {
         self.0.sync()
     }

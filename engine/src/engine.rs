@@ -267,11 +267,25 @@ impl Engine {
     }
 
     /// Makes every write so far durable.
+    /// Concurrent callers share one fdatasync (group commit), so a node can apply a batch
+    /// of writes without durability and then make them all durable with one call.
     pub fn sync(&self) -> Result<()> {
         self.inner.check_writable()?;
-        let pos = self.inner.flush_and_sync().map_err(Error::Poisoned)?;
-        self.inner.commit.mark_synced(pos);
-        Ok(())
+        let target = {
+            let a = self.inner.active.lock();
+            (a.blob.id, a.end())
+        };
+        self.inner
+            .commit
+            .wait_durable(target, std::time::Duration::ZERO, || {
+                self.inner.flush_and_sync()
+            })
+            .map_err(Error::Poisoned)
+    }
+
+    /// The durability of writes that do not name one.
+    pub fn default_durability(&self) -> Durability {
+        self.inner.config.durability
     }
 
     /// Seals the active blob now (if it holds any record) and starts a new one.

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::{dispatch, Node};
 use crate::wire::{
-    decode_frame, encode_error, Command, Frame, Header, Request, Status,
+    decode_frame, encode_error, Command, Frame, Header, Request, Status, WireError,
     MAX_IN_FLIGHT_PER_CONNECTION,
 };
 
@@ -59,7 +59,14 @@ async fn run(
                     .counters
                     .bad_frames
                     .fetch_add(1, Ordering::Relaxed);
-                return End::Fatal(e);
+                // A header that passed its CRC (e.g. an oversized length) gets an error
+                // reply before the close; garbage gets just the close.
+                if let Ok(h) = Header::decode(&buf) {
+                    let mut out = BytesMut::new();
+                    encode_error(&h, e.status(), &e.to_string(), &mut out);
+                    let _ = stream.write_all(&out).await;
+                }
+                return End::Fatal(e.to_string());
             }
         };
         if !batch.is_empty() {
@@ -103,13 +110,13 @@ async fn run(
 
 /// Whole frames at the front of `buf`, at most the in-flight cap; a fatal framing error
 /// (bad magic, bad header CRC, oversized length) ends the connection.
-fn take_frames(buf: &mut BytesMut) -> Result<Vec<Frame>, String> {
+fn take_frames(buf: &mut BytesMut) -> Result<Vec<Frame>, WireError> {
     let mut batch = Vec::new();
     while batch.len() < MAX_IN_FLIGHT_PER_CONNECTION {
         match decode_frame(buf) {
             Ok(Some(f)) => batch.push(f),
             Ok(None) => break,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e),
         }
     }
     Ok(batch)
@@ -147,13 +154,7 @@ async fn serve_batch(node: &Arc<Node>, batch: Vec<Frame>) -> Result<BytesMut, St
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
     let n = node.clone();
     node.backend
-        .run(move |b| {
-            let mut out = BytesMut::new();
-            for f in &batch {
-                dispatch::serve(b, &n.info, f, &mut out);
-            }
-            Ok(out)
-        })
+        .run(move |b| Ok(dispatch::serve_batch(b, &n.info, &batch)))
         .await
         .map_err(|e| e.to_string())
 }
@@ -161,7 +162,9 @@ async fn serve_batch(node: &Arc<Node>, batch: Vec<Frame>) -> Result<BytesMut, St
 /// Tells a connection over the cap why it is being closed.
 pub async fn refuse(mut stream: TcpStream) {
     let mut out = BytesMut::new();
-    let h = Header::request(Command::Handshake, 0, [0; 32], 0);
+    // Transaction 0, command 0: it answers no request (docs/PROTOCOL.md).
+    let mut h = Header::request(Command::Ping, 0, [0; 32], 0);
+    h.command = Command::from_u16(0);
     encode_error(
         &h,
         Status::ConnectionLimit,

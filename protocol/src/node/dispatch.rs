@@ -10,7 +10,7 @@ use super::NodeInfo;
 use crate::wire::{
     encode_error, encode_iterate_reply, encode_read_reply, BulkItem, BulkReadRequest, Durability,
     Frame, Header, IterEntry, IterateEnd, IterateRequest, ReadRequest, Reply, Request, Status,
-    ValueMeta, WireError, WriteAck, WriteMode, WriteRequest, READ_TO_END,
+    ValueMeta, WireError, WriteAck, WriteMode, WriteRequest, MAX_VALUE_IN_FRAME, READ_TO_END,
 };
 
 /// A failed request: the status and message of its error reply.
@@ -24,18 +24,59 @@ fn wire_fail(e: WireError) -> Failure {
     (e.status(), e.to_string())
 }
 
-/// Serves `frame`, appending its reply (or error reply) to `out`.
-pub fn serve(b: &dyn Backend, info: &NodeInfo, frame: &Frame, out: &mut BytesMut) {
+/// Serves a batch of frames (one connection's pipelined requests) and returns the replies,
+/// in order. Durable writes and removes in the batch are applied without durability and
+/// then made durable by one group-committed `sync` before any reply is released, so a
+/// pipeline of N durable writes costs one fdatasync, not N. If that sync fails, each of
+/// those requests is answered with the error instead.
+pub fn serve_batch(b: &dyn Backend, info: &NodeInfo, frames: &[Frame]) -> BytesMut {
+    let default_durable = b.default_durability() != ringblob_engine::Durability::None;
+    let mut out = BytesMut::new();
+    let mut spans = Vec::with_capacity(frames.len());
+    for f in frames {
+        let start = out.len();
+        let deferred = serve(b, info, f, &mut out, default_durable);
+        spans.push((start, out.len(), deferred));
+    }
+    if !spans.iter().any(|s| s.2) {
+        return out;
+    }
+    let Err(e) = b.sync() else { return out };
+    tracing::error!(error = %e, "sync after a batch of durable writes failed");
+    let mut fixed = BytesMut::with_capacity(out.len());
+    for (f, (start, end, deferred)) in frames.iter().zip(spans) {
+        if deferred {
+            encode_error(&f.header, status_of(&e), &e.to_string(), &mut fixed);
+        } else {
+            fixed.extend_from_slice(&out[start..end]);
+        }
+    }
+    fixed
+}
+
+/// Serves `frame`, appending its reply (or error reply) to `out`. Returns true when it was
+/// a durable write applied without durability: the caller must sync before replying.
+fn serve(
+    b: &dyn Backend,
+    info: &NodeInfo,
+    frame: &Frame,
+    out: &mut BytesMut,
+    default_durable: bool,
+) -> bool {
     let h = &frame.header;
-    let result = h
-        .validate_request()
-        .and_then(|()| Request::decode(frame))
+    let mut deferred = false;
+    let result = Request::decode(frame)
         .map_err(wire_fail)
-        .and_then(|req| answer(b, info, h, req, out));
+        .and_then(|req| answer(b, info, h, req, out, (default_durable, &mut deferred)));
     if let Err((status, message)) = result {
         encode_error(h, status, &message, out);
+        return false;
     }
+    deferred
 }
+
+/// Whether the backend's default is durable, and where to record that durability was deferred.
+type Defer<'a> = (bool, &'a mut bool);
 
 fn answer(
     b: &dyn Backend,
@@ -43,6 +84,7 @@ fn answer(
     h: &Header,
     req: Request,
     out: &mut BytesMut,
+    defer: Defer,
 ) -> Result<(), Failure> {
     let key = Key(h.key);
     let reply = match req {
@@ -51,10 +93,11 @@ fn answer(
         Request::Lookup => Reply::Meta(value_meta(&b.lookup(&key).map_err(fail)?)),
         Request::Read(r) => return read(b, h, &key, &r, out),
         Request::Write(w) => Reply::Write(WriteAck {
-            size: write(b, &key, &w)?,
+            size: write(b, &key, &w, defer)?,
         }),
         Request::Remove(r) => {
-            b.remove(&key, options(false, r.durability)).map_err(fail)?;
+            let o = deferrable(options(false, r.durability), defer);
+            b.remove(&key, o).map_err(fail)?;
             Reply::Removed
         }
         Request::Iterate(r) => return iterate(b, h, &r, out),
@@ -63,6 +106,21 @@ fn answer(
         Request::RouteList => Reply::RouteList(info.routes_json()),
     };
     reply.encode(h, out).map_err(wire_fail)
+}
+
+/// Turns a durable write into a non-durable one whose durability the batch provides.
+/// Only called once the operation is about to run; a failed operation defers nothing
+/// because its error reply is final either way.
+fn deferrable(mut o: WriteOptions, (default_durable, deferred): Defer) -> WriteOptions {
+    let durable = match o.durability {
+        None => default_durable,
+        Some(d) => d != ringblob_engine::Durability::None,
+    };
+    if durable {
+        o.durability = Some(ringblob_engine::Durability::None);
+        *deferred = true;
+    }
+    o
 }
 
 fn no_columns(column: u16) -> Result<(), Failure> {
@@ -104,9 +162,12 @@ fn read(
     encode_read_reply(h, &value, out).map_err(wire_fail)
 }
 
-fn write(b: &dyn Backend, key: &Key, w: &WriteRequest) -> Result<u64, Failure> {
+fn write(b: &dyn Backend, key: &Key, w: &WriteRequest, defer: Defer) -> Result<u64, Failure> {
     no_columns(w.column)?;
-    let o = options(w.compress, w.durability);
+    let mut o = options(w.compress, w.durability);
+    if !matches!(w.mode, WriteMode::Prepare { .. } | WriteMode::Part { .. }) {
+        o = deferrable(o, defer);
+    }
     let size = match w.mode {
         WriteMode::Whole => b.write(key, &w.data, o),
         WriteMode::Append => b.append(key, &w.data, o),
@@ -160,6 +221,7 @@ fn bulk_read(
     let start = out.len();
     for (i, k) in r.keys.iter().enumerate() {
         let (status, data) = match b.read(&Key(*k), Range::all()) {
+            Ok(v) if v.len() > MAX_VALUE_IN_FRAME => (Status::TooLarge, Bytes::new()),
             Ok(v) => (Status::Ok, Bytes::from(v)),
             Err(e) => (status_of(&e), Bytes::new()),
         };

@@ -381,6 +381,10 @@ async fn connection_cap_refuses_cleanly() {
     let mut c = connect(n.addr).await;
     let f = next_frame(&mut c).await;
     assert_eq!(error_status(&f), Some(Status::ConnectionLimit));
+    assert_eq!(
+        f.map(|f| (f.header.trans, f.header.command.as_u16())),
+        Some((0, 0))
+    );
     assert!(closed_by_node(&mut c).await);
     drop(_a);
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -418,6 +422,39 @@ async fn pipelined_requests_all_get_their_replies() {
         }
     }
     assert_eq!(seen, (1000..1300).collect());
+}
+
+#[tokio::test]
+async fn a_pipeline_of_sync_writes_shares_fdatasyncs() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let backend = BlobBackend::open(dir.path(), ringblob_engine::Config::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let backend: Arc<dyn Backend> = Arc::new(backend);
+    let n = start(backend.clone(), NodeConfig::default()).await;
+    let mut s = raw(n.addr).await;
+    let mut buf = BytesMut::new();
+    for i in 0..100u64 {
+        let w = ringblob_protocol::wire::WriteRequest {
+            durability: Durability::Sync,
+            ..ringblob_protocol::wire::WriteRequest::whole(Bytes::from(vec![7u8; 100]))
+        };
+        assert!(Request::Write(w)
+            .encode(i, k(&format!("s{i}")), 0, &mut buf)
+            .is_ok());
+    }
+    let before = backend.stats().ok().and_then(|s| s.syncs).unwrap_or(0);
+    assert!(s.s.write_all(&buf).await.is_ok());
+    for _ in 0..100 {
+        assert!(matches!(
+            next_frame(&mut s).await.map(|f| Reply::decode(&f)),
+            Some(Ok(Reply::Write(_)))
+        ));
+    }
+    let syncs = backend.stats().ok().and_then(|s| s.syncs).unwrap_or(0) - before;
+    assert!(
+        (1..20).contains(&syncs),
+        "100 pipelined sync writes took {syncs} fdatasyncs"
+    );
 }
 
 #[tokio::test]
