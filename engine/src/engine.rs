@@ -91,6 +91,8 @@ pub(crate) struct Inner {
     pub counters: Counters,
     poison: Mutex<Option<String>>,
     poisoned: AtomicBool,
+    /// Blobs rotated out whose sync and index file are still to do (newest first).
+    pub seal_queue: Mutex<Vec<u32>>,
     stop: (Mutex<bool>, Condvar),
     _lock: Box<dyn DirLock>,
 }
@@ -119,6 +121,11 @@ impl Inner {
 
     fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// Wakes the maintenance thread (a blob to seal).
+    pub fn wake_maintenance(&self) {
+        self.stop.1.notify_all();
     }
 }
 
@@ -171,6 +178,7 @@ impl Engine {
             counters: Counters::default(),
             poison: Mutex::new(None),
             poisoned: AtomicBool::new(false),
+            seal_queue: Mutex::new(Vec::new()),
             stop: (Mutex::new(false), Condvar::new()),
             _lock: lock,
         });
@@ -345,6 +353,7 @@ impl Engine {
             return self.inner.check_writable();
         }
         self.inner.flush_and_sync().map_err(Error::Poisoned)?;
+        self.inner.seal_pending();
         let id = self.inner.active.lock().blob.id;
         crate::checkpoint::write_index_file(&self.inner, id)
     }
@@ -374,8 +383,11 @@ fn flusher_loop(inner: Weak<Inner>) {
             }
         }
         if !i.is_poisoned() {
-            let mut a = i.active.lock();
-            let _ = i.flush_locked(&mut a);
+            {
+                let mut a = i.active.lock();
+                let _ = i.flush_locked(&mut a);
+            }
+            i.seal_pending();
         }
     }
 }

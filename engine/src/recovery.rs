@@ -87,13 +87,10 @@ fn open_blob(
     is_last: bool,
 ) -> Result<Option<(Arc<Blob>, Vec<IndexEntry>)>> {
     let name = blob_name(id);
-    let mode = if is_last {
-        OpenMode::ReadWrite
-    } else {
-        OpenMode::ReadOnly
-    };
+    // Read-write even when sealed: a blob sealed just before a crash may have a torn tail
+    // to truncate (rotation does not wait for the sealed blob's fdatasync).
     let file = device
-        .open(&name, mode)
+        .open(&name, OpenMode::ReadWrite)
         .map_err(|e| Error::io("open", name.clone(), e))?;
     let len = file.len().map_err(|e| Error::io("stat", name.clone(), e))?;
     if len > crate::config::MAX_BLOB_SIZE {
@@ -134,21 +131,21 @@ fn open_blob(
     let (entries, end) = if is_last {
         recover_tail(device, file.as_ref(), id, len)?
     } else {
-        (sealed_entries(device, file.as_ref(), id, len)?, len)
+        sealed_entries(device, file.as_ref(), id, len)?
     };
     Ok(Some((Arc::new(Blob::new(id, file, end)), entries)))
 }
 
 /// A sealed blob's records: from its index file, or rebuilt from the blob (and the index
-/// file rewritten) when that is missing or fails its checks.
+/// file rewritten) when that is missing or fails its checks. Returns entries and length.
 fn sealed_entries(
     device: &dyn Device,
     file: &dyn DeviceFile,
     id: u32,
     len: u64,
-) -> Result<Vec<IndexEntry>> {
+) -> Result<(Vec<IndexEntry>, u64)> {
     match load_index(device, id, len) {
-        Ok(Some(ix)) if ix.covered_len == len => return Ok(ix.entries),
+        Ok(Some(ix)) if ix.covered_len == len => return Ok((ix.entries, len)),
         Ok(Some(ix)) => tracing::warn!(
             blob = id,
             covered = ix.covered_len,
@@ -158,29 +155,26 @@ fn sealed_entries(
         Ok(None) => tracing::warn!(blob = id, "index file missing; rebuilding from blob"),
         Err(e) => tracing::warn!(blob = id, error = %e, "index file damaged; rebuilding from blob"),
     }
-    let (entries, damaged) = scan_all(file, id, BLOB_HEADER_LEN as u64, len)?;
+    let (entries, end, damaged) = scan_blob(file, id, BLOB_HEADER_LEN as u64, len)?;
     if damaged {
         tracing::error!(
             blob = id,
             "blob has damaged records; not writing an index file over them"
         );
-    } else if let Err(e) = store_index(
-        device,
-        &IndexFile {
+    } else {
+        let ix = IndexFile {
             blob_id: id,
-            covered_len: len,
+            covered_len: end,
             entries: entries.clone(),
-        },
-    ) {
-        tracing::warn!(blob = id, error = %e, "could not write rebuilt index file");
+        };
+        if let Err(e) = store_index(device, &ix) {
+            tracing::warn!(blob = id, error = %e, "could not write rebuilt index file");
+        }
     }
-    Ok(entries)
+    Ok((entries, end))
 }
 
-/// The active blob: checkpointed records, then every record after the checkpoint checked in
-/// full. A damaged tail with no valid record after it is a torn append and is truncated;
-/// damage followed by valid records is corruption, logged and skipped. Returns the entries
-/// and the blob's length afterwards.
+/// The active blob: checkpointed records, then every record after the checkpoint checked.
 fn recover_tail(
     device: &dyn Device,
     file: &dyn DeviceFile,
@@ -195,7 +189,23 @@ fn recover_tail(
             (Vec::new(), BLOB_HEADER_LEN as u64)
         }
     };
-    let mut end = len;
+    let (tail, end, _) = scan_blob(file, id, start, len)?;
+    entries.extend(tail);
+    Ok((entries, end))
+}
+
+/// Checks every record of `[start, len)` in full. A damaged tail with no valid record after
+/// it is a torn append and is truncated; damage followed by valid records is corruption,
+/// logged and skipped. Returns the entries, the blob's length afterwards, and whether damage
+/// was skipped.
+fn scan_blob(
+    file: &dyn DeviceFile,
+    id: u32,
+    start: u64,
+    len: u64,
+) -> Result<(Vec<IndexEntry>, u64, bool)> {
+    let mut entries = Vec::new();
+    let (mut end, mut damaged) = (len, false);
     for item in Scanner::new(file, id, start, len, Check::Everything) {
         match item? {
             ScanItem::Record { offset, header } => entries.push(entry(offset, &header)),
@@ -218,34 +228,11 @@ fn recover_tail(
                 next: Some(n),
             } => {
                 tracing::error!(blob = id, offset, skipped = n - offset, reason = %error, "damaged record skipped");
-            }
-        }
-    }
-    Ok((entries, end))
-}
-
-fn scan_all(
-    file: &dyn DeviceFile,
-    id: u32,
-    start: u64,
-    end: u64,
-) -> Result<(Vec<IndexEntry>, bool)> {
-    let mut entries = Vec::new();
-    let mut damaged = false;
-    for item in Scanner::new(file, id, start, end, Check::Everything) {
-        match item? {
-            ScanItem::Record { offset, header } => entries.push(entry(offset, &header)),
-            ScanItem::Damaged {
-                offset,
-                error,
-                next,
-            } => {
-                tracing::error!(blob = id, offset, ?next, reason = %error, "damaged record in sealed blob");
                 damaged = true;
             }
         }
     }
-    Ok((entries, damaged))
+    Ok((entries, end, damaged))
 }
 
 fn entry(offset: u64, h: &crate::format::record::RecordHeader) -> IndexEntry {

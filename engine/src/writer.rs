@@ -19,6 +19,8 @@ pub struct Active {
     pub blob: Arc<Blob>,
     buf: Vec<u8>,
     records: u64,
+    /// Sealed blobs whose last bytes may not be durable yet: every sync covers them first.
+    unsynced: Vec<Arc<Blob>>,
 }
 
 impl Active {
@@ -27,6 +29,7 @@ impl Active {
             blob,
             buf: Vec::new(),
             records,
+            unsynced: Vec::new(),
         }
     }
 
@@ -103,7 +106,7 @@ impl Inner {
         Ok(pos)
     }
 
-    /// Seals the active blob if it holds records, then writes its index file.
+    /// Seals the active blob if it holds records, then syncs it and writes its index file.
     pub fn rotate_now(&self) -> Result<()> {
         let sealed = {
             let mut a = self.active.lock();
@@ -112,7 +115,28 @@ impl Inner {
             }
             self.rotate_locked(&mut a)?
         };
-        crate::checkpoint::write_index_file(self, sealed)
+        self.seal(sealed)
+    }
+
+    /// Finishes sealing blob `id`: fdatasync, then its index file.
+    pub fn seal(&self, id: u32) -> Result<()> {
+        let blob = self.blob(id)?;
+        self.sync_blob(&blob)?;
+        self.active.lock().unsynced.retain(|b| b.id != id);
+        crate::checkpoint::write_index_file(self, id)
+    }
+
+    /// Seals every blob rotated out but not sealed yet (the maintenance thread's job, or
+    /// close's). An index-file failure only costs a rescan at the next open, so it is logged.
+    pub fn seal_pending(&self) {
+        loop {
+            let Some(id) = self.seal_queue.lock().pop() else {
+                return;
+            };
+            if let Err(e) = self.seal(id) {
+                tracing::warn!(blob = id, error = %e, "could not seal blob; the next open rescans it");
+            }
+        }
     }
 
     fn needs_rotation(&self, a: &Active, len: u64) -> bool {
@@ -160,14 +184,25 @@ impl Inner {
 
     /// Flushes the buffer and fdatasyncs the active blob; returns the position now durable.
     /// The sync runs without the writer lock, so appends and reads go on meanwhile.
+    /// Blobs sealed since the last sync are synced first, oldest first, so the position
+    /// returned really has everything before it on disk.
     pub fn flush_and_sync(&self) -> Result<LogPos, String> {
-        let blob = {
+        let (blob, sealed) = {
             let mut a = self.active.lock();
             self.flush_locked(&mut a).map_err(|e| e.to_string())?;
-            a.blob.clone()
+            (a.blob.clone(), a.unsynced.clone())
         };
         let end = blob.flushed();
+        for b in &sealed {
+            self.sync_blob(b).map_err(|e| e.to_string())?;
+        }
         self.sync_blob(&blob).map_err(|e| e.to_string())?;
+        if !sealed.is_empty() {
+            self.active
+                .lock()
+                .unsynced
+                .retain(|b| !sealed.iter().any(|s| s.id == b.id));
+        }
         Ok((blob.id, end))
     }
 
@@ -180,27 +215,26 @@ impl Inner {
         })
     }
 
-    /// Seals the active blob (flushed and synced) and starts the next one; returns the
-    /// sealed blob's id.
+    /// Closes the active blob for appends (its buffer written, not yet synced) and starts
+    /// the next one; returns the sealed blob's id. Syncing it and writing its index file
+    /// happen outside the writer lock: in the next durable sync (which covers sealed blobs
+    /// first) and in the maintenance thread.
     fn rotate_locked(&self, a: &mut Active) -> Result<u32> {
         self.flush_locked(a)?;
-        self.sync_blob(&a.blob)?;
-        let old = a.blob.id;
-        let next = create_blob(self, old + 1).inspect_err(|e| self.poison(e.to_string()))?;
+        let old = a.blob.clone();
+        let next = create_blob(self, old.id + 1).inspect_err(|e| self.poison(e.to_string()))?;
         self.blobs.write().insert(next.id, next.clone());
+        a.unsynced.push(old.clone());
         a.blob = next;
         a.records = 0;
-        self.commit.mark_synced((a.blob.id, BLOB_HEADER_LEN as u64));
-        Ok(old)
+        Ok(old.id)
     }
 
-    /// After a rotation, writes the sealed blob's index file (outside the writer lock). A
-    /// failure only costs a rescan at the next open, so it is logged, not returned.
+    /// Hands a sealed blob to the maintenance thread.
     fn finish_seal(&self, sealed: Option<u32>) {
         if let Some(id) = sealed {
-            if let Err(e) = crate::checkpoint::write_index_file(self, id) {
-                tracing::warn!(blob = id, error = %e, "could not write index file; next open rescans");
-            }
+            self.seal_queue.lock().insert(0, id);
+            self.wake_maintenance();
         }
     }
 
