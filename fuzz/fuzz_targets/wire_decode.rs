@@ -55,7 +55,13 @@ fn one_payload(mode: u8, body: &[u8]) {
     }
     let payload = Bytes::copy_from_slice(body);
     payload_decoders(&payload);
-    let frame = Frame { header: Header { payload_len: body.len() as u32, ..header }, payload };
+    let frame = Frame {
+        header: Header {
+            payload_len: body.len() as u32,
+            ..header
+        },
+        payload,
+    };
     let mut bytes = BytesMut::new();
     if frame.encode(&mut bytes).is_ok() {
         match decode_frame(&mut bytes) {
@@ -77,14 +83,24 @@ fn frame_decoders(frame: &Frame) {
     if let Ok(request) = Request::decode(frame) {
         let mut again = BytesMut::new();
         let encoded = request.encode_with(&frame.header, &mut again);
-        assert!(encoded.is_ok(), "decoded request failed to encode: {encoded:?}");
+        assert!(
+            encoded.is_ok(),
+            "decoded request failed to encode: {encoded:?}"
+        );
         assert_eq!(again, original, "request {request:?} is not canonical");
     }
     if let Ok(reply) = Reply::decode(frame) {
-        let request = Header { flags: 0, status: Status::Ok, ..frame.header };
+        let request = Header {
+            flags: 0,
+            status: Status::Ok,
+            ..frame.header
+        };
         let mut again = BytesMut::new();
         let encoded = reply.encode(&request, &mut again);
-        assert!(encoded.is_ok(), "decoded reply failed to encode: {encoded:?}");
+        assert!(
+            encoded.is_ok(),
+            "decoded reply failed to encode: {encoded:?}"
+        );
         if frame.header.hops == 0 {
             assert_eq!(again, original, "reply {reply:?} is not canonical");
         }

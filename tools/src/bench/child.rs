@@ -1,5 +1,6 @@
 //! The parent side: runs one measurement in a child process and reads its row.
 
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -12,7 +13,7 @@ use super::workload::Params;
 /// Re-runs this binary as `engine --child <kind>` for the workload in `p` and parses the row
 /// it prints. The child's log output goes to our stderr.
 pub fn measure(kind: EngineKind, p: &Params, args: &EngineArgs) -> Result<Row> {
-    let exe = std::env::current_exe().context("finding the ringblob-bench executable")?;
+    let exe = own_executable()?;
     let mut cmd = Command::new(exe);
     cmd.arg("engine")
         .arg("--dir")
@@ -50,4 +51,14 @@ pub fn measure(kind: EngineKind, p: &Params, args: &EngineArgs) -> Result<Row> {
             )
         })?;
     serde_json::from_str(line).with_context(|| format!("parsing the child's row {line:?}"))
+}
+
+/// This binary. On Linux `/proc/self/exe` still works after a rebuild replaced the file on
+/// disk mid-run (where `current_exe` would name a deleted path).
+fn own_executable() -> Result<PathBuf> {
+    let proc_exe = PathBuf::from("/proc/self/exe");
+    if proc_exe.exists() {
+        return Ok(proc_exe);
+    }
+    std::env::current_exe().context("finding the ringblob-bench executable")
 }

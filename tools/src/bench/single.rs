@@ -43,7 +43,9 @@ fn measure_row(
     disk::wipe(&dir)?;
     tracing::info!(engine = kind.name(), workload = p.workload.name(), dir = %dir.display(), "running");
     let m = match p.workload {
-        Workload::SmallPuts | Workload::LargePuts => measure::puts(kind, &dir, p, keys, values),
+        Workload::SmallPuts | Workload::LargePuts | Workload::SeqWrites => {
+            measure::puts(kind, &dir, p, keys, values)
+        }
         Workload::PointGets => measure::point_gets(kind, &dir, p, keys, values),
         Workload::Open => measure::open(kind, &dir, p, keys, values),
         Workload::YcsbB => measure::ycsb_b(kind, &dir, p, keys, values),
@@ -57,7 +59,7 @@ fn to_row(kind: EngineKind, p: &Params, m: &Measured, bytes_on_disk: u64) -> Row
     let per_sec = |x: f64| if m.seconds > 0.0 { x / m.seconds } else { 0.0 };
     let writes = matches!(
         p.workload,
-        Workload::SmallPuts | Workload::LargePuts | Workload::YcsbB
+        Workload::SmallPuts | Workload::LargePuts | Workload::SeqWrites | Workload::YcsbB
     );
     let index_bytes_per_key = match (m.figures.index_bytes, m.figures.keys) {
         (Some(bytes), Some(keys)) if keys > 0 => Some(bytes as f64 / keys as f64),

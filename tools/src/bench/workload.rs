@@ -13,6 +13,8 @@ pub enum Workload {
     SmallPuts,
     /// Fewer large puts (default 20,000 × 64 KiB).
     LargePuts,
+    /// Sequential 1 MiB puts (default 1,024 × 1 MiB): the engine's large-write bandwidth.
+    SeqWrites,
     /// Uniform random gets after a reopen (default 1,000,000 keys × 100 B).
     PointGets,
     /// Time to reopen a store of N keys (default 1,000,000 × 100 B).
@@ -23,9 +25,10 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload, in the order `--workload all` runs them.
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 6] = [
         Workload::SmallPuts,
         Workload::LargePuts,
+        Workload::SeqWrites,
         Workload::PointGets,
         Workload::Open,
         Workload::YcsbB,
@@ -36,6 +39,7 @@ impl Workload {
         match arg {
             WorkloadArg::SmallPuts => vec![Workload::SmallPuts],
             WorkloadArg::LargePuts => vec![Workload::LargePuts],
+            WorkloadArg::SeqWrites => vec![Workload::SeqWrites],
             WorkloadArg::PointGets => vec![Workload::PointGets],
             WorkloadArg::Open => vec![Workload::Open],
             WorkloadArg::YcsbB => vec![Workload::YcsbB],
@@ -48,6 +52,7 @@ impl Workload {
         match self {
             Workload::SmallPuts => "small-puts",
             Workload::LargePuts => "large-puts",
+            Workload::SeqWrites => "seq-writes",
             Workload::PointGets => "point-gets",
             Workload::Open => "open",
             Workload::YcsbB => "ycsb-b",
@@ -57,6 +62,7 @@ impl Workload {
     fn default_count(self) -> u64 {
         match self {
             Workload::LargePuts => 20_000,
+            Workload::SeqWrites => 1024,
             _ => 1_000_000,
         }
     }
@@ -64,6 +70,7 @@ impl Workload {
     fn default_value_size(self) -> usize {
         match self {
             Workload::LargePuts => 64 << 10,
+            Workload::SeqWrites => 1 << 20,
             _ => 100,
         }
     }

@@ -17,7 +17,11 @@ live engine (the active blob may then show a half-written tail).
 
 Every record is checked: header CRC, frame table CRC and every frame's CRC (verify also \
 decompresses compressed frames and checks the whole-value CRC). After a damaged record the \
-scan resynchronises on the next valid record header, so one flipped byte costs one record.";
+scan resynchronises on the next valid record header, so one flipped byte costs one record. \
+summary, list and dump check what the engine's recovery checks (header, frame table, every \
+frame's CRC); verify also decompresses and checks the whole-value CRC.
+
+\"uncommitted\" in summary is always 0: format version 1 has no streaming writes.";
 
 const AFTER_LONG_HELP: &str = "\
 Exit status:

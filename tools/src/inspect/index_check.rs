@@ -186,7 +186,8 @@ fn missing(ix: &IndexFile, scan: &BlobScan, ix_name: &str, blob_name: &str) -> V
             out.push(p.with_key(Some(r.key)));
         }
     }
-    if ix.covered_len < scan.len {
+    // Only worth saying when valid records lie beyond it; garbage there is reported anyway.
+    if ix.covered_len < scan.len && after > 0 {
         let reason = format!(
             "{ix_name} covers bytes up to {} of {}; the {after} records after that are not in \
              it (normal: the active blob's index file is a checkpoint)",

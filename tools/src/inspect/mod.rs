@@ -18,6 +18,7 @@ pub mod dump;
 pub mod index_check;
 pub mod list;
 pub mod out;
+pub mod prefetch;
 pub mod problem;
 pub mod progress;
 pub mod replay;
@@ -111,13 +112,8 @@ pub fn run(cli: &Cli) -> Result<Status> {
         }
         Command::Verify(a) => {
             let target = Target::resolve(&a.path)?;
-            let total = target
-                .blobs
-                .iter()
-                .filter_map(|b| b.file.path.metadata().ok())
-                .map(|m| m.len())
-                .sum();
-            let catalog = Catalog::build(target, Depth::Value, &Progress::new(total, true))?;
+            let progress = Progress::new(target.total_bytes(), true);
+            let catalog = Catalog::build(target, Depth::Value, &progress)?;
             verify::run(&catalog, json, &mut out)?
         }
         Command::Dump(a) => dump::run(a, json)?,

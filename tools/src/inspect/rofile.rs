@@ -32,6 +32,11 @@ impl ReadOnlyFile {
         Ok(ReadOnlyFile { file })
     }
 
+    /// Another handle on the same open file (for a read-ahead thread).
+    pub fn try_clone_file(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
     /// The whole file, if it holds at most `limit` bytes.
     pub fn read_all(&self, limit: u64) -> io::Result<Result<Vec<u8>, u64>> {
         let len = self.len()?;

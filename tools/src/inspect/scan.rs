@@ -11,6 +11,7 @@ use ringblob_engine::scan::{Check, ScanItem, Scanner};
 use ringblob_engine::{Error, Key};
 
 use super::classify::{kind_of, looks_like_record, Site};
+use super::prefetch::Prefetched;
 use super::problem::{Kind, Problem};
 use super::progress::Progress;
 use super::rofile::ReadOnlyFile;
@@ -111,8 +112,11 @@ pub fn scan_blob(blob: &BlobRef, depth: Depth, progress: &Progress, base: u64) -
         return Ok(scan);
     }
     let name = blob.file.name.as_str();
-    let mut reader = ValueReader::new();
     let start = BLOB_HEADER_LEN as u64;
+    // One sequential reader thread feeds both the scanner and the value checks, so the
+    // disk streams while records are checked.
+    let file = Prefetched::new(file, start).with_context(|| format!("read {}", path.display()))?;
+    let mut reader = ValueReader::new();
     for item in Scanner::new(&file, scan.blob_id, start, len.max(start), Check::Headers) {
         match item.with_context(|| format!("scan {}", path.display()))? {
             ScanItem::Record { offset, header } => {
@@ -198,7 +202,7 @@ fn bad_record(name: &str, offset: u64, h: &RecordHeader, e: &Error) -> Problem {
 
 /// Bytes at `offset` that are not a valid record; `next` is the next valid record, if any.
 fn damaged_region(
-    file: &ReadOnlyFile,
+    file: &dyn DeviceFile,
     name: &str,
     blob: u32,
     (offset, next, len): (u64, Option<u64>, u64),

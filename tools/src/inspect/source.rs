@@ -50,6 +50,12 @@ impl Target {
         }
     }
 
+    /// Sum of the blob files' current lengths (for progress; 0 for files gone missing).
+    pub fn total_bytes(&self) -> u64 {
+        let len = |b: &BlobRef| b.file.path.metadata().map_or(0, |m| m.len());
+        self.blobs.iter().map(len).sum()
+    }
+
     fn directory(root: &Path) -> Result<Target> {
         let mut blobs = Vec::new();
         let mut indexes = Vec::new();

@@ -11,7 +11,7 @@ fn row(name: &str, c: &Counts, version: &str, index: &str) -> String {
     let ratio = c
         .compression_ratio
         .map_or_else(|| "-".to_string(), |r| format!("{r:.2}"));
-    format!(
+    let line = format!(
         "{name:<20} {:>8} {:>8} {:>11} {:>8} {:>8} {:>8} {:>15} {:>15} {:>12} {ratio:>6}  {version:>7}  {index}",
         c.records,
         c.live,
@@ -22,7 +22,8 @@ fn row(name: &str, c: &Counts, version: &str, index: &str) -> String {
         c.bytes_live,
         c.bytes_garbage,
         c.bytes_reclaimable,
-    )
+    );
+    line.trim_end().to_string()
 }
 
 fn index_text(l: &FileLine<'_>) -> String {
@@ -35,6 +36,9 @@ fn index_text(l: &FileLine<'_>) -> String {
                 "ok, file order, covers {covered} of {} bytes",
                 l.counts.size_bytes
             )
+        }
+        (Some(true), Some(covered)) if covered > l.counts.size_bytes => {
+            format!("ok, file order, covers {covered}: past the end of the blob")
         }
         (Some(true), _) => "ok, file order, covers all".into(),
         _ => "DAMAGED".into(),

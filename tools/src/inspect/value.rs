@@ -39,6 +39,8 @@ pub type Sink<'a> = dyn FnMut(&[u8]) -> io::Result<()> + 'a;
 
 /// Reusable buffers and Snappy state for checking values.
 pub struct ValueReader {
+    /// Kept apart from `stored` so neither shrinks and regrows (zero-filling) per record.
+    table: Vec<u8>,
     stored: Vec<u8>,
     plain: Vec<u8>,
     snappy: snap::raw::Decoder,
@@ -62,6 +64,7 @@ struct Ctx<'a, 'b> {
 impl ValueReader {
     pub fn new() -> Self {
         ValueReader {
+            table: Vec::new(),
             stored: Vec::new(),
             plain: Vec::new(),
             snappy: snap::raw::Decoder::new(),
@@ -124,11 +127,11 @@ impl ValueReader {
     }
 
     fn read_table(&mut self, at: &Place<'_>, h: &RecordHeader) -> Result<FrameTable> {
-        self.stored.resize(h.table_len(), 0);
+        self.table.resize(h.table_len(), 0);
         at.file
-            .read_exact_at(&mut self.stored, at.offset + RECORD_HEADER_LEN as u64)
+            .read_exact_at(&mut self.table, at.offset + RECORD_HEADER_LEN as u64)
             .map_err(|e| Error::io("read", at.name, e))?;
-        FrameTable::decode(h, &self.stored, at.blob, at.offset)
+        FrameTable::decode(h, &self.table, at.blob, at.offset)
     }
 }
 

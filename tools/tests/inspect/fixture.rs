@@ -36,7 +36,11 @@ pub fn key(ns: &str, name: &str) -> Key {
 
 pub fn small(i: usize, round: u32) -> Vec<u8> {
     let text = format!("small value {i} round {round}; ");
-    text.repeat(8).into_bytes().into_iter().take(50 + 2 * i).collect()
+    text.repeat(8)
+        .into_bytes()
+        .into_iter()
+        .take(50 + 2 * i)
+        .collect()
 }
 
 /// Incompressible, and free of zero bytes (a zeroed page must change what it hits).

@@ -35,7 +35,10 @@ impl Latencies {
         if !self.sorted {
             v.sort_unstable();
         }
-        let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+        // Nearest rank in integer arithmetic (p in tenths of a percent), so 99.9 % of 1000
+        // is rank 999, not a float's 1000.
+        let tenths = (p * 10.0).round() as usize;
+        let rank = (tenths * v.len()).div_ceil(1000);
         v[rank.clamp(1, v.len()) - 1]
     }
 }
