@@ -13,6 +13,11 @@ use crate::key::Key;
 /// Records up to this size are read with one `pread`; larger ones piecewise.
 const WHOLE_READ_MAX: u32 = 256 << 10;
 
+thread_local! {
+    /// Each reader thread reuses one record buffer instead of allocating per read.
+    static READ_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 impl Inner {
     /// Fills `out` with `len` bytes at `offset` of blob `blob`, from the file or the buffer.
     pub fn read_bytes(&self, blob: u32, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<()> {
@@ -50,12 +55,23 @@ impl Inner {
 
     /// Reads `range` of the value under `key`.
     pub fn read_value(&self, key: &Key, range: Range) -> Result<Vec<u8>> {
-        let mut buf = Vec::new();
+        READ_BUF.with(|cell| {
+            let mut buf = cell.take();
+            let result = self.read_value_with(key, range, &mut buf);
+            // Keep the buffer for this thread's next read, unless it grew large.
+            if buf.capacity() <= WHOLE_READ_MAX as usize {
+                cell.replace(buf);
+            }
+            result
+        })
+    }
+
+    fn read_value_with(&self, key: &Key, range: Range, buf: &mut Vec<u8>) -> Result<Vec<u8>> {
         for loc in self.candidates(key) {
             let found = if loc.len <= WHOLE_READ_MAX {
-                self.read_small(key, loc, range, &mut buf)?
+                self.read_small(key, loc, range, buf)?
             } else {
-                self.read_large(key, loc, range, &mut buf)?
+                self.read_large(key, loc, range, buf)?
             };
             if let Some(v) = found {
                 return Ok(v);

@@ -202,7 +202,8 @@ pub struct FrameEntry {
 /// A decoded, checked frame table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameTable {
-    pub frames: Vec<FrameEntry>,
+    /// Inline for the common one- or two-frame value: no allocation per read.
+    pub frames: smallvec::SmallVec<[FrameEntry; 2]>,
 }
 
 impl FrameTable {
@@ -229,7 +230,8 @@ impl FrameTable {
                 got,
             });
         }
-        let mut frames = Vec::with_capacity(h.frame_count as usize);
+        let mut frames: smallvec::SmallVec<[FrameEntry; 2]> =
+            smallvec::SmallVec::with_capacity(h.frame_count as usize);
         let mut at = 0u64;
         for (i, e) in b.chunks_exact(FRAME_ENTRY_LEN).enumerate() {
             let word = le_u32(e, 0);
