@@ -23,6 +23,9 @@ pub enum ClientError {
     Protocol(#[from] WireError),
     #[error("unexpected reply: {0}")]
     Unexpected(String),
+    /// Writing a streamed value to its destination failed.
+    #[error("writing the value out: {0}")]
+    Output(String),
 }
 
 impl ClientError {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 pub use error::ClientError;
 
@@ -192,6 +193,90 @@ impl Client {
             }
         }
         Ok(out.freeze())
+    }
+
+    /// Streams `size` bytes (`None`: to the end) from `offset` into `out` as the node's reply
+    /// parts arrive, without holding the value in memory; returns the bytes written. Each
+    /// part must arrive within the timeout. Retried (idempotent) only before any byte was
+    /// written.
+    pub async fn get_to<W: AsyncWrite + Unpin>(
+        &self,
+        key: KeyId,
+        offset: u64,
+        size: Option<u64>,
+        out: &mut W,
+    ) -> Result<u64> {
+        let req = Request::Read(ReadRequest {
+            offset,
+            size: size.unwrap_or(READ_TO_END),
+            column: 0,
+        });
+        let mut attempt = 0;
+        loop {
+            let mut written = 0u64;
+            let result = match self.connection().await {
+                Ok(conn) => self.stream_parts(&conn, &req, key, out, &mut written).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if e.is_retryable() && written == 0 && attempt < self.config.retries => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(written),
+            }
+        }
+    }
+
+    async fn stream_parts<W: AsyncWrite + Unpin>(
+        &self,
+        conn: &Conn,
+        req: &Request,
+        key: KeyId,
+        out: &mut W,
+        written: &mut u64,
+    ) -> Result<()> {
+        let group = self.config.group;
+        let (trans, mut rx) = conn
+            .send(|trans, buf| {
+                let h = Header::request(req.command(), trans, key, group);
+                req.encode_with(&h, buf)?;
+                Ok(h)
+            })
+            .await?;
+        loop {
+            let frame = match tokio::time::timeout(self.config.timeout, rx.recv()).await {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    return Err(ClientError::Disconnected(
+                        "connection closed mid-reply".into(),
+                    ))
+                }
+                Err(_) => {
+                    conn.forget(trans);
+                    return Err(ClientError::Timeout(self.config.timeout));
+                }
+            };
+            match Reply::decode(&frame)? {
+                Reply::ReadPart { data, more } => {
+                    out.write_all(&data)
+                        .await
+                        .map_err(|e| ClientError::Output(e.to_string()))?;
+                    *written += data.len() as u64;
+                    if !more {
+                        return out
+                            .flush()
+                            .await
+                            .map_err(|e| ClientError::Output(e.to_string()));
+                    }
+                }
+                Reply::Error { status, message } => {
+                    return Err(ClientError::Status { status, message })
+                }
+                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+            }
+        }
     }
 
     async fn write(&self, key: KeyId, mode: WriteMode, data: Bytes, o: PutOptions) -> Result<u64> {

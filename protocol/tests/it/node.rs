@@ -181,6 +181,10 @@ async fn every_command_works_through_the_client() {
         Some(big.len() as u64)
     );
     assert!(c.get(k("big"), 0, None).await.ok() == Some(big.clone()));
+    let mut sink: Vec<u8> = Vec::new();
+    let streamed = c.get_to(k("big"), 1, None, &mut sink).await.ok();
+    assert_eq!(streamed, Some(big.len() as u64 - 1));
+    assert!(sink[..] == big[1..], "streamed read returns the same bytes");
     assert!(
         c.get(k("big"), 3 << 20, Some(5 << 20))
             .await

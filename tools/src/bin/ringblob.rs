@@ -3,7 +3,7 @@
 //! Exit status: 0 on success, 2 when the key does not exist, 1 on any other error (with a
 //! one-line message on stderr).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -147,14 +147,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             offset,
             size,
             output,
-        } => {
-            let value = client.get(key(&name), offset, size).await?;
-            match output {
-                Some(p) => std::fs::write(&p, &value)
-                    .map_err(|e| Failure(1, format!("{}: {e}", p.display())))?,
-                None => std::io::stdout().lock().write_all(&value)?,
-            }
-        }
+        } => get(&client, key(&name), offset, size, output).await?,
         Cmd::Rm {
             name,
             durability: d,
@@ -172,6 +165,31 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Routes { json } => print_routes(&client.routes().await?, json),
     }
     Ok(())
+}
+
+/// Streams the value to FILE (written to a temp file, renamed when complete) or stdout.
+async fn get(
+    client: &Client,
+    key: [u8; 32],
+    offset: u64,
+    size: Option<u64>,
+    output: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let Some(path) = output else {
+        let mut stdout = tokio::io::stdout();
+        client.get_to(key, offset, size, &mut stdout).await?;
+        return Ok(());
+    };
+    let tmp = path.with_extension("ringblob-part");
+    let io = |e: std::io::Error| Failure(1, format!("{}: {e}", path.display()));
+    let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+    let result = client.get_to(key, offset, size, &mut file).await;
+    drop(file);
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    std::fs::rename(&tmp, &path).map_err(io)
 }
 
 fn pretty(json: &str) -> String {
