@@ -142,6 +142,12 @@ pub struct Config {
     pub flush_interval: Duration,
     /// How long a `batch` group-commit leader waits for more writers before syncing.
     pub batch_window: Duration,
+    /// Sealed blobs with at least this fraction of garbage are defragmented.
+    pub defrag_garbage_ratio: f64,
+    /// Defragmentation copies at most this many bytes per second (0: unthrottled).
+    pub defrag_bytes_per_sec: u64,
+    /// Defragment automatically this often (`None`: only on demand).
+    pub defrag_interval: Option<Duration>,
     /// How file IO is issued (`Engine::open` only; `open_on` takes a ready device).
     pub io: IoKind,
 }
@@ -157,6 +163,9 @@ impl Default for Config {
             write_buffer_size: 1 << 20,
             flush_interval: Duration::from_millis(100),
             batch_window: Duration::from_micros(50),
+            defrag_garbage_ratio: 0.5,
+            defrag_bytes_per_sec: 64 << 20,
+            defrag_interval: Some(Duration::from_secs(600)),
             io: IoKind::Pread,
         }
     }

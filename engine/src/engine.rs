@@ -55,7 +55,7 @@ impl Meta {
 }
 
 /// Engine-wide figures.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stats {
     pub keys: u64,
     pub blobs: u64,
@@ -71,6 +71,20 @@ pub struct Stats {
     pub syncs: u64,
     /// Why writes are refused, if they are.
     pub poisoned: Option<String>,
+    /// Sealed blobs' garbage: what a defragmentation would free now.
+    pub reclaimable_bytes: u64,
+    pub defrag: DefragStatus,
+}
+
+/// Defragmentation's state, for stats.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DefragStatus {
+    pub running: bool,
+    pub runs: u64,
+    pub blobs_rewritten: u64,
+    pub bytes_reclaimed: u64,
+    pub last: Option<crate::defrag::DefragReport>,
+    pub last_error: Option<String>,
 }
 
 #[derive(Default)]
@@ -93,6 +107,9 @@ pub(crate) struct Inner {
     poisoned: AtomicBool,
     /// Blobs rotated out whose sync and index file are still to do (newest first).
     pub seal_queue: Mutex<Vec<u32>>,
+    /// Held while a defragmentation runs (one at a time).
+    pub defrag_lock: Mutex<()>,
+    pub defrag_status: Mutex<DefragStatus>,
     stop: (Mutex<bool>, Condvar),
     _lock: Box<dyn DirLock>,
 }
@@ -123,6 +140,24 @@ impl Inner {
         self.poisoned.load(Ordering::SeqCst)
     }
 
+    /// Runs a defragmentation and records its outcome in the status.
+    pub fn run_defrag(&self, opts: crate::DefragOptions) -> Result<crate::DefragReport> {
+        let result = self.defrag(opts);
+        let mut st = self.defrag_status.lock();
+        match &result {
+            Ok(r) => {
+                st.runs += 1;
+                st.blobs_rewritten += r.blobs_rewritten.len() as u64;
+                st.bytes_reclaimed += r.bytes_reclaimed;
+                st.last = Some(r.clone());
+                st.last_error = None;
+            }
+            Err(Error::Busy) => {}
+            Err(e) => st.last_error = Some(e.to_string()),
+        }
+        result
+    }
+
     /// Wakes the maintenance thread (a blob to seal).
     pub fn wake_maintenance(&self) {
         self.stop.1.notify_all();
@@ -133,6 +168,7 @@ impl Inner {
 pub struct Engine {
     inner: Arc<Inner>,
     flusher: Option<JoinHandle<()>>,
+    defragger: Option<JoinHandle<()>>,
 }
 
 thread_local! {
@@ -179,6 +215,8 @@ impl Engine {
             poison: Mutex::new(None),
             poisoned: AtomicBool::new(false),
             seal_queue: Mutex::new(Vec::new()),
+            defrag_lock: Mutex::new(()),
+            defrag_status: Mutex::new(DefragStatus::default()),
             stop: (Mutex::new(false), Condvar::new()),
             _lock: lock,
         });
@@ -192,9 +230,21 @@ impl Engine {
             .name("ringblob-flush".into())
             .spawn(move || flusher_loop(weak))
             .map_err(|e| Error::io("spawn flusher", "thread", e))?;
+        let defragger = match inner.config.defrag_interval {
+            Some(every) => {
+                let weak = Arc::downgrade(&inner);
+                let t = std::thread::Builder::new()
+                    .name("ringblob-defrag".into())
+                    .spawn(move || defrag_loop(weak, every))
+                    .map_err(|e| Error::io("spawn defragmenter", "thread", e))?;
+                Some(t)
+            }
+            None => None,
+        };
         Ok(Engine {
             inner,
             flusher: Some(flusher),
+            defragger,
         })
     }
 
@@ -296,6 +346,27 @@ impl Engine {
         self.inner.config.durability
     }
 
+    /// Defragments now with the configured threshold and rate (see [`DefragOptions`]).
+    pub fn defrag(&self) -> Result<crate::DefragReport> {
+        let c = &self.inner.config;
+        self.defrag_with(crate::DefragOptions {
+            min_garbage_ratio: c.defrag_garbage_ratio,
+            max_bytes_per_sec: c.defrag_bytes_per_sec,
+        })
+    }
+
+    /// Defragments now: rewrites sealed blobs at or over `opts.min_garbage_ratio` garbage.
+    /// Reads and writes continue meanwhile; one defragmentation runs at a time
+    /// ([`Error::Busy`] otherwise).
+    pub fn defrag_with(&self, opts: crate::DefragOptions) -> Result<crate::DefragReport> {
+        self.inner.run_defrag(opts)
+    }
+
+    /// Space per blob: live, garbage and reclaimable bytes.
+    pub fn blob_usage(&self) -> Vec<crate::BlobUsage> {
+        self.inner.blob_usage()
+    }
+
     /// Seals the active blob now (if it holds any record) and starts a new one.
     pub fn rotate(&self) -> Result<()> {
         self.inner.check_writable()?;
@@ -331,6 +402,11 @@ impl Engine {
             records_written: i.counters.records_written.load(Ordering::Relaxed),
             syncs: i.counters.syncs.load(Ordering::Relaxed),
             poisoned: i.poison.lock().clone(),
+            reclaimable_bytes: i.blob_usage().iter().map(|u| u.reclaimable_bytes).sum(),
+            defrag: DefragStatus {
+                running: i.defrag_lock.is_locked(),
+                ..i.defrag_status.lock().clone()
+            },
         }
     }
 
@@ -349,6 +425,9 @@ impl Engine {
         if let Some(t) = self.flusher.take() {
             let _ = t.join();
         }
+        if let Some(t) = self.defragger.take() {
+            let _ = t.join();
+        }
         if self.inner.is_poisoned() {
             return self.inner.check_writable();
         }
@@ -365,6 +444,36 @@ impl Drop for Engine {
             if let Err(e) = self.shutdown() {
                 tracing::warn!(error = %e, "closing engine on drop");
             }
+        }
+    }
+}
+
+/// Waits `every` (or until the engine stops); false when it stopped.
+fn wait_or_stop(inner: &Inner, every: std::time::Duration) -> bool {
+    let (stopped, cond) = &inner.stop;
+    let mut s = stopped.lock();
+    let deadline = std::time::Instant::now() + every;
+    while !*s {
+        if cond.wait_until(&mut s, deadline).timed_out() {
+            break;
+        }
+    }
+    !*s
+}
+
+/// Defragments on a schedule; errors are logged and kept in the status.
+fn defrag_loop(inner: Weak<Inner>, every: std::time::Duration) {
+    loop {
+        let Some(i) = inner.upgrade() else { return };
+        if !wait_or_stop(&i, every) {
+            return;
+        }
+        let opts = crate::DefragOptions {
+            min_garbage_ratio: i.config.defrag_garbage_ratio,
+            max_bytes_per_sec: i.config.defrag_bytes_per_sec,
+        };
+        if let Err(e) = i.run_defrag(opts) {
+            tracing::warn!(error = %e, "scheduled defragmentation failed");
         }
     }
 }

@@ -76,6 +76,16 @@ pub enum Error {
     /// The engine was closed.
     #[error("engine is closed")]
     Closed,
+    /// A blob was removed by defragmentation between an index lookup and the read; the
+    /// caller looks the key up again.
+    #[error("blob {0} was retired by defragmentation")]
+    BlobRetired(u32),
+    /// Defragmentation would need more space than the disk has.
+    #[error("not enough free space for defragmentation: need {need} bytes, {available} available")]
+    NoSpace { need: u64, available: u64 },
+    /// Another defragmentation is running.
+    #[error("a defragmentation is already running")]
+    Busy,
 }
 
 impl Error {

@@ -28,6 +28,7 @@ pub mod blob;
 pub mod checkpoint;
 mod commit;
 pub mod config;
+mod defrag;
 mod engine;
 pub mod error;
 pub mod format;
@@ -41,7 +42,8 @@ pub mod scan;
 mod writer;
 
 pub use config::{Config, Durability, IoKind, Range, WriteOptions};
-pub use engine::{Engine, Meta, Stats};
+pub use defrag::{BlobUsage, DefragOptions, DefragReport};
+pub use engine::{DefragStatus, Engine, Meta, Stats};
 pub use error::{Error, Result};
 pub use iter::Iter;
 pub use key::Key;

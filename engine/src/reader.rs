@@ -42,6 +42,17 @@ impl Inner {
 
     /// The live record for `key`: location and decoded header.
     pub fn locate(&self, key: &Key) -> Result<Option<(Loc, RecordHeader)>> {
+        let mut result = self.locate_once(key);
+        for _ in 0..3 {
+            if !matches!(result, Err(Error::BlobRetired(_))) {
+                break;
+            }
+            result = self.locate_once(key);
+        }
+        result
+    }
+
+    fn locate_once(&self, key: &Key) -> Result<Option<(Loc, RecordHeader)>> {
         let mut buf = Vec::new();
         for loc in self.candidates(key) {
             self.read_bytes(loc.blob, u64::from(loc.offset), RECORD_HEADER_LEN, &mut buf)?;
@@ -57,7 +68,15 @@ impl Inner {
     pub fn read_value(&self, key: &Key, range: Range) -> Result<Vec<u8>> {
         READ_BUF.with(|cell| {
             let mut buf = cell.take();
-            let result = self.read_value_with(key, range, &mut buf);
+            let mut result = self.read_value_with(key, range, &mut buf);
+            // Defragmentation moved the record between the index lookup and the read:
+            // the index already points at its new place.
+            for _ in 0..3 {
+                if !matches!(result, Err(Error::BlobRetired(_))) {
+                    break;
+                }
+                result = self.read_value_with(key, range, &mut buf);
+            }
             // Keep the buffer for this thread's next read, unless it grew large.
             if buf.capacity() <= WHOLE_READ_MAX as usize {
                 cell.replace(buf);

@@ -106,6 +106,76 @@ impl Inner {
         Ok(pos)
     }
 
+    /// Where the live record of `key` is now (its value; `None` if removed or absent).
+    pub fn current_loc(&self, key: &Key) -> Result<Option<Loc>> {
+        let a = self.active.lock();
+        let tag = self.index.read().tag(key);
+        let found = self
+            .index
+            .read()
+            .find(tag, |loc| Ok(self.key_at_locked(&a, loc)? == *key));
+        found
+    }
+
+    /// Defragmentation's append: re-appends a record copied verbatim from a sealed blob, if
+    /// it is still current — a value only while the index still points at `from`, a
+    /// tombstone only while the key has no live value. Deciding and appending under the
+    /// writer lock keeps the log order right against concurrent writers. Returns whether the
+    /// record was appended.
+    pub fn append_copy(
+        &self,
+        key: &Key,
+        record: &[u8],
+        from: Loc,
+        tombstone: bool,
+    ) -> Result<bool> {
+        let mut a = self.active.lock();
+        self.check_writable()?;
+        let tag = self.index.read().tag(key);
+        let current = self
+            .index
+            .read()
+            .find(tag, |loc| Ok(self.key_at_locked(&a, loc)? == *key))?;
+        let keep = if tombstone {
+            current.is_none()
+        } else {
+            current == Some(from)
+        };
+        if !keep {
+            return Ok(false);
+        }
+        let sealed = if self.needs_rotation(&a, record.len() as u64) {
+            Some(self.rotate_locked(&mut a)?)
+        } else {
+            None
+        };
+        let offset = a.end();
+        self.put_bytes_locked(&mut a, record)?;
+        if !tombstone {
+            let loc = Loc {
+                blob: a.blob.id,
+                offset: offset as u32,
+                len: record.len() as u32,
+            };
+            self.index
+                .write()
+                .upsert(tag, loc, |l| Ok(Some(l) == current))?;
+        }
+        a.records += 1;
+        drop(a);
+        self.finish_seal(sealed);
+        Ok(true)
+    }
+
+    /// Ids of blobs rotated out but not yet synced and sealed.
+    pub fn unsealed_ids(&self) -> Vec<u32> {
+        let a = self.active.lock();
+        let mut ids: Vec<u32> = a.unsynced.iter().map(|b| b.id).collect();
+        ids.extend(self.seal_queue.lock().iter().copied());
+        ids.push(a.blob.id);
+        ids
+    }
+
     /// Seals the active blob if it holds records, then syncs it and writes its index file.
     pub fn rotate_now(&self) -> Result<()> {
         let sealed = {
@@ -260,12 +330,7 @@ impl Inner {
             .read()
             .get(&id)
             .cloned()
-            .ok_or_else(|| Error::Corrupt {
-                what: "index",
-                file: blob_name(id),
-                offset: 0,
-                reason: "index points into a blob that does not exist".into(),
-            })
+            .ok_or(Error::BlobRetired(id))
     }
 }
 

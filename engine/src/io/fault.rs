@@ -108,6 +108,9 @@ impl<D: Device> Device for FaultDevice<D> {
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         self.inner.rename(from, to)
     }
+    fn free_space(&self) -> io::Result<Option<u64>> {
+        self.inner.free_space()
+    }
     fn sync_dir(&self) -> io::Result<()> {
         if FaultPlan::hit(&self.plan.syncs, self.plan.fail_sync_n) {
             return Err(injected("directory sync"));

@@ -46,11 +46,17 @@ pub struct MemDevice {
     dir: Arc<Mutex<DirState>>,
     locked: Arc<AtomicBool>,
     observer: Observer,
+    free: Arc<Mutex<Option<u64>>>,
 }
 
 impl MemDevice {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// What [`Device::free_space`] reports (`None`: unknown, the default).
+    pub fn set_free_space(&self, bytes: Option<u64>) {
+        *self.free.lock() = bytes;
     }
 
     /// Runs `f` after every `sync_data` and `sync_dir` on this device.
@@ -226,6 +232,10 @@ impl Device for MemDevice {
         let f = dir.names.remove(from).ok_or(io::ErrorKind::NotFound)?;
         dir.names.insert(to.to_string(), f);
         Ok(())
+    }
+
+    fn free_space(&self) -> io::Result<Option<u64>> {
+        Ok(*self.free.lock())
     }
 
     fn sync_dir(&self) -> io::Result<()> {

@@ -175,6 +175,10 @@ impl Device for MmapDevice {
     fn sync_dir(&self) -> io::Result<()> {
         self.os.sync_dir()
     }
+
+    fn free_space(&self) -> io::Result<Option<u64>> {
+        self.os.free_space()
+    }
 }
 
 #[cfg(test)]

@@ -89,6 +89,10 @@ pub trait Device: Send + Sync {
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;
     /// Makes creates, renames and removes durable (fsync of the directory).
     fn sync_dir(&self) -> io::Result<()>;
+    /// Bytes free for new data, if the device knows.
+    fn free_space(&self) -> io::Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// Reads up to `buf.len()` bytes at `offset`, stopping at the end of the file; returns the count.

@@ -110,6 +110,11 @@ impl Device for OsDevice {
         fs::rename(self.root.join(from), self.root.join(to))
     }
 
+    fn free_space(&self) -> io::Result<Option<u64>> {
+        let st = rustix::fs::statvfs(&self.root).map_err(io::Error::from)?;
+        Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
+    }
+
     fn sync_dir(&self) -> io::Result<()> {
         File::open(&self.root)?.sync_all()
     }

@@ -336,6 +336,10 @@ impl Device for UringDevice {
     fn sync_dir(&self) -> io::Result<()> {
         self.os.sync_dir()
     }
+
+    fn free_space(&self) -> io::Result<Option<u64>> {
+        self.os.free_space()
+    }
 }
 
 #[cfg(test)]

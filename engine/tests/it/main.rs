@@ -2,6 +2,7 @@
 
 mod basics;
 mod crash_images;
+mod defrag;
 mod devices;
 mod faults;
 mod model;

@@ -17,6 +17,7 @@ enum Op {
     Reopen,
     Rotate,
     Sync,
+    Defrag,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -29,6 +30,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Reopen),
         1 => Just(Op::Rotate),
         1 => Just(Op::Sync),
+        1 => Just(Op::Defrag),
     ]
 }
 
@@ -89,6 +91,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Rotate => prop_assert!(e.rotate().is_ok()),
             Op::Sync => prop_assert!(e.sync().is_ok()),
+            Op::Defrag => {
+                let all = ringblob_engine::DefragOptions {
+                    min_garbage_ratio: 0.0,
+                    max_bytes_per_sec: 0,
+                };
+                prop_assert!(e.defrag_with(all).is_ok());
+            }
         }
     }
     prop_assert_eq!(e.stats().keys, model.len() as u64);

@@ -11,6 +11,7 @@ pub fn small_config() -> Config {
         max_blob_size: 64 << 10,
         max_blob_records: 50,
         frame_len: 4096,
+        defrag_interval: None,
         ..Config::default()
     }
 }

@@ -1,0 +1,295 @@
+//! Online defragmentation: sealed blobs whose garbage (superseded values, tombstones that no
+//! longer hide anything) passes a threshold are rewritten by re-appending their live records,
+//! verbatim, to the active blob; once those copies are durable, the old blob is removed.
+//!
+//! Why it is safe:
+//! - a record is copied only if it is still current, decided under the writer lock
+//!   ([`Inner::append_copy`]), so a concurrent overwrite or remove always stays newer;
+//! - a tombstone is kept (copied) only while some older blob may still hold a value of its
+//!   key, so deleted data never comes back; otherwise it is dropped;
+//! - the old blob is removed only after an fdatasync covers every copy; a crash before that
+//!   leaves both copies, and recovery's log order makes the newer one win;
+//! - readers holding the old blob keep reading it (the file stays open after unlink); readers
+//!   that looked up its location just before the switch look the key up again.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use crate::blob::{blob_name, index_name};
+use crate::checkpoint::{load_index, scan_entries};
+use crate::engine::Inner;
+use crate::error::{Error, Result};
+use crate::format::blob_header::BLOB_HEADER_LEN;
+use crate::format::index_file::IndexEntry;
+use crate::format::record::{RecordHeader, FLAG_TOMBSTONE};
+use crate::index::Loc;
+use crate::key::Key;
+use crate::scan::{check_frames, Check};
+
+/// Space kept free beyond what the copies need.
+const FREE_SPACE_MARGIN: u64 = 64 << 20;
+
+/// How to defragment.
+#[derive(Debug, Clone, Copy)]
+pub struct DefragOptions {
+    /// Rewrite sealed blobs whose garbage is at least this fraction of their size.
+    pub min_garbage_ratio: f64,
+    /// Copy at most this many bytes per second (0: unthrottled).
+    pub max_bytes_per_sec: u64,
+}
+
+/// What one defragmentation did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DefragReport {
+    pub blobs_rewritten: Vec<u32>,
+    /// Blobs left alone because a live record in them is damaged.
+    pub blobs_skipped_damaged: Vec<u32>,
+    pub records_copied: u64,
+    pub bytes_copied: u64,
+    pub tombstones_kept: u64,
+    pub tombstones_dropped: u64,
+    /// Bytes of blob files removed.
+    pub bytes_reclaimed: u64,
+    pub seconds: f64,
+}
+
+/// One blob's space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobUsage {
+    pub id: u32,
+    pub size: u64,
+    /// Bytes of records that hold live values.
+    pub live_bytes: u64,
+    pub garbage_bytes: u64,
+    /// What defragmentation would free (garbage of sealed blobs; 0 for the active one).
+    pub reclaimable_bytes: u64,
+    pub sealed: bool,
+}
+
+impl Inner {
+    /// Space per blob, from the index's live locations.
+    pub fn blob_usage(&self) -> Vec<BlobUsage> {
+        let mut live = std::collections::HashMap::<u32, u64>::new();
+        for loc in self.index.read().locations() {
+            *live.entry(loc.blob).or_default() += u64::from(loc.len);
+        }
+        let unsealed = self.unsealed_ids();
+        let blobs: Vec<_> = self.blobs.read().values().cloned().collect();
+        blobs
+            .iter()
+            .map(|b| {
+                let size = b.flushed();
+                let live_bytes = live.get(&b.id).copied().unwrap_or(0);
+                let garbage = size.saturating_sub(live_bytes + BLOB_HEADER_LEN as u64);
+                let sealed = !unsealed.contains(&b.id);
+                BlobUsage {
+                    id: b.id,
+                    size,
+                    live_bytes,
+                    garbage_bytes: garbage,
+                    reclaimable_bytes: if sealed { garbage } else { 0 },
+                    sealed,
+                }
+            })
+            .collect()
+    }
+
+    /// Rewrites every sealed blob at or over the garbage threshold.
+    pub fn defrag(&self, opts: DefragOptions) -> Result<DefragReport> {
+        let Some(_running) = self.defrag_lock.try_lock() else {
+            return Err(Error::Busy);
+        };
+        self.check_writable()?;
+        let started = Instant::now();
+        let candidates: Vec<BlobUsage> = self
+            .blob_usage()
+            .into_iter()
+            .filter(|u| u.sealed && u.size > 0)
+            .filter(|u| u.garbage_bytes as f64 >= opts.min_garbage_ratio * u.size as f64)
+            .filter(|u| u.garbage_bytes > 0)
+            .collect();
+        self.check_free_space(candidates.iter().map(|u| u.live_bytes).sum())?;
+        let mut report = DefragReport::default();
+        let mut throttle = Throttle::new(opts.max_bytes_per_sec);
+        for u in &candidates {
+            self.rewrite_blob(u, &mut report, &mut throttle)?;
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        if !candidates.is_empty() {
+            tracing::info!(?report, "defragmentation done");
+        }
+        Ok(report)
+    }
+
+    fn check_free_space(&self, need: u64) -> Result<()> {
+        let available = self
+            .device
+            .free_space()
+            .map_err(|e| Error::io("statvfs", self.device.describe(), e))?;
+        match available {
+            Some(available) if need + FREE_SPACE_MARGIN > available => Err(Error::NoSpace {
+                need: need + FREE_SPACE_MARGIN,
+                available,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Copies blob `u`'s current records forward, syncs, removes the blob.
+    fn rewrite_blob(
+        &self,
+        u: &BlobUsage,
+        report: &mut DefragReport,
+        throttle: &mut Throttle,
+    ) -> Result<()> {
+        let blob = self.blob(u.id)?;
+        let entries = self.entries_of(u.id, blob.flushed())?;
+        let tombstones: HashSet<Key> = entries
+            .iter()
+            .filter(|e| e.flags & FLAG_TOMBSTONE != 0)
+            .map(|e| e.key)
+            .collect();
+        let shadowed = self.keys_in_older_blobs(u.id, &tombstones)?;
+        let mut buf = Vec::new();
+        for e in &entries {
+            let from = Loc {
+                blob: u.id,
+                offset: e.offset as u32,
+                len: e.record_len,
+            };
+            let tombstone = e.flags & FLAG_TOMBSTONE != 0;
+            if tombstone && !shadowed.contains(&e.key) {
+                report.tombstones_dropped += 1;
+                continue;
+            }
+            if !tombstone && self.current_loc(&e.key)? != Some(from) {
+                continue; // superseded: garbage
+            }
+            if !self.read_checked(u.id, e, &mut buf)? {
+                tracing::error!(
+                    blob = u.id,
+                    offset = e.offset,
+                    "damaged live record: blob left in place"
+                );
+                report.blobs_skipped_damaged.push(u.id);
+                return Ok(());
+            }
+            if self.append_copy(&e.key, &buf, from, tombstone)? {
+                report.records_copied += u64::from(!tombstone);
+                report.tombstones_kept += u64::from(tombstone);
+                report.bytes_copied += buf.len() as u64;
+                throttle.spent(buf.len() as u64);
+            } else if tombstone {
+                report.tombstones_dropped += 1;
+            }
+        }
+        self.sync_all()?;
+        self.retire(u.id)?;
+        report.blobs_rewritten.push(u.id);
+        report.bytes_reclaimed += u.size;
+        Ok(())
+    }
+
+    /// Blob `id`'s records: its index file, or a full scan.
+    fn entries_of(&self, id: u32, len: u64) -> Result<Vec<IndexEntry>> {
+        match load_index(self.device.as_ref(), id, len) {
+            Ok(Some(ix)) if ix.covered_len == len => Ok(ix.entries),
+            _ => {
+                let blob = self.blob(id)?;
+                scan_entries(
+                    blob.file.as_ref(),
+                    id,
+                    BLOB_HEADER_LEN as u64,
+                    len,
+                    Check::Everything,
+                )
+            }
+        }
+    }
+
+    /// Which of `keys` have a record in a blob older than `id`.
+    fn keys_in_older_blobs(&self, id: u32, keys: &HashSet<Key>) -> Result<HashSet<Key>> {
+        let mut found = HashSet::new();
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        let older: Vec<(u32, u64)> = self
+            .blobs
+            .read()
+            .values()
+            .filter(|b| b.id < id)
+            .map(|b| (b.id, b.flushed()))
+            .collect();
+        for (old, len) in older {
+            for e in self.entries_of(old, len)? {
+                if keys.contains(&e.key) {
+                    found.insert(e.key);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Reads a whole record into `buf` and checks every CRC; false if it is damaged.
+    fn read_checked(&self, id: u32, e: &IndexEntry, buf: &mut Vec<u8>) -> Result<bool> {
+        self.read_bytes(id, e.offset, e.record_len as usize, buf)?;
+        let ok = RecordHeader::decode(buf, id, e.offset)
+            .and_then(|h| check_frames(&h, buf, id, e.offset).map(|()| h))
+            .is_ok_and(|h| h.key == e.key);
+        Ok(ok)
+    }
+
+    /// Makes everything appended so far durable (group-committed).
+    pub fn sync_all(&self) -> Result<()> {
+        let target = {
+            let a = self.active.lock();
+            (a.blob.id, a.end())
+        };
+        self.commit
+            .wait_durable(target, Duration::ZERO, || self.flush_and_sync())
+            .map_err(Error::Poisoned)
+    }
+
+    /// Removes a blob nobody points at any more: out of the map, then its files.
+    fn retire(&self, id: u32) -> Result<()> {
+        self.blobs.write().remove(&id);
+        let dev = self.device.as_ref();
+        dev.remove(&blob_name(id))
+            .map_err(|e| Error::io("remove", blob_name(id), e))?;
+        if let Err(e) = dev.remove(&index_name(id)) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(Error::io("remove", index_name(id), e));
+            }
+        }
+        dev.sync_dir()
+            .map_err(|e| Error::io("sync dir after removing", blob_name(id), e))
+    }
+}
+
+/// Keeps copying under a byte rate.
+struct Throttle {
+    per_sec: u64,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Throttle {
+    fn new(per_sec: u64) -> Self {
+        Throttle {
+            per_sec,
+            started: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    fn spent(&mut self, n: u64) {
+        self.bytes += n;
+        if self.per_sec == 0 {
+            return;
+        }
+        let due = Duration::from_secs_f64(self.bytes as f64 / self.per_sec as f64);
+        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
