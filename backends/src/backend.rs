@@ -7,7 +7,7 @@ use ringblob_engine::{Durability, Key, Range, WriteOptions};
 
 use crate::error::{Error, Result};
 use crate::key_locks::KeyLocks;
-use crate::meta::{BackendStats, IterPage, IterRequest, Meta, MAX_ITER_LIMIT};
+use crate::meta::{BackendStats, DefragSummary, IterPage, IterRequest, Meta, MAX_ITER_LIMIT};
 use crate::staging::Staging;
 
 /// Everything a node can ask of its storage. Calls are synchronous and may block on disk:
@@ -45,6 +45,8 @@ pub trait Backend: Send + Sync {
     }
     /// The durability of writes and removes that do not name one.
     fn default_durability(&self) -> Durability;
+    /// Reclaims the space of superseded and removed values now.
+    fn defrag(&self) -> Result<DefragSummary>;
 }
 
 /// The primitives a storage backend provides.
@@ -62,6 +64,13 @@ pub trait Store: Send + Sync {
         true
     }
     fn default_durability(&self) -> Durability;
+    /// Reclaims garbage; backends that keep none say `Unsupported`.
+    fn defrag(&self) -> Result<DefragSummary> {
+        Err(Error::Unsupported(format!(
+            "the {} backend has nothing to defragment",
+            self.kind()
+        )))
+    }
 }
 
 /// A [`Backend`] made of a [`Store`], per-key locks and an upload staging area.
@@ -209,5 +218,9 @@ impl<S: Store> Backend for StoreBackend<S> {
 
     fn default_durability(&self) -> Durability {
         self.store.default_durability()
+    }
+
+    fn defrag(&self) -> Result<DefragSummary> {
+        self.store.defrag()
     }
 }

@@ -7,7 +7,7 @@ use ringblob_engine::{Config, Durability, Engine, Key, Range, WriteOptions};
 
 use crate::backend::{Store, StoreBackend};
 use crate::error::Result;
-use crate::meta::{BackendStats, Location, Meta};
+use crate::meta::{BackendStats, DefragState, DefragSummary, Location, Meta};
 use crate::staging::Staging;
 
 /// The engine as a store.
@@ -91,6 +91,14 @@ impl Store for BlobStore {
             blobs: Some(s.blobs),
             syncs: Some(s.syncs),
             read_only: s.poisoned,
+            reclaimable_bytes: Some(s.reclaimable_bytes),
+            defrag: Some(DefragState {
+                running: s.defrag.running,
+                runs: s.defrag.runs,
+                blobs_rewritten: s.defrag.blobs_rewritten,
+                bytes_reclaimed: s.defrag.bytes_reclaimed,
+                last_error: s.defrag.last_error,
+            }),
             ..BackendStats::default()
         })
     }
@@ -101,5 +109,19 @@ impl Store for BlobStore {
 
     fn default_durability(&self) -> Durability {
         self.engine.default_durability()
+    }
+
+    fn defrag(&self) -> Result<DefragSummary> {
+        let r = self.engine.defrag()?;
+        Ok(DefragSummary {
+            blobs_rewritten: r.blobs_rewritten,
+            blobs_skipped_damaged: r.blobs_skipped_damaged,
+            records_copied: r.records_copied,
+            bytes_copied: r.bytes_copied,
+            tombstones_kept: r.tombstones_kept,
+            tombstones_dropped: r.tombstones_dropped,
+            bytes_reclaimed: r.bytes_reclaimed,
+            seconds: r.seconds,
+        })
     }
 }

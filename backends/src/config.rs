@@ -34,7 +34,7 @@ impl std::str::FromStr for BackendKind {
 }
 
 /// Options of the blob engine backend (`[blob]` in the node's TOML file).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BlobOptions {
     pub max_blob_size: u64,
@@ -47,6 +47,12 @@ pub struct BlobOptions {
     pub write_buffer_size: usize,
     pub flush_interval_ms: u64,
     pub batch_window_us: u64,
+    /// Sealed blobs with at least this fraction of garbage are defragmented.
+    pub defrag_garbage_ratio: f64,
+    /// Defragmentation copy rate limit in MB/s (0: unthrottled).
+    pub defrag_mb_per_sec: u64,
+    /// Defragment automatically this often, in seconds (0: only on demand).
+    pub defrag_interval_secs: u64,
 }
 
 impl Default for BlobOptions {
@@ -61,6 +67,9 @@ impl Default for BlobOptions {
             write_buffer_size: c.write_buffer_size,
             flush_interval_ms: c.flush_interval.as_millis() as u64,
             batch_window_us: c.batch_window.as_micros() as u64,
+            defrag_garbage_ratio: c.defrag_garbage_ratio,
+            defrag_mb_per_sec: c.defrag_bytes_per_sec >> 20,
+            defrag_interval_secs: c.defrag_interval.map_or(0, |d| d.as_secs()),
         }
     }
 }
@@ -78,6 +87,10 @@ impl BlobOptions {
             write_buffer_size: self.write_buffer_size,
             flush_interval: std::time::Duration::from_millis(self.flush_interval_ms),
             batch_window: std::time::Duration::from_micros(self.batch_window_us),
+            defrag_garbage_ratio: self.defrag_garbage_ratio,
+            defrag_bytes_per_sec: self.defrag_mb_per_sec << 20,
+            defrag_interval: (self.defrag_interval_secs > 0)
+                .then(|| std::time::Duration::from_secs(self.defrag_interval_secs)),
             ..ringblob_engine::Config::default()
         };
         c.validate()?;
@@ -86,7 +99,7 @@ impl BlobOptions {
 }
 
 /// Backend choice and options.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackendConfig {
     pub backend: BackendKind,

@@ -39,6 +39,12 @@ pub enum Error {
     Locked(String),
     #[error("backend call failed: {0}")]
     Internal(String),
+    /// The backend does not do this (e.g. defragmenting a file-per-key store).
+    #[error("not supported by this backend: {0}")]
+    Unsupported(String),
+    /// The same long operation is already running.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 impl Error {
@@ -61,6 +67,7 @@ impl From<ringblob_engine::Error> for Error {
             E::Poisoned(why) => Error::ReadOnly(why),
             E::Locked { path } => Error::Locked(path),
             E::InvalidConfig(m) => Error::InvalidConfig(m),
+            E::Busy => Error::Busy("a defragmentation is already running".into()),
             E::Io { op, path, source } => Error::Io { op, path, source },
             e if e.is_corruption() => Error::Corrupt(e.to_string()),
             e => Error::Internal(e.to_string()),

@@ -50,5 +50,7 @@ pub use error::{Error, Result};
 pub use fs::{FsBackend, FsStore, FILE_HEADER_LEN};
 pub use key_locks::KeyLocks;
 pub use mem::{MemBackend, MemStore};
-pub use meta::{BackendStats, IterPage, IterRequest, Location, Meta, MAX_ITER_LIMIT};
+pub use meta::{
+    BackendStats, DefragState, DefragSummary, IterPage, IterRequest, Location, Meta, MAX_ITER_LIMIT,
+};
 pub use staging::Staging;

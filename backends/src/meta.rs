@@ -73,7 +73,7 @@ pub struct IterPage {
 }
 
 /// Totals a backend reports.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct BackendStats {
     pub kind: String,
     pub keys: u64,
@@ -86,4 +86,30 @@ pub struct BackendStats {
     pub blobs: Option<u64>,
     pub syncs: Option<u64>,
     pub read_only: Option<String>,
+    /// Garbage in sealed blobs: what a defragmentation would free now.
+    pub reclaimable_bytes: Option<u64>,
+    pub defrag: Option<DefragState>,
+}
+
+/// Defragmentation's state, for stats.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct DefragState {
+    pub running: bool,
+    pub runs: u64,
+    pub blobs_rewritten: u64,
+    pub bytes_reclaimed: u64,
+    pub last_error: Option<String>,
+}
+
+/// What one defragmentation did.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct DefragSummary {
+    pub blobs_rewritten: Vec<u32>,
+    pub blobs_skipped_damaged: Vec<u32>,
+    pub records_copied: u64,
+    pub bytes_copied: u64,
+    pub tombstones_kept: u64,
+    pub tombstones_dropped: u64,
+    pub bytes_reclaimed: u64,
+    pub seconds: f64,
 }

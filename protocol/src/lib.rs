@@ -36,4 +36,5 @@
 
 pub mod client;
 pub mod node;
+pub mod ring;
 pub mod wire;

@@ -382,6 +382,14 @@ impl Client {
         }
     }
 
+    /// DEFRAG: with `wait`, the report once it is done (JSON); otherwise whether it started.
+    pub async fn defrag(&self, wait: bool) -> Result<String> {
+        match self.call(&Request::Defrag { wait }, [0; 32]).await?.pop() {
+            Some(Reply::Defrag(s)) => Ok(s),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
     /// ROUTE_LIST: the node's JSON array.
     pub async fn routes(&self) -> Result<String> {
         match self.call(&Request::RouteList, [0; 32]).await?.pop() {

@@ -104,6 +104,18 @@ fn answer(
         Request::BulkRead(r) => return bulk_read(b, h, &r, out),
         Request::Stat => Reply::Stat(info.stat_json(b)),
         Request::RouteList => Reply::RouteList(info.routes_json()),
+        Request::Defrag { wait: true } => {
+            let report = b.defrag().map_err(fail)?;
+            Reply::Defrag(serde_json::to_string(&report).unwrap_or_default())
+        }
+        Request::Defrag { wait: false } => {
+            if b.kind() != "blob" {
+                let why = format!("the {} backend has nothing to defragment", b.kind());
+                return Err(fail(ringblob_backends::Error::Unsupported(why)));
+            }
+            let started = info.start_defrag.as_ref().map(|start| start()).is_some();
+            Reply::Defrag(serde_json::json!({ "started": started }).to_string())
+        }
     };
     reply.encode(h, out).map_err(wire_fail)
 }

@@ -29,6 +29,8 @@ pub struct NodeInfo {
     pub group: u32,
     pub started: Instant,
     pub counters: Counters,
+    /// Starts a defragmentation in the background (DEFRAG without WAIT).
+    pub start_defrag: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 fn load(c: &AtomicU64) -> u64 {
@@ -54,6 +56,7 @@ impl NodeInfo {
             group,
             started: Instant::now(),
             counters: Counters::default(),
+            start_defrag: None,
         }
     }
 

@@ -65,9 +65,22 @@ pub struct Node {
 
 impl Node {
     pub fn new(backend: Arc<dyn Backend>, config: NodeConfig, addr: SocketAddr) -> Arc<Node> {
-        let info = NodeInfo::new(config.name.clone(), addr, config.group);
+        let mut info = NodeInfo::new(config.name.clone(), addr, config.group);
+        let backend = AsyncBackend::new(backend, config.max_blocking_calls);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let b = backend.clone();
+            info.start_defrag = Some(Box::new(move || {
+                let b = b.clone();
+                rt.spawn(async move {
+                    match b.run(|b| b.defrag()).await {
+                        Ok(r) => tracing::info!(?r, "defragmentation finished"),
+                        Err(e) => tracing::warn!(error = %e, "defragmentation failed"),
+                    }
+                });
+            }));
+        }
         Arc::new(Node {
-            backend: AsyncBackend::new(backend, config.max_blocking_calls),
+            backend,
             config,
             info,
         })

@@ -13,6 +13,8 @@ pub fn status_of(e: &Error) -> Status {
         Error::NoUpload(_) => Status::BadRequest,
         Error::Corrupt(_) => Status::ChecksumMismatch,
         Error::ReadOnly(_) => Status::ReadOnly,
+        Error::Unsupported(_) => Status::BadRequest,
+        Error::Busy(_) => Status::Busy,
         _ => Status::Internal,
     }
 }

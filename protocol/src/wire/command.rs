@@ -27,15 +27,17 @@ pub enum Command {
     Stat,
     /// 10: the node's route table as JSON.
     RouteList,
-    /// Any other number (including the reserved 11 JOIN, 12 LEAVE, 13 DEFRAG).
+    /// 13: defragment the node's storage now (optionally waiting for it); JSON reply.
+    Defrag,
+    /// Any other number (including the reserved 11 JOIN, 12 LEAVE).
     Unknown(u16),
 }
 
-/// Numbers reserved for later versions: JOIN, LEAVE, DEFRAG.
-pub const RESERVED_COMMANDS: [u16; 3] = [11, 12, 13];
+/// Numbers reserved for later versions: JOIN, LEAVE.
+pub const RESERVED_COMMANDS: [u16; 2] = [11, 12];
 
 /// Every command this version defines, in numeric order.
-pub const ALL_COMMANDS: [Command; 10] = [
+pub const ALL_COMMANDS: [Command; 11] = [
     Command::Ping,
     Command::Handshake,
     Command::Lookup,
@@ -46,14 +48,16 @@ pub const ALL_COMMANDS: [Command; 10] = [
     Command::BulkRead,
     Command::Stat,
     Command::RouteList,
+    Command::Defrag,
 ];
 
 impl Command {
     /// The command for a wire number; unknown numbers are kept.
     pub fn from_u16(code: u16) -> Command {
-        usize::from(code)
-            .checked_sub(1)
-            .and_then(|i| ALL_COMMANDS.get(i).copied())
+        ALL_COMMANDS
+            .iter()
+            .copied()
+            .find(|c| c.as_u16() == code)
             .unwrap_or(Command::Unknown(code))
     }
 
@@ -70,6 +74,7 @@ impl Command {
             Command::BulkRead => 8,
             Command::Stat => 9,
             Command::RouteList => 10,
+            Command::Defrag => 13,
             Command::Unknown(code) => code,
         }
     }
@@ -87,6 +92,7 @@ impl Command {
             Command::BulkRead => "BULK_READ",
             Command::Stat => "STAT",
             Command::RouteList => "ROUTE_LIST",
+            Command::Defrag => "DEFRAG",
             Command::Unknown(_) => "UNKNOWN",
         }
     }
@@ -104,15 +110,16 @@ mod tests {
 
     #[test]
     fn numbers_round_trip() {
-        for (i, c) in ALL_COMMANDS.iter().enumerate() {
-            assert_eq!(usize::from(c.as_u16()), i + 1, "{c}");
-            assert_eq!(Command::from_u16(c.as_u16()), *c);
+        let numbers: Vec<u16> = ALL_COMMANDS.iter().map(|c| c.as_u16()).collect();
+        assert_eq!(numbers, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13]);
+        for c in ALL_COMMANDS {
+            assert_eq!(Command::from_u16(c.as_u16()), c, "{c}");
         }
     }
 
     #[test]
     fn zero_reserved_and_large_numbers_are_unknown() {
-        for code in [0, 11, 12, 13, 14, u16::MAX] {
+        for code in [0, 11, 12, 14, u16::MAX] {
             assert_eq!(Command::from_u16(code), Command::Unknown(code));
             assert_eq!(Command::from_u16(code).as_u16(), code);
         }

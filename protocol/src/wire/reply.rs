@@ -48,6 +48,8 @@ pub enum Reply {
     Stat(String),
     /// ROUTE_LIST: a JSON array.
     RouteList(String),
+    /// DEFRAG: a JSON object (the report, or whether it started).
+    Defrag(String),
 }
 
 impl Reply {
@@ -65,6 +67,7 @@ impl Reply {
             Reply::BulkItem { .. } => Command::BulkRead,
             Reply::Stat(_) => Command::Stat,
             Reply::RouteList(_) => Command::RouteList,
+            Reply::Defrag(_) => Command::Defrag,
         })
     }
 
@@ -122,7 +125,9 @@ impl Reply {
             Reply::Write(p) => p.encode(dst),
             Reply::IteratePart(p) => p.encode(dst)?,
             Reply::BulkItem { item, .. } => item.encode(dst)?,
-            Reply::Stat(json) | Reply::RouteList(json) => encode_json(json, dst)?,
+            Reply::Stat(json) | Reply::RouteList(json) | Reply::Defrag(json) => {
+                encode_json(json, dst)?
+            }
         }
         Ok(())
     }
@@ -171,6 +176,7 @@ impl Reply {
                 more,
             },
             Command::Stat => Reply::Stat(decode_json(p)?),
+            Command::Defrag => Reply::Defrag(decode_json(p)?),
             Command::RouteList => Reply::RouteList(decode_json(p)?),
             Command::Unknown(code) => return Err(WireError::UnknownCommand { code }),
         })

@@ -26,6 +26,10 @@ pub enum Request {
     BulkRead(BulkReadRequest),
     Stat,
     RouteList,
+    /// DEFRAG: `wait` = reply when the defragmentation has finished (else when it started).
+    Defrag {
+        wait: bool,
+    },
 }
 
 impl Request {
@@ -42,6 +46,7 @@ impl Request {
             Request::BulkRead(_) => Command::BulkRead,
             Request::Stat => Command::Stat,
             Request::RouteList => Command::RouteList,
+            Request::Defrag { .. } => Command::Defrag,
         }
     }
 
@@ -83,6 +88,11 @@ impl Request {
             }
             Request::Iterate(p) => p.encode(dst),
             Request::BulkRead(p) => p.encode(dst),
+            Request::Defrag { wait } => {
+                // flags u8 (bit 0 WAIT), 7 reserved zero bytes.
+                dst.extend_from_slice(&[u8::from(*wait), 0, 0, 0, 0, 0, 0, 0]);
+                Ok(())
+            }
         }
     }
 
@@ -103,9 +113,34 @@ impl Request {
             Command::BulkRead => Request::BulkRead(BulkReadRequest::decode(p)?),
             Command::Stat => empty(p, "STAT request", Request::Stat)?,
             Command::RouteList => empty(p, "ROUTE_LIST request", Request::RouteList)?,
+            Command::Defrag => decode_defrag(p)?,
             Command::Unknown(code) => return Err(WireError::UnknownCommand { code }),
         })
     }
+}
+
+/// DEFRAG payload: flags u8 (bit 0 WAIT, others zero), 7 reserved zero bytes.
+fn decode_defrag(p: &[u8]) -> Result<Request, WireError> {
+    let Some((&flags, rest)) = p.split_first() else {
+        return Err(WireError::Truncated {
+            what: "DEFRAG request",
+            need: 8,
+            have: 0,
+        });
+    };
+    if rest.len() != 7 {
+        return Err(WireError::InvalidValue {
+            what: "DEFRAG request length",
+            value: p.len() as u64,
+        });
+    }
+    if flags & !1 != 0 || rest.iter().any(|b| *b != 0) {
+        return Err(WireError::InvalidValue {
+            what: "DEFRAG flags or reserved bytes",
+            value: u64::from(flags),
+        });
+    }
+    Ok(Request::Defrag { wait: flags == 1 })
 }
 
 /// `value` if the payload is empty, else `TrailingBytes`.

@@ -26,3 +26,4 @@ pub fn frames(mut buf: BytesMut) -> Result<Vec<Frame>, WireError> {
 }
 
 mod node;
+mod ring;

@@ -101,6 +101,7 @@ pub fn request() -> impl Strategy<Value = Request> {
             .prop_map(|(column, keys)| Request::BulkRead(BulkReadRequest { column, keys })),
         Just(Request::Stat),
         Just(Request::RouteList),
+        any::<bool>().prop_map(|wait| Request::Defrag { wait }),
     ]
 }
 
@@ -182,5 +183,6 @@ pub fn reply() -> impl Strategy<Value = (Command, Reply)> {
             .prop_map(|(item, more)| (Command::BulkRead, Reply::BulkItem { item, more })),
         "\\PC{0,200}".prop_map(|s| (Command::Stat, Reply::Stat(s))),
         "\\PC{0,200}".prop_map(|s| (Command::RouteList, Reply::RouteList(s))),
+        "\\PC{0,200}".prop_map(|s| (Command::Defrag, Reply::Defrag(s))),
     ]
 }

@@ -72,6 +72,12 @@ enum Cmd {
     },
     /// The node's statistics (JSON)
     Stat,
+    /// Reclaim the space of overwritten and removed values now (blob backend)
+    Defrag {
+        /// Return when it is done, printing its report (default: once it has started)
+        #[arg(long)]
+        wait: bool,
+    },
     /// The route table: nodes, groups, ranges of the key space
     Routes {
         #[arg(long)]
@@ -161,6 +167,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             &client.lookup(key(&name)).await?,
             json,
         ),
+        Cmd::Defrag { wait } => println!("{}", pretty(&client.defrag(wait).await?)),
         Cmd::Stat => println!("{}", pretty(&client.stat().await?)),
         Cmd::Routes { json } => print_routes(&client.routes().await?, json),
     }

@@ -75,6 +75,15 @@ fn put_get_range_lookup_rm_and_exit_codes_then_data_survives_sigterm_restart() {
     let stat: serde_json::Value = serde_json::from_slice(&ok(&a, &["stat"])).unwrap_or_default();
     assert_eq!(stat["backend"]["keys"], 1);
     assert!(String::from_utf8_lossy(&ok(&a, &["routes"])).contains(&a));
+    let report: serde_json::Value =
+        serde_json::from_slice(&ok(&a, &["defrag", "--wait"])).unwrap_or_default();
+    assert!(
+        report["blobs_rewritten"].is_array(),
+        "defrag --wait prints its report: {report}"
+    );
+    let started: serde_json::Value =
+        serde_json::from_slice(&ok(&a, &["defrag"])).unwrap_or_default();
+    assert_eq!(started["started"], true);
     let bad = ringblob(&a, &["put", "x", "--durability", "maybe"], Some(b"x"));
     assert_eq!(bad.status.code(), Some(1), "other errors exit 1");
     let dead = ringblob("127.0.0.1:1", &["get", "greeting"], None);
