@@ -143,7 +143,18 @@ impl Inner {
         throttle: &mut Throttle,
     ) -> Result<()> {
         let blob = self.blob(u.id)?;
-        let entries = self.entries_of(u.id, blob.flushed())?;
+        // Only blobs whose sealing finished (index file written): the maintenance thread
+        // may still be writing this one's; the next run will take it.
+        let entries = match load_index(self.device.as_ref(), u.id, blob.flushed()) {
+            Ok(Some(ix)) if ix.covered_len == blob.flushed() => ix.entries,
+            _ => {
+                tracing::debug!(
+                    blob = u.id,
+                    "not defragmenting a blob whose index file is not complete"
+                );
+                return Ok(());
+            }
+        };
         let tombstones: HashSet<Key> = entries
             .iter()
             .filter(|e| e.flags & FLAG_TOMBSTONE != 0)
