@@ -5,7 +5,7 @@
 use proptest::collection::vec;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{RngCore, SeedableRng};
 use ringblob_protocol::ring::*;
 use ringblob_protocol::wire::KeyId;
 
@@ -124,6 +124,47 @@ fn rejoin_with_persisted_ids_restores_the_ring() -> Result<(), RingError> {
         .without_node(NodeIx(2))
         .with_node(NodeIx(2), &decode_ids_file(&file)?);
     assert_eq!(back, ring);
+    Ok(())
+}
+
+#[test]
+fn joins_rebalance_after_leaves() -> Result<(), RingError> {
+    // Seeded churn: leaves let the successors' shares grow; each join takes from the most
+    // loaded nodes first, so the group heals. The seeds choose who leaves.
+    for seed in SEEDS {
+        let mut ring = grow(12, DEFAULT_IDS_PER_NODE, seed)?;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut worst_after_leave = 0.0f64;
+        for (round, next) in (0..20u32).zip(12u32..) {
+            let members = ring.nodes();
+            let leaver = members[(rng.next_u32() as usize) % members.len()];
+            ring = ring.without_node(leaver);
+            worst_after_leave = worst_after_leave.max(balance(&ring).0);
+            let fair = 1.0 / (ring.nodes().len() + 1) as f64;
+            let (before_max, _) = balance(&ring);
+            let ids = choose_ids(&ring, DEFAULT_IDS_PER_NODE, &mut rng)?;
+            ring = ring.with_node(NodeIx(next), &ids);
+            let got = ring.share_of(NodeIx(next)) / fair;
+            assert!(
+                got >= 0.8,
+                "seed {seed} round {round}: joiner got {got:.3}x its share"
+            );
+            let after_max = balance(&ring).0;
+            assert!(
+                after_max <= before_max,
+                "a join made the largest share grow"
+            );
+        }
+        let (max, min) = balance(&ring);
+        println!(
+            "churn, seed {seed}: 20 leave+join rounds on 12 nodes: worst right after a leave \
+             {worst_after_leave:.4}x, at the end largest {max:.4}x, smallest {min:.4}x the mean"
+        );
+        assert!(
+            max <= 1.25,
+            "seed {seed}: after churn the largest share is {max:.4}x"
+        );
+    }
     Ok(())
 }
 
