@@ -232,10 +232,16 @@ impl Inner {
             .map(|b| (b.id, b.flushed()))
             .collect();
         for (old, len) in older {
-            for e in self.entries_of(old, len)? {
-                if keys.contains(&e.key) {
-                    found.insert(e.key);
+            match self.entries_of(old, len) {
+                Ok(entries) => {
+                    found.extend(entries.iter().map(|e| e.key).filter(|k| keys.contains(k)))
                 }
+                // A damaged older blob might hold any of these keys: keep every tombstone.
+                Err(e) if e.is_corruption() => {
+                    tracing::warn!(blob = old, error = %e, "older blob is damaged: keeping its tombstones");
+                    return Ok(keys.clone());
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(found)

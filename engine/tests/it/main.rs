@@ -5,6 +5,7 @@ mod crash_images;
 mod defrag;
 mod devices;
 mod faults;
+mod fixtures;
 mod model;
 mod process_kill;
 mod recovery;
