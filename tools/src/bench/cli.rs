@@ -38,7 +38,7 @@ pub struct EngineArgs {
     /// Value size in bytes (overrides the workload's default).
     #[arg(long)]
     pub value_size: Option<usize>,
-    /// Client threads sharing one engine (puts, point-gets and ycsb-b).
+    /// Client threads sharing one engine (puts, point-gets, ycsb-b; defrag: reader threads).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub threads: u32,
     /// Also run the workload on these engines, e.g. `fjall,redb`.
@@ -72,6 +72,9 @@ pub enum WorkloadArg {
     PointGets,
     Open,
     YcsbB,
+    /// Online defragmentation of a store with ~2/3 garbage, with read latency before and
+    /// during it (ringblob only; not part of `all`).
+    Defrag,
     All,
 }
 

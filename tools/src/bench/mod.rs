@@ -9,6 +9,7 @@
 pub mod child;
 pub mod cli;
 pub mod data;
+pub mod defrag;
 pub mod disk;
 pub mod fjall_store;
 pub mod measure;

@@ -11,7 +11,8 @@ pub struct Row {
     /// Seconds spent in the operations only (not preparation, not close).
     pub seconds: f64,
     pub ops_per_sec: f64,
-    /// `ops × value_size / seconds / 10^6` (decimal megabytes of values per second).
+    /// `ops × value_size / seconds / 10^6` (decimal megabytes of values per second); on
+    /// defrag rows `bytes_reclaimed / seconds / 10^6`.
     pub mb_per_sec: f64,
     /// `VmHWM` after the workload, reset just before its timed part.
     pub peak_rss_bytes: u64,
@@ -54,6 +55,39 @@ pub struct Row {
     /// On disk-dd rows: whether dd bypassed the page cache (`oflag=direct`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct_io: Option<bool>,
+    /// Defrag rows (where `ops` is records copied and `seconds` the defragmentation's wall
+    /// time): sealed blobs rewritten and removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blobs_rewritten: Option<u64>,
+    /// Defrag rows: bytes of live records copied forward.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_copied: Option<u64>,
+    /// Defrag rows: bytes of the blob files removed (before subtracting the copies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_reclaimed: Option<u64>,
+    /// Defrag rows: `bytes_copied / seconds / 10^6`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_mb_per_sec: Option<f64>,
+    /// Defrag rows: point-get latency (µs) and count of the readers before the
+    /// defragmentation (`--threads` readers for 2 s) and while it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_p50_us_idle: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_p99_us_idle: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_p50_us_during: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_p99_us_during: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reads_idle: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reads_during: Option<u64>,
+    /// Defrag rows: file sizes in the directory after preparation and right after the
+    /// defragmentation (`bytes_on_disk` is after close, as on every row).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_on_disk_before: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_on_disk_after: Option<u64>,
 }
 
 /// Writes rows to stdout as they are produced.
@@ -118,6 +152,8 @@ const LEGEND: &[&str] = &[
     "  batch/sync = ringblob Batch/Sync (group commit), fjall insert + persist(SyncData) per put,",
     "  redb Durability::Immediate per put. Close makes everything durable on every engine.",
     "values: pseudo-random, incompressible; ringblob compress=false, fjall default LZ4, redb none.",
+    "defrag (ringblob only): ops = records copied, seconds = the defragmentation, MB/s = bytes",
+    "  reclaimed / seconds / 1e6; get latencies of the readers before (2 s) and during it.",
 ];
 
 fn table_line(r: &Row) -> String {
@@ -139,6 +175,22 @@ fn table_line(r: &Row) -> String {
     }
     if let Some(s) = r.syncs {
         notes.push(format!("{s} syncs"));
+    }
+    if let (Some(reclaimed), Some(copy)) = (r.bytes_reclaimed, r.copy_mb_per_sec) {
+        notes.push(format!(
+            "reclaimed {:.1} MiB, copy {copy:.1} MB/s",
+            mib(reclaimed)
+        ));
+    }
+    if let (Some(a), Some(b), Some(c), Some(d)) = (
+        r.read_p50_us_idle,
+        r.read_p99_us_idle,
+        r.read_p50_us_during,
+        r.read_p99_us_during,
+    ) {
+        notes.push(format!(
+            "get p50/p99 µs idle {a:.1}/{b:.1}, during {c:.1}/{d:.1}"
+        ));
     }
     format!(
         "{:<9} {:<10} {:>3} {:<5} {:>9} {:>8.3} {:>11.0} {:>8.1} {:>8.1} {:>9.1} {:>7} {:>7}  {}",

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use super::child;
-use super::cli::EngineArgs;
+use super::cli::{EngineArgs, Peer};
 use super::disk;
 use super::report::{Printer, Row};
 use super::single::run_child;
@@ -29,6 +29,16 @@ pub fn run_engine(args: &EngineArgs) -> Result<()> {
 }
 
 fn run_workload(p: &Params, args: &EngineArgs, printer: &mut Printer) -> Result<()> {
+    let peers: &[Peer] = if p.workload == Workload::Defrag {
+        if !args.compare.is_empty() {
+            tracing::warn!(
+                "--compare ignored for defrag: only ringblob has online defragmentation"
+            );
+        }
+        &[]
+    } else {
+        &args.compare
+    };
     let dd = if p.workload == Workload::LargePuts {
         disk_row(&args.dir)
     } else {
@@ -45,7 +55,7 @@ fn run_workload(p: &Params, args: &EngineArgs, printer: &mut Printer) -> Result<
         ringblob.disk_ratio_with_close = Some(mb / dd.mb_per_sec);
     }
     printer.row(&ringblob)?;
-    for &peer in &args.compare {
+    for &peer in peers {
         let mut row = child::measure(peer.into(), p, args)?;
         if row.ops_per_sec > 0.0 {
             row.ratio_vs_ringblob = Some(ringblob.ops_per_sec / row.ops_per_sec);

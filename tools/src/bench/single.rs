@@ -7,6 +7,7 @@ use ringblob_engine::Key;
 
 use super::cli::{durability_name, EngineArgs};
 use super::data::{self, ValuePool};
+use super::defrag;
 use super::disk;
 use super::measure::{self, Measured};
 use super::report::Row;
@@ -49,6 +50,7 @@ fn measure_row(
         Workload::PointGets => measure::point_gets(kind, &dir, p, keys, values),
         Workload::Open => measure::open(kind, &dir, p, keys, values),
         Workload::YcsbB => measure::ycsb_b(kind, &dir, p, keys, values),
+        Workload::Defrag => return defrag_row(kind, &dir, p, keys, values),
     }
     .with_context(|| format!("{} {}", kind.name(), p.workload.name()))?;
     let bytes_on_disk = disk::size_of_dir(&dir)?;
@@ -87,4 +89,61 @@ fn to_row(kind: EngineKind, p: &Params, m: &Measured, bytes_on_disk: u64) -> Row
         updates: m.updates,
         ..Row::default()
     }
+}
+
+/// The defrag workload (ringblob only): `ops` are the records copied, `seconds` the
+/// defragmentation's wall time, `mb_per_sec` the bytes reclaimed per second.
+fn defrag_row(
+    kind: EngineKind,
+    dir: &Path,
+    p: &Params,
+    keys: &[Key],
+    values: &ValuePool,
+) -> Result<Row> {
+    if kind != EngineKind::Ringblob {
+        bail!(
+            "the defrag workload runs on ringblob only; {} has no online defragmentation to drive",
+            kind.name()
+        );
+    }
+    let d = defrag::run(dir, p, keys, values).context("ringblob defrag")?;
+    let bytes_on_disk = disk::size_of_dir(dir)?;
+    let r = &d.report;
+    let per_sec = |x: u64| {
+        if d.seconds > 0.0 {
+            x as f64 / d.seconds
+        } else {
+            0.0
+        }
+    };
+    Ok(Row {
+        engine: kind.name().into(),
+        workload: p.workload.name().into(),
+        ops: r.records_copied,
+        seconds: d.seconds,
+        ops_per_sec: per_sec(r.records_copied),
+        mb_per_sec: per_sec(r.bytes_reclaimed) / 1e6,
+        peak_rss_bytes: d.peak_rss,
+        bytes_on_disk,
+        threads: Some(p.threads),
+        value_size: Some(p.value_size),
+        io: Some(p.io.name().to_string()),
+        base_rss_bytes: Some(d.base_rss),
+        close_seconds: Some(d.close_seconds),
+        keys: Some(d.keys),
+        index_bytes_per_key: (d.keys > 0).then(|| d.index_bytes as f64 / d.keys as f64),
+        blobs_rewritten: Some(r.blobs_rewritten.len() as u64),
+        bytes_copied: Some(r.bytes_copied),
+        bytes_reclaimed: Some(r.bytes_reclaimed),
+        copy_mb_per_sec: Some(per_sec(r.bytes_copied) / 1e6),
+        read_p50_us_idle: Some(d.idle.p50_us),
+        read_p99_us_idle: Some(d.idle.p99_us),
+        read_p50_us_during: Some(d.during.p50_us),
+        read_p99_us_during: Some(d.during.p99_us),
+        reads_idle: Some(d.idle.reads),
+        reads_during: Some(d.during.reads),
+        bytes_on_disk_before: Some(d.bytes_on_disk_before),
+        bytes_on_disk_after: Some(d.bytes_on_disk_after),
+        ..Row::default()
+    })
 }

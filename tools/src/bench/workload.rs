@@ -21,10 +21,15 @@ pub enum Workload {
     Open,
     /// YCSB-B: 95 % reads / 5 % updates, Zipfian (theta 0.99), for `--seconds`.
     YcsbB,
+    /// Online defragmentation (ringblob only; default 200,000 keys × 1 KiB, each written
+    /// three times into 16 MiB blobs): defrag throughput and point-get latency while idle
+    /// and during it. Not in [`Workload::ALL`].
+    Defrag,
 }
 
 impl Workload {
-    /// Every workload, in the order `--workload all` runs them.
+    /// The workloads `--workload all` runs, in order (every one but [`Workload::Defrag`],
+    /// which only ringblob can run and which runs only when named).
     pub const ALL: [Workload; 6] = [
         Workload::SmallPuts,
         Workload::LargePuts,
@@ -43,6 +48,7 @@ impl Workload {
             WorkloadArg::PointGets => vec![Workload::PointGets],
             WorkloadArg::Open => vec![Workload::Open],
             WorkloadArg::YcsbB => vec![Workload::YcsbB],
+            WorkloadArg::Defrag => vec![Workload::Defrag],
             WorkloadArg::All => Self::ALL.to_vec(),
         }
     }
@@ -56,6 +62,7 @@ impl Workload {
             Workload::PointGets => "point-gets",
             Workload::Open => "open",
             Workload::YcsbB => "ycsb-b",
+            Workload::Defrag => "defrag",
         }
     }
 
@@ -63,6 +70,7 @@ impl Workload {
         match self {
             Workload::LargePuts => 20_000,
             Workload::SeqWrites => 1024,
+            Workload::Defrag => 200_000,
             _ => 1_000_000,
         }
     }
@@ -71,6 +79,7 @@ impl Workload {
         match self {
             Workload::LargePuts => 64 << 10,
             Workload::SeqWrites => 1 << 20,
+            Workload::Defrag => 1 << 10,
             _ => 100,
         }
     }
@@ -110,5 +119,28 @@ impl Params {
             io: args.io,
             duration: Duration::from_secs_f64(args.seconds),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defrag_runs_only_when_named() {
+        assert!(!Workload::ALL.contains(&Workload::Defrag));
+        assert!(!Workload::selected(WorkloadArg::All).contains(&Workload::Defrag));
+        assert_eq!(
+            Workload::selected(WorkloadArg::Defrag),
+            vec![Workload::Defrag]
+        );
+        assert_eq!(Workload::Defrag.name(), "defrag");
+        assert_eq!(
+            (
+                Workload::Defrag.default_count(),
+                Workload::Defrag.default_value_size()
+            ),
+            (200_000, 1024)
+        );
     }
 }

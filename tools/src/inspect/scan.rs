@@ -112,22 +112,44 @@ pub fn scan_blob(blob: &BlobRef, depth: Depth, progress: &Progress, base: u64) -
         return Ok(scan);
     }
     let name = blob.file.name.as_str();
+    let blob_id = scan.blob_id;
     let start = BLOB_HEADER_LEN as u64;
+    let end = len.max(start);
     // One sequential reader thread feeds both the scanner and the value checks, so the
-    // disk streams while records are checked.
+    // disk streams while records are checked, in place in its read-ahead blocks.
     let file = Prefetched::new(file, start).with_context(|| format!("read {}", path.display()))?;
     let mut reader = ValueReader::new();
-    for item in Scanner::new(&file, scan.blob_id, start, len.max(start), Check::Headers) {
-        match item.with_context(|| format!("scan {}", path.display()))? {
+    let mut pos = start;
+    while pos < end {
+        // A valid record header here is exactly what the engine's scanner (checking
+        // headers) would accept; everything else goes to the scanner itself, which reports
+        // the damage and resynchronises, so damage is judged by the engine's rules.
+        let header = header_at(&file, blob_id, pos, end)
+            .with_context(|| format!("scan {}", path.display()))?;
+        let item = match header {
+            Some(header) => ScanItem::Record {
+                offset: pos,
+                header,
+            },
+            None => {
+                let mut scanner = Scanner::new(&file, blob_id, pos, end, Check::Headers);
+                let Some(item) = scanner.next() else { break };
+                let item = item.with_context(|| format!("scan {}", path.display()))?;
+                pos = scanner.position();
+                item
+            }
+        };
+        match item {
             ScanItem::Record { offset, header } => {
                 progress.set(base + offset);
+                pos = pos.max(offset + header.record_len());
                 let at = Place {
                     file: &file,
                     name,
-                    blob: scan.blob_id,
+                    blob: blob_id,
                     offset,
                 };
-                match reader.check(at, &header, depth, &mut |_| Ok(())) {
+                match check_record(&file, &mut reader, at, &header, depth) {
                     Ok(()) => scan.rows.push(Row::new(offset, &header)),
                     Err(e) if e.is_corruption() => {
                         scan.damage.push(bad_record(name, offset, &header, &e));
@@ -140,12 +162,53 @@ pub fn scan_blob(blob: &BlobRef, depth: Depth, progress: &Progress, base: u64) -
                 error,
                 next,
             } => {
-                let p = damaged_region(&file, name, scan.blob_id, (offset, next, len), &error)?;
+                let p = damaged_region(&file, name, blob_id, (offset, next, len), &error)?;
                 scan.damage.push(p);
             }
         }
     }
     Ok(scan)
+}
+
+/// The record header at `pos` if it is valid and its record ends by `end` (the engine
+/// scanner's test for a record when it checks headers); `None` for anything else,
+/// including bytes the read-ahead cannot serve.
+fn header_at(file: &Prefetched, blob: u32, pos: u64, end: u64) -> Result<Option<RecordHeader>> {
+    if pos + RECORD_HEADER_LEN as u64 > end {
+        return Ok(None);
+    }
+    let decoded = file.with_bytes(pos, RECORD_HEADER_LEN, |b| {
+        RecordHeader::decode(b, blob, pos).ok()
+    })?;
+    Ok(decoded
+        .flatten()
+        .filter(|h| pos.checked_add(h.record_len()).is_some_and(|e| e <= end)))
+}
+
+/// Records up to this long are checked in place in the read-ahead blocks; longer ones are
+/// read frame group by frame group, so memory stays bounded.
+const IN_PLACE: u64 = 16 << 20;
+
+/// Checks record `h` at `at`: frames and, with [`Depth::Value`], the value.
+fn check_record(
+    file: &Prefetched,
+    reader: &mut ValueReader,
+    at: Place<'_>,
+    h: &RecordHeader,
+    depth: Depth,
+) -> ringblob_engine::Result<()> {
+    let n = h.record_len();
+    if n <= IN_PLACE {
+        let checked = file
+            .with_bytes(at.offset, n as usize, |rec| {
+                reader.check_bytes(at, h, rec, depth, &mut |_| Ok(()))
+            })
+            .map_err(|e| Error::io("read", at.name, e))?;
+        if let Some(r) = checked {
+            return r;
+        }
+    }
+    reader.check(at, h, depth, &mut |_| Ok(()))
 }
 
 /// Checks the blob header; false when the rest of the file cannot be interpreted (a newer

@@ -82,15 +82,53 @@ impl ValueReader {
         depth: Depth,
         sink: &mut Sink<'_>,
     ) -> Result<()> {
-        let table = self.read_table(&at, h)?;
+        self.check_in(at, h, None, depth, sink)
+    }
+
+    /// [`check`](Self::check) for a record that is already in memory: `rec` holds its
+    /// `record_len()` bytes (header, frame table, frames), and `at.file` is not read.
+    pub fn check_bytes(
+        &mut self,
+        at: Place<'_>,
+        h: &RecordHeader,
+        rec: &[u8],
+        depth: Depth,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        self.check_in(at, h, Some(rec), depth, sink)
+    }
+
+    /// The frames come from `rec` when given, else from `at.file` in bounded groups.
+    fn check_in(
+        &mut self,
+        at: Place<'_>,
+        h: &RecordHeader,
+        rec: Option<&[u8]>,
+        depth: Depth,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        let table = match rec {
+            Some(rec) => {
+                let b = in_record(&at, rec, RECORD_HEADER_LEN as u64, h.table_len() as u64)?;
+                FrameTable::decode(h, b, at.blob, at.offset)?
+            }
+            None => self.read_table(&at, h)?,
+        };
+        let table_end = RECORD_HEADER_LEN as u64 + h.table_len() as u64;
         let ctx = Ctx {
             at: &at,
             h,
-            area: at.offset + RECORD_HEADER_LEN as u64 + h.table_len() as u64,
+            area: at.offset + table_end,
             depth,
         };
         let frames = table.frames.as_slice();
         let mut value = Hasher::new();
+        let ValueReader {
+            stored,
+            plain,
+            snappy,
+            ..
+        } = self;
         let mut i = 0;
         while let Some(first) = frames.get(i) {
             let group = group_len(&frames[i..]);
@@ -98,18 +136,29 @@ impl ValueReader {
             let to = frames
                 .get(i + group - 1)
                 .map_or(from, |f| f.stored_offset + u64::from(f.stored_len));
-            self.stored.resize((to - from) as usize, 0);
-            at.file
-                .read_exact_at(&mut self.stored, ctx.area + from)
-                .map_err(|e| Error::io("read", at.name, e))?;
+            let group_bytes: &[u8] = match rec {
+                Some(rec) => in_record(&at, rec, table_end + from, to - from)?,
+                None => {
+                    stored.resize((to - from) as usize, 0);
+                    at.file
+                        .read_exact_at(stored, ctx.area + from)
+                        .map_err(|e| Error::io("read", at.name, e))?;
+                    stored
+                }
+            };
             for (k, e) in frames[i..i + group].iter().enumerate() {
                 let start = (e.stored_offset - from) as usize;
-                let bytes = self
-                    .stored
+                let bytes = group_bytes
                     .get(start..start + e.stored_len as usize)
                     .unwrap_or(&[]);
-                let (plain, snappy) = (&mut self.plain, &mut self.snappy);
-                check_frame(&ctx, (plain, snappy), bytes, (i + k, *e), &mut value, sink)?;
+                check_frame(
+                    &ctx,
+                    (&mut *plain, &mut *snappy),
+                    bytes,
+                    (i + k, *e),
+                    &mut value,
+                    sink,
+                )?;
             }
             i += group;
         }
@@ -133,6 +182,19 @@ impl ValueReader {
             .map_err(|e| Error::io("read", at.name, e))?;
         FrameTable::decode(h, &self.table, at.blob, at.offset)
     }
+}
+
+/// `n` bytes at `from` (relative to the record start) of an in-memory record. The frame
+/// table's own checks keep every frame inside the record, so this fails only if `rec` is
+/// shorter than the record.
+fn in_record<'r>(at: &Place<'_>, rec: &'r [u8], from: u64, n: u64) -> Result<&'r [u8]> {
+    let (from, to) = (from as usize, (from + n) as usize);
+    rec.get(from..to).ok_or(Error::Truncated {
+        what: "record",
+        offset: at.offset,
+        need: to as u64,
+        have: rec.len() as u64,
+    })
 }
 
 /// How many frames from the start of `frames` to read at once (at least one).
