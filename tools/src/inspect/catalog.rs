@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::index_check::{check_index, IndexState};
 use super::problem::{Kind, Problem, Severity};
 use super::progress::Progress;
-use super::scan::{scan_blob, BlobScan};
+use super::scan::{open_blob, scan_open, BlobScan};
 use super::source::{BlobRef, Target};
 use super::value::Depth;
 use super::Status;
@@ -36,9 +36,20 @@ impl Catalog {
     pub fn build(target: Target, depth: Depth, progress: &Progress) -> Result<Catalog> {
         let mut blobs = Vec::with_capacity(target.blobs.len());
         let mut base = 0u64;
-        for blob in &target.blobs {
+        // The next blob is opened (and its reading started) as soon as the disk is done
+        // with the current one, so the disk does not idle while the last records are
+        // checked and the index file is compared.
+        let mut next = None;
+        for (i, blob) in target.blobs.iter().enumerate() {
             progress.file(&blob.file.name);
-            let scan = scan_blob(blob, depth, progress, base)?;
+            let open = next.take().unwrap_or_else(|| open_blob(blob));
+            let following = target.blobs.get(i + 1);
+            let mut start_next = || {
+                if next.is_none() {
+                    next = following.map(open_blob);
+                }
+            };
+            let scan = scan_open(blob, open, depth, progress, base, &mut start_next)?;
             base += scan.len;
             progress.set(base);
             let (index, index_problems) = check_index(blob, &scan)?;
