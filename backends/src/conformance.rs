@@ -79,6 +79,10 @@ pub const CASES: &[(&str, Case)] = &[
     ("every_durability_reads_back", every_durability_reads_back),
     ("values_survive_reopen", values_survive_reopen),
     ("uploads_survive_reopen", uploads_survive_reopen),
+    (
+        "a_second_upload_of_a_key_is_busy",
+        a_second_upload_of_a_key_is_busy,
+    ),
     ("stale_uploads_are_reclaimed", stale_uploads_are_reclaimed),
 ];
 
@@ -453,6 +457,20 @@ fn uploads_survive_reopen(fx: &mut Fixture) {
     ok(b.write_part(&key(600), 4, b"done"));
     ok(b.commit(&key(600), 8, opts()));
     assert_eq!(read(b, &key(600)).as_deref(), Some(&b"halfdone"[..]));
+}
+
+fn a_second_upload_of_a_key_is_busy(fx: &mut Fixture) {
+    let b = fx.backend();
+    ok(b.prepare(&key(800), 16));
+    ok(b.write_part(&key(800), 0, b"first uploader"));
+    assert!(
+        matches!(b.prepare(&key(800), 16), Err(Error::Busy(_))),
+        "interleaving uploads"
+    );
+    ok(b.prepare(&key(801), 16));
+    ok(b.commit(&key(800), 14, opts()));
+    assert_eq!(read(b, &key(800)).as_deref(), Some(&b"first uploader"[..]));
+    ok(b.prepare(&key(800), 4));
 }
 
 fn stale_uploads_are_reclaimed(fx: &mut Fixture) {

@@ -40,9 +40,7 @@ pub type FsBackend = StoreBackend<FsStore>;
 impl FsBackend {
     /// Opens (creating) the store in `dir`; removes temp files a crash left behind.
     pub fn open(dir: &Path) -> Result<Self> {
-        let objects = dir.join("objects");
-        fs::create_dir_all(&objects)
-            .map_err(|e| Error::io("create", objects.display().to_string(), e))?;
+        fs::create_dir_all(dir).map_err(at("create", dir))?;
         let lock_path = dir.join("LOCK");
         let lock = OpenOptions::new()
             .create(true)
@@ -52,6 +50,9 @@ impl FsBackend {
             .map_err(|e| Error::io("open", lock_path.display().to_string(), e))?;
         lock.try_lock()
             .map_err(|_| Error::Locked(dir.display().to_string()))?;
+        // Only after the lock: a refused second process must not change the directory.
+        let objects = dir.join("objects");
+        fs::create_dir_all(&objects).map_err(at("create", &objects))?;
         let store = FsStore {
             objects,
             dirty_dirs: Mutex::new(HashSet::new()),
@@ -162,6 +163,21 @@ impl FsStore {
         Ok(out)
     }
 
+    /// Creates the key directory `objects/k0/k1` and returns the directories it created.
+    fn make_dirs(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut created = Vec::new();
+        if let Some(k0) = dir.parent() {
+            if !k0.exists() {
+                created.push(k0.to_path_buf());
+            }
+        }
+        if !dir.exists() {
+            created.push(dir.to_path_buf());
+        }
+        fs::create_dir_all(dir).map_err(at("create", dir))?;
+        Ok(created)
+    }
+
     fn sync_dir(dir: &Path) -> Result<()> {
         File::open(dir)
             .and_then(|d| d.sync_all())
@@ -197,7 +213,7 @@ impl Store for FsStore {
 
     fn put(&self, key: &Key, value: &[u8], opts: WriteOptions) -> Result<()> {
         let dir = self.dir_of(key);
-        fs::create_dir_all(&dir).map_err(|e| Error::io("create", dir.display().to_string(), e))?;
+        let new_dirs = self.make_dirs(&dir)?;
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!(
             ".{}.tmp-{}-{seq}",
@@ -219,11 +235,19 @@ impl Store for FsStore {
             .map_err(at("write", &tmp))?;
         f.sync_data().map_err(at("fdatasync", &tmp))?;
         fs::rename(&tmp, self.path_of(key)).map_err(at("rename", &tmp))?;
+        // The new file's directory entry, and the entries of any directory just created
+        // for it, are durable only once each parent directory is fsynced.
+        let mut to_sync = vec![dir];
+        to_sync.extend(
+            new_dirs
+                .iter()
+                .filter_map(|d| d.parent().map(Path::to_path_buf)),
+        );
         if opts.durability == Some(Durability::None) {
-            self.dirty_dirs.lock().insert(dir);
+            self.dirty_dirs.lock().extend(to_sync);
             return Ok(());
         }
-        Self::sync_dir(&dir)
+        to_sync.iter().try_for_each(|d| Self::sync_dir(d))
     }
 
     fn get(&self, key: &Key, range: Range) -> Result<Vec<u8>> {
@@ -296,9 +320,12 @@ impl Store for FsStore {
     }
 
     fn sync(&self) -> Result<()> {
-        let dirs: Vec<PathBuf> = self.dirty_dirs.lock().drain().collect();
+        let dirs: Vec<PathBuf> = self.dirty_dirs.lock().iter().cloned().collect();
         for d in dirs {
+            // Forget a directory only once it is synced: a failure leaves it (and the rest)
+            // for the next sync.
             Self::sync_dir(&d)?;
+            self.dirty_dirs.lock().remove(&d);
         }
         Ok(())
     }

@@ -1,6 +1,12 @@
 //! Streaming uploads in progress: parts land in a staging area (a directory of sparse files,
 //! or memory) and become a value only at commit. Staged files survive a restart, so an
 //! upload can resume; untouched uploads are reclaimed after a timeout.
+//!
+//! One upload per key at a time: a PREPARE of a key whose upload was touched within
+//! [`UPLOAD_HOLD`] is refused as busy (two clients streaming the same key would otherwise
+//! interleave their parts into one value). After that the upload is taken over as it is — the
+//! way a client resumes after a crash. Uploads found on disk when the staging area opens
+//! belong to nobody (the node restarted) and are taken over at once.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -13,12 +19,28 @@ use ringblob_engine::Key;
 
 use crate::error::{at, Error, Result};
 
-/// Where uploads are staged.
-pub enum Staging {
-    /// One file per upload, `<dir>/<key hex>.upload`, sized to the reservation.
-    Dir(PathBuf),
+/// How long an upload belongs to whoever last touched it.
+pub const UPLOAD_HOLD: Duration = Duration::from_secs(30);
+
+/// An upload held in memory: bytes written so far (grown as parts arrive, never allocated up
+/// front), the reservation, and when it was last touched.
+struct MemUpload {
+    data: Vec<u8>,
+    reserved: u64,
+    touched: Instant,
+}
+
+enum Area {
+    /// One file per upload, `<dir>/<key hex>.upload`, sized to the reservation (sparse);
+    /// and the keys whose uploads were already there when the area opened.
+    Dir(PathBuf, std::collections::HashSet<Key>),
     /// In memory (for the in-memory backend: gone with the process, like its values).
-    Memory(Mutex<HashMap<Key, (Vec<u8>, Instant)>>),
+    Memory(HashMap<Key, MemUpload>),
+}
+
+/// Where uploads are staged.
+pub struct Staging {
+    area: Mutex<Area>,
 }
 
 fn too_large(end: u64, limit: u64) -> Error {
@@ -29,17 +51,34 @@ fn too_large(end: u64, limit: u64) -> Error {
     }
 }
 
+fn busy(key: &Key) -> Error {
+    Error::Busy(format!(
+        "an upload of key {key} is in progress (touched less than {}s ago)",
+        UPLOAD_HOLD.as_secs()
+    ))
+}
+
 impl Staging {
     /// A staging directory, created if missing.
     pub fn dir(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
-        fs::create_dir_all(&path)
-            .map_err(|e| Error::io("create", path.display().to_string(), e))?;
-        Ok(Staging::Dir(path))
+        fs::create_dir_all(&path).map_err(at("create", &path))?;
+        let orphans = upload_files(&path)?
+            .iter()
+            .filter_map(|(p, _)| {
+                p.file_stem()
+                    .and_then(|s| Key::from_hex(&s.to_string_lossy()))
+            })
+            .collect();
+        Ok(Staging {
+            area: Mutex::new(Area::Dir(path, orphans)),
+        })
     }
 
     pub fn memory() -> Self {
-        Staging::Memory(Mutex::new(HashMap::new()))
+        Staging {
+            area: Mutex::new(Area::Memory(HashMap::new())),
+        }
     }
 
     fn file_path(dir: &Path, key: &Key) -> PathBuf {
@@ -55,36 +94,31 @@ impl Staging {
         }
     }
 
-    /// Starts an upload, or keeps an existing one (resume) if its reservation is the same or larger.
+    /// Starts an upload, or takes over one nobody touched for [`UPLOAD_HOLD`] (resume),
+    /// growing its reservation if needed.
     pub fn prepare(&self, key: &Key, reserved: u64) -> Result<()> {
-        match self {
-            Staging::Dir(dir) => {
-                let p = Self::file_path(dir, key);
-                let f = OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .read(true)
-                    .write(true)
-                    .open(&p)
-                    .map_err(at("create", &p))?;
-                let len = f.metadata().map_err(at("stat", &p))?.len();
-                if len < reserved {
-                    f.set_len(reserved).map_err(at("reserve", &p))?;
-                }
-                f.sync_all().map_err(at("fsync", &p))?;
-                File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(at("sync dir for", &p))
+        match &mut *self.area.lock() {
+            Area::Dir(dir, orphans) => {
+                let orphan = orphans.remove(key);
+                prepare_file(dir, key, reserved, orphan)
             }
-            Staging::Memory(m) => {
-                let mut m = m.lock();
-                let e = m
-                    .entry(*key)
-                    .or_insert_with(|| (Vec::new(), Instant::now()));
-                if (e.0.len() as u64) < reserved {
-                    e.0.resize(reserved as usize, 0);
+            Area::Memory(m) => {
+                if let Some(u) = m.get_mut(key) {
+                    if u.touched.elapsed() < UPLOAD_HOLD {
+                        return Err(busy(key));
+                    }
+                    u.reserved = u.reserved.max(reserved);
+                    u.touched = Instant::now();
+                    return Ok(());
                 }
-                e.1 = Instant::now();
+                m.insert(
+                    *key,
+                    MemUpload {
+                        data: Vec::new(),
+                        reserved,
+                        touched: Instant::now(),
+                    },
+                );
                 Ok(())
             }
         }
@@ -93,8 +127,8 @@ impl Staging {
     /// Writes a part; it must fit in the reservation. Parts are durable when this returns.
     pub fn write_part(&self, key: &Key, offset: u64, bytes: &[u8]) -> Result<()> {
         let end = offset.saturating_add(bytes.len() as u64);
-        match self {
-            Staging::Dir(dir) => {
+        match &mut *self.area.lock() {
+            Area::Dir(dir, _) => {
                 let (f, p) = Self::open(dir, key)?;
                 let reserved = f.metadata().map_err(at("stat", &p))?.len();
                 if end > reserved {
@@ -103,14 +137,16 @@ impl Staging {
                 f.write_all_at(bytes, offset).map_err(at("write", &p))?;
                 f.sync_data().map_err(at("fdatasync", &p))
             }
-            Staging::Memory(m) => {
-                let mut m = m.lock();
-                let (buf, touched) = m.get_mut(key).ok_or(Error::NoUpload(*key))?;
-                if end > buf.len() as u64 {
-                    return Err(too_large(end, buf.len() as u64));
+            Area::Memory(m) => {
+                let u = m.get_mut(key).ok_or(Error::NoUpload(*key))?;
+                if end > u.reserved {
+                    return Err(too_large(end, u.reserved));
                 }
-                buf[offset as usize..end as usize].copy_from_slice(bytes);
-                *touched = Instant::now();
+                if (u.data.len() as u64) < end {
+                    u.data.resize(end as usize, 0);
+                }
+                u.data[offset as usize..end as usize].copy_from_slice(bytes);
+                u.touched = Instant::now();
                 Ok(())
             }
         }
@@ -118,8 +154,8 @@ impl Staging {
 
     /// The first `final_size` bytes of the upload (which stays until [`finish`](Self::finish)).
     pub fn take(&self, key: &Key, final_size: u64) -> Result<Vec<u8>> {
-        match self {
-            Staging::Dir(dir) => {
+        match &*self.area.lock() {
+            Area::Dir(dir, _) => {
                 let (f, p) = Self::open(dir, key)?;
                 let reserved = f.metadata().map_err(at("stat", &p))?.len();
                 if final_size > reserved {
@@ -129,25 +165,31 @@ impl Staging {
                 f.read_exact_at(&mut v, 0).map_err(at("read", &p))?;
                 Ok(v)
             }
-            Staging::Memory(m) => {
-                let m = m.lock();
-                let (buf, _) = m.get(key).ok_or(Error::NoUpload(*key))?;
-                buf.get(..final_size as usize)
-                    .map(<[u8]>::to_vec)
-                    .ok_or_else(|| too_large(final_size, buf.len() as u64))
+            Area::Memory(m) => {
+                let u = m.get(key).ok_or(Error::NoUpload(*key))?;
+                if final_size > u.reserved {
+                    return Err(too_large(final_size, u.reserved));
+                }
+                let mut v = u
+                    .data
+                    .get(..(final_size as usize).min(u.data.len()))
+                    .unwrap_or(&[])
+                    .to_vec();
+                v.resize(final_size as usize, 0);
+                Ok(v)
             }
         }
     }
 
     /// Drops a committed upload.
     pub fn finish(&self, key: &Key) -> Result<()> {
-        match self {
-            Staging::Dir(dir) => {
+        match &mut *self.area.lock() {
+            Area::Dir(dir, _) => {
                 let p = Self::file_path(dir, key);
-                fs::remove_file(&p).map_err(|e| Error::io("remove", p.display().to_string(), e))
+                fs::remove_file(&p).map_err(at("remove", &p))
             }
-            Staging::Memory(m) => {
-                m.lock().remove(key);
+            Area::Memory(m) => {
+                m.remove(key);
                 Ok(())
             }
         }
@@ -155,16 +197,16 @@ impl Staging {
 
     /// Uploads in progress.
     pub fn count(&self) -> Result<u64> {
-        match self {
-            Staging::Dir(dir) => Ok(upload_files(dir)?.len() as u64),
-            Staging::Memory(m) => Ok(m.lock().len() as u64),
+        match &*self.area.lock() {
+            Area::Dir(dir, _) => Ok(upload_files(dir)?.len() as u64),
+            Area::Memory(m) => Ok(m.len() as u64),
         }
     }
 
     /// Removes uploads untouched for longer than `max_age`.
     pub fn reclaim(&self, max_age: Duration) -> Result<u64> {
-        match self {
-            Staging::Dir(dir) => {
+        match &mut *self.area.lock() {
+            Area::Dir(dir, _) => {
                 let mut n = 0;
                 for (p, modified) in upload_files(dir)? {
                     if SystemTime::now()
@@ -172,31 +214,62 @@ impl Staging {
                         .unwrap_or_default()
                         > max_age
                     {
-                        fs::remove_file(&p)
-                            .map_err(|e| Error::io("remove", p.display().to_string(), e))?;
+                        fs::remove_file(&p).map_err(at("remove", &p))?;
                         n += 1;
                     }
                 }
                 Ok(n)
             }
-            Staging::Memory(m) => {
-                let mut m = m.lock();
+            Area::Memory(m) => {
                 let before = m.len();
-                m.retain(|_, (_, t)| t.elapsed() <= max_age);
+                m.retain(|_, u| u.touched.elapsed() <= max_age);
                 Ok((before - m.len()) as u64)
             }
         }
     }
 }
 
+/// Creates (or takes over) a staging file sized to `reserved`; durable when it returns.
+fn prepare_file(dir: &Path, key: &Key, reserved: u64, orphan: bool) -> Result<()> {
+    let p = Staging::file_path(dir, key);
+    if let (false, Ok(meta)) = (orphan, fs::metadata(&p)) {
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok());
+        if age.is_some_and(|a| a < UPLOAD_HOLD) {
+            return Err(busy(key));
+        }
+    }
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&p)
+        .map_err(at("create", &p))?;
+    let len = f.metadata().map_err(at("stat", &p))?.len();
+    if len < reserved {
+        f.set_len(reserved).map_err(at("reserve", &p))?;
+    }
+    // Touch it: the hold starts now, also for a taken-over upload.
+    f.set_modified(SystemTime::now()).map_err(at("touch", &p))?;
+    f.sync_all().map_err(at("fsync", &p))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(at("sync dir for", &p))
+}
+
 fn upload_files(dir: &Path) -> Result<Vec<(PathBuf, SystemTime)>> {
-    let io = |e| Error::io("list", dir.display().to_string(), e);
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
+    for entry in fs::read_dir(dir).map_err(at("list", dir))? {
+        let entry = entry.map_err(at("list", dir))?;
         let p = entry.path();
         if p.extension().is_some_and(|e| e == "upload") {
-            let modified = entry.metadata().and_then(|m| m.modified()).map_err(io)?;
+            let modified = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map_err(at("stat", &p))?;
             out.push((p, modified));
         }
     }

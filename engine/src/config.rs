@@ -195,6 +195,18 @@ impl Config {
                 self.frame_len
             ));
         }
+        if self.flush_interval.is_zero() {
+            return bad("flush_interval must be above zero".into());
+        }
+        if !(0.0..=1.0).contains(&self.defrag_garbage_ratio) {
+            return bad(format!(
+                "defrag_garbage_ratio {} not in 0..=1",
+                self.defrag_garbage_ratio
+            ));
+        }
+        if self.defrag_interval.is_some_and(|d| d.is_zero()) {
+            return bad("defrag_interval must be above zero (or none)".into());
+        }
         if self.write_buffer_size == 0 || self.write_buffer_size > 256 << 20 {
             return bad(format!(
                 "write_buffer_size {} not in 1..=256 MiB",
@@ -251,6 +263,18 @@ mod tests {
         assert!(c.validate().is_err());
         let c = Config {
             max_blob_size: 1 << 40,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let c = Config {
+            flush_interval: Duration::ZERO,
+            ..Config::default()
+        };
+        assert!(c
+            .validate()
+            .is_err_and(|e| e.to_string().contains("flush_interval")));
+        let c = Config {
+            defrag_garbage_ratio: 1.5,
             ..Config::default()
         };
         assert!(c.validate().is_err());

@@ -13,6 +13,9 @@ use crate::wire::{
     ValueMeta, WireError, WriteAck, WriteMode, WriteRequest, MAX_VALUE_IN_FRAME, READ_TO_END,
 };
 
+/// Most value bytes one BULK_READ reply carries.
+pub const MAX_BULK_REPLY_BYTES: usize = 64 << 20;
+
 /// A failed request: the status and message of its error reply.
 type Failure = (Status, String);
 
@@ -231,12 +234,17 @@ fn bulk_read(
         return Err((Status::BadRequest, "BULK_READ of no keys".into()));
     }
     let start = out.len();
+    let mut total = 0usize;
     for (i, k) in r.keys.iter().enumerate() {
         let (status, data) = match b.read(&Key(*k), Range::all()) {
             Ok(v) if v.len() > MAX_VALUE_IN_FRAME => (Status::TooLarge, Bytes::new()),
+            // One reply is built in memory: past the budget, items say TOO_LARGE and the
+            // client reads those keys one by one.
+            Ok(v) if total + v.len() > MAX_BULK_REPLY_BYTES => (Status::TooLarge, Bytes::new()),
             Ok(v) => (Status::Ok, Bytes::from(v)),
             Err(e) => (status_of(&e), Bytes::new()),
         };
+        total += data.len();
         let more = i + 1 < r.keys.len();
         let item = BulkItem {
             key: *k,

@@ -56,6 +56,34 @@ impl Default for NodeConfig {
     }
 }
 
+impl NodeConfig {
+    /// Checks every setting against its allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=100_000).contains(&self.max_connections) {
+            return Err(format!(
+                "max_connections {} not in 1..=100000",
+                self.max_connections
+            ));
+        }
+        if !(1..=4096).contains(&self.max_blocking_calls) {
+            return Err(format!(
+                "max_blocking_calls {} not in 1..=4096",
+                self.max_blocking_calls
+            ));
+        }
+        for (name, d) in [
+            ("idle_timeout", self.idle_timeout),
+            ("read_timeout", self.read_timeout),
+            ("upload_timeout", self.upload_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(format!("{name} must be above zero"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A node: its backend, settings and identity.
 pub struct Node {
     pub backend: AsyncBackend,

@@ -94,6 +94,12 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         backend: cli.backend.or(file.backend).unwrap_or_default(),
         blob: file.blob.unwrap_or_default(),
     };
+    node.validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    backend
+        .blob
+        .engine_config()
+        .context("invalid [blob] configuration")?;
     let data_dir = cli
         .data_dir
         .or(file.data_dir)
@@ -123,6 +129,10 @@ async fn shutdown_signal() {
 }
 
 async fn serve(s: Settings) -> anyhow::Result<()> {
+    // Bind first: a taken port must not leave a freshly created data directory behind.
+    let listener = tokio::net::TcpListener::bind(s.listen)
+        .await
+        .with_context(|| format!("binding {}", s.listen))?;
     std::fs::create_dir_all(&s.data_dir)
         .with_context(|| format!("creating {}", s.data_dir.display()))?;
     let (cfg, dir) = (s.backend.clone(), s.data_dir.clone());
@@ -135,9 +145,6 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
                 s.data_dir.display()
             )
         })?;
-    let listener = tokio::net::TcpListener::bind(s.listen)
-        .await
-        .with_context(|| format!("binding {}", s.listen))?;
     let addr = listener.local_addr()?;
     let mut config = s.node;
     if config.name.is_empty() {

@@ -187,16 +187,40 @@ async fn get(
         client.get_to(key, offset, size, &mut stdout).await?;
         return Ok(());
     };
-    let tmp = path.with_extension("ringblob-part");
+    let tmp = temp_beside(&path);
     let io = |e: std::io::Error| Failure(1, format!("{}: {e}", path.display()));
-    let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+    // create_new: never truncate someone else's file, even one with our temp name.
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .await
+        .map_err(io)?;
     let result = client.get_to(key, offset, size, &mut file).await;
     drop(file);
-    if let Err(e) = result {
+    let renamed = match result {
+        Ok(_) => std::fs::rename(&tmp, &path).map_err(io),
+        Err(e) => Err(e.into()),
+    };
+    if renamed.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
     }
-    std::fs::rename(&tmp, &path).map_err(io)
+    renamed
+}
+
+/// A temp file name in the same directory as `path`, unique to this process and call.
+fn temp_beside(path: &std::path::Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    path.with_file_name(format!(
+        ".{name}.ringblob-part-{}-{nanos}",
+        std::process::id()
+    ))
 }
 
 fn pretty(json: &str) -> String {

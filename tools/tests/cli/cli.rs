@@ -108,6 +108,62 @@ fn put_get_range_lookup_rm_and_exit_codes_then_data_survives_sigterm_restart() {
 }
 
 #[test]
+fn concurrent_gets_to_files_never_mix_their_outputs() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let node = NodeProcess::start(dir.path(), &[]);
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(
+        ringblob(&node.addr, &["put", "big"], Some(&big))
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        ringblob(&node.addr, &["put", "small"], Some(b"small value"))
+            .status
+            .code(),
+        Some(0)
+    );
+    let (a, b) = (dir.path().join("x.a"), dir.path().join("x.b"));
+    let spawn = |name: &str, out: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_ringblob"))
+            .args([
+                "--remote",
+                &node.addr,
+                "get",
+                name,
+                "-o",
+                out.to_str().unwrap_or_default(),
+            ])
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (mut p, mut q) = (spawn("big", &a), spawn("small", &b));
+    assert!(p.wait().is_ok_and(|s| s.success()) && q.wait().is_ok_and(|s| s.success()));
+    assert!(std::fs::read(&a).ok() == Some(big), "x.a holds big");
+    assert_eq!(std::fs::read(&b).ok().as_deref(), Some(&b"small value"[..]));
+    // Output to a directory fails cleanly and leaves no temp file behind.
+    let sub = dir.path().join("outdir");
+    std::fs::create_dir(&sub).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ringblob(
+            &node.addr,
+            &["get", "big", "-o", sub.to_str().unwrap_or_default()],
+            None
+        )
+        .status
+        .code(),
+        Some(1)
+    );
+    let leftovers = std::fs::read_dir(dir.path()).map(|d| {
+        d.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains("ringblob-part"))
+            .count()
+    });
+    assert_eq!(leftovers.ok(), Some(0));
+}
+
+#[test]
 fn every_backend_serves_the_cli() {
     for backend in ["blob", "fs", "mem"] {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -144,6 +200,34 @@ fn config_file_sets_options_and_flags_win() {
     assert_eq!(stat["node"], "from-file");
     assert_eq!(stat["group"], 3);
     assert_eq!(stat["backend"]["kind"], "mem", "the flag beats the file");
+    for bad_value in [
+        "max_connections = 0\n",
+        "max_blocking_calls = 9223372036854775807\n",
+        "[blob]\nflush_interval_ms = 0\n",
+    ] {
+        let f = dir.path().join("bad-value.toml");
+        std::fs::write(&f, bad_value).unwrap_or_else(|e| panic!("{e}"));
+        let out = Command::new(env!("CARGO_BIN_EXE_ringblob-node"))
+            .args([
+                "--config",
+                f.to_str().unwrap_or_default(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("never"))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{bad_value:?} must be refused with a message"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("invalid"),
+            "{bad_value:?}"
+        );
+    }
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "listn = \"x\"\n").unwrap_or_else(|e| panic!("{e}"));
     let out = Command::new(env!("CARGO_BIN_EXE_ringblob-node"))

@@ -93,16 +93,18 @@ async fn drive(
     let conns = u64::from(args.connections);
     let start = Instant::now();
     let mut tasks = Vec::new();
+    let mut first = 0;
     for c in 0..conns {
         let share = count / conns + u64::from(c < count % conns);
         let plan = conn::Plan {
             workload: w,
-            first: c * (count / conns + 1),
+            first,
             count: share,
             pipeline: args.pipeline as usize,
             value_size: args.value_size,
             durability: conn::durability(args.durability.as_deref())?,
         };
+        first += share;
         let (addr, keys) = (args.addr.clone(), keys.clone());
         tasks.push(tokio::spawn(
             async move { conn::run(&addr, &keys, plan).await },
