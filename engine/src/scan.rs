@@ -164,29 +164,25 @@ impl Iterator for Scanner<'_> {
                 } else {
                     self.resync(after)
                 };
-                match next {
-                    Ok(next) => {
-                        self.pos = next.unwrap_or(self.end);
-                        Ok(ScanItem::Damaged {
-                            offset: at,
-                            error,
-                            next,
-                        })
-                    }
-                    Err(e) => Err(e),
-                }
+                self.damaged(at, error, next)
             }
-            Ok(Checked::BadHeader(error)) => match self.resync(at + 1) {
-                Ok(next) => {
-                    self.pos = next.unwrap_or(self.end);
-                    Ok(ScanItem::Damaged {
-                        offset: at,
-                        error,
-                        next,
-                    })
-                }
-                Err(e) => Err(e),
-            },
+            Ok(Checked::BadHeader(error)) => {
+                let next = self.resync(at + 1);
+                self.damaged(at, error, next)
+            }
+        })
+    }
+}
+
+impl Scanner<'_> {
+    /// The damage item for `at`, moving on to `next` (the end when none).
+    fn damaged(&mut self, at: u64, error: Error, next: Result<Option<u64>>) -> Result<ScanItem> {
+        let next = next?;
+        self.pos = next.unwrap_or(self.end);
+        Ok(ScanItem::Damaged {
+            offset: at,
+            error,
+            next,
         })
     }
 }

@@ -103,15 +103,27 @@ impl Client {
         Ok(c)
     }
 
-    async fn exchange_on(&self, conn: &Conn, req: &Request, key: KeyId) -> Result<Vec<Reply>> {
+    /// Sends `req` for `key` on `conn`; returns its transaction id and reply channel.
+    async fn send(
+        &self,
+        conn: &Conn,
+        req: &Request,
+        key: KeyId,
+    ) -> Result<(
+        u64,
+        tokio::sync::mpsc::UnboundedReceiver<crate::wire::Frame>,
+    )> {
         let group = self.config.group;
-        let (trans, mut rx) = conn
-            .send(|trans, buf| {
-                let h = Header::request(req.command(), trans, key, group);
-                req.encode_with(&h, buf)?;
-                Ok(h)
-            })
-            .await?;
+        conn.send(|trans, buf| {
+            let h = Header::request(req.command(), trans, key, group);
+            req.encode_with(&h, buf)?;
+            Ok(h)
+        })
+        .await
+    }
+
+    async fn exchange_on(&self, conn: &Conn, req: &Request, key: KeyId) -> Result<Vec<Reply>> {
+        let (trans, mut rx) = self.send(conn, req, key).await?;
         let collect = async {
             let mut replies = Vec::new();
             loop {
@@ -237,14 +249,7 @@ impl Client {
         out: &mut W,
         written: &mut u64,
     ) -> Result<()> {
-        let group = self.config.group;
-        let (trans, mut rx) = conn
-            .send(|trans, buf| {
-                let h = Header::request(req.command(), trans, key, group);
-                req.encode_with(&h, buf)?;
-                Ok(h)
-            })
-            .await?;
+        let (trans, mut rx) = self.send(conn, req, key).await?;
         loop {
             let frame = match tokio::time::timeout(self.config.timeout, rx.recv()).await {
                 Ok(Some(f)) => f,
