@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -77,12 +77,18 @@ async fn run(
                 }
                 greeted = true;
             }
-            let out = match serve_batch(node, batch).await {
-                Ok(out) => out,
-                Err(e) => return End::Fatal(e),
-            };
-            if let Err(e) = stream.write_all(&out).await {
-                return End::Fatal(e.to_string());
+            let mut batch = batch;
+            while !batch.is_empty() {
+                let (chunks, rest) = match serve_batch(node, batch).await {
+                    Ok(r) => r,
+                    Err(e) => return End::Fatal(e),
+                };
+                for chunk in &chunks {
+                    if let Err(e) = stream.write_all(chunk).await {
+                        return End::Fatal(e.to_string());
+                    }
+                }
+                batch = rest;
             }
             continue;
         }
@@ -147,16 +153,25 @@ fn check_handshake(node: &Node, first: &Frame) -> Result<(), BytesMut> {
 }
 
 /// Serves a batch on the blocking pool (inline for non-blocking backends).
-async fn serve_batch(node: &Arc<Node>, batch: Vec<Frame>) -> Result<BytesMut, String> {
+/// Serves a batch on the blocking pool (inline for non-blocking backends); returns the
+/// reply chunks and the frames left for the next round (see `MAX_BATCH_REPLY_BYTES`).
+async fn serve_batch(
+    node: &Arc<Node>,
+    batch: Vec<Frame>,
+) -> Result<(Vec<Bytes>, Vec<Frame>), String> {
+    let n = node.clone();
+    let frames = batch.len();
+    let (chunks, rest) = node
+        .backend
+        .run(move |b| Ok(dispatch::serve_batch(b, &n.info, batch)))
+        .await
+        .map_err(|e| e.to_string())?;
+    let served = (frames - rest.len()) as u64;
     node.info
         .counters
         .requests
-        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-    let n = node.clone();
-    node.backend
-        .run(move |b| Ok(dispatch::serve_batch(b, &n.info, &batch)))
-        .await
-        .map_err(|e| e.to_string())
+        .fetch_add(served, Ordering::Relaxed);
+    Ok((chunks, rest))
 }
 
 /// Tells a connection over the cap why it is being closed.

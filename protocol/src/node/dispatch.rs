@@ -5,13 +5,19 @@ use bytes::{Bytes, BytesMut};
 use ringblob_backends::{Backend, IterRequest, Meta};
 use ringblob_engine::{Key, Range, WriteOptions};
 
+use super::output::Output;
 use super::status_map::status_of;
 use super::NodeInfo;
 use crate::wire::{
     encode_error, encode_iterate_reply, encode_read_reply, BulkItem, BulkReadRequest, Durability,
     Frame, Header, IterEntry, IterateEnd, IterateRequest, ReadRequest, Reply, Request, Status,
-    ValueMeta, WireError, WriteAck, WriteMode, WriteRequest, MAX_VALUE_IN_FRAME, READ_TO_END,
+    ValueMeta, WireError, WriteAck, WriteMode, WriteRequest, MAX_REPLY_PART, MAX_VALUE_IN_FRAME,
+    READ_TO_END,
 };
+
+/// A batch stops taking requests once its replies reach this size; the rest wait for the
+/// next round, so one connection's pipeline cannot hold unbounded reply memory.
+pub const MAX_BATCH_REPLY_BYTES: usize = 64 << 20;
 
 /// Most value bytes one BULK_READ reply carries.
 pub const MAX_BULK_REPLY_BYTES: usize = 64 << 20;
@@ -32,29 +38,41 @@ fn wire_fail(e: WireError) -> Failure {
 /// then made durable by one group-committed `sync` before any reply is released, so a
 /// pipeline of N durable writes costs one fdatasync, not N. If that sync fails, each of
 /// those requests is answered with the error instead.
-pub fn serve_batch(b: &dyn Backend, info: &NodeInfo, frames: &[Frame]) -> BytesMut {
+pub fn serve_batch(
+    b: &dyn Backend,
+    info: &NodeInfo,
+    mut frames: Vec<Frame>,
+) -> (Vec<Bytes>, Vec<Frame>) {
     let default_durable = b.default_durability() != ringblob_engine::Durability::None;
-    let mut out = BytesMut::new();
+    let mut out = Output::default();
     let mut spans = Vec::with_capacity(frames.len());
-    for f in frames {
+    for f in &frames {
         let start = out.len();
         let deferred = serve(b, info, f, &mut out, default_durable);
         spans.push((start, out.len(), deferred));
-    }
-    if !spans.iter().any(|s| s.2) {
-        return out;
-    }
-    let Err(e) = b.sync() else { return out };
-    tracing::error!(error = %e, "sync after a batch of durable writes failed");
-    let mut fixed = BytesMut::with_capacity(out.len());
-    for (f, (start, end, deferred)) in frames.iter().zip(spans) {
-        if deferred {
-            encode_error(&f.header, status_of(&e), &e.to_string(), &mut fixed);
-        } else {
-            fixed.extend_from_slice(&out[start..end]);
+        if out.len() >= MAX_BATCH_REPLY_BYTES {
+            break;
         }
     }
-    fixed
+    let rest = frames.split_off(spans.len());
+    if !spans.iter().any(|s| s.2) {
+        return (out.into_chunks(), rest);
+    }
+    let Err(e) = b.sync() else {
+        return (out.into_chunks(), rest);
+    };
+    tracing::error!(error = %e, "sync after a batch of durable writes failed");
+    let mut fixed = Output::default();
+    for (f, (start, end, deferred)) in frames.iter().zip(spans) {
+        if deferred {
+            encode_error(&f.header, status_of(&e), &e.to_string(), fixed.buf());
+        } else {
+            for chunk in out.range(start, end) {
+                fixed.push_shared(chunk);
+            }
+        }
+    }
+    (fixed.into_chunks(), rest)
 }
 
 /// Serves `frame`, appending its reply (or error reply) to `out`. Returns true when it was
@@ -63,7 +81,7 @@ fn serve(
     b: &dyn Backend,
     info: &NodeInfo,
     frame: &Frame,
-    out: &mut BytesMut,
+    out: &mut Output,
     default_durable: bool,
 ) -> bool {
     let h = &frame.header;
@@ -72,7 +90,7 @@ fn serve(
         .map_err(wire_fail)
         .and_then(|req| answer(b, info, h, req, out, (default_durable, &mut deferred)));
     if let Err((status, message)) = result {
-        encode_error(h, status, &message, out);
+        encode_error(h, status, &message, out.buf());
         return false;
     }
     deferred
@@ -86,7 +104,7 @@ fn answer(
     info: &NodeInfo,
     h: &Header,
     req: Request,
-    out: &mut BytesMut,
+    out: &mut Output,
     defer: Defer,
 ) -> Result<(), Failure> {
     let key = Key(h.key);
@@ -103,8 +121,8 @@ fn answer(
             b.remove(&key, o).map_err(fail)?;
             Reply::Removed
         }
-        Request::Iterate(r) => return iterate(b, h, &r, out),
-        Request::BulkRead(r) => return bulk_read(b, h, &r, out),
+        Request::Iterate(r) => return iterate(b, h, &r, out.buf()),
+        Request::BulkRead(r) => return bulk_read(b, h, &r, out.buf()),
         Request::Stat => Reply::Stat(info.stat_json(b)),
         Request::RouteList => Reply::RouteList(info.routes_json()),
         Request::Defrag { wait: true } => {
@@ -120,7 +138,7 @@ fn answer(
             Reply::Defrag(serde_json::json!({ "started": started }).to_string())
         }
     };
-    reply.encode(h, out).map_err(wire_fail)
+    reply.encode(h, out.buf()).map_err(wire_fail)
 }
 
 /// Turns a durable write into a non-durable one whose durability the batch provides.
@@ -166,7 +184,7 @@ fn read(
     h: &Header,
     key: &Key,
     r: &ReadRequest,
-    out: &mut BytesMut,
+    out: &mut Output,
 ) -> Result<(), Failure> {
     no_columns(r.column)?;
     let range = Range {
@@ -174,7 +192,24 @@ fn read(
         size: (r.size != READ_TO_END).then_some(r.size),
     };
     let value = Bytes::from(b.read(key, range).map_err(fail)?);
-    encode_read_reply(h, &value, out).map_err(wire_fail)
+    if value.len() <= MAX_REPLY_PART {
+        return encode_read_reply(h, &value, out.buf()).map_err(wire_fail);
+    }
+    // Large: each part's header goes in the buffer, its data is a shared slice of the value.
+    // Same frames as `encode_read_reply` writes, without copying the value.
+    let mut at = 0;
+    while at < value.len() {
+        let end = (at + MAX_REPLY_PART).min(value.len());
+        let more = end < value.len();
+        let header = Header {
+            payload_len: (end - at) as u32,
+            ..h.reply_to(Status::Ok, more)
+        };
+        out.buf().extend_from_slice(&header.to_bytes());
+        out.push_shared(value.slice(at..end));
+        at = end;
+    }
+    Ok(())
 }
 
 fn write(b: &dyn Backend, key: &Key, w: &WriteRequest, defer: Defer) -> Result<u64, Failure> {

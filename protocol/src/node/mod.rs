@@ -4,6 +4,7 @@
 mod connection;
 mod dispatch;
 mod info;
+mod output;
 mod status_map;
 
 use std::future::Future;

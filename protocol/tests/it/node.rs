@@ -554,3 +554,48 @@ async fn defrag_over_the_wire_reclaims_space_and_reports() {
         "mem has nothing to defragment"
     );
 }
+
+#[tokio::test]
+async fn pipelined_large_reads_are_split_across_rounds_and_all_answered() {
+    let n = start_mem().await;
+    let c = client(n.addr).await;
+    let big: Bytes = (0..30u32 << 20)
+        .map(|i| (i % 249) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    assert!(c
+        .put(k("big"), big.clone(), PutOptions::default())
+        .await
+        .is_ok());
+    // Four 30 MiB reads in one write: more than one batch's reply budget (64 MiB).
+    let mut s = raw(n.addr).await;
+    let mut buf = BytesMut::new();
+    for t in 0..4u64 {
+        let r = Request::Read(ringblob_protocol::wire::ReadRequest::whole(0));
+        assert!(r.encode(100 + t, k("big"), 0, &mut buf).is_ok());
+    }
+    assert!(s.s.write_all(&buf).await.is_ok());
+    let mut got: std::collections::BTreeMap<u64, Vec<u8>> = Default::default();
+    let mut done = 0;
+    while done < 4 {
+        let Some(f) = next_frame(&mut s).await else {
+            panic!("node closed the connection")
+        };
+        let more = f.header.has_more();
+        match Reply::decode(&f) {
+            Ok(Reply::ReadPart { data, .. }) => got
+                .entry(f.header.trans)
+                .or_default()
+                .extend_from_slice(&data),
+            other => panic!("unexpected {other:?}"),
+        }
+        if !more {
+            done += 1;
+        }
+    }
+    assert_eq!(got.len(), 4);
+    assert!(
+        got.values().all(|v| v[..] == big[..]),
+        "every read returns the whole value"
+    );
+}

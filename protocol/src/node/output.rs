@@ -1,0 +1,84 @@
+//! A batch's reply bytes: small replies accumulate in one buffer; large values go out as
+//! shared slices of the value itself, never copied into the buffer.
+
+use bytes::{Bytes, BytesMut};
+
+/// Reply bytes in order, as chunks to write one after another.
+#[derive(Default)]
+pub struct Output {
+    chunks: Vec<Bytes>,
+    cur: BytesMut,
+    sealed_len: usize,
+}
+
+impl Output {
+    /// The buffer small replies are encoded into.
+    pub fn buf(&mut self) -> &mut BytesMut {
+        &mut self.cur
+    }
+
+    /// Bytes so far.
+    pub fn len(&self) -> usize {
+        self.sealed_len + self.cur.len()
+    }
+
+    /// Appends `bytes` without copying them.
+    pub fn push_shared(&mut self, bytes: Bytes) {
+        self.seal_cur();
+        self.sealed_len += bytes.len();
+        self.chunks.push(bytes);
+    }
+
+    fn seal_cur(&mut self) {
+        if !self.cur.is_empty() {
+            let b = self.cur.split().freeze();
+            self.sealed_len += b.len();
+            self.chunks.push(b);
+        }
+    }
+
+    /// The chunks, in order.
+    pub fn into_chunks(mut self) -> Vec<Bytes> {
+        self.seal_cur();
+        self.chunks
+    }
+
+    /// Bytes `start..end` of the output so far, as shared slices.
+    pub fn range(&mut self, start: usize, end: usize) -> Vec<Bytes> {
+        self.seal_cur();
+        let mut out = Vec::new();
+        let mut at = 0;
+        for c in &self.chunks {
+            let (from, to) = (start.max(at), end.min(at + c.len()));
+            if from < to {
+                out.push(c.slice(from - at..to - at));
+            }
+            at += c.len();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cross_chunk_boundaries_and_shared_chunks_are_not_copied() {
+        let mut o = Output::default();
+        o.buf().extend_from_slice(b"abc");
+        let big = Bytes::from_static(b"0123456789");
+        o.push_shared(big.clone());
+        o.buf().extend_from_slice(b"xyz");
+        assert_eq!(o.len(), 16);
+        let r: Vec<u8> = o.range(1, 15).concat();
+        assert_eq!(r, b"bc0123456789xy");
+        let chunks = o.into_chunks();
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(
+            chunks[1].as_ptr(),
+            big.as_ptr(),
+            "the value is shared, not copied"
+        );
+    }
+}
