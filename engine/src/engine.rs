@@ -171,6 +171,9 @@ pub struct Engine {
     defragger: Option<JoinHandle<()>>,
 }
 
+/// Largest encode buffer a writer thread keeps between writes.
+const ENCODE_BUF_KEEP: usize = 8 << 20;
+
 thread_local! {
     static ENCODER: std::cell::RefCell<(RecordEncoder, Vec<u8>)> =
         std::cell::RefCell::new((RecordEncoder::new(), Vec::new()));
@@ -287,8 +290,15 @@ impl Engine {
             let (encoder, buf) = &mut *guard;
             buf.clear();
             encoder.encode(spec, value, buf)?;
-            self.inner
-                .append_record(&spec.key, buf, spec.flags & FLAG_TOMBSTONE != 0)
+            let appended =
+                self.inner
+                    .append_record(&spec.key, buf, spec.flags & FLAG_TOMBSTONE != 0);
+            // Keep the encode buffer for small records only: one large value must not pin
+            // its size in every writer thread.
+            if buf.capacity() > ENCODE_BUF_KEEP {
+                *buf = Vec::new();
+            }
+            appended
         })?;
         let window = match durability {
             Durability::None => return Ok(()),

@@ -10,6 +10,9 @@ use crate::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN};
 use crate::index::Loc;
 use crate::key::Key;
 
+/// Stored bytes read at once when a large value is read piecewise.
+const LARGE_READ_GROUP: u64 = 8 << 20;
+
 /// Records up to this size are read with one `pread`; larger ones piecewise.
 const WHOLE_READ_MAX: u32 = 256 << 10;
 
@@ -156,25 +159,60 @@ impl Inner {
         self.read_bytes(loc.blob, table_at, h.table_len(), buf)?;
         let table = FrameTable::decode(&h, buf, loc.blob, offset)?;
         let (first, last) = frames_for_range(&h, off, len);
-        let (Some(f), Some(l)) = (
-            table.frames.get(first as usize),
-            table.frames.get(last as usize),
-        ) else {
+        if table.frames.len() <= last as usize {
             return Err(Error::Corrupt {
                 what: "frame table",
                 file: blob_name(loc.blob),
                 offset,
                 reason: "range outside the frame table".into(),
             });
-        };
-        let span = (l.stored_offset + u64::from(l.stored_len) - f.stored_offset) as usize;
-        let area_at = table_at + h.table_len() as u64 + f.stored_offset;
-        self.read_bytes(loc.blob, area_at, span, buf)?;
+        }
         let place = RecordPlace {
             blob: loc.blob,
             offset,
         };
-        extract_range(&h, &table, first, buf, (off, len), place, &mut out)?;
+        let area_at = table_at + h.table_len() as u64;
+        // Frames are read a group at a time (≤ LARGE_READ_GROUP stored bytes), so a large
+        // value is held once (the result), not twice.
+        let mut i = first;
+        let mut groups = 0;
+        while i <= last {
+            groups += 1;
+            let mut j = i;
+            let start = table.frames[i as usize].stored_offset;
+            while j < last
+                && table.frames[j as usize + 1].stored_offset
+                    + u64::from(table.frames[j as usize + 1].stored_len)
+                    - start
+                    <= LARGE_READ_GROUP
+            {
+                j += 1;
+            }
+            let e = table.frames[j as usize];
+            let span = (e.stored_offset + u64::from(e.stored_len) - start) as usize;
+            self.read_bytes(loc.blob, area_at + start, span, buf)?;
+            let fl = u64::from(h.frame_len);
+            let from = off.max(u64::from(i) * fl);
+            let to = (off + len).min((u64::from(j) + 1) * fl);
+            extract_range(&h, &table, i, buf, (from, to - from), place, &mut out)?;
+            i = j + 1;
+        }
+        // One group already had its whole-value CRC checked by `extract_range`.
+        if groups > 1 && off == 0 && len == h.value_len {
+            let got = crate::format::crc32(&out);
+            if got != h.value_crc {
+                return Err(Error::ChecksumMismatch {
+                    what: "value",
+                    blob: loc.blob,
+                    offset,
+                    expected: h.value_crc,
+                    got,
+                });
+            }
+        }
+        if buf.capacity() > LARGE_READ_GROUP as usize * 2 {
+            *buf = Vec::new();
+        }
         Ok(Some(out))
     }
 }

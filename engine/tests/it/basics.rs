@@ -307,3 +307,38 @@ fn group_commit_shares_syncs_between_writers() {
         s.syncs
     );
 }
+
+#[test]
+fn very_large_values_read_back_in_groups_of_frames() {
+    let dev = MemDevice::new();
+    let cfg = Config {
+        max_blob_size: 256 << 20,
+        ..Config::default()
+    };
+    let e = open_mem(&dev, cfg);
+    for (i, compress) in [(6u64, false), (8, true)] {
+        let v = value(i, 0, 20 << 20);
+        let opts = WriteOptions {
+            compress: Some(compress),
+            durability: Some(Durability::None),
+        };
+        assert!(e.write(&key(i), &v, opts).is_ok());
+        assert!(
+            read_all(&e, &key(i)).ok() == Some(v.clone()),
+            "whole value, compress={compress}"
+        );
+        for (off, size) in [
+            (0u64, 1u64),
+            ((8 << 20) - 3, 7),
+            ((7 << 20) + 5, 10 << 20),
+            ((20 << 20) - 1, 5),
+        ] {
+            let got = e.read(&key(i), Range::new(off, size)).ok();
+            let end = ((off + size) as usize).min(v.len());
+            assert!(
+                got.as_deref() == Some(&v[off as usize..end]),
+                "range {off}+{size}, compress={compress}"
+            );
+        }
+    }
+}
