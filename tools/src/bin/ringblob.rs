@@ -47,6 +47,12 @@ enum Cmd {
         /// none | batch | sync (default: the node's)
         #[arg(long)]
         durability: Option<String>,
+        /// Append to the value instead of replacing it (creating it if absent)
+        #[arg(long, conflicts_with = "offset")]
+        append: bool,
+        /// Write at this byte offset inside the value, growing it if needed
+        #[arg(long)]
+        offset: Option<u64>,
     },
     /// Write the value of NAME (or a byte range of it) to stdout or FILE
     Get {
@@ -139,13 +145,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             file,
             compress,
             durability: d,
+            append,
+            offset,
         } => {
             let opts = PutOptions {
                 compress,
                 durability: durability(d.as_deref())?,
             };
-            let data = read_input(file.as_ref())?;
-            let size = client.put(key(&name), Bytes::from(data), opts).await?;
+            let data = Bytes::from(read_input(file.as_ref())?);
+            let size = match (append, offset) {
+                (true, _) => client.append(key(&name), data, opts).await?,
+                (false, Some(at)) => client.write_at(key(&name), at, data, opts).await?,
+                (false, None) => client.put(key(&name), data, opts).await?,
+            };
             println!("stored {name}: {size} bytes");
         }
         Cmd::Get {

@@ -75,6 +75,31 @@ fn put_get_range_lookup_rm_and_exit_codes_then_data_survives_sigterm_restart() {
     let stat: serde_json::Value = serde_json::from_slice(&ok(&a, &["stat"])).unwrap_or_default();
     assert_eq!(stat["backend"]["keys"], 1);
     assert!(String::from_utf8_lossy(&ok(&a, &["routes"])).contains(&a));
+    assert_eq!(
+        ringblob(&a, &["put", "log", "--append"], Some(b"one,"))
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        ringblob(&a, &["put", "log", "--append"], Some(b"two"))
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        ringblob(&a, &["put", "log", "--offset", "4"], Some(b"TWO"))
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(ok(&a, &["get", "log"]), b"one,TWO");
+    let both = ringblob(&a, &["put", "log", "--append", "--offset", "1"], Some(b"x"));
+    assert_eq!(
+        both.status.code(),
+        Some(1),
+        "--append and --offset exclude each other"
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&ok(&a, &["defrag", "--wait"])).unwrap_or_default();
     assert!(
