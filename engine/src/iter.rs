@@ -72,6 +72,16 @@ impl Iterator for Iter {
                             continue;
                         }
                     }
+                    // The record must be the one the index holds for the key it names: an
+                    // index file that lists a record under another key (damaged, yet passing
+                    // its checksum) must not make iteration disagree with reads.
+                    let live = {
+                        let index = self.inner.index.read();
+                        index.candidates(index.tag(&h.key)).contains(&loc)
+                    };
+                    if !live {
+                        continue;
+                    }
                     return Some(Ok(Meta::from_header(&h, loc.blob, offset)));
                 }
             }

@@ -185,3 +185,27 @@ fn unknown_blob_format_version_is_refused_with_a_clear_error() {
         })
     ));
 }
+
+#[test]
+fn an_index_file_naming_the_wrong_key_never_makes_iteration_disagree_with_reads() {
+    use ringblob_engine::format::index_file::IndexFile;
+    let dev = MemDevice::new();
+    fill(&dev, 0..3, 100);
+    let name = index_name(1);
+    let Ok(mut ix) = IndexFile::decode(&file(&dev, &name), &name) else {
+        panic!("index")
+    };
+    // A checksum-valid index file that lists the last record (key 2's) under key 1's name.
+    ix.entries[2].key = key(1);
+    dev.put_file(&name, ix.encode());
+    let e = open_mem(&dev, small_config());
+    for m in e.iterate() {
+        let Ok(m) = m else { panic!("iteration error") };
+        let v = read_all(&e, &m.key);
+        assert_eq!(
+            v.map(|v| v.len() as u64).ok(),
+            Some(m.size),
+            "iteration and read disagree"
+        );
+    }
+}
