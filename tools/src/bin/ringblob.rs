@@ -257,7 +257,12 @@ fn print_lookup(name: &str, key: &Key, m: &ringblob_protocol::wire::ValueMeta, j
     println!("stored size  {}", m.stored_size);
     println!("timestamp    {} ns since the epoch", m.timestamp_ns);
     println!("checksum     crc32 {:08x}", m.checksum);
-    println!("location     blob {} offset {}", m.blob, m.offset);
+    if m.blob == 0 {
+        // Blob ids start at 1: 0 means the backend keeps no blob files (fs, mem).
+        println!("location     not in a blob file (fs or mem backend)");
+    } else {
+        println!("location     blob {} offset {}", m.blob, m.offset);
+    }
 }
 
 fn print_routes(json: &str, as_json: bool) {
