@@ -119,14 +119,31 @@ fn durability(s: Option<&str>) -> Result<Durability, Failure> {
     }
 }
 
+/// The value to store: FILE, or stdin. Refused before reading when it is over the largest
+/// value a node stores.
 fn read_input(file: Option<&PathBuf>) -> Result<Vec<u8>, Failure> {
+    let limit = ringblob_engine::format::record::MAX_VALUE_LEN;
+    let too_large = |n: u64| {
+        Failure(
+            1,
+            format!("value of {n} bytes is over the {limit}-byte limit"),
+        )
+    };
     let mut data = Vec::new();
     match file {
         Some(p) if p.as_os_str() != "-" => {
-            data = std::fs::read(p).map_err(|e| Failure(1, format!("{}: {e}", p.display())))?;
+            let io = |e: std::io::Error| Failure(1, format!("{}: {e}", p.display()));
+            let len = std::fs::metadata(p).map_err(io)?.len();
+            if len > limit {
+                return Err(too_large(len));
+            }
+            data = std::fs::read(p).map_err(io)?;
         }
         _ => {
-            std::io::stdin().read_to_end(&mut data)?;
+            std::io::stdin().take(limit + 1).read_to_end(&mut data)?;
+            if data.len() as u64 > limit {
+                return Err(too_large(data.len() as u64));
+            }
         }
     }
     Ok(data)
@@ -137,12 +154,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         timeout: Duration::from_secs(cli.timeout),
         ..ClientConfig::default()
     };
+    // A put's input is read (and size-checked) before connecting: fail fast, and never hold
+    // a connection open while stdin trickles in.
+    let mut input = match &cli.command {
+        Cmd::Put { file, .. } => Some(read_input(file.as_ref())?),
+        _ => None,
+    };
     let client = Client::connect(&cli.remote, config).await?;
     let key = |name: &str| Key::from_name(cli.namespace.as_bytes(), name.as_bytes()).0;
     match cli.command {
         Cmd::Put {
             name,
-            file,
+            file: _,
             compress,
             durability: d,
             append,
@@ -152,7 +175,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 compress,
                 durability: durability(d.as_deref())?,
             };
-            let data = Bytes::from(read_input(file.as_ref())?);
+            let data = Bytes::from(input.take().unwrap_or_default());
             let size = match (append, offset) {
                 (true, _) => client.append(key(&name), data, opts).await?,
                 (false, Some(at)) => client.write_at(key(&name), at, data, opts).await?,
