@@ -10,6 +10,7 @@ use crate::io::DeviceFile;
 pub enum FileKind {
     Blob,
     Index,
+    Sorted,
 }
 
 /// `data-<id, 8 decimal digits>.blob`.
@@ -22,13 +23,20 @@ pub fn index_name(id: u32) -> String {
     format!("data-{id:08}.index")
 }
 
-/// Parses a blob or index file name.
+/// `data-<id, 8 decimal digits>.sorted`: the sorted index of a sealed blob.
+pub fn sorted_name(id: u32) -> String {
+    format!("data-{id:08}.sorted")
+}
+
+/// Parses a blob, index or sorted index file name.
 pub fn parse_name(name: &str) -> Option<(u32, FileKind)> {
     let rest = name.strip_prefix("data-")?;
     let (id, kind) = if let Some(id) = rest.strip_suffix(".blob") {
         (id, FileKind::Blob)
+    } else if let Some(id) = rest.strip_suffix(".index") {
+        (id, FileKind::Index)
     } else {
-        (rest.strip_suffix(".index")?, FileKind::Index)
+        (rest.strip_suffix(".sorted")?, FileKind::Sorted)
     };
     if !id.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -38,6 +46,7 @@ pub fn parse_name(name: &str) -> Option<(u32, FileKind)> {
     let canonical = match kind {
         FileKind::Blob => blob_name(id),
         FileKind::Index => index_name(id),
+        FileKind::Sorted => sorted_name(id),
     };
     (canonical == name).then_some((id, kind))
 }
@@ -76,6 +85,7 @@ mod tests {
     fn names_round_trip_and_strangers_are_ignored() {
         assert_eq!(parse_name(&blob_name(12)), Some((12, FileKind::Blob)));
         assert_eq!(parse_name(&index_name(7)), Some((7, FileKind::Index)));
+        assert_eq!(parse_name(&sorted_name(7)), Some((7, FileKind::Sorted)));
         assert_eq!(parse_name("data-1.blob"), None);
         assert_eq!(parse_name("data-000000001.blob"), None);
         assert_eq!(

@@ -49,7 +49,12 @@ pub fn load_index(device: &dyn Device, id: u32, blob_len: u64) -> Result<Option<
 
 /// Writes `ix` durably: temp file, fdatasync, rename over the old one, directory sync.
 pub fn store_index(device: &dyn Device, ix: &IndexFile) -> Result<()> {
-    let name = index_name(ix.blob_id);
+    store_file(device, &index_name(ix.blob_id), &ix.encode())
+}
+
+/// Writes `bytes` as file `name` durably: `name.tmp` written and fdatasynced, renamed over
+/// `name`, directory synced.
+pub fn store_file(device: &dyn Device, name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = format!("{name}.tmp");
     let io = |op: &'static str| {
         let tmp = tmp.clone();
@@ -61,9 +66,9 @@ pub fn store_index(device: &dyn Device, ix: &IndexFile) -> Result<()> {
     let f = device
         .open(&tmp, OpenMode::CreateNew)
         .map_err(io("create"))?;
-    f.write_all_at(&ix.encode(), 0).map_err(io("write"))?;
+    f.write_all_at(bytes, 0).map_err(io("write"))?;
     f.sync_data().map_err(io("fdatasync"))?;
-    device.rename(&tmp, &name).map_err(io("rename"))?;
+    device.rename(&tmp, name).map_err(io("rename"))?;
     device.sync_dir().map_err(io("sync dir for"))
 }
 
@@ -92,14 +97,15 @@ pub fn scan_entries(
     Ok(entries)
 }
 
-/// Writes (or brings up to date) blob `id`'s index file to cover everything flushed.
-pub(crate) fn write_index_file(inner: &Inner, id: u32) -> Result<()> {
+/// Writes (or brings up to date) blob `id`'s index file to cover everything flushed;
+/// returns its entries.
+pub(crate) fn write_index_file(inner: &Inner, id: u32) -> Result<Vec<IndexEntry>> {
     let blob = inner.blob(id)?;
     let end = blob.flushed();
     let device = inner.device.as_ref();
     let old = load_index(device, id, end).unwrap_or(None);
     let (mut entries, start) = match old {
-        Some(ix) if ix.covered_len == end => return Ok(()),
+        Some(ix) if ix.covered_len == end => return Ok(ix.entries),
         Some(ix) => (ix.entries, ix.covered_len),
         None => (Vec::new(), BLOB_HEADER_LEN as u64),
     };
@@ -111,12 +117,11 @@ pub(crate) fn write_index_file(inner: &Inner, id: u32) -> Result<()> {
         Check::Everything,
     )?);
     tracing::debug!(blob = %blob_name(id), records = entries.len(), "writing index file");
-    store_index(
-        device,
-        &IndexFile {
-            blob_id: id,
-            covered_len: end,
-            entries,
-        },
-    )
+    let ix = IndexFile {
+        blob_id: id,
+        covered_len: end,
+        entries,
+    };
+    store_index(device, &ix)?;
+    Ok(ix.entries)
 }

@@ -71,6 +71,39 @@ impl std::str::FromStr for IoKind {
     }
 }
 
+/// Where the index of sealed blobs lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IndexMode {
+    /// Sealed blobs answer from sorted index files: a bloom filter and the first key of
+    /// every index page stay in memory (about 3 bytes per key), a lookup reads at most one
+    /// 4 KiB page per blob it probes. The active blob's keys stay in memory.
+    #[default]
+    Sorted,
+    /// Every key in memory (about 44 bytes per key): the fastest reads.
+    Memory,
+}
+
+impl IndexMode {
+    /// The name `FromStr` accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexMode::Sorted => "sorted",
+            IndexMode::Memory => "memory",
+        }
+    }
+}
+
+impl std::str::FromStr for IndexMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sorted" => Ok(IndexMode::Sorted),
+            "memory" => Ok(IndexMode::Memory),
+            other => Err(format!("unknown index mode {other:?} (sorted or memory)")),
+        }
+    }
+}
+
 /// Options for one write.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WriteOptions {
@@ -150,6 +183,8 @@ pub struct Config {
     pub defrag_interval: Option<Duration>,
     /// How file IO is issued (`Engine::open` only; `open_on` takes a ready device).
     pub io: IoKind,
+    /// Where sealed blobs' keys are indexed.
+    pub index: IndexMode,
 }
 
 impl Default for Config {
@@ -167,6 +202,7 @@ impl Default for Config {
             defrag_bytes_per_sec: 64 << 20,
             defrag_interval: Some(Duration::from_secs(600)),
             io: IoKind::Pread,
+            index: IndexMode::Sorted,
         }
     }
 }

@@ -12,17 +12,16 @@
 //! - readers holding the old blob keep reading it (the file stays open after unlink); readers
 //!   that looked up its location just before the switch look the key up again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use crate::blob::{blob_name, index_name};
+use crate::blob::{blob_name, index_name, sorted_name};
 use crate::checkpoint::{load_index, scan_entries};
 use crate::engine::Inner;
 use crate::error::{Error, Result};
 use crate::format::blob_header::BLOB_HEADER_LEN;
 use crate::format::index_file::IndexEntry;
 use crate::format::record::{RecordHeader, FLAG_TOMBSTONE};
-use crate::index::Loc;
 use crate::key::Key;
 use crate::scan::{check_frames, Check};
 
@@ -67,31 +66,66 @@ pub struct BlobUsage {
 }
 
 impl Inner {
-    /// Space per blob, from the index's live locations.
+    /// Space per blob: sealed blobs with sorted indexes from what their indexes counted at
+    /// seal (their own garbage, and what newer blobs superseded in them); other blobs from
+    /// the in-memory index's live locations.
     pub fn blob_usage(&self) -> Vec<BlobUsage> {
-        let mut live = std::collections::HashMap::<u32, u64>::new();
+        let mut live = HashMap::<u32, u64>::new();
         for loc in self.index.read().locations() {
             *live.entry(loc.blob).or_default() += u64::from(loc.len);
         }
+        let dead = self.sealed_garbage();
         let unsealed = self.unsealed_ids();
         let blobs: Vec<_> = self.blobs.read().values().cloned().collect();
+        let header = BLOB_HEADER_LEN as u64;
         blobs
             .iter()
             .map(|b| {
                 let size = b.flushed();
-                let live_bytes = live.get(&b.id).copied().unwrap_or(0);
-                let garbage = size.saturating_sub(live_bytes + BLOB_HEADER_LEN as u64);
+                let garbage = match dead.get(&b.id) {
+                    Some(d) => (*d).min(size.saturating_sub(header)),
+                    None => size.saturating_sub(live.get(&b.id).copied().unwrap_or(0) + header),
+                };
                 let sealed = !unsealed.contains(&b.id);
                 BlobUsage {
                     id: b.id,
                     size,
-                    live_bytes,
+                    live_bytes: size.saturating_sub(garbage + header),
                     garbage_bytes: garbage,
                     reclaimable_bytes: if sealed { garbage } else { 0 },
                     sealed,
                 }
             })
             .collect()
+    }
+
+    /// Garbage bytes of every blob in the sealed set.
+    fn sealed_garbage(&self) -> HashMap<u32, u64> {
+        let set = self.sealed.read();
+        let blobs = set.blobs();
+        let mut dead: HashMap<u32, u64> = blobs
+            .iter()
+            .map(|b| (b.id, b.header().self_dead_bytes))
+            .collect();
+        for b in &blobs {
+            for s in b.superseded() {
+                if let Some(d) = dead.get_mut(&s.blob) {
+                    *d += s.bytes;
+                }
+            }
+        }
+        dead
+    }
+
+    /// Live (key, column) pairs and index heap bytes (in memory and for sealed blobs).
+    pub fn key_figures(&self) -> (u64, u64) {
+        let in_memory = self.index.read().heap_bytes() as u64;
+        let sealed = self.sealed.read().heap_bytes() as u64;
+        let keys = self
+            .live_keys
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(0);
+        (keys as u64, in_memory + sealed)
     }
 
     /// Rewrites every sealed blob at or over the garbage threshold.
@@ -142,18 +176,12 @@ impl Inner {
         report: &mut DefragReport,
         throttle: &mut Throttle,
     ) -> Result<()> {
-        let blob = self.blob(u.id)?;
-        // Only blobs whose sealing finished (index file written): the maintenance thread
-        // may still be writing this one's; the next run will take it.
-        let entries = match load_index(self.device.as_ref(), u.id, blob.flushed()) {
-            Ok(Some(ix)) if ix.covered_len == blob.flushed() => ix.entries,
-            _ => {
-                tracing::debug!(
-                    blob = u.id,
-                    "not defragmenting a blob whose index file is not complete"
-                );
-                return Ok(());
-            }
+        let Some(entries) = self.sealed_records(u.id)? else {
+            tracing::debug!(
+                blob = u.id,
+                "not defragmenting a blob whose sealing has not finished"
+            );
+            return Ok(());
         };
         let tombstones: HashSet<Key> = entries
             .iter()
@@ -163,17 +191,13 @@ impl Inner {
         let shadowed = self.keys_in_older_blobs(u.id, &tombstones)?;
         let mut buf = Vec::new();
         for e in &entries {
-            let from = Loc {
-                blob: u.id,
-                offset: e.offset as u32,
-                len: e.record_len,
-            };
-            let tombstone = e.flags & FLAG_TOMBSTONE != 0;
+            let from = crate::lookup::sealed_entry(u.id, e);
+            let tombstone = from.tombstone;
             if tombstone && !shadowed.contains(&e.key) {
                 report.tombstones_dropped += 1;
                 continue;
             }
-            if !tombstone && self.current_loc(&e.key)? != Some(from) {
+            if !tombstone && self.current_loc(&e.key, e.column)? != Some(from.loc) {
                 continue; // superseded: garbage
             }
             if !self.read_checked(u.id, e, &mut buf)? {
@@ -185,7 +209,7 @@ impl Inner {
                 report.blobs_skipped_damaged.push(u.id);
                 return Ok(());
             }
-            if self.append_copy(&e.key, &buf, from, tombstone)? {
+            if self.append_copy(&e.key, e.column, &buf, from)? {
                 report.records_copied += u64::from(!tombstone);
                 report.tombstones_kept += u64::from(tombstone);
                 report.bytes_copied += buf.len() as u64;
@@ -199,6 +223,25 @@ impl Inner {
         report.blobs_rewritten.push(u.id);
         report.bytes_reclaimed += u.size;
         Ok(())
+    }
+
+    /// A sealed blob's records that can matter, in disk order: in sorted mode its sorted
+    /// index (the newest record of each (key, column)), otherwise its index file. `None` while
+    /// its sealing has not finished (the next run takes it).
+    fn sealed_records(&self, id: u32) -> Result<Option<Vec<IndexEntry>>> {
+        if self.sorted() {
+            let Some(b) = self.sealed.read().blob(id) else {
+                return Ok(None);
+            };
+            let mut entries = b.entries()?;
+            entries.sort_by_key(|e| e.offset);
+            return Ok(Some(entries));
+        }
+        let blob = self.blob(id)?;
+        match load_index(self.device.as_ref(), id, blob.flushed()) {
+            Ok(Some(ix)) if ix.covered_len == blob.flushed() => Ok(Some(ix.entries)),
+            _ => Ok(None),
+        }
     }
 
     /// Blob `id`'s records: its index file, or a full scan.
@@ -231,6 +274,18 @@ impl Inner {
             .filter(|b| b.id < id)
             .map(|b| (b.id, b.flushed()))
             .collect();
+        if self.sorted() {
+            // Every older blob answering from its sorted index: ask the indexes.
+            let set = self.sealed.read();
+            if older.iter().all(|(b, _)| set.blob(*b).is_some()) {
+                for k in keys {
+                    if !set.key_entries(k, id)?.is_empty() {
+                        found.insert(*k);
+                    }
+                }
+                return Ok(found);
+            }
+        }
         for (old, len) in older {
             match self.entries_of(old, len) {
                 Ok(entries) => {
@@ -269,13 +324,16 @@ impl Inner {
 
     /// Removes a blob nobody points at any more: out of the map, then its files.
     fn retire(&self, id: u32) -> Result<()> {
+        self.sealed.write().remove(id);
         self.blobs.write().remove(&id);
         let dev = self.device.as_ref();
         dev.remove(&blob_name(id))
             .map_err(|e| Error::io("remove", blob_name(id), e))?;
-        if let Err(e) = dev.remove(&index_name(id)) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(Error::io("remove", index_name(id), e));
+        for name in [index_name(id), sorted_name(id)] {
+            if let Err(e) = dev.remove(&name) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(Error::io("remove", name, e));
+                }
             }
         }
         dev.sync_dir()

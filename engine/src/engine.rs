@@ -18,6 +18,7 @@ use crate::format::record::{RecordHeader, FLAG_TOMBSTONE};
 use crate::index::KeyIndex;
 use crate::io::{open_device, Device, DirLock};
 use crate::key::Key;
+use crate::sealed::SealedSet;
 use crate::writer::Active;
 
 /// What `lookup` and iteration report about a live value.
@@ -100,6 +101,14 @@ pub(crate) struct Inner {
     pub config: Config,
     pub blobs: RwLock<BTreeMap<u32, Arc<Blob>>>,
     pub index: RwLock<KeyIndex>,
+    /// Sealed blobs answering from sorted indexes (sorted mode; empty in memory mode).
+    pub sealed: RwLock<SealedSet>,
+    /// The sealed set's change counter (see `lookup`).
+    pub sealed_gen: Arc<AtomicU64>,
+    /// Live (key, column) pairs: kept up to date by every write and remove.
+    pub live_keys: std::sync::atomic::AtomicI64,
+    /// Held while a blob is sealed or the global filter rebuilt: one at a time.
+    pub seal_lock: Mutex<()>,
     pub active: Mutex<Active>,
     pub commit: GroupCommit,
     pub counters: Counters,
@@ -212,6 +221,10 @@ impl Engine {
             config,
             blobs: RwLock::new(rec.blobs),
             index: RwLock::new(rec.index),
+            sealed_gen: rec.sealed.generation_counter(),
+            sealed: RwLock::new(rec.sealed),
+            seal_lock: Mutex::new(()),
+            live_keys: std::sync::atomic::AtomicI64::new(rec.live_keys),
             active: Mutex::new(active),
             commit: GroupCommit::default(),
             counters: Counters::default(),
@@ -251,55 +264,99 @@ impl Engine {
         })
     }
 
-    /// Stores `value` under `key`, replacing any earlier value.
+    /// Stores `value` under `key` (column 0), replacing any earlier value.
     pub fn write(&self, key: &Key, value: &[u8], opts: WriteOptions) -> Result<()> {
+        self.write_column(key, 0, value, opts)
+    }
+
+    /// Stores `value` in `column` of `key`, replacing that column's earlier value.
+    pub fn write_column(
+        &self,
+        key: &Key,
+        column: u16,
+        value: &[u8],
+        opts: WriteOptions,
+    ) -> Result<()> {
         let c = &self.inner.config;
         let spec = RecordSpec {
             key: *key,
-            column: 0,
+            column,
             flags: 0,
             timestamp_ns: now_ns(),
             frame_len: c.frame_len,
             compress: opts.compress.unwrap_or(c.compress),
         };
-        self.append(spec, value, opts.durability.unwrap_or(c.durability))
+        let target = self.append(spec, value)?;
+        self.wait(target, opts.durability.unwrap_or(c.durability))
     }
 
-    /// Removes `key` (appends a tombstone). A missing key is `Error::NotFound`.
+    /// Removes `key`: every column of it. A key with no live column is `Error::NotFound`.
     pub fn remove(&self, key: &Key) -> Result<()> {
         self.remove_with(key, self.inner.config.durability)
     }
 
-    /// Removes `key` with the given durability.
+    /// Removes every column of `key` with the given durability.
     pub fn remove_with(&self, key: &Key, durability: Durability) -> Result<()> {
-        let spec = RecordSpec {
+        let columns: Vec<u16> = self
+            .inner
+            .find_key(key)?
+            .iter()
+            .filter(|e| !e.tombstone)
+            .map(|e| e.column)
+            .collect();
+        let mut target = None;
+        for column in columns {
+            match self.append(self.tombstone(key, column), &[]) {
+                Ok(t) => target = Some(t),
+                // Removed meanwhile by someone else: fine, it is gone.
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let target = target.ok_or(Error::NotFound(*key))?;
+        self.wait(target, durability)
+    }
+
+    /// Removes one column of `key`. A column with no live value is `Error::NotFound`.
+    pub fn remove_column(&self, key: &Key, column: u16, durability: Durability) -> Result<()> {
+        let target = self.append(self.tombstone(key, column), &[])?;
+        self.wait(target, durability)
+    }
+
+    fn tombstone(&self, key: &Key, column: u16) -> RecordSpec {
+        RecordSpec {
             key: *key,
-            column: 0,
+            column,
             flags: FLAG_TOMBSTONE,
             timestamp_ns: now_ns(),
             frame_len: self.inner.config.frame_len,
             compress: false,
-        };
-        self.append(spec, &[], durability)
+        }
     }
 
-    fn append(&self, spec: RecordSpec, value: &[u8], durability: Durability) -> Result<()> {
+    /// Encodes and appends one record; returns the log position that makes it durable.
+    fn append(&self, spec: RecordSpec, value: &[u8]) -> Result<crate::commit::LogPos> {
         self.inner.check_writable()?;
-        let target = ENCODER.with(|cell| {
+        ENCODER.with(|cell| {
             let mut guard = cell.borrow_mut();
             let (encoder, buf) = &mut *guard;
             buf.clear();
             encoder.encode(spec, value, buf)?;
-            let appended =
-                self.inner
-                    .append_record(&spec.key, buf, spec.flags & FLAG_TOMBSTONE != 0);
+            let tombstone = spec.flags & FLAG_TOMBSTONE != 0;
+            let appended = self
+                .inner
+                .append_record(&spec.key, spec.column, buf, tombstone);
             // Keep the encode buffer for small records only: one large value must not pin
             // its size in every writer thread.
             if buf.capacity() > ENCODE_BUF_KEEP {
                 *buf = Vec::new();
             }
             appended
-        })?;
+        })
+    }
+
+    /// Waits until `target` is durable as `durability` asks.
+    fn wait(&self, target: crate::commit::LogPos, durability: Durability) -> Result<()> {
         let window = match durability {
             Durability::None => return Ok(()),
             Durability::Batch => self.inner.config.batch_window,
@@ -311,25 +368,51 @@ impl Engine {
             .map_err(Error::Poisoned)
     }
 
-    /// Reads `range` of the value under `key`.
+    /// Reads `range` of the value under `key` (column 0).
     pub fn read(&self, key: &Key, range: Range) -> Result<Vec<u8>> {
-        self.inner.read_value(key, range)
+        self.inner.read_value(key, 0, range)
     }
 
-    /// Size, timestamp, checksum and location of the value under `key`.
+    /// Reads `range` of `column` of `key`.
+    pub fn read_column(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>> {
+        self.inner.read_value(key, column, range)
+    }
+
+    /// Size, timestamp, checksum and location of the value under `key` (column 0).
     pub fn lookup(&self, key: &Key) -> Result<Meta> {
-        match self.inner.locate(key)? {
+        self.lookup_column(key, 0)
+    }
+
+    /// Size, timestamp, checksum and location of `column` of `key`.
+    pub fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta> {
+        match self.inner.locate(key, column)? {
             Some((loc, h)) => Ok(Meta::from_header(&h, loc.blob, u64::from(loc.offset))),
             None => Err(Error::NotFound(*key)),
         }
     }
 
-    /// Every live value, in on-disk order.
+    /// Every live column of `key`, ascending (empty if the key has none).
+    pub fn columns(&self, key: &Key) -> Result<Vec<Meta>> {
+        let mut out = Vec::new();
+        for e in self.inner.find_key(key)? {
+            if e.tombstone {
+                continue;
+            }
+            match self.lookup_column(key, e.column) {
+                Ok(m) => out.push(m),
+                Err(Error::NotFound(_)) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every live value (every column), blob by blob, in on-disk order within a blob.
     pub fn iterate(&self) -> crate::iter::Iter {
         crate::iter::Iter::new(self.inner.clone(), None)
     }
 
-    /// Live values whose keys are in `from..=to`, in on-disk order.
+    /// Live values whose keys are in `from..=to`, blob by blob.
     pub fn iterate_range(&self, from: Key, to: Key) -> crate::iter::Iter {
         crate::iter::Iter::new(self.inner.clone(), Some((from, to)))
     }
@@ -397,22 +480,27 @@ impl Engine {
             let a = i.active.lock();
             (a.blob.id, a.buffered())
         };
-        let live = i.counters.live_bytes.load(Ordering::Relaxed);
         let total = bytes_on_disk + buffered;
+        let usage = i.blob_usage();
+        let live = if i.sorted() {
+            usage.iter().map(|u| u.live_bytes).sum()
+        } else {
+            i.counters.live_bytes.load(Ordering::Relaxed)
+        };
         let headers = blobs * crate::format::blob_header::BLOB_HEADER_LEN as u64;
-        let index = i.index.read();
+        let (keys, index_bytes) = i.key_figures();
         Stats {
-            keys: index.len() as u64,
+            keys,
             blobs,
             active_blob,
             bytes_on_disk: total,
             live_bytes: live,
             garbage_bytes: total.saturating_sub(live + headers),
-            index_bytes: index.heap_bytes() as u64,
+            index_bytes,
             records_written: i.counters.records_written.load(Ordering::Relaxed),
             syncs: i.counters.syncs.load(Ordering::Relaxed),
             poisoned: i.poison.lock().clone(),
-            reclaimable_bytes: i.blob_usage().iter().map(|u| u.reclaimable_bytes).sum(),
+            reclaimable_bytes: usage.iter().map(|u| u.reclaimable_bytes).sum(),
             defrag: DefragStatus {
                 running: i.defrag_lock.is_locked(),
                 ..i.defrag_status.lock().clone()
@@ -444,7 +532,7 @@ impl Engine {
         self.inner.flush_and_sync().map_err(Error::Poisoned)?;
         self.inner.seal_pending();
         let id = self.inner.active.lock().blob.id;
-        crate::checkpoint::write_index_file(&self.inner, id)
+        crate::checkpoint::write_index_file(&self.inner, id).map(|_| ())
     }
 }
 
@@ -507,6 +595,9 @@ fn flusher_loop(inner: Weak<Inner>) {
                 let _ = i.flush_locked(&mut a);
             }
             i.seal_pending();
+            if let Err(e) = i.refresh_filter() {
+                tracing::warn!(error = %e, "could not build the global key filter; lookups ask every sealed blob");
+            }
         }
     }
 }

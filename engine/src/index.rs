@@ -17,9 +17,17 @@ pub struct Loc {
     pub len: u32,
 }
 
+/// Set in a slot's blob field when the record is a tombstone (blob ids stay below it).
+const TOMBSTONE_BIT: u32 = 1 << 31;
+/// Largest blob id the index can hold.
+pub const MAX_BLOB_ID: u32 = TOMBSTONE_BIT - 1;
+/// The low bits of a tag that hold the column.
+const COLUMN_MASK: u64 = 0xFFFF;
+
 /// 20 bytes, byte-aligned, so the table wastes no padding.
 #[derive(Clone, Copy)]
 struct Slot {
+    /// The key's tag (low 16 bits zero) with the column in its low 16 bits.
     tag: [u8; 8],
     blob: [u8; 4],
     offset: [u8; 4],
@@ -29,28 +37,65 @@ struct Slot {
 const _: () = assert!(std::mem::size_of::<Slot>() == 20);
 
 impl Slot {
-    fn new(tag: u64, loc: Loc) -> Self {
+    fn new(tag: u64, column: u16, e: Entry) -> Self {
+        let flag = if e.tombstone { TOMBSTONE_BIT } else { 0 };
         Slot {
-            tag: tag.to_le_bytes(),
-            blob: loc.blob.to_le_bytes(),
-            offset: loc.offset.to_le_bytes(),
-            len: loc.len.to_le_bytes(),
+            tag: (tag | u64::from(column)).to_le_bytes(),
+            blob: (e.loc.blob | flag).to_le_bytes(),
+            offset: e.loc.offset.to_le_bytes(),
+            len: e.loc.len.to_le_bytes(),
         }
     }
-    fn tag(&self) -> u64 {
+    fn full_tag(&self) -> u64 {
         u64::from_le_bytes(self.tag)
     }
-    fn loc(&self) -> Loc {
-        Loc {
-            blob: u32::from_le_bytes(self.blob),
-            offset: u32::from_le_bytes(self.offset),
-            len: u32::from_le_bytes(self.len),
+    fn key_tag(&self) -> u64 {
+        self.full_tag() & !COLUMN_MASK
+    }
+    fn entry(&self) -> Entry {
+        let blob = u32::from_le_bytes(self.blob);
+        Entry {
+            loc: Loc {
+                blob: blob & !TOMBSTONE_BIT,
+                offset: u32::from_le_bytes(self.offset),
+                len: u32::from_le_bytes(self.len),
+            },
+            column: (self.full_tag() & COLUMN_MASK) as u16,
+            tombstone: blob & TOMBSTONE_BIT != 0,
         }
     }
 }
 
-/// Candidate locations for a key (almost always zero or one).
-pub type Candidates = smallvec::SmallVec<[Loc; 2]>;
+/// The table's hash of a key tag: every column of a key lands in the same probe sequence.
+fn table_hash(key_tag: u64) -> u64 {
+    (key_tag >> 16).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+fn slot_hash(s: &Slot) -> u64 {
+    table_hash(s.key_tag())
+}
+
+/// A record the index points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub loc: Loc,
+    pub column: u16,
+    /// The record is a tombstone (only kept when sealed blobs may hold older values).
+    pub tombstone: bool,
+}
+
+impl Entry {
+    pub fn value(loc: Loc, column: u16) -> Self {
+        Entry {
+            loc,
+            column,
+            tombstone: false,
+        }
+    }
+}
+
+/// Candidate entries for a key (almost always zero or one per column).
+pub type Candidates = smallvec::SmallVec<[Entry; 2]>;
 
 /// The key index.
 pub struct KeyIndex {
@@ -72,80 +117,96 @@ impl KeyIndex {
         }
     }
 
-    /// The key's tag: SipHash with a per-process random key, so crafted keys cannot pile
-    /// into one bucket.
+    /// The key's tag: SipHash with a per-process random key (so crafted keys cannot pile
+    /// into one bucket), low 16 bits cleared for the column.
     pub fn tag(&self, key: &Key) -> u64 {
-        self.hasher.hash_one(key.0)
+        self.hasher.hash_one(key.0) & !COLUMN_MASK
     }
 
-    /// Locations whose tag matches; the caller confirms the key on disk.
-    pub fn candidates(&self, tag: u64) -> Candidates {
+    /// Entries of `column` whose tag matches; the caller confirms the key on disk.
+    pub fn candidates(&self, tag: u64, column: u16) -> Candidates {
+        let full = tag | u64::from(column);
         self.table
-            .iter_hash(tag)
-            .filter(|s| s.tag() == tag)
-            .map(Slot::loc)
+            .iter_hash(table_hash(tag))
+            .filter(|s| s.full_tag() == full)
+            .map(Slot::entry)
             .collect()
     }
 
-    /// Points the key at `loc`; `same_key(candidate)` says whether a candidate with the same
-    /// tag holds this key. Returns the location it replaced.
+    /// Entries of every column whose key tag matches.
+    pub fn key_candidates(&self, tag: u64) -> Candidates {
+        self.table
+            .iter_hash(table_hash(tag))
+            .filter(|s| s.key_tag() == tag)
+            .map(Slot::entry)
+            .collect()
+    }
+
+    /// Points (key, column) at `e`; `same_key(candidate)` says whether a candidate with the
+    /// same tag holds this key. Returns the entry it replaced.
     pub fn upsert(
         &mut self,
         tag: u64,
-        loc: Loc,
+        column: u16,
+        e: Entry,
         same_key: impl FnMut(Loc) -> Result<bool>,
-    ) -> Result<Option<Loc>> {
-        match self.find(tag, same_key)? {
+    ) -> Result<Option<Entry>> {
+        let full = tag | u64::from(column);
+        match self.find(tag, column, same_key)? {
             Some(old) => {
-                if let Some(s) = self
-                    .table
-                    .find_mut(tag, |s| s.tag() == tag && s.loc() == old)
-                {
-                    *s = Slot::new(tag, loc);
+                let hit = |s: &Slot| s.full_tag() == full && s.entry() == old;
+                if let Some(s) = self.table.find_mut(table_hash(tag), hit) {
+                    *s = Slot::new(tag, column, e);
                 }
                 Ok(Some(old))
             }
             None => {
                 self.table
-                    .insert_unique(tag, Slot::new(tag, loc), Slot::tag);
+                    .insert_unique(table_hash(tag), Slot::new(tag, column, e), slot_hash);
                 Ok(None)
             }
         }
     }
 
-    /// Removes the key; returns where it was.
+    /// Forgets (key, column); returns what it pointed at.
     pub fn remove(
         &mut self,
         tag: u64,
+        column: u16,
         same_key: impl FnMut(Loc) -> Result<bool>,
-    ) -> Result<Option<Loc>> {
-        let Some(old) = self.find(tag, same_key)? else {
+    ) -> Result<Option<Entry>> {
+        let Some(old) = self.find(tag, column, same_key)? else {
             return Ok(None);
         };
-        if let Ok(e) = self
-            .table
-            .find_entry(tag, |s| s.tag() == tag && s.loc() == old)
-        {
+        let full = tag | u64::from(column);
+        let hit = |s: &Slot| s.full_tag() == full && s.entry() == old;
+        if let Ok(e) = self.table.find_entry(table_hash(tag), hit) {
             e.remove();
         }
         Ok(Some(old))
     }
 
-    /// The candidate that holds the key, if any.
+    /// The candidate that holds (key, column), if any.
     pub fn find(
         &self,
         tag: u64,
+        column: u16,
         mut same_key: impl FnMut(Loc) -> Result<bool>,
-    ) -> Result<Option<Loc>> {
-        for loc in self.candidates(tag) {
-            if same_key(loc)? {
-                return Ok(Some(loc));
+    ) -> Result<Option<Entry>> {
+        for e in self.candidates(tag, column) {
+            if same_key(e.loc)? {
+                return Ok(Some(e));
             }
         }
         Ok(None)
     }
 
-    /// Live keys.
+    /// Drops every entry that points into `blob` (its sorted index now answers for them).
+    pub fn remove_blob(&mut self, blob: u32) {
+        self.table.retain(|s| s.entry().loc.blob != blob);
+    }
+
+    /// Entries held (values and tombstones).
     pub fn len(&self) -> usize {
         self.table.len()
     }
@@ -154,19 +215,29 @@ impl KeyIndex {
         self.table.is_empty()
     }
 
+    /// Tombstones held.
+    pub fn tombstones(&self) -> usize {
+        self.table.iter().filter(|s| s.entry().tombstone).count()
+    }
+
     /// Heap bytes the table uses.
     pub fn heap_bytes(&self) -> usize {
         self.table.allocation_size()
     }
 
-    /// Every live location.
+    /// Every value's location (tombstones left out).
     pub fn locations(&self) -> Vec<Loc> {
-        self.table.iter().map(Slot::loc).collect()
+        self.table
+            .iter()
+            .map(Slot::entry)
+            .filter(|e| !e.tombstone)
+            .map(|e| e.loc)
+            .collect()
     }
 
     /// Reserves room for `n` more keys.
     pub fn reserve(&mut self, n: usize) {
-        self.table.reserve(n, Slot::tag);
+        self.table.reserve(n, slot_hash);
     }
 }
 
@@ -182,39 +253,67 @@ mod tests {
         }
     }
 
+    fn val(o: u32) -> Entry {
+        Entry::value(loc(o), 0)
+    }
+
     #[test]
     fn colliding_tags_keep_both_keys_apart() {
         // Two different keys forced onto the same tag: the confirmation callback tells them apart.
         let mut ix = KeyIndex::default();
-        let tag = 42;
+        let tag = 42 << 16;
         let key_at = |l: Loc| if l.offset < 100 { "a" } else { "b" };
-        assert_eq!(
-            ix.upsert(tag, loc(1), |l| Ok(key_at(l) == "a")).ok(),
-            Some(None)
-        );
-        assert_eq!(
-            ix.upsert(tag, loc(101), |l| Ok(key_at(l) == "b")).ok(),
-            Some(None)
-        );
+        let is = |k: &'static str| move |l: Loc| Ok(key_at(l) == k);
+        assert_eq!(ix.upsert(tag, 0, val(1), is("a")).ok(), Some(None));
+        assert_eq!(ix.upsert(tag, 0, val(101), is("b")).ok(), Some(None));
         assert_eq!(ix.len(), 2);
-        assert_eq!(
-            ix.upsert(tag, loc(2), |l| Ok(key_at(l) == "a")).ok(),
-            Some(Some(loc(1)))
-        );
+        assert_eq!(ix.upsert(tag, 0, val(2), is("a")).ok(), Some(Some(val(1))));
         assert_eq!(ix.len(), 2);
-        assert_eq!(
-            ix.find(tag, |l| Ok(key_at(l) == "b")).ok(),
-            Some(Some(loc(101)))
-        );
-        assert_eq!(
-            ix.remove(tag, |l| Ok(key_at(l) == "a")).ok(),
-            Some(Some(loc(2)))
-        );
-        assert_eq!(ix.find(tag, |l| Ok(key_at(l) == "a")).ok(), Some(None));
-        assert_eq!(
-            ix.find(tag, |l| Ok(key_at(l) == "b")).ok(),
-            Some(Some(loc(101)))
-        );
+        assert_eq!(ix.find(tag, 0, is("b")).ok(), Some(Some(val(101))));
+        assert_eq!(ix.remove(tag, 0, is("a")).ok(), Some(Some(val(2))));
+        assert_eq!(ix.find(tag, 0, is("a")).ok(), Some(None));
+        assert_eq!(ix.find(tag, 0, is("b")).ok(), Some(Some(val(101))));
+    }
+
+    #[test]
+    fn columns_of_a_key_are_apart_yet_found_together() {
+        let mut ix = KeyIndex::default();
+        let tag = ix.tag(&Key([7; 32]));
+        let yes = |_: Loc| Ok(true);
+        let thumb = Entry::value(loc(50), 2);
+        assert!(ix.upsert(tag, 0, val(1), yes).is_ok());
+        assert!(ix.upsert(tag, 2, thumb, yes).is_ok());
+        assert_eq!(ix.find(tag, 0, yes).ok(), Some(Some(val(1))));
+        assert_eq!(ix.find(tag, 2, yes).ok(), Some(Some(thumb)));
+        assert_eq!(ix.find(tag, 1, yes).ok(), Some(None));
+        let mut cols: Vec<u16> = ix.key_candidates(tag).iter().map(|e| e.column).collect();
+        cols.sort_unstable();
+        assert_eq!(cols, [0, 2]);
+    }
+
+    #[test]
+    fn tombstones_are_kept_apart_from_values_and_blobs_drop_out() {
+        let mut ix = KeyIndex::default();
+        let tag = ix.tag(&Key([1; 32]));
+        let yes = |_: Loc| Ok(true);
+        let dead = Entry {
+            loc: Loc {
+                blob: MAX_BLOB_ID,
+                offset: 9,
+                len: 88,
+            },
+            column: 0,
+            tombstone: true,
+        };
+        assert!(ix.upsert(tag, 0, dead, yes).is_ok());
+        assert_eq!(ix.find(tag, 0, yes).ok(), Some(Some(dead)));
+        assert!(ix.locations().is_empty());
+        assert_eq!(ix.tombstones(), 1);
+        let other = ix.tag(&Key([2; 32]));
+        assert!(ix.upsert(other, 0, val(5), yes).is_ok());
+        ix.remove_blob(MAX_BLOB_ID);
+        assert_eq!(ix.len(), 1);
+        assert_eq!(ix.locations(), [loc(5)]);
     }
 
     #[test]
@@ -224,7 +323,7 @@ mod tests {
         for i in 0..60_000u32 {
             let k = Key::from_name(b"", &i.to_le_bytes());
             let t = ix.tag(&k);
-            assert!(ix.upsert(t, loc(i), |_| Ok(false)).is_ok());
+            assert!(ix.upsert(t, 0, val(i), |_| Ok(false)).is_ok());
         }
         let per_key = ix.heap_bytes() / ix.len();
         assert!(per_key <= 48, "{per_key} bytes per key");

@@ -1,20 +1,35 @@
-//! Iteration over live values: a snapshot of the index's locations, read in disk order.
+//! Iteration over live values, blob by blob: the in-memory index's locations for blobs it
+//! holds, sorted indexes' entries for sealed blobs; within a blob, in on-disk order. Each
+//! record is yielded only if it is still the newest of its (key, column) when reached.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use crate::blob::Blob;
 use crate::engine::{Inner, Meta};
 use crate::error::Result;
 use crate::format::record::{RecordHeader, RECORD_HEADER_LEN};
 use crate::index::Loc;
 use crate::key::Key;
+use crate::sealed::SealedBlob;
+
+/// Where one blob's records come from.
+enum Source {
+    /// Locations the in-memory index held when iteration began.
+    Memory(Vec<Loc>),
+    /// A sealed blob's sorted index, read when iteration reaches it.
+    Sorted(Arc<SealedBlob>),
+}
 
 /// Yields `(key, meta)` for every value that was live when iteration began (a key written
-/// again meanwhile may show its older value). Keys may be limited to an inclusive range.
+/// again meanwhile may show its older value, or be skipped). Keys may be limited to an
+/// inclusive range.
 pub struct Iter {
     inner: Arc<Inner>,
     /// The blobs as they were when iteration began: a blob that defragmentation retires
     /// meanwhile stays readable through its still-open file.
-    blobs: std::collections::BTreeMap<u32, Arc<crate::blob::Blob>>,
+    blobs: BTreeMap<u32, Arc<Blob>>,
+    pending: VecDeque<Source>,
     locs: std::vec::IntoIter<Loc>,
     range: Option<(Key, Key)>,
     buf: Vec<u8>,
@@ -22,20 +37,60 @@ pub struct Iter {
 
 impl Iter {
     pub(crate) fn new(inner: Arc<Inner>, range: Option<(Key, Key)>) -> Self {
-        let mut locs = inner.index.read().locations();
-        locs.sort_unstable();
+        // Memory first, then the sealed set: a seal in between moves keys from the first to
+        // the second, so they show up in at least one (and the sealed copy wins).
+        let locs = inner.index.read().locations();
+        let sealed = inner.sealed.read().blobs();
+        let mut sources: BTreeMap<u32, Source> = BTreeMap::new();
+        for b in sealed {
+            sources.insert(b.id, Source::Sorted(b));
+        }
+        for loc in locs {
+            let s = sources
+                .entry(loc.blob)
+                .or_insert_with(|| Source::Memory(Vec::new()));
+            if let Source::Memory(v) = s {
+                v.push(loc);
+            }
+        }
         let blobs = inner.blobs.read().clone();
         Iter {
             inner,
             blobs,
-            locs: locs.into_iter(),
+            pending: sources.into_values().collect(),
+            locs: Vec::new().into_iter(),
             range,
             buf: Vec::new(),
         }
     }
-}
 
-impl Iter {
+    /// Loads the next blob's locations, in disk order. False when there are no more.
+    fn next_blob(&mut self) -> Result<bool> {
+        let Some(source) = self.pending.pop_front() else {
+            return Ok(false);
+        };
+        let mut locs = match source {
+            Source::Memory(v) => v,
+            Source::Sorted(b) => b
+                .entries()?
+                .iter()
+                .filter(|e| self.in_range(&e.key))
+                .map(|e| crate::lookup::sealed_entry(b.id, e))
+                .filter(|e| !e.tombstone)
+                .map(|e| e.loc)
+                .collect(),
+        };
+        locs.sort_unstable();
+        self.locs = locs.into_iter();
+        Ok(true)
+    }
+
+    fn in_range(&self, key: &Key) -> bool {
+        self.range
+            .as_ref()
+            .is_none_or(|(from, to)| key >= from && key <= to)
+    }
+
     /// The record header at `offset`, through the engine, or through the snapshot's file
     /// handle when defragmentation retired the blob.
     fn read_header(&mut self, blob: u32, offset: u64) -> Result<()> {
@@ -53,39 +108,48 @@ impl Iter {
             other => other,
         }
     }
+
+    /// The record must be the newest one of the (key, column) it names: an index that lists
+    /// a record under another key (damaged, yet passing its checksum) must not make
+    /// iteration disagree with reads.
+    fn is_live(&self, h: &RecordHeader, loc: Loc) -> Result<bool> {
+        if !self.inner.sorted() {
+            let index = self.inner.index.read();
+            let candidates = index.candidates(index.tag(&h.key), h.column);
+            return Ok(candidates.iter().any(|e| e.loc == loc && !e.tombstone));
+        }
+        let newest = self.inner.find_newest(&h.key, h.column)?;
+        Ok(newest.is_some_and(|e| e.loc == loc && !e.tombstone))
+    }
+
+    fn item(&mut self, loc: Loc) -> Result<Option<Meta>> {
+        let offset = u64::from(loc.offset);
+        self.read_header(loc.blob, offset)?;
+        let h = RecordHeader::decode(&self.buf, loc.blob, offset)?;
+        if !self.in_range(&h.key) || !self.is_live(&h, loc)? {
+            return Ok(None);
+        }
+        Ok(Some(Meta::from_header(&h, loc.blob, offset)))
+    }
 }
 
 impl Iterator for Iter {
     type Item = Result<Meta>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while let Some(loc) = self.locs.next() {
-            let offset = u64::from(loc.offset);
-            let h = self
-                .read_header(loc.blob, offset)
-                .and_then(|()| RecordHeader::decode(&self.buf, loc.blob, offset));
-            match h {
-                Err(e) => return Some(Err(e)),
-                Ok(h) => {
-                    if let Some((from, to)) = &self.range {
-                        if h.key < *from || h.key > *to {
-                            continue;
-                        }
-                    }
-                    // The record must be the one the index holds for the key it names: an
-                    // index file that lists a record under another key (damaged, yet passing
-                    // its checksum) must not make iteration disagree with reads.
-                    let live = {
-                        let index = self.inner.index.read();
-                        index.candidates(index.tag(&h.key)).contains(&loc)
-                    };
-                    if !live {
-                        continue;
-                    }
-                    return Some(Ok(Meta::from_header(&h, loc.blob, offset)));
+        loop {
+            let Some(loc) = self.locs.next() else {
+                match self.next_blob() {
+                    Ok(true) => continue,
+                    Ok(false) => return None,
+                    Err(e) => return Some(Err(e)),
                 }
+            };
+            match self.item(loc) {
+                Ok(Some(m)) => return Some(Ok(m)),
+                Ok(None) => continue,
+                Err(e) => return Some(Err(e)),
             }
         }
-        None
     }
 }

@@ -36,12 +36,15 @@ pub mod index;
 pub mod io;
 mod iter;
 pub mod key;
+mod lookup;
 mod reader;
 mod recovery;
 pub mod scan;
+mod sealed;
+mod sorting;
 mod writer;
 
-pub use config::{Config, Durability, IoKind, Range, WriteOptions};
+pub use config::{Config, Durability, IndexMode, IoKind, Range, WriteOptions};
 pub use defrag::{BlobUsage, DefragOptions, DefragReport};
 pub use engine::{DefragStatus, Engine, Meta, Stats};
 pub use error::{Error, Result};

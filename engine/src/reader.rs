@@ -7,7 +7,7 @@ use crate::engine::Inner;
 use crate::error::{Error, Result};
 use crate::format::frames::{extract_range, frames_for_range, RecordPlace};
 use crate::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN};
-use crate::index::Loc;
+use crate::index::{Entry, Loc};
 use crate::key::Key;
 
 /// Stored bytes read at once when a large value is read piecewise.
@@ -38,47 +38,45 @@ impl Inner {
             .map_err(|e| Error::io("read", blob_name(blob), e))
     }
 
-    fn candidates(&self, key: &Key) -> crate::index::Candidates {
-        let index = self.index.read();
-        index.candidates(index.tag(key))
-    }
-
-    /// The live record for `key`: location and decoded header.
-    pub fn locate(&self, key: &Key) -> Result<Option<(Loc, RecordHeader)>> {
-        let mut result = self.locate_once(key);
+    /// The live record of (key, column): location and decoded header.
+    pub fn locate(&self, key: &Key, column: u16) -> Result<Option<(Loc, RecordHeader)>> {
+        let mut result = self.locate_once(key, column);
         for _ in 0..3 {
             if !matches!(result, Err(Error::BlobRetired(_))) {
                 break;
             }
-            result = self.locate_once(key);
+            result = self.locate_once(key, column);
         }
         result
     }
 
-    fn locate_once(&self, key: &Key) -> Result<Option<(Loc, RecordHeader)>> {
-        let mut buf = Vec::new();
-        for loc in self.candidates(key) {
-            self.read_bytes(loc.blob, u64::from(loc.offset), RECORD_HEADER_LEN, &mut buf)?;
-            let h = RecordHeader::decode(&buf, loc.blob, u64::from(loc.offset))?;
-            if h.key == *key {
-                return Ok(Some((loc, h)));
-            }
+    fn locate_once(&self, key: &Key, column: u16) -> Result<Option<(Loc, RecordHeader)>> {
+        let Some(e) = self.find_newest(key, column)? else {
+            return Ok(None);
+        };
+        if e.tombstone {
+            return Ok(None);
         }
-        Ok(None)
+        let mut buf = Vec::new();
+        let offset = u64::from(e.loc.offset);
+        self.read_bytes(e.loc.blob, offset, RECORD_HEADER_LEN, &mut buf)?;
+        let h = RecordHeader::decode(&buf, e.loc.blob, offset)?;
+        check_names(&h, key, column, e.loc)?;
+        Ok(Some((e.loc, h)))
     }
 
-    /// Reads `range` of the value under `key`.
-    pub fn read_value(&self, key: &Key, range: Range) -> Result<Vec<u8>> {
+    /// Reads `range` of the value under (key, column).
+    pub fn read_value(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>> {
         READ_BUF.with(|cell| {
             let mut buf = cell.take();
-            let mut result = self.read_value_with(key, range, &mut buf);
+            let mut result = self.read_value_with(key, column, range, &mut buf);
             // Defragmentation moved the record between the index lookup and the read:
             // the index already points at its new place.
             for _ in 0..3 {
                 if !matches!(result, Err(Error::BlobRetired(_))) {
                     break;
                 }
-                result = self.read_value_with(key, range, &mut buf);
+                result = self.read_value_with(key, column, range, &mut buf);
             }
             // Keep the buffer for this thread's next read, unless it grew large.
             if buf.capacity() <= WHOLE_READ_MAX as usize {
@@ -88,18 +86,52 @@ impl Inner {
         })
     }
 
-    fn read_value_with(&self, key: &Key, range: Range, buf: &mut Vec<u8>) -> Result<Vec<u8>> {
-        for loc in self.candidates(key) {
-            let found = if loc.len <= WHOLE_READ_MAX {
-                self.read_small(key, loc, range, buf)?
-            } else {
-                self.read_large(key, loc, range, buf)?
-            };
-            if let Some(v) = found {
-                return Ok(v);
+    /// In-memory candidates are confirmed by the read itself (one `pread` for a small
+    /// value); sealed blobs are asked only when no candidate holds the key.
+    fn read_value_with(
+        &self,
+        key: &Key,
+        column: u16,
+        range: Range,
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        for _ in 0..8 {
+            let generation = self.sealed_generation();
+            for e in self.unsealed_candidates(key, column) {
+                if let Some(v) = self.read_entry(key, e, range, buf)? {
+                    return v.ok_or(Error::NotFound(*key));
+                }
+            }
+            if let Some(e) = self.find_sealed(key, column)? {
+                return match self.read_entry(key, e, range, buf)? {
+                    Some(v) => v.ok_or(Error::NotFound(*key)),
+                    None => Err(misfiled(key, e.loc)),
+                };
+            }
+            if generation == self.sealed_generation() {
+                break;
             }
         }
         Err(Error::NotFound(*key))
+    }
+
+    /// `None` if the record holds another key; `Some(None)` for a tombstone of this key.
+    fn read_entry(
+        &self,
+        key: &Key,
+        e: Entry,
+        range: Range,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<Option<Vec<u8>>>> {
+        if e.tombstone {
+            return Ok((self.key_at(e.loc)? == *key).then_some(None));
+        }
+        let found = if e.loc.len <= WHOLE_READ_MAX {
+            self.read_small(key, e.loc, range, buf)?
+        } else {
+            self.read_large(key, e.loc, range, buf)?
+        };
+        Ok(found.map(Some))
     }
 
     /// One `pread` of the whole record; `None` if it holds another key.
@@ -214,5 +246,24 @@ impl Inner {
             *buf = Vec::new();
         }
         Ok(Some(out))
+    }
+}
+
+/// A sorted index listed a record that holds another key: the index is wrong, not the key.
+fn misfiled(key: &Key, loc: Loc) -> Error {
+    Error::Corrupt {
+        what: "sorted index",
+        file: crate::blob::sorted_name(loc.blob),
+        offset: u64::from(loc.offset),
+        reason: format!("lists a record that does not hold key {key}"),
+    }
+}
+
+/// The header must name the key and column the index filed it under.
+fn check_names(h: &RecordHeader, key: &Key, column: u16, loc: Loc) -> Result<()> {
+    if h.key == *key && h.column == column {
+        Ok(())
+    } else {
+        Err(misfiled(key, loc))
     }
 }

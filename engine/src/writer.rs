@@ -10,9 +10,16 @@ use crate::engine::Inner;
 use crate::error::{Error, Result};
 use crate::format::blob_header::{BlobHeader, BLOB_HEADER_LEN};
 use crate::format::record::RECORD_HEADER_LEN;
-use crate::index::Loc;
+use crate::index::{Entry, Loc};
 use crate::io::OpenMode;
 use crate::key::{Key, KEY_LEN};
+
+/// A sealed-blob lookup made before taking the writer lock.
+#[derive(Clone, Copy)]
+struct SealedProbe {
+    generation: u64,
+    found: Option<Entry>,
+}
 
 /// The blob being appended to, and the bytes not yet written to it.
 pub struct Active {
@@ -54,9 +61,19 @@ impl Active {
 }
 
 impl Inner {
-    /// Appends one encoded record for `key` and points the index at it. Returns the log
-    /// position a durable write must wait for.
-    pub fn append_record(&self, key: &Key, record: &[u8], tombstone: bool) -> Result<LogPos> {
+    /// Appends one encoded record of (key, column) and points the index at it. Returns the
+    /// log position a durable write must wait for. A tombstone of a (key, column) with no
+    /// live value is refused with `NotFound`.
+    pub fn append_record(
+        &self,
+        key: &Key,
+        column: u16,
+        record: &[u8],
+        tombstone: bool,
+    ) -> Result<LogPos> {
+        // Sealed blobs are asked before taking the writer lock; under it, the answer is
+        // used only if the sealed set did not change meanwhile.
+        let probe = self.probe_sealed(key, column, true)?;
         let mut a = self.active.lock();
         self.check_writable()?;
         let sealed = if self.needs_rotation(&a, record.len() as u64) {
@@ -64,80 +81,137 @@ impl Inner {
         } else {
             None
         };
+        let result = self.append_locked(&mut a, key, column, record, tombstone, probe);
+        drop(a);
+        self.finish_seal(sealed);
+        result
+    }
+
+    fn append_locked(
+        &self,
+        a: &mut Active,
+        key: &Key,
+        column: u16,
+        record: &[u8],
+        tombstone: bool,
+        probe: Option<SealedProbe>,
+    ) -> Result<LogPos> {
         let tag = self.index.read().tag(key);
         let old = self
             .index
             .read()
-            .find(tag, |loc| Ok(self.key_at_locked(&a, loc)? == *key))?;
-        if tombstone && old.is_none() {
-            drop(a);
-            self.finish_seal(sealed);
+            .find(tag, column, |loc| Ok(self.key_at_locked(a, loc)? == *key))?;
+        let had_value = self.has_value(key, column, old, probe)?;
+        if tombstone && !had_value {
             return Err(Error::NotFound(*key));
         }
         let offset = a.end();
-        self.put_bytes_locked(&mut a, record)?;
-        let loc = Loc {
-            blob: a.blob.id,
-            offset: offset as u32,
-            len: record.len() as u32,
+        self.put_bytes_locked(a, record)?;
+        let e = Entry {
+            loc: Loc {
+                blob: a.blob.id,
+                offset: offset as u32,
+                len: record.len() as u32,
+            },
+            column,
+            tombstone,
         };
-        {
-            let mut index = self.index.write();
-            if tombstone {
-                index.remove(tag, |l| Ok(Some(l) == old))?;
-            } else {
-                index.upsert(tag, loc, |l| Ok(Some(l) == old))?;
+        self.point_index(tag, e, old.map(|o| o.loc))?;
+        if !self.sorted() {
+            let live = &self.counters.live_bytes;
+            if !tombstone {
+                live.fetch_add(record.len() as u64, Ordering::Relaxed);
+            }
+            if let Some(o) = old.filter(|o| !o.tombstone) {
+                live.fetch_sub(u64::from(o.loc.len), Ordering::Relaxed);
             }
         }
-        let live = &self.counters.live_bytes;
-        if !tombstone {
-            live.fetch_add(record.len() as u64, Ordering::Relaxed);
-        }
-        if let Some(o) = old {
-            live.fetch_sub(u64::from(o.len), Ordering::Relaxed);
-        }
+        let change = i64::from(!tombstone) - i64::from(had_value);
+        self.live_keys.fetch_add(change, Ordering::Relaxed);
         self.counters
             .records_written
             .fetch_add(1, Ordering::Relaxed);
         a.records += 1;
-        let pos = (a.blob.id, a.end());
-        drop(a);
-        self.finish_seal(sealed);
-        Ok(pos)
+        Ok((a.blob.id, a.end()))
     }
 
-    /// Where the live record of `key` is now (its value; `None` if removed or absent).
-    pub fn current_loc(&self, key: &Key) -> Result<Option<Loc>> {
-        let a = self.active.lock();
-        let tag = self.index.read().tag(key);
-        let found = self
-            .index
-            .read()
-            .find(tag, |loc| Ok(self.key_at_locked(&a, loc)? == *key));
-        found
+    /// Points the index at a new record `e` that replaces `old`. In memory mode a tombstone
+    /// just drops the key; in sorted mode it is kept, to hide values in sealed blobs.
+    fn point_index(&self, tag: u64, e: Entry, old: Option<Loc>) -> Result<()> {
+        let mut index = self.index.write();
+        if e.tombstone && !self.sorted() {
+            index.remove(tag, e.column, |l| Ok(Some(l) == old))?;
+        } else {
+            index.upsert(tag, e.column, e, |l| Ok(Some(l) == old))?;
+        }
+        Ok(())
+    }
+
+    /// Sealed blobs' newest entry of (key, column), looked up before the writer lock.
+    fn probe_sealed(&self, key: &Key, column: u16, needed: bool) -> Result<Option<SealedProbe>> {
+        if !needed || !self.sorted() {
+            return Ok(None);
+        }
+        let generation = self.sealed_generation();
+        Ok(Some(SealedProbe {
+            generation,
+            found: self.find_sealed(key, column)?,
+        }))
+    }
+
+    /// The newest entry of (key, column) given the in-memory one (`unsealed`) and a probe of
+    /// the sealed blobs, asked again if the sealed set changed since. Writer lock held.
+    fn newest_locked(
+        &self,
+        key: &Key,
+        column: u16,
+        unsealed: Option<Entry>,
+        probe: Option<SealedProbe>,
+    ) -> Result<Option<Entry>> {
+        if unsealed.is_some() || !self.sorted() {
+            return Ok(unsealed);
+        }
+        match probe {
+            Some(p) if p.generation == self.sealed_generation() => Ok(p.found),
+            _ => self.find_sealed(key, column),
+        }
+    }
+
+    /// Whether (key, column) holds a live value. Writer lock held.
+    fn has_value(
+        &self,
+        key: &Key,
+        column: u16,
+        unsealed: Option<Entry>,
+        probe: Option<SealedProbe>,
+    ) -> Result<bool> {
+        let newest = self.newest_locked(key, column, unsealed, probe)?;
+        Ok(newest.is_some_and(|e| !e.tombstone))
+    }
+
+    /// Where the live value of (key, column) is now (`None` if removed or absent).
+    pub fn current_loc(&self, key: &Key, column: u16) -> Result<Option<Loc>> {
+        let newest = self.find_newest(key, column)?;
+        Ok(newest.filter(|e| !e.tombstone).map(|e| e.loc))
     }
 
     /// Defragmentation's append: re-appends a record copied verbatim from a sealed blob, if
-    /// it is still current — a value only while the index still points at `from`, a
-    /// tombstone only while the key has no live value. Deciding and appending under the
-    /// writer lock keeps the log order right against concurrent writers. Returns whether the
-    /// record was appended.
-    pub fn append_copy(
-        &self,
-        key: &Key,
-        record: &[u8],
-        from: Loc,
-        tombstone: bool,
-    ) -> Result<bool> {
+    /// it is still current — a value only while it is still the newest record of its
+    /// (key, column), a tombstone only while the key has no live value. Deciding and
+    /// appending under the writer lock keeps the log order right against concurrent
+    /// writers. Returns whether the record was appended.
+    pub fn append_copy(&self, key: &Key, column: u16, record: &[u8], from: Entry) -> Result<bool> {
+        let probe = self.probe_sealed(key, column, true)?;
         let mut a = self.active.lock();
         self.check_writable()?;
         let tag = self.index.read().tag(key);
-        let current = self
+        let unsealed = self
             .index
             .read()
-            .find(tag, |loc| Ok(self.key_at_locked(&a, loc)? == *key))?;
-        let keep = if tombstone {
-            current.is_none()
+            .find(tag, column, |loc| Ok(self.key_at_locked(&a, loc)? == *key))?;
+        let current = self.newest_locked(key, column, unsealed, probe)?;
+        let keep = if from.tombstone {
+            current.is_none_or(|e| e.tombstone)
         } else {
             current == Some(from)
         };
@@ -151,15 +225,17 @@ impl Inner {
         };
         let offset = a.end();
         self.put_bytes_locked(&mut a, record)?;
-        if !tombstone {
-            let loc = Loc {
+        let e = Entry {
+            loc: Loc {
                 blob: a.blob.id,
                 offset: offset as u32,
                 len: record.len() as u32,
-            };
-            self.index
-                .write()
-                .upsert(tag, loc, |l| Ok(Some(l) == current))?;
+            },
+            column,
+            tombstone: from.tombstone,
+        };
+        if !from.tombstone || self.sorted() {
+            self.point_index(tag, e, unsealed.map(|u| u.loc))?;
         }
         a.records += 1;
         drop(a);
@@ -188,22 +264,49 @@ impl Inner {
         self.seal(sealed)
     }
 
-    /// Finishes sealing blob `id`: fdatasync, then its index file.
+    /// Seals blob `id` (fdatasync, index file, sorted index), after any blob older than it
+    /// still waiting, so what it supersedes in them is counted.
     pub fn seal(&self, id: u32) -> Result<()> {
+        let _sealing = self.seal_lock.lock();
+        while let Some(older) = self.pop_queued_below(id) {
+            if let Err(e) = self.seal_locked(older) {
+                tracing::warn!(blob = older, error = %e, "could not seal blob; the next open rescans it");
+            }
+        }
+        self.seal_locked(id)
+    }
+
+    fn pop_queued_below(&self, id: u32) -> Option<u32> {
+        let mut queue = self.seal_queue.lock();
+        if queue.last().is_some_and(|&oldest| oldest < id) {
+            queue.pop()
+        } else {
+            None
+        }
+    }
+
+    /// Seal lock held.
+    fn seal_locked(&self, id: u32) -> Result<()> {
         let blob = self.blob(id)?;
         self.sync_blob(&blob)?;
         self.active.lock().unsynced.retain(|b| b.id != id);
-        crate::checkpoint::write_index_file(self, id)
+        let entries = crate::checkpoint::write_index_file(self, id)?;
+        if self.sorted() {
+            self.install_sorted(id, blob.flushed(), &entries)?;
+        }
+        Ok(())
     }
 
-    /// Seals every blob rotated out but not sealed yet (the maintenance thread's job, or
-    /// close's). An index-file failure only costs a rescan at the next open, so it is logged.
+    /// Seals every blob rotated out but not sealed yet, oldest first (the maintenance
+    /// thread's job, or close's). A failure only costs a rescan at the next open, so it is
+    /// logged.
     pub fn seal_pending(&self) {
         loop {
+            let _sealing = self.seal_lock.lock();
             let Some(id) = self.seal_queue.lock().pop() else {
                 return;
             };
-            if let Err(e) = self.seal(id) {
+            if let Err(e) = self.seal_locked(id) {
                 tracing::warn!(blob = id, error = %e, "could not seal blob; the next open rescans it");
             }
         }
@@ -342,6 +445,11 @@ pub fn create_blob(inner: &Inner, id: u32) -> Result<Arc<Blob>> {
 /// Creates blob `id` on a device: header written, file and directory entry synced.
 pub fn create_blob_on(device: &dyn crate::io::Device, id: u32) -> Result<Arc<Blob>> {
     let name = blob_name(id);
+    if id > crate::index::MAX_BLOB_ID {
+        return Err(Error::InvalidConfig(format!(
+            "blob id {id} is past the last one the index can hold"
+        )));
+    }
     let io = |op| move |e| Error::io(op, blob_name(id), e);
     let file = device
         .open(&name, OpenMode::CreateNew)

@@ -1,9 +1,9 @@
 //! Opening damaged or half-written directories.
 
-use ringblob_engine::blob::{blob_name, index_name};
+use ringblob_engine::blob::{blob_name, index_name, sorted_name};
 use ringblob_engine::format::frames::{RecordEncoder, RecordSpec};
 use ringblob_engine::io::{Device, MemDevice};
-use ringblob_engine::{Error, WriteOptions};
+use ringblob_engine::{Config, Error, IndexMode, WriteOptions};
 
 use crate::support::{key, open_mem, read_all, small_config, value};
 
@@ -154,7 +154,11 @@ fn missing_or_damaged_sealed_index_is_rebuilt_from_its_blob() {
     let mid = ix.len() / 2;
     ix[mid] ^= 1;
     dev.put_file(&index_name(2), ix.clone());
-    let e = open_mem(&dev, small_config());
+    let memory = Config {
+        index: IndexMode::Memory,
+        ..small_config()
+    };
+    let e = open_mem(&dev, memory);
     for i in 0..120 {
         assert_eq!(read_all(&e, &key(i)).ok(), Some(value(i, 0, 200)));
     }
@@ -208,4 +212,35 @@ fn an_index_file_naming_the_wrong_key_never_makes_iteration_disagree_with_reads(
             "iteration and read disagree"
         );
     }
+}
+
+#[test]
+fn missing_or_damaged_sorted_index_is_rebuilt_never_trusted() {
+    let dev = MemDevice::new();
+    fill(&dev, 0..300, 200);
+    let _ = dev.remove(&sorted_name(1));
+    // Damage a page of one sorted index and the tail of another: both must be noticed.
+    let mut page = file(&dev, &sorted_name(2));
+    page[4096 + 100] ^= 1;
+    dev.put_file(&sorted_name(2), page.clone());
+    let mut tail = file(&dev, &sorted_name(3));
+    let last = tail.len() - 1;
+    tail[last] ^= 1;
+    dev.put_file(&sorted_name(3), tail.clone());
+    let e = open_mem(&dev, small_config());
+    for i in 0..300 {
+        assert_eq!(
+            read_all(&e, &key(i)).ok(),
+            Some(value(i, 0, 200)),
+            "key {i}"
+        );
+    }
+    assert_eq!(e.stats().keys, 300);
+    drop(e);
+    assert!(
+        dev.file_bytes(&sorted_name(1)).is_some(),
+        "sorted 1 rebuilt"
+    );
+    assert_ne!(file(&dev, &sorted_name(2)), page, "sorted 2 rebuilt");
+    assert_ne!(file(&dev, &sorted_name(3)), tail, "sorted 3 rebuilt");
 }

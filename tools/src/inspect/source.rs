@@ -75,6 +75,8 @@ impl Target {
             match parse_name(&file.name) {
                 Some((id, FileKind::Blob)) => blobs.push((id, file)),
                 Some((id, FileKind::Index)) => indexes.push((id, file)),
+                // Sorted indexes are derived data the engine checks and rebuilds at open.
+                Some((_, FileKind::Sorted)) => {}
                 None => {} // LOCK, *.tmp, anything else: not ours to judge.
             }
         }
