@@ -53,6 +53,11 @@ pub struct BlobOptions {
     pub defrag_mb_per_sec: u64,
     /// Defragment automatically this often, in seconds (0: only on demand).
     pub defrag_interval_secs: u64,
+    /// "sorted": sealed blobs answer from sorted index files (about 3 bytes of RAM per key);
+    /// "memory": every key in RAM (about 44 bytes per key), the fastest reads.
+    pub index: String,
+    /// "pread" | "mmap" | "uring": how the engine issues file IO.
+    pub io: String,
 }
 
 impl Default for BlobOptions {
@@ -70,6 +75,8 @@ impl Default for BlobOptions {
             defrag_garbage_ratio: c.defrag_garbage_ratio,
             defrag_mb_per_sec: c.defrag_bytes_per_sec >> 20,
             defrag_interval_secs: c.defrag_interval.map_or(0, |d| d.as_secs()),
+            index: c.index.name().into(),
+            io: c.io.name().into(),
         }
     }
 }
@@ -78,6 +85,8 @@ impl BlobOptions {
     /// The engine configuration these options describe.
     pub fn engine_config(&self) -> Result<ringblob_engine::Config> {
         let durability = self.durability.parse().map_err(Error::InvalidConfig)?;
+        let index = self.index.parse().map_err(Error::InvalidConfig)?;
+        let io = self.io.parse().map_err(Error::InvalidConfig)?;
         let c = ringblob_engine::Config {
             max_blob_size: self.max_blob_size,
             max_blob_records: self.max_blob_records,
@@ -91,7 +100,8 @@ impl BlobOptions {
             defrag_bytes_per_sec: self.defrag_mb_per_sec << 20,
             defrag_interval: (self.defrag_interval_secs > 0)
                 .then(|| std::time::Duration::from_secs(self.defrag_interval_secs)),
-            ..ringblob_engine::Config::default()
+            index,
+            io,
         };
         c.validate()?;
         Ok(c)

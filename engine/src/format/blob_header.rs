@@ -5,8 +5,12 @@ use crate::error::{Error, Result};
 
 /// `RINGBLOB`: the first eight bytes of every blob file.
 pub const BLOB_MAGIC: [u8; 8] = *b"RINGBLOB";
-/// The blob format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The blob format version this build writes. Version 2 gives the record `column` field its
+/// meaning (a record belongs to a (key, column)); version 1 blobs, whose records all have
+/// column 0, read the same under it.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest blob format version this build reads.
+pub const MIN_FORMAT_VERSION: u32 = 1;
 /// Length of the blob file header.
 pub const BLOB_HEADER_LEN: usize = 32;
 
@@ -67,7 +71,7 @@ impl BlobHeader {
             )));
         }
         let version = le_u32(b, 8);
-        if version != FORMAT_VERSION {
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 file: file.to_string(),
                 version,
@@ -122,19 +126,24 @@ mod tests {
         assert!(e.is_some_and(|e| e.contains("checksum mismatch")));
     }
 
-    #[test]
-    fn rejects_future_version() {
+    fn with_version(v: u32) -> [u8; BLOB_HEADER_LEN] {
         let mut b = BlobHeader::new(1).encode();
-        b[8..12].copy_from_slice(&2u32.to_le_bytes());
+        b[8..12].copy_from_slice(&v.to_le_bytes());
         let crc = crc32(&b[0..28]);
         b[28..32].copy_from_slice(&crc.to_le_bytes());
-        assert!(matches!(
-            BlobHeader::decode(&b, "x"),
-            Err(Error::UnsupportedVersion {
-                version: 2,
-                supported: 1,
-                ..
-            })
-        ));
+        b
+    }
+
+    #[test]
+    fn rejects_future_and_zero_versions_reads_version_1() {
+        for v in [0, 3] {
+            assert!(matches!(
+                BlobHeader::decode(&with_version(v), "x"),
+                Err(Error::UnsupportedVersion { version, supported: 2, .. }) if version == v
+            ));
+        }
+        let old = BlobHeader::decode(&with_version(1), "x").map(|h| h.version);
+        assert_eq!(old.ok(), Some(1));
+        assert_eq!(BlobHeader::new(1).version, 2);
     }
 }

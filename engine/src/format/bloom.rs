@@ -1,6 +1,6 @@
 //! Blocked bloom filters over keys: every key sets `k` bits inside one 64-byte block, so a
 //! probe touches one cache line. Sorted index files store one per sealed blob; the engine
-//! keeps another over every sealed key. The hash is specified in `docs/FORMAT.md` §12.3.
+//! keeps another over every sealed key. The hash is specified in `docs/FORMAT.md` §15.3.
 
 use super::le_u64;
 use crate::key::Key;
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn hash_matches_documented_vectors() {
-        // docs/FORMAT.md §12.3, computed independently with Python.
+        // docs/FORMAT.md §15.3, computed independently with Python.
         let h = KeyHash::of(&Key([0; 32]), DEFAULT_SEED);
         assert_eq!((h.block, h.bits), (0x32b7_6567, 0x62c3_8778_b26c_9bf9));
         let mut k = [0u8; 32];

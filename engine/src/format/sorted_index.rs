@@ -1,7 +1,7 @@
 //! Sorted index files: `data-<id>.sorted` lists the newest record of every (key, column) of
 //! a sealed blob, sorted, in 4 KiB pages, followed by a bloom filter, the first entry of every
 //! page (fences) and what the blob's records superseded in older blobs. A lookup reads the
-//! header and tail once (kept in memory) and then at most one page. `docs/FORMAT.md` §12.
+//! header and tail once (kept in memory) and then at most one page. `docs/FORMAT.md` §15.
 
 use super::bloom::{Bloom, BLOCK_LEN};
 use super::index_file::{IndexEntry, INDEX_ENTRY_LEN};
