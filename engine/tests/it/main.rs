@@ -6,6 +6,7 @@ mod defrag;
 mod devices;
 mod faults;
 mod fixtures;
+mod fixtures_v2;
 mod model;
 mod process_kill;
 mod recovery;
