@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod cluster;
 pub mod node;
 pub mod ring;
 pub mod wire;

@@ -289,7 +289,11 @@ fn fixture_v1_removed_key_stays_removed() {
 /// decodes (header, frame table, frames) to the expected value.
 #[test]
 fn fixture_v1_decodes_with_the_format_decoders() {
-    assert_eq!((FORMAT_VERSION, INDEX_VERSION), (2, 1), "this build writes blob format 2");
+    assert_eq!(
+        (FORMAT_VERSION, INDEX_VERSION),
+        (2, 1),
+        "this build writes blob format 2"
+    );
     let dir = fixture_dir();
     let blobs: [(u32, &[Rec]); 2] = [(1, &BLOB_1), (2, &BLOB_2)];
     for (id, recs) in blobs {

@@ -27,3 +27,4 @@ pub fn frames(mut buf: BytesMut) -> Result<Vec<Frame>, WireError> {
 
 mod node;
 mod ring;
+mod sim;

@@ -1,0 +1,77 @@
+//! The pure cluster logic: membership, route-table gossip, data-movement plans and repair
+//! digests, as sans-IO state machines. No sockets, no tokio, no clock: a shell (the node,
+//! or the seeded simulator in `tests/it/sim.rs`) feeds in datagrams and timer events and
+//! carries out the [`Effect`]s that come back. `docs/ARCHITECTURE.md` ("Cluster logic")
+//! describes the design; `docs/PROTOCOL.md` §15.8–15.9 the bytes.
+//!
+//! - [`Cluster`]: one node. SWIM (the `foca` crate) says who is alive; route tables
+//!   ([`crate::ring::RouteTable`]) spread by anti-entropy ([`ClusterMessage::RouteDigest`],
+//!   [`ClusterMessage::RouteUpdate`]) and converge because their merge is a join.
+//! - [`TransferPlan`]: the ranges a node must stream to new owners after a ring change,
+//!   each with a cursor; [`TransferProgress`] is the record that resumes one after a crash.
+//! - [`DigestTree`]: a 16-way Merkle summary of a range's records; [`DigestTree::diff`]
+//!   finds the smallest sub-ranges two replicas disagree on. [`repair_tasks`] says which
+//!   peer of each other group to compare which range with.
+//!
+//! ```
+//! use ringblob_protocol::cluster::{Cluster, ClusterConfig, ClusterError, Effect, Phase};
+//!
+//! # fn main() -> Result<(), ClusterError> {
+//! // The first node of a cluster has no seeds: it chooses its ring IDs at once.
+//! let config = ClusterConfig::new("n1", "10.0.0.1:7000", 0, 3);
+//! let (node, effects) = Cluster::start(config, None)?;
+//! assert_eq!(node.phase(), Phase::Active);
+//! assert!(effects.iter().any(|e| matches!(e, Effect::IdsChosen(ids) if ids.len() == 64)));
+//! let owner = node.route_table().owner(0, &[7; 32]).map(|n| n.name.as_str());
+//! assert_eq!(owner, Some("n1"));
+//! # Ok(())
+//! # }
+//! ```
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+mod arith;
+mod config;
+mod digest;
+mod effect;
+mod error;
+mod identity;
+mod message;
+mod outbox;
+mod progress;
+mod react;
+mod reader;
+mod repair;
+mod route_sync;
+mod split;
+mod state;
+mod swim_codec;
+mod swim_rng;
+mod transfer;
+
+pub use config::ClusterConfig;
+pub use digest::{
+    depth_for, DigestEntry, DigestTree, Hash, DIGEST_FANOUT, MAX_DIGEST_DEPTH, RECORDS_PER_LEAF,
+};
+pub use effect::{ClusterTimer, Effect};
+pub use error::ClusterError;
+pub use identity::MemberId;
+pub use message::{
+    entry_hash, ClusterMessage, EntrySummary, CLUSTER_MESSAGE_VERSION, MAX_CLUSTER_MESSAGE_LEN,
+};
+pub use progress::{TransferProgress, MAX_PROGRESS_LEN, PROGRESS_MAGIC, PROGRESS_VERSION};
+pub use reader::MAX_TEXT_LEN;
+pub use repair::{repair_tasks, RepairTask};
+pub use route_sync::{answer_digest, digest_of, entries_named};
+pub use state::{Cluster, Phase, Restart};
+pub use swim_codec::SwimCodec;
+pub use swim_rng::SwimRng;
+pub use transfer::{Transfer, TransferPlan};
