@@ -5,10 +5,10 @@ use std::path::Path;
 
 use ringblob_engine::{Config, Durability, Engine, Key, Range, WriteOptions};
 
-use crate::backend::{Store, StoreBackend};
 use crate::error::Result;
 use crate::meta::{BackendStats, DefragState, DefragSummary, Location, Meta};
 use crate::staging::Staging;
+use crate::store::{Store, StoreBackend};
 
 /// The engine as a store.
 pub struct BlobStore {
@@ -36,6 +36,7 @@ impl BlobStore {
 fn meta(m: ringblob_engine::Meta) -> Meta {
     Meta {
         key: m.key,
+        column: m.column,
         size: m.size,
         stored_size: m.stored_size,
         timestamp_ns: m.timestamp_ns,
@@ -52,23 +53,34 @@ impl Store for BlobStore {
         "blob"
     }
 
-    fn put(&self, key: &Key, value: &[u8], opts: WriteOptions) -> Result<()> {
-        Ok(self.engine.write(key, value, opts)?)
+    fn put(&self, key: &Key, column: u16, value: &[u8], opts: WriteOptions) -> Result<()> {
+        Ok(self.engine.write_column(key, column, value, opts)?)
     }
 
-    fn get(&self, key: &Key, range: Range) -> Result<Vec<u8>> {
-        Ok(self.engine.read(key, range)?)
+    fn get(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>> {
+        Ok(self.engine.read_column(key, column, range)?)
     }
 
-    fn meta(&self, key: &Key) -> Result<Meta> {
-        Ok(meta(self.engine.lookup(key)?))
+    fn meta(&self, key: &Key, column: u16) -> Result<Meta> {
+        Ok(meta(self.engine.lookup_column(key, column)?))
     }
 
-    fn delete(&self, key: &Key, opts: WriteOptions) -> Result<()> {
+    fn delete(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()> {
+        let durability = opts
+            .durability
+            .unwrap_or_else(|| self.engine.default_durability());
+        Ok(self.engine.remove_column(key, column, durability)?)
+    }
+
+    fn delete_all(&self, key: &Key, opts: WriteOptions) -> Result<()> {
         match opts.durability {
             Some(d) => Ok(self.engine.remove_with(key, d)?),
             None => Ok(self.engine.remove(key)?),
         }
+    }
+
+    fn columns(&self, key: &Key) -> Result<Vec<Meta>> {
+        Ok(self.engine.columns(key)?.into_iter().map(meta).collect())
     }
 
     fn scan(&self, from: &Key, to: &Key) -> Result<Vec<Meta>> {

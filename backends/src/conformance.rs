@@ -43,6 +43,8 @@ impl Fixture {
     }
 }
 
+mod columns;
+
 type Case = fn(&mut Fixture);
 
 /// Every case, by name.
@@ -84,6 +86,27 @@ pub const CASES: &[(&str, Case)] = &[
         a_second_upload_of_a_key_is_busy,
     ),
     ("stale_uploads_are_reclaimed", stale_uploads_are_reclaimed),
+    (
+        "columns_are_written_read_and_described_apart",
+        columns::columns_are_written_read_and_described_apart,
+    ),
+    (
+        "removing_a_column_keeps_the_others",
+        columns::removing_a_column_keeps_the_others,
+    ),
+    (
+        "removing_a_key_removes_every_column",
+        columns::removing_a_key_removes_every_column,
+    ),
+    (
+        "iteration_lists_every_key_and_column_once",
+        columns::iteration_lists_every_key_and_column_once,
+    ),
+    (
+        "columns_take_appends_offsets_and_uploads",
+        columns::columns_take_appends_offsets_and_uploads,
+    ),
+    ("columns_survive_reopen", columns::columns_survive_reopen),
 ];
 
 /// Runs every case on a fresh fixture; panics listing the failed cases.
@@ -325,6 +348,7 @@ fn iterate_pages_in_key_order(fx: &mut Fixture) {
     loop {
         let page = ok(b.iterate(&req));
         assert!(page.entries.len() <= 10);
+        assert!(page.entries.iter().all(|m| m.column == 0));
         seen.extend(page.entries.iter().map(|m| m.key));
         match page.next_after {
             Some(after) => req.after = Some(after),

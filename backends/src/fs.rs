@@ -1,6 +1,7 @@
-//! `FsBackend`: one file per key under `<data dir>/objects/<k0>/<k1>/<key hex>`, where k0 and
-//! k1 are the key's first two bytes in hex. Each file is a 32-byte header (see
-//! [`FILE_HEADER_LEN`]) then the value. A write goes to a temp file in the same directory,
+//! `FsBackend`: one file per (key, column) under `<data dir>/objects/<k0>/<k1>/<name>`, where
+//! k0 and k1 are the key's first two bytes in hex and the name is `<key hex>` for column 0
+//! (the name files had before columns existed) and `<key hex>.<column>` for the others.
+//! Each file is a 32-byte header (see [`FILE_HEADER_LEN`]) then the value. A write goes to a temp file in the same directory,
 //! is fsynced, then renamed over the old file, so a crash leaves the old or the new value,
 //! never a mix; the directory is fsynced for `batch`/`sync` durability (or at `sync()`).
 
@@ -14,11 +15,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use ringblob_engine::{Durability, Key, Range, WriteOptions};
 
-use crate::backend::{Store, StoreBackend};
+use crate::column_name::{column_name, parse_column_name};
 use crate::error::{at, Error, Result};
 use crate::mem::now_ns;
 use crate::meta::{BackendStats, Location, Meta};
 use crate::staging::Staging;
+use crate::store::{Store, StoreBackend};
 
 /// `RBFS`, then version 1.
 const FILE_MAGIC: [u8; 4] = *b"RBFS";
@@ -26,7 +28,10 @@ const FILE_VERSION: u16 = 1;
 /// magic[4] version u16 reserved u16 value_len u64 timestamp_ns u64 value_crc u32 header_crc u32.
 pub const FILE_HEADER_LEN: usize = 32;
 
-/// Files one per key.
+/// A file found in the store, with the (key, column) it holds (`None` for temp files).
+type Found = (PathBuf, Option<(Key, u16)>);
+
+/// Files, one per (key, column).
 pub struct FsStore {
     objects: PathBuf,
     dirty_dirs: Mutex<HashSet<PathBuf>>,
@@ -115,13 +120,13 @@ impl FsStore {
             .join(format!("{:02x}", key.0[1]))
     }
 
-    fn path_of(&self, key: &Key) -> PathBuf {
-        self.dir_of(key).join(key.to_hex())
+    fn path_of(&self, key: &Key, column: u16) -> PathBuf {
+        self.dir_of(key).join(column_name(key, column))
     }
 
-    /// Opens a key's file and checks its header.
-    fn open_value(&self, key: &Key) -> Result<(File, FileHeader, PathBuf)> {
-        let path = self.path_of(key);
+    /// Opens a column's file and checks its header.
+    fn open_value(&self, key: &Key, column: u16) -> Result<(File, FileHeader, PathBuf)> {
+        let path = self.path_of(key, column);
         let f = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -138,26 +143,11 @@ impl FsStore {
     }
 
     /// Every value file (or, with `temps`, every leftover temp file) with its path.
-    fn walk(&self, temps: bool) -> Result<Vec<(PathBuf, Option<Key>)>> {
+    fn walk(&self, temps: bool) -> Result<Vec<Found>> {
         let mut out = Vec::new();
         for d1 in read_dir(&self.objects)? {
             for d2 in read_dir(&d1)? {
-                for f in read_dir(&d2)? {
-                    let name = f
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    let is_temp = name.starts_with('.') && name.contains(".tmp");
-                    match (temps, is_temp) {
-                        (true, true) => out.push((f, None)),
-                        (false, false) => {
-                            if let Some(k) = Key::from_hex(&name) {
-                                out.push((f, Some(k)));
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+                out.extend(files_in(&d2, temps)?);
             }
         }
         Ok(out)
@@ -184,10 +174,11 @@ impl FsStore {
             .map_err(|e| Error::io("sync dir", dir.display().to_string(), e))
     }
 
-    fn meta_of(&self, key: &Key) -> Result<Meta> {
-        let (_, h, path) = self.open_value(key)?;
+    fn meta_of(&self, key: &Key, column: u16) -> Result<Meta> {
+        let (_, h, path) = self.open_value(key, column)?;
         Ok(Meta {
             key: *key,
+            column,
             size: h.value_len,
             stored_size: h.value_len + FILE_HEADER_LEN as u64,
             timestamp_ns: h.timestamp_ns,
@@ -195,6 +186,60 @@ impl FsStore {
             location: Location::File(path),
         })
     }
+
+    /// Adds a column's meta to `out`, unless its file was removed meanwhile.
+    fn push_meta(&self, key: &Key, column: u16, out: &mut Vec<Meta>) -> Result<()> {
+        match self.meta_of(key, column) {
+            Ok(m) => out.push(m),
+            Err(Error::NotFound(_)) => {} // removed while we walked
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Removes a column's file (not yet durably).
+    fn unlink(&self, key: &Key, column: u16) -> Result<()> {
+        let path = self.path_of(key, column);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound(*key)),
+            Err(e) => Err(Error::io("remove", path.display().to_string(), e)),
+        }
+    }
+
+    /// Makes removals from the key's directory durable now, or at the next `sync` for
+    /// durability `none`.
+    fn removed_from(&self, key: &Key, opts: WriteOptions) -> Result<()> {
+        let dir = self.dir_of(key);
+        if opts.durability == Some(Durability::None) {
+            self.dirty_dirs.lock().insert(dir);
+            return Ok(());
+        }
+        Self::sync_dir(&dir)
+    }
+}
+
+/// The value files in one directory with the (key, column) each holds (or, with `temps`,
+/// the leftover temp files).
+fn files_in(dir: &Path, temps: bool) -> Result<Vec<Found>> {
+    let mut out = Vec::new();
+    for f in read_dir(dir)? {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let is_temp = name.starts_with('.') && name.contains(".tmp");
+        match (temps, is_temp) {
+            (true, true) => out.push((f, None)),
+            (false, false) => {
+                if let Some(id) = parse_column_name(&name) {
+                    out.push((f, Some(id)));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -211,13 +256,13 @@ impl Store for FsStore {
         "fs"
     }
 
-    fn put(&self, key: &Key, value: &[u8], opts: WriteOptions) -> Result<()> {
+    fn put(&self, key: &Key, column: u16, value: &[u8], opts: WriteOptions) -> Result<()> {
         let dir = self.dir_of(key);
         let new_dirs = self.make_dirs(&dir)?;
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!(
             ".{}.tmp-{}-{seq}",
-            key.to_hex(),
+            column_name(key, column),
             std::process::id()
         ));
         let header = FileHeader {
@@ -234,7 +279,7 @@ impl Store for FsStore {
             .and_then(|()| f.write_all(value))
             .map_err(at("write", &tmp))?;
         f.sync_data().map_err(at("fdatasync", &tmp))?;
-        fs::rename(&tmp, self.path_of(key)).map_err(at("rename", &tmp))?;
+        fs::rename(&tmp, self.path_of(key, column)).map_err(at("rename", &tmp))?;
         // The new file's directory entry, and the entries of any directory just created
         // for it, are durable only once each parent directory is fsynced.
         let mut to_sync = vec![dir];
@@ -250,8 +295,8 @@ impl Store for FsStore {
         to_sync.iter().try_for_each(|d| Self::sync_dir(d))
     }
 
-    fn get(&self, key: &Key, range: Range) -> Result<Vec<u8>> {
-        let (f, h, path) = self.open_value(key)?;
+    fn get(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>> {
+        let (f, h, path) = self.open_value(key, column)?;
         let (off, len) = range.resolve(h.value_len)?;
         let mut v = vec![0u8; len as usize];
         f.read_exact_at(&mut v, FILE_HEADER_LEN as u64 + off)
@@ -265,38 +310,53 @@ impl Store for FsStore {
         Ok(v)
     }
 
-    fn meta(&self, key: &Key) -> Result<Meta> {
-        self.meta_of(key)
+    fn meta(&self, key: &Key, column: u16) -> Result<Meta> {
+        self.meta_of(key, column)
     }
 
-    fn delete(&self, key: &Key, opts: WriteOptions) -> Result<()> {
-        let path = self.path_of(key);
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotFound(*key))
+    fn delete(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()> {
+        self.unlink(key, column)?;
+        self.removed_from(key, opts)
+    }
+
+    fn delete_all(&self, key: &Key, opts: WriteOptions) -> Result<()> {
+        let mut removed = false;
+        for m in self.columns(key)? {
+            match self.unlink(key, m.column) {
+                // Removed meanwhile by someone else: gone either way.
+                Ok(()) | Err(Error::NotFound(_)) => removed = true,
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(Error::io("remove", path.display().to_string(), e)),
         }
+        if !removed {
+            return Err(Error::NotFound(*key));
+        }
+        self.removed_from(key, opts)
+    }
+
+    fn columns(&self, key: &Key) -> Result<Vec<Meta>> {
         let dir = self.dir_of(key);
-        if opts.durability == Some(Durability::None) {
-            self.dirty_dirs.lock().insert(dir);
-            return Ok(());
+        if !dir.exists() {
+            return Ok(Vec::new());
         }
-        Self::sync_dir(&dir)
+        let mut out = Vec::new();
+        for (_, id) in files_in(&dir, false)? {
+            match id.filter(|(k, _)| k == key) {
+                Some((k, c)) => self.push_meta(&k, c, &mut out)?,
+                None => continue,
+            }
+        }
+        out.sort_unstable_by_key(|m| m.column);
+        Ok(out)
     }
 
     fn scan(&self, from: &Key, to: &Key) -> Result<Vec<Meta>> {
         let mut out = Vec::new();
-        for (_, key) in self.walk(false)? {
-            let Some(k) = key.filter(|k| k >= from && k <= to) else {
+        for (_, id) in self.walk(false)? {
+            let Some((k, c)) = id.filter(|(k, _)| k >= from && k <= to) else {
                 continue;
             };
-            match self.meta_of(&k) {
-                Ok(m) => out.push(m),
-                Err(Error::NotFound(_)) => {} // removed while we walked
-                Err(e) => return Err(e),
-            }
+            self.push_meta(&k, c, &mut out)?;
         }
         Ok(out)
     }
@@ -327,6 +387,33 @@ impl Store for FsStore {
             Self::sync_dir(&d)?;
             self.dirty_dirs.lock().remove(&d);
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Backend;
+
+    #[test]
+    fn column_0_keeps_the_file_name_of_before_columns_and_others_get_a_suffix() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "", e))?;
+        let b = FsBackend::open(dir.path())?;
+        let k = Key::from_name(b"", b"photo");
+        b.write(&k, b"value", WriteOptions::default())?;
+        b.write_column(&k, 2, b"thumb", WriteOptions::default())?;
+        let hex = k.to_hex();
+        let shard = dir.path().join("objects").join(&hex[0..2]).join(&hex[2..4]);
+        let value = std::fs::read(shard.join(&hex)).map_err(at("read", &shard))?;
+        assert_eq!(&value[FILE_HEADER_LEN..], b"value");
+        let thumb = std::fs::read(shard.join(format!("{hex}.2"))).map_err(at("read", &shard))?;
+        assert_eq!(&thumb[FILE_HEADER_LEN..], b"thumb");
+        b.remove(&k, WriteOptions::default())?;
+        let left = std::fs::read_dir(&shard)
+            .map_err(at("list", &shard))?
+            .count();
+        assert_eq!(left, 0, "removing the key removes every column file");
         Ok(())
     }
 }

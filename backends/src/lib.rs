@@ -7,9 +7,15 @@
 //!   fsync, rename and directory fsync, so a crash leaves the old or the new value;
 //! - [`MemBackend`]: a hash map, for tests and caches.
 //!
+//! ## Columns
+//! A key holds several columns (numbered 0..=65535), each a value written, read (with
+//! ranges), described and removed on its own; column 0 is "the value", which the methods
+//! without `_column` act on. Removing a key removes all its columns, and iteration lists one
+//! entry per (key, column).
+//!
 //! ## Adding a backend
-//! Implement [`Store`] (put, get with range, meta, delete, scan of a key range, stats,
-//! sync) and wrap it in [`StoreBackend`] with a [`Staging`] area: appends, writes at an
+//! Implement [`Store`] (put, get with range, meta, delete of one column, scan of a key
+//! range, stats, sync; listing and removing all of a key's columns have defaults) and wrap it in [`StoreBackend`] with a [`Staging`] area: appends, writes at an
 //! offset, streaming uploads and paged iteration come from there. (A backend with native
 //! appends may implement [`Backend`] directly instead.) Then run the shared conformance suite
 //! against it, as `tests/conformance.rs` does for the three built-in ones:
@@ -28,11 +34,16 @@
 //! b.write(&k, b"hello", WriteOptions::default()).unwrap();
 //! b.append(&k, b", world", WriteOptions::default()).unwrap();
 //! assert_eq!(b.read(&k, Range::new(7, 5)).unwrap(), b"world");
+//! b.write_column(&k, 2, b"thumbnail", WriteOptions::default()).unwrap();
+//! assert_eq!(b.columns(&k).unwrap().len(), 2);
+//! b.remove(&k, WriteOptions::default()).unwrap(); // every column
+//! assert!(b.lookup_column(&k, 2).is_err());
 //! ```
 
 mod async_backend;
 mod backend;
 mod blob;
+mod column_name;
 mod config;
 pub mod conformance;
 mod error;
@@ -41,9 +52,10 @@ mod key_locks;
 mod mem;
 mod meta;
 mod staging;
+mod store;
 
 pub use async_backend::{AsyncBackend, DEFAULT_MAX_BLOCKING_CALLS};
-pub use backend::{Backend, Store, StoreBackend};
+pub use backend::Backend;
 pub use blob::{BlobBackend, BlobStore};
 pub use config::{open_backend, BackendConfig, BackendKind, BlobOptions};
 pub use error::{Error, Result};
@@ -51,6 +63,8 @@ pub use fs::{FsBackend, FsStore, FILE_HEADER_LEN};
 pub use key_locks::KeyLocks;
 pub use mem::{MemBackend, MemStore};
 pub use meta::{
-    BackendStats, DefragState, DefragSummary, IterPage, IterRequest, Location, Meta, MAX_ITER_LIMIT,
+    BackendStats, DefragState, DefragSummary, IterPage, IterRequest, Location, Meta, Position,
+    MAX_ITER_LIMIT,
 };
 pub use staging::Staging;
+pub use store::{Store, StoreBackend};

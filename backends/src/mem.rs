@@ -1,6 +1,7 @@
-//! `MemBackend`: values in a hash map. Nothing survives the process; calls never block.
+//! `MemBackend`: values in a hash map of keys to their columns. Nothing survives the
+//! process; calls never block.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,10 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::RwLock;
 use ringblob_engine::{Key, Range, WriteOptions};
 
-use crate::backend::{Store, StoreBackend};
 use crate::error::{Error, Result};
 use crate::meta::{BackendStats, Location, Meta};
 use crate::staging::Staging;
+use crate::store::{Store, StoreBackend};
 
 struct Entry {
     value: Arc<Vec<u8>>,
@@ -19,11 +20,16 @@ struct Entry {
     checksum: u32,
 }
 
-/// The in-memory store.
+/// A key's live columns.
+type Columns = BTreeMap<u16, Entry>;
+
+/// The in-memory store: keys to their columns (a key with no column has no entry).
 #[derive(Default)]
 pub struct MemStore {
-    map: RwLock<HashMap<Key, Entry>>,
+    map: RwLock<HashMap<Key, Columns>>,
     bytes: AtomicU64,
+    /// Live values, one per (key, column).
+    values: AtomicU64,
 }
 
 /// The in-memory backend.
@@ -41,9 +47,10 @@ pub(crate) fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-fn meta(key: &Key, e: &Entry) -> Meta {
+fn meta(key: &Key, column: u16, e: &Entry) -> Meta {
     Meta {
         key: *key,
+        column,
         size: e.value.len() as u64,
         stored_size: e.value.len() as u64,
         timestamp_ns: e.timestamp_ns,
@@ -52,50 +59,82 @@ fn meta(key: &Key, e: &Entry) -> Meta {
     }
 }
 
+impl MemStore {
+    /// Accounts for values gone from the store.
+    fn forget<'a>(&self, gone: impl IntoIterator<Item = &'a Entry>) {
+        for e in gone {
+            self.bytes
+                .fetch_sub(e.value.len() as u64, Ordering::Relaxed);
+            self.values.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Store for MemStore {
     fn kind(&self) -> &'static str {
         "mem"
     }
 
-    fn put(&self, key: &Key, value: &[u8], _opts: WriteOptions) -> Result<()> {
+    fn put(&self, key: &Key, column: u16, value: &[u8], _opts: WriteOptions) -> Result<()> {
         let entry = Entry {
             value: Arc::new(value.to_vec()),
             timestamp_ns: now_ns(),
             checksum: crc32fast::hash(value),
         };
-        let old = self.map.write().insert(*key, entry);
+        // Counters change under the map lock, so they never pass below zero meanwhile.
+        let mut map = self.map.write();
+        let old = map.entry(*key).or_default().insert(column, entry);
         self.bytes.fetch_add(value.len() as u64, Ordering::Relaxed);
-        if let Some(o) = old {
-            self.bytes
-                .fetch_sub(o.value.len() as u64, Ordering::Relaxed);
-        }
+        self.values.fetch_add(1, Ordering::Relaxed);
+        self.forget(old.as_ref());
         Ok(())
     }
 
-    fn get(&self, key: &Key, range: Range) -> Result<Vec<u8>> {
+    fn get(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>> {
         let value = self
             .map
             .read()
             .get(key)
+            .and_then(|c| c.get(&column))
             .map(|e| e.value.clone())
             .ok_or(Error::NotFound(*key))?;
         let (off, len) = range.resolve(value.len() as u64)?;
         Ok(value[off as usize..(off + len) as usize].to_vec())
     }
 
-    fn meta(&self, key: &Key) -> Result<Meta> {
+    fn meta(&self, key: &Key, column: u16) -> Result<Meta> {
         self.map
             .read()
             .get(key)
-            .map(|e| meta(key, e))
+            .and_then(|c| c.get(&column))
+            .map(|e| meta(key, column, e))
             .ok_or(Error::NotFound(*key))
     }
 
-    fn delete(&self, key: &Key, _opts: WriteOptions) -> Result<()> {
-        let old = self.map.write().remove(key).ok_or(Error::NotFound(*key))?;
-        self.bytes
-            .fetch_sub(old.value.len() as u64, Ordering::Relaxed);
+    fn delete(&self, key: &Key, column: u16, _opts: WriteOptions) -> Result<()> {
+        let mut map = self.map.write();
+        let columns = map.get_mut(key).ok_or(Error::NotFound(*key))?;
+        let old = columns.remove(&column).ok_or(Error::NotFound(*key))?;
+        if columns.is_empty() {
+            map.remove(key);
+        }
+        self.forget([&old]);
         Ok(())
+    }
+
+    fn delete_all(&self, key: &Key, _opts: WriteOptions) -> Result<()> {
+        let mut map = self.map.write();
+        let old = map.remove(key).ok_or(Error::NotFound(*key))?;
+        self.forget(old.values());
+        Ok(())
+    }
+
+    fn columns(&self, key: &Key) -> Result<Vec<Meta>> {
+        let map = self.map.read();
+        let Some(columns) = map.get(key) else {
+            return Ok(Vec::new());
+        };
+        Ok(columns.iter().map(|(c, e)| meta(key, *c, e)).collect())
     }
 
     fn scan(&self, from: &Key, to: &Key) -> Result<Vec<Meta>> {
@@ -103,7 +142,7 @@ impl Store for MemStore {
         Ok(map
             .iter()
             .filter(|(k, _)| *k >= from && *k <= to)
-            .map(|(k, e)| meta(k, e))
+            .flat_map(|(k, columns)| columns.iter().map(move |(c, e)| meta(k, *c, e)))
             .collect())
     }
 
@@ -111,7 +150,7 @@ impl Store for MemStore {
         let live = self.bytes.load(Ordering::Relaxed);
         Ok(BackendStats {
             kind: "mem".into(),
-            keys: self.map.read().len() as u64,
+            keys: self.values.load(Ordering::Relaxed),
             live_bytes: live,
             ..BackendStats::default()
         })

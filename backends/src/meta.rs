@@ -24,10 +24,12 @@ impl fmt::Display for Location {
     }
 }
 
-/// A live value's description.
+/// A live value's description: one column of one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
     pub key: Key,
+    /// The column described (0 = the value).
+    pub column: u16,
     /// Logical size in bytes.
     pub size: u64,
     /// Bytes it takes in storage.
@@ -38,14 +40,32 @@ pub struct Meta {
     pub location: Location,
 }
 
-/// One page of an iteration over an inclusive key range, in key order.
+impl Meta {
+    /// Where this value comes in iteration order.
+    pub fn position(&self) -> Position {
+        Position {
+            key: self.key,
+            column: self.column,
+        }
+    }
+}
+
+/// A place in iteration order: entries come by key, then by column within a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub key: Key,
+    pub column: u16,
+}
+
+/// One page of an iteration over an inclusive key range, in (key, column) order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IterRequest {
     pub from: Key,
     pub to: Key,
-    /// Resume after this key (exclusive).
-    pub after: Option<Key>,
-    /// At most this many entries (clamped to [`MAX_ITER_LIMIT`]).
+    /// Resume strictly after this entry: `Position { key, column: 0 }` still lists the
+    /// key's columns above 0.
+    pub after: Option<Position>,
+    /// At most this many entries, (key, column) pairs (clamped to [`MAX_ITER_LIMIT`]).
     pub limit: usize,
 }
 
@@ -64,18 +84,19 @@ impl IterRequest {
     }
 }
 
-/// A page of entries and where to resume.
+/// A page of entries (one per live column of each key) and where to resume.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IterPage {
     pub entries: Vec<Meta>,
-    /// `Some(last key)` when more entries may follow: pass it as `after`.
-    pub next_after: Option<Key>,
+    /// `Some(last entry's position)` when more entries may follow: pass it as `after`.
+    pub next_after: Option<Position>,
 }
 
 /// Totals a backend reports.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct BackendStats {
     pub kind: String,
+    /// Live values: one per (key, column).
     pub keys: u64,
     pub bytes_on_disk: u64,
     pub live_bytes: u64,

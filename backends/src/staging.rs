@@ -2,11 +2,11 @@
 //! or memory) and become a value only at commit. Staged files survive a restart, so an
 //! upload can resume; untouched uploads are reclaimed after a timeout.
 //!
-//! One upload per key at a time: a PREPARE of a key whose upload was touched within
-//! [`UPLOAD_HOLD`] is refused as busy (two clients streaming the same key would otherwise
-//! interleave their parts into one value). After that the upload is taken over as it is — the
-//! way a client resumes after a crash. Uploads found on disk when the staging area opens
-//! belong to nobody (the node restarted) and are taken over at once.
+//! Uploads are per (key, column). One upload per (key, column) at a time: a PREPARE whose
+//! upload was touched within [`UPLOAD_HOLD`] is refused as busy (two clients streaming the
+//! same value would otherwise interleave their parts into one value). After that the upload
+//! is taken over as it is — the way a client resumes after a crash. Uploads found on disk when
+//! the staging area opens belong to nobody (the node restarted) and are taken over at once.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use parking_lot::Mutex;
 use ringblob_engine::Key;
 
+use crate::column_name::{column_name, parse_column_name};
 use crate::error::{at, Error, Result};
 
 /// How long an upload belongs to whoever last touched it.
@@ -30,12 +31,16 @@ struct MemUpload {
     touched: Instant,
 }
 
+/// What an upload fills: one column of one key.
+type Target = (Key, u16);
+
 enum Area {
-    /// One file per upload, `<dir>/<key hex>.upload`, sized to the reservation (sparse);
-    /// and the keys whose uploads were already there when the area opened.
-    Dir(PathBuf, std::collections::HashSet<Key>),
+    /// One file per upload, `<dir>/<key hex>.upload` for column 0 and
+    /// `<dir>/<key hex>.<column>.upload` for the others, sized to the reservation (sparse);
+    /// and the targets whose uploads were already there when the area opened.
+    Dir(PathBuf, std::collections::HashSet<Target>),
     /// In memory (for the in-memory backend: gone with the process, like its values).
-    Memory(HashMap<Key, MemUpload>),
+    Memory(HashMap<Target, MemUpload>),
 }
 
 /// Where uploads are staged.
@@ -51,9 +56,9 @@ fn too_large(end: u64, limit: u64) -> Error {
     }
 }
 
-fn busy(key: &Key) -> Error {
+fn busy(key: &Key, column: u16) -> Error {
     Error::Busy(format!(
-        "an upload of key {key} is in progress (touched less than {}s ago)",
+        "an upload of key {key} column {column} is in progress (touched less than {}s ago)",
         UPLOAD_HOLD.as_secs()
     ))
 }
@@ -67,7 +72,7 @@ impl Staging {
             .iter()
             .filter_map(|(p, _)| {
                 p.file_stem()
-                    .and_then(|s| Key::from_hex(&s.to_string_lossy()))
+                    .and_then(|s| parse_column_name(&s.to_string_lossy()))
             })
             .collect();
         Ok(Staging {
@@ -81,12 +86,12 @@ impl Staging {
         }
     }
 
-    fn file_path(dir: &Path, key: &Key) -> PathBuf {
-        dir.join(format!("{}.upload", key.to_hex()))
+    fn file_path(dir: &Path, key: &Key, column: u16) -> PathBuf {
+        dir.join(format!("{}.upload", column_name(key, column)))
     }
 
-    fn open(dir: &Path, key: &Key) -> Result<(File, PathBuf)> {
-        let p = Self::file_path(dir, key);
+    fn open(dir: &Path, key: &Key, column: u16) -> Result<(File, PathBuf)> {
+        let p = Self::file_path(dir, key, column);
         match OpenOptions::new().read(true).write(true).open(&p) {
             Ok(f) => Ok((f, p)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NoUpload(*key)),
@@ -96,23 +101,23 @@ impl Staging {
 
     /// Starts an upload, or takes over one nobody touched for [`UPLOAD_HOLD`] (resume),
     /// growing its reservation if needed.
-    pub fn prepare(&self, key: &Key, reserved: u64) -> Result<()> {
+    pub fn prepare(&self, key: &Key, column: u16, reserved: u64) -> Result<()> {
         match &mut *self.area.lock() {
             Area::Dir(dir, orphans) => {
-                let orphan = orphans.remove(key);
-                prepare_file(dir, key, reserved, orphan)
+                let orphan = orphans.remove(&(*key, column));
+                prepare_file(dir, key, column, reserved, orphan)
             }
             Area::Memory(m) => {
-                if let Some(u) = m.get_mut(key) {
+                if let Some(u) = m.get_mut(&(*key, column)) {
                     if u.touched.elapsed() < UPLOAD_HOLD {
-                        return Err(busy(key));
+                        return Err(busy(key, column));
                     }
                     u.reserved = u.reserved.max(reserved);
                     u.touched = Instant::now();
                     return Ok(());
                 }
                 m.insert(
-                    *key,
+                    (*key, column),
                     MemUpload {
                         data: Vec::new(),
                         reserved,
@@ -125,11 +130,11 @@ impl Staging {
     }
 
     /// Writes a part; it must fit in the reservation. Parts are durable when this returns.
-    pub fn write_part(&self, key: &Key, offset: u64, bytes: &[u8]) -> Result<()> {
+    pub fn write_part(&self, key: &Key, column: u16, offset: u64, bytes: &[u8]) -> Result<()> {
         let end = offset.saturating_add(bytes.len() as u64);
         match &mut *self.area.lock() {
             Area::Dir(dir, _) => {
-                let (f, p) = Self::open(dir, key)?;
+                let (f, p) = Self::open(dir, key, column)?;
                 let reserved = f.metadata().map_err(at("stat", &p))?.len();
                 if end > reserved {
                     return Err(too_large(end, reserved));
@@ -138,7 +143,7 @@ impl Staging {
                 f.sync_data().map_err(at("fdatasync", &p))
             }
             Area::Memory(m) => {
-                let u = m.get_mut(key).ok_or(Error::NoUpload(*key))?;
+                let u = m.get_mut(&(*key, column)).ok_or(Error::NoUpload(*key))?;
                 if end > u.reserved {
                     return Err(too_large(end, u.reserved));
                 }
@@ -153,10 +158,10 @@ impl Staging {
     }
 
     /// The first `final_size` bytes of the upload (which stays until [`finish`](Self::finish)).
-    pub fn take(&self, key: &Key, final_size: u64) -> Result<Vec<u8>> {
+    pub fn take(&self, key: &Key, column: u16, final_size: u64) -> Result<Vec<u8>> {
         match &*self.area.lock() {
             Area::Dir(dir, _) => {
-                let (f, p) = Self::open(dir, key)?;
+                let (f, p) = Self::open(dir, key, column)?;
                 let reserved = f.metadata().map_err(at("stat", &p))?.len();
                 if final_size > reserved {
                     return Err(too_large(final_size, reserved));
@@ -166,7 +171,7 @@ impl Staging {
                 Ok(v)
             }
             Area::Memory(m) => {
-                let u = m.get(key).ok_or(Error::NoUpload(*key))?;
+                let u = m.get(&(*key, column)).ok_or(Error::NoUpload(*key))?;
                 if final_size > u.reserved {
                     return Err(too_large(final_size, u.reserved));
                 }
@@ -182,14 +187,14 @@ impl Staging {
     }
 
     /// Drops a committed upload.
-    pub fn finish(&self, key: &Key) -> Result<()> {
+    pub fn finish(&self, key: &Key, column: u16) -> Result<()> {
         match &mut *self.area.lock() {
             Area::Dir(dir, _) => {
-                let p = Self::file_path(dir, key);
+                let p = Self::file_path(dir, key, column);
                 fs::remove_file(&p).map_err(at("remove", &p))
             }
             Area::Memory(m) => {
-                m.remove(key);
+                m.remove(&(*key, column));
                 Ok(())
             }
         }
@@ -230,15 +235,15 @@ impl Staging {
 }
 
 /// Creates (or takes over) a staging file sized to `reserved`; durable when it returns.
-fn prepare_file(dir: &Path, key: &Key, reserved: u64, orphan: bool) -> Result<()> {
-    let p = Staging::file_path(dir, key);
+fn prepare_file(dir: &Path, key: &Key, column: u16, reserved: u64, orphan: bool) -> Result<()> {
+    let p = Staging::file_path(dir, key, column);
     if let (false, Ok(meta)) = (orphan, fs::metadata(&p)) {
         let age = meta
             .modified()
             .ok()
             .and_then(|m| SystemTime::now().duration_since(m).ok());
         if age.is_some_and(|a| a < UPLOAD_HOLD) {
-            return Err(busy(key));
+            return Err(busy(key, column));
         }
     }
     let f = OpenOptions::new()

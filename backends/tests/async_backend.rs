@@ -19,23 +19,23 @@ impl Store for GatedStore {
     fn kind(&self) -> &'static str {
         "gated"
     }
-    fn put(&self, k: &Key, v: &[u8], o: WriteOptions) -> ringblob_backends::Result<()> {
-        self.inner.put(k, v, o)
+    fn put(&self, k: &Key, c: u16, v: &[u8], o: WriteOptions) -> ringblob_backends::Result<()> {
+        self.inner.put(k, c, v, o)
     }
-    fn get(&self, k: &Key, r: Range) -> ringblob_backends::Result<Vec<u8>> {
+    fn get(&self, k: &Key, c: u16, r: Range) -> ringblob_backends::Result<Vec<u8>> {
         let now = self.inside.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_inside.fetch_max(now, Ordering::SeqCst);
         while !self.open.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(1));
         }
         self.inside.fetch_sub(1, Ordering::SeqCst);
-        self.inner.get(k, r)
+        self.inner.get(k, c, r)
     }
-    fn meta(&self, k: &Key) -> ringblob_backends::Result<ringblob_backends::Meta> {
-        self.inner.meta(k)
+    fn meta(&self, k: &Key, c: u16) -> ringblob_backends::Result<ringblob_backends::Meta> {
+        self.inner.meta(k, c)
     }
-    fn delete(&self, k: &Key, o: WriteOptions) -> ringblob_backends::Result<()> {
-        self.inner.delete(k, o)
+    fn delete(&self, k: &Key, c: u16, o: WriteOptions) -> ringblob_backends::Result<()> {
+        self.inner.delete(k, c, o)
     }
     fn scan(&self, a: &Key, b: &Key) -> ringblob_backends::Result<Vec<ringblob_backends::Meta>> {
         self.inner.scan(a, b)

@@ -70,27 +70,34 @@ impl ringblob_backends::Store for IgnoresRanges {
     fn put(
         &self,
         k: &ringblob_engine::Key,
+        c: u16,
         v: &[u8],
         o: ringblob_engine::WriteOptions,
     ) -> ringblob_backends::Result<()> {
-        self.0.put(k, v, o)
+        self.0.put(k, c, v, o)
     }
     fn get(
         &self,
         k: &ringblob_engine::Key,
+        c: u16,
         _r: ringblob_engine::Range,
     ) -> ringblob_backends::Result<Vec<u8>> {
-        self.0.get(k, ringblob_engine::Range::all())
+        self.0.get(k, c, ringblob_engine::Range::all())
     }
-    fn meta(&self, k: &ringblob_engine::Key) -> ringblob_backends::Result<ringblob_backends::Meta> {
-        self.0.meta(k)
+    fn meta(
+        &self,
+        k: &ringblob_engine::Key,
+        c: u16,
+    ) -> ringblob_backends::Result<ringblob_backends::Meta> {
+        self.0.meta(k, c)
     }
     fn delete(
         &self,
         k: &ringblob_engine::Key,
+        c: u16,
         o: ringblob_engine::WriteOptions,
     ) -> ringblob_backends::Result<()> {
-        self.0.delete(k, o)
+        self.0.delete(k, c, o)
     }
     fn scan(
         &self,
@@ -127,5 +134,81 @@ fn the_suite_rejects_a_backend_that_ignores_ranges() {
     assert!(
         outcome.is_err(),
         "a backend that ignores ranges passed the suite"
+    );
+}
+
+/// A store that keeps every column in column 0: the suite must reject it.
+struct IgnoresColumns(ringblob_backends::MemStore);
+
+impl ringblob_backends::Store for IgnoresColumns {
+    fn kind(&self) -> &'static str {
+        "broken"
+    }
+    fn put(
+        &self,
+        k: &ringblob_engine::Key,
+        _c: u16,
+        v: &[u8],
+        o: ringblob_engine::WriteOptions,
+    ) -> ringblob_backends::Result<()> {
+        self.0.put(k, 0, v, o)
+    }
+    fn get(
+        &self,
+        k: &ringblob_engine::Key,
+        _c: u16,
+        r: ringblob_engine::Range,
+    ) -> ringblob_backends::Result<Vec<u8>> {
+        self.0.get(k, 0, r)
+    }
+    fn meta(
+        &self,
+        k: &ringblob_engine::Key,
+        _c: u16,
+    ) -> ringblob_backends::Result<ringblob_backends::Meta> {
+        self.0.meta(k, 0)
+    }
+    fn delete(
+        &self,
+        k: &ringblob_engine::Key,
+        _c: u16,
+        o: ringblob_engine::WriteOptions,
+    ) -> ringblob_backends::Result<()> {
+        self.0.delete(k, 0, o)
+    }
+    fn scan(
+        &self,
+        a: &ringblob_engine::Key,
+        b: &ringblob_engine::Key,
+    ) -> ringblob_backends::Result<Vec<ringblob_backends::Meta>> {
+        self.0.scan(a, b)
+    }
+    fn stats(&self) -> ringblob_backends::Result<ringblob_backends::BackendStats> {
+        self.0.stats()
+    }
+    fn default_durability(&self) -> ringblob_engine::Durability {
+        ringblob_engine::Durability::None
+    }
+    fn sync(&self) -> ringblob_backends::Result<()> {
+        self.0.sync()
+    }
+}
+
+#[test]
+fn the_suite_rejects_a_backend_that_ignores_columns() {
+    use ringblob_backends::{Staging, StoreBackend};
+    let outcome = std::panic::catch_unwind(|| {
+        run_all(|| Fixture {
+            backend: Some(Arc::new(StoreBackend::new(
+                IgnoresColumns(Default::default()),
+                Staging::memory(),
+            ))),
+            reopen: None,
+            guard: Box::new(()),
+        })
+    });
+    assert!(
+        outcome.is_err(),
+        "a backend that ignores columns passed the suite"
     );
 }

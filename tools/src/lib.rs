@@ -1,4 +1,6 @@
 //! Library half of the ringblob tools: the pieces the binaries share.
 
 pub mod bench;
+pub mod column;
 pub mod inspect;
+pub mod routes_view;

@@ -319,7 +319,9 @@ fn entry_fits(e: &IndexEntry, covered_len: u64) -> bool {
     let len = u64::from(e.record_len);
     e.offset >= super::blob_header::BLOB_HEADER_LEN as u64
         && (RECORD_HEADER_LEN as u64..=MAX_RECORD_LEN).contains(&len)
-        && e.offset + len <= covered_len
+        && e.offset
+            .checked_add(len)
+            .is_some_and(|end| end <= covered_len)
         && e.flags & !KNOWN_FLAGS == 0
 }
 

@@ -107,3 +107,18 @@ fn superseded_rows_must_name_older_blobs() {
     });
     assert!(decode_all(&b, "s").is_err());
 }
+
+#[test]
+fn an_entry_offset_near_the_top_of_u64_is_refused_not_wrapped() {
+    // Found by the sorted_index_decode fuzzer: offset + record_len overflowed.
+    let mut e = entries(1);
+    e[0].offset = u64::MAX - 10;
+    let b = encode_sorted(&SortedSource {
+        blob_id: 9,
+        covered_len: 1000,
+        entries: &e,
+        self_dead_bytes: 0,
+        superseded: &[],
+    });
+    assert!(decode_all(&b, "s").is_err());
+}

@@ -4,6 +4,8 @@
 
 mod conn;
 mod error;
+mod groups;
+mod relay;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +14,12 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 pub use error::ClientError;
+pub use groups::{GroupOutcome, GroupRead, Quorum};
 
 use crate::wire::{
     BulkItem, BulkReadRequest, Command, Durability, HandshakeRequest, Header, IterEntry,
-    IterateEnd, IterateRequest, KeyId, ReadRequest, RemoveRequest, Reply, Request, ValueMeta,
-    WriteMode, WriteRequest, MAX_VALUE_IN_FRAME, READ_TO_END,
+    IterateEnd, IterateRequest, KeyId, LookupRequest, ReadRequest, RemoveRequest, Reply, Request,
+    ValueMeta, WriteMode, WriteRequest, MAX_VALUE_IN_FRAME, READ_TO_END,
 };
 use conn::Conn;
 
@@ -179,19 +182,37 @@ impl Client {
         self.call(&Request::Ping, [0; 32]).await.map(|_| ())
     }
 
+    /// Describes the value (column 0).
     pub async fn lookup(&self, key: KeyId) -> Result<ValueMeta> {
-        match self.call(&Request::Lookup, key).await?.pop() {
+        self.lookup_column(key, 0).await
+    }
+
+    /// Describes one column of a key.
+    pub async fn lookup_column(&self, key: KeyId, column: u16) -> Result<ValueMeta> {
+        let req = Request::Lookup(LookupRequest { column });
+        match self.call(&req, key).await?.pop() {
             Some(Reply::Meta(m)) => Ok(m),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
     }
 
-    /// Reads `size` bytes (`None`: to the end) from `offset`; parts are joined.
+    /// Reads `size` bytes (`None`: to the end) from `offset` of the value (column 0).
     pub async fn get(&self, key: KeyId, offset: u64, size: Option<u64>) -> Result<Bytes> {
+        self.get_column(key, 0, offset, size).await
+    }
+
+    /// Reads `size` bytes (`None`: to the end) from `offset` of one column; parts are joined.
+    pub async fn get_column(
+        &self,
+        key: KeyId,
+        column: u16,
+        offset: u64,
+        size: Option<u64>,
+    ) -> Result<Bytes> {
         let req = Request::Read(ReadRequest {
             offset,
             size: size.unwrap_or(READ_TO_END),
-            column: 0,
+            column,
         });
         let replies = self.call(&req, key).await?;
         if let [Reply::ReadPart { data, .. }] = replies.as_slice() {
@@ -218,10 +239,22 @@ impl Client {
         size: Option<u64>,
         out: &mut W,
     ) -> Result<u64> {
+        self.get_column_to(key, 0, (offset, size), out).await
+    }
+
+    /// [`get_to`](Self::get_to) for one column; `range` is (offset, size or `None` for to
+    /// the end).
+    pub async fn get_column_to<W: AsyncWrite + Unpin>(
+        &self,
+        key: KeyId,
+        column: u16,
+        (offset, size): (u64, Option<u64>),
+        out: &mut W,
+    ) -> Result<u64> {
         let req = Request::Read(ReadRequest {
             offset,
             size: size.unwrap_or(READ_TO_END),
-            column: 0,
+            column,
         });
         let mut attempt = 0;
         loop {
@@ -284,12 +317,19 @@ impl Client {
         }
     }
 
-    async fn write(&self, key: KeyId, mode: WriteMode, data: Bytes, o: PutOptions) -> Result<u64> {
+    async fn write(
+        &self,
+        at: (KeyId, u16),
+        mode: WriteMode,
+        data: Bytes,
+        o: PutOptions,
+    ) -> Result<u64> {
+        let (key, column) = at;
         let req = Request::Write(WriteRequest {
             mode,
             compress: o.compress,
             durability: o.durability,
-            column: 0,
+            column,
             data,
         });
         match self.call(&req, key).await?.pop() {
@@ -298,38 +338,57 @@ impl Client {
         }
     }
 
-    /// Stores a value; values larger than one frame are streamed (prepare, parts, commit).
+    /// Stores a value (column 0); values larger than one frame are streamed (prepare,
+    /// parts, commit).
     pub async fn put(&self, key: KeyId, data: Bytes, o: PutOptions) -> Result<u64> {
+        self.put_column(key, 0, data, o).await
+    }
+
+    /// Stores one column of a key, leaving the others; streamed like [`put`](Self::put).
+    pub async fn put_column(
+        &self,
+        key: KeyId,
+        column: u16,
+        data: Bytes,
+        o: PutOptions,
+    ) -> Result<u64> {
+        let at = (key, column);
         if data.len() <= MAX_VALUE_IN_FRAME {
-            return self.write(key, WriteMode::Whole, data, o).await;
+            return self.write(at, WriteMode::Whole, data, o).await;
         }
         let total = data.len() as u64;
-        self.write(key, WriteMode::Prepare { reserve: total }, Bytes::new(), o)
+        self.write(at, WriteMode::Prepare { reserve: total }, Bytes::new(), o)
             .await?;
         let mut offset = 0usize;
         while offset < data.len() {
             let end = (offset + self.config.part_size).min(data.len());
-            self.write(
-                key,
-                WriteMode::Part {
-                    offset: offset as u64,
-                },
-                data.slice(offset..end),
-                o,
-            )
-            .await?;
+            let part = WriteMode::Part {
+                offset: offset as u64,
+            };
+            self.write(at, part, data.slice(offset..end), o).await?;
             offset = end;
         }
-        self.write(key, WriteMode::Commit { size: total }, Bytes::new(), o)
+        self.write(at, WriteMode::Commit { size: total }, Bytes::new(), o)
             .await
     }
 
-    /// Appends to a value; returns its new size.
+    /// Appends to the value (column 0); returns its new size.
     pub async fn append(&self, key: KeyId, data: Bytes, o: PutOptions) -> Result<u64> {
-        self.write(key, WriteMode::Append, data, o).await
+        self.append_column(key, 0, data, o).await
     }
 
-    /// Writes at an offset inside a value; returns its new size.
+    /// Appends to one column of a key; returns its new size.
+    pub async fn append_column(
+        &self,
+        key: KeyId,
+        column: u16,
+        data: Bytes,
+        o: PutOptions,
+    ) -> Result<u64> {
+        self.write((key, column), WriteMode::Append, data, o).await
+    }
+
+    /// Writes at an offset inside the value (column 0); returns its new size.
     pub async fn write_at(
         &self,
         key: KeyId,
@@ -337,17 +396,53 @@ impl Client {
         data: Bytes,
         o: PutOptions,
     ) -> Result<u64> {
-        self.write(key, WriteMode::AtOffset { offset }, data, o)
+        self.write_at_column(key, 0, offset, data, o).await
+    }
+
+    /// Writes at an offset inside one column of a key; returns its new size.
+    pub async fn write_at_column(
+        &self,
+        key: KeyId,
+        column: u16,
+        offset: u64,
+        data: Bytes,
+        o: PutOptions,
+    ) -> Result<u64> {
+        self.write((key, column), WriteMode::AtOffset { offset }, data, o)
             .await
     }
 
+    /// Removes a key: every column of it.
     pub async fn remove(&self, key: KeyId, durability: Durability) -> Result<()> {
-        self.call(&Request::Remove(RemoveRequest { durability }), key)
-            .await
-            .map(|_| ())
+        self.remove_request(
+            key,
+            RemoveRequest {
+                durability,
+                column: None,
+            },
+        )
+        .await
     }
 
-    /// One page of keys in `from..=to` after `after`.
+    /// Removes one column of a key, leaving the others.
+    pub async fn remove_column(
+        &self,
+        key: KeyId,
+        column: u16,
+        durability: Durability,
+    ) -> Result<()> {
+        let req = RemoveRequest {
+            durability,
+            column: Some(column),
+        };
+        self.remove_request(key, req).await
+    }
+
+    async fn remove_request(&self, key: KeyId, req: RemoveRequest) -> Result<()> {
+        self.call(&Request::Remove(req), key).await.map(|_| ())
+    }
+
+    /// One page of entries (one per live column of each key) in `from..=to` after `after`.
     pub async fn iterate(&self, req: IterateRequest) -> Result<(Vec<IterEntry>, IterateEnd)> {
         let mut entries = Vec::new();
         let mut end = IterateEnd::Done;
@@ -363,13 +458,15 @@ impl Client {
         Ok((entries, end))
     }
 
+    /// The whole value (column 0) of each key.
     pub async fn bulk_read(&self, keys: Vec<KeyId>) -> Result<Vec<BulkItem>> {
-        let replies = self
-            .call(
-                &Request::BulkRead(BulkReadRequest { column: 0, keys }),
-                [0; 32],
-            )
-            .await?;
+        self.bulk_read_column(keys, 0).await
+    }
+
+    /// The whole `column` of each key.
+    pub async fn bulk_read_column(&self, keys: Vec<KeyId>, column: u16) -> Result<Vec<BulkItem>> {
+        let req = Request::BulkRead(BulkReadRequest { column, keys });
+        let replies = self.call(&req, [0; 32]).await?;
         replies
             .into_iter()
             .map(|r| match r {

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::forward::{route, Route};
 use super::{dispatch, Node};
 use crate::wire::{
     decode_frame, encode_error, Command, Frame, Header, Request, Status, WireError,
@@ -77,18 +78,8 @@ async fn run(
                 }
                 greeted = true;
             }
-            let mut batch = batch;
-            while !batch.is_empty() {
-                let (chunks, rest) = match serve_batch(node, batch).await {
-                    Ok(r) => r,
-                    Err(e) => return End::Fatal(e),
-                };
-                for chunk in &chunks {
-                    if let Err(e) = stream.write_all(chunk).await {
-                        return End::Fatal(e.to_string());
-                    }
-                }
-                batch = rest;
+            if let Err(end) = serve_frames(node, stream, batch).await {
+                return end;
             }
             continue;
         }
@@ -112,6 +103,62 @@ async fn run(
             _ = shutdown.changed() => return End::Shutdown,
         }
     }
+}
+
+/// Serves a batch in order: runs of frames this node serves go to the backend together;
+/// a frame another node owns is forwarded to it and its replies relayed (`forward.rs`).
+async fn serve_frames(
+    node: &Arc<Node>,
+    stream: &mut TcpStream,
+    mut batch: Vec<Frame>,
+) -> Result<(), End> {
+    let table = node.info.route_table();
+    let me = node.config.name.as_str();
+    while !batch.is_empty() {
+        let routes: Vec<Route> = batch
+            .iter()
+            .map(|f| route(table.as_deref(), me, node.config.group, &f.header))
+            .collect();
+        let local = routes.iter().take_while(|r| **r == Route::Local).count();
+        if local == 0 {
+            let frame = batch.remove(0);
+            pass_on(node, stream, &frame, &routes[0]).await?;
+            continue;
+        }
+        let later = batch.split_off(local);
+        let (chunks, rest) = serve_batch(node, batch).await.map_err(End::Fatal)?;
+        for chunk in &chunks {
+            stream
+                .write_all(chunk)
+                .await
+                .map_err(|e| End::Fatal(e.to_string()))?;
+        }
+        batch = rest;
+        batch.extend(later);
+    }
+    Ok(())
+}
+
+/// Forwards one frame, or answers it with the refusal its route gives.
+async fn pass_on(
+    node: &Arc<Node>,
+    stream: &mut TcpStream,
+    frame: &Frame,
+    route: &Route,
+) -> Result<(), End> {
+    let written = match route {
+        Route::Forward { addr, group } => {
+            node.info.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+            node.peers.forward(addr, *group, frame, stream).await
+        }
+        Route::Refuse(status, message) => {
+            let mut out = BytesMut::new();
+            encode_error(&frame.header, *status, message, &mut out);
+            stream.write_all(&out).await
+        }
+        Route::Local => Ok(()),
+    };
+    written.map_err(|e| End::Fatal(e.to_string()))
 }
 
 /// Whole frames at the front of `buf`, at most the in-flight cap; a fatal framing error

@@ -2,7 +2,7 @@
 //! connection runs a batch of these on the blocking pool (see `connection.rs`).
 
 use bytes::{Bytes, BytesMut};
-use ringblob_backends::{Backend, IterRequest, Meta};
+use ringblob_backends::{Backend, IterRequest, Meta, Position};
 use ringblob_engine::{Key, Range, WriteOptions};
 
 use super::output::Output;
@@ -10,9 +10,9 @@ use super::status_map::status_of;
 use super::NodeInfo;
 use crate::wire::{
     encode_error, encode_iterate_reply, encode_read_reply, BulkItem, BulkReadRequest, Durability,
-    Frame, Header, IterEntry, IterateEnd, IterateRequest, ReadRequest, Reply, Request, Status,
-    ValueMeta, WireError, WriteAck, WriteMode, WriteRequest, MAX_REPLY_PART, MAX_VALUE_IN_FRAME,
-    READ_TO_END,
+    Frame, Header, IterEntry, IterPosition, IterateEnd, IterateRequest, ReadRequest, RemoveRequest,
+    Reply, Request, Status, ValueMeta, WireError, WriteAck, WriteMode, WriteRequest,
+    MAX_REPLY_PART, MAX_VALUE_IN_FRAME, READ_TO_END,
 };
 
 /// A batch stops taking requests once its replies reach this size; the rest wait for the
@@ -111,14 +111,15 @@ fn answer(
     let reply = match req {
         Request::Ping => Reply::Pong,
         Request::Handshake(hs) => Reply::Handshake(info.handshake_reply(&hs)?),
-        Request::Lookup => Reply::Meta(value_meta(&b.lookup(&key).map_err(fail)?)),
+        Request::Lookup(l) => {
+            Reply::Meta(value_meta(&b.lookup_column(&key, l.column).map_err(fail)?))
+        }
         Request::Read(r) => return read(b, h, &key, &r, out),
         Request::Write(w) => Reply::Write(WriteAck {
             size: write(b, &key, &w, defer)?,
         }),
         Request::Remove(r) => {
-            let o = deferrable(options(false, r.durability), defer);
-            b.remove(&key, o).map_err(fail)?;
+            remove(b, &key, &r, defer)?;
             Reply::Removed
         }
         Request::Iterate(r) => return iterate(b, h, &r, out.buf()),
@@ -156,16 +157,6 @@ fn deferrable(mut o: WriteOptions, (default_durable, deferred): Defer) -> WriteO
     o
 }
 
-fn no_columns(column: u16) -> Result<(), Failure> {
-    if column != 0 {
-        return Err((
-            Status::BadRequest,
-            format!("column {column}: only column 0 exists in this version"),
-        ));
-    }
-    Ok(())
-}
-
 fn options(compress: bool, d: Durability) -> WriteOptions {
     let durability = match d {
         Durability::Default => None,
@@ -186,12 +177,11 @@ fn read(
     r: &ReadRequest,
     out: &mut Output,
 ) -> Result<(), Failure> {
-    no_columns(r.column)?;
     let range = Range {
         offset: r.offset,
         size: (r.size != READ_TO_END).then_some(r.size),
     };
-    let value = Bytes::from(b.read(key, range).map_err(fail)?);
+    let value = Bytes::from(b.read_column(key, r.column, range).map_err(fail)?);
     if value.len() <= MAX_REPLY_PART {
         return encode_read_reply(h, &value, out.buf()).map_err(wire_fail);
     }
@@ -213,22 +203,32 @@ fn read(
 }
 
 fn write(b: &dyn Backend, key: &Key, w: &WriteRequest, defer: Defer) -> Result<u64, Failure> {
-    no_columns(w.column)?;
     let mut o = options(w.compress, w.durability);
     if !matches!(w.mode, WriteMode::Prepare { .. } | WriteMode::Part { .. }) {
         o = deferrable(o, defer);
     }
+    let c = w.column;
     let size = match w.mode {
-        WriteMode::Whole => b.write(key, &w.data, o),
-        WriteMode::Append => b.append(key, &w.data, o),
-        WriteMode::AtOffset { offset } => b.write_at(key, offset, &w.data, o),
-        WriteMode::Prepare { reserve } => b.prepare(key, reserve).map(|()| 0),
+        WriteMode::Whole => b.write_column(key, c, &w.data, o),
+        WriteMode::Append => b.append_column(key, c, &w.data, o),
+        WriteMode::AtOffset { offset } => b.write_at_column(key, c, offset, &w.data, o),
+        WriteMode::Prepare { reserve } => b.prepare_column(key, c, reserve).map(|()| 0),
         WriteMode::Part { offset } => b
-            .write_part(key, offset, &w.data)
+            .write_part_column(key, c, offset, &w.data)
             .map(|()| offset + w.data.len() as u64),
-        WriteMode::Commit { size } => b.commit(key, size, o),
+        WriteMode::Commit { size } => b.commit_column(key, c, size, o),
     };
     size.map_err(fail)
+}
+
+/// REMOVE: one column, or the key with every column.
+fn remove(b: &dyn Backend, key: &Key, r: &RemoveRequest, defer: Defer) -> Result<(), Failure> {
+    let o = deferrable(options(false, r.durability), defer);
+    match r.column {
+        Some(column) => b.remove_column(key, column, o),
+        None => b.remove(key, o),
+    }
+    .map_err(fail)
 }
 
 fn iterate(
@@ -240,7 +240,10 @@ fn iterate(
     let req = IterRequest {
         from: Key(r.from),
         to: Key(r.to),
-        after: r.after.map(Key),
+        after: r.after.map(|a| Position {
+            key: Key(a.key),
+            column: a.column,
+        }),
         limit: r.limit as usize,
     };
     let page = b.iterate(&req).map_err(fail)?;
@@ -252,9 +255,12 @@ fn iterate(
             meta: value_meta(m),
         })
         .collect();
-    let end = page
-        .next_after
-        .map_or(IterateEnd::Done, |k| IterateEnd::ResumeAfter(k.0));
+    let end = page.next_after.map_or(IterateEnd::Done, |p| {
+        IterateEnd::ResumeAfter(IterPosition {
+            key: p.key.0,
+            column: p.column,
+        })
+    });
     encode_iterate_reply(h, &entries, end, out).map_err(wire_fail)
 }
 
@@ -264,14 +270,13 @@ fn bulk_read(
     r: &BulkReadRequest,
     out: &mut BytesMut,
 ) -> Result<(), Failure> {
-    no_columns(r.column)?;
     if r.keys.is_empty() {
         return Err((Status::BadRequest, "BULK_READ of no keys".into()));
     }
     let start = out.len();
     let mut total = 0usize;
     for (i, k) in r.keys.iter().enumerate() {
-        let (status, data) = match b.read(&Key(*k), Range::all()) {
+        let (status, data) = match b.read_column(&Key(*k), r.column, Range::all()) {
             Ok(v) if v.len() > MAX_VALUE_IN_FRAME => (Status::TooLarge, Bytes::new()),
             // One reply is built in memory: past the budget, items say TOO_LARGE and the
             // client reads those keys one by one.
@@ -308,6 +313,6 @@ pub fn value_meta(m: &Meta) -> ValueMeta {
         checksum: m.checksum,
         blob,
         flags: 0,
-        column: 0,
+        column: m.column,
     }
 }

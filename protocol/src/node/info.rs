@@ -20,6 +20,8 @@ pub struct Counters {
     pub connections_refused: AtomicU64,
     pub requests: AtomicU64,
     pub bad_frames: AtomicU64,
+    /// Requests sent on to the key's owner.
+    pub forwarded: AtomicU64,
 }
 
 /// Identity and counters of a node.
@@ -31,6 +33,10 @@ pub struct NodeInfo {
     pub counters: Counters,
     /// Starts a defragmentation in the background (DEFRAG without WAIT).
     pub start_defrag: Option<Box<dyn Fn() + Send + Sync>>,
+    /// The cluster's route table (`None`: a single node, not in a cluster).
+    pub routes: Option<super::membership::Routes>,
+    /// Data movement after ring changes (`None` outside a cluster).
+    pub moves: Option<super::membership::MoveStatusCell>,
 }
 
 fn load(c: &AtomicU64) -> u64 {
@@ -57,7 +63,30 @@ impl NodeInfo {
             started: Instant::now(),
             counters: Counters::default(),
             start_defrag: None,
+            routes: None,
+            moves: None,
         }
+    }
+
+    /// The cluster part of STAT: this node's view of its peers (`null` outside a cluster).
+    pub fn cluster_json(&self) -> serde_json::Value {
+        let Some(t) = self.route_table() else {
+            return serde_json::Value::Null;
+        };
+        let alive = t.nodes.iter().filter(|n| n.alive).count();
+        let groups: std::collections::BTreeSet<u32> = t.nodes.iter().map(|n| n.group).collect();
+        json!({
+            "route_version": t.version,
+            "nodes": t.nodes.len(),
+            "nodes_alive": alive,
+            "groups": groups,
+            "rebalancing": self.moves.as_ref().map(|m| m.lock().clone()),
+        })
+    }
+
+    /// The current route table, if the node is in a cluster.
+    pub fn route_table(&self) -> Option<std::sync::Arc<crate::ring::RouteTable>> {
+        self.routes.as_ref().and_then(|r| r.borrow().clone())
     }
 
     /// The reply to a handshake, or UNSUPPORTED_VERSION when no version is shared.
@@ -98,22 +127,31 @@ impl NodeInfo {
             "connections_refused": load(&c.connections_refused),
             "requests": load(&c.requests),
             "bad_frames": load(&c.bad_frames),
+            "forwarded": load(&c.forwarded),
             "peak_rss_bytes": peak_rss_bytes(),
             "backend": backend,
+            "cluster": self.cluster_json(),
         })
         .to_string()
     }
 
-    /// ROUTE_LIST: a JSON array. A single node owns the whole ring of its group.
+    /// ROUTE_LIST: the route table (`docs/PROTOCOL.md` §15.5). A node outside a cluster is
+    /// a table of itself alone, with no ring IDs: it owns its group's whole ring.
     pub fn routes_json(&self) -> String {
-        json!([{
-            "node": self.name,
-            "addr": self.addr.to_string(),
-            "group": self.group,
-            "ids": [],
-            "ranges": [{ "from": "00".repeat(32), "to": "ff".repeat(32) }],
-            "share": 1.0,
-        }])
+        if let Some(text) = self.route_table().and_then(|t| t.to_json().ok()) {
+            return text;
+        }
+        json!({
+            "version": 0,
+            "nodes": [{
+                "name": self.name,
+                "addr": self.addr.to_string(),
+                "group": self.group,
+                "ids": [],
+                "alive": true,
+                "incarnation": 0,
+            }],
+        })
         .to_string()
     }
 }

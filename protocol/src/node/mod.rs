@@ -3,7 +3,10 @@
 
 mod connection;
 mod dispatch;
+mod forward;
 mod info;
+mod membership;
+mod mover;
 mod output;
 mod status_map;
 
@@ -18,7 +21,10 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 pub use dispatch::value_meta;
+pub use forward::{route, Route};
 pub use info::{Counters, NodeInfo};
+pub use membership::{ClusterFiles, Membership, MoveStatus, MoveStatusCell, Routes};
+pub use mover::Mover;
 pub use status_map::status_of;
 
 use crate::wire::{IDLE_TIMEOUT, MAX_CONNECTIONS, READ_TIMEOUT};
@@ -90,11 +96,38 @@ pub struct Node {
     pub backend: AsyncBackend,
     pub config: NodeConfig,
     pub info: NodeInfo,
+    /// Connections to the other nodes requests are forwarded to.
+    pub peers: forward::Peers,
 }
 
 impl Node {
+    /// A node on its own (not in a cluster): it serves every key it is asked for.
     pub fn new(backend: Arc<dyn Backend>, config: NodeConfig, addr: SocketAddr) -> Arc<Node> {
+        Self::build(backend, config, addr, None)
+    }
+
+    /// A cluster member: requests for keys other nodes own (by `routes`) are forwarded.
+    pub fn in_cluster(
+        backend: Arc<dyn Backend>,
+        config: NodeConfig,
+        addr: SocketAddr,
+        membership: &Membership,
+    ) -> Arc<Node> {
+        let cluster = (membership.routes.clone(), membership.moves.clone());
+        Self::build(backend, config, addr, Some(cluster))
+    }
+
+    fn build(
+        backend: Arc<dyn Backend>,
+        config: NodeConfig,
+        addr: SocketAddr,
+        cluster: Option<(Routes, MoveStatusCell)>,
+    ) -> Arc<Node> {
         let mut info = NodeInfo::new(config.name.clone(), addr, config.group);
+        if let Some((routes, moves)) = cluster {
+            info.routes = Some(routes);
+            info.moves = Some(moves);
+        }
         let backend = AsyncBackend::new(backend, config.max_blocking_calls);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let b = backend.clone();
@@ -108,10 +141,12 @@ impl Node {
                 });
             }));
         }
+        let peers = forward::Peers::new(&config.name);
         Arc::new(Node {
             backend,
             config,
             info,
+            peers,
         })
     }
 }

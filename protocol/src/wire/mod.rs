@@ -38,9 +38,9 @@ pub use frame::{check_frame, decode_frame, encode_frame, peek_payload_len, Frame
 pub use header::{Header, FLAG_MORE, FLAG_REPLY, MAGIC};
 pub use limits::*;
 pub use payload::{
-    BulkItem, BulkReadRequest, Durability, HandshakeReply, HandshakeRequest, IterEntry, IterateEnd,
-    IteratePart, IterateRequest, ReadRequest, RemoveRequest, ValueMeta, WriteAck, WriteMode,
-    WriteRequest, MAX_ENTRIES_PER_PART, READ_TO_END,
+    BulkItem, BulkReadRequest, Durability, HandshakeReply, HandshakeRequest, IterEntry,
+    IterPosition, IterateEnd, IteratePart, IterateRequest, LookupRequest, ReadRequest,
+    RemoveRequest, ValueMeta, WriteAck, WriteMode, WriteRequest, MAX_ENTRIES_PER_PART, READ_TO_END,
 };
 pub use reply::Reply;
 pub use request::Request;

@@ -7,7 +7,8 @@ use super::error::WireError;
 use super::frame::{encode_frame, Frame};
 use super::header::Header;
 use super::payload::{
-    BulkReadRequest, HandshakeRequest, IterateRequest, ReadRequest, RemoveRequest, WriteRequest,
+    BulkReadRequest, HandshakeRequest, IterateRequest, LookupRequest, ReadRequest, RemoveRequest,
+    WriteRequest,
 };
 use super::KeyId;
 
@@ -17,8 +18,8 @@ use super::KeyId;
 pub enum Request {
     Ping,
     Handshake(HandshakeRequest),
-    /// Metadata of the header's key.
-    Lookup,
+    /// Metadata of one column of the header's key.
+    Lookup(LookupRequest),
     Read(ReadRequest),
     Write(WriteRequest),
     Remove(RemoveRequest),
@@ -38,7 +39,7 @@ impl Request {
         match self {
             Request::Ping => Command::Ping,
             Request::Handshake(_) => Command::Handshake,
-            Request::Lookup => Command::Lookup,
+            Request::Lookup(_) => Command::Lookup,
             Request::Read(_) => Command::Read,
             Request::Write(_) => Command::Write,
             Request::Remove(_) => Command::Remove,
@@ -75,7 +76,11 @@ impl Request {
     /// Appends only the payload.
     pub fn encode_payload(&self, dst: &mut BytesMut) -> Result<(), WireError> {
         match self {
-            Request::Ping | Request::Lookup | Request::Stat | Request::RouteList => Ok(()),
+            Request::Ping | Request::Stat | Request::RouteList => Ok(()),
+            Request::Lookup(p) => {
+                p.encode(dst);
+                Ok(())
+            }
             Request::Handshake(p) => p.encode(dst),
             Request::Read(p) => {
                 p.encode(dst);
@@ -105,7 +110,7 @@ impl Request {
         Ok(match frame.header.command {
             Command::Ping => empty(p, "PING request", Request::Ping)?,
             Command::Handshake => Request::Handshake(HandshakeRequest::decode(p)?),
-            Command::Lookup => empty(p, "LOOKUP request", Request::Lookup)?,
+            Command::Lookup => Request::Lookup(LookupRequest::decode(p)?),
             Command::Read => Request::Read(ReadRequest::decode(p)?),
             Command::Write => Request::Write(WriteRequest::decode(p)?),
             Command::Remove => Request::Remove(RemoveRequest::decode(p)?),

@@ -13,6 +13,13 @@ const READ_REQUEST: &[u8] = include_bytes!("../fixtures/v1/read_request.bin");
 const WRITE_REQUEST: &[u8] = include_bytes!("../fixtures/v1/write_request.bin");
 const NOT_FOUND_REPLY: &[u8] = include_bytes!("../fixtures/v1/not_found_reply.bin");
 const ITERATE_REPLY: &[u8] = include_bytes!("../fixtures/v1/iterate_reply.bin");
+// Columns (a version-1 addition, docs/PROTOCOL.md §14).
+const LOOKUP_COLUMN_REQUEST: &[u8] = include_bytes!("../fixtures/v1/lookup_column_request.bin");
+const REMOVE_COLUMN_REQUEST: &[u8] = include_bytes!("../fixtures/v1/remove_column_request.bin");
+const REMOVE_KEY_REQUEST: &[u8] = include_bytes!("../fixtures/v1/remove_key_request.bin");
+const ITERATE_REQUEST_AFTER_COLUMN: &[u8] =
+    include_bytes!("../fixtures/v1/iterate_request_after_column.bin");
+const ITERATE_REPLY_COLUMNS: &[u8] = include_bytes!("../fixtures/v1/iterate_reply_columns.bin");
 
 fn counting_key() -> KeyId {
     let mut k = [0u8; 32];
@@ -102,12 +109,107 @@ fn iterate_last_part_with_resume_key() -> Result<(), WireError> {
             key: counting_key(),
             meta,
         }],
-        end: Some(IterateEnd::ResumeAfter(counting_key())),
+        end: Some(IterateEnd::ResumeAfter(IterPosition {
+            key: counting_key(),
+            column: 0,
+        })),
     };
     assert_eq!(Reply::decode(&frame)?, Reply::IteratePart(part.clone()));
     let request = Header::request(Command::Iterate, 3, [0; 32], 0);
     let mut buf = BytesMut::new();
     Reply::IteratePart(part).encode(&request, &mut buf)?;
     assert_eq!(&buf[..], ITERATE_REPLY);
+    Ok(())
+}
+
+/// Decodes `bytes` as a request, checks it is `want` for the counting key, and re-encodes
+/// it to the same bytes.
+fn request_golden(bytes: &[u8], key: KeyId, want: &Request) -> Result<(), WireError> {
+    let frame = one(bytes)?;
+    assert_eq!(&Request::decode(&frame)?, want);
+    assert_eq!(frame.header.key, key);
+    let mut buf = BytesMut::new();
+    want.encode(frame.header.trans, key, 0, &mut buf)?;
+    assert_eq!(&buf[..], bytes);
+    Ok(())
+}
+
+#[test]
+fn lookup_of_column_2_carries_an_8_byte_payload() -> Result<(), WireError> {
+    assert_eq!(
+        &LOOKUP_COLUMN_REQUEST[76..80],
+        &0xAC98_B4E8u32.to_le_bytes()
+    );
+    let want = Request::Lookup(LookupRequest { column: 2 });
+    request_golden(LOOKUP_COLUMN_REQUEST, counting_key(), &want)?;
+    // Column 0 is the empty payload: the LOOKUP frame of before columns.
+    let mut buf = BytesMut::new();
+    Request::Lookup(LookupRequest { column: 0 }).encode(0x11, counting_key(), 0, &mut buf)?;
+    assert_eq!(buf.len(), HEADER_LEN);
+    Ok(())
+}
+
+#[test]
+fn remove_of_one_column_and_of_a_whole_key() -> Result<(), WireError> {
+    let one_column = Request::Remove(RemoveRequest {
+        durability: Durability::Sync,
+        column: Some(1),
+    });
+    request_golden(REMOVE_COLUMN_REQUEST, counting_key(), &one_column)?;
+    let whole_key = Request::Remove(RemoveRequest {
+        durability: Durability::Default,
+        column: None,
+    });
+    request_golden(REMOVE_KEY_REQUEST, counting_key(), &whole_key)?;
+    assert_eq!(
+        &REMOVE_KEY_REQUEST[80..],
+        &[0; 8],
+        "the payload of before columns"
+    );
+    Ok(())
+}
+
+#[test]
+fn iterate_resumes_after_a_key_and_column() -> Result<(), WireError> {
+    let after = IterPosition {
+        key: counting_key(),
+        column: 2,
+    };
+    let req = Request::Iterate(IterateRequest {
+        from: [0; 32],
+        to: [0xff; 32],
+        after: Some(after),
+        limit: 100,
+    });
+    request_golden(ITERATE_REQUEST_AFTER_COLUMN, [0; 32], &req)?;
+    let frame = one(ITERATE_REPLY_COLUMNS)?;
+    let meta = |size, stored_size, timestamp_ns, offset, checksum, column| ValueMeta {
+        size,
+        stored_size,
+        timestamp_ns,
+        offset,
+        checksum,
+        blob: 1,
+        flags: 0,
+        column,
+    };
+    let part = IteratePart {
+        entries: vec![
+            IterEntry {
+                key: counting_key(),
+                meta: meta(5, 93, 1_000_000_000, 4096, crc32fast::hash(b"hello"), 0),
+            },
+            IterEntry {
+                key: counting_key(),
+                meta: meta(3, 91, 1_000_000_001, 4189, crc32fast::hash(b"jpg"), 2),
+            },
+        ],
+        end: Some(IterateEnd::ResumeAfter(after)),
+    };
+    assert_eq!(Reply::decode(&frame)?, Reply::IteratePart(part.clone()));
+    let request = Header::request(Command::Iterate, 0x14, [0; 32], 0);
+    let mut buf = BytesMut::new();
+    Reply::IteratePart(part).encode(&request, &mut buf)?;
+    assert_eq!(&buf[..], ITERATE_REPLY_COLUMNS);
     Ok(())
 }

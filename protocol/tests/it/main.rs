@@ -1,6 +1,7 @@
 //! Integration tests of `ringblob_protocol::wire`: encode/decode round trips for every
 //! request and reply (proptest), golden frames of version 1, and arbitrary bytes.
 
+mod columns;
 mod garbage;
 mod golden;
 mod replies;

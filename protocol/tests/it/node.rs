@@ -226,7 +226,12 @@ async fn every_command_works_through_the_client() {
     assert_eq!(stat["backend"]["keys"], 1);
     let routes: serde_json::Value =
         serde_json::from_str(&c.routes().await.unwrap_or_default()).unwrap_or_default();
-    assert_eq!(routes[0]["addr"], n.addr.to_string());
+    assert_eq!(routes["nodes"][0]["addr"], n.addr.to_string());
+    assert_eq!(
+        routes["nodes"][0]["ids"],
+        serde_json::json!([]),
+        "a node outside a cluster owns its whole group"
+    );
 }
 
 #[tokio::test]

@@ -79,7 +79,7 @@ pub fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         Just(Request::Ping),
         handshake_request().prop_map(Request::Handshake),
-        Just(Request::Lookup),
+        any::<u16>().prop_map(|column| Request::Lookup(LookupRequest { column })),
         (any::<u64>(), any::<u64>(), any::<u16>()).prop_map(
             |(offset, size, column)| Request::Read(ReadRequest {
                 offset,
@@ -88,8 +88,9 @@ pub fn request() -> impl Strategy<Value = Request> {
             })
         ),
         write_request().prop_map(Request::Write),
-        durability().prop_map(|durability| Request::Remove(RemoveRequest { durability })),
-        (key(), key(), option::of(key()), 0..=MAX_ITERATE_LIMIT).prop_map(
+        (durability(), option::of(any::<u16>()))
+            .prop_map(|(durability, column)| Request::Remove(RemoveRequest { durability, column })),
+        (key(), key(), option::of(position()), 0..=MAX_ITERATE_LIMIT).prop_map(
             |(from, to, after, limit)| Request::Iterate(IterateRequest {
                 from,
                 to,
@@ -122,10 +123,16 @@ pub fn entry() -> impl Strategy<Value = IterEntry> {
     (key(), meta()).prop_map(|(key, meta)| IterEntry { key, meta })
 }
 
+/// A (key, column) place in listing order; column 0 and small columns often.
+pub fn position() -> impl Strategy<Value = IterPosition> {
+    let column = prop_oneof![Just(0u16), 1u16..4, any::<u16>()];
+    (key(), column).prop_map(|(key, column)| IterPosition { key, column })
+}
+
 pub fn iterate_end() -> impl Strategy<Value = IterateEnd> {
     prop_oneof![
         Just(IterateEnd::Done),
-        key().prop_map(IterateEnd::ResumeAfter)
+        position().prop_map(IterateEnd::ResumeAfter)
     ]
 }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ringblob_engine::{Durability, IoKind};
+use ringblob_engine::{Durability, IndexMode, IoKind};
 
 use super::store::EngineKind;
 
@@ -21,13 +21,17 @@ pub enum Command {
     Engine(EngineArgs),
     /// Load a running node over the wire (connections × pipeline), with latency percentiles.
     Remote(super::remote::RemoteArgs),
+    /// Internal (the index-memory workload): open a data directory in this fresh process and
+    /// print, as JSON, the resident memory before and after `Engine::open`.
+    #[command(hide = true)]
+    ReopenProbe(super::reopen::ProbeArgs),
 }
 
 /// Flags of `ringblob-bench engine`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {
     /// Scratch directory; each engine+workload gets a sub-directory, wiped before use.
-    #[arg(long)]
+    #[arg(long, default_value_os_t = std::env::temp_dir().join("ringblob-bench"))]
     pub dir: PathBuf,
     /// Which workload to run.
     #[arg(long, value_enum)]
@@ -53,6 +57,14 @@ pub struct EngineArgs {
     /// How ringblob issues file IO: pread, mmap or uring.
     #[arg(long, default_value = "pread")]
     pub io: IoKind,
+    /// Where ringblob indexes sealed blobs' keys: sorted (on-disk sorted indexes, bloom
+    /// filters in memory) or memory (every key in memory).
+    #[arg(long, default_value = "sorted")]
+    pub index: IndexMode,
+    /// Sealed blobs the keys are spread over: index-memory takes one number (default 128),
+    /// sealed-gets a list and measures each (default 1,10,100).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
+    pub blobs: Option<Vec<u32>>,
     /// Duration of the ycsb-b run in seconds.
     #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
@@ -75,6 +87,12 @@ pub enum WorkloadArg {
     /// Online defragmentation of a store with ~2/3 garbage, with read latency before and
     /// during it (ringblob only; not part of `all`).
     Defrag,
+    /// Resident memory per key of reopening a store whose keys all live in sealed blobs,
+    /// measured in a fresh process (ringblob only; not part of `all`).
+    IndexMemory,
+    /// Point-get hits and misses against keys spread over 1, 10, 100 sealed blobs, with
+    /// latency percentiles (ringblob only; not part of `all`).
+    SealedGets,
     All,
 }
 

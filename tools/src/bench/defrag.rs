@@ -74,7 +74,7 @@ pub struct ReadLatency {
 
 impl ReadLatency {
     /// Summarises per-get latencies (nanoseconds) collected over `seconds`.
-    fn from_samples(mut ns: Vec<u32>, seconds: f64) -> Self {
+    pub fn from_samples(mut ns: Vec<u32>, seconds: f64) -> Self {
         ns.sort_unstable();
         ReadLatency {
             reads: ns.len() as u64,
@@ -102,6 +102,7 @@ pub fn run(dir: &Path, p: &Params, keys: &[Key], values: &ValuePool) -> Result<D
         max_blob_size: MAX_BLOB_SIZE,
         defrag_interval: None,
         io: p.io,
+        index: p.index,
         ..Config::default()
     };
     let engine = Engine::open(dir, config)
@@ -258,7 +259,7 @@ mod tests {
     use super::*;
     use crate::bench::data;
     use crate::bench::workload::Workload;
-    use ringblob_engine::IoKind;
+    use ringblob_engine::{IndexMode, IoKind};
 
     #[test]
     fn defragments_while_reading_the_latest_values() -> Result<()> {
@@ -271,6 +272,8 @@ mod tests {
             threads: 1,
             durability: Durability::None,
             io: IoKind::Pread,
+            index: IndexMode::Sorted,
+            blobs: 0,
             duration: Duration::from_secs(1),
         };
         let keys = data::keys(p.count);

@@ -33,10 +33,49 @@ pub struct Row {
     /// Seconds the close after a put workload took (flush, fsync, checkpoint); not in `seconds`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub close_seconds: Option<f64>,
+    /// ringblob's sealed-blob index (`--index`: sorted or memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keys: Option<u64>,
+    /// `Engine::stats().index_bytes / keys`; on index-memory rows the resident memory
+    /// (VmRSS) that reopening added, divided by `count`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_bytes_per_key: Option<f64>,
+    /// index-memory and sealed-gets rows: keys loaded (`--count`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// index-memory and sealed-gets rows: sealed blobs holding the keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<u64>,
+    /// index-memory and sealed-gets rows: seconds to load the keys, seal and close (untimed
+    /// preparation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_seconds: Option<f64>,
+    /// index-memory rows: seconds of the measured `Engine::open` (also `seconds`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_seconds: Option<f64>,
+    /// index-memory rows: `Engine::stats().index_bytes / count` after the reopen;
+    /// sealed-gets rows: after the gets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats_index_bytes_per_key: Option<f64>,
+    /// index-memory rows: anonymous resident memory (RssAnon: no code or other file pages)
+    /// that reopening added, divided by `count`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anon_bytes_per_key: Option<f64>,
+    /// index-memory rows: the reopening process's VmRSS right before and after the open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_before_open_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_after_open_bytes: Option<u64>,
+    /// sealed-gets rows: `hit` (loaded keys) or `miss` (keys never written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<String>,
+    /// sealed-gets rows: per-get latency percentiles in microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_us: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_us: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syncs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -154,7 +193,30 @@ const LEGEND: &[&str] = &[
     "values: pseudo-random, incompressible; ringblob compress=false, fjall default LZ4, redb none.",
     "defrag (ringblob only): ops = records copied, seconds = the defragmentation, MB/s = bytes",
     "  reclaimed / seconds / 1e6; get latencies of the readers before (2 s) and during it.",
+    "index-memory (ringblob only): idx B/k = VmRSS added by reopening (in a fresh process) / keys;",
+    "  seconds = the open. sealed-gets (ringblob only): one row per blob count and hit/miss.",
 ];
+
+/// Notes of index-memory and sealed-gets rows.
+fn sealed_notes(r: &Row) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(index) = &r.index {
+        notes.push(format!("index {index}"));
+    }
+    if let Some(b) = r.blobs {
+        notes.push(format!("{b} sealed blobs"));
+    }
+    if let (Some(l), Some(p50), Some(p99)) = (&r.lookup, r.p50_us, r.p99_us) {
+        notes.push(format!("{l} p50/p99 µs {p50:.2}/{p99:.2}"));
+    }
+    if let Some(s) = r.stats_index_bytes_per_key {
+        notes.push(format!("stats {s:.2} B/key"));
+    }
+    if let Some(a) = r.anon_bytes_per_key {
+        notes.push(format!("anon {a:.2} B/key"));
+    }
+    notes
+}
 
 fn table_line(r: &Row) -> String {
     let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
@@ -176,6 +238,7 @@ fn table_line(r: &Row) -> String {
     if let Some(s) = r.syncs {
         notes.push(format!("{s} syncs"));
     }
+    notes.extend(sealed_notes(r));
     if let (Some(reclaimed), Some(copy)) = (r.bytes_reclaimed, r.copy_mb_per_sec) {
         notes.push(format!(
             "reclaimed {:.1} MiB, copy {copy:.1} MB/s",

@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ringblob_engine::{Config, Durability, Engine, Error, IoKind, Key, Range, WriteOptions};
+use ringblob_engine::{
+    Config, Durability, Engine, Error, IndexMode, IoKind, Key, Range, WriteOptions,
+};
 
 use super::data::ValuePool;
 use super::store::{Figures, Store};
@@ -14,10 +16,12 @@ pub struct RingblobStore {
 }
 
 impl RingblobStore {
-    /// Opens with the default [`Config`] but `io`; puts use `durability` and no compression.
-    pub fn open(dir: &Path, durability: Durability, io: IoKind) -> Result<Self> {
+    /// Opens with the default [`Config`] but `io` and `index`; puts use `durability` and no
+    /// compression.
+    pub fn open(dir: &Path, durability: Durability, io: IoKind, index: IndexMode) -> Result<Self> {
         let config = Config {
             io,
+            index,
             ..Config::default()
         };
         let engine = Engine::open(dir, config)

@@ -24,6 +24,12 @@ pub fn current_bytes() -> u64 {
     status_kib("VmRSS:") * 1024
 }
 
+/// Current anonymous resident memory in bytes (`RssAnon`: heap and stacks, without the
+/// binary's code and other file-backed pages), or 0 if unknown.
+pub fn anon_bytes() -> u64 {
+    status_kib("RssAnon:") * 1024
+}
+
 fn status_kib(field: &str) -> u64 {
     let Ok(status) = fs::read_to_string("/proc/self/status") else {
         return 0;

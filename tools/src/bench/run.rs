@@ -29,16 +29,27 @@ pub fn run_engine(args: &EngineArgs) -> Result<()> {
 }
 
 fn run_workload(p: &Params, args: &EngineArgs, printer: &mut Printer) -> Result<()> {
-    let peers: &[Peer] = if p.workload == Workload::Defrag {
+    let peers: &[Peer] = if p.workload.ringblob_only() {
         if !args.compare.is_empty() {
             tracing::warn!(
-                "--compare ignored for defrag: only ringblob has online defragmentation"
+                workload = p.workload.name(),
+                "--compare ignored: this workload measures ringblob only"
             );
         }
         &[]
     } else {
         &args.compare
     };
+    if p.workload == Workload::SealedGets {
+        // One child per blob count, each printing a hit row and a miss row.
+        for blobs in p.workload.blob_counts(args.blobs.as_deref())? {
+            let p = Params { blobs, ..*p };
+            for row in child::measure_rows(EngineKind::Ringblob, &p, args)? {
+                printer.row(&row)?;
+            }
+        }
+        return Ok(());
+    }
     let dd = if p.workload == Workload::LargePuts {
         disk_row(&args.dir)
     } else {

@@ -9,8 +9,10 @@ use super::cli::{durability_name, EngineArgs};
 use super::data::{self, ValuePool};
 use super::defrag;
 use super::disk;
+use super::index_memory;
 use super::measure::{self, Measured};
 use super::report::Row;
+use super::sealed_gets;
 use super::store::EngineKind;
 use super::workload::{Params, Workload};
 
@@ -27,19 +29,27 @@ pub fn run_child(kind: EngineKind, args: &EngineArgs) -> Result<()> {
     );
     let keys = data::keys(p.count);
     let values = ValuePool::new(p.value_size);
-    let row = measure_row(kind, &p, &args.dir, &keys, &values)?;
-    println!("{}", serde_json::to_string(&row)?);
+    for row in measure_rows(kind, &p, &args.dir, &keys, &values)? {
+        println!("{}", serde_json::to_string(&row)?);
+    }
     Ok(())
 }
 
 /// Runs one workload on one engine in a freshly wiped `root/<engine>-<workload>`.
-fn measure_row(
+fn measure_rows(
     kind: EngineKind,
     p: &Params,
     root: &Path,
     keys: &[Key],
     values: &ValuePool,
-) -> Result<Row> {
+) -> Result<Vec<Row>> {
+    if p.workload.ringblob_only() && kind != EngineKind::Ringblob {
+        bail!(
+            "the {} workload runs on ringblob only, not {}",
+            p.workload.name(),
+            kind.name()
+        );
+    }
     let dir = root.join(format!("{}-{}", kind.name(), p.workload.name()));
     disk::wipe(&dir)?;
     tracing::info!(engine = kind.name(), workload = p.workload.name(), dir = %dir.display(), "running");
@@ -50,11 +60,18 @@ fn measure_row(
         Workload::PointGets => measure::point_gets(kind, &dir, p, keys, values),
         Workload::Open => measure::open(kind, &dir, p, keys, values),
         Workload::YcsbB => measure::ycsb_b(kind, &dir, p, keys, values),
-        Workload::Defrag => return defrag_row(kind, &dir, p, keys, values),
+        Workload::Defrag => return defrag_row(&dir, p, keys, values).map(|r| vec![r]),
+        Workload::IndexMemory => {
+            let row = index_memory::row(&dir, p, keys, values).context("ringblob index-memory");
+            return row.map(|r| vec![r]);
+        }
+        Workload::SealedGets => {
+            return sealed_gets::rows(&dir, p, keys, values).context("ringblob sealed-gets")
+        }
     }
     .with_context(|| format!("{} {}", kind.name(), p.workload.name()))?;
     let bytes_on_disk = disk::size_of_dir(&dir)?;
-    Ok(to_row(kind, p, &m, bytes_on_disk))
+    Ok(vec![to_row(kind, p, &m, bytes_on_disk)])
 }
 
 fn to_row(kind: EngineKind, p: &Params, m: &Measured, bytes_on_disk: u64) -> Row {
@@ -80,6 +97,7 @@ fn to_row(kind: EngineKind, p: &Params, m: &Measured, bytes_on_disk: u64) -> Row
         durability: writes.then(|| durability_name(p.durability).to_string()),
         value_size: Some(p.value_size),
         io: (kind == EngineKind::Ringblob).then(|| p.io.name().to_string()),
+        index: (kind == EngineKind::Ringblob).then(|| p.index.name().to_string()),
         base_rss_bytes: Some(m.base_rss),
         close_seconds: m.close_seconds,
         keys: m.figures.keys,
@@ -93,19 +111,7 @@ fn to_row(kind: EngineKind, p: &Params, m: &Measured, bytes_on_disk: u64) -> Row
 
 /// The defrag workload (ringblob only): `ops` are the records copied, `seconds` the
 /// defragmentation's wall time, `mb_per_sec` the bytes reclaimed per second.
-fn defrag_row(
-    kind: EngineKind,
-    dir: &Path,
-    p: &Params,
-    keys: &[Key],
-    values: &ValuePool,
-) -> Result<Row> {
-    if kind != EngineKind::Ringblob {
-        bail!(
-            "the defrag workload runs on ringblob only; {} has no online defragmentation to drive",
-            kind.name()
-        );
-    }
+fn defrag_row(dir: &Path, p: &Params, keys: &[Key], values: &ValuePool) -> Result<Row> {
     let d = defrag::run(dir, p, keys, values).context("ringblob defrag")?;
     let bytes_on_disk = disk::size_of_dir(dir)?;
     let r = &d.report;
@@ -117,7 +123,7 @@ fn defrag_row(
         }
     };
     Ok(Row {
-        engine: kind.name().into(),
+        engine: EngineKind::Ringblob.name().into(),
         workload: p.workload.name().into(),
         ops: r.records_copied,
         seconds: d.seconds,
@@ -128,6 +134,7 @@ fn defrag_row(
         threads: Some(p.threads),
         value_size: Some(p.value_size),
         io: Some(p.io.name().to_string()),
+        index: Some(p.index.name().to_string()),
         base_rss_bytes: Some(d.base_rss),
         close_seconds: Some(d.close_seconds),
         keys: Some(d.keys),

@@ -81,7 +81,7 @@ impl EngineKind {
             fjall_store::FjallStore, redb_store::RedbStore, ringblob_store::RingblobStore,
         };
         Ok(match self {
-            EngineKind::Ringblob => Box::new(RingblobStore::open(dir, durability, p.io)?),
+            EngineKind::Ringblob => Box::new(RingblobStore::open(dir, durability, p.io, p.index)?),
             EngineKind::Fjall => Box::new(FjallStore::open(dir, durability, p.value_size)?),
             EngineKind::Redb => Box::new(RedbStore::open(dir, durability)?),
         })

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ringblob_engine::{Durability, IoKind};
+use ringblob_engine::{Durability, IndexMode, IoKind};
 
 use super::cli::{EngineArgs, WorkloadArg};
 
@@ -25,7 +25,19 @@ pub enum Workload {
     /// three times into 16 MiB blobs): defrag throughput and point-get latency while idle
     /// and during it. Not in [`Workload::ALL`].
     Defrag,
+    /// Resident memory per key of reopening a store of N keys (default 1,000,000 × 32 B)
+    /// spread over [`DEFAULT_INDEX_MEMORY_BLOBS`] sealed blobs (ringblob only, not in
+    /// [`Workload::ALL`]).
+    IndexMemory,
+    /// Point-get hits and misses with the keys (default 1,000,000 × 32 B) spread over each of
+    /// `--blobs` sealed blobs (ringblob only, not in [`Workload::ALL`]).
+    SealedGets,
 }
+
+/// Sealed blobs of the index-memory workload unless `--blobs` says.
+pub const DEFAULT_INDEX_MEMORY_BLOBS: u32 = 128;
+/// Sealed-blob counts of the sealed-gets workload unless `--blobs` says.
+pub const DEFAULT_SEALED_GETS_BLOBS: [u32; 3] = [1, 10, 100];
 
 impl Workload {
     /// The workloads `--workload all` runs, in order (every one but [`Workload::Defrag`],
@@ -49,6 +61,8 @@ impl Workload {
             WorkloadArg::Open => vec![Workload::Open],
             WorkloadArg::YcsbB => vec![Workload::YcsbB],
             WorkloadArg::Defrag => vec![Workload::Defrag],
+            WorkloadArg::IndexMemory => vec![Workload::IndexMemory],
+            WorkloadArg::SealedGets => vec![Workload::SealedGets],
             WorkloadArg::All => Self::ALL.to_vec(),
         }
     }
@@ -63,7 +77,34 @@ impl Workload {
             Workload::Open => "open",
             Workload::YcsbB => "ycsb-b",
             Workload::Defrag => "defrag",
+            Workload::IndexMemory => "index-memory",
+            Workload::SealedGets => "sealed-gets",
         }
+    }
+
+    /// Whether only ringblob can run it (`--compare` is ignored).
+    pub fn ringblob_only(self) -> bool {
+        matches!(
+            self,
+            Workload::Defrag | Workload::IndexMemory | Workload::SealedGets
+        )
+    }
+
+    /// The sealed-blob counts to measure: one run per element. `[0]` (the engine's own
+    /// rotation) for workloads that do not spread keys over a chosen number of blobs.
+    pub fn blob_counts(self, blobs: Option<&[u32]>) -> anyhow::Result<Vec<u32>> {
+        let counts = match (self, blobs) {
+            (Workload::IndexMemory, Some(&[b])) => vec![b],
+            (Workload::IndexMemory, Some(_)) => {
+                anyhow::bail!("index-memory takes one --blobs number")
+            }
+            (Workload::IndexMemory, None) => vec![DEFAULT_INDEX_MEMORY_BLOBS],
+            (Workload::SealedGets, Some(list)) if !list.is_empty() => list.to_vec(),
+            (Workload::SealedGets, _) => DEFAULT_SEALED_GETS_BLOBS.to_vec(),
+            (_, Some(_)) => anyhow::bail!("--blobs applies to index-memory and sealed-gets only"),
+            (_, None) => vec![0],
+        };
+        Ok(counts)
     }
 
     fn default_count(self) -> u64 {
@@ -80,6 +121,7 @@ impl Workload {
             Workload::LargePuts => 64 << 10,
             Workload::SeqWrites => 1 << 20,
             Workload::Defrag => 1 << 10,
+            Workload::IndexMemory | Workload::SealedGets => 32,
             _ => 100,
         }
     }
@@ -96,12 +138,17 @@ pub struct Params {
     pub durability: Durability,
     /// ringblob's IO path.
     pub io: IoKind,
+    /// Where ringblob indexes sealed blobs.
+    pub index: IndexMode,
+    /// Sealed blobs to spread the keys over (index-memory, sealed-gets; 0 for the others).
+    pub blobs: u32,
     /// How long ycsb-b runs.
     pub duration: Duration,
 }
 
 impl Params {
-    /// Resolves `workload` against the flags.
+    /// Resolves `workload` against the flags; `blobs` is the first of its
+    /// [`Workload::blob_counts`].
     pub fn new(workload: Workload, args: &EngineArgs) -> anyhow::Result<Params> {
         let count = args.count.unwrap_or(workload.default_count());
         if count == 0 || count > u64::from(u32::MAX) {
@@ -110,6 +157,10 @@ impl Params {
         if !(args.seconds.is_finite() && args.seconds > 0.0) {
             anyhow::bail!("--seconds {} must be a positive number", args.seconds);
         }
+        let blob_counts = workload.blob_counts(args.blobs.as_deref())?;
+        if let Some(b) = blob_counts.iter().find(|&&b| u64::from(b) > count) {
+            anyhow::bail!("--blobs {b} is more blobs than the {count} keys can fill");
+        }
         Ok(Params {
             workload,
             count,
@@ -117,6 +168,8 @@ impl Params {
             threads: args.threads as usize,
             durability: args.durability,
             io: args.io,
+            index: args.index,
+            blobs: blob_counts.first().copied().unwrap_or(0),
             duration: Duration::from_secs_f64(args.seconds),
         })
     }
@@ -142,5 +195,20 @@ mod tests {
             ),
             (200_000, 1024)
         );
+    }
+
+    #[test]
+    fn blob_counts_per_workload() -> anyhow::Result<()> {
+        assert_eq!(Workload::SealedGets.blob_counts(None)?, [1, 10, 100]);
+        assert_eq!(Workload::SealedGets.blob_counts(Some(&[3, 7]))?, [3, 7]);
+        assert_eq!(Workload::IndexMemory.blob_counts(None)?, [128]);
+        assert_eq!(Workload::IndexMemory.blob_counts(Some(&[200]))?, [200]);
+        assert!(Workload::IndexMemory.blob_counts(Some(&[1, 2])).is_err());
+        assert_eq!(Workload::PointGets.blob_counts(None)?, [0]);
+        assert!(Workload::PointGets.blob_counts(Some(&[5])).is_err());
+        for w in [Workload::IndexMemory, Workload::SealedGets] {
+            assert!(w.ringblob_only() && !Workload::ALL.contains(&w));
+        }
+        Ok(())
     }
 }

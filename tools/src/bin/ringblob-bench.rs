@@ -17,5 +17,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Engine(args) => run_engine(&args),
         Command::Remote(args) => ringblob_tools::bench::remote::run_remote(&args),
+        Command::ReopenProbe(args) => ringblob_tools::bench::reopen::run_probe(&args),
     }
 }

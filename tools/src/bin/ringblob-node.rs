@@ -5,12 +5,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use ringblob_backends::{open_backend, BackendConfig, BackendKind, BlobOptions};
-use ringblob_protocol::node::{self, Node, NodeConfig};
+use ringblob_protocol::cluster::ClusterConfig;
+use ringblob_protocol::node::{self, ClusterFiles, Membership, Mover, Node, NodeConfig};
 use serde::Deserialize;
 
 /// Serve a ringblob backend.
@@ -32,9 +34,13 @@ struct Cli {
     /// Replica group this node serves [default: 1]
     #[arg(long)]
     group: Option<u32>,
-    /// Node name reported in handshakes and stat [default: node@ADDR]
+    /// Node name reported in handshakes and stat; unique in the cluster [default: node@ADDR]
     #[arg(long)]
     name: Option<String>,
+    /// Address (host:port) of a cluster member to join through; repeat for more. Without
+    /// seeds (and none in the config file) the node starts a cluster of its own.
+    #[arg(long = "seed", value_name = "ADDR")]
+    seeds: Vec<String>,
 }
 
 /// The TOML file: every field optional.
@@ -51,6 +57,10 @@ struct FileConfig {
     read_timeout_secs: Option<u64>,
     upload_timeout_secs: Option<u64>,
     max_blocking_calls: Option<usize>,
+    /// Cluster members to join through.
+    seeds: Option<Vec<String>>,
+    /// Rate limit of handing key ranges to new owners, MB/s (0: unthrottled) [default: 64].
+    rebalance_mb_per_sec: Option<u64>,
     blob: Option<BlobOptions>,
 }
 
@@ -68,6 +78,8 @@ struct Settings {
     listen: SocketAddr,
     backend: BackendConfig,
     node: NodeConfig,
+    seeds: Vec<String>,
+    rebalance_bytes_per_sec: u64,
 }
 
 fn settings(cli: Cli) -> anyhow::Result<Settings> {
@@ -104,11 +116,18 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         .data_dir
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from("./data"));
+    let seeds = if cli.seeds.is_empty() {
+        file.seeds.unwrap_or_default()
+    } else {
+        cli.seeds
+    };
     Ok(Settings {
         data_dir,
         listen,
         backend,
         node,
+        seeds,
+        rebalance_bytes_per_sec: file.rebalance_mb_per_sec.unwrap_or(64) << 20,
     })
 }
 
@@ -146,19 +165,69 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
             )
         })?;
     let addr = listener.local_addr()?;
-    let mut config = s.node;
+    let mut config = s.node.clone();
     if config.name.is_empty() {
-        config.name = format!("node@{addr}");
+        config.name = remembered_name(&s.data_dir, addr)?;
     }
-    let node = Node::new(backend, config, addr);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mover = Arc::new(Mover::new(
+        backend.clone(),
+        s.rebalance_bytes_per_sec,
+        &config.name,
+    ));
+    let membership = join_cluster(&config, addr, &s, mover, stopped).await?;
+    let node = Node::in_cluster(backend, config, addr, &membership);
     tracing::info!(
-        "listening on {addr} (backend {:?}, data dir {}, group {})",
+        "listening on {addr} (backend {:?}, data dir {}, group {}, seeds {:?})",
         s.backend.backend,
         s.data_dir.display(),
-        node.config.group
+        node.config.group,
+        s.seeds
     );
     node::run(listener, node, shutdown_signal()).await?;
+    let _ = stop.send(true);
+    membership.join().await;
     Ok(())
+}
+
+/// Starts membership: cluster messages over UDP on the node's own address, ring IDs and the
+/// last route table kept in the data directory. A node without seeds is a cluster of one.
+async fn join_cluster(
+    config: &NodeConfig,
+    addr: SocketAddr,
+    s: &Settings,
+    mover: Arc<Mover>,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Membership> {
+    let mut cluster = ClusterConfig::new(&config.name, &addr.to_string(), config.group, 16);
+    cluster.seeds = s.seeds.clone();
+    cluster.rng_seed = rng_seed(&config.name);
+    Membership::start(cluster, ClusterFiles::new(&s.data_dir), mover, stopped)
+        .await
+        .with_context(|| format!("starting cluster membership on udp {addr}"))
+}
+
+/// A node started without `--name` keeps the name it was first given (`node@ADDR`, saved
+/// as `node.name` in the data directory): the cluster knows it, and its ring IDs, by name,
+/// even when it restarts on another address.
+fn remembered_name(dir: &std::path::Path, addr: SocketAddr) -> anyhow::Result<String> {
+    let path = dir.join("node.name");
+    match std::fs::read_to_string(&path) {
+        Ok(name) if !name.trim().is_empty() => return Ok(name.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let name = format!("node@{addr}");
+    std::fs::write(&path, &name).with_context(|| format!("writing {}", path.display()))?;
+    Ok(name)
+}
+
+/// A seed for the node's random choices (ring IDs, gossip peers): different per node and
+/// per start.
+fn rng_seed(name: &str) -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one((name, std::process::id()))
 }
 
 fn main() {

@@ -1,7 +1,12 @@
 //! `ringblob`: the command-line client.
 //!
-//! Exit status: 0 on success, 2 when the key does not exist, 1 on any other error (with a
-//! one-line message on stderr).
+//! Exit status: 0 on success, 2 when the key (or column) does not exist, 1 on any other error
+//! (usage errors included, such as a `--column` that names no column), with a one-line
+//! message on stderr.
+//!
+//! `--column C` (put, get, lookup, rm) picks one column of the key: `data` (0, the value and
+//! the default), `meta` (1), `thumb` (2) or any number 0..=65535. `rm` without it removes
+//! the key with every column.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -10,8 +15,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use ringblob_engine::Key;
-use ringblob_protocol::client::{Client, ClientConfig, ClientError, PutOptions};
+use ringblob_protocol::client::{Client, ClientConfig, ClientError, PutOptions, Quorum};
 use ringblob_protocol::wire::Durability;
+use ringblob_tools::column::{column_label, parse_column};
 
 /// Talk to a ringblob node.
 #[derive(Parser, Debug)]
@@ -31,6 +37,13 @@ struct Cli {
     /// Per-request timeout in seconds
     #[arg(long, default_value_t = 30, global = true)]
     timeout: u64,
+    /// Replica groups, in preference order (e.g. 1,2): put/rm write to each, get/lookup read
+    /// the newest replica (falling over, repairing stale groups) [default: the node's group]
+    #[arg(long, value_delimiter = ',', global = true)]
+    groups: Vec<u32>,
+    /// Groups that must acknowledge a put or rm with --groups: one, quorum or all
+    #[arg(long = "w", default_value = "quorum", global = true)]
+    write_quorum: Quorum,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -53,6 +66,9 @@ enum Cmd {
         /// Write at this byte offset inside the value, growing it if needed
         #[arg(long)]
         offset: Option<u64>,
+        /// Column to write: data (the value; default), meta, thumb or a number 0..=65535
+        #[arg(long)]
+        column: Option<String>,
     },
     /// Write the value of NAME (or a byte range of it) to stdout or FILE
     Get {
@@ -63,18 +79,27 @@ enum Cmd {
         size: Option<u64>,
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
+        /// Column to read: data (the value; default), meta, thumb or a number 0..=65535
+        #[arg(long)]
+        column: Option<String>,
     },
-    /// Remove NAME
+    /// Remove NAME with all its columns, or only the column given
     Rm {
         name: String,
         #[arg(long)]
         durability: Option<String>,
+        /// Remove only this column: data, meta, thumb or a number 0..=65535
+        #[arg(long)]
+        column: Option<String>,
     },
-    /// Size, timestamp, checksum and location of NAME
+    /// Size, timestamp, checksum and location of NAME (one column of it)
     Lookup {
         name: String,
         #[arg(long)]
         json: bool,
+        /// Column to describe: data (the value; default), meta, thumb or a number 0..=65535
+        #[arg(long)]
+        column: Option<String>,
     },
     /// The node's statistics (JSON)
     Stat,
@@ -89,6 +114,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+impl Cmd {
+    /// The `--column` argument, for the commands that take one.
+    fn column_arg(&self) -> Option<&str> {
+        match self {
+            Cmd::Put { column, .. }
+            | Cmd::Get { column, .. }
+            | Cmd::Rm { column, .. }
+            | Cmd::Lookup { column, .. } => column.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// A failure and the exit status it maps to.
@@ -149,13 +187,22 @@ fn read_input(file: Option<&PathBuf>) -> Result<Vec<u8>, Failure> {
     Ok(data)
 }
 
+/// The `--column` a command names (`None` without one); an unknown name is a usage error
+/// (exit 1, like clap's), not "not found" (2).
+fn column_of(cmd: &Cmd) -> Result<Option<u16>, Failure> {
+    cmd.column_arg()
+        .map(|arg| parse_column(arg).map_err(|e| Failure(1, e.to_string())))
+        .transpose()
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     let config = ClientConfig {
         timeout: Duration::from_secs(cli.timeout),
         ..ClientConfig::default()
     };
-    // A put's input is read (and size-checked) before connecting: fail fast, and never hold
-    // a connection open while stdin trickles in.
+    // Arguments and a put's input are checked (and read) before connecting: fail fast, and
+    // never hold a connection open while stdin trickles in.
+    let column = column_of(&cli.command)?;
     let mut input = match &cli.command {
         Cmd::Put { file, .. } => Some(read_input(file.as_ref())?),
         _ => None,
@@ -165,43 +212,85 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Cmd::Put {
             name,
-            file: _,
             compress,
             durability: d,
             append,
             offset,
+            ..
         } => {
             let opts = PutOptions {
                 compress,
                 durability: durability(d.as_deref())?,
             };
             let data = Bytes::from(input.take().unwrap_or_default());
+            let (k, c) = (key(&name), column.unwrap_or(0));
+            if !cli.groups.is_empty() {
+                if append || offset.is_some() {
+                    return Err(Failure(1, "--append and --offset take no --groups".into()));
+                }
+                let len = data.len();
+                let done = client
+                    .put_groups(k, c, data, opts, &cli.groups, cli.write_quorum)
+                    .await
+                    .map_err(|o| Failure(1, format!("write quorum not met: {o}")))?;
+                report_failed_groups(&done);
+                println!("stored {}: {len} bytes in {done}", shown(&name, column));
+                return Ok(());
+            }
             let size = match (append, offset) {
-                (true, _) => client.append(key(&name), data, opts).await?,
-                (false, Some(at)) => client.write_at(key(&name), at, data, opts).await?,
-                (false, None) => client.put(key(&name), data, opts).await?,
+                (true, _) => client.append_column(k, c, data, opts).await?,
+                (false, Some(at)) => client.write_at_column(k, c, at, data, opts).await?,
+                (false, None) => client.put_column(k, c, data, opts).await?,
             };
-            println!("stored {name}: {size} bytes");
+            println!("stored {}: {size} bytes", shown(&name, column));
         }
         Cmd::Get {
             name,
             offset,
             size,
             output,
-        } => get(&client, key(&name), offset, size, output).await?,
+            ..
+        } => {
+            let at = (key(&name), column.unwrap_or(0));
+            if !cli.groups.is_empty() {
+                return get_replicated(&client, at, &cli.groups, (offset, size), output).await;
+            }
+            get(&client, at, (offset, size), output).await?
+        }
         Cmd::Rm {
             name,
             durability: d,
+            ..
         } => {
-            client.remove(key(&name), durability(d.as_deref())?).await?;
-            println!("removed {name}");
+            let d = durability(d.as_deref())?;
+            if !cli.groups.is_empty() {
+                let done = match column {
+                    None => {
+                        client
+                            .remove_groups(key(&name), d, &cli.groups, cli.write_quorum)
+                            .await
+                    }
+                    Some(_) => return Err(Failure(1, "rm --column takes no --groups".into())),
+                };
+                let done = done.map_err(|o| Failure(1, format!("write quorum not met: {o}")))?;
+                report_failed_groups(&done);
+                println!("removed {} in {done}", shown(&name, column));
+                return Ok(());
+            }
+            match column {
+                Some(c) => client.remove_column(key(&name), c, d).await?,
+                None => client.remove(key(&name), d).await?,
+            }
+            println!("removed {}", shown(&name, column));
         }
-        Cmd::Lookup { name, json } => print_lookup(
-            &name,
-            &Key(key(&name)),
-            &client.lookup(key(&name)).await?,
-            json,
-        ),
+        Cmd::Lookup { name, json, .. } => {
+            let c = column.unwrap_or(0);
+            let meta = match cli.groups.first() {
+                Some(_) => lookup_replicated(&client, key(&name), c, &cli.groups).await?,
+                None => client.lookup_column(key(&name), c).await?,
+            };
+            print_lookup(&name, &Key(key(&name)), &meta, json)
+        }
         Cmd::Defrag { wait } => println!("{}", pretty(&client.defrag(wait).await?)),
         Cmd::Stat => println!("{}", pretty(&client.stat().await?)),
         Cmd::Routes { json } => print_routes(&client.routes().await?, json),
@@ -209,17 +298,27 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
+/// NAME, or "NAME column C" when a column was named.
+fn shown(name: &str, column: Option<u16>) -> String {
+    match column {
+        Some(c) => format!("{name} column {}", column_label(c)),
+        None => name.to_string(),
+    }
+}
+
 /// Streams the value to FILE (written to a temp file, renamed when complete) or stdout.
+/// `at` is (key, column); `range` is (offset, size or `None` for to the end).
 async fn get(
     client: &Client,
-    key: [u8; 32],
-    offset: u64,
-    size: Option<u64>,
+    (key, column): ([u8; 32], u16),
+    range: (u64, Option<u64>),
     output: Option<PathBuf>,
 ) -> Result<(), Failure> {
     let Some(path) = output else {
         let mut stdout = tokio::io::stdout();
-        client.get_to(key, offset, size, &mut stdout).await?;
+        client
+            .get_column_to(key, column, range, &mut stdout)
+            .await?;
         return Ok(());
     };
     let tmp = temp_beside(&path);
@@ -231,7 +330,7 @@ async fn get(
         .open(&tmp)
         .await
         .map_err(io)?;
-    let result = client.get_to(key, offset, size, &mut file).await;
+    let result = client.get_column_to(key, column, range, &mut file).await;
     drop(file);
     let renamed = match result {
         Ok(_) => std::fs::rename(&tmp, &path).map_err(io),
@@ -267,7 +366,8 @@ fn pretty(json: &str) -> String {
 fn print_lookup(name: &str, key: &Key, m: &ringblob_protocol::wire::ValueMeta, json: bool) {
     if json {
         let v = serde_json::json!({
-            "name": name, "key": key.to_hex(), "size": m.size, "stored_size": m.stored_size,
+            "name": name, "key": key.to_hex(), "column": m.column, "size": m.size,
+            "stored_size": m.stored_size,
             "timestamp_ns": m.timestamp_ns, "checksum": format!("{:08x}", m.checksum),
             "blob": m.blob, "offset": m.offset,
         });
@@ -276,6 +376,7 @@ fn print_lookup(name: &str, key: &Key, m: &ringblob_protocol::wire::ValueMeta, j
     }
     println!("name         {name}");
     println!("key          {}", key.to_hex());
+    println!("column       {}", column_text(m.column));
     println!("size         {}", m.size);
     println!("stored size  {}", m.stored_size);
     println!("timestamp    {} ns since the epoch", m.timestamp_ns);
@@ -288,40 +389,73 @@ fn print_lookup(name: &str, key: &Key, m: &ringblob_protocol::wire::ValueMeta, j
     }
 }
 
-fn print_routes(json: &str, as_json: bool) {
-    let parsed: Result<Vec<serde_json::Value>, _> = serde_json::from_str(json);
-    let (Ok(routes), false) = (parsed, as_json) else {
-        println!("{}", pretty(json));
-        return;
-    };
-    println!(
-        "{:<24} {:<22} {:>5} {:>7}  ranges",
-        "node", "address", "group", "share"
-    );
-    for r in routes {
-        let ranges: Vec<String> = r["ranges"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|x| format!("{}..{}", short(&x["from"]), short(&x["to"])))
-                    .collect()
-            })
-            .unwrap_or_default();
-        println!(
-            "{:<24} {:<22} {:>5} {:>6.1}%  {}",
-            r["node"].as_str().unwrap_or("?"),
-            r["addr"].as_str().unwrap_or("?"),
-            r["group"].as_u64().unwrap_or(0),
-            r["share"].as_f64().unwrap_or(0.0) * 100.0,
-            ranges.join(", ")
-        );
+/// "2 (thumb)" for a named column, the number alone for others.
+fn column_text(column: u16) -> String {
+    let label = column_label(column);
+    if label == column.to_string() {
+        label
+    } else {
+        format!("{column} ({label})")
     }
 }
 
-fn short(v: &serde_json::Value) -> String {
-    v.as_str()
-        .map(|s| s.chars().take(8).collect())
-        .unwrap_or_default()
+fn print_routes(json: &str, as_json: bool) {
+    match ringblob_tools::routes_view::render(json) {
+        Some(text) if !as_json => print!("{text}"),
+        _ => println!("{}", pretty(json)),
+    }
+}
+
+/// Groups a replicated write could not reach, on stderr (the write still met its quorum).
+fn report_failed_groups(o: &ringblob_protocol::client::GroupOutcome) {
+    for (g, e) in &o.failed {
+        eprintln!("ringblob: group {g} failed: {e}");
+    }
+}
+
+/// A replicated read (newest replica, fall-over, read repair), then the range asked for.
+async fn get_replicated(
+    client: &Client,
+    (key, column): ([u8; 32], u16),
+    groups: &[u32],
+    (offset, size): (u64, Option<u64>),
+    output: Option<PathBuf>,
+) -> Result<(), Failure> {
+    use tokio::io::AsyncWriteExt;
+    let read = client.get_groups(key, column, groups).await?;
+    for g in &read.repaired {
+        eprintln!("ringblob: repaired group {g}");
+    }
+    let v = &read.value;
+    let from = (offset as usize).min(v.len());
+    let to = size.map_or(v.len(), |s| from.saturating_add(s as usize).min(v.len()));
+    let bytes = v.slice(from..to);
+    match output {
+        Some(path) => std::fs::write(&path, &bytes)
+            .map_err(|e| Failure(1, format!("{}: {e}", path.display()))),
+        None => {
+            let mut out = tokio::io::stdout();
+            out.write_all(&bytes).await?;
+            out.flush().await.map_err(Failure::from)
+        }
+    }
+}
+
+/// The meta of the first group (in preference order) that has the value.
+async fn lookup_replicated(
+    client: &Client,
+    key: [u8; 32],
+    column: u16,
+    groups: &[u32],
+) -> Result<ringblob_protocol::wire::ValueMeta, Failure> {
+    let mut last = None;
+    for &g in groups {
+        match client.in_group(g).lookup_column(key, column).await {
+            Ok(m) => return Ok(m),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or(Failure(1, "no group given".into()), Failure::from))
 }
 
 fn main() {

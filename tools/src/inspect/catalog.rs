@@ -1,5 +1,5 @@
-//! One inspection of a target: every blob scanned and every index file checked. All
-//! commands start from this, so they agree on what is damaged.
+//! One inspection of a target: every blob scanned, every index and sorted index file
+//! checked. All commands start from this, so they agree on what is damaged.
 
 use anyhow::Result;
 
@@ -7,6 +7,7 @@ use super::index_check::{check_index, IndexState};
 use super::problem::{Kind, Problem, Severity};
 use super::progress::Progress;
 use super::scan::{open_blob, scan_open, BlobScan};
+use super::sorted_check::check_sorted;
 use super::source::{BlobRef, Target};
 use super::value::Depth;
 use super::Status;
@@ -17,7 +18,7 @@ pub struct BlobReport {
     pub blob: BlobRef,
     pub scan: BlobScan,
     pub index: IndexState,
-    /// Damage found by the scan, then index problems.
+    /// Damage found by the scan, then index problems, then sorted index problems.
     pub problems: Vec<Problem>,
 }
 
@@ -55,6 +56,7 @@ impl Catalog {
             let (index, index_problems) = check_index(blob, &scan)?;
             let mut problems = scan.damage.clone();
             problems.extend(index_problems);
+            problems.extend(check_sorted(blob, &scan)?);
             blobs.push(BlobReport {
                 blob: blob.clone(),
                 scan,

@@ -10,8 +10,8 @@ const ABOUT: &str = "Read-only inspector for ringblob data directories and blob 
 const LONG_ABOUT: &str = "\
 Read-only inspector for ringblob data directories and blob files.
 
-PATH is a data directory (every data-NNNNNNNN.blob and .index file in it; LOCK, *.tmp and \
-other files are ignored) or a single blob file. Files are opened read-only: blob-inspect \
+PATH is a data directory (every data-NNNNNNNN.blob, .index and .sorted file in it; LOCK, \
+*.tmp and other files are ignored) or a single blob file. Files are opened read-only: blob-inspect \
 never writes, truncates, creates or locks anything in PATH, so it is safe to run next to a \
 live engine (the active blob may then show a half-written tail).
 
@@ -48,7 +48,9 @@ Problem kinds (the \"kind\" field of --json; stable names):
   record_missing_from_index      a record inside an index file's range that it does not list
   index_covers_prefix            (info) the index covers only a prefix of its blob: normal
                                  for the active (last) blob, whose index is a checkpoint
-  orphan_index_file              (info) an index file without its blob file
+  orphan_index_file              (info) an index or sorted index file without its blob file
+  bad_sorted_index               a sorted index (data-N.sorted) fails its own checks (magic,
+                                 CRCs, page order, fences) or names another blob or length
 
 For blob damage, \"offset\" is where the damaged region starts and \"end\" where the next \
 valid record (or the end of the file) is: bytes offset..end are lost. For index entries, \

@@ -7,7 +7,8 @@
 //! locked.
 //!
 //! Layout: [`source`] resolves PATH, [`scan`] reads one blob (with [`value`] checking each
-//! record's frames), [`index_check`] compares an index file with its blob, [`catalog`] does
+//! record's frames), [`index_check`] compares an index file with its blob, [`sorted_check`]
+//! a sorted index with its blob, [`catalog`] does
 //! all of it for a target, [`replay`] decides which records are live, and one module per
 //! command prints the result.
 
@@ -24,6 +25,7 @@ pub mod progress;
 pub mod replay;
 pub mod rofile;
 pub mod scan;
+pub mod sorted_check;
 pub mod source;
 pub mod summary;
 mod summary_text;

@@ -55,11 +55,14 @@ pub enum Kind {
     IndexCoversPrefix,
     /// An index file whose blob file does not exist.
     OrphanIndexFile,
+    /// A sorted index file (`data-N.sorted`) that fails its own checks (magic, CRCs, page
+    /// order, fences), names another blob or describes another length of it.
+    BadSortedIndex,
 }
 
 impl Kind {
     /// Every kind, in the order `--help` lists them.
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::TruncatedTail,
         Kind::BadMagic,
         Kind::BadHeaderCrc,
@@ -78,6 +81,7 @@ impl Kind {
         Kind::RecordMissingFromIndex,
         Kind::IndexCoversPrefix,
         Kind::OrphanIndexFile,
+        Kind::BadSortedIndex,
     ];
 
     /// The stable name.
@@ -101,6 +105,7 @@ impl Kind {
             Kind::RecordMissingFromIndex => "record_missing_from_index",
             Kind::IndexCoversPrefix => "index_covers_prefix",
             Kind::OrphanIndexFile => "orphan_index_file",
+            Kind::BadSortedIndex => "bad_sorted_index",
         }
     }
 

@@ -418,6 +418,7 @@ mod tests {
                 name,
             },
             index: None,
+            sorted: None,
         })
     }
 

@@ -1,11 +1,11 @@
-//! What PATH names: a data directory (every blob and index file in it, by id) or a single
-//! blob file. Listing only; nothing is opened here.
+//! What PATH names: a data directory (every blob, index and sorted index file in it, by id)
+//! or a single blob file. Listing only; nothing is opened here.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use ringblob_engine::blob::{index_name, parse_name, FileKind};
+use ringblob_engine::blob::{index_name, parse_name, sorted_name, FileKind};
 
 /// A file inside the data directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +14,7 @@ pub struct FileRef {
     pub path: PathBuf,
 }
 
-/// One blob file and its index file, if there is one.
+/// One blob file, its index file and its sorted index file, where they exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobRef {
     /// The id from the file name; `None` for a single blob file with a non-canonical name
@@ -22,6 +22,8 @@ pub struct BlobRef {
     pub id: Option<u32>,
     pub file: FileRef,
     pub index: Option<FileRef>,
+    /// `data-<id>.sorted` (sealed blobs only).
+    pub sorted: Option<FileRef>,
 }
 
 /// Everything to inspect.
@@ -31,7 +33,7 @@ pub struct Target {
     pub root: PathBuf,
     /// Blob files in id order: the order records are replayed in.
     pub blobs: Vec<BlobRef>,
-    /// Index files whose blob file is missing.
+    /// Index and sorted index files whose blob file is missing.
     pub orphan_indexes: Vec<FileRef>,
     /// PATH was one blob file: only it is replayed.
     pub single_file: bool,
@@ -59,6 +61,7 @@ impl Target {
     fn directory(root: &Path) -> Result<Target> {
         let mut blobs = Vec::new();
         let mut indexes = Vec::new();
+        let mut sorted = Vec::new();
         let list = fs::read_dir(root).with_context(|| format!("list {}", root.display()))?;
         for entry in list {
             let entry = entry.with_context(|| format!("list {}", root.display()))?;
@@ -75,30 +78,32 @@ impl Target {
             match parse_name(&file.name) {
                 Some((id, FileKind::Blob)) => blobs.push((id, file)),
                 Some((id, FileKind::Index)) => indexes.push((id, file)),
-                // Sorted indexes are derived data the engine checks and rebuilds at open.
-                Some((_, FileKind::Sorted)) => {}
+                Some((id, FileKind::Sorted)) => sorted.push((id, file)),
                 None => {} // LOCK, *.tmp, anything else: not ours to judge.
             }
         }
         blobs.sort_by_key(|(id, _)| *id);
-        indexes.sort_by_key(|(id, _)| *id);
         let blob_ids: Vec<u32> = blobs.iter().map(|(id, _)| *id).collect();
-        let orphan_indexes = indexes
+        let mut orphan_indexes: Vec<(u32, FileRef)> = indexes
             .iter()
+            .chain(&sorted)
             .filter(|(id, _)| blob_ids.binary_search(id).is_err())
-            .map(|(_, f)| f.clone())
+            .cloned()
             .collect();
+        orphan_indexes.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
+        let find = |list: &[(u32, FileRef)], id: u32| {
+            list.iter().find(|(i, _)| *i == id).map(|(_, f)| f.clone())
+        };
         let blobs = blobs
             .into_iter()
             .map(|(id, file)| BlobRef {
                 id: Some(id),
                 file,
-                index: indexes
-                    .iter()
-                    .find(|(i, _)| *i == id)
-                    .map(|(_, f)| f.clone()),
+                index: find(&indexes, id),
+                sorted: find(&sorted, id),
             })
             .collect();
+        let orphan_indexes = orphan_indexes.into_iter().map(|(_, f)| f).collect();
         Ok(Target {
             root: root.to_path_buf(),
             blobs,
@@ -120,17 +125,24 @@ impl Target {
             Some((id, FileKind::Blob)) => Some(id),
             _ => None,
         };
-        let index = id.map(index_name).and_then(|name| {
+        let sibling = |name: String| {
             let path = root.join(&name);
             path.is_file().then_some(FileRef { name, path })
-        });
+        };
+        let index = id.map(index_name).and_then(sibling);
+        let sorted = id.map(sorted_name).and_then(sibling);
         let file = FileRef {
             name,
             path: path.to_path_buf(),
         };
         Target {
             root,
-            blobs: vec![BlobRef { id, file, index }],
+            blobs: vec![BlobRef {
+                id,
+                file,
+                index,
+                sorted,
+            }],
             orphan_indexes: Vec::new(),
             single_file: true,
         }
@@ -149,6 +161,8 @@ mod tests {
             "data-00000010.blob",
             "data-00000002.index",
             "data-00000007.index",
+            "data-00000010.sorted",
+            "data-00000011.sorted",
             "LOCK",
             "data-00000010.index.tmp",
         ] {
@@ -164,7 +178,14 @@ mod tests {
             .map(|b| b.index.as_ref().map(|f| f.name.as_str()))
             .collect();
         assert_eq!(idx, [Some("data-00000002.index"), None]);
-        assert_eq!(t.orphan_indexes.len(), 1);
+        let sorted: Vec<Option<&str>> = t
+            .blobs
+            .iter()
+            .map(|b| b.sorted.as_ref().map(|f| f.name.as_str()))
+            .collect();
+        assert_eq!(sorted, [None, Some("data-00000010.sorted")]);
+        let orphans: Vec<&str> = t.orphan_indexes.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(orphans, ["data-00000007.index", "data-00000011.sorted"]);
         assert!(!t.single_file);
         Ok(())
     }
@@ -174,12 +195,16 @@ mod tests {
         let dir = tempfile::tempdir()?;
         fs::write(dir.path().join("data-00000004.blob"), b"")?;
         fs::write(dir.path().join("data-00000004.index"), b"")?;
+        fs::write(dir.path().join("data-00000004.sorted"), b"")?;
         fs::write(dir.path().join("copy.blob"), b"")?;
         let t = Target::resolve(&dir.path().join("data-00000004.blob"))?;
         assert!(t.single_file);
         assert_eq!(t.blobs.len(), 1);
         assert_eq!(t.blobs.first().and_then(|b| b.id), Some(4));
-        assert!(t.blobs.first().is_some_and(|b| b.index.is_some()));
+        assert!(t
+            .blobs
+            .first()
+            .is_some_and(|b| b.index.is_some() && b.sorted.is_some()));
         let t = Target::resolve(&dir.path().join("copy.blob"))?;
         assert_eq!(
             t.blobs.first().map(|b| (b.id, b.index.is_some())),

@@ -2,5 +2,6 @@
 //! `ringblob` CLI and by the client library; stopped with SIGTERM and with SIGKILL.
 
 mod cli;
+mod columns;
 mod kill9;
 mod node_process;

@@ -8,3 +8,4 @@ mod fixture;
 mod healthy;
 mod index;
 mod page;
+mod sorted;

@@ -18,16 +18,24 @@ pub const ITERATE_TRAILER_LEN: usize = 36;
 pub const MAX_ENTRIES_PER_PART: usize =
     (MAX_REPLY_PART - 4 - ITERATE_TRAILER_LEN) / ITERATE_ENTRY_LEN;
 
-/// List keys in `from..=to` (unsigned byte order), after `after` if given. Layout
-/// (104 bytes): from [32], to [32], after [32] (zero when absent), has_after u8,
-/// reserved u8×3, limit u32.
+/// A place in listing order: entries come by key (unsigned byte order), then by column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct IterPosition {
+    pub key: KeyId,
+    pub column: u16,
+}
+
+/// List the values (one entry per live column) of keys in `from..=to`, after `after` if
+/// given. Layout (104 bytes): from [32], to [32], after key [32] (zero when absent),
+/// has_after u8, reserved u8, after column u16 (zero when absent), limit u32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IterateRequest {
     pub from: KeyId,
     /// Inclusive. If `from > to` the range is empty.
     pub to: KeyId,
-    /// Resume: only keys strictly greater than this.
-    pub after: Option<KeyId>,
+    /// Resume: only entries strictly after this (key, column); column 0 still lists the
+    /// key's other columns.
+    pub after: Option<IterPosition>,
     /// Most entries to return; 0 means `DEFAULT_ITERATE_LIMIT`; at most
     /// [`MAX_ITERATE_LIMIT`].
     pub limit: u32,
@@ -42,9 +50,11 @@ impl IterateRequest {
         )?;
         dst.put_slice(&self.from);
         dst.put_slice(&self.to);
-        dst.put_slice(&self.after.unwrap_or_default());
+        let after = self.after.unwrap_or_default();
+        dst.put_slice(&after.key);
         dst.put_u8(u8::from(self.after.is_some()));
-        dst.put_slice(&[0; 3]);
+        dst.put_u8(0);
+        dst.put_u16_le(after.column);
         dst.put_u32_le(self.limit);
         Ok(())
     }
@@ -55,19 +65,23 @@ impl IterateRequest {
         let to = r.key()?;
         let after_key = r.key()?;
         let has_after = r.u8()?;
-        r.reserved(3, "ITERATE reserved")?;
+        r.reserved(1, "ITERATE reserved")?;
+        let after = IterPosition {
+            key: after_key,
+            column: r.u16()?,
+        };
         let limit = r.u32()?;
         r.finish()?;
         check_limit("iterate limit", limit as usize, MAX_ITERATE_LIMIT as usize)?;
         let after = match has_after {
-            0 if after_key == KeyId::default() => None,
+            0 if after == IterPosition::default() => None,
             0 => {
                 return Err(WireError::InvalidValue {
-                    what: "ITERATE after key without has_after",
+                    what: "ITERATE after key or column without has_after",
                     value: 0,
                 })
             }
-            1 => Some(after_key),
+            1 => Some(after),
             v => {
                 return Err(WireError::InvalidValue {
                     what: "ITERATE has_after",
@@ -84,25 +98,36 @@ impl IterateRequest {
     }
 }
 
-/// One listed key.
+/// One listed value: a key and one of its columns (`meta.column`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IterEntry {
     pub key: KeyId,
     pub meta: ValueMeta,
 }
 
+impl IterEntry {
+    /// Where this entry comes in listing order.
+    pub fn position(&self) -> IterPosition {
+        IterPosition {
+            key: self.key,
+            column: self.meta.column,
+        }
+    }
+}
+
 /// How an iteration ended; carried by the last reply part only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IterateEnd {
-    /// Every key of the range was listed.
+    /// Every entry of the range was listed.
     Done,
-    /// The limit was reached; send the same request with `after` = this key for more.
-    ResumeAfter(KeyId),
+    /// The limit was reached; send the same request with `after` = this for more.
+    ResumeAfter(IterPosition),
 }
 
 /// One ITERATE reply frame. Layout: count u32, entries (key [32] + meta [48]) × count; the
-/// last part (MORE clear) then ends with has_more u8, reserved u8×3, resume key [32]
-/// (zero when has_more is 0). Parts with MORE set have no trailer.
+/// last part (MORE clear) then ends with has_more u8, reserved u8, resume column u16,
+/// resume key [32] (column and key zero when has_more is 0). Parts with MORE set have no
+/// trailer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IteratePart {
     pub entries: Vec<IterEntry>,
@@ -125,9 +150,10 @@ impl IteratePart {
         match self.end {
             None => {}
             Some(IterateEnd::Done) => dst.put_slice(&[0; ITERATE_TRAILER_LEN]),
-            Some(IterateEnd::ResumeAfter(key)) => {
-                dst.put_slice(&[1, 0, 0, 0]);
-                dst.put_slice(&key);
+            Some(IterateEnd::ResumeAfter(at)) => {
+                dst.put_slice(&[1, 0]);
+                dst.put_u16_le(at.column);
+                dst.put_slice(&at.key);
             }
         }
         Ok(())
@@ -166,11 +192,15 @@ impl IteratePart {
 
 fn read_trailer(r: &mut Reader<'_>) -> Result<IterateEnd, WireError> {
     let has_more = r.u8()?;
-    r.reserved(3, "ITERATE trailer reserved")?;
-    let key = r.key()?;
+    r.reserved(1, "ITERATE trailer reserved")?;
+    let column = r.u16()?;
+    let at = IterPosition {
+        key: r.key()?,
+        column,
+    };
     match has_more {
-        0 if key == KeyId::default() => Ok(IterateEnd::Done),
-        1 => Ok(IterateEnd::ResumeAfter(key)),
+        0 if at == IterPosition::default() => Ok(IterateEnd::Done),
+        1 => Ok(IterateEnd::ResumeAfter(at)),
         v => Err(WireError::InvalidValue {
             what: "ITERATE trailer has_more",
             value: v.into(),
@@ -202,8 +232,48 @@ mod tests {
         let mut after_without_flag = buf.clone();
         after_without_flag[64] = 1;
         assert!(IterateRequest::decode(&after_without_flag).is_err());
+        let mut column_without_flag = buf.clone();
+        column_without_flag[98] = 1;
+        assert!(IterateRequest::decode(&column_without_flag).is_err());
+        let mut reserved = buf.clone();
+        reserved[97] = 1;
+        assert!(IterateRequest::decode(&reserved).is_err());
         buf[96] = 2;
         assert!(IterateRequest::decode(&buf).is_err());
+    }
+
+    #[test]
+    fn after_column_sits_at_98_and_resume_column_at_trailer_2() -> Result<(), WireError> {
+        let at = IterPosition {
+            key: [9; 32],
+            column: 0x0102,
+        };
+        let req = IterateRequest {
+            from: [0; 32],
+            to: [0xff; 32],
+            after: Some(at),
+            limit: 7,
+        };
+        let mut buf = BytesMut::new();
+        req.encode(&mut buf)?;
+        assert_eq!(&buf[96..100], &[1, 0, 0x02, 0x01]);
+        assert_eq!(IterateRequest::decode(&buf)?, req);
+        let part = IteratePart {
+            entries: vec![],
+            end: Some(IterateEnd::ResumeAfter(at)),
+        };
+        let mut buf = BytesMut::new();
+        part.encode(&mut buf)?;
+        assert_eq!(&buf[4..8], &[1, 0, 0x02, 0x01]);
+        assert_eq!(IteratePart::decode(&buf, true)?, part);
+        buf[6] = 0;
+        buf[7] = 0;
+        buf[4] = 0;
+        assert!(
+            IteratePart::decode(&buf, true).is_err(),
+            "a resume key without has_more"
+        );
+        Ok(())
     }
 
     #[test]
@@ -226,7 +296,10 @@ mod tests {
     fn only_the_last_part_has_a_trailer() -> Result<(), WireError> {
         let part = IteratePart {
             entries: vec![],
-            end: Some(IterateEnd::ResumeAfter([7; 32])),
+            end: Some(IterateEnd::ResumeAfter(IterPosition {
+                key: [7; 32],
+                column: 3,
+            })),
         };
         let mut buf = BytesMut::new();
         part.encode(&mut buf)?;

@@ -5,6 +5,7 @@
 pub mod bulk;
 pub mod handshake;
 pub mod iterate;
+pub mod lookup;
 pub mod meta;
 pub mod read;
 pub mod remove;
@@ -16,7 +17,10 @@ mod write_tests;
 pub use bulk::BulkItem;
 pub use bulk::BulkReadRequest;
 pub use handshake::{HandshakeReply, HandshakeRequest};
-pub use iterate::{IterEntry, IterateEnd, IteratePart, IterateRequest, MAX_ENTRIES_PER_PART};
+pub use iterate::{
+    IterEntry, IterPosition, IterateEnd, IteratePart, IterateRequest, MAX_ENTRIES_PER_PART,
+};
+pub use lookup::LookupRequest;
 pub use meta::ValueMeta;
 pub use read::{ReadRequest, READ_TO_END};
 pub use remove::RemoveRequest;

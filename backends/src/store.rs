@@ -1,0 +1,249 @@
+//! `Store`: the small set of primitives a storage backend implements, and [`StoreBackend`],
+//! which builds every [`Backend`] operation (appends, writes at an offset, streaming uploads,
+//! paged iteration) from a `Store`.
+
+use ringblob_engine::format::record::MAX_VALUE_LEN;
+use ringblob_engine::{Durability, Key, Range, WriteOptions};
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::key_locks::KeyLocks;
+use crate::meta::{BackendStats, DefragSummary, IterPage, IterRequest, Meta, MAX_ITER_LIMIT};
+use crate::staging::Staging;
+
+/// The primitives a storage backend provides. Values live in columns of keys (column 0 is
+/// "the value").
+pub trait Store: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn put(&self, key: &Key, column: u16, value: &[u8], opts: WriteOptions) -> Result<()>;
+    fn get(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>>;
+    fn meta(&self, key: &Key, column: u16) -> Result<Meta>;
+    /// Removes one column; a column with no value is `NotFound`.
+    fn delete(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()>;
+    /// Every live value (every column) of keys in `from..=to`, in any order.
+    fn scan(&self, from: &Key, to: &Key) -> Result<Vec<Meta>>;
+    fn stats(&self) -> Result<BackendStats>;
+    fn sync(&self) -> Result<()>;
+    fn blocking(&self) -> bool {
+        true
+    }
+    fn default_durability(&self) -> Durability;
+    /// Reclaims garbage; backends that keep none say `Unsupported`.
+    fn defrag(&self) -> Result<DefragSummary> {
+        Err(Error::Unsupported(format!(
+            "the {} backend has nothing to defragment",
+            self.kind()
+        )))
+    }
+    /// Every live column of `key`, ascending. By default from a scan of that one key.
+    fn columns(&self, key: &Key) -> Result<Vec<Meta>> {
+        let mut all = self.scan(key, key)?;
+        all.sort_unstable_by_key(|m| m.column);
+        all.dedup_by_key(|m| m.column);
+        Ok(all)
+    }
+    /// Removes every column of `key`; `NotFound` if it has none. By default one column at
+    /// a time (a column removed meanwhile by someone else counts as removed).
+    fn delete_all(&self, key: &Key, opts: WriteOptions) -> Result<()> {
+        let mut removed = false;
+        for m in self.columns(key)? {
+            match self.delete(key, m.column, opts) {
+                Ok(()) | Err(Error::NotFound(_)) => removed = true,
+                Err(e) => return Err(e),
+            }
+        }
+        if removed {
+            Ok(())
+        } else {
+            Err(Error::NotFound(*key))
+        }
+    }
+}
+
+/// A [`Backend`] made of a [`Store`], per-key locks and an upload staging area.
+pub struct StoreBackend<S> {
+    store: S,
+    locks: KeyLocks,
+    staging: Staging,
+}
+
+impl<S: Store> StoreBackend<S> {
+    pub fn new(store: S, staging: Staging) -> Self {
+        StoreBackend {
+            store,
+            locks: KeyLocks::default(),
+            staging,
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The column's current value, or empty if it has none.
+    fn current(&self, key: &Key, column: u16) -> Result<Vec<u8>> {
+        match self.store.get(key, column, Range::all()) {
+            Ok(v) => Ok(v),
+            Err(Error::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn check_size(end: u64) -> Result<()> {
+    if end > MAX_VALUE_LEN {
+        return Err(Error::TooLarge {
+            what: "value size",
+            got: end,
+            limit: MAX_VALUE_LEN,
+        });
+    }
+    Ok(())
+}
+
+impl<S: Store> Backend for StoreBackend<S> {
+    fn kind(&self) -> &'static str {
+        self.store.kind()
+    }
+
+    fn write_column(
+        &self,
+        key: &Key,
+        column: u16,
+        value: &[u8],
+        opts: WriteOptions,
+    ) -> Result<u64> {
+        check_size(value.len() as u64)?;
+        let _g = self.locks.lock(key);
+        self.store.put(key, column, value, opts)?;
+        Ok(value.len() as u64)
+    }
+
+    fn append_column(
+        &self,
+        key: &Key,
+        column: u16,
+        bytes: &[u8],
+        opts: WriteOptions,
+    ) -> Result<u64> {
+        let _g = self.locks.lock(key);
+        let mut v = self.current(key, column)?;
+        check_size(v.len() as u64 + bytes.len() as u64)?;
+        v.extend_from_slice(bytes);
+        self.store.put(key, column, &v, opts)?;
+        Ok(v.len() as u64)
+    }
+
+    fn write_at_column(
+        &self,
+        key: &Key,
+        column: u16,
+        offset: u64,
+        bytes: &[u8],
+        opts: WriteOptions,
+    ) -> Result<u64> {
+        let end = offset.saturating_add(bytes.len() as u64);
+        check_size(end)?;
+        let _g = self.locks.lock(key);
+        let mut v = self.current(key, column)?;
+        if (v.len() as u64) < end {
+            v.resize(end as usize, 0);
+        }
+        v[offset as usize..end as usize].copy_from_slice(bytes);
+        self.store.put(key, column, &v, opts)?;
+        Ok(v.len() as u64)
+    }
+
+    fn prepare_column(&self, key: &Key, column: u16, reserved: u64) -> Result<()> {
+        check_size(reserved)?;
+        self.staging.prepare(key, column, reserved)
+    }
+
+    fn write_part_column(&self, key: &Key, column: u16, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.staging.write_part(key, column, offset, bytes)
+    }
+
+    fn commit_column(
+        &self,
+        key: &Key,
+        column: u16,
+        final_size: u64,
+        opts: WriteOptions,
+    ) -> Result<u64> {
+        let _g = self.locks.lock(key);
+        let value = self.staging.take(key, column, final_size)?;
+        self.store.put(key, column, &value, opts)?;
+        self.staging.finish(key, column)?;
+        Ok(final_size)
+    }
+
+    fn read_column(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>> {
+        self.store.get(key, column, range)
+    }
+
+    fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta> {
+        self.store.meta(key, column)
+    }
+
+    fn remove_column(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()> {
+        let _g = self.locks.lock(key);
+        self.store.delete(key, column, opts)
+    }
+
+    fn remove(&self, key: &Key, opts: WriteOptions) -> Result<()> {
+        let _g = self.locks.lock(key);
+        self.store.delete_all(key, opts)
+    }
+
+    fn columns(&self, key: &Key) -> Result<Vec<Meta>> {
+        self.store.columns(key)
+    }
+
+    fn iterate(&self, req: &IterRequest) -> Result<IterPage> {
+        let limit = req.limit.clamp(1, MAX_ITER_LIMIT);
+        let mut all = self.store.scan(&req.from, &req.to)?;
+        if let Some(after) = req.after {
+            all.retain(|m| m.position() > after);
+        }
+        all.sort_unstable_by_key(Meta::position);
+        // A value moved during the scan (e.g. a blob sealed meanwhile) may be seen twice.
+        all.dedup_by_key(|m| m.position());
+        let more = all.len() > limit;
+        all.truncate(limit);
+        let next_after = if more {
+            all.last().map(Meta::position)
+        } else {
+            None
+        };
+        Ok(IterPage {
+            entries: all,
+            next_after,
+        })
+    }
+
+    fn stats(&self) -> Result<BackendStats> {
+        let mut s = self.store.stats()?;
+        s.uploads_in_progress = self.staging.count()?;
+        Ok(s)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.store.sync()
+    }
+
+    fn reclaim_uploads(&self, max_age: std::time::Duration) -> Result<u64> {
+        self.staging.reclaim(max_age)
+    }
+
+    fn blocking(&self) -> bool {
+        self.store.blocking()
+    }
+
+    fn default_durability(&self) -> Durability {
+        self.store.default_durability()
+    }
+
+    fn defrag(&self) -> Result<DefragSummary> {
+        self.store.defrag()
+    }
+}

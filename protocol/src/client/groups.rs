@@ -1,0 +1,247 @@
+//! Replication across groups, done by the client (as in Elliptics): a write goes to every
+//! group it names (each through the node the client talks to, which forwards it to the
+//! group's owner) and succeeds when W of them acknowledge; a read asks each group for the
+//! value's meta, reads from the newest replica (preference order breaking ties, falling over
+//! on errors and timeouts) and writes that value back to groups that miss it or hold an
+//! older one (read repair).
+
+use std::fmt;
+
+use bytes::Bytes;
+use tokio::task::JoinSet;
+
+use super::{Client, ClientError, PutOptions};
+use crate::wire::{KeyId, Status, ValueMeta};
+
+/// How many groups must acknowledge a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quorum {
+    One,
+    /// More than half.
+    #[default]
+    Majority,
+    All,
+}
+
+impl Quorum {
+    /// Acknowledgements needed out of `n` groups.
+    pub fn needed(self, n: usize) -> usize {
+        match self {
+            Quorum::One => 1.min(n),
+            Quorum::Majority => n / 2 + 1,
+            Quorum::All => n,
+        }
+    }
+}
+
+impl std::str::FromStr for Quorum {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "one" => Ok(Quorum::One),
+            "quorum" | "majority" => Ok(Quorum::Majority),
+            "all" => Ok(Quorum::All),
+            other => Err(format!(
+                "unknown write quorum {other:?} (one, quorum or all)"
+            )),
+        }
+    }
+}
+
+/// What happened in each group.
+#[derive(Debug, Default)]
+pub struct GroupOutcome {
+    pub succeeded: Vec<u32>,
+    pub failed: Vec<(u32, ClientError)>,
+}
+
+impl fmt::Display for GroupOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ok: Vec<String> = self.succeeded.iter().map(u32::to_string).collect();
+        write!(
+            f,
+            "groups {}",
+            if ok.is_empty() {
+                "none".into()
+            } else {
+                ok.join(",")
+            }
+        )?;
+        for (g, e) in &self.failed {
+            write!(f, "; group {g} failed: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A replicated read: the value, the group it came from, and the groups repaired.
+#[derive(Debug)]
+pub struct GroupRead {
+    pub value: Bytes,
+    pub group: u32,
+    pub repaired: Vec<u32>,
+}
+
+impl Client {
+    /// A client for group `group` over the same connection.
+    pub fn in_group(&self, group: u32) -> Client {
+        let conn = self.conn.try_lock().ok().and_then(|c| c.clone());
+        let mut config = self.config.clone();
+        config.group = group;
+        Client {
+            addr: self.addr.clone(),
+            config,
+            conn: tokio::sync::Mutex::new(conn),
+        }
+    }
+
+    /// Writes a column to every group in `groups`, concurrently; succeeds when `w` of them
+    /// acknowledge. The outcome says which did; one failed group never fails a write that
+    /// met `w`.
+    pub async fn put_groups(
+        &self,
+        key: KeyId,
+        column: u16,
+        data: Bytes,
+        o: PutOptions,
+        groups: &[u32],
+        w: Quorum,
+    ) -> Result<GroupOutcome, GroupOutcome> {
+        let mut tasks = JoinSet::new();
+        for &g in groups {
+            let (c, data) = (self.in_group(g), data.clone());
+            tasks.spawn(async move { (g, c.put_column(key, column, data, o).await.map(|_| ())) });
+        }
+        let outcome = collect(tasks).await;
+        if outcome.succeeded.len() >= w.needed(groups.len()) {
+            Ok(outcome)
+        } else {
+            Err(outcome)
+        }
+    }
+
+    /// Removes a key (every column) in every group; as [`put_groups`](Self::put_groups). A
+    /// group where the key is already absent counts as done.
+    pub async fn remove_groups(
+        &self,
+        key: KeyId,
+        durability: crate::wire::Durability,
+        groups: &[u32],
+        w: Quorum,
+    ) -> Result<GroupOutcome, GroupOutcome> {
+        let mut tasks = JoinSet::new();
+        for &g in groups {
+            let c = self.in_group(g);
+            tasks.spawn(async move {
+                let r = match c.remove(key, durability).await {
+                    Err(e) if e.status() == Some(Status::NotFound) => Ok(()),
+                    other => other,
+                };
+                (g, r)
+            });
+        }
+        let outcome = collect(tasks).await;
+        if outcome.succeeded.len() >= w.needed(groups.len()) {
+            Ok(outcome)
+        } else {
+            Err(outcome)
+        }
+    }
+
+    /// Reads a column from the group holding its newest replica (`groups` in preference
+    /// order), falling over to the next on errors, and repairs groups that miss it or hold
+    /// an older value. `NotFound` only if no group has it.
+    pub async fn get_groups(
+        &self,
+        key: KeyId,
+        column: u16,
+        groups: &[u32],
+    ) -> Result<GroupRead, ClientError> {
+        let metas = self.lookup_groups(key, column, groups).await;
+        let mut order: Vec<&(u32, Result<ValueMeta, ClientError>)> = metas.iter().collect();
+        // Newest first; the sort is stable, so preference order breaks ties.
+        order.sort_by_key(|(_, m)| std::cmp::Reverse(m.as_ref().map_or(0, |m| m.timestamp_ns)));
+        let mut last_err = None;
+        for (g, m) in order {
+            let Ok(meta) = m else { continue };
+            match self.in_group(*g).get_column(key, column, 0, None).await {
+                Ok(value) => {
+                    let stale = stale_groups(&metas, meta);
+                    let repaired = self.repair(key, column, &value, &stale).await;
+                    return Ok(GroupRead {
+                        value,
+                        group: *g,
+                        repaired,
+                    });
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        let first_error = metas.into_iter().find_map(|(_, m)| m.err());
+        Err(last_err.or(first_error).unwrap_or(ClientError::Status {
+            status: Status::NotFound,
+            message: "no group was asked".into(),
+        }))
+    }
+
+    async fn lookup_groups(
+        &self,
+        key: KeyId,
+        column: u16,
+        groups: &[u32],
+    ) -> Vec<(u32, Result<ValueMeta, ClientError>)> {
+        let mut tasks = JoinSet::new();
+        for (i, &g) in groups.iter().enumerate() {
+            let c = self.in_group(g);
+            tasks.spawn(async move { (i, g, c.lookup_column(key, column).await) });
+        }
+        let mut out = Vec::new();
+        while let Some(Ok(r)) = tasks.join_next().await {
+            out.push(r);
+        }
+        out.sort_by_key(|(i, _, _)| *i);
+        out.into_iter().map(|(_, g, m)| (g, m)).collect()
+    }
+
+    /// Writes `value` to `groups`; returns those that took it.
+    async fn repair(&self, key: KeyId, column: u16, value: &Bytes, groups: &[u32]) -> Vec<u32> {
+        let mut done = Vec::new();
+        for &g in groups {
+            let c = self.in_group(g);
+            match c
+                .put_column(key, column, value.clone(), PutOptions::default())
+                .await
+            {
+                Ok(_) => done.push(g),
+                Err(e) => tracing::debug!(group = g, error = %e, "read repair failed"),
+            }
+        }
+        done
+    }
+}
+
+/// Groups that answered `NotFound`, or hold a value older than `newest` with other bytes.
+fn stale_groups(metas: &[(u32, Result<ValueMeta, ClientError>)], newest: &ValueMeta) -> Vec<u32> {
+    metas
+        .iter()
+        .filter(|(_, m)| match m {
+            Ok(m) => m.checksum != newest.checksum && m.timestamp_ns < newest.timestamp_ns,
+            Err(e) => e.status() == Some(Status::NotFound),
+        })
+        .map(|(g, _)| *g)
+        .collect()
+}
+
+async fn collect(mut tasks: JoinSet<(u32, Result<(), ClientError>)>) -> GroupOutcome {
+    let mut outcome = GroupOutcome::default();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((g, Ok(()))) => outcome.succeeded.push(g),
+            Ok((g, Err(e))) => outcome.failed.push((g, e)),
+            Err(e) => tracing::error!(error = %e, "replica write task failed"),
+        }
+    }
+    outcome.succeeded.sort_unstable();
+    outcome.failed.sort_by_key(|(g, _)| *g);
+    outcome
+}

@@ -1,0 +1,245 @@
+//! Routing and forwarding (`docs/PROTOCOL.md` §9): a request for a key that another node of
+//! the target group owns is sent to that owner with `hops` + 1, over one pipelined
+//! connection per peer, and the owner's reply frames are relayed back under the client's
+//! transaction id, one at a time as they arrive (so a streamed read is never held whole).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::client::{Client, ClientConfig};
+use crate::ring::RouteTable;
+use crate::wire::{encode_error, Command, Frame, Header, Status, MAX_FORWARD_HOPS};
+
+/// Where a request is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Here.
+    Local,
+    /// At the owner: its address, and the group the request was routed in.
+    Forward { addr: String, group: u32 },
+    /// Nowhere: the error reply to give.
+    Refuse(Status, String),
+}
+
+/// Commands about one key, routed to its owner; the rest are served by the node asked.
+fn keyed(command: Command) -> bool {
+    matches!(
+        command,
+        Command::Lookup | Command::Read | Command::Write | Command::Remove
+    )
+}
+
+/// Decides where `h` is served, by `table` (none: not in a cluster, everything is local).
+pub fn route(table: Option<&RouteTable>, me: &str, own_group: u32, h: &Header) -> Route {
+    let Some(table) = table else {
+        return Route::Local;
+    };
+    if !keyed(h.command) {
+        return Route::Local;
+    }
+    let group = if h.group == 0 { own_group } else { h.group };
+    match table.owner(group, &h.key) {
+        Some(owner) if owner.name == me => Route::Local,
+        Some(_) if h.hops >= MAX_FORWARD_HOPS => Route::Refuse(
+            Status::TooManyHops,
+            format!(
+                "not the owner, and the request was forwarded {} times",
+                h.hops
+            ),
+        ),
+        Some(owner) => Route::Forward {
+            addr: owner.addr.clone(),
+            group,
+        },
+        None if group == own_group => Route::Local,
+        None => Route::Refuse(Status::NotOwner, format!("no live node in group {group}")),
+    }
+}
+
+/// One client per peer, shared by every connection of this node.
+pub struct Peers {
+    config: ClientConfig,
+    clients: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
+}
+
+impl Peers {
+    pub fn new(name: &str) -> Peers {
+        Peers {
+            config: ClientConfig {
+                name: format!("{name} (forwarding)"),
+                retries: 0,
+                ..ClientConfig::default()
+            },
+            clients: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn client(&self, addr: &str) -> Result<Arc<Client>, String> {
+        let mut clients = self.clients.lock().await;
+        if let Some(c) = clients.get(addr) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(
+            Client::connect(addr, self.config.clone())
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+        clients.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Forwards `frame` to `addr` and writes the reply frames to `out` under the client's
+    /// transaction id. An unreachable or silent owner is answered `TIMEOUT`; nothing here
+    /// ends the client's connection except a failed write to it.
+    pub async fn forward<W: AsyncWrite + Unpin>(
+        &self,
+        addr: &str,
+        group: u32,
+        frame: &Frame,
+        out: &mut W,
+    ) -> std::io::Result<()> {
+        match self.relay(addr, group, frame, out).await {
+            Ok(()) => Ok(()),
+            Err(Relay::Client(e)) => Err(e),
+            Err(Relay::Owner(why)) => {
+                tracing::warn!(owner = addr, error = %why, "forwarding failed");
+                let mut buf = BytesMut::new();
+                let msg = format!("owner {addr} did not answer: {why}");
+                encode_error(&frame.header, Status::Timeout, &msg, &mut buf);
+                out.write_all(&buf).await
+            }
+        }
+    }
+
+    async fn relay<W: AsyncWrite + Unpin>(
+        &self,
+        addr: &str,
+        group: u32,
+        frame: &Frame,
+        out: &mut W,
+    ) -> Result<(), Relay> {
+        let client = self.client(addr).await.map_err(Relay::Owner)?;
+        let (trans, mut rx) = client
+            .relay(frame, group)
+            .await
+            .map_err(|e| Relay::Owner(e.to_string()))?;
+        let deadline = tokio::time::Instant::now() + client.timeout();
+        loop {
+            let next = tokio::time::timeout_at(deadline, rx.recv()).await;
+            let reply = match next {
+                Ok(Some(reply)) => reply,
+                Ok(None) => return Err(Relay::Owner("connection closed".into())),
+                Err(_) => {
+                    client.forget(trans).await;
+                    return Err(Relay::Owner("timed out".into()));
+                }
+            };
+            let more = reply.header.has_more();
+            let mut header = reply.header;
+            header.trans = frame.header.trans;
+            header.hops = 0;
+            let mut buf = BytesMut::with_capacity(reply.payload.len() + 80);
+            Frame {
+                header,
+                payload: reply.payload,
+            }
+            .encode(&mut buf)
+            .map_err(|e| Relay::Owner(e.to_string()))?;
+            out.write_all(&buf).await.map_err(Relay::Client)?;
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+}
+
+enum Relay {
+    /// Writing to the client failed: the connection is gone.
+    Client(std::io::Error),
+    /// The owner could not be reached or did not answer.
+    Owner(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::{RingId, RouteNode};
+
+    fn node(name: &str, group: u32, id: u8, alive: bool) -> RouteNode {
+        RouteNode {
+            name: name.into(),
+            addr: format!("{name}:1"),
+            group,
+            ids: vec![RingId([id; 32])],
+            alive,
+            incarnation: 1,
+        }
+    }
+
+    fn table() -> RouteTable {
+        // Group 1: "b" owns (0x40.., 0xc0..], "a" the rest (wrapping); group 2: "c" alone.
+        RouteTable::new(
+            3,
+            vec![
+                node("a", 1, 0x40, true),
+                node("b", 1, 0xc0, true),
+                node("c", 2, 0x80, true),
+                node("d", 3, 0x80, false),
+            ],
+        )
+    }
+
+    fn header(cmd: Command, key: u8, group: u32, hops: u8) -> Header {
+        let mut h = Header::request(cmd, 7, [key; 32], group);
+        h.hops = hops;
+        h
+    }
+
+    #[test]
+    fn keyed_requests_go_to_the_owner_of_their_group() {
+        let t = table();
+        let r = |cmd, key, group, hops| route(Some(&t), "a", 1, &header(cmd, key, group, hops));
+        assert_eq!(r(Command::Read, 0x10, 0, 0), Route::Local);
+        assert_eq!(r(Command::Read, 0x10, 1, 0), Route::Local);
+        let to_b = Route::Forward {
+            addr: "b:1".into(),
+            group: 1,
+        };
+        assert_eq!(r(Command::Write, 0x90, 0, 0), to_b);
+        assert_eq!(r(Command::Remove, 0xa0, 1, 3), to_b);
+        assert_eq!(
+            r(Command::Read, 0xf0, 1, 0),
+            Route::Local,
+            "wraps to the lowest id"
+        );
+        let to_c = Route::Forward {
+            addr: "c:1".into(),
+            group: 2,
+        };
+        assert_eq!(r(Command::Lookup, 0x10, 2, 0), to_c);
+        assert!(matches!(
+            r(Command::Read, 0x90, 0, MAX_FORWARD_HOPS),
+            Route::Refuse(Status::TooManyHops, _)
+        ));
+        assert!(matches!(
+            r(Command::Read, 0x90, 3, 0),
+            Route::Refuse(Status::NotOwner, _)
+        ));
+        assert!(matches!(
+            r(Command::Read, 0x90, 9, 0),
+            Route::Refuse(Status::NotOwner, _)
+        ));
+    }
+
+    #[test]
+    fn other_commands_and_nodes_outside_a_cluster_serve_locally() {
+        let t = table();
+        let h = header(Command::Iterate, 0x90, 0, 0);
+        assert_eq!(route(Some(&t), "a", 1, &h), Route::Local);
+        let h = header(Command::Read, 0x90, 2, 0);
+        assert_eq!(route(None, "a", 1, &h), Route::Local);
+    }
+}

@@ -1,0 +1,400 @@
+//! The node's cluster shell: runs the [`Cluster`] state machine over a UDP socket bound to
+//! the node's own address, fires its timers, keeps its IDs and last route table in the data
+//! directory (`ring.ids`, `routes.json`), and publishes the route table requests are routed
+//! by.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+use super::mover::{MoveEvent, Mover};
+use crate::cluster::{
+    Cluster, ClusterConfig, ClusterTimer, Effect, Restart, TransferProgress,
+    MAX_CLUSTER_MESSAGE_LEN, MAX_PROGRESS_LEN,
+};
+use crate::ring::{decode_ids_file, encode_ids_file, RouteTable};
+
+/// What `stat` shows of data movement.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct MoveStatus {
+    /// Outgoing transfers still pending: target node and the fraction of the key space left.
+    pub pending: Vec<PendingMove>,
+    pub records_sent: u64,
+    pub bytes_sent: u64,
+    pub failures: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PendingMove {
+    pub to: String,
+    pub fraction_left: f64,
+}
+
+/// Shared with `stat`.
+pub type MoveStatusCell = Arc<Mutex<MoveStatus>>;
+
+/// How long a failed transfer waits before it is tried again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The route table the node serves and routes by; `None` outside a cluster.
+pub type Routes = watch::Receiver<Option<Arc<RouteTable>>>;
+
+/// Where a node keeps its cluster state.
+#[derive(Debug, Clone)]
+pub struct ClusterFiles {
+    dir: PathBuf,
+}
+
+const IDS_FILE: &str = "ring.ids";
+const ROUTES_FILE: &str = "routes.json";
+const TRANSFERS_FILE: &str = "transfers.bin";
+
+impl ClusterFiles {
+    pub fn new(dir: &Path) -> Self {
+        ClusterFiles {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// What a restart resumes from: saved IDs and route table (`None` on first start).
+    /// A damaged IDs file is an error: choosing new IDs would silently move every key.
+    pub fn load_restart(&self) -> io::Result<Option<Restart>> {
+        let ids = match std::fs::read(self.dir.join(IDS_FILE)) {
+            Ok(b) => decode_ids_file(&b).map_err(|e| invalid(IDS_FILE, e))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let table = match std::fs::read_to_string(self.dir.join(ROUTES_FILE)) {
+            Ok(text) => match RouteTable::from_json(&text) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(error = %e, "saved route table unreadable; relearning it");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        Ok(Some(Restart {
+            ids,
+            table,
+            transfers: self.load_transfers(),
+        }))
+    }
+
+    /// Saved transfer progress records; an unreadable file is logged and ignored (the
+    /// route-table change that planned them plans them again).
+    fn load_transfers(&self) -> Vec<TransferProgress> {
+        let Ok(bytes) = std::fs::read(self.dir.join(TRANSFERS_FILE)) else {
+            return Vec::new();
+        };
+        match decode_transfers(&bytes) {
+            Some(t) => t,
+            None => {
+                tracing::warn!("saved transfer progress unreadable; ignoring it");
+                Vec::new()
+            }
+        }
+    }
+
+    fn save_transfers(&self, records: &[TransferProgress]) -> io::Result<()> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+        for r in records {
+            let bytes = r.encode().map_err(|e| invalid(TRANSFERS_FILE, e))?;
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        write_durably(&self.dir, TRANSFERS_FILE, &out)
+    }
+
+    fn save_ids(&self, ids: &[crate::ring::RingId]) -> io::Result<()> {
+        let bytes = encode_ids_file(ids).map_err(|e| invalid(IDS_FILE, e))?;
+        write_durably(&self.dir, IDS_FILE, &bytes)
+    }
+
+    fn save_routes(&self, table: &RouteTable) -> io::Result<()> {
+        let text = table.to_json().map_err(|e| invalid(ROUTES_FILE, e))?;
+        write_durably(&self.dir, ROUTES_FILE, text.as_bytes())
+    }
+}
+
+/// `u32 count`, then per record `u32 len` and the record (`docs/PROTOCOL.md` §15.9). Bounded:
+/// lengths are checked against what is left and the record limit before use.
+fn decode_transfers(bytes: &[u8]) -> Option<Vec<TransferProgress>> {
+    let mut rest = bytes;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
+        rest = tail;
+        Some(head)
+    };
+    let count = u32::from_le_bytes(take(4)?.try_into().ok()?);
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        if len > MAX_PROGRESS_LEN {
+            return None;
+        }
+        out.push(TransferProgress::decode(take(len)?).ok()?);
+    }
+    Some(out)
+}
+
+fn invalid(file: &str, e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{file}: {e}"))
+}
+
+/// Temp file, fsync, rename, directory fsync.
+fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// A running cluster shell.
+pub struct Membership {
+    pub routes: Routes,
+    /// Data movement, for `stat`.
+    pub moves: MoveStatusCell,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Membership {
+    /// Binds UDP on `config.addr`, starts the state machine (resuming from `files`) and runs
+    /// it until `stop` turns true.
+    pub async fn start(
+        config: ClusterConfig,
+        files: ClusterFiles,
+        mover: Arc<Mover>,
+        stop: watch::Receiver<bool>,
+    ) -> io::Result<Membership> {
+        let socket = UdpSocket::bind(&config.addr).await?;
+        let restart = files.load_restart()?;
+        let (cluster, effects) =
+            Cluster::start(config, restart).map_err(|e| invalid("cluster", e))?;
+        let (routes_tx, routes) = watch::channel(Some(Arc::new(cluster.route_table().clone())));
+        let (timers, timer_rx) = mpsc::unbounded_channel();
+        let (moved, moved_rx) = mpsc::unbounded_channel();
+        let moves = MoveStatusCell::default();
+        let mut shell = Shell {
+            cluster,
+            socket,
+            files,
+            routes: routes_tx,
+            timers,
+            mover,
+            moved,
+            running: HashMap::new(),
+            moves: moves.clone(),
+        };
+        shell.apply(effects).await?;
+        shell.sync_transfers()?;
+        let task = tokio::spawn(shell.run(timer_rx, moved_rx, stop));
+        Ok(Membership {
+            routes,
+            moves,
+            task,
+        })
+    }
+
+    /// Waits for the shell to stop.
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+struct Shell {
+    cluster: Cluster,
+    socket: UdpSocket,
+    files: ClusterFiles,
+    routes: watch::Sender<Option<Arc<RouteTable>>>,
+    timers: mpsc::UnboundedSender<ClusterTimer>,
+    mover: Arc<Mover>,
+    moved: mpsc::UnboundedSender<MoveEvent>,
+    /// Transfers being streamed, by id, with the flag that stops them.
+    running: HashMap<u64, Arc<AtomicBool>>,
+    moves: MoveStatusCell,
+}
+
+impl Shell {
+    async fn run(
+        mut self,
+        mut timer_rx: mpsc::UnboundedReceiver<ClusterTimer>,
+        mut moved_rx: mpsc::UnboundedReceiver<MoveEvent>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut buf = vec![0u8; MAX_CLUSTER_MESSAGE_LEN];
+        loop {
+            let effects = tokio::select! {
+                _ = stop.changed() => {
+                    self.running.values().for_each(|c| c.store(true, Ordering::Relaxed));
+                    return;
+                }
+                Some(event) = moved_rx.recv() => self.on_moved(event),
+                r = self.socket.recv_from(&mut buf) => match r {
+                    Ok((n, _)) => self.cluster.handle_message(buf.get(..n).unwrap_or(&[])),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cluster socket receive failed");
+                        continue;
+                    }
+                },
+                Some(t) = timer_rx.recv() => self.cluster.handle_timer(t),
+            };
+            match effects {
+                Ok(effects) => {
+                    if let Err(e) = self.apply(effects).await {
+                        tracing::error!(error = %e, "cluster state could not be saved");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "cluster message refused"),
+            }
+        }
+    }
+
+    async fn apply(&mut self, effects: Vec<Effect>) -> io::Result<()> {
+        for effect in effects {
+            match effect {
+                Effect::Send { to, bytes } => self.send(&to, &bytes).await,
+                Effect::Schedule { after, timer } => {
+                    let tx = self.timers.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let _ = tx.send(timer);
+                    });
+                }
+                Effect::MemberUp(m) => {
+                    tracing::info!(member = %m.name, addr = %m.addr, group = m.group, "member up")
+                }
+                Effect::MemberDown(m) => {
+                    tracing::warn!(member = %m.name, addr = %m.addr, group = m.group, "member down")
+                }
+                Effect::RouteTableChanged(table) => {
+                    self.files.save_routes(&table)?;
+                    let _ = self.routes.send(Some(Arc::new(table)));
+                }
+                Effect::IdsChosen(ids) => self.files.save_ids(&ids)?,
+                Effect::TransfersChanged => self.sync_transfers()?,
+                Effect::Repair(tasks) => tracing::debug!(tasks = tasks.len(), "repair round due"),
+                Effect::Left => tracing::info!("left the cluster"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts transfers the plan has and no task runs, stops tasks the plan dropped, and
+    /// saves the plan's progress records.
+    fn sync_transfers(&mut self) -> io::Result<()> {
+        let transfers = self.cluster.transfers().to_vec();
+        self.running.retain(|id, cancel| {
+            let keep = transfers.iter().any(|t| t.id == *id);
+            if !keep {
+                cancel.store(true, Ordering::Relaxed);
+            }
+            keep
+        });
+        let table = self.cluster.route_table().clone();
+        for t in &transfers {
+            if self.running.contains_key(&t.id) {
+                continue;
+            }
+            let Some(addr) = table.node(&t.to).map(|n| n.addr.clone()) else {
+                continue;
+            };
+            tracing::info!(to = %t.to, fraction = t.range.fraction(), "handing a key range over");
+            let cancel = Arc::new(AtomicBool::new(false));
+            self.running.insert(t.id, cancel.clone());
+            self.mover
+                .start(t.clone(), addr, self.moved.clone(), cancel);
+        }
+        self.update_status();
+        let records: Vec<TransferProgress> = transfers.iter().map(|t| t.progress()).collect();
+        self.files.save_transfers(&records)
+    }
+
+    fn update_status(&self) {
+        let mut st = self.moves.lock();
+        st.pending = self
+            .cluster
+            .transfers()
+            .iter()
+            .map(|t| super::membership::PendingMove {
+                to: t.to.clone(),
+                fraction_left: t.remaining().map_or(0.0, |r| r.fraction()),
+            })
+            .collect();
+        st.records_sent = self.mover.counters.records_sent.load(Ordering::Relaxed);
+        st.bytes_sent = self.mover.counters.bytes_sent.load(Ordering::Relaxed);
+    }
+
+    /// A transfer task reported: tell the state machine; retry a failed one shortly.
+    fn on_moved(&mut self, event: MoveEvent) -> Result<Vec<Effect>, crate::cluster::ClusterError> {
+        match event {
+            MoveEvent::Progress { id, cursor } => {
+                let effects = self.cluster.transfer_progress(id, cursor);
+                self.after_move();
+                effects
+            }
+            MoveEvent::Retry => Ok(vec![Effect::TransfersChanged]),
+            MoveEvent::Done { id } => {
+                self.running.remove(&id);
+                tracing::info!(id, "key range handed over");
+                let effects = self.cluster.transfer_done(id);
+                self.after_move();
+                effects
+            }
+            MoveEvent::Failed { id, why } => {
+                tracing::warn!(id, error = %why, "handing a key range over failed; retrying");
+                self.running.remove(&id);
+                self.moves.lock().failures += 1;
+                let tx = self.moved.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    let _ = tx.send(MoveEvent::Retry);
+                });
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn after_move(&mut self) {
+        self.update_status();
+        let records: Vec<TransferProgress> = self
+            .cluster
+            .transfers()
+            .iter()
+            .map(|t| t.progress())
+            .collect();
+        if let Err(e) = self.files.save_transfers(&records) {
+            tracing::error!(error = %e, "transfer progress not saved");
+        }
+    }
+
+    async fn send(&self, to: &str, bytes: &[u8]) {
+        let addr: Option<SocketAddr> = match to.parse() {
+            Ok(a) => Some(a),
+            Err(_) => tokio::net::lookup_host(to)
+                .await
+                .ok()
+                .and_then(|mut a| a.next()),
+        };
+        match addr {
+            Some(a) => {
+                if let Err(e) = self.socket.send_to(bytes, a).await {
+                    tracing::debug!(to, error = %e, "cluster message not sent");
+                }
+            }
+            None => tracing::debug!(to, "cluster member address does not resolve"),
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Data movement: streams each key range a ring change took from this node to its new owner
+//! — iterate the range in key order, read every (key, column), write it to the owner —
+//! throttled, reporting a cursor so a crash resumes where it stopped. The source keeps its
+//! copy; reads stay answerable throughout (the new owner has every key it was sent, and
+//! clients fall over to other groups for the rest).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ringblob_backends::{AsyncBackend, Backend, IterRequest, Meta};
+use ringblob_engine::{Key, Range};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::client::{Client, ClientConfig, PutOptions};
+use crate::cluster::Transfer;
+use crate::ring::KeyRange;
+use crate::wire::KeyId;
+
+/// Entries read per iteration page.
+const PAGE: usize = 256;
+
+/// What a transfer task tells the membership shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveEvent {
+    /// Every key up to and including `cursor` was delivered.
+    Progress {
+        id: u64,
+        cursor: KeyId,
+    },
+    Done {
+        id: u64,
+    },
+    Failed {
+        id: u64,
+        why: String,
+    },
+    /// Time to start failed transfers again.
+    Retry,
+}
+
+/// Totals for `stat`.
+#[derive(Default, Debug)]
+pub struct MoveCounters {
+    pub records_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+}
+
+/// Runs transfers against a backend.
+pub struct Mover {
+    backend: AsyncBackend,
+    /// 0: unthrottled.
+    bytes_per_sec: u64,
+    name: String,
+    pub counters: Arc<MoveCounters>,
+}
+
+impl Mover {
+    pub fn new(backend: Arc<dyn Backend>, bytes_per_sec: u64, name: &str) -> Mover {
+        Mover {
+            backend: AsyncBackend::new(backend, 2),
+            bytes_per_sec,
+            name: name.to_string(),
+            counters: Arc::default(),
+        }
+    }
+
+    /// Starts streaming `t` to the node at `addr`; stops early once `cancel` is set.
+    pub fn start(
+        self: &Arc<Self>,
+        t: Transfer,
+        addr: String,
+        events: UnboundedSender<MoveEvent>,
+        cancel: Arc<AtomicBool>,
+    ) {
+        let mover = self.clone();
+        tokio::spawn(async move {
+            let id = t.id;
+            let event = match mover.run(&t, &addr, &events, &cancel).await {
+                Ok(()) if cancel.load(Ordering::Relaxed) => return,
+                Ok(()) => MoveEvent::Done { id },
+                Err(why) => MoveEvent::Failed { id, why },
+            };
+            let _ = events.send(event);
+        });
+    }
+
+    async fn run(
+        &self,
+        t: &Transfer,
+        addr: &str,
+        events: &UnboundedSender<MoveEvent>,
+        cancel: &AtomicBool,
+    ) -> Result<(), String> {
+        let Some(range) = t.remaining() else {
+            return Ok(());
+        };
+        let config = ClientConfig {
+            name: format!("{} (moving data)", self.name),
+            ..ClientConfig::default()
+        };
+        let client = Client::connect(addr, config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut throttle = Throttle::new(self.bytes_per_sec);
+        for (from, to) in linear_parts(&range) {
+            let mut after = None;
+            loop {
+                if cancel.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let req = IterRequest {
+                    from,
+                    to,
+                    after,
+                    limit: PAGE,
+                };
+                let page = self
+                    .backend
+                    .run(move |b| b.iterate(&req))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let entries: Vec<&Meta> = page
+                    .entries
+                    .iter()
+                    .filter(|m| range.contains(&m.key.0))
+                    .collect();
+                for m in &entries {
+                    let sent = self.send(&client, m).await?;
+                    throttle.spent(sent).await;
+                }
+                // A key is delivered once all its columns are: report the key before the
+                // page's last one, unless the page ends the range.
+                let done_key = match page.next_after {
+                    None => entries.last().map(|m| m.key),
+                    Some(_) => entries
+                        .iter()
+                        .rev()
+                        .map(|m| m.key)
+                        .find(|k| Some(*k) != entries.last().map(|m| m.key)),
+                };
+                if let Some(k) = done_key {
+                    let _ = events.send(MoveEvent::Progress {
+                        id: t.id,
+                        cursor: k.0,
+                    });
+                }
+                match page.next_after {
+                    Some(p) => after = Some(p),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies one (key, column) to the owner; returns the bytes sent. A value removed
+    /// meanwhile is skipped.
+    async fn send(&self, client: &Client, m: &Meta) -> Result<u64, String> {
+        let (key, column) = (m.key, m.column);
+        let value = self
+            .backend
+            .run(move |b| b.read_column(&key, column, Range::all()))
+            .await;
+        let value = match value {
+            Ok(v) => v,
+            Err(ringblob_backends::Error::NotFound(_)) => return Ok(0),
+            Err(e) => return Err(e.to_string()),
+        };
+        let len = value.len() as u64;
+        client
+            .put_column(key.0, column, Bytes::from(value), PutOptions::default())
+            .await
+            .map_err(|e| format!("writing {key} to the new owner: {e}"))?;
+        self.counters.records_sent.fetch_add(1, Ordering::Relaxed);
+        self.counters.bytes_sent.fetch_add(len, Ordering::Relaxed);
+        Ok(len)
+    }
+}
+
+/// The range as at most two ascending inclusive key spans (it may wrap past the top of the
+/// ring). Spans include `start_excl` itself; callers filter with `KeyRange::contains`.
+fn linear_parts(range: &KeyRange) -> Vec<(Key, Key)> {
+    let start = Key(range.start_excl.0);
+    let end = Key(range.end_incl.0);
+    if range.is_whole_ring() || start >= end {
+        vec![(start, Key([0xff; 32])), (Key([0; 32]), end)]
+    } else {
+        vec![(start, end)]
+    }
+}
+
+/// Keeps copying under a byte rate.
+struct Throttle {
+    per_sec: u64,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Throttle {
+    fn new(per_sec: u64) -> Self {
+        Throttle {
+            per_sec,
+            started: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    async fn spent(&mut self, n: u64) {
+        self.bytes += n;
+        if self.per_sec == 0 {
+            return;
+        }
+        let due = Duration::from_secs_f64(self.bytes as f64 / self.per_sec as f64);
+        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Real `ringblob-node` processes on 127.0.0.1 forming a cluster of two groups of three:
+//! writes through one node, reads through every node, `kill -9` of a node, its restart, and
+//! a fourth node joining a group.
+
+mod member;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ringblob_engine::Key;
+use ringblob_protocol::client::{Client, ClientConfig, PutOptions, Quorum};
+use serde_json::Value;
+
+use member::Member;
+
+const GROUPS: [u32; 2] = [1, 2];
+
+fn key(i: u64) -> [u8; 32] {
+    Key::from_name(b"cluster", &i.to_le_bytes()).0
+}
+
+fn value(i: u64) -> Bytes {
+    Bytes::from(format!("value {i} ").repeat(1 + (i % 13) as usize))
+}
+
+fn config() -> ClientConfig {
+    ClientConfig {
+        timeout: Duration::from_secs(5),
+        ..ClientConfig::default()
+    }
+}
+
+async fn client(addr: &str) -> Client {
+    Client::connect(addr, config())
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"))
+}
+
+async fn json(c: &Client, routes: bool) -> Value {
+    let text = if routes {
+        c.routes().await
+    } else {
+        c.stat().await
+    };
+    let text = text.unwrap_or_else(|e| panic!("{e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Live nodes in `m`'s route table.
+async fn alive_seen_by(m: &Member) -> usize {
+    let Ok(c) = Client::connect(&m.addr, config()).await else {
+        return 0;
+    };
+    let t = json(&c, true).await;
+    let nodes = t["nodes"].as_array().cloned().unwrap_or_default();
+    nodes
+        .iter()
+        .filter(|n| n["alive"] == Value::Bool(true))
+        .count()
+}
+
+/// Waits until every member in `ms` sees `alive` live nodes.
+async fn converge(ms: &[&Member], alive: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut seen = Vec::new();
+        for m in ms {
+            seen.push(alive_seen_by(m).await);
+        }
+        if seen.iter().all(|&n| n == alive) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no convergence on {alive} live nodes: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until no member has a key range left to hand over.
+async fn movement_done(ms: &[&Member]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut pending = 0;
+        for m in ms {
+            let s = json(&client(&m.addr).await, false).await;
+            let p = &s["cluster"]["rebalancing"]["pending"];
+            pending += p.as_array().map_or(0, Vec::len);
+        }
+        if pending == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pending} transfers still pending"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn keys_on(m: &Member) -> u64 {
+    let s = json(&client(&m.addr).await, false).await;
+    s["backend"]["keys"].as_u64().unwrap_or(0)
+}
+
+/// Every key in `keys` reads back from group `g` alone, through `via`.
+async fn readable_in_group(via: &Member, g: u32, keys: std::ops::Range<u64>) {
+    let c = client(&via.addr).await.in_group(g);
+    for i in keys {
+        let got = c.get_column(key(i), 0, 0, None).await;
+        assert_eq!(
+            got.ok(),
+            Some(value(i)),
+            "key {i} in group {g} through {}",
+            via.name
+        );
+    }
+}
+
+/// Every key reads back through `via` with fail-over across both groups.
+async fn readable(via: &Member, keys: std::ops::Range<u64>) {
+    let c = client(&via.addr).await;
+    for i in keys {
+        let got = c.get_groups(key(i), 0, &GROUPS).await;
+        assert_eq!(
+            got.map(|r| r.value).ok(),
+            Some(value(i)),
+            "key {i} through {}",
+            via.name
+        );
+    }
+}
+
+async fn write(via: &Member, keys: std::ops::Range<u64>, w: Quorum) {
+    let c = client(&via.addr).await;
+    for i in keys {
+        let r = c
+            .put_groups(key(i), 0, value(i), PutOptions::default(), &GROUPS, w)
+            .await;
+        assert!(
+            r.is_ok(),
+            "write {i} at {w:?}: {}",
+            r.err().map(|o| o.to_string()).unwrap_or_default()
+        );
+    }
+}
+
+#[test]
+fn two_groups_of_three_survive_kill9_restart_and_a_join() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut first = Member::new("a1", 1, root.path(), None);
+    first.start();
+    let seed = first.addr.clone();
+    let mut ms: Vec<Member> = vec![first];
+    for (name, group) in [("a2", 1), ("a3", 1), ("b1", 2), ("b2", 2), ("b3", 2)] {
+        let mut m = Member::new(name, group, root.path(), Some(&seed));
+        m.start();
+        ms.push(m);
+    }
+    rt.block_on(async {
+        converge(&ms.iter().collect::<Vec<_>>(), 6).await;
+        // Writes through one node, to both groups.
+        write(&ms[0], 0..200, Quorum::All).await;
+        // Reads through every node, from each group alone.
+        for m in &ms {
+            for g in GROUPS {
+                readable_in_group(m, g, 0..200).await;
+            }
+        }
+        let group1: u64 = {
+            let mut n = 0;
+            for m in &ms[0..3] {
+                n += keys_on(m).await;
+            }
+            n
+        };
+        assert_eq!(group1, 200, "group 1 holds each key once");
+    });
+
+    // kill -9 of a2: reads still succeed (from the other group), writes at W=1 too.
+    ms[1].kill9();
+    rt.block_on(async {
+        readable(&ms[0], 0..200).await;
+        let others: Vec<&Member> = ms.iter().filter(|m| m.name != "a2").collect();
+        converge(&others, 5).await;
+        write(&ms[3], 200..260, Quorum::One).await;
+        readable(&ms[2], 0..260).await;
+    });
+
+    // Restart: a2 catches up on what was written while it was down.
+    ms[1].start();
+    rt.block_on(async {
+        converge(&ms.iter().collect::<Vec<_>>(), 6).await;
+        movement_done(&ms.iter().collect::<Vec<_>>()).await;
+        readable_in_group(&ms[4], 1, 0..260).await;
+    });
+
+    // A fourth node joins group 1: about a quarter of the group's keys move to it, and every
+    // key stays readable during and after the move.
+    let mut a4 = Member::new("a4", 1, root.path(), Some(&seed));
+    a4.start();
+    rt.block_on(async {
+        let all: Vec<&Member> = ms.iter().chain([&a4]).collect();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(3) {
+            readable(&ms[5], 0..260).await;
+        }
+        converge(&all, 7).await;
+        movement_done(&all).await;
+        let moved = keys_on(&a4).await;
+        assert!((26..=117).contains(&moved), "a4 took {moved} of 260 keys");
+        readable_in_group(&ms[0], 1, 0..260).await;
+        readable_in_group(&a4, 1, 0..260).await;
+    });
+}

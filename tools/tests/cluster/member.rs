@@ -1,0 +1,92 @@
+//! One `ringblob-node` process of a test cluster, on a fixed address (so it can be killed and
+//! restarted where the cluster knows it).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub struct Member {
+    pub name: String,
+    pub group: u32,
+    pub addr: String,
+    pub dir: PathBuf,
+    seed: Option<String>,
+    child: Option<Child>,
+}
+
+/// A free 127.0.0.1 port for both TCP and UDP (asked of the OS, then released).
+pub fn free_addr() -> String {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = tcp.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        if std::net::UdpSocket::bind(addr).is_ok() {
+            return addr.to_string();
+        }
+    }
+}
+
+impl Member {
+    pub fn new(name: &str, group: u32, root: &std::path::Path, seed: Option<&str>) -> Member {
+        Member {
+            name: name.to_string(),
+            group,
+            addr: free_addr(),
+            dir: root.join(name),
+            seed: seed.map(str::to_string),
+            child: None,
+        }
+    }
+
+    /// Starts (or restarts) the process and waits for its `listening on` line.
+    pub fn start(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringblob-node"));
+        cmd.args(["--listen", &self.addr, "--name", &self.name])
+            .args(["--group", &self.group.to_string(), "--data-dir"])
+            .arg(&self.dir);
+        if let Some(seed) = &self.seed {
+            cmd.args(["--seed", seed]);
+        }
+        let mut child = cmd
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn node: {e}"));
+        let Some(err) = child.stderr.take() else {
+            panic!("no stderr")
+        };
+        let (tx, rx) = mpsc::channel();
+        let name = self.name.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if line.contains("listening on ") {
+                    let _ = tx.send(());
+                }
+                if std::env::var_os("RINGBLOB_TEST_LOGS").is_some() {
+                    eprintln!("[{name}] {line}");
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = child.kill();
+            panic!("{} printed no 'listening on' line", self.name);
+        }
+        self.child = Some(child);
+    }
+
+    /// SIGKILL.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
