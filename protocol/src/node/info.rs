@@ -37,6 +37,8 @@ pub struct NodeInfo {
     pub routes: Option<super::membership::Routes>,
     /// Data movement after ring changes (`None` outside a cluster).
     pub moves: Option<super::membership::MoveStatusCell>,
+    /// Repair between groups (`None` outside a cluster).
+    pub repair: Option<std::sync::Arc<super::repairer::RepairCounters>>,
 }
 
 fn load(c: &AtomicU64) -> u64 {
@@ -65,6 +67,7 @@ impl NodeInfo {
             start_defrag: None,
             routes: None,
             moves: None,
+            repair: None,
         }
     }
 
@@ -81,6 +84,12 @@ impl NodeInfo {
             "nodes_alive": alive,
             "groups": groups,
             "rebalancing": self.moves.as_ref().map(|m| m.lock().clone()),
+            "repair": self.repair.as_ref().map(|r| json!({
+                "rounds": load(&r.rounds),
+                "records_compared": load(&r.records_compared),
+                "records_pushed": load(&r.records_pushed),
+                "failures": load(&r.failures),
+            })),
         })
     }
 

@@ -16,6 +16,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 use super::mover::{MoveEvent, Mover};
+use super::repairer::{RepairCounters, Repairer};
 use crate::cluster::{
     Cluster, ClusterConfig, ClusterTimer, Effect, Restart, TransferProgress,
     MAX_CLUSTER_MESSAGE_LEN, MAX_PROGRESS_LEN,
@@ -162,11 +163,19 @@ fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// What carries out the state machine's data work.
+pub struct Workers {
+    pub mover: Arc<Mover>,
+    pub repairer: Arc<Repairer>,
+}
+
 /// A running cluster shell.
 pub struct Membership {
     pub routes: Routes,
     /// Data movement, for `stat`.
     pub moves: MoveStatusCell,
+    /// Repair between groups, for `stat`.
+    pub repair: Arc<RepairCounters>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -176,7 +185,7 @@ impl Membership {
     pub async fn start(
         config: ClusterConfig,
         files: ClusterFiles,
-        mover: Arc<Mover>,
+        workers: Workers,
         stop: watch::Receiver<bool>,
     ) -> io::Result<Membership> {
         let socket = UdpSocket::bind(&config.addr).await?;
@@ -187,6 +196,8 @@ impl Membership {
         let (timers, timer_rx) = mpsc::unbounded_channel();
         let (moved, moved_rx) = mpsc::unbounded_channel();
         let moves = MoveStatusCell::default();
+        let repair = workers.repairer.counters.clone();
+        let Workers { mover, repairer } = workers;
         let mut shell = Shell {
             cluster,
             socket,
@@ -194,6 +205,7 @@ impl Membership {
             routes: routes_tx,
             timers,
             mover,
+            repairer,
             moved,
             running: HashMap::new(),
             moves: moves.clone(),
@@ -204,6 +216,7 @@ impl Membership {
         Ok(Membership {
             routes,
             moves,
+            repair,
             task,
         })
     }
@@ -221,6 +234,7 @@ struct Shell {
     routes: watch::Sender<Option<Arc<RouteTable>>>,
     timers: mpsc::UnboundedSender<ClusterTimer>,
     mover: Arc<Mover>,
+    repairer: Arc<Repairer>,
     moved: mpsc::UnboundedSender<MoveEvent>,
     /// Transfers being streamed, by id, with the flag that stops them.
     running: HashMap<u64, Arc<AtomicBool>>,
@@ -285,7 +299,10 @@ impl Shell {
                 }
                 Effect::IdsChosen(ids) => self.files.save_ids(&ids)?,
                 Effect::TransfersChanged => self.sync_transfers()?,
-                Effect::Repair(tasks) => tracing::debug!(tasks = tasks.len(), "repair round due"),
+                Effect::Repair(tasks) => {
+                    let table = Arc::new(self.cluster.route_table().clone());
+                    self.repairer.start(tasks, table);
+                }
                 Effect::Left => tracing::info!("left the cluster"),
             }
         }

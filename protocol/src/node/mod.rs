@@ -8,6 +8,7 @@ mod info;
 mod membership;
 mod mover;
 mod output;
+mod repairer;
 mod status_map;
 
 use std::future::Future;
@@ -23,8 +24,9 @@ use tokio::task::JoinSet;
 pub use dispatch::value_meta;
 pub use forward::{route, Route};
 pub use info::{Counters, NodeInfo};
-pub use membership::{ClusterFiles, Membership, MoveStatus, MoveStatusCell, Routes};
+pub use membership::{ClusterFiles, Membership, MoveStatus, MoveStatusCell, Routes, Workers};
 pub use mover::Mover;
+pub use repairer::{RepairCounters, Repairer};
 pub use status_map::status_of;
 
 use crate::wire::{IDLE_TIMEOUT, MAX_CONNECTIONS, READ_TIMEOUT};
@@ -113,7 +115,11 @@ impl Node {
         addr: SocketAddr,
         membership: &Membership,
     ) -> Arc<Node> {
-        let cluster = (membership.routes.clone(), membership.moves.clone());
+        let cluster = (
+            membership.routes.clone(),
+            membership.moves.clone(),
+            membership.repair.clone(),
+        );
         Self::build(backend, config, addr, Some(cluster))
     }
 
@@ -121,12 +127,13 @@ impl Node {
         backend: Arc<dyn Backend>,
         config: NodeConfig,
         addr: SocketAddr,
-        cluster: Option<(Routes, MoveStatusCell)>,
+        cluster: Option<(Routes, MoveStatusCell, Arc<RepairCounters>)>,
     ) -> Arc<Node> {
         let mut info = NodeInfo::new(config.name.clone(), addr, config.group);
-        if let Some((routes, moves)) = cluster {
+        if let Some((routes, moves, repair)) = cluster {
             info.routes = Some(routes);
             info.moves = Some(moves);
+            info.repair = Some(repair);
         }
         let backend = AsyncBackend::new(backend, config.max_blocking_calls);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {

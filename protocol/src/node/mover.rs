@@ -181,7 +181,7 @@ impl Mover {
 
 /// The range as at most two ascending inclusive key spans (it may wrap past the top of the
 /// ring). Spans include `start_excl` itself; callers filter with `KeyRange::contains`.
-fn linear_parts(range: &KeyRange) -> Vec<(Key, Key)> {
+pub(super) fn linear_parts(range: &KeyRange) -> Vec<(Key, Key)> {
     let start = Key(range.start_excl.0);
     let end = Key(range.end_incl.0);
     if range.is_whole_ring() || start >= end {

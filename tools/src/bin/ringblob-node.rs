@@ -12,7 +12,9 @@ use anyhow::Context;
 use clap::Parser;
 use ringblob_backends::{open_backend, BackendConfig, BackendKind, BlobOptions};
 use ringblob_protocol::cluster::ClusterConfig;
-use ringblob_protocol::node::{self, ClusterFiles, Membership, Mover, Node, NodeConfig};
+use ringblob_protocol::node::{
+    self, ClusterFiles, Membership, Mover, Node, NodeConfig, Repairer, Workers,
+};
 use serde::Deserialize;
 
 /// Serve a ringblob backend.
@@ -61,6 +63,8 @@ struct FileConfig {
     seeds: Option<Vec<String>>,
     /// Rate limit of handing key ranges to new owners, MB/s (0: unthrottled) [default: 64].
     rebalance_mb_per_sec: Option<u64>,
+    /// Compare ranges with the other groups this often, seconds (0: never) [default: 60].
+    repair_interval_secs: Option<u64>,
     blob: Option<BlobOptions>,
 }
 
@@ -80,6 +84,7 @@ struct Settings {
     node: NodeConfig,
     seeds: Vec<String>,
     rebalance_bytes_per_sec: u64,
+    repair_interval_secs: u64,
 }
 
 fn settings(cli: Cli) -> anyhow::Result<Settings> {
@@ -128,6 +133,7 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         node,
         seeds,
         rebalance_bytes_per_sec: file.rebalance_mb_per_sec.unwrap_or(64) << 20,
+        repair_interval_secs: file.repair_interval_secs.unwrap_or(60),
     })
 }
 
@@ -170,12 +176,15 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         config.name = remembered_name(&s.data_dir, addr)?;
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mover = Arc::new(Mover::new(
-        backend.clone(),
-        s.rebalance_bytes_per_sec,
-        &config.name,
-    ));
-    let membership = join_cluster(&config, addr, &s, mover, stopped).await?;
+    let workers = Workers {
+        mover: Arc::new(Mover::new(
+            backend.clone(),
+            s.rebalance_bytes_per_sec,
+            &config.name,
+        )),
+        repairer: Arc::new(Repairer::new(backend.clone(), &config.name)),
+    };
+    let membership = join_cluster(&config, addr, &s, workers, stopped).await?;
     let node = Node::in_cluster(backend, config, addr, &membership);
     tracing::info!(
         "listening on {addr} (backend {:?}, data dir {}, group {}, seeds {:?})",
@@ -196,13 +205,15 @@ async fn join_cluster(
     config: &NodeConfig,
     addr: SocketAddr,
     s: &Settings,
-    mover: Arc<Mover>,
+    workers: Workers,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Membership> {
     let mut cluster = ClusterConfig::new(&config.name, &addr.to_string(), config.group, 16);
     cluster.seeds = s.seeds.clone();
     cluster.rng_seed = rng_seed(&config.name);
-    Membership::start(cluster, ClusterFiles::new(&s.data_dir), mover, stopped)
+    cluster.repair_interval = (s.repair_interval_secs > 0)
+        .then(|| std::time::Duration::from_secs(s.repair_interval_secs));
+    Membership::start(cluster, ClusterFiles::new(&s.data_dir), workers, stopped)
         .await
         .with_context(|| format!("starting cluster membership on udp {addr}"))
 }

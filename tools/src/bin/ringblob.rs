@@ -101,7 +101,8 @@ enum Cmd {
         #[arg(long)]
         column: Option<String>,
     },
-    /// The node's statistics (JSON)
+    /// The node's statistics (JSON), with every cluster node's keys, bytes and rebalancing
+    /// progress (`cluster_nodes`, `cluster_totals`) when it is in a cluster of several
     Stat,
     /// Reclaim the space of overwritten and removed values now (blob backend)
     Defrag {
@@ -292,7 +293,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             print_lookup(&name, &Key(key(&name)), &meta, json)
         }
         Cmd::Defrag { wait } => println!("{}", pretty(&client.defrag(wait).await?)),
-        Cmd::Stat => println!("{}", pretty(&client.stat().await?)),
+        Cmd::Stat => {
+            let own = client.stat().await?;
+            let own: serde_json::Value =
+                serde_json::from_str(&own).map_err(|e| Failure(1, e.to_string()))?;
+            let routes = client.routes().await?;
+            let timeout = Duration::from_secs(cli.timeout);
+            let all = ringblob_tools::cluster_stat::with_cluster(own, &routes, timeout).await;
+            println!("{}", pretty(&all.to_string()));
+        }
         Cmd::Routes { json } => print_routes(&client.routes().await?, json),
     }
     Ok(())

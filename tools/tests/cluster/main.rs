@@ -215,3 +215,41 @@ fn two_groups_of_three_survive_kill9_restart_and_a_join() {
         readable_in_group(&a4, 1, 0..260).await;
     });
 }
+
+/// A group that was down during writes is brought back in line by background repair.
+#[test]
+fn repair_copies_what_a_group_missed_while_it_was_down() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let fast = "repair_interval_secs = 1\n";
+    let mut x = Member::new("x1", 1, root.path(), None).with_config(fast);
+    x.start();
+    let mut y = Member::new("y1", 2, root.path(), Some(&x.addr)).with_config(fast);
+    y.start();
+    rt.block_on(converge(&[&x, &y], 2));
+    y.kill9();
+    rt.block_on(async {
+        converge(&[&x], 1).await;
+        write(&x, 0..50, Quorum::One).await;
+    });
+    y.start();
+    rt.block_on(async {
+        converge(&[&x, &y], 2).await;
+        let c = client(&y.addr).await.in_group(2);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for i in 0..50 {
+            while c.get_column(key(i), 0, 0, None).await.ok() != Some(value(i)) {
+                assert!(
+                    Instant::now() < deadline,
+                    "key {i} never repaired into group 2"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let s = json(&client(&x.addr).await, false).await;
+        let pushed = s["cluster"]["repair"]["records_pushed"]
+            .as_u64()
+            .unwrap_or(0);
+        assert!(pushed >= 50, "x1 pushed {pushed} records");
+    });
+}

@@ -13,6 +13,7 @@ pub struct Member {
     pub addr: String,
     pub dir: PathBuf,
     seed: Option<String>,
+    config: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -35,8 +36,17 @@ impl Member {
             addr: free_addr(),
             dir: root.join(name),
             seed: seed.map(str::to_string),
+            config: None,
             child: None,
         }
+    }
+
+    /// Starts with this TOML configuration too.
+    pub fn with_config(mut self, toml: &str) -> Member {
+        let path = self.dir.with_extension("toml");
+        std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{e}"));
+        self.config = Some(path);
+        self
     }
 
     /// Starts (or restarts) the process and waits for its `listening on` line.
@@ -47,6 +57,9 @@ impl Member {
             .arg(&self.dir);
         if let Some(seed) = &self.seed {
             cmd.args(["--seed", seed]);
+        }
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
         }
         let mut child = cmd
             .env("RUST_LOG", "info")

@@ -1,0 +1,178 @@
+//! Background repair between groups: for each range this node shares with a node of another
+//! group, both sides' metas are listed page by page (this node's backend, the peer's
+//! `ITERATE`) and every (key, column) the peer lacks, or holds older with other bytes, is
+//! written to it. Each side pushes what it has, so a round on both ends converges them.
+//!
+//! Removes are not carried: a group that missed a remove still lists the value and pushes
+//! it back (see `docs/PROTOCOL.md` §15.10).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ringblob_backends::{AsyncBackend, Backend, IterRequest, Meta};
+use ringblob_engine::Range;
+
+use crate::client::{Client, ClientConfig, PutOptions};
+use crate::cluster::RepairTask;
+use crate::ring::RouteTable;
+use crate::wire::{IterPosition, IterateEnd, IterateRequest, ValueMeta};
+
+/// Entries compared per page.
+const PAGE: usize = 1000;
+
+/// Totals for `stat`.
+#[derive(Default, Debug)]
+pub struct RepairCounters {
+    pub rounds: AtomicU64,
+    pub records_compared: AtomicU64,
+    pub records_pushed: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+/// Runs repair rounds, one at a time.
+pub struct Repairer {
+    backend: AsyncBackend,
+    name: String,
+    running: AtomicBool,
+    pub counters: Arc<RepairCounters>,
+}
+
+impl Repairer {
+    pub fn new(backend: Arc<dyn Backend>, name: &str) -> Repairer {
+        Repairer {
+            backend: AsyncBackend::new(backend, 1),
+            name: name.to_string(),
+            running: AtomicBool::new(false),
+            counters: Arc::default(),
+        }
+    }
+
+    /// Starts a round over `tasks` unless one is still running.
+    pub fn start(self: &Arc<Self>, tasks: Vec<RepairTask>, table: Arc<RouteTable>) {
+        if self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            for t in &tasks {
+                if let Err(e) = me.repair(t, &table).await {
+                    me.counters.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(peer = %t.peer, error = %e, "repair of a range failed");
+                }
+            }
+            me.counters.rounds.fetch_add(1, Ordering::Relaxed);
+            me.running.store(false, Ordering::Release);
+        });
+    }
+
+    async fn repair(&self, t: &RepairTask, table: &RouteTable) -> Result<(), String> {
+        let addr = table
+            .node(&t.peer)
+            .filter(|n| n.alive)
+            .map(|n| n.addr.clone())
+            .ok_or("peer not alive")?;
+        let config = ClientConfig {
+            name: format!("{} (repair)", self.name),
+            group: t.peer_group,
+            ..ClientConfig::default()
+        };
+        let peer = Client::connect(&addr, config)
+            .await
+            .map_err(|e| e.to_string())?;
+        for (from, to) in super::mover::linear_parts(&t.range) {
+            let mut after = None;
+            loop {
+                let req = IterRequest {
+                    from,
+                    to,
+                    after,
+                    limit: PAGE,
+                };
+                let page = self
+                    .backend
+                    .run(move |b| b.iterate(&req))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mine: Vec<&Meta> = page
+                    .entries
+                    .iter()
+                    .filter(|m| t.range.contains(&m.key.0))
+                    .collect();
+                self.repair_page(&peer, &mine).await?;
+                match page.next_after {
+                    Some(p) => after = Some(p),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares one page of this node's metas with the peer's over the same key span and
+    /// pushes what the peer lacks or holds older.
+    async fn repair_page(&self, peer: &Client, mine: &[&Meta]) -> Result<(), String> {
+        let (Some(first), Some(last)) = (mine.first(), mine.last()) else {
+            return Ok(());
+        };
+        let theirs = peer_metas(peer, first.key.0, last.key.0).await?;
+        self.counters
+            .records_compared
+            .fetch_add(mine.len() as u64, Ordering::Relaxed);
+        for m in mine {
+            let stale = match theirs.get(&(m.key.0, m.column)) {
+                None => true,
+                Some(t) => t.checksum != m.checksum && t.timestamp_ns < m.timestamp_ns,
+            };
+            if stale {
+                self.push(peer, m).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn push(&self, peer: &Client, m: &Meta) -> Result<(), String> {
+        let (key, column) = (m.key, m.column);
+        let value = self
+            .backend
+            .run(move |b| b.read_column(&key, column, Range::all()))
+            .await;
+        let value = match value {
+            Ok(v) => v,
+            Err(ringblob_backends::Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+        peer.put_column(key.0, column, Bytes::from(value), PutOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.counters.records_pushed.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The peer's metas of every (key, column) in `from..=to`.
+async fn peer_metas(
+    peer: &Client,
+    from: [u8; 32],
+    to: [u8; 32],
+) -> Result<HashMap<([u8; 32], u16), ValueMeta>, String> {
+    let mut out = HashMap::new();
+    let mut after: Option<IterPosition> = None;
+    loop {
+        let req = IterateRequest {
+            from,
+            to,
+            after,
+            limit: PAGE as u32,
+        };
+        let (entries, end) = peer.iterate(req).await.map_err(|e| e.to_string())?;
+        for e in entries {
+            out.insert((e.key, e.meta.column), e.meta);
+        }
+        match end {
+            IterateEnd::Done => return Ok(out),
+            IterateEnd::ResumeAfter(p) => after = Some(p),
+        }
+    }
+}
