@@ -135,13 +135,7 @@ impl Inner {
         };
         self.check_writable()?;
         let started = Instant::now();
-        let candidates: Vec<BlobUsage> = self
-            .blob_usage()
-            .into_iter()
-            .filter(|u| u.sealed && u.size > 0)
-            .filter(|u| u.garbage_bytes as f64 >= opts.min_garbage_ratio * u.size as f64)
-            .filter(|u| u.garbage_bytes > 0)
-            .collect();
+        let candidates = self.candidates(&opts);
         self.check_free_space(candidates.iter().map(|u| u.live_bytes).sum())?;
         let mut report = DefragReport::default();
         let mut throttle = Throttle::new(opts.max_bytes_per_sec);
@@ -153,6 +147,27 @@ impl Inner {
             tracing::info!(?report, "defragmentation done");
         }
         Ok(report)
+    }
+
+    /// Sealed blobs at or over the garbage threshold, and small sealed blobs to merge: when
+    /// two or more sealed blobs are under an eighth of `max_blob_size`, they are all
+    /// rewritten, so their records gather in the active blob.
+    fn candidates(&self, opts: &DefragOptions) -> Vec<BlobUsage> {
+        let sealed: Vec<BlobUsage> = self
+            .blob_usage()
+            .into_iter()
+            .filter(|u| u.sealed && u.size > BLOB_HEADER_LEN as u64)
+            .collect();
+        let small_size = self.config.max_blob_size / 8;
+        let small = sealed.iter().filter(|u| u.size < small_size).count();
+        sealed
+            .into_iter()
+            .filter(|u| {
+                let garbage = u.garbage_bytes > 0
+                    && u.garbage_bytes as f64 >= opts.min_garbage_ratio * u.size as f64;
+                garbage || (small >= 2 && u.size < small_size)
+            })
+            .collect()
     }
 
     fn check_free_space(&self, need: u64) -> Result<()> {

@@ -103,14 +103,14 @@ fn defrag_reclaims_superseded_space_and_keeps_every_live_value() {
 fn a_tombstone_survives_while_an_older_blob_holds_its_key() {
     let dev = MemDevice::new();
     let e = open_mem(&dev, config());
-    // Key 1's value sits in blob 1, which is mostly live (so not rewritten); its tombstone
-    // sits in a later blob full of garbage, which is rewritten.
+    // Key 1's value sits in blob 1, which is mostly live and not small (so not rewritten);
+    // its tombstone sits in a later blob full of garbage, which is rewritten.
     assert!(e
         .write(&key(1), b"old value", WriteOptions::default())
         .is_ok());
     for i in 100..130 {
         assert!(e
-            .write(&key(i), &value(i, 0, 50), WriteOptions::default())
+            .write(&key(i), &value(i, 0, 300), WriteOptions::default())
             .is_ok());
     }
     assert!(e.rotate().is_ok());
@@ -142,7 +142,7 @@ fn a_tombstone_survives_while_an_older_blob_holds_its_key() {
     );
     assert_eq!(read_all(&e, &key(2)).ok().as_deref(), Some(&b"second"[..]));
     for i in 100..130 {
-        assert_eq!(read_all(&e, &key(i)).ok(), Some(value(i, 0, 50)));
+        assert_eq!(read_all(&e, &key(i)).ok(), Some(value(i, 0, 300)));
     }
 }
 
@@ -163,8 +163,9 @@ fn reads_and_writes_continue_during_defrag() {
             }
         })
     };
+    let written = Arc::new(AtomicUsize::new(0));
     let writer = {
-        let (e, stop) = (e.clone(), stop.clone());
+        let (e, stop, written) = (e.clone(), stop.clone(), written.clone());
         std::thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) {
@@ -173,13 +174,14 @@ fn reads_and_writes_continue_during_defrag() {
                     .write(&key(k), &value(k, n, 200), WriteOptions::default())
                     .is_ok());
                 n += 1;
+                written.fetch_add(1, Ordering::SeqCst);
             }
             n
         })
     };
     // Defragment repeatedly until both threads have done real work alongside it.
     let mut runs = 0;
-    while runs < 3 || reads.load(Ordering::SeqCst) < 5 {
+    while runs < 3 || reads.load(Ordering::SeqCst) < 5 || written.load(Ordering::SeqCst) < 5 {
         assert!(e.defrag_with(all_now()).is_ok());
         runs += 1;
         assert!(
@@ -288,5 +290,38 @@ fn durable_writes_during_defrag_stay_durable() {
     assert_eq!(
         read_all(&e2, &key(5000)).ok().as_deref(),
         Some(&b"after"[..])
+    );
+}
+
+#[test]
+fn small_sealed_blobs_are_merged_even_without_garbage() {
+    let dev = MemDevice::new();
+    let e = open_mem(&dev, config());
+    let opts = WriteOptions::durability(Durability::None);
+    for i in 0..10u64 {
+        assert!(e.write(&key(i), &value(i, 0, 300), opts).is_ok());
+        if i % 2 == 1 {
+            assert!(e.rotate().is_ok());
+        }
+    }
+    // Five small sealed blobs with no garbage at all, plus the active one.
+    assert_eq!(blob_count(&dev), 6);
+    let threshold = DefragOptions {
+        min_garbage_ratio: 0.5,
+        max_bytes_per_sec: 0,
+    };
+    let report = e.defrag_with(threshold);
+    assert_eq!(report.map(|r| r.blobs_rewritten.len()).ok(), Some(5));
+    assert_eq!(blob_count(&dev), 1, "merged into the active blob");
+    for i in 0..10u64 {
+        assert_eq!(read_all(&e, &key(i)).ok(), Some(value(i, 0, 300)));
+    }
+    // One small blob alone is left as it is.
+    assert!(e.rotate().is_ok());
+    assert_eq!(
+        e.defrag_with(threshold)
+            .map(|r| r.blobs_rewritten.len())
+            .ok(),
+        Some(0)
     );
 }
