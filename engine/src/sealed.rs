@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::format::bloom::{Bloom, KeyHash};
 use crate::format::index_file::IndexEntry;
 use crate::format::sorted_index::{
-    decode_page, SortKey, SortedHeader, SortedTail, Superseded, PAGE_LEN, SORTED_HEADER_LEN,
+    decode_page, find_in_page, SortKey, SortedHeader, SortedTail, Superseded, PAGE_LEN,
+    SORTED_HEADER_LEN,
 };
 use crate::io::{Device, DeviceFile, OpenMode};
 use crate::key::Key;
@@ -112,11 +113,14 @@ impl SealedBlob {
         if p == 0 {
             return Ok(None);
         }
-        let page = self.page(p as u32 - 1)?;
-        Ok(page
-            .binary_search_by(|e| (e.key, e.column).cmp(&want))
-            .ok()
-            .and_then(|i| page.get(i).copied()))
+        let i = p as u32 - 1;
+        PAGE_BUF.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            buf.resize(PAGE_LEN, 0);
+            let at = (SORTED_HEADER_LEN + i as usize * PAGE_LEN) as u64;
+            read_at(self.file.as_ref(), &self.name, &mut buf, at)?;
+            find_in_page(&self.header, i, &buf, &want, &self.name)
+        })
     }
 
     /// This blob's entries of every column of `key`.

@@ -315,6 +315,47 @@ pub fn decode_page(
     Ok(entries)
 }
 
+/// The lookup's page read: checks page `i`'s CRC and count, then binary-searches its raw
+/// entries for `want` and decodes only the one found (which must lie inside the blob). The
+/// order of the entries is not rechecked here: open checked every page with
+/// [`decode_page`], and the CRC proves the page is unchanged since.
+pub fn find_in_page(
+    h: &SortedHeader,
+    i: u32,
+    b: &[u8],
+    want: &SortKey,
+    file: &str,
+) -> Result<Option<IndexEntry>> {
+    let at = (SORTED_HEADER_LEN + i as usize * PAGE_LEN) as u64;
+    let bad = |reason: &str| corrupt(file, at, format!("page {i}: {reason}"));
+    if b.len() != PAGE_LEN || le_u32(b, 0) != crc32(&b[4..]) {
+        return Err(bad("checksum mismatch"));
+    }
+    let count = le_u16(b, 4) as usize;
+    if count == 0 || count != h.entries_on_page(i) {
+        return Err(bad("entry count does not match the header"));
+    }
+    let entry = |j: usize| &b[PAGE_HEADER_LEN + j * INDEX_ENTRY_LEN..][..INDEX_ENTRY_LEN];
+    let (mut lo, mut hi) = (0usize, count);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let e = entry(mid);
+        let probe = (&e[..KEY_LEN], le_u16(e, 46));
+        match probe.cmp(&(&want.0 .0[..], want.1)) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => {
+                let found = decode_entry(e);
+                if !entry_fits(&found, h.covered_len) {
+                    return Err(bad("entry out of bounds"));
+                }
+                return Ok(Some(found));
+            }
+        }
+    }
+    Ok(None)
+}
+
 fn entry_fits(e: &IndexEntry, covered_len: u64) -> bool {
     let len = u64::from(e.record_len);
     e.offset >= super::blob_header::BLOB_HEADER_LEN as u64

@@ -122,3 +122,23 @@ fn an_entry_offset_near_the_top_of_u64_is_refused_not_wrapped() {
     });
     assert!(decode_all(&b, "s").is_err());
 }
+
+#[test]
+fn find_in_page_agrees_with_decode_page() {
+    let b = file(ENTRIES_PER_PAGE * 2 + 7);
+    let (h, tail, all) = decode_all(&b, "s").expect("decodes");
+    for i in 0..h.page_count {
+        let at = SORTED_HEADER_LEN + i as usize * PAGE_LEN;
+        let page = &b[at..at + PAGE_LEN];
+        for e in decode_page(&h, &tail.fences, i, page, "s").expect("page") {
+            let got = find_in_page(&h, i, page, &(e.key, e.column), "s").expect("found");
+            assert_eq!(got, Some(e));
+            let absent = (e.key, e.column + 7);
+            assert!(!all.iter().any(|x| (x.key, x.column) == absent));
+            assert_eq!(find_in_page(&h, i, page, &absent, "s").ok(), Some(None));
+        }
+        let mut bad = page.to_vec();
+        bad[100] ^= 1;
+        assert!(find_in_page(&h, i, &bad, &(all[0].key, 0), "s").is_err());
+    }
+}
