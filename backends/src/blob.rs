@@ -57,6 +57,30 @@ impl Store for BlobStore {
         Ok(self.engine.write_column(key, column, value, opts)?)
     }
 
+    /// Streams into the engine one frame at a time (a committed upload is never held
+    /// whole). Compression, if asked for, needs the whole value: read it, then `put`.
+    fn put_from(
+        &self,
+        key: &Key,
+        column: u16,
+        len: u64,
+        source: &mut dyn std::io::Read,
+        opts: WriteOptions,
+    ) -> Result<()> {
+        let compress = opts.compress.unwrap_or(self.engine.default_compress());
+        if compress {
+            let mut value = Vec::with_capacity(len as usize);
+            std::io::Read::read_to_end(&mut std::io::Read::take(source, len), &mut value)
+                .map_err(|e| crate::Error::io("read", "upload", e))?;
+            if value.len() as u64 != len {
+                let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+                return Err(crate::Error::io("read", "upload", eof));
+            }
+            return self.put(key, column, &value, opts);
+        }
+        Ok(self.engine.write_stream(key, column, len, source, opts)?)
+    }
+
     fn get(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>> {
         Ok(self.engine.read_column(key, column, range)?)
     }

@@ -186,6 +186,30 @@ impl Staging {
         }
     }
 
+    /// A reader of the first `final_size` bytes of the upload, for committing it without
+    /// holding it whole (a staged file is read as it is; an in-memory upload is copied).
+    pub fn reader(
+        &self,
+        key: &Key,
+        column: u16,
+        final_size: u64,
+    ) -> Result<Box<dyn std::io::Read + Send>> {
+        let dir = match &*self.area.lock() {
+            Area::Dir(dir, _) => Some(dir.clone()),
+            Area::Memory(_) => None,
+        };
+        let Some(dir) = dir else {
+            let v = self.take(key, column, final_size)?;
+            return Ok(Box::new(std::io::Cursor::new(v)));
+        };
+        let (f, p) = Self::open(&dir, key, column)?;
+        let reserved = f.metadata().map_err(at("stat", &p))?.len();
+        if final_size > reserved {
+            return Err(too_large(final_size, reserved));
+        }
+        Ok(Box::new(std::io::Read::take(f, final_size)))
+    }
+
     /// Drops a committed upload.
     pub fn finish(&self, key: &Key, column: u16) -> Result<()> {
         match &mut *self.area.lock() {

@@ -2,6 +2,8 @@
 //! which builds every [`Backend`] operation (appends, writes at an offset, streaming uploads,
 //! paged iteration) from a `Store`.
 
+use std::io::Read;
+
 use ringblob_engine::format::record::MAX_VALUE_LEN;
 use ringblob_engine::{Durability, Key, Range, WriteOptions};
 
@@ -16,6 +18,29 @@ use crate::staging::Staging;
 pub trait Store: Send + Sync {
     fn kind(&self) -> &'static str;
     fn put(&self, key: &Key, column: u16, value: &[u8], opts: WriteOptions) -> Result<()>;
+    /// Stores exactly `len` bytes read from `source`. By default read whole, then `put`;
+    /// a store that can write as it reads overrides it.
+    fn put_from(
+        &self,
+        key: &Key,
+        column: u16,
+        len: u64,
+        source: &mut dyn std::io::Read,
+        opts: WriteOptions,
+    ) -> Result<()> {
+        let mut value = Vec::with_capacity(len as usize);
+        std::io::Read::take(source, len)
+            .read_to_end(&mut value)
+            .map_err(|e| Error::io("read", "upload", e))?;
+        if value.len() as u64 != len {
+            return Err(Error::io(
+                "read",
+                "upload",
+                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+            ));
+        }
+        self.put(key, column, &value, opts)
+    }
     fn get(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>>;
     fn meta(&self, key: &Key, column: u16) -> Result<Meta>;
     /// Removes one column; a column with no value is `NotFound`.
@@ -171,8 +196,9 @@ impl<S: Store> Backend for StoreBackend<S> {
         opts: WriteOptions,
     ) -> Result<u64> {
         let _g = self.locks.lock(key);
-        let value = self.staging.take(key, column, final_size)?;
-        self.store.put(key, column, &value, opts)?;
+        let mut staged = self.staging.reader(key, column, final_size)?;
+        self.store
+            .put_from(key, column, final_size, &mut staged, opts)?;
         self.staging.finish(key, column)?;
         Ok(final_size)
     }

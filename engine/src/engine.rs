@@ -188,7 +188,7 @@ thread_local! {
         std::cell::RefCell::new((RecordEncoder::new(), Vec::new()));
 }
 
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -196,6 +196,10 @@ fn now_ns() -> u64 {
 }
 
 impl Engine {
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     /// Opens (creating if needed) the data directory `dir`.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Engine> {
         let path = dir.as_ref();
@@ -356,7 +360,7 @@ impl Engine {
     }
 
     /// Waits until `target` is durable as `durability` asks.
-    fn wait(&self, target: crate::commit::LogPos, durability: Durability) -> Result<()> {
+    pub(crate) fn wait(&self, target: crate::commit::LogPos, durability: Durability) -> Result<()> {
         let window = match durability {
             Durability::None => return Ok(()),
             Durability::Batch => self.inner.config.batch_window,
@@ -432,6 +436,11 @@ impl Engine {
                 self.inner.flush_and_sync()
             })
             .map_err(Error::Poisoned)
+    }
+
+    /// Whether writes that do not say are compressed.
+    pub fn default_compress(&self) -> bool {
+        self.inner.config.compress
     }
 
     /// The durability of writes that do not name one.

@@ -42,6 +42,7 @@ mod recovery;
 pub mod scan;
 mod sealed;
 mod sorting;
+mod stream;
 mod writer;
 
 pub use config::{Config, Durability, IndexMode, IoKind, Range, WriteOptions};

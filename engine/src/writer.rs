@@ -14,9 +14,17 @@ use crate::index::{Entry, Loc};
 use crate::io::OpenMode;
 use crate::key::{Key, KEY_LEN};
 
+/// What a record is written for.
+pub(crate) struct Target<'a> {
+    pub key: &'a Key,
+    pub column: u16,
+    pub tombstone: bool,
+    pub probe: Option<SealedProbe>,
+}
+
 /// A sealed-blob lookup made before taking the writer lock.
 #[derive(Clone, Copy)]
-struct SealedProbe {
+pub(crate) struct SealedProbe {
     generation: u64,
     found: Option<Entry>,
 }
@@ -96,6 +104,35 @@ impl Inner {
         tombstone: bool,
         probe: Option<SealedProbe>,
     ) -> Result<LogPos> {
+        let target = Target {
+            key,
+            column,
+            tombstone,
+            probe,
+        };
+        self.append_with(a, target, record.len() as u64, |inner, a| {
+            let offset = a.end();
+            inner.put_bytes_locked(a, record)?;
+            Ok(offset)
+        })
+    }
+
+    /// Appends a record of `len` bytes that `write` puts at the end of the active blob
+    /// (returning its offset), after checking a tombstone has a value to hide, then points
+    /// the index at it and counts it. Writer lock held.
+    pub(crate) fn append_with(
+        &self,
+        a: &mut Active,
+        t: Target<'_>,
+        len: u64,
+        write: impl FnOnce(&Inner, &mut Active) -> Result<u64>,
+    ) -> Result<LogPos> {
+        let Target {
+            key,
+            column,
+            tombstone,
+            probe,
+        } = t;
         let tag = self.index.read().tag(key);
         let old = self
             .index
@@ -105,13 +142,12 @@ impl Inner {
         if tombstone && !had_value {
             return Err(Error::NotFound(*key));
         }
-        let offset = a.end();
-        self.put_bytes_locked(a, record)?;
+        let offset = write(self, a)?;
         let e = Entry {
             loc: Loc {
                 blob: a.blob.id,
                 offset: offset as u32,
-                len: record.len() as u32,
+                len: len as u32,
             },
             column,
             tombstone,
@@ -120,7 +156,7 @@ impl Inner {
         if !self.sorted() {
             let live = &self.counters.live_bytes;
             if !tombstone {
-                live.fetch_add(record.len() as u64, Ordering::Relaxed);
+                live.fetch_add(len, Ordering::Relaxed);
             }
             if let Some(o) = old.filter(|o| !o.tombstone) {
                 live.fetch_sub(u64::from(o.loc.len), Ordering::Relaxed);
@@ -148,7 +184,12 @@ impl Inner {
     }
 
     /// Sealed blobs' newest entry of (key, column), looked up before the writer lock.
-    fn probe_sealed(&self, key: &Key, column: u16, needed: bool) -> Result<Option<SealedProbe>> {
+    pub(crate) fn probe_sealed(
+        &self,
+        key: &Key,
+        column: u16,
+        needed: bool,
+    ) -> Result<Option<SealedProbe>> {
         if !needed || !self.sorted() {
             return Ok(None);
         }
@@ -312,7 +353,7 @@ impl Inner {
         }
     }
 
-    fn needs_rotation(&self, a: &Active, len: u64) -> bool {
+    pub(crate) fn needs_rotation(&self, a: &Active, len: u64) -> bool {
         let c = &self.config;
         let has_records = a.end() > BLOB_HEADER_LEN as u64;
         a.records >= c.max_blob_records || (has_records && a.end() + len > c.max_blob_size)
@@ -335,7 +376,7 @@ impl Inner {
         Ok(())
     }
 
-    fn write_or_poison(&self, blob: &Blob, bytes: &[u8], at: u64) -> Result<()> {
+    pub(crate) fn write_or_poison(&self, blob: &Blob, bytes: &[u8], at: u64) -> Result<()> {
         blob.file.write_all_at(bytes, at).map_err(|e| {
             let err = Error::io("write", blob_name(blob.id), e);
             self.poison(err.to_string());
@@ -392,7 +433,7 @@ impl Inner {
     /// the next one; returns the sealed blob's id. Syncing it and writing its index file
     /// happen outside the writer lock: in the next durable sync (which covers sealed blobs
     /// first) and in the maintenance thread.
-    fn rotate_locked(&self, a: &mut Active) -> Result<u32> {
+    pub(crate) fn rotate_locked(&self, a: &mut Active) -> Result<u32> {
         self.flush_locked(a)?;
         let old = a.blob.clone();
         let next = create_blob(self, old.id + 1).inspect_err(|e| self.poison(e.to_string()))?;
@@ -404,7 +445,7 @@ impl Inner {
     }
 
     /// Hands a sealed blob to the maintenance thread.
-    fn finish_seal(&self, sealed: Option<u32>) {
+    pub(crate) fn finish_seal(&self, sealed: Option<u32>) {
         if let Some(id) = sealed {
             self.seal_queue.lock().insert(0, id);
             self.wake_maintenance();

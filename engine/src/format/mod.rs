@@ -7,6 +7,7 @@ pub mod frames;
 pub mod index_file;
 pub mod record;
 pub mod sorted_index;
+pub mod stream_encoder;
 
 /// The CRC-32 used everywhere on disk: CRC-32/ISO-HDLC (polynomial 0x04C11DB7, reflected,
 /// init and final XOR 0xFFFFFFFF), as computed by `crc32fast`. `crc32(b"123456789") == 0xCBF43926`.

@@ -10,4 +10,5 @@ mod fixtures_v2;
 mod model;
 mod process_kill;
 mod recovery;
+mod stream;
 mod support;
