@@ -6,6 +6,7 @@ mod conn;
 mod error;
 mod groups;
 mod relay;
+mod routed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 pub use error::ClientError;
 pub use groups::{GroupOutcome, GroupRead, Quorum};
+pub use routed::RoutedClient;
 
 use crate::wire::{
     BulkItem, BulkReadRequest, Command, Durability, HandshakeRequest, Header, IterEntry,

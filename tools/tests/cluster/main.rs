@@ -253,3 +253,48 @@ fn repair_copies_what_a_group_missed_while_it_was_down() {
         assert!(pushed >= 50, "x1 pushed {pushed} records");
     });
 }
+
+/// A client that knows the route table sends each request straight to its owner: no node
+/// forwards anything.
+#[test]
+fn a_route_aware_client_goes_straight_to_the_owner() {
+    use ringblob_protocol::client::RoutedClient;
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut first = Member::new("r1", 1, root.path(), None);
+    first.start();
+    let seed = first.addr.clone();
+    let mut ms = vec![first];
+    for name in ["r2", "r3"] {
+        let mut m = Member::new(name, 1, root.path(), Some(&seed));
+        m.start();
+        ms.push(m);
+    }
+    rt.block_on(async {
+        converge(&ms.iter().collect::<Vec<_>>(), 3).await;
+        let c = RoutedClient::connect(&ms[0].addr, config())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..100 {
+            let put = c
+                .put_column(0, key(i), 0, value(i), PutOptions::default())
+                .await;
+            assert!(put.is_ok(), "{put:?}");
+        }
+        for i in 0..100 {
+            assert_eq!(c.get_column(1, key(i), 0).await.ok(), Some(value(i)));
+        }
+        let mut forwarded = 0;
+        let mut keys = 0;
+        for m in &ms {
+            let s = json(&client(&m.addr).await, false).await;
+            forwarded += s["forwarded"].as_u64().unwrap_or(0);
+            keys += s["backend"]["keys"].as_u64().unwrap_or(0);
+        }
+        assert_eq!(
+            (forwarded, keys),
+            (0, 100),
+            "requests went straight to the owners"
+        );
+    });
+}
