@@ -10,5 +10,6 @@ mod fixtures_v2;
 mod model;
 mod process_kill;
 mod recovery;
+mod sealing_race;
 mod stream;
 mod support;
