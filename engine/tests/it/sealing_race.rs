@@ -36,7 +36,7 @@ fn readers_never_miss_a_key_while_blobs_are_sealed_and_defragmented() {
             while !stop.load(Ordering::SeqCst) {
                 let k = 1000 + n % 64;
                 assert!(e.write(&key(k), &value(k, n, 150), quick).is_ok());
-                if n % 5 == 0 {
+                if n.is_multiple_of(5) {
                     let _ = e.remove(&key(1000 + (n / 5) % 64));
                 }
                 n += 1;
