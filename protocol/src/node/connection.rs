@@ -121,8 +121,10 @@ async fn serve_frames(
             .collect();
         let local = routes.iter().take_while(|r| **r == Route::Local).count();
         if local == 0 {
-            let frame = batch.remove(0);
-            pass_on(node, stream, &frame, &routes[0]).await?;
+            let n = routes.iter().take_while(|r| **r != Route::Local).count();
+            let rest = batch.split_off(n);
+            pass_on(node, stream, &batch, &routes[..n]).await?;
+            batch = rest;
             continue;
         }
         let later = batch.split_off(local);
@@ -139,26 +141,37 @@ async fn serve_frames(
     Ok(())
 }
 
-/// Forwards one frame, or answers it with the refusal its route gives.
+/// Forwards a run of frames (all sent before any reply is awaited, so they travel to their
+/// owners pipelined), or answers them with the refusal their route gives; replies are
+/// written in the frames' order.
 async fn pass_on(
     node: &Arc<Node>,
     stream: &mut TcpStream,
-    frame: &Frame,
-    route: &Route,
+    frames: &[Frame],
+    routes: &[Route],
 ) -> Result<(), End> {
-    let written = match route {
-        Route::Forward { addr, group } => {
+    let mut in_flight = Vec::with_capacity(frames.len());
+    for (frame, route) in frames.iter().zip(routes) {
+        if let Route::Forward { addr, group } = route {
             node.info.counters.forwarded.fetch_add(1, Ordering::Relaxed);
-            node.peers.forward(addr, *group, frame, stream).await
+            in_flight.push(Some(node.peers.send(addr, *group, frame).await));
+        } else {
+            in_flight.push(None);
         }
-        Route::Refuse(status, message) => {
-            let mut out = BytesMut::new();
-            encode_error(&frame.header, *status, message, &mut out);
-            stream.write_all(&out).await
-        }
-        Route::Local => Ok(()),
-    };
-    written.map_err(|e| End::Fatal(e.to_string()))
+    }
+    for ((frame, route), sent) in frames.iter().zip(routes).zip(in_flight) {
+        let written = match (sent, route) {
+            (Some(f), _) => node.peers.finish(f, stream).await,
+            (None, Route::Refuse(status, message)) => {
+                let mut out = BytesMut::new();
+                encode_error(&frame.header, *status, message, &mut out);
+                stream.write_all(&out).await
+            }
+            (None, _) => Ok(()),
+        };
+        written.map_err(|e| End::Fatal(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Whole frames at the front of `buf`, at most the in-flight cap; a fatal framing error

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::client::{Client, ClientConfig};
 use crate::ring::RouteTable;
@@ -91,9 +92,48 @@ impl Peers {
         Ok(c)
     }
 
-    /// Forwards `frame` to `addr` and writes the reply frames to `out` under the client's
-    /// transaction id. An unreachable or silent owner is answered `TIMEOUT`; nothing here
-    /// ends the client's connection except a failed write to it.
+    /// Sends `frame` on to the owner at `addr`; its replies are collected by
+    /// [`finish`](Self::finish). Several can be in flight at once on the peer connection.
+    pub async fn send(&self, addr: &str, group: u32, frame: &Frame) -> InFlight {
+        let started = async {
+            let client = self.client(addr).await?;
+            let (trans, rx) = client
+                .relay(frame, group)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((client, trans, rx))
+        };
+        InFlight {
+            addr: addr.to_string(),
+            header: frame.header,
+            started: started.await,
+        }
+    }
+
+    /// Writes the owner's reply frames to `out` under the client's transaction id, or a
+    /// `TIMEOUT` error reply when the owner could not be reached or did not answer in time.
+    /// Only a failed write to `out` is an error (the client's connection is gone).
+    pub async fn finish<W: AsyncWrite + Unpin>(
+        &self,
+        f: InFlight,
+        out: &mut W,
+    ) -> std::io::Result<()> {
+        let why = match f.started {
+            Ok((client, trans, rx)) => match relay(&client, trans, rx, &f.header, out).await {
+                Ok(()) => return Ok(()),
+                Err(Relay::Client(e)) => return Err(e),
+                Err(Relay::Owner(why)) => why,
+            },
+            Err(why) => why,
+        };
+        tracing::warn!(owner = %f.addr, error = %why, "forwarding failed");
+        let mut buf = BytesMut::new();
+        let msg = format!("owner {} did not answer: {why}", f.addr);
+        encode_error(&f.header, Status::Timeout, &msg, &mut buf);
+        out.write_all(&buf).await
+    }
+
+    /// [`send`](Self::send), then [`finish`](Self::finish).
     pub async fn forward<W: AsyncWrite + Unpin>(
         &self,
         addr: &str,
@@ -101,57 +141,51 @@ impl Peers {
         frame: &Frame,
         out: &mut W,
     ) -> std::io::Result<()> {
-        match self.relay(addr, group, frame, out).await {
-            Ok(()) => Ok(()),
-            Err(Relay::Client(e)) => Err(e),
-            Err(Relay::Owner(why)) => {
-                tracing::warn!(owner = addr, error = %why, "forwarding failed");
-                let mut buf = BytesMut::new();
-                let msg = format!("owner {addr} did not answer: {why}");
-                encode_error(&frame.header, Status::Timeout, &msg, &mut buf);
-                out.write_all(&buf).await
-            }
-        }
+        let f = self.send(addr, group, frame).await;
+        self.finish(f, out).await
     }
+}
 
-    async fn relay<W: AsyncWrite + Unpin>(
-        &self,
-        addr: &str,
-        group: u32,
-        frame: &Frame,
-        out: &mut W,
-    ) -> Result<(), Relay> {
-        let client = self.client(addr).await.map_err(Relay::Owner)?;
-        let (trans, mut rx) = client
-            .relay(frame, group)
-            .await
-            .map_err(|e| Relay::Owner(e.to_string()))?;
-        let deadline = tokio::time::Instant::now() + client.timeout();
-        loop {
-            let next = tokio::time::timeout_at(deadline, rx.recv()).await;
-            let reply = match next {
-                Ok(Some(reply)) => reply,
-                Ok(None) => return Err(Relay::Owner("connection closed".into())),
-                Err(_) => {
-                    client.forget(trans).await;
-                    return Err(Relay::Owner("timed out".into()));
-                }
-            };
-            let more = reply.header.has_more();
-            let mut header = reply.header;
-            header.trans = frame.header.trans;
-            header.hops = 0;
-            let mut buf = BytesMut::with_capacity(reply.payload.len() + 80);
-            Frame {
-                header,
-                payload: reply.payload,
+/// A forwarded request: where it went, the client's header, and the owner's reply channel
+/// (or why it could not be sent).
+pub struct InFlight {
+    addr: String,
+    header: Header,
+    started: Result<(Arc<Client>, u64, UnboundedReceiver<Frame>), String>,
+}
+
+/// Relays reply frames until the one without `MORE`, each within the client's deadline.
+async fn relay<W: AsyncWrite + Unpin>(
+    client: &Client,
+    trans: u64,
+    mut rx: UnboundedReceiver<Frame>,
+    request: &Header,
+    out: &mut W,
+) -> Result<(), Relay> {
+    let deadline = tokio::time::Instant::now() + client.timeout();
+    loop {
+        let reply = match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(reply)) => reply,
+            Ok(None) => return Err(Relay::Owner("connection closed".into())),
+            Err(_) => {
+                client.forget(trans).await;
+                return Err(Relay::Owner("timed out".into()));
             }
-            .encode(&mut buf)
-            .map_err(|e| Relay::Owner(e.to_string()))?;
-            out.write_all(&buf).await.map_err(Relay::Client)?;
-            if !more {
-                return Ok(());
-            }
+        };
+        let more = reply.header.has_more();
+        let mut header = reply.header;
+        header.trans = request.trans;
+        header.hops = 0;
+        let mut buf = BytesMut::with_capacity(reply.payload.len() + 80);
+        Frame {
+            header,
+            payload: reply.payload,
+        }
+        .encode(&mut buf)
+        .map_err(|e| Relay::Owner(e.to_string()))?;
+        out.write_all(&buf).await.map_err(Relay::Client)?;
+        if !more {
+            return Ok(());
         }
     }
 }
