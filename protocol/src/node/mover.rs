@@ -50,8 +50,8 @@ pub struct MoveCounters {
 /// Runs transfers against a backend.
 pub struct Mover {
     backend: AsyncBackend,
-    /// 0: unthrottled.
-    bytes_per_sec: u64,
+    /// One rate for all transfers together (a join can start dozens at once).
+    throttle: tokio::sync::Mutex<Throttle>,
     name: String,
     pub counters: Arc<MoveCounters>,
 }
@@ -60,7 +60,7 @@ impl Mover {
     pub fn new(backend: Arc<dyn Backend>, bytes_per_sec: u64, name: &str) -> Mover {
         Mover {
             backend: AsyncBackend::new(backend, 2),
-            bytes_per_sec,
+            throttle: tokio::sync::Mutex::new(Throttle::new(bytes_per_sec)),
             name: name.to_string(),
             counters: Arc::default(),
         }
@@ -103,7 +103,6 @@ impl Mover {
         let client = Client::connect(addr, config)
             .await
             .map_err(|e| e.to_string())?;
-        let mut throttle = Throttle::new(self.bytes_per_sec);
         for (from, to) in linear_parts(&range) {
             let mut after = None;
             loop {
@@ -128,7 +127,7 @@ impl Mover {
                     .collect();
                 for m in &entries {
                     let sent = self.send(&client, m).await?;
-                    throttle.spent(sent).await;
+                    self.throttle.lock().await.spent(sent).await;
                 }
                 // A key is delivered once all its columns are: report the key before the
                 // page's last one, unless the page ends the range.
@@ -191,7 +190,8 @@ pub(super) fn linear_parts(range: &KeyRange) -> Vec<(Key, Key)> {
     }
 }
 
-/// Keeps copying under a byte rate.
+/// Keeps copying under a byte rate, shared by every transfer. Idle time does not bank
+/// credit beyond one second's worth.
 struct Throttle {
     per_sec: u64,
     started: Instant,
@@ -208,10 +208,16 @@ impl Throttle {
     }
 
     async fn spent(&mut self, n: u64) {
-        self.bytes += n;
         if self.per_sec == 0 {
             return;
         }
+        // After a pause, start counting afresh rather than bursting to catch up.
+        let allowed = self.started.elapsed().as_secs_f64() * self.per_sec as f64;
+        if allowed > self.bytes as f64 + self.per_sec as f64 {
+            self.started = Instant::now();
+            self.bytes = 0;
+        }
+        self.bytes += n;
         let due = Duration::from_secs_f64(self.bytes as f64 / self.per_sec as f64);
         if let Some(wait) = due.checked_sub(self.started.elapsed()) {
             tokio::time::sleep(wait).await;

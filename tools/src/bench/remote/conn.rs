@@ -75,7 +75,8 @@ impl Wire {
 fn request(plan: &Plan, i: u64, value: &Bytes) -> Request {
     let put = match plan.workload {
         RemoteWorkload::Puts => true,
-        RemoteWorkload::Gets => false,
+        // The cluster workloads send plain gets.
+        RemoteWorkload::Gets | RemoteWorkload::Forwarding | RemoteWorkload::Rebalance => false,
         RemoteWorkload::Mixed => i.is_multiple_of(2),
     };
     if put {

@@ -1,18 +1,29 @@
 //! `ringblob-bench remote`: load over the wire against a running node, like
 //! `redis-benchmark`: N connections, each keeping `--pipeline` requests in flight, latency
 //! measured per request from the write of its batch to the arrival of its reply.
+//!
+//! Two workloads start a cluster of their own instead (`ringblob-node` processes on free
+//! 127.0.0.1 ports, killed at the end): `forwarding` (requests to a key's owner against
+//! requests to the other node, which forwards them) and `rebalance` (the hand-over of key
+//! ranges to a node that joins).
 
+mod cluster;
 mod conn;
+mod forwarding;
 mod latency;
+mod load;
+mod nodes;
+mod rebalance;
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use ringblob_engine::Key;
 
 pub use latency::Latencies;
+use load::{Load, Target};
 
 /// `--workload` values of the remote bench.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -21,6 +32,25 @@ pub enum RemoteWorkload {
     Gets,
     /// 50 % gets, 50 % puts.
     Mixed,
+    /// Starts a 2-node cluster, preloads `--keys`, then GETs each key from its owner and from
+    /// the other node (which forwards) in alternating `--rounds` of `--count` requests
+    /// [defaults: 10,000 keys × 1 KiB]. Ignores `--addr`.
+    Forwarding,
+    /// Starts one node, loads `--keys` × `--value-size`, starts a second node that joins
+    /// through it and times the hand-over of its ranges [defaults: 4,096 × 64 KiB = 256 MiB].
+    /// Ignores `--addr`.
+    Rebalance,
+}
+
+impl RemoteWorkload {
+    /// Default (keys, value size).
+    fn sizes(self) -> (u64, usize) {
+        match self {
+            RemoteWorkload::Puts | RemoteWorkload::Gets | RemoteWorkload::Mixed => (100_000, 100),
+            RemoteWorkload::Forwarding => (10_000, 1024),
+            RemoteWorkload::Rebalance => (4096, 64 << 10),
+        }
+    }
 }
 
 /// Flags of `ringblob-bench remote`.
@@ -37,20 +67,52 @@ pub struct RemoteArgs {
     /// Requests each connection keeps in flight.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub pipeline: u32,
-    /// Requests in total.
+    /// Requests in total (forwarding: per mode and round).
     #[arg(long, default_value_t = 200_000)]
     pub count: u64,
-    /// Distinct keys (gets read keys the run first writes).
-    #[arg(long, default_value_t = 100_000)]
-    pub keys: u64,
-    #[arg(long, default_value_t = 100)]
-    pub value_size: usize,
+    /// Distinct keys (gets read keys the run first writes) [default: 100,000; forwarding
+    /// 10,000; rebalance 4,096].
+    #[arg(long)]
+    pub keys: Option<u64>,
+    /// Value size in bytes [default: 100; forwarding 1024; rebalance 65536].
+    #[arg(long)]
+    pub value_size: Option<usize>,
     /// Durability of puts: none, batch, sync (default: the node's).
     #[arg(long)]
     pub durability: Option<String>,
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
+    /// forwarding, rebalance: the `ringblob-node` to start [default: the one next to this
+    /// executable].
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
+    /// forwarding, rebalance: where the nodes' data directories go (a fresh sub-directory,
+    /// removed at the end) [default: the system temp dir].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// forwarding: rounds of owner and forwarded requests, alternating which goes first.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// forwarding, rebalance: the nodes' `rebalance_mb_per_sec` (0: unthrottled; the node's
+    /// own default is 64).
+    #[arg(long, default_value_t = 0)]
+    pub rebalance_mb_per_sec: u64,
+}
+
+/// What the cluster workloads need to start their nodes.
+pub struct ClusterSetup {
+    pub node_bin: PathBuf,
+    pub dir: PathBuf,
+    pub keys: u64,
+    pub rebalance_mb_per_sec: u64,
+}
+
+/// The bench's keys `0..n`.
+fn bench_keys(n: u64) -> Vec<[u8; 32]> {
+    (0..n)
+        .map(|i| Key::from_name(b"bench", &i.to_le_bytes()).0)
+        .collect()
 }
 
 /// What one run measured.
@@ -66,72 +128,64 @@ pub fn run_remote(args: &RemoteArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let (default_keys, default_size) = args.workload.sizes();
+    let keys = args.keys.unwrap_or(default_keys).max(1);
+    let load = Load {
+        connections: args.connections,
+        pipeline: args.pipeline,
+        value_size: args.value_size.unwrap_or(default_size),
+        durability: conn::durability(args.durability.as_deref())?,
+    };
+    let cluster = || -> Result<ClusterSetup> {
+        Ok(ClusterSetup {
+            node_bin: nodes::node_binary(args.node_bin.as_deref())?,
+            dir: args.dir.clone().unwrap_or_else(std::env::temp_dir),
+            keys,
+            rebalance_mb_per_sec: args.rebalance_mb_per_sec,
+        })
+    };
     rt.block_on(async {
-        let keys: Arc<Vec<[u8; 32]>> = Arc::new(
-            (0..args.keys.max(1))
-                .map(|i| Key::from_name(b"bench", &i.to_le_bytes()).0)
-                .collect(),
-        );
-        if args.workload != RemoteWorkload::Puts {
-            drive(args, keys.clone(), RemoteWorkload::Puts, args.keys)
-                .await
-                .context("prefilling keys")?;
+        match args.workload {
+            RemoteWorkload::Forwarding => {
+                let row = forwarding::run(&cluster()?, &load, args.count, args.rounds).await?;
+                print_cluster_row(args, &row)
+            }
+            RemoteWorkload::Rebalance => {
+                let row = rebalance::run(&cluster()?, &load).await?;
+                print_cluster_row(args, &row)
+            }
+            w => {
+                let target = Target {
+                    addr: args.addr.clone(),
+                    keys: Arc::new(bench_keys(keys)),
+                };
+                let targets = std::slice::from_ref(&target);
+                if w != RemoteWorkload::Puts {
+                    load::drive(&load, targets, RemoteWorkload::Puts, keys)
+                        .await
+                        .context("prefilling keys")?;
+                }
+                let outcome = load::drive(&load, targets, w, args.count).await?;
+                let node = conn::node_stat(&args.addr).await.unwrap_or_default();
+                print_row(args, &load, &outcome, &node)
+            }
         }
-        let outcome = drive(args, keys, args.workload, args.count).await?;
-        let node = conn::node_stat(&args.addr).await.unwrap_or_default();
-        print_row(args, &outcome, &node)
     })
 }
 
-/// Spreads `count` requests over the connections and waits for them all.
-async fn drive(
-    args: &RemoteArgs,
-    keys: Arc<Vec<[u8; 32]>>,
-    w: RemoteWorkload,
-    count: u64,
-) -> Result<Outcome> {
-    let conns = u64::from(args.connections);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    let mut first = 0;
-    for c in 0..conns {
-        let share = count / conns + u64::from(c < count % conns);
-        let plan = conn::Plan {
-            workload: w,
-            first,
-            count: share,
-            pipeline: args.pipeline as usize,
-            value_size: args.value_size,
-            durability: conn::durability(args.durability.as_deref())?,
-        };
-        first += share;
-        let (addr, keys) = (args.addr.clone(), keys.clone());
-        tasks.push(tokio::spawn(
-            async move { conn::run(&addr, &keys, plan).await },
-        ));
+/// A cluster workload's row: the JSON, or it pretty-printed.
+fn print_cluster_row(args: &RemoteArgs, row: &serde_json::Value) -> Result<()> {
+    if args.json {
+        println!("{row}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(row)?);
     }
-    let mut latencies = Latencies::default();
-    let mut errors = 0;
-    for t in tasks {
-        let (l, e) = t.await.context("connection task")??;
-        latencies.merge(l);
-        errors += e;
-    }
-    let seconds = start
-        .elapsed()
-        .as_secs_f64()
-        .max(Duration::from_micros(1).as_secs_f64());
-    Ok(Outcome {
-        ops: latencies.len() as u64,
-        seconds,
-        latencies,
-        errors,
-    })
+    Ok(())
 }
 
-fn print_row(args: &RemoteArgs, o: &Outcome, node: &serde_json::Value) -> Result<()> {
+fn print_row(args: &RemoteArgs, load: &Load, o: &Outcome, node: &serde_json::Value) -> Result<()> {
     let ops_per_sec = o.ops as f64 / o.seconds;
-    let payload = args.value_size as f64;
+    let payload = load.value_size as f64;
     let row = serde_json::json!({
         "engine": "ringblob",
         "workload": format!("remote-{:?}", args.workload).to_lowercase(),
@@ -146,7 +200,7 @@ fn print_row(args: &RemoteArgs, o: &Outcome, node: &serde_json::Value) -> Result
         "p999_us": o.latencies.percentile(99.9),
         "connections": args.connections,
         "pipeline": args.pipeline,
-        "value_size": args.value_size,
+        "value_size": load.value_size,
         "errors": o.errors,
         "backend": node["backend"]["kind"],
     });
