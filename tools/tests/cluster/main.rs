@@ -148,6 +148,7 @@ async fn write(via: &Member, keys: std::ops::Range<u64>, w: Quorum) {
 
 #[test]
 fn two_groups_of_three_survive_kill9_restart_and_a_join() {
+    let _serial = member::serial();
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let mut first = Member::new("a1", 1, root.path(), None);
@@ -219,6 +220,7 @@ fn two_groups_of_three_survive_kill9_restart_and_a_join() {
 /// A group that was down during writes is brought back in line by background repair.
 #[test]
 fn repair_copies_what_a_group_missed_while_it_was_down() {
+    let _serial = member::serial();
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let fast = "repair_interval_secs = 1\n";
@@ -259,6 +261,7 @@ fn repair_copies_what_a_group_missed_while_it_was_down() {
 #[test]
 fn a_route_aware_client_goes_straight_to_the_owner() {
     use ringblob_protocol::client::RoutedClient;
+    let _serial = member::serial();
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let mut first = Member::new("r1", 1, root.path(), None);

@@ -17,6 +17,13 @@ pub struct Member {
     child: Option<Child>,
 }
 
+/// Cluster tests run one at a time: a node killed and restarted keeps its address, which a
+/// test running alongside could otherwise be handed by the OS while it is down.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A free 127.0.0.1 port for both TCP and UDP (asked of the OS, then released).
 pub fn free_addr() -> String {
     loop {
@@ -72,6 +79,8 @@ impl Member {
         };
         let (tx, rx) = mpsc::channel();
         let name = self.name.clone();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 if line.contains("listening on ") {
@@ -80,11 +89,15 @@ impl Member {
                 if std::env::var_os("RINGBLOB_TEST_LOGS").is_some() {
                     eprintln!("[{name}] {line}");
                 }
+                if let Ok(mut l) = log.lock() {
+                    l.push(line);
+                }
             }
         });
         if rx.recv_timeout(Duration::from_secs(30)).is_err() {
             let _ = child.kill();
-            panic!("{} printed no 'listening on' line", self.name);
+            let lines = seen.lock().map(|l| l.join("\n")).unwrap_or_default();
+            panic!("{} printed no 'listening on' line:\n{lines}", self.name);
         }
         self.child = Some(child);
     }
