@@ -69,13 +69,7 @@ impl Store for BlobStore {
     ) -> Result<()> {
         let compress = opts.compress.unwrap_or(self.engine.default_compress());
         if compress {
-            let mut value = Vec::with_capacity(len as usize);
-            std::io::Read::read_to_end(&mut std::io::Read::take(source, len), &mut value)
-                .map_err(|e| crate::Error::io("read", "upload", e))?;
-            if value.len() as u64 != len {
-                let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
-                return Err(crate::Error::io("read", "upload", eof));
-            }
+            let value = crate::store::read_exactly(source, len)?;
             return self.put(key, column, &value, opts);
         }
         Ok(self.engine.write_stream(key, column, len, source, opts)?)

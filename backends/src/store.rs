@@ -13,6 +13,21 @@ use crate::key_locks::KeyLocks;
 use crate::meta::{BackendStats, DefragSummary, IterPage, IterRequest, Meta, MAX_ITER_LIMIT};
 use crate::staging::Staging;
 
+/// Exactly `len` bytes of `source`, read whole (an upload being committed); a source that
+/// ends early is an error.
+pub fn read_exactly(source: &mut dyn std::io::Read, len: u64) -> Result<Vec<u8>> {
+    let mut value = Vec::with_capacity(len as usize);
+    source
+        .take(len)
+        .read_to_end(&mut value)
+        .map_err(|e| Error::io("read", "upload", e))?;
+    if value.len() as u64 != len {
+        let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        return Err(Error::io("read", "upload", eof));
+    }
+    Ok(value)
+}
+
 /// The primitives a storage backend provides. Values live in columns of keys (column 0 is
 /// "the value").
 pub trait Store: Send + Sync {
@@ -28,17 +43,7 @@ pub trait Store: Send + Sync {
         source: &mut dyn std::io::Read,
         opts: WriteOptions,
     ) -> Result<()> {
-        let mut value = Vec::with_capacity(len as usize);
-        std::io::Read::take(source, len)
-            .read_to_end(&mut value)
-            .map_err(|e| Error::io("read", "upload", e))?;
-        if value.len() as u64 != len {
-            return Err(Error::io(
-                "read",
-                "upload",
-                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-            ));
-        }
+        let value = read_exactly(source, len)?;
         self.put(key, column, &value, opts)
     }
     fn get(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>>;
