@@ -68,6 +68,7 @@ impl From<ringblob_engine::Error> for Error {
             E::Locked { path } => Error::Locked(path),
             E::InvalidConfig(m) => Error::InvalidConfig(m),
             E::Busy => Error::Busy("a defragmentation is already running".into()),
+            E::Contended => Error::Busy(E::Contended.to_string()),
             E::Io { op, path, source } => Error::Io { op, path, source },
             e if e.is_corruption() => Error::Corrupt(e.to_string()),
             e => Error::Internal(e.to_string()),

@@ -86,6 +86,10 @@ pub enum Error {
     /// Another defragmentation is running.
     #[error("a defragmentation is already running")]
     Busy,
+    /// A lookup kept racing changes of the sealed set (seals, defragmentation retiring
+    /// blobs) and gave up rather than answer from a view that may be stale. Try again.
+    #[error("the lookup kept racing changes of the sealed blobs; try again")]
+    Contended,
 }
 
 impl Error {

@@ -1,15 +1,18 @@
 //! Iteration over live values, blob by blob: the in-memory index's locations for blobs it
 //! holds, sorted indexes' entries for sealed blobs; within a blob, in on-disk order. Each
-//! record is yielded only if it is still the newest of its (key, column) when reached.
+//! record is yielded only if it is still the newest of its (key, column) when reached. A
+//! record that was live when iteration began but has moved since (defragmentation copied it,
+//! or a writer replaced it) is yielded at its new place, once: iteration never skips a value
+//! that stayed live throughout.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::blob::Blob;
 use crate::engine::{Inner, Meta};
 use crate::error::Result;
 use crate::format::record::{RecordHeader, RECORD_HEADER_LEN};
-use crate::index::Loc;
+use crate::index::{Entry, Loc};
 use crate::key::Key;
 use crate::sealed::SealedBlob;
 
@@ -21,9 +24,9 @@ enum Source {
     Sorted(Arc<SealedBlob>),
 }
 
-/// Yields `(key, meta)` for every value that was live when iteration began (a key written
-/// again meanwhile may show its older value, or be skipped). Keys may be limited to an
-/// inclusive range.
+/// Yields `(key, meta)` for every value that was live when iteration began and still is
+/// (a key written again meanwhile shows its older or its newer value), each (key, column)
+/// once. Keys may be limited to an inclusive range.
 pub struct Iter {
     inner: Arc<Inner>,
     /// The blobs as they were when iteration began: a blob that defragmentation retires
@@ -33,13 +36,23 @@ pub struct Iter {
     locs: std::vec::IntoIter<Loc>,
     range: Option<(Key, Key)>,
     buf: Vec<u8>,
+    /// The end of the log when iteration began: records at or past it are not in the
+    /// snapshot, so iteration will not reach them by itself.
+    frontier: (u32, u64),
+    /// (key, column)s yielded at a place past the frontier.
+    moved: HashSet<(Key, u16)>,
 }
 
 impl Iter {
     pub(crate) fn new(inner: Arc<Inner>, range: Option<(Key, Key)>) -> Self {
         // Memory first, then the sealed set: a seal in between moves keys from the first to
         // the second, so they show up in at least one (and the sealed copy wins).
-        let locs = inner.index.read().locations();
+        // The writer lock orders the frontier with the index: every record the index does
+        // not list yet lies past it.
+        let (locs, frontier) = {
+            let a = inner.active.lock();
+            (inner.index.read().locations(), (a.blob.id, a.end()))
+        };
         let sealed = inner.sealed.read().blobs();
         let mut sources: BTreeMap<u32, Source> = BTreeMap::new();
         for b in sealed {
@@ -61,6 +74,8 @@ impl Iter {
             locs: Vec::new().into_iter(),
             range,
             buf: Vec::new(),
+            frontier,
+            moved: HashSet::new(),
         }
     }
 
@@ -109,9 +124,9 @@ impl Iter {
         }
     }
 
-    /// The record must be the newest one of the (key, column) it names: an index that lists
-    /// a record under another key (damaged, yet passing its checksum) must not make
-    /// iteration disagree with reads.
+    /// Whether the record at `loc` is the newest one of the (key, column) it names: an
+    /// index that lists a record under another key (damaged, yet passing its checksum) must
+    /// not make iteration disagree with reads.
     fn is_live(&self, h: &RecordHeader, loc: Loc) -> Result<bool> {
         if !self.inner.sorted() {
             let index = self.inner.index.read();
@@ -122,16 +137,64 @@ impl Iter {
         Ok(newest.is_some_and(|e| e.loc == loc && !e.tombstone))
     }
 
+    fn after_frontier(&self, loc: Loc) -> bool {
+        (loc.blob, u64::from(loc.offset)) >= self.frontier
+    }
+
     fn item(&mut self, loc: Loc) -> Result<Option<Meta>> {
         let offset = u64::from(loc.offset);
         self.read_header(loc.blob, offset)?;
         let h = RecordHeader::decode(&self.buf, loc.blob, offset)?;
-        if !self.in_range(&h.key) || !self.is_live(&h, loc)? {
+        if !self.in_range(&h.key) {
             return Ok(None);
         }
-        Ok(Some(Meta::from_header(&h, loc.blob, offset)))
+        if self.is_live(&h, loc)? {
+            return Ok(Some(Meta::from_header(&h, loc.blob, offset)));
+        }
+        self.moved_item(h.key, h.column)
+    }
+
+    /// A record that is no longer the newest of its (key, column): the value now live, if
+    /// it lies past the frontier (iteration would never reach it) and was not yielded yet.
+    fn moved_item(&mut self, key: Key, column: u16) -> Result<Option<Meta>> {
+        for _ in 0..MOVED_RETRIES {
+            let Some(e) = self.inner.find_newest(&key, column)? else {
+                return Ok(None);
+            };
+            if e.tombstone || !self.after_frontier(e.loc) || self.moved.contains(&(key, column)) {
+                return Ok(None);
+            }
+            match self.newest_meta(&key, column, e) {
+                Err(crate::Error::BlobRetired(_)) => continue,
+                Err(err) => return Err(err),
+                Ok(m) => {
+                    self.moved.insert((key, column));
+                    return Ok(Some(m));
+                }
+            }
+        }
+        Err(crate::Error::Contended)
+    }
+
+    fn newest_meta(&mut self, key: &Key, column: u16, e: Entry) -> Result<Meta> {
+        let offset = u64::from(e.loc.offset);
+        self.inner
+            .read_bytes(e.loc.blob, offset, RECORD_HEADER_LEN, &mut self.buf)?;
+        let h = RecordHeader::decode(&self.buf, e.loc.blob, offset)?;
+        if h.key != *key || h.column != column {
+            return Err(crate::Error::Corrupt {
+                what: "index entry",
+                file: crate::blob::blob_name(e.loc.blob),
+                offset,
+                reason: "the record there names another key or column".into(),
+            });
+        }
+        Ok(Meta::from_header(&h, e.loc.blob, offset))
     }
 }
+
+/// Times a moved record is looked up again when it keeps moving (defragmented twice).
+const MOVED_RETRIES: usize = 4;
 
 impl Iterator for Iter {
     type Item = Result<Meta>;

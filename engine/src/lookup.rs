@@ -7,14 +7,16 @@ use std::sync::atomic::Ordering;
 
 use crate::config::IndexMode;
 use crate::engine::Inner;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::index_file::IndexEntry;
 use crate::format::record::FLAG_TOMBSTONE;
 use crate::index::{Entry, Loc};
 use crate::key::{Key, KEY_LEN};
 
-/// Tries before a lookup that keeps racing sealed-set changes gives up and answers.
-const RACE_RETRIES: usize = 8;
+/// Tries before a lookup that keeps racing sealed-set changes gives up (`Contended`).
+const RACE_RETRIES: usize = 64;
+/// Tries made at once before the rest yield the CPU to the thread changing the set.
+const RACE_SPINS: usize = 4;
 
 /// The index entry of a sealed blob's record.
 pub fn sealed_entry(blob: u32, e: &IndexEntry) -> Entry {
@@ -64,33 +66,41 @@ impl Inner {
         Ok(hit.map(|(blob, e)| sealed_entry(blob, &e)))
     }
 
+    /// Runs `look` until it completes without the sealed set changing under it, so its
+    /// answer comes from one consistent view. A lookup that missed in memory and then
+    /// searched the sealed set after a seal or a defragmentation changed it could otherwise
+    /// miss the newest record (a defragmentation copies it into memory, then retires the
+    /// sealed blob it came from) and answer with an older value, or one since removed.
+    /// Gives up with `Contended` rather than answer from a view that may be stale.
+    pub fn stable<T>(&self, mut look: impl FnMut() -> Result<T>) -> Result<T> {
+        for attempt in 0..RACE_RETRIES {
+            let generation = self.sealed_generation();
+            let found = look()?;
+            if generation == self.sealed_generation() {
+                return Ok(found);
+            }
+            if attempt >= RACE_SPINS {
+                std::thread::yield_now();
+            }
+        }
+        Err(Error::Contended)
+    }
+
     /// The newest record of (key, column), value or tombstone.
     pub fn find_newest(&self, key: &Key, column: u16) -> Result<Option<Entry>> {
-        for _ in 0..RACE_RETRIES {
-            let generation = self.sealed_generation();
+        self.stable(|| {
             for e in self.unsealed_candidates(key, column) {
                 if self.key_at(e.loc)? == *key {
                     return Ok(Some(e));
                 }
             }
-            let found = self.find_sealed(key, column)?;
-            if found.is_some() || generation == self.sealed_generation() {
-                return Ok(found);
-            }
-        }
-        self.find_sealed(key, column)
+            self.find_sealed(key, column)
+        })
     }
 
     /// The newest record of every column of `key`, values and tombstones.
     pub fn find_key(&self, key: &Key) -> Result<Vec<Entry>> {
-        for _ in 0..RACE_RETRIES {
-            let generation = self.sealed_generation();
-            let found = self.find_key_once(key)?;
-            if generation == self.sealed_generation() {
-                return Ok(found);
-            }
-        }
-        self.find_key_once(key)
+        self.stable(|| self.find_key_once(key))
     }
 
     fn find_key_once(&self, key: &Key) -> Result<Vec<Entry>> {

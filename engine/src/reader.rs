@@ -87,7 +87,8 @@ impl Inner {
     }
 
     /// In-memory candidates are confirmed by the read itself (one `pread` for a small
-    /// value); sealed blobs are asked only when no candidate holds the key.
+    /// value); sealed blobs are asked only when no candidate holds the key. The answer
+    /// counts only if the sealed set did not change meanwhile (see [`Inner::stable`]).
     fn read_value_with(
         &self,
         key: &Key,
@@ -95,24 +96,20 @@ impl Inner {
         range: Range,
         buf: &mut Vec<u8>,
     ) -> Result<Vec<u8>> {
-        for _ in 0..8 {
-            let generation = self.sealed_generation();
+        let found = self.stable(|| {
             for e in self.unsealed_candidates(key, column) {
                 if let Some(v) = self.read_entry(key, e, range, buf)? {
-                    return v.ok_or(Error::NotFound(*key));
+                    return Ok(v);
                 }
             }
-            if let Some(e) = self.find_sealed(key, column)? {
-                return match self.read_entry(key, e, range, buf)? {
-                    Some(v) => v.ok_or(Error::NotFound(*key)),
-                    None => Err(misfiled(key, e.loc)),
-                };
+            match self.find_sealed(key, column)? {
+                Some(e) => self
+                    .read_entry(key, e, range, buf)?
+                    .ok_or_else(|| misfiled(key, e.loc)),
+                None => Ok(None),
             }
-            if generation == self.sealed_generation() {
-                break;
-            }
-        }
-        Err(Error::NotFound(*key))
+        })?;
+        found.ok_or(Error::NotFound(*key))
     }
 
     /// `None` if the record holds another key; `Some(None)` for a tombstone of this key.
