@@ -107,6 +107,10 @@ pub const CASES: &[(&str, Case)] = &[
         columns::columns_take_appends_offsets_and_uploads,
     ),
     ("columns_survive_reopen", columns::columns_survive_reopen),
+    (
+        "copies_land_only_over_older_records",
+        copies_land_only_over_older_records,
+    ),
 ];
 
 /// Runs every case on a fresh fixture; panics listing the failed cases.
@@ -184,6 +188,7 @@ fn large_value_and_ranges(fx: &mut Fixture) {
         WriteOptions {
             compress: Some(true),
             durability: None,
+            ..WriteOptions::default()
         },
     ));
     assert!(read(b, &key(3)) == Some(v.clone()));
@@ -513,4 +518,51 @@ fn stale_uploads_are_reclaimed(fx: &mut Fixture) {
         b.write_part(&key(700), 0, b"x"),
         Err(Error::NoUpload(_))
     ));
+}
+
+/// A copy (`WriteOptions::copy_if_newer`, how hand-over and repair write) keeps its
+/// timestamp and lands only where the stored record is older, whole or streamed; a refused
+/// streamed copy leaves no upload behind.
+fn copies_land_only_over_older_records(fx: &mut Fixture) {
+    let b = fx.backend();
+    let copy = WriteOptions::copy_if_newer;
+    ok(b.write(&key(40), b"copy", copy(5_000)));
+    assert_eq!(ok(b.lookup(&key(40))).timestamp_ns, 5_000);
+    for ts in [5_000, 4_999] {
+        let r = b.write(&key(40), b"older", copy(ts));
+        assert!(
+            matches!(
+                r,
+                Err(Error::NotNewer {
+                    stored_ns: 5_000,
+                    ..
+                })
+            ),
+            "copy at {ts}: {r:?}"
+        );
+    }
+    assert_eq!(read(b, &key(40)).as_deref(), Some(&b"copy"[..]));
+    ok(b.write(&key(40), b"newer copy", copy(5_001)));
+    assert_eq!(read(b, &key(40)).as_deref(), Some(&b"newer copy"[..]));
+
+    // A local write made after the copy's original wins over the copy.
+    ok(b.write(&key(41), b"local", opts()));
+    let local = ok(b.lookup(&key(41))).timestamp_ns;
+    let r = b.write_column(&key(41), 0, b"copy", copy(local - 1));
+    assert!(matches!(r, Err(Error::NotNewer { .. })), "{r:?}");
+    ok(b.prepare(&key(41), 4));
+    ok(b.write_part(&key(41), 0, b"copy"));
+    let r = b.commit(&key(41), 4, copy(local));
+    assert!(matches!(r, Err(Error::NotNewer { .. })), "{r:?}");
+    assert_eq!(read(b, &key(41)).as_deref(), Some(&b"local"[..]));
+    assert_eq!(
+        ok(b.stats()).uploads_in_progress,
+        0,
+        "refused upload left behind"
+    );
+    ok(b.prepare(&key(41), 4));
+    ok(b.write_part(&key(41), 0, b"copy"));
+    assert_eq!(ok(b.commit(&key(41), 4, copy(local + 1))), 4);
+    assert_eq!(read(b, &key(41)).as_deref(), Some(&b"copy"[..]));
+    assert_eq!(ok(b.lookup(&key(41))).timestamp_ns, local + 1);
 }

@@ -45,9 +45,24 @@ pub enum Error {
     /// The same long operation is already running.
     #[error("busy: {0}")]
     Busy(String),
+    /// A copy that had to be newer than the stored record was not: nothing was written.
+    #[error("not written: the stored record (timestamp {stored_ns} ns) is not older than the write (timestamp {write_ns} ns)")]
+    NotNewer { stored_ns: u64, write_ns: u64 },
 }
 
 impl Error {
+    /// `NotNewer` unless `write_ns` (a conditional write's timestamp, if it is one) is newer
+    /// than `stored_ns` (the stored record's, if there is one).
+    pub fn unless_newer(stored_ns: Option<u64>, write_ns: Option<u64>) -> Result<()> {
+        match (stored_ns, write_ns) {
+            (Some(stored_ns), Some(write_ns)) if stored_ns >= write_ns => Err(Error::NotNewer {
+                stored_ns,
+                write_ns,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     pub fn io(op: &'static str, path: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             op,
@@ -69,6 +84,13 @@ impl From<ringblob_engine::Error> for Error {
             E::InvalidConfig(m) => Error::InvalidConfig(m),
             E::Busy => Error::Busy("a defragmentation is already running".into()),
             E::Contended => Error::Busy(E::Contended.to_string()),
+            E::NotNewer {
+                stored_ns,
+                write_ns,
+            } => Error::NotNewer {
+                stored_ns,
+                write_ns,
+            },
             E::Io { op, path, source } => Error::Io { op, path, source },
             e if e.is_corruption() => Error::Corrupt(e.to_string()),
             e => Error::Internal(e.to_string()),

@@ -256,7 +256,18 @@ impl Store for FsStore {
         "fs"
     }
 
+    /// The caller holds the key's lock, so a conditional write's check stays true until its
+    /// rename.
     fn put(&self, key: &Key, column: u16, value: &[u8], opts: WriteOptions) -> Result<()> {
+        let (timestamp_ns, if_newer) = opts.newer_than_stored(now_ns);
+        if if_newer.is_some() {
+            let stored = match self.meta_of(key, column) {
+                Ok(m) => Some(m.timestamp_ns),
+                Err(Error::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            Error::unless_newer(stored, if_newer)?;
+        }
         let dir = self.dir_of(key);
         let new_dirs = self.make_dirs(&dir)?;
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
@@ -267,7 +278,7 @@ impl Store for FsStore {
         ));
         let header = FileHeader {
             value_len: value.len() as u64,
-            timestamp_ns: now_ns(),
+            timestamp_ns,
             value_crc: crc32fast::hash(value),
         };
         let mut f = OpenOptions::new()

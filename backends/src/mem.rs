@@ -75,14 +75,17 @@ impl Store for MemStore {
         "mem"
     }
 
-    fn put(&self, key: &Key, column: u16, value: &[u8], _opts: WriteOptions) -> Result<()> {
+    fn put(&self, key: &Key, column: u16, value: &[u8], opts: WriteOptions) -> Result<()> {
+        let (timestamp_ns, if_newer) = opts.newer_than_stored(now_ns);
         let entry = Entry {
             value: Arc::new(value.to_vec()),
-            timestamp_ns: now_ns(),
+            timestamp_ns,
             checksum: crc32fast::hash(value),
         };
         // Counters change under the map lock, so they never pass below zero meanwhile.
         let mut map = self.map.write();
+        let stored = map.get(key).and_then(|c| c.get(&column));
+        Error::unless_newer(stored.map(|e| e.timestamp_ns), if_newer)?;
         let old = map.entry(*key).or_default().insert(column, entry);
         self.bytes.fetch_add(value.len() as u64, Ordering::Relaxed);
         self.values.fetch_add(1, Ordering::Relaxed);

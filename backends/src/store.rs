@@ -202,10 +202,18 @@ impl<S: Store> Backend for StoreBackend<S> {
     ) -> Result<u64> {
         let _g = self.locks.lock(key);
         let mut staged = self.staging.reader(key, column, final_size)?;
-        self.store
-            .put_from(key, column, final_size, &mut staged, opts)?;
-        self.staging.finish(key, column)?;
-        Ok(final_size)
+        let stored = self
+            .store
+            .put_from(key, column, final_size, &mut staged, opts);
+        match stored {
+            Ok(()) => self.staging.finish(key, column).map(|()| final_size),
+            // A copy older than the stored record settles the upload too.
+            Err(e @ Error::NotNewer { .. }) => {
+                self.staging.finish(key, column)?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn read_column(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>> {

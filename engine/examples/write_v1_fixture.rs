@@ -45,6 +45,7 @@ fn raw() -> WriteOptions {
     WriteOptions {
         compress: Some(false),
         durability: Some(Durability::Sync),
+        ..WriteOptions::default()
     }
 }
 

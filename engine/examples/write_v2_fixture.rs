@@ -43,6 +43,7 @@ fn opts(compress: bool) -> WriteOptions {
     WriteOptions {
         compress: Some(compress),
         durability: Some(Durability::Sync),
+        ..WriteOptions::default()
     }
 }
 

@@ -111,6 +111,14 @@ pub struct WriteOptions {
     pub compress: Option<bool>,
     /// `None` uses `Config::durability`.
     pub durability: Option<Durability>,
+    /// The record's timestamp; `None` stamps it with the current time. A copy of a value
+    /// made elsewhere (hand-over, repair) keeps the timestamp of its original.
+    pub timestamp_ns: Option<u64>,
+    /// Write only if the (key, column)'s newest record — value or tombstone, where the
+    /// store still knows it — is older than this write's timestamp; otherwise nothing is
+    /// written and the write fails with `NotNewer`. How copies between nodes never put an
+    /// older value over a newer write.
+    pub only_if_newer: bool,
 }
 
 impl WriteOptions {
@@ -119,6 +127,21 @@ impl WriteOptions {
             durability: Some(d),
             ..Self::default()
         }
+    }
+
+    /// A copy of a record stamped `timestamp_ns`, stored only if newer than what is there.
+    pub fn copy_if_newer(timestamp_ns: u64) -> Self {
+        WriteOptions {
+            timestamp_ns: Some(timestamp_ns),
+            only_if_newer: true,
+            ..Self::default()
+        }
+    }
+
+    /// The condition the write carries: its timestamp, if it must be newer.
+    pub fn newer_than_stored(&self, now: impl FnOnce() -> u64) -> (u64, Option<u64>) {
+        let ts = self.timestamp_ns.unwrap_or_else(now);
+        (ts, self.only_if_newer.then_some(ts))
     }
 }
 

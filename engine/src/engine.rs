@@ -282,15 +282,16 @@ impl Engine {
         opts: WriteOptions,
     ) -> Result<()> {
         let c = &self.inner.config;
+        let (timestamp_ns, if_newer) = opts.newer_than_stored(now_ns);
         let spec = RecordSpec {
             key: *key,
             column,
             flags: 0,
-            timestamp_ns: now_ns(),
+            timestamp_ns,
             frame_len: c.frame_len,
             compress: opts.compress.unwrap_or(c.compress),
         };
-        let target = self.append(spec, value)?;
+        let target = self.append(spec, value, if_newer)?;
         self.wait(target, opts.durability.unwrap_or(c.durability))
     }
 
@@ -310,7 +311,7 @@ impl Engine {
             .collect();
         let mut target = None;
         for column in columns {
-            match self.append(self.tombstone(key, column), &[]) {
+            match self.append(self.tombstone(key, column), &[], None) {
                 Ok(t) => target = Some(t),
                 // Removed meanwhile by someone else: fine, it is gone.
                 Err(Error::NotFound(_)) => {}
@@ -323,7 +324,7 @@ impl Engine {
 
     /// Removes one column of `key`. A column with no live value is `Error::NotFound`.
     pub fn remove_column(&self, key: &Key, column: u16, durability: Durability) -> Result<()> {
-        let target = self.append(self.tombstone(key, column), &[])?;
+        let target = self.append(self.tombstone(key, column), &[], None)?;
         self.wait(target, durability)
     }
 
@@ -339,7 +340,12 @@ impl Engine {
     }
 
     /// Encodes and appends one record; returns the log position that makes it durable.
-    fn append(&self, spec: RecordSpec, value: &[u8]) -> Result<crate::commit::LogPos> {
+    fn append(
+        &self,
+        spec: RecordSpec,
+        value: &[u8],
+        if_newer: Option<u64>,
+    ) -> Result<crate::commit::LogPos> {
         self.inner.check_writable()?;
         ENCODER.with(|cell| {
             let mut guard = cell.borrow_mut();
@@ -347,9 +353,9 @@ impl Engine {
             buf.clear();
             encoder.encode(spec, value, buf)?;
             let tombstone = spec.flags & FLAG_TOMBSTONE != 0;
-            let appended = self
-                .inner
-                .append_record(&spec.key, spec.column, buf, tombstone);
+            let appended =
+                self.inner
+                    .append_record(&spec.key, spec.column, buf, tombstone, if_newer);
             // Keep the encode buffer for small records only: one large value must not pin
             // its size in every writer thread.
             if buf.capacity() > ENCODE_BUF_KEEP {

@@ -9,7 +9,7 @@ use crate::config::IndexMode;
 use crate::engine::Inner;
 use crate::error::{Error, Result};
 use crate::format::index_file::IndexEntry;
-use crate::format::record::FLAG_TOMBSTONE;
+use crate::format::record::{FLAG_TOMBSTONE, HEADER_KEY_AT};
 use crate::index::{Entry, Loc};
 use crate::key::{Key, KEY_LEN};
 
@@ -45,7 +45,12 @@ impl Inner {
     /// The key of the record at `loc` (read path: no writer lock held).
     pub fn key_at(&self, loc: Loc) -> Result<Key> {
         let mut buf = Vec::with_capacity(KEY_LEN);
-        self.read_bytes(loc.blob, u64::from(loc.offset) + 8, KEY_LEN, &mut buf)?;
+        self.read_bytes(
+            loc.blob,
+            u64::from(loc.offset) + HEADER_KEY_AT as u64,
+            KEY_LEN,
+            &mut buf,
+        )?;
         let mut key = [0u8; KEY_LEN];
         key.copy_from_slice(&buf);
         Ok(Key(key))

@@ -28,21 +28,28 @@ impl Engine {
         opts: WriteOptions,
     ) -> Result<()> {
         let c = &self.inner().config;
+        let (timestamp_ns, if_newer) = opts.newer_than_stored(crate::engine::now_ns);
         let spec = RecordSpec {
             key: *key,
             column,
             flags: 0,
-            timestamp_ns: crate::engine::now_ns(),
+            timestamp_ns,
             frame_len: c.frame_len,
             compress: false,
         };
-        let target = self.inner().append_stream(spec, len, source)?;
+        let target = self.inner().append_stream(spec, len, source, if_newer)?;
         self.wait(target, opts.durability.unwrap_or(c.durability))
     }
 }
 
 impl Inner {
-    fn append_stream(&self, spec: RecordSpec, len: u64, source: &mut dyn Read) -> Result<LogPos> {
+    fn append_stream(
+        &self,
+        spec: RecordSpec,
+        len: u64,
+        source: &mut dyn Read,
+        if_newer: Option<u64>,
+    ) -> Result<LogPos> {
         let mut enc = StreamEncoder::new(spec, len)?;
         let probe = self.probe_sealed(&spec.key, spec.column, true)?;
         let mut a = self.active.lock();
@@ -57,6 +64,7 @@ impl Inner {
             column: spec.column,
             tombstone: false,
             probe,
+            if_newer,
         };
         let record_len = enc.record_len();
         let result = self.append_with(&mut a, target, record_len, |inner, a| {

@@ -9,7 +9,7 @@ use crate::commit::LogPos;
 use crate::engine::Inner;
 use crate::error::{Error, Result};
 use crate::format::blob_header::{BlobHeader, BLOB_HEADER_LEN};
-use crate::format::record::RECORD_HEADER_LEN;
+use crate::format::record::{HEADER_KEY_AT, HEADER_TIMESTAMP_AT, RECORD_HEADER_LEN};
 use crate::index::{Entry, Loc};
 use crate::io::OpenMode;
 use crate::key::{Key, KEY_LEN};
@@ -20,6 +20,8 @@ pub(crate) struct Target<'a> {
     pub column: u16,
     pub tombstone: bool,
     pub probe: Option<SealedProbe>,
+    /// Write only if the newest record is older than this timestamp (the record's own).
+    pub if_newer: Option<u64>,
 }
 
 /// A sealed-blob lookup made before taking the writer lock.
@@ -78,6 +80,7 @@ impl Inner {
         column: u16,
         record: &[u8],
         tombstone: bool,
+        if_newer: Option<u64>,
     ) -> Result<LogPos> {
         // Sealed blobs are asked before taking the writer lock; under it, the answer is
         // used only if the sealed set did not change meanwhile.
@@ -89,32 +92,21 @@ impl Inner {
         } else {
             None
         };
-        let result = self.append_locked(&mut a, key, column, record, tombstone, probe);
-        drop(a);
-        self.finish_seal(sealed);
-        result
-    }
-
-    fn append_locked(
-        &self,
-        a: &mut Active,
-        key: &Key,
-        column: u16,
-        record: &[u8],
-        tombstone: bool,
-        probe: Option<SealedProbe>,
-    ) -> Result<LogPos> {
         let target = Target {
             key,
             column,
             tombstone,
             probe,
+            if_newer,
         };
-        self.append_with(a, target, record.len() as u64, |inner, a| {
+        let result = self.append_with(&mut a, target, record.len() as u64, |inner, a| {
             let offset = a.end();
             inner.put_bytes_locked(a, record)?;
             Ok(offset)
-        })
+        });
+        drop(a);
+        self.finish_seal(sealed);
+        result
     }
 
     /// Appends a record of `len` bytes that `write` puts at the end of the active blob
@@ -132,15 +124,26 @@ impl Inner {
             column,
             tombstone,
             probe,
+            if_newer,
         } = t;
         let tag = self.index.read().tag(key);
         let old = self
             .index
             .read()
             .find(tag, column, |loc| Ok(self.key_at_locked(a, loc)? == *key))?;
-        let had_value = self.has_value(key, column, old, probe)?;
+        let newest = self.newest_locked(key, column, old, probe)?;
+        let had_value = newest.is_some_and(|e| !e.tombstone);
         if tombstone && !had_value {
             return Err(Error::NotFound(*key));
+        }
+        if let (Some(write_ns), Some(e)) = (if_newer, newest) {
+            let stored_ns = self.timestamp_at_locked(a, e.loc)?;
+            if stored_ns >= write_ns {
+                return Err(Error::NotNewer {
+                    stored_ns,
+                    write_ns,
+                });
+            }
         }
         let offset = write(self, a)?;
         let e = Entry {
@@ -216,18 +219,6 @@ impl Inner {
             Some(p) if p.generation == self.sealed_generation() => Ok(p.found),
             _ => self.find_sealed(key, column),
         }
-    }
-
-    /// Whether (key, column) holds a live value. Writer lock held.
-    fn has_value(
-        &self,
-        key: &Key,
-        column: u16,
-        unsealed: Option<Entry>,
-        probe: Option<SealedProbe>,
-    ) -> Result<bool> {
-        let newest = self.newest_locked(key, column, unsealed, probe)?;
-        Ok(newest.is_some_and(|e| !e.tombstone))
     }
 
     /// Where the live value of (key, column) is now (`None` if removed or absent).
@@ -454,18 +445,30 @@ impl Inner {
 
     /// The key of the record at `loc`, read while holding the writer lock.
     fn key_at_locked(&self, a: &Active, loc: Loc) -> Result<Key> {
-        let at = u64::from(loc.offset) + 8;
         let mut key = [0u8; KEY_LEN];
-        if let Some(b) = a.buffered_bytes(loc.blob, at, KEY_LEN) {
-            key.copy_from_slice(b);
-            return Ok(Key(key));
+        self.header_bytes_locked(a, loc, HEADER_KEY_AT, &mut key)?;
+        Ok(Key(key))
+    }
+
+    /// The timestamp of the record at `loc`, read while holding the writer lock.
+    fn timestamp_at_locked(&self, a: &Active, loc: Loc) -> Result<u64> {
+        let mut ts = [0u8; 8];
+        self.header_bytes_locked(a, loc, HEADER_TIMESTAMP_AT, &mut ts)?;
+        Ok(u64::from_le_bytes(ts))
+    }
+
+    /// Bytes of the header of the record at `loc`, from the buffer or the file.
+    fn header_bytes_locked(&self, a: &Active, loc: Loc, at: usize, out: &mut [u8]) -> Result<()> {
+        debug_assert!(at + out.len() <= RECORD_HEADER_LEN);
+        let at = u64::from(loc.offset) + at as u64;
+        if let Some(b) = a.buffered_bytes(loc.blob, at, out.len()) {
+            out.copy_from_slice(b);
+            return Ok(());
         }
         let blob = self.blob(loc.blob)?;
-        debug_assert!(u64::from(loc.len) >= RECORD_HEADER_LEN as u64);
         blob.file
-            .read_exact_at(&mut key, at)
-            .map_err(|e| Error::io("read", blob_name(loc.blob), e))?;
-        Ok(Key(key))
+            .read_exact_at(out, at)
+            .map_err(|e| Error::io("read", blob_name(loc.blob), e))
     }
 
     /// The blob with this id.

@@ -8,6 +8,10 @@ use crate::key::{Key, KEY_LEN};
 pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"RBRC");
 /// Length of a record header.
 pub const RECORD_HEADER_LEN: usize = 88;
+/// Where the key starts in a record header.
+pub const HEADER_KEY_AT: usize = 8;
+/// Where `timestamp_ns` starts in a record header.
+pub const HEADER_TIMESTAMP_AT: usize = 56;
 /// Length of one frame table entry.
 pub const FRAME_ENTRY_LEN: usize = 8;
 /// The record is a tombstone: the key was removed.

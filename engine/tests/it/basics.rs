@@ -68,6 +68,7 @@ fn range_reads_across_frames_compressed_and_raw() {
         let opts = WriteOptions {
             compress: Some(compress),
             durability: Some(Durability::None),
+            ..WriteOptions::default()
         };
         assert!(e.write(&key(i), &v, opts).is_ok());
         for (off, size) in [
@@ -321,6 +322,7 @@ fn very_large_values_read_back_in_groups_of_frames() {
         let opts = WriteOptions {
             compress: Some(compress),
             durability: Some(Durability::None),
+            ..WriteOptions::default()
         };
         assert!(e.write(&key(i), &v, opts).is_ok());
         assert!(

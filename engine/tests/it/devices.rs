@@ -320,6 +320,7 @@ fn engine_scenario(io: IoKind) {
             let opts = WriteOptions {
                 compress: Some(i % 3 == 0),
                 durability: Some(Durability::None),
+                ..WriteOptions::default()
             };
             assert!(v
                 .as_ref()

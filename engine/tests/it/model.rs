@@ -134,6 +134,7 @@ fn apply(e: &Engine, model: &mut Model, n: u64, op: Op) -> Result<(), TestCaseEr
             let opts = WriteOptions {
                 compress: Some(compress),
                 durability: Some(Durability::None),
+                ..WriteOptions::default()
             };
             prop_assert!(e.write_column(&key(k), col, &v, opts).is_ok());
             model.insert((k, col), v);

@@ -167,6 +167,7 @@ fn options(compress: bool, d: Durability) -> WriteOptions {
     WriteOptions {
         compress: compress.then_some(true),
         durability,
+        ..WriteOptions::default()
     }
 }
 

@@ -179,6 +179,7 @@ fn prepare(engine: &Engine, keys: &[Key], values: &ValuePool) -> Result<()> {
     let opts = WriteOptions {
         compress: Some(false),
         durability: Some(Durability::None),
+        ..WriteOptions::default()
     };
     // Staggered: step s writes key s (round 0), key s − 1 (round 1), key s − 2 (round 2),
     // so every blob holds the three rounds in equal parts and is ~2/3 garbage (one pass per

@@ -29,6 +29,7 @@ impl RingblobStore {
         let opts = WriteOptions {
             compress: Some(false),
             durability: Some(durability),
+            ..WriteOptions::default()
         };
         Ok(RingblobStore { engine, opts })
     }

@@ -48,6 +48,7 @@ pub fn load(dir: &Path, p: &Params, keys: &[Key], values: &ValuePool) -> Result<
     let opts = WriteOptions {
         compress: Some(false),
         durability: Some(Durability::None),
+        ..WriteOptions::default()
     };
     for (i, key) in (0u64..).zip(keys) {
         engine
