@@ -167,7 +167,7 @@ impl Client {
             match self.in_group(*g).get_column(key, column, 0, None).await {
                 Ok(value) => {
                     let stale = stale_groups(&metas, meta);
-                    let repaired = self.repair(key, column, &value, &stale).await;
+                    let repaired = self.repair(key, column, &value, meta, &stale).await;
                     return Ok(GroupRead {
                         value,
                         group: *g,
@@ -203,15 +203,26 @@ impl Client {
         out.into_iter().map(|(_, g, m)| (g, m)).collect()
     }
 
-    /// Writes `value` to `groups`; returns those that took it.
-    async fn repair(&self, key: KeyId, column: u16, value: &Bytes, groups: &[u32]) -> Vec<u32> {
+    /// Writes `value`, described by `meta`, to `groups` as a conditional copy carrying
+    /// its timestamp (a group written meanwhile keeps its newer value); returns those that
+    /// took it. A value that is not the one `meta` describes (overwritten between lookup
+    /// and read) repairs nothing: its timestamp is unknown.
+    async fn repair(
+        &self,
+        key: KeyId,
+        column: u16,
+        value: &Bytes,
+        meta: &ValueMeta,
+        groups: &[u32],
+    ) -> Vec<u32> {
         let mut done = Vec::new();
+        if crc32fast::hash(value) != meta.checksum {
+            return done;
+        }
+        let copy = PutOptions::copy_if_newer(meta.timestamp_ns);
         for &g in groups {
             let c = self.in_group(g);
-            match c
-                .put_column(key, column, value.clone(), PutOptions::default())
-                .await
-            {
+            match c.put_column(key, column, value.clone(), copy).await {
                 Ok(_) => done.push(g),
                 Err(e) => tracing::debug!(group = g, error = %e, "read repair failed"),
             }

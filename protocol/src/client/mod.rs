@@ -57,6 +57,19 @@ impl Default for ClientConfig {
 pub struct PutOptions {
     pub compress: bool,
     pub durability: Durability,
+    /// A copy of a record stamped with this timestamp: stored only over an older record
+    /// (`NOT_NEWER` otherwise). Hand-over and repair between nodes write this way.
+    pub if_newer: Option<u64>,
+}
+
+impl PutOptions {
+    /// A copy of a record stamped `timestamp_ns`, stored only if newer than the receiver's.
+    pub fn copy_if_newer(timestamp_ns: u64) -> Self {
+        PutOptions {
+            if_newer: Some(timestamp_ns),
+            ..PutOptions::default()
+        }
+    }
 }
 
 type Result<T> = std::result::Result<T, ClientError>;
@@ -327,11 +340,14 @@ impl Client {
         o: PutOptions,
     ) -> Result<u64> {
         let (key, column) = at;
+        // Of a streamed write, the COMMIT carries the condition.
+        let settles = matches!(mode, WriteMode::Whole | WriteMode::Commit { .. });
         let req = Request::Write(WriteRequest {
             mode,
             compress: o.compress,
             durability: o.durability,
             column,
+            if_newer: o.if_newer.filter(|_| settles),
             data,
         });
         match self.call(&req, key).await?.pop() {

@@ -205,6 +205,10 @@ fn read(
 
 fn write(b: &dyn Backend, key: &Key, w: &WriteRequest, defer: Defer) -> Result<u64, Failure> {
     let mut o = options(w.compress, w.durability);
+    if let Some(ts) = w.if_newer {
+        o.timestamp_ns = Some(ts);
+        o.only_if_newer = true;
+    }
     if !matches!(w.mode, WriteMode::Prepare { .. } | WriteMode::Part { .. }) {
         o = deferrable(o, defer);
     }

@@ -29,6 +29,8 @@ pub struct MoveStatus {
     /// Outgoing transfers still pending: target node and the fraction of the key space left.
     pub pending: Vec<PendingMove>,
     pub records_sent: u64,
+    /// Records the new owner refused as not newer than its own (`NOT_NEWER`).
+    pub records_skipped: u64,
     pub bytes_sent: u64,
     pub failures: u64,
 }
@@ -351,6 +353,7 @@ impl Shell {
             })
             .collect();
         st.records_sent = self.mover.counters.records_sent.load(Ordering::Relaxed);
+        st.records_skipped = self.mover.counters.records_skipped.load(Ordering::Relaxed);
         st.bytes_sent = self.mover.counters.bytes_sent.load(Ordering::Relaxed);
     }
 

@@ -2,6 +2,7 @@
 //! gracefully (stop accepting, finish in-flight batches, sync the backend).
 
 mod connection;
+mod copy;
 mod dispatch;
 mod forward;
 mod info;

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use ringblob_backends::{AsyncBackend, Backend, IterRequest, Meta};
-use ringblob_engine::{Key, Range};
+use ringblob_engine::Key;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::client::{Client, ClientConfig, PutOptions};
+use super::copy;
+use crate::client::{Client, ClientConfig};
 use crate::cluster::Transfer;
 use crate::ring::KeyRange;
 use crate::wire::KeyId;
@@ -44,6 +44,8 @@ pub enum MoveEvent {
 #[derive(Default, Debug)]
 pub struct MoveCounters {
     pub records_sent: AtomicU64,
+    /// Records the new owner already held as new or newer (it refused the copy).
+    pub records_skipped: AtomicU64,
     pub bytes_sent: AtomicU64,
 }
 
@@ -154,25 +156,20 @@ impl Mover {
         Ok(())
     }
 
-    /// Copies one (key, column) to the owner; returns the bytes sent. A value removed
-    /// meanwhile is skipped.
+    /// Copies one (key, column) to the owner, unless the owner holds it as new already;
+    /// returns the bytes sent. A value removed meanwhile is skipped.
     async fn send(&self, client: &Client, m: &Meta) -> Result<u64, String> {
-        let (key, column) = (m.key, m.column);
-        let value = self
-            .backend
-            .run(move |b| b.read_column(&key, column, Range::all()))
-            .await;
-        let value = match value {
-            Ok(v) => v,
-            Err(ringblob_backends::Error::NotFound(_)) => return Ok(0),
-            Err(e) => return Err(e.to_string()),
+        let Some(record) = copy::read_record(&self.backend, m.key, m.column).await? else {
+            return Ok(0);
         };
-        let len = value.len() as u64;
-        client
-            .put_column(key.0, column, Bytes::from(value), PutOptions::default())
-            .await
-            .map_err(|e| format!("writing {key} to the new owner: {e}"))?;
-        self.counters.records_sent.fetch_add(1, Ordering::Relaxed);
+        let len = record.value.len() as u64;
+        if copy::send_copy(client, m.key, m.column, record).await? {
+            self.counters.records_sent.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counters
+                .records_skipped
+                .fetch_add(1, Ordering::Relaxed);
+        }
         self.counters.bytes_sent.fetch_add(len, Ordering::Relaxed);
         Ok(len)
     }

@@ -10,11 +10,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use ringblob_backends::{AsyncBackend, Backend, IterRequest, Meta};
-use ringblob_engine::Range;
 
-use crate::client::{Client, ClientConfig, PutOptions};
+use super::copy;
+use crate::client::{Client, ClientConfig};
 use crate::cluster::RepairTask;
 use crate::ring::RouteTable;
 use crate::wire::{IterPosition, IterateEnd, IterateRequest, ValueMeta};
@@ -132,21 +131,15 @@ impl Repairer {
         Ok(())
     }
 
+    /// Pushes one (key, column) as a conditional copy: a peer that meanwhile got a newer
+    /// write keeps it.
     async fn push(&self, peer: &Client, m: &Meta) -> Result<(), String> {
-        let (key, column) = (m.key, m.column);
-        let value = self
-            .backend
-            .run(move |b| b.read_column(&key, column, Range::all()))
-            .await;
-        let value = match value {
-            Ok(v) => v,
-            Err(ringblob_backends::Error::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(e.to_string()),
+        let Some(record) = copy::read_record(&self.backend, m.key, m.column).await? else {
+            return Ok(());
         };
-        peer.put_column(key.0, column, Bytes::from(value), PutOptions::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        self.counters.records_pushed.fetch_add(1, Ordering::Relaxed);
+        if copy::send_copy(peer, m.key, m.column, record).await? {
+            self.counters.records_pushed.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 }

@@ -15,6 +15,7 @@ pub fn status_of(e: &Error) -> Status {
         Error::ReadOnly(_) => Status::ReadOnly,
         Error::Unsupported(_) => Status::BadRequest,
         Error::Busy(_) => Status::Busy,
+        Error::NotNewer { .. } => Status::NotNewer,
         _ => Status::Internal,
     }
 }

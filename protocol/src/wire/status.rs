@@ -39,12 +39,14 @@ pub enum Status {
     NotOwner,
     /// 15: the node serves `MAX_CONNECTIONS` connections already; it closes this one.
     ConnectionLimit,
+    /// 16: a `WRITE` with `IF_NEWER` found a record at least as new; nothing was written.
+    NotNewer,
     /// Any other number, from a newer peer. Treat as a failure.
     Unknown(u32),
 }
 
 /// Every named status, in numeric order (for tests and docs).
-pub const ALL_STATUSES: [Status; 16] = [
+pub const ALL_STATUSES: [Status; 17] = [
     Status::Ok,
     Status::NotFound,
     Status::ChecksumMismatch,
@@ -61,6 +63,7 @@ pub const ALL_STATUSES: [Status; 16] = [
     Status::TooManyHops,
     Status::NotOwner,
     Status::ConnectionLimit,
+    Status::NotNewer,
 ];
 
 impl Status {
@@ -91,6 +94,7 @@ impl Status {
             Status::TooManyHops => 13,
             Status::NotOwner => 14,
             Status::ConnectionLimit => 15,
+            Status::NotNewer => 16,
             Status::Unknown(code) => code,
         }
     }
@@ -119,6 +123,7 @@ impl Status {
             Status::TooManyHops => "TOO_MANY_HOPS",
             Status::NotOwner => "NOT_OWNER",
             Status::ConnectionLimit => "CONNECTION_LIMIT",
+            Status::NotNewer => "NOT_NEWER",
             Status::Unknown(_) => "UNKNOWN",
         }
     }

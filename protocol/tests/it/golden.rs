@@ -82,6 +82,7 @@ fn write_request_whole_compressed_sync() -> Result<(), WireError> {
         compress: true,
         durability: Durability::Sync,
         column: 1,
+        if_newer: None,
         data: Bytes::from_static(b"abc"),
     });
     assert_eq!(Request::decode(&frame)?, req);

@@ -175,6 +175,7 @@ async fn every_command_works_through_the_client() {
     let sync = PutOptions {
         compress: true,
         durability: Durability::Sync,
+        ..PutOptions::default()
     };
     assert_eq!(
         c.put(k("big"), big.clone(), sync).await.ok(),
@@ -476,6 +477,7 @@ async fn graceful_shutdown_answers_in_flight_requests_and_syncs() {
     let none = PutOptions {
         compress: false,
         durability: Durability::None,
+        ..PutOptions::default()
     };
     for i in 0..100 {
         assert!(c
@@ -514,6 +516,7 @@ async fn defrag_over_the_wire_reclaims_space_and_reports() {
     let o = PutOptions {
         compress: false,
         durability: Durability::Sync,
+        ..PutOptions::default()
     };
     for round in 0..3u8 {
         for i in 0..100 {
@@ -603,4 +606,54 @@ async fn pipelined_large_reads_are_split_across_rounds_and_all_answered() {
         got.values().all(|v| v[..] == big[..]),
         "every read returns the whole value"
     );
+}
+
+/// `IF_NEWER` copies (hand-over and repair): stored with their timestamp over older or
+/// absent records, refused `NOT_NEWER` over a record at least as new, which stays.
+#[tokio::test]
+async fn copies_are_stored_only_over_older_records() {
+    let n = start_mem().await;
+    let c = client(n.addr).await;
+    let copy = PutOptions::copy_if_newer;
+    assert!(c
+        .put(k("copied"), Bytes::from_static(b"v1"), copy(100))
+        .await
+        .is_ok());
+    let meta = c.lookup(k("copied")).await.map(|m| m.timestamp_ns);
+    assert_eq!(meta.ok(), Some(100));
+    let older = c
+        .put(k("copied"), Bytes::from_static(b"v0"), copy(100))
+        .await;
+    assert!(
+        matches!(
+            older,
+            Err(ringblob_protocol::client::ClientError::Status {
+                status: Status::NotNewer,
+                ..
+            })
+        ),
+        "{older:?}"
+    );
+    // A write made on the node after the copy's original was read wins over the copy.
+    assert!(c
+        .put(
+            k("local"),
+            Bytes::from_static(b"local"),
+            PutOptions::default()
+        )
+        .await
+        .is_ok());
+    let local_ts = c.lookup(k("local")).await.map_or(0, |m| m.timestamp_ns);
+    let stale = c
+        .put(k("local"), Bytes::from_static(b"copy"), copy(local_ts - 1))
+        .await;
+    assert!(stale.is_err(), "{stale:?}");
+    let got = c.get(k("local"), 0, None).await;
+    assert_eq!(got.ok().as_deref(), Some(&b"local"[..]));
+    let newer = c
+        .put(k("local"), Bytes::from_static(b"copy"), copy(local_ts + 1))
+        .await;
+    assert!(newer.is_ok(), "{newer:?}");
+    let got = c.get(k("local"), 0, None).await;
+    assert_eq!(got.ok().as_deref(), Some(&b"copy"[..]));
 }

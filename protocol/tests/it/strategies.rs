@@ -49,19 +49,25 @@ pub fn write_request() -> impl Strategy<Value = WriteRequest> {
         any::<bool>(),
         durability(),
         any::<u16>(),
+        any::<Option<u64>>(),
         bytes(512),
     )
-        .prop_map(|(mode, compress, durability, column, data)| WriteRequest {
-            mode,
-            compress,
-            durability,
-            column,
-            data: if mode.carries_data() {
-                data
-            } else {
-                Bytes::new()
+        .prop_map(
+            |(mode, compress, durability, column, ts, data)| WriteRequest {
+                mode,
+                compress,
+                durability,
+                column,
+                // IF_NEWER goes with WHOLE and COMMIT only.
+                if_newer: ts
+                    .filter(|_| matches!(mode, WriteMode::Whole | WriteMode::Commit { .. })),
+                data: if mode.carries_data() {
+                    data
+                } else {
+                    Bytes::new()
+                },
             },
-        })
+        )
 }
 
 pub fn handshake_request() -> impl Strategy<Value = HandshakeRequest> {

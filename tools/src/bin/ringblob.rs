@@ -222,6 +222,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let opts = PutOptions {
                 compress,
                 durability: durability(d.as_deref())?,
+                ..PutOptions::default()
             };
             let data = Bytes::from(input.take().unwrap_or_default());
             let (k, c) = (key(&name), column.unwrap_or(0));

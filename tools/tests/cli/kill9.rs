@@ -37,6 +37,7 @@ fn sigkill_during_sync_writes_loses_no_acknowledged_write() {
                 let sync = PutOptions {
                     compress: false,
                     durability: Durability::Sync,
+                    ..PutOptions::default()
                 };
                 for i in start.. {
                     if c.put(key(i), value(i), sync).await.is_err() {

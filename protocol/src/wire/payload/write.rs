@@ -12,6 +12,10 @@ pub const WRITE_FIXED_LEN: usize = 28;
 pub const WRITE_ACK_LEN: usize = 8;
 /// WRITE flag bit 0: compress the value (the backend may store it raw if incompressible).
 pub const WRITE_FLAG_COMPRESS: u8 = 1;
+/// WRITE flag bit 1: a copy of a record made elsewhere. An 8-byte `timestamp_ns` follows
+/// `data_len`; the value is stored with that timestamp, and only if the stored record of
+/// the (key, column) is older (`NOT_NEWER` otherwise). `WHOLE` and `COMMIT` only.
+pub const WRITE_FLAG_IF_NEWER: u8 = 2;
 
 /// How durable a write (or remove) must be before the node replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -121,7 +125,8 @@ impl WriteMode {
 }
 
 /// Write to one column of the header's key. Layout: mode u8, flags u8, durability u8,
-/// reserved u8, column u16, reserved u16, offset u64, size u64, data_len u32, data.
+/// reserved u8, column u16, reserved u16, offset u64, size u64, data_len u32,
+/// [timestamp_ns u64 with `IF_NEWER`], data.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WriteRequest {
     pub mode: WriteMode,
@@ -129,6 +134,9 @@ pub struct WriteRequest {
     pub compress: bool,
     pub durability: Durability,
     pub column: u16,
+    /// `IF_NEWER`: a copy stamped with this timestamp, stored only over an older record.
+    /// `WHOLE` and `COMMIT` only.
+    pub if_newer: Option<u64>,
     /// At most [`MAX_VALUE_IN_FRAME`] bytes; empty for PREPARE and COMMIT.
     pub data: Bytes,
 }
@@ -141,6 +149,7 @@ impl WriteRequest {
             compress: false,
             durability: Durability::Default,
             column: 0,
+            if_newer: None,
             data: data.into(),
         }
     }
@@ -148,12 +157,15 @@ impl WriteRequest {
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), WireError> {
         let data_len = self.check_data(self.data.len())?;
         let (mode, offset, size) = self.mode.fields();
+        let mut flags = 0;
+        if self.compress {
+            flags |= WRITE_FLAG_COMPRESS;
+        }
+        if self.if_newer.is_some() {
+            flags |= WRITE_FLAG_IF_NEWER;
+        }
         dst.put_u8(mode);
-        dst.put_u8(if self.compress {
-            WRITE_FLAG_COMPRESS
-        } else {
-            0
-        });
+        dst.put_u8(flags);
         dst.put_u8(self.durability.as_u8());
         dst.put_u8(0);
         dst.put_u16_le(self.column);
@@ -161,6 +173,9 @@ impl WriteRequest {
         dst.put_u64_le(offset);
         dst.put_u64_le(size);
         dst.put_u32_le(data_len);
+        if let Some(ts) = self.if_newer {
+            dst.put_u64_le(ts);
+        }
         dst.put_slice(&self.data);
         Ok(())
     }
@@ -177,13 +192,18 @@ impl WriteRequest {
         let offset = r.u64()?;
         let size = r.u64()?;
         let mode = WriteMode::from_fields(mode, offset, size)?;
-        if flags & !WRITE_FLAG_COMPRESS != 0 {
+        if flags & !(WRITE_FLAG_COMPRESS | WRITE_FLAG_IF_NEWER) != 0 {
             return Err(WireError::InvalidValue {
                 what: "write flags",
                 value: flags.into(),
             });
         }
         let len = r.len_u32(MAX_VALUE_IN_FRAME)?;
+        let if_newer = if flags & WRITE_FLAG_IF_NEWER != 0 {
+            Some(r.u64()?)
+        } else {
+            None
+        };
         let data = payload.slice_ref(r.slice(len)?);
         r.finish()?;
         let request = WriteRequest {
@@ -191,6 +211,7 @@ impl WriteRequest {
             compress: flags & WRITE_FLAG_COMPRESS != 0,
             durability,
             column,
+            if_newer,
             data,
         };
         request.check_data(len)?;
@@ -199,6 +220,13 @@ impl WriteRequest {
 
     fn check_data(&self, len: usize) -> Result<u32, WireError> {
         check_limit("write data", len, MAX_VALUE_IN_FRAME)?;
+        let copies = matches!(self.mode, WriteMode::Whole | WriteMode::Commit { .. });
+        if self.if_newer.is_some() && !copies {
+            return Err(WireError::InvalidValue {
+                what: "IF_NEWER with a mode other than WHOLE or COMMIT: mode",
+                value: u64::from(self.mode.fields().0),
+            });
+        }
         if len != 0 && !self.mode.carries_data() {
             return Err(WireError::InvalidValue {
                 what: "data in PREPARE/COMMIT",

@@ -125,3 +125,68 @@ fn ack_is_eight_bytes() {
     assert_eq!(WriteAck::decode(&buf), Ok(WriteAck { size: 77 }));
     assert!(WriteAck::decode(&buf[..7]).is_err());
 }
+
+#[test]
+fn if_newer_puts_the_timestamp_between_data_len_and_data() -> Result<(), WireError> {
+    let req = WriteRequest {
+        if_newer: Some(0x0102_0304_0506_0708),
+        ..WriteRequest::whole("abc")
+    };
+    let buf = encoded(&req)?;
+    assert_eq!(buf.len(), WRITE_FIXED_LEN + 8 + 3);
+    assert_eq!(buf.get(1), Some(&WRITE_FLAG_IF_NEWER), "flags");
+    assert_eq!(buf.get(24), Some(&3), "data_len at byte 24");
+    assert_eq!(
+        buf.get(28..36),
+        Some(&[8, 7, 6, 5, 4, 3, 2, 1][..]),
+        "timestamp_ns"
+    );
+    assert_eq!(buf.get(36..), Some(&b"abc"[..]), "data");
+    assert_eq!(WriteRequest::decode(&buf)?, req);
+    let commit = WriteRequest {
+        mode: WriteMode::Commit { size: 7 },
+        if_newer: Some(5),
+        ..WriteRequest::whole("")
+    };
+    assert_eq!(WriteRequest::decode(&encoded(&commit)?)?, commit);
+    Ok(())
+}
+
+#[test]
+fn if_newer_is_refused_with_modes_that_are_not_whole_or_commit() -> Result<(), WireError> {
+    for mode in [
+        WriteMode::Append,
+        WriteMode::AtOffset { offset: 1 },
+        WriteMode::Prepare { reserve: 1 },
+        WriteMode::Part { offset: 0 },
+    ] {
+        let req = WriteRequest {
+            mode,
+            if_newer: Some(1),
+            data: if mode.carries_data() {
+                Bytes::from_static(b"x")
+            } else {
+                Bytes::new()
+            },
+            ..WriteRequest::whole("")
+        };
+        assert!(encoded(&req).is_err(), "{mode:?} encoded");
+        // Hand-made: an APPEND with the flag and a timestamp.
+        let mut buf = BytesMut::from(&encoded(&WriteRequest::whole(""))?[..]);
+        buf[0] = 1;
+        buf[1] = WRITE_FLAG_IF_NEWER;
+        buf.put_u64_le(1);
+        assert!(matches!(
+            WriteRequest::decode(&buf.freeze()),
+            Err(WireError::InvalidValue { .. })
+        ));
+    }
+    // The flag without its 8 bytes is truncated.
+    let mut buf = BytesMut::from(&encoded(&WriteRequest::whole(""))?[..]);
+    buf[1] = WRITE_FLAG_IF_NEWER;
+    assert!(matches!(
+        WriteRequest::decode(&buf.freeze()),
+        Err(WireError::Truncated { .. })
+    ));
+    Ok(())
+}
