@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use parking_lot::Mutex;
@@ -34,13 +35,15 @@ impl Drop for Conn {
 }
 
 impl Conn {
-    pub async fn open(addr: &str) -> Result<Conn, ClientError> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| ClientError::Connect {
-                addr: addr.to_string(),
-                source,
-            })?;
+    pub async fn open(addr: &str, connect_timeout: Duration) -> Result<Conn, ClientError> {
+        let failed = |source| ClientError::Connect {
+            addr: addr.to_string(),
+            source,
+        };
+        let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+            Ok(connected) => connected.map_err(failed)?,
+            Err(_) => return Err(failed(std::io::ErrorKind::TimedOut.into())),
+        };
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
         let waiters: Waiters = Arc::default();

@@ -30,6 +30,8 @@ use conn::Conn;
 pub struct ClientConfig {
     /// Per-request deadline (all reply parts).
     pub timeout: Duration,
+    /// How long opening a TCP connection may take (a host that is down may never answer).
+    pub connect_timeout: Duration,
     /// Extra attempts for idempotent requests after a connection failure or timeout.
     pub retries: u32,
     /// Sent in the handshake.
@@ -44,6 +46,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
             retries: 2,
             name: format!("ringblob-client/{}", env!("CARGO_PKG_VERSION")),
             group: 0,
@@ -107,7 +110,7 @@ impl Client {
         if let Some(c) = slot.as_ref().filter(|c| !c.is_dead()) {
             return Ok(c.clone());
         }
-        let c = Arc::new(Conn::open(&self.addr).await?);
+        let c = Arc::new(Conn::open(&self.addr, self.config.connect_timeout).await?);
         let hs = Request::Handshake(HandshakeRequest::new(self.config.name.clone()));
         match self.exchange_on(&c, &hs, [0; 32]).await?.first() {
             Some(Reply::Handshake(_)) => {}

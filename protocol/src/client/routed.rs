@@ -24,6 +24,14 @@ pub struct RoutedClient {
     nodes: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
 }
 
+/// Whether a failed request certainly did nothing: refused for its routing, or never sent.
+/// Only then may a write or remove be sent again (after a timeout it may have been applied,
+/// and a resent write could overwrite a newer one made meanwhile).
+fn not_applied(e: &ClientError) -> bool {
+    matches!(e.status(), Some(Status::NotOwner | Status::TooManyHops))
+        || matches!(e, ClientError::Connect { .. })
+}
+
 /// Whether an error means the client's view of the ring is stale.
 fn misrouted(e: &ClientError) -> bool {
     matches!(
@@ -75,23 +83,29 @@ impl RoutedClient {
         let Some(addr) = self.owner_addr(group, key) else {
             return self.entry.clone();
         };
-        let mut nodes = self.nodes.lock().await;
-        if let Some(c) = nodes.get(&addr) {
+        if let Some(c) = self.nodes.lock().await.get(&addr) {
             return c.clone();
         }
+        // Connect outside the lock: an owner that is down delays only its own requests.
         match Client::connect(&addr, self.config.clone()).await {
             Ok(c) => {
-                let c = Arc::new(c);
-                nodes.insert(addr, c.clone());
-                c
+                let mut nodes = self.nodes.lock().await;
+                nodes.entry(addr).or_insert(Arc::new(c)).clone()
             }
             Err(_) => self.entry.clone(),
         }
     }
 
-    /// Runs `op` against the owner; on a routing error refreshes the table and runs it once
-    /// more through the entry node (which forwards).
-    async fn routed<T, F, Fut>(&self, group: u32, key: KeyId, op: F) -> Result<T>
+    /// Runs `op` against the owner; on a routing error refreshes the table and, if
+    /// `resend` allows it for that error, runs it once more through the entry node (which
+    /// forwards).
+    async fn routed<T, F, Fut>(
+        &self,
+        group: u32,
+        key: KeyId,
+        resend: fn(&ClientError) -> bool,
+        op: F,
+    ) -> Result<T>
     where
         F: Fn(Arc<Client>) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -101,6 +115,9 @@ impl RoutedClient {
             Err(e) if misrouted(&e) => {
                 let _ = self.refresh().await;
                 self.nodes.lock().await.clear();
+                if !resend(&e) {
+                    return Err(e);
+                }
                 op(self.entry.in_group_arc(group)).await
             }
             other => other,
@@ -108,18 +125,16 @@ impl RoutedClient {
     }
 
     pub async fn get_column(&self, group: u32, key: KeyId, column: u16) -> Result<Bytes> {
-        self.routed(group, key, |c| async move {
+        self.routed(group, key, misrouted, |c| async move {
             c.get_column(key, column, 0, None).await
         })
         .await
     }
 
     pub async fn lookup_column(&self, group: u32, key: KeyId, column: u16) -> Result<ValueMeta> {
-        self.routed(
-            group,
-            key,
-            |c| async move { c.lookup_column(key, column).await },
-        )
+        self.routed(group, key, misrouted, |c| async move {
+            c.lookup_column(key, column).await
+        })
         .await
     }
 
@@ -131,7 +146,7 @@ impl RoutedClient {
         data: Bytes,
         o: PutOptions,
     ) -> Result<u64> {
-        self.routed(group, key, |c| {
+        self.routed(group, key, not_applied, |c| {
             let data = data.clone();
             async move { c.put_column(key, column, data, o).await }
         })
@@ -139,11 +154,9 @@ impl RoutedClient {
     }
 
     pub async fn remove(&self, group: u32, key: KeyId, durability: Durability) -> Result<()> {
-        self.routed(
-            group,
-            key,
-            |c| async move { c.remove(key, durability).await },
-        )
+        self.routed(group, key, not_applied, |c| async move {
+            c.remove(key, durability).await
+        })
         .await
     }
 }

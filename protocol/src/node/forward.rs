@@ -78,9 +78,11 @@ impl Peers {
         }
     }
 
+    /// The shared client of the peer at `addr`. Connecting happens outside the map's lock
+    /// (and within the connect timeout), so an owner that is down delays only the requests
+    /// routed to it, never those for other peers.
     async fn client(&self, addr: &str) -> Result<Arc<Client>, String> {
-        let mut clients = self.clients.lock().await;
-        if let Some(c) = clients.get(addr) {
+        if let Some(c) = self.clients.lock().await.get(addr) {
             return Ok(c.clone());
         }
         let c = Arc::new(
@@ -88,8 +90,9 @@ impl Peers {
                 .await
                 .map_err(|e| e.to_string())?,
         );
-        clients.insert(addr.to_string(), c.clone());
-        Ok(c)
+        // Another request may have connected meanwhile: keep one client per peer.
+        let mut clients = self.clients.lock().await;
+        Ok(clients.entry(addr.to_string()).or_insert(c).clone())
     }
 
     /// Sends `frame` on to the owner at `addr`; its replies are collected by
@@ -154,7 +157,8 @@ pub struct InFlight {
     started: Result<(Arc<Client>, u64, UnboundedReceiver<Frame>), String>,
 }
 
-/// Relays reply frames until the one without `MORE`, each within the client's deadline.
+/// Relays reply frames until the one without `MORE`, each within the client's deadline of
+/// the frame before it (a long streamed reply that keeps coming is never cut off).
 async fn relay<W: AsyncWrite + Unpin>(
     client: &Client,
     trans: u64,
@@ -162,9 +166,8 @@ async fn relay<W: AsyncWrite + Unpin>(
     request: &Header,
     out: &mut W,
 ) -> Result<(), Relay> {
-    let deadline = tokio::time::Instant::now() + client.timeout();
     loop {
-        let reply = match tokio::time::timeout_at(deadline, rx.recv()).await {
+        let reply = match tokio::time::timeout(client.timeout(), rx.recv()).await {
             Ok(Some(reply)) => reply,
             Ok(None) => return Err(Relay::Owner("connection closed".into())),
             Err(_) => {

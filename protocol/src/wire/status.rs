@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn unknown_codes_are_kept() {
-        assert_eq!(Status::from_u32(16), Status::Unknown(16));
+        assert_eq!(Status::from_u32(17), Status::Unknown(17));
         assert_eq!(Status::from_u32(u32::MAX).as_u32(), u32::MAX);
         assert_eq!(Status::Unknown(99).to_string(), "UNKNOWN (99)");
         assert_eq!(Status::NotFound.to_string(), "NOT_FOUND (1)");

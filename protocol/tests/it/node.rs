@@ -657,3 +657,41 @@ async fn copies_are_stored_only_over_older_records() {
     let got = c.get(k("local"), 0, None).await;
     assert_eq!(got.ok().as_deref(), Some(&b"copy"[..]));
 }
+
+/// A peer whose listen queue is full drops the SYN, so connecting hangs (as with a host
+/// that is down): the client gives up after its connect timeout instead of the kernel's
+/// minutes of retries.
+#[tokio::test]
+async fn connecting_to_a_peer_that_never_answers_times_out() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("socket: {e}"));
+    assert!(socket
+        .bind("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")))
+        .is_ok());
+    let listener = socket.listen(1).unwrap_or_else(|e| panic!("listen: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("addr: {e}"));
+    // Fill the accept queue (never accepted) until a connect no longer completes.
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => held.push(s),
+            _ => break,
+        }
+    }
+    let config = ClientConfig {
+        connect_timeout: Duration::from_millis(300),
+        ..ClientConfig::default()
+    };
+    let r = Client::connect(&addr.to_string(), config).await;
+    assert!(
+        matches!(
+            &r,
+            Err(ringblob_protocol::client::ClientError::Connect { source, .. })
+                if source.kind() == std::io::ErrorKind::TimedOut
+        ),
+        "{:?}",
+        r.err()
+    );
+    drop(listener);
+}

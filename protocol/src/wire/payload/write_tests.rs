@@ -83,10 +83,10 @@ fn unused_fields_unknown_modes_and_flags_are_rejected() -> Result<(), WireError>
         })
     );
     assert_eq!(
-        patch(1, 2),
+        patch(1, 4),
         Err(WireError::InvalidValue {
             what: "write flags",
-            value: 2
+            value: 4
         })
     );
     assert_eq!(
