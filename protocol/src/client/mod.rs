@@ -20,8 +20,9 @@ pub use routed::RoutedClient;
 
 use crate::wire::{
     BulkItem, BulkReadRequest, Command, Durability, HandshakeRequest, Header, IterEntry,
-    IterateEnd, IterateRequest, KeyId, LookupRequest, ReadRequest, RemoveRequest, Reply, Request,
-    ValueMeta, WriteMode, WriteRequest, MAX_VALUE_IN_FRAME, READ_TO_END,
+    IterateEnd, IterateRequest, KeyId, LookupRequest, RangeDigestReply, RangeDigestRequest,
+    ReadRequest, RemoveRequest, Reply, Request, ValueMeta, WriteMode, WriteRequest,
+    MAX_VALUE_IN_FRAME, READ_TO_END,
 };
 use conn::Conn;
 
@@ -517,6 +518,14 @@ impl Client {
     pub async fn routes(&self) -> Result<String> {
         match self.call(&Request::RouteList, [0; 32]).await?.pop() {
             Some(Reply::RouteList(s)) => Ok(s),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// RANGE_DIGEST: the node's summary of the values it holds in a key range.
+    pub async fn range_digest(&self, req: RangeDigestRequest) -> Result<RangeDigestReply> {
+        match self.call(&Request::RangeDigest(req), [0; 32]).await?.pop() {
+            Some(Reply::RangeDigest(d)) => Ok(d),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
     }

@@ -3,8 +3,10 @@
 //!
 //! The range is cut into 16 equal parts, each part into 16, and so on to `depth` levels
 //! (the cut points depend only on the range, so both sides cut alike). A leaf's digest is
-//! the SHA-256 of its records (key, timestamp, checksum) in key order, or 32 zero bytes if
-//! it has none; an inner digest is the SHA-256 of its 16 children's, or zeros if all are.
+//! the SHA-256 of its records (key, column, timestamp, checksum) in that order, or 32 zero
+//! bytes if it has none; an inner digest is the SHA-256 of its 16 children's, or zeros if all
+//! are. A peer's tree can be rebuilt from its leaves alone ([`DigestTree::from_leaves`]),
+//! which is what a node sends (`RANGE_DIGEST`, `docs/PROTOCOL.md` §7.10).
 
 use sha2::{Digest, Sha256};
 
@@ -29,7 +31,10 @@ const EMPTY: Hash = [0; 32];
 pub struct DigestEntry {
     /// The key.
     pub key: KeyId,
-    /// The write timestamp; the larger wins.
+    /// The column of the key.
+    pub column: u16,
+    /// The write timestamp; the larger wins. Nodes put 0 here: replicas of one client
+    /// write carry each node's own clock, and equal bytes are in sync (see the repairer).
     pub timestamp_ns: u64,
     /// The value's checksum, so equal timestamps with different values are seen.
     pub checksum: u32,
@@ -82,19 +87,33 @@ impl DigestTree {
             }
         }
         let leaves: Vec<Hash> = buckets.iter_mut().map(|b| leaf_digest(b)).collect();
-        let mut levels = vec![leaves];
-        while levels.last().is_some_and(|l| l.len() > 1) {
-            let below = levels.last().map(Vec::as_slice).unwrap_or_default();
-            let above = below.chunks(DIGEST_FANOUT).map(inner_digest).collect();
-            levels.push(above);
-        }
-        levels.reverse();
         DigestTree {
             range,
             depth,
             leaf_ranges,
-            levels,
+            levels: levels_above(leaves),
         }
+    }
+
+    /// The tree whose leaves (16^`depth` of them, in order) are `leaves`, as a peer sent
+    /// them. `None` if the count does not fit the depth.
+    pub fn from_leaves(range: KeyRange, depth: u8, leaves: Vec<Hash>) -> Option<DigestTree> {
+        let depth = depth.min(MAX_DIGEST_DEPTH);
+        let leaf_ranges = leaf_ranges(&range, depth);
+        if leaves.len() != leaf_ranges.len() {
+            return None;
+        }
+        Some(DigestTree {
+            range,
+            depth,
+            leaf_ranges,
+            levels: levels_above(leaves),
+        })
+    }
+
+    /// The leaf digests, in the range's order (16^depth of them).
+    pub fn leaves(&self) -> &[Hash] {
+        self.levels.last().map(Vec::as_slice).unwrap_or_default()
     }
 
     /// The range summarized.
@@ -148,6 +167,18 @@ impl DigestTree {
     }
 }
 
+/// Every level from the root down to `leaves`.
+fn levels_above(leaves: Vec<Hash>) -> Vec<Vec<Hash>> {
+    let mut levels = vec![leaves];
+    while levels.last().is_some_and(|l| l.len() > 1) {
+        let below = levels.last().map(Vec::as_slice).unwrap_or_default();
+        let above = below.chunks(DIGEST_FANOUT).map(inner_digest).collect();
+        levels.push(above);
+    }
+    levels.reverse();
+    levels
+}
+
 /// The 16^depth leaf ranges of `range`, in order.
 fn leaf_ranges(range: &KeyRange, depth: u8) -> Vec<KeyRange> {
     let mut ranges = vec![*range];
@@ -174,6 +205,7 @@ fn leaf_digest(entries: &mut [DigestEntry]) -> Hash {
     let mut hasher = Sha256::new();
     for e in entries.iter() {
         hasher.update(e.key);
+        hasher.update(e.column.to_le_bytes());
         hasher.update(e.timestamp_ns.to_le_bytes());
         hasher.update(e.checksum.to_le_bytes());
     }
@@ -204,6 +236,7 @@ mod tests {
                 rng.fill_bytes(&mut key);
                 DigestEntry {
                     key,
+                    column: 0,
                     timestamp_ns: rng.next_u64() % 1000,
                     checksum: rng.next_u32(),
                 }
@@ -269,6 +302,24 @@ mod tests {
     }
 
     #[test]
+    fn a_tree_rebuilt_from_its_leaves_is_the_same_tree() -> Result<(), ClusterError> {
+        let a = entries(3000, 4);
+        let mut b = a.clone();
+        if let Some(e) = b.get_mut(7) {
+            e.column = 1;
+        }
+        let depth = depth_for(a.len());
+        let ta = DigestTree::build(whole(), depth, &a);
+        let tb = DigestTree::build(whole(), depth, &b);
+        let sent = DigestTree::from_leaves(whole(), depth, tb.leaves().to_vec());
+        assert_eq!(sent.as_ref(), Some(&tb));
+        let diff = ta.diff(&tb)?;
+        assert_eq!(diff.len(), 1, "a changed column is a difference");
+        assert!(DigestTree::from_leaves(whole(), depth, vec![[0; 32]; 3]).is_none());
+        Ok(())
+    }
+
+    #[test]
     fn narrow_and_wrapping_ranges() -> Result<(), ClusterError> {
         let mut end = RingId::MIN;
         end.0[31] = 5;
@@ -279,6 +330,7 @@ mod tests {
                 key[31] = k;
                 key
             },
+            column: 0,
             timestamp_ns: 1,
             checksum: 0,
         };

@@ -126,6 +126,9 @@ fn answer(
         Request::BulkRead(r) => return bulk_read(b, h, &r, out.buf()),
         Request::Stat => Reply::Stat(info.stat_json(b)),
         Request::RouteList => Reply::RouteList(info.routes_json()),
+        Request::RangeDigest(r) => {
+            Reply::RangeDigest(super::key_span::range_digest(b, &r).map_err(fail)?)
+        }
         Request::Defrag { wait: true } => {
             let report = b.defrag().map_err(fail)?;
             Reply::Defrag(serde_json::to_string(&report).unwrap_or_default())

@@ -86,6 +86,7 @@ impl NodeInfo {
             "rebalancing": self.moves.as_ref().map(|m| m.lock().clone()),
             "repair": self.repair.as_ref().map(|r| json!({
                 "rounds": load(&r.rounds),
+                "ranges_in_sync": load(&r.ranges_in_sync),
                 "records_compared": load(&r.records_compared),
                 "records_pushed": load(&r.records_pushed),
                 "failures": load(&r.failures),

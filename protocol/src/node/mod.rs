@@ -6,6 +6,7 @@ mod copy;
 mod dispatch;
 mod forward;
 mod info;
+mod key_span;
 mod membership;
 mod mover;
 mod output;

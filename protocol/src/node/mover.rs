@@ -9,13 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringblob_backends::{AsyncBackend, Backend, IterRequest, Meta};
-use ringblob_engine::Key;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::copy;
 use crate::client::{Client, ClientConfig};
 use crate::cluster::Transfer;
-use crate::ring::KeyRange;
 use crate::wire::KeyId;
 
 /// Entries read per iteration page.
@@ -105,7 +103,7 @@ impl Mover {
         let client = Client::connect(addr, config)
             .await
             .map_err(|e| e.to_string())?;
-        for (from, to) in linear_parts(&range) {
+        for (from, to) in super::key_span::linear_parts(&range) {
             let mut after = None;
             loop {
                 if cancel.load(Ordering::Relaxed) {
@@ -172,18 +170,6 @@ impl Mover {
         }
         self.counters.bytes_sent.fetch_add(len, Ordering::Relaxed);
         Ok(len)
-    }
-}
-
-/// The range as at most two ascending inclusive key spans (it may wrap past the top of the
-/// ring). Spans include `start_excl` itself; callers filter with `KeyRange::contains`.
-pub(super) fn linear_parts(range: &KeyRange) -> Vec<(Key, Key)> {
-    let start = Key(range.start_excl.0);
-    let end = Key(range.end_incl.0);
-    if range.is_whole_ring() || start >= end {
-        vec![(start, Key([0xff; 32])), (Key([0; 32]), end)]
-    } else {
-        vec![(start, end)]
     }
 }
 

@@ -12,11 +12,14 @@ use std::sync::Arc;
 
 use ringblob_backends::{AsyncBackend, Backend, IterRequest, Meta};
 
-use super::copy;
+use super::{copy, key_span};
 use crate::client::{Client, ClientConfig};
-use crate::cluster::RepairTask;
-use crate::ring::RouteTable;
-use crate::wire::{IterPosition, IterateEnd, IterateRequest, ValueMeta};
+use crate::cluster::{depth_for, DigestTree, RepairTask};
+use crate::ring::{KeyRange, RouteTable};
+use crate::wire::{
+    IterPosition, IterateEnd, IterateRequest, RangeDigestRequest, Status, ValueMeta,
+    MAX_RANGE_DIGEST_DEPTH,
+};
 
 /// Entries compared per page.
 const PAGE: usize = 1000;
@@ -26,6 +29,8 @@ const PAGE: usize = 1000;
 pub struct RepairCounters {
     pub rounds: AtomicU64,
     pub records_compared: AtomicU64,
+    /// Ranges whose digests matched the peer's: nothing was listed or copied.
+    pub ranges_in_sync: AtomicU64,
     pub records_pushed: AtomicU64,
     pub failures: AtomicU64,
 }
@@ -80,7 +85,47 @@ impl Repairer {
         let peer = Client::connect(&addr, config)
             .await
             .map_err(|e| e.to_string())?;
-        for (from, to) in super::mover::linear_parts(&t.range) {
+        for span in self.differing(&peer, t.range).await? {
+            self.repair_span(&peer, &span).await?;
+        }
+        Ok(())
+    }
+
+    /// The sub-ranges of `range` where this node and the peer differ, found by comparing
+    /// digest trees (one `RANGE_DIGEST` round trip); the whole range if the peer predates
+    /// `RANGE_DIGEST`.
+    async fn differing(&self, peer: &Client, range: KeyRange) -> Result<Vec<KeyRange>, String> {
+        let mine = self
+            .backend
+            .run(move |b| key_span::digest_entries(b, &range))
+            .await
+            .map_err(|e| e.to_string())?;
+        let depth = depth_for(mine.len()).min(MAX_RANGE_DIGEST_DEPTH);
+        let req = RangeDigestRequest {
+            start_excl: range.start_excl.0,
+            end_incl: range.end_incl.0,
+            depth,
+        };
+        let theirs = match peer.range_digest(req).await {
+            Ok(reply) => reply,
+            Err(e) if e.status() == Some(Status::UnknownCommand) => return Ok(vec![range]),
+            Err(e) => return Err(e.to_string()),
+        };
+        let theirs = DigestTree::from_leaves(range, depth, theirs.leaves)
+            .ok_or("the peer's digest does not fit the range")?;
+        let differing = DigestTree::build(range, depth, &mine)
+            .diff(&theirs)
+            .map_err(|e| e.to_string())?;
+        if differing.is_empty() {
+            self.counters.ranges_in_sync.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(differing)
+    }
+
+    /// Compares every value of `span` with the peer's, page by page, and pushes what the
+    /// peer lacks or holds older.
+    async fn repair_span(&self, peer: &Client, span: &KeyRange) -> Result<(), String> {
+        for (from, to) in key_span::linear_parts(span) {
             let mut after = None;
             loop {
                 let req = IterRequest {
@@ -97,9 +142,9 @@ impl Repairer {
                 let mine: Vec<&Meta> = page
                     .entries
                     .iter()
-                    .filter(|m| t.range.contains(&m.key.0))
+                    .filter(|m| span.contains(&m.key.0))
                     .collect();
-                self.repair_page(&peer, &mine).await?;
+                self.repair_page(peer, &mine).await?;
                 match page.next_after {
                     Some(p) => after = Some(p),
                     None => break,

@@ -29,6 +29,8 @@ pub enum Command {
     RouteList,
     /// 13: defragment the node's storage now (optionally waiting for it); JSON reply.
     Defrag,
+    /// 14: a Merkle-style summary (leaf digests) of the values in a key range, for repair.
+    RangeDigest,
     /// Any other number (including the reserved 11 JOIN, 12 LEAVE).
     Unknown(u16),
 }
@@ -37,7 +39,7 @@ pub enum Command {
 pub const RESERVED_COMMANDS: [u16; 2] = [11, 12];
 
 /// Every command this version defines, in numeric order.
-pub const ALL_COMMANDS: [Command; 11] = [
+pub const ALL_COMMANDS: [Command; 12] = [
     Command::Ping,
     Command::Handshake,
     Command::Lookup,
@@ -49,6 +51,7 @@ pub const ALL_COMMANDS: [Command; 11] = [
     Command::Stat,
     Command::RouteList,
     Command::Defrag,
+    Command::RangeDigest,
 ];
 
 impl Command {
@@ -75,6 +78,7 @@ impl Command {
             Command::Stat => 9,
             Command::RouteList => 10,
             Command::Defrag => 13,
+            Command::RangeDigest => 14,
             Command::Unknown(code) => code,
         }
     }
@@ -93,6 +97,7 @@ impl Command {
             Command::Stat => "STAT",
             Command::RouteList => "ROUTE_LIST",
             Command::Defrag => "DEFRAG",
+            Command::RangeDigest => "RANGE_DIGEST",
             Command::Unknown(_) => "UNKNOWN",
         }
     }
@@ -111,7 +116,7 @@ mod tests {
     #[test]
     fn numbers_round_trip() {
         let numbers: Vec<u16> = ALL_COMMANDS.iter().map(|c| c.as_u16()).collect();
-        assert_eq!(numbers, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13]);
+        assert_eq!(numbers, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14]);
         for c in ALL_COMMANDS {
             assert_eq!(Command::from_u16(c.as_u16()), c, "{c}");
         }
@@ -119,7 +124,7 @@ mod tests {
 
     #[test]
     fn zero_reserved_and_large_numbers_are_unknown() {
-        for code in [0, 11, 12, 14, u16::MAX] {
+        for code in [0, 11, 12, 15, u16::MAX] {
             assert_eq!(Command::from_u16(code), Command::Unknown(code));
             assert_eq!(Command::from_u16(code).as_u16(), code);
         }

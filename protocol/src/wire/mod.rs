@@ -39,8 +39,9 @@ pub use header::{Header, FLAG_MORE, FLAG_REPLY, MAGIC};
 pub use limits::*;
 pub use payload::{
     BulkItem, BulkReadRequest, Durability, HandshakeReply, HandshakeRequest, IterEntry,
-    IterPosition, IterateEnd, IteratePart, IterateRequest, LookupRequest, ReadRequest,
-    RemoveRequest, ValueMeta, WriteAck, WriteMode, WriteRequest, MAX_ENTRIES_PER_PART, READ_TO_END,
+    IterPosition, IterateEnd, IteratePart, IterateRequest, LookupRequest, RangeDigestReply,
+    RangeDigestRequest, ReadRequest, RemoveRequest, ValueMeta, WriteAck, WriteMode, WriteRequest,
+    MAX_ENTRIES_PER_PART, MAX_RANGE_DIGEST_DEPTH, READ_TO_END,
 };
 pub use reply::Reply;
 pub use request::Request;

@@ -11,7 +11,9 @@ use super::frame::{encode_frame, Frame};
 use super::header::Header;
 use super::limits::MAX_REPLY_PART;
 use super::payload::text::{decode_json, decode_message, encode_json, encode_message};
-use super::payload::{BulkItem, HandshakeReply, IteratePart, ValueMeta, WriteAck};
+use super::payload::{
+    BulkItem, HandshakeReply, IteratePart, RangeDigestReply, ValueMeta, WriteAck,
+};
 use super::request::empty;
 use super::status::Status;
 
@@ -50,6 +52,8 @@ pub enum Reply {
     RouteList(String),
     /// DEFRAG: a JSON object (the report, or whether it started).
     Defrag(String),
+    /// RANGE_DIGEST: the range's record count and leaf digests.
+    RangeDigest(RangeDigestReply),
 }
 
 impl Reply {
@@ -68,6 +72,7 @@ impl Reply {
             Reply::Stat(_) => Command::Stat,
             Reply::RouteList(_) => Command::RouteList,
             Reply::Defrag(_) => Command::Defrag,
+            Reply::RangeDigest(_) => Command::RangeDigest,
         })
     }
 
@@ -128,6 +133,7 @@ impl Reply {
             Reply::Stat(json) | Reply::RouteList(json) | Reply::Defrag(json) => {
                 encode_json(json, dst)?
             }
+            Reply::RangeDigest(p) => p.encode(dst)?,
         }
         Ok(())
     }
@@ -178,6 +184,7 @@ impl Reply {
             Command::Stat => Reply::Stat(decode_json(p)?),
             Command::Defrag => Reply::Defrag(decode_json(p)?),
             Command::RouteList => Reply::RouteList(decode_json(p)?),
+            Command::RangeDigest => Reply::RangeDigest(RangeDigestReply::decode(p)?),
             Command::Unknown(code) => return Err(WireError::UnknownCommand { code }),
         })
     }

@@ -7,8 +7,8 @@ use super::error::WireError;
 use super::frame::{encode_frame, Frame};
 use super::header::Header;
 use super::payload::{
-    BulkReadRequest, HandshakeRequest, IterateRequest, LookupRequest, ReadRequest, RemoveRequest,
-    WriteRequest,
+    BulkReadRequest, HandshakeRequest, IterateRequest, LookupRequest, RangeDigestRequest,
+    ReadRequest, RemoveRequest, WriteRequest,
 };
 use super::KeyId;
 
@@ -31,6 +31,7 @@ pub enum Request {
     Defrag {
         wait: bool,
     },
+    RangeDigest(RangeDigestRequest),
 }
 
 impl Request {
@@ -48,6 +49,7 @@ impl Request {
             Request::Stat => Command::Stat,
             Request::RouteList => Command::RouteList,
             Request::Defrag { .. } => Command::Defrag,
+            Request::RangeDigest(_) => Command::RangeDigest,
         }
     }
 
@@ -98,6 +100,7 @@ impl Request {
                 dst.extend_from_slice(&[u8::from(*wait), 0, 0, 0, 0, 0, 0, 0]);
                 Ok(())
             }
+            Request::RangeDigest(p) => p.encode(dst),
         }
     }
 
@@ -119,6 +122,7 @@ impl Request {
             Command::Stat => empty(p, "STAT request", Request::Stat)?,
             Command::RouteList => empty(p, "ROUTE_LIST request", Request::RouteList)?,
             Command::Defrag => decode_defrag(p)?,
+            Command::RangeDigest => Request::RangeDigest(RangeDigestRequest::decode(p)?),
             Command::Unknown(code) => return Err(WireError::UnknownCommand { code }),
         })
     }

@@ -695,3 +695,60 @@ async fn connecting_to_a_peer_that_never_answers_times_out() {
     );
     drop(listener);
 }
+
+/// `RANGE_DIGEST`: two nodes holding the same values send the same leaves; one value that
+/// differs changes exactly one leaf, whatever the order the values were written in.
+#[tokio::test]
+async fn range_digests_differ_exactly_where_the_values_do() {
+    use ringblob_protocol::wire::RangeDigestRequest;
+    let (a, b) = (start_mem().await, start_mem().await);
+    let (ca, cb) = (client(a.addr).await, client(b.addr).await);
+    let names: Vec<String> = (0..300).map(|i| format!("digest-{i}")).collect();
+    for name in &names {
+        assert!(ca
+            .put(k(name), Bytes::from(name.clone()), PutOptions::default())
+            .await
+            .is_ok());
+    }
+    for name in names.iter().rev() {
+        let v = if name == "digest-7" {
+            "other bytes".to_string()
+        } else {
+            name.clone()
+        };
+        assert!(cb
+            .put(k(name), Bytes::from(v), PutOptions::default())
+            .await
+            .is_ok());
+    }
+    let whole = RangeDigestRequest {
+        start_excl: [0; 32],
+        end_incl: [0; 32],
+        depth: 2,
+    };
+    let (da, db) = match (ca.range_digest(whole).await, cb.range_digest(whole).await) {
+        (Ok(da), Ok(db)) => (da, db),
+        other => panic!("RANGE_DIGEST failed: {other:?}"),
+    };
+    assert_eq!((da.records, db.records), (300, 300));
+    assert_eq!(da.leaves.len(), 256);
+    let differ = da
+        .leaves
+        .iter()
+        .zip(&db.leaves)
+        .filter(|(x, y)| x != y)
+        .count();
+    assert_eq!(differ, 1, "leaves that differ");
+    assert!(cb
+        .put(
+            k("digest-7"),
+            Bytes::from("digest-7"),
+            PutOptions::default()
+        )
+        .await
+        .is_ok());
+    let again = cb.range_digest(whole).await.map(|d| d.leaves);
+    assert_eq!(again.ok(), Some(da.leaves));
+    let too_deep = RangeDigestRequest { depth: 4, ..whole };
+    assert!(ca.range_digest(too_deep).await.is_err());
+}

@@ -907,6 +907,7 @@ fn digest_entries(store: &BTreeMap<KeyId, Stored>, range: &KeyRange) -> Vec<Dige
     keys_in(store, range)
         .map(|(key, (ts, value))| DigestEntry {
             key,
+            column: 0,
             timestamp_ns: ts,
             checksum: (value >> 32) as u32,
         })

@@ -109,6 +109,18 @@ pub fn request() -> impl Strategy<Value = Request> {
         Just(Request::Stat),
         Just(Request::RouteList),
         any::<bool>().prop_map(|wait| Request::Defrag { wait }),
+        (
+            any::<[u8; 32]>(),
+            any::<[u8; 32]>(),
+            0..=MAX_RANGE_DIGEST_DEPTH
+        )
+            .prop_map(|(start_excl, end_incl, depth)| Request::RangeDigest(
+                RangeDigestRequest {
+                    start_excl,
+                    end_incl,
+                    depth,
+                }
+            )),
     ]
 }
 
@@ -197,5 +209,20 @@ pub fn reply() -> impl Strategy<Value = (Command, Reply)> {
         "\\PC{0,200}".prop_map(|s| (Command::Stat, Reply::Stat(s))),
         "\\PC{0,200}".prop_map(|s| (Command::RouteList, Reply::RouteList(s))),
         "\\PC{0,200}".prop_map(|s| (Command::Defrag, Reply::Defrag(s))),
+        (any::<u64>(), 0..=2u8, any::<[u8; 32]>()).prop_map(|(records, depth, seed)| {
+            let leaves = (0..16usize.pow(u32::from(depth)))
+                .map(|i| {
+                    let mut leaf = seed;
+                    leaf[0] ^= i as u8;
+                    leaf
+                })
+                .collect();
+            let reply = RangeDigestReply {
+                records,
+                depth,
+                leaves,
+            };
+            (Command::RangeDigest, Reply::RangeDigest(reply))
+        }),
     ]
 }

@@ -7,6 +7,7 @@ pub mod handshake;
 pub mod iterate;
 pub mod lookup;
 pub mod meta;
+pub mod range_digest;
 pub mod read;
 pub mod remove;
 pub mod text;
@@ -22,6 +23,7 @@ pub use iterate::{
 };
 pub use lookup::LookupRequest;
 pub use meta::ValueMeta;
+pub use range_digest::{RangeDigestReply, RangeDigestRequest, MAX_RANGE_DIGEST_DEPTH};
 pub use read::{ReadRequest, READ_TO_END};
 pub use remove::RemoveRequest;
 pub use write::{Durability, WriteAck, WriteMode, WriteRequest};
