@@ -49,10 +49,16 @@ pub trait Backend: Send + Sync {
     fn read_column(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>>;
     /// Describes one column; a column with no value is `NotFound`.
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta>;
-    /// Removes one column of a key; a column with no value is `NotFound`.
+    /// Removes one column of a key; a column with no value is `NotFound`. With
+    /// `opts.only_if_newer` it is a copy of a remove made elsewhere at `opts.timestamp_ns`:
+    /// applied only over an older record (`NotNewer` otherwise) and remembered even if the
+    /// column had no value.
     fn remove_column(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()>;
     /// Removes a key: every column of it. A key with no column is `NotFound`.
     fn remove(&self, key: &Key, opts: WriteOptions) -> Result<()>;
+    /// Removes of keys in `from..=to` that the backend remembers (its remove log), in
+    /// (key, column) order.
+    fn removes_in(&self, from: &Key, to: &Key) -> Result<Vec<crate::Removal>>;
     /// Every live column of `key`, ascending (empty if it has none).
     fn columns(&self, key: &Key) -> Result<Vec<Meta>>;
     /// One page of live values in `from..=to`, in (key, column) order.

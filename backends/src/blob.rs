@@ -7,6 +7,7 @@ use ringblob_engine::{Config, Durability, Engine, Key, Range, WriteOptions};
 
 use crate::error::Result;
 use crate::meta::{BackendStats, DefragState, DefragSummary, Location, Meta};
+use crate::remove_log::{RemoveLog, DEFAULT_REMOVE_RETENTION, REMOVE_LOG_FILE};
 use crate::staging::Staging;
 use crate::store::{Store, StoreBackend};
 
@@ -23,7 +24,8 @@ impl BlobBackend {
     pub fn open(dir: &Path, config: Config) -> Result<Self> {
         let engine = Engine::open(dir, config)?;
         let staging = Staging::dir(dir.join("uploads"))?;
-        Ok(StoreBackend::new(BlobStore { engine }, staging))
+        let removes = RemoveLog::open(&dir.join(REMOVE_LOG_FILE), DEFAULT_REMOVE_RETENTION)?;
+        Ok(StoreBackend::new(BlobStore { engine }, staging, removes))
     }
 }
 

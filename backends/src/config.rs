@@ -109,18 +109,43 @@ impl BlobOptions {
 }
 
 /// Backend choice and options.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackendConfig {
     pub backend: BackendKind,
     pub blob: BlobOptions,
+    /// How long removes are remembered for conditional copies and repair, in seconds.
+    pub remove_retention_secs: u64,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            backend: BackendKind::default(),
+            blob: BlobOptions::default(),
+            remove_retention_secs: crate::remove_log::DEFAULT_REMOVE_RETENTION.as_secs(),
+        }
+    }
 }
 
 /// Opens the configured backend over `data_dir`.
 pub fn open_backend(config: &BackendConfig, data_dir: &Path) -> Result<Arc<dyn Backend>> {
+    let retention = std::time::Duration::from_secs(config.remove_retention_secs);
     Ok(match config.backend {
-        BackendKind::Blob => Arc::new(BlobBackend::open(data_dir, config.blob.engine_config()?)?),
-        BackendKind::Fs => Arc::new(FsBackend::open(data_dir)?),
-        BackendKind::Mem => Arc::new(MemBackend::open_memory()),
+        BackendKind::Blob => {
+            let b = BlobBackend::open(data_dir, config.blob.engine_config()?)?;
+            b.remove_log().set_retention(retention);
+            Arc::new(b)
+        }
+        BackendKind::Fs => {
+            let b = FsBackend::open(data_dir)?;
+            b.remove_log().set_retention(retention);
+            Arc::new(b)
+        }
+        BackendKind::Mem => {
+            let b = MemBackend::open_memory();
+            b.remove_log().set_retention(retention);
+            Arc::new(b)
+        }
     })
 }

@@ -111,6 +111,10 @@ pub const CASES: &[(&str, Case)] = &[
         "copies_land_only_over_older_records",
         copies_land_only_over_older_records,
     ),
+    (
+        "removes_are_remembered_against_older_copies",
+        removes_are_remembered_against_older_copies,
+    ),
 ];
 
 /// Runs every case on a fresh fixture; panics listing the failed cases.
@@ -565,4 +569,56 @@ fn copies_land_only_over_older_records(fx: &mut Fixture) {
     assert_eq!(ok(b.commit(&key(41), 4, copy(local + 1))), 4);
     assert_eq!(read(b, &key(41)).as_deref(), Some(&b"copy"[..]));
     assert_eq!(ok(b.lookup(&key(41))).timestamp_ns, local + 1);
+}
+
+/// A remove is remembered (the remove log): a copy older than it is refused even where the
+/// backend keeps no tombstone, a newer one lands; a copied remove (`only_if_newer`) applies
+/// only over an older record and is remembered even for an absent column; the memory
+/// survives a restart.
+fn removes_are_remembered_against_older_copies(fx: &mut Fixture) {
+    let copy = WriteOptions::copy_if_newer;
+    let b = fx.backend();
+    ok(b.write(&key(50), b"value", opts()));
+    let written = ok(b.lookup(&key(50))).timestamp_ns;
+    ok(b.remove(&key(50), opts()));
+    let r = b.write(&key(50), b"value", copy(written));
+    assert!(
+        matches!(r, Err(Error::NotNewer { .. })),
+        "copy older than the remove: {r:?}"
+    );
+    assert_eq!(read(b, &key(50)), None, "a removed value came back");
+    let listed = ok(b.removes_in(&key(50), &key(50)));
+    assert_eq!(listed.len(), 1);
+    let removed_at = listed.first().map_or(0, |r| r.timestamp_ns);
+    assert!(removed_at >= written);
+
+    // A copied remove: refused over a newer value, applied over an older one, and
+    // remembered for a column that has none. (Times near now: older removes expire.)
+    let t = removed_at + 1_000_000;
+    ok(b.write_column(&key(51), 1, b"newer", copy(t)));
+    let r = b.remove_column(&key(51), 1, copy(t - 1));
+    assert!(matches!(r, Err(Error::NotNewer { .. })), "{r:?}");
+    assert_eq!(ok(b.read_column(&key(51), 1, Range::all())), b"newer");
+    ok(b.remove_column(&key(51), 1, copy(t + 1)));
+    assert!(matches!(
+        b.lookup_column(&key(51), 1),
+        Err(Error::NotFound(_))
+    ));
+    let r = b.remove_column(&key(52), 0, copy(t + 10));
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+    let r = b.write(&key(52), b"old copy", copy(t + 9));
+    assert!(matches!(r, Err(Error::NotNewer { .. })), "{r:?}");
+    ok(b.write(&key(52), b"new copy", copy(t + 11)));
+    ok(b.sync());
+
+    if fx.restart() {
+        let b = fx.backend();
+        let r = b.write(&key(50), b"value", copy(written));
+        assert!(
+            matches!(r, Err(Error::NotNewer { .. })),
+            "after restart: {r:?}"
+        );
+        assert_eq!(ok(b.removes_in(&key(50), &key(50))).len(), 1);
+        assert_eq!(read(b, &key(52)).as_deref(), Some(&b"new copy"[..]));
+    }
 }

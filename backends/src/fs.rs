@@ -19,6 +19,7 @@ use crate::column_name::{column_name, parse_column_name};
 use crate::error::{at, Error, Result};
 use crate::mem::now_ns;
 use crate::meta::{BackendStats, Location, Meta};
+use crate::remove_log::{RemoveLog, DEFAULT_REMOVE_RETENTION, REMOVE_LOG_FILE};
 use crate::staging::Staging;
 use crate::store::{Store, StoreBackend};
 
@@ -68,7 +69,9 @@ impl FsBackend {
             fs::remove_file(&path)
                 .map_err(|e| Error::io("remove", path.display().to_string(), e))?;
         }
-        Ok(StoreBackend::new(store, Staging::dir(dir.join("uploads"))?))
+        let staging = Staging::dir(dir.join("uploads"))?;
+        let removes = RemoveLog::open(&dir.join(REMOVE_LOG_FILE), DEFAULT_REMOVE_RETENTION)?;
+        Ok(StoreBackend::new(store, staging, removes))
     }
 }
 

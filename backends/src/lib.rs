@@ -51,6 +51,7 @@ mod fs;
 mod key_locks;
 mod mem;
 mod meta;
+pub mod remove_log;
 mod staging;
 mod store;
 
@@ -66,5 +67,6 @@ pub use meta::{
     BackendStats, DefragState, DefragSummary, IterPage, IterRequest, Location, Meta, Position,
     MAX_ITER_LIMIT,
 };
+pub use remove_log::{Removal, RemoveLog};
 pub use staging::Staging;
 pub use store::{Store, StoreBackend};

@@ -11,6 +11,7 @@ use ringblob_engine::{Key, Range, WriteOptions};
 
 use crate::error::{Error, Result};
 use crate::meta::{BackendStats, Location, Meta};
+use crate::remove_log::{RemoveLog, DEFAULT_REMOVE_RETENTION};
 use crate::staging::Staging;
 use crate::store::{Store, StoreBackend};
 
@@ -37,7 +38,8 @@ pub type MemBackend = StoreBackend<MemStore>;
 
 impl MemBackend {
     pub fn open_memory() -> Self {
-        StoreBackend::new(MemStore::default(), Staging::memory())
+        let removes = RemoveLog::memory(DEFAULT_REMOVE_RETENTION);
+        StoreBackend::new(MemStore::default(), Staging::memory(), removes)
     }
 }
 

@@ -102,6 +102,8 @@ pub struct BackendStats {
     pub live_bytes: u64,
     pub garbage_bytes: u64,
     pub uploads_in_progress: u64,
+    /// Removes remembered for conditional copies and repair (the remove log).
+    pub removes_remembered: u64,
     /// Engine details (blob backend only).
     pub index_bytes: Option<u64>,
     pub blobs: Option<u64>,

@@ -11,6 +11,7 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::key_locks::KeyLocks;
 use crate::meta::{BackendStats, DefragSummary, IterPage, IterRequest, Meta, MAX_ITER_LIMIT};
+use crate::remove_log::{Removal, RemoveLog};
 use crate::staging::Staging;
 
 /// Exactly `len` bytes of `source`, read whole (an upload being committed); a source that
@@ -90,24 +91,85 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// A [`Backend`] made of a [`Store`], per-key locks and an upload staging area.
+/// A [`Backend`] made of a [`Store`], per-key locks, an upload staging area and a remove
+/// log. Every change of a key happens under its lock, so a conditional copy's check (against
+/// the stored record and the remove log) holds until it is written.
 pub struct StoreBackend<S> {
     store: S,
     locks: KeyLocks,
     staging: Staging,
+    removes: RemoveLog,
 }
 
 impl<S: Store> StoreBackend<S> {
-    pub fn new(store: S, staging: Staging) -> Self {
+    pub fn new(store: S, staging: Staging, removes: RemoveLog) -> Self {
         StoreBackend {
             store,
             locks: KeyLocks::default(),
             staging,
+            removes,
         }
     }
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// The remove log (retention is set from the backend configuration).
+    pub fn remove_log(&self) -> &RemoveLog {
+        &self.removes
+    }
+
+    /// `NotNewer` if `opts` is a conditional copy no newer than a remembered remove of
+    /// (key, column). Key lock held.
+    fn check_removed(&self, key: &Key, column: u16, opts: &WriteOptions) -> Result<()> {
+        let write_ns = opts.timestamp_ns.filter(|_| opts.only_if_newer);
+        Error::unless_newer(self.removes.removed_at(key, column), write_ns)
+    }
+
+    /// Remembers removes of `columns` of `key` at `timestamp_ns`, durably if the remove
+    /// was durable.
+    fn remember_removed(
+        &self,
+        key: &Key,
+        columns: impl IntoIterator<Item = u16>,
+        timestamp_ns: u64,
+        opts: &WriteOptions,
+    ) -> Result<()> {
+        for column in columns {
+            self.removes.record(Removal {
+                key: *key,
+                column,
+                timestamp_ns,
+            })?;
+        }
+        let durability = opts.durability.unwrap_or(self.store.default_durability());
+        if durability != Durability::None {
+            self.removes.sync()?;
+        }
+        Ok(())
+    }
+
+    /// A remove made elsewhere at `opts.timestamp_ns` (repair): applied only if the stored
+    /// record is older, and remembered either way unless the stored record is newer.
+    fn remove_copy(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()> {
+        let removed_ns = opts.timestamp_ns.unwrap_or_else(crate::mem::now_ns);
+        let stored = match self.store.meta(key, column) {
+            Ok(m) => Some(m.timestamp_ns),
+            Err(Error::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        Error::unless_newer(stored, Some(removed_ns))?;
+        let plain = WriteOptions {
+            timestamp_ns: None,
+            only_if_newer: false,
+            ..opts
+        };
+        let deleted = self.store.delete(key, column, plain);
+        if matches!(deleted, Ok(()) | Err(Error::NotFound(_))) {
+            self.remember_removed(key, [column], removed_ns, &opts)?;
+        }
+        deleted
     }
 
     /// The column's current value, or empty if it has none.
@@ -145,6 +207,7 @@ impl<S: Store> Backend for StoreBackend<S> {
     ) -> Result<u64> {
         check_size(value.len() as u64)?;
         let _g = self.locks.lock(key);
+        self.check_removed(key, column, &opts)?;
         self.store.put(key, column, value, opts)?;
         Ok(value.len() as u64)
     }
@@ -202,9 +265,10 @@ impl<S: Store> Backend for StoreBackend<S> {
     ) -> Result<u64> {
         let _g = self.locks.lock(key);
         let mut staged = self.staging.reader(key, column, final_size)?;
-        let stored = self
-            .store
-            .put_from(key, column, final_size, &mut staged, opts);
+        let stored = self.check_removed(key, column, &opts).and_then(|()| {
+            self.store
+                .put_from(key, column, final_size, &mut staged, opts)
+        });
         match stored {
             Ok(()) => self.staging.finish(key, column).map(|()| final_size),
             // A copy older than the stored record settles the upload too.
@@ -226,12 +290,22 @@ impl<S: Store> Backend for StoreBackend<S> {
 
     fn remove_column(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()> {
         let _g = self.locks.lock(key);
-        self.store.delete(key, column, opts)
+        if opts.only_if_newer {
+            return self.remove_copy(key, column, opts);
+        }
+        self.store.delete(key, column, opts)?;
+        self.remember_removed(key, [column], crate::mem::now_ns(), &opts)
     }
 
     fn remove(&self, key: &Key, opts: WriteOptions) -> Result<()> {
         let _g = self.locks.lock(key);
-        self.store.delete_all(key, opts)
+        let columns: Vec<u16> = self.store.columns(key)?.iter().map(|m| m.column).collect();
+        self.store.delete_all(key, opts)?;
+        self.remember_removed(key, columns, crate::mem::now_ns(), &opts)
+    }
+
+    fn removes_in(&self, from: &Key, to: &Key) -> Result<Vec<Removal>> {
+        Ok(self.removes.in_span(from, to))
     }
 
     fn columns(&self, key: &Key) -> Result<Vec<Meta>> {
@@ -263,11 +337,13 @@ impl<S: Store> Backend for StoreBackend<S> {
     fn stats(&self) -> Result<BackendStats> {
         let mut s = self.store.stats()?;
         s.uploads_in_progress = self.staging.count()?;
+        s.removes_remembered = self.removes.len() as u64;
         Ok(s)
     }
 
     fn sync(&self) -> Result<()> {
-        self.store.sync()
+        self.store.sync()?;
+        self.removes.sync()
     }
 
     fn reclaim_uploads(&self, max_age: std::time::Duration) -> Result<u64> {

@@ -62,7 +62,8 @@ fn blocking_calls_never_stall_the_runtime_and_are_capped() {
         inside: AtomicUsize::new(0),
         most_inside: AtomicUsize::new(0),
     };
-    let backend = Arc::new(StoreBackend::new(store, Staging::memory()));
+    let removes = ringblob_backends::RemoveLog::memory(std::time::Duration::from_secs(60));
+    let backend = Arc::new(StoreBackend::new(store, Staging::memory(), removes));
     let k = Key::from_name(b"", b"k");
     assert!(backend.write(&k, b"v", WriteOptions::default()).is_ok());
     let handle = AsyncBackend::new(backend.clone() as Arc<dyn Backend>, 8);

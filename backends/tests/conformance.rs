@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ringblob_backends::conformance::{run_all, Fixture};
-use ringblob_backends::{Backend, BlobBackend, FsBackend, MemBackend};
+use ringblob_backends::{Backend, BlobBackend, FsBackend, MemBackend, RemoveLog};
 use ringblob_engine::Config;
 
 fn tempdir() -> Arc<tempfile::TempDir> {
@@ -126,6 +126,7 @@ fn the_suite_rejects_a_backend_that_ignores_ranges() {
             backend: Some(Arc::new(StoreBackend::new(
                 IgnoresRanges(Default::default()),
                 Staging::memory(),
+                RemoveLog::memory(std::time::Duration::from_secs(60)),
             ))),
             reopen: None,
             guard: Box::new(()),
@@ -202,6 +203,7 @@ fn the_suite_rejects_a_backend_that_ignores_columns() {
             backend: Some(Arc::new(StoreBackend::new(
                 IgnoresColumns(Default::default()),
                 Staging::memory(),
+                RemoveLog::memory(std::time::Duration::from_secs(60)),
             ))),
             reopen: None,
             guard: Box::new(()),

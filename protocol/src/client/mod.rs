@@ -441,6 +441,7 @@ impl Client {
             RemoveRequest {
                 durability,
                 column: None,
+                if_newer: None,
             },
         )
         .await
@@ -456,6 +457,23 @@ impl Client {
         let req = RemoveRequest {
             durability,
             column: Some(column),
+            if_newer: None,
+        };
+        self.remove_request(key, req).await
+    }
+
+    /// Copies a remove of one column made elsewhere at `timestamp_ns` (repair): applied
+    /// only over an older record (`NOT_NEWER` otherwise) and remembered by the node.
+    pub async fn remove_column_if_newer(
+        &self,
+        key: KeyId,
+        column: u16,
+        timestamp_ns: u64,
+    ) -> Result<()> {
+        let req = RemoveRequest {
+            durability: Durability::Default,
+            column: Some(column),
+            if_newer: Some(timestamp_ns),
         };
         self.remove_request(key, req).await
     }

@@ -231,7 +231,11 @@ fn write(b: &dyn Backend, key: &Key, w: &WriteRequest, defer: Defer) -> Result<u
 
 /// REMOVE: one column, or the key with every column.
 fn remove(b: &dyn Backend, key: &Key, r: &RemoveRequest, defer: Defer) -> Result<(), Failure> {
-    let o = deferrable(options(false, r.durability), defer);
+    let mut o = deferrable(options(false, r.durability), defer);
+    if let Some(ts) = r.if_newer {
+        o.timestamp_ns = Some(ts);
+        o.only_if_newer = true;
+    }
     match r.column {
         Some(column) => b.remove_column(key, column, o),
         None => b.remove(key, o),

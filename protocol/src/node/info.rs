@@ -89,6 +89,7 @@ impl NodeInfo {
                 "ranges_in_sync": load(&r.ranges_in_sync),
                 "records_compared": load(&r.records_compared),
                 "records_pushed": load(&r.records_pushed),
+                "removes_pushed": load(&r.removes_pushed),
                 "failures": load(&r.failures),
             })),
         })

@@ -1,16 +1,18 @@
 //! Background repair between groups: for each range this node shares with a node of another
-//! group, both sides' metas are listed page by page (this node's backend, the peer's
+//! group, the two digest trees are compared first (`RANGE_DIGEST`); in the sub-ranges where
+//! they differ, both sides' metas are listed page by page (this node's backend, the peer's
 //! `ITERATE`) and every (key, column) the peer lacks, or holds older with other bytes, is
 //! written to it. Each side pushes what it has, so a round on both ends converges them.
 //!
-//! Removes are not carried: a group that missed a remove still lists the value and pushes
-//! it back (see `docs/PROTOCOL.md` §15.10).
+//! Removes are carried too: each side remembers its removes for a retention period (the
+//! backend's remove log) and sends a conditional remove for every value the peer holds
+//! older than one; copies older than a remembered remove are refused by the receiver.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ringblob_backends::{AsyncBackend, Backend, IterRequest, Meta};
+use ringblob_backends::{AsyncBackend, Backend, IterRequest, Meta, Removal};
 
 use super::{copy, key_span};
 use crate::client::{Client, ClientConfig};
@@ -32,6 +34,8 @@ pub struct RepairCounters {
     /// Ranges whose digests matched the peer's: nothing was listed or copied.
     pub ranges_in_sync: AtomicU64,
     pub records_pushed: AtomicU64,
+    /// Removes carried to a peer that still held an older value.
+    pub removes_pushed: AtomicU64,
     pub failures: AtomicU64,
 }
 
@@ -151,7 +155,54 @@ impl Repairer {
                 }
             }
         }
+        self.push_removes(peer, span).await
+    }
+
+    /// Carries the removes this node remembers in `span` to the peer: each one newer than
+    /// the value the peer holds is sent as a conditional remove (`IF_NEWER`), so a group
+    /// that missed a remove loses the value instead of pushing it back.
+    async fn push_removes(&self, peer: &Client, span: &KeyRange) -> Result<(), String> {
+        for (from, to) in key_span::linear_parts(span) {
+            let removes = self
+                .backend
+                .run(move |b| b.removes_in(&from, &to))
+                .await
+                .map_err(|e| e.to_string())?;
+            let removes: Vec<Removal> = removes
+                .into_iter()
+                .filter(|r| span.contains(&r.key.0))
+                .collect();
+            for chunk in removes.chunks(PAGE) {
+                let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
+                    continue;
+                };
+                let theirs = peer_metas(peer, first.key.0, last.key.0).await?;
+                for r in chunk {
+                    let older = theirs
+                        .get(&(r.key.0, r.column))
+                        .is_some_and(|m| m.timestamp_ns < r.timestamp_ns);
+                    if older {
+                        self.push_remove(peer, r).await?;
+                    }
+                }
+            }
+        }
         Ok(())
+    }
+
+    async fn push_remove(&self, peer: &Client, r: &Removal) -> Result<(), String> {
+        match peer
+            .remove_column_if_newer(r.key.0, r.column, r.timestamp_ns)
+            .await
+        {
+            Ok(()) => {
+                self.counters.removes_pushed.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            // Gone meanwhile, or written again after the remove: nothing to do.
+            Err(e) if matches!(e.status(), Some(Status::NotFound | Status::NotNewer)) => Ok(()),
+            Err(e) => Err(format!("removing {} column {}: {e}", r.key, r.column)),
+        }
     }
 
     /// Compares one page of this node's metas with the peer's over the same key span and

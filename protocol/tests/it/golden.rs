@@ -155,11 +155,13 @@ fn remove_of_one_column_and_of_a_whole_key() -> Result<(), WireError> {
     let one_column = Request::Remove(RemoveRequest {
         durability: Durability::Sync,
         column: Some(1),
+        if_newer: None,
     });
     request_golden(REMOVE_COLUMN_REQUEST, counting_key(), &one_column)?;
     let whole_key = Request::Remove(RemoveRequest {
         durability: Durability::Default,
         column: None,
+        if_newer: None,
     });
     request_golden(REMOVE_KEY_REQUEST, counting_key(), &whole_key)?;
     assert_eq!(

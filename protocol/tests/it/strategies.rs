@@ -94,8 +94,14 @@ pub fn request() -> impl Strategy<Value = Request> {
             })
         ),
         write_request().prop_map(Request::Write),
-        (durability(), option::of(any::<u16>()))
-            .prop_map(|(durability, column)| Request::Remove(RemoveRequest { durability, column })),
+        (durability(), option::of(any::<u16>()), any::<Option<u64>>()).prop_map(
+            |(durability, column, ts)| Request::Remove(RemoveRequest {
+                durability,
+                column,
+                // IF_NEWER goes with one column only.
+                if_newer: ts.filter(|_| column.is_some()),
+            })
+        ),
         (key(), key(), option::of(position()), 0..=MAX_ITERATE_LIMIT).prop_map(
             |(from, to, after, limit)| Request::Iterate(IterateRequest {
                 from,

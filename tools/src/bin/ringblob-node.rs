@@ -65,6 +65,8 @@ struct FileConfig {
     rebalance_mb_per_sec: Option<u64>,
     /// Compare ranges with the other groups this often, seconds (0: never) [default: 60].
     repair_interval_secs: Option<u64>,
+    /// Remember removes this long for copies and repair, seconds [default: 172800].
+    remove_retention_secs: Option<u64>,
     blob: Option<BlobOptions>,
 }
 
@@ -110,6 +112,9 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
     let backend = BackendConfig {
         backend: cli.backend.or(file.backend).unwrap_or_default(),
         blob: file.blob.unwrap_or_default(),
+        remove_retention_secs: file
+            .remove_retention_secs
+            .unwrap_or(BackendConfig::default().remove_retention_secs),
     };
     node.validate()
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;

@@ -327,3 +327,64 @@ fn a_route_aware_client_goes_straight_to_the_owner() {
         assert!(s["forwarded"].as_u64().unwrap_or(0) > 0, "{s}");
     });
 }
+
+/// A remove made while a group was down reaches it through repair, and the group that kept
+/// the value does not push it back: removes are remembered and copied.
+#[test]
+fn repair_carries_a_remove_a_group_missed() {
+    let _serial = member::serial();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let fast = "repair_interval_secs = 1\n";
+    let mut x = Member::new("x1", 1, root.path(), None).with_config(fast);
+    x.start();
+    let mut y = Member::new("y1", 2, root.path(), Some(&x.addr)).with_config(fast);
+    y.start();
+    rt.block_on(async {
+        converge(&[&x, &y], 2).await;
+        write(&x, 0..20, Quorum::All).await;
+    });
+    y.kill9();
+    rt.block_on(async {
+        converge(&[&x], 1).await;
+        let c = client(&x.addr).await.in_group(1);
+        for i in 0..10 {
+            let r = c
+                .remove(key(i), ringblob_protocol::wire::Durability::Default)
+                .await;
+            assert!(r.is_ok(), "remove {i}: {r:?}");
+        }
+    });
+    y.start();
+    rt.block_on(async {
+        converge(&[&x, &y], 2).await;
+        let in_y = client(&y.addr).await.in_group(2);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for i in 0..10 {
+            while in_y.get_column(key(i), 0, 0, None).await.is_ok() {
+                assert!(
+                    Instant::now() < deadline,
+                    "the remove of key {i} never reached group 2"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        // A few more rounds: group 2 must not have pushed the values back meanwhile.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let in_x = client(&x.addr).await.in_group(1);
+        for i in 0..10 {
+            let got = in_x.get_column(key(i), 0, 0, None).await;
+            assert!(got.is_err(), "removed key {i} came back in group 1");
+            let got = in_y.get_column(key(i), 0, 0, None).await;
+            assert!(got.is_err(), "removed key {i} came back in group 2");
+        }
+        readable_in_group(&x, 1, 10..20).await;
+        readable_in_group(&y, 2, 10..20).await;
+        let s = json(&client(&x.addr).await, false).await;
+        let pushed = s["cluster"]["repair"]["removes_pushed"].as_u64();
+        assert!(
+            pushed.unwrap_or(0) >= 10,
+            "x1 pushed {pushed:?} removes: {s}"
+        );
+    });
+}
