@@ -89,7 +89,10 @@ impl Store for BlobStore {
         let durability = opts
             .durability
             .unwrap_or_else(|| self.engine.default_durability());
-        Ok(self.engine.remove_column(key, column, durability)?)
+        Ok(match opts.timestamp_ns {
+            Some(ts) => self.engine.remove_column_at(key, column, ts, durability)?,
+            None => self.engine.remove_column(key, column, durability)?,
+        })
     }
 
     fn delete_all(&self, key: &Key, opts: WriteOptions) -> Result<()> {

@@ -592,9 +592,10 @@ fn removes_are_remembered_against_older_copies(fx: &mut Fixture) {
     let removed_at = listed.first().map_or(0, |r| r.timestamp_ns);
     assert!(removed_at >= written);
 
-    // A copied remove: refused over a newer value, applied over an older one, and
-    // remembered for a column that has none. (Times near now: older removes expire.)
-    let t = removed_at + 1_000_000;
+    // A copied remove: refused over a newer value, applied over an older one (stamped with
+    // its own time, so a value written after it elsewhere still lands), and remembered for
+    // a column that has none. (An hour ago: well within the retention, before this clock.)
+    let t = removed_at - 3_600_000_000_000;
     ok(b.write_column(&key(51), 1, b"newer", copy(t)));
     let r = b.remove_column(&key(51), 1, copy(t - 1));
     assert!(matches!(r, Err(Error::NotNewer { .. })), "{r:?}");
@@ -604,11 +605,32 @@ fn removes_are_remembered_against_older_copies(fx: &mut Fixture) {
         b.lookup_column(&key(51), 1),
         Err(Error::NotFound(_))
     ));
+    ok(b.write_column(&key(51), 1, b"written after the remove", copy(t + 2)));
+    assert_eq!(
+        ok(b.read_column(&key(51), 1, Range::all())),
+        b"written after the remove"
+    );
     let r = b.remove_column(&key(52), 0, copy(t + 10));
     assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
     let r = b.write(&key(52), b"old copy", copy(t + 9));
     assert!(matches!(r, Err(Error::NotNewer { .. })), "{r:?}");
     ok(b.write(&key(52), b"new copy", copy(t + 11)));
+
+    // A remove of a key that is not there yet is remembered too: its value may be on the
+    // way from another node, and must not land after the remove.
+    let before = ok(b.lookup(&key(52))).timestamp_ns;
+    assert!(matches!(
+        b.remove(&key(53), opts()),
+        Err(Error::NotFound(_))
+    ));
+    let r = b.write(&key(53), b"late copy", copy(before));
+    assert!(matches!(r, Err(Error::NotNewer { .. })), "{r:?}");
+    assert!(matches!(
+        b.remove_column(&key(53), 4, opts()),
+        Err(Error::NotFound(_))
+    ));
+    let r = b.write_column(&key(53), 4, b"late copy", copy(before));
+    assert!(matches!(r, Err(Error::NotNewer { .. })), "{r:?}");
     ok(b.sync());
 
     if fx.restart() {

@@ -49,7 +49,8 @@ pub trait Store: Send + Sync {
     }
     fn get(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>>;
     fn meta(&self, key: &Key, column: u16) -> Result<Meta>;
-    /// Removes one column; a column with no value is `NotFound`.
+    /// Removes one column; a column with no value is `NotFound`. `opts.timestamp_ns`, if
+    /// set, stamps the tombstone (where the store keeps one).
     fn delete(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()>;
     /// Every live value (every column) of keys in `from..=to`, in any order.
     fn scan(&self, from: &Key, to: &Key) -> Result<Vec<Meta>>;
@@ -161,7 +162,7 @@ impl<S: Store> StoreBackend<S> {
         };
         Error::unless_newer(stored, Some(removed_ns))?;
         let plain = WriteOptions {
-            timestamp_ns: None,
+            timestamp_ns: Some(removed_ns),
             only_if_newer: false,
             ..opts
         };
@@ -288,20 +289,33 @@ impl<S: Store> Backend for StoreBackend<S> {
         self.store.meta(key, column)
     }
 
+    /// A column with no value is still remembered as removed (and `NotFound` returned): in a
+    /// cluster its value may be on its way (hand-over), and must not land after the remove.
     fn remove_column(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()> {
         let _g = self.locks.lock(key);
         if opts.only_if_newer {
             return self.remove_copy(key, column, opts);
         }
-        self.store.delete(key, column, opts)?;
-        self.remember_removed(key, [column], crate::mem::now_ns(), &opts)
+        let deleted = self.store.delete(key, column, opts);
+        if matches!(deleted, Ok(()) | Err(Error::NotFound(_))) {
+            self.remember_removed(key, [column], crate::mem::now_ns(), &opts)?;
+        }
+        deleted
     }
 
+    /// A key with no column is remembered as removed in column 0 (and `NotFound` returned),
+    /// as in [`remove_column`](Self::remove_column).
     fn remove(&self, key: &Key, opts: WriteOptions) -> Result<()> {
         let _g = self.locks.lock(key);
-        let columns: Vec<u16> = self.store.columns(key)?.iter().map(|m| m.column).collect();
-        self.store.delete_all(key, opts)?;
-        self.remember_removed(key, columns, crate::mem::now_ns(), &opts)
+        let mut columns: Vec<u16> = self.store.columns(key)?.iter().map(|m| m.column).collect();
+        let deleted = self.store.delete_all(key, opts);
+        if matches!(deleted, Err(Error::NotFound(_))) && columns.is_empty() {
+            columns.push(0);
+        }
+        if matches!(deleted, Ok(()) | Err(Error::NotFound(_))) {
+            self.remember_removed(key, columns, crate::mem::now_ns(), &opts)?;
+        }
+        deleted
     }
 
     fn removes_in(&self, from: &Key, to: &Key) -> Result<Vec<Removal>> {

@@ -311,7 +311,7 @@ impl Engine {
             .collect();
         let mut target = None;
         for column in columns {
-            match self.append(self.tombstone(key, column), &[], None) {
+            match self.append(self.tombstone(key, column, now_ns()), &[], None) {
                 Ok(t) => target = Some(t),
                 // Removed meanwhile by someone else: fine, it is gone.
                 Err(Error::NotFound(_)) => {}
@@ -324,16 +324,29 @@ impl Engine {
 
     /// Removes one column of `key`. A column with no live value is `Error::NotFound`.
     pub fn remove_column(&self, key: &Key, column: u16, durability: Durability) -> Result<()> {
-        let target = self.append(self.tombstone(key, column), &[], None)?;
+        self.remove_column_at(key, column, now_ns(), durability)
+    }
+
+    /// Removes one column of `key` with a tombstone stamped `timestamp_ns`: a copy of a
+    /// remove made elsewhere keeps its original time, so a value written after it there is
+    /// not mistaken for an older one here.
+    pub fn remove_column_at(
+        &self,
+        key: &Key,
+        column: u16,
+        timestamp_ns: u64,
+        durability: Durability,
+    ) -> Result<()> {
+        let target = self.append(self.tombstone(key, column, timestamp_ns), &[], None)?;
         self.wait(target, durability)
     }
 
-    fn tombstone(&self, key: &Key, column: u16) -> RecordSpec {
+    fn tombstone(&self, key: &Key, column: u16, timestamp_ns: u64) -> RecordSpec {
         RecordSpec {
             key: *key,
             column,
             flags: FLAG_TOMBSTONE,
-            timestamp_ns: now_ns(),
+            timestamp_ns,
             frame_len: self.inner.config.frame_len,
             compress: false,
         }

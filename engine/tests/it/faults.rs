@@ -116,8 +116,13 @@ fn nth_sync_failure_poisons_and_loses_nothing_acknowledged() {
             &format!("sync #{n}"),
         ));
     }
+    // Not every sync can poison: open's own (#1, #2), and those of the derived files a seal
+    // writes on the maintenance thread (index and sorted index files, their directory),
+    // whose failure is logged and the file rebuilt at open. Seals race the writer, so their
+    // syncs land at varying numbers (up to 13 of the 70 seen); every run, hit or not, was
+    // verified above.
     assert!(
-        failures >= 60,
+        failures >= 50,
         "only {failures} runs hit their injected sync failure"
     );
 }
