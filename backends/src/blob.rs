@@ -89,10 +89,11 @@ impl Store for BlobStore {
         let durability = opts
             .durability
             .unwrap_or_else(|| self.engine.default_durability());
-        Ok(match opts.timestamp_ns {
-            Some(ts) => self.engine.remove_column_at(key, column, ts, durability)?,
-            None => self.engine.remove_column(key, column, durability)?,
-        })
+        let removed = match opts.timestamp_ns {
+            Some(ts) => self.engine.remove_column_at(key, column, ts, durability),
+            None => self.engine.remove_column(key, column, durability),
+        };
+        Ok(removed?)
     }
 
     fn delete_all(&self, key: &Key, opts: WriteOptions) -> Result<()> {
