@@ -10,6 +10,7 @@ use crate::meta::{BackendStats, DefragState, DefragSummary, Location, Meta};
 use crate::remove_log::{RemoveLog, DEFAULT_REMOVE_RETENTION, REMOVE_LOG_FILE};
 use crate::staging::Staging;
 use crate::store::{Store, StoreBackend};
+use std::time::Duration;
 
 /// The engine as a store.
 pub struct BlobStore {
@@ -20,11 +21,21 @@ pub struct BlobStore {
 pub type BlobBackend = StoreBackend<BlobStore>;
 
 impl BlobBackend {
-    /// Opens the engine in `dir` (uploads staged in `dir/uploads`).
+    /// Opens the engine in `dir` (uploads staged in `dir/uploads`), remembering removes
+    /// for the default retention.
     pub fn open(dir: &Path, config: Config) -> Result<Self> {
+        Self::open_with_retention(dir, config, DEFAULT_REMOVE_RETENTION)
+    }
+
+    /// Opens the engine in `dir`, remembering removes for `remove_retention`.
+    pub fn open_with_retention(
+        dir: &Path,
+        config: Config,
+        remove_retention: Duration,
+    ) -> Result<Self> {
         let engine = Engine::open(dir, config)?;
         let staging = Staging::dir(dir.join("uploads"))?;
-        let removes = RemoveLog::open(&dir.join(REMOVE_LOG_FILE), DEFAULT_REMOVE_RETENTION)?;
+        let removes = RemoveLog::open(&dir.join(REMOVE_LOG_FILE), remove_retention)?;
         Ok(StoreBackend::new(BlobStore { engine }, staging, removes))
     }
 }

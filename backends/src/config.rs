@@ -133,15 +133,12 @@ pub fn open_backend(config: &BackendConfig, data_dir: &Path) -> Result<Arc<dyn B
     let retention = std::time::Duration::from_secs(config.remove_retention_secs);
     Ok(match config.backend {
         BackendKind::Blob => {
-            let b = BlobBackend::open(data_dir, config.blob.engine_config()?)?;
-            b.remove_log().set_retention(retention);
-            Arc::new(b)
+            let engine = config.blob.engine_config()?;
+            Arc::new(BlobBackend::open_with_retention(
+                data_dir, engine, retention,
+            )?)
         }
-        BackendKind::Fs => {
-            let b = FsBackend::open(data_dir)?;
-            b.remove_log().set_retention(retention);
-            Arc::new(b)
-        }
+        BackendKind::Fs => Arc::new(FsBackend::open_with_retention(data_dir, retention)?),
         BackendKind::Mem => {
             let b = MemBackend::open_memory();
             b.remove_log().set_retention(retention);

@@ -22,6 +22,7 @@ use crate::meta::{BackendStats, Location, Meta};
 use crate::remove_log::{RemoveLog, DEFAULT_REMOVE_RETENTION, REMOVE_LOG_FILE};
 use crate::staging::Staging;
 use crate::store::{Store, StoreBackend};
+use std::time::Duration;
 
 /// `RBFS`, then version 1.
 const FILE_MAGIC: [u8; 4] = *b"RBFS";
@@ -44,8 +45,13 @@ pub struct FsStore {
 pub type FsBackend = StoreBackend<FsStore>;
 
 impl FsBackend {
-    /// Opens (creating) the store in `dir`; removes temp files a crash left behind.
+    /// Opens (creating) the store in `dir`, remembering removes for the default retention.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with_retention(dir, DEFAULT_REMOVE_RETENTION)
+    }
+
+    /// Opens (creating) the store in `dir`; removes temp files a crash left behind.
+    pub fn open_with_retention(dir: &Path, remove_retention: Duration) -> Result<Self> {
         fs::create_dir_all(dir).map_err(at("create", dir))?;
         let lock_path = dir.join("LOCK");
         let lock = OpenOptions::new()
@@ -70,7 +76,7 @@ impl FsBackend {
                 .map_err(|e| Error::io("remove", path.display().to_string(), e))?;
         }
         let staging = Staging::dir(dir.join("uploads"))?;
-        let removes = RemoveLog::open(&dir.join(REMOVE_LOG_FILE), DEFAULT_REMOVE_RETENTION)?;
+        let removes = RemoveLog::open(&dir.join(REMOVE_LOG_FILE), remove_retention)?;
         Ok(StoreBackend::new(store, staging, removes))
     }
 }

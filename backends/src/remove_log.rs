@@ -113,6 +113,11 @@ pub fn decode_log(bytes: &[u8]) -> std::result::Result<Decoded, String> {
     Ok(out)
 }
 
+/// A duration in nanoseconds, saturating (a retention of centuries is "forever").
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 fn header() -> [u8; REMOVE_LOG_HEADER_LEN] {
     let mut h = [0u8; REMOVE_LOG_HEADER_LEN];
     h[..4].copy_from_slice(&REMOVE_LOG_MAGIC);
@@ -127,6 +132,26 @@ struct LogFile {
     dirty: bool,
     /// Entries in the file, live or not.
     entries: u64,
+}
+
+impl LogFile {
+    fn len(&self) -> u64 {
+        REMOVE_LOG_HEADER_LEN as u64 + self.entries * REMOVE_ENTRY_LEN as u64
+    }
+
+    /// Appends one entry. A failed append is cut back, so the next one stays aligned.
+    fn append(&mut self, entry: &[u8; REMOVE_ENTRY_LEN]) -> Result<()> {
+        let before = self.len();
+        if let Err(e) = self.file.write_all(entry) {
+            if let Err(cut) = self.file.set_len(before) {
+                tracing::error!(path = %self.path.display(), error = %cut, "remove log: could not cut back a failed append; entries after it are lost at the next open");
+            }
+            return Err(at("append to", &self.path)(e));
+        }
+        self.dirty = true;
+        self.entries += 1;
+        Ok(())
+    }
 }
 
 struct State {
@@ -148,7 +173,7 @@ impl RemoveLog {
             state: Mutex::new(State {
                 newest: BTreeMap::new(),
                 file: None,
-                retention_ns: retention.as_nanos() as u64,
+                retention_ns: nanos(retention),
                 recorded_since_sweep: 0,
             }),
         }
@@ -186,7 +211,7 @@ impl RemoveLog {
 
     /// Changes how long removes are remembered (from now on).
     pub fn set_retention(&self, retention: std::time::Duration) {
-        self.state.lock().retention_ns = retention.as_nanos() as u64;
+        self.state.lock().retention_ns = nanos(retention);
     }
 
     /// When (key, column) was last removed, if that is within the retention.
@@ -202,16 +227,13 @@ impl RemoveLog {
     pub fn record(&self, removal: Removal) -> Result<()> {
         let mut s = self.state.lock();
         let now = crate::mem::now_ns();
-        if !s.remember(removal, now) {
+        if !s.is_news(&removal, now) {
             return Ok(());
         }
         if let Some(f) = s.file.as_mut() {
-            f.file
-                .write_all(&removal.encode())
-                .map_err(at("append to", &f.path))?;
-            f.dirty = true;
-            f.entries += 1;
+            f.append(&removal.encode())?;
         }
+        s.remember(removal, now);
         s.recorded_since_sweep += 1;
         if s.recorded_since_sweep >= SWEEP_EVERY {
             s.sweep(now)?;
@@ -219,14 +241,25 @@ impl RemoveLog {
         Ok(())
     }
 
-    /// Makes every recorded remove durable.
+    /// Makes every recorded remove durable. The `fdatasync` runs outside the lock, so
+    /// lookups and other removes go on meanwhile.
     pub fn sync(&self) -> Result<()> {
-        let mut s = self.state.lock();
-        if let Some(f) = s.file.as_mut().filter(|f| f.dirty) {
-            f.file.sync_data().map_err(at("fdatasync", &f.path))?;
+        let (file, path) = {
+            let mut s = self.state.lock();
+            let Some(f) = s.file.as_mut().filter(|f| f.dirty) else {
+                return Ok(());
+            };
+            let file = f.file.try_clone().map_err(at("reopen", &f.path))?;
             f.dirty = false;
+            (file, f.path.clone())
+        };
+        let synced = file.sync_data().map_err(at("fdatasync", &path));
+        if synced.is_err() {
+            if let Some(f) = self.state.lock().file.as_mut() {
+                f.dirty = true;
+            }
         }
-        Ok(())
+        synced
     }
 
     /// Removes of keys in `from..=to` within the retention, in (key, column) order.
@@ -255,16 +288,21 @@ impl RemoveLog {
 }
 
 impl State {
-    /// Keeps `r` if it is within the retention and newer than what is known; true if kept.
+    /// Whether `r` is within the retention and newer than what is known of its column.
+    fn is_news(&self, r: &Removal, now: u64) -> bool {
+        r.timestamp_ns >= now.saturating_sub(self.retention_ns)
+            && self
+                .newest
+                .get(&(r.key, r.column))
+                .is_none_or(|known| *known < r.timestamp_ns)
+    }
+
+    /// Keeps `r` if it is news; true if kept.
     fn remember(&mut self, r: Removal, now: u64) -> bool {
-        if r.timestamp_ns < now.saturating_sub(self.retention_ns) {
+        if !self.is_news(&r, now) {
             return false;
         }
-        let slot = self.newest.entry((r.key, r.column)).or_insert(0);
-        if *slot >= r.timestamp_ns {
-            return false;
-        }
-        *slot = r.timestamp_ns;
+        self.newest.insert((r.key, r.column), r.timestamp_ns);
         true
     }
 

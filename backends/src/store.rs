@@ -129,7 +129,9 @@ impl<S: Store> StoreBackend<S> {
     }
 
     /// Remembers removes of `columns` of `key` at `timestamp_ns`, durably if the remove
-    /// was durable.
+    /// is durable. Called before the remove itself, so a crash between the two never leaves
+    /// a remove that is not remembered (a store without tombstones would forget it); a
+    /// remove that then fails is remembered anyway, which only refuses older copies.
     fn remember_removed(
         &self,
         key: &Key,
@@ -166,11 +168,8 @@ impl<S: Store> StoreBackend<S> {
             only_if_newer: false,
             ..opts
         };
-        let deleted = self.store.delete(key, column, plain);
-        if matches!(deleted, Ok(()) | Err(Error::NotFound(_))) {
-            self.remember_removed(key, [column], removed_ns, &opts)?;
-        }
-        deleted
+        self.remember_removed(key, [column], removed_ns, &opts)?;
+        self.store.delete(key, column, plain)
     }
 
     /// The column's current value, or empty if it has none.
@@ -296,11 +295,8 @@ impl<S: Store> Backend for StoreBackend<S> {
         if opts.only_if_newer {
             return self.remove_copy(key, column, opts);
         }
-        let deleted = self.store.delete(key, column, opts);
-        if matches!(deleted, Ok(()) | Err(Error::NotFound(_))) {
-            self.remember_removed(key, [column], crate::mem::now_ns(), &opts)?;
-        }
-        deleted
+        self.remember_removed(key, [column], crate::mem::now_ns(), &opts)?;
+        self.store.delete(key, column, opts)
     }
 
     /// A key with no column is remembered as removed in column 0 (and `NotFound` returned),
@@ -308,14 +304,11 @@ impl<S: Store> Backend for StoreBackend<S> {
     fn remove(&self, key: &Key, opts: WriteOptions) -> Result<()> {
         let _g = self.locks.lock(key);
         let mut columns: Vec<u16> = self.store.columns(key)?.iter().map(|m| m.column).collect();
-        let deleted = self.store.delete_all(key, opts);
-        if matches!(deleted, Err(Error::NotFound(_))) && columns.is_empty() {
+        if columns.is_empty() {
             columns.push(0);
         }
-        if matches!(deleted, Ok(()) | Err(Error::NotFound(_))) {
-            self.remember_removed(key, columns, crate::mem::now_ns(), &opts)?;
-        }
-        deleted
+        self.remember_removed(key, columns, crate::mem::now_ns(), &opts)?;
+        self.store.delete_all(key, opts)
     }
 
     fn removes_in(&self, from: &Key, to: &Key) -> Result<Vec<Removal>> {

@@ -55,3 +55,39 @@ fn open_backend_opens_each_kind_over_a_directory() {
         assert_eq!(b.kind(), format!("{kind:?}").to_lowercase());
     }
 }
+
+/// A configured retention longer than the default holds from the first open on: a remove
+/// older than the default but within the configured retention survives reopening.
+#[test]
+fn remove_retention_is_applied_when_the_log_is_opened() {
+    const DAY_NS: u64 = 86_400 * 1_000_000_000;
+    for kind in [BackendKind::Blob, BackendKind::Fs] {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let config = BackendConfig {
+            backend: kind,
+            remove_retention_secs: 10 * 86_400,
+            ..BackendConfig::default()
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let five_days_ago = now - 5 * DAY_NS;
+        let k = Key::from_name(b"", b"removed long ago");
+        {
+            let b = open_backend(&config, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+            let copy = WriteOptions::copy_if_newer(five_days_ago);
+            assert!(b.remove_column(&k, 0, copy).is_err(), "nothing to remove");
+            assert!(b.sync().is_ok());
+        }
+        for _ in 0..2 {
+            let b = open_backend(&config, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+            let listed = b.removes_in(&k, &k).map(|r| r.len());
+            assert_eq!(listed.ok(), Some(1), "{kind:?}: the remove was forgotten");
+            let late = b.write(&k, b"late", WriteOptions::copy_if_newer(five_days_ago - 1));
+            assert!(
+                late.is_err(),
+                "{kind:?}: a copy older than the remove landed"
+            );
+        }
+    }
+}
