@@ -87,8 +87,10 @@ impl Inner {
     }
 
     /// In-memory candidates are confirmed by the read itself (one `pread` for a small
-    /// value); sealed blobs are asked only when no candidate holds the key. The answer
-    /// counts only if the sealed set did not change meanwhile (see [`Inner::stable`]).
+    /// value): a record in memory is always the newest. Otherwise the newest record is
+    /// looked up from one consistent view of memory and the sealed set
+    /// ([`Inner::find_newest`]), and only then read — a long read is never redone because a
+    /// seal happened meanwhile (a retired blob is retried by the caller).
     fn read_value_with(
         &self,
         key: &Key,
@@ -96,20 +98,17 @@ impl Inner {
         range: Range,
         buf: &mut Vec<u8>,
     ) -> Result<Vec<u8>> {
-        let found = self.stable(|| {
-            for e in self.unsealed_candidates(key, column) {
-                if let Some(v) = self.read_entry(key, e, range, buf)? {
-                    return Ok(v);
-                }
+        for e in self.unsealed_candidates(key, column) {
+            if let Some(v) = self.read_entry(key, e, range, buf)? {
+                return v.ok_or(Error::NotFound(*key));
             }
-            match self.find_sealed(key, column)? {
-                Some(e) => self
-                    .read_entry(key, e, range, buf)?
-                    .ok_or_else(|| misfiled(key, e.loc)),
-                None => Ok(None),
-            }
-        })?;
-        found.ok_or(Error::NotFound(*key))
+        }
+        let Some(e) = self.find_newest(key, column)? else {
+            return Err(Error::NotFound(*key));
+        };
+        self.read_entry(key, e, range, buf)?
+            .ok_or_else(|| misfiled(key, e.loc))?
+            .ok_or(Error::NotFound(*key))
     }
 
     /// `None` if the record holds another key; `Some(None)` for a tombstone of this key.
