@@ -1,11 +1,12 @@
-//! Copying one (key, column) to another node, as hand-over and repair do: the value is read
+//! Copying one (key, column) — or a remembered remove of one — to another node, as hand-over
+//! and repair do: the value is read
 //! together with the timestamp it was written at, and sent as a conditional copy
 //! (`IF_NEWER`), so the receiver keeps anything newer it holds — a write that reached it
 //! meanwhile is never overwritten by an older copy, and the copy keeps its original's
 //! timestamp instead of looking newly written.
 
 use bytes::Bytes;
-use ringblob_backends::{AsyncBackend, Error};
+use ringblob_backends::{AsyncBackend, Error, Removal};
 use ringblob_engine::{Key, Range};
 
 use crate::client::{Client, ClientError, PutOptions};
@@ -72,4 +73,34 @@ pub async fn send_copy(
         }) => Ok(false),
         Err(e) => Err(format!("copying {key} column {column}: {e}")),
     }
+}
+
+/// Sends a remembered remove to `peer` as a copied remove (`REMOVE` with `IF_NEWER`): the
+/// peer drops an older value and remembers the remove either way. True if the peer had an
+/// older value and dropped it; false if it had none, or a newer one.
+pub async fn send_remove(peer: &Client, r: &Removal) -> Result<bool, String> {
+    match peer
+        .remove_column_if_newer(r.key.0, r.column, r.timestamp_ns)
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.status(), Some(Status::NotFound | Status::NotNewer)) => Ok(false),
+        Err(e) => Err(format!("removing {} column {}: {e}", r.key, r.column)),
+    }
+}
+
+/// The removes `backend` remembers in `range`, in key order.
+pub async fn removes_in(
+    backend: &AsyncBackend,
+    range: &crate::ring::KeyRange,
+) -> Result<Vec<Removal>, String> {
+    let mut out = Vec::new();
+    for (from, to) in super::key_span::linear_parts(range) {
+        let found = backend
+            .run(move |b| b.removes_in(&from, &to))
+            .await
+            .map_err(|e| e.to_string())?;
+        out.extend(found.into_iter().filter(|r| range.contains(&r.key.0)));
+    }
+    Ok(out)
 }

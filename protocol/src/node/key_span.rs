@@ -26,7 +26,7 @@ pub(super) fn for_each_in(
     range: &KeyRange,
     mut f: impl FnMut(&Meta),
 ) -> ringblob_backends::Result<()> {
-    for (from, to) in linear_parts(range) {
+    for (mut from, to) in linear_parts(range) {
         let mut after = None;
         loop {
             let page = b.iterate(&IterRequest {
@@ -40,7 +40,8 @@ pub(super) fn for_each_in(
                 .filter(|m| range.contains(&m.key.0))
                 .for_each(&mut f);
             match page.next_after {
-                Some(p) => after = Some(p),
+                // Resume at the page's last key: the backend lists from `from`.
+                Some(p) => (from, after) = (p.key, Some(p)),
                 None => break,
             }
         }

@@ -31,6 +31,8 @@ pub struct MoveStatus {
     pub records_sent: u64,
     /// Records the new owner refused as not newer than its own (`NOT_NEWER`).
     pub records_skipped: u64,
+    /// Remembered removes handed to new owners.
+    pub removes_sent: u64,
     pub bytes_sent: u64,
     pub failures: u64,
 }
@@ -354,6 +356,7 @@ impl Shell {
             .collect();
         st.records_sent = self.mover.counters.records_sent.load(Ordering::Relaxed);
         st.records_skipped = self.mover.counters.records_skipped.load(Ordering::Relaxed);
+        st.removes_sent = self.mover.counters.removes_sent.load(Ordering::Relaxed);
         st.bytes_sent = self.mover.counters.bytes_sent.load(Ordering::Relaxed);
     }
 

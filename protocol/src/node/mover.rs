@@ -44,6 +44,8 @@ pub struct MoveCounters {
     pub records_sent: AtomicU64,
     /// Records the new owner already held as new or newer (it refused the copy).
     pub records_skipped: AtomicU64,
+    /// Remembered removes handed to the new owner.
+    pub removes_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
 }
 
@@ -103,7 +105,16 @@ impl Mover {
         let client = Client::connect(addr, config)
             .await
             .map_err(|e| e.to_string())?;
-        for (from, to) in super::key_span::linear_parts(&range) {
+        // Removes first: the new owner remembers them, so no copy of a removed value can
+        // land there later (from this node or from another group's repair).
+        for r in copy::removes_in(&self.backend, &range).await? {
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            copy::send_remove(&client, &r).await?;
+            self.counters.removes_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        for (mut from, to) in super::key_span::linear_parts(&range) {
             let mut after = None;
             loop {
                 if cancel.load(Ordering::Relaxed) {
@@ -146,7 +157,7 @@ impl Mover {
                     });
                 }
                 match page.next_after {
-                    Some(p) => after = Some(p),
+                    Some(p) => (from, after) = (p.key, Some(p)),
                     None => break,
                 }
             }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ringblob_backends::{AsyncBackend, Backend, IterRequest, Meta, Removal};
+use ringblob_backends::{AsyncBackend, Backend, IterRequest, Meta};
 
 use super::{copy, key_span};
 use crate::client::{Client, ClientConfig};
@@ -129,7 +129,7 @@ impl Repairer {
     /// Compares every value of `span` with the peer's, page by page, and pushes what the
     /// peer lacks or holds older.
     async fn repair_span(&self, peer: &Client, span: &KeyRange) -> Result<(), String> {
-        for (from, to) in key_span::linear_parts(span) {
+        for (mut from, to) in key_span::linear_parts(span) {
             let mut after = None;
             loop {
                 let req = IterRequest {
@@ -150,7 +150,8 @@ impl Repairer {
                     .collect();
                 self.repair_page(peer, &mine).await?;
                 match page.next_after {
-                    Some(p) => after = Some(p),
+                    // Resume at the page's last key: the backend lists from `from`.
+                    Some(p) => (from, after) = (p.key, Some(p)),
                     None => break,
                 }
             }
@@ -158,51 +159,17 @@ impl Repairer {
         self.push_removes(peer, span).await
     }
 
-    /// Carries the removes this node remembers in `span` to the peer: each one newer than
-    /// the value the peer holds is sent as a conditional remove (`IF_NEWER`), so a group
-    /// that missed a remove loses the value instead of pushing it back.
+    /// Carries the removes this node remembers in `span` to the peer as copied removes
+    /// (`IF_NEWER`): the peer drops a value older than the remove, and remembers the remove
+    /// either way, so its own round does not push the value back. Only differing spans get
+    /// here, so a converged range sends nothing.
     async fn push_removes(&self, peer: &Client, span: &KeyRange) -> Result<(), String> {
-        for (from, to) in key_span::linear_parts(span) {
-            let removes = self
-                .backend
-                .run(move |b| b.removes_in(&from, &to))
-                .await
-                .map_err(|e| e.to_string())?;
-            let removes: Vec<Removal> = removes
-                .into_iter()
-                .filter(|r| span.contains(&r.key.0))
-                .collect();
-            for chunk in removes.chunks(PAGE) {
-                let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
-                    continue;
-                };
-                let theirs = peer_metas(peer, first.key.0, last.key.0).await?;
-                for r in chunk {
-                    let older = theirs
-                        .get(&(r.key.0, r.column))
-                        .is_some_and(|m| m.timestamp_ns < r.timestamp_ns);
-                    if older {
-                        self.push_remove(peer, r).await?;
-                    }
-                }
+        for r in copy::removes_in(&self.backend, span).await? {
+            if copy::send_remove(peer, &r).await? {
+                self.counters.removes_pushed.fetch_add(1, Ordering::Relaxed);
             }
         }
         Ok(())
-    }
-
-    async fn push_remove(&self, peer: &Client, r: &Removal) -> Result<(), String> {
-        match peer
-            .remove_column_if_newer(r.key.0, r.column, r.timestamp_ns)
-            .await
-        {
-            Ok(()) => {
-                self.counters.removes_pushed.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            // Gone meanwhile, or written again after the remove: nothing to do.
-            Err(e) if matches!(e.status(), Some(Status::NotFound | Status::NotNewer)) => Ok(()),
-            Err(e) => Err(format!("removing {} column {}: {e}", r.key, r.column)),
-        }
     }
 
     /// Compares one page of this node's metas with the peer's over the same key span and

@@ -89,10 +89,7 @@ impl Request {
                 Ok(())
             }
             Request::Write(p) => p.encode(dst),
-            Request::Remove(p) => {
-                p.encode(dst);
-                Ok(())
-            }
+            Request::Remove(p) => p.encode(dst),
             Request::Iterate(p) => p.encode(dst),
             Request::BulkRead(p) => p.encode(dst),
             Request::Defrag { wait } => {

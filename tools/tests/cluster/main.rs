@@ -372,11 +372,14 @@ fn repair_carries_a_remove_a_group_missed() {
         // A few more rounds: group 2 must not have pushed the values back meanwhile.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let in_x = client(&x.addr).await.in_group(1);
+        let not_found = |r: &Result<Bytes, ringblob_protocol::client::ClientError>| {
+            matches!(r, Err(e) if e.status() == Some(ringblob_protocol::wire::Status::NotFound))
+        };
         for i in 0..10 {
             let got = in_x.get_column(key(i), 0, 0, None).await;
-            assert!(got.is_err(), "removed key {i} came back in group 1");
+            assert!(not_found(&got), "removed key {i} in group 1: {got:?}");
             let got = in_y.get_column(key(i), 0, 0, None).await;
-            assert!(got.is_err(), "removed key {i} came back in group 2");
+            assert!(not_found(&got), "removed key {i} in group 2: {got:?}");
         }
         readable_in_group(&x, 1, 10..20).await;
         readable_in_group(&y, 2, 10..20).await;
@@ -386,5 +389,59 @@ fn repair_carries_a_remove_a_group_missed() {
             pushed.unwrap_or(0) >= 10,
             "x1 pushed {pushed:?} removes: {s}"
         );
+    });
+}
+
+/// A node that takes over a range gets the removes its previous owner remembers there
+/// (before any value), so no stale copy can bring a removed key back on the new owner.
+#[test]
+fn hand_over_carries_remembered_removes() {
+    let _serial = member::serial();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut a = Member::new("h1", 1, root.path(), None);
+    a.start();
+    rt.block_on(async {
+        converge(&[&a], 1).await;
+        write(&a, 0..100, Quorum::One).await;
+        let c = client(&a.addr).await.in_group(1);
+        for i in 0..40 {
+            let r = c
+                .remove(key(i), ringblob_protocol::wire::Durability::Default)
+                .await;
+            assert!(r.is_ok(), "remove {i}: {r:?}");
+        }
+    });
+    let mut b = Member::new("h2", 1, root.path(), Some(&a.addr));
+    b.start();
+    rt.block_on(async {
+        converge(&[&a, &b], 2).await;
+        movement_done(&[&a, &b]).await;
+        let sa = json(&client(&a.addr).await, false).await;
+        let sb = json(&client(&b.addr).await, false).await;
+        let sent = sa["cluster"]["rebalancing"]["removes_sent"].as_u64().unwrap_or(0);
+        let remembered = sb["backend"]["removes_remembered"].as_u64().unwrap_or(0);
+        assert!(sent > 0, "h1 handed over no remove: {sa}");
+        assert_eq!(remembered, sent, "h2 remembers what h1 sent: {sb}");
+        // What h2 owns of the removed keys is not there, and a stale copy is refused.
+        let on_b = client(&b.addr).await;
+        let routes = json(&on_b, true).await;
+        let table = ringblob_protocol::ring::RouteTable::from_json(&routes.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut refused = 0;
+        for i in 0..40 {
+            if table.owner(1, &key(i)).map(|n| n.name.as_str()) != Some("h2") {
+                continue;
+            }
+            let copy = PutOptions::copy_if_newer(1);
+            let r = on_b.put(key(i), value(i), copy).await;
+            assert!(
+                matches!(&r, Err(e) if e.status() == Some(ringblob_protocol::wire::Status::NotNewer)),
+                "a stale copy of removed key {i} landed on h2: {r:?}"
+            );
+            refused += 1;
+        }
+        assert!(refused > 0, "h2 owns none of the removed keys");
+        readable_in_group(&b, 1, 40..100).await;
     });
 }

@@ -31,10 +31,16 @@ pub struct RemoveRequest {
 }
 
 impl RemoveRequest {
-    /// A whole-key `IF_NEWER` remove cannot be encoded: the timestamp is dropped.
-    pub fn encode(&self, dst: &mut BytesMut) {
+    /// A whole-key `IF_NEWER` remove has no encoding: refused, never sent as a plain remove.
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), WireError> {
+        if self.if_newer.is_some() && self.column.is_none() {
+            return Err(WireError::InvalidValue {
+                what: "REMOVE IF_NEWER of a whole key (name one column)",
+                value: 0,
+            });
+        }
         dst.put_u8(self.durability.as_u8());
-        let if_newer = self.if_newer.filter(|_| self.column.is_some());
+        let if_newer = self.if_newer;
         match self.column {
             None => dst.put_slice(&[0; 3]),
             Some(c) => {
@@ -51,6 +57,7 @@ impl RemoveRequest {
         if let Some(ts) = if_newer {
             dst.put_u64_le(ts);
         }
+        Ok(())
     }
 
     pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
@@ -121,8 +128,20 @@ mod tests {
 
     fn encoded(req: RemoveRequest) -> BytesMut {
         let mut buf = BytesMut::new();
-        req.encode(&mut buf);
+        assert!(req.encode(&mut buf).is_ok());
         buf
+    }
+
+    #[test]
+    fn a_whole_key_if_newer_remove_is_refused() {
+        let req = RemoveRequest {
+            durability: Durability::Default,
+            column: None,
+            if_newer: Some(5),
+        };
+        let mut buf = BytesMut::new();
+        assert!(req.encode(&mut buf).is_err());
+        assert!(buf.is_empty());
     }
 
     #[test]
