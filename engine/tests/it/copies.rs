@@ -77,26 +77,23 @@ fn a_copy_is_stored_with_its_timestamp_only_over_older_records() {
         );
 
         // Streamed copies obey the same rule.
-        let r = e.write_stream(
-            &key(2),
-            0,
-            4,
-            &mut &b"copy"[..],
-            WriteOptions::copy_if_newer(local_ts),
-        );
+        let stream_copy = |ts| {
+            e.write_stream(
+                &key(2),
+                0,
+                4,
+                &mut &b"copy"[..],
+                WriteOptions::copy_if_newer(ts),
+            )
+        };
+        let r = stream_copy(local_ts);
         assert!(matches!(r, Err(Error::NotNewer { .. })), "{mode:?}: {r:?}");
         assert_eq!(
             read_all(&e, &key(2)).ok(),
             Some(b"local".to_vec()),
             "{mode:?}"
         );
-        let r = e.write_stream(
-            &key(2),
-            0,
-            4,
-            &mut &b"copy"[..],
-            WriteOptions::copy_if_newer(local_ts + 1),
-        );
+        let r = stream_copy(local_ts + 1);
         assert!(r.is_ok(), "{mode:?}: {r:?}");
         assert_eq!(
             read_all(&e, &key(2)).ok(),

@@ -12,9 +12,11 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::forward::{route, Route};
+use super::handover::PreviousOwner;
 use super::{dispatch, Node};
+use crate::ring::RouteTable;
 use crate::wire::{
-    decode_frame, encode_error, Command, Frame, Header, Request, Status, WireError,
+    decode_frame, encode_error, Command, Frame, Header, Request, Status, WireError, FLAG_LOCAL,
     MAX_IN_FLIGHT_PER_CONNECTION,
 };
 
@@ -119,7 +121,21 @@ async fn serve_frames(
             .iter()
             .map(|f| route(table.as_deref(), me, node.config.group, &f.header))
             .collect();
-        let local = routes.iter().take_while(|r| **r == Route::Local).count();
+        let through = |f: &Frame| reads_through(node, table.as_deref(), f);
+        if let (Some(Route::Local), Some(prev)) = (routes.first(), batch.first().and_then(through))
+        {
+            let rest = batch.split_off(1);
+            if let Some(frame) = batch.pop() {
+                serve_or_ask_previous(node, stream, frame, &prev).await?;
+            }
+            batch = rest;
+            continue;
+        }
+        let local = routes
+            .iter()
+            .zip(&batch)
+            .take_while(|(r, f)| **r == Route::Local && through(f).is_none())
+            .count();
         if local == 0 {
             let n = routes.iter().take_while(|r| **r != Route::Local).count();
             let rest = batch.split_off(n);
@@ -139,6 +155,69 @@ async fn serve_frames(
         batch.extend(later);
     }
     Ok(())
+}
+
+/// The previous owner to ask about `frame` if this node cannot answer it: a `LOOKUP` or
+/// `READ` (not itself `LOCAL`) of a key in a range taken over recently.
+fn reads_through(node: &Node, table: Option<&RouteTable>, frame: &Frame) -> Option<PreviousOwner> {
+    let h = &frame.header;
+    if !node.handovers.any()
+        || h.is_local()
+        || !matches!(h.command, Command::Lookup | Command::Read)
+    {
+        return None;
+    }
+    node.handovers.previous_owner(&h.key, table?)
+}
+
+/// Serves a read of a key in a range taken over recently; if this node has no value and
+/// remembers no remove of it, the previous owner is asked instead (`LOCAL`: from its own
+/// storage) and its reply relayed (`docs/PROTOCOL.md` §15.10).
+async fn serve_or_ask_previous(
+    node: &Arc<Node>,
+    stream: &mut TcpStream,
+    frame: Frame,
+    prev: &PreviousOwner,
+) -> Result<(), End> {
+    let (chunks, _) = serve_batch(node, vec![frame.clone()])
+        .await
+        .map_err(End::Fatal)?;
+    let not_found = chunks
+        .first()
+        .and_then(|c| Header::decode(c).ok())
+        .is_some_and(|h| h.status == Status::NotFound);
+    if !not_found || removed_here(node, &frame).await {
+        for chunk in &chunks {
+            stream
+                .write_all(chunk)
+                .await
+                .map_err(|e| End::Fatal(e.to_string()))?;
+        }
+        return Ok(());
+    }
+    let mut ask = frame;
+    ask.header.flags |= FLAG_LOCAL;
+    node.info
+        .counters
+        .handover_reads
+        .fetch_add(1, Ordering::Relaxed);
+    node.peers
+        .forward(&prev.addr, prev.group, &ask, stream)
+        .await
+        .map_err(|e| End::Fatal(e.to_string()))
+}
+
+/// Whether this node remembers a remove of the (key, column) `frame` reads.
+async fn removed_here(node: &Node, frame: &Frame) -> bool {
+    let column = match Request::decode(frame) {
+        Ok(Request::Lookup(l)) => l.column,
+        Ok(Request::Read(r)) => r.column,
+        _ => return false,
+    };
+    let key = ringblob_engine::Key(frame.header.key);
+    let removes = node.backend.run(move |b| b.removes_in(&key, &key)).await;
+    // If the log cannot be read, do not risk bringing a removed value back.
+    removes.map_or(true, |rs| rs.iter().any(|r| r.column == column))
 }
 
 /// Forwards a run of frames (all sent before any reply is awaited, so they travel to their

@@ -38,7 +38,7 @@ pub fn route(table: Option<&RouteTable>, me: &str, own_group: u32, h: &Header) -
     let Some(table) = table else {
         return Route::Local;
     };
-    if !keyed(h.command) {
+    if !keyed(h.command) || h.is_local() {
         return Route::Local;
     }
     let group = if h.group == 0 { own_group } else { h.group };

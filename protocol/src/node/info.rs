@@ -22,6 +22,8 @@ pub struct Counters {
     pub bad_frames: AtomicU64,
     /// Requests sent on to the key's owner.
     pub forwarded: AtomicU64,
+    /// Reads of keys not yet handed over, asked of their previous owner.
+    pub handover_reads: AtomicU64,
 }
 
 /// Identity and counters of a node.
@@ -139,6 +141,7 @@ impl NodeInfo {
             "requests": load(&c.requests),
             "bad_frames": load(&c.bad_frames),
             "forwarded": load(&c.forwarded),
+            "handover_reads": load(&c.handover_reads),
             "peak_rss_bytes": peak_rss_bytes(),
             "backend": backend,
             "cluster": self.cluster_json(),

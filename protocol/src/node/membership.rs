@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
+use super::handover::Handovers;
 use super::mover::{MoveEvent, Mover};
 use super::repairer::{RepairCounters, Repairer};
 use crate::cluster::{
@@ -171,6 +172,8 @@ fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 pub struct Workers {
     pub mover: Arc<Mover>,
     pub repairer: Arc<Repairer>,
+    /// Ranges taken over recently, read through to their previous owner.
+    pub handovers: Arc<Handovers>,
 }
 
 /// A running cluster shell.
@@ -180,6 +183,8 @@ pub struct Membership {
     pub moves: MoveStatusCell,
     /// Repair between groups, for `stat`.
     pub repair: Arc<RepairCounters>,
+    /// Ranges taken over recently (for reads during hand-over).
+    pub handovers: Arc<Handovers>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -201,7 +206,11 @@ impl Membership {
         let (moved, moved_rx) = mpsc::unbounded_channel();
         let moves = MoveStatusCell::default();
         let repair = workers.repairer.counters.clone();
-        let Workers { mover, repairer } = workers;
+        let Workers {
+            mover,
+            repairer,
+            handovers,
+        } = workers;
         let mut shell = Shell {
             cluster,
             socket,
@@ -213,6 +222,7 @@ impl Membership {
             moved,
             running: HashMap::new(),
             moves: moves.clone(),
+            handovers: handovers.clone(),
         };
         shell.apply(effects).await?;
         shell.sync_transfers()?;
@@ -221,6 +231,7 @@ impl Membership {
             routes,
             moves,
             repair,
+            handovers,
             task,
         })
     }
@@ -243,6 +254,7 @@ struct Shell {
     /// Transfers being streamed, by id, with the flag that stops them.
     running: HashMap<u64, Arc<AtomicBool>>,
     moves: MoveStatusCell,
+    handovers: Arc<Handovers>,
 }
 
 impl Shell {
@@ -299,6 +311,10 @@ impl Shell {
                 }
                 Effect::RouteTableChanged(table) => {
                     self.files.save_routes(&table)?;
+                    if let Some(before) = self.routes.borrow().clone() {
+                        let me = self.cluster.me().name;
+                        self.handovers.table_changed(&before, &table, &me);
+                    }
                     let _ = self.routes.send(Some(Arc::new(table)));
                 }
                 Effect::IdsChosen(ids) => self.files.save_ids(&ids)?,

@@ -5,6 +5,7 @@ mod connection;
 mod copy;
 mod dispatch;
 mod forward;
+mod handover;
 mod info;
 mod key_span;
 mod membership;
@@ -25,6 +26,7 @@ use tokio::task::JoinSet;
 
 pub use dispatch::value_meta;
 pub use forward::{route, Route};
+pub use handover::Handovers;
 pub use info::{Counters, NodeInfo};
 pub use membership::{ClusterFiles, Membership, MoveStatus, MoveStatusCell, Routes, Workers};
 pub use mover::Mover;
@@ -102,12 +104,14 @@ pub struct Node {
     pub info: NodeInfo,
     /// Connections to the other nodes requests are forwarded to.
     pub peers: forward::Peers,
+    /// Ranges taken over recently, whose reads fall back to their previous owner.
+    pub handovers: Arc<Handovers>,
 }
 
 impl Node {
     /// A node on its own (not in a cluster): it serves every key it is asked for.
     pub fn new(backend: Arc<dyn Backend>, config: NodeConfig, addr: SocketAddr) -> Arc<Node> {
-        Self::build(backend, config, addr, None)
+        Self::build(backend, config, addr, None, Arc::default())
     }
 
     /// A cluster member: requests for keys other nodes own (by `routes`) are forwarded.
@@ -122,7 +126,8 @@ impl Node {
             membership.moves.clone(),
             membership.repair.clone(),
         );
-        Self::build(backend, config, addr, Some(cluster))
+        let handovers = membership.handovers.clone();
+        Self::build(backend, config, addr, Some(cluster), handovers)
     }
 
     fn build(
@@ -130,6 +135,7 @@ impl Node {
         config: NodeConfig,
         addr: SocketAddr,
         cluster: Option<(Routes, MoveStatusCell, Arc<RepairCounters>)>,
+        handovers: Arc<Handovers>,
     ) -> Arc<Node> {
         let mut info = NodeInfo::new(config.name.clone(), addr, config.group);
         if let Some((routes, moves, repair)) = cluster {
@@ -156,6 +162,7 @@ impl Node {
             config,
             info,
             peers,
+            handovers,
         })
     }
 }

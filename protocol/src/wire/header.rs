@@ -29,7 +29,11 @@ pub const FLAG_REPLY: u32 = 1 << 0;
 /// Flag bit 1: more reply frames of this transaction follow.
 pub const FLAG_MORE: u32 = 1 << 1;
 /// Every flag bit this version defines; any other bit set is `BAD_REQUEST`.
-pub const KNOWN_FLAGS: u32 = FLAG_REPLY | FLAG_MORE;
+pub const KNOWN_FLAGS: u32 = FLAG_REPLY | FLAG_MORE | FLAG_LOCAL;
+/// Flag bit 2 (requests, `LOOKUP` and `READ` only): serve from this node's own storage;
+/// never route, forward or read through (a node asking the previous owner of a key it took
+/// over, `docs/PROTOCOL.md` §15.10).
+pub const FLAG_LOCAL: u32 = 1 << 2;
 
 /// A decoded frame header. Fields hold what was on the wire (unknown commands and statuses
 /// included) so that a header always round-trips; [`Header::validate_request`] and
@@ -100,6 +104,11 @@ impl Header {
     /// `MORE` is set: further reply frames of this transaction follow.
     pub fn has_more(&self) -> bool {
         self.flags & FLAG_MORE != 0
+    }
+
+    /// A request to be served from the receiving node's own storage (`FLAG_LOCAL`).
+    pub fn is_local(&self) -> bool {
+        self.flags & FLAG_LOCAL != 0
     }
 
     /// The 80 header bytes, CRC included.
@@ -188,11 +197,18 @@ impl Header {
     /// reply flags, status 0, at most [`MAX_FORWARD_HOPS`] hops, a known command.
     pub fn validate_request(&self) -> Result<(), WireError> {
         self.validate_common()?;
-        if self.flags != 0 {
+        if self.flags & !FLAG_LOCAL != 0 {
             return Err(bad_field(
                 "flags",
                 self.flags,
                 "REPLY and MORE are only for replies",
+            ));
+        }
+        if self.is_local() && !matches!(self.command, Command::Lookup | Command::Read) {
+            return Err(bad_field(
+                "flags",
+                self.flags,
+                "LOCAL is only for LOOKUP and READ",
             ));
         }
         if self.status != Status::Ok {
@@ -224,6 +240,9 @@ impl Header {
                 self.flags,
                 "a reply must have REPLY set",
             ));
+        }
+        if self.is_local() {
+            return Err(bad_field("flags", self.flags, "LOCAL is only for requests"));
         }
         if self.has_more() && self.status != Status::Ok {
             return Err(bad_field(

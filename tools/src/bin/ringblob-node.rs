@@ -13,7 +13,7 @@ use clap::Parser;
 use ringblob_backends::{open_backend, BackendConfig, BackendKind, BlobOptions};
 use ringblob_protocol::cluster::ClusterConfig;
 use ringblob_protocol::node::{
-    self, ClusterFiles, Membership, Mover, Node, NodeConfig, Repairer, Workers,
+    self, ClusterFiles, Handovers, Membership, Mover, Node, NodeConfig, Repairer, Workers,
 };
 use serde::Deserialize;
 
@@ -67,6 +67,9 @@ struct FileConfig {
     repair_interval_secs: Option<u64>,
     /// Remember removes this long for copies and repair, seconds [default: 172800].
     remove_retention_secs: Option<u64>,
+    /// After a ring change, read keys not yet handed over from their previous owner for
+    /// this long, seconds (0: never) [default: 21600; at most remove_retention_secs].
+    handover_read_secs: Option<u64>,
     blob: Option<BlobOptions>,
 }
 
@@ -87,6 +90,7 @@ struct Settings {
     seeds: Vec<String>,
     rebalance_bytes_per_sec: u64,
     repair_interval_secs: u64,
+    handover_read_secs: u64,
 }
 
 fn settings(cli: Cli) -> anyhow::Result<Settings> {
@@ -122,6 +126,15 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         .blob
         .engine_config()
         .context("invalid [blob] configuration")?;
+    let handover_read_secs = file.handover_read_secs.unwrap_or(21_600);
+    if handover_read_secs > backend.remove_retention_secs {
+        anyhow::bail!(
+            "invalid configuration: handover_read_secs ({handover_read_secs}) must not exceed \
+             remove_retention_secs ({}): a read through to a previous owner must never outlive \
+             the memory of a remove made here",
+            backend.remove_retention_secs
+        );
+    }
     let data_dir = cli
         .data_dir
         .or(file.data_dir)
@@ -139,6 +152,7 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         seeds,
         rebalance_bytes_per_sec: file.rebalance_mb_per_sec.unwrap_or(64) << 20,
         repair_interval_secs: file.repair_interval_secs.unwrap_or(60),
+        handover_read_secs,
     })
 }
 
@@ -188,6 +202,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
             &config.name,
         )),
         repairer: Arc::new(Repairer::new(backend.clone(), &config.name)),
+        handovers: Arc::new(Handovers::new(Duration::from_secs(s.handover_read_secs))),
     };
     let membership = join_cluster(&config, addr, &s, workers, stopped).await?;
     let node = Node::in_cluster(backend, config, addr, &membership);

@@ -217,17 +217,23 @@ fn two_groups_of_three_survive_kill9_restart_and_a_join() {
     });
 }
 
+/// Two running nodes, `x1` in group 1 and `y1` in group 2, repairing every second.
+fn repair_pair(root: &std::path::Path) -> (Member, Member) {
+    let fast = "repair_interval_secs = 1\n";
+    let mut x = Member::new("x1", 1, root, None).with_config(fast);
+    x.start();
+    let mut y = Member::new("y1", 2, root, Some(&x.addr)).with_config(fast);
+    y.start();
+    (x, y)
+}
+
 /// A group that was down during writes is brought back in line by background repair.
 #[test]
 fn repair_copies_what_a_group_missed_while_it_was_down() {
     let _serial = member::serial();
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
-    let fast = "repair_interval_secs = 1\n";
-    let mut x = Member::new("x1", 1, root.path(), None).with_config(fast);
-    x.start();
-    let mut y = Member::new("y1", 2, root.path(), Some(&x.addr)).with_config(fast);
-    y.start();
+    let (x, mut y) = repair_pair(root.path());
     rt.block_on(converge(&[&x, &y], 2));
     y.kill9();
     rt.block_on(async {
@@ -335,11 +341,7 @@ fn repair_carries_a_remove_a_group_missed() {
     let _serial = member::serial();
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
-    let fast = "repair_interval_secs = 1\n";
-    let mut x = Member::new("x1", 1, root.path(), None).with_config(fast);
-    x.start();
-    let mut y = Member::new("y1", 2, root.path(), Some(&x.addr)).with_config(fast);
-    y.start();
+    let (x, mut y) = repair_pair(root.path());
     rt.block_on(async {
         converge(&[&x, &y], 2).await;
         write(&x, 0..20, Quorum::All).await;
@@ -443,5 +445,53 @@ fn hand_over_carries_remembered_removes() {
         }
         assert!(refused > 0, "h2 owns none of the removed keys");
         readable_in_group(&b, 1, 40..100).await;
+    });
+}
+
+/// Within one group, every key stays readable while a joining node is still receiving its
+/// ranges: a read of a key not yet handed over falls back to the previous owner.
+#[test]
+fn keys_stay_readable_in_their_group_while_they_are_handed_over() {
+    let _serial = member::serial();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    // 200 values of 64 KiB handed over at 1 MB/s: the move takes seconds.
+    let slow = "rebalance_mb_per_sec = 1\n";
+    let big = |i: u64| Bytes::from(vec![(i % 251) as u8; 64 << 10]);
+    let mut a = Member::new("r1", 1, root.path(), None).with_config(slow);
+    a.start();
+    rt.block_on(async {
+        converge(&[&a], 1).await;
+        let c = client(&a.addr).await.in_group(1);
+        for i in 0..200 {
+            assert!(c.put(key(i), big(i), PutOptions::default()).await.is_ok());
+        }
+    });
+    let mut b = Member::new("r2", 1, root.path(), Some(&a.addr)).with_config(slow);
+    b.start();
+    rt.block_on(async {
+        converge(&[&a, &b], 2).await;
+        let via_b = client(&b.addr).await.in_group(1);
+        for i in 0..200 {
+            let got = via_b.get_column(key(i), 0, 0, None).await;
+            assert_eq!(got.ok(), Some(big(i)), "key {i} unreadable during the move");
+        }
+        let s = json(&client(&b.addr).await, false).await;
+        let pending = {
+            let sa = json(&client(&a.addr).await, false).await;
+            sa["cluster"]["rebalancing"]["pending"]
+                .as_array()
+                .map_or(0, Vec::len)
+        };
+        let through = s["handover_reads"].as_u64().unwrap_or(0);
+        assert!(
+            through > 0,
+            "no read went to the previous owner ({pending} pending): {s}"
+        );
+        movement_done(&[&a, &b]).await;
+        for i in 0..200 {
+            let got = via_b.get_column(key(i), 0, 0, None).await;
+            assert_eq!(got.ok(), Some(big(i)), "key {i} after the move");
+        }
     });
 }
