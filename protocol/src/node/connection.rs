@@ -6,13 +6,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::forward::{route, Route};
-use super::handover::PreviousOwner;
+use super::handover::{Handovers, PreviousOwner};
 use super::{dispatch, Node};
 use crate::ring::RouteTable;
 use crate::wire::{
@@ -108,7 +108,9 @@ async fn run(
 }
 
 /// Serves a batch in order: runs of frames this node serves go to the backend together;
-/// a frame another node owns is forwarded to it and its replies relayed (`forward.rs`).
+/// a frame another node owns is forwarded to it and its replies relayed (`forward.rs`); a
+/// read of a key this node took over but has not received yet is asked of its previous
+/// owner (`handover.rs`).
 async fn serve_frames(
     node: &Arc<Node>,
     stream: &mut TcpStream,
@@ -121,21 +123,7 @@ async fn serve_frames(
             .iter()
             .map(|f| route(table.as_deref(), me, node.config.group, &f.header))
             .collect();
-        let through = |f: &Frame| reads_through(node, table.as_deref(), f);
-        if let (Some(Route::Local), Some(prev)) = (routes.first(), batch.first().and_then(through))
-        {
-            let rest = batch.split_off(1);
-            if let Some(frame) = batch.pop() {
-                serve_or_ask_previous(node, stream, frame, &prev).await?;
-            }
-            batch = rest;
-            continue;
-        }
-        let local = routes
-            .iter()
-            .zip(&batch)
-            .take_while(|(r, f)| **r == Route::Local && through(f).is_none())
-            .count();
+        let local = routes.iter().take_while(|r| **r == Route::Local).count();
         if local == 0 {
             let n = routes.iter().take_while(|r| **r != Route::Local).count();
             let rest = batch.split_off(n);
@@ -144,14 +132,21 @@ async fn serve_frames(
             continue;
         }
         let later = batch.split_off(local);
-        let (chunks, rest) = serve_batch(node, batch).await.map_err(End::Fatal)?;
-        for chunk in &chunks {
+        let served = serve_batch(node, batch, table.clone())
+            .await
+            .map_err(End::Fatal)?;
+        for chunk in &served.chunks {
             stream
                 .write_all(chunk)
                 .await
                 .map_err(|e| End::Fatal(e.to_string()))?;
         }
-        batch = rest;
+        batch = served.rest;
+        if served.ask_first && !batch.is_empty() {
+            let frame = batch.remove(0);
+            let prev = reads_through(&node.handovers, table.as_deref(), &frame);
+            ask_previous(node, stream, frame, prev).await?;
+        }
         batch.extend(later);
     }
     Ok(())
@@ -159,65 +154,53 @@ async fn serve_frames(
 
 /// The previous owner to ask about `frame` if this node cannot answer it: a `LOOKUP` or
 /// `READ` (not itself `LOCAL`) of a key in a range taken over recently.
-fn reads_through(node: &Node, table: Option<&RouteTable>, frame: &Frame) -> Option<PreviousOwner> {
+fn reads_through(
+    handovers: &Handovers,
+    table: Option<&RouteTable>,
+    frame: &Frame,
+) -> Option<PreviousOwner> {
     let h = &frame.header;
-    if !node.handovers.any()
-        || h.is_local()
-        || !matches!(h.command, Command::Lookup | Command::Read)
-    {
+    if !handovers.any() || h.is_local() || !matches!(h.command, Command::Lookup | Command::Read) {
         return None;
     }
-    node.handovers.previous_owner(&h.key, table?)
+    handovers.previous_owner(&h.key, table?)
 }
 
-/// Serves a read of a key in a range taken over recently; if this node has no value and
-/// remembers no remove of it, the previous owner is asked instead (`LOCAL`: from its own
-/// storage) and its reply relayed (`docs/PROTOCOL.md` §15.10).
-async fn serve_or_ask_previous(
+/// Asks `prev` (the previous owner of the key `frame` reads) to serve it from its own
+/// storage (`LOCAL`) and relays its reply (`docs/PROTOCOL.md` §15.10).
+async fn ask_previous(
     node: &Arc<Node>,
     stream: &mut TcpStream,
-    frame: Frame,
-    prev: &PreviousOwner,
+    mut frame: Frame,
+    prev: Option<PreviousOwner>,
 ) -> Result<(), End> {
-    let (chunks, _) = serve_batch(node, vec![frame.clone()])
-        .await
-        .map_err(End::Fatal)?;
-    let not_found = chunks
-        .first()
-        .and_then(|c| Header::decode(c).ok())
-        .is_some_and(|h| h.status == Status::NotFound);
-    if !not_found || removed_here(node, &frame).await {
-        for chunk in &chunks {
-            stream
-                .write_all(chunk)
+    let written = match prev {
+        Some(prev) => {
+            frame.header.flags |= FLAG_LOCAL;
+            node.info
+                .counters
+                .handover_reads
+                .fetch_add(1, Ordering::Relaxed);
+            node.peers
+                .forward(&prev.addr, prev.group, &frame, stream)
                 .await
-                .map_err(|e| End::Fatal(e.to_string()))?;
         }
-        return Ok(());
-    }
-    let mut ask = frame;
-    ask.header.flags |= FLAG_LOCAL;
-    node.info
-        .counters
-        .handover_reads
-        .fetch_add(1, Ordering::Relaxed);
-    node.peers
-        .forward(&prev.addr, prev.group, &ask, stream)
-        .await
-        .map_err(|e| End::Fatal(e.to_string()))
-}
-
-/// Whether this node remembers a remove of the (key, column) `frame` reads.
-async fn removed_here(node: &Node, frame: &Frame) -> bool {
-    let column = match Request::decode(frame) {
-        Ok(Request::Lookup(l)) => l.column,
-        Ok(Request::Read(r)) => r.column,
-        _ => return false,
+        // The hand-over expired (or the owner died) since the batch looked: serve it here.
+        None => {
+            let served = serve_batch(node, vec![frame], None)
+                .await
+                .map_err(End::Fatal)?;
+            let mut result = Ok(());
+            for chunk in &served.chunks {
+                result = stream.write_all(chunk).await;
+                if result.is_err() {
+                    break;
+                }
+            }
+            result
+        }
     };
-    let key = ringblob_engine::Key(frame.header.key);
-    let removes = node.backend.run(move |b| b.removes_in(&key, &key)).await;
-    // If the log cannot be read, do not risk bringing a removed value back.
-    removes.map_or(true, |rs| rs.iter().any(|r| r.column == column))
+    written.map_err(|e| End::Fatal(e.to_string()))
 }
 
 /// Forwards a run of frames (all sent before any reply is awaited, so they travel to their
@@ -294,23 +277,32 @@ fn check_handshake(node: &Node, first: &Frame) -> Result<(), BytesMut> {
 /// Serves a batch on the blocking pool (inline for non-blocking backends).
 /// Serves a batch on the blocking pool (inline for non-blocking backends); returns the
 /// reply chunks and the frames left for the next round (see `MAX_BATCH_REPLY_BYTES`).
+/// Runs a batch on the blocking pool. With the route table, reads of keys this node took
+/// over and has nothing for stop the batch, to be asked of their previous owner.
 async fn serve_batch(
     node: &Arc<Node>,
     batch: Vec<Frame>,
-) -> Result<(Vec<Bytes>, Vec<Frame>), String> {
+    table: Option<Arc<RouteTable>>,
+) -> Result<dispatch::Served, String> {
     let n = node.clone();
     let frames = batch.len();
-    let (chunks, rest) = node
+    let served = node
         .backend
-        .run(move |b| Ok(dispatch::serve_batch(b, &n.info, batch)))
+        .run(move |b| {
+            let ask_elsewhere = |b: &dyn ringblob_backends::Backend, f: &Frame| {
+                reads_through(&n.handovers, table.as_deref(), f).is_some()
+                    && dispatch::nothing_here(b, f)
+            };
+            Ok(dispatch::serve_batch(b, &n.info, batch, &ask_elsewhere))
+        })
         .await
         .map_err(|e| e.to_string())?;
-    let served = (frames - rest.len()) as u64;
+    let served_count = (frames - served.rest.len()) as u64;
     node.info
         .counters
         .requests
-        .fetch_add(served, Ordering::Relaxed);
-    Ok((chunks, rest))
+        .fetch_add(served_count, Ordering::Relaxed);
+    Ok(served)
 }
 
 /// Tells a connection over the cap why it is being closed.

@@ -33,20 +33,36 @@ fn wire_fail(e: WireError) -> Failure {
     (e.status(), e.to_string())
 }
 
+/// What a batch served: the replies in order, and the frames it did not get to. With
+/// `ask_first`, the first of those is a read this node cannot answer that is to be asked of
+/// the key's previous owner (see `handover.rs`).
+pub struct Served {
+    pub chunks: Vec<Bytes>,
+    pub rest: Vec<Frame>,
+    pub ask_first: bool,
+}
+
 /// Serves a batch of frames (one connection's pipelined requests) and returns the replies,
 /// in order. Durable writes and removes in the batch are applied without durability and
 /// then made durable by one group-committed `sync` before any reply is released, so a
 /// pipeline of N durable writes costs one fdatasync, not N. If that sync fails, each of
-/// those requests is answered with the error instead.
+/// those requests is answered with the error instead. The batch stops before a frame for
+/// which `ask_elsewhere` is true.
 pub fn serve_batch(
     b: &dyn Backend,
     info: &NodeInfo,
     mut frames: Vec<Frame>,
-) -> (Vec<Bytes>, Vec<Frame>) {
+    ask_elsewhere: &dyn Fn(&dyn Backend, &Frame) -> bool,
+) -> Served {
     let default_durable = b.default_durability() != ringblob_engine::Durability::None;
     let mut out = Output::default();
     let mut spans = Vec::with_capacity(frames.len());
+    let mut ask_first = false;
     for f in &frames {
+        if ask_elsewhere(b, f) {
+            ask_first = true;
+            break;
+        }
         let start = out.len();
         let deferred = serve(b, info, f, &mut out, default_durable);
         spans.push((start, out.len(), deferred));
@@ -55,11 +71,16 @@ pub fn serve_batch(
         }
     }
     let rest = frames.split_off(spans.len());
+    let served = |chunks, rest| Served {
+        chunks,
+        rest,
+        ask_first,
+    };
     if !spans.iter().any(|s| s.2) {
-        return (out.into_chunks(), rest);
+        return served(out.into_chunks(), rest);
     }
     let Err(e) = b.sync() else {
-        return (out.into_chunks(), rest);
+        return served(out.into_chunks(), rest);
     };
     tracing::error!(error = %e, "sync after a batch of durable writes failed");
     let mut fixed = Output::default();
@@ -72,7 +93,27 @@ pub fn serve_batch(
             }
         }
     }
-    (fixed.into_chunks(), rest)
+    served(fixed.into_chunks(), rest)
+}
+
+/// Whether `frame` (a `LOOKUP` or `READ`) finds nothing here: no value of its
+/// (key, column), and no remembered remove of it. An error counts as "something here", so a
+/// removed value is never read from elsewhere by mistake.
+pub fn nothing_here(b: &dyn Backend, frame: &Frame) -> bool {
+    let column = match Request::decode(frame) {
+        Ok(Request::Lookup(l)) => l.column,
+        Ok(Request::Read(r)) => r.column,
+        _ => return false,
+    };
+    let key = Key(frame.header.key);
+    if !matches!(
+        b.lookup_column(&key, column),
+        Err(ringblob_backends::Error::NotFound(_))
+    ) {
+        return false;
+    }
+    b.removes_in(&key, &key)
+        .is_ok_and(|rs| rs.iter().all(|r| r.column != column))
 }
 
 /// Serves `frame`, appending its reply (or error reply) to `out`. Returns true when it was
