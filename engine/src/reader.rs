@@ -87,10 +87,12 @@ impl Inner {
     }
 
     /// In-memory candidates are confirmed by the read itself (one `pread` for a small
-    /// value): a record in memory is always the newest. Otherwise the newest record is
-    /// looked up from one consistent view of memory and the sealed set
-    /// ([`Inner::find_newest`]), and only then read — a long read is never redone because a
-    /// seal happened meanwhile (a retired blob is retried by the caller).
+    /// value): a record in memory is always the newest. Otherwise the sealed blobs answer —
+    /// if the sealed set did not change since before memory was asked (see
+    /// [`Inner::stable`]); if it did, the newest record is looked up again from one
+    /// consistent view ([`Inner::find_newest`]). The record is read only then, so a long
+    /// read is never redone because a seal happened meanwhile (a retired blob is retried by
+    /// the caller).
     fn read_value_with(
         &self,
         key: &Key,
@@ -98,12 +100,17 @@ impl Inner {
         range: Range,
         buf: &mut Vec<u8>,
     ) -> Result<Vec<u8>> {
+        let generation = self.sealed_generation();
         for e in self.unsealed_candidates(key, column) {
             if let Some(v) = self.read_entry(key, e, range, buf)? {
                 return v.ok_or(Error::NotFound(*key));
             }
         }
-        let Some(e) = self.find_newest(key, column)? else {
+        let mut newest = self.find_sealed(key, column)?;
+        if generation != self.sealed_generation() {
+            newest = self.find_newest(key, column)?;
+        }
+        let Some(e) = newest else {
             return Err(Error::NotFound(*key));
         };
         self.read_entry(key, e, range, buf)?
