@@ -23,6 +23,7 @@ use crate::format::blob_header::BLOB_HEADER_LEN;
 use crate::format::index_file::IndexEntry;
 use crate::format::record::{RecordHeader, FLAG_TOMBSTONE};
 use crate::key::Key;
+use crate::pace::Pace;
 use crate::scan::{check_frames, Check};
 
 /// Space kept free beyond what the copies need.
@@ -138,7 +139,7 @@ impl Inner {
         let candidates = self.candidates(&opts);
         self.check_free_space(candidates.iter().map(|u| u.live_bytes).sum())?;
         let mut report = DefragReport::default();
-        let mut throttle = Throttle::new(opts.max_bytes_per_sec);
+        let mut throttle = Pace::new(opts.max_bytes_per_sec);
         for u in &candidates {
             self.rewrite_blob(u, &mut report, &mut throttle)?;
         }
@@ -189,7 +190,7 @@ impl Inner {
         &self,
         u: &BlobUsage,
         report: &mut DefragReport,
-        throttle: &mut Throttle,
+        throttle: &mut Pace,
     ) -> Result<()> {
         let Some(entries) = self.sealed_records(u.id)? else {
             tracing::debug!(
@@ -228,7 +229,9 @@ impl Inner {
                 report.records_copied += u64::from(!tombstone);
                 report.tombstones_kept += u64::from(tombstone);
                 report.bytes_copied += buf.len() as u64;
-                throttle.spent(buf.len() as u64);
+                if let Some(wait) = throttle.spent(buf.len() as u64) {
+                    std::thread::sleep(wait);
+                }
             } else if tombstone {
                 report.tombstones_dropped += 1;
             }
@@ -353,33 +356,5 @@ impl Inner {
         }
         dev.sync_dir()
             .map_err(|e| Error::io("sync dir after removing", blob_name(id), e))
-    }
-}
-
-/// Keeps copying under a byte rate.
-struct Throttle {
-    per_sec: u64,
-    started: Instant,
-    bytes: u64,
-}
-
-impl Throttle {
-    fn new(per_sec: u64) -> Self {
-        Throttle {
-            per_sec,
-            started: Instant::now(),
-            bytes: 0,
-        }
-    }
-
-    fn spent(&mut self, n: u64) {
-        self.bytes += n;
-        if self.per_sec == 0 {
-            return;
-        }
-        let due = Duration::from_secs_f64(self.bytes as f64 / self.per_sec as f64);
-        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
-            std::thread::sleep(wait);
-        }
     }
 }

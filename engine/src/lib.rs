@@ -37,6 +37,7 @@ pub mod io;
 mod iter;
 pub mod key;
 mod lookup;
+pub mod pace;
 mod reader;
 mod recovery;
 pub mod scan;

@@ -6,9 +6,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use ringblob_backends::{AsyncBackend, Backend, IterRequest, Meta};
+use ringblob_engine::pace::Pace;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::copy;
@@ -53,7 +53,7 @@ pub struct MoveCounters {
 pub struct Mover {
     backend: AsyncBackend,
     /// One rate for all transfers together (a join can start dozens at once).
-    throttle: tokio::sync::Mutex<Throttle>,
+    throttle: tokio::sync::Mutex<Pace>,
     name: String,
     pub counters: Arc<MoveCounters>,
 }
@@ -62,7 +62,7 @@ impl Mover {
     pub fn new(backend: Arc<dyn Backend>, bytes_per_sec: u64, name: &str) -> Mover {
         Mover {
             backend: AsyncBackend::new(backend, 2),
-            throttle: tokio::sync::Mutex::new(Throttle::new(bytes_per_sec)),
+            throttle: tokio::sync::Mutex::new(Pace::new(bytes_per_sec)),
             name: name.to_string(),
             counters: Arc::default(),
         }
@@ -138,7 +138,10 @@ impl Mover {
                     .collect();
                 for m in &entries {
                     let sent = self.send(&client, m).await?;
-                    self.throttle.lock().await.spent(sent).await;
+                    let wait = self.throttle.lock().await.spent(sent);
+                    if let Some(wait) = wait {
+                        tokio::time::sleep(wait).await;
+                    }
                 }
                 // A key is delivered once all its columns are: report the key before the
                 // page's last one, unless the page ends the range.
@@ -181,40 +184,5 @@ impl Mover {
         }
         self.counters.bytes_sent.fetch_add(len, Ordering::Relaxed);
         Ok(len)
-    }
-}
-
-/// Keeps copying under a byte rate, shared by every transfer. Idle time does not bank
-/// credit beyond one second's worth.
-struct Throttle {
-    per_sec: u64,
-    started: Instant,
-    bytes: u64,
-}
-
-impl Throttle {
-    fn new(per_sec: u64) -> Self {
-        Throttle {
-            per_sec,
-            started: Instant::now(),
-            bytes: 0,
-        }
-    }
-
-    async fn spent(&mut self, n: u64) {
-        if self.per_sec == 0 {
-            return;
-        }
-        // After a pause, start counting afresh rather than bursting to catch up.
-        let allowed = self.started.elapsed().as_secs_f64() * self.per_sec as f64;
-        if allowed > self.bytes as f64 + self.per_sec as f64 {
-            self.started = Instant::now();
-            self.bytes = 0;
-        }
-        self.bytes += n;
-        let due = Duration::from_secs_f64(self.bytes as f64 / self.per_sec as f64);
-        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
-            tokio::time::sleep(wait).await;
-        }
     }
 }
