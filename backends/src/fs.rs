@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+use ringblob_engine::io::{Device, DirLock, OsDevice};
 use ringblob_engine::{Durability, Key, Range, WriteOptions};
 
 use crate::column_name::{column_name, parse_column_name};
@@ -38,7 +39,7 @@ pub struct FsStore {
     objects: PathBuf,
     dirty_dirs: Mutex<HashSet<PathBuf>>,
     tmp_seq: AtomicU64,
-    _lock: File,
+    _lock: Box<dyn DirLock>,
 }
 
 /// The file-per-key backend.
@@ -52,16 +53,12 @@ impl FsBackend {
 
     /// Opens (creating) the store in `dir`; removes temp files a crash left behind.
     pub fn open_with_retention(dir: &Path, remove_retention: Duration) -> Result<Self> {
-        fs::create_dir_all(dir).map_err(at("create", dir))?;
-        let lock_path = dir.join("LOCK");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io("open", lock_path.display().to_string(), e))?;
-        lock.try_lock()
-            .map_err(|_| Error::Locked(dir.display().to_string()))?;
+        // The engine's directory lock (`LOCK`, flock), with its short retry.
+        let device = OsDevice::open(dir).map_err(at("create", dir))?;
+        let lock = device.lock().map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => Error::Locked(dir.display().to_string()),
+            _ => Error::io("lock", dir.join("LOCK").display().to_string(), e),
+        })?;
         // Only after the lock: a refused second process must not change the directory.
         let objects = dir.join("objects");
         fs::create_dir_all(&objects).map_err(at("create", &objects))?;

@@ -8,6 +8,10 @@ use std::sync::Arc;
 
 use super::{Device, DeviceFile, DirLock, OpenMode};
 
+/// Extra tries to take a held directory lock, and the pause between them (0.5 s in all).
+const LOCK_RETRIES: u32 = 25;
+const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// A directory on the local file system.
 #[derive(Debug, Clone)]
 pub struct OsDevice {
@@ -74,17 +78,27 @@ impl Device for OsDevice {
         self.root.display().to_string()
     }
 
+    /// Takes the directory lock, trying again for a moment when it is held: a process that
+    /// forks (to run a child) while the engine that held the lock closes keeps the lock's
+    /// open file in the child until the child `exec`s, so a reopen right after a close can
+    /// find it held for an instant. A lock still held after that is another process's.
     fn lock(&self) -> io::Result<Box<dyn DirLock>> {
         let f = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(self.root.join("LOCK"))?;
-        match f.try_lock() {
-            Ok(()) => Ok(Box::new(OsLock(f))),
-            Err(fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
-            Err(fs::TryLockError::Error(e)) => Err(e),
+        for attempt in 0..=LOCK_RETRIES {
+            match f.try_lock() {
+                Ok(()) => return Ok(Box::new(OsLock(f))),
+                Err(fs::TryLockError::WouldBlock) if attempt < LOCK_RETRIES => {
+                    std::thread::sleep(LOCK_RETRY_PAUSE);
+                }
+                Err(fs::TryLockError::WouldBlock) => break,
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            }
         }
+        Err(io::ErrorKind::WouldBlock.into())
     }
 
     fn list(&self) -> io::Result<Vec<String>> {
