@@ -86,14 +86,16 @@ impl Iter {
         };
         let mut locs = match source {
             Source::Memory(v) => v,
-            Source::Sorted(b) => b
-                .entries()?
-                .iter()
-                .filter(|e| self.in_range(&e.key))
-                .map(|e| crate::lookup::sealed_entry(b.id, e))
-                .filter(|e| !e.tombstone)
-                .map(|e| e.loc)
-                .collect(),
+            Source::Sorted(b) => match &self.range {
+                Some((from, to)) => b.entries_in(from, to)?,
+                None => b.entries()?,
+            }
+            .iter()
+            .filter(|e| self.in_range(&e.key))
+            .map(|e| crate::lookup::sealed_entry(b.id, e))
+            .filter(|e| !e.tombstone)
+            .map(|e| e.loc)
+            .collect(),
         };
         locs.sort_unstable();
         self.locs = locs.into_iter();

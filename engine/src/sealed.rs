@@ -144,6 +144,22 @@ impl SealedBlob {
         Ok(out)
     }
 
+    /// The entries of keys in `from..=to`, in key order, reading only the pages whose keys
+    /// can fall in the range (by the fences).
+    pub fn entries_in(&self, from: &Key, to: &Key) -> Result<Vec<IndexEntry>> {
+        let fences = &self.tail.fences;
+        let first = fences.partition_point(|f| f.0 < *from).saturating_sub(1);
+        let mut out = Vec::new();
+        for (i, fence) in fences.iter().enumerate().skip(first) {
+            if fence.0 > *to {
+                break;
+            }
+            let page = self.page(i as u32)?;
+            out.extend(page.into_iter().filter(|e| e.key >= *from && e.key <= *to));
+        }
+        Ok(out)
+    }
+
     /// Every entry, in key order.
     pub fn entries(&self) -> Result<Vec<IndexEntry>> {
         let mut out = Vec::with_capacity(self.header.entry_count as usize);
