@@ -1,7 +1,9 @@
 //! A ring range as spans of the backend's key order, and the Merkle-style summary of what a
 //! node holds in one (`RANGE_DIGEST`, `docs/PROTOCOL.md` §7.10).
 
-use ringblob_backends::{Backend, IterRequest, Meta, MAX_ITER_LIMIT};
+use ringblob_backends::{
+    AsyncBackend, Backend, IterPage, IterRequest, Meta, Position, MAX_ITER_LIMIT,
+};
 use ringblob_engine::Key;
 
 use crate::cluster::{DigestEntry, DigestTree};
@@ -20,31 +22,94 @@ pub(super) fn linear_parts(range: &KeyRange) -> Vec<(Key, Key)> {
     }
 }
 
-/// Calls `f` with every live value in `range`, page by page of the backend's iteration.
+/// A walk over the live values of a ring range, page by page in key order (one linear span
+/// after the other), each page resuming at the last key of the one before — so the backend
+/// lists from there, not from the span's start.
+pub(super) struct RangePages {
+    range: KeyRange,
+    /// Spans still to walk, the next one last.
+    spans: Vec<(Key, Key)>,
+    after: Option<Position>,
+    limit: usize,
+}
+
+/// One page of a [`RangePages`] walk.
+pub(super) struct RangePage {
+    /// The page's values in the range, in (key, column) order.
+    pub entries: Vec<Meta>,
+    /// More values may follow in this page's span (the last key may have more columns).
+    pub span_more: bool,
+}
+
+impl RangePages {
+    pub fn new(range: KeyRange, limit: usize) -> Self {
+        let mut spans = linear_parts(&range);
+        spans.reverse();
+        RangePages {
+            range,
+            spans,
+            after: None,
+            limit,
+        }
+    }
+
+    /// The request for the next page; `None` when the walk is over.
+    fn request(&self) -> Option<IterRequest> {
+        let (from, to) = *self.spans.last()?;
+        Some(IterRequest {
+            from: self.after.map_or(from, |p| p.key),
+            to,
+            after: self.after,
+            limit: self.limit,
+        })
+    }
+
+    /// Takes the backend's answer to [`request`](Self::request).
+    fn take(&mut self, page: IterPage) -> RangePage {
+        let span_more = page.next_after.is_some();
+        match page.next_after {
+            Some(p) => self.after = Some(p),
+            None => {
+                self.spans.pop();
+                self.after = None;
+            }
+        }
+        let range = self.range;
+        let mut entries = page.entries;
+        entries.retain(|m| range.contains(&m.key.0));
+        RangePage { entries, span_more }
+    }
+
+    /// The next page, from `backend` on its blocking pool.
+    pub async fn next(&mut self, backend: &AsyncBackend) -> Result<Option<RangePage>, String> {
+        let Some(req) = self.request() else {
+            return Ok(None);
+        };
+        let page = backend
+            .run(move |b| b.iterate(&req))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Some(self.take(page)))
+    }
+
+    /// The next page, from `b` on this thread.
+    pub fn next_here(&mut self, b: &dyn Backend) -> ringblob_backends::Result<Option<RangePage>> {
+        let Some(req) = self.request() else {
+            return Ok(None);
+        };
+        Ok(Some(self.take(b.iterate(&req)?)))
+    }
+}
+
+/// Calls `f` with every live value in `range`.
 pub(super) fn for_each_in(
     b: &dyn Backend,
     range: &KeyRange,
     mut f: impl FnMut(&Meta),
 ) -> ringblob_backends::Result<()> {
-    for (mut from, to) in linear_parts(range) {
-        let mut after = None;
-        loop {
-            let page = b.iterate(&IterRequest {
-                from,
-                to,
-                after,
-                limit: MAX_ITER_LIMIT,
-            })?;
-            page.entries
-                .iter()
-                .filter(|m| range.contains(&m.key.0))
-                .for_each(&mut f);
-            match page.next_after {
-                // Resume at the page's last key: the backend lists from `from`.
-                Some(p) => (from, after) = (p.key, Some(p)),
-                None => break,
-            }
-        }
+    let mut pages = RangePages::new(*range, MAX_ITER_LIMIT);
+    while let Some(page) = pages.next_here(b)? {
+        page.entries.iter().for_each(&mut f);
     }
     Ok(())
 }

@@ -7,11 +7,12 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ringblob_backends::{AsyncBackend, Backend, IterRequest, Meta};
+use ringblob_backends::{AsyncBackend, Backend, Meta};
 use ringblob_engine::pace::Pace;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::copy;
+use super::key_span::RangePages;
 use crate::client::{Client, ClientConfig};
 use crate::cluster::Transfer;
 use crate::wire::KeyId;
@@ -114,55 +115,36 @@ impl Mover {
             copy::send_remove(&client, &r).await?;
             self.counters.removes_sent.fetch_add(1, Ordering::Relaxed);
         }
-        for (mut from, to) in super::key_span::linear_parts(&range) {
-            let mut after = None;
-            loop {
-                if cancel.load(Ordering::Relaxed) {
-                    return Ok(());
+        let mut pages = RangePages::new(range, PAGE);
+        while let Some(page) = pages.next(&self.backend).await? {
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let entries = &page.entries;
+            for m in entries {
+                let sent = self.send(&client, m).await?;
+                let wait = self.throttle.lock().await.spent(sent);
+                if let Some(wait) = wait {
+                    tokio::time::sleep(wait).await;
                 }
-                let req = IterRequest {
-                    from,
-                    to,
-                    after,
-                    limit: PAGE,
-                };
-                let page = self
-                    .backend
-                    .run(move |b| b.iterate(&req))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let entries: Vec<&Meta> = page
-                    .entries
+            }
+            // A key is delivered once all its columns are: report the key before the
+            // page's last one, unless the page ends its span.
+            let last = entries.last().map(|m| m.key);
+            let done_key = if page.span_more {
+                entries
                     .iter()
-                    .filter(|m| range.contains(&m.key.0))
-                    .collect();
-                for m in &entries {
-                    let sent = self.send(&client, m).await?;
-                    let wait = self.throttle.lock().await.spent(sent);
-                    if let Some(wait) = wait {
-                        tokio::time::sleep(wait).await;
-                    }
-                }
-                // A key is delivered once all its columns are: report the key before the
-                // page's last one, unless the page ends the range.
-                let done_key = match page.next_after {
-                    None => entries.last().map(|m| m.key),
-                    Some(_) => entries
-                        .iter()
-                        .rev()
-                        .map(|m| m.key)
-                        .find(|k| Some(*k) != entries.last().map(|m| m.key)),
-                };
-                if let Some(k) = done_key {
-                    let _ = events.send(MoveEvent::Progress {
-                        id: t.id,
-                        cursor: k.0,
-                    });
-                }
-                match page.next_after {
-                    Some(p) => (from, after) = (p.key, Some(p)),
-                    None => break,
-                }
+                    .rev()
+                    .map(|m| m.key)
+                    .find(|k| Some(*k) != last)
+            } else {
+                last
+            };
+            if let Some(k) = done_key {
+                let _ = events.send(MoveEvent::Progress {
+                    id: t.id,
+                    cursor: k.0,
+                });
             }
         }
         Ok(())

@@ -12,9 +12,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ringblob_backends::{AsyncBackend, Backend, IterRequest, Meta};
+use ringblob_backends::{AsyncBackend, Backend, Meta};
 
-use super::{copy, key_span};
+use super::copy;
+use super::key_span::{self, RangePages};
 use crate::client::{Client, ClientConfig};
 use crate::cluster::{depth_for, DigestTree, RepairTask};
 use crate::ring::{KeyRange, RouteTable};
@@ -129,32 +130,10 @@ impl Repairer {
     /// Compares every value of `span` with the peer's, page by page, and pushes what the
     /// peer lacks or holds older.
     async fn repair_span(&self, peer: &Client, span: &KeyRange) -> Result<(), String> {
-        for (mut from, to) in key_span::linear_parts(span) {
-            let mut after = None;
-            loop {
-                let req = IterRequest {
-                    from,
-                    to,
-                    after,
-                    limit: PAGE,
-                };
-                let page = self
-                    .backend
-                    .run(move |b| b.iterate(&req))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mine: Vec<&Meta> = page
-                    .entries
-                    .iter()
-                    .filter(|m| span.contains(&m.key.0))
-                    .collect();
-                self.repair_page(peer, &mine).await?;
-                match page.next_after {
-                    // Resume at the page's last key: the backend lists from `from`.
-                    Some(p) => (from, after) = (p.key, Some(p)),
-                    None => break,
-                }
-            }
+        let mut pages = RangePages::new(*span, PAGE);
+        while let Some(page) = pages.next(&self.backend).await? {
+            let mine: Vec<&Meta> = page.entries.iter().collect();
+            self.repair_page(peer, &mine).await?;
         }
         self.push_removes(peer, span).await
     }
