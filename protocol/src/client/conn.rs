@@ -1,6 +1,7 @@
-//! One pipelined connection: requests are written under a lock, a reader task routes reply
-//! frames to their waiting caller by transaction id, so many requests are in flight at once
-//! and replies may arrive in any order.
+//! One pipelined connection: requests are written by whichever caller finds no write under
+//! way, together with every request queued meanwhile (one write for many callers), and a
+//! reader task routes reply frames to their waiting caller by transaction id, so many
+//! requests are in flight at once and replies may arrive in any order.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,9 +20,17 @@ use crate::wire::{decode_frame, Frame, Header};
 
 type Waiters = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Frame>>>>;
 
+/// Requests encoded and waiting to be written, and whether a caller is writing.
+#[derive(Default)]
+struct Outbox {
+    queued: BytesMut,
+    writing: bool,
+}
+
 /// A live connection to a node.
 pub struct Conn {
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    outbox: Mutex<Outbox>,
     waiters: Waiters,
     next_trans: AtomicU64,
     dead: Arc<AtomicBool>,
@@ -51,6 +60,7 @@ impl Conn {
         let reader = tokio::spawn(read_replies(rd, waiters.clone(), dead.clone()));
         Ok(Conn {
             writer: tokio::sync::Mutex::new(wr),
+            outbox: Mutex::default(),
             waiters,
             next_trans: AtomicU64::new(1),
             dead,
@@ -68,26 +78,102 @@ impl Conn {
         &self,
         encode: impl FnOnce(u64, &mut BytesMut) -> Result<Header, ClientError>,
     ) -> Result<(u64, mpsc::UnboundedReceiver<Frame>), ClientError> {
+        let mut encode = Some(encode);
+        let mut sent = self
+            .send_all(1, |_, trans, buf| match encode.take() {
+                Some(e) => e(trans, buf),
+                None => Err(ClientError::Unexpected("one frame encoded twice".into())),
+            })
+            .await?;
+        sent.pop()
+            .ok_or_else(|| ClientError::Unexpected("no frame sent".into()))
+    }
+
+    /// Sends `count` request frames, the `i`-th built by `encode(i, trans, buf)`, in one
+    /// write; returns each one's transaction id and reply channel, in order.
+    pub async fn send_all(
+        &self,
+        count: usize,
+        mut encode: impl FnMut(usize, u64, &mut BytesMut) -> Result<Header, ClientError>,
+    ) -> Result<Vec<(u64, mpsc::UnboundedReceiver<Frame>)>, ClientError> {
         if self.is_dead() {
             return Err(ClientError::Disconnected("connection closed".into()));
         }
-        let trans = self.next_trans.fetch_add(1, Ordering::Relaxed);
         let mut buf = BytesMut::new();
-        encode(trans, &mut buf)?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.waiters.lock().insert(trans, tx);
-        let written = self.writer.lock().await.write_all(&buf).await;
-        if let Err(e) = written {
-            self.waiters.lock().remove(&trans);
-            self.dead.store(true, Ordering::SeqCst);
-            return Err(ClientError::Disconnected(e.to_string()));
+        let mut sent = Vec::with_capacity(count);
+        let mut senders = Vec::with_capacity(count);
+        for i in 0..count {
+            let trans = self.next_trans.fetch_add(1, Ordering::Relaxed);
+            encode(i, trans, &mut buf)?;
+            let (tx, rx) = mpsc::unbounded_channel();
+            senders.push((trans, tx));
+            sent.push((trans, rx));
         }
-        Ok((trans, rx))
+        self.waiters.lock().extend(senders);
+        self.write(buf).await?;
+        Ok(sent)
+    }
+
+    /// Queues `buf`; unless another caller is writing already (and so writes it too), writes
+    /// everything queued until nothing is. A failed or abandoned write kills the connection:
+    /// every waiter is told, and the next call reconnects.
+    async fn write(&self, buf: BytesMut) -> Result<(), ClientError> {
+        {
+            let mut outbox = self.outbox.lock();
+            outbox.queued.unsplit(buf);
+            if outbox.writing {
+                return Ok(());
+            }
+            outbox.writing = true;
+        }
+        let mut guard = Writing {
+            conn: self,
+            done: false,
+        };
+        let mut writer = self.writer.lock().await;
+        loop {
+            let chunk = {
+                let mut outbox = self.outbox.lock();
+                if outbox.queued.is_empty() {
+                    outbox.writing = false;
+                    guard.done = true;
+                    return Ok(());
+                }
+                outbox.queued.split()
+            };
+            if let Err(e) = writer.write_all(&chunk).await {
+                return Err(ClientError::Disconnected(e.to_string()));
+            }
+        }
+    }
+
+    /// Ends the connection: nothing more is sent on it, every waiter is woken.
+    fn kill(&self) {
+        self.dead.store(true, Ordering::SeqCst);
+        self.waiters.lock().clear();
+        let mut outbox = self.outbox.lock();
+        outbox.queued.clear();
+        outbox.writing = false;
     }
 
     /// Stops waiting for a transaction (after a timeout).
     pub fn forget(&self, trans: u64) {
         self.waiters.lock().remove(&trans);
+    }
+}
+
+/// The caller writing the outbox; if it stops before the outbox is empty (an error, or its
+/// future dropped mid-write) the stream may hold part of a frame: the connection is killed.
+struct Writing<'a> {
+    conn: &'a Conn,
+    done: bool,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.kill();
+        }
     }
 }
 

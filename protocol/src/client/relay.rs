@@ -7,31 +7,30 @@ use super::{Client, ClientError};
 use crate::wire::Frame;
 
 impl Client {
-    /// Sends `frame` on this client's connection with `hops` + 1 and `group` set to the group
-    /// it was routed in, under a fresh transaction id (trace, key and payload kept); returns
-    /// the channel its reply frames arrive on. The caller gives them back their own
-    /// transaction id and stops at the frame without `MORE`.
-    pub async fn relay(
+    /// Sends `frames` on this client's connection in one write, each with `hops` + 1 and
+    /// `group` set to the group it was routed in, under a fresh transaction id (trace, key
+    /// and payload kept); returns each one's transaction id and the channel its reply frames
+    /// arrive on. The caller gives them back their own transaction id and stops at the frame
+    /// without `MORE`.
+    pub async fn relay_all(
         &self,
-        frame: &Frame,
-        group: u32,
-    ) -> Result<(u64, UnboundedReceiver<Frame>), ClientError> {
+        frames: &[(&Frame, u32)],
+    ) -> Result<Vec<(u64, UnboundedReceiver<Frame>)>, ClientError> {
         let conn = self.connection().await?;
-        let (trans, rx) = conn
-            .send(|trans, buf| {
-                let mut header = frame.header;
-                header.trans = trans;
-                header.hops = header.hops.saturating_add(1);
-                header.group = group;
-                let relayed = Frame {
-                    header,
-                    payload: frame.payload.clone(),
-                };
-                relayed.encode(buf)?;
-                Ok(header)
-            })
-            .await?;
-        Ok((trans, rx))
+        conn.send_all(frames.len(), |i, trans, buf| {
+            let (frame, group) = frames[i];
+            let mut header = frame.header;
+            header.trans = trans;
+            header.hops = header.hops.saturating_add(1);
+            header.group = group;
+            let relayed = Frame {
+                header,
+                payload: frame.payload.clone(),
+            };
+            relayed.encode(buf)?;
+            Ok(header)
+        })
+        .await
     }
 
     /// Per-request deadline.

@@ -203,35 +203,43 @@ async fn ask_previous(
     written.map_err(|e| End::Fatal(e.to_string()))
 }
 
-/// Forwards a run of frames (all sent before any reply is awaited, so they travel to their
-/// owners pipelined), or answers them with the refusal their route gives; replies are
-/// written in the frames' order.
+/// Forwards a run of frames, or answers them with the refusal their route gives. Refusals
+/// are answered first; then each owner is sent its frames in one write before any reply is
+/// awaited (so they travel pipelined, and are served there as one batch), and the owners'
+/// replies are relayed one owner after the other.
 async fn pass_on(
     node: &Arc<Node>,
     stream: &mut TcpStream,
     frames: &[Frame],
     routes: &[Route],
 ) -> Result<(), End> {
-    let mut in_flight = Vec::with_capacity(frames.len());
+    let mut refused = BytesMut::new();
+    let mut by_owner: Vec<(&str, Vec<(&Frame, u32)>)> = Vec::new();
     for (frame, route) in frames.iter().zip(routes) {
-        if let Route::Forward { addr, group } = route {
-            node.info.counters.forwarded.fetch_add(1, Ordering::Relaxed);
-            in_flight.push(Some(node.peers.send(addr, *group, frame).await));
-        } else {
-            in_flight.push(None);
+        match route {
+            Route::Forward { addr, group } => {
+                node.info.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                match by_owner.iter_mut().find(|(a, _)| a == addr) {
+                    Some((_, run)) => run.push((frame, *group)),
+                    None => by_owner.push((addr, vec![(frame, *group)])),
+                }
+            }
+            Route::Refuse(status, message) => {
+                encode_error(&frame.header, *status, message, &mut refused)
+            }
+            Route::Local => {}
         }
     }
-    for ((frame, route), sent) in frames.iter().zip(routes).zip(in_flight) {
-        let written = match (sent, route) {
-            (Some(f), _) => node.peers.finish(f, stream).await,
-            (None, Route::Refuse(status, message)) => {
-                let mut out = BytesMut::new();
-                encode_error(&frame.header, *status, message, &mut out);
-                stream.write_all(&out).await
-            }
-            (None, _) => Ok(()),
-        };
-        written.map_err(|e| End::Fatal(e.to_string()))?;
+    let fatal = |e: std::io::Error| End::Fatal(e.to_string());
+    if !refused.is_empty() {
+        stream.write_all(&refused).await.map_err(fatal)?;
+    }
+    let mut sent = Vec::with_capacity(by_owner.len());
+    for (addr, run) in &by_owner {
+        sent.push(node.peers.send(addr, run).await);
+    }
+    for f in sent {
+        node.peers.finish(f, stream).await.map_err(fatal)?;
     }
     Ok(())
 }
@@ -274,11 +282,10 @@ fn check_handshake(node: &Node, first: &Frame) -> Result<(), BytesMut> {
     })
 }
 
-/// Serves a batch on the blocking pool (inline for non-blocking backends).
 /// Serves a batch on the blocking pool (inline for non-blocking backends); returns the
-/// reply chunks and the frames left for the next round (see `MAX_BATCH_REPLY_BYTES`).
-/// Runs a batch on the blocking pool. With the route table, reads of keys this node took
-/// over and has nothing for stop the batch, to be asked of their previous owner.
+/// reply chunks and the frames left for the next round (see `MAX_BATCH_REPLY_BYTES`). With
+/// the route table, reads of keys this node took over and has nothing for stop the batch, to
+/// be asked of their previous owner.
 async fn serve_batch(
     node: &Arc<Node>,
     batch: Vec<Frame>,

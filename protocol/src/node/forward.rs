@@ -1,7 +1,9 @@
 //! Routing and forwarding (`docs/PROTOCOL.md` §9): a request for a key that another node of
 //! the target group owns is sent to that owner with `hops` + 1, over one pipelined
-//! connection per peer, and the owner's reply frames are relayed back under the client's
-//! transaction id, one at a time as they arrive (so a streamed read is never held whole).
+//! connection per peer that every client connection shares (so the requests of many clients
+//! reach the owner in one write and are served there as one batch), and the owner's reply
+//! frames are relayed back under the client's transaction id as they arrive (so a streamed
+//! read is never held whole).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,7 +62,9 @@ pub fn route(table: Option<&RouteTable>, me: &str, own_group: u32, h: &Header) -
     }
 }
 
-/// One client per peer, shared by every connection of this node.
+/// One client per peer, shared by every connection of this node: the forwarded requests of
+/// many clients reach the owner together and are served there as one batch (measured: two
+/// or more connections per peer only split those batches, and lower forwarded throughput).
 pub struct Peers {
     config: ClientConfig,
     clients: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
@@ -95,48 +99,63 @@ impl Peers {
         Ok(clients.entry(addr.to_string()).or_insert(c).clone())
     }
 
-    /// Sends `frame` on to the owner at `addr`; its replies are collected by
-    /// [`finish`](Self::finish). Several can be in flight at once on the peer connection.
-    pub async fn send(&self, addr: &str, group: u32, frame: &Frame) -> InFlight {
+    /// Sends `run` (frames, each with the group it was routed in) on to the owner at `addr`
+    /// in one write; their replies are relayed by [`finish`](Self::finish). Many runs, of
+    /// many client connections, are in flight at once on the peer connection.
+    pub async fn send(&self, addr: &str, run: &[(&Frame, u32)]) -> InFlight {
         let started = async {
             let client = self.client(addr).await?;
-            let (trans, rx) = client
-                .relay(frame, group)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((client, trans, rx))
+            let sent = client.relay_all(run).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((client, sent))
         };
+        let headers = run.iter().map(|(f, _)| f.header).collect();
         InFlight {
             addr: addr.to_string(),
-            header: frame.header,
+            headers,
             started: started.await,
         }
     }
 
-    /// Writes the owner's reply frames to `out` under the client's transaction id, or a
-    /// `TIMEOUT` error reply when the owner could not be reached or did not answer in time.
-    /// Only a failed write to `out` is an error (the client's connection is gone).
+    /// Writes the owner's reply frames to `out` under the client's transaction ids, gathered
+    /// into one write where they come together; a frame whose owner could not be reached or
+    /// did not answer in time gets a `TIMEOUT` error reply instead. Only a failed write to
+    /// `out` is an error (the client's connection is gone).
     pub async fn finish<W: AsyncWrite + Unpin>(
         &self,
         f: InFlight,
         out: &mut W,
     ) -> std::io::Result<()> {
-        let why = match f.started {
-            Ok((client, trans, rx)) => match relay(&client, trans, rx, &f.header, out).await {
-                Ok(()) => return Ok(()),
-                Err(Relay::Client(e)) => return Err(e),
-                Err(Relay::Owner(why)) => why,
-            },
-            Err(why) => why,
+        let mut gathered = BytesMut::new();
+        let failed = match f.started {
+            Ok((client, sent)) => {
+                let mut failed = None;
+                for ((trans, rx), header) in sent.into_iter().zip(&f.headers) {
+                    let relayed = relay(&client, trans, rx, header, out, &mut gathered).await;
+                    match relayed {
+                        Ok(()) => {}
+                        Err(Relay::Client(e)) => return Err(e),
+                        Err(Relay::Owner(why)) => {
+                            failed_reply(&f.addr, header, &why, &mut gathered);
+                            failed = Some(why);
+                        }
+                    }
+                }
+                failed
+            }
+            Err(why) => {
+                for header in &f.headers {
+                    failed_reply(&f.addr, header, &why, &mut gathered);
+                }
+                Some(why)
+            }
         };
-        tracing::warn!(owner = %f.addr, error = %why, "forwarding failed");
-        let mut buf = BytesMut::new();
-        let msg = format!("owner {} did not answer: {why}", f.addr);
-        encode_error(&f.header, Status::Timeout, &msg, &mut buf);
-        out.write_all(&buf).await
+        if let Some(why) = failed {
+            tracing::warn!(owner = %f.addr, error = %why, "forwarding failed");
+        }
+        out.write_all(&gathered).await
     }
 
-    /// [`send`](Self::send), then [`finish`](Self::finish).
+    /// [`send`](Self::send) of one frame, then [`finish`](Self::finish).
     pub async fn forward<W: AsyncWrite + Unpin>(
         &self,
         addr: &str,
@@ -144,51 +163,82 @@ impl Peers {
         frame: &Frame,
         out: &mut W,
     ) -> std::io::Result<()> {
-        let f = self.send(addr, group, frame).await;
+        let f = self.send(addr, &[(frame, group)]).await;
         self.finish(f, out).await
     }
 }
 
-/// A forwarded request: where it went, the client's header, and the owner's reply channel
-/// (or why it could not be sent).
-pub struct InFlight {
-    addr: String,
-    header: Header,
-    started: Result<(Arc<Client>, u64, UnboundedReceiver<Frame>), String>,
+fn failed_reply(addr: &str, header: &Header, why: &str, out: &mut BytesMut) {
+    let msg = format!("owner {addr} did not answer: {why}");
+    encode_error(header, Status::Timeout, &msg, out);
 }
 
-/// Relays reply frames until the one without `MORE`, each within the client's deadline of
-/// the frame before it (a long streamed reply that keeps coming is never cut off).
+/// A forwarded run: where it went, the client's headers, and the owner's reply channels (or
+/// why the run could not be sent).
+pub struct InFlight {
+    addr: String,
+    headers: Vec<Header>,
+    started: Result<(Arc<Client>, Vec<Pending>), String>,
+}
+
+/// A relayed frame's transaction id on the peer connection, and its reply channel.
+type Pending = (u64, UnboundedReceiver<Frame>);
+
+/// Reply bytes gathered before they are written even though more are at hand (a streamed
+/// read is relayed in pieces of about this size, never held whole).
+const GATHER_BYTES: usize = 256 << 10;
+
+/// Relays reply frames into `gathered` until the one without `MORE`, each within the
+/// client's deadline of the frame before it (a long streamed reply that keeps coming is never
+/// cut off). What was gathered is written to `out` before waiting for a frame not there yet.
 async fn relay<W: AsyncWrite + Unpin>(
     client: &Client,
     trans: u64,
     mut rx: UnboundedReceiver<Frame>,
     request: &Header,
     out: &mut W,
+    gathered: &mut BytesMut,
 ) -> Result<(), Relay> {
     loop {
-        let reply = match tokio::time::timeout(client.timeout(), rx.recv()).await {
-            Ok(Some(reply)) => reply,
-            Ok(None) => return Err(Relay::Owner("connection closed".into())),
-            Err(_) => {
-                client.forget(trans).await;
-                return Err(Relay::Owner("timed out".into()));
+        let reply = match rx.try_recv() {
+            Ok(reply) if gathered.len() < GATHER_BYTES => reply,
+            ready => {
+                out.write_all(gathered).await.map_err(Relay::Client)?;
+                gathered.clear();
+                match ready {
+                    Ok(reply) => reply,
+                    Err(_) => next_reply(client, trans, &mut rx).await?,
+                }
             }
         };
         let more = reply.header.has_more();
         let mut header = reply.header;
         header.trans = request.trans;
         header.hops = 0;
-        let mut buf = BytesMut::with_capacity(reply.payload.len() + 80);
         Frame {
             header,
             payload: reply.payload,
         }
-        .encode(&mut buf)
+        .encode(gathered)
         .map_err(|e| Relay::Owner(e.to_string()))?;
-        out.write_all(&buf).await.map_err(Relay::Client)?;
         if !more {
             return Ok(());
+        }
+    }
+}
+
+/// The next reply frame of `trans`, within the client's deadline.
+async fn next_reply(
+    client: &Client,
+    trans: u64,
+    rx: &mut UnboundedReceiver<Frame>,
+) -> Result<Frame, Relay> {
+    match tokio::time::timeout(client.timeout(), rx.recv()).await {
+        Ok(Some(reply)) => Ok(reply),
+        Ok(None) => Err(Relay::Owner("connection closed".into())),
+        Err(_) => {
+            client.forget(trans).await;
+            Err(Relay::Owner("timed out".into()))
         }
     }
 }
@@ -199,6 +249,9 @@ enum Relay {
     /// The owner could not be reached or did not answer.
     Owner(String),
 }
+
+#[cfg(test)]
+mod relay_tests;
 
 #[cfg(test)]
 mod tests {

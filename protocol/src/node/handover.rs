@@ -74,6 +74,18 @@ impl Handovers {
         }
     }
 
+    /// Notes, for a node starting again, the ranges of `table` it owns that other nodes
+    /// owned while it was away: writes made meanwhile went to them, and they hand those keys
+    /// back while the window runs. (To the rest of the cluster the node's return is a ring
+    /// change; to the node itself the saved table never showed it gone.)
+    pub fn rejoined(&self, table: &RouteTable, me: &str) {
+        let mut away = table.clone();
+        for n in away.nodes.iter_mut().filter(|n| n.name == me) {
+            n.alive = false;
+        }
+        self.table_changed(&away, table, me);
+    }
+
     /// The live previous owner of `key`, if the key lies in a range taken over recently.
     pub fn previous_owner(&self, key: &KeyId, table: &RouteTable) -> Option<PreviousOwner> {
         let now = Instant::now();
@@ -93,5 +105,74 @@ impl Handovers {
     pub fn any(&self) -> bool {
         let now = Instant::now();
         self.incoming.read().iter().any(|i| i.until > now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::{RingId, RouteNode};
+
+    fn node(name: &str, id: u8, alive: bool) -> RouteNode {
+        RouteNode {
+            name: name.into(),
+            addr: format!("{name}:1"),
+            group: 1,
+            ids: vec![RingId([id; 32])],
+            alive,
+            incarnation: 1,
+        }
+    }
+
+    fn table(b_alive: bool) -> RouteTable {
+        RouteTable {
+            version: 1,
+            nodes: vec![node("a", 0x40, true), node("b", 0xc0, b_alive)],
+        }
+    }
+
+    fn owner_of(t: &RouteTable, key: &KeyId) -> String {
+        t.owner(1, key).map(|n| n.name.clone()).unwrap_or_default()
+    }
+
+    /// Keys `b` owns, and keys `a` owns, in the two-node table.
+    fn keys_of_each(t: &RouteTable) -> (Vec<KeyId>, Vec<KeyId>) {
+        let keys: Vec<KeyId> = (0..=255u8).map(|i| [i; 32]).collect();
+        keys.into_iter().partition(|k| owner_of(t, k) == "b")
+    }
+
+    #[test]
+    fn a_node_that_starts_again_reads_its_ranges_through_their_owner_while_away() {
+        let t = table(true);
+        let (of_b, of_a) = keys_of_each(&t);
+        assert!(!of_b.is_empty() && !of_a.is_empty());
+        let h = Handovers::new(Duration::from_secs(60));
+        h.rejoined(&t, "b");
+        assert!(h.any());
+        for k in &of_b {
+            let prev = h.previous_owner(k, &t).map(|p| p.addr);
+            assert_eq!(prev.as_deref(), Some("a:1"), "{:?}", k[0]);
+        }
+        assert!(of_a.iter().all(|k| h.previous_owner(k, &t).is_none()));
+    }
+
+    #[test]
+    fn a_ring_change_reads_through_to_the_previous_owner_until_the_window_ends() {
+        let (before, after) = (table(false), table(true));
+        let (of_b, _) = keys_of_each(&after);
+        let h = Handovers::new(Duration::from_secs(60));
+        h.table_changed(&before, &after, "b");
+        assert!(of_b.iter().all(|k| h.previous_owner(k, &after).is_some()));
+        // The node it would ask is dead: nothing to ask.
+        let a_dead = RouteTable {
+            version: 2,
+            nodes: vec![node("a", 0x40, false), node("b", 0xc0, true)],
+        };
+        assert!(of_b.iter().all(|k| h.previous_owner(k, &a_dead).is_none()));
+        // A zero window notes nothing.
+        let never = Handovers::new(Duration::ZERO);
+        never.table_changed(&before, &after, "b");
+        never.rejoined(&after, "b");
+        assert!(!never.any());
     }
 }

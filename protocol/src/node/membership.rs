@@ -202,6 +202,11 @@ impl Membership {
         let (cluster, effects) =
             Cluster::start(config, restart).map_err(|e| invalid("cluster", e))?;
         let (routes_tx, routes) = watch::channel(Some(Arc::new(cluster.route_table().clone())));
+        // Keys written while this node was away are read through from their owners then
+        // (a first start owns nothing that anyone else had).
+        workers
+            .handovers
+            .rejoined(cluster.route_table(), &cluster.me().name);
         let (timers, timer_rx) = mpsc::unbounded_channel();
         let (moved, moved_rx) = mpsc::unbounded_channel();
         let moves = MoveStatusCell::default();

@@ -190,10 +190,12 @@ fn two_groups_of_three_survive_kill9_restart_and_a_join() {
         readable(&ms[2], 0..260).await;
     });
 
-    // Restart: a2 catches up on what was written while it was down.
+    // Restart: a2 catches up on what was written while it was down, and every key stays
+    // readable in group 1 while a1 and a3 hand a2's keys back (a2 reads them through).
     ms[1].start();
     rt.block_on(async {
         converge(&ms.iter().collect::<Vec<_>>(), 6).await;
+        readable_in_group(&ms[4], 1, 0..260).await;
         movement_done(&ms.iter().collect::<Vec<_>>()).await;
         readable_in_group(&ms[4], 1, 0..260).await;
     });

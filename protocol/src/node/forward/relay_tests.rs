@@ -1,0 +1,214 @@
+//! Forwarding against a scripted owner on a real socket: runs sent in one write, streamed
+//! replies relayed in order under the client's transaction ids, and an owner that fails
+//! mid-run answered with `TIMEOUT` for exactly the frames it left unfinished.
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::Peers;
+use crate::wire::{
+    decode_frame, Command, Frame, HandshakeReply, Header, Reply, Status, PROTOCOL_VERSION,
+};
+
+/// How the scripted owner answers the n-th request after the handshake.
+#[derive(Clone, Copy)]
+enum Script {
+    /// Every request gets `parts` READ parts (the last without `MORE`).
+    Parts(usize),
+    /// The first request gets one part with `MORE`, then the owner hangs up.
+    HangUpMidStream,
+}
+
+/// An owner on 127.0.0.1 following `script`; returns its address. Each part says the first
+/// byte of the request's key and the part's number.
+async fn owner(script: Script) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("addr: {e}"))
+        .to_string();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(serve(s, script));
+        }
+    });
+    addr
+}
+
+async fn serve(mut s: TcpStream, script: Script) {
+    let mut buf = BytesMut::new();
+    loop {
+        let mut frames = Vec::new();
+        while let Ok(Some(f)) = decode_frame(&mut buf) {
+            frames.push(f);
+        }
+        let mut out = BytesMut::new();
+        for f in &frames {
+            if f.header.command == Command::Handshake {
+                let hs = Reply::Handshake(HandshakeReply {
+                    version: PROTOCOL_VERSION,
+                    features: 0,
+                    node_name: "scripted".into(),
+                });
+                assert!(hs.encode(&f.header, &mut out).is_ok());
+                continue;
+            }
+            match script {
+                Script::Parts(n) => {
+                    for i in 0..n {
+                        part(
+                            &f.header,
+                            i + 1 < n,
+                            &format!("{} {i}", f.header.key[0]),
+                            &mut out,
+                        );
+                    }
+                }
+                Script::HangUpMidStream => {
+                    part(&f.header, true, "first", &mut out);
+                    let _ = s.write_all(&out).await;
+                    return;
+                }
+            }
+        }
+        if s.write_all(&out).await.is_err() {
+            return;
+        }
+        match s.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn part(request: &Header, more: bool, text: &str, out: &mut BytesMut) {
+    let frame = Frame {
+        header: request.reply_to(Status::Ok, more),
+        payload: Bytes::from(text.to_string()),
+    };
+    assert!(frame.encode(out).is_ok());
+}
+
+/// A client's READ of key `[key; 32]` under transaction `trans`.
+fn read(key: u8, trans: u64) -> Frame {
+    Frame {
+        header: Header::request(Command::Read, trans, [key; 32], 1),
+        payload: Bytes::new(),
+    }
+}
+
+/// The frames written to the client, in order.
+fn frames_of(mut out: BytesMut) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    while let Ok(Some(f)) = decode_frame(&mut out) {
+        frames.push(f);
+    }
+    assert!(out.is_empty(), "{} stray bytes", out.len());
+    frames
+}
+
+#[tokio::test]
+async fn a_run_is_relayed_in_order_under_the_clients_transactions() {
+    let addr = owner(Script::Parts(3)).await;
+    let peers = Peers::new("relay-test");
+    let (a, b) = (read(7, 1000), read(9, 2000));
+    let f = peers.send(&addr, &[(&a, 1), (&b, 1)]).await;
+    let mut out = Vec::new();
+    assert!(peers.finish(f, &mut out).await.is_ok());
+    let frames = frames_of(BytesMut::from(&out[..]));
+    let seen: Vec<(u64, bool, &[u8])> = frames
+        .iter()
+        .map(|f| (f.header.trans, f.header.has_more(), &f.payload[..]))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (1000, true, &b"7 0"[..]),
+            (1000, true, b"7 1"),
+            (1000, false, b"7 2"),
+            (2000, true, b"9 0"),
+            (2000, true, b"9 1"),
+            (2000, false, b"9 2"),
+        ]
+    );
+    assert!(frames
+        .iter()
+        .all(|f| f.header.hops == 0 && f.header.is_reply()));
+}
+
+#[tokio::test]
+async fn an_owner_that_hangs_up_mid_stream_leaves_timeouts_not_silence() {
+    let addr = owner(Script::HangUpMidStream).await;
+    let peers = Peers::new("relay-test");
+    let (a, b) = (read(1, 10), read(2, 20));
+    let f = peers.send(&addr, &[(&a, 1), (&b, 1)]).await;
+    let mut out = Vec::new();
+    assert!(peers.finish(f, &mut out).await.is_ok());
+    let frames = frames_of(BytesMut::from(&out[..]));
+    let seen: Vec<(u64, Status, bool)> = frames
+        .iter()
+        .map(|f| (f.header.trans, f.header.status, f.header.has_more()))
+        .collect();
+    // The part that came is relayed; then each transaction ends with its error.
+    assert_eq!(
+        seen,
+        vec![
+            (10, Status::Ok, true),
+            (10, Status::Timeout, false),
+            (20, Status::Timeout, false),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_owner_that_cannot_be_reached_gets_every_frame_a_timeout() {
+    // A port nothing listens on: bind, note it, close.
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        l.local_addr()
+            .unwrap_or_else(|e| panic!("addr: {e}"))
+            .to_string()
+    };
+    let peers = Peers::new("relay-test");
+    let (a, b) = (read(1, 5), read(2, 6));
+    let f = peers.send(&addr, &[(&a, 1), (&b, 1)]).await;
+    let mut out = Vec::new();
+    assert!(peers.finish(f, &mut out).await.is_ok());
+    let frames = frames_of(BytesMut::from(&out[..]));
+    let seen: Vec<(u64, Status)> = frames
+        .iter()
+        .map(|f| (f.header.trans, f.header.status))
+        .collect();
+    assert_eq!(seen, vec![(5, Status::Timeout), (6, Status::Timeout)]);
+}
+
+/// Many client connections forwarding at once share the peer connection (their frames
+/// written together by whichever caller is writing): each gets exactly its own reply.
+#[tokio::test]
+async fn concurrent_runs_share_the_peer_connection_and_get_their_own_replies() {
+    let addr = owner(Script::Parts(1)).await;
+    let peers = std::sync::Arc::new(Peers::new("relay-test"));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200u64 {
+        let (peers, addr) = (peers.clone(), addr.clone());
+        tasks.spawn(async move {
+            let key = (i % 250) as u8;
+            let frame = read(key, 7_000 + i);
+            let mut out = Vec::new();
+            assert!(peers.forward(&addr, 1, &frame, &mut out).await.is_ok());
+            let frames = frames_of(BytesMut::from(&out[..]));
+            assert_eq!(frames.len(), 1);
+            assert_eq!(frames[0].header.trans, 7_000 + i);
+            assert_eq!(&frames[0].payload[..], format!("{key} 0").as_bytes());
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        assert!(done.is_ok(), "{done:?}");
+    }
+    assert_eq!(peers.clients.lock().await.len(), 1);
+}
