@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ringblob_engine::{Config, Durability, Engine, Key, Range, WriteOptions};
+use ringblob_engine::{Config, Durability, Engine, Key, Range, WriteAt, WriteOptions};
 
 use crate::error::Result;
 use crate::meta::{BackendStats, DefragState, DefragSummary, Location, Meta};
@@ -86,6 +86,18 @@ impl Store for BlobStore {
             return self.put(key, column, &value, opts);
         }
         Ok(self.engine.write_stream(key, column, len, source, opts)?)
+    }
+
+    /// The engine writes only the frames that change when it can (a patch record).
+    fn write_into(
+        &self,
+        key: &Key,
+        column: u16,
+        at: WriteAt,
+        bytes: &[u8],
+        opts: WriteOptions,
+    ) -> Result<u64> {
+        Ok(self.engine.write_into(key, column, at, bytes, opts)?)
     }
 
     fn get(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>> {

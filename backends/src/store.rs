@@ -5,7 +5,7 @@
 use std::io::Read;
 
 use ringblob_engine::format::record::MAX_VALUE_LEN;
-use ringblob_engine::{Durability, Key, Range, WriteOptions};
+use ringblob_engine::{Durability, Key, Range, WriteAt, WriteOptions};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -46,6 +46,36 @@ pub trait Store: Send + Sync {
     ) -> Result<()> {
         let value = read_exactly(source, len)?;
         self.put(key, column, &value, opts)
+    }
+    /// Writes `bytes` into the column's value at `at` (an absent value is empty; a value
+    /// shorter than the write grows, with zeros up to it); returns the new length. By
+    /// default the whole value is read, changed and put back (the caller holds the key's
+    /// lock); a store that can write only the changed part overrides it.
+    fn write_into(
+        &self,
+        key: &Key,
+        column: u16,
+        at: WriteAt,
+        bytes: &[u8],
+        opts: WriteOptions,
+    ) -> Result<u64> {
+        let mut v = match self.get(key, column, Range::all()) {
+            Ok(v) => v,
+            Err(Error::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let offset = match at {
+            WriteAt::End => v.len() as u64,
+            WriteAt::Offset(o) => o,
+        };
+        let end = offset.saturating_add(bytes.len() as u64);
+        check_size(end)?;
+        if (v.len() as u64) < end {
+            v.resize(end as usize, 0);
+        }
+        v[offset as usize..end as usize].copy_from_slice(bytes);
+        self.put(key, column, &v, opts)?;
+        Ok(v.len() as u64)
     }
     fn get(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>>;
     fn meta(&self, key: &Key, column: u16) -> Result<Meta>;
@@ -171,15 +201,6 @@ impl<S: Store> StoreBackend<S> {
         self.remember_removed(key, [column], removed_ns, &opts)?;
         self.store.delete(key, column, plain)
     }
-
-    /// The column's current value, or empty if it has none.
-    fn current(&self, key: &Key, column: u16) -> Result<Vec<u8>> {
-        match self.store.get(key, column, Range::all()) {
-            Ok(v) => Ok(v),
-            Err(Error::NotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 fn check_size(end: u64) -> Result<()> {
@@ -220,11 +241,8 @@ impl<S: Store> Backend for StoreBackend<S> {
         opts: WriteOptions,
     ) -> Result<u64> {
         let _g = self.locks.lock(key);
-        let mut v = self.current(key, column)?;
-        check_size(v.len() as u64 + bytes.len() as u64)?;
-        v.extend_from_slice(bytes);
-        self.store.put(key, column, &v, opts)?;
-        Ok(v.len() as u64)
+        self.store
+            .write_into(key, column, WriteAt::End, bytes, opts)
     }
 
     fn write_at_column(
@@ -235,16 +253,10 @@ impl<S: Store> Backend for StoreBackend<S> {
         bytes: &[u8],
         opts: WriteOptions,
     ) -> Result<u64> {
-        let end = offset.saturating_add(bytes.len() as u64);
-        check_size(end)?;
+        check_size(offset.saturating_add(bytes.len() as u64))?;
         let _g = self.locks.lock(key);
-        let mut v = self.current(key, column)?;
-        if (v.len() as u64) < end {
-            v.resize(end as usize, 0);
-        }
-        v[offset as usize..end as usize].copy_from_slice(bytes);
-        self.store.put(key, column, &v, opts)?;
-        Ok(v.len() as u64)
+        self.store
+            .write_into(key, column, WriteAt::Offset(offset), bytes, opts)
     }
 
     fn prepare_column(&self, key: &Key, column: u16, reserved: u64) -> Result<()> {

@@ -20,6 +20,7 @@ use crate::checkpoint::{load_index, scan_entries};
 use crate::engine::Inner;
 use crate::error::{Error, Result};
 use crate::format::blob_header::BLOB_HEADER_LEN;
+use crate::format::frames::unpatched;
 use crate::format::index_file::IndexEntry;
 use crate::format::record::{RecordHeader, FLAG_TOMBSTONE};
 use crate::key::Key;
@@ -323,10 +324,26 @@ impl Inner {
     /// Reads a whole record into `buf` and checks every CRC; false if it is damaged.
     fn read_checked(&self, id: u32, e: &IndexEntry, buf: &mut Vec<u8>) -> Result<bool> {
         self.read_bytes(id, e.offset, e.record_len as usize, buf)?;
-        let ok = RecordHeader::decode(buf, id, e.offset)
-            .and_then(|h| check_frames(&h, buf, id, e.offset).map(|()| h))
-            .is_ok_and(|h| h.key == e.key);
-        Ok(ok)
+        let checked = RecordHeader::decode(buf, id, e.offset)
+            .and_then(|h| check_frames(&h, buf, id, e.offset).map(|()| h));
+        let h = match checked {
+            Ok(h) if h.key == e.key => h,
+            _ => return Ok(false),
+        };
+        if h.is_patch() {
+            // The copy must not need this blob: its kept frames go into it (§6.7).
+            let fetch = |at, len: u32| {
+                let mut frame = Vec::new();
+                self.read_bytes(id, at, len as usize, &mut frame)?;
+                Ok(frame)
+            };
+            match unpatched(&h, buf, (id, e.offset), fetch) {
+                Ok(whole) => *buf = whole,
+                Err(e) if e.is_corruption() => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
 
     /// Makes everything appended so far durable (group-committed).

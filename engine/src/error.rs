@@ -90,6 +90,9 @@ pub enum Error {
     /// blobs) and gave up rather than answer from a view that may be stale. Try again.
     #[error("the lookup kept racing changes of the sealed blobs; try again")]
     Contended,
+    /// A broken invariant of the engine itself (a bug), reported instead of a panic.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A write that had to be newer than the stored record was not: nothing was written.
     #[error("not written: the stored record (timestamp {stored_ns} ns) is not older than the write (timestamp {write_ns} ns)")]
     NotNewer { stored_ns: u64, write_ns: u64 },

@@ -153,6 +153,11 @@ impl Inner {
         }
         let table = FrameTable::decode(&h, &rec[RECORD_HEADER_LEN..], loc.blob, offset)?;
         let (off, len) = range.resolve(h.value_len)?;
+        if h.is_patch() {
+            return self
+                .read_patch_range(loc, &h, &table, (off, len), rec)
+                .map(Some);
+        }
         let mut out = Vec::with_capacity(len as usize);
         if len > 0 {
             let (first, _) = frames_for_range(&h, off, len);
@@ -193,14 +198,14 @@ impl Inner {
         let table_at = offset + RECORD_HEADER_LEN as u64;
         self.read_bytes(loc.blob, table_at, h.table_len(), buf)?;
         let table = FrameTable::decode(&h, buf, loc.blob, offset)?;
+        if h.is_patch() {
+            return self
+                .read_patch_range(loc, &h, &table, (off, len), buf)
+                .map(Some);
+        }
         let (first, last) = frames_for_range(&h, off, len);
         if table.frames.len() <= last as usize {
-            return Err(Error::Corrupt {
-                what: "frame table",
-                file: blob_name(loc.blob),
-                offset,
-                reason: "range outside the frame table".into(),
-            });
+            return Err(outside_table(loc));
         }
         let place = RecordPlace {
             blob: loc.blob,
@@ -249,6 +254,74 @@ impl Inner {
             *buf = Vec::new();
         }
         Ok(Some(out))
+    }
+
+    /// `range` of the value in the record at `loc`, if the record holds `key` (a writer
+    /// patching that record reads the frames it changes this way).
+    pub(crate) fn read_record(&self, key: &Key, loc: Loc, range: Range) -> Result<Option<Vec<u8>>> {
+        let mut buf = Vec::new();
+        if loc.len <= WHOLE_READ_MAX {
+            self.read_small(key, loc, range, &mut buf)
+        } else {
+            self.read_large(key, loc, range, &mut buf)
+        }
+    }
+
+    /// Logical bytes `off..off+len` of a patch record, frame by frame: each frame is read
+    /// where it is stored (in this record, or in an earlier one of the blob), checked and
+    /// decoded on its own.
+    fn read_patch_range(
+        &self,
+        loc: Loc,
+        h: &RecordHeader,
+        table: &FrameTable,
+        (off, len): (u64, u64),
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(len as usize);
+        if len == 0 {
+            return Ok(out);
+        }
+        let place = RecordPlace {
+            blob: loc.blob,
+            offset: u64::from(loc.offset),
+        };
+        let (first, last) = frames_for_range(h, off, len);
+        let fl = u64::from(h.frame_len);
+        for i in first..=last {
+            let e = table
+                .frames
+                .get(i as usize)
+                .ok_or_else(|| outside_table(loc))?;
+            let at = e.file_offset(h, place.offset);
+            self.read_bytes(loc.blob, at, e.stored_len as usize, buf)?;
+            let from = off.max(u64::from(i) * fl);
+            let to = (off + len).min((u64::from(i) + 1) * fl);
+            extract_range(h, table, i, buf, (from, to - from), place, &mut out)?;
+        }
+        // A one-frame read had the whole-value CRC checked by `extract_range`.
+        if last > first && off == 0 && len == h.value_len {
+            let got = crate::format::crc32(&out);
+            if got != h.value_crc {
+                return Err(Error::ChecksumMismatch {
+                    what: "value",
+                    blob: loc.blob,
+                    offset: place.offset,
+                    expected: h.value_crc,
+                    got,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn outside_table(loc: Loc) -> Error {
+    Error::Corrupt {
+        what: "frame table",
+        file: blob_name(loc.blob),
+        offset: u64::from(loc.offset),
+        reason: "range outside the frame table".into(),
     }
 }
 

@@ -187,11 +187,12 @@ impl Scanner<'_> {
     }
 }
 
-/// Checks the frame table and every frame CRC of a whole record in `rec`.
+/// Checks the frame table and the CRC of every frame stored in the whole record `rec`.
 pub fn check_frames(h: &RecordHeader, rec: &[u8], blob: u32, offset: u64) -> Result<()> {
     let table = FrameTable::decode(h, rec.get(RECORD_HEADER_LEN..).unwrap_or(&[]), blob, offset)?;
     let area_at = RECORD_HEADER_LEN + h.table_len();
-    for f in &table.frames {
+    // A patch's kept frames are frames of earlier records of the blob, checked with them.
+    for f in table.frames.iter().filter(|f| f.at.is_none()) {
         let from = area_at + f.stored_offset as usize;
         let bytes = rec
             .get(from..from + f.stored_len as usize)

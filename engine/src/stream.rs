@@ -65,6 +65,7 @@ impl Inner {
             tombstone: false,
             probe,
             if_newer,
+            expected: None,
         };
         let record_len = enc.record_len();
         let result = self.append_with(&mut a, target, record_len, |inner, a| {

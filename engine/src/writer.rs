@@ -22,6 +22,9 @@ pub(crate) struct Target<'a> {
     pub probe: Option<SealedProbe>,
     /// Write only if the newest record is older than this timestamp (the record's own).
     pub if_newer: Option<u64>,
+    /// Write only if the live record of (key, column) is at this place (`Some(None)`: has
+    /// none); otherwise `Contended`.
+    pub expected: Option<Option<Loc>>,
 }
 
 /// A sealed-blob lookup made before taking the writer lock.
@@ -98,6 +101,7 @@ impl Inner {
             tombstone,
             probe,
             if_newer,
+            expected: None,
         };
         let result = self.append_with(&mut a, target, record.len() as u64, |inner, a| {
             let offset = a.end();
@@ -125,6 +129,7 @@ impl Inner {
             tombstone,
             probe,
             if_newer,
+            expected,
         } = t;
         let tag = self.index.read().tag(key);
         let old = self
@@ -135,6 +140,9 @@ impl Inner {
         let had_value = newest.is_some_and(|e| !e.tombstone);
         if tombstone && !had_value {
             return Err(Error::NotFound(*key));
+        }
+        if expected.is_some_and(|x| x != newest.filter(|e| !e.tombstone).map(|e| e.loc)) {
+            return Err(Error::Contended);
         }
         if let (Some(write_ns), Some(e)) = (if_newer, newest) {
             // A sealed tombstone's blob may be retired meanwhile: defragmentation drops a
@@ -178,6 +186,58 @@ impl Inner {
             .fetch_add(1, Ordering::Relaxed);
         a.records += 1;
         Ok((a.blob.id, a.end()))
+    }
+
+    /// Appends `record`, built by a write into the value of (key, column) from its live
+    /// record at `expected`, if that is still its live record; a patch (`patch_of`: the blob
+    /// its kept frames are in) only into that blob, without rotating it. `None` when the
+    /// record must be built again (the value changed, or the blob is sealed or full: then it
+    /// is rotated here, and the write rebuilt as a whole value).
+    pub(crate) fn append_planned(
+        &self,
+        key: &Key,
+        column: u16,
+        record: &[u8],
+        (expected, patch_of): (Option<Loc>, Option<u32>),
+    ) -> Result<Option<LogPos>> {
+        let probe = self.probe_sealed(key, column, true)?;
+        let mut a = self.active.lock();
+        self.check_writable()?;
+        let len = record.len() as u64;
+        let rotate = self.needs_rotation(&a, len);
+        if patch_of.is_some_and(|blob| blob != a.blob.id) {
+            return Ok(None);
+        }
+        let sealed = if rotate {
+            Some(self.rotate_locked(&mut a)?)
+        } else {
+            None
+        };
+        if patch_of.is_some() && sealed.is_some() {
+            drop(a);
+            self.finish_seal(sealed);
+            return Ok(None);
+        }
+        let target = Target {
+            key,
+            column,
+            tombstone: false,
+            probe,
+            if_newer: None,
+            expected: Some(expected),
+        };
+        let result = self.append_with(&mut a, target, len, |inner, a| {
+            let offset = a.end();
+            inner.put_bytes_locked(a, record)?;
+            Ok(offset)
+        });
+        drop(a);
+        self.finish_seal(sealed);
+        match result {
+            Ok(pos) => Ok(Some(pos)),
+            Err(Error::Contended) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Points the index at a new record `e` that replaces `old`. In memory mode a tombstone

@@ -3,8 +3,8 @@
 
 use super::crc32;
 use super::record::{
-    FrameEntry, FrameTable, RecordHeader, FLAG_COMPRESSED, FRAME_COMPRESSED_BIT, FRAME_ENTRY_LEN,
-    MAX_VALUE_LEN, RECORD_HEADER_LEN,
+    FrameEntry, FrameTable, RecordHeader, FLAG_COMPRESSED, FLAG_PATCH, FRAME_COMPRESSED_BIT,
+    FRAME_ENTRY_LEN, MAX_VALUE_LEN, PATCH_ENTRY_LEN, RECORD_HEADER_LEN,
 };
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -88,6 +88,63 @@ impl RecordEncoder {
         Ok(h)
     }
 
+    /// Appends a patch record (§6.7) of a `value_len`-byte value whose CRC is `value_crc`:
+    /// frame `i` is `kept[i]` (a frame of an earlier record of the same blob) where that is
+    /// `Some`, and otherwise is cut from `new`, which holds the logical bytes of frames
+    /// `first..` in order.
+    pub fn encode_patch(
+        &mut self,
+        spec: RecordSpec,
+        (value_len, value_crc): (u64, u32),
+        kept: &[Option<KeptFrame>],
+        (first, new): (u32, &[u8]),
+        out: &mut Vec<u8>,
+    ) -> Result<RecordHeader> {
+        let fl = u64::from(spec.frame_len);
+        if value_len > MAX_VALUE_LEN || value_len.div_ceil(fl) != kept.len() as u64 {
+            return Err(Error::Internal(format!(
+                "patch of {} frames for a value of {value_len} bytes",
+                kept.len()
+            )));
+        }
+        let start = out.len();
+        let table_at = start + RECORD_HEADER_LEN;
+        let frames_at = table_at + kept.len() * PATCH_ENTRY_LEN;
+        out.resize(frames_at, 0);
+        let mut flags = spec.flags | FLAG_PATCH;
+        for (i, k) in kept.iter().enumerate() {
+            let (word, crc, at) = match k {
+                Some(k) => (k.word, k.crc, k.at),
+                None => {
+                    let chunk = new_frame(new, first, i, fl, value_len)?;
+                    let (word, crc) = self.push_frame(chunk, spec.compress, out)?;
+                    (word, crc, 0)
+                }
+            };
+            if word & FRAME_COMPRESSED_BIT != 0 {
+                flags |= FLAG_COMPRESSED;
+            }
+            let e = table_at + i * PATCH_ENTRY_LEN;
+            out[e..e + 4].copy_from_slice(&word.to_le_bytes());
+            out[e + 4..e + 8].copy_from_slice(&crc.to_le_bytes());
+            out[e + 8..e + 16].copy_from_slice(&at.to_le_bytes());
+        }
+        let h = RecordHeader {
+            flags,
+            column: spec.column,
+            key: spec.key,
+            value_len,
+            stored_len: (out.len() - table_at) as u64,
+            timestamp_ns: spec.timestamp_ns,
+            frame_len: spec.frame_len,
+            frame_count: kept.len() as u32,
+            value_crc,
+            table_crc: crc32(&out[table_at..frames_at]),
+        };
+        out[start..table_at].copy_from_slice(&h.encode());
+        Ok(h)
+    }
+
     /// Appends one frame, compressed when that saves space; returns its table word and CRC.
     fn push_frame(
         &mut self,
@@ -111,6 +168,74 @@ impl RecordEncoder {
         out.extend_from_slice(chunk);
         Ok((chunk.len() as u32, crc32(chunk)))
     }
+}
+
+/// The patch record `rec` (header `h`, at `offset` of blob `blob`) as a plain record of the
+/// same value: every frame's stored bytes in place, kept frames fetched with `fetch(at, len)`
+/// from the blob, each checked against its CRC. Defragmentation copies a patch this way, so
+/// the copy needs nothing of the blob it leaves.
+pub fn unpatched(
+    h: &RecordHeader,
+    rec: &[u8],
+    (blob, offset): (u32, u64),
+    mut fetch: impl FnMut(u64, u32) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    let table = FrameTable::decode(h, rec.get(RECORD_HEADER_LEN..).unwrap_or(&[]), blob, offset)?;
+    let table_at = RECORD_HEADER_LEN;
+    let frames_at = table_at + table.frames.len() * FRAME_ENTRY_LEN;
+    let mut out = vec![0u8; frames_at];
+    let place = RecordPlace { blob, offset };
+    let own_at = table_at + h.table_len();
+    for (i, e) in table.frames.iter().enumerate() {
+        let fetched;
+        let bytes = match e.at {
+            Some(at) => {
+                fetched = fetch(at, e.stored_len)?;
+                fetched.as_slice()
+            }
+            None => rec.get(own_at..).unwrap_or(&[]),
+        };
+        // `bytes` starts at this frame (fetched) or at the record's first own frame.
+        let base = if e.at.is_some() { e.stored_offset } else { 0 };
+        let stored = stored_bytes(bytes, *e, base, h, place)?;
+        out.extend_from_slice(stored);
+        let word = e.stored_len
+            | if e.compressed {
+                FRAME_COMPRESSED_BIT
+            } else {
+                0
+            };
+        let at = table_at + i * FRAME_ENTRY_LEN;
+        out[at..at + 4].copy_from_slice(&word.to_le_bytes());
+        out[at + 4..at + 8].copy_from_slice(&e.crc.to_le_bytes());
+    }
+    let plain = RecordHeader {
+        flags: h.flags & !FLAG_PATCH,
+        stored_len: (out.len() - table_at) as u64,
+        table_crc: crc32(&out[table_at..frames_at]),
+        ..*h
+    };
+    out[..table_at].copy_from_slice(&plain.encode());
+    Ok(out)
+}
+
+/// A frame a patch record keeps from an earlier record of its blob: its table word and CRC,
+/// and the file offset of its stored bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptFrame {
+    pub word: u32,
+    pub crc: u32,
+    pub at: u64,
+}
+
+/// The logical bytes of frame `i` in `new` (which starts with frame `first`).
+fn new_frame(new: &[u8], first: u32, i: usize, fl: u64, value_len: u64) -> Result<&[u8]> {
+    let logical = (value_len - i as u64 * fl).min(fl) as usize;
+    let from = (i as u64)
+        .checked_sub(u64::from(first))
+        .map(|n| (n * fl) as usize);
+    from.and_then(|f| new.get(f..f + logical))
+        .ok_or_else(|| Error::Internal(format!("patch frame {i} neither kept nor given")))
 }
 
 /// Frames `first..=last` that hold logical bytes `offset..offset+len` (`len > 0`).
@@ -219,8 +344,7 @@ fn stored_bytes<'a>(
 ) -> Result<&'a [u8]> {
     let from = (e.stored_offset - base) as usize;
     let to = from + e.stored_len as usize;
-    let data_offset =
-        place.offset + RECORD_HEADER_LEN as u64 + h.table_len() as u64 + e.stored_offset;
+    let data_offset = e.file_offset(h, place.offset);
     let bytes = area.get(from..to).ok_or(Error::Truncated {
         what: "frame data",
         offset: data_offset,

@@ -3,6 +3,7 @@
 
 pub mod blob_header;
 pub mod bloom;
+pub mod crc_algebra;
 pub mod frames;
 pub mod index_file;
 pub mod record;

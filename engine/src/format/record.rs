@@ -14,12 +14,17 @@ pub const HEADER_KEY_AT: usize = 8;
 pub const HEADER_TIMESTAMP_AT: usize = 56;
 /// Length of one frame table entry.
 pub const FRAME_ENTRY_LEN: usize = 8;
+/// Length of one frame table entry of a patch record: the entry plus the frame's place.
+pub const PATCH_ENTRY_LEN: usize = 16;
 /// The record is a tombstone: the key was removed.
 pub const FLAG_TOMBSTONE: u16 = 1 << 0;
 /// At least one frame is Snappy-compressed.
 pub const FLAG_COMPRESSED: u16 = 1 << 1;
+/// A patch record: frames it did not change are those of earlier records of the same blob,
+/// found by their file offset in its frame table (`docs/FORMAT.md` §6.7).
+pub const FLAG_PATCH: u16 = 1 << 2;
 /// Every flag this version knows; others are rejected.
-pub const KNOWN_FLAGS: u16 = FLAG_TOMBSTONE | FLAG_COMPRESSED;
+pub const KNOWN_FLAGS: u16 = FLAG_TOMBSTONE | FLAG_COMPRESSED | FLAG_PATCH;
 /// In a frame table entry, set when the frame is Snappy-compressed.
 pub const FRAME_COMPRESSED_BIT: u32 = 1 << 31;
 
@@ -30,9 +35,9 @@ pub const MIN_FRAME_LEN: u32 = 4 << 10;
 pub const MAX_FRAME_LEN: u32 = 16 << 20;
 /// Most frames one record can have.
 pub const MAX_FRAMES: u64 = MAX_VALUE_LEN / MIN_FRAME_LEN as u64;
-/// Largest record: header, full frame table and raw value.
+/// Largest record: header, full frame table (of a patch record) and raw value.
 pub const MAX_RECORD_LEN: u64 =
-    RECORD_HEADER_LEN as u64 + MAX_FRAMES * FRAME_ENTRY_LEN as u64 + MAX_VALUE_LEN;
+    RECORD_HEADER_LEN as u64 + MAX_FRAMES * PATCH_ENTRY_LEN as u64 + MAX_VALUE_LEN;
 
 const _: () = assert!(RECORD_HEADER_LEN == 88);
 const _: () = assert!(MAX_RECORD_LEN < u32::MAX as u64);
@@ -64,14 +69,28 @@ impl RecordHeader {
         self.flags & FLAG_TOMBSTONE != 0
     }
 
+    /// True for a patch record (§6.7).
+    pub fn is_patch(&self) -> bool {
+        self.flags & FLAG_PATCH != 0
+    }
+
     /// Header plus stored bytes: the record's full length on disk.
     pub fn record_len(&self) -> u64 {
         RECORD_HEADER_LEN as u64 + self.stored_len
     }
 
+    /// Bytes of one frame table entry.
+    pub fn entry_len(&self) -> usize {
+        if self.is_patch() {
+            PATCH_ENTRY_LEN
+        } else {
+            FRAME_ENTRY_LEN
+        }
+    }
+
     /// Bytes of the frame table.
     pub fn table_len(&self) -> usize {
-        self.frame_count as usize * FRAME_ENTRY_LEN
+        self.frame_count as usize * self.entry_len()
     }
 
     /// Logical length of frame `i`.
@@ -172,15 +191,40 @@ impl RecordHeader {
                 self.frame_count, self.value_len
             ));
         }
-        let table = frames * FRAME_ENTRY_LEN as u64;
+        let table = frames * self.entry_len() as u64;
         if self.stored_len < table || self.stored_len > table + self.value_len {
             return Err(format!("impossible stored length {}", self.stored_len));
         }
         if self.is_tombstone() && (self.value_len != 0 || self.flags & FLAG_COMPRESSED != 0) {
             return Err("tombstone with a value".into());
         }
+        if self.is_tombstone() && self.is_patch() {
+            return Err("patched tombstone".into());
+        }
         Ok(())
     }
+}
+
+/// The place of a patch record's frame kept from an earlier record (`None` for a frame
+/// stored in the record itself): at least at 32 and ending at or before the record's offset.
+fn earlier_frame(
+    h: &RecordHeader,
+    entry: &[u8],
+    stored_len: u32,
+    record_offset: u64,
+) -> Result<Option<u64>, String> {
+    if !h.is_patch() {
+        return Ok(None);
+    }
+    let at = le_u64(entry, 8);
+    if at == 0 {
+        return Ok(None);
+    }
+    let end = at.checked_add(u64::from(stored_len));
+    if at < super::blob_header::BLOB_HEADER_LEN as u64 || end.is_none_or(|e| e > record_offset) {
+        return Err(format!("kept at {at}, not before the record"));
+    }
+    Ok(Some(at))
 }
 
 fn corrupt(blob: u32, offset: u64, reason: String) -> Error {
@@ -195,12 +239,25 @@ fn corrupt(blob: u32, offset: u64, reason: String) -> Error {
 /// One frame as the table describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameEntry {
-    /// Offset of the stored frame from the start of the frame area.
+    /// Offset of the stored frame from the start of the frame area (for a frame of an
+    /// earlier record, where the next frame of this record's own would start).
     pub stored_offset: u64,
     pub stored_len: u32,
     pub compressed: bool,
     /// CRC-32 of the stored bytes.
     pub crc: u32,
+    /// For a patch record's frame kept from an earlier record: the blob file offset of its
+    /// stored bytes (before this record).
+    pub at: Option<u64>,
+}
+
+impl FrameEntry {
+    /// File offset of the stored bytes, for the record at `record_offset` with `h`.
+    pub fn file_offset(&self, h: &RecordHeader, record_offset: u64) -> u64 {
+        self.at.unwrap_or(
+            record_offset + RECORD_HEADER_LEN as u64 + h.table_len() as u64 + self.stored_offset,
+        )
+    }
 }
 
 /// A decoded, checked frame table.
@@ -237,7 +294,7 @@ impl FrameTable {
         let mut frames: smallvec::SmallVec<[FrameEntry; 2]> =
             smallvec::SmallVec::with_capacity(h.frame_count as usize);
         let mut at = 0u64;
-        for (i, e) in b.chunks_exact(FRAME_ENTRY_LEN).enumerate() {
+        for (i, e) in b.chunks_exact(h.entry_len()).enumerate() {
             let word = le_u32(e, 0);
             let stored_len = word & !FRAME_COMPRESSED_BIT;
             let compressed = word & FRAME_COMPRESSED_BIT != 0;
@@ -254,13 +311,18 @@ impl FrameTable {
                     format!("frame {i} has impossible length"),
                 ));
             }
+            let kept = earlier_frame(h, e, stored_len, offset)
+                .map_err(|why| corrupt(blob, offset, format!("frame {i} {why}")))?;
             frames.push(FrameEntry {
                 stored_offset: at,
                 stored_len,
                 compressed,
                 crc: le_u32(e, 4),
+                at: kept,
             });
-            at += u64::from(stored_len);
+            if kept.is_none() {
+                at += u64::from(stored_len);
+            }
         }
         if want as u64 + at != h.stored_len {
             return Err(corrupt(blob, offset, "frame lengths do not add up".into()));

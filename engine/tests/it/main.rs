@@ -9,6 +9,7 @@ mod faults;
 mod fixtures;
 mod fixtures_v2;
 mod model;
+mod patches;
 mod process_kill;
 mod recovery;
 mod sealing_race;

@@ -25,6 +25,8 @@ pub struct Line<'a> {
     pub flags: Option<u16>,
     pub tombstone: Option<bool>,
     pub compressed: Option<bool>,
+    /// A patch record (format version 3): frames kept from earlier records of the blob.
+    pub patch: Option<bool>,
     pub value_size: Option<u64>,
     /// Bytes on disk (for a damaged region: its length).
     pub stored_size: u64,
@@ -43,6 +45,7 @@ fn record_line<'a>(file: &'a str, r: &Row, state: &'static str) -> Line<'a> {
         flags: Some(r.flags),
         tombstone: Some(r.is_tombstone()),
         compressed: Some(r.is_compressed()),
+        patch: Some(r.is_patch()),
         value_size: Some(r.value_len),
         stored_size: r.len,
         timestamp_ns: Some(r.timestamp_ns),
@@ -61,6 +64,7 @@ fn damage_line<'a>(file: &'a str, p: &Problem, end: u64) -> Line<'a> {
         flags: None,
         tombstone: None,
         compressed: None,
+        patch: None,
         value_size: None,
         stored_size: end - p.offset,
         timestamp_ns: None,
@@ -92,10 +96,12 @@ fn lines<'a>(b: usize, report: &'a BlobReport, replay: &Replay) -> Vec<Line<'a>>
 }
 
 fn text(l: &Line<'_>) -> String {
-    let flags = match (l.tombstone, l.compressed) {
-        (Some(true), _) => "tombstone",
-        (_, Some(true)) => "compressed",
-        (Some(false), _) => "-",
+    let flags = match (l.tombstone, l.compressed, l.patch) {
+        (Some(true), _, _) => "tombstone",
+        (_, Some(true), Some(true)) => "patch,comp",
+        (_, _, Some(true)) => "patch",
+        (_, Some(true), _) => "compressed",
+        (Some(false), _, _) => "-",
         _ => "?",
     };
     let opt = |v: Option<u64>| v.map_or_else(|| "?".to_string(), |v| v.to_string());

@@ -54,6 +54,11 @@ impl Row {
     pub fn is_compressed(&self) -> bool {
         self.flags & FLAG_COMPRESSED != 0
     }
+
+    /// A patch record: some frames are kept from earlier records of the blob.
+    pub fn is_patch(&self) -> bool {
+        self.flags & ringblob_engine::format::record::FLAG_PATCH != 0
+    }
 }
 
 /// What a scan of one blob file found.

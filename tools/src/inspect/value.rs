@@ -131,6 +131,17 @@ impl ValueReader {
         } = self;
         let mut i = 0;
         while let Some(first) = frames.get(i) {
+            if let Some(kept_at) = first.at {
+                // A patch record's frame kept from an earlier record of the blob (§6.7).
+                stored.resize(first.stored_len as usize, 0);
+                at.file
+                    .read_exact_at(stored, kept_at)
+                    .map_err(|e| Error::io("read", at.name, e))?;
+                let pass = (&mut *plain, &mut *snappy);
+                check_frame(&ctx, pass, stored, (i, *first), &mut value, sink)?;
+                i += 1;
+                continue;
+            }
             let group = group_len(&frames[i..]);
             let from = first.stored_offset;
             let to = frames
@@ -197,7 +208,8 @@ fn in_record<'r>(at: &Place<'_>, rec: &'r [u8], from: u64, n: u64) -> Result<&'r
     })
 }
 
-/// How many frames from the start of `frames` to read at once (at least one).
+/// How many frames stored in the record, from the start of `frames`, to read at once (at
+/// least one; a patch's kept frame ends a group).
 fn group_len(frames: &[FrameEntry]) -> usize {
     let Some(first) = frames.first() else {
         return 0;
@@ -205,7 +217,7 @@ fn group_len(frames: &[FrameEntry]) -> usize {
     let limit = first.stored_offset + READ_CHUNK;
     let n = frames
         .iter()
-        .take_while(|f| f.stored_offset + u64::from(f.stored_len) <= limit)
+        .take_while(|f| f.at.is_none() && f.stored_offset + u64::from(f.stored_len) <= limit)
         .count();
     n.max(1)
 }
@@ -220,7 +232,7 @@ fn check_frame(
     value: &mut Hasher,
     sink: &mut Sink<'_>,
 ) -> Result<()> {
-    let frame_at = ctx.area + e.stored_offset;
+    let frame_at = e.at.unwrap_or(ctx.area + e.stored_offset);
     let got = crc32(stored);
     if got != e.crc {
         return Err(Error::ChecksumMismatch {
@@ -391,6 +403,7 @@ mod tests {
             stored_len,
             compressed: false,
             crc: 0,
+            at: None,
         };
         let big = READ_CHUNK as u32;
         assert_eq!(group_len(&[f(0, 100), f(100, 100)]), 2);
