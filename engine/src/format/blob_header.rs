@@ -7,8 +7,9 @@ use crate::error::{Error, Result};
 pub const BLOB_MAGIC: [u8; 8] = *b"RINGBLOB";
 /// The blob format version this build writes. Version 2 gives the record `column` field its
 /// meaning (a record belongs to a (key, column)); version 1 blobs, whose records all have
-/// column 0, read the same under it.
-pub const FORMAT_VERSION: u32 = 2;
+/// column 0, read the same under it. Version 3 adds patch records (`FLAG_PATCH`, §6.7),
+/// which only version 3 blobs hold.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest blob format version this build reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
 /// Length of the blob file header.

@@ -291,8 +291,8 @@ fn fixture_v1_removed_key_stays_removed() {
 fn fixture_v1_decodes_with_the_format_decoders() {
     assert_eq!(
         (FORMAT_VERSION, INDEX_VERSION),
-        (2, 1),
-        "this build writes blob format 2"
+        (3, 1),
+        "this build writes blob format 3"
     );
     let dir = fixture_dir();
     let blobs: [(u32, &[Rec]); 2] = [(1, &BLOB_1), (2, &BLOB_2)];

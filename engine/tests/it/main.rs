@@ -8,6 +8,7 @@ mod devices;
 mod faults;
 mod fixtures;
 mod fixtures_v2;
+mod fixtures_v3;
 mod model;
 mod patches;
 mod process_kill;
