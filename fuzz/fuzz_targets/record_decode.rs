@@ -1,20 +1,24 @@
 //! Every on-disk decoder on arbitrary bytes: corrupt input must be an `Err`, never a panic.
 //! Each decoder also gets a copy with magic and checksums made valid, so the fuzzer reaches
-//! the field checks behind them instead of stopping at a CRC. Then a round trip: a record encoded from fuzz-derived bytes decodes back to the value,
-//! and any single damaged byte is caught by a checksum.
+//! the field checks behind them instead of stopping at a CRC. Then round trips: a record
+//! encoded from fuzz-derived bytes decodes back to the value, and any single damaged byte is
+//! caught by a checksum; a patch record (§6.7) of it, written after it in a blob, reads back
+//! as the patched value, and so does its whole copy (`unpatched`). Arbitrary bytes are also
+//! read as a blob holding a record at a fuzz-chosen offset, so kept frames point into it.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use ringblob_engine::format::blob_header::{BlobHeader, BLOB_MAGIC};
 use ringblob_engine::format::crc32;
+use ringblob_engine::format::crc_algebra;
 use ringblob_engine::format::frames::{
-    extract_range, frames_for_range, RecordEncoder, RecordPlace, RecordSpec,
+    extract_range, frames_for_range, unpatched, KeptFrame, RecordEncoder, RecordPlace, RecordSpec,
 };
 use ringblob_engine::format::index_file::{IndexFile, INDEX_HEADER_LEN, INDEX_MAGIC};
 use ringblob_engine::format::record::{
-    FrameTable, RecordHeader, FRAME_COMPRESSED_BIT, FRAME_ENTRY_LEN, RECORD_HEADER_LEN,
-    RECORD_MAGIC,
+    FrameTable, RecordHeader, FLAG_PATCH, FRAME_COMPRESSED_BIT, FRAME_ENTRY_LEN, PATCH_ENTRY_LEN,
+    RECORD_HEADER_LEN, RECORD_MAGIC,
 };
 use ringblob_engine::Key;
 
@@ -33,7 +37,160 @@ fuzz_target!(|data: &[u8]| {
         let _ = BlobHeader::decode(&sealed_blob_header(data), "fuzz");
     }
     round_trip(data);
+    in_blob(data);
+    patch_round_trip(data);
 });
+
+/// `data` as a blob whose record starts at the offset its first two bytes pick (at least
+/// 32), decoded and read whole there, plain and with its checksums made valid.
+fn in_blob(data: &[u8]) {
+    let Some((pick, _)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let at = 32 + usize::from(u16::from_le_bytes(*pick)) % data.len().max(1);
+    if at + RECORD_HEADER_LEN > data.len() {
+        return;
+    }
+    let _ = read_in_blob(data, at as u64);
+    let mut sealed = data.to_vec();
+    let rec = sealed_record_in(&data[at..], data, at as u64);
+    sealed[at..].copy_from_slice(&rec);
+    let _ = read_in_blob(&sealed, at as u64);
+}
+
+/// The whole value of the record at `at` of `blob`, read frame by frame as the engine reads
+/// a patch record (kept frames from where they are in the blob).
+fn read_in_blob(blob: &[u8], at: u64) -> Option<Vec<u8>> {
+    let rec = &blob[at as usize..];
+    let h = RecordHeader::decode(rec, 0, at).ok()?;
+    let table = FrameTable::decode(&h, &rec[RECORD_HEADER_LEN..], 0, at).ok()?;
+    let place = RecordPlace {
+        blob: 0,
+        offset: at,
+    };
+    let mut out = Vec::new();
+    let fl = u64::from(h.frame_len);
+    for (i, e) in table.frames.iter().enumerate() {
+        let from = e.file_offset(&h, at) as usize;
+        let stored = blob.get(from..from + e.stored_len as usize)?;
+        let start = i as u64 * fl;
+        let len = (h.value_len - start).min(fl);
+        extract_range(&h, &table, i as u32, stored, (start, len), place, &mut out).ok()?;
+    }
+    (crc32(&out) == h.value_crc).then_some(out)
+}
+
+/// Input layout as for [`round_trip`]; the patch writes the value's first bytes (up to 9000)
+/// at the offset `[at u16] * 7` of it.
+fn patch_round_trip(data: &[u8]) {
+    let Some((p, pattern)) = data.split_first_chunk::<20>() else {
+        return;
+    };
+    let mode = p[0];
+    let base_len = usize::from(u16::from_le_bytes([p[1], p[2]])) % (MAX_VALUE + 1);
+    let base: Vec<u8> = pattern.iter().copied().cycle().take(base_len).collect();
+    let write: Vec<u8> = pattern
+        .iter()
+        .rev()
+        .copied()
+        .cycle()
+        .take(9000.min(base_len))
+        .collect();
+    let offset = usize::from(u16::from_le_bytes([p[6], p[7]])) * 7;
+    let spec = RecordSpec {
+        key: Key([p[3]; 32]),
+        column: 0,
+        flags: 0,
+        timestamp_ns: 1,
+        frame_len: 4096,
+        compress: mode & 1 != 0,
+    };
+    let mut blob = vec![0u8; 32];
+    let h = RecordEncoder::new()
+        .encode(spec, &base, &mut blob)
+        .expect("encoding a value under the size limit");
+    let Some(patch) = patch_of(&blob, &h, (offset, &write), spec) else {
+        return;
+    };
+    let patch_at = blob.len() as u64;
+    blob.extend_from_slice(&patch.1);
+    let back = read_in_blob(&blob, patch_at);
+    assert_eq!(back.as_deref(), Some(&patch.0[..]), "patch lost the value");
+    let ph = RecordHeader::decode(&patch.1, 0, patch_at).expect("a fresh patch decodes");
+    let fetch = |at: u64, len: u32| Ok(blob[at as usize..at as usize + len as usize].to_vec());
+    let whole = unpatched(&ph, &patch.1, (0, patch_at), fetch).expect("a fresh patch unpatches");
+    assert_eq!(
+        decode_record(&whole, (0, 0)).as_deref(),
+        Some(&patch.0[..]),
+        "the whole copy of a patch lost the value"
+    );
+}
+
+/// The value `write` at `offset` makes of the record `h` (at offset 32 of `blob`), and its
+/// patch record; `None` when no whole frame would be kept.
+fn patch_of(
+    blob: &[u8],
+    h: &RecordHeader,
+    (offset, write): (usize, &[u8]),
+    spec: RecordSpec,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    let old = decode_record(&blob[32..], (0, 0))?;
+    let fl = 4096usize;
+    let new_len = old.len().max(offset + write.len());
+    let (start, end) = if new_len > old.len() {
+        (offset.min(old.len()), new_len)
+    } else {
+        (offset, offset + write.len())
+    };
+    if end <= start {
+        return None;
+    }
+    let (first, last) = (start / fl, (end - 1) / fl);
+    let span = (first * fl, ((last + 1) * fl).min(new_len));
+    if new_len - (span.1 - span.0) < fl {
+        return None;
+    }
+    let mut grown = old.clone();
+    grown.resize(new_len, 0);
+    let mut new = grown.clone();
+    new[offset..offset + write.len()].copy_from_slice(write);
+    let table = FrameTable::decode(h, &blob[32 + RECORD_HEADER_LEN..], 0, 32).ok()?;
+    let kept: Vec<Option<KeptFrame>> = (0..new_len.div_ceil(fl))
+        .map(|i| {
+            let e = table.frames.get(i).filter(|_| i < first || i > last)?;
+            let bit = if e.compressed {
+                FRAME_COMPRESSED_BIT
+            } else {
+                0
+            };
+            Some(KeptFrame {
+                word: e.stored_len | bit,
+                crc: e.crc,
+                at: e.file_offset(h, 32),
+            })
+        })
+        .collect();
+    let (old_span, new_span) = (&grown[span.0..span.1], &new[span.0..span.1]);
+    let crc = crc_algebra::patched(
+        h.value_crc,
+        old.len() as u64,
+        new_len as u64,
+        span.0 as u64,
+        old_span,
+        new_span,
+    );
+    let mut rec = Vec::new();
+    RecordEncoder::new()
+        .encode_patch(
+            spec,
+            (new_len as u64, crc),
+            &kept,
+            (first as u32, new_span),
+            &mut rec,
+        )
+        .expect("encoding a patch");
+    Some((new, rec))
+}
 
 /// Two numbers from the last 16 bytes, used to pick a range inside the value.
 fn tail_range(data: &[u8]) -> (u64, u64) {
@@ -169,22 +326,43 @@ fn round_trip(data: &[u8]) {
 /// `data` as a record with the right magic and every CRC it covers made valid: the frame CRCs
 /// (as far as the frames lie inside `data`), then the table CRC, then the header CRC.
 fn sealed_record(data: &[u8]) -> Vec<u8> {
+    sealed_record_in(data, &[], 0)
+}
+
+/// [`sealed_record`] for a record at offset `at` of `blob`: kept frames of a patch record
+/// get the CRC of the blob bytes they point at.
+fn sealed_record_in(data: &[u8], blob: &[u8], at: u64) -> Vec<u8> {
     let mut b = data.to_vec();
     b[0..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
+    let patch = le_u16(&b[4..6]) & FLAG_PATCH != 0;
+    let entry = if patch {
+        PATCH_ENTRY_LEN
+    } else {
+        FRAME_ENTRY_LEN
+    };
     let count = le_u32(&b[68..72]) as usize;
     let table_end = count
-        .checked_mul(FRAME_ENTRY_LEN)
+        .checked_mul(entry)
         .map(|t| RECORD_HEADER_LEN + t)
         .filter(|&end| end <= b.len());
     if let Some(table_end) = table_end {
-        let mut at = table_end;
-        for e in (RECORD_HEADER_LEN..table_end).step_by(FRAME_ENTRY_LEN) {
+        let mut own = table_end;
+        for e in (RECORD_HEADER_LEN..table_end).step_by(entry) {
             let len = (le_u32(&b[e..e + 4]) & !FRAME_COMPRESSED_BIT) as usize;
-            if let Some(stored) = b.get(at..at.saturating_add(len)) {
+            let kept = if patch { le_u64(&b[e + 8..e + 16]) } else { 0 };
+            let stored = if kept != 0 {
+                (kept < at)
+                    .then(|| blob.get(kept as usize..(kept as usize).saturating_add(len)))
+                    .flatten()
+            } else {
+                let s = b.get(own..own.saturating_add(len));
+                own = own.saturating_add(len);
+                s
+            };
+            if let Some(stored) = stored {
                 let crc = crc32(stored);
                 b[e + 4..e + 8].copy_from_slice(&crc.to_le_bytes());
             }
-            at = at.saturating_add(len);
         }
         let crc = crc32(&b[RECORD_HEADER_LEN..table_end]);
         b[76..80].copy_from_slice(&crc.to_le_bytes());
@@ -212,6 +390,10 @@ fn sealed_blob_header(data: &[u8]) -> Vec<u8> {
     let crc = crc32(&b[0..28]);
     b[28..32].copy_from_slice(&crc.to_le_bytes());
     b
+}
+
+fn le_u16(b: &[u8]) -> u16 {
+    u16::from_le_bytes([b[0], b[1]])
 }
 
 fn le_u32(b: &[u8]) -> u32 {
