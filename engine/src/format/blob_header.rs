@@ -136,15 +136,17 @@ mod tests {
     }
 
     #[test]
-    fn rejects_future_and_zero_versions_reads_version_1() {
-        for v in [0, 3] {
+    fn rejects_future_and_zero_versions_reads_versions_1_and_2() {
+        for v in [0, 4] {
             assert!(matches!(
                 BlobHeader::decode(&with_version(v), "x"),
-                Err(Error::UnsupportedVersion { version, supported: 2, .. }) if version == v
+                Err(Error::UnsupportedVersion { version, supported: 3, .. }) if version == v
             ));
         }
-        let old = BlobHeader::decode(&with_version(1), "x").map(|h| h.version);
-        assert_eq!(old.ok(), Some(1));
-        assert_eq!(BlobHeader::new(1).version, 2);
+        for v in [1, 2] {
+            let old = BlobHeader::decode(&with_version(v), "x").map(|h| h.version);
+            assert_eq!(old.ok(), Some(v));
+        }
+        assert_eq!(BlobHeader::new(1).version, 3);
     }
 }

@@ -184,7 +184,7 @@ fn unknown_blob_format_version_is_refused_with_a_clear_error() {
         e,
         Err(Error::UnsupportedVersion {
             version: 9,
-            supported: 2,
+            supported: 3,
             ..
         })
     ));

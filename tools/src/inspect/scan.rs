@@ -234,7 +234,9 @@ fn check_record(
     depth: Depth,
 ) -> ringblob_engine::Result<()> {
     let n = h.record_len();
-    if n <= IN_PLACE {
+    // A patch record's kept frames are read from the file, outside the prefetch window's
+    // borrow (which holds its lock).
+    if n <= IN_PLACE && !h.is_patch() {
         let checked = file
             .with_bytes(at.offset, n as usize, |rec| {
                 reader.check_bytes(at, h, rec, depth, &mut |_| Ok(()))

@@ -54,7 +54,7 @@ fn summary_counts_match_what_was_written() -> Result<()> {
             line.get("file").and_then(Value::as_str),
             Some(name(path).as_str())
         );
-        assert_eq!(u(line, "format_version"), Some(2));
+        assert_eq!(u(line, "format_version"), Some(3));
         assert_eq!(line.get("index_present"), Some(&Value::Bool(true)));
         assert_eq!(line.get("index_sorted"), Some(&Value::Bool(false)));
         assert_eq!(line.get("index_checksum_ok"), Some(&Value::Bool(true)));

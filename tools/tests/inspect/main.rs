@@ -8,4 +8,5 @@ mod fixture;
 mod healthy;
 mod index;
 mod page;
+mod patches;
 mod sorted;
