@@ -93,6 +93,9 @@ pub enum WorkloadArg {
     /// Point-get hits and misses against keys spread over 1, 10, 100 sealed blobs, with
     /// latency percentiles (ringblob only; not part of `all`).
     SealedGets,
+    /// Appends of `--value-size` bytes (default 4096) to 8 MiB values, natively against
+    /// rewriting the value whole (ringblob only; not part of `all`).
+    Appends,
     All,
 }
 

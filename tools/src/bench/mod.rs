@@ -6,6 +6,7 @@
 //! any one can run alone. The timed region covers only the operations; keys (SHA-256) and
 //! values are computed before the clock starts.
 
+pub mod appends;
 pub mod child;
 pub mod cli;
 pub mod data;

@@ -127,6 +127,22 @@ pub struct Row {
     pub bytes_on_disk_before: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_on_disk_after: Option<u64>,
+    /// Appends rows: length of each value before the appends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_value_size: Option<usize>,
+    /// Appends rows: blob bytes written per native append.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_written_per_append: Option<f64>,
+    /// Appends rows: the same appends done as read whole + write whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewrite_ops: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewrite_ops_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewrite_bytes_written_per_append: Option<f64>,
+    /// Appends rows: native appends per second ÷ whole rewrites per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub native_vs_rewrite_ratio: Option<f64>,
 }
 
 /// Writes rows to stdout as they are produced.

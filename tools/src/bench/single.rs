@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use ringblob_engine::Key;
 
+use super::appends;
 use super::cli::{durability_name, EngineArgs};
 use super::data::{self, ValuePool};
 use super::defrag;
@@ -68,6 +69,7 @@ fn measure_rows(
         Workload::SealedGets => {
             return sealed_gets::rows(&dir, p, keys, values).context("ringblob sealed-gets")
         }
+        Workload::Appends => return appends_row(&dir, p).map(|r| vec![r]),
     }
     .with_context(|| format!("{} {}", kind.name(), p.workload.name()))?;
     let bytes_on_disk = disk::size_of_dir(&dir)?;
@@ -111,6 +113,35 @@ fn to_row(kind: EngineKind, p: &Params, m: &Measured, bytes_on_disk: u64) -> Row
 
 /// The defrag workload (ringblob only): `ops` are the records copied, `seconds` the
 /// defragmentation's wall time, `mb_per_sec` the bytes reclaimed per second.
+fn appends_row(dir: &Path, p: &Params) -> Result<Row> {
+    let m = appends::run(dir, p).context("ringblob appends")?;
+    let rate = |n: u64, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+    let per = |bytes: u64, n: u64| bytes as f64 / n.max(1) as f64;
+    let native = rate(m.appends, m.seconds);
+    let rewrite = rate(m.rewrites, m.rewrite_seconds);
+    Ok(Row {
+        engine: EngineKind::Ringblob.name().into(),
+        workload: p.workload.name().into(),
+        ops: m.appends,
+        seconds: m.seconds,
+        ops_per_sec: native,
+        mb_per_sec: native * p.value_size as f64 / 1e6,
+        bytes_on_disk: disk::size_of_dir(dir)?,
+        threads: Some(1),
+        durability: Some(durability_name(p.durability).to_string()),
+        value_size: Some(p.value_size),
+        io: Some(p.io.name().to_string()),
+        index: Some(p.index.name().to_string()),
+        base_value_size: Some(appends::BASE_LEN),
+        bytes_written_per_append: Some(per(m.bytes_written, m.appends)),
+        rewrite_ops: Some(m.rewrites),
+        rewrite_ops_per_sec: Some(rewrite),
+        rewrite_bytes_written_per_append: Some(per(m.rewrite_bytes_written, m.rewrites)),
+        native_vs_rewrite_ratio: Some(if rewrite > 0.0 { native / rewrite } else { 0.0 }),
+        ..Row::default()
+    })
+}
+
 fn defrag_row(dir: &Path, p: &Params, keys: &[Key], values: &ValuePool) -> Result<Row> {
     let d = defrag::run(dir, p, keys, values).context("ringblob defrag")?;
     let bytes_on_disk = disk::size_of_dir(dir)?;

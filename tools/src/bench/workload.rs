@@ -32,6 +32,9 @@ pub enum Workload {
     /// Point-get hits and misses with the keys (default 1,000,000 × 32 B) spread over each of
     /// `--blobs` sealed blobs (ringblob only, not in [`Workload::ALL`]).
     SealedGets,
+    /// Appends (default 20,000 × 4 KiB) to 8 MiB values, natively against rewriting them
+    /// whole (ringblob only, not in [`Workload::ALL`]).
+    Appends,
 }
 
 /// Sealed blobs of the index-memory workload unless `--blobs` says.
@@ -63,6 +66,7 @@ impl Workload {
             WorkloadArg::Defrag => vec![Workload::Defrag],
             WorkloadArg::IndexMemory => vec![Workload::IndexMemory],
             WorkloadArg::SealedGets => vec![Workload::SealedGets],
+            WorkloadArg::Appends => vec![Workload::Appends],
             WorkloadArg::All => Self::ALL.to_vec(),
         }
     }
@@ -79,6 +83,7 @@ impl Workload {
             Workload::Defrag => "defrag",
             Workload::IndexMemory => "index-memory",
             Workload::SealedGets => "sealed-gets",
+            Workload::Appends => "appends",
         }
     }
 
@@ -86,7 +91,7 @@ impl Workload {
     pub fn ringblob_only(self) -> bool {
         matches!(
             self,
-            Workload::Defrag | Workload::IndexMemory | Workload::SealedGets
+            Workload::Defrag | Workload::IndexMemory | Workload::SealedGets | Workload::Appends
         )
     }
 
@@ -112,6 +117,7 @@ impl Workload {
             Workload::LargePuts => 20_000,
             Workload::SeqWrites => 1024,
             Workload::Defrag => 200_000,
+            Workload::Appends => 20_000,
             _ => 1_000_000,
         }
     }
@@ -121,6 +127,7 @@ impl Workload {
             Workload::LargePuts => 64 << 10,
             Workload::SeqWrites => 1 << 20,
             Workload::Defrag => 1 << 10,
+            Workload::Appends => 4096,
             Workload::IndexMemory | Workload::SealedGets => 32,
             _ => 100,
         }
