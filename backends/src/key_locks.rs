@@ -1,4 +1,4 @@
-//! Striped per-key locks: read-modify-write operations (append, write at offset, commit)
+//! Striped per-key locks: operations that read before they write (append, write at offset, commit)
 //! on one key never interleave.
 
 use parking_lot::{Mutex, MutexGuard};
