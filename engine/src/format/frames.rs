@@ -72,20 +72,15 @@ impl RecordEncoder {
             out[e..e + 4].copy_from_slice(&word.to_le_bytes());
             out[e + 4..e + 8].copy_from_slice(&crc.to_le_bytes());
         }
-        let h = RecordHeader {
+        let counts = (frame_count, frames_at - table_at);
+        Ok(write_header(
+            out,
+            start,
+            &spec,
             flags,
-            column: spec.column,
-            key: spec.key,
-            value_len,
-            stored_len: (out.len() - table_at) as u64,
-            timestamp_ns: spec.timestamp_ns,
-            frame_len: spec.frame_len,
-            frame_count: frame_count as u32,
-            value_crc: crc32(value),
-            table_crc: crc32(&out[table_at..frames_at]),
-        };
-        out[start..table_at].copy_from_slice(&h.encode());
-        Ok(h)
+            (value_len, crc32(value)),
+            counts,
+        ))
     }
 
     /// Appends a patch record (§6.7) of a `value_len`-byte value whose CRC is `value_crc`:
@@ -129,20 +124,15 @@ impl RecordEncoder {
             out[e + 4..e + 8].copy_from_slice(&crc.to_le_bytes());
             out[e + 8..e + 16].copy_from_slice(&at.to_le_bytes());
         }
-        let h = RecordHeader {
+        let counts = (kept.len(), frames_at - table_at);
+        Ok(write_header(
+            out,
+            start,
+            &spec,
             flags,
-            column: spec.column,
-            key: spec.key,
-            value_len,
-            stored_len: (out.len() - table_at) as u64,
-            timestamp_ns: spec.timestamp_ns,
-            frame_len: spec.frame_len,
-            frame_count: kept.len() as u32,
-            value_crc,
-            table_crc: crc32(&out[table_at..frames_at]),
-        };
-        out[start..table_at].copy_from_slice(&h.encode());
-        Ok(h)
+            (value_len, value_crc),
+            counts,
+        ))
     }
 
     /// Appends one frame, compressed when that saves space; returns its table word and CRC.
@@ -168,6 +158,33 @@ impl RecordEncoder {
         out.extend_from_slice(chunk);
         Ok((chunk.len() as u32, crc32(chunk)))
     }
+}
+
+/// Fills in the header of the record that starts at `start` of `out` (its frame table of
+/// `table_len` bytes and its frames follow it, to the end of `out`) and returns it.
+fn write_header(
+    out: &mut [u8],
+    start: usize,
+    spec: &RecordSpec,
+    flags: u16,
+    (value_len, value_crc): (u64, u32),
+    (frame_count, table_len): (usize, usize),
+) -> RecordHeader {
+    let table_at = start + RECORD_HEADER_LEN;
+    let h = RecordHeader {
+        flags,
+        column: spec.column,
+        key: spec.key,
+        value_len,
+        stored_len: (out.len() - table_at) as u64,
+        timestamp_ns: spec.timestamp_ns,
+        frame_len: spec.frame_len,
+        frame_count: frame_count as u32,
+        value_crc,
+        table_crc: crc32(&out[table_at..table_at + table_len]),
+    };
+    out[start..table_at].copy_from_slice(&h.encode());
+    h
 }
 
 /// The patch record `rec` (header `h`, at `offset` of blob `blob`) as a plain record of the
