@@ -47,9 +47,13 @@ fn child(dir: &str, cycle: u64) {
 }
 
 fn run_child(dir: &str, cycle: u64, delay: Duration) -> Vec<u64> {
+    run_child_of(TEST_NAME, dir, cycle, delay)
+}
+
+fn run_child_of(test: &str, dir: &str, cycle: u64, delay: Duration) -> Vec<u64> {
     let exe = std::env::current_exe().unwrap_or_default();
     let spawned = Command::new(exe)
-        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR, dir)
         .env(CHILD_CYCLE, cycle.to_string())
         .stdout(Stdio::piped())
@@ -134,4 +138,82 @@ fn kill9_keeps_every_acknowledged_sync_write() {
         "process-kill test: {} acknowledged writes verified over {CYCLES} kills",
         acked.len()
     );
+}
+
+const APPEND_TEST_NAME: &str = "process_kill::kill9_keeps_every_acknowledged_append";
+
+/// The `n`-th chunk appended: lengths cycle so appends start mid-frame, on a frame boundary,
+/// across several frames, and within one.
+fn chunk(n: u64) -> Vec<u8> {
+    value(n, 7, [300, 16 << 10, 40_000, 1][(n % 4) as usize])
+}
+
+/// How many whole chunks a value of `len` bytes holds, if it is made of them exactly.
+fn chunks_in(len: usize) -> Option<u64> {
+    let (mut n, mut sum) = (0u64, 0usize);
+    while sum < len {
+        sum += chunk(n).len();
+        n += 1;
+    }
+    (sum == len).then_some(n)
+}
+
+/// The child of the append test: appends chunk after chunk to one value with `sync`
+/// durability, printing `ACK <chunks>` after each acknowledged append, until killed.
+fn append_child(dir: &str) {
+    let e = match Engine::open(dir, config()) {
+        Ok(e) => e,
+        Err(err) => panic!("child open: {err}"),
+    };
+    let k = key(u64::MAX);
+    let len = e.lookup(&k).map_or(0, |m| m.size as usize);
+    let Some(mut n) = chunks_in(len) else {
+        panic!("child: value of {len} bytes is not whole chunks");
+    };
+    let opts = WriteOptions::durability(Durability::Sync);
+    loop {
+        if let Err(err) = e.append_column(&k, 0, &chunk(n), opts) {
+            panic!("child append: {err}");
+        }
+        n += 1;
+        println!("ACK {n}");
+    }
+}
+
+/// Appends (patch records) under `kill -9`: after each kill the value is exactly the first
+/// `n` chunks, `n` at least the number acknowledged.
+#[test]
+fn kill9_keeps_every_acknowledged_append() {
+    if let Ok(dir) = std::env::var(CHILD_DIR) {
+        append_child(&dir);
+        return;
+    }
+    let Ok(dir) = tempfile::tempdir() else {
+        panic!("tempdir")
+    };
+    let path = dir.path().to_string_lossy().into_owned();
+    let mut acked = 0u64;
+    for cycle in 0..8u64 {
+        let delay = Duration::from_millis(17 * cycle % 100);
+        let got = run_child_of(APPEND_TEST_NAME, &path, cycle, delay);
+        acked = got.into_iter().max().unwrap_or(acked).max(acked);
+        let e = match Engine::open(&path, config()) {
+            Ok(e) => e,
+            Err(err) => panic!("reopen after kill {cycle}: {err}"),
+        };
+        let v = e.read(&key(u64::MAX), ringblob_engine::Range::all());
+        let Ok(v) = v else {
+            panic!("after kill {cycle}: {v:?}");
+        };
+        let n = chunks_in(v.len());
+        assert!(
+            n.is_some_and(|n| n >= acked),
+            "after kill {cycle}: {} bytes, {acked} chunks acknowledged",
+            v.len()
+        );
+        let want: Vec<u8> = (0..n.unwrap_or(0)).flat_map(chunk).collect();
+        assert!(v == want, "after kill {cycle}: the value differs");
+        assert!(e.close().is_ok());
+    }
+    eprintln!("append kill test: {acked} acknowledged appends verified over 8 kills");
 }
