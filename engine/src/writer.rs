@@ -88,13 +88,6 @@ impl Inner {
         // Sealed blobs are asked before taking the writer lock; under it, the answer is
         // used only if the sealed set did not change meanwhile.
         let probe = self.probe_sealed(key, column, true)?;
-        let mut a = self.active.lock();
-        self.check_writable()?;
-        let sealed = if self.needs_rotation(&a, record.len() as u64) {
-            Some(self.rotate_locked(&mut a)?)
-        } else {
-            None
-        };
         let target = Target {
             key,
             column,
@@ -103,11 +96,41 @@ impl Inner {
             if_newer,
             expected: None,
         };
-        let result = self.append_with(&mut a, target, record.len() as u64, |inner, a| {
-            let offset = a.end();
-            inner.put_bytes_locked(a, record)?;
-            Ok(offset)
-        });
+        self.append_encoded(target, record, None)?
+            .ok_or_else(|| Error::Internal("a whole record was refused a blob".into()))
+    }
+
+    /// Appends the encoded `record` for `t` under the writer lock, rotating the active blob
+    /// first if it has no room — except a patch (`patch_of`: the blob its kept frames are
+    /// in), which goes only into that blob, unrotated; `None` when it cannot (the blob is
+    /// sealed, or full: then it is rotated here).
+    fn append_encoded(
+        &self,
+        t: Target<'_>,
+        record: &[u8],
+        patch_of: Option<u32>,
+    ) -> Result<Option<LogPos>> {
+        let mut a = self.active.lock();
+        self.check_writable()?;
+        let len = record.len() as u64;
+        if patch_of.is_some_and(|blob| blob != a.blob.id) {
+            return Ok(None);
+        }
+        let sealed = if self.needs_rotation(&a, len) {
+            Some(self.rotate_locked(&mut a)?)
+        } else {
+            None
+        };
+        let result = if patch_of.is_some() && sealed.is_some() {
+            Ok(None)
+        } else {
+            self.append_with(&mut a, t, len, |inner, a| {
+                let offset = a.end();
+                inner.put_bytes_locked(a, record)?;
+                Ok(offset)
+            })
+            .map(Some)
+        };
         drop(a);
         self.finish_seal(sealed);
         result
@@ -201,23 +224,6 @@ impl Inner {
         (expected, patch_of): (Option<Loc>, Option<u32>),
     ) -> Result<Option<LogPos>> {
         let probe = self.probe_sealed(key, column, true)?;
-        let mut a = self.active.lock();
-        self.check_writable()?;
-        let len = record.len() as u64;
-        let rotate = self.needs_rotation(&a, len);
-        if patch_of.is_some_and(|blob| blob != a.blob.id) {
-            return Ok(None);
-        }
-        let sealed = if rotate {
-            Some(self.rotate_locked(&mut a)?)
-        } else {
-            None
-        };
-        if patch_of.is_some() && sealed.is_some() {
-            drop(a);
-            self.finish_seal(sealed);
-            return Ok(None);
-        }
         let target = Target {
             key,
             column,
@@ -226,17 +232,9 @@ impl Inner {
             if_newer: None,
             expected: Some(expected),
         };
-        let result = self.append_with(&mut a, target, len, |inner, a| {
-            let offset = a.end();
-            inner.put_bytes_locked(a, record)?;
-            Ok(offset)
-        });
-        drop(a);
-        self.finish_seal(sealed);
-        match result {
-            Ok(pos) => Ok(Some(pos)),
+        match self.append_encoded(target, record, patch_of) {
             Err(Error::Contended) => Ok(None),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
