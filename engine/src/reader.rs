@@ -5,7 +5,7 @@ use crate::blob::blob_name;
 use crate::config::Range;
 use crate::engine::Inner;
 use crate::error::{Error, Result};
-use crate::format::frames::{extract_range, frames_for_range, RecordPlace};
+use crate::format::frames::{check_value_crc, extract_range, frames_for_range, RecordPlace};
 use crate::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN};
 use crate::index::{Entry, Loc};
 use crate::key::Key;
@@ -239,16 +239,7 @@ impl Inner {
         }
         // One group already had its whole-value CRC checked by `extract_range`.
         if groups > 1 && off == 0 && len == h.value_len {
-            let got = crate::format::crc32(&out);
-            if got != h.value_crc {
-                return Err(Error::ChecksumMismatch {
-                    what: "value",
-                    blob: loc.blob,
-                    offset,
-                    expected: h.value_crc,
-                    got,
-                });
-            }
+            check_value_crc(&h, &out, place)?;
         }
         if buf.capacity() > LARGE_READ_GROUP as usize * 2 {
             *buf = Vec::new();
@@ -301,16 +292,7 @@ impl Inner {
         }
         // A one-frame read had the whole-value CRC checked by `extract_range`.
         if last > first && off == 0 && len == h.value_len {
-            let got = crate::format::crc32(&out);
-            if got != h.value_crc {
-                return Err(Error::ChecksumMismatch {
-                    what: "value",
-                    blob: loc.blob,
-                    offset: place.offset,
-                    expected: h.value_crc,
-                    got,
-                });
-            }
+            check_value_crc(h, &out, place)?;
         }
         Ok(out)
     }

@@ -325,7 +325,7 @@ pub fn extract_range(
 
 /// A whole-value read also checks the CRC of the logical value: end to end, past
 /// decompression.
-fn check_value_crc(h: &RecordHeader, value: &[u8], place: RecordPlace) -> Result<()> {
+pub fn check_value_crc(h: &RecordHeader, value: &[u8], place: RecordPlace) -> Result<()> {
     let got = crc32(value);
     if got != h.value_crc {
         return Err(Error::ChecksumMismatch {
