@@ -115,6 +115,10 @@ pub const CASES: &[(&str, Case)] = &[
         "removes_are_remembered_against_older_copies",
         removes_are_remembered_against_older_copies,
     ),
+    (
+        "versioned_writes_into_values_and_key_removes",
+        versioned_writes_into_values_and_key_removes,
+    ),
 ];
 
 /// Runs every case on a fresh fixture; panics listing the failed cases.
@@ -643,4 +647,49 @@ fn removes_are_remembered_against_older_copies(fx: &mut Fixture) {
         assert_eq!(ok(b.removes_in(&key(50), &key(50))).len(), 1);
         assert_eq!(read(b, &key(52)).as_deref(), Some(&b"new copy"[..]));
     }
+}
+
+/// Writes carrying a coordinator's version (`only_if_newer` with a timestamp): an append or
+/// offset write lands only over an older record or remembered remove, stamped with its
+/// version; a whole-key remove at a version removes the older columns, keeps the newer ones,
+/// and is `NotNewer` only when every column was newer.
+fn versioned_writes_into_values_and_key_removes(fx: &mut Fixture) {
+    let at = WriteOptions::copy_if_newer;
+    let b = fx.backend();
+    let t = crate::mem::now_ns() - 3_600_000_000_000;
+    ok(b.write(&key(60), b"abc", at(t)));
+    assert_eq!(ok(b.append_column(&key(60), 0, b"def", at(t + 1))), 6);
+    assert_eq!(ok(b.lookup(&key(60))).timestamp_ns, t + 1);
+    let r = b.append_column(&key(60), 0, b"late", at(t));
+    assert!(matches!(r, Err(Error::NotNewer { .. })), "{r:?}");
+    let r = b.write_at_column(&key(60), 0, 0, b"X", at(t + 1));
+    assert!(matches!(r, Err(Error::NotNewer { .. })), "{r:?}");
+    assert_eq!(ok(b.write_at_column(&key(60), 0, 0, b"X", at(t + 2))), 6);
+    assert_eq!(read(b, &key(60)).as_deref(), Some(&b"Xbcdef"[..]));
+
+    ok(b.remove(&key(60), at(t + 3)));
+    let r = b.append_column(&key(60), 0, b"after", at(t + 3));
+    assert!(matches!(r, Err(Error::NotNewer { .. })), "{r:?}");
+    assert_eq!(
+        read(b, &key(60)),
+        None,
+        "an append older than the remove landed"
+    );
+    assert_eq!(ok(b.append_column(&key(60), 0, b"new", at(t + 4))), 3);
+
+    // Whole-key remove at a version: column 1 older (removed), column 2 newer (kept).
+    ok(b.write_column(&key(61), 1, b"old", at(t)));
+    ok(b.write_column(&key(61), 2, b"new", at(t + 10)));
+    ok(b.remove(&key(61), at(t + 5)));
+    assert!(matches!(
+        b.lookup_column(&key(61), 1),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(ok(b.read_column(&key(61), 2, Range::all())), b"new");
+    let r = b.remove(&key(61), at(t + 6));
+    assert!(matches!(r, Err(Error::NotNewer { .. })), "{r:?}");
+    let r = b.remove(&key(62), at(t + 6));
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+    let r = b.write(&key(62), b"late", at(t + 5));
+    assert!(matches!(r, Err(Error::NotNewer { .. })), "{r:?}");
 }

@@ -158,6 +158,46 @@ impl<S: Store> StoreBackend<S> {
         Error::unless_newer(self.removes.removed_at(key, column), write_ns)
     }
 
+    /// `NotNewer` if `opts` is conditional and the stored record of (key, column), or a
+    /// remembered remove of it, is at least as new. For writes into a value (append, write at
+    /// an offset), which the stores apply without a condition of their own. Key lock held.
+    fn check_newer_than_stored(&self, key: &Key, column: u16, opts: &WriteOptions) -> Result<()> {
+        let Some(write_ns) = opts.timestamp_ns.filter(|_| opts.only_if_newer) else {
+            return Ok(());
+        };
+        self.check_removed(key, column, opts)?;
+        let stored = match self.store.meta(key, column) {
+            Ok(m) => Some(m.timestamp_ns),
+            Err(Error::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        Error::unless_newer(stored, Some(write_ns))
+    }
+
+    /// A remove of every column of `key` at `opts.timestamp_ns`, made elsewhere or versioned
+    /// by a coordinator: each column whose record is older is removed at that time, newer
+    /// ones stay. `NotFound` when the key had no column (remembered as removed in column
+    /// 0), `NotNewer` when every column was newer. Key lock held.
+    fn remove_all_copy(&self, key: &Key, opts: WriteOptions) -> Result<()> {
+        let columns: Vec<u16> = self.store.columns(key)?.iter().map(|m| m.column).collect();
+        if columns.is_empty() {
+            return self.remove_copy(key, 0, opts);
+        }
+        let mut newer = None;
+        let mut removed = false;
+        for column in columns {
+            match self.remove_copy(key, column, opts) {
+                Ok(()) | Err(Error::NotFound(_)) => removed = true,
+                Err(e @ Error::NotNewer { .. }) => newer = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        match newer {
+            Some(e) if !removed => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Remembers removes of `columns` of `key` at `timestamp_ns`, durably if the remove
     /// is durable. Called before the remove itself, so a crash between the two never leaves
     /// a remove that is not remembered (a store without tombstones would forget it); a
@@ -241,6 +281,7 @@ impl<S: Store> Backend for StoreBackend<S> {
         opts: WriteOptions,
     ) -> Result<u64> {
         let _g = self.locks.lock(key);
+        self.check_newer_than_stored(key, column, &opts)?;
         self.store
             .write_into(key, column, WriteAt::End, bytes, opts)
     }
@@ -255,6 +296,7 @@ impl<S: Store> Backend for StoreBackend<S> {
     ) -> Result<u64> {
         check_size(offset.saturating_add(bytes.len() as u64))?;
         let _g = self.locks.lock(key);
+        self.check_newer_than_stored(key, column, &opts)?;
         self.store
             .write_into(key, column, WriteAt::Offset(offset), bytes, opts)
     }
@@ -315,6 +357,9 @@ impl<S: Store> Backend for StoreBackend<S> {
     /// as in [`remove_column`](Self::remove_column).
     fn remove(&self, key: &Key, opts: WriteOptions) -> Result<()> {
         let _g = self.locks.lock(key);
+        if opts.only_if_newer {
+            return self.remove_all_copy(key, opts);
+        }
         let mut columns: Vec<u16> = self.store.columns(key)?.iter().map(|m| m.column).collect();
         if columns.is_empty() {
             columns.push(0);

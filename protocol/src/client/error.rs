@@ -37,9 +37,20 @@ impl ClientError {
         }
     }
 
-    /// True when the key does not exist.
+    /// True when the key does not exist (never written, or removed).
     pub fn is_not_found(&self) -> bool {
-        self.status() == Some(Status::NotFound)
+        matches!(self.status(), Some(Status::NotFound | Status::Removed))
+    }
+
+    /// The remove's version when the node answered `REMOVED`.
+    pub fn removed_at(&self) -> Option<u64> {
+        match self {
+            ClientError::Status {
+                status: Status::Removed,
+                message,
+            } => crate::wire::parse_removed_message(message),
+            _ => None,
+        }
     }
 
     /// Errors where the request may not have reached the node, so an idempotent request

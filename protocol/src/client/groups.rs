@@ -134,7 +134,7 @@ impl Client {
             let c = self.in_group(g);
             tasks.spawn(async move {
                 let r = match c.remove(key, durability).await {
-                    Err(e) if e.status() == Some(Status::NotFound) => Ok(()),
+                    Err(e) if e.is_not_found() => Ok(()),
                     other => other,
                 };
                 (g, r)
@@ -148,9 +148,11 @@ impl Client {
         }
     }
 
-    /// Reads a column from the group holding its newest replica (`groups` in preference
+    /// Reads a column from the group holding its newest version (`groups` in preference
     /// order), falling over to the next on errors, and repairs groups that miss it or hold
-    /// an older value. `NotFound` only if no group has it.
+    /// an older one. A remove is a version too: when the newest version a group reports is
+    /// a remove (`REMOVED` at T), the read is `REMOVED` and groups still holding an older
+    /// value are sent the remove. `NotFound` only if no group has anything.
     pub async fn get_groups(
         &self,
         key: KeyId,
@@ -158,6 +160,22 @@ impl Client {
         groups: &[u32],
     ) -> Result<GroupRead, ClientError> {
         let metas = self.lookup_groups(key, column, groups).await;
+        let newest_value = metas
+            .iter()
+            .filter_map(|(_, m)| m.as_ref().ok())
+            .map(|m| m.timestamp_ns)
+            .max();
+        let newest_remove = metas
+            .iter()
+            .filter_map(|(_, m)| m.as_ref().err().and_then(ClientError::removed_at))
+            .max();
+        if let Some(removed_at) = newest_remove.filter(|r| newest_value.is_none_or(|v| *r >= v)) {
+            self.repair_remove(key, column, removed_at, &metas).await;
+            return Err(ClientError::Status {
+                status: Status::Removed,
+                message: crate::wire::removed_message(removed_at),
+            });
+        }
         let mut order: Vec<&(u32, Result<ValueMeta, ClientError>)> = metas.iter().collect();
         // Newest first; the sort is stable, so preference order breaks ties.
         order.sort_by_key(|(_, m)| std::cmp::Reverse(m.as_ref().map_or(0, |m| m.timestamp_ns)));
@@ -182,6 +200,30 @@ impl Client {
             status: Status::NotFound,
             message: "no group was asked".into(),
         }))
+    }
+
+    /// Sends the remove at `removed_at` to the groups whose answer was an older value (or
+    /// nothing): a conditional copy, so a group written meanwhile keeps its newer value.
+    async fn repair_remove(
+        &self,
+        key: KeyId,
+        column: u16,
+        removed_at: u64,
+        metas: &[(u32, Result<ValueMeta, ClientError>)],
+    ) {
+        for (g, m) in metas {
+            let older = match m {
+                Ok(m) => m.timestamp_ns < removed_at,
+                Err(e) => e.status() == Some(Status::NotFound),
+            };
+            if !older {
+                continue;
+            }
+            let c = self.in_group(*g);
+            if let Err(e) = c.remove_column_if_newer(key, column, removed_at).await {
+                tracing::debug!(group = g, error = %e, "read repair of a remove failed");
+            }
+        }
     }
 
     async fn lookup_groups(
@@ -231,13 +273,17 @@ impl Client {
     }
 }
 
-/// Groups that answered `NotFound`, or hold a value older than `newest` with other bytes.
+/// Groups that answered `NotFound`, remember a remove older than `newest`, or hold a value
+/// older than `newest` with other bytes.
 fn stale_groups(metas: &[(u32, Result<ValueMeta, ClientError>)], newest: &ValueMeta) -> Vec<u32> {
     metas
         .iter()
         .filter(|(_, m)| match m {
             Ok(m) => m.checksum != newest.checksum && m.timestamp_ns < newest.timestamp_ns,
-            Err(e) => e.status() == Some(Status::NotFound),
+            Err(e) => {
+                e.status() == Some(Status::NotFound)
+                    || e.removed_at().is_some_and(|r| r < newest.timestamp_ns)
+            }
         })
         .map(|(g, _)| *g)
         .collect()

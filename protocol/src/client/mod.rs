@@ -352,6 +352,8 @@ impl Client {
             durability: o.durability,
             column,
             if_newer: o.if_newer.filter(|_| settles),
+            version: None,
+            deadline_ns: None,
             data,
         });
         match self.call(&req, key).await?.pop() {
@@ -442,6 +444,8 @@ impl Client {
                 durability,
                 column: None,
                 if_newer: None,
+                version: None,
+                deadline_ns: None,
             },
         )
         .await
@@ -458,6 +462,8 @@ impl Client {
             durability,
             column: Some(column),
             if_newer: None,
+            version: None,
+            deadline_ns: None,
         };
         self.remove_request(key, req).await
     }
@@ -474,6 +480,8 @@ impl Client {
             durability: Durability::Default,
             column: Some(column),
             if_newer: Some(timestamp_ns),
+            version: None,
+            deadline_ns: None,
         };
         self.remove_request(key, req).await
     }

@@ -182,7 +182,7 @@ async fn ask_previous(
                 .handover_reads
                 .fetch_add(1, Ordering::Relaxed);
             node.peers
-                .forward(&prev.addr, prev.group, &frame, stream)
+                .read_through(&prev.addr, prev.group, &frame, stream)
                 .await
         }
         // The hand-over expired (or the owner died) since the batch looked: serve it here.

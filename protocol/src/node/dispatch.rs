@@ -7,6 +7,7 @@ use ringblob_engine::{Key, Range, WriteOptions};
 
 use super::output::Output;
 use super::status_map::status_of;
+use super::versions::{check_deadline, now_ns};
 use super::NodeInfo;
 use crate::wire::{
     encode_error, encode_iterate_reply, encode_read_reply, BulkItem, BulkReadRequest, Durability,
@@ -152,9 +153,10 @@ fn answer(
     let reply = match req {
         Request::Ping => Reply::Pong,
         Request::Handshake(hs) => Reply::Handshake(info.handshake_reply(&hs)?),
-        Request::Lookup(l) => {
-            Reply::Meta(value_meta(&b.lookup_column(&key, l.column).map_err(fail)?))
-        }
+        Request::Lookup(l) => Reply::Meta(value_meta(
+            &b.lookup_column(&key, l.column)
+                .map_err(|e| fail_read(b, &key, l.column, e))?,
+        )),
         Request::Read(r) => return read(b, h, &key, &r, out),
         Request::Write(w) => Reply::Write(WriteAck {
             size: write(b, &key, &w, defer)?,
@@ -226,7 +228,10 @@ fn read(
         offset: r.offset,
         size: (r.size != READ_TO_END).then_some(r.size),
     };
-    let value = Bytes::from(b.read_column(key, r.column, range).map_err(fail)?);
+    let value = b
+        .read_column(key, r.column, range)
+        .map_err(|e| fail_read(b, key, r.column, e))?;
+    let value = Bytes::from(value);
     if value.len() <= MAX_REPLY_PART {
         return encode_read_reply(h, &value, out.buf()).map_err(wire_fail);
     }
@@ -247,9 +252,28 @@ fn read(
     Ok(())
 }
 
+/// A read's failure; a (key, column) with no value that this node remembers as removed is
+/// `REMOVED` with the remove's version, so replicated reads weigh it against values.
+fn fail_read(b: &dyn Backend, key: &Key, column: u16, e: ringblob_backends::Error) -> Failure {
+    if !matches!(e, ringblob_backends::Error::NotFound(_)) {
+        return fail(e);
+    }
+    let removed_at = b.removes_in(key, key).ok().and_then(|rs| {
+        rs.iter()
+            .filter(|r| r.column == column)
+            .map(|r| r.timestamp_ns)
+            .max()
+    });
+    match removed_at {
+        Some(ts) => (Status::Removed, crate::wire::removed_message(ts)),
+        None => fail(e),
+    }
+}
+
 fn write(b: &dyn Backend, key: &Key, w: &WriteRequest, defer: Defer) -> Result<u64, Failure> {
+    check_deadline(w.deadline_ns, now_ns())?;
     let mut o = options(w.compress, w.durability);
-    if let Some(ts) = w.if_newer {
+    if let Some(ts) = w.if_newer.or(w.version) {
         o.timestamp_ns = Some(ts);
         o.only_if_newer = true;
     }
@@ -267,21 +291,42 @@ fn write(b: &dyn Backend, key: &Key, w: &WriteRequest, defer: Defer) -> Result<u
             .map(|()| offset + w.data.len() as u64),
         WriteMode::Commit { size } => b.commit_column(key, c, size, o),
     };
-    size.map_err(fail)
+    match size {
+        // Superseded by a newer record: the write is answered as landed and overwritten.
+        Err(ringblob_backends::Error::NotNewer { .. }) if w.version.is_some() => {
+            Ok(superseded_size(b, key, w))
+        }
+        other => other.map_err(fail),
+    }
+}
+
+/// The size a superseded versioned write reports: the size it would have written (for a
+/// write into a value, the stored value's size).
+fn superseded_size(b: &dyn Backend, key: &Key, w: &WriteRequest) -> u64 {
+    match w.mode {
+        WriteMode::Whole => w.data.len() as u64,
+        WriteMode::Commit { size } => size,
+        _ => b.lookup_column(key, w.column).map_or(0, |m| m.size),
+    }
 }
 
 /// REMOVE: one column, or the key with every column.
 fn remove(b: &dyn Backend, key: &Key, r: &RemoveRequest, defer: Defer) -> Result<(), Failure> {
+    check_deadline(r.deadline_ns, now_ns())?;
     let mut o = deferrable(options(false, r.durability), defer);
-    if let Some(ts) = r.if_newer {
+    if let Some(ts) = r.if_newer.or(r.version) {
         o.timestamp_ns = Some(ts);
         o.only_if_newer = true;
     }
-    match r.column {
+    let removed = match r.column {
         Some(column) => b.remove_column(key, column, o),
         None => b.remove(key, o),
+    };
+    match removed {
+        // Superseded by a newer record: answered as removed and written over since.
+        Err(ringblob_backends::Error::NotNewer { .. }) if r.version.is_some() => Ok(()),
+        other => other.map_err(fail),
     }
-    .map_err(fail)
 }
 
 fn iterate(

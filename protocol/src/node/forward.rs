@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::versions::{now_ns, stamp_forwarded, Budget};
 use crate::client::{Client, ClientConfig};
 use crate::ring::RouteTable;
 use crate::wire::{encode_error, Command, Frame, Header, Status, MAX_FORWARD_HOPS};
@@ -62,22 +63,30 @@ pub fn route(table: Option<&RouteTable>, me: &str, own_group: u32, h: &Header) -
     }
 }
 
+/// Commands that change a key, which leave a coordinator with a version and a deadline.
+fn is_change(command: Command) -> bool {
+    matches!(command, Command::Write | Command::Remove)
+}
+
 /// One client per peer, shared by every connection of this node: the forwarded requests of
 /// many clients reach the owner together and are served there as one batch (measured: two
 /// or more connections per peer only split those batches, and lower forwarded throughput).
 pub struct Peers {
     config: ClientConfig,
+    budget: Budget,
     clients: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
 }
 
 impl Peers {
-    pub fn new(name: &str) -> Peers {
+    pub fn new(name: &str, budget: Budget) -> Peers {
         Peers {
             config: ClientConfig {
                 name: format!("{name} (forwarding)"),
                 retries: 0,
+                timeout: budget.owner_timeout,
                 ..ClientConfig::default()
             },
+            budget,
             clients: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -101,15 +110,25 @@ impl Peers {
 
     /// Sends `run` (frames, each with the group it was routed in) on to the owner at `addr`
     /// in one write; their replies are relayed by [`finish`](Self::finish). Many runs, of
-    /// many client connections, are in flight at once on the peer connection.
+    /// many client connections, are in flight at once on the peer connection. A client's
+    /// write or remove (no hops yet) leaves with this node's version and a deadline
+    /// (`versions.rs`).
     pub async fn send(&self, addr: &str, run: &[(&Frame, u32)]) -> InFlight {
+        let now = now_ns();
+        let outgoing: Vec<(Frame, u32)> = run
+            .iter()
+            .map(|(f, g)| (self.outgoing(f, now), *g))
+            .collect();
+        let run: Vec<(&Frame, u32)> = outgoing.iter().map(|(f, g)| (f, *g)).collect();
         let started = async {
             let client = self.client(addr).await?;
-            let sent = client.relay_all(run).await.map_err(|e| e.to_string())?;
+            let sent = client.relay_all(&run).await.map_err(|e| e.to_string())?;
             Ok::<_, String>((client, sent))
         };
         let headers = run.iter().map(|(f, _)| f.header).collect();
         InFlight {
+            failure: Status::Timeout,
+            sent_at: tokio::time::Instant::now(),
             addr: addr.to_string(),
             headers,
             started: started.await,
@@ -129,13 +148,21 @@ impl Peers {
         let failed = match f.started {
             Ok((client, sent)) => {
                 let mut failed = None;
+                let mut payloads_before = 0u64;
                 for ((trans, rx), header) in sent.into_iter().zip(&f.headers) {
-                    let relayed = relay(&client, trans, rx, header, out, &mut gathered).await;
+                    // The owner serves the run in order: this frame's first reply is due when
+                    // its payload and those before it could have arrived, plus the timeout.
+                    payloads_before += u64::from(header.payload_len);
+                    let due = Due {
+                        first: f.sent_at + self.budget.allowed(payloads_before),
+                        next: self.budget.allowed(header.payload_len.into()),
+                    };
+                    let relayed = relay(&client, trans, rx, header, out, &mut gathered, due).await;
                     match relayed {
                         Ok(()) => {}
                         Err(Relay::Client(e)) => return Err(e),
                         Err(Relay::Owner(why)) => {
-                            failed_reply(&f.addr, header, &why, &mut gathered);
+                            failed_reply((&f.addr, f.failure), header, &why, &mut gathered);
                             failed = Some(why);
                         }
                     }
@@ -144,7 +171,7 @@ impl Peers {
             }
             Err(why) => {
                 for header in &f.headers {
-                    failed_reply(&f.addr, header, &why, &mut gathered);
+                    failed_reply((&f.addr, f.failure), header, &why, &mut gathered);
                 }
                 Some(why)
             }
@@ -155,27 +182,55 @@ impl Peers {
         out.write_all(&gathered).await
     }
 
-    /// [`send`](Self::send) of one frame, then [`finish`](Self::finish).
-    pub async fn forward<W: AsyncWrite + Unpin>(
+    /// The frame to send on for `frame`: stamped if it is a client's write or remove.
+    fn outgoing(&self, frame: &Frame, now: u64) -> Frame {
+        if frame.header.hops == 0 && is_change(frame.header.command) {
+            stamp_forwarded(frame, now, &self.budget)
+        } else {
+            frame.clone()
+        }
+    }
+
+    /// A read of a key this node took over, asked of its previous owner: [`send`] then
+    /// [`finish`]. If the previous owner does not answer, the reply is `UNAVAILABLE`: this
+    /// node cannot tell whether the key exists, and a replicated read asks another group.
+    ///
+    /// [`send`]: Self::send
+    /// [`finish`]: Self::finish
+    pub async fn read_through<W: AsyncWrite + Unpin>(
         &self,
         addr: &str,
         group: u32,
         frame: &Frame,
         out: &mut W,
     ) -> std::io::Result<()> {
-        let f = self.send(addr, &[(frame, group)]).await;
+        let mut f = self.send(addr, &[(frame, group)]).await;
+        f.failure = Status::Unavailable;
         self.finish(f, out).await
     }
 }
 
-fn failed_reply(addr: &str, header: &Header, why: &str, out: &mut BytesMut) {
-    let msg = format!("owner {addr} did not answer: {why}");
-    encode_error(header, Status::Timeout, &msg, out);
+/// The error reply to a frame the node at `addr` did not answer, with status `failure`.
+fn failed_reply((addr, failure): (&str, Status), header: &Header, why: &str, out: &mut BytesMut) {
+    let msg = match failure {
+        Status::Unavailable => format!(
+            "{addr} (the previous owner of this key's range) did not answer: {why}; whether \
+             the key exists is unknown here"
+        ),
+        _ => format!("owner {addr} did not answer: {why}"),
+    };
+    encode_error(header, failure, &msg, out);
 }
 
 /// A forwarded run: where it went, the client's headers, and the owner's reply channels (or
 /// why the run could not be sent).
 pub struct InFlight {
+    /// The status of the reply to a frame the owner did not answer.
+    failure: Status,
+    /// When the run was sent: each frame's first reply is due its budget after this (not
+    /// after the previous frame's reply, or a run of N frames to a paused owner would take
+    /// N timeouts).
+    sent_at: tokio::time::Instant,
     addr: String,
     headers: Vec<Header>,
     started: Result<(Arc<Client>, Vec<Pending>), String>,
@@ -188,9 +243,17 @@ type Pending = (u64, UnboundedReceiver<Frame>);
 /// read is relayed in pieces of about this size, never held whole).
 const GATHER_BYTES: usize = 256 << 10;
 
-/// Relays reply frames into `gathered` until the one without `MORE`, each within the
-/// client's deadline of the frame before it (a long streamed reply that keeps coming is never
-/// cut off). What was gathered is written to `out` before waiting for a frame not there yet.
+/// When a relayed frame's replies are due: the first by `first`, each later one within
+/// `next` of the one before it.
+#[derive(Clone, Copy)]
+struct Due {
+    first: tokio::time::Instant,
+    next: std::time::Duration,
+}
+
+/// Relays reply frames into `gathered` until the one without `MORE`, the first by
+/// `due.first`, each later one within `due.next` of the frame before it (a long streamed
+/// reply that keeps coming is never cut off). What was gathered is written to `out` before waiting for a frame not there yet.
 async fn relay<W: AsyncWrite + Unpin>(
     client: &Client,
     trans: u64,
@@ -198,7 +261,9 @@ async fn relay<W: AsyncWrite + Unpin>(
     request: &Header,
     out: &mut W,
     gathered: &mut BytesMut,
+    due: Due,
 ) -> Result<(), Relay> {
+    let mut by = due.first;
     loop {
         let reply = match rx.try_recv() {
             Ok(reply) if gathered.len() < GATHER_BYTES => reply,
@@ -207,10 +272,11 @@ async fn relay<W: AsyncWrite + Unpin>(
                 gathered.clear();
                 match ready {
                     Ok(reply) => reply,
-                    Err(_) => next_reply(client, trans, &mut rx).await?,
+                    Err(_) => next_reply(client, trans, &mut rx, by).await?,
                 }
             }
         };
+        by = tokio::time::Instant::now() + due.next;
         let more = reply.header.has_more();
         let mut header = reply.header;
         header.trans = request.trans;
@@ -227,13 +293,14 @@ async fn relay<W: AsyncWrite + Unpin>(
     }
 }
 
-/// The next reply frame of `trans`, within the client's deadline.
+/// The next reply frame of `trans`, by `by`.
 async fn next_reply(
     client: &Client,
     trans: u64,
     rx: &mut UnboundedReceiver<Frame>,
+    by: tokio::time::Instant,
 ) -> Result<Frame, Relay> {
-    match tokio::time::timeout(client.timeout(), rx.recv()).await {
+    match tokio::time::timeout_at(by, rx.recv()).await {
         Ok(Some(reply)) => Ok(reply),
         Ok(None) => Err(Relay::Owner("connection closed".into())),
         Err(_) => {

@@ -13,6 +13,7 @@ mod mover;
 mod output;
 mod repairer;
 mod status_map;
+mod versions;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ pub use membership::{ClusterFiles, Membership, MoveStatus, MoveStatusCell, Route
 pub use mover::Mover;
 pub use repairer::{RepairCounters, Repairer};
 pub use status_map::status_of;
+pub use versions::{now_ns, Budget};
 
 use crate::wire::{IDLE_TIMEOUT, MAX_CONNECTIONS, READ_TIMEOUT};
 
@@ -51,6 +53,11 @@ pub struct NodeConfig {
     pub upload_timeout: Duration,
     /// How long shutdown waits for connections to finish in-flight work.
     pub shutdown_grace: Duration,
+    /// A request forwarded to its owner fails `TIMEOUT` if the owner has not answered
+    /// within this (plus the transfer time of a large payload, see `forward.rs`).
+    pub owner_timeout: Duration,
+    /// The clock difference between nodes tolerated by forwarded deadlines.
+    pub max_clock_skew: Duration,
 }
 
 impl Default for NodeConfig {
@@ -65,6 +72,8 @@ impl Default for NodeConfig {
             max_blocking_calls: std::thread::available_parallelism().map_or(8, |n| 4 * n.get()),
             upload_timeout: Duration::from_secs(24 * 3600),
             shutdown_grace: Duration::from_secs(10),
+            owner_timeout: Duration::from_secs(1),
+            max_clock_skew: Duration::from_millis(500),
         }
     }
 }
@@ -88,12 +97,27 @@ impl NodeConfig {
             ("idle_timeout", self.idle_timeout),
             ("read_timeout", self.read_timeout),
             ("upload_timeout", self.upload_timeout),
+            ("owner_timeout", self.owner_timeout),
         ] {
             if d.is_zero() {
                 return Err(format!("{name} must be above zero"));
             }
         }
+        if self.owner_timeout > Duration::from_secs(600) {
+            return Err("owner_timeout above 600 s".into());
+        }
+        if self.max_clock_skew > Duration::from_secs(60) {
+            return Err("max_clock_skew above 60 s".into());
+        }
         Ok(())
+    }
+
+    /// The budget of a request this node forwards.
+    pub fn budget(&self) -> Budget {
+        Budget {
+            owner_timeout: self.owner_timeout,
+            max_clock_skew: self.max_clock_skew,
+        }
     }
 }
 
@@ -156,7 +180,7 @@ impl Node {
                 });
             }));
         }
-        let peers = forward::Peers::new(&config.name);
+        let peers = forward::Peers::new(&config.name, config.budget());
         Arc::new(Node {
             backend,
             config,

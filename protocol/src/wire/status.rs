@@ -41,12 +41,19 @@ pub enum Status {
     ConnectionLimit,
     /// 16: a `WRITE` with `IF_NEWER` found a record at least as new; nothing was written.
     NotNewer,
+    /// 17: a `LOOKUP` or `READ` of a (key, column) this node remembers as removed: the
+    /// message is exactly `removed at T` (T the remove's version, decimal nanoseconds), so a
+    /// replicated read can weigh the remove against other groups' values by version.
+    Removed,
+    /// 18: this node cannot tell whether the key exists (e.g. its range is being handed
+    /// over and the node that has it does not answer): not `NOT_FOUND`; ask another group.
+    Unavailable,
     /// Any other number, from a newer peer. Treat as a failure.
     Unknown(u32),
 }
 
 /// Every named status, in numeric order (for tests and docs).
-pub const ALL_STATUSES: [Status; 17] = [
+pub const ALL_STATUSES: [Status; 19] = [
     Status::Ok,
     Status::NotFound,
     Status::ChecksumMismatch,
@@ -64,6 +71,8 @@ pub const ALL_STATUSES: [Status; 17] = [
     Status::NotOwner,
     Status::ConnectionLimit,
     Status::NotNewer,
+    Status::Removed,
+    Status::Unavailable,
 ];
 
 impl Status {
@@ -95,6 +104,8 @@ impl Status {
             Status::NotOwner => 14,
             Status::ConnectionLimit => 15,
             Status::NotNewer => 16,
+            Status::Removed => 17,
+            Status::Unavailable => 18,
             Status::Unknown(code) => code,
         }
     }
@@ -124,9 +135,26 @@ impl Status {
             Status::NotOwner => "NOT_OWNER",
             Status::ConnectionLimit => "CONNECTION_LIMIT",
             Status::NotNewer => "NOT_NEWER",
+            Status::Removed => "REMOVED",
+            Status::Unavailable => "UNAVAILABLE",
             Status::Unknown(_) => "UNKNOWN",
         }
     }
+}
+
+/// The message of a [`Status::Removed`] reply to a remove at `timestamp_ns`.
+pub fn removed_message(timestamp_ns: u64) -> String {
+    format!("removed at {timestamp_ns}")
+}
+
+/// The remove's version in a [`Status::Removed`] reply's message (`None` if it is not
+/// exactly `removed at T`).
+pub fn parse_removed_message(message: &str) -> Option<u64> {
+    let digits = message.strip_prefix("removed at ")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 impl fmt::Display for Status {
@@ -148,8 +176,30 @@ mod tests {
     }
 
     #[test]
+    fn removed_messages_round_trip_and_nothing_else_parses() {
+        assert_eq!(parse_removed_message(&removed_message(0)), Some(0));
+        assert_eq!(
+            parse_removed_message(&removed_message(u64::MAX)),
+            Some(u64::MAX)
+        );
+        for bad in [
+            "",
+            "removed at ",
+            "removed at -1",
+            "removed at 1 ",
+            "Removed at 1",
+        ] {
+            assert_eq!(parse_removed_message(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            parse_removed_message("removed at 18446744073709551616"),
+            None
+        );
+    }
+
+    #[test]
     fn unknown_codes_are_kept() {
-        assert_eq!(Status::from_u32(17), Status::Unknown(17));
+        assert_eq!(Status::from_u32(19), Status::Unknown(19));
         assert_eq!(Status::from_u32(u32::MAX).as_u32(), u32::MAX);
         assert_eq!(Status::Unknown(99).to_string(), "UNKNOWN (99)");
         assert_eq!(Status::NotFound.to_string(), "NOT_FOUND (1)");

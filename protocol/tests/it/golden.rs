@@ -83,6 +83,8 @@ fn write_request_whole_compressed_sync() -> Result<(), WireError> {
         durability: Durability::Sync,
         column: 1,
         if_newer: None,
+        version: None,
+        deadline_ns: None,
         data: Bytes::from_static(b"abc"),
     });
     assert_eq!(Request::decode(&frame)?, req);
@@ -156,12 +158,16 @@ fn remove_of_one_column_and_of_a_whole_key() -> Result<(), WireError> {
         durability: Durability::Sync,
         column: Some(1),
         if_newer: None,
+        version: None,
+        deadline_ns: None,
     });
     request_golden(REMOVE_COLUMN_REQUEST, counting_key(), &one_column)?;
     let whole_key = Request::Remove(RemoveRequest {
         durability: Durability::Default,
         column: None,
         if_newer: None,
+        version: None,
+        deadline_ns: None,
     });
     request_golden(REMOVE_KEY_REQUEST, counting_key(), &whole_key)?;
     assert_eq!(

@@ -49,23 +49,32 @@ pub fn write_request() -> impl Strategy<Value = WriteRequest> {
         any::<bool>(),
         durability(),
         any::<u16>(),
-        any::<Option<u64>>(),
+        (any::<Option<u64>>(), any::<bool>(), any::<Option<u64>>()),
         bytes(512),
     )
         .prop_map(
-            |(mode, compress, durability, column, ts, data)| WriteRequest {
-                mode,
-                compress,
-                durability,
-                column,
-                // IF_NEWER goes with WHOLE and COMMIT only.
-                if_newer: ts
-                    .filter(|_| matches!(mode, WriteMode::Whole | WriteMode::Commit { .. })),
-                data: if mode.carries_data() {
-                    data
-                } else {
-                    Bytes::new()
-                },
+            |(mode, compress, durability, column, (ts, versioned, deadline_ns), data)| {
+                WriteRequest {
+                    mode,
+                    compress,
+                    durability,
+                    column,
+                    // IF_NEWER goes with WHOLE and COMMIT only, VERSION with every mode that
+                    // changes the value, and not both.
+                    if_newer: ts.filter(|_| {
+                        !versioned && matches!(mode, WriteMode::Whole | WriteMode::Commit { .. })
+                    }),
+                    version: ts.filter(|_| {
+                        versioned
+                            && !matches!(mode, WriteMode::Prepare { .. } | WriteMode::Part { .. })
+                    }),
+                    deadline_ns,
+                    data: if mode.carries_data() {
+                        data
+                    } else {
+                        Bytes::new()
+                    },
+                }
             },
         )
 }
@@ -94,14 +103,23 @@ pub fn request() -> impl Strategy<Value = Request> {
             })
         ),
         write_request().prop_map(Request::Write),
-        (durability(), option::of(any::<u16>()), any::<Option<u64>>()).prop_map(
-            |(durability, column, ts)| Request::Remove(RemoveRequest {
-                durability,
-                column,
-                // IF_NEWER goes with one column only.
-                if_newer: ts.filter(|_| column.is_some()),
-            })
-        ),
+        (
+            durability(),
+            option::of(any::<u16>()),
+            any::<Option<u64>>(),
+            any::<bool>(),
+            any::<Option<u64>>()
+        )
+            .prop_map(|(durability, column, ts, versioned, deadline_ns)| {
+                Request::Remove(RemoveRequest {
+                    durability,
+                    column,
+                    // IF_NEWER goes with one column only; VERSION with either, not both.
+                    if_newer: ts.filter(|_| !versioned && column.is_some()),
+                    version: ts.filter(|_| versioned),
+                    deadline_ns,
+                })
+            }),
         (key(), key(), option::of(position()), 0..=MAX_ITERATE_LIMIT).prop_map(
             |(from, to, after, limit)| Request::Iterate(IterateRequest {
                 from,

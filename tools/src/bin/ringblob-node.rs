@@ -70,6 +70,12 @@ struct FileConfig {
     /// After a ring change, read keys not yet handed over from their previous owner for
     /// this long, seconds (0: never) [default: 21600; at most remove_retention_secs].
     handover_read_secs: Option<u64>,
+    /// A request forwarded to its owner fails TIMEOUT after this long, milliseconds, plus
+    /// the transfer time of a large payload at 16 MiB/s [default: 1000].
+    owner_timeout_ms: Option<u64>,
+    /// Clock difference between nodes tolerated by forwarded deadlines, milliseconds
+    /// [default: 500].
+    max_clock_skew_ms: Option<u64>,
     blob: Option<BlobOptions>,
 }
 
@@ -111,6 +117,12 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         max_blocking_calls: file
             .max_blocking_calls
             .unwrap_or(defaults.max_blocking_calls),
+        owner_timeout: file
+            .owner_timeout_ms
+            .map_or(defaults.owner_timeout, Duration::from_millis),
+        max_clock_skew: file
+            .max_clock_skew_ms
+            .map_or(defaults.max_clock_skew, Duration::from_millis),
         ..defaults
     };
     let backend = BackendConfig {

@@ -3,6 +3,7 @@
 //! a fourth node joining a group.
 
 mod member;
+mod versions;
 
 use std::time::{Duration, Instant};
 
@@ -377,7 +378,7 @@ fn repair_carries_a_remove_a_group_missed() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let in_x = client(&x.addr).await.in_group(1);
         let not_found = |r: &Result<Bytes, ringblob_protocol::client::ClientError>| {
-            matches!(r, Err(e) if e.status() == Some(ringblob_protocol::wire::Status::NotFound))
+            matches!(r, Err(e) if e.is_not_found())
         };
         for i in 0..10 {
             let got = in_x.get_column(key(i), 0, 0, None).await;

@@ -111,8 +111,32 @@ impl Member {
     }
 }
 
+impl Member {
+    /// SIGSTOP: the process stops answering but keeps its sockets (a long GC, a VM stall).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`pause`](Self::pause).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let Some(c) = &self.child else {
+            panic!("{} is not running", self.name)
+        };
+        let status = Command::new("kill")
+            .args([sig, &c.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("kill {sig}: {e}"));
+        assert!(status.success(), "kill {sig} {} failed", self.name);
+    }
+}
+
 impl Drop for Member {
     fn drop(&mut self) {
+        // SIGKILL ends a stopped process too.
         self.kill9();
     }
 }

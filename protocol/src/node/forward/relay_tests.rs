@@ -113,7 +113,7 @@ fn frames_of(mut out: BytesMut) -> Vec<Frame> {
 #[tokio::test]
 async fn a_run_is_relayed_in_order_under_the_clients_transactions() {
     let addr = owner(Script::Parts(3)).await;
-    let peers = Peers::new("relay-test");
+    let peers = Peers::new("relay-test", test_budget());
     let (a, b) = (read(7, 1000), read(9, 2000));
     let f = peers.send(&addr, &[(&a, 1), (&b, 1)]).await;
     let mut out = Vec::new();
@@ -142,7 +142,7 @@ async fn a_run_is_relayed_in_order_under_the_clients_transactions() {
 #[tokio::test]
 async fn an_owner_that_hangs_up_mid_stream_leaves_timeouts_not_silence() {
     let addr = owner(Script::HangUpMidStream).await;
-    let peers = Peers::new("relay-test");
+    let peers = Peers::new("relay-test", test_budget());
     let (a, b) = (read(1, 10), read(2, 20));
     let f = peers.send(&addr, &[(&a, 1), (&b, 1)]).await;
     let mut out = Vec::new();
@@ -174,7 +174,7 @@ async fn an_owner_that_cannot_be_reached_gets_every_frame_a_timeout() {
             .unwrap_or_else(|e| panic!("addr: {e}"))
             .to_string()
     };
-    let peers = Peers::new("relay-test");
+    let peers = Peers::new("relay-test", test_budget());
     let (a, b) = (read(1, 5), read(2, 6));
     let f = peers.send(&addr, &[(&a, 1), (&b, 1)]).await;
     let mut out = Vec::new();
@@ -187,12 +187,38 @@ async fn an_owner_that_cannot_be_reached_gets_every_frame_a_timeout() {
     assert_eq!(seen, vec![(5, Status::Timeout), (6, Status::Timeout)]);
 }
 
+/// A read asked of a previous owner that cannot be reached is `UNAVAILABLE` (not knowing
+/// whether the key exists), not `TIMEOUT` and never `NOT_FOUND`.
+#[tokio::test]
+async fn a_read_through_to_an_unreachable_previous_owner_is_unavailable() {
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        l.local_addr()
+            .unwrap_or_else(|e| panic!("addr: {e}"))
+            .to_string()
+    };
+    let peers = Peers::new("relay-test", test_budget());
+    let mut out = Vec::new();
+    assert!(peers
+        .read_through(&addr, 1, &read(1, 9), &mut out)
+        .await
+        .is_ok());
+    let frames = frames_of(BytesMut::from(&out[..]));
+    let seen: Vec<(u64, Status)> = frames
+        .iter()
+        .map(|f| (f.header.trans, f.header.status))
+        .collect();
+    assert_eq!(seen, vec![(9, Status::Unavailable)]);
+}
+
 /// Many client connections forwarding at once share the peer connection (their frames
 /// written together by whichever caller is writing): each gets exactly its own reply.
 #[tokio::test]
 async fn concurrent_runs_share_the_peer_connection_and_get_their_own_replies() {
     let addr = owner(Script::Parts(1)).await;
-    let peers = std::sync::Arc::new(Peers::new("relay-test"));
+    let peers = std::sync::Arc::new(Peers::new("relay-test", test_budget()));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200u64 {
         let (peers, addr) = (peers.clone(), addr.clone());
@@ -200,7 +226,8 @@ async fn concurrent_runs_share_the_peer_connection_and_get_their_own_replies() {
             let key = (i % 250) as u8;
             let frame = read(key, 7_000 + i);
             let mut out = Vec::new();
-            assert!(peers.forward(&addr, 1, &frame, &mut out).await.is_ok());
+            let f = peers.send(&addr, &[(&frame, 1)]).await;
+            assert!(peers.finish(f, &mut out).await.is_ok());
             let frames = frames_of(BytesMut::from(&out[..]));
             assert_eq!(frames.len(), 1);
             assert_eq!(frames[0].header.trans, 7_000 + i);
@@ -211,4 +238,11 @@ async fn concurrent_runs_share_the_peer_connection_and_get_their_own_replies() {
         assert!(done.is_ok(), "{done:?}");
     }
     assert_eq!(peers.clients.lock().await.len(), 1);
+}
+
+fn test_budget() -> crate::node::Budget {
+    crate::node::Budget {
+        owner_timeout: std::time::Duration::from_secs(30),
+        max_clock_skew: std::time::Duration::from_millis(500),
+    }
 }

@@ -6,7 +6,8 @@ use super::write::Durability;
 use crate::wire::cursor::Reader;
 use crate::wire::error::WireError;
 
-/// Bytes of an encoded [`RemoveRequest`] (16 with [`REMOVE_IF_NEWER`]).
+/// Bytes of an encoded [`RemoveRequest`] without its optional fields (8 more for each of
+/// a timestamp and a deadline).
 pub const REMOVE_REQUEST_LEN: usize = 8;
 
 /// REMOVE flag bit 0: remove only `column`, not the whole key.
@@ -15,12 +16,24 @@ pub const REMOVE_ONE_COLUMN: u8 = 1;
 /// `timestamp_ns` follows. Applied only if the stored record is older (`NOT_NEWER`
 /// otherwise), and remembered by the node even if the column had no value.
 pub const REMOVE_IF_NEWER: u8 = 2;
+/// REMOVE flag bit 2 (not with `IF_NEWER`): the remove's version, chosen once by the node
+/// that accepted it from the client; an 8-byte `timestamp_ns` follows. Every column (or
+/// the one named) whose stored record is older is removed at that timestamp; newer records
+/// stay (the remove is superseded there). Answered OK whenever anything was removed or
+/// superseded, `NOT_FOUND` when there was nothing at all.
+pub const REMOVE_VERSION: u8 = 4;
+/// REMOVE flag bit 3: an 8-byte `deadline_ns` (Unix time, nanoseconds) follows the
+/// timestamp (or the fixed fields); a node whose clock is past it answers `TIMEOUT` and
+/// removes nothing.
+pub const REMOVE_DEADLINE: u8 = 8;
+const REMOVE_FLAGS: u8 = REMOVE_ONE_COLUMN | REMOVE_IF_NEWER | REMOVE_VERSION | REMOVE_DEADLINE;
 
 /// Remove the header's key: every column of it, or one. Layout (8 bytes): durability u8,
-/// flags u8 (bit 0 [`REMOVE_ONE_COLUMN`], bit 1 [`REMOVE_IF_NEWER`]), column u16 (0 unless
-/// `ONE_COLUMN`), reserved u32 (0); with `IF_NEWER`, timestamp_ns u64. All-zero flags and
-/// column are the whole-key remove that the payload meant before columns (when bytes 1..8
-/// were reserved).
+/// flags u8 ([`REMOVE_ONE_COLUMN`], [`REMOVE_IF_NEWER`], [`REMOVE_VERSION`],
+/// [`REMOVE_DEADLINE`]), column u16 (0 unless `ONE_COLUMN`), reserved u32 (0); then
+/// timestamp_ns u64 with `IF_NEWER` or `VERSION`, then deadline_ns u64 with `DEADLINE`.
+/// All-zero flags and column are the whole-key remove that the payload meant before
+/// columns (when bytes 1..8 were reserved).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct RemoveRequest {
     pub durability: Durability,
@@ -28,36 +41,48 @@ pub struct RemoveRequest {
     pub column: Option<u16>,
     /// `IF_NEWER`: the time the remove was made at its source (one column only).
     pub if_newer: Option<u64>,
+    /// `VERSION`: the coordinator's timestamp for this remove (not with `if_newer`).
+    pub version: Option<u64>,
+    /// `DEADLINE`: not to be applied once the receiving node's clock is past this.
+    pub deadline_ns: Option<u64>,
 }
 
 impl RemoveRequest {
-    /// A whole-key `IF_NEWER` remove has no encoding: refused, never sent as a plain remove.
+    /// A whole-key `IF_NEWER` remove has no encoding: refused, never sent as a plain remove;
+    /// so is one with both `IF_NEWER` and `VERSION`.
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), WireError> {
+        let flags = self.flags()?;
+        dst.put_u8(self.durability.as_u8());
+        dst.put_u8(flags);
+        dst.put_u16_le(self.column.unwrap_or(0));
+        dst.put_u32_le(0);
+        if let Some(ts) = self.if_newer.or(self.version) {
+            dst.put_u64_le(ts);
+        }
+        if let Some(deadline) = self.deadline_ns {
+            dst.put_u64_le(deadline);
+        }
+        Ok(())
+    }
+
+    fn flags(&self) -> Result<u8, WireError> {
         if self.if_newer.is_some() && self.column.is_none() {
             return Err(WireError::InvalidValue {
                 what: "REMOVE IF_NEWER of a whole key (name one column)",
                 value: 0,
             });
         }
-        dst.put_u8(self.durability.as_u8());
-        let if_newer = self.if_newer;
-        match self.column {
-            None => dst.put_slice(&[0; 3]),
-            Some(c) => {
-                let copy = if if_newer.is_some() {
-                    REMOVE_IF_NEWER
-                } else {
-                    0
-                };
-                dst.put_u8(REMOVE_ONE_COLUMN | copy);
-                dst.put_u16_le(c);
-            }
+        if self.if_newer.is_some() && self.version.is_some() {
+            return Err(WireError::InvalidValue {
+                what: "REMOVE with both IF_NEWER and VERSION",
+                value: 0,
+            });
         }
-        dst.put_u32_le(0);
-        if let Some(ts) = if_newer {
-            dst.put_u64_le(ts);
-        }
-        Ok(())
+        let bit = |on: bool, flag: u8| if on { flag } else { 0 };
+        Ok(bit(self.column.is_some(), REMOVE_ONE_COLUMN)
+            | bit(self.if_newer.is_some(), REMOVE_IF_NEWER)
+            | bit(self.version.is_some(), REMOVE_VERSION)
+            | bit(self.deadline_ns.is_some(), REMOVE_DEADLINE))
     }
 
     pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
@@ -66,33 +91,42 @@ impl RemoveRequest {
         let flags = r.u8()?;
         let column = r.u16()?;
         r.reserved(4, "REMOVE reserved")?;
-        let if_newer = if flags == REMOVE_ONE_COLUMN | REMOVE_IF_NEWER {
+        let bad = |what| WireError::InvalidValue {
+            what,
+            value: flags.into(),
+        };
+        if flags & !REMOVE_FLAGS != 0 {
+            return Err(bad("REMOVE flags"));
+        }
+        let one_column = flags & REMOVE_ONE_COLUMN != 0;
+        if flags & REMOVE_IF_NEWER != 0 && (!one_column || flags & REMOVE_VERSION != 0) {
+            return Err(bad(
+                "REMOVE flags (IF_NEWER needs ONE_COLUMN and excludes VERSION)",
+            ));
+        }
+        if !one_column && column != 0 {
+            return Err(WireError::InvalidValue {
+                what: "REMOVE column without the ONE_COLUMN flag",
+                value: column.into(),
+            });
+        }
+        let timestamp = if flags & (REMOVE_IF_NEWER | REMOVE_VERSION) != 0 {
+            Some(r.u64()?)
+        } else {
+            None
+        };
+        let deadline_ns = if flags & REMOVE_DEADLINE != 0 {
             Some(r.u64()?)
         } else {
             None
         };
         r.finish()?;
-        let column = match flags {
-            REMOVE_ONE_COLUMN => Some(column),
-            f if f == REMOVE_ONE_COLUMN | REMOVE_IF_NEWER => Some(column),
-            0 if column == 0 => None,
-            0 => {
-                return Err(WireError::InvalidValue {
-                    what: "REMOVE column without the ONE_COLUMN flag",
-                    value: column.into(),
-                })
-            }
-            other => {
-                return Err(WireError::InvalidValue {
-                    what: "REMOVE flags",
-                    value: other.into(),
-                })
-            }
-        };
         Ok(RemoveRequest {
             durability,
-            column,
-            if_newer,
+            column: one_column.then_some(column),
+            if_newer: timestamp.filter(|_| flags & REMOVE_IF_NEWER != 0),
+            version: timestamp.filter(|_| flags & REMOVE_VERSION != 0),
+            deadline_ns,
         })
     }
 }
@@ -107,6 +141,7 @@ mod tests {
             durability: Durability::Default,
             column: Some(4),
             if_newer: Some(0x0102_0304_0506_0708),
+            ..RemoveRequest::default()
         };
         let buf = encoded(req);
         assert_eq!(buf.len(), REMOVE_REQUEST_LEN + 8);
@@ -126,6 +161,48 @@ mod tests {
         );
     }
 
+    #[test]
+    fn version_and_deadline_follow_in_order_for_a_whole_key_or_a_column() {
+        for column in [None, Some(3)] {
+            let req = RemoveRequest {
+                durability: Durability::Batch,
+                column,
+                version: Some(0x11),
+                deadline_ns: Some(0x22),
+                ..RemoveRequest::default()
+            };
+            let buf = encoded(req);
+            assert_eq!(buf.len(), REMOVE_REQUEST_LEN + 16);
+            let one = if column.is_some() {
+                REMOVE_ONE_COLUMN
+            } else {
+                0
+            };
+            assert_eq!(buf[1], one | REMOVE_VERSION | REMOVE_DEADLINE);
+            assert_eq!(buf[8], 0x11);
+            assert_eq!(buf[16], 0x22);
+            assert_eq!(RemoveRequest::decode(&buf), Ok(req));
+            assert!(
+                RemoveRequest::decode(&buf[..16]).is_err(),
+                "deadline missing"
+            );
+            let deadline_only = RemoveRequest {
+                version: None,
+                ..req
+            };
+            let buf = encoded(deadline_only);
+            assert_eq!(buf.len(), REMOVE_REQUEST_LEN + 8);
+            assert_eq!(RemoveRequest::decode(&buf), Ok(deadline_only));
+        }
+        let both = RemoveRequest {
+            column: Some(1),
+            if_newer: Some(1),
+            version: Some(2),
+            ..RemoveRequest::default()
+        };
+        assert!(both.encode(&mut BytesMut::new()).is_err());
+    }
+
     fn encoded(req: RemoveRequest) -> BytesMut {
         let mut buf = BytesMut::new();
         assert!(req.encode(&mut buf).is_ok());
@@ -138,6 +215,7 @@ mod tests {
             durability: Durability::Default,
             column: None,
             if_newer: Some(5),
+            ..RemoveRequest::default()
         };
         let mut buf = BytesMut::new();
         assert!(req.encode(&mut buf).is_err());
@@ -150,6 +228,7 @@ mod tests {
             durability: Durability::Sync,
             column: None,
             if_newer: None,
+            ..RemoveRequest::default()
         });
         assert_eq!(buf.len(), REMOVE_REQUEST_LEN);
         assert_eq!(&buf[..], &[3, 0, 0, 0, 0, 0, 0, 0], "the pre-column layout");
@@ -159,6 +238,7 @@ mod tests {
                 durability: Durability::Sync,
                 column: None,
                 if_newer: None,
+                ..RemoveRequest::default()
             })
         );
         buf[0] = 4;
@@ -181,6 +261,7 @@ mod tests {
             durability: Durability::Batch,
             column: Some(2),
             if_newer: None,
+            ..RemoveRequest::default()
         };
         let buf = encoded(thumb);
         assert_eq!(&buf[..], &[2, 1, 2, 0, 0, 0, 0, 0]);
@@ -197,9 +278,19 @@ mod tests {
     #[test]
     fn unknown_flags_a_stray_column_and_reserved_bytes_are_rejected() {
         for (bytes, what) in [
-            ([0, 2, 0, 0, 0, 0, 0, 0], "REMOVE flags"),
-            ([0, 4, 1, 0, 0, 0, 0, 0], "REMOVE flags"),
-            ([0, 6, 1, 0, 0, 0, 0, 0], "REMOVE flags"),
+            (
+                [0, 2, 0, 0, 0, 0, 0, 0],
+                "REMOVE flags (IF_NEWER needs ONE_COLUMN and excludes VERSION)",
+            ),
+            (
+                [0, 7, 1, 0, 0, 0, 0, 0],
+                "REMOVE flags (IF_NEWER needs ONE_COLUMN and excludes VERSION)",
+            ),
+            ([0, 16, 1, 0, 0, 0, 0, 0], "REMOVE flags"),
+            (
+                [0, 4, 1, 0, 0, 0, 0, 0],
+                "REMOVE column without the ONE_COLUMN flag",
+            ),
             (
                 [0, 0, 5, 0, 0, 0, 0, 0],
                 "REMOVE column without the ONE_COLUMN flag",

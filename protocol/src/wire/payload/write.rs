@@ -16,6 +16,19 @@ pub const WRITE_FLAG_COMPRESS: u8 = 1;
 /// `data_len`; the value is stored with that timestamp, and only if the stored record of
 /// the (key, column) is older (`NOT_NEWER` otherwise). `WHOLE` and `COMMIT` only.
 pub const WRITE_FLAG_IF_NEWER: u8 = 2;
+/// WRITE flag bit 2: the write's version, chosen once by the node that accepted it from the
+/// client (its coordinator) and never re-stamped. An 8-byte `timestamp_ns` follows
+/// `data_len` (not with `IF_NEWER`). The value is stored with that timestamp if the stored
+/// record of the (key, column) is older; otherwise the write is superseded by a newer one,
+/// stores nothing, and is answered OK (last writer wins). `WHOLE`, `APPEND`, `AT_OFFSET`
+/// and `COMMIT`.
+pub const WRITE_FLAG_VERSION: u8 = 4;
+/// WRITE flag bit 3: an 8-byte `deadline_ns` (Unix time, nanoseconds) follows the
+/// timestamp (or `data_len`). A node whose clock is past it answers `TIMEOUT` and applies
+/// nothing: a request its sender has given up on is never applied late.
+pub const WRITE_FLAG_DEADLINE: u8 = 8;
+const WRITE_FLAGS: u8 =
+    WRITE_FLAG_COMPRESS | WRITE_FLAG_IF_NEWER | WRITE_FLAG_VERSION | WRITE_FLAG_DEADLINE;
 
 /// How durable a write (or remove) must be before the node replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -126,7 +139,7 @@ impl WriteMode {
 
 /// Write to one column of the header's key. Layout: mode u8, flags u8, durability u8,
 /// reserved u8, column u16, reserved u16, offset u64, size u64, data_len u32,
-/// [timestamp_ns u64 with `IF_NEWER`], data.
+/// [timestamp_ns u64 with `IF_NEWER` or `VERSION`], [deadline_ns u64 with `DEADLINE`], data.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WriteRequest {
     pub mode: WriteMode,
@@ -137,6 +150,10 @@ pub struct WriteRequest {
     /// `IF_NEWER`: a copy stamped with this timestamp, stored only over an older record.
     /// `WHOLE` and `COMMIT` only.
     pub if_newer: Option<u64>,
+    /// `VERSION`: the coordinator's timestamp for this write (not with `if_newer`).
+    pub version: Option<u64>,
+    /// `DEADLINE`: not to be applied once the receiving node's clock is past this.
+    pub deadline_ns: Option<u64>,
     /// At most [`MAX_VALUE_IN_FRAME`] bytes; empty for PREPARE and COMMIT.
     pub data: Bytes,
 }
@@ -150,6 +167,8 @@ impl WriteRequest {
             durability: Durability::Default,
             column: 0,
             if_newer: None,
+            version: None,
+            deadline_ns: None,
             data: data.into(),
         }
     }
@@ -164,6 +183,12 @@ impl WriteRequest {
         if self.if_newer.is_some() {
             flags |= WRITE_FLAG_IF_NEWER;
         }
+        if self.version.is_some() {
+            flags |= WRITE_FLAG_VERSION;
+        }
+        if self.deadline_ns.is_some() {
+            flags |= WRITE_FLAG_DEADLINE;
+        }
         dst.put_u8(mode);
         dst.put_u8(flags);
         dst.put_u8(self.durability.as_u8());
@@ -173,8 +198,11 @@ impl WriteRequest {
         dst.put_u64_le(offset);
         dst.put_u64_le(size);
         dst.put_u32_le(data_len);
-        if let Some(ts) = self.if_newer {
+        if let Some(ts) = self.if_newer.or(self.version) {
             dst.put_u64_le(ts);
+        }
+        if let Some(deadline) = self.deadline_ns {
+            dst.put_u64_le(deadline);
         }
         dst.put_slice(&self.data);
         Ok(())
@@ -192,17 +220,30 @@ impl WriteRequest {
         let offset = r.u64()?;
         let size = r.u64()?;
         let mode = WriteMode::from_fields(mode, offset, size)?;
-        if flags & !(WRITE_FLAG_COMPRESS | WRITE_FLAG_IF_NEWER) != 0 {
+        if flags & !WRITE_FLAGS != 0 {
             return Err(WireError::InvalidValue {
                 what: "write flags",
                 value: flags.into(),
             });
         }
         let len = r.len_u32(MAX_VALUE_IN_FRAME)?;
-        let if_newer = if flags & WRITE_FLAG_IF_NEWER != 0 {
+        let stamped = flags & (WRITE_FLAG_IF_NEWER | WRITE_FLAG_VERSION) != 0;
+        let timestamp = if stamped { Some(r.u64()?) } else { None };
+        let deadline_ns = if flags & WRITE_FLAG_DEADLINE != 0 {
             Some(r.u64()?)
         } else {
             None
+        };
+        let (if_newer, version) = match flags & (WRITE_FLAG_IF_NEWER | WRITE_FLAG_VERSION) {
+            WRITE_FLAG_IF_NEWER => (timestamp, None),
+            WRITE_FLAG_VERSION => (None, timestamp),
+            0 => (None, None),
+            both => {
+                return Err(WireError::InvalidValue {
+                    what: "write flags (IF_NEWER with VERSION)",
+                    value: both.into(),
+                })
+            }
         };
         let data = payload.slice_ref(r.slice(len)?);
         r.finish()?;
@@ -212,10 +253,20 @@ impl WriteRequest {
             durability,
             column,
             if_newer,
+            version,
+            deadline_ns,
             data,
         };
         request.check_data(len)?;
         Ok(request)
+    }
+
+    /// Modes that change the stored value, and so can carry a coordinator's version.
+    pub fn takes_version(&self) -> bool {
+        !matches!(
+            self.mode,
+            WriteMode::Prepare { .. } | WriteMode::Part { .. }
+        )
     }
 
     fn check_data(&self, len: usize) -> Result<u32, WireError> {
@@ -224,6 +275,12 @@ impl WriteRequest {
         if self.if_newer.is_some() && !copies {
             return Err(WireError::InvalidValue {
                 what: "IF_NEWER with a mode other than WHOLE or COMMIT: mode",
+                value: u64::from(self.mode.fields().0),
+            });
+        }
+        if self.version.is_some() && (self.if_newer.is_some() || !self.takes_version()) {
+            return Err(WireError::InvalidValue {
+                what: "VERSION with IF_NEWER, PREPARE or PART: mode",
                 value: u64::from(self.mode.fields().0),
             });
         }

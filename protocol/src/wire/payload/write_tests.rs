@@ -83,10 +83,10 @@ fn unused_fields_unknown_modes_and_flags_are_rejected() -> Result<(), WireError>
         })
     );
     assert_eq!(
-        patch(1, 4),
+        patch(1, 16),
         Err(WireError::InvalidValue {
             what: "write flags",
-            value: 4
+            value: 16
         })
     );
     assert_eq!(
@@ -130,6 +130,8 @@ fn ack_is_eight_bytes() {
 fn if_newer_puts_the_timestamp_between_data_len_and_data() -> Result<(), WireError> {
     let req = WriteRequest {
         if_newer: Some(0x0102_0304_0506_0708),
+        version: None,
+        deadline_ns: None,
         ..WriteRequest::whole("abc")
     };
     let buf = encoded(&req)?;
@@ -146,6 +148,8 @@ fn if_newer_puts_the_timestamp_between_data_len_and_data() -> Result<(), WireErr
     let commit = WriteRequest {
         mode: WriteMode::Commit { size: 7 },
         if_newer: Some(5),
+        version: None,
+        deadline_ns: None,
         ..WriteRequest::whole("")
     };
     assert_eq!(WriteRequest::decode(&encoded(&commit)?)?, commit);
@@ -163,6 +167,8 @@ fn if_newer_is_refused_with_modes_that_are_not_whole_or_commit() -> Result<(), W
         let req = WriteRequest {
             mode,
             if_newer: Some(1),
+            version: None,
+            deadline_ns: None,
             data: if mode.carries_data() {
                 Bytes::from_static(b"x")
             } else {
@@ -188,5 +194,46 @@ fn if_newer_is_refused_with_modes_that_are_not_whole_or_commit() -> Result<(), W
         WriteRequest::decode(&buf.freeze()),
         Err(WireError::Truncated { .. })
     ));
+    Ok(())
+}
+
+#[test]
+fn version_then_deadline_go_between_data_len_and_data() -> Result<(), WireError> {
+    let req = WriteRequest {
+        mode: WriteMode::Append,
+        version: Some(0x11),
+        deadline_ns: Some(0x22),
+        ..WriteRequest::whole("abc")
+    };
+    let buf = encoded(&req)?;
+    assert_eq!(buf.len(), WRITE_FIXED_LEN + 16 + 3);
+    assert_eq!(
+        buf.get(1),
+        Some(&(WRITE_FLAG_VERSION | WRITE_FLAG_DEADLINE)),
+        "flags"
+    );
+    assert_eq!(buf.get(28), Some(&0x11), "timestamp_ns");
+    assert_eq!(buf.get(36), Some(&0x22), "deadline_ns");
+    assert_eq!(buf.get(44..), Some(&b"abc"[..]), "data");
+    assert_eq!(WriteRequest::decode(&buf)?, req);
+    assert!(WriteRequest::decode(&buf.slice(..40)).is_err(), "cut short");
+    let mut both = buf.to_vec();
+    both[1] |= WRITE_FLAG_IF_NEWER;
+    assert!(
+        WriteRequest::decode(&Bytes::from(both)).is_err(),
+        "IF_NEWER with VERSION"
+    );
+    for mode in [
+        WriteMode::Prepare { reserve: 1 },
+        WriteMode::Part { offset: 0 },
+    ] {
+        let req = WriteRequest {
+            mode,
+            version: Some(1),
+            data: Bytes::new(),
+            ..WriteRequest::whole("")
+        };
+        assert!(encoded(&req).is_err(), "{mode:?} takes no version");
+    }
     Ok(())
 }

@@ -1,0 +1,168 @@
+//! Versions fixed where a write is accepted, and removes that are versions: a paused owner
+//! never applies an abandoned write or remove over a newer acknowledged one, forwarded
+//! requests to a paused owner fail within the owner timeout, and a replicated read weighs a
+//! remove against another group's older value.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ringblob_protocol::client::{Client, PutOptions, Quorum};
+use ringblob_protocol::ring::RouteTable;
+use ringblob_protocol::wire::{Durability, Status};
+
+use super::member::{self, Member};
+use super::{client, converge, json, key, movement_done, GROUPS};
+
+/// Keys (by index) that `owner` owns in group 1, by `via`'s route table.
+async fn owned_by(via: &Member, owner: &str, want: usize) -> Vec<u64> {
+    let routes = json(&client(&via.addr).await, true).await;
+    let table =
+        RouteTable::from_json(&routes.to_string()).unwrap_or_else(|e| panic!("{e}: {routes}"));
+    (0..10_000u64)
+        .filter(|i| table.owner(1, &key(*i)).map(|n| n.name.as_str()) == Some(owner))
+        .take(want)
+        .collect()
+}
+
+async fn put_all(c: &Client, keys: &[u64], v: &'static str, w: Quorum) {
+    for &i in keys {
+        let r = c
+            .put_groups(key(i), 0, Bytes::from(v), PutOptions::default(), &GROUPS, w)
+            .await;
+        assert!(
+            r.is_ok(),
+            "put {v} of key {i}: {:?}",
+            r.err().map(|o| o.to_string())
+        );
+    }
+}
+
+/// A client's write or remove forwarded to an owner that is paused fails within about the
+/// owner timeout; once the owner is declared dead, newer values are acknowledged; when the
+/// owner resumes it must not apply the abandoned requests over them (they are past their
+/// deadline, and older by version): every node of both groups reads the newer values.
+#[test]
+fn a_paused_owner_never_applies_abandoned_requests_over_newer_ones() {
+    let _serial = member::serial();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut p1 = Member::new("p1", 1, root.path(), None);
+    p1.start();
+    let mut p2 = Member::new("p2", 1, root.path(), Some(&p1.addr));
+    p2.start();
+    let mut q1 = Member::new("q1", 2, root.path(), Some(&p1.addr));
+    q1.start();
+    let (puts, removes) = rt.block_on(async {
+        converge(&[&p1, &p2, &q1], 3).await;
+        let keys = owned_by(&p1, "p2", 20).await;
+        assert_eq!(keys.len(), 20, "p2 owns too few keys");
+        let via = client(&p1.addr).await;
+        put_all(&via, &keys, "first", Quorum::All).await;
+        let (puts, removes) = keys.split_at(10);
+        (puts.to_vec(), removes.to_vec())
+    });
+
+    p2.pause();
+    rt.block_on(async {
+        // All at once (pipelined through p1), so they reach p2 before it is declared dead.
+        let g1 = std::sync::Arc::new(client(&p1.addr).await.in_group(1));
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for &i in &puts {
+            let c = g1.clone();
+            tasks.spawn(async move {
+                let r = c.put(key(i), Bytes::from("abandoned"), PutOptions::default());
+                (i, "put", r.await.map(|_| ()))
+            });
+        }
+        for &i in &removes {
+            let c = g1.clone();
+            tasks.spawn(async move { (i, "remove", c.remove(key(i), Durability::Default).await) });
+        }
+        while let Some(Ok((i, what, r))) = tasks.join_next().await {
+            assert!(
+                matches!(&r, Err(e) if e.status() == Some(Status::Timeout)),
+                "a {what} of key {i} at a paused owner: {r:?}"
+            );
+        }
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(3000),
+            "forwarded requests to a paused owner took {took:?}, not about owner_timeout_ms"
+        );
+        // Until p2 is declared dead, then the newer values are acknowledged by both groups.
+        converge(&[&p1, &q1], 2).await;
+        let via = client(&p1.addr).await;
+        put_all(&via, &puts, "newer", Quorum::All).await;
+        put_all(&via, &removes, "newer", Quorum::All).await;
+    });
+
+    p2.resume();
+    rt.block_on(async {
+        converge(&[&p1, &p2, &q1], 3).await;
+        movement_done(&[&p1, &p2, &q1]).await;
+        for m in [&p1, &p2, &q1] {
+            for g in GROUPS {
+                let c = client(&m.addr).await.in_group(g);
+                for &i in puts.iter().chain(&removes) {
+                    let got = c.get_column(key(i), 0, 0, None).await;
+                    assert_eq!(
+                        got.as_ref().ok().map(|b| &b[..]),
+                        Some(&b"newer"[..]),
+                        "key {i} in group {g} through {}: {got:?}",
+                        m.name
+                    );
+                }
+            }
+        }
+    });
+}
+
+/// A remove is a version: when one group remembers a remove newer than the value another
+/// group still holds, a replicated read answers REMOVED (never the old value) and sends the
+/// remove to that group, instead of copying the value back over the remove.
+#[test]
+fn a_replicated_read_weighs_a_remove_against_an_older_value() {
+    let _serial = member::serial();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut x = Member::new("x1", 1, root.path(), None);
+    x.start();
+    let mut y = Member::new("y1", 2, root.path(), Some(&x.addr));
+    y.start();
+    rt.block_on(async {
+        converge(&[&x, &y], 2).await;
+        let c = client(&x.addr).await;
+        put_all(&c, &[1, 2], "value", Quorum::All).await;
+        // The remove reaches group 1 only (as when group 2's node missed it).
+        let r = c.in_group(1).remove(key(1), Durability::Default).await;
+        assert!(r.is_ok(), "{r:?}");
+        let in_1 = c.in_group(1).get_column(key(1), 0, 0, None).await;
+        let removed_at = in_1.as_ref().err().and_then(|e| e.removed_at());
+        assert!(
+            removed_at.is_some(),
+            "group 1 does not say when it removed the key: {in_1:?}"
+        );
+        // Group 2 first in preference order: its old value must not win.
+        let got = c.get_groups(key(1), 0, &[2, 1]).await;
+        let err = got.as_ref().err();
+        assert_eq!(
+            err.and_then(|e| e.status()),
+            Some(Status::Removed),
+            "{got:?}"
+        );
+        assert!(err.is_some_and(|e| e.is_not_found()));
+        // Read repair sent the remove to group 2; group 1 was not given the value back.
+        let in_2 = c.in_group(2).get_column(key(1), 0, 0, None).await;
+        assert_eq!(
+            in_2.as_ref().err().and_then(|e| e.removed_at()),
+            removed_at,
+            "{in_2:?}"
+        );
+        let in_1 = c.in_group(1).get_column(key(1), 0, 0, None).await;
+        assert!(in_1.is_err(), "the removed value came back in group 1");
+        // A key that was not removed still reads.
+        let got = c.get_groups(key(2), 0, &[2, 1]).await;
+        assert_eq!(got.ok().map(|r| r.value), Some(Bytes::from("value")));
+    });
+}
