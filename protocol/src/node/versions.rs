@@ -1,4 +1,4 @@
-//! Versions fixed where a write is accepted, and deadlines (`docs/PROTOCOL.md` §9.3).
+//! Versions fixed where a write is accepted, and deadlines (`docs/PROTOCOL.md` §9.1).
 //!
 //! The node a client sends a `WRITE` or `REMOVE` to is its coordinator. When the key's owner
 //! is another node, the coordinator stamps the request before forwarding it: `VERSION` (its
