@@ -39,6 +39,7 @@
 )]
 
 mod arith;
+mod balance;
 mod config;
 mod digest;
 mod effect;
@@ -57,6 +58,7 @@ mod swim_codec;
 mod swim_rng;
 mod transfer;
 
+pub use balance::{rebalancer, BALANCE_FACTOR, STABLE_CHECKS};
 pub use config::ClusterConfig;
 pub use digest::{
     depth_for, DigestEntry, DigestTree, Hash, DIGEST_FANOUT, MAX_DIGEST_DEPTH, RECORDS_PER_LEAF,

@@ -225,7 +225,8 @@ impl Cluster {
     }
 
     /// Joining: choose IDs once caught up, else ask the seeds again. Joined: announce to
-    /// the seeds if SWIM knows nobody (isolated, or everyone else restarted).
+    /// the seeds if SWIM knows nobody (isolated, or everyone else restarted), else check
+    /// that the group's ring is balanced (`balance.rs`).
     pub(crate) fn join_check(&mut self, out: &mut Outbox) -> Result<(), ClusterError> {
         match self.phase {
             Phase::Joining if self.caught_up => {
@@ -235,6 +236,7 @@ impl Cluster {
             }
             Phase::Joining => self.announce_to_seeds(out)?,
             Phase::Active if self.swim.num_members() == 0 => self.announce_to_seeds(out)?,
+            Phase::Active => self.balance_check(out)?,
             _ => {}
         }
         if self.phase != Phase::Left {

@@ -56,6 +56,8 @@ pub struct Cluster {
     pub(crate) plan: TransferPlan,
     /// A peer answered a digest with nothing newer: this node has caught up.
     pub(crate) caught_up: bool,
+    /// The group's ring as last checked for balance (`balance.rs`).
+    pub(crate) ring_watch: super::balance::RingWatch,
 }
 
 impl Cluster {
@@ -87,6 +89,7 @@ impl Cluster {
             table,
             plan: TransferPlan::resume(restart.transfers),
             caught_up: false,
+            ring_watch: Default::default(),
         };
         let mut out = Outbox::default();
         cluster.boot(&mut out)?;

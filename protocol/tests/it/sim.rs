@@ -1007,3 +1007,84 @@ fn sim_cluster_survives_chaos() {
         }
     }
 }
+
+/// Each group's nodes' shares of its ring, from the first live table.
+fn group_shares(sim: &Sim) -> BTreeMap<u32, Vec<(String, f64)>> {
+    let Some((_, table)) = live_tables(sim).into_iter().next() else {
+        return BTreeMap::new();
+    };
+    let mut out: BTreeMap<u32, Vec<(String, f64)>> = BTreeMap::new();
+    for (group, ring) in table.rings() {
+        for (ix, share) in ring.shares() {
+            let name = usize::try_from(ix.0)
+                .ok()
+                .and_then(|i| table.nodes.get(i))
+                .map_or_else(String::new, |n| n.name.clone());
+            out.entry(group).or_default().push((name, share));
+        }
+    }
+    out
+}
+
+fn balanced(sim: &Sim) -> bool {
+    let factor = ringblob_protocol::cluster::BALANCE_FACTOR;
+    tables_agree(sim)
+        && movement_done(sim)
+        && group_shares(sim).values().all(|shares| {
+            let mean = 1.0 / shares.len() as f64;
+            shares
+                .iter()
+                .all(|(_, s)| *s * factor >= mean && *s <= mean * factor)
+        })
+}
+
+/// Groups of 3, 6 and 10 nodes whose nodes all start at the same moment (each choosing IDs
+/// against a ring without the others) end with every node's share within 1.25x of the mean,
+/// the shipping cluster logic re-choosing IDs and handing data over until they do.
+#[test]
+fn sim_concurrent_joins_end_balanced() {
+    for seed in seeds_to_run() {
+        let mut sim = Sim::new(seed);
+        let first = sim.add_node(1);
+        sim.boot(first);
+        let until = sim.now + 250;
+        sim.run_until(until, &mut |_| {});
+        let mut rest = Vec::new();
+        for (group, size) in [(1u32, 3usize), (2, 6), (3, 10)] {
+            let already = usize::from(group == 1);
+            for _ in already..size {
+                rest.push(sim.add_node(group));
+            }
+        }
+        // All at once: no simulated time passes between these boots.
+        for node in rest {
+            sim.boot(node);
+        }
+        let until = sim.now + 5_000;
+        sim.run_until(until, &mut |_| {});
+        let before = group_shares(&sim);
+        let done = wait_for(&mut sim, 180_000, balanced);
+        assert!(
+            done.is_some(),
+            "seed {seed} (replay: RINGBLOB_SIM_SEED={seed}): rings not balanced: {:?} \
+             (after the joins: {before:?})",
+            group_shares(&sim)
+        );
+        let spread = |s: &BTreeMap<u32, Vec<(String, f64)>>| -> Vec<(u32, f64, f64)> {
+            s.iter()
+                .map(|(g, v)| {
+                    let lo = v.iter().map(|x| x.1).fold(1.0, f64::min);
+                    let hi = v.iter().map(|x| x.1).fold(0.0, f64::max);
+                    (*g, lo, hi)
+                })
+                .collect()
+        };
+        println!(
+            "sim seed {seed}: concurrent joins (group, min share, max share) {:?} -> {:?} \
+             balanced at {} ms",
+            spread(&before),
+            spread(&group_shares(&sim)),
+            done.unwrap_or(0)
+        );
+    }
+}
