@@ -195,7 +195,14 @@ impl Client {
                 Err(e) => last_err = Some(e),
             }
         }
-        let first_error = metas.into_iter().find_map(|(_, m)| m.err());
+        // No group could serve the value: a group that says it is absent (or removed)
+        // answers for the others that could not tell (UNAVAILABLE, TIMEOUT).
+        let errors: Vec<ClientError> = metas.into_iter().filter_map(|(_, m)| m.err()).collect();
+        let absent = errors.iter().position(ClientError::is_not_found);
+        let first_error = match absent {
+            Some(at) => errors.into_iter().nth(at),
+            None => errors.into_iter().next(),
+        };
         Err(last_err.or(first_error).unwrap_or(ClientError::Status {
             status: Status::NotFound,
             message: "no group was asked".into(),
@@ -273,15 +280,17 @@ impl Client {
     }
 }
 
-/// Groups that answered `NotFound`, remember a remove older than `newest`, or hold a value
-/// older than `newest` with other bytes.
+/// Groups that answered `NotFound` or `Unavailable`, remember a remove older than `newest`,
+/// or hold a value older than `newest` with other bytes.
 fn stale_groups(metas: &[(u32, Result<ValueMeta, ClientError>)], newest: &ValueMeta) -> Vec<u32> {
     metas
         .iter()
         .filter(|(_, m)| match m {
             Ok(m) => m.checksum != newest.checksum && m.timestamp_ns < newest.timestamp_ns,
+            // UNAVAILABLE: the group's owner took the range over from a node that is down;
+            // the conditional copy fills it in (it never replaces anything newer).
             Err(e) => {
-                e.status() == Some(Status::NotFound)
+                matches!(e.status(), Some(Status::NotFound | Status::Unavailable))
                     || e.removed_at().is_some_and(|r| r < newest.timestamp_ns)
             }
         })

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::forward::{route, Route};
-use super::handover::{Handovers, PreviousOwner};
+use super::handover::{Handovers, ReadThrough};
 use super::{dispatch, Node};
 use crate::ring::RouteTable;
 use crate::wire::{
@@ -152,13 +152,13 @@ async fn serve_frames(
     Ok(())
 }
 
-/// The previous owner to ask about `frame` if this node cannot answer it: a `LOOKUP` or
-/// `READ` (not itself `LOCAL`) of a key in a range taken over recently.
+/// The previous owner to ask about `frame` if this node cannot answer it (or why nobody can):
+/// a `LOOKUP` or `READ` (not itself `LOCAL`) of a key in a range taken over recently.
 fn reads_through(
     handovers: &Handovers,
     table: Option<&RouteTable>,
     frame: &Frame,
-) -> Option<PreviousOwner> {
+) -> Option<ReadThrough> {
     let h = &frame.header;
     if !handovers.any() || h.is_local() || !matches!(h.command, Command::Lookup | Command::Read) {
         return None;
@@ -172,10 +172,19 @@ async fn ask_previous(
     node: &Arc<Node>,
     stream: &mut TcpStream,
     mut frame: Frame,
-    prev: Option<PreviousOwner>,
+    prev: Option<ReadThrough>,
 ) -> Result<(), End> {
     let written = match prev {
-        Some(prev) => {
+        Some(ReadThrough::Down(name)) => {
+            let mut out = BytesMut::new();
+            let msg = format!(
+                "this node took the key's range over from {name}, which is down and has not \
+                 handed it over: whether the key exists is unknown here; ask another group"
+            );
+            encode_error(&frame.header, Status::Unavailable, &msg, &mut out);
+            stream.write_all(&out).await
+        }
+        Some(ReadThrough::Ask(prev)) => {
             frame.header.flags |= FLAG_LOCAL;
             node.info
                 .counters

@@ -41,6 +41,16 @@ pub struct PreviousOwner {
     pub group: u32,
 }
 
+/// Who can answer a read this node has nothing for, in a range it took over recently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadThrough {
+    /// The previous owner, alive: ask it.
+    Ask(PreviousOwner),
+    /// The previous owner (named) is down: nobody in this group can tell whether the key
+    /// exists, so the answer is `UNAVAILABLE`, never `NOT_FOUND`.
+    Down(String),
+}
+
 impl Handovers {
     /// Ranges taken over are read through for `window` after the ring change.
     pub fn new(window: Duration) -> Self {
@@ -86,19 +96,22 @@ impl Handovers {
         self.table_changed(&away, table, me);
     }
 
-    /// The live previous owner of `key`, if the key lies in a range taken over recently.
-    pub fn previous_owner(&self, key: &KeyId, table: &RouteTable) -> Option<PreviousOwner> {
+    /// The previous owner of `key`, if the key lies in a range taken over recently: to be
+    /// asked if alive, else the reason this node cannot answer.
+    pub fn previous_owner(&self, key: &KeyId, table: &RouteTable) -> Option<ReadThrough> {
         let now = Instant::now();
         let incoming = self.incoming.read();
         let i = incoming
             .iter()
             .rev()
             .find(|i| i.until > now && i.range.contains(key))?;
-        let node = table.node(&i.from).filter(|n| n.alive)?;
-        Some(PreviousOwner {
-            addr: node.addr.clone(),
-            group: i.group,
-        })
+        match table.node(&i.from).filter(|n| n.alive) {
+            Some(node) => Some(ReadThrough::Ask(PreviousOwner {
+                addr: node.addr.clone(),
+                group: i.group,
+            })),
+            None => Some(ReadThrough::Down(i.from.clone())),
+        }
     }
 
     /// Whether any hand-over is being read through (a cheap check before looking keys up).
@@ -150,7 +163,10 @@ mod tests {
         h.rejoined(&t, "b");
         assert!(h.any());
         for k in &of_b {
-            let prev = h.previous_owner(k, &t).map(|p| p.addr);
+            let prev = match h.previous_owner(k, &t) {
+                Some(ReadThrough::Ask(p)) => Some(p.addr),
+                _ => None,
+            };
             assert_eq!(prev.as_deref(), Some("a:1"), "{:?}", k[0]);
         }
         assert!(of_a.iter().all(|k| h.previous_owner(k, &t).is_none()));
@@ -163,12 +179,14 @@ mod tests {
         let h = Handovers::new(Duration::from_secs(60));
         h.table_changed(&before, &after, "b");
         assert!(of_b.iter().all(|k| h.previous_owner(k, &after).is_some()));
-        // The node it would ask is dead: nothing to ask.
+        // The node it would ask is dead: nobody here can tell (UNAVAILABLE, not NOT_FOUND).
         let a_dead = RouteTable {
             version: 2,
             nodes: vec![node("a", 0x40, false), node("b", 0xc0, true)],
         };
-        assert!(of_b.iter().all(|k| h.previous_owner(k, &a_dead).is_none()));
+        assert!(of_b
+            .iter()
+            .all(|k| h.previous_owner(k, &a_dead) == Some(ReadThrough::Down("a".into()))));
         // A zero window notes nothing.
         let never = Handovers::new(Duration::ZERO);
         never.table_changed(&before, &after, "b");

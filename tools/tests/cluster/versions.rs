@@ -92,6 +92,15 @@ fn a_paused_owner_never_applies_abandoned_requests_over_newer_ones() {
         );
         // Until p2 is declared dead, then the newer values are acknowledged by both groups.
         converge(&[&p1, &q1], 2).await;
+        // p1 took p2's ranges over without their data: it cannot say a key is absent.
+        let g1 = client(&p1.addr).await.in_group(1);
+        for &i in &puts {
+            let got = g1.lookup(key(i)).await;
+            assert!(
+                matches!(&got, Err(e) if e.status() == Some(Status::Unavailable)),
+                "key {i} of the down owner, in its group: {got:?}"
+            );
+        }
         let via = client(&p1.addr).await;
         put_all(&via, &puts, "newer", Quorum::All).await;
         put_all(&via, &removes, "newer", Quorum::All).await;
