@@ -165,15 +165,7 @@ async fn an_owner_that_hangs_up_mid_stream_leaves_timeouts_not_silence() {
 
 #[tokio::test]
 async fn an_owner_that_cannot_be_reached_gets_every_frame_a_timeout() {
-    // A port nothing listens on: bind, note it, close.
-    let addr = {
-        let l = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("bind: {e}"));
-        l.local_addr()
-            .unwrap_or_else(|e| panic!("addr: {e}"))
-            .to_string()
-    };
+    let addr = unreachable_addr().await;
     let peers = Peers::new("relay-test", test_budget());
     let (a, b) = (read(1, 5), read(2, 6));
     let f = peers.send(&addr, &[(&a, 1), (&b, 1)]).await;
@@ -191,14 +183,7 @@ async fn an_owner_that_cannot_be_reached_gets_every_frame_a_timeout() {
 /// whether the key exists), not `TIMEOUT` and never `NOT_FOUND`.
 #[tokio::test]
 async fn a_read_through_to_an_unreachable_previous_owner_is_unavailable() {
-    let addr = {
-        let l = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("bind: {e}"));
-        l.local_addr()
-            .unwrap_or_else(|e| panic!("addr: {e}"))
-            .to_string()
-    };
+    let addr = unreachable_addr().await;
     let peers = Peers::new("relay-test", test_budget());
     let mut out = Vec::new();
     assert!(peers
@@ -245,4 +230,14 @@ fn test_budget() -> crate::node::Budget {
         owner_timeout: std::time::Duration::from_secs(30),
         max_clock_skew: std::time::Duration::from_millis(500),
     }
+}
+
+/// A port nothing listens on: bind, note it, close.
+async fn unreachable_addr() -> String {
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    l.local_addr()
+        .unwrap_or_else(|e| panic!("addr: {e}"))
+        .to_string()
 }
