@@ -194,7 +194,7 @@ async fn ask_previous(
                 .read_through(&prev.addr, prev.group, &frame, stream)
                 .await
         }
-        // The hand-over expired (or the owner died) since the batch looked: serve it here.
+        // The hand-over expired since the batch looked: serve it here.
         None => {
             let served = serve_batch(node, vec![frame], None)
                 .await
