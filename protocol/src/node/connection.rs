@@ -14,10 +14,11 @@ use tokio::sync::watch;
 use super::forward::{route, Route};
 use super::handover::{Handovers, ReadThrough};
 use super::{dispatch, Node};
-use crate::ring::RouteTable;
+use super::{hints, versions};
+use crate::ring::{RouteNode, RouteTable};
 use crate::wire::{
-    decode_frame, encode_error, Command, Frame, Header, Request, Status, WireError, FLAG_LOCAL,
-    MAX_IN_FLIGHT_PER_CONNECTION,
+    decode_frame, encode_error, Command, Frame, Header, Request, Status, WireError, FLAG_HINTED,
+    FLAG_LOCAL, MAX_IN_FLIGHT_PER_CONNECTION,
 };
 
 /// Why a connection ended, for the log.
@@ -117,11 +118,13 @@ async fn serve_frames(
     mut batch: Vec<Frame>,
 ) -> Result<(), End> {
     let table = node.info.route_table();
-    let me = node.config.name.as_str();
     while !batch.is_empty() {
+        if let Some(t) = table.as_deref() {
+            hint_suspected(node, t, &mut batch);
+        }
         let routes: Vec<Route> = batch
             .iter()
-            .map(|f| route(table.as_deref(), me, node.config.group, &f.header))
+            .map(|f| route_of(node, table.as_deref(), f))
             .collect();
         let local = routes.iter().take_while(|r| **r == Route::Local).count();
         if local == 0 {
@@ -132,6 +135,9 @@ async fn serve_frames(
             continue;
         }
         let later = batch.split_off(local);
+        if let Some(t) = table.as_deref() {
+            note_hints(node, t, &batch);
+        }
         let served = serve_batch(node, batch, table.clone())
             .await
             .map_err(End::Fatal)?;
@@ -247,8 +253,135 @@ async fn pass_on(
     for (addr, run) in &by_owner {
         sent.push(node.peers.send(addr, run).await);
     }
+    let mut to_hint = Vec::new();
     for f in sent {
-        node.peers.finish(f, stream).await.map_err(fatal)?;
+        to_hint.extend(node.peers.finish(f, stream).await.map_err(fatal)?);
+    }
+    if !to_hint.is_empty() {
+        hint_unanswered(node, stream, to_hint).await?;
+    }
+    Ok(())
+}
+
+/// The next node of `group` after the owner of `key` that is alive and not suspect: where a
+/// hinted change goes (`hints.rs`).
+fn hint_target<'t>(
+    node: &Node,
+    table: &'t RouteTable,
+    group: u32,
+    key: &[u8; 32],
+) -> Option<&'t RouteNode> {
+    table.owner_skipping(group, key, |n| node.peers.suspects.is_suspect(&n.addr))
+}
+
+/// Marks a client's hintable changes whose owner is suspect `HINTED`, so they are served by
+/// the owner's successor (this node, or forwarded there) instead of waiting on the owner.
+fn hint_suspected(node: &Node, table: &RouteTable, batch: &mut [Frame]) {
+    for f in batch.iter_mut() {
+        let h = &f.header;
+        if h.hops != 0 || h.is_hinted() || !hints::hintable(f) {
+            continue;
+        }
+        let group = if h.group == 0 {
+            node.config.group
+        } else {
+            h.group
+        };
+        let suspect = table
+            .owner(group, &h.key)
+            .is_some_and(|o| node.peers.suspects.is_suspect(&o.addr));
+        if !suspect {
+            continue;
+        }
+        if hint_target(node, table, group, &h.key).is_some() {
+            f.header.group = group;
+            f.header.flags |= FLAG_HINTED;
+        }
+    }
+}
+
+/// Where `frame` is served: by [`route`], except a change this node hinted itself (`HINTED`,
+/// no hops yet), which goes to the owner's successor, this node or another.
+fn route_of(node: &Node, table: Option<&RouteTable>, frame: &Frame) -> Route {
+    let h = &frame.header;
+    if let (true, 0, Some(t)) = (h.is_hinted(), h.hops, table) {
+        return match hint_target(node, t, h.group, &h.key) {
+            Some(target) if target.name != node.config.name => Route::Forward {
+                addr: target.addr.clone(),
+                group: h.group,
+            },
+            _ => Route::Local,
+        };
+    }
+    route(table, &node.config.name, node.config.group, h)
+}
+
+/// Notes the hints of the `HINTED` frames this node is about to serve.
+fn note_hints(node: &Node, table: &RouteTable, frames: &[Frame]) {
+    for f in frames.iter().filter(|f| f.header.is_hinted()) {
+        let h = &f.header;
+        let group = if h.group == 0 {
+            node.config.group
+        } else {
+            h.group
+        };
+        let Some(owner) = table.owner(group, &h.key) else {
+            continue;
+        };
+        if owner.name == node.config.name {
+            continue;
+        }
+        let c = &node.info.counters;
+        c.hinted.fetch_add(1, Ordering::Relaxed);
+        if !node.hints.add(&owner.name, h.key) {
+            tracing::warn!("hint store full: a hinted change waits for repair instead");
+        }
+        c.hints_held
+            .store(node.hints.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Sends changes the owner did not answer to its successor as hinted changes (same version,
+/// new deadline); the successor is this node or another. A change nobody takes is
+/// answered `TIMEOUT`.
+async fn hint_unanswered(
+    node: &Arc<Node>,
+    stream: &mut TcpStream,
+    frames: Vec<(Frame, u32)>,
+) -> Result<(), End> {
+    let fatal = |e: std::io::Error| End::Fatal(e.to_string());
+    let Some(table) = node.info.route_table() else {
+        return Ok(());
+    };
+    let now = versions::now_ns();
+    for (frame, group) in frames {
+        let mut frame = versions::renew_deadline(&frame, now, &node.config.budget());
+        frame.header.flags |= FLAG_HINTED;
+        frame.header.group = group;
+        match hint_target(node, &table, group, &frame.header.key) {
+            Some(t) if t.name == node.config.name => {
+                note_hints(node, &table, std::slice::from_ref(&frame));
+                let served = serve_batch(node, vec![frame], None)
+                    .await
+                    .map_err(End::Fatal)?;
+                for chunk in &served.chunks {
+                    stream.write_all(chunk).await.map_err(fatal)?;
+                }
+            }
+            Some(t) => {
+                let addr = t.addr.clone();
+                node.peers
+                    .send_once(&addr, &[(&frame, group)], stream)
+                    .await
+                    .map_err(fatal)?;
+            }
+            None => {
+                let mut out = BytesMut::new();
+                let msg = "the key's owner did not answer and its group has no other live node";
+                encode_error(&frame.header, Status::Timeout, msg, &mut out);
+                stream.write_all(&out).await.map_err(fatal)?;
+            }
+        }
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::hints::{hintable, Suspects};
 use super::versions::{now_ns, stamp_forwarded, Budget};
 use crate::client::{Client, ClientConfig};
 use crate::ring::RouteTable;
@@ -41,7 +42,7 @@ pub fn route(table: Option<&RouteTable>, me: &str, own_group: u32, h: &Header) -
     let Some(table) = table else {
         return Route::Local;
     };
-    if !keyed(h.command) || h.is_local() {
+    if !keyed(h.command) || h.is_local() || h.is_hinted() {
         return Route::Local;
     }
     let group = if h.group == 0 { own_group } else { h.group };
@@ -63,6 +64,12 @@ pub fn route(table: Option<&RouteTable>, me: &str, own_group: u32, h: &Header) -
     }
 }
 
+/// A frame the owner did not answer that may go to its successor instead: a client's
+/// (stamped) whole write or remove, not already hinted.
+fn retryable(frame: &Frame) -> bool {
+    frame.header.hops == 0 && !frame.header.is_hinted() && hintable(frame)
+}
+
 /// Commands that change a key, which leave a coordinator with a version and a deadline.
 fn is_change(command: Command) -> bool {
     matches!(command, Command::Write | Command::Remove)
@@ -74,6 +81,8 @@ fn is_change(command: Command) -> bool {
 pub struct Peers {
     config: ClientConfig,
     budget: Budget,
+    /// Owners that did not answer recently: their writes are hinted (`hints.rs`).
+    pub suspects: Suspects,
     clients: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
 }
 
@@ -87,6 +96,7 @@ impl Peers {
                 ..ClientConfig::default()
             },
             budget,
+            suspects: Suspects::default(),
             clients: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -94,7 +104,7 @@ impl Peers {
     /// The shared client of the peer at `addr`. Connecting happens outside the map's lock
     /// (and within the connect timeout), so an owner that is down delays only the requests
     /// routed to it, never those for other peers.
-    async fn client(&self, addr: &str) -> Result<Arc<Client>, String> {
+    pub(crate) async fn client(&self, addr: &str) -> Result<Arc<Client>, String> {
         if let Some(c) = self.clients.lock().await.get(addr) {
             return Ok(c.clone());
         }
@@ -125,31 +135,39 @@ impl Peers {
             let sent = client.relay_all(&run).await.map_err(|e| e.to_string())?;
             Ok::<_, String>((client, sent))
         };
+        let started = started.await;
         let headers = run.iter().map(|(f, _)| f.header).collect();
         InFlight {
+            outgoing,
+            retry: true,
             failure: Status::Timeout,
             sent_at: tokio::time::Instant::now(),
             addr: addr.to_string(),
             headers,
-            started: started.await,
+            started,
         }
     }
 
     /// Writes the owner's reply frames to `out` under the client's transaction ids, gathered
     /// into one write where they come together; a frame whose owner could not be reached or
-    /// did not answer in time gets a `TIMEOUT` error reply instead. Only a failed write to
-    /// `out` is an error (the client's connection is gone).
+    /// did not answer in time gets a `TIMEOUT` error reply instead — except a client's write
+    /// or remove that can be hinted (`hints.rs`): those are returned, stamped, for the
+    /// caller to send to the owner's successor (the owner is then suspect). Only a failed
+    /// write to `out` is an error (the client's connection is gone).
     pub async fn finish<W: AsyncWrite + Unpin>(
         &self,
         f: InFlight,
         out: &mut W,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Vec<(Frame, u32)>> {
         let mut gathered = BytesMut::new();
+        let mut to_hint = Vec::new();
+        let mut outgoing = f.outgoing.into_iter();
         let failed = match f.started {
             Ok((client, sent)) => {
                 let mut failed = None;
                 let mut payloads_before = 0u64;
                 for ((trans, rx), header) in sent.into_iter().zip(&f.headers) {
+                    let sent_frame = outgoing.next();
                     // The owner serves the run in order: this frame's first reply is due when
                     // its payload and those before it could have arrived, plus the timeout.
                     payloads_before += u64::from(header.payload_len);
@@ -162,7 +180,12 @@ impl Peers {
                         Ok(()) => {}
                         Err(Relay::Client(e)) => return Err(e),
                         Err(Relay::Owner(why)) => {
-                            failed_reply((&f.addr, f.failure), header, &why, &mut gathered);
+                            match sent_frame.filter(|(fr, _)| f.retry && retryable(fr)) {
+                                Some(frame) => to_hint.push(frame),
+                                None => {
+                                    failed_reply((&f.addr, f.failure), header, &why, &mut gathered)
+                                }
+                            }
                             failed = Some(why);
                         }
                     }
@@ -170,16 +193,35 @@ impl Peers {
                 failed
             }
             Err(why) => {
-                for header in &f.headers {
-                    failed_reply((&f.addr, f.failure), header, &why, &mut gathered);
+                for (header, sent_frame) in f.headers.iter().zip(outgoing) {
+                    if f.retry && retryable(&sent_frame.0) {
+                        to_hint.push(sent_frame);
+                    } else {
+                        failed_reply((&f.addr, f.failure), header, &why, &mut gathered);
+                    }
                 }
                 Some(why)
             }
         };
         if let Some(why) = failed {
-            tracing::warn!(owner = %f.addr, error = %why, "forwarding failed");
+            self.suspects.mark(&f.addr);
+            tracing::debug!(owner = %f.addr, error = %why, "forwarding failed");
         }
-        out.write_all(&gathered).await
+        out.write_all(&gathered).await?;
+        Ok(to_hint)
+    }
+
+    /// Sends a run to `addr` and relays the replies, with no second chance: a frame the
+    /// node does not answer gets `TIMEOUT` (the last try of a hinted write).
+    pub async fn send_once<W: AsyncWrite + Unpin>(
+        &self,
+        addr: &str,
+        run: &[(&Frame, u32)],
+        out: &mut W,
+    ) -> std::io::Result<()> {
+        let mut f = self.send(addr, run).await;
+        f.retry = false;
+        self.finish(f, out).await.map(|_| ())
     }
 
     /// The frame to send on for `frame`: stamped if it is a client's write or remove.
@@ -206,7 +248,8 @@ impl Peers {
     ) -> std::io::Result<()> {
         let mut f = self.send(addr, &[(frame, group)]).await;
         f.failure = Status::Unavailable;
-        self.finish(f, out).await
+        f.retry = false;
+        self.finish(f, out).await.map(|_| ())
     }
 }
 
@@ -225,6 +268,10 @@ fn failed_reply((addr, failure): (&str, Status), header: &Header, why: &str, out
 /// A forwarded run: where it went, the client's headers, and the owner's reply channels (or
 /// why the run could not be sent).
 pub struct InFlight {
+    /// The frames as sent (stamped), with their groups.
+    outgoing: Vec<(Frame, u32)>,
+    /// Whether a hintable frame the owner does not answer is returned to be hinted.
+    retry: bool,
     /// The status of the reply to a frame the owner did not answer.
     failure: Status,
     /// When the run was sent: each frame's first reply is due its budget after this (not

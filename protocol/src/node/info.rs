@@ -24,6 +24,12 @@ pub struct Counters {
     pub forwarded: AtomicU64,
     /// Reads of keys not yet handed over, asked of their previous owner.
     pub handover_reads: AtomicU64,
+    /// Hinted changes taken here for an owner that did not answer (`hints.rs`).
+    pub hinted: AtomicU64,
+    /// Keys whose hinted changes were handed to their owner.
+    pub hints_replayed: AtomicU64,
+    /// Keys with hinted changes held here now, for their owners.
+    pub hints_held: AtomicU64,
 }
 
 /// Identity and counters of a node.
@@ -142,6 +148,11 @@ impl NodeInfo {
             "bad_frames": load(&c.bad_frames),
             "forwarded": load(&c.forwarded),
             "handover_reads": load(&c.handover_reads),
+            "hints": {
+                "taken": load(&c.hinted),
+                "replayed": load(&c.hints_replayed),
+                "held": load(&c.hints_held),
+            },
             "peak_rss_bytes": peak_rss_bytes(),
             "backend": backend,
             "cluster": self.cluster_json(),

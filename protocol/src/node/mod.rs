@@ -6,6 +6,7 @@ mod copy;
 mod dispatch;
 mod forward;
 mod handover;
+mod hints;
 mod info;
 mod key_span;
 mod membership;
@@ -130,6 +131,8 @@ pub struct Node {
     pub peers: forward::Peers,
     /// Ranges taken over recently, whose reads fall back to their previous owner.
     pub handovers: Arc<Handovers>,
+    /// Hinted changes held here for owners that did not answer (`hints.rs`).
+    pub hints: hints::Hints,
 }
 
 impl Node {
@@ -187,6 +190,7 @@ impl Node {
             info,
             peers,
             handovers,
+            hints: hints::Hints::default(),
         })
     }
 }
@@ -202,6 +206,9 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(node.config.max_connections));
     let mut tasks = JoinSet::new();
     tasks.spawn(reclaim_uploads(node.clone(), stop_rx.clone()));
+    if node.info.routes.is_some() {
+        tasks.spawn(hints::run(node.clone(), stop_rx.clone()));
+    }
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

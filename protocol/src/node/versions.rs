@@ -71,16 +71,7 @@ pub fn stamp_forwarded(frame: &Frame, now: u64, budget: &Budget) -> Frame {
         },
         _ => None,
     };
-    match payload {
-        Some(payload) => Frame {
-            header: crate::wire::Header {
-                payload_len: u32::try_from(payload.len()).unwrap_or(u32::MAX),
-                ..frame.header
-            },
-            payload,
-        },
-        None => frame.clone(),
-    }
+    with_payload(frame, payload)
 }
 
 fn stamp_write(mut w: WriteRequest, now: u64, deadline: u64) -> Option<Bytes> {
@@ -101,6 +92,46 @@ fn stamp_remove(mut r: RemoveRequest, now: u64, deadline: u64) -> Option<Bytes> 
     let mut buf = BytesMut::with_capacity(32);
     r.encode(&mut buf).ok()?;
     Some(buf.freeze())
+}
+
+/// `frame` (a stamped `WRITE` or `REMOVE`) with a new deadline from `now`, its version kept:
+/// for sending it on to the owner's successor after the owner did not answer (a hinted
+/// write, `hints.rs`). Any other frame is returned as it is.
+pub fn renew_deadline(frame: &Frame, now: u64, budget: &Budget) -> Frame {
+    let deadline = Some(budget.deadline(now, frame.header.payload_len));
+    let payload = match Request::decode(frame) {
+        Ok(Request::Write(w)) => {
+            let w = WriteRequest {
+                deadline_ns: deadline,
+                ..w
+            };
+            let mut buf = BytesMut::with_capacity(w.data.len() + 64);
+            w.encode(&mut buf).ok().map(|()| buf.freeze())
+        }
+        Ok(Request::Remove(r)) => {
+            let r = RemoveRequest {
+                deadline_ns: deadline,
+                ..r
+            };
+            let mut buf = BytesMut::with_capacity(32);
+            r.encode(&mut buf).ok().map(|()| buf.freeze())
+        }
+        _ => None,
+    };
+    with_payload(frame, payload)
+}
+
+fn with_payload(frame: &Frame, payload: Option<Bytes>) -> Frame {
+    match payload {
+        Some(payload) => Frame {
+            header: crate::wire::Header {
+                payload_len: u32::try_from(payload.len()).unwrap_or(u32::MAX),
+                ..frame.header
+            },
+            payload,
+        },
+        None => frame.clone(),
+    }
 }
 
 /// `TIMEOUT` when `deadline` has passed at `now`: the request is not applied.
@@ -200,6 +231,22 @@ mod tests {
         assert_eq!((r.column, r.version), (None, Some(5)));
         let read = frame(Request::Lookup(crate::wire::LookupRequest { column: 0 }));
         assert_eq!(stamp_forwarded(&read, 5, &BUDGET), read);
+    }
+
+    #[test]
+    fn a_renewed_deadline_keeps_the_version() {
+        let f = stamp_forwarded(
+            &frame(Request::Write(WriteRequest::whole("v"))),
+            1_000,
+            &BUDGET,
+        );
+        let Request::Write(w) = decoded(&renew_deadline(&f, 9_000, &BUDGET)) else {
+            panic!("not a write")
+        };
+        assert_eq!(
+            (w.version, w.deadline_ns),
+            (Some(1_000), Some(9_000 + 1_500_000_000))
+        );
     }
 
     #[test]

@@ -108,11 +108,22 @@ impl RouteTable {
     /// The alive node owning `key` in `group`: the same answer as
     /// `self.rings()[&group].owner(key)`, by one pass over the table.
     pub fn owner(&self, group: u32, key: &KeyId) -> Option<&RouteNode> {
+        self.owner_skipping(group, key, |_| false)
+    }
+
+    /// The node that would own `key` in `group` if the alive nodes for which `skip` is true
+    /// were gone too: the next node clockwise (hinted hand-off, `docs/PROTOCOL.md` §9.2).
+    pub fn owner_skipping(
+        &self,
+        group: u32,
+        key: &KeyId,
+        skip: impl Fn(&RouteNode) -> bool,
+    ) -> Option<&RouteNode> {
         let key = RingId(*key);
         let mut successor: Option<(RingId, u32)> = None;
         let mut smallest: Option<(RingId, u32)> = None;
         for (ix, node) in (0u32..).zip(&self.nodes) {
-            if !node.alive || node.group != group {
+            if !node.alive || node.group != group || skip(node) {
                 continue;
             }
             for id in &node.ids {

@@ -29,7 +29,12 @@ pub const FLAG_REPLY: u32 = 1 << 0;
 /// Flag bit 1: more reply frames of this transaction follow.
 pub const FLAG_MORE: u32 = 1 << 1;
 /// Every flag bit this version defines; any other bit set is `BAD_REQUEST`.
-pub const KNOWN_FLAGS: u32 = FLAG_REPLY | FLAG_MORE | FLAG_LOCAL;
+pub const KNOWN_FLAGS: u32 = FLAG_REPLY | FLAG_MORE | FLAG_LOCAL | FLAG_HINTED;
+/// Flag bit 3 (requests, `WRITE` of mode `WHOLE` and `REMOVE` only): a hinted write. The
+/// key's owner did not answer its coordinator, which sent the change to the next node of
+/// the owner's group instead: serve it here without routing, and hand it to the owner once
+/// it answers again (`docs/PROTOCOL.md` §9.2).
+pub const FLAG_HINTED: u32 = 1 << 3;
 /// Flag bit 2 (requests, `LOOKUP` and `READ` only): serve from this node's own storage;
 /// never route, forward or read through (a node asking the previous owner of a key it took
 /// over, `docs/PROTOCOL.md` §15.10).
@@ -104,6 +109,11 @@ impl Header {
     /// `MORE` is set: further reply frames of this transaction follow.
     pub fn has_more(&self) -> bool {
         self.flags & FLAG_MORE != 0
+    }
+
+    /// A hinted write or remove (`FLAG_HINTED`): served here for an unreachable owner.
+    pub fn is_hinted(&self) -> bool {
+        self.flags & FLAG_HINTED != 0
     }
 
     /// A request to be served from the receiving node's own storage (`FLAG_LOCAL`).
@@ -197,11 +207,18 @@ impl Header {
     /// reply flags, status 0, at most [`MAX_FORWARD_HOPS`] hops, a known command.
     pub fn validate_request(&self) -> Result<(), WireError> {
         self.validate_common()?;
-        if self.flags & !FLAG_LOCAL != 0 {
+        if self.flags & !(FLAG_LOCAL | FLAG_HINTED) != 0 {
             return Err(bad_field(
                 "flags",
                 self.flags,
                 "REPLY and MORE are only for replies",
+            ));
+        }
+        if self.is_hinted() && !matches!(self.command, Command::Write | Command::Remove) {
+            return Err(bad_field(
+                "flags",
+                self.flags,
+                "HINTED is only for WRITE and REMOVE",
             ));
         }
         if self.is_local() && !matches!(self.command, Command::Lookup | Command::Read) {

@@ -35,7 +35,7 @@ pub mod stream;
 pub use command::Command;
 pub use error::WireError;
 pub use frame::{check_frame, decode_frame, encode_frame, peek_payload_len, Frame};
-pub use header::{Header, FLAG_LOCAL, FLAG_MORE, FLAG_REPLY, MAGIC};
+pub use header::{Header, FLAG_HINTED, FLAG_LOCAL, FLAG_MORE, FLAG_REPLY, MAGIC};
 pub use limits::*;
 pub use payload::{
     BulkItem, BulkReadRequest, Durability, HandshakeReply, HandshakeRequest, IterEntry,

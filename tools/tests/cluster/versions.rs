@@ -37,9 +37,10 @@ async fn put_all(c: &Client, keys: &[u64], v: &'static str, w: Quorum) {
     }
 }
 
-/// A client's write or remove forwarded to an owner that is paused fails within about the
-/// owner timeout; once the owner is declared dead, newer values are acknowledged; when the
-/// owner resumes it must not apply the abandoned requests over them (they are past their
+/// A client's write or remove forwarded to an owner that is paused is answered within about
+/// the owner timeout (taken by the owner's successor as a hinted change, or `TIMEOUT`); once
+/// the owner is declared dead, newer values are acknowledged; when the owner resumes it must
+/// not apply the requests still waiting in its socket over them (they are past their
 /// deadline, and older by version): every node of both groups reads the newer values.
 #[test]
 fn a_paused_owner_never_applies_abandoned_requests_over_newer_ones() {
@@ -52,14 +53,15 @@ fn a_paused_owner_never_applies_abandoned_requests_over_newer_ones() {
     p2.start();
     let mut q1 = Member::new("q1", 2, root.path(), Some(&p1.addr));
     q1.start();
-    let (puts, removes) = rt.block_on(async {
+    let (puts, removes, untouched) = rt.block_on(async {
         converge(&[&p1, &p2, &q1], 3).await;
-        let keys = owned_by(&p1, "p2", 20).await;
-        assert_eq!(keys.len(), 20, "p2 owns too few keys");
+        let keys = owned_by(&p1, "p2", 25).await;
+        assert_eq!(keys.len(), 25, "p2 owns too few keys");
         let via = client(&p1.addr).await;
         put_all(&via, &keys, "first", Quorum::All).await;
-        let (puts, removes) = keys.split_at(10);
-        (puts.to_vec(), removes.to_vec())
+        let (puts, rest) = keys.split_at(10);
+        let (removes, untouched) = rest.split_at(10);
+        (puts.to_vec(), removes.to_vec(), untouched.to_vec())
     });
 
     p2.pause();
@@ -81,7 +83,7 @@ fn a_paused_owner_never_applies_abandoned_requests_over_newer_ones() {
         }
         while let Some(Ok((i, what, r))) = tasks.join_next().await {
             assert!(
-                matches!(&r, Err(e) if e.status() == Some(Status::Timeout)),
+                r.is_ok() || matches!(&r, Err(e) if e.status() == Some(Status::Timeout)),
                 "a {what} of key {i} at a paused owner: {r:?}"
             );
         }
@@ -94,7 +96,7 @@ fn a_paused_owner_never_applies_abandoned_requests_over_newer_ones() {
         converge(&[&p1, &q1], 2).await;
         // p1 took p2's ranges over without their data: it cannot say a key is absent.
         let g1 = client(&p1.addr).await.in_group(1);
-        for &i in &puts {
+        for &i in &untouched {
             let got = g1.lookup(key(i)).await;
             assert!(
                 matches!(&got, Err(e) if e.status() == Some(Status::Unavailable)),

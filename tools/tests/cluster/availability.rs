@@ -1,0 +1,266 @@
+//! Availability with one node paused: two groups of three, writes and removes at
+//! `--w quorum` through random nodes, one node stopped with SIGSTOP long enough to be
+//! declared dead and then resumed. Writes through the other nodes keep succeeding (hinted
+//! hand-off), reads through both groups keep answering, and after healing every node and each
+//! group alone reads the latest acknowledged version of every key: nothing lost, nothing
+//! removed comes back.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ringblob_protocol::client::{Client, PutOptions, Quorum};
+use ringblob_protocol::wire::Durability;
+
+use super::member::{self, Member};
+use super::{client, converge, json, key, movement_done, GROUPS};
+
+const KEYS: u64 = 40;
+
+/// What the latest acknowledged change of a key left: a value, or nothing (removed).
+#[derive(Clone, Debug, PartialEq)]
+enum Latest {
+    Value(Bytes),
+    Removed,
+}
+
+/// Every acknowledged change, and the keys whose latest change failed (it may or may not
+/// have landed, so they are not checked until a later change is acknowledged).
+#[derive(Default)]
+struct Ledger {
+    latest: BTreeMap<u64, Latest>,
+    uncertain: BTreeMap<u64, ()>,
+    acked: u64,
+    failed_via_paused: u64,
+    failed_via_others: Vec<String>,
+    slowest: Duration,
+}
+
+/// A small deterministic generator (xorshift): the same run every time.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+async fn one_change(
+    ms: &[Member],
+    clients: &[Client],
+    paused: usize,
+    dice: &mut Dice,
+    l: &mut Ledger,
+    seq: u64,
+) {
+    let via = dice.next(ms.len() as u64) as usize;
+    let k = dice.next(KEYS);
+    let remove = dice.next(10) == 0;
+    let c = &clients[via];
+    let started = Instant::now();
+    let (ok, what) = if remove {
+        let r = c
+            .remove_groups(key(k), Durability::Default, &GROUPS, Quorum::Majority)
+            .await;
+        (r.is_ok(), Latest::Removed)
+    } else {
+        let v = Bytes::from(format!("key {k} change {seq}"));
+        let r = c
+            .put_groups(
+                key(k),
+                0,
+                v.clone(),
+                PutOptions::default(),
+                &GROUPS,
+                Quorum::Majority,
+            )
+            .await;
+        let ok = match &r {
+            Ok(_) => true,
+            Err(o) if via != paused => {
+                l.failed_via_others
+                    .push(format!("key {k} via {}: {o}", ms[via].name));
+                false
+            }
+            Err(_) => false,
+        };
+        (ok, Latest::Value(v))
+    };
+    l.slowest = l.slowest.max(started.elapsed());
+    if ok {
+        l.acked += 1;
+        l.latest.insert(k, what);
+        l.uncertain.remove(&k);
+    } else {
+        if via == paused {
+            l.failed_via_paused += 1;
+        } else if remove {
+            l.failed_via_others
+                .push(format!("remove of key {k} via {}", ms[via].name));
+        }
+        l.uncertain.insert(k, ());
+    }
+}
+
+/// What `c` reads of key `k` through both groups: `Removed` for not found.
+async fn read_both(c: &Client, k: u64) -> Result<Latest, String> {
+    match c.get_groups(key(k), 0, &GROUPS).await {
+        Ok(r) => Ok(Latest::Value(r.value)),
+        Err(e) if e.is_not_found() => Ok(Latest::Removed),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn read_group(c: &Client, g: u32, k: u64) -> Result<Latest, String> {
+    match c.in_group(g).get_column(key(k), 0, 0, None).await {
+        Ok(v) => Ok(Latest::Value(v)),
+        Err(e) if e.is_not_found() => Ok(Latest::Removed),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[test]
+fn writes_stay_available_and_nothing_is_lost_while_a_node_is_paused() {
+    let _serial = member::serial();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut first = Member::new("v1", 1, root.path(), None);
+    first.start();
+    let seed = first.addr.clone();
+    let mut ms = vec![first];
+    for (name, group) in [("v2", 1), ("v3", 1), ("w1", 2), ("w2", 2), ("w3", 2)] {
+        let mut m = Member::new(name, group, root.path(), Some(&seed));
+        m.start();
+        ms.push(m);
+    }
+    let paused = 1; // v2
+    let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
+    let mut l = Ledger::default();
+    let mut seq = 0;
+    let clients = rt.block_on(async {
+        converge(&ms.iter().collect::<Vec<_>>(), 6).await;
+        movement_done(&ms.iter().collect::<Vec<_>>()).await;
+        let mut clients = Vec::new();
+        let quick = ringblob_protocol::client::ClientConfig {
+            timeout: Duration::from_secs(3),
+            ..ringblob_protocol::client::ClientConfig::default()
+        };
+        for m in &ms {
+            let c = Client::connect(&m.addr, quick.clone()).await;
+            clients.push(c.unwrap_or_else(|e| panic!("connect {}: {e}", m.name)));
+        }
+        for _ in 0..100 {
+            seq += 1;
+            one_change(&ms, &clients, usize::MAX, &mut dice, &mut l, seq).await;
+        }
+        clients
+    });
+    assert!(
+        l.failed_via_others.is_empty(),
+        "before the pause: {:?}",
+        l.failed_via_others
+    );
+
+    ms[paused].pause();
+    let mut read_failures = Vec::new();
+    rt.block_on(async {
+        let pause_started = Instant::now();
+        while pause_started.elapsed() < Duration::from_secs(10) {
+            seq += 1;
+            one_change(&ms, &clients, paused, &mut dice, &mut l, seq).await;
+            // A read of a settled key through a live node, both groups.
+            let k = dice.next(KEYS);
+            let via = (paused + 1 + dice.next(5) as usize) % ms.len();
+            if l.uncertain.contains_key(&k) {
+                continue;
+            }
+            let want = l.latest.get(&k).cloned().unwrap_or(Latest::Removed);
+            match read_both(&clients[via], k).await {
+                Ok(got) if got == want => {}
+                got => read_failures.push(format!(
+                    "key {k} via {}: {got:?}, want {want:?}",
+                    ms[via].name
+                )),
+            }
+        }
+    });
+    ms[paused].resume();
+    rt.block_on(async {
+        for _ in 0..100 {
+            seq += 1;
+            one_change(&ms, &clients, usize::MAX, &mut dice, &mut l, seq).await;
+        }
+    });
+    println!(
+        "availability: {} changes acknowledged, {} failed through the paused node, {} through \
+         the others; slowest change {:?}; {} reads during the pause wrong or failed",
+        l.acked,
+        l.failed_via_paused,
+        l.failed_via_others.len(),
+        l.slowest,
+        read_failures.len()
+    );
+    assert!(
+        l.failed_via_others.is_empty(),
+        "changes through live nodes failed: {:?}",
+        l.failed_via_others
+    );
+    assert!(
+        read_failures.is_empty(),
+        "reads during the pause: {read_failures:?}"
+    );
+
+    // Healed: hints handed back, moves done; every node and each group alone reads the latest.
+    rt.block_on(async {
+        let all: Vec<&Member> = ms.iter().collect();
+        converge(&all, 6).await;
+        movement_done(&all).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut held = 0;
+            for m in &ms {
+                let s = json(&client(&m.addr).await, false).await;
+                held += s["hints"]["held"].as_u64().unwrap_or(0);
+            }
+            if held == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{held} hints never handed back");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let mut wrong = Vec::new();
+        for m in &ms {
+            let c = client(&m.addr).await;
+            for k in 0..KEYS {
+                if l.uncertain.contains_key(&k) {
+                    continue;
+                }
+                let want = l.latest.get(&k).cloned().unwrap_or(Latest::Removed);
+                let got = read_both(&c, k).await;
+                if got.as_ref() != Ok(&want) {
+                    wrong.push(format!(
+                        "key {k} via {} (both groups): {got:?}, want {want:?}",
+                        m.name
+                    ));
+                }
+                for g in GROUPS {
+                    let got = read_group(&c, g, k).await;
+                    if got.as_ref() != Ok(&want) {
+                        wrong.push(format!(
+                            "key {k} via {} in group {g}: {got:?}, want {want:?}",
+                            m.name
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} wrong reads after healing: {wrong:?}",
+            wrong.len()
+        );
+    });
+}
