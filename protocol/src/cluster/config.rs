@@ -32,7 +32,14 @@ pub struct ClusterConfig {
     pub repair_interval: Option<Duration>,
     /// Seed of the random choices (whom to probe, gossip to, first IDs).
     pub rng_seed: u64,
+    /// How long a member SWIM declares down keeps owning its ranges before the route table
+    /// marks it dead and they move (zero: at once). Meanwhile its writes are hinted to its
+    /// successor and its reads answered `UNAVAILABLE` (`docs/PROTOCOL.md` §9.2).
+    pub down_grace: Duration,
 }
+
+/// The default [`ClusterConfig::down_grace`].
+pub const DEFAULT_DOWN_GRACE: Duration = Duration::from_secs(30);
 
 impl ClusterConfig {
     /// Defaults for a LAN cluster of about `expected_nodes` nodes: SWIM probes every
@@ -60,6 +67,7 @@ impl ClusterConfig {
             max_route_update_bytes: 60_000,
             repair_interval: None,
             rng_seed: 0,
+            down_grace: DEFAULT_DOWN_GRACE,
         }
     }
 }

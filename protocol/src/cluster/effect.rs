@@ -18,6 +18,9 @@ pub enum ClusterTimer {
     JoinCheck,
     /// Time to compare ranges with the other groups.
     Repair,
+    /// A member SWIM declared down `down_grace` ago: mark it dead in the route table now,
+    /// unless it came back (the oldest such member first).
+    DownGrace,
 }
 
 /// One thing for the shell to do, in order.

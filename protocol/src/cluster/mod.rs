@@ -59,7 +59,7 @@ mod swim_rng;
 mod transfer;
 
 pub use balance::{rebalancer, BALANCE_FACTOR, STABLE_CHECKS};
-pub use config::ClusterConfig;
+pub use config::{ClusterConfig, DEFAULT_DOWN_GRACE};
 pub use digest::{
     depth_for, DigestEntry, DigestTree, Hash, DIGEST_FANOUT, MAX_DIGEST_DEPTH, RECORDS_PER_LEAF,
 };

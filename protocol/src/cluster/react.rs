@@ -150,7 +150,12 @@ impl Cluster {
                 out.effects.push(Effect::MemberUp(id));
             }
             OwnedNotification::MemberDown(id) => {
-                self.mark_down(&id, out)?;
+                if self.config.down_grace.is_zero() {
+                    self.mark_down(&id, out)?;
+                } else {
+                    self.down_pending.push_back(id.clone());
+                    out.schedule(self.config.down_grace, ClusterTimer::DownGrace);
+                }
                 out.effects.push(Effect::MemberDown(id));
             }
             OwnedNotification::Rejoin(id) => {
@@ -167,6 +172,19 @@ impl Cluster {
                 self.announce_to_seeds(out)?;
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// The grace of the member declared down longest ago is over: it is marked dead in the
+    /// table (its ranges move) unless SWIM sees it alive again.
+    pub(crate) fn down_grace_over(&mut self, out: &mut Outbox) -> Result<(), ClusterError> {
+        let Some(id) = self.down_pending.pop_front() else {
+            return Ok(());
+        };
+        let back = self.swim.iter_members().any(|m| m.id().name == id.name);
+        if !back {
+            self.mark_down(&id, out)?;
         }
         Ok(())
     }

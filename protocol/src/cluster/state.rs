@@ -58,6 +58,9 @@ pub struct Cluster {
     pub(crate) caught_up: bool,
     /// The group's ring as last checked for balance (`balance.rs`).
     pub(crate) ring_watch: super::balance::RingWatch,
+    /// Members SWIM declared down, oldest first, each with a [`ClusterTimer::DownGrace`]
+    /// pending: marked dead in the table when it fires, unless they came back.
+    pub(crate) down_pending: std::collections::VecDeque<MemberId>,
 }
 
 impl Cluster {
@@ -90,6 +93,7 @@ impl Cluster {
             plan: TransferPlan::resume(restart.transfers),
             caught_up: false,
             ring_watch: Default::default(),
+            down_pending: Default::default(),
         };
         let mut out = Outbox::default();
         cluster.boot(&mut out)?;
@@ -149,6 +153,7 @@ impl Cluster {
                     out.schedule(every, ClusterTimer::Repair);
                 }
             }
+            ClusterTimer::DownGrace => self.down_grace_over(&mut out)?,
         }
         self.drain(out)
     }

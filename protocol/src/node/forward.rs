@@ -255,12 +255,21 @@ impl Peers {
 
 /// The error reply to a frame the node at `addr` did not answer, with status `failure`.
 fn failed_reply((addr, failure): (&str, Status), header: &Header, why: &str, out: &mut BytesMut) {
-    let msg = match failure {
-        Status::Unavailable => format!(
-            "{addr} (the previous owner of this key's range) did not answer: {why}; whether \
-             the key exists is unknown here"
+    let read = matches!(header.command, Command::Lookup | Command::Read);
+    let (failure, msg) = match failure {
+        Status::Unavailable => (
+            failure,
+            format!(
+                "{addr} (the previous owner of this key's range) did not answer: {why}; \
+                 whether the key exists is unknown here"
+            ),
         ),
-        _ => format!("owner {addr} did not answer: {why}"),
+        // A read the owner did not answer: nobody else in the group can tell.
+        _ if read => (
+            Status::Unavailable,
+            format!("the key's owner {addr} did not answer: {why}; ask another group"),
+        ),
+        _ => (failure, format!("owner {addr} did not answer: {why}")),
     };
     encode_error(header, failure, &msg, out);
 }

@@ -8,9 +8,9 @@
 //!   stopped is sent there too, after the owner timeout (the same version twice is harmless).
 //! - The node that takes a hinted change stores it and notes a **hint** ([`Hints`]): the
 //!   owner's name and the key.
-//! - Every second each node probes the owners it suspects (a `PING` within the owner
-//!   timeout; an answer clears the suspicion) and replays its hints to owners that are alive
-//!   and answer: each column of the key as a conditional copy (`IF_NEWER`) and each remembered
+//! - Every 250 ms each node probes the owners it suspects (a `PING` within the owner
+//!   timeout; an answer clears the suspicion); every second it replays its hints to owners
+//!   that are alive and answer: each column of the key as a conditional copy (`IF_NEWER`) and each remembered
 //!   remove as a copied remove, so the owner keeps anything newer it holds. A hint is dropped
 //!   once the owner has it (OK or `NOT_NEWER`).
 //!
@@ -38,8 +38,10 @@ pub const MAX_HINTS: usize = 1 << 20;
 const REPLAY_BATCH: usize = 256;
 /// A suspicion nobody cleared is forgotten after this long (the owner is tried again).
 const SUSPECT_FOR: Duration = Duration::from_secs(60);
-/// How often suspects are probed and hints replayed.
-const ROUND: Duration = Duration::from_secs(1);
+/// How often suspects are probed (hints are replayed every [`REPLAY_EVERY`] rounds).
+const ROUND: Duration = Duration::from_millis(250);
+/// Probe rounds per hint replay.
+const REPLAY_EVERY: u32 = 4;
 
 /// Owners (by address) that did not answer this node recently.
 #[derive(Debug, Default)]
@@ -137,26 +139,34 @@ pub fn hintable(frame: &Frame) -> bool {
     }
 }
 
-/// Probes suspects and replays hints every [`ROUND`] until `stop`.
+/// Probes suspects every [`ROUND`] and replays hints every [`REPLAY_EVERY`] rounds until
+/// `stop`.
 pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let mut round = 0u32;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(ROUND) => {}
             _ = stop.changed() => return,
         }
         probe_suspects(&node).await;
-        replay(&node).await;
+        round = round.wrapping_add(1);
+        if round.is_multiple_of(REPLAY_EVERY) {
+            replay(&node).await;
+        }
     }
 }
 
 async fn probe_suspects(node: &Node) {
     for addr in node.peers.suspects.all() {
         let answered = match node.peers.client(&addr).await {
-            Ok(c) => c.ping().await.is_ok(),
-            Err(_) => false,
+            Ok(c) => c.ping().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
         };
-        if answered {
-            node.peers.suspects.clear(&addr);
+        match answered {
+            Ok(()) => node.peers.suspects.clear(&addr),
+            Err(why) => {
+                tracing::debug!(owner = %addr, error = %why, "suspect still does not answer")
+            }
         }
     }
 }

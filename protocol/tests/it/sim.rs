@@ -1088,3 +1088,60 @@ fn sim_concurrent_joins_end_balanced() {
         );
     }
 }
+
+/// Whether every live node's table shows `name` alive.
+fn seen_alive_everywhere(sim: &Sim, name: &str) -> bool {
+    live_tables(sim)
+        .iter()
+        .all(|(_, t)| t.node(name).is_some_and(|n| n.alive))
+}
+
+/// A member that stops answering keeps its ranges (its route-table entry stays alive) for
+/// the grace period after SWIM declares it down, and loses them once the grace is over; one
+/// that comes back within the grace never loses them.
+#[test]
+fn sim_a_down_node_keeps_its_ranges_for_the_grace_period() {
+    let grace = ringblob_protocol::cluster::DEFAULT_DOWN_GRACE.as_millis() as u64;
+    for seed in seeds_to_run() {
+        let mut sim = Sim::new(seed);
+        for _ in 0..3 {
+            let node = sim.add_node(1);
+            sim.boot(node);
+            let until = sim.now + 500;
+            sim.run_until(until, &mut |_| {});
+        }
+        let until = sim.now + 5_000;
+        sim.run_until(until, &mut |_| {});
+        let name = sim.nodes[2].name.clone();
+        assert!(tables_agree(&sim) && seen_alive_everywhere(&sim, &name));
+        // Down for less than SWIM's detection plus the grace: never marked dead.
+        sim.crash(2, grace);
+        let until = sim.now + grace - 1_000;
+        sim.run_until(until, &mut |_| {});
+        let live: Vec<String> = live_tables(&sim)
+            .iter()
+            .map(|(n, _)| n.name.clone())
+            .collect();
+        assert!(
+            seen_alive_everywhere(&sim, &name),
+            "seed {seed}: {name} marked dead within the grace period (live {live:?})"
+        );
+        let until = sim.now + 10_000;
+        sim.run_until(until, &mut |_| {});
+        assert!(
+            seen_alive_everywhere(&sim, &name),
+            "seed {seed}: back in time"
+        );
+        // Down for good: marked dead once SWIM's detection and the grace are over.
+        sim.crash(2, 1_000_000);
+        let until = sim.now + grace + 20_000;
+        sim.run_until(until, &mut |_| {});
+        let dead = live_tables(&sim)
+            .iter()
+            .all(|(_, t)| t.node(&name).is_some_and(|n| !n.alive));
+        assert!(
+            dead,
+            "seed {seed}: {name} still owns its ranges after the grace period"
+        );
+    }
+}

@@ -76,6 +76,9 @@ struct FileConfig {
     /// Clock difference between nodes tolerated by forwarded deadlines, milliseconds
     /// [default: 500].
     max_clock_skew_ms: Option<u64>,
+    /// A node that stops answering keeps its ranges this long before they move to the next
+    /// node of its group, seconds (0: at once); meanwhile its writes are hinted [default: 30].
+    down_grace_secs: Option<u64>,
     blob: Option<BlobOptions>,
 }
 
@@ -97,6 +100,7 @@ struct Settings {
     rebalance_bytes_per_sec: u64,
     repair_interval_secs: u64,
     handover_read_secs: u64,
+    down_grace_secs: u64,
 }
 
 fn settings(cli: Cli) -> anyhow::Result<Settings> {
@@ -165,6 +169,9 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         rebalance_bytes_per_sec: file.rebalance_mb_per_sec.unwrap_or(64) << 20,
         repair_interval_secs: file.repair_interval_secs.unwrap_or(60),
         handover_read_secs,
+        down_grace_secs: file
+            .down_grace_secs
+            .unwrap_or(ringblob_protocol::cluster::DEFAULT_DOWN_GRACE.as_secs()),
     })
 }
 
@@ -245,6 +252,7 @@ async fn join_cluster(
     cluster.rng_seed = rng_seed(&config.name);
     cluster.repair_interval = (s.repair_interval_secs > 0)
         .then(|| std::time::Duration::from_secs(s.repair_interval_secs));
+    cluster.down_grace = Duration::from_secs(s.down_grace_secs);
     Membership::start(cluster, ClusterFiles::new(&s.data_dir), workers, stopped)
         .await
         .with_context(|| format!("starting cluster membership on udp {addr}"))

@@ -13,7 +13,7 @@ use ringblob_protocol::client::{Client, PutOptions, Quorum};
 use ringblob_protocol::wire::Durability;
 
 use super::member::{self, Member};
-use super::{client, converge, json, key, movement_done, GROUPS};
+use super::{alive_seen_by, client, converge, json, key, movement_done, GROUPS};
 
 const KEYS: u64 = 40;
 
@@ -34,6 +34,10 @@ struct Ledger {
     failed_via_paused: u64,
     failed_via_others: Vec<String>,
     slowest: Duration,
+    /// Records handed over between nodes (ring changes), all nodes.
+    records_moved: u64,
+    /// Keys whose hinted changes reached their owner, all nodes.
+    hints_replayed: u64,
 }
 
 /// A small deterministic generator (xorshift): the same run every time.
@@ -105,6 +109,41 @@ async fn one_change(
     }
 }
 
+/// Waits until every node is up, the rings are balanced and nothing is left to move.
+async fn settled(ms: &[Member]) {
+    let all: Vec<&Member> = ms.iter().collect();
+    converge(&all, 6).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        movement_done(&all).await;
+        let routes = json(&client(&ms[0].addr).await, true).await;
+        let table = ringblob_protocol::ring::RouteTable::from_json(&routes.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let balanced = table
+            .rings()
+            .values()
+            .all(|r| ringblob_protocol::cluster::rebalancer(&r.shares()).is_none());
+        if balanced {
+            movement_done(&all).await;
+            return;
+        }
+        assert!(Instant::now() < deadline, "rings never balanced: {routes}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Records handed over between nodes so far (ring changes), all nodes.
+async fn records_moved(ms: &[Member]) -> u64 {
+    let mut n = 0;
+    for m in ms {
+        let s = json(&client(&m.addr).await, false).await;
+        n += s["cluster"]["rebalancing"]["records_sent"]
+            .as_u64()
+            .unwrap_or(0);
+    }
+    n
+}
+
 /// What `c` reads of key `k` through both groups: `Removed` for not found.
 async fn read_both(c: &Client, k: u64) -> Result<Latest, String> {
     match c.get_groups(key(k), 0, &GROUPS).await {
@@ -122,17 +161,34 @@ async fn read_group(c: &Client, g: u32, k: u64) -> Result<Latest, String> {
     }
 }
 
+/// Paused for less than the grace period: the node keeps its ranges (nothing moves), its
+/// writes are hinted to its successor and handed back when it resumes.
 #[test]
-fn writes_stay_available_and_nothing_is_lost_while_a_node_is_paused() {
+fn writes_stay_available_while_a_node_is_paused_within_its_grace() {
+    let l = pause_one_of_six("down_grace_secs = 60\n", false);
+    assert_eq!(l.records_moved, 0, "ranges moved during the grace period");
+    assert!(l.hints_replayed > 0, "no hinted change was handed back");
+}
+
+/// Paused for longer than the grace period: its ranges move to its successor (which holds
+/// the hinted writes already) and come back when it resumes.
+#[test]
+fn writes_stay_available_while_a_node_is_paused_past_its_grace() {
+    let l = pause_one_of_six("down_grace_secs = 2\n", true);
+    assert!(l.records_moved > 0, "nothing moved after the grace period");
+}
+
+/// Six nodes, one paused for 10 s (`until_dead`: and until the others mark it dead, plus 3 s).
+fn pause_one_of_six(grace: &str, until_dead: bool) -> Ledger {
     let _serial = member::serial();
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
-    let mut first = Member::new("v1", 1, root.path(), None);
+    let mut first = Member::new("v1", 1, root.path(), None).with_config(grace);
     first.start();
     let seed = first.addr.clone();
     let mut ms = vec![first];
     for (name, group) in [("v2", 1), ("v3", 1), ("w1", 2), ("w2", 2), ("w3", 2)] {
-        let mut m = Member::new(name, group, root.path(), Some(&seed));
+        let mut m = Member::new(name, group, root.path(), Some(&seed)).with_config(grace);
         m.start();
         ms.push(m);
     }
@@ -141,8 +197,7 @@ fn writes_stay_available_and_nothing_is_lost_while_a_node_is_paused() {
     let mut l = Ledger::default();
     let mut seq = 0;
     let clients = rt.block_on(async {
-        converge(&ms.iter().collect::<Vec<_>>(), 6).await;
-        movement_done(&ms.iter().collect::<Vec<_>>()).await;
+        settled(&ms).await;
         let mut clients = Vec::new();
         let quick = ringblob_protocol::client::ClientConfig {
             timeout: Duration::from_secs(3),
@@ -164,11 +219,26 @@ fn writes_stay_available_and_nothing_is_lost_while_a_node_is_paused() {
         l.failed_via_others
     );
 
+    // Whatever the start-up moved (joins, rebalancing) is not counted.
+    let moved_before = rt.block_on(records_moved(&ms));
     ms[paused].pause();
     let mut read_failures = Vec::new();
     rt.block_on(async {
         let pause_started = Instant::now();
-        while pause_started.elapsed() < Duration::from_secs(10) {
+        let mut dead_at = None;
+        loop {
+            let long_enough = pause_started.elapsed() >= Duration::from_secs(10);
+            if until_dead && dead_at.is_none() && alive_seen_by(&ms[0]).await == 5 {
+                dead_at = Some(Instant::now());
+            }
+            let dead_long_enough = dead_at.is_some_and(|t| t.elapsed() > Duration::from_secs(3));
+            if long_enough && (!until_dead || dead_long_enough) {
+                break;
+            }
+            assert!(
+                pause_started.elapsed() < Duration::from_secs(60),
+                "the paused node was never marked dead"
+            );
             seq += 1;
             one_change(&ms, &clients, paused, &mut dice, &mut l, seq).await;
             // A read of a settled key through a live node, both groups.
@@ -262,5 +332,17 @@ fn writes_stay_available_and_nothing_is_lost_while_a_node_is_paused() {
             "{} wrong reads after healing: {wrong:?}",
             wrong.len()
         );
+        for m in &ms {
+            let s = json(&client(&m.addr).await, false).await;
+            l.hints_replayed += s["hints"]["replayed"].as_u64().unwrap_or(0);
+        }
+        l.records_moved = records_moved(&ms).await - moved_before;
     });
+    println!(
+        "availability ({}): {} records moved, {} hinted keys handed back",
+        grace.trim(),
+        l.records_moved,
+        l.hints_replayed
+    );
+    l
 }

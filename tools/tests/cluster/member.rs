@@ -46,12 +46,20 @@ impl Member {
             config: None,
             child: None,
         }
+        .with_config("")
     }
 
-    /// Starts with this TOML configuration too.
+    /// Starts with this TOML configuration too. Unless it says otherwise, a node that stops
+    /// answering keeps its ranges for 2 s (not the default 30 s) before they move, so tests
+    /// of take-over do not wait.
     pub fn with_config(mut self, toml: &str) -> Member {
         let path = self.dir.with_extension("toml");
-        std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{e}"));
+        let grace = if toml.contains("down_grace_secs") {
+            ""
+        } else {
+            "down_grace_secs = 2\n"
+        };
+        std::fs::write(&path, format!("{grace}{toml}")).unwrap_or_else(|e| panic!("{e}"));
         self.config = Some(path);
         self
     }

@@ -140,7 +140,7 @@ async fn a_run_is_relayed_in_order_under_the_clients_transactions() {
 }
 
 #[tokio::test]
-async fn an_owner_that_hangs_up_mid_stream_leaves_timeouts_not_silence() {
+async fn an_owner_that_hangs_up_mid_stream_leaves_errors_not_silence() {
     let addr = owner(Script::HangUpMidStream).await;
     let peers = Peers::new("relay-test", test_budget());
     let (a, b) = (read(1, 10), read(2, 20));
@@ -152,31 +152,71 @@ async fn an_owner_that_hangs_up_mid_stream_leaves_timeouts_not_silence() {
         .iter()
         .map(|f| (f.header.trans, f.header.status, f.header.has_more()))
         .collect();
-    // The part that came is relayed; then each transaction ends with its error.
+    // The part that came is relayed; then each transaction ends with its error (a read
+    // nobody in the group can answer: UNAVAILABLE).
     assert_eq!(
         seen,
         vec![
             (10, Status::Ok, true),
-            (10, Status::Timeout, false),
-            (20, Status::Timeout, false),
+            (10, Status::Unavailable, false),
+            (20, Status::Unavailable, false),
         ]
     );
 }
 
+/// Reads an unreachable owner cannot answer are `UNAVAILABLE`; a client's whole write is
+/// handed back to be hinted to the owner's successor (not answered); a write that was
+/// forwarded already (or is not hintable) is `TIMEOUT`; the owner becomes suspect.
 #[tokio::test]
-async fn an_owner_that_cannot_be_reached_gets_every_frame_a_timeout() {
+async fn an_owner_that_cannot_be_reached_gets_every_frame_an_answer_or_a_hint() {
     let addr = unreachable_addr().await;
     let peers = Peers::new("relay-test", test_budget());
     let (a, b) = (read(1, 5), read(2, 6));
-    let f = peers.send(&addr, &[(&a, 1), (&b, 1)]).await;
+    let whole = write(3, 7, crate::wire::WriteRequest::whole("v"), 0);
+    let forwarded = write(4, 8, crate::wire::WriteRequest::whole("v"), 1);
+    let append = crate::wire::WriteRequest {
+        mode: crate::wire::WriteMode::Append,
+        ..crate::wire::WriteRequest::whole("v")
+    };
+    let append = write(5, 9, append, 0);
+    let run = [(&a, 1), (&whole, 1), (&b, 1), (&forwarded, 1), (&append, 1)];
+    let f = peers.send(&addr, &run).await;
     let mut out = Vec::new();
-    assert!(peers.finish(f, &mut out).await.is_ok());
+    let to_hint = match peers.finish(f, &mut out).await {
+        Ok(h) => h,
+        Err(e) => panic!("{e}"),
+    };
     let frames = frames_of(BytesMut::from(&out[..]));
     let seen: Vec<(u64, Status)> = frames
         .iter()
         .map(|f| (f.header.trans, f.header.status))
         .collect();
-    assert_eq!(seen, vec![(5, Status::Timeout), (6, Status::Timeout)]);
+    assert_eq!(
+        seen,
+        vec![
+            (5, Status::Unavailable),
+            (6, Status::Unavailable),
+            (8, Status::Timeout),
+            (9, Status::Timeout)
+        ]
+    );
+    let hinted: Vec<u64> = to_hint.iter().map(|(f, _)| f.header.trans).collect();
+    assert_eq!(hinted, vec![7]);
+    assert!(peers.suspects.is_suspect(&addr));
+}
+
+/// A client's WRITE of key `[key; 32]` under transaction `trans`, `hops` hops in.
+fn write(key: u8, trans: u64, w: crate::wire::WriteRequest, hops: u8) -> Frame {
+    let mut h = Header::request(Command::Write, trans, [key; 32], 1);
+    h.hops = hops;
+    let mut out = BytesMut::new();
+    assert!(crate::wire::Request::Write(w)
+        .encode_with(&h, &mut out)
+        .is_ok());
+    match decode_frame(&mut out) {
+        Ok(Some(f)) => f,
+        other => panic!("{other:?}"),
+    }
 }
 
 /// A read asked of a previous owner that cannot be reached is `UNAVAILABLE` (not knowing
