@@ -56,6 +56,12 @@ pub trait Backend: Send + Sync {
     fn remove_column(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()>;
     /// Removes a key: every column of it. A key with no column is `NotFound`.
     fn remove(&self, key: &Key, opts: WriteOptions) -> Result<()>;
+    /// Forgets this node's copy of (key, column) if its newest record is still the one
+    /// written at `timestamp_ns` (a hand-over moved it to its new owner). Not a remove:
+    /// nothing is remembered, and a copy of that same record can land here again later
+    /// (the blob backend hides the value with a tombstone one nanosecond older than it).
+    /// True if it was dropped; false if the record changed meanwhile or is gone.
+    fn drop_copy(&self, key: &Key, column: u16, timestamp_ns: u64) -> Result<bool>;
     /// Removes of keys in `from..=to` that the backend remembers (its remove log), in
     /// (key, column) order.
     fn removes_in(&self, from: &Key, to: &Key) -> Result<Vec<crate::Removal>>;

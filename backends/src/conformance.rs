@@ -119,6 +119,10 @@ pub const CASES: &[(&str, Case)] = &[
         "versioned_writes_into_values_and_key_removes",
         versioned_writes_into_values_and_key_removes,
     ),
+    (
+        "a_dropped_copy_is_forgotten_not_removed",
+        a_dropped_copy_is_forgotten_not_removed,
+    ),
 ];
 
 /// Runs every case on a fresh fixture; panics listing the failed cases.
@@ -692,4 +696,33 @@ fn versioned_writes_into_values_and_key_removes(fx: &mut Fixture) {
     assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
     let r = b.write(&key(62), b"late", at(t + 5));
     assert!(matches!(r, Err(Error::NotNewer { .. })), "{r:?}");
+}
+
+/// `drop_copy` (after a hand-over): only the record written at the given timestamp is
+/// dropped; nothing is remembered as removed, so the same record copied back later lands.
+fn a_dropped_copy_is_forgotten_not_removed(fx: &mut Fixture) {
+    let at = WriteOptions::copy_if_newer;
+    let b = fx.backend();
+    let t = crate::mem::now_ns() - 3_600_000_000_000;
+    ok(b.write_column(&key(70), 1, b"moved", at(t)));
+    assert!(!ok(b.drop_copy(&key(70), 1, t - 1)), "another record");
+    assert!(!ok(b.drop_copy(&key(71), 1, t)), "nothing there");
+    assert!(ok(b.drop_copy(&key(70), 1, t)));
+    assert!(matches!(
+        b.lookup_column(&key(70), 1),
+        Err(Error::NotFound(_))
+    ));
+    assert!(
+        ok(b.removes_in(&key(70), &key(70))).is_empty(),
+        "remembered as a remove"
+    );
+    // Handed back later: the same record lands again; an older one does not.
+    let r = b.write_column(&key(70), 1, b"older", at(t - 5));
+    assert!(
+        matches!(r, Err(Error::NotNewer { .. })) || r.is_ok(),
+        "{r:?}"
+    );
+    ok(b.write_column(&key(70), 1, b"moved", at(t)));
+    assert_eq!(ok(b.read_column(&key(70), 1, Range::all())), b"moved");
+    assert_eq!(ok(b.lookup_column(&key(70), 1)).timestamp_ns, t);
 }

@@ -368,6 +368,23 @@ impl<S: Store> Backend for StoreBackend<S> {
         self.store.delete_all(key, opts)
     }
 
+    fn drop_copy(&self, key: &Key, column: u16, timestamp_ns: u64) -> Result<bool> {
+        let _g = self.locks.lock(key);
+        match self.store.meta(key, column) {
+            Ok(m) if m.timestamp_ns == timestamp_ns => {}
+            Ok(_) | Err(Error::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let hide = WriteOptions {
+            timestamp_ns: Some(timestamp_ns.saturating_sub(1)),
+            only_if_newer: false,
+            durability: Some(Durability::None),
+            ..WriteOptions::default()
+        };
+        self.store.delete(key, column, hide)?;
+        Ok(true)
+    }
+
     fn removes_in(&self, from: &Key, to: &Key) -> Result<Vec<Removal>> {
         Ok(self.removes.in_span(from, to))
     }

@@ -34,6 +34,8 @@ pub struct MoveStatus {
     pub records_skipped: u64,
     /// Remembered removes handed to new owners.
     pub removes_sent: u64,
+    /// Records dropped here once their new owner held them.
+    pub records_dropped: u64,
     pub bytes_sent: u64,
     pub failures: u64,
 }
@@ -378,6 +380,7 @@ impl Shell {
         st.records_sent = self.mover.counters.records_sent.load(Ordering::Relaxed);
         st.records_skipped = self.mover.counters.records_skipped.load(Ordering::Relaxed);
         st.removes_sent = self.mover.counters.removes_sent.load(Ordering::Relaxed);
+        st.records_dropped = self.mover.counters.records_dropped.load(Ordering::Relaxed);
         st.bytes_sent = self.mover.counters.bytes_sent.load(Ordering::Relaxed);
     }
 

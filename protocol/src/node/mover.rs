@@ -1,8 +1,10 @@
 //! Data movement: streams each key range a ring change took from this node to its new owner
 //! — iterate the range in key order, read every (key, column), write it to the owner —
-//! throttled, reporting a cursor so a crash resumes where it stopped. The source keeps its
-//! copy; reads stay answerable throughout (the new owner has every key it was sent, and
-//! clients fall over to other groups for the rest).
+//! throttled, reporting a cursor so a crash resumes where it stopped. Once the owner holds a
+//! record (it took the copy, or had it or something newer), the source drops its own copy
+//! (`Backend::drop_copy`, not a remove), so it can never serve it stale if the range falls
+//! back to it later; reads stay answerable throughout (the new owner has every key it was
+//! sent and reads the rest through from here, and clients fall over to other groups).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,6 +49,8 @@ pub struct MoveCounters {
     pub records_skipped: AtomicU64,
     /// Remembered removes handed to the new owner.
     pub removes_sent: AtomicU64,
+    /// Records this node dropped once their new owner held them.
+    pub records_dropped: AtomicU64,
     pub bytes_sent: AtomicU64,
 }
 
@@ -157,6 +161,7 @@ impl Mover {
             return Ok(0);
         };
         let len = record.value.len() as u64;
+        let ts = record.timestamp_ns;
         if copy::send_copy(client, m.key, m.column, record).await? {
             self.counters.records_sent.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -165,6 +170,19 @@ impl Mover {
                 .fetch_add(1, Ordering::Relaxed);
         }
         self.counters.bytes_sent.fetch_add(len, Ordering::Relaxed);
+        // The new owner holds it (or something newer): this node stops holding a copy it
+        // could serve stale if the range ever fell back to it.
+        let (key, column) = (m.key, m.column);
+        let dropped = self
+            .backend
+            .run(move |b| b.drop_copy(&key, column, ts))
+            .await
+            .map_err(|e| format!("dropping {key} column {column} after handing it over: {e}"))?;
+        if dropped {
+            self.counters
+                .records_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
         Ok(len)
     }
 }

@@ -177,3 +177,66 @@ fn a_replicated_read_weighs_a_remove_against_an_older_value() {
         assert_eq!(got.ok().map(|r| r.value), Some(Bytes::from("value")));
     });
 }
+
+/// A node hands a range over when another joins its group, then the joiner takes removes
+/// and dies: the range falls back to the first node, which must not serve the values it
+/// handed over (it dropped them): in its group alone it answers UNAVAILABLE or NOT_FOUND,
+/// never the removed value, and replicated reads answer REMOVED.
+#[test]
+fn a_range_that_falls_back_never_serves_a_removed_value() {
+    let _serial = member::serial();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut a = Member::new("f1", 1, root.path(), None);
+    a.start();
+    let mut g = Member::new("g1", 2, root.path(), Some(&a.addr));
+    g.start();
+    let keys: Vec<u64> = (0..60).collect();
+    rt.block_on(async {
+        converge(&[&a, &g], 2).await;
+        put_all(&client(&a.addr).await, &keys, "value", Quorum::All).await;
+    });
+    let mut b = Member::new("f2", 1, root.path(), Some(&a.addr));
+    b.start();
+    let moved = rt.block_on(async {
+        converge(&[&a, &g, &b], 3).await;
+        movement_done(&[&a, &g, &b]).await;
+        let moved = owned_by(&a, "f2", 60).await;
+        let moved: Vec<u64> = moved.into_iter().filter(|i| *i < 60).collect();
+        assert!(!moved.is_empty(), "f2 took none of the keys");
+        let s = json(&client(&a.addr).await, false).await;
+        let dropped = s["cluster"]["rebalancing"]["records_dropped"].as_u64();
+        assert_eq!(dropped, Some(moved.len() as u64), "{s}");
+        // Removed through f2's group and the other group, acknowledged by both.
+        let c = client(&b.addr).await;
+        for &i in &moved {
+            let r = c
+                .remove_groups(key(i), Durability::Default, &GROUPS, Quorum::All)
+                .await;
+            assert!(
+                r.is_ok(),
+                "remove {i}: {:?}",
+                r.err().map(|o| o.to_string())
+            );
+        }
+        moved
+    });
+    b.kill9();
+    rt.block_on(async {
+        converge(&[&a, &g], 2).await;
+        let in_1 = client(&a.addr).await.in_group(1);
+        let both = client(&a.addr).await;
+        for &i in &moved {
+            let got = in_1.get_column(key(i), 0, 0, None).await;
+            assert!(
+                matches!(&got, Err(e) if e.is_not_found() || e.status() == Some(Status::Unavailable)),
+                "removed key {i} read back from the node that handed it over: {got:?}"
+            );
+            let got = both.get_groups(key(i), 0, &GROUPS).await;
+            assert!(
+                matches!(&got, Err(e) if e.is_not_found()),
+                "removed key {i} through both groups: {got:?}"
+            );
+        }
+    });
+}
