@@ -153,11 +153,13 @@ fn answer(
     let reply = match req {
         Request::Ping => Reply::Pong,
         Request::Handshake(hs) => Reply::Handshake(info.handshake_reply(&hs)?),
-        Request::Lookup(l) => Reply::Meta(value_meta(
-            &b.lookup_column(&key, l.column)
-                .map_err(|e| fail_read(b, &key, l.column, e))?,
-        )),
-        Request::Read(r) => return read(b, h, &key, &r, out),
+        Request::Lookup(l) => Reply::Meta(value_meta(&trusted_meta(b, info, &key, l.column)?)),
+        Request::Read(r) => {
+            if info.quarantine.before().is_some() {
+                trusted_meta(b, info, &key, r.column)?;
+            }
+            return read(b, h, &key, &r, out);
+        }
         Request::Write(w) => Reply::Write(WriteAck {
             size: write(b, &key, &w, defer)?,
         }),
@@ -255,6 +257,26 @@ fn read(
         at = end;
     }
     Ok(())
+}
+
+/// The meta of (key, column) for a read. While this node is quarantined (`quarantine.rs`)
+/// only a record written since the quarantine began is served: anything else, found or
+/// not, is `UNAVAILABLE`.
+fn trusted_meta(b: &dyn Backend, info: &NodeInfo, key: &Key, column: u16) -> Result<Meta, Failure> {
+    let found = b.lookup_column(key, column);
+    let Some(since) = info.quarantine.before() else {
+        return found.map_err(|e| fail_read(b, key, column, e));
+    };
+    match found {
+        Ok(m) if m.timestamp_ns >= since => Ok(m),
+        Ok(_) | Err(ringblob_backends::Error::NotFound(_)) => Err((
+            Status::Unavailable,
+            "this node was away longer than the remove retention and is quarantined until \
+             repair has compared its data with the other groups; ask another group"
+                .into(),
+        )),
+        Err(e) => Err(fail(e)),
+    }
 }
 
 /// A read's failure; a (key, column) with no value that this node remembers as removed is

@@ -47,6 +47,8 @@ pub struct NodeInfo {
     pub moves: Option<super::membership::MoveStatusCell>,
     /// Repair between groups (`None` outside a cluster).
     pub repair: Option<std::sync::Arc<super::repairer::RepairCounters>>,
+    /// Records older than a quarantine are not served (`quarantine.rs`).
+    pub quarantine: std::sync::Arc<super::quarantine::Quarantine>,
 }
 
 fn load(c: &AtomicU64) -> u64 {
@@ -76,6 +78,7 @@ impl NodeInfo {
             routes: None,
             moves: None,
             repair: None,
+            quarantine: std::sync::Arc::default(),
         }
     }
 
@@ -98,6 +101,7 @@ impl NodeInfo {
                 "records_compared": load(&r.records_compared),
                 "records_pushed": load(&r.records_pushed),
                 "removes_pushed": load(&r.removes_pushed),
+                "quarantine_dropped": load(&r.quarantine_dropped),
                 "failures": load(&r.failures),
             })),
         })
@@ -148,6 +152,7 @@ impl NodeInfo {
             "bad_frames": load(&c.bad_frames),
             "forwarded": load(&c.forwarded),
             "handover_reads": load(&c.handover_reads),
+            "quarantined_before_ns": self.quarantine.before(),
             "hints": {
                 "taken": load(&c.hinted),
                 "replayed": load(&c.hints_replayed),

@@ -176,6 +176,8 @@ pub struct Workers {
     pub repairer: Arc<Repairer>,
     /// Ranges taken over recently, read through to their previous owner.
     pub handovers: Arc<Handovers>,
+    /// Whether this node's older records are quarantined (`quarantine.rs`).
+    pub quarantine: Arc<super::Quarantine>,
 }
 
 /// A running cluster shell.
@@ -187,6 +189,8 @@ pub struct Membership {
     pub repair: Arc<RepairCounters>,
     /// Ranges taken over recently (for reads during hand-over).
     pub handovers: Arc<Handovers>,
+    /// Whether this node's older records are quarantined.
+    pub quarantine: Arc<super::Quarantine>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -217,6 +221,7 @@ impl Membership {
             mover,
             repairer,
             handovers,
+            quarantine,
         } = workers;
         let mut shell = Shell {
             cluster,
@@ -239,6 +244,7 @@ impl Membership {
             moves,
             repair,
             handovers,
+            quarantine,
             task,
         })
     }

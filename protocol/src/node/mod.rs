@@ -12,6 +12,7 @@ mod key_span;
 mod membership;
 mod mover;
 mod output;
+mod quarantine;
 mod repairer;
 mod status_map;
 mod versions;
@@ -32,6 +33,7 @@ pub use handover::Handovers;
 pub use info::{Counters, NodeInfo};
 pub use membership::{ClusterFiles, Membership, MoveStatus, MoveStatusCell, Routes, Workers};
 pub use mover::Mover;
+pub use quarantine::Quarantine;
 pub use repairer::{RepairCounters, Repairer};
 pub use status_map::status_of;
 pub use versions::{now_ns, Budget};
@@ -152,6 +154,7 @@ impl Node {
             membership.routes.clone(),
             membership.moves.clone(),
             membership.repair.clone(),
+            membership.quarantine.clone(),
         );
         let handovers = membership.handovers.clone();
         Self::build(backend, config, addr, Some(cluster), handovers)
@@ -161,14 +164,15 @@ impl Node {
         backend: Arc<dyn Backend>,
         config: NodeConfig,
         addr: SocketAddr,
-        cluster: Option<(Routes, MoveStatusCell, Arc<RepairCounters>)>,
+        cluster: Option<(Routes, MoveStatusCell, Arc<RepairCounters>, Arc<Quarantine>)>,
         handovers: Arc<Handovers>,
     ) -> Arc<Node> {
         let mut info = NodeInfo::new(config.name.clone(), addr, config.group);
-        if let Some((routes, moves, repair)) = cluster {
+        if let Some((routes, moves, repair, quarantine)) = cluster {
             info.routes = Some(routes);
             info.moves = Some(moves);
             info.repair = Some(repair);
+            info.quarantine = quarantine;
         }
         let backend = AsyncBackend::new(backend, config.max_blocking_calls);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {

@@ -61,15 +61,23 @@ pub struct Mover {
     throttle: tokio::sync::Mutex<Pace>,
     name: String,
     pub counters: Arc<MoveCounters>,
+    /// Records older than a quarantine are never handed on (`quarantine.rs`).
+    quarantine: Arc<super::Quarantine>,
 }
 
 impl Mover {
-    pub fn new(backend: Arc<dyn Backend>, bytes_per_sec: u64, name: &str) -> Mover {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        bytes_per_sec: u64,
+        name: &str,
+        quarantine: Arc<super::Quarantine>,
+    ) -> Mover {
         Mover {
             backend: AsyncBackend::new(backend, 2),
             throttle: tokio::sync::Mutex::new(Pace::new(bytes_per_sec)),
             name: name.to_string(),
             counters: Arc::default(),
+            quarantine,
         }
     }
 
@@ -160,6 +168,9 @@ impl Mover {
         let Some(record) = copy::read_record(&self.backend, m.key, m.column).await? else {
             return Ok(0);
         };
+        if self.quarantine.untrusted(record.timestamp_ns) {
+            return Ok(0);
+        }
         let len = record.value.len() as u64;
         let ts = record.timestamp_ns;
         if copy::send_copy(client, m.key, m.column, record).await? {

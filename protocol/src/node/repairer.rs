@@ -37,6 +37,8 @@ pub struct RepairCounters {
     pub records_pushed: AtomicU64,
     /// Removes carried to a peer that still held an older value.
     pub removes_pushed: AtomicU64,
+    /// Quarantined records dropped: the peer group lacked them or held them newer.
+    pub quarantine_dropped: AtomicU64,
     pub failures: AtomicU64,
 }
 
@@ -46,15 +48,23 @@ pub struct Repairer {
     name: String,
     running: AtomicBool,
     pub counters: Arc<RepairCounters>,
+    /// While quarantined, older records the peer lacks or holds newer are dropped, not
+    /// pushed (`quarantine.rs`).
+    quarantine: Arc<super::Quarantine>,
 }
 
 impl Repairer {
-    pub fn new(backend: Arc<dyn Backend>, name: &str) -> Repairer {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        name: &str,
+        quarantine: Arc<super::Quarantine>,
+    ) -> Repairer {
         Repairer {
             backend: AsyncBackend::new(backend, 1),
             name: name.to_string(),
             running: AtomicBool::new(false),
             counters: Arc::default(),
+            quarantine,
         }
     }
 
@@ -65,12 +75,19 @@ impl Repairer {
         }
         let me = self.clone();
         tokio::spawn(async move {
+            let mut clean = true;
             for t in &tasks {
                 if let Err(e) = me.repair(t, &table).await {
+                    clean = false;
                     me.counters.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(peer = %t.peer, error = %e, "repair of a range failed");
                 }
             }
+            let compared = table
+                .rings()
+                .keys()
+                .any(|g| Some(*g) != table.node(&me.name).map(|n| n.group));
+            me.quarantine.round_done(clean, compared);
             me.counters.rounds.fetch_add(1, Ordering::Relaxed);
             me.running.store(false, Ordering::Release);
         });
@@ -162,13 +179,41 @@ impl Repairer {
             .records_compared
             .fetch_add(mine.len() as u64, Ordering::Relaxed);
         for m in mine {
-            let stale = match theirs.get(&(m.key.0, m.column)) {
+            let theirs = theirs.get(&(m.key.0, m.column));
+            if self.quarantine.untrusted(m.timestamp_ns) {
+                // Quarantined: a record the peer lacks may be a value removed while this
+                // node was away (and forgotten since); one the peer holds newer (other
+                // bytes) is stale. The same bytes are kept, whatever their timestamps.
+                let newer =
+                    |t: &&ValueMeta| t.checksum != m.checksum && t.timestamp_ns > m.timestamp_ns;
+                if theirs.is_none_or(|t| newer(&t)) {
+                    self.drop_untrusted(m).await?;
+                }
+                continue;
+            }
+            let stale = match theirs {
                 None => true,
                 Some(t) => t.checksum != m.checksum && t.timestamp_ns < m.timestamp_ns,
             };
             if stale {
                 self.push(peer, m).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Drops a quarantined record (`Backend::drop_copy`: not a remove).
+    async fn drop_untrusted(&self, m: &Meta) -> Result<(), String> {
+        let (key, column, ts) = (m.key, m.column, m.timestamp_ns);
+        let dropped = self
+            .backend
+            .run(move |b| b.drop_copy(&key, column, ts))
+            .await
+            .map_err(|e| e.to_string())?;
+        if dropped {
+            self.counters
+                .quarantine_dropped
+                .fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }

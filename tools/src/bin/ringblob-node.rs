@@ -13,7 +13,8 @@ use clap::Parser;
 use ringblob_backends::{open_backend, BackendConfig, BackendKind, BlobOptions};
 use ringblob_protocol::cluster::ClusterConfig;
 use ringblob_protocol::node::{
-    self, ClusterFiles, Handovers, Membership, Mover, Node, NodeConfig, Repairer, Workers,
+    self, ClusterFiles, Handovers, Membership, Mover, Node, NodeConfig, Quarantine, Repairer,
+    Workers,
 };
 use serde::Deserialize;
 
@@ -214,14 +215,26 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         config.name = remembered_name(&s.data_dir, addr)?;
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let retention = Duration::from_secs(s.backend.remove_retention_secs);
+    let quarantine = Arc::new(
+        Quarantine::at_start(&s.data_dir, retention)
+            .with_context(|| format!("reading the quarantine state in {}", s.data_dir.display()))?,
+    );
+    tokio::spawn(mark_alive(quarantine.clone(), retention, stopped.clone()));
     let workers = Workers {
         mover: Arc::new(Mover::new(
             backend.clone(),
             s.rebalance_bytes_per_sec,
             &config.name,
+            quarantine.clone(),
         )),
-        repairer: Arc::new(Repairer::new(backend.clone(), &config.name)),
+        repairer: Arc::new(Repairer::new(
+            backend.clone(),
+            &config.name,
+            quarantine.clone(),
+        )),
         handovers: Arc::new(Handovers::new(Duration::from_secs(s.handover_read_secs))),
+        quarantine,
     };
     let membership = join_cluster(&config, addr, &s, workers, stopped).await?;
     let node = Node::in_cluster(backend, config, addr, &membership);
@@ -236,6 +249,28 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     let _ = stop.send(true);
     membership.join().await;
     Ok(())
+}
+
+/// Notes in the data directory that the node is alive, often enough for a restart to tell
+/// whether it was away longer than the remove retention (`Quarantine`).
+async fn mark_alive(
+    quarantine: Arc<Quarantine>,
+    retention: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let every = Quarantine::mark_every(retention);
+    loop {
+        let q = quarantine.clone();
+        match tokio::task::spawn_blocking(move || q.mark_alive()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "noting the node alive failed"),
+            Err(e) => tracing::warn!(error = %e, "noting the node alive failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Starts membership: cluster messages over UDP on the node's own address, ring IDs and the

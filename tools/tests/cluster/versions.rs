@@ -240,3 +240,82 @@ fn a_range_that_falls_back_never_serves_a_removed_value() {
         }
     });
 }
+
+/// A node that was away longer than the remove retention starts quarantined: the removes
+/// made meanwhile are forgotten everywhere, so its older records may be removed values. It
+/// never serves one: reads of its older records answer UNAVAILABLE until repair has
+/// compared them with the other group and dropped those the other group lacks; then they
+/// are gone, and what the other group holds too is served again.
+#[test]
+fn a_node_away_longer_than_the_remove_retention_brings_nothing_back() {
+    let _serial = member::serial();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let short = "remove_retention_secs = 4\nhandover_read_secs = 2\nrepair_interval_secs = 1\n";
+    let mut x = Member::new("q1", 1, root.path(), None).with_config(short);
+    x.start();
+    let mut y = Member::new("r1", 2, root.path(), Some(&x.addr)).with_config(short);
+    y.start();
+    let keys: Vec<u64> = (0..20).collect();
+    let (removed, kept) = keys.split_at(10);
+    rt.block_on(async {
+        converge(&[&x, &y], 2).await;
+        put_all(&client(&x.addr).await, &keys, "value", Quorum::All).await;
+    });
+    x.kill9();
+    rt.block_on(async {
+        converge(&[&y], 1).await;
+        let c = client(&y.addr).await.in_group(2);
+        for &i in removed {
+            let r = c.remove(key(i), Durability::Default).await;
+            assert!(r.is_ok(), "remove {i}: {r:?}");
+        }
+        // Past the retention: group 2 no longer remembers the removes.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+    });
+    x.start();
+    rt.block_on(async {
+        converge(&[&x, &y], 2).await;
+        let in_1 = client(&x.addr).await.in_group(1);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            for &i in removed {
+                let got = in_1.get_column(key(i), 0, 0, None).await;
+                assert!(
+                    got.is_err(),
+                    "a value removed while q1 was away came back through q1: key {i}"
+                );
+            }
+            let s = json(&client(&x.addr).await, false).await;
+            if s["quarantined_before_ns"].is_null() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the quarantine never ended: {s}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let both = client(&x.addr).await;
+        for &i in removed {
+            let got = in_1.get_column(key(i), 0, 0, None).await;
+            assert!(
+                matches!(&got, Err(e) if e.is_not_found()),
+                "removed key {i} in group 1 after the quarantine: {got:?}"
+            );
+            let got = both.get_groups(key(i), 0, &GROUPS).await;
+            assert!(
+                matches!(&got, Err(e) if e.is_not_found()),
+                "removed key {i}: {got:?}"
+            );
+        }
+        for &i in kept {
+            let got = in_1.get_column(key(i), 0, 0, None).await;
+            assert_eq!(
+                got.ok(),
+                Some(Bytes::from("value")),
+                "kept key {i} in group 1"
+            );
+        }
+        let s = json(&client(&x.addr).await, false).await;
+        let dropped = s["cluster"]["repair"]["quarantine_dropped"].as_u64();
+        assert_eq!(dropped, Some(removed.len() as u64), "{s}");
+    });
+}
