@@ -249,6 +249,45 @@ mod tests {
         );
     }
 
+    /// The skew tolerance as documented (PROTOCOL §9.1): an owner whose clock runs ahead of
+    /// the coordinator's by up to `max_clock_skew` applies a request that reaches it within
+    /// the owner timeout; one further ahead than timeout + tolerance refuses it; an owner
+    /// behind applies late requests for longer (versions, not deadlines, keep those safe).
+    #[test]
+    fn deadlines_tolerate_the_documented_clock_skew() {
+        let sent = 1_000_000_000_000u64;
+        let f = stamp_forwarded(
+            &frame(Request::Write(WriteRequest::whole("v"))),
+            sent,
+            &BUDGET,
+        );
+        let Request::Write(w) = decoded(&f) else {
+            panic!("not a write")
+        };
+        let ms = 1_000_000u64;
+        let arrives = |skew_ahead_ms: u64, after_ms: u64| {
+            check_deadline(w.deadline_ns, sent + (skew_ahead_ms + after_ms) * ms)
+        };
+        assert!(
+            arrives(500, 999).is_ok(),
+            "skew within the tolerance, in time"
+        );
+        assert!(arrives(0, 1_499).is_ok(), "no skew: the tolerance is slack");
+        assert!(
+            arrives(501, 1_000).is_err(),
+            "skew beyond the tolerance, late"
+        );
+        assert!(
+            arrives(2_000, 0).is_err(),
+            "an owner far ahead refuses at once"
+        );
+        assert_eq!(
+            w.version,
+            Some(sent),
+            "the version is the coordinator's clock, never the owner's"
+        );
+    }
+
     #[test]
     fn a_passed_deadline_is_a_timeout() {
         assert!(check_deadline(None, u64::MAX).is_ok());
