@@ -165,7 +165,7 @@ async fn read_group(c: &Client, g: u32, k: u64) -> Result<Latest, String> {
 /// writes are hinted to its successor and handed back when it resumes.
 #[test]
 fn writes_stay_available_while_a_node_is_paused_within_its_grace() {
-    let l = pause_one_of_six("down_grace_secs = 60\n", false);
+    let l = pause_one_of_six("down_grace_secs = 60\n", false, Fault::Pause);
     assert_eq!(l.records_moved, 0, "ranges moved during the grace period");
     assert!(l.hints_replayed > 0, "no hinted change was handed back");
 }
@@ -174,12 +174,31 @@ fn writes_stay_available_while_a_node_is_paused_within_its_grace() {
 /// the hinted writes already) and come back when it resumes.
 #[test]
 fn writes_stay_available_while_a_node_is_paused_past_its_grace() {
-    let l = pause_one_of_six("down_grace_secs = 2\n", true);
+    let l = pause_one_of_six("down_grace_secs = 2\n", true, Fault::Pause);
     assert!(l.records_moved > 0, "nothing moved after the grace period");
 }
 
-/// Six nodes, one paused for 10 s (`until_dead`: and until the others mark it dead, plus 3 s).
-fn pause_one_of_six(grace: &str, until_dead: bool) -> Ledger {
+/// Six nodes, one paused (or killed) for 10 s (`until_dead`: and until the others mark it
+/// dead, plus 3 s), then resumed (or restarted).
+/// `kill -9` and a restart 10 s later, within the grace period: nothing moves; the changes
+/// hinted meanwhile are handed to the restarted node.
+#[test]
+fn writes_stay_available_while_a_node_is_killed_and_restarted() {
+    let l = pause_one_of_six("down_grace_secs = 60\n", false, Fault::Kill);
+    assert_eq!(l.records_moved, 0, "ranges moved during the grace period");
+    assert!(l.hints_replayed > 0, "no hinted change was handed back");
+}
+
+/// How the node is taken away.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// SIGSTOP, then SIGCONT.
+    Pause,
+    /// SIGKILL, then a restart.
+    Kill,
+}
+
+fn pause_one_of_six(grace: &str, until_dead: bool, fault: Fault) -> Ledger {
     let _serial = member::serial();
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
@@ -221,7 +240,10 @@ fn pause_one_of_six(grace: &str, until_dead: bool) -> Ledger {
 
     // Whatever the start-up moved (joins, rebalancing) is not counted.
     let moved_before = rt.block_on(records_moved(&ms));
-    ms[paused].pause();
+    match fault {
+        Fault::Pause => ms[paused].pause(),
+        Fault::Kill => ms[paused].kill9(),
+    }
     let mut read_failures = Vec::new();
     rt.block_on(async {
         let pause_started = Instant::now();
@@ -257,7 +279,10 @@ fn pause_one_of_six(grace: &str, until_dead: bool) -> Ledger {
             }
         }
     });
-    ms[paused].resume();
+    match fault {
+        Fault::Pause => ms[paused].resume(),
+        Fault::Kill => ms[paused].start(),
+    }
     rt.block_on(async {
         for _ in 0..100 {
             seq += 1;
