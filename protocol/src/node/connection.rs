@@ -350,17 +350,20 @@ async fn hint_unanswered(
     frames: Vec<(Frame, u32)>,
 ) -> Result<(), End> {
     let fatal = |e: std::io::Error| End::Fatal(e.to_string());
-    let Some(table) = node.info.route_table() else {
-        return Ok(());
-    };
+    let table = node.info.route_table();
     let now = versions::now_ns();
     for (frame, group) in frames {
         let mut frame = versions::renew_deadline(&frame, now, &node.config.budget());
         frame.header.flags |= FLAG_HINTED;
         frame.header.group = group;
-        match hint_target(node, &table, group, &frame.header.key) {
+        let target = table
+            .as_deref()
+            .and_then(|t| hint_target(node, t, group, &frame.header.key));
+        match target {
             Some(t) if t.name == node.config.name => {
-                note_hints(node, &table, std::slice::from_ref(&frame));
+                if let Some(table) = table.as_deref() {
+                    note_hints(node, table, std::slice::from_ref(&frame));
+                }
                 let served = serve_batch(node, vec![frame], None)
                     .await
                     .map_err(End::Fatal)?;
