@@ -9,9 +9,9 @@ use crate::config::IndexMode;
 use crate::engine::Inner;
 use crate::error::{Error, Result};
 use crate::format::index_file::IndexEntry;
-use crate::format::record::{FLAG_TOMBSTONE, HEADER_KEY_AT};
+use crate::format::record::{RecordHeader, FLAG_TOMBSTONE, RECORD_HEADER_LEN};
 use crate::index::{Entry, Loc};
-use crate::key::{Key, KEY_LEN};
+use crate::key::Key;
 
 /// Tries before a lookup that keeps racing sealed-set changes gives up (`Contended`).
 const RACE_RETRIES: usize = 64;
@@ -42,18 +42,15 @@ impl Inner {
         self.sealed_gen.load(Ordering::Acquire)
     }
 
-    /// The key of the record at `loc` (read path: no writer lock held).
+    /// The key of the record at `loc` (read path: no writer lock held). The whole header
+    /// is read and its checksum checked: a damaged header is damage (an error), never taken
+    /// for "a record of another key" — that would let a lookup fall through to an older
+    /// value, or to one a damaged tombstone removed.
     pub fn key_at(&self, loc: Loc) -> Result<Key> {
-        let mut buf = Vec::with_capacity(KEY_LEN);
-        self.read_bytes(
-            loc.blob,
-            u64::from(loc.offset) + HEADER_KEY_AT as u64,
-            KEY_LEN,
-            &mut buf,
-        )?;
-        let mut key = [0u8; KEY_LEN];
-        key.copy_from_slice(&buf);
-        Ok(Key(key))
+        let mut buf = Vec::with_capacity(RECORD_HEADER_LEN);
+        let offset = u64::from(loc.offset);
+        self.read_bytes(loc.blob, offset, RECORD_HEADER_LEN, &mut buf)?;
+        Ok(RecordHeader::decode(&buf, loc.blob, offset)?.key)
     }
 
     /// In-memory candidates of (key, column), not yet confirmed.

@@ -9,10 +9,10 @@ use crate::commit::LogPos;
 use crate::engine::Inner;
 use crate::error::{Error, Result};
 use crate::format::blob_header::{BlobHeader, BLOB_HEADER_LEN};
-use crate::format::record::{HEADER_KEY_AT, HEADER_TIMESTAMP_AT, RECORD_HEADER_LEN};
+use crate::format::record::{RecordHeader, RECORD_HEADER_LEN};
 use crate::index::{Entry, Loc};
 use crate::io::OpenMode;
-use crate::key::{Key, KEY_LEN};
+use crate::key::Key;
 
 /// What a record is written for.
 pub(crate) struct Target<'a> {
@@ -507,18 +507,23 @@ impl Inner {
         }
     }
 
-    /// The key of the record at `loc`, read while holding the writer lock.
+    /// The key of the record at `loc`, read while holding the writer lock (its header's
+    /// checksum checked: a damaged header is an error, never "another key").
     fn key_at_locked(&self, a: &Active, loc: Loc) -> Result<Key> {
-        let mut key = [0u8; KEY_LEN];
-        self.header_bytes_locked(a, loc, HEADER_KEY_AT, &mut key)?;
-        Ok(Key(key))
+        Ok(self.header_at_locked(a, loc)?.key)
     }
 
-    /// The timestamp of the record at `loc`, read while holding the writer lock.
+    /// The timestamp of the record at `loc`, read while holding the writer lock (checked
+    /// as [`key_at_locked`](Self::key_at_locked)).
     fn timestamp_at_locked(&self, a: &Active, loc: Loc) -> Result<u64> {
-        let mut ts = [0u8; 8];
-        self.header_bytes_locked(a, loc, HEADER_TIMESTAMP_AT, &mut ts)?;
-        Ok(u64::from_le_bytes(ts))
+        Ok(self.header_at_locked(a, loc)?.timestamp_ns)
+    }
+
+    /// The header of the record at `loc`, checksum checked.
+    fn header_at_locked(&self, a: &Active, loc: Loc) -> Result<RecordHeader> {
+        let mut raw = [0u8; RECORD_HEADER_LEN];
+        self.header_bytes_locked(a, loc, 0, &mut raw)?;
+        RecordHeader::decode(&raw, loc.blob, u64::from(loc.offset))
     }
 
     /// Bytes of the header of the record at `loc`, from the buffer or the file.

@@ -3,7 +3,7 @@
 use ringblob_engine::blob::{blob_name, index_name, sorted_name};
 use ringblob_engine::format::frames::{RecordEncoder, RecordSpec};
 use ringblob_engine::io::{Device, MemDevice};
-use ringblob_engine::{Config, Error, IndexMode, WriteOptions};
+use ringblob_engine::{Config, Engine, Error, IndexMode, WriteOptions};
 
 use crate::support::{key, open_mem, read_all, small_config, value};
 
@@ -243,4 +243,50 @@ fn missing_or_damaged_sorted_index_is_rebuilt_never_trusted() {
     );
     assert_ne!(file(&dev, &sorted_name(2)), page, "sorted 2 rebuilt");
     assert_ne!(file(&dev, &sorted_name(3)), tail, "sorted 3 rebuilt");
+}
+
+/// One flipped bit in a tombstone's header (its key) must not bring the removed value back:
+/// a record whose header fails its checksum is damage, never "another key's record" that a
+/// lookup may skip to reach the older value in a sealed blob (the tombstone in the active
+/// blob, after a clean close). In both index modes.
+#[test]
+fn a_damaged_tombstone_never_brings_the_removed_value_back() {
+    for index in [IndexMode::Sorted, IndexMode::Memory] {
+        let dev = MemDevice::new();
+        let config = Config {
+            max_blob_records: 1,
+            index,
+            ..small_config()
+        };
+        let e = open_mem(&dev, config.clone());
+        assert!(e
+            .write(&key(1), b"removed", WriteOptions::default())
+            .is_ok());
+        assert!(e.remove(&key(1)).is_ok());
+        assert!(e.close().is_ok());
+        // Blob 2 (active) holds the tombstone alone: flip a bit of the key in its header.
+        let name = blob_name(2);
+        let mut bytes = file(&dev, &name);
+        let key_at = ringblob_engine::format::blob_header::BLOB_HEADER_LEN
+            + ringblob_engine::format::record::HEADER_KEY_AT;
+        assert_eq!(
+            &bytes[key_at..key_at + 32],
+            &key(1).0,
+            "{index:?}: not the tombstone"
+        );
+        bytes[key_at + 3] ^= 0x10;
+        dev.put_file(&name, bytes);
+        let e = match Engine::open_on(
+            std::sync::Arc::new(dev.clone()) as std::sync::Arc<dyn Device>,
+            config,
+        ) {
+            Ok(e) => e,
+            Err(err) => panic!("{index:?}: the node must start: {err}"),
+        };
+        let got = read_all(&e, &key(1));
+        assert!(
+            !matches!(&got, Ok(v) if v == b"removed"),
+            "{index:?}: the removed value came back: {got:?}"
+        );
+    }
 }
