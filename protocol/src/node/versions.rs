@@ -11,9 +11,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
-use crate::wire::{Command, Frame, RemoveRequest, Request, Status, WriteRequest};
+use crate::wire::{Command, Frame, Request, Status};
 
 /// The node's wall clock, Unix nanoseconds: versions and deadlines are in it.
 pub fn now_ns() -> u64 {
@@ -60,38 +60,22 @@ impl Budget {
 /// answers its error), is forwarded as it is.
 pub fn stamp_forwarded(frame: &Frame, now: u64, budget: &Budget) -> Frame {
     let deadline = budget.deadline(now, frame.header.payload_len);
-    let payload = match frame.header.command {
-        Command::Write => match Request::decode(frame) {
-            Ok(Request::Write(w)) => stamp_write(w, now, deadline),
-            _ => None,
-        },
-        Command::Remove => match Request::decode(frame) {
-            Ok(Request::Remove(r)) => stamp_remove(r, now, deadline),
-            _ => None,
-        },
-        _ => None,
-    };
-    with_payload(frame, payload)
-}
-
-fn stamp_write(mut w: WriteRequest, now: u64, deadline: u64) -> Option<Bytes> {
-    if w.if_newer.is_none() && w.version.is_none() && w.takes_version() {
-        w.version = Some(now);
-    }
-    w.deadline_ns = Some(w.deadline_ns.map_or(deadline, |d| d.min(deadline)));
-    let mut buf = BytesMut::with_capacity(w.data.len() + 64);
-    w.encode(&mut buf).ok()?;
-    Some(buf.freeze())
-}
-
-fn stamp_remove(mut r: RemoveRequest, now: u64, deadline: u64) -> Option<Bytes> {
-    if r.if_newer.is_none() && r.version.is_none() {
-        r.version = Some(now);
-    }
-    r.deadline_ns = Some(r.deadline_ns.map_or(deadline, |d| d.min(deadline)));
-    let mut buf = BytesMut::with_capacity(32);
-    r.encode(&mut buf).ok()?;
-    Some(buf.freeze())
+    let earliest = |d: Option<u64>| Some(d.map_or(deadline, |d| d.min(deadline)));
+    rewrite(frame, |req| match req {
+        Request::Write(w) => {
+            if w.if_newer.is_none() && w.version.is_none() && w.takes_version() {
+                w.version = Some(now);
+            }
+            w.deadline_ns = earliest(w.deadline_ns);
+        }
+        Request::Remove(r) => {
+            if r.if_newer.is_none() && r.version.is_none() {
+                r.version = Some(now);
+            }
+            r.deadline_ns = earliest(r.deadline_ns);
+        }
+        _ => {}
+    })
 }
 
 /// `frame` (a stamped `WRITE` or `REMOVE`) with a new deadline from `now`, its version kept:
@@ -99,38 +83,33 @@ fn stamp_remove(mut r: RemoveRequest, now: u64, deadline: u64) -> Option<Bytes> 
 /// write, `hints.rs`). Any other frame is returned as it is.
 pub fn renew_deadline(frame: &Frame, now: u64, budget: &Budget) -> Frame {
     let deadline = Some(budget.deadline(now, frame.header.payload_len));
-    let payload = match Request::decode(frame) {
-        Ok(Request::Write(w)) => {
-            let w = WriteRequest {
-                deadline_ns: deadline,
-                ..w
-            };
-            let mut buf = BytesMut::with_capacity(w.data.len() + 64);
-            w.encode(&mut buf).ok().map(|()| buf.freeze())
-        }
-        Ok(Request::Remove(r)) => {
-            let r = RemoveRequest {
-                deadline_ns: deadline,
-                ..r
-            };
-            let mut buf = BytesMut::with_capacity(32);
-            r.encode(&mut buf).ok().map(|()| buf.freeze())
-        }
-        _ => None,
-    };
-    with_payload(frame, payload)
+    rewrite(frame, |req| match req {
+        Request::Write(w) => w.deadline_ns = deadline,
+        Request::Remove(r) => r.deadline_ns = deadline,
+        _ => {}
+    })
 }
 
-fn with_payload(frame: &Frame, payload: Option<Bytes>) -> Frame {
-    match payload {
-        Some(payload) => Frame {
-            header: crate::wire::Header {
-                payload_len: u32::try_from(payload.len()).unwrap_or(u32::MAX),
-                ..frame.header
-            },
-            payload,
+/// `frame` (a `WRITE` or `REMOVE`) with its request changed by `change` and encoded again;
+/// any other frame, or one that does not decode or encode, as it is.
+fn rewrite(frame: &Frame, change: impl FnOnce(&mut Request)) -> Frame {
+    if !matches!(frame.header.command, Command::Write | Command::Remove) {
+        return frame.clone();
+    }
+    let Ok(mut req) = Request::decode(frame) else {
+        return frame.clone();
+    };
+    change(&mut req);
+    let mut buf = BytesMut::with_capacity(frame.payload.len() + 16);
+    if req.encode_payload(&mut buf).is_err() {
+        return frame.clone();
+    }
+    Frame {
+        header: crate::wire::Header {
+            payload_len: u32::try_from(buf.len()).unwrap_or(u32::MAX),
+            ..frame.header
         },
-        None => frame.clone(),
+        payload: buf.freeze(),
     }
 }
 
@@ -151,7 +130,7 @@ pub fn check_deadline(deadline: Option<u64>, now: u64) -> Result<(), (Status, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{Header, WriteMode};
+    use crate::wire::{Header, RemoveRequest, WriteMode, WriteRequest};
 
     const BUDGET: Budget = Budget {
         owner_timeout: Duration::from_secs(1),
