@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::forward::{route, Route};
+use super::forward::{route, target_group, Route};
 use super::handover::{Handovers, ReadThrough};
 use super::{dispatch, Node};
 use super::{hints, versions};
@@ -282,11 +282,7 @@ fn hint_suspected(node: &Node, table: &RouteTable, batch: &mut [Frame]) {
         if h.hops != 0 || h.is_hinted() || !hints::hintable(f) {
             continue;
         }
-        let group = if h.group == 0 {
-            node.config.group
-        } else {
-            h.group
-        };
+        let group = target_group(h, node.config.group);
         let suspect = table
             .owner(group, &h.key)
             .is_some_and(|o| node.peers.suspects.is_suspect(&o.addr));
@@ -320,11 +316,7 @@ fn route_of(node: &Node, table: Option<&RouteTable>, frame: &Frame) -> Route {
 fn note_hints(node: &Node, table: &RouteTable, frames: &[Frame]) {
     for f in frames.iter().filter(|f| f.header.is_hinted()) {
         let h = &f.header;
-        let group = if h.group == 0 {
-            node.config.group
-        } else {
-            h.group
-        };
+        let group = target_group(h, node.config.group);
         let Some(owner) = table.owner(group, &h.key) else {
             continue;
         };

@@ -37,6 +37,15 @@ fn keyed(command: Command) -> bool {
     )
 }
 
+/// The group a keyed request targets: its header's, or `own_group` when that is 0.
+pub fn target_group(h: &Header, own_group: u32) -> u32 {
+    if h.group == 0 {
+        own_group
+    } else {
+        h.group
+    }
+}
+
 /// Decides where `h` is served, by `table` (none: not in a cluster, everything is local).
 pub fn route(table: Option<&RouteTable>, me: &str, own_group: u32, h: &Header) -> Route {
     let Some(table) = table else {
@@ -45,7 +54,7 @@ pub fn route(table: Option<&RouteTable>, me: &str, own_group: u32, h: &Header) -
     if !keyed(h.command) || h.is_local() || h.is_hinted() {
         return Route::Local;
     }
-    let group = if h.group == 0 { own_group } else { h.group };
+    let group = target_group(h, own_group);
     match table.owner(group, &h.key) {
         Some(owner) if owner.name == me => Route::Local,
         Some(_) if h.hops >= MAX_FORWARD_HOPS => Route::Refuse(

@@ -10,9 +10,9 @@
 //!   owner's name and the key.
 //! - Every 250 ms each node probes the owners it suspects (a `PING` within the owner
 //!   timeout; an answer clears the suspicion); every second it replays its hints to owners
-//!   that are alive and answer: each column of the key as a conditional copy (`IF_NEWER`) and each remembered
-//!   remove as a copied remove, so the owner keeps anything newer it holds. A hint is dropped
-//!   once the owner has it (OK or `NOT_NEWER`).
+//!   that are alive and answer: each column of the key as a conditional copy (`IF_NEWER`)
+//!   and each remembered remove as a copied remove, so the owner keeps anything newer it
+//!   holds. A hint is dropped once the owner has it (OK or `NOT_NEWER`).
 //!
 //! Appends, writes at an offset and streamed uploads are never hinted: they build on the
 //! stored value, which only the owner has. Hints live in memory (at most [`MAX_HINTS`]); a
@@ -32,7 +32,8 @@ use super::Node;
 use crate::client::Client;
 use crate::wire::{Command, Frame, KeyId};
 
-/// Most hints one node keeps; a hinted change beyond it is refused (`BUSY`).
+/// Most hints one node keeps; a hinted change beyond it is still stored, but not noted for
+/// replay (repair between groups brings its owner in line).
 pub const MAX_HINTS: usize = 1 << 20;
 /// Keys replayed to one owner per round.
 const REPLAY_BATCH: usize = 256;
