@@ -277,6 +277,10 @@ fn hint_target<'t>(
 /// Marks a client's hintable changes whose owner is suspect `HINTED`, so they are served by
 /// the owner's successor (this node, or forwarded there) instead of waiting on the owner.
 fn hint_suspected(node: &Node, table: &RouteTable, batch: &mut [Frame]) {
+    // Without suspects, skip the owner lookup per change (`route` does it once anyway).
+    if node.peers.suspects.is_empty() {
+        return;
+    }
     for f in batch.iter_mut() {
         let h = &f.header;
         if h.hops != 0 || h.is_hinted() || !hints::hintable(f) {

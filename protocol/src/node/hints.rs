@@ -77,6 +77,11 @@ impl Suspects {
         }
     }
 
+    /// No owner is suspect (the common case: nothing to hint).
+    pub fn is_empty(&self) -> bool {
+        self.since.lock().is_empty()
+    }
+
     fn all(&self) -> Vec<String> {
         self.since.lock().keys().cloned().collect()
     }
