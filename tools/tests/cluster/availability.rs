@@ -69,7 +69,16 @@ async fn one_change(
         let r = c
             .remove_groups(key(k), Durability::Default, &GROUPS, Quorum::Majority)
             .await;
-        (r.is_ok(), Latest::Removed)
+        let ok = match &r {
+            Ok(_) => true,
+            Err(o) if via != paused => {
+                l.failed_via_others
+                    .push(format!("remove of key {k} via {}: {o}", ms[via].name));
+                false
+            }
+            Err(_) => false,
+        };
+        (ok, Latest::Removed)
     } else {
         let v = Bytes::from(format!("key {k} change {seq}"));
         let r = c
@@ -101,9 +110,6 @@ async fn one_change(
     } else {
         if via == paused {
             l.failed_via_paused += 1;
-        } else if remove {
-            l.failed_via_others
-                .push(format!("remove of key {k} via {}", ms[via].name));
         }
         l.uncertain.insert(k, ());
     }
