@@ -57,6 +57,8 @@ pub struct Blob {
     pub file: Arc<dyn DeviceFile>,
     /// Bytes written to the file (the write buffer may hold more for the active blob).
     flushed: AtomicU64,
+    /// Why the blob's records are not served, when its own header is damaged.
+    damaged: Option<String>,
 }
 
 impl Blob {
@@ -65,7 +67,22 @@ impl Blob {
             id,
             file,
             flushed: AtomicU64::new(flushed),
+            damaged: None,
         }
+    }
+
+    /// A blob whose header is damaged: kept open (its records are known, and a read of
+    /// one answers `why` as damage) but never written to.
+    pub fn damaged(id: u32, file: Arc<dyn DeviceFile>, len: u64, why: String) -> Self {
+        Blob {
+            damaged: Some(why),
+            ..Blob::new(id, file, len)
+        }
+    }
+
+    /// Why the blob's records are not served, if they are not.
+    pub fn damage(&self) -> Option<&str> {
+        self.damaged.as_deref()
     }
 
     pub fn flushed(&self) -> u64 {

@@ -72,8 +72,10 @@ pub fn store_file(device: &dyn Device, name: &str, bytes: &[u8]) -> Result<()> {
     device.sync_dir().map_err(io("sync dir for"))
 }
 
-/// Lists the records of `[start, end)` of a blob; any damage is an error, so an index file
-/// never lists a record that would not read back.
+/// Lists the records of `[start, end)` of a blob. A damaged record whose header is known
+/// (intact, or one flipped bit away) is listed like any other: it stays the newest record
+/// of its key, so reads of that key report the damage instead of an older value. Damage
+/// whose key cannot be known is an error: an index file never papers over it.
 pub fn scan_entries(
     file: &dyn DeviceFile,
     id: u32,
@@ -84,13 +86,16 @@ pub fn scan_entries(
     let mut entries = Vec::new();
     for item in Scanner::new(file, id, start, end, check) {
         match item? {
-            ScanItem::Record { offset, header } => entries.push(IndexEntry {
-                key: header.key,
+            ScanItem::Record { offset, header } => entries.push(IndexEntry::of(offset, &header)),
+            ScanItem::Damaged {
                 offset,
-                record_len: header.record_len() as u32,
-                flags: header.flags,
-                column: header.column,
-            }),
+                header: Some(header),
+                error,
+                ..
+            } if offset + header.record_len() <= end => {
+                tracing::error!(blob = id, offset, key = %header.key, reason = %error, "damaged record: its key reads as damaged");
+                entries.push(IndexEntry::of(offset, &header));
+            }
             ScanItem::Damaged { error, .. } => return Err(error),
         }
     }

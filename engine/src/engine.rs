@@ -75,6 +75,8 @@ pub struct Stats {
     /// Sealed blobs' garbage: what a defragmentation would free now.
     pub reclaimable_bytes: u64,
     pub defrag: DefragStatus,
+    /// Damage found when the engine opened (see `damage`).
+    pub damage: crate::damage::DamageReport,
 }
 
 /// Defragmentation's state, for stats.
@@ -119,6 +121,12 @@ pub(crate) struct Inner {
     /// Held while a defragmentation runs (one at a time).
     pub defrag_lock: Mutex<()>,
     pub defrag_status: Mutex<DefragStatus>,
+    /// What opening found damaged.
+    pub damage: crate::damage::DamageReport,
+    /// Damaged records known so far (see `damage::KnownDamage`).
+    pub known_damage: crate::damage::KnownDamage,
+    /// The furthest log position known synced, kept on disk for recovery.
+    pub watermark: crate::watermark::Watermark,
     stop: (Mutex<bool>, Condvar),
     _lock: Box<dyn DirLock>,
 }
@@ -218,6 +226,14 @@ impl Engine {
             _ => Error::io("lock", device.describe(), e),
         })?;
         let rec = crate::recovery::recover(device.as_ref(), &config)?;
+        // What survived in the active blob is made durable now, so the watermark can say so.
+        rec.active.file.sync_data().map_err(|e| {
+            Error::io("fdatasync", crate::blob::blob_name(rec.active.id), e)
+        })?;
+        let watermark = crate::watermark::Watermark::open(
+            device.as_ref(),
+            (rec.active.id, rec.active.flushed()),
+        );
         let active = Active::new(rec.active.clone(), rec.active_records);
         let synced = (rec.active.id, rec.active.flushed());
         let inner = Arc::new(Inner {
@@ -237,6 +253,9 @@ impl Engine {
             seal_queue: Mutex::new(Vec::new()),
             defrag_lock: Mutex::new(()),
             defrag_status: Mutex::new(DefragStatus::default()),
+            known_damage: crate::damage::KnownDamage::default(),
+            watermark,
+            damage: rec.damage,
             stop: (Mutex::new(false), Condvar::new()),
             _lock: lock,
         });
@@ -245,6 +264,9 @@ impl Engine {
             .live_bytes
             .store(rec.live_bytes, Ordering::Relaxed);
         inner.commit.mark_synced(synced);
+        for loc in &inner.damage.found {
+            inner.known_damage.note(*loc);
+        }
         let weak = Arc::downgrade(&inner);
         let flusher = std::thread::Builder::new()
             .name("ringblob-flush".into())
@@ -533,6 +555,7 @@ impl Engine {
                 running: i.defrag_lock.is_locked(),
                 ..i.defrag_status.lock().clone()
             },
+            damage: i.damage.clone(),
         }
     }
 
@@ -558,9 +581,18 @@ impl Engine {
             return self.inner.check_writable();
         }
         self.inner.flush_and_sync().map_err(Error::Poisoned)?;
+        self.inner.watermark.sync();
         self.inner.seal_pending();
         let id = self.inner.active.lock().blob.id;
-        crate::checkpoint::write_index_file(&self.inner, id).map(|_| ())
+        match crate::checkpoint::write_index_file(&self.inner, id) {
+            // Damage whose key is unknown: no checkpoint over it, so the next open scans
+            // (and reports) it again.
+            Err(e) if e.is_corruption() => {
+                tracing::warn!(blob = id, error = %e, "no checkpoint written over damage");
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
     }
 }
 

@@ -26,6 +26,14 @@ impl Inner {
     pub fn read_bytes(&self, blob: u32, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<()> {
         out.resize(len, 0);
         let b = self.blob(blob)?;
+        if let Some(why) = b.damage() {
+            return Err(Error::Corrupt {
+                what: "blob",
+                file: blob_name(blob),
+                offset,
+                reason: why.to_string(),
+            });
+        }
         if offset + len as u64 > b.flushed() {
             let a = self.active.lock();
             if let Some(bytes) = a.buffered_bytes(blob, offset, len) {
@@ -65,6 +73,15 @@ impl Inner {
         Ok(Some((e.loc, h)))
     }
 
+    /// Remembers the newest record of (key, column) as damaged after a read of it failed
+    /// its checks, so a copy of the same version may replace it.
+    fn note_damage(&self, key: &Key, column: u16) {
+        if let Ok(Some(e)) = self.find_newest(key, column) {
+            tracing::error!(key = %key, column, blob = e.loc.blob, offset = e.loc.offset, "read found a damaged record");
+            self.known_damage.note(e.loc);
+        }
+    }
+
     /// Reads `range` of the value under (key, column).
     pub fn read_value(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>> {
         READ_BUF.with(|cell| {
@@ -77,6 +94,9 @@ impl Inner {
                     break;
                 }
                 result = self.read_value_with(key, column, range, &mut buf);
+            }
+            if matches!(&result, Err(e) if e.is_corruption()) {
+                self.note_damage(key, column);
             }
             // Keep the buffer for this thread's next read, unless it grew large.
             if buf.capacity() <= WHOLE_READ_MAX as usize {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::blob::{blob_name, index_name, parse_name, sorted_name, Blob, FileKind};
 use crate::checkpoint::{load_index, store_index};
 use crate::config::{Config, IndexMode};
+use crate::damage::{proven_len, restore_len, save_cut, DamageReport};
 use crate::error::{Error, Result};
 use crate::format::blob_header::{BlobHeader, BLOB_HEADER_LEN};
 use crate::format::index_file::{IndexEntry, IndexFile};
@@ -30,6 +31,8 @@ pub struct Recovered {
     pub live_bytes: u64,
     pub active: Arc<Blob>,
     pub active_records: u64,
+    /// What was found damaged.
+    pub damage: DamageReport,
 }
 
 /// Opens every blob in `device` and rebuilds the index.
@@ -39,46 +42,58 @@ pub fn recover(device: &dyn Device, config: &Config) -> Result<Recovered> {
     let names = device
         .list()
         .map_err(|e| Error::io("list", dir.clone(), e))?;
-    let mut ids = Vec::new();
-    for name in &names {
-        let leftover = name.ends_with(".index.tmp") || name.ends_with(".sorted.tmp");
-        if name.starts_with("data-") && leftover {
-            tracing::info!(file = %name, "removing leftover temporary file");
-            device
-                .remove(name)
-                .map_err(|e| Error::io("remove", name.clone(), e))?;
-        } else if let Some((id, FileKind::Blob)) = parse_name(name) {
-            ids.push(id);
-        }
-    }
-    ids.sort_unstable();
+    let ids = blob_ids(device, &names)?;
+    let synced = crate::watermark::load(device);
+    let mut damage = DamageReport::default();
     let mut blobs = BTreeMap::new();
     let mut entries: HashMap<u32, Vec<IndexEntry>> = HashMap::new();
     let mut sealed = SealedSet::default();
     for (i, &id) in ids.iter().enumerate() {
         let is_last = i + 1 == ids.len();
-        let Some((file, len)) = open_blob_file(device, id, is_last)? else {
+        let Some(opened) = open_blob_file(device, id, is_last, synced)? else {
             continue;
         };
-        let end = if is_last {
-            let (list, end) = recover_tail(device, file.as_ref(), id, len)?;
+        let (file, len) = (opened.file, opened.len);
+        damage.bytes_lost += opened.lost;
+        let cut = if opened.damaged.is_some() {
+            damage.blobs.push(id);
+            Cut::Never
+        } else {
+            Cut::Tail
+        };
+        let mut scan = BlobScan {
+            device,
+            file: file.as_ref(),
+            id,
+            cut,
+            synced,
+            damage: &mut damage,
+        };
+        let end = if is_last && cut == Cut::Tail {
+            let (list, end) = recover_tail(&mut scan, len)?;
             entries.insert(id, list);
             end
         } else if sorted {
-            open_sealed(device, &mut sealed, file.as_ref(), id, len)?
+            open_sealed(&mut scan, &mut sealed, len)?
         } else {
-            let (list, end) = sealed_entries(device, file.as_ref(), id, len)?;
+            let (list, end) = sealed_entries(&mut scan, len)?;
             entries.insert(id, list);
             end
         };
-        blobs.insert(id, Arc::new(Blob::new(id, file, end)));
+        let blob = match opened.damaged {
+            Some(why) => Blob::damaged(id, file, end, why),
+            None => Blob::new(id, file, end),
+        };
+        blobs.insert(id, Arc::new(blob));
     }
-    let last_opened = ids.last().is_some_and(|id| blobs.contains_key(id));
+    // The newest blob takes writes unless it was half-created (and removed) or is damaged.
+    let writable = |id: &u32| blobs.get(id).is_some_and(|b: &Arc<Blob>| b.damage().is_none());
+    let last_opened = ids.last().is_some_and(writable);
     let active = match blobs.last_key_value() {
         Some((_, b)) if last_opened => b.clone(),
         _ => {
-            // No blob yet, or the newest was half-created and removed: the blobs before it
-            // were sealed, so writing continues in a new one.
+            // No blob yet, or the newest was half-created and removed, or is damaged: the
+            // blobs before it were sealed, so writing continues in a new one.
             let next = ids.last().map_or(1, |id| id + 1);
             let b = create_blob_on(device, next)?;
             entries.insert(next, Vec::new());
@@ -87,7 +102,7 @@ pub fn recover(device: &dyn Device, config: &Config) -> Result<Recovered> {
         }
     };
     if sorted {
-        check_sealed(device, &mut sealed, &blobs)?;
+        check_sealed(device, &mut sealed, &blobs, &mut damage)?;
     }
     let (index, live_bytes) = build_index(&blobs, &entries, sorted)?;
     let live_keys = if sorted {
@@ -98,6 +113,9 @@ pub fn recover(device: &dyn Device, config: &Config) -> Result<Recovered> {
     };
     let active_records = entries.get(&active.id).map_or(0, |e| e.len() as u64);
     tracing::info!(dir = %dir, blobs = blobs.len(), keys = index.len(), "opened");
+    if !damage.is_empty() {
+        tracing::error!(dir = %dir, ?damage, "opened with damage: keys whose newest record is damaged read as damaged until written again");
+    }
     Ok(Recovered {
         blobs,
         index,
@@ -106,17 +124,86 @@ pub fn recover(device: &dyn Device, config: &Config) -> Result<Recovered> {
         live_bytes,
         active,
         active_records,
+        damage,
     })
 }
 
-/// Opens one blob file and checks its header; returns it with its length. The last blob
-/// may have a torn header (crash while creating it): it is dropped. Any other bad header is
-/// an error: refusing to open beats silently losing a blob.
+/// The ids of the blob files in `names`, ascending. Temporary files left by a crash are
+/// removed, and so are index files whose blob does not exist (a defragmentation that
+/// crashed between writing a new blob's index and the blob, or after retiring the blob).
+fn blob_ids(device: &dyn Device, names: &[String]) -> Result<Vec<u32>> {
+    let mut ids = Vec::new();
+    let mut indexes = Vec::new();
+    for name in names {
+        let leftover = name.ends_with(".index.tmp") || name.ends_with(".sorted.tmp");
+        if name.starts_with("data-") && leftover {
+            tracing::info!(file = %name, "removing leftover temporary file");
+            remove_file(device, name)?;
+            continue;
+        }
+        match parse_name(name) {
+            Some((id, FileKind::Blob)) => ids.push(id),
+            Some((id, FileKind::Index | FileKind::Sorted)) => indexes.push((id, name)),
+            None => {}
+        }
+    }
+    ids.sort_unstable();
+    for (id, name) in indexes {
+        if ids.binary_search(&id).is_err() {
+            tracing::info!(file = %name, "removing index file of a blob that does not exist");
+            remove_file(device, name)?;
+        }
+    }
+    Ok(ids)
+}
+
+fn remove_file(device: &dyn Device, name: &str) -> Result<()> {
+    device
+        .remove(name)
+        .map_err(|e| Error::io("remove", name.to_string(), e))
+}
+
+/// Whether a scan may cut a blob's tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// A torn tail is cut (saved beside the blob first), a record cut short is restored.
+    Tail,
+    /// The blob is damaged: it is read, never changed.
+    Never,
+}
+
+/// One blob being opened.
+struct BlobScan<'a> {
+    device: &'a dyn Device,
+    file: &'a dyn DeviceFile,
+    id: u32,
+    cut: Cut,
+    /// The synced watermark, if known (see `watermark`).
+    synced: Option<crate::commit::LogPos>,
+    damage: &'a mut DamageReport,
+}
+
+/// A blob file opened: its length (restored to what its indexes prove), and why its records
+/// are not served when its header is damaged.
+struct OpenedBlob {
+    file: Arc<dyn DeviceFile>,
+    len: u64,
+    /// Bytes the blob was extended by to reach its proven length.
+    lost: u64,
+    damaged: Option<String>,
+}
+
+/// Opens one blob file and checks its header. The last blob may have a torn header (crash
+/// while creating it): it is dropped. Any other bad header marks the blob damaged: it is
+/// opened (its records are known from its index files or a scan, and read as damaged)
+/// and everything else is served. A blob shorter than its index files prove is extended
+/// back to that length (see [`restore_len`]).
 fn open_blob_file(
     device: &dyn Device,
     id: u32,
     is_last: bool,
-) -> Result<Option<(Arc<dyn DeviceFile>, u64)>> {
+    synced: Option<crate::commit::LogPos>,
+) -> Result<Option<OpenedBlob>> {
     let name = blob_name(id);
     // Read-write even when sealed: a blob sealed just before a crash may have a torn tail
     // to truncate (rotation does not wait for the sealed blob's fdatasync).
@@ -135,42 +222,45 @@ fn open_blob_file(
     let mut head = [0u8; BLOB_HEADER_LEN];
     let n = crate::io::read_up_to(file.as_ref(), &mut head, 0)
         .map_err(|e| Error::io("read", name.clone(), e))?;
-    match BlobHeader::decode(&head[..n], &name) {
-        Ok(h) if h.blob_id == id => Ok(Some((file, len))),
-        Ok(h) => Err(Error::Corrupt {
-            what: "blob header",
-            file: name,
-            offset: 0,
-            reason: format!("header names blob {}", h.blob_id),
-        }),
+    let damaged = match BlobHeader::decode(&head[..n], &name) {
+        Ok(h) if h.blob_id == id => None,
+        Ok(h) => Some(format!("its header names blob {}", h.blob_id)),
         Err(e) if is_last && len <= BLOB_HEADER_LEN as u64 => {
             tracing::warn!(file = %name, error = %e, "removing blob left half-created by a crash");
             drop(file);
-            device
-                .remove(&name)
-                .map_err(|e| Error::io("remove", name.clone(), e))?;
+            remove_file(device, &name)?;
             let _ = device.remove(&index_name(id));
             let _ = device.remove(&sorted_name(id));
             device
                 .sync_dir()
                 .map_err(|e| Error::io("sync dir for", name, e))?;
-            Ok(None)
+            return Ok(None);
         }
-        Err(e) => Err(e),
+        // A blob of a newer format is not damage: refusing beats misreading it.
+        Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
+        Err(e) if e.is_corruption() => Some(format!("its header is damaged: {e}")),
+        Err(e) => return Err(e),
+    };
+    if let Some(why) = &damaged {
+        tracing::error!(file = %name, reason = %why, "damaged blob: its records read as damaged; everything else is served");
     }
+    let watermark = synced.filter(|w| w.0 == id).map_or(0, |w| w.1);
+    let proven = proven_len(device, id).max(watermark);
+    let restored = restore_len(file.as_ref(), id, len, proven)?;
+    Ok(Some(OpenedBlob {
+        file,
+        len: restored,
+        lost: restored - len,
+        damaged,
+    }))
 }
 
 /// Sorted mode: opens a sealed blob's sorted index, or rebuilds it (from the index file, or
 /// a scan of the blob) when it is missing, damaged or stale. Older blobs are already in
 /// `sealed`, so what the blob superseded in them is counted. Returns the blob's length.
-fn open_sealed(
-    device: &dyn Device,
-    sealed: &mut SealedSet,
-    file: &dyn DeviceFile,
-    id: u32,
-    len: u64,
-) -> Result<u64> {
-    match SealedBlob::open(device, id, len) {
+fn open_sealed(scan: &mut BlobScan<'_>, sealed: &mut SealedSet, len: u64) -> Result<u64> {
+    let id = scan.id;
+    match SealedBlob::open(scan.device, id, len) {
         Ok(Some(b)) => {
             sealed.add(b, std::iter::empty());
             return Ok(len);
@@ -178,8 +268,11 @@ fn open_sealed(
         Ok(None) => tracing::info!(blob = id, "no sorted index; building it"),
         Err(e) => tracing::warn!(blob = id, error = %e, "sorted index unusable; rebuilding it"),
     }
-    let (list, end) = sealed_entries(device, file, id, len)?;
-    let (blob, _) = write_sorted(device, sealed, id, end, &list)?;
+    // Damaged records with known keys are listed, so they stay their keys' newest records;
+    // damage with unknown keys was reported by the scan (only this once: it held nothing
+    // the sorted index could name).
+    let (list, end) = sealed_entries(scan, len)?;
+    let (blob, _) = write_sorted(scan.device, sealed, id, end, &list)?;
     sealed.add(blob, std::iter::empty());
     Ok(end)
 }
@@ -190,6 +283,7 @@ fn check_sealed(
     device: &dyn Device,
     sealed: &mut SealedSet,
     blobs: &BTreeMap<u32, Arc<Blob>>,
+    damage: &mut DamageReport,
 ) -> Result<()> {
     let all = sealed.blobs();
     let mut builder = FilterBuilder::new(all.iter().map(|b| b.header().entry_count).sum());
@@ -200,7 +294,16 @@ fn check_sealed(
         }
         tracing::warn!(blob = b.id, error = %e, "sorted index damaged; rebuilding it");
         let blob = blobs.get(&b.id).ok_or(Error::BlobRetired(b.id))?;
-        let (list, end) = sealed_entries(device, blob.file.as_ref(), b.id, blob.flushed())?;
+        let mut scan = BlobScan {
+            device,
+            file: blob.file.as_ref(),
+            id: b.id,
+            // The blob's length was settled when it was opened.
+            cut: Cut::Never,
+            synced: None,
+            damage,
+        };
+        let (list, end) = sealed_entries(&mut scan, blob.flushed())?;
         let (rebuilt, _) = write_sorted(device, sealed, b.id, end, &list)?;
         builder.add(&rebuilt)?;
         sealed.add(rebuilt, std::iter::empty());
@@ -225,14 +328,12 @@ fn memory_key_delta(sealed: &SealedSet, entries: &[IndexEntry]) -> Result<i64> {
 }
 
 /// A sealed blob's records: from its index file, or rebuilt from the blob (and the index
-/// file rewritten) when that is missing or fails its checks. Returns entries and length.
-fn sealed_entries(
-    device: &dyn Device,
-    file: &dyn DeviceFile,
-    id: u32,
-    len: u64,
-) -> Result<(Vec<IndexEntry>, u64)> {
-    match load_index(device, id, len) {
+/// file rewritten, unless the blob has damage whose key is unknown, so the next open
+/// finds and reports it again) when that is missing or fails its checks. Returns entries
+/// and length.
+fn sealed_entries(scan: &mut BlobScan<'_>, len: u64) -> Result<(Vec<IndexEntry>, u64)> {
+    let id = scan.id;
+    match load_index(scan.device, id, len) {
         Ok(Some(ix)) if ix.covered_len == len => return Ok((ix.entries, len)),
         Ok(Some(ix)) => tracing::warn!(
             blob = id,
@@ -243,11 +344,11 @@ fn sealed_entries(
         Ok(None) => tracing::warn!(blob = id, "index file missing; rebuilding from blob"),
         Err(e) => tracing::warn!(blob = id, error = %e, "index file damaged; rebuilding from blob"),
     }
-    let (entries, end, damaged) = scan_blob(file, id, BLOB_HEADER_LEN as u64, len)?;
-    if damaged {
+    let (entries, end, unknown) = scan_blob(scan, BLOB_HEADER_LEN as u64, len)?;
+    if unknown || scan.cut == Cut::Never {
         tracing::error!(
             blob = id,
-            "blob has damaged records; not writing an index file over them"
+            "blob has damage; not writing an index file over it"
         );
     } else {
         let ix = IndexFile {
@@ -255,7 +356,7 @@ fn sealed_entries(
             covered_len: end,
             entries: entries.clone(),
         };
-        if let Err(e) = store_index(device, &ix) {
+        if let Err(e) = store_index(scan.device, &ix) {
             tracing::warn!(blob = id, error = %e, "could not write rebuilt index file");
         }
     }
@@ -263,13 +364,9 @@ fn sealed_entries(
 }
 
 /// The active blob: checkpointed records, then every record after the checkpoint checked.
-fn recover_tail(
-    device: &dyn Device,
-    file: &dyn DeviceFile,
-    id: u32,
-    len: u64,
-) -> Result<(Vec<IndexEntry>, u64)> {
-    let (mut entries, start) = match load_index(device, id, len) {
+fn recover_tail(scan: &mut BlobScan<'_>, len: u64) -> Result<(Vec<IndexEntry>, u64)> {
+    let id = scan.id;
+    let (mut entries, start) = match load_index(scan.device, id, len) {
         Ok(Some(ix)) => (ix.entries, ix.covered_len),
         Ok(None) => (Vec::new(), BLOB_HEADER_LEN as u64),
         Err(e) => {
@@ -277,59 +374,136 @@ fn recover_tail(
             (Vec::new(), BLOB_HEADER_LEN as u64)
         }
     };
-    let (tail, end, _) = scan_blob(file, id, start, len)?;
+    let (tail, end, _) = scan_blob(scan, start, len)?;
     entries.extend(tail);
     Ok((entries, end))
 }
 
-/// Checks every record of `[start, len)` in full. A damaged tail with no valid record after
-/// it is a torn append and is truncated; damage followed by valid records is corruption,
-/// logged and skipped. Returns the entries, the blob's length afterwards, and whether damage
-/// was skipped.
-fn scan_blob(
-    file: &dyn DeviceFile,
-    id: u32,
-    start: u64,
-    len: u64,
-) -> Result<(Vec<IndexEntry>, u64, bool)> {
+/// Checks every record of `[start, len)` in full. Returns the entries, the blob's length
+/// afterwards, and whether there was damage whose key is unknown.
+///
+/// - A damaged record whose header is known (intact, or one flipped bit away) is listed:
+///   its key reads as damaged. If it is cut off by the end of the blob, the blob is
+///   extended to the record's full length (zeros), so later appends cannot land inside it.
+/// - Damage with no known header followed by valid records is skipped and counted.
+/// - Bytes at the end that are no record at all (a torn append's header, garbage) are cut
+///   off, saved beside the blob first unless they are all zeros.
+fn scan_blob(scan: &mut BlobScan<'_>, start: u64, len: u64) -> Result<(Vec<IndexEntry>, u64, bool)> {
+    let id = scan.id;
     let mut entries = Vec::new();
-    let (mut end, mut damaged) = (len, false);
-    for item in Scanner::new(file, id, start, len, Check::Everything) {
+    let (mut end, mut unknown) = (len, false);
+    for item in Scanner::new(scan.file, id, start, len, Check::Everything) {
         match item? {
-            ScanItem::Record { offset, header } => entries.push(entry(offset, &header)),
+            ScanItem::Record { offset, header } => entries.push(IndexEntry::of(offset, &header)),
             ScanItem::Damaged {
                 offset,
                 error,
-                next: None,
+                next,
+                header: Some(h),
             } => {
-                tracing::warn!(blob = id, offset, dropped = len - offset, reason = %error, "truncating torn tail");
-                let name = blob_name(id);
-                file.set_len(offset)
-                    .map_err(|e| Error::io("truncate", name.clone(), e))?;
-                file.sync_data()
-                    .map_err(|e| Error::io("fdatasync", name, e))?;
-                end = offset;
+                let record_end = offset + h.record_len();
+                if record_end > len && !scan.was_synced(offset) {
+                    tracing::warn!(blob = id, offset, key = %h.key, reason = %error, "cutting a torn append (past the synced watermark)");
+                    end = scan.cut_tail(offset, end)?;
+                    continue;
+                }
+                tracing::error!(blob = id, offset, key = %h.key, column = h.column, reason = %error, "damaged record: its key reads as damaged until written again");
+                scan.damage.records += 1;
+                if record_end > len {
+                    end = scan.restore_record(offset, record_end)?;
+                    if end < record_end {
+                        continue;
+                    }
+                }
+                entries.push(IndexEntry::of(offset, &h));
+                scan.damage.found.push(Loc {
+                    blob: id,
+                    offset: offset as u32,
+                    len: h.record_len() as u32,
+                });
+                match next {
+                    // Bytes between the record and the next valid one: damage, key unknown.
+                    Some(n) if n > record_end => {
+                        scan.damage.unknown_regions += 1;
+                        unknown = true;
+                    }
+                    None if record_end < end => end = scan.end_tail(record_end, end)?,
+                    _ => {}
+                }
             }
             ScanItem::Damaged {
                 offset,
                 error,
                 next: Some(n),
+                header: None,
             } => {
-                tracing::error!(blob = id, offset, skipped = n - offset, reason = %error, "damaged record skipped");
-                damaged = true;
+                tracing::error!(blob = id, offset, skipped = n - offset, reason = %error, "damaged region skipped: the key it held cannot be known");
+                scan.damage.unknown_regions += 1;
+                unknown = true;
+            }
+            ScanItem::Damaged {
+                offset,
+                error,
+                next: None,
+                header: None,
+            } => {
+                tracing::warn!(blob = id, offset, bytes = end - offset, reason = %error, "the blob ends in bytes that are no record");
+                end = scan.end_tail(offset, end)?;
             }
         }
     }
-    Ok((entries, end, damaged))
+    Ok((entries, end, unknown))
 }
 
-fn entry(offset: u64, h: &crate::format::record::RecordHeader) -> IndexEntry {
-    IndexEntry {
-        key: h.key,
-        offset,
-        record_len: h.record_len() as u32,
-        flags: h.flags,
-        column: h.column,
+impl BlobScan<'_> {
+    /// Whether the log at `offset` of this blob is known to have been synced (it lies
+    /// before the watermark). With no watermark (a directory from before it existed, or a
+    /// damaged one) only index files prove anything, and the tail past them is treated
+    /// as unsynced, as it always was.
+    fn was_synced(&self, offset: u64) -> bool {
+        self.synced.is_some_and(|w| (self.id, offset) < w)
+    }
+
+    /// Bytes from `at` to the end that are no record: cut if they lie past the synced
+    /// watermark (a torn append, or garbage written after the last sync); kept and counted
+    /// as damage with an unknown key if they were synced. Returns the blob's length.
+    fn end_tail(&mut self, at: u64, len: u64) -> Result<u64> {
+        if self.was_synced(at) {
+            tracing::error!(blob = self.id, offset = at, bytes = len - at, "synced bytes at the end of the blob are damaged: kept, the key they held cannot be known");
+            self.damage.unknown_regions += 1;
+            return Ok(len);
+        }
+        self.cut_tail(at, len)
+    }
+
+    /// Cuts the blob at `at` (saving the bytes cut); returns the new length. A blob that
+    /// may not be changed keeps them (and its length).
+    fn cut_tail(&mut self, at: u64, len: u64) -> Result<u64> {
+        if self.cut == Cut::Never {
+            self.damage.unknown_regions += 1;
+            return Ok(len);
+        }
+        save_cut(self.device, self.file, self.id, at, len);
+        self.damage.tail_bytes_cut += len - at;
+        let name = blob_name(self.id);
+        self.file
+            .set_len(at)
+            .map_err(|e| Error::io("truncate", name.clone(), e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("fdatasync", name, e))?;
+        Ok(at)
+    }
+
+    /// Extends the blob to `record_end` so the record at `offset`, cut off by the end of the
+    /// file, keeps its place (and its key reads as damaged); returns the new length. A
+    /// record that cannot fit a blob is cut instead.
+    fn restore_record(&mut self, offset: u64, record_end: u64) -> Result<u64> {
+        let len = self.file.len().map_err(|e| Error::io("stat", blob_name(self.id), e))?;
+        if self.cut == Cut::Never || record_end > crate::config::MAX_BLOB_SIZE {
+            return self.cut_tail(offset, len);
+        }
+        crate::damage::restore_len(self.file, self.id, len, record_end)
     }
 }
 

@@ -23,10 +23,13 @@ pub enum ScanItem {
     /// A record that passed the checks.
     Record { offset: u64, header: RecordHeader },
     /// Bytes at `offset` that are not a valid record; `next` is the next valid record, if any.
+    /// `header` is the record's header when it is intact (only the body is damaged or cut
+    /// off) or one flipped bit away from intact: then the damaged record's key is known.
     Damaged {
         offset: u64,
         error: Error,
         next: Option<u64>,
+        header: Option<RecordHeader>,
     },
 }
 
@@ -35,8 +38,8 @@ const WINDOW: usize = 4 << 20;
 /// The outcome of checking one position.
 enum Checked {
     Good(RecordHeader),
-    /// Not a valid record header at all.
-    BadHeader(Error),
+    /// Not a valid record header; `Some` the header it was one flipped bit ago.
+    BadHeader(Error, Option<RecordHeader>),
     /// A valid header whose record is cut off or whose body fails its checks.
     BadBody(RecordHeader, Error),
 }
@@ -92,7 +95,10 @@ impl<'a> Scanner<'a> {
             .map_err(|e| io_err(e, blob))?;
         let h = match RecordHeader::decode(head, blob, at) {
             Ok(h) => h,
-            Err(e) => return Ok(Checked::BadHeader(e)),
+            Err(e) => {
+                let repaired = RecordHeader::repaired_one_bit(head, blob, at);
+                return Ok(Checked::BadHeader(e, repaired));
+            }
         };
         if at + h.record_len() > end {
             let e = Error::Truncated {
@@ -164,11 +170,19 @@ impl Iterator for Scanner<'_> {
                 } else {
                     self.resync(after)
                 };
-                self.damaged(at, error, next)
+                self.damaged(at, error, next, Some(h))
             }
-            Ok(Checked::BadHeader(error)) => {
-                let next = self.resync(at + 1);
-                self.damaged(at, error, next)
+            // A header one flipped bit from intact is as good as intact (the flip is the only
+            // one CRC-32 allows), so the record is skipped whole by its length, like a
+            // damaged body. Any other damaged header: search from the next byte.
+            Ok(Checked::BadHeader(error, repaired)) => {
+                let after = repaired.map(|h| at + h.record_len());
+                let next = match after {
+                    Some(after) if after > self.end => Ok(None),
+                    Some(after) => self.resync(after),
+                    None => self.resync(at + 1),
+                };
+                self.damaged(at, error, next, repaired)
             }
         })
     }
@@ -176,13 +190,20 @@ impl Iterator for Scanner<'_> {
 
 impl Scanner<'_> {
     /// The damage item for `at`, moving on to `next` (the end when none).
-    fn damaged(&mut self, at: u64, error: Error, next: Result<Option<u64>>) -> Result<ScanItem> {
+    fn damaged(
+        &mut self,
+        at: u64,
+        error: Error,
+        next: Result<Option<u64>>,
+        header: Option<RecordHeader>,
+    ) -> Result<ScanItem> {
         let next = next?;
         self.pos = next.unwrap_or(self.end);
         Ok(ScanItem::Damaged {
             offset: at,
             error,
             next,
+            header,
         })
     }
 }

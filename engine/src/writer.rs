@@ -173,9 +173,13 @@ impl Inner {
             // left, so there is then no record to be newer than.
             let stored_ns = match self.timestamp_at_locked(a, e.loc) {
                 Err(Error::BlobRetired(_)) if e.tombstone => 0,
+                // A damaged newest record cannot be read: any copy replaces it.
+                Err(err) if err.is_corruption() => 0,
                 other => other?,
             };
-            if stored_ns >= write_ns {
+            // A copy of the very version a damaged record held replaces it too (repair).
+            let heals = stored_ns == write_ns && self.known_damage.contains(e.loc);
+            if stored_ns >= write_ns && !heals {
                 return Err(Error::NotNewer {
                     stored_ns,
                     write_ns,
@@ -466,6 +470,7 @@ impl Inner {
             self.sync_blob(b).map_err(|e| e.to_string())?;
         }
         self.sync_blob(&blob).map_err(|e| e.to_string())?;
+        self.watermark.advance((blob.id, end));
         if !sealed.is_empty() {
             self.active
                 .lock()

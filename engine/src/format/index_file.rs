@@ -26,6 +26,19 @@ pub struct IndexEntry {
     pub column: u16,
 }
 
+impl IndexEntry {
+    /// The entry of the record with header `h` at `offset`.
+    pub fn of(offset: u64, h: &super::record::RecordHeader) -> Self {
+        IndexEntry {
+            key: h.key,
+            offset,
+            record_len: h.record_len() as u32,
+            flags: h.flags,
+            column: h.column,
+        }
+    }
+}
+
 /// A decoded index file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexFile {

@@ -172,6 +172,27 @@ impl RecordHeader {
         Ok(h)
     }
 
+    /// The header a damaged header `b` most likely was, when exactly one flipped bit makes
+    /// it decode and validate (CRC-32 tells every single-bit error in 88 bytes apart, so at
+    /// most one flip can match). Used only to learn which key a damaged record belonged
+    /// to, so that key is reported as damaged instead of served at an older version; the
+    /// record itself stays damaged. `None` for anything else (several flips, zeros).
+    pub fn repaired_one_bit(b: &[u8], blob: u32, offset: u64) -> Option<Self> {
+        let mut work: [u8; RECORD_HEADER_LEN] = b.get(..RECORD_HEADER_LEN)?.try_into().ok()?;
+        let mut found = None;
+        for bit in 0..RECORD_HEADER_LEN * 8 {
+            work[bit / 8] ^= 1 << (bit % 8);
+            if let Ok(h) = Self::decode(&work, blob, offset) {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(h);
+            }
+            work[bit / 8] ^= 1 << (bit % 8);
+        }
+        found
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.flags & !KNOWN_FLAGS != 0 {
             return Err(format!("unknown record flags {:#06x}", self.flags));

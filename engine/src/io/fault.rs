@@ -8,7 +8,9 @@ use std::sync::Arc;
 use super::{Device, DeviceFile, DirLock, OpenMode};
 
 /// Which operations fail: the `n`th (1-based, counted across all files) write or sync.
-/// A failed write first writes half its bytes, as a torn write would.
+/// A failed write first writes half its bytes, as a torn write would. Only the engine's
+/// data files (blobs, index files) are counted and failed: the synced watermark is advice
+/// whose failures are logged, never reported to writers.
 #[derive(Debug, Default)]
 pub struct FaultPlan {
     pub fail_write_n: Option<u64>,
@@ -97,6 +99,9 @@ impl<D: Device> Device for FaultDevice<D> {
         self.inner.list()
     }
     fn open(&self, name: &str, mode: OpenMode) -> io::Result<Arc<dyn DeviceFile>> {
+        if name == crate::watermark::WATERMARK_FILE {
+            return self.inner.open(name, mode);
+        }
         Ok(Arc::new(FaultFile {
             inner: self.inner.open(name, mode)?,
             plan: self.plan.clone(),

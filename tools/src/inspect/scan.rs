@@ -197,8 +197,10 @@ pub fn scan_open(
                 offset,
                 error,
                 next,
+                header,
             } => {
-                let p = damaged_region(&file, name, blob_id, (offset, next, len), &error)?;
+                let at = (offset, next, len);
+                let p = damaged_region(&file, name, at, &error, header)?;
                 scan.damage.push(p);
             }
         }
@@ -305,14 +307,15 @@ fn bad_record(name: &str, offset: u64, h: &RecordHeader, e: &Error) -> Problem {
 fn damaged_region(
     file: &dyn DeviceFile,
     name: &str,
-    blob: u32,
     (offset, next, len): (u64, Option<u64>, u64),
     error: &Error,
+    header: Option<RecordHeader>,
 ) -> Result<Problem> {
     let mut head = [0u8; RECORD_HEADER_LEN];
     let n = read_up_to(file, &mut head, offset).with_context(|| format!("read {name}"))?;
     let head = head.get(..n).unwrap_or(&[]);
-    let key = RecordHeader::decode(head, blob, offset).ok().map(|h| h.key);
+    // The scanner's header: intact, or the one a single flipped bit damaged.
+    let key = header.map(|h| h.key);
     let site = Site {
         at_tail: next.is_none(),
         looks_like_record: looks_like_record(head),
@@ -364,8 +367,10 @@ mod tests {
                     offset,
                     error,
                     next,
+                    header,
                 } => {
-                    let p = damaged_region(&file, name, scan.blob_id, (offset, next, len), &error)?;
+                    let at = (offset, next, len);
+                    let p = damaged_region(&file, name, at, &error, header)?;
                     scan.damage.push(p);
                 }
             }
