@@ -227,9 +227,10 @@ impl Engine {
         })?;
         let rec = crate::recovery::recover(device.as_ref(), &config)?;
         // What survived in the active blob is made durable now, so the watermark can say so.
-        rec.active.file.sync_data().map_err(|e| {
-            Error::io("fdatasync", crate::blob::blob_name(rec.active.id), e)
-        })?;
+        rec.active
+            .file
+            .sync_data()
+            .map_err(|e| Error::io("fdatasync", crate::blob::blob_name(rec.active.id), e))?;
         let watermark = crate::watermark::Watermark::open(
             device.as_ref(),
             (rec.active.id, rec.active.flushed()),

@@ -43,10 +43,10 @@ mod patch;
 mod reader;
 mod recovery;
 pub mod scan;
-pub mod watermark;
 mod sealed;
 mod sorting;
 mod stream;
+pub mod watermark;
 mod writer;
 
 pub use config::{Config, Durability, IndexMode, IoKind, Range, WriteOptions};

@@ -87,7 +87,11 @@ pub fn recover(device: &dyn Device, config: &Config) -> Result<Recovered> {
         blobs.insert(id, Arc::new(blob));
     }
     // The newest blob takes writes unless it was half-created (and removed) or is damaged.
-    let writable = |id: &u32| blobs.get(id).is_some_and(|b: &Arc<Blob>| b.damage().is_none());
+    let writable = |id: &u32| {
+        blobs
+            .get(id)
+            .is_some_and(|b: &Arc<Blob>| b.damage().is_none())
+    };
     let last_opened = ids.last().is_some_and(writable);
     let active = match blobs.last_key_value() {
         Some((_, b)) if last_opened => b.clone(),
@@ -388,7 +392,11 @@ fn recover_tail(scan: &mut BlobScan<'_>, len: u64) -> Result<(Vec<IndexEntry>, u
 /// - Damage with no known header followed by valid records is skipped and counted.
 /// - Bytes at the end that are no record at all (a torn append's header, garbage) are cut
 ///   off, saved beside the blob first unless they are all zeros.
-fn scan_blob(scan: &mut BlobScan<'_>, start: u64, len: u64) -> Result<(Vec<IndexEntry>, u64, bool)> {
+fn scan_blob(
+    scan: &mut BlobScan<'_>,
+    start: u64,
+    len: u64,
+) -> Result<(Vec<IndexEntry>, u64, bool)> {
     let id = scan.id;
     let mut entries = Vec::new();
     let (mut end, mut unknown) = (len, false);
@@ -499,7 +507,10 @@ impl BlobScan<'_> {
     /// file, keeps its place (and its key reads as damaged); returns the new length. A
     /// record that cannot fit a blob is cut instead.
     fn restore_record(&mut self, offset: u64, record_end: u64) -> Result<u64> {
-        let len = self.file.len().map_err(|e| Error::io("stat", blob_name(self.id), e))?;
+        let len = self
+            .file
+            .len()
+            .map_err(|e| Error::io("stat", blob_name(self.id), e))?;
         if self.cut == Cut::Never || record_end > crate::config::MAX_BLOB_SIZE {
             return self.cut_tail(offset, len);
         }

@@ -153,6 +153,9 @@ mod tests {
         let b = encode((1, 4096));
         assert_eq!(&b[0..8], b"RBSYNCD\0");
         assert_eq!(&b[8..20], &[1, 0, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(u32::from_le_bytes(b[20..24].try_into().unwrap()), crc32(&b[0..20]));
+        assert_eq!(
+            u32::from_le_bytes(b[20..24].try_into().unwrap()),
+            crc32(&b[0..20])
+        );
     }
 }

@@ -28,7 +28,7 @@ pub struct Catalog {
     pub target: Target,
     /// In blob id order.
     pub blobs: Vec<BlobReport>,
-    /// Problems that belong to no blob (orphan index files).
+    /// Problems that belong to no blob (orphan index files, side files).
     pub other: Vec<Problem>,
 }
 
@@ -65,14 +65,23 @@ impl Catalog {
             });
         }
         progress.finish();
-        let other = target
+        let mut other: Vec<Problem> = target
             .orphan_indexes
             .iter()
             .map(|f| {
-                let reason = "index file without its blob file; the engine ignores it";
+                let reason = "index file without its blob file; the engine removes it at open";
                 Problem::new(Kind::OrphanIndexFile, &f.name, 0, reason)
             })
             .collect();
+        if !target.single_file {
+            let blob_len = |id: u32| {
+                blobs
+                    .iter()
+                    .find(|b: &&BlobReport| b.blob.id == Some(id))
+                    .map(|b| b.scan.len)
+            };
+            other.extend(super::side_files::check(&target.root, &blob_len)?);
+        }
         Ok(Catalog {
             target,
             blobs,

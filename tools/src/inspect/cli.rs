@@ -51,6 +51,13 @@ Problem kinds (the \"kind\" field of --json; stable names):
   orphan_index_file              (info) an index or sorted index file without its blob file
   bad_sorted_index               a sorted index (data-N.sorted) fails its own checks (magic,
                                  CRCs, page order, fences) or names another blob or length
+  bad_remove_log                 a removes.log entry or header fails its checks: a remove
+                                 the node no longer remembers
+  torn_remove_log_entry          (info) a partial last removes.log entry (torn append)
+  bad_watermark                  synced.pos (the synced watermark) fails its checks
+  synced_bytes_lost              a blob is shorter than synced.pos says was synced
+  saved_cut_tail                 (info) data-N.blob.cut-OFFSET: bytes the engine cut from a
+                                 blob tail (a torn append or garbage) and kept
 
 For blob damage, \"offset\" is where the damaged region starts and \"end\" where the next \
 valid record (or the end of the file) is: bytes offset..end are lost. For index entries, \

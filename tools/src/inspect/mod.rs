@@ -25,6 +25,7 @@ pub mod progress;
 pub mod replay;
 pub mod rofile;
 pub mod scan;
+pub mod side_files;
 pub mod sorted_check;
 pub mod source;
 pub mod summary;

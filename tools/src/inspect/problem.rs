@@ -58,11 +58,22 @@ pub enum Kind {
     /// A sorted index file (`data-N.sorted`) that fails its own checks (magic, CRCs, page
     /// order, fences), names another blob or describes another length of it.
     BadSortedIndex,
+    /// A `removes.log` entry (or header) that fails its checks: a remove no longer
+    /// remembered.
+    BadRemoveLog,
+    /// A partial last `removes.log` entry: an append torn by a crash, never acknowledged.
+    TornRemoveLogEntry,
+    /// `synced.pos` fails its checks.
+    BadWatermark,
+    /// A blob shorter than the synced watermark says it was: synced bytes were lost.
+    SyncedBytesLost,
+    /// Bytes the engine cut from a blob tail and saved beside it.
+    SavedCutTail,
 }
 
 impl Kind {
     /// Every kind, in the order `--help` lists them.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 24] = [
         Kind::TruncatedTail,
         Kind::BadMagic,
         Kind::BadHeaderCrc,
@@ -82,6 +93,11 @@ impl Kind {
         Kind::IndexCoversPrefix,
         Kind::OrphanIndexFile,
         Kind::BadSortedIndex,
+        Kind::BadRemoveLog,
+        Kind::TornRemoveLogEntry,
+        Kind::BadWatermark,
+        Kind::SyncedBytesLost,
+        Kind::SavedCutTail,
     ];
 
     /// The stable name.
@@ -106,12 +122,20 @@ impl Kind {
             Kind::IndexCoversPrefix => "index_covers_prefix",
             Kind::OrphanIndexFile => "orphan_index_file",
             Kind::BadSortedIndex => "bad_sorted_index",
+            Kind::BadRemoveLog => "bad_remove_log",
+            Kind::TornRemoveLogEntry => "torn_remove_log_entry",
+            Kind::BadWatermark => "bad_watermark",
+            Kind::SyncedBytesLost => "synced_bytes_lost",
+            Kind::SavedCutTail => "saved_cut_tail",
         }
     }
 
     pub fn severity(self) -> Severity {
         match self {
-            Kind::IndexCoversPrefix | Kind::OrphanIndexFile => Severity::Info,
+            Kind::IndexCoversPrefix
+            | Kind::OrphanIndexFile
+            | Kind::TornRemoveLogEntry
+            | Kind::SavedCutTail => Severity::Info,
             Kind::UnsupportedVersion => Severity::Unreadable,
             _ => Severity::Corruption,
         }
@@ -215,11 +239,17 @@ mod tests {
     }
 
     #[test]
-    fn only_prefix_and_orphan_are_info() {
+    fn only_prefix_orphans_torn_remove_entries_and_saved_tails_are_info() {
         let info: Vec<Kind> = Kind::ALL
             .into_iter()
             .filter(|k| k.severity() == Severity::Info)
             .collect();
-        assert_eq!(info, [Kind::IndexCoversPrefix, Kind::OrphanIndexFile]);
+        let expected = [
+            Kind::IndexCoversPrefix,
+            Kind::OrphanIndexFile,
+            Kind::TornRemoveLogEntry,
+            Kind::SavedCutTail,
+        ];
+        assert_eq!(info, expected);
     }
 }

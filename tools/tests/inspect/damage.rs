@@ -119,15 +119,21 @@ fn truncated_mid_record_is_a_truncated_tail() -> Result<()> {
     let last = *records(file)?.last().context("empty blob")?;
     let cut = last.offset + (RECORD_HEADER_LEN as u64 + last.h.record_len()) / 2;
     let cut = cut.min(last.end() - 1);
+    // The blob was closed cleanly, so the synced watermark also says bytes were lost.
+    let lost = |cut: u64| ("synced_bytes_lost".to_string(), name(file), cut);
     OpenOptions::new().write(true).open(file)?.set_len(cut)?;
-    let line = one_problem(dir.path(), "truncated_tail", &name(file), last.offset)?;
+    let run = inspect(dir.path(), &["verify", "--json", s(dir.path())])?;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let torn = ("truncated_tail".to_string(), name(file), last.offset);
+    assert_eq!(run.problems()?, [torn.clone(), lost(cut)]);
+    let line = run.json()?.into_iter().next().context("no line")?;
     assert_eq!(line.get("end").and_then(Value::as_u64), Some(cut));
     // Cut inside the header: still a truncated tail, with no key.
-    OpenOptions::new()
-        .write(true)
-        .open(file)?
-        .set_len(last.offset + 40)?;
-    let line = one_problem(dir.path(), "truncated_tail", &name(file), last.offset)?;
+    let cut = last.offset + 40;
+    OpenOptions::new().write(true).open(file)?.set_len(cut)?;
+    let run = inspect(dir.path(), &["verify", "--json", s(dir.path())])?;
+    assert_eq!(run.problems()?, [torn, lost(cut)]);
+    let line = run.json()?.into_iter().next().context("no line")?;
     assert_eq!(line.get("key"), Some(&Value::Null));
     Ok(())
 }
