@@ -514,8 +514,21 @@ impl Inner {
 
     /// The key of the record at `loc`, read while holding the writer lock (its header's
     /// checksum checked: a damaged header is an error, never "another key").
+    ///
+    /// A header one flipped bit from intact names its key (see
+    /// [`RecordHeader::repaired_one_bit`]): a write of that key then replaces the damaged
+    /// record instead of failing on it, and a write of another key passes it by.
     fn key_at_locked(&self, a: &Active, loc: Loc) -> Result<Key> {
-        Ok(self.header_at_locked(a, loc)?.key)
+        let mut raw = [0u8; RECORD_HEADER_LEN];
+        self.header_bytes_locked(a, loc, 0, &mut raw)?;
+        let offset = u64::from(loc.offset);
+        match RecordHeader::decode(&raw, loc.blob, offset) {
+            Ok(h) => Ok(h.key),
+            Err(e) if e.is_corruption() => RecordHeader::repaired_one_bit(&raw, loc.blob, offset)
+                .map(|h| h.key)
+                .ok_or(e),
+            Err(e) => Err(e),
+        }
     }
 
     /// The timestamp of the record at `loc`, read while holding the writer lock (checked

@@ -69,6 +69,17 @@ impl MemDevice {
         self.image(|_, durable| durable.to_vec())
     }
 
+    /// What survives a process crash (`kill -9`) now: every file as written, synced or not
+    /// (the kernel's page cache keeps what the process wrote).
+    pub fn process_crash_image(&self) -> MemDevice {
+        let dir = self.dir.lock();
+        let out = MemDevice::new();
+        for (name, f) in &dir.names {
+            out.put_file(name, f.data.lock().clone());
+        }
+        out
+    }
+
     /// Like [`crash_image`](Self::crash_image), but each file also keeps a prefix of its
     /// unsynced tail, `keep(file_index, unsynced_len)` bytes long: a torn append.
     pub fn torn_image(&self, keep: impl Fn(usize, usize) -> usize) -> MemDevice {

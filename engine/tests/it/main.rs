@@ -3,6 +3,7 @@
 mod basics;
 mod copies;
 mod crash_images;
+mod damage;
 mod defrag;
 mod devices;
 mod faults;
