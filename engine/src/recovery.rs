@@ -50,7 +50,7 @@ pub fn recover(device: &dyn Device, config: &Config) -> Result<Recovered> {
     let mut sealed = SealedSet::default();
     for (i, &id) in ids.iter().enumerate() {
         let is_last = i + 1 == ids.len();
-        let Some(opened) = open_blob_file(device, id, is_last, synced)? else {
+        let Some(opened) = open_blob_file(device, id, is_last, synced.as_ref())? else {
             continue;
         };
         let (file, len) = (opened.file, opened.len);
@@ -66,7 +66,7 @@ pub fn recover(device: &dyn Device, config: &Config) -> Result<Recovered> {
             file: file.as_ref(),
             id,
             cut,
-            synced,
+            synced: synced.as_ref(),
             damage: &mut damage,
         };
         let end = if is_last && cut == Cut::Tail {
@@ -183,7 +183,7 @@ struct BlobScan<'a> {
     id: u32,
     cut: Cut,
     /// The synced watermark, if known (see `watermark`).
-    synced: Option<crate::commit::LogPos>,
+    synced: Option<&'a crate::watermark::Synced>,
     damage: &'a mut DamageReport,
 }
 
@@ -206,7 +206,7 @@ fn open_blob_file(
     device: &dyn Device,
     id: u32,
     is_last: bool,
-    synced: Option<crate::commit::LogPos>,
+    synced: Option<&crate::watermark::Synced>,
 ) -> Result<Option<OpenedBlob>> {
     let name = blob_name(id);
     // Read-write even when sealed: a blob sealed just before a crash may have a torn tail
@@ -248,7 +248,7 @@ fn open_blob_file(
     if let Some(why) = &damaged {
         tracing::error!(file = %name, reason = %why, "damaged blob: its records read as damaged; everything else is served");
     }
-    let watermark = synced.filter(|w| w.0 == id).map_or(0, |w| w.1);
+    let watermark = synced.map_or(0, |w| w.proven_len(id));
     let proven = proven_len(device, id).max(watermark);
     let restored = restore_len(file.as_ref(), id, len, proven)?;
     Ok(Some(OpenedBlob {
@@ -469,7 +469,7 @@ impl BlobScan<'_> {
     /// damaged one) only index files prove anything, and the tail past them is treated
     /// as unsynced, as it always was.
     fn was_synced(&self, offset: u64) -> bool {
-        self.synced.is_some_and(|w| (self.id, offset) < w)
+        self.synced.is_some_and(|w| w.covers(self.id, offset))
     }
 
     /// Bytes from `at` to the end that are no record: cut if they lie past the synced

@@ -39,7 +39,16 @@ pub fn newest_entries(file_order: &[IndexEntry]) -> (Vec<IndexEntry>, u64) {
 fn superseded_in_older(set: &SealedSet, id: u32, newest: &[IndexEntry]) -> Result<Vec<Superseded>> {
     let mut rows: BTreeMap<u32, Superseded> = BTreeMap::new();
     for e in newest {
-        if let Some((blob, old)) = set.find(&e.key, e.column, id)? {
+        // Only figures for garbage accounting: a damaged older sorted index (rebuilt when
+        // the engine opens or reads it) costs its rows here, never the new index.
+        let found = match set.find(&e.key, e.column, id) {
+            Err(err) if err.is_corruption() => {
+                tracing::warn!(error = %err, "older sorted index damaged; its superseded figures are left out");
+                continue;
+            }
+            other => other?,
+        };
+        if let Some((blob, old)) = found {
             let row = rows.entry(blob).or_insert(Superseded {
                 blob,
                 values: 0,

@@ -41,6 +41,9 @@ pub struct Active {
     records: u64,
     /// Sealed blobs whose last bytes may not be durable yet: every sync covers them first.
     unsynced: Vec<Arc<Blob>>,
+    /// Blobs rotated out whose index file is not written yet, with their final lengths:
+    /// the synced watermark carries them (see `watermark`).
+    unindexed: std::collections::BTreeMap<u32, u64>,
 }
 
 impl Active {
@@ -50,6 +53,7 @@ impl Active {
             buf: Vec::new(),
             records,
             unsynced: Vec::new(),
+            unindexed: std::collections::BTreeMap::new(),
         }
     }
 
@@ -391,6 +395,7 @@ impl Inner {
         self.sync_blob(&blob)?;
         self.active.lock().unsynced.retain(|b| b.id != id);
         let entries = crate::checkpoint::write_index_file(self, id)?;
+        self.active.lock().unindexed.remove(&id);
         if self.sorted() {
             self.install_sorted(id, blob.flushed(), &entries)?;
         }
@@ -460,17 +465,20 @@ impl Inner {
     /// Blobs sealed since the last sync are synced first, oldest first, so the position
     /// returned really has everything before it on disk.
     pub fn flush_and_sync(&self) -> Result<LogPos, String> {
-        let (blob, sealed) = {
+        let (blob, sealed, unindexed) = {
             let mut a = self.active.lock();
             self.flush_locked(&mut a).map_err(|e| e.to_string())?;
-            (a.blob.clone(), a.unsynced.clone())
+            let unindexed: Vec<(u32, u64)> = a.unindexed.iter().map(|(&b, &l)| (b, l)).collect();
+            (a.blob.clone(), a.unsynced.clone(), unindexed)
         };
         let end = blob.flushed();
         for b in &sealed {
             self.sync_blob(b).map_err(|e| e.to_string())?;
         }
         self.sync_blob(&blob).map_err(|e| e.to_string())?;
-        self.watermark.advance((blob.id, end));
+        // Every blob rotated out before the snapshot is synced now: this one's sync, or an
+        // earlier one, covered it.
+        self.watermark.advance((blob.id, end), &unindexed);
         if !sealed.is_empty() {
             self.active
                 .lock()
@@ -499,6 +507,7 @@ impl Inner {
         let next = create_blob(self, old.id + 1).inspect_err(|e| self.poison(e.to_string()))?;
         self.blobs.write().insert(next.id, next.clone());
         a.unsynced.push(old.clone());
+        a.unindexed.insert(old.id, old.flushed());
         a.blob = next;
         a.records = 0;
         Ok(old.id)

@@ -1,6 +1,7 @@
 //! Integration tests of the blob engine: one binary, a module per subject.
 
 mod basics;
+mod campaign;
 mod copies;
 mod crash_images;
 mod damage;

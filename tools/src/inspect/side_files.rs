@@ -90,7 +90,7 @@ fn check_watermark(path: &Path, blob_len: &dyn Fn(u32) -> Option<u64>) -> Result
     let Some(bytes) = read_if_present(path)? else {
         return Ok(Vec::new());
     };
-    let Some((blob, offset)) = watermark::decode(&bytes) else {
+    let Some(synced) = watermark::decode(&bytes) else {
         let reason = "the synced watermark is damaged: the next open treats every tail past the index files as unsynced";
         return Ok(vec![Problem::new(
             Kind::BadWatermark,
@@ -99,22 +99,24 @@ fn check_watermark(path: &Path, blob_len: &dyn Fn(u32) -> Option<u64>) -> Result
             reason,
         )]);
     };
-    match blob_len(blob) {
-        Some(len) if len < offset => {
-            let reason = format!(
-                "blob {blob} was synced up to {offset} but has {len} bytes: synced bytes were lost"
-            );
-            let name = ringblob_engine::blob::blob_name(blob);
-            Ok(vec![Problem::new(
-                Kind::SyncedBytesLost,
-                &name,
-                len,
-                reason,
-            )
-            .with_end(offset)])
+    let mut proven = synced.unindexed.clone();
+    proven.push(synced.pos);
+    let mut out = Vec::new();
+    for (blob, synced_len) in proven {
+        match blob_len(blob) {
+            Some(len) if len < synced_len => {
+                let reason = format!(
+                    "blob {blob} was synced up to {synced_len} but has {len} bytes: synced bytes were lost"
+                );
+                let name = ringblob_engine::blob::blob_name(blob);
+                out.push(
+                    Problem::new(Kind::SyncedBytesLost, &name, len, reason).with_end(synced_len),
+                );
+            }
+            _ => {}
         }
-        _ => Ok(Vec::new()),
     }
+    Ok(out)
 }
 
 /// Tails the engine cut from blobs and kept.
@@ -176,7 +178,7 @@ mod tests {
     fn a_blob_shorter_than_its_watermark_is_named() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join(WATERMARK_FILE);
-        fs::write(&path, watermark::encode((3, 5000)))?;
+        fs::write(&path, watermark::encode((3, 5000), &[]))?;
         assert!(check_watermark(&path, &|_| Some(5000))?.is_empty());
         let found = check_watermark(&path, &|_| Some(4000))?;
         assert_eq!(found.len(), 1);
@@ -184,7 +186,7 @@ mod tests {
             (found[0].kind, found[0].offset, found[0].end),
             (Kind::SyncedBytesLost, 4000, Some(5000))
         );
-        let mut bad = watermark::encode((3, 5000));
+        let mut bad = watermark::encode((3, 5000), &[]);
         bad[9] ^= 4;
         fs::write(&path, bad)?;
         assert_eq!(
