@@ -235,7 +235,7 @@ impl Engine {
             device.as_ref(),
             (rec.active.id, rec.active.flushed()),
         );
-        let active = Active::new(rec.active.clone(), rec.active_records);
+        let active = Active::new(rec.active.clone(), rec.active_records).with_journal(rec.journal);
         let synced = (rec.active.id, rec.active.flushed());
         let inner = Arc::new(Inner {
             device,

@@ -36,6 +36,7 @@ pub mod format;
 pub mod index;
 pub mod io;
 mod iter;
+pub mod journal;
 pub mod key;
 mod lookup;
 pub mod pace;

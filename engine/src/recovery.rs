@@ -15,6 +15,7 @@ use crate::format::index_file::{IndexEntry, IndexFile};
 use crate::format::record::FLAG_TOMBSTONE;
 use crate::index::{Entry, KeyIndex, Loc};
 use crate::io::{Device, DeviceFile, OpenMode};
+use crate::journal::JournalWriter;
 use crate::scan::{Check, ScanItem, Scanner};
 use crate::sealed::{FilterBuilder, SealedBlob, SealedSet};
 use crate::sorting::write_sorted;
@@ -33,6 +34,8 @@ pub struct Recovered {
     pub active_records: u64,
     /// What was found damaged.
     pub damage: DamageReport,
+    /// The active blob's key journal.
+    pub journal: JournalWriter,
 }
 
 /// Opens every blob in `device` and rebuilds the index.
@@ -48,6 +51,7 @@ pub fn recover(device: &dyn Device, config: &Config) -> Result<Recovered> {
     let mut blobs = BTreeMap::new();
     let mut entries: HashMap<u32, Vec<IndexEntry>> = HashMap::new();
     let mut sealed = SealedSet::default();
+    let mut journal = None;
     for (i, &id) in ids.iter().enumerate() {
         let is_last = i + 1 == ids.len();
         let Some(opened) = open_blob_file(device, id, is_last, synced.as_ref())? else {
@@ -68,9 +72,11 @@ pub fn recover(device: &dyn Device, config: &Config) -> Result<Recovered> {
             cut,
             synced: synced.as_ref(),
             damage: &mut damage,
+            journal: None,
         };
         let end = if is_last && cut == Cut::Tail {
-            let (list, end) = recover_tail(&mut scan, len)?;
+            let (list, end, unknown) = recover_tail(&mut scan, len)?;
+            journal = Some(start_journal(device, id, &list, end, unknown));
             entries.insert(id, list);
             end
         } else if sorted {
@@ -102,9 +108,11 @@ pub fn recover(device: &dyn Device, config: &Config) -> Result<Recovered> {
             let b = create_blob_on(device, next)?;
             entries.insert(next, Vec::new());
             blobs.insert(next, b.clone());
+            journal = Some(JournalWriter::create(device, next));
             b
         }
     };
+    let journal = journal.unwrap_or_else(|| JournalWriter::create(device, active.id));
     if sorted {
         check_sealed(device, &mut sealed, &blobs, &mut damage)?;
     }
@@ -129,11 +137,40 @@ pub fn recover(device: &dyn Device, config: &Config) -> Result<Recovered> {
         active,
         active_records,
         damage,
+        journal,
     })
 }
 
+/// The active blob's key journal after opening. When every record is known, a checkpoint
+/// index file is written (so the next open need not scan, and names every record) and the
+/// journal starts empty; otherwise the journal keeps what it named up to `end`.
+fn start_journal(
+    device: &dyn Device,
+    id: u32,
+    entries: &[IndexEntry],
+    end: u64,
+    unknown: bool,
+) -> JournalWriter {
+    if !unknown {
+        let ix = IndexFile {
+            blob_id: id,
+            covered_len: end,
+            entries: entries.to_vec(),
+        };
+        match store_index(device, &ix) {
+            Ok(()) => return JournalWriter::create(device, id),
+            Err(e) => tracing::warn!(blob = id, error = %e, "could not write a checkpoint at open"),
+        }
+    }
+    let kept: Vec<IndexEntry> = crate::journal::load(device, id)
+        .into_iter()
+        .filter(|e| e.offset + u64::from(e.record_len) <= end)
+        .collect();
+    JournalWriter::resume(device, id, &kept)
+}
+
 /// The ids of the blob files in `names`, ascending. Temporary files left by a crash are
-/// removed, and so are index files whose blob does not exist (a defragmentation that
+/// removed, and so are index files and key journals whose blob does not exist (a defragmentation that
 /// crashed between writing a new blob's index and the blob, or after retiring the blob).
 fn blob_ids(device: &dyn Device, names: &[String]) -> Result<Vec<u32>> {
     let mut ids = Vec::new();
@@ -148,7 +185,16 @@ fn blob_ids(device: &dyn Device, names: &[String]) -> Result<Vec<u32>> {
         match parse_name(name) {
             Some((id, FileKind::Blob)) => ids.push(id),
             Some((id, FileKind::Index | FileKind::Sorted)) => indexes.push((id, name)),
-            None => {}
+            None => {
+                let journal_of = name
+                    .strip_prefix("data-")
+                    .and_then(|n| n.strip_suffix(".journal"))
+                    .and_then(|id| id.parse::<u32>().ok())
+                    .filter(|&id| crate::journal::journal_name(id) == *name);
+                if let Some(id) = journal_of {
+                    indexes.push((id, name));
+                }
+            }
         }
     }
     ids.sort_unstable();
@@ -185,6 +231,8 @@ struct BlobScan<'a> {
     /// The synced watermark, if known (see `watermark`).
     synced: Option<&'a crate::watermark::Synced>,
     damage: &'a mut DamageReport,
+    /// The blob's key journal, read at the first damage whose key the blob cannot tell.
+    journal: Option<Vec<IndexEntry>>,
 }
 
 /// A blob file opened: its length (restored to what its indexes prove), and why its records
@@ -306,6 +354,7 @@ fn check_sealed(
             cut: Cut::Never,
             synced: None,
             damage,
+            journal: None,
         };
         let (list, end) = sealed_entries(&mut scan, blob.flushed())?;
         let (rebuilt, _) = write_sorted(device, sealed, b.id, end, &list)?;
@@ -338,7 +387,10 @@ fn memory_key_delta(sealed: &SealedSet, entries: &[IndexEntry]) -> Result<i64> {
 fn sealed_entries(scan: &mut BlobScan<'_>, len: u64) -> Result<(Vec<IndexEntry>, u64)> {
     let id = scan.id;
     match load_index(scan.device, id, len) {
-        Ok(Some(ix)) if ix.covered_len == len => return Ok((ix.entries, len)),
+        Ok(Some(ix)) if ix.covered_len == len => {
+            crate::journal::remove(scan.device, id);
+            return Ok((ix.entries, len));
+        }
         Ok(Some(ix)) => tracing::warn!(
             blob = id,
             covered = ix.covered_len,
@@ -360,15 +412,16 @@ fn sealed_entries(scan: &mut BlobScan<'_>, len: u64) -> Result<(Vec<IndexEntry>,
             covered_len: end,
             entries: entries.clone(),
         };
-        if let Err(e) = store_index(scan.device, &ix) {
-            tracing::warn!(blob = id, error = %e, "could not write rebuilt index file");
+        match store_index(scan.device, &ix) {
+            Ok(()) => crate::journal::remove(scan.device, id),
+            Err(e) => tracing::warn!(blob = id, error = %e, "could not write rebuilt index file"),
         }
     }
     Ok((entries, end))
 }
 
 /// The active blob: checkpointed records, then every record after the checkpoint checked.
-fn recover_tail(scan: &mut BlobScan<'_>, len: u64) -> Result<(Vec<IndexEntry>, u64)> {
+fn recover_tail(scan: &mut BlobScan<'_>, len: u64) -> Result<(Vec<IndexEntry>, u64, bool)> {
     let id = scan.id;
     let (mut entries, start) = match load_index(scan.device, id, len) {
         Ok(Some(ix)) => (ix.entries, ix.covered_len),
@@ -378,9 +431,9 @@ fn recover_tail(scan: &mut BlobScan<'_>, len: u64) -> Result<(Vec<IndexEntry>, u
             (Vec::new(), BLOB_HEADER_LEN as u64)
         }
     };
-    let (tail, end, _) = scan_blob(scan, start, len)?;
+    let (tail, end, unknown) = scan_blob(scan, start, len)?;
     entries.extend(tail);
-    Ok((entries, end))
+    Ok((entries, end, unknown))
 }
 
 /// Checks every record of `[start, len)` in full. Returns the entries, the blob's length
@@ -430,12 +483,14 @@ fn scan_blob(
                     len: h.record_len() as u32,
                 });
                 match next {
-                    // Bytes between the record and the next valid one: damage, key unknown.
+                    // Bytes between the record and the next valid one: damage.
                     Some(n) if n > record_end => {
-                        scan.damage.unknown_regions += 1;
-                        unknown = true;
+                        unknown |= scan.unknown_region(record_end, n, &mut entries);
                     }
-                    None if record_end < end => end = scan.end_tail(record_end, end)?,
+                    None if record_end < end => {
+                        let (e, u) = scan.end_tail(record_end, end, &mut entries)?;
+                        (end, unknown) = (e, unknown | u);
+                    }
                     _ => {}
                 }
             }
@@ -445,9 +500,8 @@ fn scan_blob(
                 next: Some(n),
                 header: None,
             } => {
-                tracing::error!(blob = id, offset, skipped = n - offset, reason = %error, "damaged region skipped: the key it held cannot be known");
-                scan.damage.unknown_regions += 1;
-                unknown = true;
+                tracing::error!(blob = id, offset, skipped = n - offset, reason = %error, "damaged region: no record header left");
+                unknown |= scan.unknown_region(offset, n, &mut entries);
             }
             ScanItem::Damaged {
                 offset,
@@ -456,7 +510,8 @@ fn scan_blob(
                 header: None,
             } => {
                 tracing::warn!(blob = id, offset, bytes = end - offset, reason = %error, "the blob ends in bytes that are no record");
-                end = scan.end_tail(offset, end)?;
+                let (e, u) = scan.end_tail(offset, end, &mut entries)?;
+                (end, unknown) = (e, unknown | u);
             }
         }
     }
@@ -475,13 +530,62 @@ impl BlobScan<'_> {
     /// Bytes from `at` to the end that are no record: cut if they lie past the synced
     /// watermark (a torn append, or garbage written after the last sync); kept and counted
     /// as damage with an unknown key if they were synced. Returns the blob's length.
-    fn end_tail(&mut self, at: u64, len: u64) -> Result<u64> {
+    /// Returns the blob's length and whether damage with unknown keys remains.
+    fn end_tail(
+        &mut self,
+        at: u64,
+        len: u64,
+        entries: &mut Vec<IndexEntry>,
+    ) -> Result<(u64, bool)> {
         if self.was_synced(at) {
-            tracing::error!(blob = self.id, offset = at, bytes = len - at, "synced bytes at the end of the blob are damaged: kept, the key they held cannot be known");
-            self.damage.unknown_regions += 1;
-            return Ok(len);
+            tracing::error!(
+                blob = self.id,
+                offset = at,
+                bytes = len - at,
+                "synced bytes at the end of the blob are damaged: kept"
+            );
+            return Ok((len, self.unknown_region(at, len, entries)));
         }
-        self.cut_tail(at, len)
+        Ok((self.cut_tail(at, len)?, false))
+    }
+
+    /// Damage in `[from, to)` with no record header left: the records the key journal
+    /// names there are listed (their keys read as damaged). Returns whether some of the
+    /// region stays unnamed (then it is counted as damage with an unknown key).
+    fn unknown_region(&mut self, from: u64, to: u64, entries: &mut Vec<IndexEntry>) -> bool {
+        let (device, id) = (self.device, self.id);
+        let journal = self
+            .journal
+            .get_or_insert_with(|| crate::journal::load(device, id));
+        let mut at = from;
+        for e in journal.iter() {
+            let e_end = e.offset + u64::from(e.record_len);
+            if e.offset < from || e_end > to {
+                continue;
+            }
+            tracing::error!(blob = id, offset = e.offset, key = %e.key, column = e.column, "damaged record named by the key journal: its key reads as damaged until written again");
+            entries.push(*e);
+            self.damage.records += 1;
+            self.damage.found.push(Loc {
+                blob: id,
+                offset: e.offset as u32,
+                len: e.record_len,
+            });
+            if e.offset == at {
+                at = e_end;
+            }
+        }
+        let unnamed = at < to;
+        if unnamed {
+            tracing::error!(
+                blob = id,
+                offset = at,
+                bytes = to - at,
+                "damaged region whose key cannot be known"
+            );
+            self.damage.unknown_regions += 1;
+        }
+        unnamed
     }
 
     /// Cuts the blob at `at` (saving the bytes cut); returns the new length. A blob that

@@ -16,7 +16,7 @@
 //!
 //! Format (`docs/FORMAT.md` §17; little-endian): `RBSYNCD\0`, blob id u32, offset u64,
 //! count u32 (0..=256), `count` × (blob id u32, length u64), CRC-32 of everything before
-//! it. Bytes after that (left by a longer earlier version) are ignored.
+//! it, and nothing after (the file is cut when a version is shorter than the last).
 
 use std::sync::Arc;
 
@@ -93,7 +93,7 @@ pub fn decode(b: &[u8]) -> Option<Synced> {
         return None;
     }
     let end = FIXED + count * SLOT;
-    if le32(end)? != crc32(b.get(..end)?) {
+    if b.len() != end + 4 || le32(end)? != crc32(b.get(..end)?) {
         return None;
     }
     let mut unindexed = Vec::with_capacity(count);
@@ -132,6 +132,8 @@ pub struct Watermark {
 struct State {
     file: Option<Arc<dyn DeviceFile>>,
     written: Vec<u8>,
+    /// The file's length (cut when a shorter version is written).
+    file_len: u64,
     pos: LogPos,
 }
 
@@ -157,10 +159,12 @@ impl Watermark {
                 None
             }
         };
+        let file_len = file.as_ref().and_then(|f| f.len().ok()).unwrap_or(0);
         let w = Watermark {
             state: Mutex::new(State {
                 file,
                 written: Vec::new(),
+                file_len,
                 pos: (0, 0),
             }),
         };
@@ -182,9 +186,18 @@ impl Watermark {
             return;
         }
         let Some(f) = &s.file else { return };
-        if let Err(e) = f.write_all_at(&bytes, 0) {
+        let shorter = (bytes.len() as u64) < s.file_len;
+        let written = f.write_all_at(&bytes, 0).and_then(|()| match shorter {
+            true => f.set_len(bytes.len() as u64),
+            false => Ok(()),
+        });
+        if let Err(e) = written {
             tracing::warn!(file = WATERMARK_FILE, error = %e, "cannot write the synced watermark");
             return;
+        }
+        s.file_len = s.file_len.max(bytes.len() as u64);
+        if shorter {
+            s.file_len = bytes.len() as u64;
         }
         s.written = bytes;
         s.pos = pos;
@@ -221,7 +234,7 @@ mod tests {
         assert_eq!(decode(&b[..b.len() - 1]), None);
         let mut longer = b.clone();
         longer.extend_from_slice(&[9; 30]);
-        assert!(decode(&longer).is_some(), "bytes after the CRC are ignored");
+        assert!(decode(&longer).is_none(), "bytes after the CRC");
     }
 
     #[test]

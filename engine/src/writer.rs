@@ -9,7 +9,7 @@ use crate::commit::LogPos;
 use crate::engine::Inner;
 use crate::error::{Error, Result};
 use crate::format::blob_header::{BlobHeader, BLOB_HEADER_LEN};
-use crate::format::record::{RecordHeader, RECORD_HEADER_LEN};
+use crate::format::record::{RecordHeader, FLAG_TOMBSTONE, RECORD_HEADER_LEN};
 use crate::index::{Entry, Loc};
 use crate::io::OpenMode;
 use crate::key::Key;
@@ -44,6 +44,8 @@ pub struct Active {
     /// Blobs rotated out whose index file is not written yet, with their final lengths:
     /// the synced watermark carries them (see `watermark`).
     unindexed: std::collections::BTreeMap<u32, u64>,
+    /// The active blob's key journal (see `journal`).
+    journal: Option<crate::journal::JournalWriter>,
 }
 
 impl Active {
@@ -54,7 +56,14 @@ impl Active {
             records,
             unsynced: Vec::new(),
             unindexed: std::collections::BTreeMap::new(),
+            journal: None,
         }
+    }
+
+    /// Starts with the active blob's key journal.
+    pub fn with_journal(mut self, journal: crate::journal::JournalWriter) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     /// Logical end of the blob: written bytes plus buffered ones.
@@ -201,6 +210,15 @@ impl Inner {
             tombstone,
         };
         self.point_index(tag, e, old.map(|o| o.loc))?;
+        if let Some(j) = a.journal.as_mut().filter(|j| j.blob() == e.loc.blob) {
+            j.note(&crate::format::index_file::IndexEntry {
+                key: *key,
+                offset,
+                record_len: len as u32,
+                flags: if tombstone { FLAG_TOMBSTONE } else { 0 },
+                column,
+            });
+        }
         if !self.sorted() {
             let live = &self.counters.live_bytes;
             if !tombstone {
@@ -396,6 +414,7 @@ impl Inner {
         self.active.lock().unsynced.retain(|b| b.id != id);
         let entries = crate::checkpoint::write_index_file(self, id)?;
         self.active.lock().unindexed.remove(&id);
+        crate::journal::remove(self.device.as_ref(), id);
         if self.sorted() {
             self.install_sorted(id, blob.flushed(), &entries)?;
         }
@@ -449,14 +468,17 @@ impl Inner {
     }
 
     /// Writes the buffer to the file (not synced).
+    /// The key journal's entries go after the records they name.
     pub fn flush_locked(&self, a: &mut Active) -> Result<()> {
-        if a.buf.is_empty() {
-            return Ok(());
+        if !a.buf.is_empty() {
+            let at = a.blob.flushed();
+            self.write_or_poison(&a.blob, &a.buf, at)?;
+            a.blob.set_flushed(at + a.buf.len() as u64);
+            a.buf.clear();
         }
-        let at = a.blob.flushed();
-        self.write_or_poison(&a.blob, &a.buf, at)?;
-        a.blob.set_flushed(at + a.buf.len() as u64);
-        a.buf.clear();
+        if let Some(j) = a.journal.as_mut() {
+            j.write_pending();
+        }
         Ok(())
     }
 
@@ -508,6 +530,10 @@ impl Inner {
         self.blobs.write().insert(next.id, next.clone());
         a.unsynced.push(old.clone());
         a.unindexed.insert(old.id, old.flushed());
+        a.journal = Some(crate::journal::JournalWriter::create(
+            self.device.as_ref(),
+            next.id,
+        ));
         a.blob = next;
         a.records = 0;
         Ok(old.id)

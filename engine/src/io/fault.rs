@@ -9,8 +9,8 @@ use super::{Device, DeviceFile, DirLock, OpenMode};
 
 /// Which operations fail: the `n`th (1-based, counted across all files) write or sync.
 /// A failed write first writes half its bytes, as a torn write would. Only the engine's
-/// data files (blobs, index files) are counted and failed: the synced watermark is advice
-/// whose failures are logged, never reported to writers.
+/// data files (blobs, index files) are counted and failed: the synced watermark and key
+/// journals are advice whose failures are logged, never reported to writers.
 #[derive(Debug, Default)]
 pub struct FaultPlan {
     pub fail_write_n: Option<u64>,
@@ -99,7 +99,7 @@ impl<D: Device> Device for FaultDevice<D> {
         self.inner.list()
     }
     fn open(&self, name: &str, mode: OpenMode) -> io::Result<Arc<dyn DeviceFile>> {
-        if name == crate::watermark::WATERMARK_FILE {
+        if name == crate::watermark::WATERMARK_FILE || name.ends_with(".journal") {
             return self.inner.open(name, mode);
         }
         Ok(Arc::new(FaultFile {

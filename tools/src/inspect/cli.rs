@@ -58,6 +58,9 @@ Problem kinds (the \"kind\" field of --json; stable names):
   synced_bytes_lost              a blob is shorter than synced.pos says was synced
   saved_cut_tail                 (info) data-N.blob.cut-OFFSET: bytes the engine cut from a
                                  blob tail (a torn append or garbage) and kept
+  bad_journal                    a key journal (data-N.journal) header or entry fails its
+                                 checks
+  torn_journal_entry             (info) a partial last key journal entry (torn append)
 
 For blob damage, \"offset\" is where the damaged region starts and \"end\" where the next \
 valid record (or the end of the file) is: bytes offset..end are lost. For index entries, \

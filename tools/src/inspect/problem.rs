@@ -69,11 +69,15 @@ pub enum Kind {
     SyncedBytesLost,
     /// Bytes the engine cut from a blob tail and saved beside it.
     SavedCutTail,
+    /// A key journal (`data-N.journal`) header or entry that fails its checks.
+    BadJournal,
+    /// A partial last key journal entry: an append torn by a crash.
+    TornJournalEntry,
 }
 
 impl Kind {
     /// Every kind, in the order `--help` lists them.
-    pub const ALL: [Kind; 24] = [
+    pub const ALL: [Kind; 26] = [
         Kind::TruncatedTail,
         Kind::BadMagic,
         Kind::BadHeaderCrc,
@@ -98,6 +102,8 @@ impl Kind {
         Kind::BadWatermark,
         Kind::SyncedBytesLost,
         Kind::SavedCutTail,
+        Kind::BadJournal,
+        Kind::TornJournalEntry,
     ];
 
     /// The stable name.
@@ -127,6 +133,8 @@ impl Kind {
             Kind::BadWatermark => "bad_watermark",
             Kind::SyncedBytesLost => "synced_bytes_lost",
             Kind::SavedCutTail => "saved_cut_tail",
+            Kind::BadJournal => "bad_journal",
+            Kind::TornJournalEntry => "torn_journal_entry",
         }
     }
 
@@ -135,7 +143,8 @@ impl Kind {
             Kind::IndexCoversPrefix
             | Kind::OrphanIndexFile
             | Kind::TornRemoveLogEntry
-            | Kind::SavedCutTail => Severity::Info,
+            | Kind::SavedCutTail
+            | Kind::TornJournalEntry => Severity::Info,
             Kind::UnsupportedVersion => Severity::Unreadable,
             _ => Severity::Corruption,
         }
@@ -249,6 +258,7 @@ mod tests {
             Kind::OrphanIndexFile,
             Kind::TornRemoveLogEntry,
             Kind::SavedCutTail,
+            Kind::TornJournalEntry,
         ];
         assert_eq!(info, expected);
     }

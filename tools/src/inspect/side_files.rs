@@ -1,6 +1,7 @@
 //! The data directory's files beside blobs and their indexes: the backend's remove log
-//! (`removes.log`), the engine's synced watermark (`synced.pos`), and tails the engine cut
-//! from blobs and saved (`<blob>.cut-<offset>`).
+//! (`removes.log`), the engine's synced watermark (`synced.pos`), key journals
+//! (`data-N.journal`), and tails the engine cut from blobs and saved
+//! (`<blob>.cut-<offset>`).
 
 use std::fs;
 use std::path::Path;
@@ -20,6 +21,64 @@ pub fn check(root: &Path, blob_len: &dyn Fn(u32) -> Option<u64>) -> Result<Vec<P
     let mut out = check_remove_log(&root.join(REMOVE_LOG_FILE))?;
     out.extend(check_watermark(&root.join(WATERMARK_FILE), blob_len)?);
     out.extend(saved_tails(root)?);
+    out.extend(journals(root)?);
+    Ok(out)
+}
+
+/// Every key journal checked: header, each entry's CRC; a partial last entry is a torn
+/// append (information only).
+fn journals(root: &Path) -> Result<Vec<Problem>> {
+    use ringblob_engine::journal::{decode_entry, journal_name, ENTRY_LEN, HEADER_LEN};
+    let mut out = Vec::new();
+    let mut names = Vec::new();
+    for entry in fs::read_dir(root).with_context(|| format!("list {}", root.display()))? {
+        let entry = entry.with_context(|| format!("list {}", root.display()))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            let id = name
+                .strip_prefix("data-")
+                .and_then(|n| n.strip_suffix(".journal"))
+                .and_then(|n| n.parse::<u32>().ok());
+            if let Some(id) = id.filter(|&id| journal_name(id) == name) {
+                names.push((id, name));
+            }
+        }
+    }
+    names.sort();
+    for (id, name) in names {
+        let Some(bytes) = read_if_present(&root.join(&name))? else {
+            continue;
+        };
+        let bad = |at: u64, why: String| Problem::new(Kind::BadJournal, &name, at, why);
+        let mut good_header = bytes.len() >= HEADER_LEN && bytes[..8] == *b"RBJRNL\0\0";
+        good_header &= bytes.get(8..12) == Some(&id.to_le_bytes()[..]);
+        let crc = bytes
+            .get(12..16)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        good_header &= crc
+            == Some(ringblob_engine::format::crc32(
+                &bytes[..12.min(bytes.len())],
+            ));
+        if !good_header {
+            out.push(bad(0, format!("not a key journal header for blob {id}")));
+            continue;
+        }
+        let body = &bytes[HEADER_LEN..];
+        for (i, e) in body.chunks_exact(ENTRY_LEN).enumerate() {
+            if decode_entry(e).is_none() {
+                let at = (HEADER_LEN + i * ENTRY_LEN) as u64;
+                let why =
+                    format!("entry {i} fails its CRC: damage to that record would name no key");
+                out.push(bad(at, why).with_end(at + ENTRY_LEN as u64));
+            }
+        }
+        let partial = body.len() % ENTRY_LEN;
+        if partial != 0 {
+            let at = (bytes.len() - partial) as u64;
+            let why =
+                format!("a partial last entry of {partial} bytes (an append torn by a crash)");
+            out.push(Problem::new(Kind::TornJournalEntry, &name, at, why));
+        }
+    }
     Ok(out)
 }
 

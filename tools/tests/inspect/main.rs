@@ -2,6 +2,7 @@
 //! known ways, inspected by the real binary. Every run also checks that the inspected
 //! directory is byte-for-byte (and mtime-for-mtime) unchanged.
 
+mod campaign;
 mod damage;
 mod dump;
 mod fixture;
