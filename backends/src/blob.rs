@@ -6,7 +6,7 @@ use std::path::Path;
 use ringblob_engine::{Config, Durability, Engine, Key, Range, WriteAt, WriteOptions};
 
 use crate::error::Result;
-use crate::meta::{BackendStats, DefragState, DefragSummary, Location, Meta};
+use crate::meta::{BackendStats, DamageState, DefragState, DefragSummary, Location, Meta};
 use crate::remove_log::{RemoveLog, DEFAULT_REMOVE_RETENTION, REMOVE_LOG_FILE};
 use crate::staging::Staging;
 use crate::store::{Store, StoreBackend};
@@ -157,6 +157,14 @@ impl Store for BlobStore {
                 blobs_rewritten: s.defrag.blobs_rewritten,
                 bytes_reclaimed: s.defrag.bytes_reclaimed,
                 last_error: s.defrag.last_error,
+            }),
+            damage: Some(DamageState {
+                records: s.damage.records,
+                unknown_regions: s.damage.unknown_regions,
+                tail_bytes_cut: s.damage.tail_bytes_cut,
+                bytes_lost: s.damage.bytes_lost,
+                blobs: s.damage.blobs.clone(),
+                records_known: s.damaged_records_known,
             }),
             ..BackendStats::default()
         })

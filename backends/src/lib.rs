@@ -64,8 +64,8 @@ pub use fs::{FsBackend, FsStore, FILE_HEADER_LEN};
 pub use key_locks::KeyLocks;
 pub use mem::{MemBackend, MemStore};
 pub use meta::{
-    BackendStats, DefragState, DefragSummary, IterPage, IterRequest, Location, Meta, Position,
-    MAX_ITER_LIMIT,
+    BackendStats, DamageState, DefragState, DefragSummary, IterPage, IterRequest, Location, Meta,
+    Position, MAX_ITER_LIMIT,
 };
 pub use remove_log::{Removal, RemoveLog};
 pub use staging::Staging;

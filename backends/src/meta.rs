@@ -112,6 +112,25 @@ pub struct BackendStats {
     /// Garbage in sealed blobs: what a defragmentation would free now.
     pub reclaimable_bytes: Option<u64>,
     pub defrag: Option<DefragState>,
+    /// Damage on disk (blob backend only; docs/FORMAT.md §9.5).
+    pub damage: Option<DamageState>,
+}
+
+/// Damage the engine found, for stats: at open, and by reads since.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct DamageState {
+    /// Damaged records whose key is known (their keys read as damaged), found at open.
+    pub records: u64,
+    /// Damaged regions whose key cannot be known, found at open.
+    pub unknown_regions: u64,
+    /// Bytes cut from blob tails at open (torn appends, garbage), saved beside the blob.
+    pub tail_bytes_cut: u64,
+    /// Synced bytes lost from blobs (restored as zeros, their records read as damaged).
+    pub bytes_lost: u64,
+    /// Blobs whose header is damaged (every record in them reads as damaged).
+    pub blobs: Vec<u32>,
+    /// Damaged records known now (found at open or by a read since).
+    pub records_known: u64,
 }
 
 /// Defragmentation's state, for stats.

@@ -77,6 +77,8 @@ pub struct Stats {
     pub defrag: DefragStatus,
     /// Damage found when the engine opened (see `damage`).
     pub damage: crate::damage::DamageReport,
+    /// Damaged records known now: found at open, or by reads that failed their checks.
+    pub damaged_records_known: u64,
 }
 
 /// Defragmentation's state, for stats.
@@ -557,6 +559,7 @@ impl Engine {
                 ..i.defrag_status.lock().clone()
             },
             damage: i.damage.clone(),
+            damaged_records_known: i.known_damage.len() as u64,
         }
     }
 

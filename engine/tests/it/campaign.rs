@@ -5,7 +5,7 @@
 //! version, never a removed value, never "not found" for a key that exists.
 //!
 //! Damage that leaves a key unknown (a destroyed header that no index file, checkpoint or
-//! key journal names: docs/FORMAT.md §15.7) needs two faults; with one it must not happen,
+//! key journal names: docs/FORMAT.md §9.5) needs two faults; with one it must not happen,
 //! and reads that fall back to a previous record are counted as failures too.
 
 use std::collections::HashMap;
