@@ -174,4 +174,8 @@ impl KnownDamage {
     pub fn len(&self) -> usize {
         self.locs.lock().len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        !self.any.load(std::sync::atomic::Ordering::Acquire)
+    }
 }

@@ -190,8 +190,10 @@ impl Inner {
                 Err(err) if err.is_corruption() => 0,
                 other => other?,
             };
-            // A copy of the very version a damaged record held replaces it too (repair).
-            let heals = stored_ns == write_ns && self.known_damage.contains(e.loc);
+            // A record known to be damaged cannot be read: any copy replaces it (repair
+            // from another group), even one older than the version it held — the best
+            // the cluster still has. A newer version may still land over the copy.
+            let heals = self.known_damage.contains(e.loc);
             if stored_ns >= write_ns && !heals {
                 return Err(Error::NotNewer {
                     stored_ns,

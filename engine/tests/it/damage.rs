@@ -245,32 +245,32 @@ fn index_files_without_their_blob_are_removed_at_open() {
 }
 
 #[test]
-fn a_copy_of_the_damaged_version_replaces_it() {
+fn a_copy_from_another_group_replaces_a_record_known_to_be_damaged() {
     for index in MODES {
-        let (dev, m) = two_versions(index, true);
-        change(&dev, &blob_name(m.blob), |b| {
-            b[(m.offset + 400) as usize] ^= 0x01
-        });
-        let e = open_mem(&dev, config(index));
-        assert!(is_damage(&read_all(&e, &key(1))));
-        // Another group's copy of the same version (same timestamp), as repair sends it.
-        let opts = ringblob_engine::WriteOptions {
-            timestamp_ns: Some(m.timestamp_ns),
-            only_if_newer: true,
-            ..sync_opts()
-        };
-        let r = e.write(&key(1), &value(1, 1, 3000), opts);
-        assert!(r.is_ok(), "{index:?}: {r:?}");
-        assert_eq!(read_all(&e, &key(1)).ok(), Some(value(1, 1, 3000)));
-        // An older copy does not.
-        let older = ringblob_engine::WriteOptions {
-            timestamp_ns: Some(m.timestamp_ns - 1),
-            only_if_newer: true,
-            ..sync_opts()
-        };
-        assert!(matches!(
-            e.write(&key(1), b"older", older),
-            Err(Error::NotNewer { .. })
-        ));
+        for older in [false, true] {
+            let (dev, m) = two_versions(index, true);
+            change(&dev, &blob_name(m.blob), |b| {
+                b[(m.offset + 400) as usize] ^= 0x01
+            });
+            let e = open_mem(&dev, config(index));
+            assert!(is_damage(&read_all(&e, &key(1))));
+            // Another group's copy, as repair sends it: of the same version, or of an older
+            // one when that is all the cluster has left.
+            let ts = if older {
+                m.timestamp_ns - 1
+            } else {
+                m.timestamp_ns
+            };
+            let copy = ringblob_engine::WriteOptions::copy_if_newer(ts);
+            let r = e.write(&key(1), &value(1, 1, 3000), copy);
+            assert!(r.is_ok(), "{index:?}: {r:?}");
+            assert_eq!(read_all(&e, &key(1)).ok(), Some(value(1, 1, 3000)));
+            // Once replaced, copies are conditional again.
+            let again = ringblob_engine::WriteOptions::copy_if_newer(ts);
+            assert!(matches!(
+                e.write(&key(1), b"again", again),
+                Err(Error::NotNewer { .. })
+            ));
+        }
     }
 }

@@ -180,11 +180,18 @@ impl Client {
         // Newest first; the sort is stable, so preference order breaks ties.
         order.sort_by_key(|(_, m)| std::cmp::Reverse(m.as_ref().map_or(0, |m| m.timestamp_ns)));
         let mut last_err = None;
+        // Groups whose copy of the value failed its checks when read: repaired like stale ones.
+        let mut damaged = Vec::new();
         for (g, m) in order {
             let Ok(meta) = m else { continue };
             match self.in_group(*g).get_column(key, column, 0, None).await {
                 Ok(value) => {
-                    let stale = stale_groups(&metas, meta);
+                    let mut stale = stale_groups(&metas, meta);
+                    for d in &damaged {
+                        if !stale.contains(d) {
+                            stale.push(*d);
+                        }
+                    }
                     let repaired = self.repair(key, column, &value, meta, &stale).await;
                     return Ok(GroupRead {
                         value,
@@ -192,7 +199,12 @@ impl Client {
                         repaired,
                     });
                 }
-                Err(e) => last_err = Some(e),
+                Err(e) => {
+                    if e.status() == Some(Status::ChecksumMismatch) {
+                        damaged.push(*g);
+                    }
+                    last_err = Some(e);
+                }
             }
         }
         // No group could serve the value: a group that says it is absent (or removed)
@@ -280,8 +292,9 @@ impl Client {
     }
 }
 
-/// Groups that answered `NotFound` or `Unavailable`, remember a remove older than `newest`,
-/// or hold a value older than `newest` with other bytes.
+/// Groups that answered `NotFound`, `Unavailable` or `ChecksumMismatch` (their newest
+/// record is damaged: a copy of the same version replaces it), remember a remove older than
+/// `newest`, or hold a value older than `newest` with other bytes.
 fn stale_groups(metas: &[(u32, Result<ValueMeta, ClientError>)], newest: &ValueMeta) -> Vec<u32> {
     metas
         .iter()
@@ -290,8 +303,10 @@ fn stale_groups(metas: &[(u32, Result<ValueMeta, ClientError>)], newest: &ValueM
             // UNAVAILABLE: the group's owner took the range over from a node that is down;
             // the conditional copy fills it in (it never replaces anything newer).
             Err(e) => {
-                matches!(e.status(), Some(Status::NotFound | Status::Unavailable))
-                    || e.removed_at().is_some_and(|r| r < newest.timestamp_ns)
+                matches!(
+                    e.status(),
+                    Some(Status::NotFound | Status::Unavailable | Status::ChecksumMismatch)
+                ) || e.removed_at().is_some_and(|r| r < newest.timestamp_ns)
             }
         })
         .map(|(g, _)| *g)

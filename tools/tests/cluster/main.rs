@@ -3,6 +3,7 @@
 //! a fourth node joining a group.
 
 mod availability;
+mod damage;
 mod member;
 mod versions;
 

@@ -1,0 +1,98 @@
+//! A node whose disk damaged some values answers them as damaged (`CHECKSUM_MISMATCH`),
+//! never as an older value or as missing; a replicated read falls over to another group and
+//! repairs the damaged group with that group's copy, after which the damaged node serves the
+//! value itself again.
+
+use ringblob_engine::{Config, Engine, Key};
+use ringblob_protocol::client::{PutOptions, Quorum};
+use ringblob_protocol::wire::Status;
+
+use super::member::{self, Member};
+use super::{client, converge, json, key, value};
+
+fn flip(path: &std::path::Path, at: u64) {
+    let mut b = std::fs::read(path).unwrap_or_else(|e| panic!("{e}"));
+    b[at as usize] ^= 0x20;
+    std::fs::write(path, b).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn damaged_values_are_reported_and_repaired_from_the_other_group() {
+    let _serial = member::serial();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut a = Member::new("a", 1, root.path(), None);
+    a.start();
+    let mut b = Member::new("b", 2, root.path(), Some(&a.addr));
+    b.start();
+    rt.block_on(async {
+        converge(&[&a, &b], 2).await;
+        let c = client(&b.addr).await;
+        // Group 2 first, then group 1: group 1 holds the newer version, so a replicated
+        // read tries it first.
+        for i in 0..12 {
+            for g in [2, 1] {
+                let opts = PutOptions::default();
+                let r = c
+                    .put_groups(key(i), 0, value(i), opts, &[g], Quorum::All)
+                    .await;
+                assert!(r.is_ok(), "put {i}: {:?}", r.err().map(|o| o.to_string()));
+            }
+        }
+    });
+    // a's disk damages the values of keys 0..6 while it is down.
+    a.kill9();
+    {
+        let e = Engine::open(&a.dir, Config::default()).unwrap_or_else(|e| panic!("{e}"));
+        let mut places = Vec::new();
+        for i in 0..6 {
+            let m = e
+                .lookup(&Key(key(i)))
+                .unwrap_or_else(|e| panic!("key {i}: {e}"));
+            places.push(m);
+        }
+        drop(e);
+        for m in places {
+            let blob = a.dir.join(ringblob_engine::blob::blob_name(m.blob));
+            flip(&blob, m.offset + m.stored_size - 2);
+        }
+    }
+    a.start();
+    rt.block_on(async {
+        converge(&[&a, &b], 2).await;
+        let only_a = client(&a.addr).await;
+        for i in 0..6 {
+            let got = only_a.get_groups(key(i), 0, &[1]).await;
+            let status = got.as_ref().err().and_then(|e| e.status());
+            assert_eq!(status, Some(Status::ChecksumMismatch), "key {i}: {got:?}");
+        }
+        let stat = json(&only_a, false).await;
+        let records_known = stat["backend"]["damage"]["records_known"].as_u64();
+        assert!(records_known >= Some(6), "{stat}");
+        let both0 = client(&b.addr).await;
+        eprintln!("g1 {:?}", both0.in_group(1).lookup_column(key(0), 0).await);
+        eprintln!("g2 {:?}", both0.in_group(2).lookup_column(key(0), 0).await);
+        // Group 1 first: it fails its checks, group 2 serves, group 1 is repaired.
+        let both = client(&b.addr).await;
+        for i in 0..12 {
+            let got = both.get_groups(key(i), 0, &[1, 2]).await;
+            let Ok(read) = got else {
+                panic!("key {i}: {got:?}")
+            };
+            assert_eq!(read.value, value(i), "key {i}");
+            if i < 6 {
+                assert_eq!((read.group, read.repaired.clone()), (2, vec![1]), "key {i}");
+            } else {
+                assert_eq!(read.group, 1, "key {i}");
+            }
+        }
+        for i in 0..12 {
+            let got = only_a.get_groups(key(i), 0, &[1]).await;
+            assert_eq!(
+                got.ok().map(|r| r.value),
+                Some(value(i)),
+                "key {i} after repair"
+            );
+        }
+    });
+}
