@@ -310,6 +310,19 @@ fn limits_are_refused_before_allocating(fx: &mut Fixture) {
         Err(Error::TooLarge { .. })
     ));
     assert_eq!(read(b, &key(11)), None);
+    // A write far past a value's end would fill the gap with zeros: bounded.
+    let gap = crate::MAX_GAP_FILL;
+    assert!(matches!(
+        b.write_at(&key(11), gap + 1, b"x", opts()),
+        Err(Error::TooLarge { .. })
+    ));
+    assert_eq!(read(b, &key(11)), None);
+    ok(b.write(&key(11), b"0123", opts()));
+    assert!(matches!(
+        b.write_at(&key(11), 4 + gap + 1, b"x", opts()),
+        Err(Error::TooLarge { .. })
+    ));
+    assert_eq!(ok(b.write_at(&key(11), 4 + 10, b"x", opts())), 15);
 }
 
 fn streaming_upload_is_invisible_until_commit(fx: &mut Fixture) {

@@ -69,4 +69,4 @@ pub use meta::{
 };
 pub use remove_log::{Removal, RemoveLog};
 pub use staging::Staging;
-pub use store::{Store, StoreBackend};
+pub use store::{Store, StoreBackend, MAX_GAP_FILL};

@@ -174,6 +174,26 @@ impl<S: Store> StoreBackend<S> {
         Error::unless_newer(stored, Some(write_ns))
     }
 
+    /// `TooLarge` if a write at `offset` would leave more than [`MAX_GAP_FILL`] bytes of
+    /// zeros between the value's end and itself: a small request must not make the store
+    /// write (and allocate) a gigabyte. Key lock held.
+    fn check_gap(&self, key: &Key, column: u16, offset: u64) -> Result<()> {
+        let size = match self.store.meta(key, column) {
+            Ok(m) => m.size,
+            Err(Error::NotFound(_)) => 0,
+            Err(e) => return Err(e),
+        };
+        let gap = offset.saturating_sub(size);
+        if gap > MAX_GAP_FILL {
+            return Err(Error::TooLarge {
+                what: "gap of zeros before a write at an offset",
+                got: gap,
+                limit: MAX_GAP_FILL,
+            });
+        }
+        Ok(())
+    }
+
     /// A remove of every column of `key` at `opts.timestamp_ns`, made elsewhere or versioned
     /// by a coordinator: each column whose record is older is removed at that time, newer
     /// ones stay. `NotFound` when the key had no column (remembered as removed in column
@@ -243,6 +263,9 @@ impl<S: Store> StoreBackend<S> {
     }
 }
 
+/// Most zero bytes a write at an offset may leave between a value's end and itself.
+pub const MAX_GAP_FILL: u64 = 16 << 20;
+
 fn check_size(end: u64) -> Result<()> {
     if end > MAX_VALUE_LEN {
         return Err(Error::TooLarge {
@@ -297,6 +320,7 @@ impl<S: Store> Backend for StoreBackend<S> {
         check_size(offset.saturating_add(bytes.len() as u64))?;
         let _g = self.locks.lock(key);
         self.check_newer_than_stored(key, column, &opts)?;
+        self.check_gap(key, column, offset)?;
         self.store
             .write_into(key, column, WriteAt::Offset(offset), bytes, opts)
     }

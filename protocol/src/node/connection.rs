@@ -11,6 +11,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::timed_stream::TimedStream;
+
+/// A client connection's stream: its writes time out when the client reads nothing.
+type ClientStream = TimedStream<TcpStream>;
+
 use super::forward::{route, target_group, Route};
 use super::handover::{Handovers, ReadThrough};
 use super::{dispatch, Node};
@@ -27,20 +32,26 @@ enum End {
     Closed,
     Idle,
     SlowFrame,
+    /// No handshake within the handshake timeout.
+    NoHandshake,
     Shutdown,
     Fatal(String),
 }
 
 /// Serves `stream` until the peer closes, misbehaves, idles out, or the node shuts down.
-pub async fn serve(node: Arc<Node>, mut stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(node: Arc<Node>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let mut stream = TimedStream::new(stream, node.config.write_timeout);
     match run(&node, &mut stream, &mut shutdown).await {
         End::Fatal(why) => tracing::info!(%peer, %why, "connection dropped"),
         End::SlowFrame => {
             tracing::info!(%peer, "connection dropped: frame not completed within the read timeout")
+        }
+        End::NoHandshake => {
+            tracing::info!(%peer, "connection dropped: no handshake within the handshake timeout")
         }
         end => tracing::debug!(%peer, ?end, "connection closed"),
     }
@@ -49,31 +60,18 @@ pub async fn serve(node: Arc<Node>, mut stream: TcpStream, mut shutdown: watch::
 
 async fn run(
     node: &Arc<Node>,
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     shutdown: &mut watch::Receiver<bool>,
 ) -> End {
     let mut buf = BytesMut::with_capacity(64 << 10);
     let mut greeted = false;
+    let connected = Instant::now();
     let mut partial_since: Option<Instant> = None;
     loop {
-        let batch = match take_frames(&mut buf) {
-            Ok(b) => b,
-            Err(e) => {
-                node.info
-                    .counters
-                    .bad_frames
-                    .fetch_add(1, Ordering::Relaxed);
-                // A header that passed its CRC (e.g. an oversized length) gets an error
-                // reply before the close; garbage gets just the close.
-                if let Ok(h) = Header::decode(&buf) {
-                    let mut out = BytesMut::new();
-                    encode_error(&h, e.status(), &e.to_string(), &mut out);
-                    let _ = stream.write_all(&out).await;
-                }
-                return End::Fatal(e.to_string());
-            }
-        };
-        if !batch.is_empty() {
+        // Every whole frame before a framing error is answered before the close.
+        let (batch, bad) = take_frames(&mut buf);
+        let served_some = !batch.is_empty();
+        if served_some {
             if !greeted {
                 if let Err(reply) = check_handshake(node, &batch[0]) {
                     let _ = stream.write_all(&reply).await;
@@ -84,6 +82,22 @@ async fn run(
             if let Err(end) = serve_frames(node, stream, batch).await {
                 return end;
             }
+        }
+        if let Some(e) = bad {
+            node.info
+                .counters
+                .bad_frames
+                .fetch_add(1, Ordering::Relaxed);
+            // A header that passed its CRC (e.g. an oversized length) gets an error reply
+            // before the close; garbage gets just the close.
+            if let Ok(h) = Header::decode(&buf) {
+                let mut out = BytesMut::new();
+                encode_error(&h, e.status(), &e.to_string(), &mut out);
+                let _ = stream.write_all(&out).await;
+            }
+            return End::Fatal(e.to_string());
+        }
+        if served_some {
             continue;
         }
         partial_since = if buf.is_empty() {
@@ -91,12 +105,20 @@ async fn run(
         } else {
             partial_since.or(Some(Instant::now()))
         };
-        let wait = match partial_since {
+        let mut wait = match partial_since {
             None => node.config.idle_timeout,
             Some(t) => node.config.read_timeout.saturating_sub(t.elapsed()),
         };
+        if !greeted {
+            wait = wait.min(
+                node.config
+                    .handshake_timeout
+                    .saturating_sub(connected.elapsed()),
+            );
+        }
         tokio::select! {
             r = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => match r {
+                Err(_) if !greeted => return End::NoHandshake,
                 Err(_) if partial_since.is_some() => return End::SlowFrame,
                 Err(_) => return End::Idle,
                 Ok(Ok(0)) => return End::Closed,
@@ -114,7 +136,7 @@ async fn run(
 /// owner (`handover.rs`).
 async fn serve_frames(
     node: &Arc<Node>,
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     mut batch: Vec<Frame>,
 ) -> Result<(), End> {
     let table = node.info.route_table();
@@ -138,15 +160,21 @@ async fn serve_frames(
         if let Some(t) = table.as_deref() {
             note_hints(node, t, &batch);
         }
-        let served = serve_batch(node, batch, table.clone())
+        // The batch's share of the node's reply memory, held until its replies are written.
+        let charged = super::reply_budget::bound(&batch);
+        let mut share = node.reply_budget.take(&batch).await;
+        let served = serve_batch(node, batch, table.clone(), share.cap())
             .await
             .map_err(End::Fatal)?;
+        let actual = served.chunks.iter().map(|c| c.len()).sum();
+        share.grow(&node.reply_budget, actual, charged);
         for chunk in &served.chunks {
             stream
                 .write_all(chunk)
                 .await
                 .map_err(|e| End::Fatal(e.to_string()))?;
         }
+        drop(share);
         batch = served.rest;
         if served.ask_first && !batch.is_empty() {
             let frame = batch.remove(0);
@@ -176,7 +204,7 @@ fn reads_through(
 /// storage (`LOCAL`) and relays its reply (`docs/PROTOCOL.md` §15.10).
 async fn ask_previous(
     node: &Arc<Node>,
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     mut frame: Frame,
     prev: Option<ReadThrough>,
 ) -> Result<(), End> {
@@ -202,7 +230,7 @@ async fn ask_previous(
         }
         // The hand-over expired since the batch looked: serve it here.
         None => {
-            let served = serve_batch(node, vec![frame], None)
+            let served = serve_batch(node, vec![frame], None, dispatch::MAX_BATCH_REPLY_BYTES)
                 .await
                 .map_err(End::Fatal)?;
             let mut result = Ok(());
@@ -224,7 +252,7 @@ async fn ask_previous(
 /// replies are relayed one owner after the other.
 async fn pass_on(
     node: &Arc<Node>,
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     frames: &[Frame],
     routes: &[Route],
 ) -> Result<(), End> {
@@ -342,7 +370,7 @@ fn note_hints(node: &Node, table: &RouteTable, frames: &[Frame]) {
 /// answered `TIMEOUT`.
 async fn hint_unanswered(
     node: &Arc<Node>,
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     frames: Vec<(Frame, u32)>,
 ) -> Result<(), End> {
     let fatal = |e: std::io::Error| End::Fatal(e.to_string());
@@ -360,7 +388,7 @@ async fn hint_unanswered(
                 if let Some(table) = table.as_deref() {
                     note_hints(node, table, std::slice::from_ref(&frame));
                 }
-                let served = serve_batch(node, vec![frame], None)
+                let served = serve_batch(node, vec![frame], None, dispatch::MAX_BATCH_REPLY_BYTES)
                     .await
                     .map_err(End::Fatal)?;
                 for chunk in &served.chunks {
@@ -385,18 +413,19 @@ async fn hint_unanswered(
     Ok(())
 }
 
-/// Whole frames at the front of `buf`, at most the in-flight cap; a fatal framing error
-/// (bad magic, bad header CRC, oversized length) ends the connection.
-fn take_frames(buf: &mut BytesMut) -> Result<Vec<Frame>, WireError> {
+/// Whole frames at the front of `buf`, at most the in-flight cap, and the fatal framing
+/// error (bad magic, bad header CRC, oversized length) that stopped the taking, if one did:
+/// the frames before it are still served.
+fn take_frames(buf: &mut BytesMut) -> (Vec<Frame>, Option<WireError>) {
     let mut batch = Vec::new();
     while batch.len() < MAX_IN_FLIGHT_PER_CONNECTION {
         match decode_frame(buf) {
             Ok(Some(f)) => batch.push(f),
             Ok(None) => break,
-            Err(e) => return Err(e),
+            Err(e) => return (batch, Some(e)),
         }
     }
-    Ok(batch)
+    (batch, None)
 }
 
 /// The first frame must be a handshake with a shared version; otherwise the error reply to send.
@@ -431,6 +460,7 @@ async fn serve_batch(
     node: &Arc<Node>,
     batch: Vec<Frame>,
     table: Option<Arc<RouteTable>>,
+    reply_cap: usize,
 ) -> Result<dispatch::Served, String> {
     let n = node.clone();
     let frames = batch.len();
@@ -441,7 +471,13 @@ async fn serve_batch(
                 reads_through(&n.handovers, table.as_deref(), f).is_some()
                     && dispatch::nothing_here(b, f)
             };
-            Ok(dispatch::serve_batch(b, &n.info, batch, &ask_elsewhere))
+            Ok(dispatch::serve_batch(
+                b,
+                &n.info,
+                batch,
+                &ask_elsewhere,
+                reply_cap,
+            ))
         })
         .await
         .map_err(|e| e.to_string())?;

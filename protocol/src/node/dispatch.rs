@@ -16,9 +16,10 @@ use crate::wire::{
     MAX_REPLY_PART, MAX_VALUE_IN_FRAME, READ_TO_END,
 };
 
-/// A batch stops taking requests once its replies reach this size; the rest wait for the
-/// next round, so one connection's pipeline cannot hold unbounded reply memory.
-pub const MAX_BATCH_REPLY_BYTES: usize = 64 << 20;
+/// A batch stops taking requests once its replies reach this size (or the smaller share of
+/// the node's reply memory it was given, `reply_budget.rs`); the rest wait for the next
+/// round, so one connection's pipeline cannot hold unbounded reply memory.
+pub const MAX_BATCH_REPLY_BYTES: usize = 16 << 20;
 
 /// Most value bytes one BULK_READ reply carries.
 pub const MAX_BULK_REPLY_BYTES: usize = 64 << 20;
@@ -48,12 +49,13 @@ pub struct Served {
 /// then made durable by one group-committed `sync` before any reply is released, so a
 /// pipeline of N durable writes costs one fdatasync, not N. If that sync fails, each of
 /// those requests is answered with the error instead. The batch stops before a frame for
-/// which `ask_elsewhere` is true.
+/// which `ask_elsewhere` is true, and once its replies reach `reply_cap` bytes.
 pub fn serve_batch(
     b: &dyn Backend,
     info: &NodeInfo,
     mut frames: Vec<Frame>,
     ask_elsewhere: &dyn Fn(&dyn Backend, &Frame) -> bool,
+    reply_cap: usize,
 ) -> Served {
     let default_durable = b.default_durability() != ringblob_engine::Durability::None;
     let mut out = Output::default();
@@ -67,7 +69,7 @@ pub fn serve_batch(
         let start = out.len();
         let deferred = serve(b, info, f, &mut out, default_durable);
         spans.push((start, out.len(), deferred));
-        if out.len() >= MAX_BATCH_REPLY_BYTES {
+        if out.len() >= reply_cap {
             break;
         }
     }
@@ -389,6 +391,10 @@ fn iterate(
     encode_iterate_reply(h, &entries, end, out).map_err(wire_fail)
 }
 
+/// Each key's size is looked up before its value is read, so a value that would not fit the
+/// reply (over `MAX_VALUE_IN_FRAME`, or past `MAX_BULK_REPLY_BYTES` in all) is answered
+/// `TOO_LARGE` without being read; a key named more than once is read once. The work a
+/// BULK_READ causes is bounded by its reply, not by how many times it names a big value.
 fn bulk_read(
     b: &dyn Backend,
     h: &Header,
@@ -400,14 +406,22 @@ fn bulk_read(
     }
     let start = out.len();
     let mut total = 0usize;
+    let mut read: std::collections::HashMap<[u8; 32], (Status, Bytes)> =
+        std::collections::HashMap::new();
     for (i, k) in r.keys.iter().enumerate() {
-        let (status, data) = match b.read_column(&Key(*k), r.column, Range::all()) {
-            Ok(v) if v.len() > MAX_VALUE_IN_FRAME => (Status::TooLarge, Bytes::new()),
-            // One reply is built in memory: past the budget, items say TOO_LARGE and the
-            // client reads those keys one by one.
-            Ok(v) if total + v.len() > MAX_BULK_REPLY_BYTES => (Status::TooLarge, Bytes::new()),
-            Ok(v) => (Status::Ok, Bytes::from(v)),
-            Err(e) => (status_of(&e), Bytes::new()),
+        let (status, data) = match read.get(k) {
+            Some(done) => done.clone(),
+            None => {
+                let done = bulk_item(b, &Key(*k), r.column, total);
+                read.insert(*k, done.clone());
+                done
+            }
+        };
+        // A repeated key's value counts again: it is in the reply again.
+        let (status, data) = if total + data.len() > MAX_BULK_REPLY_BYTES {
+            (Status::TooLarge, Bytes::new())
+        } else {
+            (status, data)
         };
         total += data.len();
         let more = i + 1 < r.keys.len();
@@ -422,6 +436,24 @@ fn bulk_read(
         }
     }
     Ok(())
+}
+
+/// One BULK_READ item: its value if it fits beside the `so_far` bytes already in the reply.
+fn bulk_item(b: &dyn Backend, key: &Key, column: u16, so_far: usize) -> (Status, Bytes) {
+    let size = match b.lookup_column(key, column) {
+        Ok(m) => m.size,
+        Err(e) => return (status_of(&e), Bytes::new()),
+    };
+    // One reply is built in memory: past the budget, items say TOO_LARGE and the client
+    // reads those keys one by one.
+    if size > MAX_VALUE_IN_FRAME as u64 || so_far as u64 + size > MAX_BULK_REPLY_BYTES as u64 {
+        return (Status::TooLarge, Bytes::new());
+    }
+    match b.read_column(key, column, Range::all()) {
+        Ok(v) if v.len() > MAX_VALUE_IN_FRAME => (Status::TooLarge, Bytes::new()),
+        Ok(v) => (Status::Ok, Bytes::from(v)),
+        Err(e) => (status_of(&e), Bytes::new()),
+    }
 }
 
 /// A backend's metadata as the wire carries it.

@@ -14,7 +14,9 @@ mod mover;
 mod output;
 mod quarantine;
 mod repairer;
+mod reply_budget;
 mod status_map;
+mod timed_stream;
 mod versions;
 
 use std::future::Future;
@@ -50,6 +52,14 @@ pub struct NodeConfig {
     pub idle_timeout: Duration,
     /// A frame that has started arriving must be complete within this long (slow-loris guard).
     pub read_timeout: Duration,
+    /// A connection must complete its HANDSHAKE within this long of connecting.
+    pub handshake_timeout: Duration,
+    /// A connection whose replies make no progress for this long (the client reads nothing)
+    /// is closed.
+    pub write_timeout: Duration,
+    /// Reply bytes all connections together may hold before they are written: a batch
+    /// waits for its share before it is served.
+    pub max_reply_memory: usize,
     /// Cap on concurrent blocking backend calls.
     pub max_blocking_calls: usize,
     /// Streaming uploads untouched this long are reclaimed.
@@ -71,6 +81,9 @@ impl Default for NodeConfig {
             max_connections: MAX_CONNECTIONS,
             idle_timeout: IDLE_TIMEOUT,
             read_timeout: READ_TIMEOUT,
+            handshake_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+            max_reply_memory: 512 << 20,
             // Measured: more blocking threads than ~4 per core only add context switches.
             max_blocking_calls: std::thread::available_parallelism().map_or(8, |n| 4 * n.get()),
             upload_timeout: Duration::from_secs(24 * 3600),
@@ -90,6 +103,12 @@ impl NodeConfig {
                 self.max_connections
             ));
         }
+        if !((1 << 20)..=(1 << 40)).contains(&self.max_reply_memory) {
+            return Err(format!(
+                "max_reply_memory {} not in 1 MiB..=1 TiB",
+                self.max_reply_memory
+            ));
+        }
         if !(1..=4096).contains(&self.max_blocking_calls) {
             return Err(format!(
                 "max_blocking_calls {} not in 1..=4096",
@@ -99,6 +118,8 @@ impl NodeConfig {
         for (name, d) in [
             ("idle_timeout", self.idle_timeout),
             ("read_timeout", self.read_timeout),
+            ("handshake_timeout", self.handshake_timeout),
+            ("write_timeout", self.write_timeout),
             ("upload_timeout", self.upload_timeout),
             ("owner_timeout", self.owner_timeout),
         ] {
@@ -135,6 +156,8 @@ pub struct Node {
     pub handovers: Arc<Handovers>,
     /// Hinted changes held here for owners that did not answer (`hints.rs`).
     pub hints: hints::Hints,
+    /// Reply bytes built and not written yet, bounded node-wide (`reply_budget.rs`).
+    pub reply_budget: reply_budget::ReplyBudget,
 }
 
 impl Node {
@@ -188,7 +211,9 @@ impl Node {
             }));
         }
         let peers = forward::Peers::new(&config.name, config.budget());
+        let reply_budget = reply_budget::ReplyBudget::new(config.max_reply_memory);
         Arc::new(Node {
+            reply_budget,
             backend,
             config,
             info,

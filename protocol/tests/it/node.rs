@@ -755,3 +755,147 @@ async fn range_digests_differ_exactly_where_the_values_do() {
     let too_deep = RangeDigestRequest { depth: 4, ..whole };
     assert!(ca.range_digest(too_deep).await.is_err());
 }
+
+#[tokio::test]
+async fn valid_frames_before_a_framing_error_are_all_answered() {
+    let n = start_mem().await;
+    let mut s = raw(n.addr).await;
+    let mut buf = BytesMut::new();
+    for i in 0..3000u64 {
+        assert!(Request::Ping.encode(10 + i, [0; 32], 0, &mut buf).is_ok());
+    }
+    buf.extend_from_slice(b"garbage that is no frame header at all, followed by more of it");
+    assert!(s.s.write_all(&buf).await.is_ok());
+    let mut pongs = 0;
+    while let Some(f) = next_frame(&mut s).await {
+        assert!(matches!(Reply::decode(&f), Ok(Reply::Pong)), "{f:?}");
+        pongs += 1;
+    }
+    assert_eq!(
+        pongs, 3000,
+        "every ping before the garbage is answered, then the close"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_never_handshakes_is_closed_after_the_handshake_timeout() {
+    let config = NodeConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..NodeConfig::default()
+    };
+    let n = start(Arc::new(MemBackend::open_memory()), config).await;
+    let mut silent = connect(n.addr).await;
+    // closed_by_node waits up to 10 s; the idle timeout is 300 s.
+    assert!(
+        closed_by_node(&mut silent).await,
+        "a silent connection kept its slot"
+    );
+    // A handshake that arrives in time is unaffected, however long the connection lives.
+    let mut greeted = raw(n.addr).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut buf = BytesMut::new();
+    assert!(Request::Ping.encode(2, [0; 32], 0, &mut buf).is_ok());
+    assert!(greeted.s.write_all(&buf).await.is_ok());
+    let f = next_frame(&mut greeted).await;
+    assert!(matches!(
+        f.map(|f| Reply::decode(&f)),
+        Some(Ok(Reply::Pong))
+    ));
+}
+
+/// Pipelines `reads` whole reads of `key` and never reads a reply.
+async fn slow_reader(addr: SocketAddr, key: [u8; 32], reads: u64) -> Raw {
+    let mut s = raw(addr).await;
+    let mut buf = BytesMut::new();
+    for i in 0..reads {
+        let r = Request::Read(ringblob_protocol::wire::ReadRequest::whole(0));
+        assert!(r.encode(100 + i, key, 0, &mut buf).is_ok());
+    }
+    assert!(s.s.write_all(&buf).await.is_ok());
+    s
+}
+
+#[tokio::test]
+async fn clients_that_never_read_are_bounded_and_closed_after_the_write_timeout() {
+    let config = NodeConfig {
+        write_timeout: Duration::from_millis(300),
+        max_reply_memory: 4 << 20,
+        ..NodeConfig::default()
+    };
+    let n = start(Arc::new(MemBackend::open_memory()), config).await;
+    let c = client(n.addr).await;
+    let big = Bytes::from(vec![7u8; 1 << 20]);
+    assert!(c.put(k("big"), big, PutOptions::default()).await.is_ok());
+    let mut slow = Vec::new();
+    for _ in 0..6 {
+        slow.push(slow_reader(n.addr, k("big"), 64).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Replies built and not written stay within the node's budget (the socket buffers of
+    // the slow connections hold some more, outside it).
+    let held = (4 << 20) - n.node.reply_budget.available();
+    assert!(held <= 4 << 20, "{held}");
+    // Small requests never wait behind them.
+    let other = client(n.addr).await;
+    for _ in 0..20 {
+        assert!(other.ping().await.is_ok());
+        assert!(other.lookup(k("big")).await.is_ok());
+    }
+    // The slow connections are closed once their replies stall for the write timeout (one
+    // after the other: each waits for its share first), and their budget is back. Nothing
+    // is read meanwhile, which would drain them.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for s in &mut slow {
+        assert!(
+            closed_by_node(s).await,
+            "a client that reads nothing kept its connection"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(n.node.reply_budget.available(), 4 << 20);
+    let got = other.get(k("big"), 0, None).await;
+    assert_eq!(got.map(|v| v.len()).ok(), Some(1 << 20));
+}
+
+#[tokio::test]
+async fn a_bulk_read_naming_a_big_value_many_times_is_bounded_by_its_reply() {
+    let n = start_mem().await;
+    let c = client(n.addr).await;
+    let v = Bytes::from(vec![3u8; 20 << 20]);
+    assert!(c.put(k("twenty"), v, PutOptions::default()).await.is_ok());
+    let keys = vec![k("twenty"); 1024];
+    let items = c.bulk_read(keys).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(items.len(), 1024);
+    let ok = items.iter().filter(|i| i.status == Status::Ok).count();
+    let too_large = items
+        .iter()
+        .filter(|i| i.status == Status::TooLarge)
+        .count();
+    // 64 MiB of reply holds three copies; the rest say TOO_LARGE without being read.
+    assert_eq!((ok, too_large), (3, 1021));
+    // A value over what one frame carries is not read at all.
+    let huge = Bytes::from(vec![4u8; 34 << 20]);
+    assert!(c.put(k("huge"), huge, PutOptions::default()).await.is_ok());
+    let items = c
+        .bulk_read(vec![k("huge"); 1024])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(items.iter().all(|i| i.status == Status::TooLarge));
+}
+
+#[tokio::test]
+async fn a_write_far_past_the_end_is_refused_before_it_allocates() {
+    let n = start_mem().await;
+    let c = client(n.addr).await;
+    let r = c
+        .write_at(
+            k("sparse"),
+            (1 << 30) - 16,
+            Bytes::from_static(b"x"),
+            PutOptions::default(),
+        )
+        .await;
+    let status = r.as_ref().err().and_then(|e| e.status());
+    assert_eq!(status, Some(Status::TooLarge), "{r:?}");
+    assert!(c.lookup(k("sparse")).await.is_err(), "nothing was written");
+}

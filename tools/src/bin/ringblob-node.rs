@@ -58,6 +58,12 @@ struct FileConfig {
     max_connections: Option<usize>,
     idle_timeout_secs: Option<u64>,
     read_timeout_secs: Option<u64>,
+    /// A connection must send its HANDSHAKE within this, seconds [default: 10].
+    handshake_timeout_secs: Option<u64>,
+    /// A connection whose replies make no progress this long is closed, seconds [default: 30].
+    write_timeout_secs: Option<u64>,
+    /// Reply bytes all connections may hold unwritten, MiB [default: 512].
+    max_reply_memory_mb: Option<usize>,
     upload_timeout_secs: Option<u64>,
     max_blocking_calls: Option<usize>,
     /// Cluster members to join through.
@@ -118,6 +124,11 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         max_connections: file.max_connections.unwrap_or(defaults.max_connections),
         idle_timeout: secs(file.idle_timeout_secs, defaults.idle_timeout),
         read_timeout: secs(file.read_timeout_secs, defaults.read_timeout),
+        handshake_timeout: secs(file.handshake_timeout_secs, defaults.handshake_timeout),
+        write_timeout: secs(file.write_timeout_secs, defaults.write_timeout),
+        max_reply_memory: file
+            .max_reply_memory_mb
+            .map_or(defaults.max_reply_memory, |mb| mb.saturating_mul(1 << 20)),
         upload_timeout: secs(file.upload_timeout_secs, defaults.upload_timeout),
         max_blocking_calls: file
             .max_blocking_calls

@@ -4,4 +4,5 @@
 mod cli;
 mod columns;
 mod kill9;
+mod limits;
 mod node_process;

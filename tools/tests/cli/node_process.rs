@@ -29,6 +29,9 @@ impl NodeProcess {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if std::env::var_os("RINGBLOB_TEST_LOGS").is_some() {
+                    eprintln!("[node] {line}");
+                }
                 if let Some(rest) = line.split("listening on ").nth(1) {
                     let _ = tx.send(
                         rest.split_whitespace()
