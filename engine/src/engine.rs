@@ -595,7 +595,12 @@ impl Engine {
                 tracing::warn!(blob = id, error = %e, "no checkpoint written over damage");
                 Ok(())
             }
-            other => other.map(|_| ()),
+            // The checkpoint names every record now: the key journal is not needed.
+            Ok(_) => {
+                crate::journal::remove(self.inner.device.as_ref(), id);
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 }

@@ -106,7 +106,10 @@ pub struct JournalWriter {
     blob: u32,
     file: Option<Arc<dyn DeviceFile>>,
     len: u64,
-    pending: Vec<u8>,
+    /// Entries noted since the last write, encoded only when written (the note is on the
+    /// writer's critical path; the write happens once per buffer flush).
+    pending: Vec<IndexEntry>,
+    encoded: Vec<u8>,
 }
 
 impl JournalWriter {
@@ -130,6 +133,7 @@ impl JournalWriter {
             file,
             len: HEADER_LEN as u64,
             pending: Vec::new(),
+            encoded: Vec::new(),
         }
     }
 
@@ -151,7 +155,7 @@ impl JournalWriter {
     /// Adds an entry, written with the next [`write_pending`](Self::write_pending).
     pub fn note(&mut self, e: &IndexEntry) {
         if self.file.is_some() {
-            self.pending.extend_from_slice(&encode_entry(e));
+            self.pending.push(*e);
         }
     }
 
@@ -164,8 +168,12 @@ impl JournalWriter {
             self.pending.clear();
             return;
         };
-        match f.write_all_at(&self.pending, self.len) {
-            Ok(()) => self.len += self.pending.len() as u64,
+        self.encoded.clear();
+        for e in &self.pending {
+            self.encoded.extend_from_slice(&encode_entry(e));
+        }
+        match f.write_all_at(&self.encoded, self.len) {
+            Ok(()) => self.len += self.encoded.len() as u64,
             Err(e) => {
                 tracing::warn!(blob = self.blob, error = %e, "cannot write the key journal; giving it up for this blob");
                 self.file = None;
