@@ -43,6 +43,7 @@ pub mod pace;
 mod patch;
 mod reader;
 mod recovery;
+mod recovery_scan;
 pub mod scan;
 mod sealed;
 mod sorting;
