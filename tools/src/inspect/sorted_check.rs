@@ -58,11 +58,26 @@ pub fn check_sorted(blob: &BlobRef, scan: &BlobScan) -> Result<Vec<Problem>> {
     if let Some(p) = check_header(&h, scan, name) {
         return Ok(p.into_iter().collect());
     }
-    let mut out = check_entries(&entries, scan, name, &blob.file.name);
+    let mut out = reserved_header_bytes(&bytes, name);
+    out.extend(check_entries(&entries, scan, name, &blob.file.name));
     if scan.damage.is_empty() {
         out.extend(missing(&entries, scan, name, &blob.file.name));
     }
     Ok(out)
+}
+
+/// The header's reserved bytes (80..4096) must be zero. No reader uses them and no CRC
+/// covers them, so only this check notices damage there.
+fn reserved_header_bytes(bytes: &[u8], name: &str) -> Vec<Problem> {
+    let reserved = bytes.get(80..ringblob_engine::format::sorted_index::SORTED_HEADER_LEN);
+    match reserved.and_then(|r| r.iter().position(|&b| b != 0)) {
+        Some(i) => {
+            let at = 80 + i as u64;
+            let reason = "a reserved header byte is not zero (the engine does not read it)";
+            vec![Problem::new(Kind::BadSortedIndex, name, at, reason)]
+        }
+        None => Vec::new(),
+    }
 }
 
 /// `Ok(None)`: deleted since the listing. `Ok(Some(Err(len)))`: too big to read.
