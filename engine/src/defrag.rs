@@ -322,7 +322,7 @@ impl Inner {
     }
 
     /// Reads a whole record into `buf` and checks every CRC; false if it is damaged.
-    fn read_checked(&self, id: u32, e: &IndexEntry, buf: &mut Vec<u8>) -> Result<bool> {
+    pub(crate) fn read_checked(&self, id: u32, e: &IndexEntry, buf: &mut Vec<u8>) -> Result<bool> {
         self.read_bytes(id, e.offset, e.record_len as usize, buf)?;
         let checked = RecordHeader::decode(buf, id, e.offset)
             .and_then(|h| check_frames(&h, buf, id, e.offset).map(|()| h));

@@ -73,10 +73,26 @@ impl Inner {
         Ok(Some((e.loc, h)))
     }
 
-    /// Remembers the newest record of (key, column) as damaged after a read of it failed
-    /// its checks, so a copy of the same version may replace it.
+    /// After a read of (key, column) failed its checks: remembers its newest record as
+    /// damaged — once a full check of that record confirms it, since the failure may have
+    /// come from another key's record sharing its index slot — so a copy from another group
+    /// may replace it.
     fn note_damage(&self, key: &Key, column: u16) {
-        if let Ok(Some(e)) = self.find_newest(key, column) {
+        let Ok(Some(e)) = self.find_newest(key, column) else {
+            return;
+        };
+        let entry = crate::format::index_file::IndexEntry {
+            key: *key,
+            offset: u64::from(e.loc.offset),
+            record_len: e.loc.len,
+            flags: 0,
+            column,
+        };
+        let damaged = match self.read_checked(e.loc.blob, &entry, &mut Vec::new()) {
+            Ok(intact) => !intact,
+            Err(err) => err.is_corruption(),
+        };
+        if damaged {
             tracing::error!(key = %key, column, blob = e.loc.blob, offset = e.loc.offset, "read found a damaged record");
             self.known_damage.note(e.loc);
         }

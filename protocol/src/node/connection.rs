@@ -11,13 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::timed_stream::TimedStream;
-
-/// A client connection's stream: its writes time out when the client reads nothing.
-type ClientStream = TimedStream<TcpStream>;
-
 use super::forward::{route, target_group, Route};
 use super::handover::{Handovers, ReadThrough};
+use super::timed_stream::TimedStream;
 use super::{dispatch, Node};
 use super::{hints, versions};
 use crate::ring::{RouteNode, RouteTable};
@@ -25,6 +21,9 @@ use crate::wire::{
     decode_frame, encode_error, Command, Frame, Header, Request, Status, WireError, FLAG_HINTED,
     FLAG_LOCAL, MAX_IN_FLIGHT_PER_CONNECTION,
 };
+
+/// A client connection's stream: its writes time out when the client reads nothing.
+type ClientStream = TimedStream<TcpStream>;
 
 /// Why a connection ended, for the log.
 #[derive(Debug)]
