@@ -71,6 +71,14 @@ pub enum ClusterError {
     #[error("digest trees differ in shape (range or depth); they cannot be compared")]
     DigestShapeMismatch,
 
+    /// A hand-over or repair state machine was given an answer to a step it did not ask.
+    #[error("{machine}: got {got} while waiting for {waiting}")]
+    UnexpectedAnswer {
+        machine: &'static str,
+        waiting: String,
+        got: &'static str,
+    },
+
     /// The SWIM layer (foca) refused an input or failed to encode.
     #[error("membership: {message}")]
     Swim { message: String },

@@ -9,6 +9,10 @@
 //!   [`ClusterMessage::RouteUpdate`]) and converge because their merge is a join.
 //! - [`TransferPlan`]: the ranges a node must stream to new owners after a ring change,
 //!   each with a cursor; [`TransferProgress`] is the record that resumes one after a crash.
+//! - [`HandoverStream`]: the steps of streaming one transfer (removes, then values page by
+//!   page, then progress), and [`RepairRange`]: the steps of repairing one range with a
+//!   peer. The node's mover and repairer and the simulator drive these same machines; the
+//!   backend half of their steps is [`local`].
 //! - [`DigestTree`]: a 16-way Merkle summary of a range's records; [`DigestTree::diff`]
 //!   finds the smallest sub-ranges two replicas disagree on. [`repair_tasks`] says which
 //!   peer of each other group to compare which range with.
@@ -44,13 +48,17 @@ mod config;
 mod digest;
 mod effect;
 mod error;
+mod handover;
 mod identity;
+pub mod local;
 mod message;
 mod outbox;
 mod progress;
+mod range_walk;
 mod react;
 mod reader;
 mod repair;
+mod repair_round;
 mod route_sync;
 mod split;
 mod state;
@@ -65,13 +73,16 @@ pub use digest::{
 };
 pub use effect::{ClusterTimer, Effect};
 pub use error::ClusterError;
+pub use handover::{HandoverAnswer, HandoverStep, HandoverStream, HANDOVER_PAGE};
 pub use identity::MemberId;
 pub use message::{
     entry_hash, ClusterMessage, EntrySummary, CLUSTER_MESSAGE_VERSION, MAX_CLUSTER_MESSAGE_LEN,
 };
 pub use progress::{TransferProgress, MAX_PROGRESS_LEN, PROGRESS_MAGIC, PROGRESS_VERSION};
+pub use range_walk::{linear_parts, RangePage, RangeWalk};
 pub use reader::MAX_TEXT_LEN;
 pub use repair::{repair_tasks, RepairTask};
+pub use repair_round::{RepairAnswer, RepairRange, RepairStep, RepairTally, REPAIR_PAGE};
 pub use route_sync::{answer_digest, digest_of, entries_named};
 pub use state::{Cluster, Phase, Restart};
 pub use swim_codec::SwimCodec;

@@ -2,18 +2,18 @@
 //! connection runs a batch of these on the blocking pool (see `connection.rs`).
 
 use bytes::{Bytes, BytesMut};
-use ringblob_backends::{Backend, IterRequest, Meta, Position};
+use ringblob_backends::{Backend, Meta};
 use ringblob_engine::{Key, Range, WriteOptions};
 
 use super::output::Output;
 use super::status_map::status_of;
 use super::versions::{check_deadline, now_ns};
 use super::NodeInfo;
+use crate::cluster::local::value_meta;
 use crate::wire::{
     encode_error, encode_iterate_reply, encode_read_reply, BulkItem, BulkReadRequest, Durability,
-    Frame, Header, IterEntry, IterPosition, IterateEnd, IterateRequest, ReadRequest, RemoveRequest,
-    Reply, Request, Status, ValueMeta, WireError, WriteAck, WriteMode, WriteRequest,
-    MAX_REPLY_PART, MAX_VALUE_IN_FRAME, READ_TO_END,
+    Frame, Header, IterateRequest, ReadRequest, RemoveRequest, Reply, Request, Status, WireError,
+    WriteAck, WriteMode, WriteRequest, MAX_REPLY_PART, MAX_VALUE_IN_FRAME, READ_TO_END,
 };
 
 /// A batch stops taking requests once its replies reach this size (or the smaller share of
@@ -179,7 +179,7 @@ fn answer(
         Request::Stat => Reply::Stat(info.stat_json(b)),
         Request::RouteList => Reply::RouteList(info.routes_json()),
         Request::RangeDigest(r) => {
-            Reply::RangeDigest(super::key_span::range_digest(b, &r).map_err(fail)?)
+            Reply::RangeDigest(crate::cluster::local::range_digest(b, &r).map_err(fail)?)
         }
         Request::Defrag { wait: true } => {
             let report = b.defrag().map_err(fail)?;
@@ -364,30 +364,7 @@ fn iterate(
     r: &IterateRequest,
     out: &mut BytesMut,
 ) -> Result<(), Failure> {
-    let req = IterRequest {
-        from: Key(r.from),
-        to: Key(r.to),
-        after: r.after.map(|a| Position {
-            key: Key(a.key),
-            column: a.column,
-        }),
-        limit: r.limit as usize,
-    };
-    let page = b.iterate(&req).map_err(fail)?;
-    let entries: Vec<IterEntry> = page
-        .entries
-        .iter()
-        .map(|m| IterEntry {
-            key: m.key.0,
-            meta: value_meta(m),
-        })
-        .collect();
-    let end = page.next_after.map_or(IterateEnd::Done, |p| {
-        IterateEnd::ResumeAfter(IterPosition {
-            key: p.key.0,
-            column: p.column,
-        })
-    });
+    let (entries, end) = crate::cluster::local::iterate(b, r).map_err(fail)?;
     encode_iterate_reply(h, &entries, end, out).map_err(wire_fail)
 }
 
@@ -453,23 +430,5 @@ fn bulk_item(b: &dyn Backend, key: &Key, column: u16, so_far: usize) -> (Status,
         Ok(v) if v.len() > MAX_VALUE_IN_FRAME => (Status::TooLarge, Bytes::new()),
         Ok(v) => (Status::Ok, Bytes::from(v)),
         Err(e) => (status_of(&e), Bytes::new()),
-    }
-}
-
-/// A backend's metadata as the wire carries it.
-pub fn value_meta(m: &Meta) -> ValueMeta {
-    let (blob, offset) = match m.location {
-        ringblob_backends::Location::Blob { blob, offset } => (blob, offset),
-        _ => (0, 0),
-    };
-    ValueMeta {
-        size: m.size,
-        stored_size: m.stored_size,
-        timestamp_ns: m.timestamp_ns,
-        offset,
-        checksum: m.checksum,
-        blob,
-        flags: 0,
-        column: m.column,
     }
 }

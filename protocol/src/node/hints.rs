@@ -27,9 +27,11 @@ use parking_lot::Mutex;
 use ringblob_engine::Key;
 use tokio::sync::watch;
 
-use super::copy::{read_record, send_copy, send_remove};
+use super::copy::{local, send_copy, send_remove};
+use super::task_error::TaskError;
 use super::Node;
 use crate::client::Client;
+use crate::cluster::local::read_record;
 use crate::wire::{Command, Frame, KeyId};
 
 /// Most hints one node keeps; a hinted change beyond it is still stored, but not noted for
@@ -213,23 +215,17 @@ async fn replay(node: &Node) {
 
 /// Sends every column and remembered remove of `key` held here to the owner behind
 /// `client`, as conditional copies.
-async fn replay_key(node: &Node, client: &Client, key: KeyId) -> Result<(), String> {
+async fn replay_key(node: &Node, client: &Client, key: KeyId) -> Result<(), TaskError> {
     let k = Key(key);
-    let columns = node
-        .backend
-        .run(move |b| b.columns(&k))
-        .await
-        .map_err(|e| e.to_string())?;
+    let columns = node.backend.run(move |b| b.columns(&k)).await?;
     for meta in columns {
-        if let Some(record) = read_record(&node.backend, k, meta.column).await? {
-            send_copy(client, k, meta.column, record).await?;
+        let column = meta.column;
+        let found = local(&node.backend, move |b| read_record(b, k, column)).await?;
+        if let Some(record) = found {
+            send_copy(client, k, column, record).await?;
         }
     }
-    let removes = node
-        .backend
-        .run(move |b| b.removes_in(&k, &k))
-        .await
-        .map_err(|e| e.to_string())?;
+    let removes = node.backend.run(move |b| b.removes_in(&k, &k)).await?;
     for r in &removes {
         send_remove(client, r).await?;
     }

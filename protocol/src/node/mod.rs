@@ -8,7 +8,6 @@ mod forward;
 mod handover;
 mod hints;
 mod info;
-mod key_span;
 mod membership;
 mod mover;
 mod output;
@@ -16,6 +15,7 @@ mod quarantine;
 mod repairer;
 mod reply_budget;
 mod status_map;
+mod task_error;
 mod timed_stream;
 mod versions;
 
@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-pub use dispatch::value_meta;
+pub use crate::cluster::local::value_meta;
 pub use forward::{route, Route};
 pub use handover::Handovers;
 pub use info::{Counters, NodeInfo};
@@ -38,6 +38,7 @@ pub use mover::Mover;
 pub use quarantine::Quarantine;
 pub use repairer::{RepairCounters, Repairer};
 pub use status_map::status_of;
+pub use task_error::TaskError;
 pub use versions::{now_ns, Budget};
 
 use crate::wire::{IDLE_TIMEOUT, MAX_CONNECTIONS, READ_TIMEOUT};

@@ -1,4 +1,4 @@
-//! Data movement: streams each key range a ring change took from this node to its new owner
+//! Data movement (the driver of `cluster::HandoverStream`, which makes every decision): streams each key range a ring change took from this node to its new owner
 //! — iterate the range in key order, read every (key, column), write it to the owner —
 //! throttled, reporting a cursor so a crash resumes where it stopped. Once the owner holds a
 //! record (it took the copy, or had it or something newer), the source drops its own copy
@@ -9,21 +9,18 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ringblob_backends::{AsyncBackend, Backend, Meta};
+use ringblob_backends::{AsyncBackend, Backend};
 use ringblob_engine::pace::Pace;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::copy;
-use super::key_span::RangePages;
+use super::task_error::TaskError;
 use crate::client::{Client, ClientConfig};
-use crate::cluster::Transfer;
+use crate::cluster::{local, HandoverAnswer, HandoverStep, HandoverStream, Transfer};
 use crate::wire::KeyId;
 
-/// Entries read per iteration page.
-const PAGE: usize = 256;
-
 /// What a transfer task tells the membership shell.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum MoveEvent {
     /// Every key up to and including `cursor` was delivered.
     Progress {
@@ -35,7 +32,7 @@ pub enum MoveEvent {
     },
     Failed {
         id: u64,
-        why: String,
+        why: Arc<TaskError>,
     },
     /// Time to start failed transfers again.
     Retry,
@@ -95,105 +92,114 @@ impl Mover {
             let event = match mover.run(&t, &addr, &events, &cancel).await {
                 Ok(()) if cancel.load(Ordering::Relaxed) => return,
                 Ok(()) => MoveEvent::Done { id },
-                Err(why) => MoveEvent::Failed { id, why },
+                Err(why) => MoveEvent::Failed {
+                    id,
+                    why: Arc::new(why),
+                },
             };
             let _ = events.send(event);
         });
     }
 
+    /// Drives the transfer's [`HandoverStream`] (the decisions) against the backend and
+    /// the new owner (the effects).
     async fn run(
         &self,
         t: &Transfer,
         addr: &str,
         events: &UnboundedSender<MoveEvent>,
         cancel: &AtomicBool,
-    ) -> Result<(), String> {
-        let Some(range) = t.remaining() else {
+    ) -> Result<(), TaskError> {
+        let mut stream = HandoverStream::new(t, self.quarantine.before());
+        if t.remaining().is_none() {
             return Ok(());
-        };
+        }
         let config = ClientConfig {
             name: format!("{} (moving data)", self.name),
             ..ClientConfig::default()
         };
         let client = Client::connect(addr, config)
             .await
-            .map_err(|e| e.to_string())?;
-        // Removes first: the new owner remembers them, so no copy of a removed value can
-        // land there later (from this node or from another group's repair).
-        for r in copy::removes_in(&self.backend, &range).await? {
+            .map_err(|source| TaskError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let mut answer = HandoverAnswer::Continue;
+        loop {
             if cancel.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            copy::send_remove(&client, &r).await?;
-            self.counters.removes_sent.fetch_add(1, Ordering::Relaxed);
+            let step = stream.advance(answer)?;
+            answer = match step {
+                HandoverStep::Done => return Ok(()),
+                HandoverStep::Progress { cursor } => {
+                    let _ = events.send(MoveEvent::Progress { id: t.id, cursor });
+                    HandoverAnswer::Continue
+                }
+                step => self.perform(&client, step).await?,
+            };
         }
-        let mut pages = RangePages::new(range, PAGE);
-        while let Some(page) = pages.next(&self.backend).await? {
-            if cancel.load(Ordering::Relaxed) {
-                return Ok(());
+    }
+
+    /// Carries out one step of a stream and counts what it did.
+    async fn perform(
+        &self,
+        client: &Client,
+        step: HandoverStep,
+    ) -> Result<HandoverAnswer, TaskError> {
+        let c = &self.counters;
+        let b = &self.backend;
+        Ok(match step {
+            HandoverStep::ListRemoves(range) => HandoverAnswer::Removes(
+                copy::local(b, move |b| local::removes_in(b, &range)).await?,
+            ),
+            HandoverStep::SendRemove(r) => {
+                let sent = copy::send_remove(client, &r).await?;
+                c.removes_sent.fetch_add(1, Ordering::Relaxed);
+                HandoverAnswer::Sent(sent)
             }
-            let entries = &page.entries;
-            for m in entries {
-                let sent = self.send(&client, m).await?;
-                let wait = self.throttle.lock().await.spent(sent);
+            HandoverStep::ListPage(req) => {
+                HandoverAnswer::Page(copy::local(b, move |b| local::list(b, &req)).await?)
+            }
+            HandoverStep::ReadRecord { key, column } => HandoverAnswer::Record(
+                copy::local(b, move |b| local::read_record(b, key, column)).await?,
+            ),
+            HandoverStep::SendCopy {
+                key,
+                column,
+                record,
+            } => {
+                let len = record.value.len() as u64;
+                let stored = copy::send_copy(client, key, column, record).await?;
+                let counter = if stored {
+                    &c.records_sent
+                } else {
+                    &c.records_skipped
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                c.bytes_sent.fetch_add(len, Ordering::Relaxed);
+                HandoverAnswer::Sent(stored)
+            }
+            HandoverStep::DropCopy {
+                key,
+                column,
+                timestamp_ns,
+            } => {
+                let dropped =
+                    copy::local(b, move |b| local::drop_copy(b, key, column, timestamp_ns)).await?;
+                if dropped {
+                    c.records_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                HandoverAnswer::Dropped(dropped)
+            }
+            HandoverStep::Pace { bytes } => {
+                let wait = self.throttle.lock().await.spent(bytes);
                 if let Some(wait) = wait {
                     tokio::time::sleep(wait).await;
                 }
+                HandoverAnswer::Continue
             }
-            // A key is delivered once all its columns are: report the key before the
-            // page's last one, unless the page ends its span.
-            let last = entries.last().map(|m| m.key);
-            let done_key = if page.span_more {
-                entries
-                    .iter()
-                    .rev()
-                    .map(|m| m.key)
-                    .find(|k| Some(*k) != last)
-            } else {
-                last
-            };
-            if let Some(k) = done_key {
-                let _ = events.send(MoveEvent::Progress {
-                    id: t.id,
-                    cursor: k.0,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Copies one (key, column) to the owner, unless the owner holds it as new already;
-    /// returns the bytes sent. A value removed meanwhile is skipped.
-    async fn send(&self, client: &Client, m: &Meta) -> Result<u64, String> {
-        let Some(record) = copy::read_record(&self.backend, m.key, m.column).await? else {
-            return Ok(0);
-        };
-        if self.quarantine.untrusted(record.timestamp_ns) {
-            return Ok(0);
-        }
-        let len = record.value.len() as u64;
-        let ts = record.timestamp_ns;
-        if copy::send_copy(client, m.key, m.column, record).await? {
-            self.counters.records_sent.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.counters
-                .records_skipped
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        self.counters.bytes_sent.fetch_add(len, Ordering::Relaxed);
-        // The new owner holds it (or something newer): this node stops holding a copy it
-        // could serve stale if the range ever fell back to it.
-        let (key, column) = (m.key, m.column);
-        let dropped = self
-            .backend
-            .run(move |b| b.drop_copy(&key, column, ts))
-            .await
-            .map_err(|e| format!("dropping {key} column {column} after handing it over: {e}"))?;
-        if dropped {
-            self.counters
-                .records_dropped
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(len)
+            HandoverStep::Progress { .. } | HandoverStep::Done => HandoverAnswer::Continue,
+        })
     }
 }

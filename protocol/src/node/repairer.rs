@@ -1,4 +1,5 @@
-//! Background repair between groups: for each range this node shares with a node of another
+//! Background repair between groups (the driver of `cluster::RepairRange`, which makes every
+//! decision): for each range this node shares with a node of another
 //! group, the two digest trees are compared first (`RANGE_DIGEST`); in the sub-ranges where
 //! they differ, both sides' metas are listed page by page (this node's backend, the peer's
 //! `ITERATE`) and every (key, column) the peer lacks, or holds older with other bytes, is
@@ -8,24 +9,18 @@
 //! backend's remove log) and sends a conditional remove for every value the peer holds
 //! older than one; copies older than a remembered remove are refused by the receiver.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ringblob_backends::{AsyncBackend, Backend, Meta};
+use ringblob_backends::{AsyncBackend, Backend};
 
 use super::copy;
-use super::key_span::{self, RangePages};
+use super::task_error::TaskError;
 use crate::client::{Client, ClientConfig};
-use crate::cluster::{depth_for, DigestTree, RepairTask};
-use crate::ring::{KeyRange, RouteTable};
-use crate::wire::{
-    IterPosition, IterateEnd, IterateRequest, RangeDigestRequest, Status, ValueMeta,
-    MAX_RANGE_DIGEST_DEPTH,
-};
-
-/// Entries compared per page.
-const PAGE: usize = 1000;
+use crate::cluster::local::{self, LocalError};
+use crate::cluster::{RepairAnswer, RepairRange, RepairStep, RepairTally, RepairTask};
+use crate::ring::RouteTable;
+use crate::wire::Status;
 
 /// Totals for `stat`.
 #[derive(Default, Debug)]
@@ -93,12 +88,12 @@ impl Repairer {
         });
     }
 
-    async fn repair(&self, t: &RepairTask, table: &RouteTable) -> Result<(), String> {
+    async fn repair(&self, t: &RepairTask, table: &RouteTable) -> Result<(), TaskError> {
         let addr = table
             .node(&t.peer)
             .filter(|n| n.alive)
             .map(|n| n.addr.clone())
-            .ok_or("peer not alive")?;
+            .ok_or_else(|| TaskError::PeerDown(t.peer.clone()))?;
         let config = ClientConfig {
             name: format!("{} (repair)", self.name),
             group: t.peer_group,
@@ -106,153 +101,88 @@ impl Repairer {
         };
         let peer = Client::connect(&addr, config)
             .await
-            .map_err(|e| e.to_string())?;
-        for span in self.differing(&peer, t.range).await? {
-            self.repair_span(&peer, &span).await?;
-        }
-        Ok(())
-    }
-
-    /// The sub-ranges of `range` where this node and the peer differ, found by comparing
-    /// digest trees (one `RANGE_DIGEST` round trip); the whole range if the peer predates
-    /// `RANGE_DIGEST`.
-    async fn differing(&self, peer: &Client, range: KeyRange) -> Result<Vec<KeyRange>, String> {
-        let mine = self
-            .backend
-            .run(move |b| key_span::digest_entries(b, &range))
-            .await
-            .map_err(|e| e.to_string())?;
-        let depth = depth_for(mine.len()).min(MAX_RANGE_DIGEST_DEPTH);
-        let req = RangeDigestRequest {
-            start_excl: range.start_excl.0,
-            end_incl: range.end_incl.0,
-            depth,
-        };
-        let theirs = match peer.range_digest(req).await {
-            Ok(reply) => reply,
-            Err(e) if e.status() == Some(Status::UnknownCommand) => return Ok(vec![range]),
-            Err(e) => return Err(e.to_string()),
-        };
-        let theirs = DigestTree::from_leaves(range, depth, theirs.leaves)
-            .ok_or("the peer's digest does not fit the range")?;
-        let differing = DigestTree::build(range, depth, &mine)
-            .diff(&theirs)
-            .map_err(|e| e.to_string())?;
-        if differing.is_empty() {
-            self.counters.ranges_in_sync.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(differing)
-    }
-
-    /// Compares every value of `span` with the peer's, page by page, and pushes what the
-    /// peer lacks or holds older.
-    async fn repair_span(&self, peer: &Client, span: &KeyRange) -> Result<(), String> {
-        let mut pages = RangePages::new(*span, PAGE);
-        while let Some(page) = pages.next(&self.backend).await? {
-            let mine: Vec<&Meta> = page.entries.iter().collect();
-            self.repair_page(peer, &mine).await?;
-        }
-        self.push_removes(peer, span).await
-    }
-
-    /// Carries the removes this node remembers in `span` to the peer as copied removes
-    /// (`IF_NEWER`): the peer drops a value older than the remove, and remembers the remove
-    /// either way, so its own round does not push the value back. Only differing spans get
-    /// here, so a converged range sends nothing.
-    async fn push_removes(&self, peer: &Client, span: &KeyRange) -> Result<(), String> {
-        for r in copy::removes_in(&self.backend, span).await? {
-            if copy::send_remove(peer, &r).await? {
-                self.counters.removes_pushed.fetch_add(1, Ordering::Relaxed);
+            .map_err(|source| TaskError::Connect { addr, source })?;
+        let mut round = RepairRange::new(t, self.quarantine.before());
+        let mut answer = RepairAnswer::Start;
+        let done = loop {
+            match round.advance(answer) {
+                Ok(RepairStep::Done) => break Ok(()),
+                Ok(step) => match self.perform(&peer, step).await {
+                    Ok(a) => answer = a,
+                    Err(e) => break Err(e),
+                },
+                Err(e) => break Err(e.into()),
             }
-        }
-        Ok(())
+        };
+        self.count(round.tally());
+        done
     }
 
-    /// Compares one page of this node's metas with the peer's over the same key span and
-    /// pushes what the peer lacks or holds older.
-    async fn repair_page(&self, peer: &Client, mine: &[&Meta]) -> Result<(), String> {
-        let (Some(first), Some(last)) = (mine.first(), mine.last()) else {
-            return Ok(());
-        };
-        let theirs = peer_metas(peer, first.key.0, last.key.0).await?;
-        self.counters
-            .records_compared
-            .fetch_add(mine.len() as u64, Ordering::Relaxed);
-        for m in mine {
-            let theirs = theirs.get(&(m.key.0, m.column));
-            if self.quarantine.untrusted(m.timestamp_ns) {
-                // Quarantined: a record the peer lacks may be a value removed while this
-                // node was away (and forgotten since); one the peer holds newer (other
-                // bytes) is stale. The same bytes are kept, whatever their timestamps.
-                let newer =
-                    |t: &&ValueMeta| t.checksum != m.checksum && t.timestamp_ns > m.timestamp_ns;
-                if theirs.is_none_or(|t| newer(&t)) {
-                    self.drop_untrusted(m).await?;
+    /// Adds one range's tally to the counters.
+    fn count(&self, tally: RepairTally) {
+        let c = &self.counters;
+        c.records_compared
+            .fetch_add(tally.records_compared, Ordering::Relaxed);
+        c.ranges_in_sync
+            .fetch_add(u64::from(tally.in_sync), Ordering::Relaxed);
+        c.records_pushed
+            .fetch_add(tally.records_pushed, Ordering::Relaxed);
+        c.removes_pushed
+            .fetch_add(tally.removes_pushed, Ordering::Relaxed);
+        c.quarantine_dropped
+            .fetch_add(tally.quarantine_dropped, Ordering::Relaxed);
+    }
+
+    /// Carries out one step of a range's repair.
+    async fn perform(&self, peer: &Client, step: RepairStep) -> Result<RepairAnswer, TaskError> {
+        let b = &self.backend;
+        Ok(match step {
+            RepairStep::DigestMine(range) => RepairAnswer::Digest(
+                copy::local(b, move |b| {
+                    local::digest_entries(b, &range).map_err(|source| LocalError::Backend {
+                        what: "summarising a range",
+                        source,
+                    })
+                })
+                .await?,
+            ),
+            RepairStep::PeerDigest(req) => match peer.range_digest(req).await {
+                Ok(reply) => RepairAnswer::PeerDigest(Some(reply)),
+                Err(e) if e.status() == Some(Status::UnknownCommand) => {
+                    RepairAnswer::PeerDigest(None)
                 }
-                continue;
+                Err(e) => return Err(TaskError::peer("asking for a range digest")(e)),
+            },
+            RepairStep::ListPage(req) => {
+                RepairAnswer::Page(copy::local(b, move |b| local::list(b, &req)).await?)
             }
-            let stale = match theirs {
-                None => true,
-                Some(t) => t.checksum != m.checksum && t.timestamp_ns < m.timestamp_ns,
-            };
-            if stale {
-                self.push(peer, m).await?;
+            RepairStep::PeerList(req) => {
+                let (entries, end) = peer
+                    .iterate(req)
+                    .await
+                    .map_err(TaskError::peer("listing the peer's values"))?;
+                RepairAnswer::PeerPage { entries, end }
             }
-        }
-        Ok(())
-    }
-
-    /// Drops a quarantined record (`Backend::drop_copy`: not a remove).
-    async fn drop_untrusted(&self, m: &Meta) -> Result<(), String> {
-        let (key, column, ts) = (m.key, m.column, m.timestamp_ns);
-        let dropped = self
-            .backend
-            .run(move |b| b.drop_copy(&key, column, ts))
-            .await
-            .map_err(|e| e.to_string())?;
-        if dropped {
-            self.counters
-                .quarantine_dropped
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    /// Pushes one (key, column) as a conditional copy: a peer that meanwhile got a newer
-    /// write keeps it.
-    async fn push(&self, peer: &Client, m: &Meta) -> Result<(), String> {
-        let Some(record) = copy::read_record(&self.backend, m.key, m.column).await? else {
-            return Ok(());
-        };
-        if copy::send_copy(peer, m.key, m.column, record).await? {
-            self.counters.records_pushed.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-}
-
-/// The peer's metas of every (key, column) in `from..=to`.
-async fn peer_metas(
-    peer: &Client,
-    from: [u8; 32],
-    to: [u8; 32],
-) -> Result<HashMap<([u8; 32], u16), ValueMeta>, String> {
-    let mut out = HashMap::new();
-    let mut after: Option<IterPosition> = None;
-    loop {
-        let req = IterateRequest {
-            from,
-            to,
-            after,
-            limit: PAGE as u32,
-        };
-        let (entries, end) = peer.iterate(req).await.map_err(|e| e.to_string())?;
-        for e in entries {
-            out.insert((e.key, e.meta.column), e.meta);
-        }
-        match end {
-            IterateEnd::Done => return Ok(out),
-            IterateEnd::ResumeAfter(p) => after = Some(p),
-        }
+            RepairStep::ReadRecord { key, column } => RepairAnswer::Record(
+                copy::local(b, move |b| local::read_record(b, key, column)).await?,
+            ),
+            RepairStep::SendCopy {
+                key,
+                column,
+                record,
+            } => RepairAnswer::Sent(copy::send_copy(peer, key, column, record).await?),
+            RepairStep::DropCopy {
+                key,
+                column,
+                timestamp_ns,
+            } => RepairAnswer::Dropped(
+                copy::local(b, move |b| local::drop_copy(b, key, column, timestamp_ns)).await?,
+            ),
+            RepairStep::ListRemoves(span) => {
+                RepairAnswer::Removes(copy::local(b, move |b| local::removes_in(b, &span)).await?)
+            }
+            RepairStep::SendRemove(r) => RepairAnswer::Sent(copy::send_remove(peer, &r).await?),
+            RepairStep::Done => RepairAnswer::Start,
+        })
     }
 }

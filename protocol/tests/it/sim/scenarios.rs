@@ -1,0 +1,381 @@
+//! The simulated scenarios. Each runs a fixed list of seeds (fast, in CI); more with
+//! `RINGBLOB_SIM_SEEDS=N` (seeds 1..=N) or a time-boxed random search with
+//! `RINGBLOB_SIM_SEARCH_SECS=S`; `RINGBLOB_SIM_SEED=N` replays one. A failure prints the
+//! one-line command that replays it.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use rand::Rng;
+
+use super::checks::*;
+use super::repair::repair_all;
+use super::world::{Event, Sim, Stats, GROUPS};
+
+const KEYS: usize = 1500;
+const BOOT_MS: u64 = 20_000;
+const CHAOS_MS: u64 = 40_000;
+const CONVERGE_LIMIT_MS: u64 = 60_000;
+const MOVE_LIMIT_MS: u64 = 60_000;
+
+/// The seeds to run: one to replay, `1..=N`, the fixed CI list, plus random ones for the
+/// search's time box.
+fn seeds_to_run(fixed: &[u64]) -> Vec<u64> {
+    let env = |name| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+    if let Some(seed) = env("RINGBLOB_SIM_SEED") {
+        return vec![seed];
+    }
+    if let Some(n) = env("RINGBLOB_SIM_SEEDS") {
+        return (1..=n).collect();
+    }
+    fixed.to_vec()
+}
+
+/// Random seeds to try until `RINGBLOB_SIM_SEARCH_SECS` (default 0) have passed.
+fn search_deadline() -> Option<Instant> {
+    let secs = std::env::var("RINGBLOB_SIM_SEARCH_SECS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())?;
+    Some(Instant::now() + std::time::Duration::from_secs(secs))
+}
+
+fn replay(test: &str, seed: u64) -> String {
+    format!("RINGBLOB_SIM_SEED={seed} cargo test -p ringblob-protocol --test it -- --exact sim::scenarios::{test}")
+}
+
+/// What one chaos run measured.
+struct Report {
+    acked: usize,
+    converged_ms: u64,
+    moved_ms: u64,
+    repaired: u64,
+    missed_nodes: usize,
+    sim_ms: u64,
+    node_ms: u64,
+    stats: Stats,
+}
+
+/// 54 nodes in 3 groups; 40 s of crashes, restarts, joins, leaves, partitions, 2 % loss
+/// and 1 % duplication while clients write and remove at quorum; then every node restarts,
+/// the network heals, and the invariants must hold within bounded simulated time.
+fn chaos_run(seed: u64, broken_movement: bool) -> Result<Report, String> {
+    let mut sim = Sim::new(seed, KEYS);
+    sim.broken_movement = broken_movement;
+    let count = GROUPS * sim.nodes_per_group;
+    bootstrap(&mut sim, count);
+    sim.drop_rate = 0.02;
+    sim.dup_rate = 0.01;
+    let chaos_end = sim.now + CHAOS_MS;
+    let mut next_chaos = sim.now + 1000;
+    let mut node_ms = 0u64;
+    sim.run_until(chaos_end, &mut |s| {
+        s.client_write();
+        node_ms += 20 * (0..s.nodes.len()).filter(|i| s.is_up(*i)).count() as u64;
+        if s.now >= next_chaos {
+            chaos_step(s);
+            next_chaos = s.now + s.rng.gen_range(500..2500);
+        }
+    });
+    sim.drop_rate = 0.0;
+    sim.dup_rate = 0.0;
+    sim.partition = None;
+    for node in 0..sim.nodes.len() {
+        sim.restart(node);
+    }
+    let start = sim.now;
+    let converged = wait_for(&mut sim, CONVERGE_LIMIT_MS, tables_agree);
+    let converged_ms = converged.ok_or_else(|| {
+        format!(
+            "route tables did not converge: {}",
+            table_disagreement(&sim)
+        )
+    })? - start;
+    let start = sim.now;
+    let moved_ms = wait_for(&mut sim, MOVE_LIMIT_MS, movement_done)
+        .ok_or_else(|| "transfers did not finish".to_string())?
+        - start;
+    check_tables(&sim)?;
+    check_movement(&sim)?;
+    check_quorum(&sim)?;
+    let tally = repair_all(&mut sim)?;
+    check_every_owner(&sim)?;
+    check_removed_stay_removed(&sim)?;
+    if let Some(e) = sim.errors.first() {
+        return Err(format!(
+            "{} inputs failed, the first: {e}",
+            sim.errors.len()
+        ));
+    }
+    let stats = std::mem::take(&mut sim.stats);
+    if stats.crashes == 0
+        || stats.joins == 0
+        || stats.copies_stored == 0
+        || stats.removes_acked == 0
+    {
+        return Err(format!(
+            "the chaos was too mild to test anything: {stats:?}"
+        ));
+    }
+    let live = sim.nodes.iter().filter(|n| n.cluster.is_some()).count() as u64;
+    node_ms += (sim.now - chaos_end) * live;
+    Ok(Report {
+        acked: sim.acked.len(),
+        converged_ms,
+        moved_ms,
+        repaired: tally.records_pushed + tally.removes_pushed,
+        missed_nodes: sim.nodes.iter().filter(|n| n.missed_writes).count(),
+        sim_ms: sim.now,
+        node_ms,
+        stats,
+    })
+}
+
+/// Starts `count` nodes one at a time, round-robin over the groups, and lets them settle.
+fn bootstrap(sim: &mut Sim, count: u32) {
+    for i in 0..count {
+        let node = sim.add_node(i % GROUPS);
+        sim.boot(node);
+        let until = sim.now + 250;
+        sim.run_until(until, &mut |_| {});
+    }
+    let until = sim.now + BOOT_MS;
+    sim.run_until(until, &mut |_| {});
+}
+
+/// One random fault or membership change.
+fn chaos_step(sim: &mut Sim) {
+    let up: Vec<usize> = (0..sim.nodes.len()).filter(|i| sim.is_up(*i)).collect();
+    let down = sim
+        .nodes
+        .iter()
+        .filter(|n| n.cluster.is_none() && !n.left)
+        .count();
+    let Some(&victim) = up.get(sim.rng.gen_range(0..up.len().max(1))) else {
+        return;
+    };
+    match sim.rng.gen_range(0..10) {
+        0..=3 if down < 4 => {
+            let down_ms = sim.rng.gen_range(1_000..15_000);
+            sim.crash(victim, down_ms);
+        }
+        4 | 5 if sim.stats.joins < 6 => {
+            sim.stats.joins += 1;
+            let group = sim.rng.gen_range(0..GROUPS);
+            let node = sim.add_node(group);
+            sim.boot(node);
+        }
+        6 if sim.stats.leaves < 3 => {
+            sim.stats.leaves += 1;
+            sim.drive(victim, |c| c.leave());
+        }
+        7 if sim.stats.partitions < 3 && sim.partition.is_none() => {
+            sim.stats.partitions += 1;
+            let side: BTreeSet<String> = sim
+                .nodes
+                .iter()
+                .filter(|_| sim.rng.gen_bool(0.3))
+                .map(|n| n.addr.clone())
+                .collect();
+            sim.partition = Some(side);
+            let heal_ms = sim.rng.gen_range(2_000..8_000);
+            sim.at(heal_ms, Event::Heal);
+        }
+        _ => {}
+    }
+}
+
+/// Runs until `done` holds (checked every 500 ms); the time it held, or `None` at the limit.
+fn wait_for(sim: &mut Sim, limit_ms: u64, done: fn(&Sim) -> bool) -> Option<u64> {
+    let end = sim.now + limit_ms;
+    while sim.now < end {
+        if done(sim) {
+            return Some(sim.now);
+        }
+        let until = sim.now + 500;
+        sim.run_until(until, &mut |_| {});
+    }
+    done(sim).then_some(sim.now)
+}
+
+#[test]
+fn sim_cluster_survives_chaos() {
+    let mut seeds = seeds_to_run(&[1, 2, 3]);
+    let deadline = search_deadline();
+    let mut rng = rand::thread_rng();
+    let (mut node_ms, started) = (0u64, Instant::now());
+    let mut i = 0;
+    while i < seeds.len() || deadline.is_some_and(|d| Instant::now() < d) {
+        let seed = match seeds.get(i) {
+            Some(s) => *s,
+            None => {
+                let s = rng.gen::<u32>() as u64;
+                seeds.push(s);
+                s
+            }
+        };
+        i += 1;
+        let run_started = Instant::now();
+        match chaos_run(seed, false) {
+            Ok(r) => {
+                node_ms += r.node_ms;
+                println!(
+                    "sim seed {seed}: {} acknowledged keys, tables converged in {} ms, moves \
+                     done {} ms later, repair copied {} records ({} nodes missed writes); \
+                     {} simulated s; {:?}; {:.1} s",
+                    r.acked,
+                    r.converged_ms,
+                    r.moved_ms,
+                    r.repaired,
+                    r.missed_nodes,
+                    r.sim_ms / 1000,
+                    r.stats,
+                    run_started.elapsed().as_secs_f64()
+                );
+            }
+            Err(why) => panic!(
+                "cluster simulation failed with seed {seed}: {why}\nreplay: {}",
+                replay("sim_cluster_survives_chaos", seed)
+            ),
+        }
+    }
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    println!(
+        "sim: {} seeds, {:.1} simulated node-hours in {:.2} min ({:.1} node-hours per minute)",
+        seeds.len(),
+        node_ms as f64 / 3.6e6,
+        minutes,
+        node_ms as f64 / 3.6e6 / minutes.max(1e-9)
+    );
+}
+
+/// The broken-movement knob must make the chaos run fail: the checks can see lost data.
+#[test]
+fn sim_checks_catch_a_hand_over_that_loses_copies() {
+    let outcome = chaos_run(1, true);
+    assert!(
+        outcome.is_err(),
+        "a hand-over that loses every 7th copy went unnoticed"
+    );
+    println!("broken hand-over caught: {:?}", outcome.err());
+}
+
+/// Each group's nodes' shares of its ring, from the first live table.
+fn group_shares(sim: &Sim) -> BTreeMap<u32, Vec<(String, f64)>> {
+    let Some((_, table)) = live_tables(sim).into_iter().next() else {
+        return BTreeMap::new();
+    };
+    let mut out: BTreeMap<u32, Vec<(String, f64)>> = BTreeMap::new();
+    for (group, ring) in table.rings() {
+        for (ix, share) in ring.shares() {
+            let name = usize::try_from(ix.0)
+                .ok()
+                .and_then(|i| table.nodes.get(i))
+                .map_or_else(String::new, |n| n.name.clone());
+            out.entry(group).or_default().push((name, share));
+        }
+    }
+    out
+}
+
+fn balanced(sim: &Sim) -> bool {
+    let factor = ringblob_protocol::cluster::BALANCE_FACTOR;
+    tables_agree(sim)
+        && movement_done(sim)
+        && group_shares(sim).values().all(|shares| {
+            let mean = 1.0 / shares.len() as f64;
+            shares
+                .iter()
+                .all(|(_, s)| *s * factor >= mean && *s <= mean * factor)
+        })
+}
+
+/// Groups of 3, 6 and 10 nodes whose nodes all start at the same moment (each choosing IDs
+/// against a ring without the others) end with every node's share within 1.25x of the mean,
+/// the shipping cluster logic re-choosing IDs and handing data over until they do.
+#[test]
+fn sim_concurrent_joins_end_balanced() {
+    for seed in seeds_to_run(&[1, 2, 3]) {
+        let mut sim = Sim::new(seed, 200);
+        let first = sim.add_node(1);
+        sim.boot(first);
+        let until = sim.now + 250;
+        sim.run_until(until, &mut |_| {});
+        let mut rest = Vec::new();
+        for (group, size) in [(1u32, 3usize), (2, 6), (3, 10)] {
+            let already = usize::from(group == 1);
+            for _ in already..size {
+                rest.push(sim.add_node(group));
+            }
+        }
+        // All at once: no simulated time passes between these boots.
+        for node in rest {
+            sim.boot(node);
+        }
+        let until = sim.now + 5_000;
+        sim.run_until(until, &mut |_| {});
+        let before = group_shares(&sim);
+        let done = wait_for(&mut sim, 180_000, balanced);
+        assert!(
+            done.is_some(),
+            "seed {seed}: rings not balanced: {:?} (after the joins: {before:?})\nreplay: {}",
+            group_shares(&sim),
+            replay("sim_concurrent_joins_end_balanced", seed)
+        );
+        println!(
+            "sim seed {seed}: concurrent joins balanced at {} ms",
+            done.unwrap_or(0)
+        );
+    }
+}
+
+/// Whether every live node's table shows `name` alive.
+fn seen_alive_everywhere(sim: &Sim, name: &str) -> bool {
+    live_tables(sim)
+        .iter()
+        .all(|(_, t)| t.node(name).is_some_and(|n| n.alive))
+}
+
+/// A member that stops answering keeps its ranges (its route-table entry stays alive) for
+/// the grace period after SWIM declares it down, and loses them once the grace is over; one
+/// that comes back within the grace never loses them.
+#[test]
+fn sim_a_down_node_keeps_its_ranges_for_the_grace_period() {
+    let grace = ringblob_protocol::cluster::DEFAULT_DOWN_GRACE.as_millis() as u64;
+    for seed in seeds_to_run(&[1, 2, 3]) {
+        let mut sim = Sim::new(seed, 0);
+        for _ in 0..3 {
+            let node = sim.add_node(1);
+            sim.boot(node);
+            let until = sim.now + 500;
+            sim.run_until(until, &mut |_| {});
+        }
+        let until = sim.now + 5_000;
+        sim.run_until(until, &mut |_| {});
+        let name = sim.nodes[2].name.clone();
+        assert!(tables_agree(&sim) && seen_alive_everywhere(&sim, &name));
+        sim.crash(2, grace);
+        let until = sim.now + grace - 1_000;
+        sim.run_until(until, &mut |_| {});
+        assert!(
+            seen_alive_everywhere(&sim, &name),
+            "seed {seed}: {name} marked dead within the grace period"
+        );
+        let until = sim.now + 10_000;
+        sim.run_until(until, &mut |_| {});
+        assert!(
+            seen_alive_everywhere(&sim, &name),
+            "seed {seed}: back in time"
+        );
+        sim.crash(2, 1_000_000);
+        let until = sim.now + grace + 20_000;
+        sim.run_until(until, &mut |_| {});
+        let dead = live_tables(&sim)
+            .iter()
+            .all(|(_, t)| t.node(&name).is_some_and(|n| !n.alive));
+        assert!(
+            dead,
+            "seed {seed}: {name} still owns its ranges after the grace period"
+        );
+    }
+}
