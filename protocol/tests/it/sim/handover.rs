@@ -150,8 +150,8 @@ impl Sim {
             };
             answer = match done {
                 Ok(answer) => answer,
-                Err(e) => {
-                    self.errors.push(format!("node {node} stream {id}: {e}"));
+                // The source's disk failed: the stream retries later.
+                Err(_) => {
                     self.fail_stream(node, id);
                     return;
                 }
@@ -208,10 +208,8 @@ impl Sim {
                 self.stats.copies_stored += u64::from(stored);
                 Some(stored)
             }
-            Err(e) => {
-                self.errors.push(format!("node {node} storing a copy: {e}"));
-                None
-            }
+            // A full or failing disk: the copy is refused and the stream retries later.
+            Err(_) => None,
         }
     }
 

@@ -3,17 +3,20 @@
 //! ([`HandoverStream`](ringblob_protocol::cluster::HandoverStream)) and the repair rounds
 //! ([`RepairRange`](ringblob_protocol::cluster::RepairRange)) of `ringblob_protocol::cluster`,
 //! with each step's backend half (`cluster::local`) performed on a real in-memory backend
-//! ([`MemBackend`]) per node. Only the network, the clock and process crashes are
+//! ([`MemBackend`](ringblob_backends::MemBackend)) per node, whose disk the chaos fills up or
+//! makes fail. Only the network, the clock and process crashes are
 //! simulated: messages are delayed (reordered), dropped, duplicated and cut by partitions;
 //! a crash loses a node's memory (streams, state machine) but not its backend, as a disk.
 //!
 //! - `world.rs`: the event queue, network, nodes, crashes and restarts.
+//! - `disk.rs`: each node's backend, which the chaos can fill up or make fail.
 //! - `handover.rs`: drives each node's hand-over streams over the simulated network.
 //! - `repair.rs`: drives repair rounds between nodes of different groups.
 //! - `checks.rs`: the invariants.
 //! - `scenarios.rs`: the tests; a failure prints a one-line replay command.
 
 mod checks;
+mod disk;
 mod handover;
 mod repair;
 mod scenarios;

@@ -56,8 +56,8 @@ struct Report {
     stats: Stats,
 }
 
-/// 54 nodes in 3 groups; 40 s of crashes, restarts, joins, leaves, partitions, 2 % loss
-/// and 1 % duplication while clients write and remove at quorum; then every node restarts,
+/// 54 nodes in 3 groups; 40 s of crashes, restarts, joins, leaves, partitions, full and
+/// failing disks, 2 % loss and 1 % duplication while clients write and remove at quorum; then every node restarts,
 /// the network heals, and the invariants must hold within bounded simulated time.
 fn chaos_run(seed: u64, broken_movement: bool) -> Result<Report, String> {
     let mut sim = Sim::new(seed, KEYS);
@@ -81,6 +81,7 @@ fn chaos_run(seed: u64, broken_movement: bool) -> Result<Report, String> {
     sim.dup_rate = 0.0;
     sim.partition = None;
     for node in 0..sim.nodes.len() {
+        sim.heal_disk(node);
         sim.restart(node);
     }
     let start = sim.now;
@@ -180,6 +181,22 @@ fn chaos_step(sim: &mut Sim) {
             sim.partition = Some(side);
             let heal_ms = sim.rng.gen_range(2_000..8_000);
             sim.at(heal_ms, Event::Heal);
+        }
+        8 if sim.stats.disks_full < 4 => {
+            sim.stats.disks_full += 1;
+            if let Some(n) = sim.nodes.get(victim) {
+                n.faults.lock().full = true;
+            }
+            let heal_ms = sim.rng.gen_range(1_000..6_000);
+            sim.at(heal_ms, Event::DiskHeal { node: victim });
+        }
+        9 if sim.stats.disks_failing < 4 => {
+            sim.stats.disks_failing += 1;
+            if let Some(n) = sim.nodes.get(victim) {
+                n.faults.lock().error_rate = 0.05;
+            }
+            let heal_ms = sim.rng.gen_range(1_000..6_000);
+            sim.at(heal_ms, Event::DiskHeal { node: victim });
         }
         _ => {}
     }

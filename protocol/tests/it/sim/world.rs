@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
-use ringblob_backends::{Backend, Error as BackendError, MemBackend, Removal};
+use ringblob_backends::{Backend, Error as BackendError, Removal};
 use ringblob_engine::{Key, WriteOptions};
 use ringblob_protocol::cluster::local::Record;
 use ringblob_protocol::cluster::{
@@ -18,6 +18,7 @@ use ringblob_protocol::cluster::{
 use ringblob_protocol::ring::{RingId, RouteTable};
 use ringblob_protocol::wire::KeyId;
 
+use super::disk::{FaultSwitch, SimDisk};
 use super::handover::Stream;
 
 pub const GROUPS: u32 = 3;
@@ -89,6 +90,10 @@ pub enum Event {
         node: usize,
     },
     Heal,
+    /// The node's disk works again.
+    DiskHeal {
+        node: usize,
+    },
 }
 
 /// What a node keeps across crashes besides its backend.
@@ -108,6 +113,8 @@ pub struct SimNode {
     pub epoch: u32,
     /// The node's store: survives crashes.
     pub backend: Arc<dyn Backend>,
+    /// Makes the node's disk full or failing.
+    pub faults: FaultSwitch,
     pub disk: Disk,
     pub left: bool,
     /// Running hand-over streams by transfer id (lost in a crash).
@@ -143,6 +150,8 @@ pub struct Stats {
     pub removes_acked: u64,
     pub stream_failures: u64,
     pub duplicates: u64,
+    pub disks_full: u32,
+    pub disks_failing: u32,
 }
 
 pub struct Sim {
@@ -242,6 +251,16 @@ impl Sim {
             }
             Event::Restart { node } => self.restart(node),
             Event::Heal => self.partition = None,
+            Event::DiskHeal { node } => self.heal_disk(node),
+        }
+    }
+
+    /// Makes a node's disk work again.
+    pub fn heal_disk(&mut self, node: usize) {
+        if let Some(n) = self.nodes.get(node) {
+            let mut f = n.faults.lock();
+            f.full = false;
+            f.error_rate = 0.0;
         }
     }
 
@@ -267,13 +286,15 @@ impl Sim {
         let name = format!("n{ix:03}-g{group}");
         let addr = format!("10.0.{group}.{ix}:7000");
         self.by_addr.insert(addr.clone(), ix);
+        let (disk, faults) = SimDisk::new(self.rng.next_u64());
         self.nodes.push(SimNode {
             name,
             addr,
             group,
             cluster: None,
             epoch: 0,
-            backend: Arc::new(MemBackend::open_memory()),
+            backend: Arc::new(disk),
+            faults,
             disk: Disk::default(),
             left: false,
             streams: HashMap::new(),
@@ -521,11 +542,8 @@ impl Sim {
         };
         match done {
             Ok(()) | Err(BackendError::NotNewer { .. }) | Err(BackendError::NotFound(_)) => true,
-            Err(e) => {
-                self.errors
-                    .push(format!("node {node} storing a write: {e}"));
-                false
-            }
+            // A full or failing disk: not acknowledged.
+            Err(_) => false,
         }
     }
 
