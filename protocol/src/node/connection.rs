@@ -18,8 +18,8 @@ use super::{dispatch, Node};
 use super::{hints, versions};
 use crate::ring::{RouteNode, RouteTable};
 use crate::wire::{
-    decode_frame, encode_error, Command, Frame, Header, Request, Status, WireError, FLAG_HINTED,
-    FLAG_LOCAL, MAX_IN_FLIGHT_PER_CONNECTION,
+    decode_frame, encode_error, Command, Frame, Header, Reply, Request, Status, WireError,
+    FLAG_HINTED, FLAG_LOCAL, MAX_IN_FLIGHT_PER_CONNECTION,
 };
 
 /// A client connection's stream: its writes time out when the client reads nothing.
@@ -71,10 +71,21 @@ async fn run(
         let (batch, bad) = take_frames(&mut buf);
         let served_some = !batch.is_empty();
         if served_some {
+            let mut batch = batch;
             if !greeted {
-                if let Err(reply) = check_handshake(node, &batch[0]) {
-                    let _ = stream.write_all(&reply).await;
-                    return End::Fatal("no valid handshake".into());
+                // The greeting is answered here; any later HANDSHAKE reaches the
+                // dispatcher, which refuses it (`BAD_REQUEST`).
+                let greeting = batch.remove(0);
+                match greet(node, &greeting) {
+                    Ok(reply) => {
+                        if let Err(e) = stream.write_all(&reply).await {
+                            return End::Fatal(e.to_string());
+                        }
+                    }
+                    Err(reply) => {
+                        let _ = stream.write_all(&reply).await;
+                        return End::Fatal("no valid handshake".into());
+                    }
                 }
                 greeted = true;
             }
@@ -427,8 +438,9 @@ fn take_frames(buf: &mut BytesMut) -> (Vec<Frame>, Option<WireError>) {
     (batch, None)
 }
 
-/// The first frame must be a handshake with a shared version; otherwise the error reply to send.
-fn check_handshake(node: &Node, first: &Frame) -> Result<(), BytesMut> {
+/// The first frame must be a handshake with a shared version: its reply, or the error reply
+/// to send before the close.
+fn greet(node: &Node, first: &Frame) -> Result<BytesMut, BytesMut> {
     let mut out = BytesMut::new();
     let h = &first.header;
     if h.command != Command::Handshake {
@@ -441,14 +453,23 @@ fn check_handshake(node: &Node, first: &Frame) -> Result<(), BytesMut> {
         return Err(out);
     }
     let shared = match Request::decode(first) {
-        Ok(Request::Handshake(hs)) => node.info.handshake_reply(&hs).map(|_| ()),
+        Ok(Request::Handshake(hs)) => node.info.handshake_reply(&hs),
         Ok(_) => Err((Status::BadRequest, "not a handshake".to_string())),
         Err(e) => Err((e.status(), e.to_string())),
     };
-    shared.map_err(|(status, msg)| {
-        encode_error(h, status, &msg, &mut out);
-        out
-    })
+    let encoded = shared.and_then(|reply| {
+        Reply::Handshake(reply)
+            .encode(h, &mut out)
+            .map_err(|e| (Status::Internal, e.to_string()))
+    });
+    match encoded {
+        Ok(()) => Ok(out),
+        Err((status, msg)) => {
+            out.clear();
+            encode_error(h, status, &msg, &mut out);
+            Err(out)
+        }
+    }
 }
 
 /// Serves a batch on the blocking pool (inline for non-blocking backends); returns the

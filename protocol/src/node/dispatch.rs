@@ -154,7 +154,15 @@ fn answer(
     let key = Key(h.key);
     let reply = match req {
         Request::Ping => Reply::Pong,
-        Request::Handshake(hs) => Reply::Handshake(info.handshake_reply(&hs)?),
+        // The greeting is answered by the connection; the version is fixed for its life.
+        Request::Handshake(_) => {
+            return Err((
+                Status::BadRequest,
+                "HANDSHAKE comes once, as a connection's first frame; open a new connection \
+                 to negotiate again"
+                    .into(),
+            ))
+        }
         Request::Lookup(l) => Reply::Meta(value_meta(&trusted_meta(b, info, &key, l.column)?)),
         Request::Read(r) => {
             if info.quarantine.before().is_some() {

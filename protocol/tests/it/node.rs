@@ -248,6 +248,75 @@ async fn first_frame_must_be_a_handshake() {
     assert!(closed_by_node(&mut s).await);
 }
 
+/// The version is negotiated once: a second HANDSHAKE, alone or pipelined right behind the
+/// first, is `BAD_REQUEST` (PROTOCOL.md §3), and the connection goes on serving.
+#[tokio::test]
+async fn a_second_handshake_is_refused_and_the_connection_lives() {
+    let n = start_mem().await;
+    let mut s = connect(n.addr).await;
+    let mut buf = BytesMut::new();
+    for trans in [1, 2] {
+        let hs = Request::Handshake(HandshakeRequest::new("twice"));
+        assert!(hs.encode(trans, [0; 32], 0, &mut buf).is_ok());
+    }
+    assert!(Request::Ping.encode(3, [0; 32], 0, &mut buf).is_ok());
+    assert!(s.s.write_all(&buf).await.is_ok());
+    let first = next_frame(&mut s).await;
+    assert!(matches!(
+        first.map(|f| Reply::decode(&f)),
+        Some(Ok(Reply::Handshake(_)))
+    ));
+    let second = next_frame(&mut s).await;
+    assert_eq!(second.as_ref().map(|f| f.header.trans), Some(2));
+    assert_eq!(error_status(&second), Some(Status::BadRequest));
+    let third = next_frame(&mut s).await;
+    assert!(matches!(
+        third.map(|f| (f.header.trans, Reply::decode(&f))),
+        Some((3, Ok(Reply::Pong)))
+    ));
+    let mut again = BytesMut::new();
+    let hs = Request::Handshake(HandshakeRequest::new("later"));
+    assert!(hs.encode(4, [0; 32], 0, &mut again).is_ok());
+    assert!(s.s.write_all(&again).await.is_ok());
+    assert_eq!(
+        error_status(&next_frame(&mut s).await),
+        Some(Status::BadRequest)
+    );
+}
+
+/// `ITERATE` with `limit` 0 lists up to `DEFAULT_ITERATE_LIMIT` entries, as PROTOCOL.md
+/// says, not one.
+#[tokio::test]
+async fn iterate_with_limit_zero_uses_the_default_limit() {
+    let n = start_mem().await;
+    let c = client(n.addr).await;
+    for i in 0..1005 {
+        let put = c
+            .put(
+                k(&format!("key-{i}")),
+                bytes::Bytes::from_static(b"v"),
+                Default::default(),
+            )
+            .await;
+        assert!(put.is_ok(), "{put:?}");
+    }
+    let req = ringblob_protocol::wire::IterateRequest {
+        from: [0; 32],
+        to: [0xff; 32],
+        after: None,
+        limit: 0,
+    };
+    let (entries, end) = c.iterate(req).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        entries.len(),
+        ringblob_protocol::wire::DEFAULT_ITERATE_LIMIT as usize
+    );
+    assert!(matches!(
+        end,
+        ringblob_protocol::wire::IterateEnd::ResumeAfter(_)
+    ));
+}
+
 #[tokio::test]
 async fn incompatible_handshake_is_refused_clearly() {
     let n = start_mem().await;

@@ -12,10 +12,12 @@ pub mod cli;
 pub mod data;
 pub mod defrag;
 pub mod disk;
+#[cfg(feature = "peers")]
 pub mod fjall_store;
 pub mod index_memory;
 pub mod measure;
 pub mod parallel;
+#[cfg(feature = "peers")]
 pub mod redb_store;
 pub mod remote;
 pub mod reopen;

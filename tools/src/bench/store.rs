@@ -77,13 +77,21 @@ impl EngineKind {
     /// Opens (creating if needed) this engine's store in `dir`, with puts of durability
     /// `durability` (the rest of the settings from `p`).
     pub fn open(self, dir: &Path, p: &Params, durability: Durability) -> Result<Box<dyn Store>> {
-        use super::{
-            fjall_store::FjallStore, redb_store::RedbStore, ringblob_store::RingblobStore,
-        };
+        use super::ringblob_store::RingblobStore;
+        #[cfg(feature = "peers")]
+        use super::{fjall_store::FjallStore, redb_store::RedbStore};
         Ok(match self {
             EngineKind::Ringblob => Box::new(RingblobStore::open(dir, durability, p.io, p.index)?),
+            #[cfg(feature = "peers")]
             EngineKind::Fjall => Box::new(FjallStore::open(dir, durability, p.value_size)?),
+            #[cfg(feature = "peers")]
             EngineKind::Redb => Box::new(RedbStore::open(dir, durability)?),
+            #[cfg(not(feature = "peers"))]
+            EngineKind::Fjall | EngineKind::Redb => anyhow::bail!(
+                "{} is a peer engine, not in this build: rebuild with \
+                 `cargo build --release -p ringblob-tools --features peers`",
+                self.name()
+            ),
         })
     }
 }

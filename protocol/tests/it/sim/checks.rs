@@ -1,6 +1,6 @@
 //! The invariants a run must end with, each checked on the nodes' real backends.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ringblob_backends::{Backend, IterRequest, MAX_ITER_LIMIT};
 use ringblob_engine::Key;
@@ -8,7 +8,7 @@ use ringblob_protocol::cluster::Phase;
 use ringblob_protocol::ring::{RingId, RouteTable};
 use ringblob_protocol::wire::KeyId;
 
-use super::world::{value_of, Sim, SimNode, GROUPS, IDS_PER_NODE, QUORUM};
+use super::world::{value_of, Acked, Sim, SimNode, GROUPS, IDS_PER_NODE, QUORUM};
 
 /// What a node knows of a key: its value's version, and the newest remove it remembers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -254,4 +254,37 @@ pub fn check_removed_stay_removed(sim: &Sim) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Last writer wins by the coordinators' clocks. With every clock within `S` of true time,
+/// an operation issued more than `2·S` after an earlier one on the same key was
+/// acknowledged gets a newer version, so it (or something newer) is what reads return.
+/// Checks that for every such pair; returns how many pairs closer than that were ordered
+/// by the clocks against their real-time order (allowed, and what skew costs).
+pub fn check_real_time_order(sim: &Sim) -> Result<u64, String> {
+    let window = 2 * sim.max_skew_ms;
+    let mut by_key: BTreeMap<KeyId, Vec<Acked>> = BTreeMap::new();
+    for (key, op) in &sim.history {
+        by_key.entry(*key).or_default().push(*op);
+    }
+    let mut reordered = 0;
+    for (key, ops) in &by_key {
+        for a in ops {
+            for b in ops.iter().filter(|b| b.issued_ms > a.acked_ms) {
+                if b.ts > a.ts {
+                    continue;
+                }
+                if b.issued_ms > a.acked_ms + window {
+                    return Err(format!(
+                        "{} : {b:?} was issued more than 2 x {} ms after {a:?} was acknowledged, \
+                         yet got an older version",
+                        RingId(*key),
+                        sim.max_skew_ms
+                    ));
+                }
+                reordered += 1;
+            }
+        }
+    }
+    Ok(reordered)
 }

@@ -123,20 +123,27 @@ pub struct SimNode {
     pub retry_at: u64,
     /// Was down while the clients wrote.
     pub missed_writes: bool,
+    /// How far this node's clock is off the simulated time (ns; either way).
+    pub skew_ns: i64,
 }
 
 struct PendingWrite {
     key: KeyId,
     ts: u64,
     remove: bool,
+    issued_ms: u64,
     acks: BTreeSet<u32>,
 }
 
-/// The newest operation acknowledged at quorum on a key.
+/// An operation acknowledged at quorum on a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Acked {
+    /// Its version, from the coordinating node's clock.
     pub ts: u64,
     pub removed: bool,
+    /// When the client issued it and when the quorum answered (simulated ms).
+    pub issued_ms: u64,
+    pub acked_ms: u64,
 }
 
 /// What happened during a run.
@@ -167,8 +174,15 @@ pub struct Sim {
     pub partition: Option<BTreeSet<String>>,
     keys: Vec<KeyId>,
     pending: HashMap<u64, PendingWrite>,
+    /// The newest acknowledged operation of each key.
     pub acked: BTreeMap<KeyId, Acked>,
-    next_ts: u64,
+    /// Every acknowledged operation, in the order of their acknowledgements.
+    pub history: Vec<(KeyId, Acked)>,
+    /// Real time at the start of the run (ns): simulated time 0 on a clock without skew.
+    clock_base: u64,
+    /// Each node's clock is off by up to this much either way (set before adding nodes).
+    pub max_skew_ms: u64,
+    next_req: u64,
     pub errors: Vec<String>,
     /// Test knob: the hand-over loses every 7th copy, to show the checks catch lost data.
     pub broken_movement: bool,
@@ -200,7 +214,10 @@ impl Sim {
             keys,
             pending: HashMap::new(),
             acked: BTreeMap::new(),
-            next_ts: versions_start(),
+            history: Vec::new(),
+            clock_base: versions_start(),
+            max_skew_ms: 0,
+            next_req: 0,
             errors: Vec::new(),
             broken_movement: false,
             stats: Stats::default(),
@@ -287,6 +304,8 @@ impl Sim {
         let addr = format!("10.0.{group}.{ix}:7000");
         self.by_addr.insert(addr.clone(), ix);
         let (disk, faults) = SimDisk::new(self.rng.next_u64());
+        let max_skew = i64::try_from(self.max_skew_ms).unwrap_or(0) * 1_000_000;
+        let skew_ns = self.rng.gen_range(-max_skew..=max_skew);
         self.nodes.push(SimNode {
             name,
             addr,
@@ -300,6 +319,7 @@ impl Sim {
             streams: HashMap::new(),
             retry_at: 0,
             missed_writes: false,
+            skew_ns,
         });
         ix
     }
@@ -549,18 +569,27 @@ impl Sim {
 
     // ---- clients ----------------------------------------------------------------------
 
-    /// One client write (or, one time in five, a remove) at quorum, routed by a random
-    /// live node's table, at a version decided once.
+    /// The time on `node`'s clock (ns since the epoch), sub-millisecond digits drawn at
+    /// random: two nodes' clocks never tick together.
+    fn clock_of(&mut self, node: usize) -> u64 {
+        let skew = self.nodes.get(node).map_or(0, |n| n.skew_ns);
+        let now = self.clock_base as i128 + i128::from(self.now) * 1_000_000 + i128::from(skew);
+        u64::try_from(now).unwrap_or(0) + self.rng.gen_range(0..1_000_000)
+    }
+
+    /// One client write (or, one time in five, a remove) at quorum, coordinated by a random
+    /// live node: its table routes it, its clock decides the version, once.
     pub fn client_write(&mut self) {
-        let Some(table) = self.random_table() else {
+        let Some((coordinator, table)) = self.random_table() else {
             return;
         };
         let Some(&key) = self.keys.get(self.rng.gen_range(0..self.keys.len().max(1))) else {
             return;
         };
         let remove = self.rng.gen_bool(0.2);
-        let (req, ts) = (self.next_ts, self.next_ts);
-        self.next_ts += 1;
+        let ts = self.clock_of(coordinator);
+        self.next_req += 1;
+        let req = self.next_req;
         for group in 0..GROUPS {
             if let Some(owner) = table.owner(group, &key) {
                 let to = owner.addr.clone();
@@ -579,6 +608,7 @@ impl Sim {
             key,
             ts,
             remove,
+            issued_ms: self.now,
             acks,
         };
         self.pending.insert(req, write);
@@ -595,9 +625,12 @@ impl Sim {
             let done = Acked {
                 ts: write.ts,
                 removed: write.remove,
+                issued_ms: write.issued_ms,
+                acked_ms: self.now,
             };
             let key = write.key;
             self.pending.remove(&req);
+            self.history.push((key, done));
             self.stats.removes_acked += u64::from(done.removed);
             let best = self.acked.entry(key).or_insert(done);
             if done.ts > best.ts {
@@ -606,16 +639,16 @@ impl Sim {
         }
     }
 
-    fn random_table(&mut self) -> Option<RouteTable> {
+    fn random_table(&mut self) -> Option<(usize, RouteTable)> {
         let live: Vec<usize> = (0..self.nodes.len()).filter(|i| self.is_up(*i)).collect();
         let pick = *live.get(self.rng.gen_range(0..live.len().max(1)))?;
         let n = self.nodes.get(pick)?;
-        n.cluster.as_ref().map(|c| c.route_table().clone())
+        n.cluster.as_ref().map(|c| (pick, c.route_table().clone()))
     }
 }
 
-/// Where client versions start: the real time the run began (the only real time a run
-/// reads). Versions only ever compare with each other, except in the backends' remove
+/// Simulated time 0 on the nodes' clocks: the real time the run began (the only real time a
+/// run reads). Versions only ever compare with each other, except in the backends' remove
 /// retention, which counts back from the real clock: versions near it keep removes
 /// remembered for the run as they are in a real cluster.
 fn versions_start() -> u64 {
