@@ -3,7 +3,8 @@
 //! group's owner) and succeeds when W of them acknowledge; a read asks each group for the
 //! value's meta, reads from the newest replica (preference order breaking ties, falling over
 //! on errors and timeouts) and writes that value back to groups that miss it or hold an
-//! older one (read repair).
+//! older one (read repair). The decisions are `cluster::{WriteQuorum, ReplicatedRead}`,
+//! which the simulator drives too; this file does the network.
 
 use std::fmt;
 
@@ -11,42 +12,9 @@ use bytes::Bytes;
 use tokio::task::JoinSet;
 
 use super::{Client, ClientError, PutOptions};
+pub use crate::cluster::Quorum;
+use crate::cluster::{GroupAnswer, ReadStep, ReplicatedRead, WriteQuorum};
 use crate::wire::{KeyId, Status, ValueMeta};
-
-/// How many groups must acknowledge a write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Quorum {
-    One,
-    /// More than half.
-    #[default]
-    Majority,
-    All,
-}
-
-impl Quorum {
-    /// Acknowledgements needed out of `n` groups.
-    pub fn needed(self, n: usize) -> usize {
-        match self {
-            Quorum::One => 1.min(n),
-            Quorum::Majority => n / 2 + 1,
-            Quorum::All => n,
-        }
-    }
-}
-
-impl std::str::FromStr for Quorum {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "one" => Ok(Quorum::One),
-            "quorum" | "majority" => Ok(Quorum::Majority),
-            "all" => Ok(Quorum::All),
-            other => Err(format!(
-                "unknown write quorum {other:?} (one, quorum or all)"
-            )),
-        }
-    }
-}
 
 /// What happened in each group.
 #[derive(Debug, Default)]
@@ -112,8 +80,8 @@ impl Client {
             let (c, data) = (self.in_group(g), data.clone());
             tasks.spawn(async move { (g, c.put_column(key, column, data, o).await.map(|_| ())) });
         }
-        let outcome = collect(tasks).await;
-        if outcome.succeeded.len() >= w.needed(groups.len()) {
+        let (quorum, outcome) = collect(tasks, WriteQuorum::new(groups.len(), w)).await;
+        if quorum.met() {
             Ok(outcome)
         } else {
             Err(outcome)
@@ -140,8 +108,8 @@ impl Client {
                 (g, r)
             });
         }
-        let outcome = collect(tasks).await;
-        if outcome.succeeded.len() >= w.needed(groups.len()) {
+        let (quorum, outcome) = collect(tasks, WriteQuorum::new(groups.len(), w)).await;
+        if quorum.met() {
             Ok(outcome)
         } else {
             Err(outcome)
@@ -159,85 +127,47 @@ impl Client {
         column: u16,
         groups: &[u32],
     ) -> Result<GroupRead, ClientError> {
-        let metas = self.lookup_groups(key, column, groups).await;
-        let newest_value = metas
-            .iter()
-            .filter_map(|(_, m)| m.as_ref().ok())
-            .map(|m| m.timestamp_ns)
-            .max();
-        let newest_remove = metas
-            .iter()
-            .filter_map(|(_, m)| m.as_ref().err().and_then(ClientError::removed_at))
-            .max();
-        if let Some(removed_at) = newest_remove.filter(|r| newest_value.is_none_or(|v| *r >= v)) {
-            self.repair_remove(key, column, removed_at, &metas).await;
-            return Err(ClientError::Status {
-                status: Status::Removed,
-                message: crate::wire::removed_message(removed_at),
-            });
-        }
-        let mut order: Vec<&(u32, Result<ValueMeta, ClientError>)> = metas.iter().collect();
-        // Newest first; the sort is stable, so preference order breaks ties.
-        order.sort_by_key(|(_, m)| std::cmp::Reverse(m.as_ref().map_or(0, |m| m.timestamp_ns)));
-        let mut last_err = None;
-        // Groups whose copy of the value failed its checks when read: repaired like stale ones.
-        let mut damaged = Vec::new();
-        for (g, m) in order {
-            let Ok(meta) = m else { continue };
-            match self.in_group(*g).get_column(key, column, 0, None).await {
-                Ok(value) => {
-                    let mut stale = stale_groups(&metas, meta);
-                    for d in &damaged {
-                        if !stale.contains(d) {
-                            stale.push(*d);
+        let answers = self.lookup_groups(key, column, groups).await;
+        let mut read = ReplicatedRead::new(answers.into_iter().map(classify).collect());
+        loop {
+            match read.next_step() {
+                ReadStep::ReadFrom { group } => {
+                    match self.in_group(group).get_column(key, column, 0, None).await {
+                        Ok(value) => {
+                            let done = read.read_ok(group, crc32fast::hash(&value));
+                            let copy = PutOptions::copy_if_newer(done.timestamp_ns);
+                            let repaired =
+                                self.repair(key, column, &value, copy, &done.repair).await;
+                            return Ok(GroupRead {
+                                value,
+                                group,
+                                repaired,
+                            });
+                        }
+                        Err(e) => {
+                            let damaged = e.status() == Some(Status::ChecksumMismatch);
+                            read.read_failed(group, e, damaged);
                         }
                     }
-                    let repaired = self.repair(key, column, &value, meta, &stale).await;
-                    return Ok(GroupRead {
-                        value,
-                        group: *g,
-                        repaired,
-                    });
                 }
-                Err(e) => {
-                    if e.status() == Some(Status::ChecksumMismatch) {
-                        damaged.push(*g);
-                    }
-                    last_err = Some(e);
+                ReadStep::Removed { at, repair, error } => {
+                    self.repair_remove(key, column, at, &repair).await;
+                    return Err(error);
+                }
+                ReadStep::Failed(error) => {
+                    return Err(error.unwrap_or(ClientError::Status {
+                        status: Status::NotFound,
+                        message: "no group was asked".into(),
+                    }))
                 }
             }
         }
-        // No group could serve the value: a group that says it is absent (or removed)
-        // answers for the others that could not tell (UNAVAILABLE, TIMEOUT).
-        let errors: Vec<ClientError> = metas.into_iter().filter_map(|(_, m)| m.err()).collect();
-        let absent = errors.iter().position(ClientError::is_not_found);
-        let first_error = match absent {
-            Some(at) => errors.into_iter().nth(at),
-            None => errors.into_iter().next(),
-        };
-        Err(last_err.or(first_error).unwrap_or(ClientError::Status {
-            status: Status::NotFound,
-            message: "no group was asked".into(),
-        }))
     }
 
-    /// Sends the remove at `removed_at` to the groups whose answer was an older value (or
-    /// nothing): a conditional copy, so a group written meanwhile keeps its newer value.
-    async fn repair_remove(
-        &self,
-        key: KeyId,
-        column: u16,
-        removed_at: u64,
-        metas: &[(u32, Result<ValueMeta, ClientError>)],
-    ) {
-        for (g, m) in metas {
-            let older = match m {
-                Ok(m) => m.timestamp_ns < removed_at,
-                Err(e) => e.status() == Some(Status::NotFound),
-            };
-            if !older {
-                continue;
-            }
+    /// Sends the remove at `removed_at` to `groups` (those whose answer was an older value,
+    /// or nothing): a conditional copy, so a group written meanwhile keeps its newer value.
+    async fn repair_remove(&self, key: KeyId, column: u16, removed_at: u64, groups: &[u32]) {
+        for g in groups {
             let c = self.in_group(*g);
             if let Err(e) = c.remove_column_if_newer(key, column, removed_at).await {
                 tracing::debug!(group = g, error = %e, "read repair of a remove failed");
@@ -264,23 +194,17 @@ impl Client {
         out.into_iter().map(|(_, g, m)| (g, m)).collect()
     }
 
-    /// Writes `value`, described by `meta`, to `groups` as a conditional copy carrying
-    /// its timestamp (a group written meanwhile keeps its newer value); returns those that
-    /// took it. A value that is not the one `meta` describes (overwritten between lookup
-    /// and read) repairs nothing: its timestamp is unknown.
+    /// Writes `value` to `groups` as a conditional copy carrying its timestamp (a group
+    /// written meanwhile keeps its newer value); returns those that took it.
     async fn repair(
         &self,
         key: KeyId,
         column: u16,
         value: &Bytes,
-        meta: &ValueMeta,
+        copy: PutOptions,
         groups: &[u32],
     ) -> Vec<u32> {
         let mut done = Vec::new();
-        if crc32fast::hash(value) != meta.checksum {
-            return done;
-        }
-        let copy = PutOptions::copy_if_newer(meta.timestamp_ns);
         for &g in groups {
             let c = self.in_group(g);
             match c.put_column(key, column, value.clone(), copy).await {
@@ -292,37 +216,45 @@ impl Client {
     }
 }
 
-/// Groups that answered `NotFound`, `Unavailable` or `ChecksumMismatch` (their newest
-/// record is damaged: a copy of the same version replaces it), remember a remove older than
-/// `newest`, or hold a value older than `newest` with other bytes.
-fn stale_groups(metas: &[(u32, Result<ValueMeta, ClientError>)], newest: &ValueMeta) -> Vec<u32> {
-    metas
-        .iter()
-        .filter(|(_, m)| match m {
-            Ok(m) => m.checksum != newest.checksum && m.timestamp_ns < newest.timestamp_ns,
-            // UNAVAILABLE: the group's owner took the range over from a node that is down;
-            // the conditional copy fills it in (it never replaces anything newer).
-            Err(e) => {
-                matches!(
-                    e.status(),
-                    Some(Status::NotFound | Status::Unavailable | Status::ChecksumMismatch)
-                ) || e.removed_at().is_some_and(|r| r < newest.timestamp_ns)
-            }
-        })
-        .map(|(g, _)| *g)
-        .collect()
+/// A group's lookup answer, as the replicated read weighs it.
+fn classify(
+    (group, answer): (u32, Result<ValueMeta, ClientError>),
+) -> (u32, GroupAnswer<ClientError>) {
+    let answer = match answer {
+        Ok(m) => GroupAnswer::Value {
+            timestamp_ns: m.timestamp_ns,
+            checksum: m.checksum,
+        },
+        Err(e) => match (e.removed_at(), e.status()) {
+            (Some(at), _) => GroupAnswer::Removed { at, error: e },
+            (None, Some(Status::NotFound | Status::Removed)) => GroupAnswer::NotFound(e),
+            (None, Some(Status::Unavailable)) => GroupAnswer::Unavailable(e),
+            (None, Some(Status::ChecksumMismatch)) => GroupAnswer::Damaged(e),
+            (None, _) => GroupAnswer::Failed(e),
+        },
+    };
+    (group, answer)
 }
 
-async fn collect(mut tasks: JoinSet<(u32, Result<(), ClientError>)>) -> GroupOutcome {
+async fn collect(
+    mut tasks: JoinSet<(u32, Result<(), ClientError>)>,
+    mut quorum: WriteQuorum,
+) -> (WriteQuorum, GroupOutcome) {
     let mut outcome = GroupOutcome::default();
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((g, Ok(()))) => outcome.succeeded.push(g),
-            Ok((g, Err(e))) => outcome.failed.push((g, e)),
+            Ok((g, Ok(()))) => {
+                quorum.ack(g);
+                outcome.succeeded.push(g);
+            }
+            Ok((g, Err(e))) => {
+                quorum.fail(g);
+                outcome.failed.push((g, e));
+            }
             Err(e) => tracing::error!(error = %e, "replica write task failed"),
         }
     }
     outcome.succeeded.sort_unstable();
     outcome.failed.sort_by_key(|(g, _)| *g);
-    outcome
+    (quorum, outcome)
 }

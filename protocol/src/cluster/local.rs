@@ -129,6 +129,17 @@ pub fn digest_entry(m: &Meta) -> DigestEntry {
     }
 }
 
+/// The newest remove of (key, column) this node remembers, if any: a read that finds no
+/// value answers `REMOVED` at this version, so replicated reads weigh it against values.
+pub fn removed_at(b: &dyn Backend, key: &Key, column: u16) -> Option<u64> {
+    let removes = b.removes_in(key, key).ok()?;
+    removes
+        .iter()
+        .filter(|r| r.column == column)
+        .map(|r| r.timestamp_ns)
+        .max()
+}
+
 /// Stores a copy sent by hand-over or repair (a conditional write, `IF_NEWER`): true if it
 /// was stored, false if this node holds a record at least as new.
 pub fn accept_copy(

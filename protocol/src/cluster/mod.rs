@@ -59,6 +59,7 @@ mod react;
 mod reader;
 mod repair;
 mod repair_round;
+mod replica;
 mod route_sync;
 mod split;
 mod state;
@@ -83,6 +84,9 @@ pub use range_walk::{linear_parts, RangePage, RangeWalk};
 pub use reader::MAX_TEXT_LEN;
 pub use repair::{repair_tasks, RepairTask};
 pub use repair_round::{RepairAnswer, RepairRange, RepairStep, RepairTally, REPAIR_PAGE};
+pub use replica::{
+    GroupAnswer, Quorum, ReadDone, ReadStep, ReplicatedRead, UnknownQuorum, WriteQuorum,
+};
 pub use route_sync::{answer_digest, digest_of, entries_named};
 pub use state::{Cluster, Phase, Restart};
 pub use swim_codec::SwimCodec;

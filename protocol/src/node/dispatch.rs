@@ -295,13 +295,7 @@ fn fail_read(b: &dyn Backend, key: &Key, column: u16, e: ringblob_backends::Erro
     if !matches!(e, ringblob_backends::Error::NotFound(_)) {
         return fail(e);
     }
-    let removed_at = b.removes_in(key, key).ok().and_then(|rs| {
-        rs.iter()
-            .filter(|r| r.column == column)
-            .map(|r| r.timestamp_ns)
-            .max()
-    });
-    match removed_at {
+    match crate::cluster::local::removed_at(b, key, column) {
         Some(ts) => (Status::Removed, crate::wire::removed_message(ts)),
         None => fail(e),
     }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use rand::Rng;
 
 use super::checks::*;
+use super::reads::check_replicated_reads;
 use super::repair::repair_all;
 use super::world::{Event, Sim, Stats, GROUPS};
 
@@ -56,6 +57,7 @@ struct Report {
     converged_ms: u64,
     moved_ms: u64,
     repaired: u64,
+    read_repaired: u64,
     missed_nodes: usize,
     sim_ms: u64,
     node_ms: u64,
@@ -106,8 +108,12 @@ fn chaos_run(seed: u64, broken_movement: bool) -> Result<Report, String> {
     check_tables(&sim)?;
     check_movement(&sim)?;
     check_quorum(&sim)?;
+    // Half the keys are read (and read-repaired) before the repair round, so both kinds of
+    // repair have work; all of them after it.
+    let read_repaired = check_replicated_reads(&sim, |k| k[0] % 2 == 0)?;
     let tally = repair_all(&mut sim)?;
     check_every_owner(&sim)?;
+    check_replicated_reads(&sim, |_| true)?;
     check_removed_stay_removed(&sim)?;
     check_real_time_order(&sim)?;
     if let Some(e) = sim.errors.first() {
@@ -133,6 +139,7 @@ fn chaos_run(seed: u64, broken_movement: bool) -> Result<Report, String> {
         converged_ms,
         moved_ms,
         repaired: tally.records_pushed + tally.removes_pushed,
+        read_repaired,
         missed_nodes: sim.nodes.iter().filter(|n| n.missed_writes).count(),
         sim_ms: sim.now,
         node_ms,
@@ -246,11 +253,13 @@ fn sim_cluster_survives_chaos() {
                 node_ms += r.node_ms;
                 println!(
                     "sim seed {seed}: {} acknowledged keys, tables converged in {} ms, moves \
-                     done {} ms later, repair copied {} records ({} nodes missed writes); \
+                     done {} ms later, read repair wrote {} copies, repair {} more ({} nodes missed \
+                     writes); \
                      {} simulated s; {:?}; {:.1} s",
                     r.acked,
                     r.converged_ms,
                     r.moved_ms,
+                    r.read_repaired,
                     r.repaired,
                     r.missed_nodes,
                     r.sim_ms / 1000,

@@ -13,7 +13,8 @@ use ringblob_backends::{Backend, Error as BackendError, Removal};
 use ringblob_engine::{Key, WriteOptions};
 use ringblob_protocol::cluster::local::Record;
 use ringblob_protocol::cluster::{
-    Cluster, ClusterConfig, ClusterError, ClusterTimer, Effect, Phase, Restart, TransferProgress,
+    Cluster, ClusterConfig, ClusterError, ClusterTimer, Effect, Phase, Quorum, Restart,
+    TransferProgress, WriteQuorum,
 };
 use ringblob_protocol::ring::{RingId, RouteTable};
 use ringblob_protocol::wire::KeyId;
@@ -132,7 +133,7 @@ struct PendingWrite {
     ts: u64,
     remove: bool,
     issued_ms: u64,
-    acks: BTreeSet<u32>,
+    acks: WriteQuorum,
 }
 
 /// An operation acknowledged at quorum on a key.
@@ -603,7 +604,7 @@ impl Sim {
                 self.send(CLIENT, &to, msg);
             }
         }
-        let acks = BTreeSet::new();
+        let acks = WriteQuorum::new(GROUPS as usize, Quorum::Majority);
         let write = PendingWrite {
             key,
             ts,
@@ -619,9 +620,9 @@ impl Sim {
             return;
         };
         if ok {
-            write.acks.insert(group);
+            write.acks.ack(group);
         }
-        if write.acks.len() >= QUORUM {
+        if write.acks.met() {
             let done = Acked {
                 ts: write.ts,
                 removed: write.remove,
