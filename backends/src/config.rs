@@ -22,13 +22,17 @@ pub enum BackendKind {
 }
 
 impl std::str::FromStr for BackendKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ringblob_engine::UnknownChoice;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "blob" => Ok(BackendKind::Blob),
             "fs" => Ok(BackendKind::Fs),
             "mem" => Ok(BackendKind::Mem),
-            other => Err(format!("unknown backend {other:?} (blob, fs or mem)")),
+            other => Err(ringblob_engine::UnknownChoice::new(
+                "backend",
+                other,
+                "blob, fs or mem",
+            )),
         }
     }
 }
@@ -84,9 +88,18 @@ impl Default for BlobOptions {
 impl BlobOptions {
     /// The engine configuration these options describe.
     pub fn engine_config(&self) -> Result<ringblob_engine::Config> {
-        let durability = self.durability.parse().map_err(Error::InvalidConfig)?;
-        let index = self.index.parse().map_err(Error::InvalidConfig)?;
-        let io = self.io.parse().map_err(Error::InvalidConfig)?;
+        let durability = self
+            .durability
+            .parse()
+            .map_err(|e: ringblob_engine::UnknownChoice| Error::InvalidConfig(e.to_string()))?;
+        let index = self
+            .index
+            .parse()
+            .map_err(|e: ringblob_engine::UnknownChoice| Error::InvalidConfig(e.to_string()))?;
+        let io = self
+            .io
+            .parse()
+            .map_err(|e: ringblob_engine::UnknownChoice| Error::InvalidConfig(e.to_string()))?;
         let c = ringblob_engine::Config {
             max_blob_size: self.max_blob_size,
             max_blob_records: self.max_blob_records,

@@ -81,21 +81,32 @@ pub struct Decoded {
     pub damaged: u64,
 }
 
+/// Why a remove log file cannot be read at all (damaged entries are skipped, not errors).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoveLogError {
+    #[error("remove log shorter than its header")]
+    ShorterThanHeader,
+    #[error("remove log: bad magic")]
+    BadMagic,
+    #[error("remove log: unsupported version {0} (or reserved bytes set)")]
+    UnsupportedVersion(u16),
+}
+
 /// Decodes a whole remove log file. Bounded: at most one entry per 48 input bytes; a
 /// partial entry at the end (a torn append) counts as damaged.
-pub fn decode_log(bytes: &[u8]) -> std::result::Result<Decoded, String> {
+pub fn decode_log(bytes: &[u8]) -> std::result::Result<Decoded, RemoveLogError> {
     if bytes.is_empty() {
         return Ok(Decoded::default());
     }
     let header = bytes
         .get(..REMOVE_LOG_HEADER_LEN)
-        .ok_or("remove log shorter than its header")?;
+        .ok_or(RemoveLogError::ShorterThanHeader)?;
     if header[..4] != REMOVE_LOG_MAGIC {
-        return Err("remove log: bad magic".into());
+        return Err(RemoveLogError::BadMagic);
     }
     let version = u16::from_le_bytes([header[4], header[5]]);
     if version != REMOVE_LOG_VERSION || header[6..8] != [0, 0] {
-        return Err(format!("remove log: unsupported version {version}"));
+        return Err(RemoveLogError::UnsupportedVersion(version));
     }
     let body = &bytes[REMOVE_LOG_HEADER_LEN..];
     let mut out = Decoded {

@@ -2,9 +2,24 @@
 //! One of them (the leader) flushes the write buffer and syncs; everyone whose record that
 //! sync covered is released together, so 64 writers cost one fdatasync, not 64.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
+
+use crate::error::Error;
+
+/// A failed sync, as every writer waiting on it (and every later one) sees it. Once a sync
+/// fails the engine is poisoned for writes: what reached the disk is unknown.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct SyncFailure(Arc<Error>);
+
+impl From<SyncFailure> for Error {
+    fn from(f: SyncFailure) -> Error {
+        Error::Poisoned(f.0.to_string())
+    }
+}
 
 /// A position in the log: blob id, then byte offset. Blobs are filled in id order, so
 /// positions compare as tuples.
@@ -14,7 +29,7 @@ pub type LogPos = (u32, u64);
 struct State {
     synced: LogPos,
     running: bool,
-    failure: Option<String>,
+    failure: Option<SyncFailure>,
 }
 
 /// Tracks what is durable and who is syncing.
@@ -41,8 +56,8 @@ impl GroupCommit {
         &self,
         target: LogPos,
         window: Duration,
-        sync: impl Fn() -> Result<LogPos, String>,
-    ) -> Result<(), String> {
+        sync: impl Fn() -> Result<LogPos, Error>,
+    ) -> Result<(), SyncFailure> {
         let mut s = self.state.lock();
         loop {
             if let Some(f) = &s.failure {
@@ -66,7 +81,7 @@ impl GroupCommit {
             match result {
                 Ok(pos) if pos > s.synced => s.synced = pos,
                 Ok(_) => {}
-                Err(e) => s.failure = Some(e),
+                Err(e) => s.failure = Some(SyncFailure(Arc::new(e))),
             }
             self.done.notify_all();
         }
@@ -110,13 +125,10 @@ mod tests {
     #[test]
     fn a_failed_sync_fails_every_waiter_after_it() {
         let gc = GroupCommit::default();
-        assert_eq!(
-            gc.wait_durable((1, 5), Duration::ZERO, || Err("disk gone".into())),
-            Err("disk gone".into())
-        );
-        assert_eq!(
-            gc.wait_durable((1, 1), Duration::ZERO, || Ok((1, 9))),
-            Err("disk gone".into())
-        );
+        let gone = || Err(Error::InvalidConfig("disk gone".into()));
+        let first = gc.wait_durable((1, 5), Duration::ZERO, gone);
+        assert!(first.is_err_and(|e| e.to_string().contains("disk gone")));
+        let later = gc.wait_durable((1, 1), Duration::ZERO, || Ok((1, 9)));
+        assert!(later.is_err_and(|e| e.to_string().contains("disk gone")));
     }
 }

@@ -21,15 +21,36 @@ pub enum Durability {
     Sync,
 }
 
+/// A setting's name that is none of its choices (`durability = "fast"`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {got:?} ({choices})")]
+pub struct UnknownChoice {
+    pub what: &'static str,
+    pub got: String,
+    pub choices: &'static str,
+}
+
+impl UnknownChoice {
+    pub fn new(what: &'static str, got: &str, choices: &'static str) -> UnknownChoice {
+        UnknownChoice {
+            what,
+            got: got.to_string(),
+            choices,
+        }
+    }
+}
+
 impl std::str::FromStr for Durability {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownChoice;
+    fn from_str(s: &str) -> Result<Self, UnknownChoice> {
         match s {
             "none" => Ok(Durability::None),
             "batch" => Ok(Durability::Batch),
             "sync" => Ok(Durability::Sync),
-            other => Err(format!(
-                "unknown durability {other:?} (none, batch or sync)"
+            other => Err(UnknownChoice::new(
+                "durability",
+                other,
+                "none, batch or sync",
             )),
         }
     }
@@ -60,13 +81,13 @@ impl IoKind {
 }
 
 impl std::str::FromStr for IoKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownChoice;
+    fn from_str(s: &str) -> Result<Self, UnknownChoice> {
         match s {
             "pread" => Ok(IoKind::Pread),
             "mmap" => Ok(IoKind::Mmap),
             "uring" => Ok(IoKind::Uring),
-            other => Err(format!("unknown io kind {other:?} (pread, mmap or uring)")),
+            other => Err(UnknownChoice::new("io kind", other, "pread, mmap or uring")),
         }
     }
 }
@@ -94,12 +115,12 @@ impl IndexMode {
 }
 
 impl std::str::FromStr for IndexMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownChoice;
+    fn from_str(s: &str) -> Result<Self, UnknownChoice> {
         match s {
             "sorted" => Ok(IndexMode::Sorted),
             "memory" => Ok(IndexMode::Memory),
-            other => Err(format!("unknown index mode {other:?} (sorted or memory)")),
+            other => Err(UnknownChoice::new("index mode", other, "sorted or memory")),
         }
     }
 }

@@ -354,7 +354,7 @@ impl Inner {
         };
         self.commit
             .wait_durable(target, Duration::ZERO, || self.flush_and_sync())
-            .map_err(Error::Poisoned)
+            .map_err(Error::from)
     }
 
     /// Removes a blob nobody points at any more: out of the map, then its files.

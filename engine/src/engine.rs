@@ -413,7 +413,7 @@ impl Engine {
         self.inner
             .commit
             .wait_durable(target, window, || self.inner.flush_and_sync())
-            .map_err(Error::Poisoned)
+            .map_err(Error::from)
     }
 
     /// Reads `range` of the value under `key` (column 0).
@@ -479,7 +479,7 @@ impl Engine {
             .wait_durable(target, std::time::Duration::ZERO, || {
                 self.inner.flush_and_sync()
             })
-            .map_err(Error::Poisoned)
+            .map_err(Error::from)
     }
 
     /// Whether writes that do not say are compressed.
@@ -584,7 +584,9 @@ impl Engine {
         if self.inner.is_poisoned() {
             return self.inner.check_writable();
         }
-        self.inner.flush_and_sync().map_err(Error::Poisoned)?;
+        self.inner
+            .flush_and_sync()
+            .map_err(|e| Error::Poisoned(e.to_string()))?;
         self.inner.watermark.sync();
         self.inner.seal_pending();
         let id = self.inner.active.lock().blob.id;

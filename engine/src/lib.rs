@@ -51,7 +51,7 @@ mod stream;
 pub mod watermark;
 mod writer;
 
-pub use config::{Config, Durability, IndexMode, IoKind, Range, WriteOptions};
+pub use config::{Config, Durability, IndexMode, IoKind, Range, UnknownChoice, WriteOptions};
 pub use defrag::{BlobUsage, DefragOptions, DefragReport};
 pub use engine::{DefragStatus, Engine, Meta, Stats};
 pub use error::{Error, Result};

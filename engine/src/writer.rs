@@ -488,18 +488,18 @@ impl Inner {
     /// The sync runs without the writer lock, so appends and reads go on meanwhile.
     /// Blobs sealed since the last sync are synced first, oldest first, so the position
     /// returned really has everything before it on disk.
-    pub fn flush_and_sync(&self) -> Result<LogPos, String> {
+    pub fn flush_and_sync(&self) -> Result<LogPos> {
         let (blob, sealed, unindexed) = {
             let mut a = self.active.lock();
-            self.flush_locked(&mut a).map_err(|e| e.to_string())?;
+            self.flush_locked(&mut a)?;
             let unindexed: Vec<(u32, u64)> = a.unindexed.iter().map(|(&b, &l)| (b, l)).collect();
             (a.blob.clone(), a.unsynced.clone(), unindexed)
         };
         let end = blob.flushed();
         for b in &sealed {
-            self.sync_blob(b).map_err(|e| e.to_string())?;
+            self.sync_blob(b)?;
         }
-        self.sync_blob(&blob).map_err(|e| e.to_string())?;
+        self.sync_blob(&blob)?;
         // Every blob rotated out before the snapshot is synced now: this one's sync, or an
         // earlier one, covered it.
         self.watermark.advance((blob.id, end), &unindexed);

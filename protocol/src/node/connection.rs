@@ -175,7 +175,7 @@ async fn serve_frames(
         let mut share = node.reply_budget.take(&batch).await;
         let served = serve_batch(node, batch, table.clone(), share.cap())
             .await
-            .map_err(End::Fatal)?;
+            .map_err(|e| End::Fatal(e.to_string()))?;
         let actual = served.chunks.iter().map(|c| c.len()).sum();
         share.grow(&node.reply_budget, actual, charged);
         for chunk in &served.chunks {
@@ -242,7 +242,7 @@ async fn ask_previous(
         None => {
             let served = serve_batch(node, vec![frame], None, dispatch::MAX_BATCH_REPLY_BYTES)
                 .await
-                .map_err(End::Fatal)?;
+                .map_err(|e| End::Fatal(e.to_string()))?;
             let mut result = Ok(());
             for chunk in &served.chunks {
                 result = stream.write_all(chunk).await;
@@ -400,7 +400,7 @@ async fn hint_unanswered(
                 }
                 let served = serve_batch(node, vec![frame], None, dispatch::MAX_BATCH_REPLY_BYTES)
                     .await
-                    .map_err(End::Fatal)?;
+                    .map_err(|e| End::Fatal(e.to_string()))?;
                 for chunk in &served.chunks {
                     stream.write_all(chunk).await.map_err(fatal)?;
                 }
@@ -481,7 +481,7 @@ async fn serve_batch(
     batch: Vec<Frame>,
     table: Option<Arc<RouteTable>>,
     reply_cap: usize,
-) -> Result<dispatch::Served, String> {
+) -> Result<dispatch::Served, ringblob_backends::Error> {
     let n = node.clone();
     let frames = batch.len();
     let served = node
@@ -499,8 +499,7 @@ async fn serve_batch(
                 reply_cap,
             ))
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let served_count = (frames - served.rest.len()) as u64;
     node.info
         .counters

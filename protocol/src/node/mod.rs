@@ -95,26 +95,31 @@ impl Default for NodeConfig {
     }
 }
 
+/// A node setting outside its allowed range (the message names it and the range).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSetting(pub String);
+
 impl NodeConfig {
     /// Checks every setting against its allowed range.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if !(1..=100_000).contains(&self.max_connections) {
-            return Err(format!(
+            return Err(InvalidSetting(format!(
                 "max_connections {} not in 1..=100000",
                 self.max_connections
-            ));
+            )));
         }
         if !((1 << 20)..=(1 << 40)).contains(&self.max_reply_memory) {
-            return Err(format!(
+            return Err(InvalidSetting(format!(
                 "max_reply_memory {} not in 1 MiB..=1 TiB",
                 self.max_reply_memory
-            ));
+            )));
         }
         if !(1..=4096).contains(&self.max_blocking_calls) {
-            return Err(format!(
+            return Err(InvalidSetting(format!(
                 "max_blocking_calls {} not in 1..=4096",
                 self.max_blocking_calls
-            ));
+            )));
         }
         for (name, d) in [
             ("idle_timeout", self.idle_timeout),
@@ -125,14 +130,14 @@ impl NodeConfig {
             ("owner_timeout", self.owner_timeout),
         ] {
             if d.is_zero() {
-                return Err(format!("{name} must be above zero"));
+                return Err(InvalidSetting(format!("{name} must be above zero")));
             }
         }
         if self.owner_timeout > Duration::from_secs(600) {
-            return Err("owner_timeout above 600 s".into());
+            return Err(InvalidSetting("owner_timeout above 600 s".into()));
         }
         if self.max_clock_skew > Duration::from_secs(60) {
-            return Err("max_clock_skew above 60 s".into());
+            return Err(InvalidSetting("max_clock_skew above 60 s".into()));
         }
         Ok(())
     }
