@@ -56,6 +56,7 @@ mod outbox;
 mod progress;
 mod range_walk;
 mod react;
+mod read_through;
 mod reader;
 mod repair;
 mod repair_round;
@@ -81,6 +82,7 @@ pub use message::{
 };
 pub use progress::{TransferProgress, MAX_PROGRESS_LEN, PROGRESS_MAGIC, PROGRESS_VERSION};
 pub use range_walk::{linear_parts, RangePage, RangeWalk};
+pub use read_through::{IncomingRanges, ReadThrough};
 pub use reader::MAX_TEXT_LEN;
 pub use repair::{repair_tasks, RepairTask};
 pub use repair_round::{RepairAnswer, RepairRange, RepairStep, RepairTally, REPAIR_PAGE};

@@ -1,4 +1,5 @@
-//! Reads during a hand-over. When the ring changes, the ranges this node takes over are
+//! Reads during a hand-over (the decisions are `cluster::IncomingRanges`, which the
+//! simulator drives too). When the ring changes, the ranges this node takes over are
 //! still being streamed to it by their previous owner; until a key has arrived, a read of it
 //! here would find nothing. So for a while after the change (`handover_read_secs`), a
 //! `LOOKUP` or `READ` of a key in such a range that this node cannot answer — no value, and
@@ -13,25 +14,22 @@ use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 
-use crate::ring::{KeyRange, RouteTable};
+use crate::cluster::{IncomingRanges, ReadThrough as Decided};
+use crate::ring::RouteTable;
 use crate::wire::KeyId;
 
-/// A range this node took over, and from whom.
-#[derive(Debug, Clone)]
-struct Incoming {
-    range: KeyRange,
-    /// The previous owner's name.
-    from: String,
-    group: u32,
-    until: Instant,
+/// The ranges this node took over recently: the node's clock around the shared decisions
+/// of `cluster::IncomingRanges`.
+#[derive(Debug)]
+pub struct Handovers {
+    origin: Instant,
+    ranges: RwLock<IncomingRanges>,
 }
 
-/// The ranges this node took over recently.
-#[derive(Debug, Default)]
-pub struct Handovers {
-    /// How long after a ring change its ranges are read through (zero: never).
-    window: Duration,
-    incoming: RwLock<Vec<Incoming>>,
+impl Default for Handovers {
+    fn default() -> Self {
+        Handovers::new(Duration::ZERO)
+    }
 }
 
 /// Where a read this node cannot answer may be asked instead.
@@ -54,70 +52,47 @@ pub enum ReadThrough {
 impl Handovers {
     /// Ranges taken over are read through for `window` after the ring change.
     pub fn new(window: Duration) -> Self {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
         Handovers {
-            window,
-            incoming: RwLock::default(),
+            origin: Instant::now(),
+            ranges: RwLock::new(IncomingRanges::new(window_ms)),
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Notes the ranges of this node's group that moved to it from `before` to `after`;
     /// forgets expired ones.
     pub fn table_changed(&self, before: &RouteTable, after: &RouteTable, me: &str) {
-        let now = Instant::now();
-        let mut incoming = self.incoming.write();
-        incoming.retain(|i| i.until > now);
-        if self.window.is_zero() {
-            return;
-        }
-        let Some(group) = after.node(me).map(|n| n.group) else {
-            return;
-        };
-        for m in before.moves_to(after, group) {
-            if m.to == me && m.from != me {
-                incoming.push(Incoming {
-                    range: m.range,
-                    from: m.from,
-                    group,
-                    until: now + self.window,
-                });
-            }
-        }
+        let now = self.now_ms();
+        self.ranges.write().table_changed(before, after, me, now);
     }
 
     /// Notes, for a node starting again, the ranges of `table` it owns that other nodes
-    /// owned while it was away: writes made meanwhile went to them, and they hand those keys
-    /// back while the window runs. (To the rest of the cluster the node's return is a ring
-    /// change; to the node itself the saved table never showed it gone.)
+    /// owned while it was away (`IncomingRanges::rejoined`).
     pub fn rejoined(&self, table: &RouteTable, me: &str) {
-        let mut away = table.clone();
-        for n in away.nodes.iter_mut().filter(|n| n.name == me) {
-            n.alive = false;
-        }
-        self.table_changed(&away, table, me);
+        let now = self.now_ms();
+        self.ranges.write().rejoined(table, me, now);
     }
 
     /// The previous owner of `key`, if the key lies in a range taken over recently: to be
     /// asked if alive, else the reason this node cannot answer.
     pub fn previous_owner(&self, key: &KeyId, table: &RouteTable) -> Option<ReadThrough> {
-        let now = Instant::now();
-        let incoming = self.incoming.read();
-        let i = incoming
-            .iter()
-            .rev()
-            .find(|i| i.until > now && i.range.contains(key))?;
-        match table.node(&i.from).filter(|n| n.alive) {
-            Some(node) => Some(ReadThrough::Ask(PreviousOwner {
-                addr: node.addr.clone(),
-                group: i.group,
-            })),
-            None => Some(ReadThrough::Down(i.from.clone())),
+        let now = self.now_ms();
+        match self.ranges.read().previous_owner(key, table, now)? {
+            Decided::Ask { addr, group, .. } => {
+                Some(ReadThrough::Ask(PreviousOwner { addr, group }))
+            }
+            Decided::Down(name) => Some(ReadThrough::Down(name)),
         }
     }
 
     /// Whether any hand-over is being read through (a cheap check before looking keys up).
     pub fn any(&self) -> bool {
-        let now = Instant::now();
-        self.incoming.read().iter().any(|i| i.until > now)
+        let now = self.now_ms();
+        self.ranges.read().any(now)
     }
 }
 

@@ -12,6 +12,7 @@
 //! - `world.rs`: the event queue, network, nodes, crashes and restarts.
 //! - `disk.rs`: each node's backend, which the chaos can fill up or make fail.
 //! - `handover.rs`: drives each node's hand-over streams over the simulated network.
+//! - `live_reads.rs`: replicated reads during the chaos, with hand-over read-through.
 //! - `reads.rs`: replicated reads (`ReplicatedRead`) of every acknowledged key, with read
 //!   repair.
 //! - `repair.rs`: drives repair rounds between nodes of different groups.
@@ -21,6 +22,7 @@
 mod checks;
 mod disk;
 mod handover;
+mod live_reads;
 mod reads;
 mod repair;
 mod scenarios;

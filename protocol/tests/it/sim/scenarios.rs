@@ -58,6 +58,8 @@ struct Report {
     moved_ms: u64,
     repaired: u64,
     read_repaired: u64,
+    chaos_reads: u64,
+    group_lags: usize,
     missed_nodes: usize,
     sim_ms: u64,
     node_ms: u64,
@@ -80,6 +82,7 @@ fn chaos_run(seed: u64, broken_movement: bool) -> Result<Report, String> {
     let mut node_ms = 0u64;
     sim.run_until(chaos_end, &mut |s| {
         s.client_write();
+        s.client_read();
         node_ms += 20 * (0..s.nodes.len()).filter(|i| s.is_up(*i)).count() as u64;
         if s.now >= next_chaos {
             chaos_step(s);
@@ -105,6 +108,15 @@ fn chaos_run(seed: u64, broken_movement: bool) -> Result<Report, String> {
     let moved_ms = wait_for(&mut sim, MOVE_LIMIT_MS, movement_done)
         .ok_or_else(|| "transfers did not finish".to_string())?
         - start;
+    if let Some(wrong) = sim.chaos_reads.1.first() {
+        return Err(format!(
+            "{} of {} reads during the chaos that heard from a quorum answered older than \
+             acknowledged; the first: {wrong}",
+            sim.chaos_reads.1.len(),
+            sim.chaos_reads.0
+        ));
+    }
+    let (chaos_reads, group_lags) = (sim.chaos_reads.0, sim.group_lags.len());
     check_tables(&sim)?;
     check_movement(&sim)?;
     check_quorum(&sim)?;
@@ -140,6 +152,8 @@ fn chaos_run(seed: u64, broken_movement: bool) -> Result<Report, String> {
         moved_ms,
         repaired: tally.records_pushed + tally.removes_pushed,
         read_repaired,
+        chaos_reads,
+        group_lags,
         missed_nodes: sim.nodes.iter().filter(|n| n.missed_writes).count(),
         sim_ms: sim.now,
         node_ms,
@@ -254,7 +268,7 @@ fn sim_cluster_survives_chaos() {
                 println!(
                     "sim seed {seed}: {} acknowledged keys, tables converged in {} ms, moves \
                      done {} ms later, read repair wrote {} copies, repair {} more ({} nodes missed \
-                     writes); \
+                     writes); {} reads during the chaos ({} group answers behind); \
                      {} simulated s; {:?}; {:.1} s",
                     r.acked,
                     r.converged_ms,
@@ -262,6 +276,8 @@ fn sim_cluster_survives_chaos() {
                     r.read_repaired,
                     r.repaired,
                     r.missed_nodes,
+                    r.chaos_reads,
+                    r.group_lags,
                     r.sim_ms / 1000,
                     r.stats,
                     run_started.elapsed().as_secs_f64()

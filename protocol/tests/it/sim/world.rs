@@ -13,8 +13,8 @@ use ringblob_backends::{Backend, Error as BackendError, Removal};
 use ringblob_engine::{Key, WriteOptions};
 use ringblob_protocol::cluster::local::Record;
 use ringblob_protocol::cluster::{
-    Cluster, ClusterConfig, ClusterError, ClusterTimer, Effect, Phase, Quorum, Restart,
-    TransferProgress, WriteQuorum,
+    Cluster, ClusterConfig, ClusterError, ClusterTimer, Effect, IncomingRanges, Phase, Quorum,
+    Restart, TransferProgress, WriteQuorum,
 };
 use ringblob_protocol::ring::{RingId, RouteTable};
 use ringblob_protocol::wire::KeyId;
@@ -26,6 +26,8 @@ pub const GROUPS: u32 = 3;
 pub const IDS_PER_NODE: u32 = 16;
 pub const QUORUM: usize = 2;
 pub const CLIENT: &str = "client";
+/// How long ranges taken over are read through (the node's default `handover_read_secs`).
+pub const HANDOVER_READ_MS: u64 = 6 * 3600 * 1000;
 
 /// A hand-over stream's message, named so its answer finds the stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +128,12 @@ pub struct SimNode {
     pub missed_writes: bool,
     /// How far this node's clock is off the simulated time (ns; either way).
     pub skew_ns: i64,
+    /// Ranges taken over recently, read through to their previous owner (lost in a crash,
+    /// rebuilt at the start as the node does).
+    pub incoming: IncomingRanges,
+    /// The route table the node served last (the node's `routes` channel): the "before" of
+    /// the next change.
+    pub last_table: Option<RouteTable>,
 }
 
 struct PendingWrite {
@@ -145,6 +153,8 @@ pub struct Acked {
     /// When the client issued it and when the quorum answered (simulated ms).
     pub issued_ms: u64,
     pub acked_ms: u64,
+    /// The groups that had acknowledged it when the quorum was met (bit g: group g).
+    pub groups: u8,
 }
 
 /// What happened during a run.
@@ -173,6 +183,11 @@ pub struct Sim {
     pub drop_rate: f64,
     pub dup_rate: f64,
     pub partition: Option<BTreeSet<String>>,
+    /// Reads during the chaos: (answered by a quorum, older than acknowledged).
+    pub chaos_reads: (u64, Vec<String>),
+    /// Groups that acknowledged a write and answered a later read with something older
+    /// (allowed while data moves; see `live_reads.rs`).
+    pub group_lags: Vec<String>,
     keys: Vec<KeyId>,
     pending: HashMap<u64, PendingWrite>,
     /// The newest acknowledged operation of each key.
@@ -212,6 +227,8 @@ impl Sim {
             drop_rate: 0.0,
             dup_rate: 0.0,
             partition: None,
+            chaos_reads: (0, Vec::new()),
+            group_lags: Vec::new(),
             keys,
             pending: HashMap::new(),
             acked: BTreeMap::new(),
@@ -321,6 +338,8 @@ impl Sim {
             retry_at: 0,
             missed_writes: false,
             skew_ns,
+            incoming: IncomingRanges::new(HANDOVER_READ_MS),
+            last_table: None,
         });
         ix
     }
@@ -360,7 +379,12 @@ impl Sim {
         });
         match Cluster::start(config, restart) {
             Ok((cluster, effects)) => {
+                let now = self.now;
                 if let Some(n) = self.nodes.get_mut(node) {
+                    // As the node: keys written while it was away are read through.
+                    n.incoming = IncomingRanges::new(HANDOVER_READ_MS);
+                    n.incoming.rejoined(cluster.route_table(), &n.name, now);
+                    n.last_table = Some(cluster.route_table().clone());
                     n.cluster = Some(cluster);
                     n.epoch += 1;
                     n.streams.clear();
@@ -419,7 +443,12 @@ impl Sim {
                     self.at(ms, Event::Timer { node, epoch, timer });
                 }
                 Effect::RouteTableChanged(table) => {
+                    let now = self.now;
                     if let Some(n) = self.nodes.get_mut(node) {
+                        if let Some(before) = &n.last_table {
+                            n.incoming.table_changed(before, &table, &n.name, now);
+                        }
+                        n.last_table = Some(table.clone());
                         n.disk.table = Some(table);
                     }
                 }
@@ -628,6 +657,7 @@ impl Sim {
                 removed: write.remove,
                 issued_ms: write.issued_ms,
                 acked_ms: self.now,
+                groups: write.acks.acked().fold(0u8, |m, g| m | (1 << g)),
             };
             let key = write.key;
             self.pending.remove(&req);
@@ -640,7 +670,7 @@ impl Sim {
         }
     }
 
-    fn random_table(&mut self) -> Option<(usize, RouteTable)> {
+    pub fn random_table(&mut self) -> Option<(usize, RouteTable)> {
         let live: Vec<usize> = (0..self.nodes.len()).filter(|i| self.is_up(*i)).collect();
         let pick = *live.get(self.rng.gen_range(0..live.len().max(1)))?;
         let n = self.nodes.get(pick)?;
