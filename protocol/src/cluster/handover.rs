@@ -5,8 +5,11 @@
 //! [`HandoverStream::advance`] to get the next step.
 //!
 //! The order of a stream:
-//! 1. **Removes first**: every remove the source remembers in the range is sent as a copied
-//!    remove, so no copy of a removed value can land on the new owner later.
+//! 1. **Removes first**: every remove the source remembers in the range and no newer value
+//!    supersedes (`local::removes_to_hand_over`) is sent as a copied remove, so no copy of a
+//!    removed value can land on the new owner later. A superseded remove is left out: its
+//!    newer value follows, and the new owner, knowing nothing of the key meanwhile, reads it
+//!    through from here.
 //! 2. **Values page by page**, in key order: each (key, column) is read with its timestamp,
 //!    sent as a conditional copy (`IF_NEWER`), and then the source drops its own copy
 //!    (`drop_copy`, not a remove) — the new owner holds it or something newer, and the
@@ -33,7 +36,8 @@ pub const HANDOVER_PAGE: usize = 256;
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandoverStep {
-    /// List the removes remembered in the range (answer: [`HandoverAnswer::Removes`]).
+    /// List the removes to hand over in the range, `local::removes_to_hand_over` (answer:
+    /// [`HandoverAnswer::Removes`]).
     ListRemoves(KeyRange),
     /// Send a copied remove to the new owner (answer: [`HandoverAnswer::Sent`]).
     SendRemove(Removal),

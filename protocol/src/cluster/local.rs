@@ -77,6 +77,26 @@ pub fn removes_in(b: &dyn Backend, range: &KeyRange) -> Result<Vec<Removal>, Loc
     Ok(out)
 }
 
+/// The removes to hand over with `range`: those `b` remembers, less those a newer live
+/// value of the same (key, column) supersedes — that value follows in the stream, and the
+/// older remove, sent first, would make the new owner answer `REMOVED` for the key until it
+/// arrived (instead of reading it through from here).
+pub fn removes_to_hand_over(b: &dyn Backend, range: &KeyRange) -> Result<Vec<Removal>, LocalError> {
+    let mut out = removes_in(b, range)?;
+    let mut kept = Vec::with_capacity(out.len());
+    for r in out.drain(..) {
+        let superseded = match b.lookup_column(&r.key, r.column) {
+            Ok(m) => m.timestamp_ns > r.timestamp_ns,
+            Err(Error::NotFound(_)) => false,
+            Err(e) => return Err(backend("looking up a removed key")(e)),
+        };
+        if !superseded {
+            kept.push(r);
+        }
+    }
+    Ok(kept)
+}
+
 /// One page of live values.
 pub fn list(b: &dyn Backend, req: &IterRequest) -> Result<IterPage, LocalError> {
     b.iterate(req).map_err(backend("listing values"))

@@ -151,7 +151,7 @@ impl Mover {
         let b = &self.backend;
         Ok(match step {
             HandoverStep::ListRemoves(range) => HandoverAnswer::Removes(
-                copy::local(b, move |b| local::removes_in(b, &range)).await?,
+                copy::local(b, move |b| local::removes_to_hand_over(b, &range)).await?,
             ),
             HandoverStep::SendRemove(r) => {
                 let sent = copy::send_remove(client, &r).await?;

@@ -117,7 +117,7 @@ impl Sim {
                 }
                 HandoverStep::Pace { .. } => Ok(HandoverAnswer::Continue),
                 HandoverStep::ListRemoves(range) => {
-                    local::removes_in(b, &range).map(HandoverAnswer::Removes)
+                    local::removes_to_hand_over(b, &range).map(HandoverAnswer::Removes)
                 }
                 HandoverStep::ListPage(req) => local::list(b, &req).map(HandoverAnswer::Page),
                 HandoverStep::ReadRecord { key, column } => {

@@ -3,9 +3,13 @@
 //! over recently is read through from the previous owner (the shipping
 //! [`IncomingRanges`](ringblob_protocol::cluster::IncomingRanges) decisions), or is
 //! `UNAVAILABLE` if that owner is down. The read weighs the groups' answers with
-//! [`ReplicatedRead`]. Writes go to 2 of 3 groups and reads ask all 3, so a read that
-//! hears from 2 groups must see every write acknowledged before it was issued: the check
-//! that hand-over and read-through keep quorums intersecting while data moves.
+//! [`ReplicatedRead`]. Two checks, while data moves:
+//! - every group that acknowledged a write answers it (or something newer) whenever it
+//!   answers at all, unless every copy in the group is on a node that is down or still on
+//!   its way in a transfer — the owner has it, or reads it through from the previous owner
+//!   (chained while hops allow);
+//! - writes go to 2 of 3 groups and reads ask all 3, so a read that hears from 2 groups sees
+//!   every write acknowledged before it was issued.
 
 use ringblob_backends::{Backend, Error as BackendError};
 use ringblob_engine::{Key, Range};
@@ -70,7 +74,26 @@ impl Sim {
                 GroupAnswer::NotFound(_) => !acked.removed,
                 _ => false,
             };
-            if behind {
+            // A copy on a node that is down now (it died past its grace before handing it
+            // over) comes back by repair, later; one still on its way to the owner — from a
+            // node that is neither the owner nor on its read-through chain, after the range
+            // moved twice and a node restarted — arrives with the transfer. Anything else
+            // is a lag.
+            let settled_holder = self.nodes.iter().any(|n| {
+                n.group == *g
+                    && n.cluster.as_ref().is_some_and(|c| {
+                        !c.transfers()
+                            .iter()
+                            .any(|t| t.remaining().is_some_and(|r| r.contains(&key)))
+                    })
+                    && n.backend
+                        .lookup_column(&Key(key), 0)
+                        .is_ok_and(|m| m.timestamp_ns >= acked.ts)
+            });
+            if behind && !settled_holder {
+                self.stats.lags_in_flight += 1;
+            }
+            if behind && settled_holder {
                 self.group_lags.push(format!(
                     "at {} ms group {g}, which acknowledged {acked:?} of {}, answered {answer:?} \
                      (served by {:?})",
@@ -125,7 +148,7 @@ impl Sim {
         let Some(mut ix) = self.live_node(name) else {
             return (GroupAnswer::Failed("timeout".into()), None);
         };
-        let mut hops = 0;
+        let mut hops = 0u8;
         loop {
             let owner = self.nodes.get(ix).and_then(|n| {
                 let table = n.cluster.as_ref()?.route_table();
@@ -146,29 +169,45 @@ impl Sim {
                 _ => break,
             }
         }
-        let Some(n) = self.nodes.get(ix) else {
-            return (GroupAnswer::Failed("timeout".into()), None);
-        };
-        let here = lookup(n.backend.as_ref(), key);
-        if !matches!(here, GroupAnswer::NotFound(_)) {
-            return (here, Some(ix));
-        }
-        let Some(table) = n.cluster.as_ref().map(|c| c.route_table()) else {
-            return (here, Some(ix));
-        };
-        match n.incoming.previous_owner(key, table, self.now) {
-            None => (here, Some(ix)),
-            Some(ReadThrough::Down(_)) => {
-                (GroupAnswer::Unavailable("previous owner down".into()), None)
+        self.serve_or_read_through(ix, key, hops)
+    }
+
+    /// Serves a lookup at node `ix`; with nothing here, in a range taken over recently, asks
+    /// the previous owner (`LOCAL`, hops + 1), which may read through in turn while the hops
+    /// allow (`connection.rs`, `reads_through`).
+    fn serve_or_read_through(
+        &self,
+        mut ix: usize,
+        key: &KeyId,
+        mut hops: u8,
+    ) -> (GroupAnswer<String>, Option<usize>) {
+        loop {
+            let Some(n) = self.nodes.get(ix) else {
+                return (GroupAnswer::Failed("timeout".into()), None);
+            };
+            let here = lookup(n.backend.as_ref(), key);
+            if !matches!(here, GroupAnswer::NotFound(_)) || hops >= MAX_FORWARD_HOPS {
+                return (here, Some(ix));
             }
-            Some(ReadThrough::Ask { name: prev, .. }) => {
-                let reachable = self.live_node(&prev).filter(|p| !self.cut(ix, *p));
-                match reachable.and_then(|p| self.nodes.get(p).map(|n| (p, n))) {
-                    Some((p, prev)) => (lookup(prev.backend.as_ref(), key), Some(p)),
-                    None => (
-                        GroupAnswer::Failed("previous owner unreachable".into()),
-                        None,
-                    ),
+            let Some(table) = n.cluster.as_ref().map(|c| c.route_table()) else {
+                return (here, Some(ix));
+            };
+            match n.incoming.previous_owner(key, table, self.now) {
+                None => return (here, Some(ix)),
+                Some(ReadThrough::Down(_)) => {
+                    return (GroupAnswer::Unavailable("previous owner down".into()), None)
+                }
+                Some(ReadThrough::Ask { name: prev, .. }) => {
+                    match self.live_node(&prev).filter(|p| !self.cut(ix, *p)) {
+                        Some(p) => {
+                            ix = p;
+                            hops += 1;
+                        }
+                        None => {
+                            let why = "previous owner unreachable".into();
+                            return (GroupAnswer::Failed(why), None);
+                        }
+                    }
                 }
             }
         }

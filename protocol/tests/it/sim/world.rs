@@ -170,6 +170,8 @@ pub struct Stats {
     pub duplicates: u64,
     pub disks_full: u32,
     pub disks_failing: u32,
+    /// Group answers older than acknowledged while the copy was still in a transfer.
+    pub lags_in_flight: u64,
 }
 
 pub struct Sim {
@@ -186,7 +188,7 @@ pub struct Sim {
     /// Reads during the chaos: (answered by a quorum, older than acknowledged).
     pub chaos_reads: (u64, Vec<String>),
     /// Groups that acknowledged a write and answered a later read with something older
-    /// (allowed while data moves; see `live_reads.rs`).
+    /// (`live_reads.rs`; a run must have none).
     pub group_lags: Vec<String>,
     keys: Vec<KeyId>,
     pending: HashMap<u64, PendingWrite>,
