@@ -10,10 +10,7 @@ use serde_json::{json, Map, Value};
 
 /// `own` (the node's STAT JSON) with `cluster_nodes` and `cluster_totals` added when its
 /// route table lists other nodes. Nodes that do not answer are listed with their error.
-pub async fn with_cluster(own: Value, routes_json: &str, timeout: Duration) -> Value {
-    let Ok(table) = RouteTable::from_json(routes_json) else {
-        return own;
-    };
+pub async fn with_cluster(own: Value, table: &RouteTable, timeout: Duration) -> Value {
     if table.nodes.len() < 2 {
         return own;
     }
@@ -48,8 +45,7 @@ async fn node_stat(addr: &str, timeout: Duration) -> Result<Value, String> {
     let c = Client::connect(addr, config)
         .await
         .map_err(|e| e.to_string())?;
-    let text = c.stat().await.map_err(|e| e.to_string())?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    c.stat_value().await.map_err(|e| e.to_string())
 }
 
 fn row((name, addr, group, stat): &NodeStat) -> Value {

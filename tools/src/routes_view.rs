@@ -11,6 +11,11 @@ const SHOWN_RANGES: usize = 3;
 /// The text `ringblob routes` prints for a `ROUTE_LIST` reply; `None` if it is not a table.
 pub fn render(json: &str) -> Option<String> {
     let table = RouteTable::from_json(json).ok()?;
+    Some(render_table(&table))
+}
+
+/// The text `ringblob routes` prints for a route table.
+pub fn render_table(table: &RouteTable) -> String {
     let rings = table.rings();
     let mut out = String::new();
     let _ = writeln!(out, "route table version {}", table.version);
@@ -34,7 +39,7 @@ pub fn render(json: &str) -> Option<String> {
             ranges
         );
     }
-    Some(out)
+    out
 }
 
 /// A node's share of its group's ring and a short list of its ranges. A lone node with no

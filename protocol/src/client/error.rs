@@ -23,6 +23,9 @@ pub enum ClientError {
     Protocol(#[from] WireError),
     #[error("unexpected reply: {0}")]
     Unexpected(String),
+    /// A JSON reply (`STAT`, `DEFRAG`, `ROUTE_LIST`) that does not parse as documented.
+    #[error("{what} reply is not valid: {why}")]
+    BadReply { what: &'static str, why: String },
     /// Writing a streamed value to its destination failed.
     #[error("writing the value out: {0}")]
     Output(String),

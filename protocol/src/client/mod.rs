@@ -548,6 +548,33 @@ impl Client {
         }
     }
 
+    /// STAT as a JSON value (its fields are the node's, `docs/PROTOCOL.md` §7.8).
+    pub async fn stat_value(&self) -> Result<serde_json::Value> {
+        let text = self.stat().await?;
+        serde_json::from_str(&text).map_err(|e| ClientError::BadReply {
+            what: "STAT",
+            why: e.to_string(),
+        })
+    }
+
+    /// DEFRAG's report (with `wait`) or its start acknowledgement, as a JSON value.
+    pub async fn defrag_report(&self, wait: bool) -> Result<serde_json::Value> {
+        let text = self.defrag(wait).await?;
+        serde_json::from_str(&text).map_err(|e| ClientError::BadReply {
+            what: "DEFRAG",
+            why: e.to_string(),
+        })
+    }
+
+    /// ROUTE_LIST as a route table (§15.5).
+    pub async fn route_table(&self) -> Result<crate::ring::RouteTable> {
+        let text = self.routes().await?;
+        crate::ring::RouteTable::from_json(&text).map_err(|e| ClientError::BadReply {
+            what: "ROUTE_LIST",
+            why: e.to_string(),
+        })
+    }
+
     /// RANGE_DIGEST: the node's summary of the values it holds in a key range.
     pub async fn range_digest(&self, req: RangeDigestRequest) -> Result<RangeDigestReply> {
         match self.call(&Request::RangeDigest(req), [0; 32]).await?.pop() {

@@ -196,6 +196,22 @@ fn column_of(cmd: &Cmd) -> Result<Option<u16>, Failure> {
         .transpose()
 }
 
+/// What every command needs: the connected client and the global options.
+struct Ctx {
+    client: Client,
+    namespace: String,
+    groups: Vec<u32>,
+    write_quorum: Quorum,
+    timeout: Duration,
+}
+
+impl Ctx {
+    /// The key ID of `name` in the namespace.
+    fn key(&self, name: &str) -> [u8; 32] {
+        Key::from_name(self.namespace.as_bytes(), name.as_bytes()).0
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     let config = ClientConfig {
         timeout: Duration::from_secs(cli.timeout),
@@ -204,12 +220,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     // Arguments and a put's input are checked (and read) before connecting: fail fast, and
     // never hold a connection open while stdin trickles in.
     let column = column_of(&cli.command)?;
-    let mut input = match &cli.command {
+    let input = match &cli.command {
         Cmd::Put { file, .. } => Some(read_input(file.as_ref())?),
         _ => None,
     };
-    let client = Client::connect(&cli.remote, config).await?;
-    let key = |name: &str| Key::from_name(cli.namespace.as_bytes(), name.as_bytes()).0;
+    let ctx = Ctx {
+        client: Client::connect(&cli.remote, config).await?,
+        namespace: cli.namespace,
+        groups: cli.groups,
+        write_quorum: cli.write_quorum,
+        timeout: Duration::from_secs(cli.timeout),
+    };
     match cli.command {
         Cmd::Put {
             name,
@@ -224,27 +245,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 durability: durability(d.as_deref())?,
                 ..PutOptions::default()
             };
-            let data = Bytes::from(input.take().unwrap_or_default());
-            let (k, c) = (key(&name), column.unwrap_or(0));
-            if !cli.groups.is_empty() {
-                if append || offset.is_some() {
-                    return Err(Failure(1, "--append and --offset take no --groups".into()));
-                }
-                let len = data.len();
-                let done = client
-                    .put_groups(k, c, data, opts, &cli.groups, cli.write_quorum)
-                    .await
-                    .map_err(|o| Failure(1, format!("write quorum not met: {o}")))?;
-                report_failed_groups(&done);
-                println!("stored {}: {len} bytes in {done}", shown(&name, column));
-                return Ok(());
-            }
-            let size = match (append, offset) {
-                (true, _) => client.append_column(k, c, data, opts).await?,
-                (false, Some(at)) => client.write_at_column(k, c, at, data, opts).await?,
-                (false, None) => client.put_column(k, c, data, opts).await?,
-            };
-            println!("stored {}: {size} bytes", shown(&name, column));
+            let data = Bytes::from(input.unwrap_or_default());
+            put(&ctx, &name, column, data, opts, (append, offset)).await
         }
         Cmd::Get {
             name,
@@ -253,62 +255,118 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             output,
             ..
         } => {
-            let at = (key(&name), column.unwrap_or(0));
-            if !cli.groups.is_empty() {
-                return get_replicated(&client, at, &cli.groups, (offset, size), output).await;
+            let at = (ctx.key(&name), column.unwrap_or(0));
+            if ctx.groups.is_empty() {
+                get(&ctx.client, at, (offset, size), output).await
+            } else {
+                get_replicated(&ctx.client, at, &ctx.groups, (offset, size), output).await
             }
-            get(&client, at, (offset, size), output).await?
         }
         Cmd::Rm {
             name,
             durability: d,
             ..
-        } => {
-            let d = durability(d.as_deref())?;
-            if !cli.groups.is_empty() {
-                let done = match column {
-                    None => {
-                        client
-                            .remove_groups(key(&name), d, &cli.groups, cli.write_quorum)
-                            .await
-                    }
-                    Some(_) => return Err(Failure(1, "rm --column takes no --groups".into())),
-                };
-                let done = done.map_err(|o| Failure(1, format!("write quorum not met: {o}")))?;
-                report_failed_groups(&done);
-                println!("removed {} in {done}", shown(&name, column));
-                return Ok(());
-            }
-            match column {
-                Some(c) => client.remove_column(key(&name), c, d).await?,
-                None => client.remove(key(&name), d).await?,
-            }
-            println!("removed {}", shown(&name, column));
+        } => rm(&ctx, &name, column, durability(d.as_deref())?).await,
+        Cmd::Lookup { name, json, .. } => lookup(&ctx, &name, column.unwrap_or(0), json).await,
+        Cmd::Defrag { wait } => {
+            let report = ctx.client.defrag_report(wait).await?;
+            println!("{}", pretty(&report));
+            Ok(())
         }
-        Cmd::Lookup { name, json, .. } => {
-            let c = column.unwrap_or(0);
-            let meta = match cli.groups.first() {
-                Some(_) => lookup_replicated(&client, key(&name), c, &cli.groups).await?,
-                None => client.lookup_column(key(&name), c).await?,
-            };
-            print_lookup(&name, &Key(key(&name)), &meta, json)
+        Cmd::Stat => stat(&ctx).await,
+        Cmd::Routes { json } => routes(&ctx, json).await,
+    }
+}
+
+/// `put`: a whole value, an append or a write at an offset; replicated with `--groups`.
+async fn put(
+    ctx: &Ctx,
+    name: &str,
+    column: Option<u16>,
+    data: Bytes,
+    opts: PutOptions,
+    (append, offset): (bool, Option<u64>),
+) -> Result<(), Failure> {
+    let (k, c) = (ctx.key(name), column.unwrap_or(0));
+    let client = &ctx.client;
+    if !ctx.groups.is_empty() {
+        if append || offset.is_some() {
+            return Err(Failure(1, "--append and --offset take no --groups".into()));
         }
-        Cmd::Defrag { wait } => println!("{}", pretty(&client.defrag(wait).await?)),
-        Cmd::Stat => {
-            let own = client.stat().await?;
-            let own: serde_json::Value =
-                serde_json::from_str(&own).map_err(|e| Failure(1, e.to_string()))?;
-            let routes = client.routes().await?;
-            let timeout = Duration::from_secs(cli.timeout);
-            let all = ringblob_tools::cluster_stat::with_cluster(own, &routes, timeout).await;
-            println!("{}", pretty(&all.to_string()));
+        let len = data.len();
+        let done = client
+            .put_groups(k, c, data, opts, &ctx.groups, ctx.write_quorum)
+            .await
+            .map_err(|o| Failure(1, format!("write quorum not met: {o}")))?;
+        report_failed_groups(&done);
+        println!("stored {}: {len} bytes in {done}", shown(name, column));
+        return Ok(());
+    }
+    let size = match (append, offset) {
+        (true, _) => client.append_column(k, c, data, opts).await?,
+        (false, Some(at)) => client.write_at_column(k, c, at, data, opts).await?,
+        (false, None) => client.put_column(k, c, data, opts).await?,
+    };
+    println!("stored {}: {size} bytes", shown(name, column));
+    Ok(())
+}
+
+/// `rm`: the key with every column, or one column; replicated with `--groups`.
+async fn rm(ctx: &Ctx, name: &str, column: Option<u16>, d: Durability) -> Result<(), Failure> {
+    let k = ctx.key(name);
+    if !ctx.groups.is_empty() {
+        if column.is_some() {
+            return Err(Failure(1, "rm --column takes no --groups".into()));
         }
-        Cmd::Routes { json } => print_routes(&client.routes().await?, json),
+        let done = ctx
+            .client
+            .remove_groups(k, d, &ctx.groups, ctx.write_quorum)
+            .await
+            .map_err(|o| Failure(1, format!("write quorum not met: {o}")))?;
+        report_failed_groups(&done);
+        println!("removed {} in {done}", shown(name, column));
+        return Ok(());
+    }
+    match column {
+        Some(c) => ctx.client.remove_column(k, c, d).await?,
+        None => ctx.client.remove(k, d).await?,
+    }
+    println!("removed {}", shown(name, column));
+    Ok(())
+}
+
+/// `lookup`: the meta of one column, from the first group that has it with `--groups`.
+async fn lookup(ctx: &Ctx, name: &str, column: u16, json: bool) -> Result<(), Failure> {
+    let k = ctx.key(name);
+    let meta = match ctx.groups.first() {
+        Some(_) => lookup_replicated(&ctx.client, k, column, &ctx.groups).await?,
+        None => ctx.client.lookup_column(k, column).await?,
+    };
+    print_lookup(name, &Key(k), &meta, json);
+    Ok(())
+}
+
+/// `stat`: the node's statistics with every cluster node's.
+async fn stat(ctx: &Ctx) -> Result<(), Failure> {
+    let own = ctx.client.stat_value().await?;
+    let table = ctx.client.route_table().await?;
+    let all = ringblob_tools::cluster_stat::with_cluster(own, &table, ctx.timeout).await;
+    println!("{}", pretty(&all));
+    Ok(())
+}
+
+/// `routes`: the route table as text, or as JSON with `--json`.
+async fn routes(ctx: &Ctx, json: bool) -> Result<(), Failure> {
+    let table = ctx.client.route_table().await?;
+    if json {
+        let value = serde_json::to_value(&table).map_err(|e| Failure(1, e.to_string()))?;
+        println!("{}", pretty(&value));
+    } else {
+        print!("{}", ringblob_tools::routes_view::render_table(&table));
     }
     Ok(())
 }
 
-/// NAME, or "NAME column C" when a column was named.
 fn shown(name: &str, column: Option<u16>) -> String {
     match column {
         Some(c) => format!("{name} column {}", column_label(c)),
@@ -367,10 +425,8 @@ fn temp_beside(path: &std::path::Path) -> PathBuf {
     ))
 }
 
-fn pretty(json: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(json)
-        .and_then(|v| serde_json::to_string_pretty(&v))
-        .unwrap_or_else(|_| json.to_string())
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
 }
 
 fn print_lookup(name: &str, key: &Key, m: &ringblob_protocol::wire::ValueMeta, json: bool) {
@@ -406,13 +462,6 @@ fn column_text(column: u16) -> String {
         label
     } else {
         format!("{column} ({label})")
-    }
-}
-
-fn print_routes(json: &str, as_json: bool) {
-    match ringblob_tools::routes_view::render(json) {
-        Some(text) if !as_json => print!("{text}"),
-        _ => println!("{}", pretty(json)),
     }
 }
 
