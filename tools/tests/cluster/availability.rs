@@ -165,15 +165,29 @@ async fn rings(m: &Member) -> Vec<(String, String)> {
     out
 }
 
-async fn records_moved(ms: &[Member]) -> u64 {
-    let mut n = 0;
+async fn records_moved(ms: &[Member]) -> Vec<u64> {
+    let mut out = Vec::new();
     for m in ms {
         let s = json(&client(&m.addr).await, false).await;
-        n += s["cluster"]["rebalancing"]["records_sent"]
-            .as_u64()
-            .unwrap_or(0);
+        let sent = s["cluster"]["rebalancing"]["records_sent"].as_u64();
+        out.push(sent.unwrap_or(0));
     }
-    n
+    out
+}
+
+/// Records handed over between `before` and `after` (per node). A node that was restarted
+/// in between counts from zero again: everything it reports was sent since (subtracting
+/// its earlier count would underflow, or hide what it sent).
+fn moved_between(before: &[u64], after: &[u64], restarted: Option<usize>) -> u64 {
+    (0..after.len())
+        .map(|i| {
+            let now = after.get(i).copied().unwrap_or(0);
+            match Some(i) == restarted {
+                true => now,
+                false => now.saturating_sub(before.get(i).copied().unwrap_or(0)),
+            }
+        })
+        .sum()
 }
 
 /// What `c` reads of key `k` through both groups: `Removed` for not found.
@@ -402,7 +416,8 @@ fn pause_one_of_six(grace: &str, until_dead: bool, fault: Fault) -> Ledger {
             let s = json(&client(&m.addr).await, false).await;
             l.hints_replayed += s["hints"]["replayed"].as_u64().unwrap_or(0);
         }
-        l.records_moved = records_moved(&ms).await - moved_before;
+        let restarted = matches!(fault, Fault::Kill).then_some(paused);
+        l.records_moved = moved_between(&moved_before, &records_moved(&ms).await, restarted);
         l.ring_changed = rings(&ms[0]).await != rings_before;
     });
     println!(
