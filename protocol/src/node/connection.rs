@@ -19,7 +19,7 @@ use super::{hints, versions};
 use crate::ring::{RouteNode, RouteTable};
 use crate::wire::{
     decode_frame, encode_error, Command, Frame, Header, Reply, Request, Status, WireError,
-    FLAG_HINTED, FLAG_LOCAL, MAX_FORWARD_HOPS, MAX_IN_FLIGHT_PER_CONNECTION,
+    FLAG_HINTED, FLAG_LOCAL, MAX_IN_FLIGHT_PER_CONNECTION,
 };
 
 /// A client connection's stream: its writes time out when the client reads nothing.
@@ -196,22 +196,14 @@ async fn serve_frames(
     Ok(())
 }
 
-/// The previous owner to ask about `frame` if this node cannot answer it (or why nobody can):
-/// a `LOOKUP` or `READ` of a key in a range taken over recently. A read that is itself a
-/// read-through (`LOCAL`) reads through in turn while its hops allow — a range that moved
-/// twice before its data did (A to B to C) is read from A through B.
+/// The previous owner to ask about `frame` if this node cannot answer it (or why nobody
+/// can): `Handovers::reads_through`.
 fn reads_through(
     handovers: &Handovers,
     table: Option<&RouteTable>,
     frame: &Frame,
 ) -> Option<ReadThrough> {
-    let h = &frame.header;
-    let chained_too_far = h.is_local() && h.hops >= MAX_FORWARD_HOPS;
-    if !handovers.any() || chained_too_far || !matches!(h.command, Command::Lookup | Command::Read)
-    {
-        return None;
-    }
-    handovers.previous_owner(&h.key, table?)
+    handovers.reads_through(table?, &frame.header)
 }
 
 /// Asks `prev` (the previous owner of the key `frame` reads) to serve it from its own

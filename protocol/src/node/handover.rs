@@ -16,7 +16,7 @@ use parking_lot::RwLock;
 
 use crate::cluster::{IncomingRanges, ReadThrough as Decided};
 use crate::ring::RouteTable;
-use crate::wire::KeyId;
+use crate::wire::{Command, Header, KeyId, MAX_FORWARD_HOPS};
 
 /// The ranges this node took over recently: the node's clock around the shared decisions
 /// of `cluster::IncomingRanges`.
@@ -89,6 +89,19 @@ impl Handovers {
         }
     }
 
+    /// The previous owner to ask about a request this node cannot answer (or why nobody
+    /// can): a `LOOKUP` or `READ` of a key in a range taken over recently. A request that
+    /// is itself a read-through (`LOCAL`) reads through in turn while its hops allow — a
+    /// range that moved twice before its data did (A to B to C) is read from A through B.
+    pub fn reads_through(&self, table: &RouteTable, h: &Header) -> Option<ReadThrough> {
+        let chained_too_far = h.is_local() && h.hops >= MAX_FORWARD_HOPS;
+        let reads = matches!(h.command, Command::Lookup | Command::Read);
+        if !reads || chained_too_far || !self.any() {
+            return None;
+        }
+        self.previous_owner(&h.key, table)
+    }
+
     /// Whether any hand-over is being read through (a cheap check before looking keys up).
     pub fn any(&self) -> bool {
         let now = self.now_ms();
@@ -145,6 +158,27 @@ mod tests {
             assert_eq!(prev.as_deref(), Some("a:1"), "{:?}", k[0]);
         }
         assert!(of_a.iter().all(|k| h.previous_owner(k, &t).is_none()));
+    }
+
+    #[test]
+    fn a_read_through_reads_through_in_turn_while_its_hops_allow() {
+        let (before, after) = (table(false), table(true));
+        let (of_b, _) = keys_of_each(&after);
+        let key = of_b.first().copied().unwrap_or_default();
+        let h = Handovers::new(Duration::from_secs(60));
+        h.table_changed(&before, &after, "b");
+        let mut read = Header::request(Command::Read, 1, key, 0);
+        assert!(h.reads_through(&after, &read).is_some(), "a client's read");
+        read.flags |= crate::wire::FLAG_LOCAL;
+        read.hops = 1;
+        assert!(
+            h.reads_through(&after, &read).is_some(),
+            "a read-through, chained"
+        );
+        read.hops = MAX_FORWARD_HOPS;
+        assert!(h.reads_through(&after, &read).is_none(), "out of hops");
+        let write = Header::request(Command::Write, 2, key, 0);
+        assert!(h.reads_through(&after, &write).is_none(), "only reads");
     }
 
     #[test]
