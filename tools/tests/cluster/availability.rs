@@ -190,12 +190,20 @@ fn moved_between(before: &[u64], after: &[u64], restarted: Option<usize>) -> u64
         .sum()
 }
 
-/// What `c` reads of key `k` through both groups: `Removed` for not found.
+/// What `c` reads of key `k` through both groups: `Removed` for not found. A failure says
+/// what each group answers to a lookup right after, so the message explains itself.
 async fn read_both(c: &Client, k: u64) -> Result<Latest, String> {
     match c.get_groups(key(k), 0, &GROUPS).await {
         Ok(r) => Ok(Latest::Value(r.value)),
         Err(e) if e.is_not_found() => Ok(Latest::Removed),
-        Err(e) => Err(e.to_string()),
+        Err(e) => {
+            let mut each = Vec::new();
+            for g in GROUPS {
+                let answer = c.in_group(g).lookup_column(key(k), 0).await;
+                each.push(format!("group {g}: {:?}", answer.map(|m| m.timestamp_ns)));
+            }
+            Err(format!("{e} (lookups after: {})", each.join("; ")))
+        }
     }
 }
 
