@@ -1,5 +1,6 @@
-//! Data movement (the driver of `cluster::HandoverStream`, which makes every decision): streams each key range a ring change took from this node to its new owner
-//! — iterate the range in key order, read every (key, column), write it to the owner —
+//! Data movement, the driver of `cluster::HandoverStream` (which makes every decision):
+//! streams each key range a ring change took from this node to its new owner — iterate the
+//! range in key order, read every (key, column), write it to the owner —
 //! throttled, reporting a cursor so a crash resumes where it stopped. Once the owner holds a
 //! record (it took the copy, or had it or something newer), the source drops its own copy
 //! (`Backend::drop_copy`, not a remove), so it can never serve it stale if the range falls

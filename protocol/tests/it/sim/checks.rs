@@ -205,6 +205,29 @@ pub fn check_quorum(sim: &Sim) -> Result<(), String> {
     Ok(())
 }
 
+/// Before repair: the owner of every group that acknowledged a write or remove knows it (or
+/// something newer) — movement carried every acknowledged change to its group's new owner.
+pub fn check_acking_groups(sim: &Sim) -> Result<(), String> {
+    let table = final_table(sim)?;
+    for (key, acked) in &sim.acked {
+        for g in (0..GROUPS).filter(|g| acked.groups & (1 << g) != 0) {
+            let owner = table
+                .owner(g, key)
+                .and_then(|o| node_named(sim, &o.name))
+                .ok_or_else(|| format!("group {g} has no live owner"))?;
+            let held = known(owner.backend.as_ref(), key);
+            if held.newest().is_none_or(|t| t < acked.ts) {
+                return Err(format!(
+                    "group {g} acknowledged {acked:?} of {}, but its owner {} has {held:?}",
+                    RingId(*key),
+                    owner.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// After repair, every group's owner answers every acknowledged operation or something
 /// newer: for a write, its value at that version or newer, or nothing if a newer remove of
 /// the key is known; for a remove, no value older than it. (Repair compares values: a group

@@ -48,7 +48,10 @@ fn search_deadline() -> Option<Instant> {
 }
 
 fn replay(test: &str, seed: u64) -> String {
-    format!("RINGBLOB_SIM_SEED={seed} cargo test -p ringblob-protocol --test it -- --exact sim::scenarios::{test}")
+    format!(
+        "RINGBLOB_SIM_SEED={seed} cargo test -p ringblob-protocol --test it -- --exact \
+         sim::scenarios::{test}"
+    )
 }
 
 /// What one chaos run measured.
@@ -67,7 +70,8 @@ struct Report {
 }
 
 /// 54 nodes in 3 groups; 40 s of crashes, restarts, joins, leaves, partitions, full and
-/// failing disks, 2 % loss and 1 % duplication while clients write and remove at quorum; then every node restarts,
+/// failing disks, 2 % loss and 1 % duplication while clients write and remove at quorum;
+/// then every node restarts,
 /// the network heals, and the invariants must hold within bounded simulated time.
 fn chaos_run(seed: u64, broken_movement: bool) -> Result<Report, String> {
     let mut sim = Sim::new(seed, KEYS);
@@ -80,6 +84,11 @@ fn chaos_run(seed: u64, broken_movement: bool) -> Result<Report, String> {
     let chaos_end = sim.now + CHAOS_MS;
     let mut next_chaos = sim.now + 1000;
     let mut node_ms = 0u64;
+    // Every run has at least one join (the random steps may draw none).
+    sim.stats.joins += 1;
+    let group = sim.rng.gen_range(0..GROUPS);
+    let joiner = sim.add_node(group);
+    sim.boot(joiner);
     sim.run_until(chaos_end, &mut |s| {
         s.client_write();
         s.client_read();
@@ -126,6 +135,7 @@ fn chaos_run(seed: u64, broken_movement: bool) -> Result<Report, String> {
     let (chaos_reads, group_lags) = (sim.chaos_reads.0, sim.group_lags.len());
     check_tables(&sim)?;
     check_movement(&sim)?;
+    check_acking_groups(&sim)?;
     check_quorum(&sim)?;
     // Half the keys are read (and read-repaired) before the repair round, so both kinds of
     // repair have work; all of them after it.
