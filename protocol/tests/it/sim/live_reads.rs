@@ -3,13 +3,14 @@
 //! over recently is read through from the previous owner (the shipping
 //! [`IncomingRanges`](ringblob_protocol::cluster::IncomingRanges) decisions), or is
 //! `UNAVAILABLE` if that owner is down. The read weighs the groups' answers with
-//! [`ReplicatedRead`]. Two checks, while data moves:
-//! - every group that acknowledged a write answers it (or something newer) whenever it
-//!   answers at all, unless every copy in the group is on a node that is down or still on
-//!   its way in a transfer — the owner has it, or reads it through from the previous owner
-//!   (chained while hops allow);
-//! - writes go to 2 of 3 groups and reads ask all 3, so a read that hears from 2 groups sees
-//!   every write acknowledged before it was issued.
+//! [`ReplicatedRead`]. While data moves:
+//! - writes go to 2 of 3 groups and reads ask all 3, so a read that hears from 2 groups must
+//!   see every write acknowledged before it was issued (a run fails otherwise);
+//! - a group that acknowledged a write and answers something older later is counted
+//!   (`group_lags`): the owner should have it, or read it through from the previous owner
+//!   (chained while hops allow). It happens while route tables disagree (two nodes each
+//!   believe they own a range), and when every copy is on a down node or still in a
+//!   transfer from a node off the read-through chain.
 
 use ringblob_backends::{Backend, Error as BackendError};
 use ringblob_engine::{Key, Range};

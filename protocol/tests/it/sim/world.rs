@@ -188,7 +188,7 @@ pub struct Sim {
     /// Reads during the chaos: (answered by a quorum, older than acknowledged).
     pub chaos_reads: (u64, Vec<String>),
     /// Groups that acknowledged a write and answered a later read with something older
-    /// (`live_reads.rs`; a run must have none).
+    /// (`live_reads.rs`; counted, not failed).
     pub group_lags: Vec<String>,
     keys: Vec<KeyId>,
     pending: HashMap<u64, PendingWrite>,
