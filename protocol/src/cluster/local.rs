@@ -82,9 +82,8 @@ pub fn removes_in(b: &dyn Backend, range: &KeyRange) -> Result<Vec<Removal>, Loc
 /// older remove, sent first, would make the new owner answer `REMOVED` for the key until it
 /// arrived (instead of reading it through from here).
 pub fn removes_to_hand_over(b: &dyn Backend, range: &KeyRange) -> Result<Vec<Removal>, LocalError> {
-    let mut out = removes_in(b, range)?;
-    let mut kept = Vec::with_capacity(out.len());
-    for r in out.drain(..) {
+    let mut kept = Vec::new();
+    for r in removes_in(b, range)? {
         let superseded = match b.lookup_column(&r.key, r.column) {
             Ok(m) => m.timestamp_ns > r.timestamp_ns,
             Err(Error::NotFound(_)) => false,

@@ -103,10 +103,9 @@ pub fn final_table(sim: &Sim) -> Result<RouteTable, String> {
         .ok_or_else(|| "no live node".to_string())
 }
 
-fn node_named<'a>(sim: &'a Sim, name: &str) -> Option<&'a SimNode> {
-    sim.nodes
-        .iter()
-        .find(|n| n.name == name && n.cluster.is_some())
+/// The running node called `name`.
+pub fn node_named<'a>(sim: &'a Sim, name: &str) -> Option<&'a SimNode> {
+    sim.live_node(name).and_then(|i| sim.nodes.get(i))
 }
 
 /// Every value a live node's backend holds, with its version.

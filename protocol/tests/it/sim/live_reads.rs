@@ -12,15 +12,14 @@
 //!   believe they own a range), and when every copy is on a down node or still in a
 //!   transfer from a node off the read-through chain.
 
-use ringblob_backends::{Backend, Error as BackendError};
 use ringblob_engine::{Key, Range};
-use ringblob_protocol::cluster::local;
 use ringblob_protocol::cluster::{GroupAnswer, ReadStep, ReadThrough, ReplicatedRead};
 use ringblob_protocol::ring::RingId;
 use ringblob_protocol::wire::{KeyId, MAX_FORWARD_HOPS};
 
 use rand::Rng;
 
+use super::reads::lookup;
 use super::world::{Sim, GROUPS, QUORUM};
 
 impl Sim {
@@ -186,7 +185,7 @@ impl Sim {
             let Some(n) = self.nodes.get(ix) else {
                 return (GroupAnswer::Failed("timeout".into()), None);
             };
-            let here = lookup(n.backend.as_ref(), key);
+            let here = lookup(n.backend.as_ref(), &Key(*key));
             if !matches!(here, GroupAnswer::NotFound(_)) || hops >= MAX_FORWARD_HOPS {
                 return (here, Some(ix));
             }
@@ -214,7 +213,8 @@ impl Sim {
         }
     }
 
-    fn live_node(&self, name: &str) -> Option<usize> {
+    /// The index of the running node called `name`.
+    pub fn live_node(&self, name: &str) -> Option<usize> {
         self.nodes
             .iter()
             .position(|n| n.name == name && n.cluster.is_some())
@@ -271,23 +271,4 @@ enum Seen {
     Value(u64),
     Removed(u64),
     Absent,
-}
-
-/// A group's lookup answer from one node's backend, as the node gives it.
-fn lookup(b: &dyn Backend, key: &KeyId) -> GroupAnswer<String> {
-    let k = Key(*key);
-    match b.lookup_column(&k, 0) {
-        Ok(m) => GroupAnswer::Value {
-            timestamp_ns: m.timestamp_ns,
-            checksum: m.checksum,
-        },
-        Err(BackendError::NotFound(_)) => match local::removed_at(b, &k, 0) {
-            Some(at) => GroupAnswer::Removed {
-                at,
-                error: format!("removed at {at}"),
-            },
-            None => GroupAnswer::NotFound("not found".into()),
-        },
-        Err(e) => GroupAnswer::Failed(e.to_string()),
-    }
 }

@@ -11,7 +11,7 @@ use ringblob_protocol::cluster::{GroupAnswer, ReadStep, ReplicatedRead};
 use ringblob_protocol::ring::{RingId, RouteTable};
 use ringblob_protocol::wire::KeyId;
 
-use super::checks::final_table;
+use super::checks::{final_table, node_named};
 use super::world::{Acked, Sim, GROUPS};
 
 /// What a replicated read answered.
@@ -57,11 +57,7 @@ fn reads_wrong(key: &KeyId, acked: &Acked, answer: &Answer) -> String {
 fn owners(sim: &Sim, table: &RouteTable, key: &KeyId) -> Vec<(u32, std::sync::Arc<dyn Backend>)> {
     (0..GROUPS)
         .filter_map(|g| {
-            let name = &table.owner(g, key)?.name;
-            let n = sim
-                .nodes
-                .iter()
-                .find(|n| &n.name == name && n.cluster.is_some())?;
+            let n = node_named(sim, &table.owner(g, key)?.name)?;
             Some((g, n.backend.clone()))
         })
         .collect()
@@ -69,7 +65,7 @@ fn owners(sim: &Sim, table: &RouteTable, key: &KeyId) -> Vec<(u32, std::sync::Ar
 
 /// A group's lookup answer, as the node gives it (`dispatch.rs`: `trusted_meta`,
 /// `fail_read`).
-fn lookup(b: &dyn Backend, key: &Key) -> GroupAnswer<String> {
+pub fn lookup(b: &dyn Backend, key: &Key) -> GroupAnswer<String> {
     match b.lookup_column(key, 0) {
         Ok(m) => GroupAnswer::Value {
             timestamp_ns: m.timestamp_ns,
