@@ -105,7 +105,7 @@ pub fn scan_entries(
 /// Writes (or brings up to date) blob `id`'s index file to cover everything flushed;
 /// returns its entries.
 pub(crate) fn write_index_file(inner: &Inner, id: u32) -> Result<Vec<IndexEntry>> {
-    let blob = inner.blob(id)?;
+    let blob = inner.log.blob(id)?;
     let end = blob.flushed();
     let device = inner.device.as_ref();
     let old = load_index(device, id, end).unwrap_or(None);

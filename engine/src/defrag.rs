@@ -13,7 +13,7 @@
 //!   that looked up its location just before the switch look the key up again.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::blob::{blob_name, index_name, sorted_name};
 use crate::checkpoint::{load_index, scan_entries};
@@ -73,15 +73,15 @@ impl Inner {
     /// the in-memory index's live locations.
     pub fn blob_usage(&self) -> Vec<BlobUsage> {
         let mut live = HashMap::<u32, u64>::new();
-        for loc in self.index.read().locations() {
+        for loc in self.keys.locations() {
             *live.entry(loc.blob).or_default() += u64::from(loc.len);
         }
-        let dead = self.sealed_garbage();
+        let dead = self.keys.sealed_garbage();
         let unsealed = self.unsealed_ids();
-        let blobs: Vec<_> = self.blobs.read().values().cloned().collect();
+        let blobs = self.log.blobs();
         let header = BLOB_HEADER_LEN as u64;
         blobs
-            .iter()
+            .values()
             .map(|b| {
                 let size = b.flushed();
                 let garbage = match dead.get(&b.id) {
@@ -101,41 +101,10 @@ impl Inner {
             .collect()
     }
 
-    /// Garbage bytes of every blob in the sealed set.
-    fn sealed_garbage(&self) -> HashMap<u32, u64> {
-        let set = self.sealed.read();
-        let blobs = set.blobs();
-        let mut dead: HashMap<u32, u64> = blobs
-            .iter()
-            .map(|b| (b.id, b.header().self_dead_bytes))
-            .collect();
-        for b in &blobs {
-            for s in b.superseded() {
-                if let Some(d) = dead.get_mut(&s.blob) {
-                    *d += s.bytes;
-                }
-            }
-        }
-        dead
-    }
-
-    /// Live (key, column) pairs and index heap bytes (in memory and for sealed blobs).
-    pub fn key_figures(&self) -> (u64, u64) {
-        let in_memory = self.index.read().heap_bytes() as u64;
-        let sealed = self.sealed.read().heap_bytes() as u64;
-        let keys = self
-            .live_keys
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .max(0);
-        (keys as u64, in_memory + sealed)
-    }
-
     /// Rewrites every sealed blob at or over the garbage threshold.
     pub fn defrag(&self, opts: DefragOptions) -> Result<DefragReport> {
-        let Some(_running) = self.defrag_lock.try_lock() else {
-            return Err(Error::Busy);
-        };
-        self.check_writable()?;
+        let _running = self.upkeep.defragmenting()?;
+        self.log.check_writable()?;
         let started = Instant::now();
         let candidates = self.candidates(&opts);
         self.check_free_space(candidates.iter().map(|u| u.live_bytes).sum())?;
@@ -208,7 +177,7 @@ impl Inner {
         let shadowed = self.keys_in_older_blobs(u.id, &tombstones)?;
         let mut buf = Vec::new();
         for e in &entries {
-            let from = crate::lookup::sealed_entry(u.id, e);
+            let from = crate::keys::sealed_entry(u.id, e);
             let tombstone = from.tombstone;
             if tombstone && !shadowed.contains(&e.key) {
                 report.tombstones_dropped += 1;
@@ -237,7 +206,7 @@ impl Inner {
                 report.tombstones_dropped += 1;
             }
         }
-        self.sync_all()?;
+        self.log.sync_all()?;
         self.retire(u.id)?;
         report.blobs_rewritten.push(u.id);
         report.bytes_reclaimed += u.size;
@@ -249,14 +218,14 @@ impl Inner {
     /// its sealing has not finished (the next run takes it).
     fn sealed_records(&self, id: u32) -> Result<Option<Vec<IndexEntry>>> {
         if self.sorted() {
-            let Some(b) = self.sealed.read().blob(id) else {
+            let Some(b) = self.keys.sealed_blob(id) else {
                 return Ok(None);
             };
             let mut entries = b.entries()?;
             entries.sort_by_key(|e| e.offset);
             return Ok(Some(entries));
         }
-        let blob = self.blob(id)?;
+        let blob = self.log.blob(id)?;
         match load_index(self.device.as_ref(), id, blob.flushed()) {
             Ok(Some(ix)) if ix.covered_len == blob.flushed() => Ok(Some(ix.entries)),
             _ => Ok(None),
@@ -268,7 +237,7 @@ impl Inner {
         match load_index(self.device.as_ref(), id, len) {
             Ok(Some(ix)) if ix.covered_len == len => Ok(ix.entries),
             _ => {
-                let blob = self.blob(id)?;
+                let blob = self.log.blob(id)?;
                 scan_entries(
                     blob.file.as_ref(),
                     id,
@@ -287,21 +256,26 @@ impl Inner {
             return Ok(found);
         }
         let older: Vec<(u32, u64)> = self
-            .blobs
-            .read()
-            .values()
-            .filter(|b| b.id < id)
-            .map(|b| (b.id, b.flushed()))
+            .log
+            .blobs()
+            .range(..id)
+            .map(|(_, b)| (b.id, b.flushed()))
             .collect();
         if self.sorted() {
             // Every older blob answering from its sorted index: ask the indexes.
-            let set = self.sealed.read();
-            if older.iter().all(|(b, _)| set.blob(*b).is_some()) {
+            let from_indexes = self.keys.with_sealed(|set| {
+                if !older.iter().all(|(b, _)| set.blob(*b).is_some()) {
+                    return Ok(None);
+                }
+                let mut found = HashSet::new();
                 for k in keys {
                     if !set.key_entries(k, id)?.is_empty() {
                         found.insert(*k);
                     }
                 }
+                Ok::<_, Error>(Some(found))
+            })?;
+            if let Some(found) = from_indexes {
                 return Ok(found);
             }
         }
@@ -323,7 +297,8 @@ impl Inner {
 
     /// Reads a whole record into `buf` and checks every CRC; false if it is damaged.
     pub(crate) fn read_checked(&self, id: u32, e: &IndexEntry, buf: &mut Vec<u8>) -> Result<bool> {
-        self.read_bytes(id, e.offset, e.record_len as usize, buf)?;
+        self.log
+            .read_bytes(id, e.offset, e.record_len as usize, buf)?;
         let checked = RecordHeader::decode(buf, id, e.offset)
             .and_then(|h| check_frames(&h, buf, id, e.offset).map(|()| h));
         let h = match checked {
@@ -334,7 +309,7 @@ impl Inner {
             // The copy must not need this blob: its kept frames go into it (§6.7).
             let fetch = |at, len: u32| {
                 let mut frame = Vec::new();
-                self.read_bytes(id, at, len as usize, &mut frame)?;
+                self.log.read_bytes(id, at, len as usize, &mut frame)?;
                 Ok(frame)
             };
             match unpatched(&h, buf, (id, e.offset), fetch) {
@@ -346,21 +321,10 @@ impl Inner {
         Ok(true)
     }
 
-    /// Makes everything appended so far durable (group-committed).
-    pub fn sync_all(&self) -> Result<()> {
-        let target = {
-            let a = self.active.lock();
-            (a.blob.id, a.end())
-        };
-        self.commit
-            .wait_durable(target, Duration::ZERO, || self.flush_and_sync())
-            .map_err(Error::from)
-    }
-
     /// Removes a blob nobody points at any more: out of the map, then its files.
     fn retire(&self, id: u32) -> Result<()> {
-        self.sealed.write().remove(id);
-        self.blobs.write().remove(&id);
+        self.keys.retire_sealed(id);
+        self.log.forget_blob(id);
         let dev = self.device.as_ref();
         dev.remove(&blob_name(id))
             .map_err(|e| Error::io("remove", blob_name(id), e))?;

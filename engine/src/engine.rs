@@ -1,25 +1,56 @@
-//! The engine: the public API over blobs, the key index, the writer and group commit.
+//! The engine: the public API over its rooms.
+//!
+//! # Rooms
+//!
+//! The shared state ([`Inner`]) is three rooms with private state, each behind its own
+//! locks, plus what never changes after open (device, config, what opening found damaged):
+//!
+//! - **log** (`log.rs`): blob files, the active blob with its write buffer and key journal,
+//!   rotation, syncing (group commit, the synced watermark) and the poison;
+//! - **keys** (`keys.rs`): the in-memory index, the sealed set (sorted indexes, global
+//!   filter) and the live-key counts;
+//! - **upkeep** (`upkeep.rs`): turns for sealing and defragmentation, the seal queue, the
+//!   defragmentation status and the threads' stop signal.
+//!
+//! Work that spans rooms is written on `Inner` in the file named after it: appending
+//! (`writer.rs`), sealing (`sealing.rs`, `sorting.rs`), defragmentation (`defrag.rs`),
+//! lookups and reads (`lookup.rs`, `reader.rs`), iteration (`iter.rs`).
+//!
+//! # Lock order
+//!
+//! A thread takes these locks only in increasing rank (`lock_order::Rank`); debug builds
+//! check every acquisition and panic on a violation, naming both locks.
+//!
+//! | rank | lock | room | held while |
+//! |-----:|------|------|------------|
+//! | 1 | defragmentation turn | upkeep | a whole defragmentation run |
+//! | 2 | seal turn | upkeep | a blob is sealed (index file, sorted index) or the global filter built |
+//! | 3 | writer (active blob) | log | a record is decided and appended; rotation; flushing the buffer |
+//! | 4 | seal queue | upkeep | a queued blob id is pushed or popped |
+//! | 5 | in-memory index | keys | a lookup or an update of the index |
+//! | 6 | sealed set | keys | a sorted-index lookup; a blob joins or leaves the set |
+//! | 7 | blob map | log | a blob is looked up, created or retired |
+//! | 8 | leaves: poison reason, defragmentation status | log, upkeep | nothing else is taken under them |
+//!
+//! Locks private to one type are leaves too, taken with nothing of theirs held across
+//! calls out: group commit's state (released before it syncs), the watermark's state,
+//! known damage, a journal's buffer, and the stop signal's mutex (waited on with nothing
+//! else held). Syncs (`fdatasync`) run under no lock but the seal turn.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Condvar, Mutex, RwLock};
-
-use crate::blob::Blob;
-use crate::commit::GroupCommit;
 use crate::config::{Config, Durability, Range, WriteOptions};
 use crate::error::{Error, Result};
 use crate::format::frames::{RecordEncoder, RecordSpec};
 use crate::format::record::{RecordHeader, FLAG_TOMBSTONE};
-use crate::index::KeyIndex;
 use crate::io::{open_device, Device, DirLock};
 use crate::key::Key;
-use crate::sealed::SealedSet;
-use crate::writer::Active;
+use crate::keys::Keys;
+use crate::log::{Active, Log};
+use crate::upkeep::{DefragStatus, Upkeep};
 
 /// What `lookup` and iteration report about a live value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +99,7 @@ pub struct Stats {
     pub garbage_bytes: u64,
     /// Heap bytes of the in-memory key index.
     pub index_bytes: u64,
+    /// Records appended since open: writes, removes, and defragmentation's copies.
     pub records_written: u64,
     pub syncs: u64,
     /// Why writes are refused, if they are.
@@ -81,105 +113,34 @@ pub struct Stats {
     pub damaged_records_known: u64,
 }
 
-/// Defragmentation's state, for stats.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DefragStatus {
-    pub running: bool,
-    pub runs: u64,
-    pub blobs_rewritten: u64,
-    pub bytes_reclaimed: u64,
-    pub last: Option<crate::defrag::DefragReport>,
-    pub last_error: Option<String>,
-}
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub live_bytes: AtomicU64,
-    pub records_written: AtomicU64,
-    pub syncs: AtomicU64,
-}
-
-/// Shared state; the [`Engine`] handle and the flusher thread hold it.
+/// Shared state; the [`Engine`] handle and the background threads hold it. Each room keeps
+/// its state private behind its own locks (see the lock-order table above); what spans
+/// rooms (appending, sealing, defragmenting, reading) is written on `Inner` in the files
+/// named after those jobs.
 pub(crate) struct Inner {
     pub device: Arc<dyn Device>,
     pub config: Config,
-    pub blobs: RwLock<BTreeMap<u32, Arc<Blob>>>,
-    pub index: RwLock<KeyIndex>,
-    /// Sealed blobs answering from sorted indexes (sorted mode; empty in memory mode).
-    pub sealed: RwLock<SealedSet>,
-    /// The sealed set's change counter (see `lookup`).
-    pub sealed_gen: Arc<AtomicU64>,
-    /// Live (key, column) pairs: kept up to date by every write and remove.
-    pub live_keys: std::sync::atomic::AtomicI64,
-    /// Held while a blob is sealed or the global filter rebuilt: one at a time.
-    pub seal_lock: Mutex<()>,
-    pub active: Mutex<Active>,
-    pub commit: GroupCommit,
-    pub counters: Counters,
-    poison: Mutex<Option<String>>,
-    poisoned: AtomicBool,
-    /// Blobs rotated out whose sync and index file are still to do (newest first).
-    pub seal_queue: Mutex<Vec<u32>>,
-    /// Held while a defragmentation runs (one at a time).
-    pub defrag_lock: Mutex<()>,
-    pub defrag_status: Mutex<DefragStatus>,
+    pub log: Log,
+    pub keys: Keys,
+    pub upkeep: Upkeep,
     /// What opening found damaged.
     pub damage: crate::damage::DamageReport,
     /// Damaged records known so far (see `damage::KnownDamage`).
     pub known_damage: crate::damage::KnownDamage,
-    /// The furthest log position known synced, kept on disk for recovery.
-    pub watermark: crate::watermark::Watermark,
-    stop: (Mutex<bool>, Condvar),
     _lock: Box<dyn DirLock>,
 }
 
 impl Inner {
-    /// Refuses writes from now on. A failed write or fdatasync leaves the file in a state we
-    /// cannot know: after a failed fsync Linux may drop the dirty pages and clear the error,
-    /// so a retry could "succeed" over lost data. Only a reopen, which rescans the tail from
-    /// what is really on disk, makes writing safe again.
-    pub fn poison(&self, why: String) {
-        tracing::error!(reason = %why, "engine poisoned: refusing writes until reopened");
-        let mut p = self.poison.lock();
-        if p.is_none() {
-            *p = Some(why);
-        }
-        self.poisoned.store(true, Ordering::SeqCst);
-    }
-
-    pub fn check_writable(&self) -> Result<()> {
-        if self.poisoned.load(Ordering::SeqCst) {
-            let why = self.poison.lock().clone().unwrap_or_default();
-            return Err(Error::Poisoned(why));
-        }
-        Ok(())
-    }
-
-    fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::SeqCst)
+    /// Whether sealed blobs answer from sorted index files.
+    pub fn sorted(&self) -> bool {
+        self.keys.sorted()
     }
 
     /// Runs a defragmentation and records its outcome in the status.
     pub fn run_defrag(&self, opts: crate::DefragOptions) -> Result<crate::DefragReport> {
         let result = self.defrag(opts);
-        let mut st = self.defrag_status.lock();
-        match &result {
-            Ok(r) => {
-                st.runs += 1;
-                st.blobs_rewritten += r.blobs_rewritten.len() as u64;
-                st.bytes_reclaimed += r.bytes_reclaimed;
-                st.last = Some(r.clone());
-                st.last_error = None;
-            }
-            Err(Error::Busy) => {}
-            Err(e) => st.last_error = Some(e.to_string()),
-        }
+        self.upkeep.record_defrag(&result);
         result
-    }
-
-    /// Wakes the maintenance thread (a blob to seal).
-    pub fn wake_maintenance(&self) {
-        self.stop.1.notify_all();
     }
 }
 
@@ -233,43 +194,28 @@ impl Engine {
             .file
             .sync_data()
             .map_err(|e| Error::io("fdatasync", crate::blob::blob_name(rec.active.id), e))?;
-        let watermark = crate::watermark::Watermark::open(
-            device.as_ref(),
-            (rec.active.id, rec.active.flushed()),
-        );
         let active = Active::new(rec.active.clone(), rec.active_records).with_journal(rec.journal);
-        let synced = (rec.active.id, rec.active.flushed());
+        let log = Log::open(device.clone(), &config, rec.blobs, active);
+        let keys = Keys::new(
+            config.index == crate::config::IndexMode::Sorted,
+            rec.index,
+            rec.sealed,
+            (rec.live_keys, rec.live_bytes),
+        );
+        let known_damage = crate::damage::KnownDamage::default();
+        for loc in &rec.damage.found {
+            known_damage.note(*loc);
+        }
         let inner = Arc::new(Inner {
             device,
             config,
-            blobs: RwLock::new(rec.blobs),
-            index: RwLock::new(rec.index),
-            sealed_gen: rec.sealed.generation_counter(),
-            sealed: RwLock::new(rec.sealed),
-            seal_lock: Mutex::new(()),
-            live_keys: std::sync::atomic::AtomicI64::new(rec.live_keys),
-            active: Mutex::new(active),
-            commit: GroupCommit::default(),
-            counters: Counters::default(),
-            poison: Mutex::new(None),
-            poisoned: AtomicBool::new(false),
-            seal_queue: Mutex::new(Vec::new()),
-            defrag_lock: Mutex::new(()),
-            defrag_status: Mutex::new(DefragStatus::default()),
-            known_damage: crate::damage::KnownDamage::default(),
-            watermark,
+            log,
+            keys,
+            upkeep: Upkeep::new(),
+            known_damage,
             damage: rec.damage,
-            stop: (Mutex::new(false), Condvar::new()),
             _lock: lock,
         });
-        inner
-            .counters
-            .live_bytes
-            .store(rec.live_bytes, Ordering::Relaxed);
-        inner.commit.mark_synced(synced);
-        for loc in &inner.damage.found {
-            inner.known_damage.note(*loc);
-        }
         let weak = Arc::downgrade(&inner);
         let flusher = std::thread::Builder::new()
             .name("ringblob-flush".into())
@@ -384,7 +330,7 @@ impl Engine {
         value: &[u8],
         if_newer: Option<u64>,
     ) -> Result<crate::commit::LogPos> {
-        self.inner.check_writable()?;
+        self.inner.log.check_writable()?;
         ENCODER.with(|cell| {
             let mut guard = cell.borrow_mut();
             let (encoder, buf) = &mut *guard;
@@ -410,10 +356,7 @@ impl Engine {
             Durability::Batch => self.inner.config.batch_window,
             Durability::Sync => std::time::Duration::ZERO,
         };
-        self.inner
-            .commit
-            .wait_durable(target, window, || self.inner.flush_and_sync())
-            .map_err(Error::from)
+        self.inner.log.wait_durable(target, window)
     }
 
     /// Reads `range` of the value under `key` (column 0).
@@ -469,17 +412,8 @@ impl Engine {
     /// Concurrent callers share one fdatasync (group commit), so a node can apply a batch
     /// of writes without durability and then make them all durable with one call.
     pub fn sync(&self) -> Result<()> {
-        self.inner.check_writable()?;
-        let target = {
-            let a = self.inner.active.lock();
-            (a.blob.id, a.end())
-        };
-        self.inner
-            .commit
-            .wait_durable(target, std::time::Duration::ZERO, || {
-                self.inner.flush_and_sync()
-            })
-            .map_err(Error::from)
+        self.inner.log.check_writable()?;
+        self.inner.log.sync_all()
     }
 
     /// Whether writes that do not say are compressed.
@@ -515,49 +449,36 @@ impl Engine {
 
     /// Seals the active blob now (if it holds any record) and starts a new one.
     pub fn rotate(&self) -> Result<()> {
-        self.inner.check_writable()?;
+        self.inner.log.check_writable()?;
         self.inner.rotate_now()
     }
 
     /// Current figures.
     pub fn stats(&self) -> Stats {
         let i = &self.inner;
-        let (bytes_on_disk, blobs) = {
-            let blobs = i.blobs.read();
-            (
-                blobs.values().map(|b| b.flushed()).sum::<u64>(),
-                blobs.len() as u64,
-            )
-        };
-        let (active_blob, buffered) = {
-            let a = i.active.lock();
-            (a.blob.id, a.buffered())
-        };
+        let (bytes_on_disk, blobs) = i.log.disk_figures();
+        let (active_blob, buffered) = i.log.active_figures();
         let total = bytes_on_disk + buffered;
         let usage = i.blob_usage();
         let live = if i.sorted() {
             usage.iter().map(|u| u.live_bytes).sum()
         } else {
-            i.counters.live_bytes.load(Ordering::Relaxed)
+            i.keys.live_bytes()
         };
         let headers = blobs * crate::format::blob_header::BLOB_HEADER_LEN as u64;
-        let (keys, index_bytes) = i.key_figures();
         Stats {
-            keys,
+            keys: i.keys.live_keys(),
             blobs,
             active_blob,
             bytes_on_disk: total,
             live_bytes: live,
             garbage_bytes: total.saturating_sub(live + headers),
-            index_bytes,
-            records_written: i.counters.records_written.load(Ordering::Relaxed),
-            syncs: i.counters.syncs.load(Ordering::Relaxed),
-            poisoned: i.poison.lock().clone(),
+            index_bytes: i.keys.heap_bytes(),
+            records_written: i.log.records_written(),
+            syncs: i.log.syncs(),
+            poisoned: i.log.poison_reason(),
             reclaimable_bytes: usage.iter().map(|u| u.reclaimable_bytes).sum(),
-            defrag: DefragStatus {
-                running: i.defrag_lock.is_locked(),
-                ..i.defrag_status.lock().clone()
-            },
+            defrag: i.upkeep.defrag_status(),
             damage: i.damage.clone(),
             damaged_records_known: i.known_damage.len() as u64,
         }
@@ -570,26 +491,23 @@ impl Engine {
     }
 
     fn shutdown(&mut self) -> Result<()> {
-        {
-            let (stopped, cond) = &self.inner.stop;
-            *stopped.lock() = true;
-            cond.notify_all();
-        }
+        self.inner.upkeep.stop();
         if let Some(t) = self.flusher.take() {
             let _ = t.join();
         }
         if let Some(t) = self.defragger.take() {
             let _ = t.join();
         }
-        if self.inner.is_poisoned() {
-            return self.inner.check_writable();
+        if self.inner.log.is_poisoned() {
+            return self.inner.log.check_writable();
         }
         self.inner
+            .log
             .flush_and_sync()
             .map_err(|e| Error::Poisoned(e.to_string()))?;
-        self.inner.watermark.sync();
+        self.inner.log.sync_watermark();
         self.inner.seal_pending();
-        let id = self.inner.active.lock().blob.id;
+        let id = self.inner.log.writer().id();
         match crate::checkpoint::write_index_file(&self.inner, id) {
             // Damage whose key is unknown: no checkpoint over it, so the next open scans
             // (and reports) it again.
@@ -617,24 +535,11 @@ impl Drop for Engine {
     }
 }
 
-/// Waits `every` (or until the engine stops); false when it stopped.
-fn wait_or_stop(inner: &Inner, every: std::time::Duration) -> bool {
-    let (stopped, cond) = &inner.stop;
-    let mut s = stopped.lock();
-    let deadline = std::time::Instant::now() + every;
-    while !*s {
-        if cond.wait_until(&mut s, deadline).timed_out() {
-            break;
-        }
-    }
-    !*s
-}
-
 /// Defragments on a schedule; errors are logged and kept in the status.
 fn defrag_loop(inner: Weak<Inner>, every: std::time::Duration) {
     loop {
         let Some(i) = inner.upgrade() else { return };
-        if !wait_or_stop(&i, every) {
+        if !i.upkeep.wait_or_stop(every) {
             return;
         }
         let opts = crate::DefragOptions {
@@ -647,23 +552,18 @@ fn defrag_loop(inner: Weak<Inner>, every: std::time::Duration) {
     }
 }
 
+/// The maintenance thread: flushes the write buffer every `flush_interval`, seals blobs
+/// rotated out, and rebuilds the global key filter when it needs it.
 fn flusher_loop(inner: Weak<Inner>) {
     loop {
         let Some(i) = inner.upgrade() else { return };
-        {
-            let (stopped, cond) = &i.stop;
-            let mut s = stopped.lock();
-            if !*s {
-                cond.wait_for(&mut s, i.config.flush_interval);
-            }
-            if *s {
-                return;
-            }
+        if !i.upkeep.tick(i.config.flush_interval) {
+            return;
         }
-        if !i.is_poisoned() {
+        if !i.log.is_poisoned() {
             {
-                let mut a = i.active.lock();
-                let _ = i.flush_locked(&mut a);
+                let mut a = i.log.writer();
+                let _ = i.log.flush(&mut a);
             }
             i.seal_pending();
             if let Err(e) = i.refresh_filter() {

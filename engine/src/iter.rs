@@ -50,10 +50,10 @@ impl Iter {
         // The writer lock orders the frontier with the index: every record the index does
         // not list yet lies past it.
         let (locs, frontier) = {
-            let a = inner.active.lock();
-            (inner.index.read().locations(), (a.blob.id, a.end()))
+            let a = inner.log.writer();
+            (inner.keys.locations(), a.pos())
         };
-        let sealed = inner.sealed.read().blobs();
+        let sealed = inner.keys.sealed_blobs();
         let mut sources: BTreeMap<u32, Source> = BTreeMap::new();
         for b in sealed {
             sources.insert(b.id, Source::Sorted(b));
@@ -66,7 +66,7 @@ impl Iter {
                 v.push(loc);
             }
         }
-        let blobs = inner.blobs.read().clone();
+        let blobs = inner.log.blobs();
         Iter {
             inner,
             blobs,
@@ -92,7 +92,7 @@ impl Iter {
             }
             .iter()
             .filter(|e| self.in_range(&e.key))
-            .map(|e| crate::lookup::sealed_entry(b.id, e))
+            .map(|e| crate::keys::sealed_entry(b.id, e))
             .filter(|e| !e.tombstone)
             .map(|e| e.loc)
             .collect(),
@@ -113,6 +113,7 @@ impl Iter {
     fn read_header(&mut self, blob: u32, offset: u64) -> Result<()> {
         match self
             .inner
+            .log
             .read_bytes(blob, offset, RECORD_HEADER_LEN, &mut self.buf)
         {
             Err(crate::Error::BlobRetired(id)) => {
@@ -131,9 +132,7 @@ impl Iter {
     /// not make iteration disagree with reads.
     fn is_live(&self, h: &RecordHeader, loc: Loc) -> Result<bool> {
         if !self.inner.sorted() {
-            let index = self.inner.index.read();
-            let candidates = index.candidates(index.tag(&h.key), h.column);
-            return Ok(candidates.iter().any(|e| e.loc == loc && !e.tombstone));
+            return Ok(self.inner.keys.lists_value(&h.key, h.column, loc));
         }
         let newest = self.inner.find_newest(&h.key, h.column)?;
         Ok(newest.is_some_and(|e| e.loc == loc && !e.tombstone))
@@ -181,6 +180,7 @@ impl Iter {
     fn newest_meta(&mut self, key: &Key, column: u16, e: Entry) -> Result<Meta> {
         let offset = u64::from(e.loc.offset);
         self.inner
+            .log
             .read_bytes(e.loc.blob, offset, RECORD_HEADER_LEN, &mut self.buf)?;
         let h = RecordHeader::decode(&self.buf, e.loc.blob, offset)?;
         if h.key != *key || h.column != column {

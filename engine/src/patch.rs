@@ -90,7 +90,7 @@ impl Engine {
             compress: opts.compress.unwrap_or(c.compress),
         };
         for _ in 0..ATTEMPTS {
-            self.inner().check_writable()?;
+            self.inner().log.check_writable()?;
             let base = self.inner().locate(key, column)?;
             let planned = match self.inner().plan(base, at, data, spec) {
                 Err(Error::BlobRetired(_) | Error::Contended) => continue,
@@ -164,7 +164,7 @@ impl Inner {
         value_len: u64,
         spec: RecordSpec,
     ) -> Result<Option<Vec<u8>>> {
-        if loc.blob != self.active.lock().blob.id {
+        if loc.blob != self.log.writer().id() {
             return Ok(None);
         }
         let fl = u64::from(h.frame_len);
@@ -232,7 +232,7 @@ impl Inner {
     fn frame_table(&self, loc: Loc, h: &RecordHeader) -> Result<FrameTable> {
         let mut buf = Vec::new();
         let offset = u64::from(loc.offset);
-        self.read_bytes(
+        self.log.read_bytes(
             loc.blob,
             offset + RECORD_HEADER_LEN as u64,
             h.table_len(),

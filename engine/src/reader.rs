@@ -22,30 +22,6 @@ thread_local! {
 }
 
 impl Inner {
-    /// Fills `out` with `len` bytes at `offset` of blob `blob`, from the file or the buffer.
-    pub fn read_bytes(&self, blob: u32, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<()> {
-        out.resize(len, 0);
-        let b = self.blob(blob)?;
-        if let Some(why) = b.damage() {
-            return Err(Error::Corrupt {
-                what: "blob",
-                file: blob_name(blob),
-                offset,
-                reason: why.to_string(),
-            });
-        }
-        if offset + len as u64 > b.flushed() {
-            let a = self.active.lock();
-            if let Some(bytes) = a.buffered_bytes(blob, offset, len) {
-                out.copy_from_slice(bytes);
-                return Ok(());
-            }
-        }
-        b.file
-            .read_exact_at(out, offset)
-            .map_err(|e| Error::io("read", blob_name(blob), e))
-    }
-
     /// The live record of (key, column): location and decoded header.
     pub fn locate(&self, key: &Key, column: u16) -> Result<Option<(Loc, RecordHeader)>> {
         let mut result = self.locate_once(key, column);
@@ -67,7 +43,8 @@ impl Inner {
         }
         let mut buf = Vec::new();
         let offset = u64::from(e.loc.offset);
-        self.read_bytes(e.loc.blob, offset, RECORD_HEADER_LEN, &mut buf)?;
+        self.log
+            .read_bytes(e.loc.blob, offset, RECORD_HEADER_LEN, &mut buf)?;
         let h = RecordHeader::decode(&buf, e.loc.blob, offset)?;
         check_names(&h, key, column, e.loc)?;
         Ok(Some((e.loc, h)))
@@ -136,14 +113,14 @@ impl Inner {
         range: Range,
         buf: &mut Vec<u8>,
     ) -> Result<Vec<u8>> {
-        let generation = self.sealed_generation();
-        for e in self.unsealed_candidates(key, column) {
+        let generation = self.keys.generation();
+        for e in self.keys.candidates(key, column) {
             if let Some(v) = self.read_entry(key, e, range, buf)? {
                 return v.ok_or(Error::NotFound(*key));
             }
         }
-        let mut newest = self.find_sealed(key, column)?;
-        if generation != self.sealed_generation() {
+        let mut newest = self.keys.find_sealed(key, column)?;
+        if generation != self.keys.generation() {
             newest = self.find_newest(key, column)?;
         }
         let Some(e) = newest else {
@@ -182,7 +159,8 @@ impl Inner {
         rec: &mut Vec<u8>,
     ) -> Result<Option<Vec<u8>>> {
         let offset = u64::from(loc.offset);
-        self.read_bytes(loc.blob, offset, loc.len as usize, rec)?;
+        self.log
+            .read_bytes(loc.blob, offset, loc.len as usize, rec)?;
         let h = RecordHeader::decode(rec, loc.blob, offset)?;
         if h.key != *key {
             return Ok(None);
@@ -221,7 +199,8 @@ impl Inner {
         buf: &mut Vec<u8>,
     ) -> Result<Option<Vec<u8>>> {
         let offset = u64::from(loc.offset);
-        self.read_bytes(loc.blob, offset, RECORD_HEADER_LEN, buf)?;
+        self.log
+            .read_bytes(loc.blob, offset, RECORD_HEADER_LEN, buf)?;
         let h = RecordHeader::decode(buf, loc.blob, offset)?;
         if h.key != *key {
             return Ok(None);
@@ -232,7 +211,8 @@ impl Inner {
             return Ok(Some(out));
         }
         let table_at = offset + RECORD_HEADER_LEN as u64;
-        self.read_bytes(loc.blob, table_at, h.table_len(), buf)?;
+        self.log
+            .read_bytes(loc.blob, table_at, h.table_len(), buf)?;
         let table = FrameTable::decode(&h, buf, loc.blob, offset)?;
         if h.is_patch() {
             return self
@@ -266,7 +246,7 @@ impl Inner {
             }
             let e = table.frames[j as usize];
             let span = (e.stored_offset + u64::from(e.stored_len) - start) as usize;
-            self.read_bytes(loc.blob, area_at + start, span, buf)?;
+            self.log.read_bytes(loc.blob, area_at + start, span, buf)?;
             let fl = u64::from(h.frame_len);
             let from = off.max(u64::from(i) * fl);
             let to = (off + len).min((u64::from(j) + 1) * fl);
@@ -321,7 +301,8 @@ impl Inner {
                 .get(i as usize)
                 .ok_or_else(|| outside_table(loc))?;
             let at = e.file_offset(h, place.offset);
-            self.read_bytes(loc.blob, at, e.stored_len as usize, buf)?;
+            self.log
+                .read_bytes(loc.blob, at, e.stored_len as usize, buf)?;
             let from = off.max(u64::from(i) * fl);
             let to = (off + len).min((u64::from(i) + 1) * fl);
             extract_range(h, table, i, buf, (from, to - from), place, &mut out)?;

@@ -16,10 +16,10 @@ use crate::format::record::FLAG_TOMBSTONE;
 use crate::index::{Entry, KeyIndex, Loc};
 use crate::io::{Device, DeviceFile, OpenMode};
 use crate::journal::JournalWriter;
+use crate::log::create_blob_on;
 use crate::recovery_scan::{scan_blob, BlobScan, Cut};
 use crate::sealed::{FilterBuilder, SealedBlob, SealedSet};
 use crate::sorting::write_sorted;
-use crate::writer::create_blob_on;
 
 /// What `open` found.
 pub struct Recovered {

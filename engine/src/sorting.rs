@@ -100,26 +100,24 @@ impl Inner {
         covered_len: u64,
         file_order: &[IndexEntry],
     ) -> Result<()> {
-        let (blob, newest) = {
-            let set = self.sealed.read();
-            write_sorted(self.device.as_ref(), &set, id, covered_len, file_order)?
-        };
-        self.sealed.write().add(blob, newest.iter().map(|e| &e.key));
-        self.index.write().remove_blob(id);
+        let (blob, newest) = self.keys.with_sealed(|set| {
+            write_sorted(self.device.as_ref(), set, id, covered_len, file_order)
+        })?;
+        self.keys.install_sealed(blob, &newest);
         Ok(())
     }
 
     /// Builds the global filter over every sealed key when it is missing, overfull or mostly
     /// stale. Holds the seal lock, so no blob joins while it is built.
     pub fn refresh_filter(&self) -> Result<()> {
-        if !self.sorted() || !self.sealed.read().filter_needs_rebuild() {
+        if !self.keys.filter_needs_rebuild() {
             return Ok(());
         }
-        let _sealing = self.seal_lock.lock();
-        let blobs = self.sealed.read().blobs();
+        let _sealing = self.upkeep.sealing();
+        let blobs = self.keys.sealed_blobs();
         let started = std::time::Instant::now();
         let built = build_filter(&blobs)?;
-        self.sealed.write().install_filter(built);
+        self.keys.install_filter(built);
         tracing::debug!(
             blobs = blobs.len(),
             ms = started.elapsed().as_millis() as u64,

@@ -7,6 +7,7 @@
 
 use std::io::Read;
 
+use crate::blob::Blob;
 use crate::commit::LogPos;
 use crate::config::WriteOptions;
 use crate::engine::{Engine, Inner};
@@ -14,7 +15,8 @@ use crate::error::{Error, Result};
 use crate::format::frames::RecordSpec;
 use crate::format::stream_encoder::StreamEncoder;
 use crate::key::Key;
-use crate::writer::{Active, Target};
+use crate::log::{Active, Log};
+use crate::writer::Purpose;
 
 impl Engine {
     /// Stores exactly `len` bytes read from `source` in `column` of `key`, holding one frame
@@ -51,77 +53,65 @@ impl Inner {
         if_newer: Option<u64>,
     ) -> Result<LogPos> {
         let mut enc = StreamEncoder::new(spec, len)?;
-        let probe = self.probe_sealed(&spec.key, spec.column, true)?;
-        let mut a = self.active.lock();
-        self.check_writable()?;
-        let sealed = if self.needs_rotation(&a, enc.record_len()) {
-            Some(self.rotate_locked(&mut a)?)
-        } else {
-            None
-        };
-        let target = Target {
-            key: &spec.key,
-            column: spec.column,
+        let purpose = Purpose::New {
             tombstone: false,
-            probe,
             if_newer,
             expected: None,
         };
+        let target = self.target(&spec.key, spec.column, purpose)?;
         let record_len = enc.record_len();
-        let result = self.append_with(&mut a, target, record_len, |inner, a| {
-            inner.write_streamed(a, &mut enc, source)
-        });
-        drop(a);
-        self.finish_seal(sealed);
-        result
+        self.append(target, record_len, None, |log, a| {
+            write_streamed(log, a, &mut enc, source)
+        })?
+        .ok_or_else(|| Error::Internal("a streamed record was refused a blob".into()))
     }
+}
 
-    /// Writes the record at the end of the active blob, straight to the file; returns its
-    /// offset. If the source fails, the file is cut back to where the record began.
-    fn write_streamed(
-        &self,
-        a: &mut Active,
-        enc: &mut StreamEncoder,
-        source: &mut dyn Read,
-    ) -> Result<u64> {
-        self.flush_locked(a)?;
-        let offset = a.blob.flushed();
-        let end = offset + enc.record_len();
-        match self.stream_frames(a, enc, source, offset) {
-            Ok(()) => {
-                a.blob.set_flushed(end);
-                Ok(offset)
+/// Writes the record at the end of the active blob, straight to the file; returns its
+/// offset. If the source fails, the file is cut back to where the record began.
+fn write_streamed(
+    log: &Log,
+    a: &mut Active,
+    enc: &mut StreamEncoder,
+    source: &mut dyn Read,
+) -> Result<u64> {
+    log.flush(a)?;
+    let blob = a.blob().clone();
+    let offset = blob.flushed();
+    let end = offset + enc.record_len();
+    match stream_frames(log, &blob, enc, source, offset) {
+        Ok(()) => {
+            blob.set_flushed(end);
+            Ok(offset)
+        }
+        Err(e) => {
+            if blob.file.set_len(offset).is_err() {
+                log.poison(format!("could not cut back a failed streamed write: {e}"));
             }
-            Err(e) => {
-                if a.blob.file.set_len(offset).is_err() {
-                    self.poison(format!("could not cut back a failed streamed write: {e}"));
-                }
-                Err(e)
-            }
+            Err(e)
         }
     }
+}
 
-    fn stream_frames(
-        &self,
-        a: &Active,
-        enc: &mut StreamEncoder,
-        source: &mut dyn Read,
-        offset: u64,
-    ) -> Result<()> {
-        let blob = a.blob.clone();
-        self.write_or_poison(&blob, &enc.provisional_header(), offset)?;
-        let mut at = offset + enc.frames_offset();
-        let mut frame = vec![0u8; enc.next_frame_len()];
-        while enc.next_frame_len() > 0 {
-            let n = enc.next_frame_len();
-            source
-                .read_exact(&mut frame[..n])
-                .map_err(|e| Error::io("read", "the streamed value's source", e))?;
-            enc.push(&frame[..n])?;
-            self.write_or_poison(&blob, &frame[..n], at)?;
-            at += n as u64;
-        }
-        let head = enc.finish()?;
-        self.write_or_poison(&blob, &head, offset)
+fn stream_frames(
+    log: &Log,
+    blob: &Blob,
+    enc: &mut StreamEncoder,
+    source: &mut dyn Read,
+    offset: u64,
+) -> Result<()> {
+    log.write_or_poison(blob, &enc.provisional_header(), offset)?;
+    let mut at = offset + enc.frames_offset();
+    let mut frame = vec![0u8; enc.next_frame_len()];
+    while enc.next_frame_len() > 0 {
+        let n = enc.next_frame_len();
+        source
+            .read_exact(&mut frame[..n])
+            .map_err(|e| Error::io("read", "the streamed value's source", e))?;
+        enc.push(&frame[..n])?;
+        log.write_or_poison(blob, &frame[..n], at)?;
+        at += n as u64;
     }
+    let head = enc.finish()?;
+    log.write_or_poison(blob, &head, offset)
 }
