@@ -1,11 +1,12 @@
 //! The read path: index candidates, key confirmed on disk, then only the frames a range needs.
 //! Reads never take the writer lock unless the record is still in the write buffer.
 
-use crate::blob::blob_name;
 use crate::config::Range;
 use crate::engine::Inner;
 use crate::error::{Error, Result};
-use crate::format::frames::{check_value_crc, extract_range, frames_for_range, RecordPlace};
+use crate::format::frame_walk::{
+    read_range, FrameDecoder, FrameSource, Frames, InRecord, RecordPlace,
+};
 use crate::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN};
 use crate::index::{Entry, Loc};
 use crate::key::Key;
@@ -166,31 +167,17 @@ impl Inner {
             return Ok(None);
         }
         let table = FrameTable::decode(&h, &rec[RECORD_HEADER_LEN..], loc.blob, offset)?;
-        let (off, len) = range.resolve(h.value_len)?;
-        if h.is_patch() {
-            return self
-                .read_patch_range(loc, &h, &table, (off, len), rec)
-                .map(Some);
-        }
-        let mut out = Vec::with_capacity(len as usize);
-        if len > 0 {
-            let (first, _) = frames_for_range(&h, off, len);
-            let area = RECORD_HEADER_LEN + h.table_len();
-            let base = table
-                .frames
-                .get(first as usize)
-                .map_or(0, |f| f.stored_offset as usize);
-            let place = RecordPlace {
-                blob: loc.blob,
-                offset,
-            };
-            let stored = rec.get(area + base..).unwrap_or(&[]);
-            extract_range(&h, &table, first, stored, (off, len), place, &mut out)?;
-        }
-        Ok(Some(out))
+        let range = range.resolve(h.value_len)?;
+        let mut read_kept = |at: u64, len: u32, buf: &mut Vec<u8>| {
+            self.log.read_bytes(loc.blob, at, len as usize, buf)
+        };
+        let mut src = InRecord::new(rec, &h);
+        src.kept = Some(&mut read_kept);
+        self.read_frames(loc, &h, &table, range, &mut src).map(Some)
     }
 
-    /// Header, frame table, then only the frames the range touches.
+    /// Header, frame table, then only the frames the range touches, a bounded group at a
+    /// time: a large value is held once (the result), not twice.
     fn read_large(
         &self,
         key: &Key,
@@ -205,62 +192,51 @@ impl Inner {
         if h.key != *key {
             return Ok(None);
         }
-        let (off, len) = range.resolve(h.value_len)?;
-        let mut out = Vec::with_capacity(len as usize);
-        if len == 0 {
-            return Ok(Some(out));
+        let range = range.resolve(h.value_len)?;
+        if range.1 == 0 {
+            return Ok(Some(Vec::new()));
         }
         let table_at = offset + RECORD_HEADER_LEN as u64;
         self.log
             .read_bytes(loc.blob, table_at, h.table_len(), buf)?;
         let table = FrameTable::decode(&h, buf, loc.blob, offset)?;
-        if h.is_patch() {
-            return self
-                .read_patch_range(loc, &h, &table, (off, len), buf)
-                .map(Some);
-        }
-        let (first, last) = frames_for_range(&h, off, len);
-        if table.frames.len() <= last as usize {
-            return Err(outside_table(loc));
-        }
-        let place = RecordPlace {
+        let mut src = InBlob {
+            log: &self.log,
             blob: loc.blob,
-            offset,
+            area_at: table_at + h.table_len() as u64,
+            buf: &mut *buf,
         };
-        let area_at = table_at + h.table_len() as u64;
-        // Frames are read a group at a time (≤ LARGE_READ_GROUP stored bytes), so a large
-        // value is held once (the result), not twice.
-        let mut i = first;
-        let mut groups = 0;
-        while i <= last {
-            groups += 1;
-            let mut j = i;
-            let start = table.frames[i as usize].stored_offset;
-            while j < last
-                && table.frames[j as usize + 1].stored_offset
-                    + u64::from(table.frames[j as usize + 1].stored_len)
-                    - start
-                    <= LARGE_READ_GROUP
-            {
-                j += 1;
-            }
-            let e = table.frames[j as usize];
-            let span = (e.stored_offset + u64::from(e.stored_len) - start) as usize;
-            self.log.read_bytes(loc.blob, area_at + start, span, buf)?;
-            let fl = u64::from(h.frame_len);
-            let from = off.max(u64::from(i) * fl);
-            let to = (off + len).min((u64::from(j) + 1) * fl);
-            extract_range(&h, &table, i, buf, (from, to - from), place, &mut out)?;
-            i = j + 1;
-        }
-        // One group already had its whole-value CRC checked by `extract_range`.
-        if groups > 1 && off == 0 && len == h.value_len {
-            check_value_crc(&h, &out, place)?;
-        }
+        let out = self.read_frames(loc, &h, &table, range, &mut src)?;
         if buf.capacity() > LARGE_READ_GROUP as usize * 2 {
             *buf = Vec::new();
         }
         Ok(Some(out))
+    }
+
+    /// The logical bytes `range` of the record at `loc`, its frames from `src`.
+    fn read_frames(
+        &self,
+        loc: Loc,
+        h: &RecordHeader,
+        table: &FrameTable,
+        range: (u64, u64),
+        src: &mut dyn FrameSource,
+    ) -> Result<Vec<u8>> {
+        let frames = Frames {
+            h,
+            table,
+            place: RecordPlace {
+                blob: loc.blob,
+                offset: u64::from(loc.offset),
+            },
+        };
+        let mut out = Vec::with_capacity(range.1 as usize);
+        let mut decoder = FrameDecoder::default();
+        read_range(&frames, range, src, &mut decoder, &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// `range` of the value in the record at `loc`, if the record holds `key` (a writer
@@ -273,54 +249,32 @@ impl Inner {
             self.read_large(key, loc, range, &mut buf)
         }
     }
-
-    /// Logical bytes `off..off+len` of a patch record, frame by frame: each frame is read
-    /// where it is stored (in this record, or in an earlier one of the blob), checked and
-    /// decoded on its own.
-    fn read_patch_range(
-        &self,
-        loc: Loc,
-        h: &RecordHeader,
-        table: &FrameTable,
-        (off, len): (u64, u64),
-        buf: &mut Vec<u8>,
-    ) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(len as usize);
-        if len == 0 {
-            return Ok(out);
-        }
-        let place = RecordPlace {
-            blob: loc.blob,
-            offset: u64::from(loc.offset),
-        };
-        let (first, last) = frames_for_range(h, off, len);
-        let fl = u64::from(h.frame_len);
-        for i in first..=last {
-            let e = table
-                .frames
-                .get(i as usize)
-                .ok_or_else(|| outside_table(loc))?;
-            let at = e.file_offset(h, place.offset);
-            self.log
-                .read_bytes(loc.blob, at, e.stored_len as usize, buf)?;
-            let from = off.max(u64::from(i) * fl);
-            let to = (off + len).min((u64::from(i) + 1) * fl);
-            extract_range(h, table, i, buf, (from, to - from), place, &mut out)?;
-        }
-        // A one-frame read had the whole-value CRC checked by `extract_range`.
-        if last > first && off == 0 && len == h.value_len {
-            check_value_crc(h, &out, place)?;
-        }
-        Ok(out)
-    }
 }
 
-fn outside_table(loc: Loc) -> Error {
-    Error::Corrupt {
-        what: "frame table",
-        file: blob_name(loc.blob),
-        offset: u64::from(loc.offset),
-        reason: "range outside the frame table".into(),
+/// A record's frames read from its blob file (or the write buffer), a bounded group of
+/// frames at a time.
+struct InBlob<'a> {
+    log: &'a crate::log::Log,
+    blob: u32,
+    /// File offset of the record's frame area.
+    area_at: u64,
+    buf: &'a mut Vec<u8>,
+}
+
+impl FrameSource for InBlob<'_> {
+    fn group_limit(&self) -> u64 {
+        LARGE_READ_GROUP
+    }
+
+    fn own(&mut self, from: u64, len: u64) -> Result<&[u8]> {
+        let at = self.area_at + from;
+        self.log.read_bytes(self.blob, at, len as usize, self.buf)?;
+        Ok(self.buf)
+    }
+
+    fn kept(&mut self, at: u64, len: u32) -> Result<Option<&[u8]>> {
+        self.log.read_bytes(self.blob, at, len as usize, self.buf)?;
+        Ok(Some(self.buf))
     }
 }
 

@@ -4,7 +4,7 @@
 use std::io;
 
 use crate::error::{Error, Result};
-use crate::format::crc32;
+use crate::format::frame_walk::{Frames, InRecord, RecordPlace};
 use crate::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN, RECORD_MAGIC};
 use crate::io::DeviceFile;
 
@@ -209,32 +209,15 @@ impl Scanner<'_> {
 }
 
 /// Checks the frame table and the CRC of every frame stored in the whole record `rec`.
+/// A patch's kept frames are frames of earlier records of the blob, checked with them.
 pub fn check_frames(h: &RecordHeader, rec: &[u8], blob: u32, offset: u64) -> Result<()> {
     let table = FrameTable::decode(h, rec.get(RECORD_HEADER_LEN..).unwrap_or(&[]), blob, offset)?;
-    let area_at = RECORD_HEADER_LEN + h.table_len();
-    // A patch's kept frames are frames of earlier records of the blob, checked with them.
-    for f in table.frames.iter().filter(|f| f.at.is_none()) {
-        let from = area_at + f.stored_offset as usize;
-        let bytes = rec
-            .get(from..from + f.stored_len as usize)
-            .ok_or(Error::Truncated {
-                what: "frame data",
-                offset: offset + from as u64,
-                need: u64::from(f.stored_len),
-                have: 0,
-            })?;
-        let got = crc32(bytes);
-        if got != f.crc {
-            return Err(Error::ChecksumMismatch {
-                what: "frame data",
-                blob,
-                offset: offset + from as u64,
-                expected: f.crc,
-                got,
-            });
-        }
-    }
-    Ok(())
+    let frames = Frames {
+        h,
+        table: &table,
+        place: RecordPlace { blob, offset },
+    };
+    frames.walk_all(&mut InRecord::new(rec, h), &mut |_, _, _| Ok(()))
 }
 
 fn io_err(e: io::Error, blob: u32) -> Error {

@@ -2,9 +2,11 @@
 //! Snappy-compressed with its own CRC, so a range read touches and verifies only its frames.
 
 use super::crc32;
+pub use super::frame_walk::{frames_for_range, RecordPlace};
+use super::frame_walk::{read_range, FrameDecoder, FrameSource, Frames, InRecord};
 use super::record::{
-    FrameEntry, FrameTable, RecordHeader, FLAG_COMPRESSED, FLAG_PATCH, FRAME_COMPRESSED_BIT,
-    FRAME_ENTRY_LEN, MAX_VALUE_LEN, PATCH_ENTRY_LEN, RECORD_HEADER_LEN,
+    FrameTable, RecordHeader, FLAG_COMPRESSED, FLAG_PATCH, FRAME_COMPRESSED_BIT, FRAME_ENTRY_LEN,
+    MAX_VALUE_LEN, PATCH_ENTRY_LEN, RECORD_HEADER_LEN,
 };
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -201,20 +203,18 @@ pub fn unpatched(
     let table_at = RECORD_HEADER_LEN;
     let frames_at = table_at + table.frames.len() * FRAME_ENTRY_LEN;
     let mut out = vec![0u8; frames_at];
-    let place = RecordPlace { blob, offset };
-    let own_at = table_at + h.table_len();
-    for (i, e) in table.frames.iter().enumerate() {
-        let fetched;
-        let bytes = match e.at {
-            Some(at) => {
-                fetched = fetch(at, e.stored_len)?;
-                fetched.as_slice()
-            }
-            None => rec.get(own_at..).unwrap_or(&[]),
-        };
-        // `bytes` starts at this frame (fetched) or at the record's first own frame.
-        let base = if e.at.is_some() { e.stored_offset } else { 0 };
-        let stored = stored_bytes(bytes, *e, base, h, place)?;
+    let frames = Frames {
+        h,
+        table: &table,
+        place: RecordPlace { blob, offset },
+    };
+    let mut read_kept = |at: u64, len: u32, buf: &mut Vec<u8>| {
+        *buf = fetch(at, len)?;
+        Ok(())
+    };
+    let mut src = InRecord::new(rec, h);
+    src.kept = Some(&mut read_kept);
+    frames.walk_all(&mut src, &mut |i, e, stored| {
         out.extend_from_slice(stored);
         let word = e.stored_len
             | if e.compressed {
@@ -222,10 +222,11 @@ pub fn unpatched(
             } else {
                 0
             };
-        let at = table_at + i * FRAME_ENTRY_LEN;
+        let at = table_at + i as usize * FRAME_ENTRY_LEN;
         out[at..at + 4].copy_from_slice(&word.to_le_bytes());
         out[at + 4..at + 8].copy_from_slice(&e.crc.to_le_bytes());
-    }
+        Ok(())
+    })?;
     let plain = RecordHeader {
         flags: h.flags & !FLAG_PATCH,
         stored_len: (out.len() - table_at) as u64,
@@ -255,150 +256,67 @@ fn new_frame(new: &[u8], first: u32, i: usize, fl: u64, value_len: u64) -> Resul
         .ok_or_else(|| Error::Internal(format!("patch frame {i} neither kept nor given")))
 }
 
-/// Frames `first..=last` that hold logical bytes `offset..offset+len` (`len > 0`).
-pub fn frames_for_range(h: &RecordHeader, offset: u64, len: u64) -> (u32, u32) {
-    let fl = u64::from(h.frame_len);
-    ((offset / fl) as u32, ((offset + len - 1) / fl) as u32)
-}
-
-/// Where a record's stored frames live, for error reports.
-#[derive(Debug, Clone, Copy)]
-pub struct RecordPlace {
-    pub blob: u32,
-    pub offset: u64,
-}
-
 /// Decodes logical bytes `offset..offset+len` from `area`, which holds the stored frames
-/// starting with frame `first`. Each frame's CRC is checked before it is used.
+/// of a plain record starting with frame `first`, onto `out`. Each frame's CRC is checked
+/// before it is used, and a read of the whole value checks the value's CRC (see
+/// [`read_range`]).
 pub fn extract_range(
     h: &RecordHeader,
     table: &FrameTable,
     first: u32,
     area: &[u8],
-    (offset, len): (u64, u64),
+    range: (u64, u64),
     place: RecordPlace,
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    if len == 0 {
+    if range.1 == 0 {
         return Ok(());
     }
-    let (_, last) = frames_for_range(h, offset, len);
-    let out_start = out.len();
-    let base = frame(table, first, place)?.stored_offset;
-    let mut plain = Vec::new();
-    for i in first..=last {
-        let e = frame(table, i, place)?;
-        let bytes = stored_bytes(area, e, base, h, place)?;
-        let logical_len = h.frame_logical_len(i) as usize;
-        let logical: &[u8] = if e.compressed {
-            plain.resize(logical_len, 0);
-            decompress(bytes, &mut plain, place)?;
-            &plain
-        } else {
-            bytes
-        };
-        let frame_start = u64::from(i) * u64::from(h.frame_len);
-        let from = offset.saturating_sub(frame_start) as usize;
-        let to = ((offset + len - frame_start) as usize).min(logical_len);
-        out.extend_from_slice(&logical[from..to]);
-    }
-    if offset == 0 && len == h.value_len {
-        let single_raw = table.frames.len() == 1 && !table.frames[0].compressed;
-        if single_raw {
-            // One raw frame is the whole value: its CRC, just checked over the same bytes,
-            // must be the value CRC; no second pass over the data.
-            if table.frames[0].crc != h.value_crc {
-                return Err(Error::ChecksumMismatch {
-                    what: "value",
-                    blob: place.blob,
-                    offset: place.offset,
-                    expected: h.value_crc,
-                    got: table.frames[0].crc,
-                });
-            }
-        } else {
-            check_value_crc(h, &out[out_start..], place)?;
-        }
-    }
-    Ok(())
-}
-
-/// A whole-value read also checks the CRC of the logical value: end to end, past
-/// decompression.
-pub fn check_value_crc(h: &RecordHeader, value: &[u8], place: RecordPlace) -> Result<()> {
-    let got = crc32(value);
-    if got != h.value_crc {
-        return Err(Error::ChecksumMismatch {
-            what: "value",
-            blob: place.blob,
-            offset: place.offset,
-            expected: h.value_crc,
-            got,
-        });
-    }
-    Ok(())
-}
-
-fn frame(table: &FrameTable, i: u32, place: RecordPlace) -> Result<FrameEntry> {
-    table
+    let base = table
         .frames
-        .get(i as usize)
-        .copied()
-        .ok_or_else(|| Error::Corrupt {
-            what: "frame table",
-            file: format!("blob {}", place.blob),
-            offset: place.offset,
-            reason: format!("no frame {i}"),
-        })
+        .get(first as usize)
+        .map_or(0, |f| f.stored_offset);
+    let frames = Frames { h, table, place };
+    read_range(
+        &frames,
+        range,
+        &mut Area { bytes: area, base },
+        &mut FrameDecoder::default(),
+        &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        },
+    )
 }
 
-fn stored_bytes<'a>(
-    area: &'a [u8],
-    e: FrameEntry,
+/// Stored frames in memory, the first at frame-area offset `base`; no kept frames.
+struct Area<'a> {
+    bytes: &'a [u8],
     base: u64,
-    h: &RecordHeader,
-    place: RecordPlace,
-) -> Result<&'a [u8]> {
-    let from = (e.stored_offset - base) as usize;
-    let to = from + e.stored_len as usize;
-    let data_offset = e.file_offset(h, place.offset);
-    let bytes = area.get(from..to).ok_or(Error::Truncated {
-        what: "frame data",
-        offset: data_offset,
-        need: to as u64,
-        have: area.len() as u64,
-    })?;
-    let got = crc32(bytes);
-    if got != e.crc {
-        return Err(Error::ChecksumMismatch {
-            what: "frame data",
-            blob: place.blob,
-            offset: data_offset,
-            expected: e.crc,
-            got,
-        });
-    }
-    Ok(bytes)
 }
 
-fn decompress(stored: &[u8], plain: &mut [u8], place: RecordPlace) -> Result<()> {
-    let bad = |reason: String| Error::Corrupt {
-        what: "compressed frame",
-        file: format!("blob {}", place.blob),
-        offset: place.offset,
-        reason,
-    };
-    let n = snap::raw::decompress_len(stored).map_err(|e| bad(e.to_string()))?;
-    if n != plain.len() {
-        return Err(bad(format!(
-            "decompresses to {n} bytes, expected {}",
-            plain.len()
-        )));
+impl FrameSource for Area<'_> {
+    fn group_limit(&self) -> u64 {
+        u64::MAX
     }
-    snap::raw::Decoder::new()
-        .decompress(stored, plain)
-        .map_err(|e| bad(e.to_string()))?;
-    Ok(())
+
+    fn own(&mut self, from: u64, len: u64) -> Result<&[u8]> {
+        let start = from.checked_sub(self.base).map(|s| s as usize);
+        start
+            .and_then(|s| self.bytes.get(s..s + len as usize))
+            .ok_or(Error::Truncated {
+                what: "frame data",
+                offset: from,
+                need: len,
+                have: self.bytes.len() as u64,
+            })
+    }
+
+    fn kept(&mut self, _at: u64, _len: u32) -> Result<Option<&[u8]>> {
+        Err(Error::Internal(
+            "a patch's kept frame read from a plain record's frames".into(),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod blob_header;
 pub mod bloom;
 pub mod crc_algebra;
+pub mod frame_walk;
 pub mod frames;
 pub mod index_file;
 pub mod record;

@@ -4,9 +4,10 @@
 
 use std::io;
 
-use crc32fast::Hasher;
-use ringblob_engine::format::crc32;
-use ringblob_engine::format::record::{FrameEntry, FrameTable, RecordHeader, RECORD_HEADER_LEN};
+use ringblob_engine::format::frame_walk::{
+    read_range, FrameDecoder, FrameSource, Frames, InRecord, RecordPlace,
+};
+use ringblob_engine::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN};
 use ringblob_engine::io::DeviceFile;
 use ringblob_engine::{Error, Result};
 
@@ -42,8 +43,7 @@ pub struct ValueReader {
     /// Kept apart from `stored` so neither shrinks and regrows (zero-filling) per record.
     table: Vec<u8>,
     stored: Vec<u8>,
-    plain: Vec<u8>,
-    snappy: snap::raw::Decoder,
+    decoder: FrameDecoder,
 }
 
 impl Default for ValueReader {
@@ -52,22 +52,12 @@ impl Default for ValueReader {
     }
 }
 
-/// What every frame check needs to know about its record.
-struct Ctx<'a, 'b> {
-    at: &'a Place<'b>,
-    h: &'a RecordHeader,
-    /// File offset of the frame area.
-    area: u64,
-    depth: Depth,
-}
-
 impl ValueReader {
     pub fn new() -> Self {
         ValueReader {
             table: Vec::new(),
             stored: Vec::new(),
-            plain: Vec::new(),
-            snappy: snap::raw::Decoder::new(),
+            decoder: FrameDecoder::default(),
         }
     }
 
@@ -82,11 +72,18 @@ impl ValueReader {
         depth: Depth,
         sink: &mut Sink<'_>,
     ) -> Result<()> {
-        self.check_in(at, h, None, depth, sink)
+        let table = self.read_table(&at, h)?;
+        let mut src = InFile {
+            at,
+            area: at.offset + (RECORD_HEADER_LEN + h.table_len()) as u64,
+            buf: &mut self.stored,
+        };
+        walk(&at, h, &table, depth, &mut src, &mut self.decoder, sink)
     }
 
     /// [`check`](Self::check) for a record that is already in memory: `rec` holds its
-    /// `record_len()` bytes (header, frame table, frames), and `at.file` is not read.
+    /// `record_len()` bytes (header, frame table, frames), and `at.file` is read only for
+    /// the frames a patch keeps from earlier records.
     pub fn check_bytes(
         &mut self,
         at: Place<'_>,
@@ -95,95 +92,23 @@ impl ValueReader {
         depth: Depth,
         sink: &mut Sink<'_>,
     ) -> Result<()> {
-        self.check_in(at, h, Some(rec), depth, sink)
-    }
-
-    /// The frames come from `rec` when given, else from `at.file` in bounded groups.
-    fn check_in(
-        &mut self,
-        at: Place<'_>,
-        h: &RecordHeader,
-        rec: Option<&[u8]>,
-        depth: Depth,
-        sink: &mut Sink<'_>,
-    ) -> Result<()> {
-        let table = match rec {
-            Some(rec) => {
-                let b = in_record(&at, rec, RECORD_HEADER_LEN as u64, h.table_len() as u64)?;
-                FrameTable::decode(h, b, at.blob, at.offset)?
-            }
-            None => self.read_table(&at, h)?,
+        let end = RECORD_HEADER_LEN + h.table_len();
+        let b = rec.get(RECORD_HEADER_LEN..end).ok_or(Error::Truncated {
+            what: "record",
+            offset: at.offset,
+            need: end as u64,
+            have: rec.len() as u64,
+        })?;
+        let table = FrameTable::decode(h, b, at.blob, at.offset)?;
+        let mut read_kept = |kept_at: u64, len: u32, buf: &mut Vec<u8>| {
+            buf.resize(len as usize, 0);
+            at.file
+                .read_exact_at(buf, kept_at)
+                .map_err(|e| Error::io("read", at.name, e))
         };
-        let table_end = RECORD_HEADER_LEN as u64 + h.table_len() as u64;
-        let ctx = Ctx {
-            at: &at,
-            h,
-            area: at.offset + table_end,
-            depth,
-        };
-        let frames = table.frames.as_slice();
-        let mut value = Hasher::new();
-        let ValueReader {
-            stored,
-            plain,
-            snappy,
-            ..
-        } = self;
-        let mut i = 0;
-        while let Some(first) = frames.get(i) {
-            if let Some(kept_at) = first.at {
-                // A patch record's frame kept from an earlier record of the blob (§6.7).
-                stored.resize(first.stored_len as usize, 0);
-                at.file
-                    .read_exact_at(stored, kept_at)
-                    .map_err(|e| Error::io("read", at.name, e))?;
-                let pass = (&mut *plain, &mut *snappy);
-                check_frame(&ctx, pass, stored, (i, *first), &mut value, sink)?;
-                i += 1;
-                continue;
-            }
-            let group = group_len(&frames[i..]);
-            let from = first.stored_offset;
-            let to = frames
-                .get(i + group - 1)
-                .map_or(from, |f| f.stored_offset + u64::from(f.stored_len));
-            let group_bytes: &[u8] = match rec {
-                Some(rec) => in_record(&at, rec, table_end + from, to - from)?,
-                None => {
-                    stored.resize((to - from) as usize, 0);
-                    at.file
-                        .read_exact_at(stored, ctx.area + from)
-                        .map_err(|e| Error::io("read", at.name, e))?;
-                    stored
-                }
-            };
-            for (k, e) in frames[i..i + group].iter().enumerate() {
-                let start = (e.stored_offset - from) as usize;
-                let bytes = group_bytes
-                    .get(start..start + e.stored_len as usize)
-                    .unwrap_or(&[]);
-                check_frame(
-                    &ctx,
-                    (&mut *plain, &mut *snappy),
-                    bytes,
-                    (i + k, *e),
-                    &mut value,
-                    sink,
-                )?;
-            }
-            i += group;
-        }
-        let got = value.finalize();
-        if depth == Depth::Value && got != h.value_crc {
-            return Err(Error::ChecksumMismatch {
-                what: "value",
-                blob: at.blob,
-                offset: at.offset,
-                expected: h.value_crc,
-                got,
-            });
-        }
-        Ok(())
+        let mut src = InRecord::new(rec, h);
+        src.kept = Some(&mut read_kept);
+        walk(&at, h, &table, depth, &mut src, &mut self.decoder, sink)
     }
 
     fn read_table(&mut self, at: &Place<'_>, h: &RecordHeader) -> Result<FrameTable> {
@@ -195,97 +120,62 @@ impl ValueReader {
     }
 }
 
-/// `n` bytes at `from` (relative to the record start) of an in-memory record. The frame
-/// table's own checks keep every frame inside the record, so this fails only if `rec` is
-/// shorter than the record.
-fn in_record<'r>(at: &Place<'_>, rec: &'r [u8], from: u64, n: u64) -> Result<&'r [u8]> {
-    let (from, to) = (from as usize, (from + n) as usize);
-    rec.get(from..to).ok_or(Error::Truncated {
-        what: "record",
-        offset: at.offset,
-        need: to as u64,
-        have: rec.len() as u64,
-    })
-}
-
-/// How many frames stored in the record, from the start of `frames`, to read at once (at
-/// least one; a patch's kept frame ends a group).
-fn group_len(frames: &[FrameEntry]) -> usize {
-    let Some(first) = frames.first() else {
-        return 0;
-    };
-    let limit = first.stored_offset + READ_CHUNK;
-    let n = frames
-        .iter()
-        .take_while(|f| f.at.is_none() && f.stored_offset + u64::from(f.stored_len) <= limit)
-        .count();
-    n.max(1)
-}
-
-/// Checks frame `i` (`stored` holds its stored bytes) and, at [`Depth::Value`], feeds its
-/// logical bytes to `value` and `sink`.
-fn check_frame(
-    ctx: &Ctx<'_, '_>,
-    (plain, snappy): (&mut Vec<u8>, &mut snap::raw::Decoder),
-    stored: &[u8],
-    (i, e): (usize, FrameEntry),
-    value: &mut Hasher,
+/// The engine's frame walk over the record, as deep as `depth` asks.
+fn walk(
+    at: &Place<'_>,
+    h: &RecordHeader,
+    table: &FrameTable,
+    depth: Depth,
+    src: &mut dyn FrameSource,
+    decoder: &mut FrameDecoder,
     sink: &mut Sink<'_>,
 ) -> Result<()> {
-    let frame_at = e.at.unwrap_or(ctx.area + e.stored_offset);
-    let got = crc32(stored);
-    if got != e.crc {
-        return Err(Error::ChecksumMismatch {
-            what: "frame data",
-            blob: ctx.at.blob,
-            offset: frame_at,
-            expected: e.crc,
-            got,
-        });
-    }
-    if ctx.depth == Depth::Frames {
-        return Ok(());
-    }
-    let logical: &[u8] = if e.compressed {
-        decompress(ctx.h, ctx.at.name, snappy, stored, (i, frame_at), plain)?;
-        value.update(plain);
-        plain
-    } else {
-        // The frame CRC is the CRC of these logical bytes: combine, do not rehash.
-        value.combine(&Hasher::new_with_initial_len(got, stored.len() as u64));
-        stored
+    let frames = Frames {
+        h,
+        table,
+        place: RecordPlace {
+            blob: at.blob,
+            offset: at.offset,
+        },
     };
-    sink(logical).map_err(|e| Error::io("write", "output", e))
+    match depth {
+        Depth::Frames => frames.walk_all(src, &mut |_, _, _| Ok(())),
+        Depth::Value => read_range(&frames, (0, h.value_len), src, decoder, &mut |b| {
+            sink(b).map_err(|e| Error::io("write", "output", e))
+        }),
+    }
 }
 
-/// Decompresses frame `i` (stored at file offset `at`) into `plain`, exactly its logical length.
-fn decompress(
-    h: &RecordHeader,
-    file: &str,
-    snappy: &mut snap::raw::Decoder,
-    stored: &[u8],
-    (i, at): (usize, u64),
-    plain: &mut Vec<u8>,
-) -> Result<()> {
-    let want = h.frame_logical_len(i as u32) as usize;
-    let bad = |reason: String| Error::Corrupt {
-        what: "compressed frame",
-        file: file.to_string(),
-        offset: at,
-        reason: format!("frame {i}: {reason}"),
-    };
-    let n = snap::raw::decompress_len(stored).map_err(|e| bad(e.to_string()))?;
-    if n != want {
-        return Err(bad(format!("decompresses to {n} bytes, expected {want}")));
+/// A record's frames read from its file, in groups of at most [`READ_CHUNK`] bytes.
+struct InFile<'a, 'b> {
+    at: Place<'b>,
+    /// File offset of the record's frame area.
+    area: u64,
+    buf: &'a mut Vec<u8>,
+}
+
+impl FrameSource for InFile<'_, '_> {
+    fn group_limit(&self) -> u64 {
+        READ_CHUNK
     }
-    plain.resize(want, 0);
-    let got = snappy
-        .decompress(stored, plain)
-        .map_err(|e| bad(e.to_string()))?;
-    if got != want {
-        return Err(bad(format!("decompressed {got} bytes, expected {want}")));
+
+    fn own(&mut self, from: u64, len: u64) -> Result<&[u8]> {
+        self.buf.resize(len as usize, 0);
+        self.at
+            .file
+            .read_exact_at(self.buf, self.area + from)
+            .map_err(|e| Error::io("read", self.at.name, e))?;
+        Ok(self.buf)
     }
-    Ok(())
+
+    fn kept(&mut self, at: u64, len: u32) -> Result<Option<&[u8]>> {
+        self.buf.resize(len as usize, 0);
+        self.at
+            .file
+            .read_exact_at(self.buf, at)
+            .map_err(|e| Error::io("read", self.at.name, e))?;
+        Ok(Some(self.buf))
+    }
 }
 
 #[cfg(test)]
@@ -394,21 +284,5 @@ mod tests {
             Some(Error::ChecksumMismatch { what: "value", .. })
         ));
         Ok(())
-    }
-
-    #[test]
-    fn groups_hold_whole_frames() {
-        let f = |stored_offset, stored_len| FrameEntry {
-            stored_offset,
-            stored_len,
-            compressed: false,
-            crc: 0,
-            at: None,
-        };
-        let big = READ_CHUNK as u32;
-        assert_eq!(group_len(&[f(0, 100), f(100, 100)]), 2);
-        assert_eq!(group_len(&[f(0, big + 1), f(u64::from(big) + 1, 1)]), 1);
-        assert_eq!(group_len(&[f(0, big - 10), f(u64::from(big) - 10, 20)]), 1);
-        assert_eq!(group_len(&[]), 0);
     }
 }
