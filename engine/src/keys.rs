@@ -38,6 +38,11 @@ pub(crate) struct Keys {
     live_bytes: AtomicU64,
 }
 
+/// A key's tag in the in-memory index (its hash there), found by
+/// [`Keys::find_unsealed`] and used to point the key at its new record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tag(u64);
+
 /// The index entry of a sealed blob's record.
 pub fn sealed_entry(blob: u32, e: &IndexEntry) -> Entry {
     Entry {
@@ -63,11 +68,13 @@ impl Keys {
         }
     }
 
+    #[inline]
     pub fn sorted(&self) -> bool {
         self.sorted
     }
 
     /// Changes whenever the sealed set does.
+    #[inline]
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -93,6 +100,7 @@ impl Keys {
     }
 
     /// In-memory candidates of (key, column), not yet confirmed.
+    #[inline]
     pub fn candidates(&self, key: &Key, column: u16) -> Candidates {
         let index = self.index.read();
         index.candidates(index.tag(key), column)
@@ -104,15 +112,18 @@ impl Keys {
         index.key_candidates(index.tag(key))
     }
 
-    /// The in-memory entry of (key, column): the candidate `is_key` confirms.
+    /// The in-memory entry of (key, column): the candidate `is_key` confirms. Comes with
+    /// the key's tag, for [`point`](Self::point).
+    #[inline]
     pub fn find_unsealed(
         &self,
         key: &Key,
         column: u16,
         is_key: impl FnMut(Loc) -> Result<bool>,
-    ) -> Result<Option<Entry>> {
+    ) -> Result<(Tag, Option<Entry>)> {
         let index = self.index.read();
-        index.find(index.tag(key), column, is_key)
+        let tag = index.tag(key);
+        Ok((Tag(tag), index.find(tag, column, is_key)?))
     }
 
     /// Whether the in-memory index lists the value at `loc` as (key, column)'s.
@@ -130,9 +141,9 @@ impl Keys {
     /// Points (key, column) at a new record `e` that replaces `old`. In memory mode a
     /// tombstone just drops the key; in sorted mode it is kept, to hide values in sealed
     /// blobs.
-    pub fn point(&self, key: &Key, e: Entry, old: Option<Loc>) -> Result<()> {
+    #[inline]
+    pub fn point(&self, Tag(tag): Tag, e: Entry, old: Option<Loc>) -> Result<()> {
         let mut index = self.index.write();
-        let tag = index.tag(key);
         if e.tombstone && !self.sorted {
             index.remove(tag, e.column, |l| Ok(Some(l) == old))?;
         } else {
@@ -143,6 +154,7 @@ impl Keys {
 
     /// Counts a record appended over `had_value` (whether the (key, column) had one), and
     /// over `old` (the in-memory entry it replaced, for live bytes in memory mode).
+    #[inline]
     pub fn count(&self, e: Entry, had_value: bool, old: Option<Entry>) {
         if !self.sorted {
             if !e.tombstone {
@@ -175,6 +187,7 @@ impl Keys {
     }
 
     /// The newest entry of (key, column) in sealed blobs (none in memory mode).
+    #[inline]
     pub fn find_sealed(&self, key: &Key, column: u16) -> Result<Option<Entry>> {
         if !self.sorted {
             return Ok(None);

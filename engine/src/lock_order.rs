@@ -44,12 +44,14 @@ pub(crate) struct Held<G> {
 
 impl<G: Deref> Deref for Held<G> {
     type Target = G::Target;
+    #[inline]
     fn deref(&self) -> &G::Target {
         &self.guard
     }
 }
 
 impl<G: DerefMut> DerefMut for Held<G> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut G::Target {
         &mut self.guard
     }
@@ -63,6 +65,7 @@ impl<T> Ranked<Mutex<T>> {
         }
     }
 
+    #[inline]
     pub fn lock(&self) -> Held<MutexGuard<'_, T>> {
         let token = Token::take(self.rank);
         Held {
@@ -95,6 +98,7 @@ impl<T> Ranked<RwLock<T>> {
         }
     }
 
+    #[inline]
     pub fn read(&self) -> Held<RwLockReadGuard<'_, T>> {
         let token = Token::take(self.rank);
         Held {
@@ -103,6 +107,7 @@ impl<T> Ranked<RwLock<T>> {
         }
     }
 
+    #[inline]
     pub fn write(&self) -> Held<RwLockWriteGuard<'_, T>> {
         let token = Token::take(self.rank);
         Held {
@@ -125,6 +130,7 @@ thread_local! {
 
 impl Token {
     #[cfg(debug_assertions)]
+    #[inline]
     fn take(rank: Rank) -> Token {
         HELD.with(|held| {
             let mut held = held.borrow_mut();
@@ -140,6 +146,7 @@ impl Token {
     }
 
     #[cfg(not(debug_assertions))]
+    #[inline]
     fn take(_rank: Rank) -> Token {
         Token {}
     }

@@ -57,6 +57,7 @@ impl Active {
     }
 
     /// The active blob's id.
+    #[inline]
     pub fn id(&self) -> u32 {
         self.blob.id
     }
@@ -67,11 +68,13 @@ impl Active {
     }
 
     /// Logical end of the blob: written bytes plus buffered ones.
+    #[inline]
     pub fn end(&self) -> u64 {
         self.blob.flushed() + self.buf.len() as u64
     }
 
     /// The position a write appended now must wait for to be durable.
+    #[inline]
     pub fn pos(&self) -> LogPos {
         (self.blob.id, self.end())
     }
@@ -81,11 +84,13 @@ impl Active {
     }
 
     /// Whether the blob holds any record.
+    #[inline]
     pub fn has_records(&self) -> bool {
         self.end() > BLOB_HEADER_LEN as u64
     }
 
     /// Bytes at `offset..offset+len` of the active blob if they are still in the buffer.
+    #[inline]
     pub fn buffered_bytes(&self, blob: u32, offset: u64, len: usize) -> Option<&[u8]> {
         let flushed = self.blob.flushed();
         if blob != self.blob.id || offset < flushed {
@@ -97,6 +102,7 @@ impl Active {
 
     /// Counts a record just appended, and lists it in the key journal if it went into the
     /// active blob.
+    #[inline]
     pub fn note_record(&mut self, blob: u32, entry: &IndexEntry) {
         if let Some(j) = self.journal.as_mut().filter(|j| j.blob() == blob) {
             j.note(entry);
@@ -163,6 +169,7 @@ impl Log {
     }
 
     /// Takes the writer lock.
+    #[inline]
     pub fn writer(&self) -> Writer<'_> {
         self.active.lock()
     }
@@ -179,6 +186,7 @@ impl Log {
     }
 
     /// The blob with this id.
+    #[inline]
     pub fn blob(&self, id: u32) -> Result<Arc<Blob>> {
         self.blobs
             .read()
@@ -219,6 +227,7 @@ impl Log {
         self.poisoned.store(true, Ordering::SeqCst);
     }
 
+    #[inline]
     pub fn check_writable(&self) -> Result<()> {
         if self.is_poisoned() {
             let why = self.poison.lock().clone().unwrap_or_default();
@@ -227,6 +236,7 @@ impl Log {
         Ok(())
     }
 
+    #[inline]
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::SeqCst)
     }
@@ -236,6 +246,7 @@ impl Log {
         self.poison.lock().clone()
     }
 
+    #[inline]
     pub fn count_record(&self) {
         self.records_written.fetch_add(1, Ordering::Relaxed);
     }
@@ -249,6 +260,7 @@ impl Log {
     }
 
     /// Whether a record of `len` bytes must go into a new blob.
+    #[inline]
     pub fn needs_rotation(&self, a: &Active, len: u64) -> bool {
         let l = &self.limits;
         a.records >= l.max_blob_records || (a.has_records() && a.end() + len > l.max_blob_size)
@@ -256,6 +268,7 @@ impl Log {
 
     /// Writes `record` at the end of the active blob: into the buffer, or straight to the
     /// file when it is as large as the buffer. Returns its offset.
+    #[inline]
     pub fn put(&self, a: &mut Active, record: &[u8]) -> Result<u64> {
         let offset = a.end();
         if record.len() >= self.limits.write_buffer_size {

@@ -10,6 +10,7 @@ use crate::format::index_file::IndexEntry;
 use crate::format::record::{RecordHeader, FLAG_TOMBSTONE, RECORD_HEADER_LEN};
 use crate::index::{Entry, Loc};
 use crate::key::Key;
+use crate::keys::Tag;
 use crate::log::{Active, Log};
 
 /// What a record is written for, and when it may be.
@@ -58,6 +59,7 @@ pub(crate) struct SealedProbe {
 /// What the decision found: the in-memory entry replaced, and whether (key, column) had a
 /// live value.
 struct Decided {
+    tag: Tag,
     old: Option<Entry>,
     had_value: bool,
 }
@@ -186,12 +188,16 @@ impl Inner {
     /// (key, column). Writer lock held.
     fn decide_locked(&self, a: &Active, t: &Target<'_>) -> Result<Option<Decided>> {
         let (key, column) = (t.key, t.column);
-        let old = self
+        let (tag, old) = self
             .keys
             .find_unsealed(key, column, |loc| Ok(self.key_at_locked(a, loc)? == *key))?;
         let newest = self.newest_locked(key, column, old, t.probe)?;
         let had_value = newest.is_some_and(|e| !e.tombstone);
-        let decided = Decided { old, had_value };
+        let decided = Decided {
+            tag,
+            old,
+            had_value,
+        };
         let (tombstone, if_newer, expected) = match t.purpose {
             Purpose::CopyOf(from) if from.tombstone => {
                 return Ok(newest.is_none_or(|e| e.tombstone).then_some(decided))
@@ -254,7 +260,8 @@ impl Inner {
             column: t.column,
             tombstone,
         };
-        self.keys.point(t.key, e, decided.old.map(|o| o.loc))?;
+        self.keys
+            .point(decided.tag, e, decided.old.map(|o| o.loc))?;
         a.note_record(
             at.blob,
             &IndexEntry {
