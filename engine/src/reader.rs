@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::format::frame_walk::{
     read_range, FrameDecoder, FrameSource, Frames, InRecord, RecordPlace,
 };
-use crate::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN};
+use crate::format::record::{FrameEntry, FrameTable, RecordHeader, RECORD_HEADER_LEN};
 use crate::index::{Entry, Loc};
 use crate::key::Key;
 
@@ -272,8 +272,9 @@ impl FrameSource for InBlob<'_> {
         Ok(self.buf)
     }
 
-    fn kept(&mut self, at: u64, len: u32) -> Result<Option<&[u8]>> {
-        self.log.read_bytes(self.blob, at, len as usize, self.buf)?;
+    fn kept(&mut self, e: FrameEntry, at: u64) -> Result<Option<&[u8]>> {
+        self.log
+            .read_bytes(self.blob, at, e.stored_len as usize, self.buf)?;
         Ok(Some(self.buf))
     }
 }

@@ -26,9 +26,10 @@ pub trait FrameSource {
     /// `len` stored bytes at `from` of the record's own frame area (relative to its start).
     fn own(&mut self, from: u64, len: u64) -> Result<&[u8]>;
 
-    /// The stored bytes of a frame a patch keeps from an earlier record, at file offset
-    /// `at`; `None` to pass such frames by (they are checked with their own record).
-    fn kept(&mut self, at: u64, len: u32) -> Result<Option<&[u8]>>;
+    /// The stored bytes of frame `e`, which a patch keeps from an earlier record (at file
+    /// offset `at`, `e.stored_len` bytes); `None` to pass such frames by (they are checked
+    /// with their own record).
+    fn kept(&mut self, e: FrameEntry, at: u64) -> Result<Option<&[u8]>>;
 }
 
 /// Where a record's stored frames live, for error reports.
@@ -60,7 +61,7 @@ impl Frames<'_> {
         while i <= last {
             let e = self.frame(i)?;
             if let Some(at) = e.at {
-                if let Some(bytes) = src.kept(at, e.stored_len)? {
+                if let Some(bytes) = src.kept(e, at)? {
                     visit(i, e, self.checked(e, bytes, 0)?)?;
                 }
                 i += 1;
@@ -285,11 +286,11 @@ impl FrameSource for InRecord<'_> {
         })
     }
 
-    fn kept(&mut self, at: u64, len: u32) -> Result<Option<&[u8]>> {
+    fn kept(&mut self, e: FrameEntry, at: u64) -> Result<Option<&[u8]>> {
         match self.kept.as_mut() {
             None => Ok(None),
             Some(read) => {
-                read(at, len, &mut self.buf)?;
+                read(at, e.stored_len, &mut self.buf)?;
                 Ok(Some(&self.buf))
             }
         }
@@ -338,8 +339,8 @@ mod tests {
             self.asked.push((from, len));
             self.inner.own(from, len)
         }
-        fn kept(&mut self, at: u64, len: u32) -> Result<Option<&[u8]>> {
-            self.inner.kept(at, len)
+        fn kept(&mut self, e: FrameEntry, at: u64) -> Result<Option<&[u8]>> {
+            self.inner.kept(e, at)
         }
     }
 

@@ -5,8 +5,8 @@ use super::crc32;
 pub use super::frame_walk::{frames_for_range, RecordPlace};
 use super::frame_walk::{read_range, FrameDecoder, FrameSource, Frames, InRecord};
 use super::record::{
-    FrameTable, RecordHeader, FLAG_COMPRESSED, FLAG_PATCH, FRAME_COMPRESSED_BIT, FRAME_ENTRY_LEN,
-    MAX_VALUE_LEN, PATCH_ENTRY_LEN, RECORD_HEADER_LEN,
+    FrameEntry, FrameTable, RecordHeader, FLAG_COMPRESSED, FLAG_PATCH, FRAME_COMPRESSED_BIT,
+    FRAME_ENTRY_LEN, MAX_VALUE_LEN, PATCH_ENTRY_LEN, RECORD_HEADER_LEN,
 };
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -289,7 +289,8 @@ pub fn extract_range(
     )
 }
 
-/// Stored frames in memory, the first at frame-area offset `base`; no kept frames.
+/// Stored frames in memory, the first at frame-area offset `base`, each where the table puts
+/// it (a patch's kept frame where an own frame in its place would be).
 struct Area<'a> {
     bytes: &'a [u8],
     base: u64,
@@ -312,10 +313,10 @@ impl FrameSource for Area<'_> {
             })
     }
 
-    fn kept(&mut self, _at: u64, _len: u32) -> Result<Option<&[u8]>> {
-        Err(Error::Internal(
-            "a patch's kept frame read from a plain record's frames".into(),
-        ))
+    /// A patch's kept frame, as given in the area: its bytes where an own frame in its place
+    /// would be.
+    fn kept(&mut self, e: FrameEntry, _at: u64) -> Result<Option<&[u8]>> {
+        self.own(e.stored_offset, u64::from(e.stored_len)).map(Some)
     }
 }
 
@@ -440,5 +441,55 @@ mod tests {
         assert_eq!(h.map(|h| (h.frame_count, h.stored_len)), Some((0, 0)));
         assert_eq!(rec.len(), RECORD_HEADER_LEN);
         assert_eq!(decode_all(&rec, 0, 0).ok(), Some(vec![]));
+    }
+
+    /// A patch read frame by frame, each frame's stored bytes given as the area (the kept
+    /// ones fetched from the earlier record), as the record fuzz target reads one. Found by
+    /// `fuzz/record_decode` when the frame walk first refused kept frames in an area.
+    #[test]
+    fn a_patch_reads_frame_by_frame_with_kept_frames_in_the_area() -> Result<()> {
+        let fl = 4096u32;
+        let base: Vec<u8> = value(3 * fl as usize);
+        let mut blob = Vec::new();
+        let h = RecordEncoder::new().encode(spec(false, fl), &base, &mut blob)?;
+        let t = FrameTable::decode(&h, &blob[RECORD_HEADER_LEN..], 0, 0)?;
+        // Frame 1 rewritten, frames 0 and 2 kept from the record at offset 0.
+        let mut new_value = base.clone();
+        new_value[fl as usize..2 * fl as usize].fill(7);
+        let kept: Vec<Option<KeptFrame>> = (0..3)
+            .map(|i| {
+                let e = t.frames[i];
+                (i != 1).then_some(KeptFrame {
+                    word: e.stored_len,
+                    crc: e.crc,
+                    at: e.file_offset(&h, 0),
+                })
+            })
+            .collect();
+        let at = blob.len() as u64;
+        let changed = &new_value[fl as usize..2 * fl as usize];
+        let value_crc = crc32(&new_value);
+        let ph = RecordEncoder::new().encode_patch(
+            spec(false, fl),
+            (new_value.len() as u64, value_crc),
+            &kept,
+            (1, changed),
+            &mut blob,
+        )?;
+        let pt = FrameTable::decode(&ph, &blob[at as usize + RECORD_HEADER_LEN..], 0, at)?;
+        let place = RecordPlace {
+            blob: 0,
+            offset: at,
+        };
+        let mut out = Vec::new();
+        for (i, e) in pt.frames.iter().enumerate() {
+            let from = e.file_offset(&ph, at) as usize;
+            let stored = &blob[from..from + e.stored_len as usize];
+            let start = i as u64 * u64::from(fl);
+            let len = (ph.value_len - start).min(u64::from(fl));
+            extract_range(&ph, &pt, i as u32, stored, (start, len), place, &mut out)?;
+        }
+        assert_eq!(out, new_value);
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::io;
 use ringblob_engine::format::frame_walk::{
     read_range, FrameDecoder, FrameSource, Frames, InRecord, RecordPlace,
 };
-use ringblob_engine::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN};
+use ringblob_engine::format::record::{FrameEntry, FrameTable, RecordHeader, RECORD_HEADER_LEN};
 use ringblob_engine::io::DeviceFile;
 use ringblob_engine::{Error, Result};
 
@@ -168,8 +168,8 @@ impl FrameSource for InFile<'_, '_> {
         Ok(self.buf)
     }
 
-    fn kept(&mut self, at: u64, len: u32) -> Result<Option<&[u8]>> {
-        self.buf.resize(len as usize, 0);
+    fn kept(&mut self, e: FrameEntry, at: u64) -> Result<Option<&[u8]>> {
+        self.buf.resize(e.stored_len as usize, 0);
         self.at
             .file
             .read_exact_at(self.buf, at)
