@@ -44,6 +44,18 @@ struct Cli {
     /// seeds (and none in the config file) the node starts a cluster of its own.
     #[arg(long = "seed", value_name = "ADDR")]
     seeds: Vec<String>,
+    #[command(subcommand)]
+    command: Option<NodeCommand>,
+}
+
+/// Commands besides serving.
+#[derive(clap::Subcommand, Debug)]
+enum NodeCommand {
+    /// Manage the access keys this node accepts (docs/SECURITY.md).
+    Keys {
+        #[command(subcommand)]
+        cmd: ringblob_tools::node_keys::KeysCommand,
+    },
 }
 
 /// The TOML file: every field optional.
@@ -335,7 +347,15 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let result = settings(Cli::parse()).and_then(|s| {
+    let mut cli = Cli::parse();
+    if let Some(NodeCommand::Keys { cmd }) = cli.command.take() {
+        if let Err(e) = ringblob_tools::node_keys::run(cmd, &mut std::io::stdout()) {
+            eprintln!("ringblob-node keys: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let result = settings(cli).and_then(|s| {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;

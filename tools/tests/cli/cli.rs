@@ -265,3 +265,41 @@ fn config_file_sets_options_and_flags_win() {
         "unknown config keys are refused"
     );
 }
+
+/// `ringblob-node keys add|list|remove` on a data directory: the key is printed once, as
+/// `ID:SECRET`, and only its id, role and namespaces are listed.
+#[test]
+fn node_keys_are_added_listed_and_removed() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let keys = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ringblob-node"))
+            .arg("keys")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, printed, err) = keys(&["add", "--role", "write", "--namespace", "photos"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (id, secret) = printed
+        .trim()
+        .split_once(':')
+        .unwrap_or_else(|| panic!("not ID:SECRET: {printed}"));
+    assert_eq!(secret.len(), 64, "256-bit secret in hex");
+    let (code, listed, _) = keys(&["list"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(listed, format!("{id}\twrite\tphotos\n"));
+    assert!(!listed.contains(secret));
+    let (code, _, err) = keys(&["add", "--role", "root"]);
+    assert_eq!(code, Some(2), "an unknown role is a usage error: {err}");
+    let (code, _, _) = keys(&["remove", id]);
+    assert_eq!(code, Some(0));
+    let (_, listed, _) = keys(&["list"]);
+    assert!(listed.is_empty());
+}
