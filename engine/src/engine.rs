@@ -34,8 +34,9 @@
 //!
 //! Locks private to one type are leaves too, taken with nothing of theirs held across
 //! calls out: group commit's state (released before it syncs), the watermark's state,
-//! known damage, a journal's buffer, and the stop signal's mutex (waited on with nothing
-//! else held). Syncs (`fdatasync`) run under no lock but the seal turn.
+//! known damage, the in-memory devices' files (tests), and the stop signal's mutex (waited
+//! on with nothing else held). Syncs (`fdatasync`) run under no engine lock but the seal and defragmentation
+//! turns.
 
 use std::path::Path;
 use std::sync::{Arc, Weak};
