@@ -44,6 +44,11 @@ struct Cli {
     /// seeds (and none in the config file) the node starts a cluster of its own.
     #[arg(long = "seed", value_name = "ADDR")]
     seeds: Vec<String>,
+    /// Listen on a non-loopback address although this node cannot authenticate clients or
+    /// encrypt traffic yet (docs/SECURITY.md): anyone who can reach it can read and change
+    /// everything. A warning is logged at every start.
+    #[arg(long)]
+    insecure: bool,
     #[command(subcommand)]
     command: Option<NodeCommand>,
 }
@@ -62,6 +67,8 @@ enum NodeCommand {
 #[derive(Deserialize, Debug, Default)]
 #[serde(default, deny_unknown_fields)]
 struct FileConfig {
+    /// As `--insecure`.
+    insecure: Option<bool>,
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     backend: Option<BackendKind>,
@@ -122,12 +129,36 @@ struct Settings {
     down_grace_secs: u64,
 }
 
+/// Protected mode: with no way yet to authenticate clients or encrypt traffic
+/// (docs/SECURITY.md), the node listens beyond loopback only when told `--insecure`, and
+/// then says so at every start.
+fn protected_mode(listen: SocketAddr, insecure: bool) -> anyhow::Result<()> {
+    if listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if !insecure {
+        anyhow::bail!(
+            "refusing to listen on {listen}: this version cannot authenticate clients or \
+             encrypt traffic (docs/SECURITY.md), so anyone who can reach the port could read, \
+             change and remove everything. Listen on loopback (127.0.0.1), or pass --insecure \
+             (or insecure = true in the config file) on a network only trusted hosts reach"
+        );
+    }
+    tracing::warn!(
+        %listen,
+        "insecure: listening beyond loopback with no authentication and no encryption; \
+         anyone who can reach this port can read and change everything"
+    );
+    Ok(())
+}
+
 fn settings(cli: Cli) -> anyhow::Result<Settings> {
     let file = load_file(cli.config.as_ref())?;
     let listen = cli
         .listen
         .or(file.listen)
         .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1025)));
+    protected_mode(listen, cli.insecure || file.insecure.unwrap_or(false))?;
     let defaults = NodeConfig::default();
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
     let node = NodeConfig {

@@ -303,3 +303,44 @@ fn node_keys_are_added_listed_and_removed() {
     let (_, listed, _) = keys(&["list"]);
     assert!(listed.is_empty());
 }
+
+/// Protected mode: a node asked to listen beyond loopback refuses to start (it cannot
+/// authenticate or encrypt yet) unless `--insecure`, which it then warns about.
+#[test]
+fn a_non_loopback_listen_needs_insecure() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_ringblob-node"))
+        .args(["--listen", "0.0.0.0:0", "--backend", "mem", "--data-dir"])
+        .arg(dir.path().join("refused"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--insecure") && err.contains("loopback"),
+        "{err}"
+    );
+    assert!(!dir.path().join("refused").exists(), "nothing created");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringblob-node"))
+        .args(["--listen", "0.0.0.0:0", "--backend", "mem", "--insecure"])
+        .arg("--data-dir")
+        .arg(dir.path().join("started"))
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("stderr"));
+    let mut seen = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("listening on"), "{seen}");
+    assert!(seen.contains("insecure"), "the start warns: {seen}");
+}
