@@ -4,20 +4,25 @@
 
 use std::time::Duration;
 
-use ringblob_protocol::client::{Client, ClientConfig};
+use ringblob_protocol::client::{Client, ClientConfig, ClientSecurity};
 use ringblob_protocol::ring::RouteTable;
 use serde_json::{json, Map, Value};
 
 /// `own` (the node's STAT JSON) with `cluster_nodes` and `cluster_totals` added when its
 /// route table lists other nodes. Nodes that do not answer are listed with their error.
-pub async fn with_cluster(own: Value, table: &RouteTable, timeout: Duration) -> Value {
+pub async fn with_cluster(
+    own: Value,
+    table: &RouteTable,
+    timeout: Duration,
+    security: &ClientSecurity,
+) -> Value {
     if table.nodes.len() < 2 {
         return own;
     }
     let mut nodes = Vec::new();
     for n in &table.nodes {
         let stat = if n.alive {
-            node_stat(&n.addr, timeout).await
+            node_stat(&n.addr, timeout, security.clone()).await
         } else {
             Err("down".to_string())
         };
@@ -36,10 +41,15 @@ pub async fn with_cluster(own: Value, table: &RouteTable, timeout: Duration) -> 
 
 type NodeStat = (String, String, u32, Result<Value, String>);
 
-async fn node_stat(addr: &str, timeout: Duration) -> Result<Value, String> {
+async fn node_stat(
+    addr: &str,
+    timeout: Duration,
+    security: ClientSecurity,
+) -> Result<Value, String> {
     let config = ClientConfig {
         timeout,
         retries: 0,
+        security,
         ..ClientConfig::default()
     };
     let c = Client::connect(addr, config)

@@ -4,7 +4,7 @@
 //! requests are in flight at once and replies may arrive in any order.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +33,8 @@ pub struct Conn {
     outbox: Mutex<Outbox>,
     waiters: Waiters,
     next_trans: AtomicU64,
+    /// The protocol version request headers are written in (the negotiated one).
+    version: AtomicU8,
     dead: Arc<AtomicBool>,
     reader: tokio::task::JoinHandle<()>,
 }
@@ -63,9 +65,19 @@ impl Conn {
             outbox: Mutex::default(),
             waiters,
             next_trans: AtomicU64::new(1),
+            version: AtomicU8::new(crate::wire::PROTOCOL_VERSION),
             dead,
             reader,
         })
+    }
+
+    /// The protocol version of request headers on this connection.
+    pub fn version(&self) -> u8 {
+        self.version.load(Ordering::Relaxed)
+    }
+
+    pub fn set_version(&self, version: u8) {
+        self.version.store(version, Ordering::Relaxed);
     }
 
     pub fn is_dead(&self) -> bool {

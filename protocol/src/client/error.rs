@@ -26,6 +26,10 @@ pub enum ClientError {
     /// A JSON reply (`STAT`, `DEFRAG`, `ROUTE_LIST`) that does not parse as documented.
     #[error("{what} reply is not valid: {why}")]
     BadReply { what: &'static str, why: String },
+    /// Authentication failed or could not be attempted (the node refused the key, or
+    /// could not prove it holds it, or does not authenticate at all).
+    #[error("authentication: {0}")]
+    Auth(String),
     /// Writing a streamed value to its destination failed.
     #[error("writing the value out: {0}")]
     Output(String),

@@ -11,10 +11,10 @@ use std::fmt;
 use bytes::Bytes;
 use tokio::task::JoinSet;
 
-use super::{Client, ClientError, PutOptions};
+use super::{Client, ClientError, PutOptions, Target};
 pub use crate::cluster::Quorum;
 use crate::cluster::{GroupAnswer, ReadStep, ReplicatedRead, WriteQuorum};
-use crate::wire::{KeyId, Status, ValueMeta};
+use crate::wire::{Status, ValueMeta};
 
 /// What happened in each group.
 #[derive(Debug, Default)]
@@ -68,16 +68,17 @@ impl Client {
     /// met `w`.
     pub async fn put_groups(
         &self,
-        key: KeyId,
+        key: impl Into<Target>,
         column: u16,
         data: Bytes,
         o: PutOptions,
         groups: &[u32],
         w: Quorum,
     ) -> Result<GroupOutcome, GroupOutcome> {
+        let key = key.into();
         let mut tasks = JoinSet::new();
         for &g in groups {
-            let (c, data) = (self.in_group(g), data.clone());
+            let (c, data, key) = (self.in_group(g), data.clone(), key.clone());
             tasks.spawn(async move { (g, c.put_column(key, column, data, o).await.map(|_| ())) });
         }
         let (quorum, outcome) = collect(tasks, WriteQuorum::new(groups.len(), w)).await;
@@ -92,14 +93,15 @@ impl Client {
     /// group where the key is already absent counts as done.
     pub async fn remove_groups(
         &self,
-        key: KeyId,
+        key: impl Into<Target>,
         durability: crate::wire::Durability,
         groups: &[u32],
         w: Quorum,
     ) -> Result<GroupOutcome, GroupOutcome> {
+        let key = key.into();
         let mut tasks = JoinSet::new();
         for &g in groups {
-            let c = self.in_group(g);
+            let (c, key) = (self.in_group(g), key.clone());
             tasks.spawn(async move {
                 let r = match c.remove(key, durability).await {
                     Err(e) if e.is_not_found() => Ok(()),
@@ -123,21 +125,27 @@ impl Client {
     /// value are sent the remove. `NotFound` only if no group has anything.
     pub async fn get_groups(
         &self,
-        key: KeyId,
+        key: impl Into<Target>,
         column: u16,
         groups: &[u32],
     ) -> Result<GroupRead, ClientError> {
-        let answers = self.lookup_groups(key, column, groups).await;
+        let key = key.into();
+        let answers = self.lookup_groups(key.clone(), column, groups).await;
         let mut read = ReplicatedRead::new(answers.into_iter().map(classify).collect());
         loop {
             match read.next_step() {
                 ReadStep::ReadFrom { group } => {
-                    match self.in_group(group).get_column(key, column, 0, None).await {
+                    match self
+                        .in_group(group)
+                        .get_column(key.clone(), column, 0, None)
+                        .await
+                    {
                         Ok(value) => {
                             let done = read.read_ok(group, crc32fast::hash(&value));
                             let copy = PutOptions::copy_if_newer(done.timestamp_ns);
-                            let repaired =
-                                self.repair(key, column, &value, copy, &done.repair).await;
+                            let repaired = self
+                                .repair(key.clone(), column, &value, copy, &done.repair)
+                                .await;
                             return Ok(GroupRead {
                                 value,
                                 group,
@@ -151,7 +159,7 @@ impl Client {
                     }
                 }
                 ReadStep::Removed { at, repair, error } => {
-                    self.repair_remove(key, column, at, &repair).await;
+                    self.repair_remove(key.clone(), column, at, &repair).await;
                     return Err(error);
                 }
                 ReadStep::Failed(error) => {
@@ -166,10 +174,13 @@ impl Client {
 
     /// Sends the remove at `removed_at` to `groups` (those whose answer was an older value,
     /// or nothing): a conditional copy, so a group written meanwhile keeps its newer value.
-    async fn repair_remove(&self, key: KeyId, column: u16, removed_at: u64, groups: &[u32]) {
+    async fn repair_remove(&self, key: Target, column: u16, removed_at: u64, groups: &[u32]) {
         for g in groups {
             let c = self.in_group(*g);
-            if let Err(e) = c.remove_column_if_newer(key, column, removed_at).await {
+            if let Err(e) = c
+                .remove_column_if_newer(key.clone(), column, removed_at)
+                .await
+            {
                 tracing::debug!(group = g, error = %e, "read repair of a remove failed");
             }
         }
@@ -177,13 +188,13 @@ impl Client {
 
     async fn lookup_groups(
         &self,
-        key: KeyId,
+        key: Target,
         column: u16,
         groups: &[u32],
     ) -> Vec<(u32, Result<ValueMeta, ClientError>)> {
         let mut tasks = JoinSet::new();
         for (i, &g) in groups.iter().enumerate() {
-            let c = self.in_group(g);
+            let (c, key) = (self.in_group(g), key.clone());
             tasks.spawn(async move { (i, g, c.lookup_column(key, column).await) });
         }
         let mut out = Vec::new();
@@ -198,7 +209,7 @@ impl Client {
     /// written meanwhile keeps its newer value); returns those that took it.
     async fn repair(
         &self,
-        key: KeyId,
+        key: Target,
         column: u16,
         value: &Bytes,
         copy: PutOptions,
@@ -207,7 +218,7 @@ impl Client {
         let mut done = Vec::new();
         for &g in groups {
             let c = self.in_group(g);
-            match c.put_column(key, column, value.clone(), copy).await {
+            match c.put_column(key.clone(), column, value.clone(), copy).await {
                 Ok(_) => done.push(g),
                 Err(e) => tracing::debug!(group = g, error = %e, "read repair failed"),
             }

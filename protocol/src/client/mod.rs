@@ -7,6 +7,8 @@ mod error;
 mod groups;
 mod relay;
 mod routed;
+mod security;
+mod target;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 pub use error::ClientError;
 pub use groups::{GroupOutcome, GroupRead, Quorum};
 pub use routed::RoutedClient;
+pub use security::{ClientSecurity, Credentials};
+pub use target::Target;
 
 use crate::wire::{
     BulkItem, BulkReadRequest, Command, Durability, HandshakeRequest, Header, IterEntry,
@@ -41,6 +45,8 @@ pub struct ClientConfig {
     pub group: u32,
     /// Part size of streaming writes.
     pub part_size: usize,
+    /// The access key to authenticate with (and TLS settings).
+    pub security: ClientSecurity,
 }
 
 impl Default for ClientConfig {
@@ -52,6 +58,7 @@ impl Default for ClientConfig {
             name: format!("ringblob-client/{}", env!("CARGO_PKG_VERSION")),
             group: 0,
             part_size: 8 << 20,
+            security: ClientSecurity::default(),
         }
     }
 }
@@ -112,17 +119,55 @@ impl Client {
             return Ok(c.clone());
         }
         let c = Arc::new(Conn::open(&self.addr, self.config.connect_timeout).await?);
-        let hs = Request::Handshake(HandshakeRequest::new(self.config.name.clone()));
-        match self.exchange_on(&c, &hs, [0; 32]).await?.first() {
-            Some(Reply::Handshake(_)) => {}
+        self.greet(&c).await?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// HANDSHAKE (in header version 1, which every node reads), then — with an access key —
+    /// AUTH, checking the node's proof. Requests then use the negotiated version.
+    async fn greet(&self, c: &Conn) -> Result<()> {
+        let attempt = self
+            .config
+            .security
+            .credentials
+            .get()
+            .map(security::Attempt::new);
+        let mut hs = HandshakeRequest::new(self.config.name.clone());
+        if let Some(a) = &attempt {
+            hs = a.offer(hs);
+        }
+        c.set_version(crate::wire::MIN_PROTOCOL_VERSION);
+        let reply = match self
+            .exchange_on(c, &Request::Handshake(hs), &Target::NONE)
+            .await?
+            .pop()
+        {
+            Some(Reply::Handshake(r)) => r,
             other => {
                 return Err(ClientError::Unexpected(format!(
                     "handshake answered with {other:?}"
                 )))
             }
+        };
+        c.set_version(reply.version);
+        let Some(a) = attempt else {
+            return Ok(());
+        };
+        let (proof, expected) = a.prove(&self.config.name, &reply)?;
+        let req = Request::Auth(crate::wire::AuthRequest { proof });
+        match self.exchange_on(c, &req, &Target::NONE).await {
+            Ok(mut r) => match r.pop() {
+                Some(Reply::Auth(r)) => security::check_node_proof(&r, &expected),
+                other => Err(ClientError::Unexpected(format!(
+                    "AUTH answered with {other:?}"
+                ))),
+            },
+            Err(ClientError::Status { status, message }) => {
+                Err(ClientError::Auth(format!("{status}: {message}")))
+            }
+            Err(e) => Err(e),
         }
-        *slot = Some(c.clone());
-        Ok(c)
     }
 
     /// Sends `req` for `key` on `conn`; returns its transaction id and reply channel.
@@ -130,21 +175,23 @@ impl Client {
         &self,
         conn: &Conn,
         req: &Request,
-        key: KeyId,
+        key: &Target,
     ) -> Result<(
         u64,
         tokio::sync::mpsc::UnboundedReceiver<crate::wire::Frame>,
     )> {
         let group = self.config.group;
+        let version = conn.version();
         conn.send(|trans, buf| {
-            let h = Header::request(req.command(), trans, key, group);
-            req.encode_with(&h, buf)?;
+            let mut h = Header::request(req.command(), trans, key.id(), group);
+            h.version = version;
+            key.encode_request(req, &mut h, buf)?;
             Ok(h)
         })
         .await
     }
 
-    async fn exchange_on(&self, conn: &Conn, req: &Request, key: KeyId) -> Result<Vec<Reply>> {
+    async fn exchange_on(&self, conn: &Conn, req: &Request, key: &Target) -> Result<Vec<Reply>> {
         let (trans, mut rx) = self.send(conn, req, key).await?;
         let collect = async {
             let mut replies = Vec::new();
@@ -176,11 +223,12 @@ impl Client {
     }
 
     /// Sends `req` and collects every reply frame; retries idempotent requests.
-    pub async fn call(&self, req: &Request, key: KeyId) -> Result<Vec<Reply>> {
+    pub async fn call(&self, req: &Request, key: impl Into<Target>) -> Result<Vec<Reply>> {
+        let key = key.into();
         let mut attempt = 0;
         loop {
             let result = match self.connection().await {
-                Ok(conn) => self.exchange_on(&conn, req, key).await,
+                Ok(conn) => self.exchange_on(&conn, req, &key).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -202,12 +250,12 @@ impl Client {
     }
 
     /// Describes the value (column 0).
-    pub async fn lookup(&self, key: KeyId) -> Result<ValueMeta> {
+    pub async fn lookup(&self, key: impl Into<Target>) -> Result<ValueMeta> {
         self.lookup_column(key, 0).await
     }
 
     /// Describes one column of a key.
-    pub async fn lookup_column(&self, key: KeyId, column: u16) -> Result<ValueMeta> {
+    pub async fn lookup_column(&self, key: impl Into<Target>, column: u16) -> Result<ValueMeta> {
         let req = Request::Lookup(LookupRequest { column });
         match self.call(&req, key).await?.pop() {
             Some(Reply::Meta(m)) => Ok(m),
@@ -216,14 +264,19 @@ impl Client {
     }
 
     /// Reads `size` bytes (`None`: to the end) from `offset` of the value (column 0).
-    pub async fn get(&self, key: KeyId, offset: u64, size: Option<u64>) -> Result<Bytes> {
+    pub async fn get(
+        &self,
+        key: impl Into<Target>,
+        offset: u64,
+        size: Option<u64>,
+    ) -> Result<Bytes> {
         self.get_column(key, 0, offset, size).await
     }
 
     /// Reads `size` bytes (`None`: to the end) from `offset` of one column; parts are joined.
     pub async fn get_column(
         &self,
-        key: KeyId,
+        key: impl Into<Target>,
         column: u16,
         offset: u64,
         size: Option<u64>,
@@ -253,7 +306,7 @@ impl Client {
     /// written.
     pub async fn get_to<W: AsyncWrite + Unpin>(
         &self,
-        key: KeyId,
+        key: impl Into<Target>,
         offset: u64,
         size: Option<u64>,
         out: &mut W,
@@ -265,7 +318,7 @@ impl Client {
     /// the end).
     pub async fn get_column_to<W: AsyncWrite + Unpin>(
         &self,
-        key: KeyId,
+        key: impl Into<Target>,
         column: u16,
         (offset, size): (u64, Option<u64>),
         out: &mut W,
@@ -275,11 +328,15 @@ impl Client {
             size: size.unwrap_or(READ_TO_END),
             column,
         });
+        let key = key.into();
         let mut attempt = 0;
         loop {
             let mut written = 0u64;
             let result = match self.connection().await {
-                Ok(conn) => self.stream_parts(&conn, &req, key, out, &mut written).await,
+                Ok(conn) => {
+                    self.stream_parts(&conn, &req, &key, out, &mut written)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             match result {
@@ -297,7 +354,7 @@ impl Client {
         &self,
         conn: &Conn,
         req: &Request,
-        key: KeyId,
+        key: &Target,
         out: &mut W,
         written: &mut u64,
     ) -> Result<()> {
@@ -338,7 +395,7 @@ impl Client {
 
     async fn write(
         &self,
-        at: (KeyId, u16),
+        at: (Target, u16),
         mode: WriteMode,
         data: Bytes,
         o: PutOptions,
@@ -364,32 +421,38 @@ impl Client {
 
     /// Stores a value (column 0); values larger than one frame are streamed (prepare,
     /// parts, commit).
-    pub async fn put(&self, key: KeyId, data: Bytes, o: PutOptions) -> Result<u64> {
+    pub async fn put(&self, key: impl Into<Target>, data: Bytes, o: PutOptions) -> Result<u64> {
         self.put_column(key, 0, data, o).await
     }
 
     /// Stores one column of a key, leaving the others; streamed like [`put`](Self::put).
     pub async fn put_column(
         &self,
-        key: KeyId,
+        key: impl Into<Target>,
         column: u16,
         data: Bytes,
         o: PutOptions,
     ) -> Result<u64> {
-        let at = (key, column);
+        let at = (key.into(), column);
         if data.len() <= MAX_VALUE_IN_FRAME {
             return self.write(at, WriteMode::Whole, data, o).await;
         }
         let total = data.len() as u64;
-        self.write(at, WriteMode::Prepare { reserve: total }, Bytes::new(), o)
-            .await?;
+        self.write(
+            at.clone(),
+            WriteMode::Prepare { reserve: total },
+            Bytes::new(),
+            o,
+        )
+        .await?;
         let mut offset = 0usize;
         while offset < data.len() {
             let end = (offset + self.config.part_size).min(data.len());
             let part = WriteMode::Part {
                 offset: offset as u64,
             };
-            self.write(at, part, data.slice(offset..end), o).await?;
+            self.write(at.clone(), part, data.slice(offset..end), o)
+                .await?;
             offset = end;
         }
         self.write(at, WriteMode::Commit { size: total }, Bytes::new(), o)
@@ -397,25 +460,26 @@ impl Client {
     }
 
     /// Appends to the value (column 0); returns its new size.
-    pub async fn append(&self, key: KeyId, data: Bytes, o: PutOptions) -> Result<u64> {
+    pub async fn append(&self, key: impl Into<Target>, data: Bytes, o: PutOptions) -> Result<u64> {
         self.append_column(key, 0, data, o).await
     }
 
     /// Appends to one column of a key; returns its new size.
     pub async fn append_column(
         &self,
-        key: KeyId,
+        key: impl Into<Target>,
         column: u16,
         data: Bytes,
         o: PutOptions,
     ) -> Result<u64> {
-        self.write((key, column), WriteMode::Append, data, o).await
+        self.write((key.into(), column), WriteMode::Append, data, o)
+            .await
     }
 
     /// Writes at an offset inside the value (column 0); returns its new size.
     pub async fn write_at(
         &self,
-        key: KeyId,
+        key: impl Into<Target>,
         offset: u64,
         data: Bytes,
         o: PutOptions,
@@ -426,18 +490,23 @@ impl Client {
     /// Writes at an offset inside one column of a key; returns its new size.
     pub async fn write_at_column(
         &self,
-        key: KeyId,
+        key: impl Into<Target>,
         column: u16,
         offset: u64,
         data: Bytes,
         o: PutOptions,
     ) -> Result<u64> {
-        self.write((key, column), WriteMode::AtOffset { offset }, data, o)
-            .await
+        self.write(
+            (key.into(), column),
+            WriteMode::AtOffset { offset },
+            data,
+            o,
+        )
+        .await
     }
 
     /// Removes a key: every column of it.
-    pub async fn remove(&self, key: KeyId, durability: Durability) -> Result<()> {
+    pub async fn remove(&self, key: impl Into<Target>, durability: Durability) -> Result<()> {
         self.remove_request(
             key,
             RemoveRequest {
@@ -454,7 +523,7 @@ impl Client {
     /// Removes one column of a key, leaving the others.
     pub async fn remove_column(
         &self,
-        key: KeyId,
+        key: impl Into<Target>,
         column: u16,
         durability: Durability,
     ) -> Result<()> {
@@ -472,7 +541,7 @@ impl Client {
     /// only over an older record (`NOT_NEWER` otherwise) and remembered by the node.
     pub async fn remove_column_if_newer(
         &self,
-        key: KeyId,
+        key: impl Into<Target>,
         column: u16,
         timestamp_ns: u64,
     ) -> Result<()> {
@@ -486,7 +555,7 @@ impl Client {
         self.remove_request(key, req).await
     }
 
-    async fn remove_request(&self, key: KeyId, req: RemoveRequest) -> Result<()> {
+    async fn remove_request(&self, key: impl Into<Target>, req: RemoveRequest) -> Result<()> {
         self.call(&Request::Remove(req), key).await.map(|_| ())
     }
 

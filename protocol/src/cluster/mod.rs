@@ -62,6 +62,7 @@ mod repair;
 mod repair_round;
 mod replica;
 mod route_sync;
+pub mod seal;
 mod split;
 mod state;
 mod swim_codec;

@@ -2,6 +2,7 @@
 //! replies written back in one write per batch. A connection's first frame must be a
 //! HANDSHAKE with a version both sides speak.
 
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,15 +12,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::access::{admit, seal_for_forward, Denied, Identity};
 use super::forward::{route, target_group, Route};
+use super::greeting::{greet, prove, Greeting, Pending};
 use super::handover::{Handovers, ReadThrough};
 use super::timed_stream::TimedStream;
 use super::{dispatch, Node};
 use super::{hints, versions};
 use crate::ring::{RouteNode, RouteTable};
 use crate::wire::{
-    decode_frame, encode_error, Command, Frame, Header, Reply, Request, Status, WireError,
-    FLAG_HINTED, FLAG_LOCAL, MAX_IN_FLIGHT_PER_CONNECTION,
+    decode_frame, encode_error, Command, Frame, Header, Status, WireError, FLAG_HINTED, FLAG_LOCAL,
+    MAX_IN_FLIGHT_PER_CONNECTION,
 };
 
 /// A client connection's stream: its writes time out when the client reads nothing.
@@ -39,12 +42,11 @@ enum End {
 
 /// Serves `stream` until the peer closes, misbehaves, idles out, or the node shuts down.
 pub async fn serve(node: Arc<Node>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let addr = stream.peer_addr().ok();
+    let peer = addr.map(|a| a.to_string()).unwrap_or_default();
     let mut stream = TimedStream::new(stream, node.config.write_timeout);
-    match run(&node, &mut stream, &mut shutdown).await {
+    let ip = addr.map(|a| a.ip());
+    match run(&node, &mut stream, &mut shutdown, ip).await {
         End::Fatal(why) => tracing::info!(%peer, %why, "connection dropped"),
         End::SlowFrame => {
             tracing::info!(%peer, "connection dropped: frame not completed within the read timeout")
@@ -57,13 +59,90 @@ pub async fn serve(node: Arc<Node>, stream: TcpStream, mut shutdown: watch::Rece
     let _ = stream.shutdown().await;
 }
 
+/// Where a connection stands: not greeted yet, waiting for AUTH, or serving as an identity
+/// (`None`: not authenticated, only `PING`).
+enum Session {
+    New,
+    Proving(Pending),
+    Serving(Option<Identity>),
+}
+
+impl Session {
+    fn greeted(&self) -> bool {
+        matches!(self, Session::Serving(_))
+    }
+}
+
+/// Answers the greeting frames at the front of `batch` (HANDSHAKE, then AUTH for an
+/// authenticating client) and moves `session` on; `Err` ends the connection after the
+/// refusal is written.
+async fn greet_frames(
+    node: &Node,
+    stream: &mut ClientStream,
+    session: &mut Session,
+    batch: &mut Vec<Frame>,
+    ip: Option<IpAddr>,
+) -> Result<(), End> {
+    while !session.greeted() && !batch.is_empty() {
+        let frame = batch.remove(0);
+        let outcome = match std::mem::replace(session, Session::New) {
+            Session::New => greet(node, &frame, ip).map(|(reply, g)| {
+                let next = match g {
+                    Greeting::Open(id) => Session::Serving(Some(id)),
+                    Greeting::Unauthenticated => Session::Serving(None),
+                    Greeting::Proving(p) => Session::Proving(p),
+                };
+                (reply, next)
+            }),
+            Session::Proving(p) => {
+                prove(node, &p, &frame, ip).map(|(reply, id)| (reply, Session::Serving(Some(id))))
+            }
+            Session::Serving(id) => Ok((BytesMut::new(), Session::Serving(id))),
+        };
+        match outcome {
+            Ok((reply, next)) => {
+                *session = next;
+                stream
+                    .write_all(&reply)
+                    .await
+                    .map_err(|e| End::Fatal(e.to_string()))?;
+            }
+            Err(refusal) => {
+                let _ = stream.write_all(&refusal).await;
+                return Err(End::Fatal("no valid handshake or authentication".into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After a reload of the keys: the connection's identity as it stands now, or the end of
+/// the connection if its key was removed.
+fn recheck(node: &Node, session: &mut Session) -> Result<(), End> {
+    let Session::Serving(Some(id)) = session else {
+        return Ok(());
+    };
+    match node.config.access.refresh(id) {
+        Some(now) => {
+            *id = now;
+            Ok(())
+        }
+        None => Err(End::Fatal(format!(
+            "key {} was removed or changed: connection closed",
+            id.name()
+        ))),
+    }
+}
+
 async fn run(
     node: &Arc<Node>,
     stream: &mut ClientStream,
     shutdown: &mut watch::Receiver<bool>,
+    ip: Option<IpAddr>,
 ) -> End {
     let mut buf = BytesMut::with_capacity(64 << 10);
-    let mut greeted = false;
+    let mut session = Session::New;
+    let mut reloads = node.config.access.subscribe();
     let connected = Instant::now();
     let mut partial_since: Option<Instant> = None;
     loop {
@@ -72,24 +151,26 @@ async fn run(
         let served_some = !batch.is_empty();
         if served_some {
             let mut batch = batch;
-            if !greeted {
-                // The greeting is answered here; any later HANDSHAKE reaches the
-                // dispatcher, which refuses it (`BAD_REQUEST`).
-                let greeting = batch.remove(0);
-                match greet(node, &greeting) {
-                    Ok(reply) => {
-                        if let Err(e) = stream.write_all(&reply).await {
-                            return End::Fatal(e.to_string());
-                        }
-                    }
-                    Err(reply) => {
-                        let _ = stream.write_all(&reply).await;
-                        return End::Fatal("no valid handshake".into());
-                    }
-                }
-                greeted = true;
+            // The greeting is answered here; any later HANDSHAKE or AUTH reaches the
+            // dispatcher, which refuses it (`BAD_REQUEST`).
+            if let Err(end) = greet_frames(node, stream, &mut session, &mut batch, ip).await {
+                return end;
             }
-            if let Err(end) = serve_frames(node, stream, batch).await {
+            if reloads.has_changed().unwrap_or(false) {
+                reloads.mark_unchanged();
+                if let Err(end) = recheck(node, &mut session) {
+                    return end;
+                }
+            }
+            let who = match &session {
+                Session::Serving(id) => id.as_ref(),
+                _ => None,
+            };
+            let batch = match admit_batch(node, stream, batch, who).await {
+                Ok(b) => b,
+                Err(end) => return end,
+            };
+            if let Err(end) = serve_frames(node, stream, batch, who).await {
                 return end;
             }
         }
@@ -119,7 +200,7 @@ async fn run(
             None => node.config.idle_timeout,
             Some(t) => node.config.read_timeout.saturating_sub(t.elapsed()),
         };
-        if !greeted {
+        if !session.greeted() {
             wait = wait.min(
                 node.config
                     .handshake_timeout
@@ -128,7 +209,7 @@ async fn run(
         }
         tokio::select! {
             r = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => match r {
-                Err(_) if !greeted => return End::NoHandshake,
+                Err(_) if !session.greeted() => return End::NoHandshake,
                 Err(_) if partial_since.is_some() => return End::SlowFrame,
                 Err(_) => return End::Idle,
                 Ok(Ok(0)) => return End::Closed,
@@ -136,7 +217,75 @@ async fn run(
                 Ok(Err(e)) => return End::Fatal(e.to_string()),
             },
             _ = shutdown.changed() => return End::Shutdown,
+            _ = reloads.changed() => {
+                if let Err(end) = recheck(node, &mut session) {
+                    return end;
+                }
+            }
         }
+    }
+}
+
+/// The frames of `batch` the connection may have served; the others are answered with
+/// their refusal here (`access::admit`). Without authentication everything passes.
+async fn admit_batch(
+    node: &Node,
+    stream: &mut ClientStream,
+    batch: Vec<Frame>,
+    who: Option<&Identity>,
+) -> Result<Vec<Frame>, End> {
+    let open = who.is_some_and(|id| id.key_id.is_none());
+    if open || batch.is_empty() {
+        return Ok(batch);
+    }
+    let mut refused = BytesMut::new();
+    let mut admitted = Vec::with_capacity(batch.len());
+    for f in batch {
+        let verdict = match who {
+            Some(id) => admit(&node.config.access, id, &f),
+            None if f.header.command == Command::Ping => Ok(()),
+            None => Err(Denied {
+                status: Status::Unauthorized,
+                message: format!(
+                    "this connection is not authenticated: node {} requires an access key \
+                     (HANDSHAKE offering the key, then AUTH; the CLI takes --key ID:SECRET or \
+                     RINGBLOB_KEY)",
+                    node.info.name
+                ),
+            }),
+        };
+        match verdict {
+            Ok(()) => admitted.push(f),
+            Err(d) => {
+                node.info
+                    .counters
+                    .unauthorized
+                    .fetch_add(1, Ordering::Relaxed);
+                encode_error(&f.header, d.status, &d.message, &mut refused)
+            }
+        }
+    }
+    if !refused.is_empty() {
+        stream
+            .write_all(&refused)
+            .await
+            .map_err(|e| End::Fatal(e.to_string()))?;
+    }
+    Ok(admitted)
+}
+
+/// The key a frame is forwarded for: the connection's own, when it is a client's key (a
+/// node's frames carry theirs already).
+fn acting_key(who: Option<&Identity>) -> Option<&str> {
+    who.filter(|id| id.role != crate::auth::Role::Node)
+        .and_then(|id| id.key_id.as_deref())
+}
+
+/// `frame` as it is forwarded for `acting` (see [`acting_key`]).
+fn for_forward(frame: &Frame, acting: Option<&str>) -> Result<Frame, End> {
+    match acting {
+        None => Ok(frame.clone()),
+        Some(key) => seal_for_forward(frame, key).map_err(|e| End::Fatal(e.to_string())),
     }
 }
 
@@ -148,7 +297,9 @@ async fn serve_frames(
     node: &Arc<Node>,
     stream: &mut ClientStream,
     mut batch: Vec<Frame>,
+    who: Option<&Identity>,
 ) -> Result<(), End> {
+    let acting = acting_key(who);
     let table = node.info.route_table();
     while !batch.is_empty() {
         if let Some(t) = table.as_deref() {
@@ -162,6 +313,12 @@ async fn serve_frames(
         if local == 0 {
             let n = routes.iter().take_while(|r| **r != Route::Local).count();
             let rest = batch.split_off(n);
+            if acting.is_some() {
+                batch = batch
+                    .iter()
+                    .map(|f| for_forward(f, acting))
+                    .collect::<Result<_, _>>()?;
+            }
             pass_on(node, stream, &batch, &routes[..n]).await?;
             batch = rest;
             continue;
@@ -189,6 +346,10 @@ async fn serve_frames(
         if served.ask_first && !batch.is_empty() {
             let frame = batch.remove(0);
             let prev = reads_through(&node.handovers, table.as_deref(), &frame);
+            let frame = match prev {
+                Some(ReadThrough::Ask(_)) => for_forward(&frame, acting)?,
+                _ => frame,
+            };
             ask_previous(node, stream, frame, prev).await?;
         }
         batch.extend(later);
@@ -433,40 +594,6 @@ fn take_frames(buf: &mut BytesMut) -> (Vec<Frame>, Option<WireError>) {
         }
     }
     (batch, None)
-}
-
-/// The first frame must be a handshake with a shared version: its reply, or the error reply
-/// to send before the close.
-fn greet(node: &Node, first: &Frame) -> Result<BytesMut, BytesMut> {
-    let mut out = BytesMut::new();
-    let h = &first.header;
-    if h.command != Command::Handshake {
-        encode_error(
-            h,
-            Status::BadRequest,
-            "the first frame of a connection must be HANDSHAKE",
-            &mut out,
-        );
-        return Err(out);
-    }
-    let shared = match Request::decode(first) {
-        Ok(Request::Handshake(hs)) => node.info.handshake_reply(&hs),
-        Ok(_) => Err((Status::BadRequest, "not a handshake".to_string())),
-        Err(e) => Err((e.status(), e.to_string())),
-    };
-    let encoded = shared.and_then(|reply| {
-        Reply::Handshake(reply)
-            .encode(h, &mut out)
-            .map_err(|e| (Status::Internal, e.to_string()))
-    });
-    match encoded {
-        Ok(()) => Ok(out),
-        Err((status, msg)) => {
-            out.clear();
-            encode_error(h, status, &msg, &mut out);
-            Err(out)
-        }
-    }
 }
 
 /// Serves a batch on the blocking pool (inline for non-blocking backends); returns the

@@ -103,7 +103,7 @@ pub fn serve_batch(
 /// (key, column), and no remembered remove of it. An error counts as "something here", so a
 /// removed value is never read from elsewhere by mistake.
 pub fn nothing_here(b: &dyn Backend, frame: &Frame) -> bool {
-    let column = match Request::decode(frame) {
+    let column = match decode_request(frame) {
         Ok(Request::Lookup(l)) => l.column,
         Ok(Request::Read(r)) => r.column,
         _ => return false,
@@ -130,7 +130,7 @@ fn serve(
 ) -> bool {
     let h = &frame.header;
     let mut deferred = false;
-    let result = Request::decode(frame)
+    let result = decode_request(frame)
         .map_err(wire_fail)
         .and_then(|req| answer(b, info, h, req, out, (default_durable, &mut deferred)));
     if let Err((status, message)) = result {
@@ -138,6 +138,15 @@ fn serve(
         return false;
     }
     deferred
+}
+
+/// The request a frame carries, its envelope (checked by the connection, `access::admit`)
+/// set aside.
+fn decode_request(frame: &Frame) -> Result<Request, WireError> {
+    if frame.header.flags & crate::wire::FLAG_ENVELOPE == 0 {
+        return Request::decode(frame);
+    }
+    Request::decode(&super::access::strip_envelope(frame.clone())?)
 }
 
 /// Whether the backend's default is durable, and where to record that durability was deferred.
@@ -161,6 +170,12 @@ fn answer(
                 "HANDSHAKE comes once, as a connection's first frame; open a new connection \
                  to negotiate again"
                     .into(),
+            ))
+        }
+        Request::Auth(_) => {
+            return Err((
+                Status::BadRequest,
+                "AUTH comes once, right after a HANDSHAKE that offered a key".into(),
             ))
         }
         Request::Lookup(l) => Reply::Meta(value_meta(&trusted_meta(b, info, &key, l.column)?)),

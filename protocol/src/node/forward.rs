@@ -14,7 +14,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::hints::{hintable, Suspects};
 use super::versions::{now_ns, stamp_forwarded, Budget};
-use crate::client::{Client, ClientConfig};
+use crate::client::{Client, ClientConfig, ClientSecurity};
 use crate::ring::RouteTable;
 use crate::wire::{encode_error, Command, Frame, Header, Status, MAX_FORWARD_HOPS};
 
@@ -96,12 +96,13 @@ pub struct Peers {
 }
 
 impl Peers {
-    pub fn new(name: &str, budget: Budget) -> Peers {
+    pub fn new(name: &str, budget: Budget, security: ClientSecurity) -> Peers {
         Peers {
             config: ClientConfig {
                 name: format!("{name} (forwarding)"),
                 retries: 0,
                 timeout: budget.owner_timeout,
+                security,
                 ..ClientConfig::default()
             },
             budget,

@@ -8,10 +8,6 @@ use std::time::Instant;
 use ringblob_backends::Backend;
 use serde_json::json;
 
-use crate::wire::{
-    HandshakeReply, HandshakeRequest, Status, MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION,
-};
-
 /// Counters a node keeps.
 #[derive(Default)]
 pub struct Counters {
@@ -20,6 +16,8 @@ pub struct Counters {
     pub connections_refused: AtomicU64,
     pub requests: AtomicU64,
     pub bad_frames: AtomicU64,
+    /// Requests refused `UNAUTHORIZED` (no key, role or namespace).
+    pub unauthorized: AtomicU64,
     /// Requests sent on to the key's owner.
     pub forwarded: AtomicU64,
     /// Reads of keys not yet handed over, asked of their previous owner.
@@ -112,27 +110,6 @@ impl NodeInfo {
         self.routes.as_ref().and_then(|r| r.borrow().clone())
     }
 
-    /// The reply to a handshake, or UNSUPPORTED_VERSION when no version is shared.
-    pub fn handshake_reply(
-        &self,
-        hs: &HandshakeRequest,
-    ) -> Result<HandshakeReply, (Status, String)> {
-        match hs.negotiate() {
-            Some(version) => Ok(HandshakeReply {
-                version,
-                features: 0,
-                node_name: self.name.clone(),
-            }),
-            None => Err((
-                Status::UnsupportedVersion,
-                format!(
-                    "client speaks protocol versions {}..={}, this node {}..={}",
-                    hs.min_version, hs.max_version, MIN_PROTOCOL_VERSION, MAX_PROTOCOL_VERSION
-                ),
-            )),
-        }
-    }
-
     /// STAT: a JSON object.
     pub fn stat_json(&self, b: &dyn Backend) -> String {
         let backend = match b.stats() {
@@ -150,6 +127,7 @@ impl NodeInfo {
             "connections_refused": load(&c.connections_refused),
             "requests": load(&c.requests),
             "bad_frames": load(&c.bad_frames),
+            "unauthorized": load(&c.unauthorized),
             "forwarded": load(&c.forwarded),
             "handover_reads": load(&c.handover_reads),
             "quarantined_before_ns": self.quarantine.before(),

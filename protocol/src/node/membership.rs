@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use tokio::net::UdpSocket;
+
+use crate::cluster::seal::Sealer;
 use tokio::sync::{mpsc, watch};
 
 use super::handover::Handovers;
@@ -178,6 +180,8 @@ pub struct Workers {
     pub handovers: Arc<Handovers>,
     /// Whether this node's older records are quarantined (`quarantine.rs`).
     pub quarantine: Arc<super::Quarantine>,
+    /// The cluster secret that seals membership datagrams (none: unsealed).
+    pub access: Arc<super::access::Access>,
 }
 
 /// A running cluster shell.
@@ -222,6 +226,7 @@ impl Membership {
             repairer,
             handovers,
             quarantine,
+            access,
         } = workers;
         let mut shell = Shell {
             cluster,
@@ -235,6 +240,9 @@ impl Membership {
             running: HashMap::new(),
             moves: moves.clone(),
             handovers: handovers.clone(),
+            access,
+            sealer: Sealer::default(),
+            dropped: 0,
         };
         shell.apply(effects).await?;
         shell.sync_transfers()?;
@@ -268,9 +276,33 @@ struct Shell {
     running: HashMap<u64, Arc<AtomicBool>>,
     moves: MoveStatusCell,
     handovers: Arc<Handovers>,
+    /// The cluster secret: datagrams are sealed and checked with it (`cluster::seal`).
+    access: Arc<super::access::Access>,
+    sealer: Sealer,
+    /// Datagrams dropped for a bad seal (logged at powers of two).
+    dropped: u64,
 }
 
 impl Shell {
+    /// The cluster message in a received datagram: as it is without a cluster secret; with
+    /// one, only from a datagram whose seal holds (others are dropped and counted).
+    fn unseal<'d>(&mut self, datagram: &'d [u8], from: SocketAddr) -> Option<&'d [u8]> {
+        let keys = self.access.cluster_macs();
+        if keys.is_empty() {
+            return Some(datagram);
+        }
+        match self.sealer.open(&keys, datagram, super::now_ns()) {
+            Ok(message) => Some(message),
+            Err(why) => {
+                self.dropped += 1;
+                if self.dropped.is_power_of_two() {
+                    tracing::warn!(%from, %why, dropped = self.dropped, "cluster datagram dropped");
+                }
+                None
+            }
+        }
+    }
+
     async fn run(
         mut self,
         mut timer_rx: mpsc::UnboundedReceiver<ClusterTimer>,
@@ -286,7 +318,10 @@ impl Shell {
                 }
                 Some(event) = moved_rx.recv() => self.on_moved(event),
                 r = self.socket.recv_from(&mut buf) => match r {
-                    Ok((n, _)) => self.cluster.handle_message(buf.get(..n).unwrap_or(&[])),
+                    Ok((n, from)) => match self.unseal(buf.get(..n).unwrap_or(&[]), from) {
+                        Some(message) => self.cluster.handle_message(message),
+                        None => continue,
+                    },
                     Err(e) => {
                         tracing::debug!(error = %e, "cluster socket receive failed");
                         continue;
@@ -433,7 +468,7 @@ impl Shell {
         }
     }
 
-    async fn send(&self, to: &str, bytes: &[u8]) {
+    async fn send(&mut self, to: &str, bytes: &[u8]) {
         let addr: Option<SocketAddr> = match to.parse() {
             Ok(a) => Some(a),
             Err(_) => tokio::net::lookup_host(to)
@@ -443,6 +478,16 @@ impl Shell {
         };
         match addr {
             Some(a) => {
+                let keys = self.access.cluster_macs();
+                let sealed;
+                let bytes = match keys.first() {
+                    Some(key) => {
+                        let me = self.cluster.me().name.clone();
+                        sealed = self.sealer.seal(key, &me, bytes, super::now_ns());
+                        &sealed[..]
+                    }
+                    None => bytes,
+                };
                 if let Err(e) = self.socket.send_to(bytes, a).await {
                     tracing::debug!(to, error = %e, "cluster message not sent");
                 }

@@ -1,10 +1,12 @@
 //! The node server: accepts connections, serves requests from a [`Backend`], shuts down
 //! gracefully (stop accepting, finish in-flight batches, sync the backend).
 
+pub mod access;
 mod connection;
 mod copy;
 mod dispatch;
 mod forward;
+mod greeting;
 mod handover;
 mod hints;
 mod info;
@@ -72,6 +74,8 @@ pub struct NodeConfig {
     pub owner_timeout: Duration,
     /// The clock difference between nodes tolerated by forwarded deadlines.
     pub max_clock_skew: Duration,
+    /// Access keys and the cluster secret (`access.rs`); the default requires nothing.
+    pub access: Arc<access::Access>,
 }
 
 impl Default for NodeConfig {
@@ -91,6 +95,7 @@ impl Default for NodeConfig {
             shutdown_grace: Duration::from_secs(10),
             owner_timeout: Duration::from_secs(1),
             max_clock_skew: Duration::from_millis(500),
+            access: Arc::default(),
         }
     }
 }
@@ -140,6 +145,13 @@ impl NodeConfig {
             return Err(InvalidSetting("max_clock_skew above 60 s".into()));
         }
         Ok(())
+    }
+
+    /// What this node proves to its peers: the cluster secret, if it has one.
+    pub fn peer_security(&self) -> crate::client::ClientSecurity {
+        crate::client::ClientSecurity {
+            credentials: self.access.peer_credentials(),
+        }
     }
 
     /// The budget of a request this node forwards.
@@ -216,7 +228,7 @@ impl Node {
                 });
             }));
         }
-        let peers = forward::Peers::new(&config.name, config.budget());
+        let peers = forward::Peers::new(&config.name, config.budget(), config.peer_security());
         let reply_budget = reply_budget::ReplyBudget::new(config.max_reply_memory);
         Arc::new(Node {
             reply_budget,

@@ -16,7 +16,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::copy;
 use super::task_error::TaskError;
-use crate::client::{Client, ClientConfig};
+use crate::client::{Client, ClientConfig, ClientSecurity};
 use crate::cluster::{local, HandoverAnswer, HandoverStep, HandoverStream, Transfer};
 use crate::wire::KeyId;
 
@@ -61,6 +61,8 @@ pub struct Mover {
     pub counters: Arc<MoveCounters>,
     /// Records older than a quarantine are never handed on (`quarantine.rs`).
     quarantine: Arc<super::Quarantine>,
+    /// The cluster key this node proves to its peers.
+    security: ClientSecurity,
 }
 
 impl Mover {
@@ -69,6 +71,7 @@ impl Mover {
         bytes_per_sec: u64,
         name: &str,
         quarantine: Arc<super::Quarantine>,
+        security: ClientSecurity,
     ) -> Mover {
         Mover {
             backend: AsyncBackend::new(backend, 2),
@@ -76,6 +79,7 @@ impl Mover {
             name: name.to_string(),
             counters: Arc::default(),
             quarantine,
+            security,
         }
     }
 
@@ -117,6 +121,7 @@ impl Mover {
         }
         let config = ClientConfig {
             name: format!("{} (moving data)", self.name),
+            security: self.security.clone(),
             ..ClientConfig::default()
         };
         let client = Client::connect(addr, config)

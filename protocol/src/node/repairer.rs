@@ -16,7 +16,7 @@ use ringblob_backends::{AsyncBackend, Backend};
 
 use super::copy;
 use super::task_error::TaskError;
-use crate::client::{Client, ClientConfig};
+use crate::client::{Client, ClientConfig, ClientSecurity};
 use crate::cluster::local::{self, LocalError};
 use crate::cluster::{RepairAnswer, RepairRange, RepairStep, RepairTally, RepairTask};
 use crate::ring::RouteTable;
@@ -46,6 +46,8 @@ pub struct Repairer {
     /// While quarantined, older records the peer lacks or holds newer are dropped, not
     /// pushed (`quarantine.rs`).
     quarantine: Arc<super::Quarantine>,
+    /// The cluster key this node proves to its peers.
+    security: ClientSecurity,
 }
 
 impl Repairer {
@@ -53,6 +55,7 @@ impl Repairer {
         backend: Arc<dyn Backend>,
         name: &str,
         quarantine: Arc<super::Quarantine>,
+        security: ClientSecurity,
     ) -> Repairer {
         Repairer {
             backend: AsyncBackend::new(backend, 1),
@@ -60,6 +63,7 @@ impl Repairer {
             running: AtomicBool::new(false),
             counters: Arc::default(),
             quarantine,
+            security,
         }
     }
 
@@ -96,6 +100,7 @@ impl Repairer {
             .ok_or_else(|| TaskError::PeerDown(t.peer.clone()))?;
         let config = ClientConfig {
             name: format!("{} (repair)", self.name),
+            security: self.security.clone(),
             group: t.peer_group,
             ..ClientConfig::default()
         };

@@ -111,12 +111,14 @@ pub fn bound(frames: &[Frame]) -> usize {
 
 fn frame_bound(f: &Frame) -> usize {
     match f.header.command {
-        Command::Read => match Request::decode(f) {
-            Ok(Request::Read(ReadRequest { size, .. })) if size != READ_TO_END => {
-                (size as usize).saturating_add(SMALL_REPLY)
+        Command::Read => {
+            match super::access::strip_envelope(f.clone()).and_then(|f| Request::decode(&f)) {
+                Ok(Request::Read(ReadRequest { size, .. })) if size != READ_TO_END => {
+                    (size as usize).saturating_add(SMALL_REPLY)
+                }
+                _ => MAX_BATCH_REPLY_BYTES,
             }
-            _ => MAX_BATCH_REPLY_BYTES,
-        },
+        }
         Command::BulkRead => MAX_BULK_REPLY_BYTES,
         Command::Iterate | Command::RangeDigest => 1 << 20,
         _ => SMALL_REPLY,

@@ -96,11 +96,26 @@ fn rewrite(frame: &Frame, change: impl FnOnce(&mut Request)) -> Frame {
     if !matches!(frame.header.command, Command::Write | Command::Remove) {
         return frame.clone();
     }
-    let Ok(mut req) = Request::decode(frame) else {
+    // An envelope (`access.rs`) stays in front of the changed payload.
+    let envelope = match frame.header.flags & crate::wire::FLAG_ENVELOPE {
+        0 => None,
+        _ => match crate::wire::Envelope::split(&frame.payload) {
+            Ok((e, _)) => Some(e),
+            Err(_) => return frame.clone(),
+        },
+    };
+    let Ok(mut req) =
+        super::access::strip_envelope(frame.clone()).and_then(|f| Request::decode(&f))
+    else {
         return frame.clone();
     };
     change(&mut req);
     let mut buf = BytesMut::with_capacity(frame.payload.len() + 16);
+    if let Some(e) = &envelope {
+        if e.encode(&mut buf).is_err() {
+            return frame.clone();
+        }
+    }
     if req.encode_payload(&mut buf).is_err() {
         return frame.clone();
     }

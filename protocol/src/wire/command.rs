@@ -31,6 +31,9 @@ pub enum Command {
     Defrag,
     /// 14: a Merkle-style summary (leaf digests) of the values in a key range, for repair.
     RangeDigest,
+    /// 15 (version 2): the proof of an access key's secret, the second frame of an
+    /// authenticating connection.
+    Auth,
     /// Any other number (including the reserved 11 JOIN, 12 LEAVE).
     Unknown(u16),
 }
@@ -39,7 +42,7 @@ pub enum Command {
 pub const RESERVED_COMMANDS: [u16; 2] = [11, 12];
 
 /// Every command this version defines, in numeric order.
-pub const ALL_COMMANDS: [Command; 12] = [
+pub const ALL_COMMANDS: [Command; 13] = [
     Command::Ping,
     Command::Handshake,
     Command::Lookup,
@@ -52,6 +55,7 @@ pub const ALL_COMMANDS: [Command; 12] = [
     Command::RouteList,
     Command::Defrag,
     Command::RangeDigest,
+    Command::Auth,
 ];
 
 impl Command {
@@ -79,6 +83,7 @@ impl Command {
             Command::RouteList => 10,
             Command::Defrag => 13,
             Command::RangeDigest => 14,
+            Command::Auth => 15,
             Command::Unknown(code) => code,
         }
     }
@@ -98,6 +103,7 @@ impl Command {
             Command::RouteList => "ROUTE_LIST",
             Command::Defrag => "DEFRAG",
             Command::RangeDigest => "RANGE_DIGEST",
+            Command::Auth => "AUTH",
             Command::Unknown(_) => "UNKNOWN",
         }
     }
@@ -116,7 +122,7 @@ mod tests {
     #[test]
     fn numbers_round_trip() {
         let numbers: Vec<u16> = ALL_COMMANDS.iter().map(|c| c.as_u16()).collect();
-        assert_eq!(numbers, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14]);
+        assert_eq!(numbers, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15]);
         for c in ALL_COMMANDS {
             assert_eq!(Command::from_u16(c.as_u16()), c, "{c}");
         }
@@ -124,7 +130,7 @@ mod tests {
 
     #[test]
     fn zero_reserved_and_large_numbers_are_unknown() {
-        for code in [0, 11, 12, 15, u16::MAX] {
+        for code in [0, 11, 12, 16, u16::MAX] {
             assert_eq!(Command::from_u16(code), Command::Unknown(code));
             assert_eq!(Command::from_u16(code).as_u16(), code);
         }

@@ -29,7 +29,10 @@ pub const FLAG_REPLY: u32 = 1 << 0;
 /// Flag bit 1: more reply frames of this transaction follow.
 pub const FLAG_MORE: u32 = 1 << 1;
 /// Every flag bit this version defines; any other bit set is `BAD_REQUEST`.
-pub const KNOWN_FLAGS: u32 = FLAG_REPLY | FLAG_MORE | FLAG_LOCAL | FLAG_HINTED;
+pub const KNOWN_FLAGS: u32 = FLAG_REPLY | FLAG_MORE | FLAG_LOCAL | FLAG_HINTED | FLAG_ENVELOPE;
+/// Flag bit 4 (requests, version 2): the payload begins with a request envelope
+/// (`payload::envelope`): the key a node acts for, and the namespace and name of the key.
+pub const FLAG_ENVELOPE: u32 = 1 << 4;
 /// Flag bit 3 (requests, `WRITE` of mode `WHOLE` and `REMOVE` only): a hinted write. The
 /// key's owner did not answer its coordinator, which sent the change to the next node of
 /// the owner's group instead: serve it here without routing, and hand it to the owner once
@@ -69,7 +72,7 @@ pub struct Header {
 }
 
 impl Header {
-    /// A version-1 request header with no hops, no trace id and an empty payload.
+    /// A request header (version [`PROTOCOL_VERSION`]) with no hops, no trace id and an empty payload.
     pub fn request(command: Command, trans: u64, key: KeyId, group: u32) -> Header {
         Header {
             version: PROTOCOL_VERSION,
@@ -86,12 +89,19 @@ impl Header {
         }
     }
 
-    /// The header of a reply to this request: same command, transaction, key, group and
-    /// trace; `REPLY` set, `MORE` as given; hops and payload length zero.
+    /// The header of a reply to this request: same version, command, transaction, key,
+    /// group and trace; `REPLY` set, `MORE` as given; hops and payload length zero. (A reply
+    /// is in its request's version, so a version-1 peer can read it; a request in a version
+    /// this crate does not speak is answered in [`PROTOCOL_VERSION`].)
     pub fn reply_to(&self, status: Status, more: bool) -> Header {
         let more_bit = if more { FLAG_MORE } else { 0 };
+        let version = if (MIN_PROTOCOL_VERSION..=MAX_PROTOCOL_VERSION).contains(&self.version) {
+            self.version
+        } else {
+            PROTOCOL_VERSION
+        };
         Header {
-            version: PROTOCOL_VERSION,
+            version,
             hops: 0,
             flags: FLAG_REPLY | more_bit,
             status,
@@ -207,7 +217,14 @@ impl Header {
     /// reply flags, status 0, at most [`MAX_FORWARD_HOPS`] hops, a known command.
     pub fn validate_request(&self) -> Result<(), WireError> {
         self.validate_common()?;
-        if self.flags & !(FLAG_LOCAL | FLAG_HINTED) != 0 {
+        if self.flags & FLAG_ENVELOPE != 0 && self.version < 2 {
+            return Err(bad_field(
+                "flags",
+                self.flags,
+                "ENVELOPE needs protocol version 2",
+            ));
+        }
+        if self.flags & !(FLAG_LOCAL | FLAG_HINTED | FLAG_ENVELOPE) != 0 {
             return Err(bad_field(
                 "flags",
                 self.flags,
@@ -258,8 +275,12 @@ impl Header {
                 "a reply must have REPLY set",
             ));
         }
-        if self.is_local() {
-            return Err(bad_field("flags", self.flags, "LOCAL is only for requests"));
+        if self.is_local() || self.flags & FLAG_ENVELOPE != 0 {
+            return Err(bad_field(
+                "flags",
+                self.flags,
+                "LOCAL and ENVELOPE are only for requests",
+            ));
         }
         if self.has_more() && self.status != Status::Ok {
             return Err(bad_field(
@@ -370,8 +391,16 @@ mod tests {
     fn request_validation_rejects_each_bad_field() {
         let ok = ping();
         assert_eq!(ok.validate_request(), Ok(()));
-        let cases: [(Header, Status); 7] = [
-            (Header { version: 2, ..ok }, Status::UnsupportedVersion),
+        let cases: [(Header, Status); 8] = [
+            (Header { version: 3, ..ok }, Status::UnsupportedVersion),
+            (
+                Header {
+                    version: 1,
+                    flags: FLAG_ENVELOPE,
+                    ..ok
+                },
+                Status::BadRequest,
+            ),
             (
                 Header {
                     flags: 1 << 5,

@@ -1,15 +1,17 @@
-//! Hard limits of protocol version 1. Every one is documented in `docs/PROTOCOL.md`
+//! Hard limits of protocol versions 1 and 2. Every one is documented in `docs/PROTOCOL.md`
 //! ("Limits"); the codec enforces the size limits on both encode and decode, the node
 //! enforces the counts and timeouts.
 
 use std::time::Duration;
 
-/// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The protocol version this crate speaks (and writes in request headers after the
+/// handshake). Version 2 adds authentication (`AUTH`, the `AUTH` handshake feature) and the
+/// request envelope; every frame layout of version 1 is unchanged.
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Oldest protocol version this crate can speak.
 pub const MIN_PROTOCOL_VERSION: u8 = 1;
 /// Newest protocol version this crate can speak.
-pub const MAX_PROTOCOL_VERSION: u8 = 1;
+pub const MAX_PROTOCOL_VERSION: u8 = 2;
 
 /// Bytes in a frame header.
 pub const HEADER_LEN: usize = 80;

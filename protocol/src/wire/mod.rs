@@ -1,4 +1,4 @@
-//! The pure frame codec of protocol version 1: bytes in, typed values or [`WireError`]s
+//! The pure frame codec of protocol versions 1 and 2: bytes in, typed values or [`WireError`]s
 //! out. No sockets, no tokio, no clocks — so it can be fuzzed and driven by a simulator.
 //! `docs/PROTOCOL.md` is the byte-exact specification this module implements.
 //!
@@ -35,13 +35,14 @@ pub mod stream;
 pub use command::Command;
 pub use error::WireError;
 pub use frame::{check_frame, decode_frame, encode_frame, peek_payload_len, Frame};
-pub use header::{Header, FLAG_HINTED, FLAG_LOCAL, FLAG_MORE, FLAG_REPLY, MAGIC};
+pub use header::{Header, FLAG_ENVELOPE, FLAG_HINTED, FLAG_LOCAL, FLAG_MORE, FLAG_REPLY, MAGIC};
 pub use limits::*;
 pub use payload::{
-    BulkItem, BulkReadRequest, Durability, HandshakeReply, HandshakeRequest, IterEntry,
-    IterPosition, IterateEnd, IteratePart, IterateRequest, LookupRequest, RangeDigestReply,
-    RangeDigestRequest, ReadRequest, RemoveRequest, ValueMeta, WriteAck, WriteMode, WriteRequest,
-    MAX_ENTRIES_PER_PART, MAX_RANGE_DIGEST_DEPTH, READ_TO_END,
+    AuthOffer, AuthReply, AuthRequest, BulkItem, BulkReadRequest, Durability, Envelope,
+    HandshakeReply, HandshakeRequest, IterEntry, IterPosition, IterateEnd, IteratePart,
+    IterateRequest, LookupRequest, ObjectName, RangeDigestReply, RangeDigestRequest, ReadRequest,
+    RemoveRequest, ValueMeta, WriteAck, WriteMode, WriteRequest, FEATURE_AUTH,
+    MAX_ENTRIES_PER_PART, MAX_OBJECT_NAME_LEN, MAX_RANGE_DIGEST_DEPTH, READ_TO_END,
 };
 pub use reply::Reply;
 pub use request::Request;

@@ -12,7 +12,7 @@ use super::header::Header;
 use super::limits::MAX_REPLY_PART;
 use super::payload::text::{decode_json, decode_message, encode_json, encode_message};
 use super::payload::{
-    BulkItem, HandshakeReply, IteratePart, RangeDigestReply, ValueMeta, WriteAck,
+    AuthReply, BulkItem, HandshakeReply, IteratePart, RangeDigestReply, ValueMeta, WriteAck,
 };
 use super::request::empty;
 use super::status::Status;
@@ -54,6 +54,8 @@ pub enum Reply {
     Defrag(String),
     /// RANGE_DIGEST: the range's record count and leaf digests.
     RangeDigest(RangeDigestReply),
+    /// AUTH: the node's proof, and the key's role and namespaces.
+    Auth(AuthReply),
 }
 
 impl Reply {
@@ -73,6 +75,7 @@ impl Reply {
             Reply::RouteList(_) => Command::RouteList,
             Reply::Defrag(_) => Command::Defrag,
             Reply::RangeDigest(_) => Command::RangeDigest,
+            Reply::Auth(_) => Command::Auth,
         })
     }
 
@@ -134,6 +137,7 @@ impl Reply {
                 encode_json(json, dst)?
             }
             Reply::RangeDigest(p) => p.encode(dst)?,
+            Reply::Auth(p) => p.encode(dst)?,
         }
         Ok(())
     }
@@ -185,6 +189,7 @@ impl Reply {
             Command::Defrag => Reply::Defrag(decode_json(p)?),
             Command::RouteList => Reply::RouteList(decode_json(p)?),
             Command::RangeDigest => Reply::RangeDigest(RangeDigestReply::decode(p)?),
+            Command::Auth => Reply::Auth(AuthReply::decode(p)?),
             Command::Unknown(code) => return Err(WireError::UnknownCommand { code }),
         })
     }

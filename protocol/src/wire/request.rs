@@ -7,8 +7,8 @@ use super::error::WireError;
 use super::frame::{encode_frame, Frame};
 use super::header::Header;
 use super::payload::{
-    BulkReadRequest, HandshakeRequest, IterateRequest, LookupRequest, RangeDigestRequest,
-    ReadRequest, RemoveRequest, WriteRequest,
+    AuthRequest, BulkReadRequest, HandshakeRequest, IterateRequest, LookupRequest,
+    RangeDigestRequest, ReadRequest, RemoveRequest, WriteRequest,
 };
 use super::KeyId;
 
@@ -32,6 +32,8 @@ pub enum Request {
         wait: bool,
     },
     RangeDigest(RangeDigestRequest),
+    /// AUTH (version 2): the client's proof, right after an authenticating HANDSHAKE.
+    Auth(AuthRequest),
 }
 
 impl Request {
@@ -50,6 +52,7 @@ impl Request {
             Request::RouteList => Command::RouteList,
             Request::Defrag { .. } => Command::Defrag,
             Request::RangeDigest(_) => Command::RangeDigest,
+            Request::Auth(_) => Command::Auth,
         }
     }
 
@@ -98,6 +101,10 @@ impl Request {
                 Ok(())
             }
             Request::RangeDigest(p) => p.encode(dst),
+            Request::Auth(p) => {
+                p.encode(dst);
+                Ok(())
+            }
         }
     }
 
@@ -120,6 +127,7 @@ impl Request {
             Command::RouteList => empty(p, "ROUTE_LIST request", Request::RouteList)?,
             Command::Defrag => decode_defrag(p)?,
             Command::RangeDigest => Request::RangeDigest(RangeDigestRequest::decode(p)?),
+            Command::Auth => Request::Auth(AuthRequest::decode(p)?),
             Command::Unknown(code) => return Err(WireError::UnknownCommand { code }),
         })
     }
@@ -200,7 +208,7 @@ mod tests {
     #[test]
     fn wrong_version_is_reported_before_the_payload_is_read() -> Result<(), WireError> {
         let mut frame = frame_of(&Request::Ping)?;
-        frame.header.version = 2;
+        frame.header.version = crate::wire::MAX_PROTOCOL_VERSION + 1;
         frame.payload = bytes::Bytes::from_static(b"garbage");
         let err = Request::decode(&frame).map_err(|e| e.status());
         assert_eq!(err, Err(Status::UnsupportedVersion));

@@ -42,7 +42,7 @@ fn ping_request_header_crc_is_0xaa2b6206() -> Result<(), WireError> {
     assert_eq!(Request::decode(&frame)?, Request::Ping);
     assert_eq!(frame.header.trans, 1);
     let mut buf = BytesMut::new();
-    Request::Ping.encode(1, [0; 32], 0, &mut buf)?;
+    v1(&Request::Ping, 1, [0; 32], &mut buf)?;
     assert_eq!(&buf[..], PING_REQUEST);
     let mut buf = BytesMut::new();
     Reply::Pong.encode(&frame.header, &mut buf)?;
@@ -89,7 +89,7 @@ fn write_request_whole_compressed_sync() -> Result<(), WireError> {
     });
     assert_eq!(Request::decode(&frame)?, req);
     let mut buf = BytesMut::new();
-    req.encode(9, counting_key(), 0, &mut buf)?;
+    v1(&req, 9, counting_key(), &mut buf)?;
     assert_eq!(&buf[..], WRITE_REQUEST);
     Ok(())
 }
@@ -118,11 +118,20 @@ fn iterate_last_part_with_resume_key() -> Result<(), WireError> {
         })),
     };
     assert_eq!(Reply::decode(&frame)?, Reply::IteratePart(part.clone()));
-    let request = Header::request(Command::Iterate, 3, [0; 32], 0);
+    let mut request = Header::request(Command::Iterate, 3, [0; 32], 0);
+    request.version = 1;
     let mut buf = BytesMut::new();
     Reply::IteratePart(part).encode(&request, &mut buf)?;
     assert_eq!(&buf[..], ITERATE_REPLY);
     Ok(())
+}
+
+/// Encodes `req` as a version-1 frame (the vectors are version 1; a version-2 frame differs
+/// only in byte 4 and the header CRC).
+fn v1(req: &Request, trans: u64, key: KeyId, buf: &mut BytesMut) -> Result<(), WireError> {
+    let mut h = ringblob_protocol::wire::Header::request(req.command(), trans, key, 0);
+    h.version = 1;
+    req.encode_with(&h, buf)
 }
 
 /// Decodes `bytes` as a request, checks it is `want` for the counting key, and re-encodes
@@ -132,7 +141,7 @@ fn request_golden(bytes: &[u8], key: KeyId, want: &Request) -> Result<(), WireEr
     assert_eq!(&Request::decode(&frame)?, want);
     assert_eq!(frame.header.key, key);
     let mut buf = BytesMut::new();
-    want.encode(frame.header.trans, key, 0, &mut buf)?;
+    v1(want, frame.header.trans, key, &mut buf)?;
     assert_eq!(&buf[..], bytes);
     Ok(())
 }
@@ -216,7 +225,8 @@ fn iterate_resumes_after_a_key_and_column() -> Result<(), WireError> {
         end: Some(IterateEnd::ResumeAfter(after)),
     };
     assert_eq!(Reply::decode(&frame)?, Reply::IteratePart(part.clone()));
-    let request = Header::request(Command::Iterate, 0x14, [0; 32], 0);
+    let mut request = Header::request(Command::Iterate, 0x14, [0; 32], 0);
+    request.version = 1;
     let mut buf = BytesMut::new();
     Reply::IteratePart(part).encode(&request, &mut buf)?;
     assert_eq!(&buf[..], ITERATE_REPLY_COLUMNS);

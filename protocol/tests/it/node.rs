@@ -327,6 +327,7 @@ async fn incompatible_handshake_is_refused_clearly() {
         max_version: 9,
         features: 0,
         client_name: "future".into(),
+        auth: None,
     };
     assert!(Request::Handshake(hs)
         .encode(1, [0; 32], 0, &mut buf)
@@ -401,7 +402,7 @@ async fn wrong_version_in_a_header_is_refused() {
     let n = start_mem().await;
     let mut s = raw(n.addr).await;
     let mut h = Header::request(Command::Ping, 3, [0; 32], 0);
-    h.version = 2;
+    h.version = ringblob_protocol::wire::MAX_PROTOCOL_VERSION + 1;
     let mut buf = BytesMut::new();
     assert!(ringblob_protocol::wire::encode_frame(&h, &mut buf, |_| Ok(())).is_ok());
     assert!(s.s.write_all(&buf).await.is_ok());

@@ -80,14 +80,29 @@ pub fn write_request() -> impl Strategy<Value = WriteRequest> {
 }
 
 pub fn handshake_request() -> impl Strategy<Value = HandshakeRequest> {
-    (1u8..=u8::MAX, any::<u8>(), any::<u32>(), name()).prop_map(|(min, span, features, n)| {
-        HandshakeRequest {
-            min_version: min,
-            max_version: min.saturating_add(span),
-            features,
-            client_name: n,
-        }
-    })
+    (
+        1u8..=u8::MAX,
+        any::<u8>(),
+        any::<u32>(),
+        name(),
+        proptest::option::of(("[a-z0-9_-]{1,64}", any::<[u8; 32]>())),
+    )
+        .prop_map(|(min, span, features, n, offer)| {
+            let auth = offer.map(
+                |(key_id, client_nonce)| ringblob_protocol::wire::AuthOffer {
+                    key_id,
+                    client_nonce,
+                },
+            );
+            let bit = u32::from(auth.is_some()) * ringblob_protocol::wire::FEATURE_AUTH;
+            HandshakeRequest {
+                min_version: min,
+                max_version: min.saturating_add(span),
+                features: features & !ringblob_protocol::wire::FEATURE_AUTH | bit,
+                client_name: n,
+                auth,
+            }
+        })
 }
 
 pub fn request() -> impl Strategy<Value = Request> {
@@ -206,17 +221,26 @@ pub fn reply() -> impl Strategy<Value = (Command, Reply)> {
             )
         }),
         Just((Command::Ping, Reply::Pong)),
-        (any::<u8>(), any::<u32>(), name()).prop_map(|(v, features, node_name)| {
-            let version = v.max(1);
-            (
-                Command::Handshake,
-                Reply::Handshake(HandshakeReply {
-                    version,
-                    features,
-                    node_name,
-                }),
-            )
-        }),
+        (
+            any::<u8>(),
+            any::<u32>(),
+            name(),
+            proptest::option::of(any::<[u8; 32]>())
+        )
+            .prop_map(|(v, features, node_name, node_nonce)| {
+                let version = v.max(1);
+                let auth = ringblob_protocol::wire::FEATURE_AUTH;
+                let bit = u32::from(node_nonce.is_some()) * auth;
+                (
+                    Command::Handshake,
+                    Reply::Handshake(HandshakeReply {
+                        version,
+                        features: features & !auth | bit,
+                        node_name,
+                        node_nonce,
+                    }),
+                )
+            }),
         meta().prop_map(|m| (Command::Lookup, Reply::Meta(m))),
         (bytes(2048), any::<bool>())
             .prop_map(|(data, more)| (Command::Read, Reply::ReadPart { data, more })),

@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::Parser;
 use ringblob_backends::{open_backend, BackendConfig, BackendKind, BlobOptions};
 use ringblob_protocol::cluster::ClusterConfig;
+use ringblob_protocol::node::access::Access;
 use ringblob_protocol::node::{
     self, ClusterFiles, Handovers, Membership, Mover, Node, NodeConfig, Quarantine, Repairer,
     Workers,
@@ -44,11 +45,21 @@ struct Cli {
     /// seeds (and none in the config file) the node starts a cluster of its own.
     #[arg(long = "seed", value_name = "ADDR")]
     seeds: Vec<String>,
-    /// Listen on a non-loopback address although this node cannot authenticate clients or
-    /// encrypt traffic yet (docs/SECURITY.md): anyone who can reach it can read and change
-    /// everything. A warning is logged at every start.
+    /// Listen on a non-loopback address with no access keys and no TLS (docs/SECURITY.md):
+    /// anyone who can reach it can read and change everything. A warning is logged at every
+    /// start.
     #[arg(long)]
     insecure: bool,
+    /// The access keys file (made with `ringblob-node keys add`) [default: DATA_DIR/keys.json].
+    /// With at least one key (or a cluster secret) every connection must authenticate.
+    /// Reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    keys_file: Option<PathBuf>,
+    /// File with the cluster secret nodes prove to each other (one 64-hex-digit secret per
+    /// line: the first is used, all are accepted; `ringblob-node keys cluster-secret`
+    /// makes one). Reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    cluster_secret_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<NodeCommand>,
 }
@@ -69,6 +80,10 @@ enum NodeCommand {
 struct FileConfig {
     /// As `--insecure`.
     insecure: Option<bool>,
+    /// As `--keys-file`.
+    keys_file: Option<PathBuf>,
+    /// As `--cluster-secret-file`.
+    cluster_secret_file: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     backend: Option<BackendKind>,
@@ -129,19 +144,20 @@ struct Settings {
     down_grace_secs: u64,
 }
 
-/// Protected mode: with no way yet to authenticate clients or encrypt traffic
-/// (docs/SECURITY.md), the node listens beyond loopback only when told `--insecure`, and
-/// then says so at every start.
-fn protected_mode(listen: SocketAddr, insecure: bool) -> anyhow::Result<()> {
-    if listen.ip().is_loopback() {
+/// Protected mode: a node with no access keys (and no cluster secret) listens beyond
+/// loopback only when told `--insecure`, and then says so at every start.
+fn protected_mode(listen: SocketAddr, insecure: bool, secured: bool) -> anyhow::Result<()> {
+    if listen.ip().is_loopback() || secured {
         return Ok(());
     }
     if !insecure {
         anyhow::bail!(
-            "refusing to listen on {listen}: this version cannot authenticate clients or \
-             encrypt traffic (docs/SECURITY.md), so anyone who can reach the port could read, \
-             change and remove everything. Listen on loopback (127.0.0.1), or pass --insecure \
-             (or insecure = true in the config file) on a network only trusted hosts reach"
+            "refusing to listen on {listen} with no access keys: anyone who can reach the port \
+             could read, change and remove everything. Add a key (ringblob-node keys add \
+             --role admin --data-dir DIR; clients then pass --key ID:SECRET) and a cluster \
+             secret for the nodes (--cluster-secret-file), or listen on loopback \
+             (127.0.0.1), or pass --insecure (or insecure = true in the config file) on a \
+             network only trusted hosts reach (docs/SECURITY.md)"
         );
     }
     tracing::warn!(
@@ -158,7 +174,26 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         .listen
         .or(file.listen)
         .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1025)));
-    protected_mode(listen, cli.insecure || file.insecure.unwrap_or(false))?;
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .or(file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    let keys_path = cli
+        .keys_file
+        .clone()
+        .or(file.keys_file.clone())
+        .unwrap_or_else(|| data_dir.join(ringblob_protocol::auth::KEYS_FILE));
+    let secret_path = cli
+        .cluster_secret_file
+        .clone()
+        .or(file.cluster_secret_file.clone());
+    let access = Access::open(Some(keys_path), secret_path).context("loading access keys")?;
+    protected_mode(
+        listen,
+        cli.insecure || file.insecure.unwrap_or(false),
+        access.required(),
+    )?;
     let defaults = NodeConfig::default();
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
     let node = NodeConfig {
@@ -182,6 +217,7 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         max_clock_skew: file
             .max_clock_skew_ms
             .map_or(defaults.max_clock_skew, Duration::from_millis),
+        access: Arc::new(access),
         ..defaults
     };
     let backend = BackendConfig {
@@ -206,10 +242,6 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
             backend.remove_retention_secs
         );
     }
-    let data_dir = cli
-        .data_dir
-        .or(file.data_dir)
-        .unwrap_or_else(|| PathBuf::from("./data"));
     let seeds = if cli.seeds.is_empty() {
         file.seeds.unwrap_or_default()
     } else {
@@ -281,15 +313,23 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
             s.rebalance_bytes_per_sec,
             &config.name,
             quarantine.clone(),
+            config.peer_security(),
         )),
         repairer: Arc::new(Repairer::new(
             backend.clone(),
             &config.name,
             quarantine.clone(),
+            config.peer_security(),
         )),
         handovers: Arc::new(Handovers::new(Duration::from_secs(s.handover_read_secs))),
         quarantine,
+        access: config.access.clone(),
     };
+    tokio::spawn(reload_on_sighup(config.access.clone()));
+    let (keys, secrets) = config.access.counts();
+    if config.access.required() {
+        tracing::info!(keys, cluster_secrets = secrets, "authentication required");
+    }
     let membership = join_cluster(&config, addr, &s, workers, stopped).await?;
     let node = Node::in_cluster(backend, config, addr, &membership);
     tracing::info!(
@@ -303,6 +343,33 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     let _ = stop.send(true);
     membership.join().await;
     Ok(())
+}
+
+/// Reloads the keys file and the cluster secret on every SIGHUP (connections stay; those of
+/// a removed key close).
+async fn reload_on_sighup(access: Arc<Access>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP; keys are not reloaded");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        match access.reload() {
+            Ok((keys, secrets)) => {
+                tracing::info!(
+                    keys,
+                    cluster_secrets = secrets,
+                    "SIGHUP: access keys reloaded"
+                )
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: access keys not reloaded; the old ones stay")
+            }
+        }
+    }
 }
 
 /// Notes in the data directory that the node is alive, often enough for a restart to tell

@@ -15,7 +15,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use ringblob_engine::Key;
-use ringblob_protocol::client::{Client, ClientConfig, ClientError, PutOptions, Quorum};
+use ringblob_protocol::auth::AccessKey;
+use ringblob_protocol::client::{
+    Client, ClientConfig, ClientError, ClientSecurity, PutOptions, Quorum, Target,
+};
 use ringblob_protocol::wire::Durability;
 use ringblob_tools::column::{column_label, parse_column};
 
@@ -44,6 +47,10 @@ struct Cli {
     /// Groups that must acknowledge a put or rm with --groups: one, quorum or all
     #[arg(long = "w", default_value = "quorum", global = true)]
     write_quorum: Quorum,
+    /// Access key, ID:SECRET (as `ringblob-node keys add` printed it); never sent, only
+    /// proved
+    #[arg(long, env = "RINGBLOB_KEY", hide_env_values = true, global = true)]
+    key: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -203,18 +210,26 @@ struct Ctx {
     groups: Vec<u32>,
     write_quorum: Quorum,
     timeout: Duration,
+    security: ClientSecurity,
 }
 
 impl Ctx {
-    /// The key ID of `name` in the namespace.
-    fn key(&self, name: &str) -> [u8; 32] {
-        Key::from_name(self.namespace.as_bytes(), name.as_bytes()).0
+    /// The key of `name` in the namespace (its ID, and the name for the envelope).
+    fn key(&self, name: &str) -> Target {
+        Target::named(&self.namespace, name.as_bytes().to_vec())
     }
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    let security = match cli.key.as_deref() {
+        Some(text) => ClientSecurity::with_key(
+            AccessKey::parse(text).map_err(|e| Failure(2, format!("--key: {e}")))?,
+        ),
+        None => ClientSecurity::default(),
+    };
     let config = ClientConfig {
         timeout: Duration::from_secs(cli.timeout),
+        security: security.clone(),
         ..ClientConfig::default()
     };
     // Arguments and a put's input are checked (and read) before connecting: fail fast, and
@@ -230,6 +245,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         groups: cli.groups,
         write_quorum: cli.write_quorum,
         timeout: Duration::from_secs(cli.timeout),
+        security,
     };
     match cli.command {
         Cmd::Put {
@@ -338,11 +354,12 @@ async fn rm(ctx: &Ctx, name: &str, column: Option<u16>, d: Durability) -> Result
 /// `lookup`: the meta of one column, from the first group that has it with `--groups`.
 async fn lookup(ctx: &Ctx, name: &str, column: u16, json: bool) -> Result<(), Failure> {
     let k = ctx.key(name);
+    let id = Key(k.id());
     let meta = match ctx.groups.first() {
         Some(_) => lookup_replicated(&ctx.client, k, column, &ctx.groups).await?,
         None => ctx.client.lookup_column(k, column).await?,
     };
-    print_lookup(name, &Key(k), &meta, json);
+    print_lookup(name, &id, &meta, json);
     Ok(())
 }
 
@@ -350,7 +367,8 @@ async fn lookup(ctx: &Ctx, name: &str, column: u16, json: bool) -> Result<(), Fa
 async fn stat(ctx: &Ctx) -> Result<(), Failure> {
     let own = ctx.client.stat_value().await?;
     let table = ctx.client.route_table().await?;
-    let all = ringblob_tools::cluster_stat::with_cluster(own, &table, ctx.timeout).await;
+    let all =
+        ringblob_tools::cluster_stat::with_cluster(own, &table, ctx.timeout, &ctx.security).await;
     println!("{}", pretty(&all));
     Ok(())
 }
@@ -378,7 +396,7 @@ fn shown(name: &str, column: Option<u16>) -> String {
 /// `at` is (key, column); `range` is (offset, size or `None` for to the end).
 async fn get(
     client: &Client,
-    (key, column): ([u8; 32], u16),
+    (key, column): (Target, u16),
     range: (u64, Option<u64>),
     output: Option<PathBuf>,
 ) -> Result<(), Failure> {
@@ -475,7 +493,7 @@ fn report_failed_groups(o: &ringblob_protocol::client::GroupOutcome) {
 /// A replicated read (newest replica, fall-over, read repair), then the range asked for.
 async fn get_replicated(
     client: &Client,
-    (key, column): ([u8; 32], u16),
+    (key, column): (Target, u16),
     groups: &[u32],
     (offset, size): (u64, Option<u64>),
     output: Option<PathBuf>,
@@ -503,13 +521,13 @@ async fn get_replicated(
 /// The meta of the first group (in preference order) that has the value.
 async fn lookup_replicated(
     client: &Client,
-    key: [u8; 32],
+    key: Target,
     column: u16,
     groups: &[u32],
 ) -> Result<ringblob_protocol::wire::ValueMeta, Failure> {
     let mut last = None;
     for &g in groups {
-        match client.in_group(g).lookup_column(key, column).await {
+        match client.in_group(g).lookup_column(key.clone(), column).await {
             Ok(m) => return Ok(m),
             Err(e) => last = Some(e),
         }

@@ -52,6 +52,7 @@ async fn serve(mut s: TcpStream, script: Script) {
                     version: PROTOCOL_VERSION,
                     features: 0,
                     node_name: "scripted".into(),
+                    node_nonce: None,
                 });
                 assert!(hs.encode(&f.header, &mut out).is_ok());
                 continue;
@@ -113,7 +114,7 @@ fn frames_of(mut out: BytesMut) -> Vec<Frame> {
 #[tokio::test]
 async fn a_run_is_relayed_in_order_under_the_clients_transactions() {
     let addr = owner(Script::Parts(3)).await;
-    let peers = Peers::new("relay-test", test_budget());
+    let peers = Peers::new("relay-test", test_budget(), Default::default());
     let (a, b) = (read(7, 1000), read(9, 2000));
     let f = peers.send(&addr, &[(&a, 1), (&b, 1)]).await;
     let mut out = Vec::new();
@@ -142,7 +143,7 @@ async fn a_run_is_relayed_in_order_under_the_clients_transactions() {
 #[tokio::test]
 async fn an_owner_that_hangs_up_mid_stream_leaves_errors_not_silence() {
     let addr = owner(Script::HangUpMidStream).await;
-    let peers = Peers::new("relay-test", test_budget());
+    let peers = Peers::new("relay-test", test_budget(), Default::default());
     let (a, b) = (read(1, 10), read(2, 20));
     let f = peers.send(&addr, &[(&a, 1), (&b, 1)]).await;
     let mut out = Vec::new();
@@ -170,7 +171,7 @@ async fn an_owner_that_hangs_up_mid_stream_leaves_errors_not_silence() {
 #[tokio::test]
 async fn an_owner_that_cannot_be_reached_gets_every_frame_an_answer_or_a_hint() {
     let addr = unreachable_addr().await;
-    let peers = Peers::new("relay-test", test_budget());
+    let peers = Peers::new("relay-test", test_budget(), Default::default());
     let (a, b) = (read(1, 5), read(2, 6));
     let whole = write(3, 7, crate::wire::WriteRequest::whole("v"), 0);
     let forwarded = write(4, 8, crate::wire::WriteRequest::whole("v"), 1);
@@ -224,7 +225,7 @@ fn write(key: u8, trans: u64, w: crate::wire::WriteRequest, hops: u8) -> Frame {
 #[tokio::test]
 async fn a_read_through_to_an_unreachable_previous_owner_is_unavailable() {
     let addr = unreachable_addr().await;
-    let peers = Peers::new("relay-test", test_budget());
+    let peers = Peers::new("relay-test", test_budget(), Default::default());
     let mut out = Vec::new();
     assert!(peers
         .read_through(&addr, 1, &read(1, 9), &mut out)
@@ -243,7 +244,7 @@ async fn a_read_through_to_an_unreachable_previous_owner_is_unavailable() {
 #[tokio::test]
 async fn concurrent_runs_share_the_peer_connection_and_get_their_own_replies() {
     let addr = owner(Script::Parts(1)).await;
-    let peers = std::sync::Arc::new(Peers::new("relay-test", test_budget()));
+    let peers = std::sync::Arc::new(Peers::new("relay-test", test_budget(), Default::default()));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200u64 {
         let (peers, addr) = (peers.clone(), addr.clone());

@@ -2,7 +2,9 @@
 //! `decode(payload)`; decoders reject short, long and out-of-range payloads with
 //! [`WireError`](super::WireError) and never panic.
 
+pub mod auth;
 pub mod bulk;
+pub mod envelope;
 pub mod handshake;
 pub mod iterate;
 pub mod lookup;
@@ -15,9 +17,11 @@ pub mod write;
 #[cfg(test)]
 mod write_tests;
 
+pub use auth::{AuthReply, AuthRequest};
 pub use bulk::BulkItem;
 pub use bulk::BulkReadRequest;
-pub use handshake::{HandshakeReply, HandshakeRequest};
+pub use envelope::{Envelope, ObjectName, MAX_OBJECT_NAME_LEN};
+pub use handshake::{AuthOffer, HandshakeReply, HandshakeRequest, FEATURE_AUTH};
 pub use iterate::{
     IterEntry, IterPosition, IterateEnd, IteratePart, IterateRequest, MAX_ENTRIES_PER_PART,
 };
