@@ -39,4 +39,5 @@ pub mod client;
 pub mod cluster;
 pub mod node;
 pub mod ring;
+pub mod tls;
 pub mod wire;

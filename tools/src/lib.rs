@@ -1,6 +1,7 @@
 //! Library half of the ringblob tools: the pieces the binaries share.
 
 pub mod bench;
+pub mod client_args;
 pub mod cluster_stat;
 pub mod column;
 pub mod inspect;

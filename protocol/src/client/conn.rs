@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -19,6 +19,8 @@ use super::error::ClientError;
 use crate::wire::{decode_frame, Frame, Header};
 
 type Waiters = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Frame>>>>;
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Requests encoded and waiting to be written, and whether a caller is writing.
 #[derive(Default)]
@@ -29,7 +31,7 @@ struct Outbox {
 
 /// A live connection to a node.
 pub struct Conn {
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    writer: tokio::sync::Mutex<Writer>,
     outbox: Mutex<Outbox>,
     waiters: Waiters,
     next_trans: AtomicU64,
@@ -46,17 +48,35 @@ impl Drop for Conn {
 }
 
 impl Conn {
-    pub async fn open(addr: &str, connect_timeout: Duration) -> Result<Conn, ClientError> {
+    /// Connects to `addr` (within `connect_timeout`, TLS handshake included).
+    pub async fn open(
+        addr: &str,
+        connect_timeout: Duration,
+        tls: Option<&crate::tls::TlsClient>,
+    ) -> Result<Conn, ClientError> {
         let failed = |source| ClientError::Connect {
             addr: addr.to_string(),
             source,
         };
-        let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+        let connect = async {
+            let stream = TcpStream::connect(addr).await?;
+            let _ = stream.set_nodelay(true);
+            let halves: (Reader, Writer) = match tls {
+                None => {
+                    let (rd, wr) = stream.into_split();
+                    (Box::new(rd), Box::new(wr))
+                }
+                Some(tls) => {
+                    let (rd, wr) = tokio::io::split(tls.connect(stream, addr).await?);
+                    (Box::new(rd), Box::new(wr))
+                }
+            };
+            Ok(halves)
+        };
+        let (rd, wr) = match tokio::time::timeout(connect_timeout, connect).await {
             Ok(connected) => connected.map_err(failed)?,
             Err(_) => return Err(failed(std::io::ErrorKind::TimedOut.into())),
         };
-        let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
         let waiters: Waiters = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
         let reader = tokio::spawn(read_replies(rd, waiters.clone(), dead.clone()));
@@ -189,7 +209,7 @@ impl Drop for Writing<'_> {
     }
 }
 
-async fn read_replies(mut rd: OwnedReadHalf, waiters: Waiters, dead: Arc<AtomicBool>) {
+async fn read_replies(mut rd: Reader, waiters: Waiters, dead: Arc<AtomicBool>) {
     let mut buf = BytesMut::with_capacity(64 << 10);
     'read: loop {
         loop {

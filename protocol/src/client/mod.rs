@@ -19,7 +19,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 pub use error::ClientError;
 pub use groups::{GroupOutcome, GroupRead, Quorum};
 pub use routed::RoutedClient;
-pub use security::{ClientSecurity, Credentials};
+pub use security::{check_node_proof, Attempt, ClientSecurity, Credentials};
 pub use target::Target;
 
 use crate::wire::{
@@ -118,7 +118,8 @@ impl Client {
         if let Some(c) = slot.as_ref().filter(|c| !c.is_dead()) {
             return Ok(c.clone());
         }
-        let c = Arc::new(Conn::open(&self.addr, self.config.connect_timeout).await?);
+        let tls = self.config.security.tls.as_ref();
+        let c = Arc::new(Conn::open(&self.addr, self.config.connect_timeout, tls).await?);
         self.greet(&c).await?;
         *slot = Some(c.clone());
         Ok(c)

@@ -43,6 +43,8 @@ impl Credentials {
 #[derive(Clone, Debug, Default)]
 pub struct ClientSecurity {
     pub credentials: Credentials,
+    /// TLS on every connection (`None`: plaintext).
+    pub tls: Option<crate::tls::TlsClient>,
 }
 
 impl ClientSecurity {
@@ -50,25 +52,27 @@ impl ClientSecurity {
     pub fn with_key(key: AccessKey) -> ClientSecurity {
         ClientSecurity {
             credentials: Credentials::new(Some(key)),
+            tls: None,
         }
     }
 }
 
-/// An authenticating handshake in progress: the key and this side's nonce.
-pub(crate) struct Attempt {
+/// An authenticating handshake in progress: the key and this side's nonce. (The client
+/// uses it; so can a tool that speaks the protocol itself, like the benchmark.)
+pub struct Attempt {
     key: AccessKey,
     client_nonce: [u8; 32],
 }
 
 impl Attempt {
     /// A fresh attempt for `key` (32 random bytes of nonce from the OS).
-    pub(crate) fn new(key: AccessKey) -> Attempt {
+    pub fn new(key: AccessKey) -> Attempt {
         let mut client_nonce = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut client_nonce);
         Attempt { key, client_nonce }
     }
 
-    pub(crate) fn offer(&self, hs: HandshakeRequest) -> HandshakeRequest {
+    pub fn offer(&self, hs: HandshakeRequest) -> HandshakeRequest {
         hs.with_auth(AuthOffer {
             key_id: self.key.id.clone(),
             client_nonce: self.client_nonce,
@@ -77,7 +81,7 @@ impl Attempt {
 
     /// The proof to send in AUTH after the node's handshake reply, and the node proof to
     /// expect back.
-    pub(crate) fn prove(
+    pub fn prove(
         &self,
         client_name: &str,
         reply: &HandshakeReply,
@@ -105,7 +109,7 @@ impl Attempt {
 }
 
 /// Checks the node's AUTH reply against the proof it must carry.
-pub(crate) fn check_node_proof(reply: &AuthReply, expected: &[u8; 32]) -> Result<(), ClientError> {
+pub fn check_node_proof(reply: &AuthReply, expected: &[u8; 32]) -> Result<(), ClientError> {
     if auth::constant_time_eq(&reply.node_proof, expected) {
         Ok(())
     } else {

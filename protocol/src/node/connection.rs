@@ -20,13 +20,15 @@ use super::timed_stream::TimedStream;
 use super::{dispatch, Node};
 use super::{hints, versions};
 use crate::ring::{RouteNode, RouteTable};
+use crate::tls::{Stream, TlsServer};
 use crate::wire::{
     decode_frame, encode_error, Command, Frame, Header, Status, WireError, FLAG_HINTED, FLAG_LOCAL,
     MAX_IN_FLIGHT_PER_CONNECTION,
 };
 
-/// A client connection's stream: its writes time out when the client reads nothing.
-type ClientStream = TimedStream<TcpStream>;
+/// A client connection's stream (plain or TLS): its writes time out when the client reads
+/// nothing.
+type ClientStream = TimedStream<Stream>;
 
 /// Why a connection ended, for the log.
 #[derive(Debug)]
@@ -41,9 +43,19 @@ enum End {
 }
 
 /// Serves `stream` until the peer closes, misbehaves, idles out, or the node shuts down.
-pub async fn serve(node: Arc<Node>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
-    let addr = stream.peer_addr().ok();
+pub async fn serve(node: Arc<Node>, tcp: TcpStream, mut shutdown: watch::Receiver<bool>) {
+    let addr = tcp.peer_addr().ok();
     let peer = addr.map(|a| a.to_string()).unwrap_or_default();
+    let stream = match &node.config.tls {
+        None => Stream::Plain(tcp),
+        Some(tls) => match accept_tls(&node, tls, tcp).await {
+            Ok(s) => s,
+            Err(why) => {
+                tracing::info!(%peer, %why, "connection dropped before TLS was set up");
+                return;
+            }
+        },
+    };
     let mut stream = TimedStream::new(stream, node.config.write_timeout);
     let ip = addr.map(|a| a.ip());
     match run(&node, &mut stream, &mut shutdown, ip).await {
@@ -57,6 +69,38 @@ pub async fn serve(node: Arc<Node>, stream: TcpStream, mut shutdown: watch::Rece
         end => tracing::debug!(%peer, ?end, "connection closed"),
     }
     let _ = stream.shutdown().await;
+}
+
+/// The TLS side of a new connection, within the handshake timeout. A client that speaks
+/// plaintext ringblob to this TLS listener is told so in a plaintext error frame.
+async fn accept_tls(node: &Node, tls: &TlsServer, tcp: TcpStream) -> Result<Stream, String> {
+    let within = node.config.handshake_timeout;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(within, tcp.peek(&mut first)).await {
+        Err(_) => return Err("nothing received within the handshake timeout".into()),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(0)) => return Err("closed".into()),
+        Ok(Ok(_)) => {}
+    }
+    if crate::tls::looks_like_plaintext_frame(&first) {
+        let mut tcp = tcp;
+        let mut out = BytesMut::new();
+        let mut h = Header::request(Command::Handshake, 0, [0; 32], 0);
+        h.version = crate::wire::MIN_PROTOCOL_VERSION;
+        let msg = format!(
+            "node {} requires TLS: connect with --tls (and --tls-ca FILE)",
+            node.info.name
+        );
+        encode_error(&h, Status::Unauthorized, &msg, &mut out);
+        let _ = tcp.write_all(&out).await;
+        let _ = tcp.shutdown().await;
+        return Err("a plaintext client on the TLS listener (told to use TLS)".into());
+    }
+    match tokio::time::timeout(within, tls.accept(tcp)).await {
+        Err(_) => Err("TLS handshake not completed within the handshake timeout".into()),
+        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+        Ok(Ok(s)) => Ok(Stream::Server(Box::new(s))),
+    }
 }
 
 /// Where a connection stands: not greeted yet, waiting for AUTH, or serving as an identity

@@ -76,6 +76,11 @@ pub struct NodeConfig {
     pub max_clock_skew: Duration,
     /// Access keys and the cluster secret (`access.rs`); the default requires nothing.
     pub access: Arc<access::Access>,
+    /// TLS on the listener (`None`: plaintext).
+    pub tls: Option<crate::tls::TlsServer>,
+    /// TLS for this node's connections to other nodes (its certificate as the client's
+    /// identity, for mutual TLS).
+    pub peer_tls: Option<crate::tls::TlsClient>,
 }
 
 impl Default for NodeConfig {
@@ -96,6 +101,8 @@ impl Default for NodeConfig {
             owner_timeout: Duration::from_secs(1),
             max_clock_skew: Duration::from_millis(500),
             access: Arc::default(),
+            tls: None,
+            peer_tls: None,
         }
     }
 }
@@ -151,6 +158,7 @@ impl NodeConfig {
     pub fn peer_security(&self) -> crate::client::ClientSecurity {
         crate::client::ClientSecurity {
             credentials: self.access.peer_credentials(),
+            tls: self.peer_tls.clone(),
         }
     }
 

@@ -17,6 +17,7 @@ use ringblob_protocol::node::{
     self, ClusterFiles, Handovers, Membership, Mover, Node, NodeConfig, Quarantine, Repairer,
     Workers,
 };
+use ringblob_protocol::tls::{TlsClient, TlsServer};
 use serde::Deserialize;
 
 /// Serve a ringblob backend.
@@ -60,6 +61,24 @@ struct Cli {
     /// makes one). Reloaded on SIGHUP.
     #[arg(long, value_name = "FILE")]
     cluster_secret_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM) of the listener; with --tls-key, every connection to
+    /// this node is TLS, and this node's connections to other nodes too.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA (PEM) client certificates must chain to: every client (and every other node)
+    /// must present one (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// CA (PEM) the other nodes' certificates must chain to [default: --tls-client-ca]
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// The name other nodes' certificates are checked for [default: the host of their
+    /// address]
+    #[arg(long, value_name = "NAME")]
+    tls_peer_name: Option<String>,
     #[command(subcommand)]
     command: Option<NodeCommand>,
 }
@@ -84,6 +103,16 @@ struct FileConfig {
     keys_file: Option<PathBuf>,
     /// As `--cluster-secret-file`.
     cluster_secret_file: Option<PathBuf>,
+    /// As `--tls-cert`.
+    tls_cert: Option<PathBuf>,
+    /// As `--tls-key`.
+    tls_key: Option<PathBuf>,
+    /// As `--tls-client-ca`.
+    tls_client_ca: Option<PathBuf>,
+    /// As `--tls-ca`.
+    tls_ca: Option<PathBuf>,
+    /// As `--tls-peer-name`.
+    tls_peer_name: Option<String>,
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     backend: Option<BackendKind>,
@@ -168,6 +197,32 @@ fn protected_mode(listen: SocketAddr, insecure: bool, secured: bool) -> anyhow::
     Ok(())
 }
 
+/// The listener's TLS and the TLS of this node's connections to its peers: both from the
+/// node's certificate (also its client certificate for mutual TLS between nodes).
+fn tls_settings(
+    cli: &Cli,
+    file: &FileConfig,
+) -> anyhow::Result<(Option<TlsServer>, Option<TlsClient>)> {
+    let pick = |a: &Option<PathBuf>, b: &Option<PathBuf>| a.clone().or_else(|| b.clone());
+    let cert = pick(&cli.tls_cert, &file.tls_cert);
+    let key = pick(&cli.tls_key, &file.tls_key);
+    let client_ca = pick(&cli.tls_client_ca, &file.tls_client_ca);
+    let (cert, key) = match (cert, key) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) if client_ca.is_none() => return Ok((None, None)),
+        _ => anyhow::bail!("TLS needs both tls_cert and tls_key (and tls_client_ca needs them)"),
+    };
+    let server = TlsServer::load(&cert, &key, client_ca.as_deref()).context("TLS listener")?;
+    let peer_ca = pick(&cli.tls_ca, &file.tls_ca).or(client_ca);
+    let peer_name = cli
+        .tls_peer_name
+        .clone()
+        .or_else(|| file.tls_peer_name.clone());
+    let peers = TlsClient::load(peer_ca.as_deref(), Some((&cert, &key)), peer_name)
+        .context("TLS to other nodes")?;
+    Ok((Some(server), Some(peers)))
+}
+
 fn settings(cli: Cli) -> anyhow::Result<Settings> {
     let file = load_file(cli.config.as_ref())?;
     let listen = cli
@@ -189,10 +244,11 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         .clone()
         .or(file.cluster_secret_file.clone());
     let access = Access::open(Some(keys_path), secret_path).context("loading access keys")?;
+    let (tls, peer_tls) = tls_settings(&cli, &file)?;
     protected_mode(
         listen,
         cli.insecure || file.insecure.unwrap_or(false),
-        access.required(),
+        access.required() || tls.is_some(),
     )?;
     let defaults = NodeConfig::default();
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
@@ -218,6 +274,8 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
             .max_clock_skew_ms
             .map_or(defaults.max_clock_skew, Duration::from_millis),
         access: Arc::new(access),
+        tls,
+        peer_tls,
         ..defaults
     };
     let backend = BackendConfig {
@@ -329,6 +387,9 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     let (keys, secrets) = config.access.counts();
     if config.access.required() {
         tracing::info!(keys, cluster_secrets = secrets, "authentication required");
+    }
+    if let Some(tls) = &config.tls {
+        tracing::info!(?tls, "TLS on every connection");
     }
     let membership = join_cluster(&config, addr, &s, workers, stopped).await?;
     let node = Node::in_cluster(backend, config, addr, &membership);

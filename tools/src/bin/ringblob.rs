@@ -15,7 +15,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use ringblob_engine::Key;
-use ringblob_protocol::auth::AccessKey;
 use ringblob_protocol::client::{
     Client, ClientConfig, ClientError, ClientSecurity, PutOptions, Quorum, Target,
 };
@@ -47,10 +46,8 @@ struct Cli {
     /// Groups that must acknowledge a put or rm with --groups: one, quorum or all
     #[arg(long = "w", default_value = "quorum", global = true)]
     write_quorum: Quorum,
-    /// Access key, ID:SECRET (as `ringblob-node keys add` printed it); never sent, only
-    /// proved
-    #[arg(long, env = "RINGBLOB_KEY", hide_env_values = true, global = true)]
-    key: Option<String>,
+    #[command(flatten)]
+    security: ringblob_tools::client_args::SecurityArgs,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -221,12 +218,10 @@ impl Ctx {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let security = match cli.key.as_deref() {
-        Some(text) => ClientSecurity::with_key(
-            AccessKey::parse(text).map_err(|e| Failure(2, format!("--key: {e}")))?,
-        ),
-        None => ClientSecurity::default(),
-    };
+    let security = cli
+        .security
+        .security()
+        .map_err(|e| Failure(2, format!("{e:#}")))?;
     let config = ClientConfig {
         timeout: Duration::from_secs(cli.timeout),
         security: security.clone(),

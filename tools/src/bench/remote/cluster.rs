@@ -34,7 +34,7 @@ pub async fn routes(addr: &str) -> Result<RouteTable> {
 
 /// The node's STAT object.
 pub async fn stat(addr: &str) -> Result<Value> {
-    conn::node_stat(addr).await
+    conn::node_stat(addr, &Default::default()).await
 }
 
 /// What the route table says about the cluster's nodes: name, ring IDs, alive.

@@ -5,6 +5,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
+use ringblob_protocol::client::{check_node_proof, Attempt, ClientSecurity};
+use ringblob_protocol::tls::Stream;
+use ringblob_protocol::wire::AuthRequest;
 use ringblob_protocol::wire::{
     decode_frame, Durability, HandshakeRequest, ReadRequest, Reply, Request, WriteRequest,
 };
@@ -23,6 +26,7 @@ pub struct Plan {
     pub pipeline: usize,
     pub value_size: usize,
     pub durability: Durability,
+    pub security: ClientSecurity,
 }
 
 pub fn durability(s: Option<&str>) -> Result<Durability> {
@@ -36,28 +40,52 @@ pub fn durability(s: Option<&str>) -> Result<Durability> {
 }
 
 struct Wire {
-    s: TcpStream,
+    s: Stream,
     buf: BytesMut,
 }
 
+const NAME: &str = "ringblob-bench";
+
 impl Wire {
-    async fn open(addr: &str) -> Result<Wire> {
-        let s = TcpStream::connect(addr)
+    /// Connects, sets up TLS and handshakes (authenticating with the key, if any), as the
+    /// client library does.
+    async fn open(addr: &str, security: &ClientSecurity) -> Result<Wire> {
+        let tcp = TcpStream::connect(addr)
             .await
             .with_context(|| format!("connecting to {addr}"))?;
-        s.set_nodelay(true)?;
+        tcp.set_nodelay(true)?;
+        let s = match &security.tls {
+            Some(tls) => Stream::Client(Box::new(tls.connect(tcp, addr).await?)),
+            None => Stream::Plain(tcp),
+        };
         let mut w = Wire {
             s,
             buf: BytesMut::with_capacity(64 << 10),
         };
-        let mut out = BytesMut::new();
-        Request::Handshake(HandshakeRequest::new("ringblob-bench"))
-            .encode(0, [0; 32], 0, &mut out)?;
-        w.s.write_all(&out).await?;
-        match w.reply().await? {
-            Reply::Handshake(_) => Ok(w),
-            other => bail!("handshake answered with {other:?}"),
+        let attempt = security.credentials.get().map(Attempt::new);
+        let mut hs = HandshakeRequest::new(NAME);
+        if let Some(a) = &attempt {
+            hs = a.offer(hs);
         }
+        let reply = match w.ask(&Request::Handshake(hs)).await? {
+            Reply::Handshake(r) => r,
+            other => bail!("handshake answered with {other:?}"),
+        };
+        if let Some(a) = attempt {
+            let (proof, expected) = a.prove(NAME, &reply)?;
+            match w.ask(&Request::Auth(AuthRequest { proof })).await? {
+                Reply::Auth(r) => check_node_proof(&r, &expected)?,
+                other => bail!("AUTH answered with {other:?}"),
+            }
+        }
+        Ok(w)
+    }
+
+    async fn ask(&mut self, req: &Request) -> Result<Reply> {
+        let mut out = BytesMut::new();
+        req.encode(0, [0; 32], 0, &mut out)?;
+        self.s.write_all(&out).await?;
+        self.reply().await
     }
 
     async fn reply(&mut self) -> Result<Reply> {
@@ -89,9 +117,19 @@ fn request(plan: &Plan, i: u64, value: &Bytes) -> Request {
     }
 }
 
-/// Runs the plan; returns latencies and the number of error replies.
-pub async fn run(addr: &str, keys: &[[u8; 32]], plan: Plan) -> Result<(Latencies, u64)> {
-    let mut w = Wire::open(addr).await?;
+/// What one connection measured: request latencies, error replies, and how long
+/// connecting took (TCP, TLS and the handshake), in µs.
+pub struct ConnResult {
+    pub latencies: Latencies,
+    pub errors: u64,
+    pub connect_us: u64,
+}
+
+/// Runs the plan.
+pub async fn run(addr: &str, keys: &[[u8; 32]], plan: Plan) -> Result<ConnResult> {
+    let started = Instant::now();
+    let mut w = Wire::open(addr, &plan.security).await?;
+    let connect_us = started.elapsed().as_micros() as u64;
     let value = Bytes::from(
         (0..plan.value_size)
             .map(|i| (i * 7 % 251) as u8)
@@ -119,16 +157,17 @@ pub async fn run(addr: &str, keys: &[[u8; 32]], plan: Plan) -> Result<(Latencies
         }
         done += n;
     }
-    Ok((lat, errors))
+    Ok(ConnResult {
+        latencies: lat,
+        errors,
+        connect_us,
+    })
 }
 
 /// The node's STAT object (for its RSS and bytes on disk).
-pub async fn node_stat(addr: &str) -> Result<serde_json::Value> {
-    let mut w = Wire::open(addr).await?;
-    let mut out = BytesMut::new();
-    Request::Stat.encode(1, [0; 32], 0, &mut out)?;
-    w.s.write_all(&out).await?;
-    match w.reply().await? {
+pub async fn node_stat(addr: &str, security: &ClientSecurity) -> Result<serde_json::Value> {
+    let mut w = Wire::open(addr, security).await?;
+    match w.ask(&Request::Stat).await? {
         Reply::Stat(json) => Ok(serde_json::from_str(&json)?),
         other => bail!("stat answered with {other:?}"),
     }

@@ -199,6 +199,7 @@ mod tests {
             seconds: 0.5,
             latencies,
             errors: 0,
+            connect: Latencies::default(),
         }
     }
 
@@ -215,6 +216,7 @@ mod tests {
             pipeline: 1,
             value_size: 8,
             durability: ringblob_protocol::wire::Durability::Default,
+            security: Default::default(),
         };
         let (mut own, mut fwd) = (Totals::default(), Totals::default());
         own.add(outcome(100), 0);

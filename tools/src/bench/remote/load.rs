@@ -4,18 +4,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use ringblob_protocol::client::ClientSecurity;
 use ringblob_protocol::wire::Durability;
 
 use super::conn;
 use super::{Latencies, Outcome, RemoteWorkload};
 
 /// How the connections behave.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Load {
     pub connections: u32,
     pub pipeline: u32,
     pub value_size: usize,
     pub durability: Durability,
+    /// Access key and TLS of every connection.
+    pub security: ClientSecurity,
 }
 
 /// A node and the keys its connections cycle through.
@@ -59,6 +62,7 @@ pub async fn drive(
                 pipeline: load.pipeline as usize,
                 value_size: load.value_size,
                 durability: load.durability,
+                security: load.security.clone(),
             };
             first += each;
             let (addr, keys) = (t.addr.clone(), t.keys.clone());
@@ -68,11 +72,13 @@ pub async fn drive(
         }
     }
     let mut latencies = Latencies::default();
+    let mut connect = Latencies::default();
     let mut errors = 0;
     for t in tasks {
-        let (l, e) = t.await.context("connection task")??;
-        latencies.merge(l);
-        errors += e;
+        let r = t.await.context("connection task")??;
+        latencies.merge(r.latencies);
+        connect.record(r.connect_us);
+        errors += r.errors;
     }
     let seconds = start
         .elapsed()
@@ -83,6 +89,7 @@ pub async fn drive(
         seconds,
         latencies,
         errors,
+        connect,
     })
 }
 

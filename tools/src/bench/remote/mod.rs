@@ -98,6 +98,8 @@ pub struct RemoteArgs {
     /// own default is 64).
     #[arg(long, default_value_t = 0)]
     pub rebalance_mb_per_sec: u64,
+    #[command(flatten)]
+    pub security: crate::client_args::SecurityArgs,
 }
 
 /// What the cluster workloads need to start their nodes.
@@ -121,6 +123,8 @@ pub struct Outcome {
     pub seconds: f64,
     pub latencies: Latencies,
     pub errors: u64,
+    /// Per connection: connecting, TLS and the handshake (authentication included), µs.
+    pub connect: Latencies,
 }
 
 /// Runs the remote workload and prints its row.
@@ -135,6 +139,7 @@ pub fn run_remote(args: &RemoteArgs) -> Result<()> {
         pipeline: args.pipeline,
         value_size: args.value_size.unwrap_or(default_size),
         durability: conn::durability(args.durability.as_deref())?,
+        security: args.security.security()?,
     };
     let cluster = || -> Result<ClusterSetup> {
         Ok(ClusterSetup {
@@ -166,7 +171,9 @@ pub fn run_remote(args: &RemoteArgs) -> Result<()> {
                         .context("prefilling keys")?;
                 }
                 let outcome = load::drive(&load, targets, w, args.count).await?;
-                let node = conn::node_stat(&args.addr).await.unwrap_or_default();
+                let node = conn::node_stat(&args.addr, &load.security)
+                    .await
+                    .unwrap_or_default();
                 print_row(args, &load, &outcome, &node)
             }
         }
@@ -198,6 +205,9 @@ fn print_row(args: &RemoteArgs, load: &Load, o: &Outcome, node: &serde_json::Val
         "p50_us": o.latencies.percentile(50.0),
         "p99_us": o.latencies.percentile(99.0),
         "p999_us": o.latencies.percentile(99.9),
+        "connect_p50_us": o.connect.percentile(50.0),
+        "tls": load.security.tls.is_some(),
+        "auth": load.security.credentials.get().is_some(),
         "connections": args.connections,
         "pipeline": args.pipeline,
         "value_size": load.value_size,

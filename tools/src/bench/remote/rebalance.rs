@@ -156,6 +156,7 @@ mod tests {
             pipeline: 1,
             value_size: 1_000_000,
             durability: ringblob_protocol::wire::Durability::Default,
+            security: Default::default(),
         };
         let w = Watch {
             joined: Some(Duration::from_secs(1)),
