@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use rand::RngCore;
 use ringblob_protocol::auth::{AccessKey, KeyEntry, KeysFile, Role, KEYS_FILE, SECRET_LEN};
 
-/// Manage the access keys a node accepts (not yet enforced by the node: docs/SECURITY.md).
+/// Manage the access keys a node accepts, and make cluster secrets (docs/SECURITY.md).
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
     /// Make a key; prints it once as ID:SECRET.
@@ -34,6 +34,13 @@ pub enum KeysCommand {
         id: String,
         #[command(flatten)]
         file: KeysFileArg,
+    },
+    /// Make a cluster secret (256 random bits as 64 hex digits): printed, or written to a
+    /// new file (mode 0600) to give every node with --cluster-secret-file.
+    ClusterSecret {
+        /// Write it to this new file instead of printing it (an existing file is kept).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
     },
 }
 
@@ -67,6 +74,7 @@ pub fn run(cmd: KeysCommand, out: &mut dyn Write) -> anyhow::Result<()> {
             file,
         } => add(&file.path(), role, namespaces, out),
         KeysCommand::List { file } => list(&file.path(), out),
+        KeysCommand::ClusterSecret { file } => cluster_secret(file.as_deref(), out),
         KeysCommand::Remove { id, file } => {
             let path = file.path();
             let mut keys = load(&path)?;
@@ -103,6 +111,32 @@ fn add(
     keys.add(KeyEntry::new(&key, role, namespaces))?;
     store(path, &keys)?;
     writeln!(out, "{}", key.to_text())?;
+    Ok(())
+}
+
+fn cluster_secret(file: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut secret = [0u8; SECRET_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let line = format!("{}\n", ringblob_protocol::auth::hex(&secret));
+    let Some(path) = file else {
+        out.write_all(line.as_bytes())?;
+        return Ok(());
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "creating {} (an existing file is never replaced)",
+                path.display()
+            )
+        })?;
+    f.write_all(line.as_bytes())?;
+    f.sync_all()?;
+    writeln!(out, "wrote a new cluster secret to {}", path.display())?;
     Ok(())
 }
 
@@ -197,6 +231,19 @@ mod tests {
             file: file_arg(&path),
         });
         assert!(again.is_err(), "removing a missing key is an error");
+        let secret_file = dir.path().join("cluster.secret");
+        let said = run_text(KeysCommand::ClusterSecret {
+            file: Some(secret_file.clone()),
+        })?;
+        assert!(said.starts_with("wrote"));
+        let secrets = ringblob_protocol::node::access::load_secrets(&secret_file)?;
+        assert_eq!(secrets.len(), 1);
+        let mode = std::fs::metadata(&secret_file)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let twice = run_text(KeysCommand::ClusterSecret {
+            file: Some(secret_file),
+        });
+        assert!(twice.is_err(), "an existing secret file is never replaced");
         Ok(())
     }
 

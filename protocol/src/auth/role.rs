@@ -47,11 +47,12 @@ impl std::fmt::Display for Role {
 }
 
 impl Role {
-    /// The least role that may send `command`. `HANDSHAKE` and `PING` need none (an
-    /// unauthenticated connection may send them).
+    /// The least role that may send `command`. `HANDSHAKE`, `AUTH` and `PING` need none (an
+    /// unauthenticated connection may send them; a repeated `HANDSHAKE` or `AUTH` is
+    /// answered `BAD_REQUEST`).
     pub fn needed_for(command: Command) -> Option<Role> {
         match command {
-            Command::Handshake | Command::Ping => None,
+            Command::Handshake | Command::Auth | Command::Ping => None,
             Command::Lookup
             | Command::Read
             | Command::Iterate

@@ -132,16 +132,19 @@ fn each_role_can_do_exactly_its_commands() {
         RouteList,
         Defrag,
         RangeDigest,
+        Auth,
     ];
     let table: [(Role, &[Command]); 4] = [
         (
             Role::Read,
-            &[Ping, Handshake, Lookup, Read, Iterate, BulkRead, RouteList],
+            &[
+                Ping, Handshake, Auth, Lookup, Read, Iterate, BulkRead, RouteList,
+            ],
         ),
         (
             Role::Write,
             &[
-                Ping, Handshake, Lookup, Read, Iterate, BulkRead, RouteList, Write, Remove,
+                Ping, Handshake, Auth, Lookup, Read, Iterate, BulkRead, RouteList, Write, Remove,
             ],
         ),
         (Role::Admin, &all),

@@ -304,8 +304,9 @@ fn node_keys_are_added_listed_and_removed() {
     assert!(listed.is_empty());
 }
 
-/// Protected mode: a node asked to listen beyond loopback refuses to start (it cannot
-/// authenticate or encrypt yet) unless `--insecure`, which it then warns about.
+/// Protected mode: a node with no keys and no TLS asked to listen beyond loopback refuses
+/// to start unless `--insecure`, which it then warns about (with keys or TLS it starts:
+/// `security.rs`).
 #[test]
 fn a_non_loopback_listen_needs_insecure() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

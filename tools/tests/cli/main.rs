@@ -1,8 +1,10 @@
 //! The real binaries end to end: `ringblob-node` started as a process, driven by the real
 //! `ringblob` CLI and by the client library; stopped with SIGTERM and with SIGKILL.
 
+mod certs;
 mod cli;
 mod columns;
 mod kill9;
 mod limits;
 mod node_process;
+mod security;

@@ -33,7 +33,7 @@ fn bad(e: WireError) -> Denied {
 /// node's keys file says, apply (a node never widens them).
 pub fn admit(access: &Access, conn: &Identity, frame: &Frame) -> Result<(), Denied> {
     let h = &frame.header;
-    if matches!(h.command, Command::Handshake | Command::Ping) {
+    if Role::needed_for(h.command).is_none() {
         return Ok(());
     }
     let envelope = match h.flags & FLAG_ENVELOPE != 0 {
