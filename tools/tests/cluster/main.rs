@@ -3,8 +3,11 @@
 //! a fourth node joining a group.
 
 mod availability;
+#[path = "../cli/certs.rs"]
+mod certs;
 mod damage;
 mod member;
+mod secured;
 mod versions;
 
 use std::time::{Duration, Instant};
