@@ -156,9 +156,17 @@ fn photo(i: u32) -> Target {
     Target::named("photos", format!("img-{i}.jpg").into_bytes())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_and_keys_on_every_link_and_no_way_in_without_the_secret() {
+#[test]
+fn tls_and_keys_on_every_link_and_no_way_in_without_the_secret() {
     let _one = serial();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build();
+    or_panic(rt).block_on(secured_cluster());
+}
+
+async fn secured_cluster() {
     let dir = or_panic(tempfile::tempdir());
     let root = dir.path();
     let setup = Setup::new(root);
