@@ -110,6 +110,9 @@ fn frame_decoders(frame: &Frame) {
 /// Every payload decoder on the raw payload.
 fn payload_decoders(p: &Bytes) {
     let _ = HandshakeRequest::decode(p);
+    let _ = AuthRequest::decode(p);
+    let _ = AuthReply::decode(p);
+    let _ = Envelope::split(p);
     let _ = HandshakeReply::decode(p);
     let _ = ValueMeta::decode(p);
     let _ = ReadRequest::decode(p);

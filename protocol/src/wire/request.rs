@@ -111,8 +111,17 @@ impl Request {
     /// Validates a received frame as a request ([`Header::validate_request`]) and decodes
     /// its payload. On `Err`, a node answers with [`WireError::status`] (the header is
     /// intact, so the reply can echo its transaction id) and keeps the connection.
+    /// A frame with an envelope (`FLAG_ENVELOPE`) is refused: split it off first
+    /// ([`Envelope::split`](super::Envelope::split)).
     pub fn decode(frame: &Frame) -> Result<Request, WireError> {
         frame.header.validate_request()?;
+        if frame.header.flags & super::FLAG_ENVELOPE != 0 {
+            return Err(WireError::BadHeaderField {
+                field: "flags",
+                value: u64::from(frame.header.flags),
+                why: "an ENVELOPE frame is decoded once its envelope is split off",
+            });
+        }
         let p = &frame.payload;
         Ok(match frame.header.command {
             Command::Ping => empty(p, "PING request", Request::Ping)?,
