@@ -27,7 +27,8 @@ pub struct SecurityArgs {
     /// Private key (PEM) of --tls-cert
     #[arg(long, value_name = "FILE", requires = "tls_cert", global = true)]
     pub tls_key: Option<PathBuf>,
-    /// The name the node's certificate must carry [default: the host of the address]
+    /// The name the node's certificate must carry [default: the host of the address];
+    /// implies --tls
     #[arg(long, value_name = "NAME", global = true)]
     pub tls_server_name: Option<String>,
 }
@@ -41,7 +42,10 @@ impl SecurityArgs {
             .map(AccessKey::parse)
             .transpose()
             .context("--key (or RINGBLOB_KEY)")?;
-        let wants_tls = self.tls || self.tls_ca.is_some() || self.tls_cert.is_some();
+        let wants_tls = self.tls
+            || self.tls_ca.is_some()
+            || self.tls_cert.is_some()
+            || self.tls_server_name.is_some();
         let tls = if wants_tls {
             let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
             let tls = TlsClient::load(

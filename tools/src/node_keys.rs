@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use rand::RngCore;
-use ringblob_protocol::auth::{AccessKey, KeyEntry, KeysFile, Role, KEYS_FILE, SECRET_LEN};
+use ringblob_protocol::auth::{
+    valid_namespace, AccessKey, KeyEntry, KeysFile, Role, KEYS_FILE, SECRET_LEN,
+};
+use ringblob_protocol::wire::payload::auth::MAX_AUTH_NAMESPACES;
 
 /// Manage the access keys a node accepts, and make cluster secrets (docs/SECURITY.md).
 #[derive(Subcommand, Debug)]
@@ -102,6 +105,12 @@ fn add(
     } else {
         namespaces
     };
+    if let Some(bad) = namespaces.iter().find(|n| !valid_namespace(n)) {
+        bail!("namespace {bad:?}: a namespace is 1 to 255 bytes (or * for all)");
+    }
+    if namespaces.len() > MAX_AUTH_NAMESPACES {
+        bail!("at most {MAX_AUTH_NAMESPACES} namespaces per key");
+    }
     let mut keys = load(path)?;
     let mut id = [0u8; 8];
     let mut secret = [0u8; SECRET_LEN];

@@ -15,7 +15,7 @@
 mod keys_file;
 mod role;
 
-pub use keys_file::{KeyEntry, KeysFile, KeysFileError, KEYS_FILE};
+pub use keys_file::{valid_namespace, KeyEntry, KeysFile, KeysFileError, KEYS_FILE};
 pub use role::{Role, UnknownRole};
 
 use hmac::{Hmac, Mac};

@@ -49,7 +49,7 @@ impl std::fmt::Display for Role {
 impl Role {
     /// The least role that may send `command`. `HANDSHAKE`, `AUTH` and `PING` need none (an
     /// unauthenticated connection may send them; a repeated `HANDSHAKE` or `AUTH` is
-    /// answered `BAD_REQUEST`).
+    /// answered `BAD_REQUEST`), nor do unknown numbers (answered `UNKNOWN_COMMAND`).
     pub fn needed_for(command: Command) -> Option<Role> {
         match command {
             Command::Handshake | Command::Auth | Command::Ping => None,
@@ -60,8 +60,9 @@ impl Role {
             | Command::RouteList => Some(Role::Read),
             Command::Write | Command::Remove => Some(Role::Write),
             Command::Stat | Command::Defrag | Command::RangeDigest => Some(Role::Admin),
-            // Unknown and reserved numbers are answered UNKNOWN_COMMAND, never served.
-            _ => Some(Role::Admin),
+            // Unknown and reserved numbers are answered UNKNOWN_COMMAND whoever sends them
+            // (never served, so no role is at stake; a newer client learns what is missing).
+            Command::Unknown(_) => None,
         }
     }
 

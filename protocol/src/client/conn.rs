@@ -38,6 +38,8 @@ pub struct Conn {
     /// The protocol version request headers are written in (the negotiated one).
     version: AtomicU8,
     dead: Arc<AtomicBool>,
+    /// Why the node's side closed, when reading failed (e.g. a TLS alert).
+    closed_by: Arc<Mutex<Option<String>>>,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -79,7 +81,13 @@ impl Conn {
         };
         let waiters: Waiters = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
-        let reader = tokio::spawn(read_replies(rd, waiters.clone(), dead.clone()));
+        let closed_by = Arc::new(Mutex::new(None));
+        let reader = tokio::spawn(read_replies(
+            rd,
+            waiters.clone(),
+            dead.clone(),
+            closed_by.clone(),
+        ));
         Ok(Conn {
             writer: tokio::sync::Mutex::new(wr),
             outbox: Mutex::default(),
@@ -87,6 +95,7 @@ impl Conn {
             next_trans: AtomicU64::new(1),
             version: AtomicU8::new(crate::wire::PROTOCOL_VERSION),
             dead,
+            closed_by,
             reader,
         })
     }
@@ -98,6 +107,14 @@ impl Conn {
 
     pub fn set_version(&self, version: u8) {
         self.version.store(version, Ordering::Relaxed);
+    }
+
+    /// Why the connection ended, in words: the read error if there was one.
+    pub fn closed_reason(&self, default: &str) -> String {
+        match self.closed_by.lock().as_deref() {
+            Some(why) => format!("{default}: {why}"),
+            None => default.to_string(),
+        }
     }
 
     pub fn is_dead(&self) -> bool {
@@ -209,7 +226,12 @@ impl Drop for Writing<'_> {
     }
 }
 
-async fn read_replies(mut rd: Reader, waiters: Waiters, dead: Arc<AtomicBool>) {
+async fn read_replies(
+    mut rd: Reader,
+    waiters: Waiters,
+    dead: Arc<AtomicBool>,
+    closed_by: Arc<Mutex<Option<String>>>,
+) {
     let mut buf = BytesMut::with_capacity(64 << 10);
     'read: loop {
         loop {
@@ -223,7 +245,11 @@ async fn read_replies(mut rd: Reader, waiters: Waiters, dead: Arc<AtomicBool>) {
             }
         }
         match rd.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
+            Err(e) => {
+                *closed_by.lock() = Some(e.to_string());
+                break;
+            }
             Ok(_) => {}
         }
     }

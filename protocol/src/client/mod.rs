@@ -198,9 +198,8 @@ impl Client {
             let mut replies = Vec::new();
             loop {
                 let Some(frame) = rx.recv().await else {
-                    return Err(ClientError::Disconnected(
-                        "connection closed before the reply".into(),
-                    ));
+                    let why = conn.closed_reason("connection closed before the reply");
+                    return Err(ClientError::Disconnected(why));
                 };
                 let more = frame.header.has_more();
                 match Reply::decode(&frame)? {
@@ -365,7 +364,7 @@ impl Client {
                 Ok(Some(f)) => f,
                 Ok(None) => {
                     return Err(ClientError::Disconnected(
-                        "connection closed mid-reply".into(),
+                        conn.closed_reason("connection closed mid-reply"),
                     ))
                 }
                 Err(_) => {

@@ -46,6 +46,8 @@ enum End {
 pub async fn serve(node: Arc<Node>, tcp: TcpStream, mut shutdown: watch::Receiver<bool>) {
     let addr = tcp.peer_addr().ok();
     let peer = addr.map(|a| a.to_string()).unwrap_or_default();
+    // One handshake deadline from the accept: TLS and the ringblob handshake together.
+    let connected = Instant::now();
     let stream = match &node.config.tls {
         None => Stream::Plain(tcp),
         Some(tls) => match accept_tls(&node, tls, tcp).await {
@@ -58,7 +60,7 @@ pub async fn serve(node: Arc<Node>, tcp: TcpStream, mut shutdown: watch::Receive
     };
     let mut stream = TimedStream::new(stream, node.config.write_timeout);
     let ip = addr.map(|a| a.ip());
-    match run(&node, &mut stream, &mut shutdown, ip).await {
+    match run(&node, &mut stream, &mut shutdown, (ip, connected)).await {
         End::Fatal(why) => tracing::info!(%peer, %why, "connection dropped"),
         End::SlowFrame => {
             tracing::info!(%peer, "connection dropped: frame not completed within the read timeout")
@@ -74,9 +76,9 @@ pub async fn serve(node: Arc<Node>, tcp: TcpStream, mut shutdown: watch::Receive
 /// The TLS side of a new connection, within the handshake timeout. A client that speaks
 /// plaintext ringblob to this TLS listener is told so in a plaintext error frame.
 async fn accept_tls(node: &Node, tls: &TlsServer, tcp: TcpStream) -> Result<Stream, String> {
-    let within = node.config.handshake_timeout;
+    let deadline = tokio::time::Instant::now() + node.config.handshake_timeout;
     let mut first = [0u8; 1];
-    match tokio::time::timeout(within, tcp.peek(&mut first)).await {
+    match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
         Err(_) => return Err("nothing received within the handshake timeout".into()),
         Ok(Err(e)) => return Err(e.to_string()),
         Ok(Ok(0)) => return Err("closed".into()),
@@ -96,7 +98,7 @@ async fn accept_tls(node: &Node, tls: &TlsServer, tcp: TcpStream) -> Result<Stre
         let _ = tcp.shutdown().await;
         return Err("a plaintext client on the TLS listener (told to use TLS)".into());
     }
-    match tokio::time::timeout(within, tls.accept(tcp)).await {
+    match tokio::time::timeout_at(deadline, tls.accept(tcp)).await {
         Err(_) => Err("TLS handshake not completed within the handshake timeout".into()),
         Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
         Ok(Ok(s)) => Ok(Stream::Server(Box::new(s))),
@@ -182,12 +184,11 @@ async fn run(
     node: &Arc<Node>,
     stream: &mut ClientStream,
     shutdown: &mut watch::Receiver<bool>,
-    ip: Option<IpAddr>,
+    (ip, connected): (Option<IpAddr>, Instant),
 ) -> End {
     let mut buf = BytesMut::with_capacity(64 << 10);
     let mut session = Session::New;
     let mut reloads = node.config.access.subscribe();
-    let connected = Instant::now();
     let mut partial_since: Option<Instant> = None;
     loop {
         // Every whole frame before a framing error is answered before the close.
@@ -682,6 +683,8 @@ pub async fn refuse(mut stream: TcpStream) {
     // Transaction 0, command 0: it answers no request (docs/PROTOCOL.md).
     let mut h = Header::request(Command::Ping, 0, [0; 32], 0);
     h.command = Command::from_u16(0);
+    // In version 1, which every client reads.
+    h.version = crate::wire::MIN_PROTOCOL_VERSION;
     encode_error(
         &h,
         Status::ConnectionLimit,

@@ -108,6 +108,11 @@ impl TlsServer {
         })
     }
 
+    /// Whether clients must present a certificate from the client CA.
+    pub fn is_mutual(&self) -> bool {
+        self.mutual
+    }
+
     /// Completes the server side of a TLS handshake.
     pub async fn accept(
         &self,

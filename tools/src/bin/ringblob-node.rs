@@ -391,6 +391,19 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     if let Some(tls) = &config.tls {
         tracing::info!(?tls, "TLS on every connection");
     }
+    if keys > 0 && secrets == 0 && !s.seeds.is_empty() {
+        tracing::warn!(
+            "access keys but no cluster secret: the other nodes cannot forward to, hand ranges \
+             to or repair this node; give every node the same --cluster-secret-file"
+        );
+    }
+    let open_tls = config.tls.as_ref().is_some_and(|t| !t.is_mutual());
+    if open_tls && !config.access.required() {
+        tracing::warn!(
+            "TLS without access keys or client certificates: anyone who can connect can read \
+             and change everything, over an encrypted link"
+        );
+    }
     let membership = join_cluster(&config, addr, &s, workers, stopped).await?;
     let node = Node::in_cluster(backend, config, addr, &membership);
     tracing::info!(

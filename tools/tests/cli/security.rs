@@ -170,6 +170,24 @@ async fn every_command_needs_a_key_and_each_role_does_exactly_its_commands() {
             }
         }
     }
+    // A command number the node does not define is UNKNOWN_COMMAND to anyone, even
+    // unauthenticated.
+    let mut s = raw(&node.addr, "127.0.0.1").await;
+    let mut buf = BytesMut::new();
+    send(&mut s, &Request::Handshake(HandshakeRequest::new("new")), 1).await;
+    assert!(matches!(reply(&mut s, &mut buf).await, Reply::Handshake(_)));
+    let mut h = ringblob_protocol::wire::Header::request(Command::Unknown(99), 2, [0; 32], 0);
+    h.payload_len = 0;
+    let mut out = BytesMut::new();
+    or_panic(ringblob_protocol::wire::encode_frame(&h, &mut out, |_| {
+        Ok(())
+    }));
+    or_panic(s.write_all(&out).await);
+    let f = next(&mut s, &mut buf)
+        .await
+        .unwrap_or_else(|| panic!("closed"));
+    assert_eq!(f.header.status, Status::UnknownCommand);
+
     // The refusals were counted; the connection lived through them.
     let c = or_panic(connect(&node.addr, Some(&admin)).await);
     let stat = or_panic(c.stat_value().await);
@@ -557,8 +575,9 @@ fn tls_with_keys_and_clear_errors_for_every_mismatch() {
             path(&ca.pem),
         ],
     );
-    let (code, _) = cli_stat(&mutual.addr, &["--tls-ca", path(&ca.pem)]);
+    let (code, err) = cli_stat(&mutual.addr, &["--tls-ca", path(&ca.pem)]);
     assert_ne!(code, Some(0), "no client certificate");
+    assert!(err.contains("Certificate"), "the TLS alert is shown: {err}");
     let as_stranger = [
         "--tls-ca",
         path(&ca.pem),

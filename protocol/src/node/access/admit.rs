@@ -64,6 +64,14 @@ pub fn admit(access: &Access, conn: &Identity, frame: &Frame) -> Result<(), Deni
             h.command.name()
         )));
     }
+    if let Some(name) = envelope.as_ref().and_then(|e| e.name.as_ref()) {
+        if name.key_id() != h.key {
+            return Err(Denied {
+                status: Status::BadRequest,
+                message: "the envelope's namespace and name do not derive the header's key".into(),
+            });
+        }
+    }
     match &effective.namespaces {
         None => Ok(()),
         Some(allowed) => check_namespace(&effective, allowed, frame, envelope.as_ref()),
@@ -95,12 +103,6 @@ fn check_namespace(
             limited()
         )));
     };
-    if name.key_id() != h.key {
-        return Err(Denied {
-            status: Status::BadRequest,
-            message: "the envelope's namespace and name do not derive the header's key".into(),
-        });
-    }
     if !allowed.contains(&name.namespace) {
         return Err(unauthorized(format!(
             "{}; namespace {:?} is not one of them",
