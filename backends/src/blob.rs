@@ -189,6 +189,7 @@ impl Store for BlobStore {
             tombstones_dropped: r.tombstones_dropped,
             bytes_reclaimed: r.bytes_reclaimed,
             seconds: r.seconds,
+            note: r.note,
         })
     }
 }

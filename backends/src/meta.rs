@@ -154,4 +154,7 @@ pub struct DefragSummary {
     pub tombstones_dropped: u64,
     pub bytes_reclaimed: u64,
     pub seconds: f64,
+    /// When nothing was rewritten, why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }

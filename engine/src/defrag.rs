@@ -27,8 +27,9 @@ use crate::key::Key;
 use crate::pace::Pace;
 use crate::scan::{check_frames, Check};
 
-/// Space kept free beyond what the copies need.
-const FREE_SPACE_MARGIN: u64 = 64 << 20;
+/// Space asked for beyond the copies themselves, at most (and never more than the copies
+/// again): their blob's index files and the next blob's header.
+const FREE_SPACE_MARGIN: u64 = 1 << 20;
 
 /// How to defragment.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +53,8 @@ pub struct DefragReport {
     /// Bytes of blob files removed.
     pub bytes_reclaimed: u64,
     pub seconds: f64,
+    /// When nothing was rewritten, why (e.g. no blob's garbage reaches the threshold).
+    pub note: Option<String>,
 }
 
 /// One blob's space.
@@ -62,7 +65,8 @@ pub struct BlobUsage {
     /// Bytes of records that hold live values.
     pub live_bytes: u64,
     pub garbage_bytes: u64,
-    /// What defragmentation would free (garbage of sealed blobs; 0 for the active one).
+    /// What defragmentation frees once the blob's garbage reaches the threshold: its garbage
+    /// (the active blob's too: a defragmentation seals it first).
     pub reclaimable_bytes: u64,
     pub sealed: bool,
 }
@@ -94,7 +98,7 @@ impl Inner {
                     size,
                     live_bytes: size.saturating_sub(garbage + header),
                     garbage_bytes: garbage,
-                    reclaimable_bytes: if sealed { garbage } else { 0 },
+                    reclaimable_bytes: garbage,
                     sealed,
                 }
             })
@@ -106,18 +110,73 @@ impl Inner {
         let _running = self.upkeep.defragmenting()?;
         self.log.check_writable()?;
         let started = Instant::now();
+        self.seal_active_if_wasteful(&opts)?;
         let candidates = self.candidates(&opts);
-        self.check_free_space(candidates.iter().map(|u| u.live_bytes).sum())?;
+        let copies: u64 = candidates.iter().map(|u| u.live_bytes).sum();
+        if !candidates.is_empty() {
+            self.check_free_space(copies)?;
+        }
         let mut report = DefragReport::default();
         let mut throttle = Pace::new(opts.max_bytes_per_sec);
         for u in &candidates {
             self.rewrite_blob(u, &mut report, &mut throttle)?;
         }
         report.seconds = started.elapsed().as_secs_f64();
-        if !candidates.is_empty() {
+        if report.blobs_rewritten.is_empty() {
+            report.note = Some(self.why_nothing(&opts, &candidates, &report));
+        } else {
             tracing::info!(?report, "defragmentation done");
         }
         Ok(report)
+    }
+
+    /// Seals the active blob when its garbage reaches the threshold, so that it is
+    /// rewritten like any sealed blob (garbage does not wait for the blob to fill up).
+    fn seal_active_if_wasteful(&self, opts: &DefragOptions) -> Result<()> {
+        let active = self.log.writer().id();
+        let wasteful = self
+            .blob_usage()
+            .iter()
+            .any(|u| u.id == active && over_threshold(u, opts.min_garbage_ratio));
+        if wasteful {
+            self.rotate_now()?;
+        }
+        Ok(())
+    }
+
+    /// Why a defragmentation rewrote nothing, in words for the operator.
+    fn why_nothing(
+        &self,
+        opts: &DefragOptions,
+        candidates: &[BlobUsage],
+        r: &DefragReport,
+    ) -> String {
+        if !r.blobs_skipped_damaged.is_empty() {
+            return format!(
+                "blobs {:?} hold damaged live records and were left in place (blob-inspect \
+                 verify shows them)",
+                r.blobs_skipped_damaged
+            );
+        }
+        if !candidates.is_empty() {
+            return "the blobs to rewrite are still being sealed; the next run takes them".into();
+        }
+        let usage = self.blob_usage();
+        let worst = usage
+            .iter()
+            .filter(|u| u.size > BLOB_HEADER_LEN as u64)
+            .max_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+        match worst {
+            Some(u) if u.garbage_bytes > 0 => format!(
+                "no blob's garbage reaches the threshold ({:.0}% of its size): the most is blob \
+                 {} with {} bytes ({:.0}%)",
+                opts.min_garbage_ratio * 100.0,
+                u.id,
+                u.garbage_bytes,
+                ratio(u) * 100.0
+            ),
+            _ => "nothing to reclaim: no blob holds garbage".into(),
+        }
     }
 
     /// Sealed blobs at or over the garbage threshold, and small sealed blobs to merge: when
@@ -134,23 +193,21 @@ impl Inner {
         sealed
             .into_iter()
             .filter(|u| {
-                let garbage = u.garbage_bytes > 0
-                    && u.garbage_bytes as f64 >= opts.min_garbage_ratio * u.size as f64;
-                garbage || (small >= 2 && u.size < small_size)
+                over_threshold(u, opts.min_garbage_ratio) || (small >= 2 && u.size < small_size)
             })
             .collect()
     }
 
+    /// Asks the device for the bytes the copies take (and a small margin); only called when
+    /// there is something to copy, so a nearly full disk can always be defragmented.
     fn check_free_space(&self, need: u64) -> Result<()> {
         let available = self
             .device
             .free_space()
             .map_err(|e| Error::io("statvfs", self.device.describe(), e))?;
+        let need = need + need.min(FREE_SPACE_MARGIN);
         match available {
-            Some(available) if need + FREE_SPACE_MARGIN > available => Err(Error::NoSpace {
-                need: need + FREE_SPACE_MARGIN,
-                available,
-            }),
+            Some(available) if need > available => Err(Error::NoSpace { need, available }),
             _ => Ok(()),
         }
     }
@@ -338,4 +395,14 @@ impl Inner {
         dev.sync_dir()
             .map_err(|e| Error::io("sync dir after removing", blob_name(id), e))
     }
+}
+
+/// The fraction of a blob that is garbage.
+fn ratio(u: &BlobUsage) -> f64 {
+    u.garbage_bytes as f64 / (u.size.max(1)) as f64
+}
+
+/// Whether a blob's garbage reaches `min_ratio` of its size (and is not nothing).
+fn over_threshold(u: &BlobUsage, min_ratio: f64) -> bool {
+    u.garbage_bytes > 0 && u.garbage_bytes as f64 >= min_ratio * u.size as f64
 }

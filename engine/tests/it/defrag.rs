@@ -207,10 +207,10 @@ fn defrag_refuses_when_the_disk_is_too_full_and_when_already_running() {
     let e = open_mem(&dev, config());
     churn(&e);
     assert!(e.rotate().is_ok());
-    dev.set_free_space(Some(1 << 20));
+    dev.set_free_space(Some(1 << 10));
     let r = e.defrag_with(all_now());
     assert!(
-        matches!(r, Err(Error::NoSpace { available, .. }) if available == 1 << 20),
+        matches!(r, Err(Error::NoSpace { available, .. }) if available == 1 << 10),
         "{r:?}"
     );
     assert!(e
@@ -243,6 +243,43 @@ fn defrag_refuses_when_the_disk_is_too_full_and_when_already_running() {
     assert!(slow
         .join()
         .is_ok_and(|r| r.is_ok_and(|r| r.bytes_copied > 0)));
+}
+
+/// A nearly full disk (64 KiB free): a defragmentation with little to copy (everything
+/// removed) asks only for that, and one run at the default threshold also reclaims the blob
+/// being written.
+#[test]
+fn a_full_disk_is_defragmented_when_there_is_nothing_to_copy() {
+    let dev = MemDevice::new();
+    let e = open_mem(&dev, config());
+    for i in 0..100u64 {
+        assert!(e
+            .write(&key(i), &value(i, 0, 300), WriteOptions::default())
+            .is_ok());
+    }
+    for i in 0..100u64 {
+        assert!(e.remove(&key(i)).is_ok());
+    }
+    dev.set_free_space(Some(64 << 10));
+    let r = e.defrag_with(DefragOptions {
+        min_garbage_ratio: 0.5,
+        max_bytes_per_sec: 0,
+    });
+    let r = r.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.records_copied, 0, "{r:?}");
+    assert!(
+        r.bytes_reclaimed > 30_000,
+        "the active blob's garbage came back: {r:?}"
+    );
+    assert!(r.note.is_none());
+    for i in 0..100u64 {
+        assert!(read_all(&e, &key(i)).is_err(), "key {i} came back");
+    }
+    let again = e.defrag_with(all_now()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        again.note.as_deref().is_some_and(|n| n.contains("nothing to reclaim")),
+        "{again:?}"
+    );
 }
 
 #[test]

@@ -8,3 +8,4 @@ mod kill9;
 mod limits;
 mod node_process;
 mod security;
+mod space;
