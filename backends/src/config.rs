@@ -62,6 +62,9 @@ pub struct BlobOptions {
     pub index: String,
     /// "pread" | "mmap" | "uring": how the engine issues file IO.
     pub io: String,
+    /// MiB new values leave free on the disk for removes and defragmentation; a write that
+    /// would go below is refused `NO_SPACE`.
+    pub reserve_mb: u64,
 }
 
 impl Default for BlobOptions {
@@ -81,6 +84,7 @@ impl Default for BlobOptions {
             defrag_interval_secs: c.defrag_interval.map_or(0, |d| d.as_secs()),
             index: c.index.name().into(),
             io: c.io.name().into(),
+            reserve_mb: c.reserve_bytes >> 20,
         }
     }
 }
@@ -115,6 +119,7 @@ impl BlobOptions {
                 .then(|| std::time::Duration::from_secs(self.defrag_interval_secs)),
             index,
             io,
+            reserve_bytes: self.reserve_mb << 20,
         };
         c.validate()?;
         Ok(c)

@@ -42,6 +42,10 @@ pub enum Error {
     /// The backend does not do this (e.g. defragmenting a file-per-key store).
     #[error("not supported by this backend: {0}")]
     Unsupported(String),
+    /// The disk is full: nothing was written; reads, removes and defragmentation go on,
+    /// and writes resume once space is free.
+    #[error("no space: {0}")]
+    NoSpace(String),
     /// The same long operation is already running.
     #[error("busy: {0}")]
     Busy(String),
@@ -91,6 +95,10 @@ impl From<ringblob_engine::Error> for Error {
                 stored_ns,
                 write_ns,
             },
+            e @ (E::DiskFull { .. } | E::NoSpace { .. }) => Error::NoSpace(e.to_string()),
+            E::Io { op, path, source } if source.kind() == std::io::ErrorKind::StorageFull => {
+                Error::NoSpace(format!("{op} {path}: {source}"))
+            }
             E::Io { op, path, source } => Error::Io { op, path, source },
             e if e.is_corruption() => Error::Corrupt(e.to_string()),
             e => Error::Internal(e.to_string()),

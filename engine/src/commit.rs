@@ -10,14 +10,19 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::Error;
 
 /// A failed sync, as every writer waiting on it (and every later one) sees it. Once a sync
-/// fails the engine is poisoned for writes: what reached the disk is unknown.
+/// fails the engine is poisoned for writes: what reached the disk is unknown. A full disk
+/// met while writing the buffer out is not a failed sync (nothing was synced, the buffer is
+/// kept): the writer that met it is told `DiskFull`, and the next one tries again.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct SyncFailure(Arc<Error>);
 
 impl From<SyncFailure> for Error {
     fn from(f: SyncFailure) -> Error {
-        Error::Poisoned(f.0.to_string())
+        match *f.0 {
+            Error::DiskFull { need, available } => Error::DiskFull { need, available },
+            ref other => Error::Poisoned(other.to_string()),
+        }
     }
 }
 
@@ -81,6 +86,10 @@ impl GroupCommit {
             match result {
                 Ok(pos) if pos > s.synced => s.synced = pos,
                 Ok(_) => {}
+                Err(e @ Error::DiskFull { .. }) => {
+                    self.done.notify_all();
+                    return Err(SyncFailure(Arc::new(e)));
+                }
                 Err(e) => s.failure = Some(SyncFailure(Arc::new(e))),
             }
             self.done.notify_all();

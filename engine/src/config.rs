@@ -229,6 +229,9 @@ pub struct Config {
     pub io: IoKind,
     /// Where sealed blobs' keys are indexed.
     pub index: IndexMode,
+    /// Free bytes new values leave on the device, for removes and defragmentation: a write
+    /// that would go below is refused (`DiskFull`).
+    pub reserve_bytes: u64,
 }
 
 impl Default for Config {
@@ -247,6 +250,7 @@ impl Default for Config {
             defrag_interval: Some(Duration::from_secs(600)),
             io: IoKind::Pread,
             index: IndexMode::Sorted,
+            reserve_bytes: 16 << 20,
         }
     }
 }

@@ -107,6 +107,8 @@ pub struct Stats {
     pub poisoned: Option<String>,
     /// Sealed blobs' garbage: what a defragmentation would free now.
     pub reclaimable_bytes: u64,
+    /// Writes refused because the disk was full (`DiskFull`) since open.
+    pub writes_refused_disk_full: u64,
     pub defrag: DefragStatus,
     /// Damage found when the engine opened (see `damage`).
     pub damage: crate::damage::DamageReport,
@@ -128,6 +130,8 @@ pub(crate) struct Inner {
     pub damage: crate::damage::DamageReport,
     /// Damaged records known so far (see `damage::KnownDamage`).
     pub known_damage: crate::damage::KnownDamage,
+    /// Free space for new values (`space.rs`).
+    pub space: crate::space::Space,
     _lock: Box<dyn DirLock>,
 }
 
@@ -207,6 +211,7 @@ impl Engine {
         for loc in &rec.damage.found {
             known_damage.note(*loc);
         }
+        let config_reserve = config.reserve_bytes;
         let inner = Arc::new(Inner {
             device,
             config,
@@ -215,6 +220,7 @@ impl Engine {
             upkeep: Upkeep::new(),
             known_damage,
             damage: rec.damage,
+            space: crate::space::Space::new(config_reserve),
             _lock: lock,
         });
         let weak = Arc::downgrade(&inner);
@@ -479,6 +485,7 @@ impl Engine {
             syncs: i.log.syncs(),
             poisoned: i.log.poison_reason(),
             reclaimable_bytes: usage.iter().map(|u| u.reclaimable_bytes).sum(),
+            writes_refused_disk_full: i.space.refused(),
             defrag: i.upkeep.defrag_status(),
             damage: i.damage.clone(),
             damaged_records_known: i.known_damage.len() as u64,

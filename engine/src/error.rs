@@ -83,6 +83,11 @@ pub enum Error {
     /// Defragmentation would need more space than the disk has.
     #[error("not enough free space for defragmentation: need {need} bytes, {available} available")]
     NoSpace { need: u64, available: u64 },
+    /// The disk is (nearly) full: a write is refused, nothing was written, nothing is
+    /// poisoned. Removes and defragmentation still run (they may use the reserve); writes
+    /// resume as soon as space is free.
+    #[error("the disk is full: the write needs {need} bytes free (the reserve included), {available} available; remove or defragment values, or free space on the device")]
+    DiskFull { need: u64, available: u64 },
     /// Another defragmentation is running.
     #[error("a defragmentation is already running")]
     Busy,

@@ -51,6 +51,7 @@ pub mod scan;
 mod sealed;
 mod sealing;
 mod sorting;
+mod space;
 mod stream;
 mod upkeep;
 pub mod watermark;

@@ -267,25 +267,43 @@ impl Log {
     }
 
     /// Writes `record` at the end of the active blob: into the buffer, or straight to the
-    /// file when it is as large as the buffer. Returns its offset.
+    /// file when it is as large as the buffer. Returns its offset. A buffer that has no room
+    /// for it is written out first, so a failed write (a full disk) never leaves the record
+    /// half accepted: it is either in the buffer or refused.
     #[inline]
     pub fn put(&self, a: &mut Active, record: &[u8]) -> Result<u64> {
-        let offset = a.end();
-        if record.len() >= self.limits.write_buffer_size {
+        let size = self.limits.write_buffer_size;
+        if record.len() >= size {
             self.flush(a)?;
+            let offset = a.end();
             self.write_or_poison(&a.blob, record, offset)?;
             a.blob.set_flushed(offset + record.len() as u64);
             return Ok(offset);
         }
-        a.buf.extend_from_slice(record);
-        if a.buf.len() >= self.limits.write_buffer_size {
+        if !a.buf.is_empty() && a.buf.len() + record.len() > size {
             self.flush(a)?;
         }
+        let offset = a.end();
+        a.buf.extend_from_slice(record);
         Ok(offset)
     }
 
+    /// Writes `bytes` at `at`. A failure poisons the log, except a full disk (`ENOSPC`):
+    /// nothing past the flushed end counts, so the bytes are simply written again later and
+    /// the write is refused as `DiskFull`.
     pub fn write_or_poison(&self, blob: &Blob, bytes: &[u8], at: u64) -> Result<()> {
         blob.file.write_all_at(bytes, at).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::StorageFull {
+                tracing::warn!(
+                    blob = blob.id,
+                    bytes = bytes.len(),
+                    "write refused: the disk is full"
+                );
+                return Error::DiskFull {
+                    need: bytes.len() as u64,
+                    available: 0,
+                };
+            }
             let err = Error::io("write", blob_name(blob.id), e);
             self.poison(err.to_string());
             err
@@ -380,8 +398,11 @@ impl Log {
     pub fn rotate(&self, a: &mut Active) -> Result<u32> {
         self.flush(a)?;
         let old = a.blob.clone();
-        let next = create_blob_on(self.device.as_ref(), old.id + 1)
-            .inspect_err(|e| self.poison(e.to_string()))?;
+        let next = create_blob_on(self.device.as_ref(), old.id + 1).inspect_err(|e| {
+            if !matches!(e, Error::DiskFull { .. }) {
+                self.poison(e.to_string())
+            }
+        })?;
         self.blobs.write().insert(next.id, next.clone());
         a.unsynced.push(old.clone());
         a.unindexed.insert(old.id, old.flushed());
@@ -441,8 +462,18 @@ pub fn create_blob_on(device: &dyn Device, id: u32) -> Result<Arc<Blob>> {
     let file = device
         .open(&name, OpenMode::CreateNew)
         .map_err(io("create"))?;
-    file.write_all_at(&BlobHeader::new(id).encode(), 0)
-        .map_err(io("write"))?;
+    if let Err(e) = file.write_all_at(&BlobHeader::new(id).encode(), 0) {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            // No room for even a header: no blob, and nothing to poison.
+            drop(file);
+            let _ = device.remove(&name);
+            return Err(Error::DiskFull {
+                need: BLOB_HEADER_LEN as u64,
+                available: 0,
+            });
+        }
+        return Err(io("write")(e));
+    }
     file.sync_data().map_err(io("fdatasync"))?;
     device.sync_dir().map_err(io("sync dir for"))?;
     Ok(Arc::new(Blob::new(id, file, BLOB_HEADER_LEN as u64)))

@@ -159,6 +159,8 @@ impl Inner {
         if patch_of.is_some_and(|blob| blob != a.id()) {
             return Ok(None);
         }
+        let use_reserve = matches!(t.purpose, Purpose::CopyOf(_)) || t.tombstone();
+        self.space.admit(self.device.as_ref(), len, use_reserve)?;
         let Some(decided) = self.decide_locked(&a, &t)? else {
             return Ok(None);
         };
@@ -181,6 +183,10 @@ impl Inner {
         };
         drop(a);
         self.finish_seal(rotated);
+        if matches!(result, Err(Error::DiskFull { .. })) {
+            // The file system said so before our estimate did: ask it again next time.
+            self.space.forget();
+        }
         result
     }
 

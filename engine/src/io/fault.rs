@@ -15,6 +15,8 @@ use super::{Device, DeviceFile, DirLock, OpenMode};
 pub struct FaultPlan {
     pub fail_write_n: Option<u64>,
     pub fail_sync_n: Option<u64>,
+    /// The failed write reports a full disk (`ENOSPC`) instead of an IO error.
+    pub full_disk: bool,
     writes: AtomicU64,
     syncs: AtomicU64,
 }
@@ -24,6 +26,15 @@ impl FaultPlan {
         Arc::new(FaultPlan {
             fail_write_n,
             fail_sync_n,
+            ..FaultPlan::default()
+        })
+    }
+
+    /// The `n`th write finds the disk full (after writing half its bytes).
+    pub fn full_disk_at(n: u64) -> Arc<Self> {
+        Arc::new(FaultPlan {
+            fail_write_n: Some(n),
+            full_disk: true,
             ..FaultPlan::default()
         })
     }
@@ -70,6 +81,9 @@ impl DeviceFile for FaultFile {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         if FaultPlan::hit(&self.plan.writes, self.plan.fail_write_n) {
             self.inner.write_all_at(&buf[..buf.len() / 2], offset)?;
+            if self.plan.full_disk {
+                return Err(io::Error::from(io::ErrorKind::StorageFull));
+            }
             return Err(injected("write"));
         }
         self.inner.write_all_at(buf, offset)

@@ -277,7 +277,10 @@ fn a_full_disk_is_defragmented_when_there_is_nothing_to_copy() {
     }
     let again = e.defrag_with(all_now()).unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        again.note.as_deref().is_some_and(|n| n.contains("nothing to reclaim")),
+        again
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("nothing to reclaim")),
         "{again:?}"
     );
 }

@@ -126,3 +126,42 @@ fn nth_sync_failure_poisons_and_loses_nothing_acknowledged() {
         "only {failures} runs hit their injected sync failure"
     );
 }
+
+/// A write that finds the disk full (`ENOSPC`, whichever write it is: a record, the buffer,
+/// a new blob's header, an index file) refuses that write as `DiskFull` and poisons
+/// nothing: the next writes succeed, and a reopen shows every acknowledged write.
+#[test]
+fn a_full_disk_refuses_the_write_it_hits_and_poisons_nothing() {
+    let mut refusals = 0;
+    for n in 1..=70 {
+        let label = format!("full disk at write #{n}");
+        let mem = MemDevice::new();
+        let dev: Arc<dyn Device> =
+            Arc::new(FaultDevice::new(mem.clone(), FaultPlan::full_disk_at(n)));
+        let Ok(e) = Engine::open_on(dev, small_config()) else {
+            continue;
+        };
+        let mut h = History::default();
+        for i in 0..90u64 {
+            let k = i % 25;
+            let v = value(k, i, [10, 3000, 9000][(i % 3) as usize]);
+            h.attempted.entry(k).or_default().push(v.clone());
+            match e.write(&key(k), &v, sync_opts()) {
+                Ok(()) => {
+                    h.acked.insert(k, v);
+                }
+                Err(Error::DiskFull { .. }) => refusals += 1,
+                Err(err) => panic!("{label}: write {i}: {err}"),
+            }
+        }
+        assert!(e.stats().poisoned.is_none(), "{label}: poisoned");
+        assert!(
+            e.sync().is_ok(),
+            "{label}: sync after the disk had room again"
+        );
+        drop(e);
+        verify(&mem, &h, &format!("{label}, current state"));
+        verify(&mem.crash_image(), &h, &format!("{label}, crash image"));
+    }
+    assert!(refusals >= 50, "only {refusals} writes met the full disk");
+}

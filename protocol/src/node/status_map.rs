@@ -16,6 +16,7 @@ pub fn status_of(e: &Error) -> Status {
         Error::Unsupported(_) => Status::BadRequest,
         Error::Busy(_) => Status::Busy,
         Error::NotNewer { .. } => Status::NotNewer,
+        Error::NoSpace(_) => Status::NoSpace,
         _ => Status::Internal,
     }
 }
@@ -54,6 +55,10 @@ mod tests {
         assert_eq!(
             status_of(&Error::ReadOnly("fsync failed".into())),
             Status::ReadOnly
+        );
+        assert_eq!(
+            status_of(&Error::NoSpace("disk full".into())),
+            Status::NoSpace
         );
         assert_eq!(status_of(&Error::Internal("x".into())), Status::Internal);
     }

@@ -48,12 +48,15 @@ pub enum Status {
     /// 18: this node cannot tell whether the key exists (e.g. its range is being handed
     /// over and the node that has it does not answer): not `NOT_FOUND`; ask another group.
     Unavailable,
+    /// 19: the node's disk is full: nothing was written. Reads and removes still work;
+    /// writes succeed again once space is free (no restart). Try another replica or later.
+    NoSpace,
     /// Any other number, from a newer peer. Treat as a failure.
     Unknown(u32),
 }
 
 /// Every named status, in numeric order (for tests and docs).
-pub const ALL_STATUSES: [Status; 19] = [
+pub const ALL_STATUSES: [Status; 20] = [
     Status::Ok,
     Status::NotFound,
     Status::ChecksumMismatch,
@@ -73,6 +76,7 @@ pub const ALL_STATUSES: [Status; 19] = [
     Status::NotNewer,
     Status::Removed,
     Status::Unavailable,
+    Status::NoSpace,
 ];
 
 impl Status {
@@ -106,6 +110,7 @@ impl Status {
             Status::NotNewer => 16,
             Status::Removed => 17,
             Status::Unavailable => 18,
+            Status::NoSpace => 19,
             Status::Unknown(code) => code,
         }
     }
@@ -137,6 +142,7 @@ impl Status {
             Status::NotNewer => "NOT_NEWER",
             Status::Removed => "REMOVED",
             Status::Unavailable => "UNAVAILABLE",
+            Status::NoSpace => "NO_SPACE",
             Status::Unknown(_) => "UNKNOWN",
         }
     }
@@ -199,7 +205,7 @@ mod tests {
 
     #[test]
     fn unknown_codes_are_kept() {
-        assert_eq!(Status::from_u32(19), Status::Unknown(19));
+        assert_eq!(Status::from_u32(20), Status::Unknown(20));
         assert_eq!(Status::from_u32(u32::MAX).as_u32(), u32::MAX);
         assert_eq!(Status::Unknown(99).to_string(), "UNKNOWN (99)");
         assert_eq!(Status::NotFound.to_string(), "NOT_FOUND (1)");

@@ -4,6 +4,7 @@
 mod certs;
 mod cli;
 mod columns;
+mod full_disk;
 mod kill9;
 mod limits;
 mod node_process;
