@@ -6,7 +6,9 @@ use std::path::Path;
 use ringblob_engine::{Config, Durability, Engine, Key, Range, WriteAt, WriteOptions};
 
 use crate::error::Result;
-use crate::meta::{BackendStats, DamageState, DefragState, DefragSummary, Location, Meta};
+use crate::meta::{
+    BackendStats, DamageState, DefragState, DefragSummary, Location, Meta, ScrubState,
+};
 use crate::remove_log::{RemoveLog, DEFAULT_REMOVE_RETENTION, REMOVE_LOG_FILE};
 use crate::staging::Staging;
 use crate::store::{Store, StoreBackend};
@@ -165,7 +167,20 @@ impl Store for BlobStore {
                 bytes_lost: s.damage.bytes_lost,
                 blobs: s.damage.blobs.clone(),
                 records_known: s.damaged_records_known,
+                records_known_by_blob: s.damaged_by_blob.clone(),
+                checksum_failures: s.checksum_failures,
+                scrub: ScrubState {
+                    running: s.scrub.running,
+                    passes: s.scrub.passes,
+                    blob: s.scrub.blob,
+                    blobs_checked: s.scrub.blobs_checked,
+                    records_checked: s.scrub.records_checked,
+                    bytes_checked: s.scrub.bytes_checked,
+                    damaged_found: s.scrub.damaged_found,
+                    last_pass_secs: s.scrub.last_pass_secs,
+                },
             }),
+            writes_refused_no_space: Some(s.writes_refused_disk_full),
             ..BackendStats::default()
         })
     }

@@ -65,6 +65,10 @@ pub struct BlobOptions {
     /// MiB new values leave free on the disk for removes and defragmentation; a write that
     /// would go below is refused `NO_SPACE`.
     pub reserve_mb: u64,
+    /// Re-check every sealed record's checksums this often, in seconds (0: never).
+    pub scrub_interval_secs: u64,
+    /// Scrubbing reads at most this many MB/s (0: unthrottled).
+    pub scrub_mb_per_sec: u64,
 }
 
 impl Default for BlobOptions {
@@ -85,6 +89,8 @@ impl Default for BlobOptions {
             index: c.index.name().into(),
             io: c.io.name().into(),
             reserve_mb: c.reserve_bytes >> 20,
+            scrub_interval_secs: c.scrub_interval.map_or(0, |d| d.as_secs()),
+            scrub_mb_per_sec: c.scrub_bytes_per_sec >> 20,
         }
     }
 }
@@ -120,6 +126,9 @@ impl BlobOptions {
             index,
             io,
             reserve_bytes: self.reserve_mb << 20,
+            scrub_interval: (self.scrub_interval_secs > 0)
+                .then(|| std::time::Duration::from_secs(self.scrub_interval_secs)),
+            scrub_bytes_per_sec: self.scrub_mb_per_sec << 20,
         };
         c.validate()?;
         Ok(c)

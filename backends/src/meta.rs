@@ -114,6 +114,8 @@ pub struct BackendStats {
     pub defrag: Option<DefragState>,
     /// Damage on disk (blob backend only; docs/FORMAT.md §9.5).
     pub damage: Option<DamageState>,
+    /// Writes refused `NO_SPACE` since open (backends that can tell).
+    pub writes_refused_no_space: Option<u64>,
 }
 
 /// Damage the engine found, for stats: at open, and by reads since.
@@ -129,8 +131,30 @@ pub struct DamageState {
     pub bytes_lost: u64,
     /// Blobs whose header is damaged (every record in them reads as damaged).
     pub blobs: Vec<u32>,
-    /// Damaged records known now (found at open or by a read since).
+    /// Damaged records known now (found at open, by a read or by the scrub since).
     pub records_known: u64,
+    /// Known damaged records per blob id.
+    pub records_known_by_blob: std::collections::BTreeMap<u32, u64>,
+    /// Reads that failed a checksum since open.
+    pub checksum_failures: u64,
+    /// The background scrub.
+    pub scrub: ScrubState,
+}
+
+/// The background scrub's state, for stats.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ScrubState {
+    pub running: bool,
+    /// Passes finished since open.
+    pub passes: u64,
+    /// The blob being checked.
+    pub blob: Option<u32>,
+    pub blobs_checked: u64,
+    pub records_checked: u64,
+    pub bytes_checked: u64,
+    /// Damaged records the scrub found.
+    pub damaged_found: u64,
+    pub last_pass_secs: Option<f64>,
 }
 
 /// Defragmentation's state, for stats.

@@ -232,6 +232,10 @@ pub struct Config {
     /// Free bytes new values leave on the device, for removes and defragmentation: a write
     /// that would go below is refused (`DiskFull`).
     pub reserve_bytes: u64,
+    /// Re-check every sealed record's checksums this often (`None`: never).
+    pub scrub_interval: Option<Duration>,
+    /// Scrubbing reads at most this many bytes per second (0: unthrottled).
+    pub scrub_bytes_per_sec: u64,
 }
 
 impl Default for Config {
@@ -251,6 +255,8 @@ impl Default for Config {
             io: IoKind::Pread,
             index: IndexMode::Sorted,
             reserve_bytes: 16 << 20,
+            scrub_interval: Some(Duration::from_secs(24 * 3600)),
+            scrub_bytes_per_sec: 8 << 20,
         }
     }
 }

@@ -152,18 +152,48 @@ fn copy_out(
 pub struct KnownDamage {
     locs: parking_lot::Mutex<std::collections::HashSet<crate::index::Loc>>,
     any: std::sync::atomic::AtomicBool,
+    /// Reads that failed a checksum, in all (a damaged record read twice counts twice).
+    failures: std::sync::atomic::AtomicU64,
 }
 
 /// Most damaged records remembered.
 pub const MAX_KNOWN: usize = 1 << 16;
 
 impl KnownDamage {
-    pub fn note(&self, loc: crate::index::Loc) {
+    /// Notes a damaged record; true the first time it is noted (log it then).
+    pub fn note(&self, loc: crate::index::Loc) -> bool {
         let mut locs = self.locs.lock();
-        if locs.len() < MAX_KNOWN {
-            locs.insert(loc);
-            self.any.store(true, std::sync::atomic::Ordering::Release);
+        if locs.len() >= MAX_KNOWN {
+            return false;
         }
+        let new = locs.insert(loc);
+        self.any.store(true, std::sync::atomic::Ordering::Release);
+        new
+    }
+
+    /// Counts a read that failed a checksum.
+    pub fn count_failure(&self) {
+        self.failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Reads that failed a checksum since open.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Known damaged records per blob.
+    pub fn by_blob(&self) -> std::collections::BTreeMap<u32, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for l in self.locs.lock().iter() {
+            *out.entry(l.blob).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Forgets the records of a blob that no longer exists.
+    pub fn forget_blob(&self, blob: u32) {
+        self.locs.lock().retain(|l| l.blob != blob);
     }
 
     pub fn contains(&self, loc: crate::index::Loc) -> bool {

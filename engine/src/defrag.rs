@@ -290,7 +290,7 @@ impl Inner {
     }
 
     /// Blob `id`'s records: its index file, or a full scan.
-    fn entries_of(&self, id: u32, len: u64) -> Result<Vec<IndexEntry>> {
+    pub(crate) fn entries_of(&self, id: u32, len: u64) -> Result<Vec<IndexEntry>> {
         match load_index(self.device.as_ref(), id, len) {
             Ok(Some(ix)) if ix.covered_len == len => Ok(ix.entries),
             _ => {
@@ -382,6 +382,7 @@ impl Inner {
     fn retire(&self, id: u32) -> Result<()> {
         self.keys.retire_sealed(id);
         self.log.forget_blob(id);
+        self.known_damage.forget_blob(id);
         let dev = self.device.as_ref();
         dev.remove(&blob_name(id))
             .map_err(|e| Error::io("remove", blob_name(id), e))?;

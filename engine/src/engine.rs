@@ -107,6 +107,12 @@ pub struct Stats {
     pub poisoned: Option<String>,
     /// Sealed blobs' garbage: what a defragmentation would free now.
     pub reclaimable_bytes: u64,
+    /// Reads that failed a checksum since open.
+    pub checksum_failures: u64,
+    /// The background scrub (`scrub_interval`).
+    pub scrub: crate::ScrubStatus,
+    /// Known damaged records (never served) per blob id.
+    pub damaged_by_blob: std::collections::BTreeMap<u32, u64>,
     /// Writes refused because the disk was full (`DiskFull`) since open.
     pub writes_refused_disk_full: u64,
     pub defrag: DefragStatus,
@@ -132,6 +138,8 @@ pub(crate) struct Inner {
     pub known_damage: crate::damage::KnownDamage,
     /// Free space for new values (`space.rs`).
     pub space: crate::space::Space,
+    /// The background scrub's status (`scrub.rs`).
+    pub scrubbing: crate::scrub::Scrubbing,
     _lock: Box<dyn DirLock>,
 }
 
@@ -154,6 +162,7 @@ pub struct Engine {
     inner: Arc<Inner>,
     flusher: Option<JoinHandle<()>>,
     defragger: Option<JoinHandle<()>>,
+    scrubber: Option<JoinHandle<()>>,
 }
 
 /// Largest encode buffer a writer thread keeps between writes.
@@ -209,7 +218,7 @@ impl Engine {
         );
         let known_damage = crate::damage::KnownDamage::default();
         for loc in &rec.damage.found {
-            known_damage.note(*loc);
+            let _ = known_damage.note(*loc);
         }
         let config_reserve = config.reserve_bytes;
         let inner = Arc::new(Inner {
@@ -221,6 +230,7 @@ impl Engine {
             known_damage,
             damage: rec.damage,
             space: crate::space::Space::new(config_reserve),
+            scrubbing: crate::scrub::Scrubbing::default(),
             _lock: lock,
         });
         let weak = Arc::downgrade(&inner);
@@ -239,10 +249,23 @@ impl Engine {
             }
             None => None,
         };
+        let scrubber = match inner.config.scrub_interval {
+            Some(every) => {
+                let weak = Arc::downgrade(&inner);
+                let rate = inner.config.scrub_bytes_per_sec;
+                let t = std::thread::Builder::new()
+                    .name("ringblob-scrub".into())
+                    .spawn(move || crate::scrub::scrub_loop(weak, every, rate))
+                    .map_err(|e| Error::io("spawn scrubber", "thread", e))?;
+                Some(t)
+            }
+            None => None,
+        };
         Ok(Engine {
             inner,
             flusher: Some(flusher),
             defragger,
+            scrubber,
         })
     }
 
@@ -433,6 +456,13 @@ impl Engine {
         self.inner.config.durability
     }
 
+    /// Scrubs now: re-reads every sealed record and checks its checksums, unthrottled.
+    /// Damaged records are known from then on (never served, not listed, healed by a copy).
+    pub fn scrub(&self) -> Result<crate::ScrubStatus> {
+        self.inner.scrub_pass(0)?;
+        Ok(self.inner.scrubbing.status())
+    }
+
     /// Defragments now with the configured threshold and rate (see [`DefragOptions`]).
     pub fn defrag(&self) -> Result<crate::DefragReport> {
         let c = &self.inner.config;
@@ -489,6 +519,9 @@ impl Engine {
             defrag: i.upkeep.defrag_status(),
             damage: i.damage.clone(),
             damaged_records_known: i.known_damage.len() as u64,
+            checksum_failures: i.known_damage.failures(),
+            scrub: i.scrubbing.status(),
+            damaged_by_blob: i.known_damage.by_blob(),
         }
     }
 
@@ -504,6 +537,9 @@ impl Engine {
             let _ = t.join();
         }
         if let Some(t) = self.defragger.take() {
+            let _ = t.join();
+        }
+        if let Some(t) = self.scrubber.take() {
             let _ = t.join();
         }
         if self.inner.log.is_poisoned() {

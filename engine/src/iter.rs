@@ -150,6 +150,11 @@ impl Iter {
             return Ok(None);
         }
         if self.is_live(&h, loc)? {
+            // A record known to be damaged is listed nowhere (it is never served): a
+            // group holding a good copy then sees it missing here and repair brings it.
+            if self.inner.known_damage.contains(loc) {
+                return Ok(None);
+            }
             return Ok(Some(Meta::from_header(&h, loc.blob, offset)));
         }
         self.moved_item(h.key, h.column)

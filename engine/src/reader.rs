@@ -70,9 +70,8 @@ impl Inner {
             Ok(intact) => !intact,
             Err(err) => err.is_corruption(),
         };
-        if damaged {
-            tracing::error!(key = %key, column, blob = e.loc.blob, offset = e.loc.offset, "read found a damaged record");
-            self.known_damage.note(e.loc);
+        if damaged && self.known_damage.note(e.loc) {
+            tracing::error!(key = %key, column, blob = e.loc.blob, offset = e.loc.offset, "read found a damaged record (checksum failure); it is never served, and a copy from another group replaces it");
         }
     }
 
@@ -90,6 +89,7 @@ impl Inner {
                 result = self.read_value_with(key, column, range, &mut buf);
             }
             if matches!(&result, Err(e) if e.is_corruption()) {
+                self.known_damage.count_failure();
                 self.note_damage(key, column);
             }
             // Keep the buffer for this thread's next read, unless it grew large.

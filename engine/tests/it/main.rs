@@ -15,6 +15,7 @@ mod model;
 mod patches;
 mod process_kill;
 mod recovery;
+mod scrub;
 mod sealing_race;
 mod stream;
 mod support;

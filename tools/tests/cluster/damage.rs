@@ -96,3 +96,101 @@ fn damaged_values_are_reported_and_repaired_from_the_other_group() {
         }
     });
 }
+
+/// Bit rot healed with no command: bits flip in sealed blobs of a running node a (group 1);
+/// its scrub finds the damaged records and stops listing them; b's repair rounds see them
+/// missing in group 1 and copy them from group 2; group 1 alone serves them again. Nothing
+/// else reads them (a runs no repair rounds of its own).
+#[test]
+fn the_scrub_finds_bit_rot_and_repair_heals_it_with_no_command() {
+    let _serial = member::serial();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let scrubbing = "repair_interval_secs = 0\n[blob]\nmax_blob_records = 2\n\
+                     scrub_interval_secs = 1\nscrub_mb_per_sec = 0\n";
+    let mut a = Member::new("a", 1, root.path(), None).with_config(scrubbing);
+    a.start();
+    let repairing = "repair_interval_secs = 1\n";
+    let mut b = Member::new("b", 2, root.path(), Some(&a.addr)).with_config(repairing);
+    b.start();
+    rt.block_on(async {
+        converge(&[&a, &b], 2).await;
+        let c = client(&b.addr).await;
+        for i in 0..12 {
+            let opts = PutOptions::default();
+            let r = c
+                .put_groups(key(i), 0, value(i), opts, &[1, 2], Quorum::All)
+                .await;
+            assert!(r.is_ok(), "put {i}: {:?}", r.err().map(|o| o.to_string()));
+        }
+    });
+    let flipped = flip_sealed_values(&a.dir, 0..6);
+    assert!(flipped >= 3, "only {flipped} values were in sealed blobs");
+    rt.block_on(async {
+        let only_a = client(&a.addr).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let stat = json(&only_a, false).await;
+            let scrub = &stat["backend"]["damage"]["scrub"];
+            let found = scrub["damaged_found"].as_u64().unwrap_or(0);
+            let mut healed = 0;
+            if found >= flipped {
+                for i in 0..12 {
+                    let got = only_a.in_group(1).get_column(key(i), 0, 0, None).await;
+                    healed += usize::from(got.ok() == Some(value(i)));
+                }
+            }
+            if healed == 12 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{healed} of 12 readable in group 1 alone; {flipped} flipped; scrub {scrub}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+}
+
+/// Flips a bit near the end of the live record of each key of `keys` that lies in a sealed
+/// blob of `dir` (found with `blob-inspect list`), under the running node; how many.
+fn flip_sealed_values(dir: &std::path::Path, keys: std::ops::Range<u64>) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blob-inspect"))
+        .args(["list", "--json"])
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let newest = records
+        .iter()
+        .filter_map(|r| r["file"].as_str())
+        .max()
+        .unwrap_or_default()
+        .to_string();
+    let mut flipped = 0;
+    for i in keys {
+        let hex = Key(key(i)).to_hex();
+        let live = records.iter().find(|r| {
+            r["key"] == hex.as_str() && r["state"] == "live" && r["file"] != newest.as_str()
+        });
+        let Some(r) = live else { continue };
+        let file = dir.join(r["file"].as_str().unwrap_or_default());
+        let at = r["offset"].as_u64().unwrap_or(0) + r["stored_size"].as_u64().unwrap_or(0) - 2;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&file)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut byte = [0u8; 1];
+        f.read_exact_at(&mut byte, at)
+            .unwrap_or_else(|e| panic!("{e}"));
+        byte[0] ^= 0x20;
+        f.write_all_at(&byte, at).unwrap_or_else(|e| panic!("{e}"));
+        flipped += 1;
+    }
+    flipped
+}
