@@ -6,4 +6,5 @@ pub mod cluster_stat;
 pub mod column;
 pub mod inspect;
 pub mod node_keys;
+pub mod progress;
 pub mod routes_view;

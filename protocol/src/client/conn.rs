@@ -18,7 +18,18 @@ use tokio::sync::mpsc;
 use super::error::ClientError;
 use crate::wire::{decode_frame, Frame, Header};
 
-type Waiters = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Frame>>>>;
+type Waiters = Arc<Mutex<HashMap<u64, Waiter>>>;
+
+/// Reply frames a streaming reader may have waiting: the connection's reader waits (and so
+/// the node's sending) while a streamed transaction's consumer is behind.
+pub const STREAM_FRAMES_BUFFERED: usize = 8;
+
+/// Where a transaction's reply frames go: an unbounded channel (replies the caller collects
+/// whole), or a bounded one (streamed replies: backpressure instead of memory).
+enum Waiter {
+    Unbounded(mpsc::UnboundedSender<Frame>),
+    Bounded(mpsc::Sender<Frame>),
+}
 type Reader = Box<dyn AsyncRead + Send + Unpin>;
 type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
@@ -155,12 +166,32 @@ impl Conn {
             let trans = self.next_trans.fetch_add(1, Ordering::Relaxed);
             encode(i, trans, &mut buf)?;
             let (tx, rx) = mpsc::unbounded_channel();
-            senders.push((trans, tx));
+            senders.push((trans, Waiter::Unbounded(tx)));
             sent.push((trans, rx));
         }
         self.waiters.lock().extend(senders);
         self.write(buf).await?;
         Ok(sent)
+    }
+
+    /// Sends one request frame whose replies are streamed: they arrive on a bounded channel,
+    /// and the connection stops reading while it is full (the node's sending waits), so a
+    /// slow consumer holds at most [`STREAM_FRAMES_BUFFERED`] frames. Other transactions on
+    /// the connection wait meanwhile: use a connection of its own for a long stream.
+    pub async fn send_streamed(
+        &self,
+        encode: impl FnOnce(u64, &mut BytesMut) -> Result<Header, ClientError>,
+    ) -> Result<(u64, mpsc::Receiver<Frame>), ClientError> {
+        if self.is_dead() {
+            return Err(ClientError::Disconnected("connection closed".into()));
+        }
+        let mut buf = BytesMut::new();
+        let trans = self.next_trans.fetch_add(1, Ordering::Relaxed);
+        encode(trans, &mut buf)?;
+        let (tx, rx) = mpsc::channel(STREAM_FRAMES_BUFFERED);
+        self.waiters.lock().insert(trans, Waiter::Bounded(tx));
+        self.write(buf).await?;
+        Ok((trans, rx))
     }
 
     /// Queues `buf`; unless another caller is writing already (and so writes it too), writes
@@ -236,7 +267,12 @@ async fn read_replies(
     'read: loop {
         loop {
             match decode_frame(&mut buf) {
-                Ok(Some(frame)) => route(&waiters, frame),
+                Ok(Some(frame)) => {
+                    if let Some((tx, frame)) = route(&waiters, frame) {
+                        // A streamed transaction: wait for its consumer (backpressure).
+                        let _ = tx.send(frame).await;
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "bad frame from node; dropping connection");
@@ -258,21 +294,33 @@ async fn read_replies(
     waiters.lock().clear();
 }
 
-fn route(waiters: &Waiters, frame: Frame) {
+/// Delivers `frame` to its transaction's channel; a frame for a streamed transaction is
+/// returned with its sender, to be awaited outside the lock.
+fn route(waiters: &Waiters, frame: Frame) -> Option<(mpsc::Sender<Frame>, Frame)> {
     let trans = frame.header.trans;
     let last = !frame.header.has_more();
     let mut w = waiters.lock();
-    let Some(tx) = w.get(&trans) else {
+    let Some(waiter) = w.get(&trans) else {
         // A connection-level error (e.g. CONNECTION_LIMIT) has transaction 0: fail everyone.
         if trans == 0 {
-            for tx in w.values() {
-                let _ = tx.send(frame.clone());
+            for waiter in w.values() {
+                match waiter {
+                    Waiter::Unbounded(tx) => drop(tx.send(frame.clone())),
+                    Waiter::Bounded(tx) => drop(tx.try_send(frame.clone())),
+                }
             }
         }
-        return;
+        return None;
     };
-    let _ = tx.send(frame);
+    let streamed = match waiter {
+        Waiter::Unbounded(tx) => {
+            let _ = tx.send(frame);
+            None
+        }
+        Waiter::Bounded(tx) => Some((tx.clone(), frame)),
+    };
     if last {
         w.remove(&trans);
     }
+    streamed
 }

@@ -30,6 +30,9 @@ pub enum ClientError {
     /// could not prove it holds it, or does not authenticate at all).
     #[error("authentication: {0}")]
     Auth(String),
+    /// Reading a streamed value from its source failed.
+    #[error("reading the value: {0}")]
+    Input(String),
     /// Writing a streamed value to its destination failed.
     #[error("writing the value out: {0}")]
     Output(String),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub use error::ClientError;
 pub use groups::{GroupOutcome, GroupRead, Quorum};
@@ -358,7 +358,16 @@ impl Client {
         out: &mut W,
         written: &mut u64,
     ) -> Result<()> {
-        let (trans, mut rx) = self.send(conn, req, key).await?;
+        let group = self.config.group;
+        let version = conn.version();
+        let (trans, mut rx) = conn
+            .send_streamed(|trans, buf| {
+                let mut h = Header::request(req.command(), trans, key.id(), group);
+                h.version = version;
+                key.encode_request(req, &mut h, buf)?;
+                Ok(h)
+            })
+            .await?;
         loop {
             let frame = match tokio::time::timeout(self.config.timeout, rx.recv()).await {
                 Ok(Some(f)) => f,
@@ -456,6 +465,48 @@ impl Client {
             offset = end;
         }
         self.write(at, WriteMode::Commit { size: total }, Bytes::new(), o)
+            .await
+    }
+
+    /// Stores the bytes `source` yields (to its end) in one column of a key, streamed in
+    /// parts of `part_size` (PREPARE, PARTs, COMMIT): memory stays at one part whatever the
+    /// value's size. A value that fits one part is written whole. `size_hint` (the size, if
+    /// known; else the largest value) is the upload's reservation; `sent` hears the bytes acknowledged so far.
+    /// Returns the value's size.
+    pub async fn put_stream<R: AsyncRead + Unpin>(
+        &self,
+        key: impl Into<Target>,
+        column: u16,
+        source: &mut R,
+        (size_hint, o): (Option<u64>, PutOptions),
+        mut sent: impl FnMut(u64),
+    ) -> Result<u64> {
+        let at = (key.into(), column);
+        let part = self.config.part_size.clamp(1, MAX_VALUE_IN_FRAME);
+        let mut chunk = read_up_to(source, part).await?;
+        if chunk.len() < part {
+            let n = chunk.len() as u64;
+            let size = self.write(at, WriteMode::Whole, chunk.freeze(), o).await?;
+            sent(n);
+            return Ok(size);
+        }
+        // Unknown size (a pipe): reserve the largest value; the staging file is sparse.
+        let reserve = size_hint.unwrap_or(ringblob_engine::format::record::MAX_VALUE_LEN);
+        self.write(at.clone(), WriteMode::Prepare { reserve }, Bytes::new(), o)
+            .await?;
+        let mut offset = 0u64;
+        while !chunk.is_empty() {
+            let len = chunk.len();
+            let mode = WriteMode::Part { offset };
+            self.write(at.clone(), mode, chunk.freeze(), o).await?;
+            offset += len as u64;
+            sent(offset);
+            if len < part {
+                break;
+            }
+            chunk = read_up_to(source, part).await?;
+        }
+        self.write(at, WriteMode::Commit { size: offset }, Bytes::new(), o)
             .await
     }
 
@@ -651,4 +702,18 @@ impl Client {
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
     }
+}
+
+/// Up to `n` bytes from `source` (fewer only at its end).
+async fn read_up_to<R: AsyncRead + Unpin>(source: &mut R, n: usize) -> Result<BytesMut> {
+    let mut buf = BytesMut::with_capacity(n);
+    while buf.len() < n {
+        let mut limited = (&mut *source).take((n - buf.len()) as u64);
+        match limited.read_buf(&mut buf).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => return Err(ClientError::Input(e.to_string())),
+        }
+    }
+    Ok(buf)
 }

@@ -20,6 +20,7 @@ use ringblob_protocol::client::{
 };
 use ringblob_protocol::wire::Durability;
 use ringblob_tools::column::{column_label, parse_column};
+use ringblob_tools::progress::Counted;
 
 /// Talk to a ringblob node.
 #[derive(Parser, Debug)]
@@ -39,6 +40,9 @@ struct Cli {
     /// Per-request timeout in seconds
     #[arg(long, default_value_t = 30, global = true)]
     timeout: u64,
+    /// No progress bars (they are shown on a terminal for transfers over 4 MB)
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
     /// Replica groups, in preference order (e.g. 1,2): put/rm write to each, get/lookup read
     /// the newest replica (falling over, repairing stale groups) [default: the node's group]
     #[arg(long, value_delimiter = ',', global = true)]
@@ -164,6 +168,90 @@ fn durability(s: Option<&str>) -> Result<Durability, Failure> {
 
 /// The value to store: FILE, or stdin. Refused before reading when it is over the largest
 /// value a node stores.
+/// A put's input: read whole (appends, offsets, replicated puts) or streamed.
+enum Input {
+    Whole(Vec<u8>),
+    Streamed(Source),
+}
+
+/// A streamed put's source and its size, if known.
+struct Source {
+    reader: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+    size: Option<u64>,
+}
+
+/// FILE (its size checked against the value limit now) or stdin, to stream.
+async fn streamed_input(file: Option<&PathBuf>) -> Result<Source, Failure> {
+    let limit = ringblob_engine::format::record::MAX_VALUE_LEN;
+    match file {
+        Some(p) if p.as_os_str() != "-" => {
+            let io = |e: std::io::Error| Failure(1, format!("{}: {e}", p.display()));
+            let f = tokio::fs::File::open(p).await.map_err(io)?;
+            let len = f.metadata().await.map_err(io)?.len();
+            if len > limit {
+                return Err(Failure(
+                    1,
+                    format!("value of {len} bytes is over the {limit}-byte limit"),
+                ));
+            }
+            Ok(Source {
+                reader: Box::new(f),
+                size: Some(len),
+            })
+        }
+        _ => Ok(Source {
+            reader: Box::new(tokio::io::stdin()),
+            size: None,
+        }),
+    }
+}
+
+/// `put` of a whole value, streamed from its source with progress.
+async fn put_streamed(
+    ctx: &Ctx,
+    name: &str,
+    column: Option<u16>,
+    mut source: Source,
+    opts: PutOptions,
+    quiet: bool,
+) -> Result<(), Failure> {
+    let bar = ringblob_tools::progress::bar(source.size, quiet);
+    let at = (ctx.key(name), column.unwrap_or(0));
+    let result = ctx
+        .client
+        .put_stream(at.0, at.1, &mut source.reader, (source.size, opts), |n| {
+            if let Some(b) = &bar {
+                b.set_position(n)
+            }
+        })
+        .await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let size = result?;
+    println!("stored {}: {size} bytes", shown(name, column));
+    Ok(())
+}
+
+/// A progress bar for a get of `range`, sized by the range or the value (one LOOKUP, only
+/// when a bar would be shown).
+async fn get_bar(
+    client: &Client,
+    (key, column): &(Target, u16),
+    (offset, size): (u64, Option<u64>),
+    quiet: bool,
+) -> Option<indicatif::ProgressBar> {
+    ringblob_tools::progress::bar(None, quiet)?;
+    let total = match size {
+        Some(s) => s,
+        None => {
+            let meta = client.lookup_column(key.clone(), *column).await.ok()?;
+            meta.size.saturating_sub(offset)
+        }
+    };
+    ringblob_tools::progress::bar(Some(total), quiet)
+}
+
 fn read_input(file: Option<&PathBuf>) -> Result<Vec<u8>, Failure> {
     let limit = ringblob_engine::format::record::MAX_VALUE_LEN;
     let too_large = |n: u64| {
@@ -227,12 +315,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         security: security.clone(),
         ..ClientConfig::default()
     };
-    // Arguments and a put's input are checked (and read) before connecting: fail fast, and
-    // never hold a connection open while stdin trickles in.
+    // Arguments and a put's input are checked before connecting: fail fast. A plain put
+    // streams its input in parts (memory bounded by one part, whatever the size); appends,
+    // writes at an offset and replicated puts read it whole first, so a connection is never
+    // held open while stdin trickles in for them.
     let column = column_of(&cli.command)?;
     let input = match &cli.command {
-        Cmd::Put { file, .. } => Some(read_input(file.as_ref())?),
-        _ => None,
+        Cmd::Put {
+            file,
+            append,
+            offset,
+            ..
+        } if *append || offset.is_some() || !cli.groups.is_empty() => {
+            Input::Whole(read_input(file.as_ref())?)
+        }
+        Cmd::Put { file, .. } => Input::Streamed(streamed_input(file.as_ref()).await?),
+        _ => Input::Whole(Vec::new()),
     };
     let ctx = Ctx {
         client: Client::connect(&cli.remote, config).await?,
@@ -256,8 +354,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 durability: durability(d.as_deref())?,
                 ..PutOptions::default()
             };
-            let data = Bytes::from(input.unwrap_or_default());
-            put(&ctx, &name, column, data, opts, (append, offset)).await
+            match input {
+                Input::Whole(data) => {
+                    let data = Bytes::from(data);
+                    put(&ctx, &name, column, data, opts, (append, offset)).await
+                }
+                Input::Streamed(source) => {
+                    put_streamed(&ctx, &name, column, source, opts, cli.quiet).await
+                }
+            }
         }
         Cmd::Get {
             name,
@@ -268,7 +373,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let at = (ctx.key(&name), column.unwrap_or(0));
             if ctx.groups.is_empty() {
-                get(&ctx.client, at, (offset, size), output).await
+                let bar = get_bar(&ctx.client, &at, (offset, size), cli.quiet).await;
+                get(&ctx.client, at, (offset, size), output, bar).await
             } else {
                 get_replicated(&ctx.client, at, &ctx.groups, (offset, size), output).await
             }
@@ -394,24 +500,27 @@ async fn get(
     (key, column): (Target, u16),
     range: (u64, Option<u64>),
     output: Option<PathBuf>,
+    bar: Option<indicatif::ProgressBar>,
 ) -> Result<(), Failure> {
     let Some(path) = output else {
-        let mut stdout = tokio::io::stdout();
-        client
-            .get_column_to(key, column, range, &mut stdout)
-            .await?;
+        let mut stdout = Counted::new(tokio::io::stdout(), bar);
+        let r = client.get_column_to(key, column, range, &mut stdout).await;
+        stdout.finish();
+        r?;
         return Ok(());
     };
     let tmp = temp_beside(&path);
     let io = |e: std::io::Error| Failure(1, format!("{}: {e}", path.display()));
     // create_new: never truncate someone else's file, even one with our temp name.
-    let mut file = tokio::fs::OpenOptions::new()
+    let file = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&tmp)
         .await
         .map_err(io)?;
+    let mut file = Counted::new(file, bar);
     let result = client.get_column_to(key, column, range, &mut file).await;
+    file.finish();
     drop(file);
     let renamed = match result {
         Ok(_) => std::fs::rename(&tmp, &path).map_err(io),

@@ -10,3 +10,4 @@ mod limits;
 mod node_process;
 mod security;
 mod space;
+mod streaming;
