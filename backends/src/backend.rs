@@ -1,7 +1,7 @@
 //! The `Backend` trait the node calls. Every value lives in one column of a key; column 0 is
 //! "the value", and the methods without `_column` act on it.
 
-use ringblob_engine::{Durability, Key, Range, WriteOptions};
+use ringblob_engine::{Durability, Key, Range, Stamped, WriteOptions};
 
 use crate::error::Result;
 use crate::meta::{BackendStats, DefragSummary, IterPage, IterRequest, Meta};
@@ -47,6 +47,17 @@ pub trait Backend: Send + Sync {
     ) -> Result<u64>;
     /// Reads `range` of one column; a column with no value is `NotFound`.
     fn read_column(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>>;
+    /// Reads `range` of one column with the version read (see [`Stamped`]): the pieces of a
+    /// long reply are checked to come from one record.
+    fn read_column_stamped(&self, key: &Key, column: u16, range: Range) -> Result<Stamped> {
+        crate::store::stamped_by_lookups(
+            key,
+            column,
+            range,
+            |r| self.read_column(key, column, r),
+            || self.lookup_column(key, column),
+        )
+    }
     /// Describes one column; a column with no value is `NotFound`.
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta>;
     /// Removes one column of a key; a column with no value is `NotFound`. With

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ringblob_engine::{Config, Durability, Engine, Key, Range, WriteAt, WriteOptions};
+use ringblob_engine::{Config, Durability, Engine, Key, Range, Stamped, WriteAt, WriteOptions};
 
 use crate::error::Result;
 use crate::meta::{
@@ -104,6 +104,10 @@ impl Store for BlobStore {
 
     fn get(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>> {
         Ok(self.engine.read_column(key, column, range)?)
+    }
+
+    fn get_stamped(&self, key: &Key, column: u16, range: Range) -> Result<Stamped> {
+        Ok(self.engine.read_stamped(key, column, range)?)
     }
 
     fn meta(&self, key: &Key, column: u16) -> Result<Meta> {

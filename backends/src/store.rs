@@ -5,7 +5,7 @@
 use std::io::Read;
 
 use ringblob_engine::format::record::MAX_VALUE_LEN;
-use ringblob_engine::{Durability, Key, Range, WriteAt, WriteOptions};
+use ringblob_engine::{Durability, Key, Range, Stamped, WriteAt, WriteOptions};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -27,6 +27,33 @@ pub fn read_exactly(source: &mut dyn std::io::Read, len: u64) -> Result<Vec<u8>>
         return Err(Error::io("read", "upload", eof));
     }
     Ok(value)
+}
+
+/// Reads a range and the version it came from with a lookup on either side: equal
+/// timestamps mean no write landed in between (two records with one timestamp are copies of
+/// one write). A read that keeps racing writes is `Busy`.
+pub fn stamped_by_lookups(
+    key: &Key,
+    column: u16,
+    range: Range,
+    read: impl Fn(Range) -> Result<Vec<u8>>,
+    lookup: impl Fn() -> Result<Meta>,
+) -> Result<Stamped> {
+    for _ in 0..4 {
+        let before = lookup()?;
+        let data = read(range)?;
+        let after = lookup()?;
+        if before.timestamp_ns == after.timestamp_ns {
+            return Ok(Stamped {
+                data,
+                timestamp_ns: after.timestamp_ns,
+                value_len: after.size,
+            });
+        }
+    }
+    Err(Error::Busy(format!(
+        "column {column} of {key} kept changing while it was read"
+    )))
 }
 
 /// The primitives a storage backend provides. Values live in columns of keys (column 0 is
@@ -78,6 +105,18 @@ pub trait Store: Send + Sync {
         Ok(v.len() as u64)
     }
     fn get(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>>;
+    /// `range` of a column's value with the version it was read from. By default the
+    /// value's meta is read before and after the bytes (a read racing a write is retried);
+    /// a store that reads both at once overrides it.
+    fn get_stamped(&self, key: &Key, column: u16, range: Range) -> Result<Stamped> {
+        stamped_by_lookups(
+            key,
+            column,
+            range,
+            |r| self.get(key, column, r),
+            || self.meta(key, column),
+        )
+    }
     fn meta(&self, key: &Key, column: u16) -> Result<Meta>;
     /// Removes one column; a column with no value is `NotFound`. `opts.timestamp_ns`, if
     /// set, stamps the tombstone (where the store keeps one).
@@ -360,6 +399,10 @@ impl<S: Store> Backend for StoreBackend<S> {
 
     fn read_column(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>> {
         self.store.get(key, column, range)
+    }
+
+    fn read_column_stamped(&self, key: &Key, column: u16, range: Range) -> Result<Stamped> {
+        self.store.get_stamped(key, column, range)
     }
 
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta> {

@@ -399,6 +399,12 @@ impl Engine {
         self.inner.read_value(key, column, range)
     }
 
+    /// Reads `range` of `column` of `key`, with the version read (its timestamp) and the
+    /// whole value's length.
+    pub fn read_stamped(&self, key: &Key, column: u16, range: Range) -> Result<crate::Stamped> {
+        self.inner.read_stamped(key, column, range)
+    }
+
     /// Size, timestamp, checksum and location of the value under `key` (column 0).
     pub fn lookup(&self, key: &Key) -> Result<Meta> {
         self.lookup_column(key, 0)

@@ -65,5 +65,6 @@ pub use error::{Error, Result};
 pub use iter::Iter;
 pub use key::Key;
 pub use patch::WriteAt;
+pub use reader::Stamped;
 pub use scrub::ScrubStatus;
 pub use upkeep::DefragStatus;

@@ -14,6 +14,15 @@ use crate::key::Key;
 /// Stored bytes read at once when a large value is read piecewise.
 const LARGE_READ_GROUP: u64 = 8 << 20;
 
+/// Bytes read from one record, and which record: its version and whole value's length (a
+/// reply streamed piece by piece checks each piece came from the same record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped {
+    pub data: Vec<u8>,
+    pub timestamp_ns: u64,
+    pub value_len: u64,
+}
+
 /// Records up to this size are read with one `pread`; larger ones piecewise.
 const WHOLE_READ_MAX: u32 = 256 << 10;
 
@@ -66,7 +75,7 @@ impl Inner {
             flags: 0,
             column,
         };
-        let damaged = match self.read_checked(e.loc.blob, &entry, &mut Vec::new()) {
+        let damaged = match self.verify_record(e.loc.blob, &entry, &mut Vec::new()) {
             Ok(intact) => !intact,
             Err(err) => err.is_corruption(),
         };
@@ -77,6 +86,11 @@ impl Inner {
 
     /// Reads `range` of the value under (key, column).
     pub fn read_value(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>> {
+        self.read_stamped(key, column, range).map(|s| s.data)
+    }
+
+    /// Reads `range` of the value under (key, column), with the version it read.
+    pub fn read_stamped(&self, key: &Key, column: u16, range: Range) -> Result<Stamped> {
         READ_BUF.with(|cell| {
             let mut buf = cell.take();
             let mut result = self.read_value_with(key, column, range, &mut buf);
@@ -113,7 +127,7 @@ impl Inner {
         column: u16,
         range: Range,
         buf: &mut Vec<u8>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<Stamped> {
         let generation = self.keys.generation();
         for e in self.keys.candidates(key, column) {
             if let Some(v) = self.read_entry(key, e, range, buf)? {
@@ -139,7 +153,7 @@ impl Inner {
         e: Entry,
         range: Range,
         buf: &mut Vec<u8>,
-    ) -> Result<Option<Option<Vec<u8>>>> {
+    ) -> Result<Option<Option<Stamped>>> {
         if e.tombstone {
             return Ok((self.key_at(e.loc)? == *key).then_some(None));
         }
@@ -158,7 +172,7 @@ impl Inner {
         loc: Loc,
         range: Range,
         rec: &mut Vec<u8>,
-    ) -> Result<Option<Vec<u8>>> {
+    ) -> Result<Option<Stamped>> {
         let offset = u64::from(loc.offset);
         self.log
             .read_bytes(loc.blob, offset, loc.len as usize, rec)?;
@@ -173,7 +187,8 @@ impl Inner {
         };
         let mut src = InRecord::new(rec, &h);
         src.kept = Some(&mut read_kept);
-        self.read_frames(loc, &h, &table, range, &mut src).map(Some)
+        let data = self.read_frames(loc, &h, &table, range, &mut src)?;
+        Ok(Some(stamped(data, &h)))
     }
 
     /// Header, frame table, then only the frames the range touches, a bounded group at a
@@ -184,7 +199,7 @@ impl Inner {
         loc: Loc,
         range: Range,
         buf: &mut Vec<u8>,
-    ) -> Result<Option<Vec<u8>>> {
+    ) -> Result<Option<Stamped>> {
         let offset = u64::from(loc.offset);
         self.log
             .read_bytes(loc.blob, offset, RECORD_HEADER_LEN, buf)?;
@@ -194,7 +209,7 @@ impl Inner {
         }
         let range = range.resolve(h.value_len)?;
         if range.1 == 0 {
-            return Ok(Some(Vec::new()));
+            return Ok(Some(stamped(Vec::new(), &h)));
         }
         let table_at = offset + RECORD_HEADER_LEN as u64;
         self.log
@@ -210,7 +225,7 @@ impl Inner {
         if buf.capacity() > LARGE_READ_GROUP as usize * 2 {
             *buf = Vec::new();
         }
-        Ok(Some(out))
+        Ok(Some(stamped(out, &h)))
     }
 
     /// The logical bytes `range` of the record at `loc`, its frames from `src`.
@@ -243,11 +258,69 @@ impl Inner {
     /// patching that record reads the frames it changes this way).
     pub(crate) fn read_record(&self, key: &Key, loc: Loc, range: Range) -> Result<Option<Vec<u8>>> {
         let mut buf = Vec::new();
-        if loc.len <= WHOLE_READ_MAX {
-            self.read_small(key, loc, range, &mut buf)
+        let found = if loc.len <= WHOLE_READ_MAX {
+            self.read_small(key, loc, range, &mut buf)?
         } else {
-            self.read_large(key, loc, range, &mut buf)
+            self.read_large(key, loc, range, &mut buf)?
+        };
+        Ok(found.map(|s| s.data))
+    }
+}
+
+impl Inner {
+    /// Whether record `e` of blob `id` is intact and holds its key: header, frame table,
+    /// every frame's CRC and the value's CRC checked. A large record is read a bounded group
+    /// of frames at a time, so checking a record of any size holds at most
+    /// `LARGE_READ_GROUP` bytes (`buf`); a small one is read whole.
+    pub(crate) fn verify_record(
+        &self,
+        id: u32,
+        e: &crate::format::index_file::IndexEntry,
+        buf: &mut Vec<u8>,
+    ) -> Result<bool> {
+        if u64::from(e.record_len) <= LARGE_READ_GROUP {
+            return self.read_checked(id, e, buf);
         }
+        let offset = e.offset;
+        self.log.read_bytes(id, offset, RECORD_HEADER_LEN, buf)?;
+        let h = RecordHeader::decode(buf, id, offset)?;
+        if h.key != e.key {
+            return Ok(false);
+        }
+        let table_at = offset + RECORD_HEADER_LEN as u64;
+        self.log.read_bytes(id, table_at, h.table_len(), buf)?;
+        let table = FrameTable::decode(&h, buf, id, offset)?;
+        let frames = Frames {
+            h: &h,
+            table: &table,
+            place: RecordPlace { blob: id, offset },
+        };
+        let mut src = InBlob {
+            log: &self.log,
+            blob: id,
+            area_at: table_at + h.table_len() as u64,
+            buf,
+        };
+        let mut decoder = FrameDecoder::default();
+        read_range(
+            &frames,
+            (0, h.value_len),
+            &mut src,
+            &mut decoder,
+            &mut |_| Ok(()),
+        )?;
+        if buf.capacity() > LARGE_READ_GROUP as usize * 2 {
+            *buf = Vec::new();
+        }
+        Ok(true)
+    }
+}
+
+fn stamped(data: Vec<u8>, h: &RecordHeader) -> Stamped {
+    Stamped {
+        data,
+        timestamp_ns: h.timestamp_ns,
+        value_len: h.value_len,
     }
 }
 

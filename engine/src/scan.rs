@@ -4,8 +4,10 @@
 use std::io;
 
 use crate::error::{Error, Result};
-use crate::format::frame_walk::{Frames, InRecord, RecordPlace};
-use crate::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN, RECORD_MAGIC};
+use crate::format::frame_walk::{FrameSource, Frames, InRecord, RecordPlace};
+use crate::format::record::{
+    FrameEntry, FrameTable, RecordHeader, RECORD_HEADER_LEN, RECORD_MAGIC,
+};
 use crate::io::DeviceFile;
 
 /// How much a scan checks.
@@ -110,11 +112,18 @@ impl<'a> Scanner<'a> {
             return Ok(Checked::BadBody(h, e));
         }
         if check == Check::Everything {
-            let rec = self
-                .bytes(at, h.record_len() as usize)
-                .map_err(|e| io_err(e, blob))?;
-            if let Err(e) = check_frames(&h, rec, blob, at) {
-                return Ok(Checked::BadBody(h, e));
+            let checked = if h.record_len() <= WINDOW as u64 {
+                let rec = self
+                    .bytes(at, h.record_len() as usize)
+                    .map_err(|e| io_err(e, blob))?;
+                check_frames(&h, rec, blob, at)
+            } else {
+                check_frames_in_file(self.file, &h, blob, at)
+            };
+            match checked {
+                Ok(()) => {}
+                Err(e @ Error::Io { .. }) => return Err(e),
+                Err(e) => return Ok(Checked::BadBody(h, e)),
             }
         }
         Ok(Checked::Good(h))
@@ -218,6 +227,61 @@ pub fn check_frames(h: &RecordHeader, rec: &[u8], blob: u32, offset: u64) -> Res
         place: RecordPlace { blob, offset },
     };
     frames.walk_all(&mut InRecord::new(rec, h), &mut |_, _, _| Ok(()))
+}
+
+/// [`check_frames`] for a record too large to read whole: its frame table, then its frames
+/// a group of at most [`WINDOW`] bytes at a time, so a record of any size is checked in
+/// bounded memory.
+fn check_frames_in_file(
+    file: &dyn DeviceFile,
+    h: &RecordHeader,
+    blob: u32,
+    offset: u64,
+) -> Result<()> {
+    let table_at = offset + RECORD_HEADER_LEN as u64;
+    let mut buf = vec![0u8; h.table_len()];
+    file.read_exact_at(&mut buf, table_at)
+        .map_err(|e| io_err(e, blob))?;
+    let table = FrameTable::decode(h, &buf, blob, offset)?;
+    let frames = Frames {
+        h,
+        table: &table,
+        place: RecordPlace { blob, offset },
+    };
+    let mut src = InFile {
+        file,
+        blob,
+        area_at: table_at + h.table_len() as u64,
+        buf,
+    };
+    frames.walk_all(&mut src, &mut |_, _, _| Ok(()))
+}
+
+/// A record's own frames read from its blob file a group at a time; frames a patch keeps
+/// from an earlier record are passed by (checked with that record).
+struct InFile<'a> {
+    file: &'a dyn DeviceFile,
+    blob: u32,
+    area_at: u64,
+    buf: Vec<u8>,
+}
+
+impl FrameSource for InFile<'_> {
+    fn group_limit(&self) -> u64 {
+        WINDOW as u64
+    }
+
+    fn own(&mut self, from: u64, len: u64) -> Result<&[u8]> {
+        self.buf.resize(len as usize, 0);
+        self.file
+            .read_exact_at(&mut self.buf, self.area_at + from)
+            .map_err(|e| io_err(e, self.blob))?;
+        Ok(&self.buf)
+    }
+
+    fn kept(&mut self, _: FrameEntry, _: u64) -> Result<Option<&[u8]>> {
+        Ok(None)
+    }
 }
 
 fn io_err(e: io::Error, blob: u32) -> Error {

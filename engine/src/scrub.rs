@@ -98,7 +98,7 @@ impl Inner {
         let entries = self.entries_of(id, size)?;
         let mut buf = Vec::new();
         for e in &entries {
-            let intact = match self.read_checked(id, e, &mut buf) {
+            let intact = match self.verify_record(id, e, &mut buf) {
                 Ok(intact) => intact,
                 Err(err) if err.is_corruption() => false,
                 Err(err) => return Err(err),

@@ -14,7 +14,7 @@
 //! # fn main() -> Result<(), WireError> {
 //! // Client: ask for 5 bytes at offset 2 of column 0.
 //! let mut buf = BytesMut::new();
-//! let read = Request::Read(ReadRequest { offset: 2, size: 5, column: 0 });
+//! let read = Request::Read(ReadRequest::range(0, 2, 5));
 //! read.encode(1, [7; 32], 0, &mut buf)?;
 //!
 //! // Node: split the frame off the buffer, decode it, answer.

@@ -1,5 +1,6 @@
 //! Library half of the ringblob tools: the pieces the binaries share.
 
+pub mod alloc_tuning;
 pub mod bench;
 pub mod client_args;
 pub mod cluster_stat;

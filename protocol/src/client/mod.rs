@@ -5,6 +5,7 @@
 mod conn;
 mod error;
 mod groups;
+pub mod object;
 mod relay;
 mod routed;
 mod security;
@@ -25,7 +26,7 @@ pub use target::Target;
 use crate::wire::{
     BulkItem, BulkReadRequest, Command, Durability, HandshakeRequest, Header, IterEntry,
     IterateEnd, IterateRequest, KeyId, LookupRequest, RangeDigestReply, RangeDigestRequest,
-    ReadRequest, RemoveRequest, Reply, Request, ValueMeta, WriteMode, WriteRequest,
+    ReadRequest, RemoveRequest, Reply, Request, Status, ValueMeta, WriteMode, WriteRequest,
     MAX_VALUE_IN_FRAME, READ_TO_END,
 };
 use conn::Conn;
@@ -45,6 +46,9 @@ pub struct ClientConfig {
     pub group: u32,
     /// Part size of streaming writes.
     pub part_size: usize,
+    /// Values larger than this are stored as chunked objects of chunks this size
+    /// ([`object`]); 4 KiB to 1 GiB.
+    pub chunk_size: u64,
     /// The access key to authenticate with (and TLS settings).
     pub security: ClientSecurity,
 }
@@ -58,6 +62,7 @@ impl Default for ClientConfig {
             name: format!("ringblob-client/{}", env!("CARGO_PKG_VERSION")),
             group: 0,
             part_size: 8 << 20,
+            chunk_size: object::DEFAULT_CHUNK_SIZE,
             security: ClientSecurity::default(),
         }
     }
@@ -281,12 +286,24 @@ impl Client {
         offset: u64,
         size: Option<u64>,
     ) -> Result<Bytes> {
-        let req = Request::Read(ReadRequest {
-            offset,
-            size: size.unwrap_or(READ_TO_END),
+        let req = Request::Read(ReadRequest::range(
             column,
-        });
-        let replies = self.call(&req, key).await?;
+            offset,
+            size.unwrap_or(READ_TO_END),
+        ));
+        let key = key.into();
+        let mut replies = self.call(&req, key.clone()).await;
+        // A long reply whose value was replaced while it was sent: nothing was handed out
+        // yet, so read the new version.
+        for _ in 0..3 {
+            match &replies {
+                Err(e) if e.status() == Some(Status::Changed) => {
+                    replies = self.call(&req, key.clone()).await
+                }
+                _ => break,
+            }
+        }
+        let replies = replies?;
         if let [Reply::ReadPart { data, .. }] = replies.as_slice() {
             return Ok(data.clone());
         }
@@ -323,11 +340,19 @@ impl Client {
         (offset, size): (u64, Option<u64>),
         out: &mut W,
     ) -> Result<u64> {
-        let req = Request::Read(ReadRequest {
-            offset,
-            size: size.unwrap_or(READ_TO_END),
-            column,
-        });
+        let req = ReadRequest::range(column, offset, size.unwrap_or(READ_TO_END));
+        self.read_request_to(key, req, out).await
+    }
+
+    /// Streams the reply to `req` into `out`; returns the bytes written. Retried
+    /// (idempotent) only before any byte was written.
+    pub async fn read_request_to<W: AsyncWrite + Unpin>(
+        &self,
+        key: impl Into<Target>,
+        req: ReadRequest,
+        out: &mut W,
+    ) -> Result<u64> {
+        let req = Request::Read(req);
         let key = key.into();
         let mut attempt = 0;
         loop {

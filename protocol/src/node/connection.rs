@@ -16,6 +16,7 @@ use super::access::{admit, seal_for_forward, Denied, Identity};
 use super::forward::{route, target_group, Route};
 use super::greeting::{greet, prove, Greeting, Pending};
 use super::handover::{Handovers, ReadThrough};
+use super::read_stream::ReadStream;
 use super::timed_stream::TimedStream;
 use super::{dispatch, Node};
 use super::{hints, versions};
@@ -252,6 +253,9 @@ async fn run(
                     .saturating_sub(connected.elapsed()),
             );
         }
+        if let Some(total) = crate::wire::announced_frame_len(&buf) {
+            buf.reserve(total.saturating_sub(buf.len()));
+        }
         tokio::select! {
             r = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => match r {
                 Err(_) if !session.greeted() => return End::NoHandshake,
@@ -387,6 +391,9 @@ async fn serve_frames(
                 .map_err(|e| End::Fatal(e.to_string()))?;
         }
         drop(share);
+        if let Some(rest) = served.stream {
+            send_stream(node, stream, rest).await?;
+        }
         batch = served.rest;
         if served.ask_first && !batch.is_empty() {
             let frame = batch.remove(0);
@@ -675,6 +682,35 @@ async fn serve_batch(
         .requests
         .fetch_add(served_count, Ordering::Relaxed);
     Ok(served)
+}
+
+/// Sends the rest of a long READ reply a piece at a time: each piece takes its share of the
+/// node's reply memory, is read on the blocking pool and is written before the next is
+/// read, so a slow reader holds one piece and slows only itself.
+async fn send_stream(
+    node: &Arc<Node>,
+    stream: &mut ClientStream,
+    mut rest: ReadStream,
+) -> Result<(), End> {
+    while !rest.done() {
+        let _share = node.reply_budget.take_bytes(rest.next_len()).await;
+        let (back, chunks) = node
+            .backend
+            .run(move |b| {
+                let chunks = rest.next_piece(b);
+                Ok((rest, chunks))
+            })
+            .await
+            .map_err(|e| End::Fatal(e.to_string()))?;
+        rest = back;
+        for chunk in &chunks {
+            stream
+                .write_all(chunk)
+                .await
+                .map_err(|e| End::Fatal(e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Tells a connection over the cap why it is being closed.

@@ -6,14 +6,15 @@ use ringblob_backends::{Backend, Meta};
 use ringblob_engine::{Key, Range, WriteOptions};
 
 use super::output::Output;
+use super::read_stream::{encode_piece, ReadStream, STREAM_PIECE};
 use super::status_map::status_of;
 use super::versions::{check_deadline, now_ns};
 use super::NodeInfo;
 use crate::cluster::local::value_meta;
 use crate::wire::{
-    encode_error, encode_iterate_reply, encode_read_reply, BulkItem, BulkReadRequest, Durability,
-    Frame, Header, IterateRequest, ReadRequest, RemoveRequest, Reply, Request, Status, WireError,
-    WriteAck, WriteMode, WriteRequest, MAX_REPLY_PART, MAX_VALUE_IN_FRAME, READ_TO_END,
+    encode_error, encode_iterate_reply, BulkItem, BulkReadRequest, Durability, Frame, Header,
+    IterateRequest, ReadRequest, RemoveRequest, Reply, Request, Status, WireError, WriteAck,
+    WriteMode, WriteRequest, MAX_VALUE_IN_FRAME, READ_TO_END,
 };
 
 /// A batch stops taking requests once its replies reach this size (or the smaller share of
@@ -42,6 +43,9 @@ pub struct Served {
     pub chunks: Vec<Bytes>,
     pub rest: Vec<Frame>,
     pub ask_first: bool,
+    /// The rest of a long READ reply the chunks begin: sent by the connection piece by
+    /// piece before `rest` is served.
+    pub stream: Option<ReadStream>,
 }
 
 /// Serves a batch of frames (one connection's pipelined requests) and returns the replies,
@@ -69,15 +73,17 @@ pub fn serve_batch(
         let start = out.len();
         let deferred = serve(b, info, f, &mut out, default_durable);
         spans.push((start, out.len(), deferred));
-        if out.len() >= reply_cap {
+        if out.len() >= reply_cap || out.streaming() {
             break;
         }
     }
     let rest = frames.split_off(spans.len());
+    let stream = out.take_stream();
     let served = |chunks, rest| Served {
         chunks,
         rest,
         ask_first,
+        stream,
     };
     if !spans.iter().any(|s| s.2) {
         return served(out.into_chunks(), rest);
@@ -249,6 +255,8 @@ fn options(compress: bool, d: Durability) -> WriteOptions {
     }
 }
 
+/// A READ: answered whole when the range is at most [`STREAM_PIECE`] bytes, else its first
+/// piece here and the rest streamed by the connection (`read_stream.rs`).
 fn read(
     b: &dyn Backend,
     h: &Header,
@@ -256,32 +264,42 @@ fn read(
     r: &ReadRequest,
     out: &mut Output,
 ) -> Result<(), Failure> {
-    let range = Range {
-        offset: r.offset,
-        size: (r.size != READ_TO_END).then_some(r.size),
+    let wanted = if r.size == READ_TO_END {
+        u64::MAX
+    } else {
+        r.size
     };
-    let value = b
-        .read_column(key, r.column, range)
-        .map_err(|e| fail_read(b, key, r.column, e))?;
-    let value = Bytes::from(value);
-    if value.len() <= MAX_REPLY_PART {
-        return encode_read_reply(h, &value, out.buf()).map_err(wire_fail);
+    let range = Range::new(r.offset, wanted.min(STREAM_PIECE as u64));
+    let first = match b.read_column_stamped(key, r.column, range) {
+        Err(ringblob_backends::Error::NotFound(_)) if r.if_version.is_some() => {
+            return Err(changed())
+        }
+        other => other.map_err(|e| fail_read(b, key, r.column, e))?,
+    };
+    if r.if_version.is_some_and(|v| v != first.timestamp_ns) {
+        return Err(changed());
     }
-    // Large: each part's header goes in the buffer, its data is a shared slice of the value.
-    // Same frames as `encode_read_reply` writes, without copying the value.
-    let mut at = 0;
-    while at < value.len() {
-        let end = (at + MAX_REPLY_PART).min(value.len());
-        let more = end < value.len();
-        let header = Header {
-            payload_len: (end - at) as u32,
-            ..h.reply_to(Status::Ok, more)
-        };
-        out.buf().extend_from_slice(&header.to_bytes());
-        out.push_shared(value.slice(at..end));
-        at = end;
+    let end = r.offset.saturating_add(wanted).min(first.value_len);
+    let next = r.offset + first.data.len() as u64;
+    let last = next >= end;
+    encode_piece(h, Bytes::from(first.data), last, out);
+    if !last {
+        out.set_stream(ReadStream::new(
+            *h,
+            r.column,
+            first.timestamp_ns,
+            (next, end),
+        ));
     }
     Ok(())
+}
+
+/// A `READ` with `IF_VERSION` that found another version, or none.
+fn changed() -> Failure {
+    (
+        Status::Changed,
+        "the value is not the version asked for (replaced or removed)".into(),
+    )
 }
 
 /// The meta of (key, column) for a read. While this node is quarantined (`quarantine.rs`)

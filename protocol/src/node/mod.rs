@@ -14,6 +14,7 @@ mod membership;
 mod mover;
 mod output;
 mod quarantine;
+mod read_stream;
 mod repairer;
 mod reply_budget;
 mod status_map;

@@ -3,12 +3,16 @@
 
 use bytes::{Bytes, BytesMut};
 
-/// Reply bytes in order, as chunks to write one after another.
+use super::read_stream::ReadStream;
+
+/// Reply bytes in order, as chunks to write one after another, and the rest of a streamed
+/// READ reply that ends them, if one does.
 #[derive(Default)]
 pub struct Output {
     chunks: Vec<Bytes>,
     cur: BytesMut,
     sealed_len: usize,
+    stream: Option<ReadStream>,
 }
 
 impl Output {
@@ -20,6 +24,22 @@ impl Output {
     /// Bytes so far.
     pub fn len(&self) -> usize {
         self.sealed_len + self.cur.len()
+    }
+
+    /// Ends the output with a streamed reply's first piece (already appended): nothing may
+    /// follow it but the stream's other pieces.
+    pub fn set_stream(&mut self, stream: ReadStream) {
+        self.stream = Some(stream);
+    }
+
+    /// Whether the output ends with a streamed reply.
+    pub fn streaming(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// The streamed reply that ends the output, if any.
+    pub fn take_stream(&mut self) -> Option<ReadStream> {
+        self.stream.take()
     }
 
     /// Appends `bytes` without copying them.

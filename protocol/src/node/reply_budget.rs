@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::dispatch::{MAX_BATCH_REPLY_BYTES, MAX_BULK_REPLY_BYTES};
+use super::read_stream::STREAM_PIECE;
 use crate::wire::{Command, Frame, ReadRequest, Request, READ_TO_END};
 
 /// Shares are counted in KiB.
@@ -49,7 +50,11 @@ impl ReplyBudget {
     /// Waits for the share of a batch of `frames` (see [`bound`]); none for a batch of
     /// small replies ([`UNCHARGED`]).
     pub async fn take(&self, frames: &[Frame]) -> Share {
-        let bytes = bound(frames);
+        self.take_bytes(bound(frames)).await
+    }
+
+    /// Waits for a share of `bytes` (none below [`UNCHARGED`]).
+    pub async fn take_bytes(&self, bytes: usize) -> Share {
         if bytes <= UNCHARGED {
             return Share {
                 _permit: None,
@@ -95,9 +100,10 @@ impl Share {
     }
 }
 
-/// The most reply bytes `frames` can produce served as one batch: a ranged read its range,
-/// a whole-value read or a bulk read as much as a batch may hold, anything else a small
-/// reply; never more than a batch holds (the batch stops there, `dispatch.rs`).
+/// The most reply bytes `frames` can produce served as one batch: a read its range up to
+/// one piece (a longer reply's other pieces are charged as they go, `read_stream.rs`), a
+/// bulk read as much as a batch may hold, anything else a small reply; never more than a
+/// batch holds (the batch stops there, `dispatch.rs`).
 pub fn bound(frames: &[Frame]) -> usize {
     let mut sum = 0usize;
     for f in frames {
@@ -114,9 +120,10 @@ fn frame_bound(f: &Frame) -> usize {
         Command::Read => {
             match super::access::strip_envelope(f.clone()).and_then(|f| Request::decode(&f)) {
                 Ok(Request::Read(ReadRequest { size, .. })) if size != READ_TO_END => {
-                    (size as usize).saturating_add(SMALL_REPLY)
+                    (size.min(STREAM_PIECE as u64) as usize).saturating_add(SMALL_REPLY)
                 }
-                _ => MAX_BATCH_REPLY_BYTES,
+                // A longer reply's other pieces are charged as they are sent.
+                _ => STREAM_PIECE + SMALL_REPLY,
             }
         }
         Command::BulkRead => MAX_BULK_REPLY_BYTES,

@@ -38,6 +38,24 @@ pub fn check_frame(buf: &[u8]) -> Result<Option<usize>, WireError> {
     Ok(check_header(buf)?.map(|(_, total)| total))
 }
 
+/// The length of the frame `buf` begins with, once its header is buffered and valid (magic,
+/// CRC, payload length within [`MAX_PAYLOAD_LEN`]): a reader reserves room for all of it at
+/// once, instead of growing its buffer by doubling (copying a large frame several times and
+/// holding up to twice its size).
+pub fn announced_frame_len(buf: &[u8]) -> Option<usize> {
+    if buf.len() < HEADER_LEN {
+        return None;
+    }
+    match check_header(buf) {
+        Ok(Some((_, total))) => Some(total),
+        Ok(None) => {
+            let len = Header::decode(buf).ok()?.payload_len as usize;
+            Some(HEADER_LEN + len)
+        }
+        Err(_) => None,
+    }
+}
+
 /// [`check_frame`], also returning the decoded header.
 fn check_header(buf: &[u8]) -> Result<Option<(Header, usize)>, WireError> {
     check_magic(buf)?;

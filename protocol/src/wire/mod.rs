@@ -34,7 +34,9 @@ pub mod stream;
 
 pub use command::Command;
 pub use error::WireError;
-pub use frame::{check_frame, decode_frame, encode_frame, peek_payload_len, Frame};
+pub use frame::{
+    announced_frame_len, check_frame, decode_frame, encode_frame, peek_payload_len, Frame,
+};
 pub use header::{Header, FLAG_ENVELOPE, FLAG_HINTED, FLAG_LOCAL, FLAG_MORE, FLAG_REPLY, MAGIC};
 pub use limits::*;
 pub use payload::{

@@ -51,12 +51,15 @@ pub enum Status {
     /// 19: the node's disk is full: nothing was written. Reads and removes still work;
     /// writes succeed again once space is free (no restart). Try another replica or later.
     NoSpace,
+    /// 20: the value was replaced or removed while a multi-part `READ` reply was being sent:
+    /// the parts already sent are of the old version and must be discarded; read again.
+    Changed,
     /// Any other number, from a newer peer. Treat as a failure.
     Unknown(u32),
 }
 
 /// Every named status, in numeric order (for tests and docs).
-pub const ALL_STATUSES: [Status; 20] = [
+pub const ALL_STATUSES: [Status; 21] = [
     Status::Ok,
     Status::NotFound,
     Status::ChecksumMismatch,
@@ -77,6 +80,7 @@ pub const ALL_STATUSES: [Status; 20] = [
     Status::Removed,
     Status::Unavailable,
     Status::NoSpace,
+    Status::Changed,
 ];
 
 impl Status {
@@ -111,6 +115,7 @@ impl Status {
             Status::Removed => 17,
             Status::Unavailable => 18,
             Status::NoSpace => 19,
+            Status::Changed => 20,
             Status::Unknown(code) => code,
         }
     }
@@ -143,6 +148,7 @@ impl Status {
             Status::Removed => "REMOVED",
             Status::Unavailable => "UNAVAILABLE",
             Status::NoSpace => "NO_SPACE",
+            Status::Changed => "CHANGED",
             Status::Unknown(_) => "UNKNOWN",
         }
     }
@@ -205,7 +211,7 @@ mod tests {
 
     #[test]
     fn unknown_codes_are_kept() {
-        assert_eq!(Status::from_u32(20), Status::Unknown(20));
+        assert_eq!(Status::from_u32(21), Status::Unknown(21));
         assert_eq!(Status::from_u32(u32::MAX).as_u32(), u32::MAX);
         assert_eq!(Status::Unknown(99).to_string(), "UNKNOWN (99)");
         assert_eq!(Status::NotFound.to_string(), "NOT_FOUND (1)");

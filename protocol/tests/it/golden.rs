@@ -53,11 +53,7 @@ fn ping_request_header_crc_is_0xaa2b6206() -> Result<(), WireError> {
 #[test]
 fn read_request_with_trace_and_group() -> Result<(), WireError> {
     let frame = one(READ_REQUEST)?;
-    let req = Request::Read(ReadRequest {
-        offset: 2,
-        size: 5,
-        column: 0,
-    });
+    let req = Request::Read(ReadRequest::range(0, 2, 5));
     assert_eq!(Request::decode(&frame)?, req);
     let h = frame.header;
     assert_eq!(

@@ -110,13 +110,20 @@ pub fn request() -> impl Strategy<Value = Request> {
         Just(Request::Ping),
         handshake_request().prop_map(Request::Handshake),
         any::<u16>().prop_map(|column| Request::Lookup(LookupRequest { column })),
-        (any::<u64>(), any::<u64>(), any::<u16>()).prop_map(
-            |(offset, size, column)| Request::Read(ReadRequest {
-                offset,
-                size,
-                column
-            })
-        ),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u16>(),
+            any::<Option<u64>>()
+        )
+            .prop_map(
+                |(offset, size, column, if_version)| Request::Read(ReadRequest {
+                    offset,
+                    size,
+                    column,
+                    if_version,
+                })
+            ),
         write_request().prop_map(Request::Write),
         (
             durability(),

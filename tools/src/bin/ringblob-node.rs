@@ -512,6 +512,7 @@ fn rng_seed(name: &str) -> u64 {
 }
 
 fn main() {
+    ringblob_tools::alloc_tuning::fix_mmap_threshold();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -50,6 +50,10 @@ struct Cli {
     /// Groups that must acknowledge a put or rm with --groups: one, quorum or all
     #[arg(long = "w", default_value = "quorum", global = true)]
     write_quorum: Quorum,
+    /// Values larger than this many bytes are stored as chunked objects of chunks this
+    /// size, spread over the ring (4096 to 1073741824)
+    #[arg(long, env = "RINGBLOB_CHUNK_SIZE", default_value_t = ringblob_protocol::client::object::DEFAULT_CHUNK_SIZE, global = true)]
+    chunk_size: u64,
     #[command(flatten)]
     security: ringblob_tools::client_args::SecurityArgs,
     #[command(subcommand)]
@@ -123,6 +127,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Remove the chunks of interrupted, failed or replaced object uploads (orphans) on
+    /// every node, printing what was found (JSON)
+    Reclaim {
+        /// Keep uploads started less than this many seconds ago (they may be running)
+        #[arg(long, default_value_t = 3600)]
+        grace_secs: u64,
+    },
 }
 
 impl Cmd {
@@ -180,15 +191,16 @@ struct Source {
     size: Option<u64>,
 }
 
-/// FILE (its size checked against the value limit now) or stdin, to stream.
-async fn streamed_input(file: Option<&PathBuf>) -> Result<Source, Failure> {
+/// FILE or stdin, to stream. A file for a column other than 0 (never a chunked object) is
+/// checked against the value limit now.
+async fn streamed_input(file: Option<&PathBuf>, column: Option<u16>) -> Result<Source, Failure> {
     let limit = ringblob_engine::format::record::MAX_VALUE_LEN;
     match file {
         Some(p) if p.as_os_str() != "-" => {
             let io = |e: std::io::Error| Failure(1, format!("{}: {e}", p.display()));
             let f = tokio::fs::File::open(p).await.map_err(io)?;
             let len = f.metadata().await.map_err(io)?.len();
-            if len > limit {
+            if len > limit && column.unwrap_or(0) != 0 {
                 return Err(Failure(
                     1,
                     format!("value of {len} bytes is over the {limit}-byte limit"),
@@ -217,14 +229,17 @@ async fn put_streamed(
 ) -> Result<(), Failure> {
     let bar = ringblob_tools::progress::bar(source.size, quiet);
     let at = (ctx.key(name), column.unwrap_or(0));
-    let result = ctx
-        .client
-        .put_stream(at.0, at.1, &mut source.reader, (source.size, opts), |n| {
-            if let Some(b) = &bar {
-                b.set_position(n)
-            }
-        })
-        .await;
+    let progress = |n| {
+        if let Some(b) = &bar {
+            b.set_position(n)
+        }
+    };
+    let (reader, size) = (&mut source.reader, (source.size, opts));
+    // Column 0 holds plain values and chunked objects alike; other columns plain values.
+    let result = match at.1 {
+        0 => ctx.client.put_object(at.0, reader, size, progress).await,
+        c => ctx.client.put_stream(at.0, c, reader, size, progress).await,
+    };
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -246,7 +261,11 @@ async fn get_bar(
         Some(s) => s,
         None => {
             let meta = client.lookup_column(key.clone(), *column).await.ok()?;
-            meta.size.saturating_sub(offset)
+            let object = match column {
+                0 => client.object_manifest(key).await.ok().flatten(),
+                _ => None,
+            };
+            object.map_or(meta.size, |m| m.size).saturating_sub(offset)
         }
     };
     ringblob_tools::progress::bar(Some(total), quiet)
@@ -313,8 +332,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let config = ClientConfig {
         timeout: Duration::from_secs(cli.timeout),
         security: security.clone(),
+        chunk_size: cli.chunk_size,
         ..ClientConfig::default()
     };
+    let limits = ringblob_protocol::client::object::MIN_CHUNK_SIZE
+        ..=ringblob_protocol::client::object::MAX_CHUNK_SIZE;
+    if !limits.contains(&cli.chunk_size) {
+        return Err(Failure(
+            1,
+            format!("--chunk-size {} is not within {limits:?}", cli.chunk_size),
+        ));
+    }
     // Arguments and a put's input are checked before connecting: fail fast. A plain put
     // streams its input in parts (memory bounded by one part, whatever the size); appends,
     // writes at an offset and replicated puts read it whole first, so a connection is never
@@ -329,11 +357,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } if *append || offset.is_some() || !cli.groups.is_empty() => {
             Input::Whole(read_input(file.as_ref())?)
         }
-        Cmd::Put { file, .. } => Input::Streamed(streamed_input(file.as_ref()).await?),
+        Cmd::Put { file, .. } => Input::Streamed(streamed_input(file.as_ref(), column).await?),
         _ => Input::Whole(Vec::new()),
     };
     let ctx = Ctx {
-        client: Client::connect(&cli.remote, config).await?,
+        client: Client::connect(&cli.remote, config.clone()).await?,
         namespace: cli.namespace,
         groups: cli.groups,
         write_quorum: cli.write_quorum,
@@ -392,7 +420,30 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Stat => stat(&ctx).await,
         Cmd::Routes { json } => routes(&ctx, json).await,
+        Cmd::Reclaim { grace_secs } => reclaim(&ctx, config, grace_secs).await,
     }
+}
+
+/// `reclaim`: orphaned object uploads removed on every node of the cluster (each node
+/// lists its own keys), or on the node asked outside a cluster.
+async fn reclaim(ctx: &Ctx, config: ClientConfig, grace_secs: u64) -> Result<(), Failure> {
+    let table = ctx.client.route_table().await?;
+    let mut addrs: Vec<String> = table.nodes.iter().map(|n| n.addr.clone()).collect();
+    addrs.sort();
+    addrs.dedup();
+    if addrs.is_empty() {
+        addrs.push(ctx.client.addr().to_string());
+    }
+    let grace = Duration::from_secs(grace_secs);
+    let mut nodes = serde_json::Map::new();
+    for addr in addrs {
+        let client = Client::connect(&addr, config.clone()).await?;
+        let report = client.reclaim_uploads(grace, Durability::Default).await?;
+        let value = serde_json::to_value(&report).map_err(|e| Failure(1, e.to_string()))?;
+        nodes.insert(addr, value);
+    }
+    println!("{}", pretty(&serde_json::Value::Object(nodes)));
+    Ok(())
 }
 
 /// `put`: a whole value, an append or a write at an offset; replicated with `--groups`.
@@ -446,7 +497,7 @@ async fn rm(ctx: &Ctx, name: &str, column: Option<u16>, d: Durability) -> Result
     }
     match column {
         Some(c) => ctx.client.remove_column(k, c, d).await?,
-        None => ctx.client.remove(k, d).await?,
+        None => ctx.client.remove_object(k, d).await?,
     }
     println!("removed {}", shown(name, column));
     Ok(())
@@ -457,10 +508,14 @@ async fn lookup(ctx: &Ctx, name: &str, column: u16, json: bool) -> Result<(), Fa
     let k = ctx.key(name);
     let id = Key(k.id());
     let meta = match ctx.groups.first() {
-        Some(_) => lookup_replicated(&ctx.client, k, column, &ctx.groups).await?,
-        None => ctx.client.lookup_column(k, column).await?,
+        Some(_) => lookup_replicated(&ctx.client, k.clone(), column, &ctx.groups).await?,
+        None => ctx.client.lookup_column(k.clone(), column).await?,
     };
-    print_lookup(name, &id, &meta, json);
+    let object = match (column, ctx.groups.is_empty()) {
+        (0, true) => ctx.client.object_manifest(&k).await?,
+        _ => None,
+    };
+    print_lookup(name, &id, &meta, object.as_ref(), json);
     Ok(())
 }
 
@@ -504,7 +559,7 @@ async fn get(
 ) -> Result<(), Failure> {
     let Some(path) = output else {
         let mut stdout = Counted::new(tokio::io::stdout(), bar);
-        let r = client.get_column_to(key, column, range, &mut stdout).await;
+        let r = fetch(client, (key, column), range, &mut stdout).await;
         stdout.finish();
         r?;
         return Ok(());
@@ -519,7 +574,7 @@ async fn get(
         .await
         .map_err(io)?;
     let mut file = Counted::new(file, bar);
-    let result = client.get_column_to(key, column, range, &mut file).await;
+    let result = fetch(client, (key, column), range, &mut file).await;
     file.finish();
     drop(file);
     let renamed = match result {
@@ -530,6 +585,19 @@ async fn get(
         let _ = std::fs::remove_file(&tmp);
     }
     renamed
+}
+
+/// Column 0 (a plain value or a chunked object) or another column, streamed into `out`.
+async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
+    client: &Client,
+    (key, column): (Target, u16),
+    range: (u64, Option<u64>),
+    out: &mut W,
+) -> Result<u64, ClientError> {
+    match column {
+        0 => client.get_object_to(key, range, out).await,
+        c => client.get_column_to(key, c, range, out).await,
+    }
 }
 
 /// A temp file name in the same directory as `path`, unique to this process and call.
@@ -551,16 +619,39 @@ fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
 }
 
-fn print_lookup(name: &str, key: &Key, m: &ringblob_protocol::wire::ValueMeta, json: bool) {
+/// The meta of a value; of a chunked object, its manifest's meta then the object's size,
+/// chunks and checksum (`object`).
+fn print_lookup(
+    name: &str,
+    key: &Key,
+    m: &ringblob_protocol::wire::ValueMeta,
+    object: Option<&ringblob_protocol::client::object::Manifest>,
+    json: bool,
+) {
     if json {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "name": name, "key": key.to_hex(), "column": m.column, "size": m.size,
             "stored_size": m.stored_size,
             "timestamp_ns": m.timestamp_ns, "checksum": format!("{:08x}", m.checksum),
             "blob": m.blob, "offset": m.offset,
         });
+        if let Some(o) = object {
+            v["object"] = serde_json::json!({
+                "size": o.size, "chunks": o.chunk_crcs.len(), "chunk_size": o.chunk_size,
+                "checksum": format!("{:08x}", o.crc32),
+            });
+        }
         println!("{v}");
         return;
+    }
+    if let Some(o) = object {
+        println!(
+            "object       {} bytes in {} chunks of {} bytes",
+            o.size,
+            o.chunk_crcs.len(),
+            o.chunk_size
+        );
+        println!("object crc   crc32 {:08x}", o.crc32);
     }
     println!("name         {name}");
     println!("key          {}", key.to_hex());

@@ -1,6 +1,7 @@
 //! The real binaries end to end: `ringblob-node` started as a process, driven by the real
 //! `ringblob` CLI and by the client library; stopped with SIGTERM and with SIGKILL.
 
+mod big_reads;
 mod certs;
 mod cli;
 mod columns;
@@ -8,6 +9,7 @@ mod full_disk;
 mod kill9;
 mod limits;
 mod node_process;
+mod objects;
 mod security;
 mod space;
 mod streaming;

@@ -21,7 +21,13 @@ pub struct ReadRequest {
     /// the end is cut at the end; one starting past the end is `RANGE_OUT_OF_BOUNDS`.
     pub size: u64,
     pub column: u16,
+    /// `IF_VERSION`: read only the record written at this timestamp (a value's version, as
+    /// `LOOKUP` reports it); any other version, or none, is `CHANGED`.
+    pub if_version: Option<u64>,
 }
+
+/// `READ` flag bit 0: an `if_version` follows the fixed fields.
+pub const READ_FLAG_IF_VERSION: u16 = 1;
 
 impl ReadRequest {
     /// The whole value of `column`.
@@ -30,6 +36,17 @@ impl ReadRequest {
             offset: 0,
             size: READ_TO_END,
             column,
+            if_version: None,
+        }
+    }
+
+    /// `size` bytes (`READ_TO_END`: to the end) from `offset` of `column`.
+    pub fn range(column: u16, offset: u64, size: u64) -> Self {
+        ReadRequest {
+            offset,
+            size,
+            column,
+            if_version: None,
         }
     }
 
@@ -37,8 +54,16 @@ impl ReadRequest {
         dst.put_u64_le(self.offset);
         dst.put_u64_le(self.size);
         dst.put_u16_le(self.column);
-        dst.put_u16_le(0);
+        let flags = if self.if_version.is_some() {
+            READ_FLAG_IF_VERSION
+        } else {
+            0
+        };
+        dst.put_u16_le(flags);
         dst.put_u32_le(0);
+        if let Some(v) = self.if_version {
+            dst.put_u64_le(v);
+        }
     }
 
     pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
@@ -46,13 +71,25 @@ impl ReadRequest {
         let offset = r.u64()?;
         let size = r.u64()?;
         let column = r.u16()?;
-        r.reserved(2, "READ flags")?;
+        let flags = r.u16()?;
+        if flags & !READ_FLAG_IF_VERSION != 0 {
+            return Err(WireError::InvalidValue {
+                what: "READ flags",
+                value: u64::from(flags),
+            });
+        }
         r.reserved(4, "READ reserved")?;
+        let if_version = if flags & READ_FLAG_IF_VERSION != 0 {
+            Some(r.u64()?)
+        } else {
+            None
+        };
         r.finish()?;
         Ok(ReadRequest {
             offset,
             size,
             column,
+            if_version,
         })
     }
 }
@@ -78,13 +115,29 @@ mod tests {
             ReadRequest::decode(&long),
             Err(WireError::TrailingBytes { .. })
         ));
-        buf[18] = 1;
+        buf[18] = 2;
         assert_eq!(
             ReadRequest::decode(&buf),
             Err(WireError::InvalidValue {
                 what: "READ flags",
-                value: 1
+                value: 2
             })
         );
+        // IF_VERSION without its 8 bytes is truncated; with them it round-trips.
+        buf[18] = 1;
+        assert!(matches!(
+            ReadRequest::decode(&buf),
+            Err(WireError::Truncated { .. })
+        ));
+        let pinned = ReadRequest {
+            if_version: Some(0x0102_0304_0506_0708),
+            ..ReadRequest::range(2, 5, 9)
+        };
+        let mut buf = BytesMut::new();
+        pinned.encode(&mut buf);
+        assert_eq!(buf.len(), READ_REQUEST_LEN + 8);
+        assert_eq!(buf[18], 1);
+        assert_eq!(buf[24..], [8, 7, 6, 5, 4, 3, 2, 1]);
+        assert_eq!(ReadRequest::decode(&buf), Ok(pinned));
     }
 }
