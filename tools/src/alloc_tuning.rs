@@ -1,14 +1,17 @@
-//! Allocator tuning for the node. Large buffers — value pieces of streamed replies, upload
+//! Allocator tuning for the node (and the CLI and bench, which stream large values too). Large buffers — value pieces of streamed replies, upload
 //! parts, read groups — are allocated and freed all the time on many threads. glibc's
 //! malloc raises its mmap threshold to the size of the largest chunk freed so far, after
 //! which such buffers come from per-thread heaps whose free space it rarely gives back:
 //! resident memory then grows with the number of threads and the size of values, not with
 //! what is in use (measured: 4 slow readers and 4 uploads took a node from 8 to 178 MiB;
-//! with a fixed threshold, to 88 MiB — `tools/tests/cli/big_reads.rs`). A fixed threshold
+//! with a fixed threshold, to 85 MiB — `tools/tests/cli/big_reads.rs`). A fixed threshold
 //! maps every buffer of at least [`MMAP_THRESHOLD`] and returns it to the system when freed.
 
-/// Allocations from this size on are mapped on their own.
-pub const MMAP_THRESHOLD: usize = 1 << 20;
+/// Allocations from this size on are mapped on their own: streamed reply pieces (4 MiB) and
+/// upload parts (8 MiB) are; values of a few MiB, read and freed at high rates, stay on the
+/// heap (measured with 1 MiB gets: a 1 MiB threshold cost a third of the throughput, 4 MiB
+/// nothing measurable).
+pub const MMAP_THRESHOLD: usize = 4 << 20;
 
 /// Fixes glibc's mmap threshold (call once, first thing in `main`). Returns whether the
 /// allocator took the setting (always false where the C library is not glibc). The

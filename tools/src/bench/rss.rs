@@ -38,7 +38,7 @@ fn status_kib(field: &str) -> u64 {
 }
 
 /// Finds a `Field:   1234 kB` line.
-fn parse_kib(status: &str, field: &str) -> Option<u64> {
+pub fn parse_kib(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.get(field.len()..)?
         .split_whitespace()

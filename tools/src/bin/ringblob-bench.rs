@@ -6,6 +6,7 @@ use ringblob_tools::bench::run::run_engine;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
+    ringblob_tools::alloc_tuning::fix_mmap_threshold();
     // Logs go to stderr so stdout stays clean for `--json`.
     tracing_subscriber::fmt()
         .with_env_filter(

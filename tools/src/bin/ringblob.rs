@@ -731,6 +731,7 @@ async fn lookup_replicated(
 }
 
 fn main() {
+    ringblob_tools::alloc_tuning::fix_mmap_threshold();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -274,3 +274,46 @@ fn a_killed_upload_leaves_chunks_that_reclaim_finds_and_removes() {
     assert_eq!(keys_on(&rt, &node.addr), 2 + 4);
     assert!(cli.ok(&["get", "done"]) == done);
 }
+
+#[test]
+fn an_object_reads_as_a_stream_and_a_failure_is_a_read_error() {
+    use tokio::io::AsyncReadExt;
+    let dir = or_panic(tempfile::tempdir());
+    let node = NodeProcess::start(&dir.path().join("data"), &[]);
+    let rt = or_panic(tokio::runtime::Runtime::new());
+    rt.block_on(async {
+        let config = ClientConfig {
+            chunk_size: CHUNK,
+            ..ClientConfig::default()
+        };
+        let c = std::sync::Arc::new(or_panic(Client::connect(&node.addr, config).await));
+        let value = content(5 * CHUNK as usize + 17, 8);
+        let mut src: &[u8] = &value;
+        let name = Target::named("media", b"stream".to_vec());
+        let n = c
+            .put_object(
+                name.clone(),
+                &mut src,
+                (Some(value.len() as u64), PutOptions::default()),
+                |_| {},
+            )
+            .await;
+        assert_eq!(n.ok(), Some(value.len() as u64));
+        let mut back = Vec::new();
+        let mut r = c.reader(name.clone(), (0, None));
+        assert!(r.read_to_end(&mut back).await.is_ok());
+        assert!(back == value);
+        let mut part = Vec::new();
+        let mut r = c.reader(name.clone(), (CHUNK - 5, Some(CHUNK + 10)));
+        assert!(r.read_to_end(&mut part).await.is_ok());
+        assert!(part == value[CHUNK as usize - 5..2 * CHUNK as usize + 5]);
+        // A name with nothing under it: an error, not an empty stream.
+        let mut none = Vec::new();
+        let mut r = c.reader(Target::named("media", b"absent".to_vec()), (0, None));
+        let e = r.read_to_end(&mut none).await;
+        assert!(
+            e.is_err_and(|e| e.to_string().contains("NOT_FOUND")),
+            "absent"
+        );
+    });
+}

@@ -12,6 +12,7 @@
 
 mod manifest;
 mod read;
+mod reader;
 mod reclaim;
 mod sniff;
 
@@ -21,6 +22,7 @@ pub use manifest::{
     chunk_name, upload_name, Manifest, ObjectFormatError, UploadRecord, MANIFEST_MAGIC, MAX_CHUNKS,
     MAX_CHUNK_SIZE, MAX_MANIFEST_LEN, MIN_CHUNK_SIZE, UPLOAD_COLUMN,
 };
+pub use reader::ObjectReader;
 pub use reclaim::ReclaimReport;
 
 use super::target::Target;
@@ -104,7 +106,8 @@ impl Client {
         let first = read_up_to(source, part).await?;
         let fits = match size_hint {
             Some(n) => n <= self.chunk_size(),
-            None => first.len() < part,
+            // The source ended within the first part: its size is known now.
+            None => first.len() < part && first.len() as u64 <= self.chunk_size(),
         };
         // A plain value that begins like a manifest is stored as an object, so that column
         // 0 starting with the magic always means an object.

@@ -103,8 +103,12 @@ impl Wire {
 fn request(plan: &Plan, i: u64, value: &Bytes) -> Request {
     let put = match plan.workload {
         RemoteWorkload::Puts => true,
-        // The cluster workloads send plain gets.
-        RemoteWorkload::Gets | RemoteWorkload::Forwarding | RemoteWorkload::Rebalance => false,
+        // The workloads with nodes of their own send plain gets here.
+        RemoteWorkload::Gets
+        | RemoteWorkload::Forwarding
+        | RemoteWorkload::Rebalance
+        | RemoteWorkload::BigValues
+        | RemoteWorkload::HugeObject => false,
         RemoteWorkload::Mixed => i.is_multiple_of(2),
     };
     if put {

@@ -7,12 +7,15 @@
 //! requests to the other node, which forwards them) and `rebalance` (the hand-over of key
 //! ranges to a node that joins).
 
+mod big_values;
 mod cluster;
 mod conn;
 mod forwarding;
+mod huge_object;
 mod latency;
 mod load;
 mod nodes;
+mod pattern;
 mod rebalance;
 
 use std::path::PathBuf;
@@ -40,6 +43,15 @@ pub enum RemoteWorkload {
     /// through it and times the hand-over of its ranges [defaults: 4,096 × 64 KiB = 256 MiB].
     /// Ignores `--addr`.
     Rebalance,
+    /// Starts one node, writes `--streams` values of `--value-size` (chunked objects), then
+    /// reads each back slowly (`--read-mb-per-sec`) while as many clients upload one value
+    /// each; reports the node's idle and peak RSS and this process's [default: 8 × 2 GiB].
+    /// Ignores `--addr`.
+    BigValues,
+    /// Starts one node and round-trips one object of `--value-size` through the `ringblob`
+    /// CLI (put from a pipe, the last MiB, a whole get), checking every byte; reports the
+    /// CLI's peak RSS and throughput of each step [default: 20 GiB]. Ignores `--addr`.
+    HugeObject,
 }
 
 impl RemoteWorkload {
@@ -49,6 +61,8 @@ impl RemoteWorkload {
             RemoteWorkload::Puts | RemoteWorkload::Gets | RemoteWorkload::Mixed => (100_000, 100),
             RemoteWorkload::Forwarding => (10_000, 1024),
             RemoteWorkload::Rebalance => (4096, 64 << 10),
+            RemoteWorkload::BigValues => (8, 2 << 30),
+            RemoteWorkload::HugeObject => (1, 20 << 30),
         }
     }
 }
@@ -74,9 +88,19 @@ pub struct RemoteArgs {
     /// 10,000; rebalance 4,096].
     #[arg(long)]
     pub keys: Option<u64>,
-    /// Value size in bytes [default: 100; forwarding 1024; rebalance 65536].
+    /// Value size in bytes [default: 100; forwarding 1024; rebalance 65536; big-values 2 GiB;
+    /// huge-object 20 GiB].
     #[arg(long)]
     pub value_size: Option<usize>,
+    /// big-values: readers, and as many uploaders.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub streams: u32,
+    /// big-values: how fast each reader takes its value (MB/s).
+    #[arg(long, default_value_t = 32)]
+    pub read_mb_per_sec: u64,
+    /// big-values: the chunk size of chunked objects (bytes).
+    #[arg(long, default_value_t = ringblob_protocol::client::object::DEFAULT_CHUNK_SIZE)]
+    pub chunk_size: u64,
     /// Durability of puts: none, batch, sync (default: the node's).
     #[arg(long)]
     pub durability: Option<String>,
@@ -157,6 +181,21 @@ pub fn run_remote(args: &RemoteArgs) -> Result<()> {
             }
             RemoteWorkload::Rebalance => {
                 let row = rebalance::run(&cluster()?, &load).await?;
+                print_cluster_row(args, &row)
+            }
+            RemoteWorkload::BigValues => {
+                let b = big_values::BigValues {
+                    streams: args.streams,
+                    value_size: load.value_size as u64,
+                    chunk_size: args.chunk_size,
+                    read_bytes_per_sec: args.read_mb_per_sec.max(1) * 1_000_000,
+                    timeout: std::time::Duration::from_secs(300),
+                };
+                let row = big_values::run(&cluster()?, &b, &load.security).await?;
+                print_cluster_row(args, &row)
+            }
+            RemoteWorkload::HugeObject => {
+                let row = huge_object::run(&cluster()?, load.value_size as u64).await?;
                 print_cluster_row(args, &row)
             }
             w => {

@@ -148,6 +148,13 @@ impl NodeProc {
     }
 }
 
+impl NodeProc {
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for NodeProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
