@@ -157,6 +157,7 @@ impl Store for BlobStore {
             syncs: Some(s.syncs),
             read_only: s.poisoned,
             reclaimable_bytes: Some(s.reclaimable_bytes),
+            disk_free_bytes: s.disk_free_bytes,
             defrag: Some(DefragState {
                 running: s.defrag.running,
                 runs: s.defrag.runs,

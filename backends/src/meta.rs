@@ -116,6 +116,8 @@ pub struct BackendStats {
     pub damage: Option<DamageState>,
     /// Writes refused `NO_SPACE` since open (backends that can tell).
     pub writes_refused_no_space: Option<u64>,
+    /// Free space on the data directory's file system (backends that can tell).
+    pub disk_free_bytes: Option<u64>,
 }
 
 /// Damage the engine found, for stats: at open, and by reads since.

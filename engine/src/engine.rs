@@ -107,6 +107,8 @@ pub struct Stats {
     pub poisoned: Option<String>,
     /// Sealed blobs' garbage: what a defragmentation would free now.
     pub reclaimable_bytes: u64,
+    /// Free space on the data directory's file system (`None` where it cannot be told).
+    pub disk_free_bytes: Option<u64>,
     /// Reads that failed a checksum since open.
     pub checksum_failures: u64,
     /// The background scrub (`scrub_interval`).
@@ -521,6 +523,7 @@ impl Engine {
             syncs: i.log.syncs(),
             poisoned: i.log.poison_reason(),
             reclaimable_bytes: usage.iter().map(|u| u.reclaimable_bytes).sum(),
+            disk_free_bytes: self.inner.device.free_space().ok().flatten(),
             writes_refused_disk_full: i.space.refused(),
             defrag: i.upkeep.defrag_status(),
             damage: i.damage.clone(),

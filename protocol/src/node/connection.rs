@@ -16,6 +16,7 @@ use super::access::{admit, seal_for_forward, Denied, Identity};
 use super::forward::{route, target_group, Route};
 use super::greeting::{greet, prove, Greeting, Pending};
 use super::handover::{Handovers, ReadThrough};
+use super::metrics::Route as MetricsRoute;
 use super::read_stream::ReadStream;
 use super::timed_stream::TimedStream;
 use super::{dispatch, Node};
@@ -262,7 +263,7 @@ async fn run(
                 Err(_) if partial_since.is_some() => return End::SlowFrame,
                 Err(_) => return End::Idle,
                 Ok(Ok(0)) => return End::Closed,
-                Ok(Ok(_)) => {}
+                Ok(Ok(n)) => node.metrics.received(n),
                 Ok(Err(e)) => return End::Fatal(e.to_string()),
             },
             _ = shutdown.changed() => return End::Shutdown,
@@ -377,6 +378,8 @@ async fn serve_frames(
             note_hints(node, t, &batch);
         }
         // The batch's share of the node's reply memory, held until its replies are written.
+        let arrived = Instant::now();
+        let kinds: Vec<(Command, MetricsRoute)> = batch.iter().map(metrics_kind).collect();
         let charged = super::reply_budget::bound(&batch);
         let mut share = node.reply_budget.take(&batch).await;
         let served = serve_batch(node, batch, table.clone(), share.cap())
@@ -391,6 +394,13 @@ async fn serve_frames(
                 .map_err(|e| End::Fatal(e.to_string()))?;
         }
         drop(share);
+        observe_batch(
+            node,
+            &kinds,
+            &served.outcomes,
+            arrived.elapsed().as_secs_f64(),
+        );
+        node.metrics.sent(actual);
         if let Some(rest) = served.stream {
             send_stream(node, stream, rest).await?;
         }
@@ -684,6 +694,36 @@ async fn serve_batch(
     Ok(served)
 }
 
+/// Counts a batch's served frames, each taking the batch's time: runs of one kind at once.
+fn observe_batch(node: &Node, kinds: &[(Command, MetricsRoute)], outcomes: &[Status], secs: f64) {
+    let mut run: Option<((Command, Status, MetricsRoute), u64)> = None;
+    for (&(command, route), &status) in kinds.iter().zip(outcomes) {
+        let kind = (command, status, route);
+        match &mut run {
+            Some((k, n)) if *k == kind => *n += 1,
+            _ => {
+                if let Some((k, n)) = run.take() {
+                    node.metrics.requests(k, secs, n);
+                }
+                run = Some((kind, 1));
+            }
+        }
+    }
+    if let Some((k, n)) = run {
+        node.metrics.requests(k, secs, n);
+    }
+}
+
+/// A served frame's command and route for the metrics: a client's, or a forwarding node's.
+fn metrics_kind(f: &Frame) -> (Command, MetricsRoute) {
+    let route = if f.header.hops > 0 {
+        MetricsRoute::Received
+    } else {
+        MetricsRoute::Local
+    };
+    (f.header.command, route)
+}
+
 /// Sends the rest of a long READ reply a piece at a time: each piece takes its share of the
 /// node's reply memory, is read on the blocking pool and is written before the next is
 /// read, so a slow reader holds one piece and slows only itself.
@@ -703,6 +743,7 @@ async fn send_stream(
             .await
             .map_err(|e| End::Fatal(e.to_string()))?;
         rest = back;
+        node.metrics.sent(chunks.iter().map(|c| c.len()).sum());
         for chunk in &chunks {
             stream
                 .write_all(chunk)

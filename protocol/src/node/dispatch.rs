@@ -46,6 +46,8 @@ pub struct Served {
     /// The rest of a long READ reply the chunks begin: sent by the connection piece by
     /// piece before `rest` is served.
     pub stream: Option<ReadStream>,
+    /// The status each served frame was answered with, in order (for metrics).
+    pub outcomes: Vec<Status>,
 }
 
 /// Serves a batch of frames (one connection's pipelined requests) and returns the replies,
@@ -64,6 +66,7 @@ pub fn serve_batch(
     let default_durable = b.default_durability() != ringblob_engine::Durability::None;
     let mut out = Output::default();
     let mut spans = Vec::with_capacity(frames.len());
+    let mut outcomes = Vec::with_capacity(frames.len());
     let mut ask_first = false;
     for f in &frames {
         if ask_elsewhere(b, f) {
@@ -71,30 +74,33 @@ pub fn serve_batch(
             break;
         }
         let start = out.len();
-        let deferred = serve(b, info, f, &mut out, default_durable);
+        let (deferred, status) = serve(b, info, f, &mut out, default_durable);
         spans.push((start, out.len(), deferred));
+        outcomes.push(status);
         if out.len() >= reply_cap || out.streaming() {
             break;
         }
     }
     let rest = frames.split_off(spans.len());
     let stream = out.take_stream();
-    let served = |chunks, rest| Served {
+    let served = |chunks, rest, outcomes| Served {
         chunks,
         rest,
         ask_first,
         stream,
+        outcomes,
     };
     if !spans.iter().any(|s| s.2) {
-        return served(out.into_chunks(), rest);
+        return served(out.into_chunks(), rest, outcomes);
     }
     let Err(e) = b.sync() else {
-        return served(out.into_chunks(), rest);
+        return served(out.into_chunks(), rest, outcomes);
     };
     tracing::error!(error = %e, "sync after a batch of durable writes failed");
     let mut fixed = Output::default();
-    for (f, (start, end, deferred)) in frames.iter().zip(spans) {
+    for ((f, (start, end, deferred)), outcome) in frames.iter().zip(spans).zip(&mut outcomes) {
         if deferred {
+            *outcome = status_of(&e);
             encode_error(&f.header, status_of(&e), &e.to_string(), fixed.buf());
         } else {
             for chunk in out.range(start, end) {
@@ -102,7 +108,7 @@ pub fn serve_batch(
             }
         }
     }
-    served(fixed.into_chunks(), rest)
+    served(fixed.into_chunks(), rest, outcomes)
 }
 
 /// Whether `frame` (a `LOOKUP` or `READ`) finds nothing here: no value of its
@@ -133,7 +139,7 @@ fn serve(
     frame: &Frame,
     out: &mut Output,
     default_durable: bool,
-) -> bool {
+) -> (bool, Status) {
     let h = &frame.header;
     let mut deferred = false;
     let result = decode_request(frame)
@@ -141,9 +147,9 @@ fn serve(
         .and_then(|req| answer(b, info, h, req, out, (default_durable, &mut deferred)));
     if let Err((status, message)) = result {
         encode_error(h, status, &message, out.buf());
-        return false;
+        return (false, status);
     }
-    deferred
+    (deferred, Status::Ok)
 }
 
 /// The request a frame carries, its envelope (checked by the connection, `access::admit`)

@@ -13,6 +13,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::hints::{hintable, Suspects};
+use super::metrics::{Metrics, Route as MetricsRoute};
 use super::versions::{now_ns, stamp_forwarded, Budget};
 use crate::client::{Client, ClientConfig, ClientSecurity};
 use crate::ring::RouteTable;
@@ -93,6 +94,8 @@ pub struct Peers {
     /// Owners that did not answer recently: their writes are hinted (`hints.rs`).
     pub suspects: Suspects,
     clients: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
+    /// Where forwarded requests are counted and timed (`metrics.rs`).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Peers {
@@ -108,6 +111,20 @@ impl Peers {
             budget,
             suspects: Suspects::default(),
             clients: tokio::sync::Mutex::new(HashMap::new()),
+            metrics: None,
+        }
+    }
+
+    /// Counts and times every forwarded request in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Peers {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn observe(&self, header: &Header, status: Status, since: tokio::time::Instant) {
+        if let Some(m) = &self.metrics {
+            let secs = since.elapsed().as_secs_f64();
+            m.request(header.command, status, MetricsRoute::Forwarded, secs);
         }
     }
 
@@ -187,9 +204,10 @@ impl Peers {
                     };
                     let relayed = relay(&client, trans, rx, header, out, &mut gathered, due).await;
                     match relayed {
-                        Ok(()) => {}
+                        Ok(status) => self.observe(header, status, f.sent_at),
                         Err(Relay::Client(e)) => return Err(e),
                         Err(Relay::Owner(why)) => {
+                            self.observe(header, f.failure, f.sent_at);
                             match sent_frame.filter(|(fr, _)| f.retry && retryable(fr)) {
                                 Some(frame) => to_hint.push(frame),
                                 None => {
@@ -204,6 +222,7 @@ impl Peers {
             }
             Err(why) => {
                 for (header, sent_frame) in f.headers.iter().zip(outgoing) {
+                    self.observe(header, f.failure, f.sent_at);
                     if f.retry && retryable(&sent_frame.0) {
                         to_hint.push(sent_frame);
                     } else {
@@ -328,7 +347,7 @@ async fn relay<W: AsyncWrite + Unpin>(
     out: &mut W,
     gathered: &mut BytesMut,
     due: Due,
-) -> Result<(), Relay> {
+) -> Result<Status, Relay> {
     let mut by = due.first;
     loop {
         let reply = match rx.try_recv() {
@@ -344,6 +363,7 @@ async fn relay<W: AsyncWrite + Unpin>(
         };
         by = tokio::time::Instant::now() + due.next;
         let more = reply.header.has_more();
+        let status = reply.header.status;
         let mut header = reply.header;
         header.trans = request.trans;
         header.hops = 0;
@@ -354,7 +374,7 @@ async fn relay<W: AsyncWrite + Unpin>(
         .encode(gathered)
         .map_err(|e| Relay::Owner(e.to_string()))?;
         if !more {
-            return Ok(());
+            return Ok(status);
         }
     }
 }

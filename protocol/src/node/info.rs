@@ -131,6 +131,7 @@ impl NodeInfo {
             "forwarded": load(&c.forwarded),
             "handover_reads": load(&c.handover_reads),
             "quarantined_before_ns": self.quarantine.before(),
+            "quarantined": self.quarantine.before().is_some(),
             "hints": {
                 "taken": load(&c.hinted),
                 "replayed": load(&c.hints_replayed),

@@ -2,6 +2,7 @@
 //! gracefully (stop accepting, finish in-flight batches, sync the backend).
 
 pub mod access;
+pub mod admin;
 mod connection;
 mod copy;
 mod dispatch;
@@ -11,6 +12,7 @@ mod handover;
 mod hints;
 mod info;
 mod membership;
+pub mod metrics;
 mod mover;
 mod output;
 mod quarantine;
@@ -185,6 +187,8 @@ pub struct Node {
     pub hints: hints::Hints,
     /// Reply bytes built and not written yet, bounded node-wide (`reply_budget.rs`).
     pub reply_budget: reply_budget::ReplyBudget,
+    /// Requests counted and timed; the rest read when scraped (`metrics.rs`).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Node {
@@ -237,9 +241,15 @@ impl Node {
                 });
             }));
         }
-        let peers = forward::Peers::new(&config.name, config.budget(), config.peer_security());
+        // Fails only if two metrics share a name: a bug every test would meet at once.
+        let metrics = Arc::new(
+            metrics::Metrics::new().unwrap_or_else(|e| panic!("metrics definitions: {e}")),
+        );
+        let peers = forward::Peers::new(&config.name, config.budget(), config.peer_security())
+            .with_metrics(metrics.clone());
         let reply_budget = reply_budget::ReplyBudget::new(config.max_reply_memory);
         Arc::new(Node {
+            metrics,
             reply_budget,
             backend,
             config,

@@ -13,6 +13,7 @@ use clap::Parser;
 use ringblob_backends::{open_backend, BackendConfig, BackendKind, BlobOptions};
 use ringblob_protocol::cluster::ClusterConfig;
 use ringblob_protocol::node::access::Access;
+use ringblob_protocol::node::admin::AdminState;
 use ringblob_protocol::node::{
     self, ClusterFiles, Handovers, Membership, Mover, Node, NodeConfig, Quarantine, Repairer,
     Workers,
@@ -30,6 +31,16 @@ struct Cli {
     /// Address to listen on; port 0 picks a free one [default: 127.0.0.1:1025]
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// HTTP admin listener (/metrics, /health, /ready), or `off` [default: 127.0.0.1 and the
+    /// listen port + 10000, e.g. 127.0.0.1:11025; a free port when that one is taken or past
+    /// 65535, logged as `admin interface on`]
+    #[arg(long, value_name = "ADDR|off")]
+    admin_listen: Option<String>,
+    /// Log lines as text or as one JSON object per line (stderr). What is logged is chosen
+    /// with RUST_LOG, e.g. `RUST_LOG=info` (the default), `RUST_LOG=debug`,
+    /// `RUST_LOG=info,ringblob_protocol::node=debug`
+    #[arg(long, value_enum, env = "RINGBLOB_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
     /// Storage backend: blob, fs or mem [default: blob]
     #[arg(long)]
     backend: Option<BackendKind>,
@@ -115,6 +126,8 @@ struct FileConfig {
     tls_peer_name: Option<String>,
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
+    /// As `--admin-listen`.
+    admin_listen: Option<String>,
     backend: Option<BackendKind>,
     group: Option<u32>,
     name: Option<String>,
@@ -164,6 +177,9 @@ fn load_file(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
 struct Settings {
     data_dir: PathBuf,
     listen: SocketAddr,
+    /// The admin listener's address, and whether it was configured (else a default, which
+    /// falls back to a free port instead of failing the start).
+    admin: Option<(SocketAddr, bool)>,
     backend: BackendConfig,
     node: NodeConfig,
     seeds: Vec<String>,
@@ -195,6 +211,75 @@ fn protected_mode(listen: SocketAddr, insecure: bool, secured: bool) -> anyhow::
          anyone who can reach this port can read and change everything"
     );
     Ok(())
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`): text, or one JSON object per line.
+fn init_logs(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+/// Where the admin listener goes (`None`: off). It has no authentication of its own, so on
+/// a node that requires keys it stays on loopback unless told `--insecure`.
+fn admin_addr(
+    value: Option<&str>,
+    listen: SocketAddr,
+    (insecure, required): (bool, bool),
+) -> anyhow::Result<Option<(SocketAddr, bool)>> {
+    let (addr, explicit) = match value {
+        Some("off") => return Ok(None),
+        Some(v) => {
+            let a = v.parse::<SocketAddr>().with_context(|| {
+                format!("admin_listen {v:?} is not an address (IP:PORT) or off")
+            })?;
+            (a, true)
+        }
+        None => {
+            let port = listen
+                .port()
+                .checked_add(10_000)
+                .filter(|_| listen.port() != 0);
+            (SocketAddr::from(([127, 0, 0, 1], port.unwrap_or(0))), false)
+        }
+    };
+    if !addr.ip().is_loopback() && required && !insecure {
+        anyhow::bail!(
+            "refusing an admin listener on {addr}: it has no authentication, and this node              requires keys. Keep it on loopback (admin_listen = \"127.0.0.1:PORT\") and let a \
+             local agent or tunnel scrape it, or pass --insecure"
+        );
+    }
+    Ok(Some((addr, explicit)))
+}
+
+/// Binds the admin listener; a default address that is taken falls back to a free port.
+async fn bind_admin((at, explicit): (SocketAddr, bool)) -> anyhow::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(at).await {
+        Ok(l) => Ok(l),
+        Err(e) if !explicit => {
+            tracing::warn!(%at, error = %e, "default admin address taken; using a free port (set admin_listen)");
+            let any = SocketAddr::new(at.ip(), 0);
+            tokio::net::TcpListener::bind(any)
+                .await
+                .with_context(|| format!("binding the admin listener {any}"))
+        }
+        Err(e) => Err(e).with_context(|| format!("binding the admin listener {at} (admin_listen)")),
+    }
 }
 
 /// The listener's TLS and the TLS of this node's connections to its peers: both from the
@@ -245,10 +330,13 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         .or(file.cluster_secret_file.clone());
     let access = Access::open(Some(keys_path), secret_path).context("loading access keys")?;
     let (tls, peer_tls) = tls_settings(&cli, &file)?;
-    protected_mode(
+    let insecure = cli.insecure || file.insecure.unwrap_or(false);
+    protected_mode(listen, insecure, access.required() || tls.is_some())?;
+    let admin_value = cli.admin_listen.clone().or(file.admin_listen.clone());
+    let admin = admin_addr(
+        admin_value.as_deref(),
         listen,
-        cli.insecure || file.insecure.unwrap_or(false),
-        access.required() || tls.is_some(),
+        (insecure, access.required()),
     )?;
     let defaults = NodeConfig::default();
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
@@ -308,6 +396,7 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
     Ok(Settings {
         data_dir,
         listen,
+        admin,
         backend,
         node,
         seeds,
@@ -341,6 +430,20 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await
         .with_context(|| format!("binding {}", s.listen))?;
+    let admin = AdminState::default();
+    let (admin_stop, admin_stopped) = tokio::sync::watch::channel(false);
+    if let Some(at) = s.admin {
+        let admin_listener = bind_admin(at).await?;
+        tracing::info!(
+            "admin interface on {} (/metrics, /health, /ready)",
+            admin_listener.local_addr()?
+        );
+        let mut stopped = admin_stopped.clone();
+        let until = async move {
+            let _ = stopped.wait_for(|v| *v).await;
+        };
+        tokio::spawn(node::admin::serve(admin_listener, admin.clone(), until));
+    }
     std::fs::create_dir_all(&s.data_dir)
         .with_context(|| format!("creating {}", s.data_dir.display()))?;
     let (cfg, dir) = (s.backend.clone(), s.data_dir.clone());
@@ -406,6 +509,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     }
     let membership = join_cluster(&config, addr, &s, workers, stopped).await?;
     let node = Node::in_cluster(backend, config, addr, &membership);
+    admin.set(node.clone());
     tracing::info!(
         "listening on {addr} (backend {:?}, data dir {}, group {}, seeds {:?})",
         s.backend.backend,
@@ -415,6 +519,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     );
     node::run(listener, node, shutdown_signal()).await?;
     let _ = stop.send(true);
+    let _ = admin_stop.send(true);
     membership.join().await;
     Ok(())
 }
@@ -513,14 +618,8 @@ fn rng_seed(name: &str) -> u64 {
 
 fn main() {
     ringblob_tools::alloc_tuning::fix_mmap_threshold();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let mut cli = Cli::parse();
+    init_logs(cli.log_format);
     if let Some(NodeCommand::Keys { cmd }) = cli.command.take() {
         if let Err(e) = ringblob_tools::node_keys::run(cmd, &mut std::io::stdout()) {
             eprintln!("ringblob-node keys: {e:#}");

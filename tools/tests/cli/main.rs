@@ -1,6 +1,7 @@
 //! The real binaries end to end: `ringblob-node` started as a process, driven by the real
 //! `ringblob` CLI and by the client library; stopped with SIGTERM and with SIGKILL.
 
+mod admin;
 mod big_reads;
 mod certs;
 mod cli;

@@ -9,6 +9,10 @@ use std::time::Duration;
 pub struct NodeProcess {
     pub child: Child,
     pub addr: String,
+    /// The admin listener's address (`admin interface on`), if it has one.
+    pub admin: Option<String>,
+    /// Every log line so far.
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl NodeProcess {
@@ -27,23 +31,42 @@ impl NodeProcess {
             panic!("no stderr")
         };
         let (tx, rx) = mpsc::channel();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = logs.clone();
+        let admin = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let admin_seen = admin.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 if std::env::var_os("RINGBLOB_TEST_LOGS").is_some() {
                     eprintln!("[node] {line}");
                 }
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_string(),
-                    );
+                let word_after = |marker: &str| {
+                    let rest = line.split(marker).nth(1)?;
+                    let w = rest.split_whitespace().next()?;
+                    Some(w.trim_end_matches(['"', ',']).to_string())
+                };
+                if let Some(a) = word_after("admin interface on ") {
+                    if let Ok(mut slot) = admin_seen.lock() {
+                        *slot = Some(a);
+                    }
+                } else if let Some(addr) = word_after("listening on ") {
+                    let _ = tx.send(addr);
+                }
+                if let Ok(mut all) = kept.lock() {
+                    all.push(line);
                 }
             }
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => NodeProcess { child, addr },
+            Ok(addr) => {
+                let admin = admin.lock().ok().and_then(|a| a.clone());
+                NodeProcess {
+                    child,
+                    addr,
+                    admin,
+                    logs,
+                }
+            }
             Err(_) => {
                 let _ = child.kill();
                 panic!("node printed no 'listening on' line");
