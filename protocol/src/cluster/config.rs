@@ -10,8 +10,11 @@ use crate::ring::DEFAULT_IDS_PER_NODE;
 pub struct ClusterConfig {
     /// Unique node name.
     pub name: String,
-    /// `host:port` other members send cluster messages to.
+    /// `host:port` other members send cluster messages to (the advertised address).
     pub addr: String,
+    /// Where the UDP socket binds, when not `addr` (a node listening on `0.0.0.0` that
+    /// advertises one of its addresses).
+    pub bind: Option<String>,
     /// Replica group.
     pub group: u32,
     /// Addresses to announce to when joining (none: start a new cluster).
@@ -57,6 +60,7 @@ impl ClusterConfig {
         ClusterConfig {
             name: name.to_string(),
             addr: addr.to_string(),
+            bind: None,
             group,
             seeds: Vec::new(),
             ids_per_node: DEFAULT_IDS_PER_NODE,

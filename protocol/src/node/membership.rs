@@ -207,7 +207,7 @@ impl Membership {
         workers: Workers,
         stop: watch::Receiver<bool>,
     ) -> io::Result<Membership> {
-        let socket = UdpSocket::bind(&config.addr).await?;
+        let socket = UdpSocket::bind(config.bind.as_ref().unwrap_or(&config.addr)).await?;
         let restart = files.load_restart()?;
         let (cluster, effects) =
             Cluster::start(config, restart).map_err(|e| invalid("cluster", e))?;

@@ -28,9 +28,14 @@ struct Cli {
     /// Data directory (created if missing) [default: ./data]
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Address to listen on; port 0 picks a free one [default: 127.0.0.1:1025]
-    #[arg(long)]
-    listen: Option<SocketAddr>,
+    /// Address to listen on (IP or host name, and port; port 0 picks a free one)
+    /// [default: 127.0.0.1:1025]
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// The address other nodes and clients are told to reach this node at (IP or host name,
+    /// and port) [default: the listen address; required when listening on 0.0.0.0 or ::]
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
     /// HTTP admin listener (/metrics, /health, /ready), or `off` [default: 127.0.0.1 and the
     /// listen port + 10000, e.g. 127.0.0.1:11025; a free port when that one is taken or past
     /// 65535, logged as `admin interface on`]
@@ -125,7 +130,9 @@ struct FileConfig {
     /// As `--tls-peer-name`.
     tls_peer_name: Option<String>,
     data_dir: Option<PathBuf>,
-    listen: Option<SocketAddr>,
+    listen: Option<String>,
+    /// As `--advertise`.
+    advertise: Option<String>,
     /// As `--admin-listen`.
     admin_listen: Option<String>,
     backend: Option<BackendKind>,
@@ -177,6 +184,7 @@ fn load_file(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
 struct Settings {
     data_dir: PathBuf,
     listen: SocketAddr,
+    advertise: Option<SocketAddr>,
     /// The admin listener's address, and whether it was configured (else a default, which
     /// falls back to a free port instead of failing the start).
     admin: Option<(SocketAddr, bool)>,
@@ -211,6 +219,36 @@ fn protected_mode(listen: SocketAddr, insecure: bool, secured: bool) -> anyhow::
          anyone who can reach this port can read and change everything"
     );
     Ok(())
+}
+
+/// `HOST:PORT` (an IP or a host name) as one socket address: the first the name resolves to.
+fn resolve(value: &str, what: &str) -> anyhow::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    value
+        .to_socket_addrs()
+        .with_context(|| format!("{what} {value:?}: not HOST:PORT, or the host does not resolve"))?
+        .next()
+        .with_context(|| format!("{what} {value:?}: the host resolves to no address"))
+}
+
+/// The address this node is known by: `--advertise` (its port 0 meaning the listener's),
+/// else the listener's — never an unspecified address, which reaches nobody.
+fn advertised(advertise: Option<SocketAddr>, local: SocketAddr) -> anyhow::Result<SocketAddr> {
+    match advertise {
+        Some(a) if a.ip().is_unspecified() => anyhow::bail!(
+            "advertise {a}: an unspecified address reaches nobody; give the IP or host name \
+             other nodes and clients reach this node at"
+        ),
+        Some(a) if a.port() == 0 => Ok(SocketAddr::new(a.ip(), local.port())),
+        Some(a) => Ok(a),
+        None if local.ip().is_unspecified() => anyhow::bail!(
+            "listening on {local} without --advertise: other nodes and clients would be told \
+             {local}, which reaches nobody. Pass --advertise IP:{port} (or advertise = \
+             \"IP:{port}\" in the config file) with the address they reach this node at",
+            port = local.port()
+        ),
+        None => Ok(local),
+    }
 }
 
 /// `--log-format`.
@@ -310,10 +348,16 @@ fn tls_settings(
 
 fn settings(cli: Cli) -> anyhow::Result<Settings> {
     let file = load_file(cli.config.as_ref())?;
-    let listen = cli
-        .listen
-        .or(file.listen)
-        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1025)));
+    let listen = match cli.listen.clone().or(file.listen.clone()) {
+        Some(l) => resolve(&l, "listen")?,
+        None => SocketAddr::from(([127, 0, 0, 1], 1025)),
+    };
+    let advertise = cli
+        .advertise
+        .clone()
+        .or(file.advertise.clone())
+        .map(|a| resolve(&a, "advertise"))
+        .transpose()?;
     let data_dir = cli
         .data_dir
         .clone()
@@ -396,6 +440,7 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
     Ok(Settings {
         data_dir,
         listen,
+        advertise,
         admin,
         backend,
         node,
@@ -456,7 +501,8 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
                 s.data_dir.display()
             )
         })?;
-    let addr = listener.local_addr()?;
+    let local = listener.local_addr()?;
+    let addr = advertised(s.advertise, local)?;
     let mut config = s.node.clone();
     if config.name.is_empty() {
         config.name = remembered_name(&s.data_dir, addr)?;
@@ -507,11 +553,11 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
              and change everything, over an encrypted link"
         );
     }
-    let membership = join_cluster(&config, addr, &s, workers, stopped).await?;
+    let membership = join_cluster(&config, (addr, local), &s, workers, stopped).await?;
     let node = Node::in_cluster(backend, config, addr, &membership);
     admin.set(node.clone());
     tracing::info!(
-        "listening on {addr} (backend {:?}, data dir {}, group {}, seeds {:?})",
+        "listening on {addr} (bound to {local}; backend {:?}, data dir {}, group {}, seeds {:?})",
         s.backend.backend,
         s.data_dir.display(),
         node.config.group,
@@ -577,12 +623,14 @@ async fn mark_alive(
 /// last route table kept in the data directory. A node without seeds is a cluster of one.
 async fn join_cluster(
     config: &NodeConfig,
-    addr: SocketAddr,
+    (addr, local): (SocketAddr, SocketAddr),
     s: &Settings,
     workers: Workers,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Membership> {
     let mut cluster = ClusterConfig::new(&config.name, &addr.to_string(), config.group, 16);
+    // UDP on the listener's address and port, told to others as the advertised one.
+    cluster.bind = (addr != local).then(|| local.to_string());
     cluster.seeds = s.seeds.clone();
     cluster.rng_seed = rng_seed(&config.name);
     cluster.repair_interval = (s.repair_interval_secs > 0)

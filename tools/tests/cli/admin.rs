@@ -266,3 +266,39 @@ fn a_non_loopback_admin_listener_needs_insecure_on_a_node_with_keys() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refusing an admin listener"), "{err}");
 }
+
+#[test]
+fn a_node_advertises_what_it_is_told_and_never_an_unspecified_address() {
+    let dir = or_panic(tempfile::tempdir());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringblob-node"))
+        .args(["--listen", "0.0.0.0:0", "--insecure", "--data-dir"])
+        .arg(dir.path().join("refused"))
+        .output();
+    let out = or_panic(out);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without --advertise"), "{err}");
+
+    let node = NodeProcess::start(
+        &dir.path().join("data"),
+        &[
+            "--insecure",
+            "--advertise",
+            "127.0.0.1:0",
+            "--listen",
+            "0.0.0.0:0",
+        ],
+    );
+    assert!(node.addr.starts_with("127.0.0.1:"), "{}", node.addr);
+    let routes = std::process::Command::new(env!("CARGO_BIN_EXE_ringblob"))
+        .args(["--remote", &node.addr, "routes", "--json"])
+        .output();
+    let routes = or_panic(routes);
+    assert!(routes.status.success());
+    let table: serde_json::Value = or_panic(serde_json::from_slice(&routes.stdout));
+    assert_eq!(table["nodes"][0]["addr"], node.addr.as_str(), "{table}");
+
+    // Host names are accepted.
+    let named = NodeProcess::start(&dir.path().join("named"), &["--listen", "localhost:0"]);
+    assert!(!named.addr.is_empty());
+}

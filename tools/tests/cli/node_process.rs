@@ -16,12 +16,16 @@ pub struct NodeProcess {
 }
 
 impl NodeProcess {
-    /// Starts a node on a free port over `dir`, waiting for its `listening on` line.
+    /// Starts a node over `dir` (on a free loopback port unless `extra` has a `--listen`),
+    /// waiting for its `listening on` line.
     pub fn start(dir: &Path, extra: &[&str]) -> NodeProcess {
+        let listen: &[&str] = if extra.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringblob-node"));
-        cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .args(extra);
+        cmd.args(listen).arg("--data-dir").arg(dir).args(extra);
         let mut child = cmd
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
