@@ -1,6 +1,14 @@
 //! Library half of the ringblob tools: the pieces the binaries share.
 
 pub mod alloc_tuning;
+
+/// `--version` of every binary: the crate version and the git commit built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RINGBLOB_COMMIT"),
+    ")"
+);
 pub mod bench;
 pub mod client_args;
 pub mod cluster_stat;

@@ -9,7 +9,7 @@ use super::store::EngineKind;
 
 /// ringblob load generator.
 #[derive(Debug, Parser)]
-#[command(name = "ringblob-bench", version, about)]
+#[command(name = "ringblob-bench", version = crate::VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

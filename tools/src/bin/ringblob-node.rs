@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 /// Serve a ringblob backend.
 #[derive(Parser, Debug)]
-#[command(name = "ringblob-node", version, about)]
+#[command(name = "ringblob-node", version = ringblob_tools::VERSION, about)]
 struct Cli {
     /// Data directory (created if missing) [default: ./data]
     #[arg(long)]

@@ -24,7 +24,7 @@ use ringblob_tools::progress::Counted;
 
 /// Talk to a ringblob node.
 #[derive(Parser, Debug)]
-#[command(name = "ringblob", version, about)]
+#[command(name = "ringblob", version = ringblob_tools::VERSION, about)]
 struct Cli {
     /// Node address
     #[arg(
@@ -124,6 +124,14 @@ enum Cmd {
     },
     /// The route table: nodes, groups, ranges of the key space
     Routes {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Round trips to every node of the cluster (PING), like `redis-cli --latency`
+    Ping {
+        /// Pings per node
+        #[arg(long, default_value_t = 10)]
+        count: u32,
         #[arg(long)]
         json: bool,
     },
@@ -421,12 +429,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Stat => stat(&ctx).await,
         Cmd::Routes { json } => routes(&ctx, json).await,
         Cmd::Reclaim { grace_secs } => reclaim(&ctx, config, grace_secs).await,
+        Cmd::Ping { count, json } => ping(&ctx, config, count, json).await,
     }
 }
 
-/// `reclaim`: orphaned object uploads removed on every node of the cluster (each node
-/// lists its own keys), or on the node asked outside a cluster.
-async fn reclaim(ctx: &Ctx, config: ClientConfig, grace_secs: u64) -> Result<(), Failure> {
+/// The address of every node in the route table (the node asked, outside a cluster).
+async fn node_addrs(ctx: &Ctx) -> Result<Vec<String>, Failure> {
     let table = ctx.client.route_table().await?;
     let mut addrs: Vec<String> = table.nodes.iter().map(|n| n.addr.clone()).collect();
     addrs.sort();
@@ -434,6 +442,80 @@ async fn reclaim(ctx: &Ctx, config: ClientConfig, grace_secs: u64) -> Result<(),
     if addrs.is_empty() {
         addrs.push(ctx.client.addr().to_string());
     }
+    Ok(addrs)
+}
+
+/// `ping`: connect time and PING round trips to every node (µs); a node that cannot be
+/// reached is reported and makes the exit status 1.
+async fn ping(ctx: &Ctx, config: ClientConfig, count: u32, json: bool) -> Result<(), Failure> {
+    let mut failed = false;
+    let mut rows = Vec::new();
+    for addr in node_addrs(ctx).await? {
+        let started = std::time::Instant::now();
+        let client = match Client::connect(&addr, config.clone()).await {
+            Ok(c) => c,
+            Err(e) => {
+                failed = true;
+                rows.push(serde_json::json!({ "node": addr, "error": e.to_string() }));
+                continue;
+            }
+        };
+        let connect_us = started.elapsed().as_micros() as u64;
+        let mut times = Vec::with_capacity(count as usize);
+        let mut error = None;
+        for _ in 0..count.max(1) {
+            let t = std::time::Instant::now();
+            match client.ping().await {
+                Ok(()) => times.push(t.elapsed().as_micros() as u64),
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        failed |= error.is_some();
+        times.sort_unstable();
+        let pick = |q: f64| {
+            times
+                .get(((times.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+        };
+        rows.push(serde_json::json!({
+            "node": addr, "connect_us": connect_us, "pings": times.len(),
+            "min_us": times.first(), "p50_us": pick(0.5), "max_us": times.last(),
+            "error": error,
+        }));
+    }
+    for r in &rows {
+        if json {
+            println!("{r}");
+        } else if let Some(e) = r["error"].as_str() {
+            println!(
+                "{:<24} unreachable: {e}",
+                r["node"].as_str().unwrap_or_default()
+            );
+        } else {
+            println!(
+                "{:<24} connect {} µs  ping min {} / p50 {} / max {} µs ({} pings)",
+                r["node"].as_str().unwrap_or_default(),
+                r["connect_us"],
+                r["min_us"],
+                r["p50_us"],
+                r["max_us"],
+                r["pings"]
+            );
+        }
+    }
+    if failed {
+        return Err(Failure(1, "some nodes did not answer".into()));
+    }
+    Ok(())
+}
+
+/// `reclaim`: orphaned object uploads removed on every node of the cluster (each node
+/// lists its own keys), or on the node asked outside a cluster.
+async fn reclaim(ctx: &Ctx, config: ClientConfig, grace_secs: u64) -> Result<(), Failure> {
+    let addrs = node_addrs(ctx).await?;
     let grace = Duration::from_secs(grace_secs);
     let mut nodes = serde_json::Map::new();
     for addr in addrs {

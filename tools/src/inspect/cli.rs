@@ -69,7 +69,7 @@ valid record (or the end of the file) is: bytes offset..end are lost. For index 
 #[derive(Debug, Parser)]
 #[command(
     name = "blob-inspect",
-    version,
+    version = crate::VERSION,
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_long_help = AFTER_LONG_HELP

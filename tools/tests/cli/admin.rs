@@ -302,3 +302,27 @@ fn a_node_advertises_what_it_is_told_and_never_an_unspecified_address() {
     let named = NodeProcess::start(&dir.path().join("named"), &["--listen", "localhost:0"]);
     assert!(!named.addr.is_empty());
 }
+
+#[test]
+fn ping_reports_every_node_and_version_names_the_commit() {
+    let dir = or_panic(tempfile::tempdir());
+    let node = NodeProcess::start(&dir.path().join("data"), &[]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringblob"))
+        .args(["--remote", &node.addr, "ping", "--count", "3", "--json"])
+        .output();
+    let out = or_panic(out);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let row: serde_json::Value = or_panic(serde_json::from_slice(&out.stdout));
+    assert_eq!(row["node"], node.addr.as_str());
+    assert_eq!(row["pings"], 3);
+    assert!(row["p50_us"].as_u64().is_some_and(|us| us > 0), "{row}");
+    let down = std::process::Command::new(env!("CARGO_BIN_EXE_ringblob"))
+        .args(["--remote", "127.0.0.1:1", "--timeout", "2", "ping"])
+        .output();
+    assert!(!or_panic(down).status.success());
+    for bin in [env!("CARGO_BIN_EXE_ringblob"), env!("CARGO_BIN_EXE_ringblob-node")] {
+        let v = or_panic(std::process::Command::new(bin).arg("--version").output());
+        let text = String::from_utf8_lossy(&v.stdout).to_string();
+        assert!(text.contains("(commit "), "{text}");
+    }
+}
