@@ -217,7 +217,7 @@ async fn run(
                 Ok(b) => b,
                 Err(end) => return end,
             };
-            if let Err(end) = serve_frames(node, stream, batch, who).await {
+            if let Err(end) = serve_frames(node, stream, batch, (who, ip)).await {
                 return end;
             }
         }
@@ -347,7 +347,7 @@ async fn serve_frames(
     node: &Arc<Node>,
     stream: &mut ClientStream,
     mut batch: Vec<Frame>,
-    who: Option<&Identity>,
+    (who, peer): (Option<&Identity>, Option<IpAddr>),
 ) -> Result<(), End> {
     let acting = acting_key(who);
     let table = node.info.route_table();
@@ -380,6 +380,8 @@ async fn serve_frames(
         // The batch's share of the node's reply memory, held until its replies are written.
         let arrived = Instant::now();
         let kinds: Vec<(Command, MetricsRoute)> = batch.iter().map(metrics_kind).collect();
+        let access_log = tracing::enabled!(target: "ringblob::access", tracing::Level::DEBUG)
+            .then(|| access_entries(&batch));
         let charged = super::reply_budget::bound(&batch);
         let mut share = node.reply_budget.take(&batch).await;
         let served = serve_batch(node, batch, table.clone(), share.cap())
@@ -400,6 +402,9 @@ async fn serve_frames(
             &served.outcomes,
             arrived.elapsed().as_secs_f64(),
         );
+        if let Some(entries) = access_log {
+            log_access(&entries, &served.outcomes, arrived, peer);
+        }
         node.metrics.sent(actual);
         if let Some(rest) = served.stream {
             send_stream(node, stream, rest).await?;
@@ -692,6 +697,42 @@ async fn serve_batch(
         .requests
         .fetch_add(served_count, Ordering::Relaxed);
     Ok(served)
+}
+
+/// What the access log says of a request: command, key prefix, request bytes.
+fn access_entries(batch: &[Frame]) -> Vec<(Command, [u8; 4], usize)> {
+    batch
+        .iter()
+        .map(|f| {
+            let mut prefix = [0u8; 4];
+            prefix.copy_from_slice(&f.header.key[..4]);
+            (f.header.command, prefix, f.payload.len())
+        })
+        .collect()
+}
+
+/// The access log (target `ringblob::access`, level debug): one line per request served.
+fn log_access(
+    entries: &[(Command, [u8; 4], usize)],
+    outcomes: &[Status],
+    arrived: Instant,
+    peer: Option<IpAddr>,
+) {
+    let us = arrived.elapsed().as_micros() as u64;
+    let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+    for ((command, key, bytes), status) in entries.iter().zip(outcomes) {
+        let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        tracing::debug!(
+            target: "ringblob::access",
+            command = command.name(),
+            key = %key,
+            status = status.name(),
+            bytes,
+            us,
+            %peer,
+            "request"
+        );
+    }
 }
 
 /// Counts a batch's served frames, each taking the batch's time: runs of one kind at once.

@@ -238,6 +238,7 @@ impl Membership {
             repairer,
             moved,
             running: HashMap::new(),
+            handover_log: super::handover_log::HandoverLog::default(),
             moves: moves.clone(),
             handovers: handovers.clone(),
             access,
@@ -274,6 +275,8 @@ struct Shell {
     moved: mpsc::UnboundedSender<MoveEvent>,
     /// Transfers being streamed, by id, with the flag that stops them.
     running: HashMap<u64, Arc<AtomicBool>>,
+    /// One summary line per hand-over (`handover_log.rs`).
+    handover_log: super::handover_log::HandoverLog,
     moves: MoveStatusCell,
     handovers: Arc<Handovers>,
     /// The cluster secret: datagrams are sealed and checked with it (`cluster::seal`).
@@ -396,13 +399,16 @@ impl Shell {
             let Some(addr) = table.node(&t.to).map(|n| n.addr.clone()) else {
                 continue;
             };
-            tracing::info!(to = %t.to, fraction = t.range.fraction(), "handing a key range over");
+            tracing::debug!(to = %t.to, fraction = t.range.fraction(), "handing a key range over");
+            self.handover_log.started(&t.to, &self.mover.counters);
             let cancel = Arc::new(AtomicBool::new(false));
             self.running.insert(t.id, cancel.clone());
             self.mover
                 .start(t.clone(), addr, self.moved.clone(), cancel);
         }
         self.update_status();
+        self.handover_log
+            .left(transfers.len(), &self.mover.counters);
         let records: Vec<TransferProgress> = transfers.iter().map(|t| t.progress()).collect();
         self.files.save_transfers(&records)
     }
@@ -436,13 +442,16 @@ impl Shell {
             MoveEvent::Retry => Ok(vec![Effect::TransfersChanged]),
             MoveEvent::Done { id } => {
                 self.running.remove(&id);
-                tracing::info!(id, "key range handed over");
+                tracing::debug!(id, "key range handed over");
                 let effects = self.cluster.transfer_done(id);
                 self.after_move();
+                let pending = self.cluster.transfers().len();
+                self.handover_log.left(pending, &self.mover.counters);
                 effects
             }
             MoveEvent::Failed { id, why } => {
                 tracing::warn!(id, error = %why, "handing a key range over failed; retrying");
+                self.handover_log.failed();
                 self.running.remove(&id);
                 self.moves.lock().failures += 1;
                 let tx = self.moved.clone();

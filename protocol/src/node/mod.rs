@@ -9,6 +9,7 @@ mod dispatch;
 mod forward;
 mod greeting;
 mod handover;
+mod handover_log;
 mod hints;
 mod info;
 mod membership;

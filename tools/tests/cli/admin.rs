@@ -226,11 +226,16 @@ fn health_ready_and_metrics_that_count_exactly_what_happened() {
 #[test]
 fn json_logs_are_json_lines_and_the_admin_listener_can_be_off() {
     let dir = or_panic(tempfile::tempdir());
-    let node = NodeProcess::start(
+    let node = NodeProcess::start_env(
         &dir.path().join("data"),
         &["--log-format", "json", "--admin-listen", "off"],
+        &[("RUST_LOG", "info,ringblob::access=debug")],
     );
     assert!(node.admin.is_none(), "no admin listener when off");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringblob"))
+        .args(["--remote", &node.addr, "get", "nothing-here"])
+        .output();
+    assert_eq!(or_panic(out).status.code(), Some(2));
     std::thread::sleep(Duration::from_millis(300));
     let lines = node.logs.lock().map(|l| l.clone()).unwrap_or_default();
     assert!(!lines.is_empty());
@@ -240,6 +245,18 @@ fn json_logs_are_json_lines_and_the_admin_listener_can_be_off() {
         assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
     }
     assert!(lines.iter().any(|l| l.contains("listening on")));
+    // The access log: the GET (a LOOKUP and a READ of the name) with its status.
+    let access: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "ringblob::access")
+        .collect();
+    assert!(
+        access.iter().any(|v| v["fields"]["status"] == "NOT_FOUND"
+            && v["fields"]["us"].is_u64()
+            && v["fields"]["peer"] == "127.0.0.1"),
+        "{access:?}"
+    );
 }
 
 #[test]
@@ -311,7 +328,11 @@ fn ping_reports_every_node_and_version_names_the_commit() {
         .args(["--remote", &node.addr, "ping", "--count", "3", "--json"])
         .output();
     let out = or_panic(out);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let row: serde_json::Value = or_panic(serde_json::from_slice(&out.stdout));
     assert_eq!(row["node"], node.addr.as_str());
     assert_eq!(row["pings"], 3);
@@ -320,7 +341,10 @@ fn ping_reports_every_node_and_version_names_the_commit() {
         .args(["--remote", "127.0.0.1:1", "--timeout", "2", "ping"])
         .output();
     assert!(!or_panic(down).status.success());
-    for bin in [env!("CARGO_BIN_EXE_ringblob"), env!("CARGO_BIN_EXE_ringblob-node")] {
+    for bin in [
+        env!("CARGO_BIN_EXE_ringblob"),
+        env!("CARGO_BIN_EXE_ringblob-node"),
+    ] {
         let v = or_panic(std::process::Command::new(bin).arg("--version").output());
         let text = String::from_utf8_lossy(&v.stdout).to_string();
         assert!(text.contains("(commit "), "{text}");

@@ -19,6 +19,11 @@ impl NodeProcess {
     /// Starts a node over `dir` (on a free loopback port unless `extra` has a `--listen`),
     /// waiting for its `listening on` line.
     pub fn start(dir: &Path, extra: &[&str]) -> NodeProcess {
+        Self::start_env(dir, extra, &[])
+    }
+
+    /// [`start`](Self::start) with environment variables set for the node.
+    pub fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> NodeProcess {
         let listen: &[&str] = if extra.contains(&"--listen") {
             &[]
         } else {
@@ -26,6 +31,7 @@ impl NodeProcess {
         };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringblob-node"));
         cmd.args(listen).arg("--data-dir").arg(dir).args(extra);
+        cmd.envs(env.iter().copied());
         let mut child = cmd
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
