@@ -41,6 +41,23 @@ pub async fn with_cluster(
 
 type NodeStat = (String, String, u32, Result<Value, String>);
 
+/// Every node's STAT (or why it could not be had), in route table order.
+pub async fn all_stats(
+    table: &RouteTable,
+    timeout: Duration,
+    security: &ClientSecurity,
+) -> Vec<Result<Value, String>> {
+    let mut out = Vec::new();
+    for n in &table.nodes {
+        out.push(if n.alive {
+            node_stat(&n.addr, timeout, security.clone()).await
+        } else {
+            Err("down".to_string())
+        });
+    }
+    out
+}
+
 async fn node_stat(
     addr: &str,
     timeout: Duration,

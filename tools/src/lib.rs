@@ -17,3 +17,4 @@ pub mod inspect;
 pub mod node_keys;
 pub mod progress;
 pub mod routes_view;
+pub mod status_view;

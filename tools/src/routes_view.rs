@@ -42,6 +42,17 @@ pub fn render_table(table: &RouteTable) -> String {
     out
 }
 
+/// Each node's share of its group's ring (0..=1), in table order.
+pub fn shares(table: &RouteTable) -> Vec<f64> {
+    let rings = table.rings();
+    table
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(ix, n)| ownership(rings.get(&n.group), ix as u32, n.ids.is_empty() && n.alive).0)
+        .collect()
+}
+
 /// A node's share of its group's ring and a short list of its ranges. A lone node with no
 /// IDs (outside a cluster) owns its whole group.
 fn ownership(ring: Option<&GroupRing>, ix: u32, whole: bool) -> (f64, String) {

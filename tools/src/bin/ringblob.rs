@@ -127,6 +127,12 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The cluster on one screen: nodes, groups, liveness, shares, keys, bytes, free disk,
+    /// damage, and hand-over, scrub and defragmentation under way
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Round trips to every node of the cluster (PING), like `redis-cli --latency`
     Ping {
         /// Pings per node
@@ -430,7 +436,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Routes { json } => routes(&ctx, json).await,
         Cmd::Reclaim { grace_secs } => reclaim(&ctx, config, grace_secs).await,
         Cmd::Ping { count, json } => ping(&ctx, config, count, json).await,
+        Cmd::Status { json } => status(&ctx, json).await,
     }
+}
+
+/// `status`: every node of the route table with its STAT, as a screen or JSON lines.
+async fn status(ctx: &Ctx, json: bool) -> Result<(), Failure> {
+    let table = ctx.client.route_table().await?;
+    let stats = ringblob_tools::cluster_stat::all_stats(&table, ctx.timeout, &ctx.security).await;
+    let shares = ringblob_tools::routes_view::shares(&table);
+    let rows = ringblob_tools::status_view::rows(&table, &stats, &shares);
+    if json {
+        for r in &rows {
+            println!("{r}");
+        }
+    } else {
+        print!("{}", ringblob_tools::status_view::render(&table, &rows));
+    }
+    Ok(())
 }
 
 /// The address of every node in the route table (the node asked, outside a cluster).

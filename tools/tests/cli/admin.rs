@@ -321,7 +321,7 @@ fn a_node_advertises_what_it_is_told_and_never_an_unspecified_address() {
 }
 
 #[test]
-fn ping_reports_every_node_and_version_names_the_commit() {
+fn ping_and_status_report_every_node_and_version_names_the_commit() {
     let dir = or_panic(tempfile::tempdir());
     let node = NodeProcess::start(&dir.path().join("data"), &[]);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringblob"))
@@ -341,6 +341,27 @@ fn ping_reports_every_node_and_version_names_the_commit() {
         .args(["--remote", "127.0.0.1:1", "--timeout", "2", "ping"])
         .output();
     assert!(!or_panic(down).status.success());
+    // status: the node on one screen, and as JSON.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_ringblob"))
+        .args(["--remote", &node.addr, "status", "--json"])
+        .output();
+    let status = or_panic(status);
+    assert!(status.status.success());
+    let row: serde_json::Value = or_panic(serde_json::from_slice(&status.stdout));
+    assert_eq!(row["addr"], node.addr.as_str());
+    assert_eq!(row["alive"], true);
+    assert!(
+        row["keys"].is_u64() && row["disk_free_bytes"].is_u64(),
+        "{row}"
+    );
+    let screen = std::process::Command::new(env!("CARGO_BIN_EXE_ringblob"))
+        .args(["--remote", &node.addr, "status"])
+        .output();
+    let screen = String::from_utf8_lossy(&or_panic(screen).stdout).to_string();
+    assert!(
+        screen.contains("1 alive") && screen.contains("idle"),
+        "{screen}"
+    );
     for bin in [
         env!("CARGO_BIN_EXE_ringblob"),
         env!("CARGO_BIN_EXE_ringblob-node"),
