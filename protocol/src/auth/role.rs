@@ -59,7 +59,9 @@ impl Role {
             | Command::BulkRead
             | Command::RouteList => Some(Role::Read),
             Command::Write | Command::Remove => Some(Role::Write),
-            Command::Stat | Command::Defrag | Command::RangeDigest => Some(Role::Admin),
+            Command::Stat | Command::Defrag | Command::RangeDigest | Command::Leave => {
+                Some(Role::Admin)
+            }
             // Unknown and reserved numbers are answered UNKNOWN_COMMAND whoever sends them
             // (never served, so no role is at stake; a newer client learns what is missing).
             Command::Unknown(_) => None,

@@ -686,6 +686,17 @@ impl Client {
     }
 
     /// ROUTE_LIST: the node's JSON array.
+    /// LEAVE: asks the node to hand its ranges to the rest of its group (and, with `stop`,
+    /// to stop once done), or with `status_only` only asks where its leave stands.
+    pub async fn leave(&self, stop: bool, status_only: bool) -> Result<serde_json::Value> {
+        let req = Request::Leave { stop, status_only };
+        match self.call(&req, [0; 32]).await?.pop() {
+            Some(Reply::Leave(text)) => serde_json::from_str(&text)
+                .map_err(|e| ClientError::Unexpected(format!("LEAVE reply: {e}"))),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
     pub async fn routes(&self) -> Result<String> {
         match self.call(&Request::RouteList, [0; 32]).await?.pop() {
             Some(Reply::RouteList(s)) => Ok(s),

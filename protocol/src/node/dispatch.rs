@@ -212,6 +212,12 @@ fn answer(
         Request::Iterate(r) => return iterate(b, h, &r, out.buf()),
         Request::BulkRead(r) => return bulk_read(b, h, &r, out.buf()),
         Request::Stat => Reply::Stat(info.stat_json(b)),
+        Request::Leave { stop, status_only } => {
+            let text = info
+                .leave_json(stop, status_only)
+                .map_err(|why| (Status::BadRequest, why))?;
+            Reply::Leave(text)
+        }
         Request::RouteList => Reply::RouteList(info.routes_json()),
         Request::RangeDigest(r) => {
             Reply::RangeDigest(crate::cluster::local::range_digest(b, &r).map_err(fail)?)

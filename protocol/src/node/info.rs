@@ -47,6 +47,8 @@ pub struct NodeInfo {
     pub repair: Option<std::sync::Arc<super::repairer::RepairCounters>>,
     /// Records older than a quarantine are not served (`quarantine.rs`).
     pub quarantine: std::sync::Arc<super::quarantine::Quarantine>,
+    /// Asks the cluster shell to leave (`LEAVE`; `None` outside a cluster).
+    pub leave: Option<tokio::sync::mpsc::UnboundedSender<bool>>,
 }
 
 fn load(c: &AtomicU64) -> u64 {
@@ -77,6 +79,7 @@ impl NodeInfo {
             moves: None,
             repair: None,
             quarantine: std::sync::Arc::default(),
+            leave: None,
         }
     }
 
@@ -142,6 +145,37 @@ impl NodeInfo {
             "cluster": self.cluster_json(),
         })
         .to_string()
+    }
+
+    /// LEAVE: asks the shell to leave (unless `status_only`), then says where the leave
+    /// stands: `state` none, requested, leaving or left; transfers still pending.
+    pub fn leave_json(&self, stop: bool, status_only: bool) -> Result<String, String> {
+        let Some(tx) = &self.leave else {
+            return Err("this node is not in a cluster: there is nothing to leave".into());
+        };
+        if !status_only && tx.send(stop).is_err() {
+            return Err("the cluster shell has stopped".into());
+        }
+        let st = self
+            .moves
+            .as_ref()
+            .map(|m| m.lock().clone())
+            .unwrap_or_default();
+        let state = match st.leave {
+            Some(s) => s,
+            None if status_only => "none",
+            None => "requested",
+        };
+        Ok(json!({
+            "node": self.name,
+            "state": state,
+            "stop_when_left": st.stop_when_left || (stop && !status_only),
+            "transfers_pending": st.pending.len(),
+            "fraction_left": st.pending.iter().map(|p| p.fraction_left).sum::<f64>(),
+            "records_sent": st.records_sent,
+            "bytes_sent": st.bytes_sent,
+        })
+        .to_string())
     }
 
     /// ROUTE_LIST: the route table (`docs/PROTOCOL.md` §15.5). A node outside a cluster is

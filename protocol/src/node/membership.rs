@@ -40,6 +40,10 @@ pub struct MoveStatus {
     pub records_dropped: u64,
     pub bytes_sent: u64,
     pub failures: u64,
+    /// A leave asked for (`LEAVE`): "leaving" while ranges are handed over, then "left".
+    pub leave: Option<&'static str>,
+    /// The process stops once the leave is done.
+    pub stop_when_left: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -195,6 +199,10 @@ pub struct Membership {
     pub handovers: Arc<Handovers>,
     /// Whether this node's older records are quarantined.
     pub quarantine: Arc<super::Quarantine>,
+    /// Asks the shell to leave the cluster (`LEAVE`); the flag: stop once done.
+    pub leave: mpsc::UnboundedSender<bool>,
+    /// Becomes true when a leave that asked to stop the process is done.
+    pub stop_now: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -212,6 +220,7 @@ impl Membership {
         let (cluster, effects) =
             Cluster::start(config, restart).map_err(|e| invalid("cluster", e))?;
         let (routes_tx, routes) = watch::channel(Some(Arc::new(cluster.route_table().clone())));
+        let (stop_now_tx, stop_now) = watch::channel(false);
         // Keys written while this node was away are read through from their owners then
         // (a first start owns nothing that anyone else had).
         workers
@@ -244,16 +253,20 @@ impl Membership {
             access,
             sealer: Sealer::default(),
             dropped: 0,
+            stop_now: stop_now_tx,
         };
         shell.apply(effects).await?;
         shell.sync_transfers()?;
-        let task = tokio::spawn(shell.run(timer_rx, moved_rx, stop));
+        let (leave, leave_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(shell.run(timer_rx, moved_rx, leave_rx, stop));
         Ok(Membership {
             routes,
             moves,
             repair,
             handovers,
             quarantine,
+            leave,
+            stop_now,
             task,
         })
     }
@@ -284,6 +297,8 @@ struct Shell {
     sealer: Sealer,
     /// Datagrams dropped for a bad seal (logged at powers of two).
     dropped: u64,
+    /// Set when a leave that asked to stop the process is done.
+    stop_now: watch::Sender<bool>,
 }
 
 impl Shell {
@@ -310,6 +325,7 @@ impl Shell {
         mut self,
         mut timer_rx: mpsc::UnboundedReceiver<ClusterTimer>,
         mut moved_rx: mpsc::UnboundedReceiver<MoveEvent>,
+        mut leave_rx: mpsc::UnboundedReceiver<bool>,
         mut stop: watch::Receiver<bool>,
     ) {
         let mut buf = vec![0u8; MAX_CLUSTER_MESSAGE_LEN];
@@ -331,6 +347,7 @@ impl Shell {
                     }
                 },
                 Some(t) = timer_rx.recv() => self.cluster.handle_timer(t),
+                Some(stop_when_left) = leave_rx.recv() => self.start_leave(stop_when_left),
             };
             match effects {
                 Ok(effects) => {
@@ -374,10 +391,48 @@ impl Shell {
                     let table = Arc::new(self.cluster.route_table().clone());
                     self.repairer.start(tasks, table);
                 }
-                Effect::Left => tracing::info!("left the cluster"),
+                Effect::Left => {
+                    let stop = {
+                        let mut st = self.moves.lock();
+                        st.leave = Some("left");
+                        st.stop_when_left
+                    };
+                    tracing::info!(stop, "left the cluster: every range handed over");
+                    if stop {
+                        let _ = self.stop_now.send(true);
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// A leave asked for by `LEAVE`: the node gives up its ranges (the state machine's
+    /// graceful leave); asked again, it only adds "stop when done".
+    fn start_leave(
+        &mut self,
+        stop_when_left: bool,
+    ) -> Result<Vec<Effect>, crate::cluster::ClusterError> {
+        let (first, left) = {
+            let mut st = self.moves.lock();
+            st.stop_when_left |= stop_when_left;
+            let first = st.leave.is_none();
+            if first {
+                st.leave = Some("leaving");
+            }
+            (first, st.leave == Some("left") && st.stop_when_left)
+        };
+        if left {
+            let _ = self.stop_now.send(true);
+        }
+        if !first {
+            return Ok(Vec::new());
+        }
+        tracing::info!(
+            stop_when_left,
+            "leaving the cluster: handing every range to the rest of the group"
+        );
+        self.cluster.leave()
     }
 
     /// Starts transfers the plan has and no task runs, stops tasks the plan dropped, and

@@ -192,6 +192,15 @@ pub struct Node {
     pub metrics: Arc<metrics::Metrics>,
 }
 
+/// What a cluster member's node shares with its membership shell.
+type ClusterParts = (
+    Routes,
+    MoveStatusCell,
+    Arc<RepairCounters>,
+    Arc<Quarantine>,
+    tokio::sync::mpsc::UnboundedSender<bool>,
+);
+
 impl Node {
     /// A node on its own (not in a cluster): it serves every key it is asked for.
     pub fn new(backend: Arc<dyn Backend>, config: NodeConfig, addr: SocketAddr) -> Arc<Node> {
@@ -210,6 +219,7 @@ impl Node {
             membership.moves.clone(),
             membership.repair.clone(),
             membership.quarantine.clone(),
+            membership.leave.clone(),
         );
         let handovers = membership.handovers.clone();
         Self::build(backend, config, addr, Some(cluster), handovers)
@@ -219,15 +229,16 @@ impl Node {
         backend: Arc<dyn Backend>,
         config: NodeConfig,
         addr: SocketAddr,
-        cluster: Option<(Routes, MoveStatusCell, Arc<RepairCounters>, Arc<Quarantine>)>,
+        cluster: Option<ClusterParts>,
         handovers: Arc<Handovers>,
     ) -> Arc<Node> {
         let mut info = NodeInfo::new(config.name.clone(), addr, config.group);
-        if let Some((routes, moves, repair, quarantine)) = cluster {
+        if let Some((routes, moves, repair, quarantine, leave)) = cluster {
             info.routes = Some(routes);
             info.moves = Some(moves);
             info.repair = Some(repair);
             info.quarantine = quarantine;
+            info.leave = Some(leave);
         }
         let backend = AsyncBackend::new(backend, config.max_blocking_calls);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {

@@ -27,6 +27,10 @@ pub enum Command {
     Stat,
     /// 10: the node's route table as JSON.
     RouteList,
+    /// 12: the node leaves the cluster on purpose: it hands every range it owns to the rest
+    /// of its group (a drain), optionally stopping once done; or reports how far it is.
+    /// JSON reply.
+    Leave,
     /// 13: defragment the node's storage now (optionally waiting for it); JSON reply.
     Defrag,
     /// 14: a Merkle-style summary (leaf digests) of the values in a key range, for repair.
@@ -34,15 +38,15 @@ pub enum Command {
     /// 15 (version 2): the proof of an access key's secret, the second frame of an
     /// authenticating connection.
     Auth,
-    /// Any other number (including the reserved 11 JOIN, 12 LEAVE).
+    /// Any other number (including the reserved 11 JOIN).
     Unknown(u16),
 }
 
-/// Numbers reserved for later versions: JOIN, LEAVE.
-pub const RESERVED_COMMANDS: [u16; 2] = [11, 12];
+/// Numbers reserved for later versions: JOIN.
+pub const RESERVED_COMMANDS: [u16; 1] = [11];
 
 /// Every command this version defines, in numeric order.
-pub const ALL_COMMANDS: [Command; 13] = [
+pub const ALL_COMMANDS: [Command; 14] = [
     Command::Ping,
     Command::Handshake,
     Command::Lookup,
@@ -53,6 +57,7 @@ pub const ALL_COMMANDS: [Command; 13] = [
     Command::BulkRead,
     Command::Stat,
     Command::RouteList,
+    Command::Leave,
     Command::Defrag,
     Command::RangeDigest,
     Command::Auth,
@@ -81,6 +86,7 @@ impl Command {
             Command::BulkRead => 8,
             Command::Stat => 9,
             Command::RouteList => 10,
+            Command::Leave => 12,
             Command::Defrag => 13,
             Command::RangeDigest => 14,
             Command::Auth => 15,
@@ -101,6 +107,7 @@ impl Command {
             Command::BulkRead => "BULK_READ",
             Command::Stat => "STAT",
             Command::RouteList => "ROUTE_LIST",
+            Command::Leave => "LEAVE",
             Command::Defrag => "DEFRAG",
             Command::RangeDigest => "RANGE_DIGEST",
             Command::Auth => "AUTH",
@@ -122,7 +129,7 @@ mod tests {
     #[test]
     fn numbers_round_trip() {
         let numbers: Vec<u16> = ALL_COMMANDS.iter().map(|c| c.as_u16()).collect();
-        assert_eq!(numbers, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15]);
+        assert_eq!(numbers, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15]);
         for c in ALL_COMMANDS {
             assert_eq!(Command::from_u16(c.as_u16()), c, "{c}");
         }
@@ -130,7 +137,7 @@ mod tests {
 
     #[test]
     fn zero_reserved_and_large_numbers_are_unknown() {
-        for code in [0, 11, 12, 16, u16::MAX] {
+        for code in [0, 11, 16, u16::MAX] {
             assert_eq!(Command::from_u16(code), Command::Unknown(code));
             assert_eq!(Command::from_u16(code).as_u16(), code);
         }

@@ -52,6 +52,8 @@ pub enum Reply {
     RouteList(String),
     /// DEFRAG: a JSON object (the report, or whether it started).
     Defrag(String),
+    /// LEAVE: where the node's leave stands (JSON).
+    Leave(String),
     /// RANGE_DIGEST: the range's record count and leaf digests.
     RangeDigest(RangeDigestReply),
     /// AUTH: the node's proof, and the key's role and namespaces.
@@ -74,6 +76,7 @@ impl Reply {
             Reply::Stat(_) => Command::Stat,
             Reply::RouteList(_) => Command::RouteList,
             Reply::Defrag(_) => Command::Defrag,
+            Reply::Leave(_) => Command::Leave,
             Reply::RangeDigest(_) => Command::RangeDigest,
             Reply::Auth(_) => Command::Auth,
         })
@@ -133,9 +136,10 @@ impl Reply {
             Reply::Write(p) => p.encode(dst),
             Reply::IteratePart(p) => p.encode(dst)?,
             Reply::BulkItem { item, .. } => item.encode(dst)?,
-            Reply::Stat(json) | Reply::RouteList(json) | Reply::Defrag(json) => {
-                encode_json(json, dst)?
-            }
+            Reply::Stat(json)
+            | Reply::RouteList(json)
+            | Reply::Defrag(json)
+            | Reply::Leave(json) => encode_json(json, dst)?,
             Reply::RangeDigest(p) => p.encode(dst)?,
             Reply::Auth(p) => p.encode(dst)?,
         }
@@ -187,6 +191,7 @@ impl Reply {
             },
             Command::Stat => Reply::Stat(decode_json(p)?),
             Command::Defrag => Reply::Defrag(decode_json(p)?),
+            Command::Leave => Reply::Leave(decode_json(p)?),
             Command::RouteList => Reply::RouteList(decode_json(p)?),
             Command::RangeDigest => Reply::RangeDigest(RangeDigestReply::decode(p)?),
             Command::Auth => Reply::Auth(AuthReply::decode(p)?),

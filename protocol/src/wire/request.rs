@@ -28,6 +28,12 @@ pub enum Request {
     Stat,
     RouteList,
     /// DEFRAG: `wait` = reply when the defragmentation has finished (else when it started).
+    /// LEAVE: `stop` (the process stops once its ranges are handed over); `status_only`
+    /// (only report how far a leave is).
+    Leave {
+        stop: bool,
+        status_only: bool,
+    },
     Defrag {
         wait: bool,
     },
@@ -50,6 +56,7 @@ impl Request {
             Request::BulkRead(_) => Command::BulkRead,
             Request::Stat => Command::Stat,
             Request::RouteList => Command::RouteList,
+            Request::Leave { .. } => Command::Leave,
             Request::Defrag { .. } => Command::Defrag,
             Request::RangeDigest(_) => Command::RangeDigest,
             Request::Auth(_) => Command::Auth,
@@ -100,6 +107,12 @@ impl Request {
                 dst.extend_from_slice(&[u8::from(*wait), 0, 0, 0, 0, 0, 0, 0]);
                 Ok(())
             }
+            Request::Leave { stop, status_only } => {
+                // flags u8 (bit 0 STOP, bit 1 STATUS), 7 reserved zero bytes.
+                let flags = u8::from(*stop) | (u8::from(*status_only) << 1);
+                dst.extend_from_slice(&[flags, 0, 0, 0, 0, 0, 0, 0]);
+                Ok(())
+            }
             Request::RangeDigest(p) => p.encode(dst),
             Request::Auth(p) => {
                 p.encode(dst);
@@ -135,6 +148,7 @@ impl Request {
             Command::Stat => empty(p, "STAT request", Request::Stat)?,
             Command::RouteList => empty(p, "ROUTE_LIST request", Request::RouteList)?,
             Command::Defrag => decode_defrag(p)?,
+            Command::Leave => decode_leave(p)?,
             Command::RangeDigest => Request::RangeDigest(RangeDigestRequest::decode(p)?),
             Command::Auth => Request::Auth(AuthRequest::decode(p)?),
             Command::Unknown(code) => return Err(WireError::UnknownCommand { code }),
@@ -164,6 +178,33 @@ fn decode_defrag(p: &[u8]) -> Result<Request, WireError> {
         });
     }
     Ok(Request::Defrag { wait: flags == 1 })
+}
+
+/// LEAVE payload: flags u8 (bit 0 STOP, bit 1 STATUS; not both), 7 reserved zero bytes.
+fn decode_leave(p: &[u8]) -> Result<Request, WireError> {
+    let [flags, rest @ ..] = p else {
+        return Err(WireError::Truncated {
+            what: "LEAVE request",
+            need: 8,
+            have: 0,
+        });
+    };
+    if rest.len() != 7 {
+        return Err(WireError::InvalidValue {
+            what: "LEAVE request length",
+            value: p.len() as u64,
+        });
+    }
+    if flags & !3 != 0 || *flags == 3 || rest.iter().any(|b| *b != 0) {
+        return Err(WireError::InvalidValue {
+            what: "LEAVE flags or reserved bytes",
+            value: u64::from(*flags),
+        });
+    }
+    Ok(Request::Leave {
+        stop: flags & 1 != 0,
+        status_only: flags & 2 != 0,
+    })
 }
 
 /// `value` if the payload is empty, else `TrailingBytes`.

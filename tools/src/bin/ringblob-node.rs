@@ -563,7 +563,18 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         node.config.group,
         s.seeds
     );
-    node::run(listener, node, shutdown_signal()).await?;
+    // SIGTERM/SIGINT, or a LEAVE that asked to stop once every range was handed over.
+    let mut stop_now = membership.stop_now.clone();
+    let shutdown = async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            left = stop_now.wait_for(|v| *v) => match left {
+                Ok(_) => tracing::info!("left the cluster as asked: stopping"),
+                Err(_) => std::future::pending::<()>().await,
+            },
+        }
+    };
+    node::run(listener, node, shutdown).await?;
     let _ = stop.send(true);
     let _ = admin_stop.send(true);
     membership.join().await;

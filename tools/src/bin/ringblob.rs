@@ -133,6 +133,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Take a node out of service: drain, leave, or see how far it is (admin)
+    Node {
+        #[command(subcommand)]
+        cmd: NodeCmd,
+    },
     /// Round trips to every node of the cluster (PING), like `redis-cli --latency`
     Ping {
         /// Pings per node
@@ -147,6 +152,32 @@ enum Cmd {
         /// Keep uploads started less than this many seconds ago (they may be running)
         #[arg(long, default_value_t = 3600)]
         grace_secs: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCmd {
+    /// Hand every range of the node to the rest of its group (at its rebalance rate; keys stay
+    /// readable throughout); the node then leaves the cluster but keeps running
+    Drain {
+        /// The node [default: --remote]
+        addr: Option<String>,
+        /// Return once every range is handed over, showing progress
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Drain the node, then stop its process
+    Leave {
+        /// The node [default: --remote]
+        addr: Option<String>,
+        /// Return once every range is handed over (the node then stops)
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Where the node's drain or leave stands (JSON)
+    Status {
+        /// The node [default: --remote]
+        addr: Option<String>,
     },
 }
 
@@ -437,7 +468,39 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Reclaim { grace_secs } => reclaim(&ctx, config, grace_secs).await,
         Cmd::Ping { count, json } => ping(&ctx, config, count, json).await,
         Cmd::Status { json } => status(&ctx, json).await,
+        Cmd::Node { cmd } => node_cmd(&ctx, config, cmd).await,
     }
+}
+
+/// `node drain|leave|status`: a LEAVE to the node, then (with `--wait`) its progress until
+/// every range is handed over.
+async fn node_cmd(ctx: &Ctx, config: ClientConfig, cmd: NodeCmd) -> Result<(), Failure> {
+    let (addr, stop, status_only, wait) = match cmd {
+        NodeCmd::Drain { addr, wait } => (addr, false, false, wait),
+        NodeCmd::Leave { addr, wait } => (addr, true, false, wait),
+        NodeCmd::Status { addr } => (addr, false, true, false),
+    };
+    let addr = addr.unwrap_or_else(|| ctx.client.addr().to_string());
+    let client = Client::connect(&addr, config).await?;
+    let mut report = client.leave(stop, status_only).await?;
+    while wait && report["state"] != "left" {
+        eprintln!(
+            "{addr}: {} — {} transfers pending, {:.1} % of its key space left, {} records sent",
+            report["state"].as_str().unwrap_or_default(),
+            report["transfers_pending"],
+            report["fraction_left"].as_f64().unwrap_or(0.0) * 100.0,
+            report["records_sent"]
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        report = match client.leave(false, true).await {
+            Ok(r) => r,
+            // A leave that stops the node ends with the node gone.
+            Err(e) if stop && e.is_retryable() => break,
+            Err(e) => return Err(e.into()),
+        };
+    }
+    println!("{}", pretty(&report));
+    Ok(())
 }
 
 /// `status`: every node of the route table with its STAT, as a screen or JSON lines.

@@ -6,6 +6,7 @@ mod availability;
 #[path = "../cli/certs.rs"]
 mod certs;
 mod damage;
+mod drain;
 mod member;
 mod secured;
 mod versions;
