@@ -252,6 +252,35 @@ fn slow_readers_of_large_values_and_uploads_keep_the_node_within_its_memory() {
     });
 }
 
+type Reading = (Result<u64, ClientError>, u64, u64);
+
+/// A reader of value "moving" (expected to be value `seed`) that stops after 8 MiB until
+/// the returned flag is set; it has taken its 8 MiB when this returns. Its outcome: the
+/// read's result, wrong bytes, bytes taken.
+async fn gated_reader(addr: &str, seed: u8) -> (tokio::task::JoinHandle<Reading>, Arc<AtomicBool>) {
+    let (open, taken) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let gate = Gate {
+        at: 8 * MIB,
+        open: open.clone(),
+        taken: taken.clone(),
+    };
+    let addr = addr.to_string();
+    let reader = tokio::spawn(async move {
+        let c = connect(&addr).await;
+        let mut out = SlowCheck::new(seed, MIB as usize, Duration::from_millis(1));
+        out.gate = Some(gate);
+        let got = c.get_to(k("moving"), 0, None, &mut out).await;
+        (got, out.wrong, out.at)
+    });
+    while taken.load(Ordering::SeqCst) < 8 * MIB {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (reader, open)
+}
+
 #[test]
 fn a_value_replaced_mid_reply_ends_it_with_changed_never_mixed_bytes() {
     let dir = or_panic(tempfile::tempdir());
@@ -264,28 +293,9 @@ fn a_value_replaced_mid_reply_ends_it_with_changed_never_mixed_bytes() {
             .put(k("moving"), value(1, len), PutOptions::default())
             .await
             .is_ok());
-        let addr = node.addr.clone();
         // The reader stops after 8 MiB (the node is then at most a few pieces ahead) until
         // the value has been replaced.
-        let (open, taken) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicU64::new(0)),
-        );
-        let gate = Gate {
-            at: 8 * MIB,
-            open: open.clone(),
-            taken: taken.clone(),
-        };
-        let reader = tokio::spawn(async move {
-            let c = connect(&addr).await;
-            let mut out = SlowCheck::new(1, MIB as usize, Duration::from_millis(1));
-            out.gate = Some(gate);
-            let got = c.get_to(k("moving"), 0, None, &mut out).await;
-            (got, out.wrong, out.at)
-        });
-        while taken.load(Ordering::SeqCst) < 8 * MIB {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let (reader, open) = gated_reader(&node.addr, 1).await;
         assert!(c
             .put(k("moving"), value(2, len), PutOptions::default())
             .await
@@ -303,28 +313,10 @@ fn a_value_replaced_mid_reply_ends_it_with_changed_never_mixed_bytes() {
         // Read again: the new value, whole.
         assert!(c.get(k("moving"), 0, None).await.ok() == Some(value(2, len)));
         // A removal mid-reply is CHANGED too.
-        let addr = node.addr.clone();
-        let (open, taken) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicU64::new(0)),
-        );
-        let gate = Gate {
-            at: 8 * MIB,
-            open: open.clone(),
-            taken: taken.clone(),
-        };
-        let reader = tokio::spawn(async move {
-            let c = connect(&addr).await;
-            let mut out = SlowCheck::new(2, MIB as usize, Duration::from_millis(1));
-            out.gate = Some(gate);
-            c.get_to(k("moving"), 0, None, &mut out).await
-        });
-        while taken.load(Ordering::SeqCst) < 8 * MIB {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let (reader, open) = gated_reader(&node.addr, 2).await;
         assert!(c.remove(k("moving"), Default::default()).await.is_ok());
         open.store(true, Ordering::SeqCst);
-        let got = or_panic(reader.await);
+        let (got, _, _) = or_panic(reader.await);
         assert_eq!(got.err().and_then(|e| e.status()), Some(Status::Changed));
     });
 }

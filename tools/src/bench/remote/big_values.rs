@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use ringblob_protocol::client::{Client, ClientConfig, ClientSecurity, PutOptions, Target};
 use serde_json::{json, Value};
 
-use super::nodes::{NodeProc, NodeSpec, Scratch};
+use super::nodes::{NodeProc, Scratch};
 use super::pattern::{PatternSource, SlowSink};
 use super::ClusterSetup;
 use crate::bench::rss;
@@ -61,14 +61,7 @@ fn process_rss(pid: u32) -> u64 {
 
 pub async fn run(s: &ClusterSetup, b: &BigValues, security: &ClientSecurity) -> Result<Value> {
     let scratch = Scratch::new(&s.dir)?;
-    let node = NodeProc::start(&NodeSpec {
-        bin: &s.node_bin,
-        root: &scratch.path,
-        name: "n1",
-        group: 1,
-        seed: None,
-        rebalance_mb_per_sec: s.rebalance_mb_per_sec,
-    })?;
+    let node = NodeProc::single(&s.node_bin, &scratch.path, s.rebalance_mb_per_sec)?;
     let pid = node.pid();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = process_rss(pid);

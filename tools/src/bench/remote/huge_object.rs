@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::nodes::{NodeProc, NodeSpec, Scratch};
+use super::nodes::{NodeProc, Scratch};
 use super::pattern::fill;
 use super::ClusterSetup;
 use crate::bench::rss;
@@ -145,14 +145,7 @@ fn run_cli(
 
 pub async fn run(s: &ClusterSetup, size: u64) -> Result<Value> {
     let scratch = Scratch::new(&s.dir)?;
-    let node = NodeProc::start(&NodeSpec {
-        bin: &s.node_bin,
-        root: &scratch.path,
-        name: "n1",
-        group: 1,
-        seed: None,
-        rebalance_mb_per_sec: s.rebalance_mb_per_sec,
-    })?;
+    let node = NodeProc::single(&s.node_bin, &scratch.path, s.rebalance_mb_per_sec)?;
     let cli = cli_binary(&s.node_bin)?;
     let addr = node.addr.clone();
     let pid = node.pid();

@@ -149,6 +149,18 @@ impl NodeProc {
 }
 
 impl NodeProc {
+    /// One node of its own (`n1`, group 1, no seeds) in `root`.
+    pub fn single(bin: &Path, root: &Path, rebalance_mb_per_sec: u64) -> Result<NodeProc> {
+        NodeProc::start(&NodeSpec {
+            bin,
+            root,
+            name: "n1",
+            group: 1,
+            seed: None,
+            rebalance_mb_per_sec,
+        })
+    }
+
     /// The node's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
