@@ -475,6 +475,10 @@ async fn ask_previous(
                     break;
                 }
             }
+            // A long read's other pieces follow its first.
+            if let (Ok(()), Some(rest)) = (&result, served.stream) {
+                send_stream(node, stream, rest).await?;
+            }
             result
         }
     };
