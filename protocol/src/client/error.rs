@@ -63,14 +63,12 @@ impl ClientError {
         }
     }
 
-    /// Errors after which an idempotent request is sent again (after a short pause): the
-    /// request may not have reached the node, or the node could not answer *now* (`BUSY`;
-    /// `UNAVAILABLE`: during a ring change, e.g. a drain, the key's owner could not be
-    /// asked; a replicated read falls over to another group once these retries are spent).
+    /// Errors where the request may not have reached the node (or the node was too busy),
+    /// so an idempotent request can be sent again.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
             ClientError::Connect { .. } | ClientError::Disconnected(_) | ClientError::Timeout(_)
-        ) || matches!(self.status(), Some(Status::Busy | Status::Unavailable))
+        ) || self.status() == Some(Status::Busy)
     }
 }
