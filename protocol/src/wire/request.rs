@@ -156,51 +156,54 @@ impl Request {
     }
 }
 
-/// DEFRAG payload: flags u8 (bit 0 WAIT, others zero), 7 reserved zero bytes.
-fn decode_defrag(p: &[u8]) -> Result<Request, WireError> {
+/// The names a flags payload's errors use: the request, its length, its flags.
+type FlagsWhat = (&'static str, &'static str, &'static str);
+
+/// The flags byte of an 8-byte payload of flags u8 and 7 reserved zero bytes (DEFRAG,
+/// LEAVE), if its length is right, `valid` accepts the flags, and the rest is zero.
+fn flags_payload(p: &[u8], what: FlagsWhat, valid: impl Fn(u8) -> bool) -> Result<u8, WireError> {
+    let (request, length, flags_what) = what;
     let Some((&flags, rest)) = p.split_first() else {
         return Err(WireError::Truncated {
-            what: "DEFRAG request",
+            what: request,
             need: 8,
             have: 0,
         });
     };
     if rest.len() != 7 {
         return Err(WireError::InvalidValue {
-            what: "DEFRAG request length",
+            what: length,
             value: p.len() as u64,
         });
     }
-    if flags & !1 != 0 || rest.iter().any(|b| *b != 0) {
+    if !valid(flags) || rest.iter().any(|b| *b != 0) {
         return Err(WireError::InvalidValue {
-            what: "DEFRAG flags or reserved bytes",
+            what: flags_what,
             value: u64::from(flags),
         });
     }
+    Ok(flags)
+}
+
+/// DEFRAG payload: flags u8 (bit 0 WAIT, others zero), 7 reserved zero bytes.
+fn decode_defrag(p: &[u8]) -> Result<Request, WireError> {
+    let what = (
+        "DEFRAG request",
+        "DEFRAG request length",
+        "DEFRAG flags or reserved bytes",
+    );
+    let flags = flags_payload(p, what, |f| f & !1 == 0)?;
     Ok(Request::Defrag { wait: flags == 1 })
 }
 
 /// LEAVE payload: flags u8 (bit 0 STOP, bit 1 STATUS; not both), 7 reserved zero bytes.
 fn decode_leave(p: &[u8]) -> Result<Request, WireError> {
-    let [flags, rest @ ..] = p else {
-        return Err(WireError::Truncated {
-            what: "LEAVE request",
-            need: 8,
-            have: 0,
-        });
-    };
-    if rest.len() != 7 {
-        return Err(WireError::InvalidValue {
-            what: "LEAVE request length",
-            value: p.len() as u64,
-        });
-    }
-    if flags & !3 != 0 || *flags == 3 || rest.iter().any(|b| *b != 0) {
-        return Err(WireError::InvalidValue {
-            what: "LEAVE flags or reserved bytes",
-            value: u64::from(*flags),
-        });
-    }
+    let what = (
+        "LEAVE request",
+        "LEAVE request length",
+        "LEAVE flags or reserved bytes",
+    );
+    let flags = flags_payload(p, what, |f| f & !3 == 0 && f != 3)?;
     Ok(Request::Leave {
         stop: flags & 1 != 0,
         status_only: flags & 2 != 0,
