@@ -94,8 +94,9 @@ impl IncomingRanges {
         self.table_changed(&away, table, me, now_ms);
     }
 
-    /// The previous owner of `key`, if the key lies in a range taken over within the window:
-    /// to be asked if alive in `table`, else the reason this node cannot answer.
+    /// The previous owner of `key`, if the key lies in a range taken over within the window
+    /// and that owner does not own it again in `table`: to be asked if alive in `table`, else
+    /// the reason this node cannot answer.
     pub fn previous_owner(
         &self,
         key: &KeyId,
@@ -107,6 +108,12 @@ impl IncomingRanges {
             .iter()
             .rev()
             .find(|i| i.until_ms > now_ms && i.range.contains(key))?;
+        // The range has moved back to the node it came from (a flap: it went away, came
+        // back, took its ranges back): that node is the one asking, not one to ask — going
+        // back would send a chained read round a loop until its hops ran out.
+        if table.owner(i.group, key).is_some_and(|o| o.name == i.from) {
+            return None;
+        }
         match table.node(&i.from).filter(|n| n.alive) {
             Some(node) => Some(ReadThrough::Ask {
                 name: node.name.clone(),

@@ -453,8 +453,8 @@ async fn ask_previous(
             stream.write_all(&out).await
         }
         Some(ReadThrough::Ask(prev)) => {
+            // The relay adds the hop (`Client::relay_all`), as for any forwarded frame.
             frame.header.flags |= FLAG_LOCAL;
-            frame.header.hops = frame.header.hops.saturating_add(1);
             node.info
                 .counters
                 .handover_reads

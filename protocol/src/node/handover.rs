@@ -181,6 +181,28 @@ mod tests {
         assert!(h.reads_through(&after, &write).is_none(), "only reads");
     }
 
+    /// A flap: `b` is marked dead (its ranges go to `a`), then alive again (they come back).
+    /// Each now notes the other as the previous owner; the node that lost the range again
+    /// must not read back through to the one asking it, or a read goes round in a loop.
+    #[test]
+    fn a_range_that_came_back_is_not_read_through_to_the_node_that_owns_it_again() {
+        let (b_dead, b_back) = (table(false), table(true));
+        let (of_b, _) = keys_of_each(&b_back);
+        assert!(!of_b.is_empty());
+        let a = Handovers::new(Duration::from_secs(60));
+        a.table_changed(&b_back, &b_dead, "a");
+        let b = Handovers::new(Duration::from_secs(60));
+        b.table_changed(&b_dead, &b_back, "b");
+        for k in &of_b {
+            assert!(b.previous_owner(k, &b_back).is_some(), "b asks a");
+            assert!(
+                a.previous_owner(k, &b_back).is_none(),
+                "a must not ask b back"
+            );
+            assert!(a.previous_owner(k, &b_dead).is_some(), "while a owns it");
+        }
+    }
+
     #[test]
     fn a_ring_change_reads_through_to_the_previous_owner_until_the_window_ends() {
         let (before, after) = (table(false), table(true));
