@@ -1,7 +1,10 @@
 //! Calling a backend from tokio. Backend calls block (disk reads, fdatasync), so they run
 //! on tokio's blocking thread pool, never on the runtime's worker threads; a semaphore caps
 //! how many run at once, so a flood of requests queues instead of spawning without bound.
-//! Backends that never block (`Backend::blocking() == false`) run inline.
+//! Backends that never block (`Backend::blocking() == false`) run inline. Backends that
+//! can refuse what would block (`Backend::serves_without_waiting`) may be tried inline
+//! first ([`AsyncBackend::try_inline`]); durability for writes applied inline is awaited
+//! through one shared sync ([`AsyncBackend::sync_after_writes`], `shared_sync.rs`).
 
 use std::sync::Arc;
 
@@ -9,6 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::shared_sync::SharedSync;
 
 /// Default cap on concurrent blocking backend calls.
 pub const DEFAULT_MAX_BLOCKING_CALLS: usize = 64;
@@ -18,19 +22,45 @@ pub const DEFAULT_MAX_BLOCKING_CALLS: usize = 64;
 pub struct AsyncBackend {
     inner: Arc<dyn Backend>,
     permits: Arc<Semaphore>,
+    syncs: Arc<SharedSync>,
 }
 
 impl AsyncBackend {
     pub fn new(inner: Arc<dyn Backend>, max_blocking_calls: usize) -> Self {
+        let for_sync = inner.clone();
         AsyncBackend {
             inner,
             permits: Arc::new(Semaphore::new(max_blocking_calls.max(1))),
+            syncs: Arc::new(SharedSync::new(Arc::new(move || for_sync.sync()))),
         }
     }
 
     /// The backend itself.
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.inner
+    }
+
+    /// Whether calls are worth trying inline first ([`try_inline`](Self::try_inline)): the
+    /// backend refuses what would block, or never blocks.
+    pub fn serves_inline(&self) -> bool {
+        !self.inner.blocking() || self.inner.serves_without_waiting()
+    }
+
+    /// Runs `f` on this thread in no-wait mode (`ringblob_engine::io::nowait`): returns its
+    /// result and whether anything in it was refused because it would have blocked — then
+    /// the result is to be discarded and the work done by [`run`](Self::run) instead.
+    pub fn try_inline<T>(&self, f: impl FnOnce(&dyn Backend) -> T) -> (T, bool) {
+        ringblob_engine::io::nowait::without_waiting(|| f(self.inner.as_ref()))
+    }
+
+    /// Returns once a `sync` that started after this call has ended (shared with every
+    /// caller waiting meanwhile; no thread parked per caller): what the caller wrote
+    /// before is durable.
+    pub async fn sync_after_writes(&self) -> Result<()> {
+        if !self.inner.blocking() {
+            return self.inner.sync();
+        }
+        self.syncs.after_writes().await
     }
 
     /// Runs `f` against the backend without blocking the runtime.

@@ -89,6 +89,12 @@ pub trait Backend: Send + Sync {
     fn blocking(&self) -> bool {
         true
     }
+    /// True when calls made in no-wait mode (`ringblob_engine::io::nowait`) refuse what
+    /// would block instead of blocking: an async caller may try them inline first and run
+    /// only what was refused on the blocking pool.
+    fn serves_without_waiting(&self) -> bool {
+        false
+    }
     /// The durability of writes and removes that do not name one.
     fn default_durability(&self) -> Durability;
     /// Reclaims the space of superseded and removed values now.

@@ -198,6 +198,10 @@ impl Store for BlobStore {
         self.engine.default_durability()
     }
 
+    fn serves_without_waiting(&self) -> bool {
+        self.engine.serves_without_waiting()
+    }
+
     fn defrag(&self) -> Result<DefragSummary> {
         let r = self.engine.defrag()?;
         Ok(DefragSummary {

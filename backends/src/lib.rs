@@ -52,6 +52,7 @@ mod key_locks;
 mod mem;
 mod meta;
 pub mod remove_log;
+mod shared_sync;
 mod staging;
 mod store;
 
@@ -68,5 +69,6 @@ pub use meta::{
     Position, ScrubState, MAX_ITER_LIMIT,
 };
 pub use remove_log::{Removal, RemoveLog};
+pub use shared_sync::{SharedSync, SyncFn};
 pub use staging::Staging;
 pub use store::{Store, StoreBackend, MAX_GAP_FILL};

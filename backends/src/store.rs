@@ -128,6 +128,10 @@ pub trait Store: Send + Sync {
     fn blocking(&self) -> bool {
         true
     }
+    /// See [`Backend::serves_without_waiting`].
+    fn serves_without_waiting(&self) -> bool {
+        false
+    }
     fn default_durability(&self) -> Durability;
     /// Reclaims garbage; backends that keep none say `Unsupported`.
     fn defrag(&self) -> Result<DefragSummary> {
@@ -329,7 +333,7 @@ impl<S: Store> Backend for StoreBackend<S> {
         opts: WriteOptions,
     ) -> Result<u64> {
         check_size(value.len() as u64)?;
-        let _g = self.locks.lock(key);
+        let _g = self.locks.lock(key)?;
         self.check_removed(key, column, &opts)?;
         self.store.put(key, column, value, opts)?;
         Ok(value.len() as u64)
@@ -342,7 +346,7 @@ impl<S: Store> Backend for StoreBackend<S> {
         bytes: &[u8],
         opts: WriteOptions,
     ) -> Result<u64> {
-        let _g = self.locks.lock(key);
+        let _g = self.locks.lock(key)?;
         self.check_newer_than_stored(key, column, &opts)?;
         self.store
             .write_into(key, column, WriteAt::End, bytes, opts)
@@ -357,7 +361,7 @@ impl<S: Store> Backend for StoreBackend<S> {
         opts: WriteOptions,
     ) -> Result<u64> {
         check_size(offset.saturating_add(bytes.len() as u64))?;
-        let _g = self.locks.lock(key);
+        let _g = self.locks.lock(key)?;
         self.check_newer_than_stored(key, column, &opts)?;
         self.check_gap(key, column, offset)?;
         self.store
@@ -380,7 +384,7 @@ impl<S: Store> Backend for StoreBackend<S> {
         final_size: u64,
         opts: WriteOptions,
     ) -> Result<u64> {
-        let _g = self.locks.lock(key);
+        let _g = self.locks.lock(key)?;
         let mut staged = self.staging.reader(key, column, final_size)?;
         let stored = self.check_removed(key, column, &opts).and_then(|()| {
             self.store
@@ -412,7 +416,7 @@ impl<S: Store> Backend for StoreBackend<S> {
     /// A column with no value is still remembered as removed (and `NotFound` returned): in a
     /// cluster its value may be on its way (hand-over), and must not land after the remove.
     fn remove_column(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()> {
-        let _g = self.locks.lock(key);
+        let _g = self.locks.lock(key)?;
         if opts.only_if_newer {
             return self.remove_copy(key, column, opts);
         }
@@ -423,7 +427,7 @@ impl<S: Store> Backend for StoreBackend<S> {
     /// A key with no column is remembered as removed in column 0 (and `NotFound` returned),
     /// as in [`remove_column`](Self::remove_column).
     fn remove(&self, key: &Key, opts: WriteOptions) -> Result<()> {
-        let _g = self.locks.lock(key);
+        let _g = self.locks.lock(key)?;
         if opts.only_if_newer {
             return self.remove_all_copy(key, opts);
         }
@@ -436,7 +440,7 @@ impl<S: Store> Backend for StoreBackend<S> {
     }
 
     fn drop_copy(&self, key: &Key, column: u16, timestamp_ns: u64) -> Result<bool> {
-        let _g = self.locks.lock(key);
+        let _g = self.locks.lock(key)?;
         match self.store.meta(key, column) {
             Ok(m) if m.timestamp_ns == timestamp_ns => {}
             Ok(_) | Err(Error::NotFound(_)) => return Ok(false),
@@ -500,6 +504,10 @@ impl<S: Store> Backend for StoreBackend<S> {
 
     fn blocking(&self) -> bool {
         self.store.blocking()
+    }
+
+    fn serves_without_waiting(&self) -> bool {
+        self.store.serves_without_waiting()
     }
 
     fn default_durability(&self) -> Durability {

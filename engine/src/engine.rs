@@ -459,6 +459,12 @@ impl Engine {
         self.inner.config.compress
     }
 
+    /// Whether calls in no-wait mode (`io::nowait`) can serve what is in memory: with
+    /// `pread` IO (memory maps and io_uring refuse every read in that mode).
+    pub fn serves_without_waiting(&self) -> bool {
+        self.inner.config.io == crate::config::IoKind::Pread
+    }
+
     /// The durability of writes that do not name one.
     pub fn default_durability(&self) -> Durability {
         self.inner.config.durability

@@ -273,6 +273,12 @@ impl Log {
     #[inline]
     pub fn put(&self, a: &mut Active, record: &[u8]) -> Result<u64> {
         let size = self.limits.write_buffer_size;
+        let needs_flush = record.len() >= size || a.buf.len() + record.len() > size;
+        if needs_flush && crate::io::nowait::active() {
+            // Nothing is changed yet: the call is made again where it may wait.
+            let e = crate::io::nowait::refuse("writing the buffer out");
+            return Err(Error::io("write", blob_name(a.blob.id), e));
+        }
         if record.len() >= size {
             self.flush(a)?;
             let offset = a.end();

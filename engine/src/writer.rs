@@ -164,6 +164,9 @@ impl Inner {
         let Some(decided) = self.decide_locked(&a, &t)? else {
             return Ok(None);
         };
+        if crate::io::nowait::active() {
+            refuse_waiting(self.log.needs_rotation(&a, len))?;
+        }
         let rotated = if self.log.needs_rotation(&a, len) {
             Some(self.log.rotate(&mut a)?)
         } else {
@@ -351,4 +354,15 @@ impl Inner {
         let at = u64::from(loc.offset) + at as u64;
         self.log.read_locked(a, loc.blob, at, out)
     }
+}
+
+/// In no-wait mode (`io::nowait`), before anything is appended: refuses if a read the
+/// decision needed was refused (an error it swallowed must not decide a write), or if the
+/// append would start a new blob (`rotating`: file creation and syncs).
+fn refuse_waiting(rotating: bool) -> Result<()> {
+    if crate::io::nowait::refused() || rotating {
+        let e = crate::io::nowait::refuse("an append needing the disk");
+        return Err(Error::io("append", "log".to_string(), e));
+    }
+    Ok(())
 }

@@ -124,6 +124,10 @@ impl MmapFile {
 
 impl DeviceFile for MmapFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if super::nowait::active() {
+            // A page fault on the map cannot be refused: it waits.
+            return Err(super::nowait::refuse("a read from a memory map"));
+        }
         if self.copy_from_map(buf, offset) {
             return Ok(());
         }

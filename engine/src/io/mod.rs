@@ -7,6 +7,7 @@
 mod fault;
 mod mem;
 mod mmap;
+pub mod nowait;
 mod os;
 mod uring;
 

@@ -54,6 +54,10 @@ struct OsFile(File);
 
 impl DeviceFile for OsFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if super::nowait::active() {
+            use std::os::fd::AsFd;
+            return super::nowait::read_exact_at_nowait(self.0.as_fd(), buf, offset);
+        }
         self.0.read_exact_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {

@@ -252,6 +252,9 @@ impl UringFile {
 
 impl DeviceFile for UringFile {
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        if super::nowait::active() {
+            return Err(super::nowait::refuse("a read through io_uring"));
+        }
         check_offset(offset, buf.len())?;
         while !buf.is_empty() {
             match self.read_once(buf, offset) {

@@ -667,16 +667,23 @@ fn take_frames(buf: &mut BytesMut) -> (Vec<Frame>, Option<WireError>) {
     (batch, None)
 }
 
-/// Serves a batch on the blocking pool (inline for non-blocking backends); returns the
-/// reply chunks and the frames left for the next round (see `MAX_BATCH_REPLY_BYTES`). With
-/// the route table, reads of keys this node took over and has nothing for stop the batch, to
-/// be asked of their previous owner.
+/// Serves a batch: inline first when the backend can refuse what would block (reads from
+/// memory or the page cache, whole writes into the write buffer; durable ones then await
+/// one shared sync), else — or for what was refused — on the blocking pool.
 async fn serve_batch(
     node: &Arc<Node>,
     batch: Vec<Frame>,
     table: Option<Arc<RouteTable>>,
     reply_cap: usize,
 ) -> Result<dispatch::Served, ringblob_backends::Error> {
+    let batch = if node.backend.serves_inline() {
+        match serve_inline(node, batch, table.as_deref(), reply_cap).await {
+            Ok(served) => return Ok(served),
+            Err(batch) => batch,
+        }
+    } else {
+        batch
+    };
     let n = node.clone();
     let frames = batch.len();
     let served = node
@@ -686,21 +693,51 @@ async fn serve_batch(
                 reads_through(&n.handovers, table.as_deref(), f).is_some()
                     && dispatch::nothing_here(b, f)
             };
+            let how = (reply_cap, dispatch::Serving::Pool);
             Ok(dispatch::serve_batch(
                 b,
                 &n.info,
                 batch,
                 &ask_elsewhere,
-                reply_cap,
+                how,
             ))
         })
         .await?;
+    count_served(node, frames, &served);
+    Ok(served)
+}
+
+/// The inline part of [`serve_batch`]: what it served (the rest in `rest`), or the whole
+/// batch back if its first frame is for the pool.
+async fn serve_inline(
+    node: &Arc<Node>,
+    batch: Vec<Frame>,
+    table: Option<&RouteTable>,
+    reply_cap: usize,
+) -> Result<dispatch::Served, Vec<Frame>> {
+    let frames = batch.len();
+    let ask_elsewhere = |b: &dyn ringblob_backends::Backend, f: &Frame| {
+        reads_through(&node.handovers, table, f).is_some() && dispatch::nothing_here(b, f)
+    };
+    let how = (reply_cap, dispatch::Serving::Inline);
+    let b = node.backend.backend().as_ref();
+    let mut served = dispatch::serve_batch(b, &node.info, batch, &ask_elsewhere, how);
+    if served.outcomes.is_empty() && !served.ask_first {
+        return Err(served.rest);
+    }
+    if served.needs_sync() {
+        served.settle(node.backend.sync_after_writes().await);
+    }
+    count_served(node, frames, &served);
+    Ok(served)
+}
+
+fn count_served(node: &Node, frames: usize, served: &dispatch::Served) {
     let served_count = (frames - served.rest.len()) as u64;
     node.info
         .counters
         .requests
         .fetch_add(served_count, Ordering::Relaxed);
-    Ok(served)
 }
 
 /// What the access log says of a request: command, key prefix, request bytes.

@@ -3,6 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use ringblob_backends::{Backend, Meta};
+use ringblob_engine::io::nowait::without_waiting;
 use ringblob_engine::{Key, Range, WriteOptions};
 
 use super::output::Output;
@@ -36,9 +37,21 @@ fn wire_fail(e: WireError) -> Failure {
     (e.status(), e.to_string())
 }
 
+/// Where a batch is served: on the blocking pool (anything may wait), or inline on the
+/// runtime thread (`Inline`: only requests that can run from memory, in no-wait mode —
+/// `ringblob_engine::io::nowait`; the batch stops at the first request that is of another
+/// kind or was refused, and the caller sends the rest to the pool).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving {
+    Pool,
+    Inline,
+}
+
 /// What a batch served: the replies in order, and the frames it did not get to. With
 /// `ask_first`, the first of those is a read this node cannot answer that is to be asked of
-/// the key's previous owner (see `handover.rs`).
+/// the key's previous owner (see `handover.rs`). Durable writes served inline are applied
+/// without durability: [`needs_sync`](Self::needs_sync) says so, and the caller settles
+/// the batch with a sync's outcome before any reply is sent.
 pub struct Served {
     pub chunks: Vec<Bytes>,
     pub rest: Vec<Frame>,
@@ -48,12 +61,56 @@ pub struct Served {
     pub stream: Option<ReadStream>,
     /// The status each served frame was answered with, in order (for metrics).
     pub outcomes: Vec<Status>,
+    /// Replies waiting for a sync (`chunks` is empty meanwhile).
+    unsynced: Option<Unsynced>,
+}
+
+/// A batch's replies before the sync its durable writes wait for: each served frame's
+/// header and reply span, and whether it was a durable write applied without durability.
+struct Unsynced {
+    out: Output,
+    spans: Vec<(Header, usize, usize, bool)>,
+}
+
+impl Served {
+    /// Whether durable writes in the batch wait for a sync: call [`settle`](Self::settle)
+    /// with its outcome before sending the replies.
+    pub fn needs_sync(&self) -> bool {
+        self.unsynced.is_some()
+    }
+
+    /// Releases the replies once the sync ended: as served, or — if it failed — each durable
+    /// write answered with the sync's error instead.
+    pub fn settle(&mut self, synced: Result<(), ringblob_backends::Error>) {
+        let Some(u) = self.unsynced.take() else {
+            return;
+        };
+        let Err(e) = synced else {
+            self.chunks = u.out.into_chunks();
+            return;
+        };
+        tracing::error!(error = %e, "sync after a batch of durable writes failed");
+        let mut out = u.out;
+        let mut fixed = Output::default();
+        for ((h, start, end, deferred), outcome) in u.spans.into_iter().zip(&mut self.outcomes) {
+            if deferred {
+                *outcome = status_of(&e);
+                encode_error(&h, status_of(&e), &e.to_string(), fixed.buf());
+            } else {
+                for chunk in out.range(start, end) {
+                    fixed.push_shared(chunk);
+                }
+            }
+        }
+        self.chunks = fixed.into_chunks();
+    }
 }
 
 /// Serves a batch of frames (one connection's pipelined requests) and returns the replies,
 /// in order. Durable writes and removes in the batch are applied without durability and
-/// then made durable by one group-committed `sync` before any reply is released, so a
-/// pipeline of N durable writes costs one fdatasync, not N. If that sync fails, each of
+/// then made durable by one group-committed sync before any reply is released, so a
+/// pipeline of N durable writes costs one fdatasync, not N: on the pool the sync runs here;
+/// inline the caller awaits a shared one ([`Served::settle`]). If that sync fails, each of
 /// those requests is answered with the error instead. The batch stops before a frame for
 /// which `ask_elsewhere` is true, and once its replies reach `reply_cap` bytes.
 pub fn serve_batch(
@@ -61,7 +118,7 @@ pub fn serve_batch(
     info: &NodeInfo,
     mut frames: Vec<Frame>,
     ask_elsewhere: &dyn Fn(&dyn Backend, &Frame) -> bool,
-    reply_cap: usize,
+    (reply_cap, how): (usize, Serving),
 ) -> Served {
     let default_durable = b.default_durability() != ringblob_engine::Durability::None;
     let mut out = Output::default();
@@ -69,13 +126,32 @@ pub fn serve_batch(
     let mut outcomes = Vec::with_capacity(frames.len());
     let mut ask_first = false;
     for f in &frames {
-        if ask_elsewhere(b, f) {
-            ask_first = true;
-            break;
-        }
         let start = out.len();
-        let (deferred, status) = serve(b, info, f, &mut out, default_durable);
-        spans.push((start, out.len(), deferred));
+        let one = |out: &mut Output| {
+            if ask_elsewhere(b, f) {
+                return Step::AskElsewhere;
+            }
+            serve(b, info, f, out, (default_durable, how))
+        };
+        let step = match how {
+            Serving::Pool => one(&mut out),
+            Serving::Inline => match without_waiting(|| one(&mut out)) {
+                (step, false) => step,
+                (_, true) => Step::NotInline,
+            },
+        };
+        let (deferred, status) = match step {
+            Step::Served(deferred, status) => (deferred, status),
+            Step::AskElsewhere => {
+                ask_first = true;
+                break;
+            }
+            Step::NotInline => {
+                out.truncate(start);
+                break;
+            }
+        };
+        spans.push((f.header, start, out.len(), deferred));
         outcomes.push(status);
         if out.len() >= reply_cap || out.streaming() {
             break;
@@ -83,32 +159,43 @@ pub fn serve_batch(
     }
     let rest = frames.split_off(spans.len());
     let stream = out.take_stream();
-    let served = |chunks, rest, outcomes| Served {
-        chunks,
+    let mut served = Served {
+        chunks: Vec::new(),
         rest,
         ask_first,
         stream,
         outcomes,
+        unsynced: None,
     };
-    if !spans.iter().any(|s| s.2) {
-        return served(out.into_chunks(), rest, outcomes);
+    if !spans.iter().any(|s| s.3) {
+        served.chunks = out.into_chunks();
+        return served;
     }
-    let Err(e) = b.sync() else {
-        return served(out.into_chunks(), rest, outcomes);
-    };
-    tracing::error!(error = %e, "sync after a batch of durable writes failed");
-    let mut fixed = Output::default();
-    for ((f, (start, end, deferred)), outcome) in frames.iter().zip(spans).zip(&mut outcomes) {
-        if deferred {
-            *outcome = status_of(&e);
-            encode_error(&f.header, status_of(&e), &e.to_string(), fixed.buf());
-        } else {
-            for chunk in out.range(start, end) {
-                fixed.push_shared(chunk);
-            }
-        }
+    served.unsynced = Some(Unsynced { out, spans });
+    if how == Serving::Pool {
+        served.settle(b.sync());
     }
-    served(fixed.into_chunks(), rest, outcomes)
+    served
+}
+
+/// What became of one frame of a batch.
+enum Step {
+    /// Answered: whether it was a durable write applied without durability, and its status.
+    Served(bool, Status),
+    /// A read this node cannot answer, for the key's previous owner.
+    AskElsewhere,
+    /// Inline, a request that does not run inline or was refused: for the pool.
+    NotInline,
+}
+
+/// Whether a request runs inline: from memory, changing nothing unless it completes
+/// (reads, and whole writes, which only append to the write buffer).
+fn runs_inline(req: &Request) -> bool {
+    match req {
+        Request::Ping | Request::Lookup(_) | Request::Read(_) => true,
+        Request::Write(w) => matches!(w.mode, WriteMode::Whole),
+        _ => false,
+    }
 }
 
 /// Whether `frame` (a `LOOKUP` or `READ`) finds nothing here: no value of its
@@ -133,23 +220,28 @@ pub fn nothing_here(b: &dyn Backend, frame: &Frame) -> bool {
 
 /// Serves `frame`, appending its reply (or error reply) to `out`. Returns true when it was
 /// a durable write applied without durability: the caller must sync before replying.
+/// Inline, a request that does not run inline is declined (nothing written).
 fn serve(
     b: &dyn Backend,
     info: &NodeInfo,
     frame: &Frame,
     out: &mut Output,
-    default_durable: bool,
-) -> (bool, Status) {
+    (default_durable, how): (bool, Serving),
+) -> Step {
     let h = &frame.header;
     let mut deferred = false;
-    let result = decode_request(frame)
+    let request = decode_request(frame);
+    if how == Serving::Inline && !request.as_ref().is_ok_and(runs_inline) {
+        return Step::NotInline;
+    }
+    let result = request
         .map_err(wire_fail)
         .and_then(|req| answer(b, info, h, req, out, (default_durable, &mut deferred)));
     if let Err((status, message)) = result {
         encode_error(h, status, &message, out.buf());
-        return (false, status);
+        return Step::Served(false, status);
     }
-    (deferred, Status::Ok)
+    Step::Served(deferred, Status::Ok)
 }
 
 /// The request a frame carries, its envelope (checked by the connection, `access::admit`)

@@ -57,6 +57,31 @@ impl Output {
         }
     }
 
+    /// Drops everything past the first `len` bytes (what a request refused mid-way wrote;
+    /// `len` is never inside a streamed reply, which ends the output).
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.sealed_len {
+            self.cur.truncate(len - self.sealed_len);
+            return;
+        }
+        self.cur.clear();
+        let mut at = 0;
+        let mut keep = 0;
+        for c in &mut self.chunks {
+            if at >= len {
+                break;
+            }
+            if at + c.len() > len {
+                c.truncate(len - at);
+            }
+            at += c.len();
+            keep += 1;
+        }
+        self.chunks.truncate(keep);
+        self.sealed_len = at;
+        self.stream = None;
+    }
+
     /// The chunks, in order.
     pub fn into_chunks(mut self) -> Vec<Bytes> {
         self.seal_cur();
@@ -100,5 +125,24 @@ mod tests {
             big.as_ptr(),
             "the value is shared, not copied"
         );
+    }
+
+    #[test]
+    fn truncating_drops_the_tail_across_chunks() {
+        let mut o = Output::default();
+        o.buf().extend_from_slice(b"abc");
+        o.push_shared(Bytes::from_static(b"0123456789"));
+        o.buf().extend_from_slice(b"xyz");
+        o.truncate(14);
+        assert_eq!(o.len(), 14);
+        o.truncate(5);
+        assert_eq!(o.len(), 5);
+        o.buf().extend_from_slice(b"!");
+        assert_eq!(o.into_chunks().concat(), b"abc01!");
+        let mut o = Output::default();
+        o.buf().extend_from_slice(b"abc");
+        o.truncate(3);
+        o.truncate(1);
+        assert_eq!(o.into_chunks().concat(), b"a");
     }
 }
