@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# ringblob-node vs Redis over loopback, in the same run: 100-byte values, 50 connections,
-# pipeline 1 and 16, puts/SET and gets/GET. Prints one JSON line per measurement and the
-# ratios ringblob / Redis. Needs a release build and Debian's redis-server + redis-tools
-# (`apt-get install -y redis-server redis-tools`).
+# ringblob-node vs Redis over loopback, in the same run: 50 connections, pipeline 1 and 16.
+#   puts, durability none   vs SET on redis without persistence
+#   puts, durability batch  vs SET on redis with AOF `appendfsync always` (both durable at
+#                              acknowledgement)
+#   gets (100 B and 64 KiB) vs GET on redis without persistence
+# Prints one JSON line per measurement (ringblob's carry the node's CPU µs per request) and
+# the ratios ringblob / Redis with both sides' p50/p99 latency. Needs a release build and
+# Debian's redis-server + redis-tools (`apt-get install -y redis-server redis-tools`).
 #
-# Usage: benches/remote-vs-redis.sh [count] [durability]   (defaults: 300000, none)
+# Usage: benches/remote-vs-redis.sh [count]   (default: 300000)
 set -euo pipefail
 COUNT=${1:-300000}
-DURABILITY=${2:-none}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/target/release
 WORK=$(mktemp -d)
 RB_PORT=17011 REDIS_PORT=17379
+NODE=
 cleanup() {
-    kill "$NODE" 2>/dev/null || true
+    [[ -n $NODE ]] && kill "$NODE" 2>/dev/null || true
     redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
@@ -28,27 +32,75 @@ command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
     exit 2
 }
 
-"$BIN/ringblob-node" --data-dir "$WORK/data" --listen "127.0.0.1:$RB_PORT" 2>"$WORK/node.log" &
-NODE=$!
-redis-server --port "$REDIS_PORT" --save "" --appendonly no --daemonize yes >/dev/null
-sleep 1
+start_node() {
+    [[ -n $NODE ]] && { kill "$NODE"; wait "$NODE" 2>/dev/null || true; }
+    rm -rf "$WORK/data"
+    "$BIN/ringblob-node" --data-dir "$WORK/data" --listen "127.0.0.1:$RB_PORT" 2>"$WORK/node.log" &
+    NODE=$!
+    sleep 1
+}
+start_redis() { # extra redis-server flags
+    redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+    sleep 0.5
+    rm -rf "$WORK/redis" && mkdir -p "$WORK/redis"
+    redis-server --port "$REDIS_PORT" --dir "$WORK/redis" --save "" "$@" --daemonize yes >/dev/null
+    sleep 1
+}
+# ringblob WORKLOAD PIPELINE DURABILITY SIZE COUNT KEYS -> JSON line
+ringblob() {
+    "$BIN/ringblob-bench" remote --addr "127.0.0.1:$RB_PORT" --workload "$1" --pipeline "$2" \
+        --connections 50 --count "$5" --keys "$6" --durability "$3" --value-size "$4" --json
+}
+# redis TEST PIPELINE SIZE COUNT KEYS -> JSON line (ops/s, p50 and p99 in µs). GET runs
+# after a SET pass over the same random keys, so it reads values that exist.
+redis() {
+    local out tests=$1
+    [[ $1 == get ]] && tests=set,get
+    out=$(redis-benchmark -p "$REDIS_PORT" -t "$tests" -d "$3" -c 50 -n "$4" -P "$2" -r "$5" --csv)
+    python3 - "$1" "$2" "$3" "$out" <<'EOF'
+import csv, io, json, sys
+test, p, size, out = sys.argv[1:]
+rows = list(csv.reader(io.StringIO(out)))
+head = rows[0]
+row = next(r for r in rows[1:] if r[0] == test.upper())
+get = lambda name: float(row[head.index(name)])
+print(json.dumps({"engine": "redis", "workload": test.upper(), "pipeline": int(p),
+    "value_size": int(size), "ops_per_sec": get("rps"), "p50_us": get("p50_latency_ms") * 1000,
+    "p99_us": get("p99_latency_ms") * 1000}))
+EOF
+}
+ratio() { # label ringblob-json redis-json
+    python3 - "$@" <<'EOF'
+import json, sys
+label, a, b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+cpu = a.get("node_cpu_us_per_op")
+cpu = f"  node {cpu:.1f} µs CPU/req" if cpu is not None else ""
+print(f"{label:<34} {a['ops_per_sec']/b['ops_per_sec']:5.2f}x  "
+      f"ringblob {a['ops_per_sec']:>9.0f}/s p50 {a['p50_us']:>6.0f} p99 {a['p99_us']:>6.0f} µs  "
+      f"redis {b['ops_per_sec']:>9.0f}/s p50 {b['p50_us']:>6.0f} p99 {b['p99_us']:>6.0f} µs{cpu}")
+EOF
+}
 
-declare -A RB REDIS
+declare -a SUMMARY
+run_pair() { # label rb-workload pipeline durability size redis-test [count keys]
+    local a b count=${7:-$COUNT} keys=${8:-100000}
+    a=$(ringblob "$2" "$3" "$4" "$5" "$count" "$keys")
+    b=$(redis "$6" "$3" "$5" "$count" "$keys")
+    echo "$a"
+    echo "$b"
+    SUMMARY+=("$(ratio "$1" "$a" "$b")")
+}
+
+start_redis --appendonly no
+start_node
 for P in 1 16; do
-    for W in puts gets; do
-        line=$("$BIN/ringblob-bench" remote --addr "127.0.0.1:$RB_PORT" --workload "$W" \
-            --pipeline "$P" --connections 50 --count "$COUNT" --durability "$DURABILITY" --json)
-        echo "$line"
-        RB[$W-$P]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["ops_per_sec"])' "$line")
-    done
-    out=$(redis-benchmark -p "$REDIS_PORT" -t set,get -d 100 -c 50 -n "$COUNT" -P "$P" --csv)
-    for T in SET GET; do
-        rps=$(grep "^\"$T\"" <<<"$out" | cut -d, -f2 | tr -d '"')
-        echo "{\"engine\":\"redis\",\"workload\":\"$T\",\"pipeline\":$P,\"ops_per_sec\":$rps}"
-        REDIS[$T-$P]=$rps
-    done
+    run_pair "puts none, pipeline $P" puts "$P" none 100 set
+    run_pair "gets 100 B, pipeline $P" gets "$P" none 100 get
+    run_pair "gets 64 KiB, pipeline $P" gets "$P" none 65536 get $((COUNT / 3)) 10000
 done
+start_redis --appendonly yes --appendfsync always
+start_node
 for P in 1 16; do
-    python3 -c 'import sys; p,a,b,c,d=sys.argv[1:]; print(f"pipeline {p}: puts/SET {float(a)/float(b):.2f}x  gets/GET {float(c)/float(d):.2f}x")' \
-        "$P" "${RB[puts-$P]}" "${REDIS[SET-$P]}" "${RB[gets-$P]}" "${REDIS[GET-$P]}"
+    run_pair "puts batch vs AOF always, pipeline $P" puts "$P" batch 100 set
 done
+printf '%s\n' "${SUMMARY[@]}"

@@ -21,7 +21,7 @@ use super::read_stream::ReadStream;
 use super::timed_stream::TimedStream;
 use super::{dispatch, Node};
 use super::{hints, versions};
-use crate::ring::{RouteNode, RouteTable};
+use crate::ring::{RouteNode, RouteTable, Routing};
 use crate::tls::{Stream, TlsServer};
 use crate::wire::{
     decode_frame, encode_error, Command, Frame, Header, Status, WireError, FLAG_HINTED, FLAG_LOCAL,
@@ -350,14 +350,15 @@ async fn serve_frames(
     (who, peer): (Option<&Identity>, Option<IpAddr>),
 ) -> Result<(), End> {
     let acting = acting_key(who);
-    let table = node.info.route_table();
+    let routing = node.info.routing();
+    let table = routing.as_ref().map(|r| r.table().clone());
     while !batch.is_empty() {
-        if let Some(t) = table.as_deref() {
-            hint_suspected(node, t, &mut batch);
+        if let Some(r) = routing.as_ref() {
+            hint_suspected(node, r, &mut batch);
         }
         let routes: Vec<Route> = batch
             .iter()
-            .map(|f| route_of(node, table.as_deref(), f))
+            .map(|f| route_of(node, routing.as_ref(), f))
             .collect();
         let local = routes.iter().take_while(|r| **r == Route::Local).count();
         if local == 0 {
@@ -543,7 +544,7 @@ fn hint_target<'t>(
 
 /// Marks a client's hintable changes whose owner is suspect `HINTED`, so they are served by
 /// the owner's successor (this node, or forwarded there) instead of waiting on the owner.
-fn hint_suspected(node: &Node, table: &RouteTable, batch: &mut [Frame]) {
+fn hint_suspected(node: &Node, routing: &Routing, batch: &mut [Frame]) {
     // Without suspects, skip the owner lookup per change (`route` does it once anyway).
     if node.peers.suspects.is_empty() {
         return;
@@ -554,13 +555,13 @@ fn hint_suspected(node: &Node, table: &RouteTable, batch: &mut [Frame]) {
             continue;
         }
         let group = target_group(h, node.config.group);
-        let suspect = table
+        let suspect = routing
             .owner(group, &h.key)
             .is_some_and(|o| node.peers.suspects.is_suspect(&o.addr));
         if !suspect {
             continue;
         }
-        if hint_target(node, table, group, &h.key).is_some() {
+        if hint_target(node, routing.table(), group, &h.key).is_some() {
             f.header.group = group;
             f.header.flags |= FLAG_HINTED;
         }
@@ -569,10 +570,10 @@ fn hint_suspected(node: &Node, table: &RouteTable, batch: &mut [Frame]) {
 
 /// Where `frame` is served: by [`route`], except a change this node hinted itself (`HINTED`,
 /// no hops yet), which goes to the owner's successor, this node or another.
-fn route_of(node: &Node, table: Option<&RouteTable>, frame: &Frame) -> Route {
+fn route_of(node: &Node, routing: Option<&Routing>, frame: &Frame) -> Route {
     let h = &frame.header;
-    if let (true, 0, Some(t)) = (h.is_hinted(), h.hops, table) {
-        return match hint_target(node, t, h.group, &h.key) {
+    if let (true, 0, Some(r)) = (h.is_hinted(), h.hops, routing) {
+        return match hint_target(node, r.table(), h.group, &h.key) {
             Some(target) if target.name != node.config.name => Route::Forward {
                 addr: target.addr.clone(),
                 group: h.group,
@@ -580,7 +581,7 @@ fn route_of(node: &Node, table: Option<&RouteTable>, frame: &Frame) -> Route {
             _ => Route::Local,
         };
     }
-    route(table, &node.config.name, node.config.group, h)
+    route(routing, &node.config.name, node.config.group, h)
 }
 
 /// Notes the hints of the `HINTED` frames this node is about to serve.

@@ -16,7 +16,7 @@ use super::hints::{hintable, Suspects};
 use super::metrics::{Metrics, Route as MetricsRoute};
 use super::versions::{now_ns, stamp_forwarded, Budget};
 use crate::client::{Client, ClientConfig, ClientSecurity};
-use crate::ring::RouteTable;
+use crate::ring::Routing;
 use crate::wire::{encode_error, Command, Frame, Header, Status, MAX_FORWARD_HOPS};
 
 /// Where a request is served.
@@ -47,8 +47,9 @@ pub fn target_group(h: &Header, own_group: u32) -> u32 {
     }
 }
 
-/// Decides where `h` is served, by `table` (none: not in a cluster, everything is local).
-pub fn route(table: Option<&RouteTable>, me: &str, own_group: u32, h: &Header) -> Route {
+/// Decides where `h` is served, by `table` and its rings (none: not in a cluster,
+/// everything is local).
+pub fn route(table: Option<&Routing>, me: &str, own_group: u32, h: &Header) -> Route {
     let Some(table) = table else {
         return Route::Local;
     };
@@ -409,7 +410,7 @@ mod relay_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ring::{RingId, RouteNode};
+    use crate::ring::{RingId, RouteNode, RouteTable};
 
     fn node(name: &str, group: u32, id: u8, alive: bool) -> RouteNode {
         RouteNode {
@@ -443,7 +444,7 @@ mod tests {
 
     #[test]
     fn keyed_requests_go_to_the_owner_of_their_group() {
-        let t = table();
+        let t = Routing::new(Arc::new(table()));
         let r = |cmd, key, group, hops| route(Some(&t), "a", 1, &header(cmd, key, group, hops));
         assert_eq!(r(Command::Read, 0x10, 0, 0), Route::Local);
         assert_eq!(r(Command::Read, 0x10, 1, 0), Route::Local);
@@ -479,7 +480,7 @@ mod tests {
 
     #[test]
     fn other_commands_and_nodes_outside_a_cluster_serve_locally() {
-        let t = table();
+        let t = Routing::new(Arc::new(table()));
         let h = header(Command::Iterate, 0x90, 0, 0);
         assert_eq!(route(Some(&t), "a", 1, &h), Route::Local);
         let h = header(Command::Read, 0x90, 2, 0);

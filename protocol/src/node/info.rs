@@ -49,6 +49,9 @@ pub struct NodeInfo {
     pub quarantine: std::sync::Arc<super::quarantine::Quarantine>,
     /// Asks the cluster shell to leave (`LEAVE`; `None` outside a cluster).
     pub leave: Option<tokio::sync::mpsc::UnboundedSender<bool>>,
+    /// The current route table with its rings, built once per table (`routing`). A leaf
+    /// lock, held only to compare and clone.
+    routing: parking_lot::Mutex<Option<crate::ring::Routing>>,
 }
 
 fn load(c: &AtomicU64) -> u64 {
@@ -66,6 +69,21 @@ fn peak_rss_bytes() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
+/// CPU time this process has used, user and system, in seconds (`/proc/self/stat` fields
+/// 14 and 15, in the kernel's `USER_HZ` = 100 ticks per second).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is parenthesized and may contain spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
+}
+
 impl NodeInfo {
     pub fn new(name: String, addr: SocketAddr, group: u32) -> Self {
         NodeInfo {
@@ -80,6 +98,7 @@ impl NodeInfo {
             repair: None,
             quarantine: std::sync::Arc::default(),
             leave: None,
+            routing: parking_lot::Mutex::new(None),
         }
     }
 
@@ -113,6 +132,20 @@ impl NodeInfo {
         self.routes.as_ref().and_then(|r| r.borrow().clone())
     }
 
+    /// The current route table with its rings (for routing requests), if in a cluster.
+    pub fn routing(&self) -> Option<crate::ring::Routing> {
+        let table = self.route_table()?;
+        let mut cached = self.routing.lock();
+        match cached.as_ref() {
+            Some(r) if r.is_of(&table) => Some(r.clone()),
+            _ => {
+                let r = crate::ring::Routing::new(table);
+                *cached = Some(r.clone());
+                Some(r)
+            }
+        }
+    }
+
     /// STAT: a JSON object.
     pub fn stat_json(&self, b: &dyn Backend) -> String {
         let backend = match b.stats() {
@@ -141,6 +174,7 @@ impl NodeInfo {
                 "held": load(&c.hints_held),
             },
             "peak_rss_bytes": peak_rss_bytes(),
+            "cpu_secs": cpu_secs(),
             "backend": backend,
             "cluster": self.cluster_json(),
         })

@@ -44,6 +44,7 @@ mod ids_file;
 mod movement;
 mod range;
 mod route;
+mod route_index;
 #[cfg(test)]
 mod route_tests;
 mod wide;
@@ -58,3 +59,4 @@ pub use ids_file::{
 pub use movement::{moved_ranges, Move};
 pub use range::{KeyRange, NodeIx};
 pub use route::{RouteMove, RouteNode, RouteTable, MAX_ROUTE_NODES};
+pub use route_index::Routing;

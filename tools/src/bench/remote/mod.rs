@@ -209,11 +209,16 @@ pub fn run_remote(args: &RemoteArgs) -> Result<()> {
                         .await
                         .context("prefilling keys")?;
                 }
+                let before = conn::node_stat(&args.addr, &load.security)
+                    .await
+                    .unwrap_or_default();
                 let outcome = load::drive(&load, targets, w, args.count).await?;
                 let node = conn::node_stat(&args.addr, &load.security)
                     .await
                     .unwrap_or_default();
-                print_row(args, &load, &outcome, &node)
+                let cpu = |s: &serde_json::Value| s["cpu_secs"].as_f64();
+                let node_cpu = cpu(&node).zip(cpu(&before)).map(|(a, b)| a - b);
+                print_row(args, &load, &outcome, (&node, node_cpu))
             }
         }
     })
@@ -229,8 +234,16 @@ fn print_cluster_row(args: &RemoteArgs, row: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-fn print_row(args: &RemoteArgs, load: &Load, o: &Outcome, node: &serde_json::Value) -> Result<()> {
+/// `node_cpu`: the node's CPU seconds (user + system) over the measured requests, from its
+/// `STAT` before and after.
+fn print_row(
+    args: &RemoteArgs,
+    load: &Load,
+    o: &Outcome,
+    (node, node_cpu): (&serde_json::Value, Option<f64>),
+) -> Result<()> {
     let ops_per_sec = o.ops as f64 / o.seconds;
+    let cpu_us_per_op = node_cpu.map(|secs| secs * 1e6 / o.ops.max(1) as f64);
     let payload = load.value_size as f64;
     let row = serde_json::json!({
         "engine": "ringblob",
@@ -252,6 +265,8 @@ fn print_row(args: &RemoteArgs, load: &Load, o: &Outcome, node: &serde_json::Val
         "value_size": load.value_size,
         "errors": o.errors,
         "backend": node["backend"]["kind"],
+        "node_cpu_secs": node_cpu,
+        "node_cpu_us_per_op": cpu_us_per_op,
     });
     if args.json {
         println!("{row}");
