@@ -723,6 +723,12 @@ async fn serve_inline(
     let how = (reply_cap, dispatch::Serving::Inline);
     let b = node.backend.backend().as_ref();
     let mut served = dispatch::serve_batch(b, &node.info, batch, &ask_elsewhere, how);
+    let c = &node.info.counters;
+    c.served_inline
+        .fetch_add(served.outcomes.len() as u64, Ordering::Relaxed);
+    if served.refused {
+        c.inline_refused.fetch_add(1, Ordering::Relaxed);
+    }
     if served.outcomes.is_empty() && !served.ask_first {
         return Err(served.rest);
     }

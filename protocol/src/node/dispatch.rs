@@ -61,6 +61,8 @@ pub struct Served {
     pub stream: Option<ReadStream>,
     /// The status each served frame was answered with, in order (for metrics).
     pub outcomes: Vec<Status>,
+    /// Inline, whether the batch stopped at a request refused for waiting.
+    pub refused: bool,
     /// Replies waiting for a sync (`chunks` is empty meanwhile).
     unsynced: Option<Unsynced>,
 }
@@ -125,6 +127,7 @@ pub fn serve_batch(
     let mut spans = Vec::with_capacity(frames.len());
     let mut outcomes = Vec::with_capacity(frames.len());
     let mut ask_first = false;
+    let mut refused = false;
     for f in &frames {
         let start = out.len();
         let one = |out: &mut Output| {
@@ -137,7 +140,10 @@ pub fn serve_batch(
             Serving::Pool => one(&mut out),
             Serving::Inline => match without_waiting(|| one(&mut out)) {
                 (step, false) => step,
-                (_, true) => Step::NotInline,
+                (_, true) => {
+                    refused = true;
+                    Step::NotInline
+                }
             },
         };
         let (deferred, status) = match step {
@@ -165,6 +171,7 @@ pub fn serve_batch(
         ask_first,
         stream,
         outcomes,
+        refused,
         unsynced: None,
     };
     if !spans.iter().any(|s| s.3) {

@@ -28,6 +28,11 @@ pub struct Counters {
     pub hints_replayed: AtomicU64,
     /// Keys with hinted changes held here now, for their owners.
     pub hints_held: AtomicU64,
+    /// Requests served inline on the runtime thread (`dispatch::Serving::Inline`).
+    pub served_inline: AtomicU64,
+    /// Inline batches that met a request refused for waiting (a disk read, a buffer to
+    /// write out, a held key lock): it and the rest went to the blocking pool.
+    pub inline_refused: AtomicU64,
 }
 
 /// Identity and counters of a node.
@@ -166,6 +171,8 @@ impl NodeInfo {
             "unauthorized": load(&c.unauthorized),
             "forwarded": load(&c.forwarded),
             "handover_reads": load(&c.handover_reads),
+            "served_inline": load(&c.served_inline),
+            "inline_refused": load(&c.inline_refused),
             "quarantined_before_ns": self.quarantine.before(),
             "quarantined": self.quarantine.before().is_some(),
             "hints": {

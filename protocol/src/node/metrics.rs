@@ -72,6 +72,16 @@ const COUNTS: &[(&str, &str, &str)] = &[
         "Reads asked of a key's previous owner during a hand-over",
     ),
     (
+        "served_inline_total",
+        "served_inline",
+        "Requests served inline on the runtime thread, without a blocking-pool hand-off",
+    ),
+    (
+        "inline_refused_total",
+        "inline_refused",
+        "Inline batches that met a request that would wait (sent on to the blocking pool)",
+    ),
+    (
         "hints_taken_total",
         "hints/taken",
         "Hinted changes taken for an owner that did not answer",

@@ -12,6 +12,8 @@ mod handover;
 mod handover_log;
 mod hints;
 mod info;
+#[cfg(test)]
+mod inline_tests;
 mod membership;
 pub mod metrics;
 mod mover;

@@ -7,6 +7,7 @@ mod certs;
 mod cli;
 mod columns;
 mod full_disk;
+mod inline;
 mod kill9;
 mod limits;
 mod node_process;
