@@ -38,6 +38,11 @@ pub(crate) struct Target<'a> {
     pub purpose: Purpose,
     /// Sealed blobs asked before the writer lock was taken.
     pub probe: Option<SealedProbe>,
+    /// In-memory candidates whose key was read before the writer lock was taken: whether
+    /// each is (key's) record. A record's key never changes at its place, so the decision
+    /// under the lock reads only candidates not listed here (a disk read held under the
+    /// writer lock stalls every writer).
+    pub known: Vec<(Loc, bool)>,
 }
 
 impl Target<'_> {
@@ -127,7 +132,31 @@ impl Inner {
             column,
             purpose,
             probe: self.probe_sealed(key, column)?,
+            known: self.confirm_unsealed(key, column),
         })
+    }
+
+    /// Reads the keys of (key, column)'s in-memory candidates, without the writer lock,
+    /// until one is the key's (see [`Target::known`]). Candidates that could not be read
+    /// are left out, for the decision under the lock to read.
+    fn confirm_unsealed(&self, key: &Key, column: u16) -> Vec<(Loc, bool)> {
+        let mut known = Vec::new();
+        let mut raw = Vec::with_capacity(RECORD_HEADER_LEN);
+        // Listed first and read after: no index lock is held while reading.
+        for e in self.keys.candidates(key, column) {
+            raw.clear();
+            let offset = u64::from(e.loc.offset);
+            let read = self
+                .log
+                .read_bytes(e.loc.blob, offset, RECORD_HEADER_LEN, &mut raw)
+                .and_then(|()| key_in_header(&raw, e.loc));
+            let Ok(found) = read else { continue };
+            known.push((e.loc, found == *key));
+            if found == *key {
+                break;
+            }
+        }
+        known
     }
 
     fn append_bytes(
@@ -197,9 +226,11 @@ impl Inner {
     /// (key, column). Writer lock held.
     fn decide_locked(&self, a: &Active, t: &Target<'_>) -> Result<Option<Decided>> {
         let (key, column) = (t.key, t.column);
-        let (tag, old) = self
-            .keys
-            .find_unsealed(key, column, |loc| Ok(self.key_at_locked(a, loc)? == *key))?;
+        let is_key = |loc: Loc| match t.known.iter().find(|(at, _)| *at == loc) {
+            Some((_, known)) => Ok(*known),
+            None => Ok(self.key_at_locked(a, loc)? == *key),
+        };
+        let (tag, old) = self.keys.find_unsealed(key, column, is_key)?;
         let newest = self.newest_locked(key, column, old, t.probe)?;
         let had_value = newest.is_some_and(|e| !e.tombstone);
         let decided = Decided {
@@ -325,14 +356,7 @@ impl Inner {
     fn key_at_locked(&self, a: &Active, loc: Loc) -> Result<Key> {
         let mut raw = [0u8; RECORD_HEADER_LEN];
         self.header_bytes_locked(a, loc, 0, &mut raw)?;
-        let offset = u64::from(loc.offset);
-        match RecordHeader::decode(&raw, loc.blob, offset) {
-            Ok(h) => Ok(h.key),
-            Err(e) if e.is_corruption() => RecordHeader::repaired_one_bit(&raw, loc.blob, offset)
-                .map(|h| h.key)
-                .ok_or(e),
-            Err(e) => Err(e),
-        }
+        key_in_header(&raw, loc)
     }
 
     /// The timestamp of the record at `loc`, read while holding the writer lock (checked
@@ -353,6 +377,19 @@ impl Inner {
         debug_assert!(at + out.len() <= RECORD_HEADER_LEN);
         let at = u64::from(loc.offset) + at as u64;
         self.log.read_locked(a, loc.blob, at, out)
+    }
+}
+
+/// The key a record header at `loc` names: checksum checked, one flipped bit repaired
+/// (see [`Inner::key_at_locked`]).
+fn key_in_header(raw: &[u8], loc: Loc) -> Result<Key> {
+    let offset = u64::from(loc.offset);
+    match RecordHeader::decode(raw, loc.blob, offset) {
+        Ok(h) => Ok(h.key),
+        Err(e) if e.is_corruption() => RecordHeader::repaired_one_bit(raw, loc.blob, offset)
+            .map(|h| h.key)
+            .ok_or(e),
+        Err(e) => Err(e),
     }
 }
 
