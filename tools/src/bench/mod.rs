@@ -17,6 +17,7 @@ pub mod fjall_store;
 pub mod index_memory;
 pub mod measure;
 pub mod parallel;
+pub mod raw_pread;
 #[cfg(feature = "peers")]
 pub mod redb_store;
 pub mod remote;

@@ -88,6 +88,10 @@ pub struct Row {
     /// On ringblob large-puts rows: mb_per_sec ÷ the disk-dd row's mb_per_sec.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_ratio: Option<f64>,
+    /// On ringblob point-gets rows: ops_per_sec ÷ the raw-pread row's (4 KiB `pread`s at
+    /// random offsets of the same files, same count and threads, same run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_pread_ratio: Option<f64>,
     /// As `disk_ratio`, counting the close (which makes the data durable) in the time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_ratio_with_close: Option<f64>,
@@ -247,6 +251,9 @@ fn table_line(r: &Row) -> String {
     }
     if let Some(d) = r.disk_ratio_with_close {
         notes.push(format!("with close {d:.2}"));
+    }
+    if let Some(d) = r.raw_pread_ratio {
+        notes.push(format!("{d:.2}x raw pread"));
     }
     if let (Some(rd), Some(up)) = (r.reads, r.updates) {
         notes.push(format!("{rd} reads / {up} updates"));

@@ -65,6 +65,12 @@ fn run_workload(p: &Params, args: &EngineArgs, printer: &mut Printer) -> Result<
         let mb = (p.count as f64 * p.value_size as f64) / with_close / 1e6;
         ringblob.disk_ratio_with_close = Some(mb / dd.mb_per_sec);
     }
+    if p.workload == Workload::PointGets {
+        let data = args.dir.join(format!("ringblob-{}", p.workload.name()));
+        let raw = super::raw_pread::measure(&data, p.count, p.threads)?;
+        ringblob.raw_pread_ratio = Some(ringblob.ops_per_sec / raw.ops_per_sec);
+        printer.row(&raw)?;
+    }
     printer.row(&ringblob)?;
     for &peer in peers {
         let mut row = child::measure(peer.into(), p, args)?;
