@@ -16,6 +16,7 @@ mod latency;
 mod load;
 mod nodes;
 mod pattern;
+mod probe;
 mod rebalance;
 
 use std::path::PathBuf;
