@@ -29,6 +29,9 @@ pub struct SealedBlob {
     pub id: u32,
     name: String,
     file: Arc<dyn DeviceFile>,
+    /// The file mapped, where the device maps files: a page is then read from memory, not
+    /// with a `pread` (except in no-wait mode, where a page fault could wait for the disk).
+    map: Option<memmap2::Mmap>,
     header: SortedHeader,
     tail: SortedTail,
 }
@@ -63,10 +66,15 @@ impl SealedBlob {
         let mut tail = vec![0u8; header.tail_len() as usize];
         read_at(file.as_ref(), &name, &mut tail, header.tail_offset())?;
         let tail = SortedTail::decode(&header, &tail, &name)?;
+        let map = match file.map_immutable() {
+            Ok(Some(m)) if m.len() as u64 == len => Some(m),
+            _ => None,
+        };
         Ok(Some(SealedBlob {
             id,
             name,
             file,
+            map,
             header,
             tail,
         }))
@@ -89,12 +97,23 @@ impl SealedBlob {
 
     /// Reads and checks page `i`.
     fn page(&self, i: u32) -> Result<Vec<IndexEntry>> {
+        self.with_page(i, |page| {
+            decode_page(&self.header, &self.tail.fences, i, page, &self.name)
+        })
+    }
+
+    /// Runs `f` on page `i`'s bytes: from the map, or read into this thread's page buffer.
+    fn with_page<T>(&self, i: u32, f: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
+        let at = SORTED_HEADER_LEN + i as usize * PAGE_LEN;
+        let mapped = self.map.as_ref().filter(|_| !crate::io::nowait::active());
+        if let Some(page) = mapped.and_then(|m| m.get(at..at + PAGE_LEN)) {
+            return f(page);
+        }
         PAGE_BUF.with(|cell| {
             let mut buf = cell.borrow_mut();
             buf.resize(PAGE_LEN, 0);
-            let at = (SORTED_HEADER_LEN + i as usize * PAGE_LEN) as u64;
-            read_at(self.file.as_ref(), &self.name, &mut buf, at)?;
-            decode_page(&self.header, &self.tail.fences, i, &buf, &self.name)
+            read_at(self.file.as_ref(), &self.name, &mut buf, at as u64)?;
+            f(&buf)
         })
     }
 
@@ -114,12 +133,8 @@ impl SealedBlob {
             return Ok(None);
         }
         let i = p as u32 - 1;
-        PAGE_BUF.with(|cell| {
-            let mut buf = cell.borrow_mut();
-            buf.resize(PAGE_LEN, 0);
-            let at = (SORTED_HEADER_LEN + i as usize * PAGE_LEN) as u64;
-            read_at(self.file.as_ref(), &self.name, &mut buf, at)?;
-            find_in_page(&self.header, i, &buf, &want, &self.name)
+        self.with_page(i, |page| {
+            find_in_page(&self.header, i, page, &want, &self.name)
         })
     }
 

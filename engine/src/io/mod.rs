@@ -69,6 +69,11 @@ pub trait DeviceFile: Send + Sync {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes written data durable (fdatasync).
     fn sync_data(&self) -> io::Result<()>;
+    /// The whole file mapped read-only, for a file that will never change again (a sealed
+    /// blob's sorted index): `None` where the device has no files to map.
+    fn map_immutable(&self) -> io::Result<Option<memmap2::Mmap>> {
+        Ok(None)
+    }
 }
 
 /// Held while the engine owns a directory; dropping it releases the directory.

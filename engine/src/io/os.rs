@@ -72,6 +72,18 @@ impl DeviceFile for OsFile {
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
+    #[allow(unsafe_code)]
+    fn map_immutable(&self) -> io::Result<Option<memmap2::Mmap>> {
+        if self.0.metadata()?.len() == 0 {
+            return Ok(None);
+        }
+        // SAFETY: callers map only files that never change once written (sorted indexes:
+        // written whole, synced and renamed into place before they are opened, then only
+        // read until they are unlinked, which leaves a map valid). No one truncates them
+        // while the engine holds the data directory's lock, so no byte of the map lies past
+        // the end of the file (no SIGBUS), and the bytes are only read.
+        unsafe { memmap2::Mmap::map(&self.0) }.map(Some)
+    }
 }
 
 struct OsLock(#[allow(dead_code)] File);
