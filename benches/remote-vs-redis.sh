@@ -82,9 +82,13 @@ EOF
 }
 
 declare -a SUMMARY
+# Each pair starts from the same state: a fresh node (no earlier pair's data, sealing or
+# defragmentation running) and an emptied redis.
 run_pair() { # label rb-workload pipeline durability size redis-test [count keys]
     local a b count=${7:-$COUNT} keys=${8:-100000}
+    start_node
     a=$(ringblob "$2" "$3" "$4" "$5" "$count" "$keys")
+    redis-cli -p "$REDIS_PORT" flushall >/dev/null
     b=$(redis "$6" "$3" "$5" "$count" "$keys")
     echo "$a"
     echo "$b"
@@ -92,14 +96,12 @@ run_pair() { # label rb-workload pipeline durability size redis-test [count keys
 }
 
 start_redis --appendonly no
-start_node
 for P in 1 16; do
     run_pair "puts none, pipeline $P" puts "$P" none 100 set
     run_pair "gets 100 B, pipeline $P" gets "$P" none 100 get
     run_pair "gets 64 KiB, pipeline $P" gets "$P" none 65536 get $((COUNT / 3)) 10000
 done
 start_redis --appendonly yes --appendfsync always
-start_node
 for P in 1 16; do
     run_pair "puts batch vs AOF always, pipeline $P" puts "$P" batch 100 set
 done
