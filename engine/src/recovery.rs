@@ -119,7 +119,7 @@ pub fn recover(device: &dyn Device, config: &Config) -> Result<Recovered> {
     let (index, live_bytes) = build_index(&blobs, &entries, sorted)?;
     let live_keys = if sorted {
         let active_entries = entries.get(&active.id).map(Vec::as_slice).unwrap_or(&[]);
-        sealed.live_values() as i64 + memory_key_delta(&sealed, active_entries)?
+        sealed.live_values() as i64 + memory_key_delta(&sealed, &index, active.id, active_entries)?
     } else {
         index.len() as i64
     };
@@ -344,18 +344,34 @@ fn check_sealed(
 }
 
 /// How the active blob changes the count of live (key, column) pairs that sealed blobs give:
-/// +1 for a value over nothing or a tombstone, -1 for a tombstone over a sealed value.
-fn memory_key_delta(sealed: &SealedSet, entries: &[IndexEntry]) -> Result<i64> {
-    let (newest, _) = crate::sorting::newest_entries(entries);
-    let mut delta = 0i64;
-    for e in &newest {
-        let is_value = e.flags & FLAG_TOMBSTONE == 0;
+/// +1 for a value over nothing or a tombstone, -1 for a tombstone over a sealed value —
+/// that is, the active blob's newest values (`index` holds the newest record of each
+/// (key, column) of the active blob, tombstones kept: one pass over the table) less its
+/// newest records whose (key, column) has a value in a sealed blob. Only entries the sealed
+/// blobs may hold are looked up, and only those probe the index for being the newest
+/// (sorting every entry to find the newest took half of a reopen).
+fn memory_key_delta(
+    sealed: &SealedSet,
+    index: &KeyIndex,
+    active: u32,
+    entries: &[IndexEntry],
+) -> Result<i64> {
+    let values = (index.len() - index.tombstones()) as i64;
+    if sealed.is_empty() {
+        return Ok(values);
+    }
+    let mut over_sealed_values = 0i64;
+    for e in entries {
         let sealed_value = sealed
             .find(&e.key, e.column, u32::MAX)?
             .is_some_and(|(_, s)| s.flags & FLAG_TOMBSTONE == 0);
-        delta += i64::from(is_value) - i64::from(sealed_value);
+        let at = |c: &Entry| c.loc.blob == active && u64::from(c.loc.offset) == e.offset;
+        let newest = || index.candidates(index.tag(&e.key), e.column).iter().any(at);
+        if sealed_value && newest() {
+            over_sealed_values += 1;
+        }
     }
-    Ok(delta)
+    Ok(values - over_sealed_values)
 }
 
 /// A sealed blob's records: from its index file, or rebuilt from the blob (and the index

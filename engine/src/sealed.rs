@@ -285,6 +285,11 @@ impl SealedSet {
         self.blobs.values().cloned().collect()
     }
 
+    /// Whether there is no sealed blob.
+    pub fn is_empty(&self) -> bool {
+        self.blobs.is_empty()
+    }
+
     /// Adds a blob whose keys are `keys` (they go into the global filter, if there is one).
     pub fn add<'a>(&mut self, blob: SealedBlob, keys: impl Iterator<Item = &'a Key>) {
         if let Some(g) = &mut self.global {
