@@ -75,8 +75,13 @@ pub fn recover(device: &dyn Device, config: &Config) -> Result<Recovered> {
             journal: None,
         };
         let end = if is_last && cut == Cut::Tail {
-            let (list, end, unknown) = recover_tail(&mut scan, len)?;
-            journal = Some(start_journal(device, id, &list, end, unknown));
+            let (list, end, unknown, covered) = recover_tail(&mut scan, len)?;
+            journal = Some(if covered {
+                // The checkpoint on disk already names every record: nothing to rewrite.
+                JournalWriter::create(device, id)
+            } else {
+                start_journal(device, id, &list, end, unknown)
+            });
             entries.insert(id, list);
             end
         } else if sorted {
@@ -415,19 +420,23 @@ fn sealed_entries(scan: &mut BlobScan<'_>, len: u64) -> Result<(Vec<IndexEntry>,
 }
 
 /// The active blob: checkpointed records, then every record after the checkpoint checked.
-fn recover_tail(scan: &mut BlobScan<'_>, len: u64) -> Result<(Vec<IndexEntry>, u64, bool)> {
+/// The active blob's records: its checkpoint index file, then a scan of what follows it.
+/// Returns them, where the blob ends, whether a record's key is unknown, and whether the
+/// checkpoint already covered the whole blob (then it need not be written again).
+fn recover_tail(scan: &mut BlobScan<'_>, len: u64) -> Result<(Vec<IndexEntry>, u64, bool, bool)> {
     let id = scan.id;
-    let (mut entries, start) = match load_index(scan.device, id, len) {
-        Ok(Some(ix)) => (ix.entries, ix.covered_len),
-        Ok(None) => (Vec::new(), BLOB_HEADER_LEN as u64),
+    let (mut entries, start, checkpoint) = match load_index(scan.device, id, len) {
+        Ok(Some(ix)) => (ix.entries, ix.covered_len, true),
+        Ok(None) => (Vec::new(), BLOB_HEADER_LEN as u64, false),
         Err(e) => {
             tracing::warn!(blob = id, error = %e, "index checkpoint damaged; scanning whole blob");
-            (Vec::new(), BLOB_HEADER_LEN as u64)
+            (Vec::new(), BLOB_HEADER_LEN as u64, false)
         }
     };
     let (tail, end, unknown) = scan_blob(scan, start, len)?;
+    let covered = checkpoint && tail.is_empty() && end == start && !unknown;
     entries.extend(tail);
-    Ok((entries, end, unknown))
+    Ok((entries, end, unknown, covered))
 }
 
 /// Applies every record in log order; later records win, tombstones remove. Keys whose tags
