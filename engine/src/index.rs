@@ -6,6 +6,8 @@ use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
 
+use crate::huge_pages::HugePages;
+
 use crate::error::Result;
 use crate::key::Key;
 
@@ -99,7 +101,7 @@ pub type Candidates = smallvec::SmallVec<[Entry; 2]>;
 
 /// The key index.
 pub struct KeyIndex {
-    table: HashTable<Slot>,
+    table: HashTable<Slot, HugePages>,
     hasher: RandomState,
 }
 
@@ -112,7 +114,7 @@ impl Default for KeyIndex {
 impl KeyIndex {
     pub fn with_capacity(n: usize) -> Self {
         KeyIndex {
-            table: HashTable::with_capacity(n),
+            table: HashTable::with_capacity_in(n, HugePages),
             hasher: RandomState::new(),
         }
     }

@@ -33,6 +33,7 @@ mod defrag;
 mod engine;
 pub mod error;
 pub mod format;
+mod huge_pages;
 pub mod index;
 pub mod io;
 mod iter;
