@@ -114,7 +114,10 @@ impl Default for KeyIndex {
 impl KeyIndex {
     pub fn with_capacity(n: usize) -> Self {
         KeyIndex {
-            table: HashTable::with_capacity_in(n, HugePages),
+            table: HashTable::with_capacity_in(
+                n,
+                HugePages::for_size(n.saturating_mul(std::mem::size_of::<Slot>())),
+            ),
             hasher: RandomState::new(),
         }
     }

@@ -38,10 +38,9 @@ pub(crate) struct Target<'a> {
     pub purpose: Purpose,
     /// Sealed blobs asked before the writer lock was taken.
     pub probe: Option<SealedProbe>,
-    /// In-memory candidates whose key was read before the writer lock was taken: whether
-    /// each is (key's) record. A record's key never changes at its place, so the decision
-    /// under the lock reads only candidates not listed here (a disk read held under the
-    /// writer lock stalls every writer).
+    /// In-memory candidates whose key was read without the writer lock: whether each is
+    /// (key's) record. A record's key never changes at its place; the decision under the
+    /// lock reads a candidate's key itself only if it is in the write buffer (`append`).
     pub known: Vec<(Loc, bool)>,
 }
 
@@ -132,31 +131,8 @@ impl Inner {
             column,
             purpose,
             probe: self.probe_sealed(key, column)?,
-            known: self.confirm_unsealed(key, column),
+            known: Vec::new(),
         })
-    }
-
-    /// Reads the keys of (key, column)'s in-memory candidates, without the writer lock,
-    /// until one is the key's (see [`Target::known`]). Candidates that could not be read
-    /// are left out, for the decision under the lock to read.
-    fn confirm_unsealed(&self, key: &Key, column: u16) -> Vec<(Loc, bool)> {
-        let mut known = Vec::new();
-        let mut raw = Vec::with_capacity(RECORD_HEADER_LEN);
-        // Listed first and read after: no index lock is held while reading.
-        for e in self.keys.candidates(key, column) {
-            raw.clear();
-            let offset = u64::from(e.loc.offset);
-            let read = self
-                .log
-                .read_bytes(e.loc.blob, offset, RECORD_HEADER_LEN, &mut raw)
-                .and_then(|()| key_in_header(&raw, e.loc));
-            let Ok(found) = read else { continue };
-            known.push((e.loc, found == *key));
-            if found == *key {
-                break;
-            }
-        }
-        known
     }
 
     fn append_bytes(
@@ -178,20 +154,40 @@ impl Inner {
     /// sealed, or full: then it is rotated here).
     pub(crate) fn append(
         &self,
-        t: Target<'_>,
+        mut t: Target<'_>,
         len: u64,
         patch_of: Option<u32>,
         write: impl FnOnce(&Log, &mut Active) -> Result<u64>,
     ) -> Result<Option<LogPos>> {
-        let mut a = self.log.writer();
-        self.log.check_writable()?;
-        if patch_of.is_some_and(|blob| blob != a.id()) {
-            return Ok(None);
-        }
-        let use_reserve = matches!(t.purpose, Purpose::CopyOf(_)) || t.tombstone();
-        self.space.admit(self.device.as_ref(), len, use_reserve)?;
-        let Some(decided) = self.decide_locked(&a, &t)? else {
-            return Ok(None);
+        let mut unlocked_reads = 0;
+        let (mut a, decided) = loop {
+            let a = self.log.writer();
+            self.log.check_writable()?;
+            if patch_of.is_some_and(|blob| blob != a.id()) {
+                return Ok(None);
+            }
+            let use_reserve = matches!(t.purpose, Purpose::CopyOf(_)) || t.tombstone();
+            self.space.admit(self.device.as_ref(), len, use_reserve)?;
+            let mut needs = None;
+            let may_defer = unlocked_reads < UNLOCKED_KEY_READS;
+            match self.decide_locked(&a, &t, may_defer.then_some(&mut needs)) {
+                Ok(Some(decided)) => break (a, decided),
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    let Some(loc) = needs else { return Err(e) };
+                    // A candidate's key is on disk: read it without holding every writer.
+                    drop(a);
+                    unlocked_reads += 1;
+                    match self.key_for_write(loc) {
+                        Ok(k) => t.known.push((loc, k == *t.key)),
+                        // Moved meanwhile (defragmentation): decide again.
+                        Err(Error::BlobRetired(_)) => {}
+                        // Anything else (a damaged blob, say) is judged under the lock, as
+                        // it always was.
+                        Err(_) => unlocked_reads = UNLOCKED_KEY_READS,
+                    }
+                }
+            }
         };
         if crate::io::nowait::active() {
             refuse_waiting(self.log.needs_rotation(&a, len))?;
@@ -224,11 +220,28 @@ impl Inner {
 
     /// Whether `t` may be appended now, checked against the newest record of its
     /// (key, column). Writer lock held.
-    fn decide_locked(&self, a: &Active, t: &Target<'_>) -> Result<Option<Decided>> {
+    /// With `needs`, a candidate whose key is neither known (`t.known`) nor in the write
+    /// buffer stops the decision: it is named in `needs` (and an error returned) for the
+    /// caller to read without the lock and decide again. Without, keys are read here.
+    fn decide_locked(
+        &self,
+        a: &Active,
+        t: &Target<'_>,
+        mut needs: Option<&mut Option<Loc>>,
+    ) -> Result<Option<Decided>> {
         let (key, column) = (t.key, t.column);
-        let is_key = |loc: Loc| match t.known.iter().find(|(at, _)| *at == loc) {
-            Some((_, known)) => Ok(*known),
-            None => Ok(self.key_at_locked(a, loc)? == *key),
+        let is_key = |loc: Loc| {
+            if let Some((_, known)) = t.known.iter().find(|(at, _)| *at == loc) {
+                return Ok(*known);
+            }
+            let buffered = a
+                .buffered_bytes(loc.blob, u64::from(loc.offset), RECORD_HEADER_LEN)
+                .is_some();
+            if let (false, Some(needs)) = (buffered, needs.as_deref_mut()) {
+                *needs = Some(loc);
+                return Err(Error::Contended);
+            }
+            Ok(self.key_at_locked(a, loc)? == *key)
         };
         let (tag, old) = self.keys.find_unsealed(key, column, is_key)?;
         let newest = self.newest_locked(key, column, old, t.probe)?;
@@ -353,6 +366,16 @@ impl Inner {
     /// A header one flipped bit from intact names its key (see
     /// [`RecordHeader::repaired_one_bit`]): a write of that key then replaces the damaged
     /// record instead of failing on it, and a write of another key passes it by.
+    /// The key of the record at `loc`, read without the writer lock, as
+    /// [`key_at_locked`](Self::key_at_locked) reads it.
+    fn key_for_write(&self, loc: Loc) -> Result<Key> {
+        let mut raw = Vec::with_capacity(RECORD_HEADER_LEN);
+        let offset = u64::from(loc.offset);
+        self.log
+            .read_bytes(loc.blob, offset, RECORD_HEADER_LEN, &mut raw)?;
+        key_in_header(&raw, loc)
+    }
+
     fn key_at_locked(&self, a: &Active, loc: Loc) -> Result<Key> {
         let mut raw = [0u8; RECORD_HEADER_LEN];
         self.header_bytes_locked(a, loc, 0, &mut raw)?;
@@ -379,6 +402,10 @@ impl Inner {
         self.log.read_locked(a, loc.blob, at, out)
     }
 }
+
+/// How many candidates' keys one append reads without the writer lock before it reads them
+/// under it (each read means taking the lock again).
+const UNLOCKED_KEY_READS: usize = 4;
 
 /// The key a record header at `loc` names: checksum checked, one flipped bit repaired
 /// (see [`Inner::key_at_locked`]).
