@@ -360,12 +360,6 @@ impl Inner {
         }
     }
 
-    /// The key of the record at `loc`, read while holding the writer lock (its header's
-    /// checksum checked: a damaged header is an error, never "another key").
-    ///
-    /// A header one flipped bit from intact names its key (see
-    /// [`RecordHeader::repaired_one_bit`]): a write of that key then replaces the damaged
-    /// record instead of failing on it, and a write of another key passes it by.
     /// The key of the record at `loc`, read without the writer lock, as
     /// [`key_at_locked`](Self::key_at_locked) reads it.
     fn key_for_write(&self, loc: Loc) -> Result<Key> {
@@ -376,6 +370,12 @@ impl Inner {
         key_in_header(&raw, loc)
     }
 
+    /// The key of the record at `loc`, read while holding the writer lock (its header's
+    /// checksum checked: a damaged header is an error, never "another key").
+    ///
+    /// A header one flipped bit from intact names its key (see
+    /// [`RecordHeader::repaired_one_bit`]): a write of that key then replaces the damaged
+    /// record instead of failing on it, and a write of another key passes it by.
     fn key_at_locked(&self, a: &Active, loc: Loc) -> Result<Key> {
         let mut raw = [0u8; RECORD_HEADER_LEN];
         self.header_bytes_locked(a, loc, 0, &mut raw)?;
