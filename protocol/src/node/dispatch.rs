@@ -1,5 +1,7 @@
 //! Serving one request against the backend: decode, call, encode the reply. Synchronous; the
-//! connection runs a batch of these on the blocking pool (see `connection.rs`).
+//! connection runs a batch of these inline on its runtime thread in no-wait mode as far as
+//! they go without waiting ([`Serving::Inline`]), and the rest on the blocking pool (see
+//! `connection.rs`).
 
 use bytes::{Bytes, BytesMut};
 use ringblob_backends::{Backend, Meta};
