@@ -24,7 +24,7 @@ impl KeyLocks {
     /// The key's stripe, locked. Serving without waiting (`ringblob_engine::io::nowait`),
     /// a stripe held by another thread (a long commit, say) is refused, not waited for.
     pub fn lock(&self, key: &Key) -> crate::Result<MutexGuard<'_, ()>> {
-        let i = (usize::from(key.0[0]) << 8 | usize::from(key.0[31])) % STRIPES;
+        let i = stripe(key);
         if !nowait::active() {
             return Ok(self.stripes[i].lock());
         }
@@ -33,5 +33,33 @@ impl KeyLocks {
             path: format!("key {key}"),
             source: nowait::refuse("a key lock held elsewhere"),
         })
+    }
+}
+
+/// The stripe of `key`. Every byte counts: a client may choose raw keys, so keys that differ
+/// anywhere spread over the stripes (not only in the byte or two a stripe was once chosen by).
+fn stripe(key: &Key) -> usize {
+    let mixed = key
+        .0
+        .iter()
+        .fold(0u32, |h, b| h.rotate_left(5) ^ u32::from(*b));
+    (mixed.wrapping_mul(0x9e37_79b9) >> 24) as usize % STRIPES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_that_differ_in_any_byte_spread_over_the_stripes() {
+        for at in [0usize, 5, 17, 31] {
+            let mut used = std::collections::BTreeSet::new();
+            for v in 0..=255u8 {
+                let mut k = [0x5au8; 32];
+                k[at] = v;
+                used.insert(stripe(&Key(k)));
+            }
+            assert!(used.len() > 128, "byte {at}: {} stripes", used.len());
+        }
     }
 }
