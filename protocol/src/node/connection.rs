@@ -390,6 +390,15 @@ async fn serve_frames(
             .map_err(|e| End::Fatal(e.to_string()))?;
         let actual = served.chunks.iter().map(|c| c.len()).sum();
         share.grow(&node.reply_budget, actual, charged);
+        // Counted before the replies go out: a client holding its reply never scrapes
+        // metrics that do not count it yet.
+        observe_batch(
+            node,
+            &kinds,
+            &served.outcomes,
+            arrived.elapsed().as_secs_f64(),
+        );
+        node.metrics.sent(actual);
         for chunk in &served.chunks {
             stream
                 .write_all(chunk)
@@ -397,16 +406,9 @@ async fn serve_frames(
                 .map_err(|e| End::Fatal(e.to_string()))?;
         }
         drop(share);
-        observe_batch(
-            node,
-            &kinds,
-            &served.outcomes,
-            arrived.elapsed().as_secs_f64(),
-        );
         if let Some(entries) = access_log {
             log_access(&entries, &served.outcomes, arrived, peer);
         }
-        node.metrics.sent(actual);
         if let Some(rest) = served.stream {
             send_stream(node, stream, rest).await?;
         }

@@ -426,7 +426,7 @@ impl RequestHistograms {
         let desc = Desc::new(
             "request_duration_seconds".into(),
             "Requests by command, outcome status and route (local, received from a forwarding \
-             node, forwarded to the owner), from the batch's arrival to its replies' write"
+             node, forwarded to the owner), from the batch's arrival to its replies being ready"
                 .into(),
             vec!["command".into(), "status".into(), "route".into()],
             Default::default(),
