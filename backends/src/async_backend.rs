@@ -2,8 +2,9 @@
 //! on tokio's blocking thread pool, never on the runtime's worker threads; a semaphore caps
 //! how many run at once, so a flood of requests queues instead of spawning without bound.
 //! Backends that never block (`Backend::blocking() == false`) run inline. Backends that
-//! can refuse what would block (`Backend::serves_without_waiting`) may be tried inline
-//! first ([`AsyncBackend::try_inline`]); durability for writes applied inline is awaited
+//! can refuse what would block (`Backend::serves_without_waiting`) may be called inline
+//! first, in no-wait mode (`ringblob_engine::io::nowait`); durability for writes applied
+//! inline is awaited
 //! through one shared sync ([`AsyncBackend::sync_after_writes`], `shared_sync.rs`).
 
 use std::sync::Arc;
@@ -40,17 +41,10 @@ impl AsyncBackend {
         &self.inner
     }
 
-    /// Whether calls are worth trying inline first ([`try_inline`](Self::try_inline)): the
-    /// backend refuses what would block, or never blocks.
+    /// Whether calls are worth trying inline first, in no-wait mode: the backend refuses
+    /// what would block, or never blocks.
     pub fn serves_inline(&self) -> bool {
         !self.inner.blocking() || self.inner.serves_without_waiting()
-    }
-
-    /// Runs `f` on this thread in no-wait mode (`ringblob_engine::io::nowait`): returns its
-    /// result and whether anything in it was refused because it would have blocked — then
-    /// the result is to be discarded and the work done by [`run`](Self::run) instead.
-    pub fn try_inline<T>(&self, f: impl FnOnce(&dyn Backend) -> T) -> (T, bool) {
-        ringblob_engine::io::nowait::without_waiting(|| f(self.inner.as_ref()))
     }
 
     /// Returns once a `sync` that started after this call has ended (shared with every

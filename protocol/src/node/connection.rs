@@ -693,8 +693,7 @@ async fn serve_batch(
         .backend
         .run(move |b| {
             let ask_elsewhere = |b: &dyn ringblob_backends::Backend, f: &Frame| {
-                reads_through(&n.handovers, table.as_deref(), f).is_some()
-                    && dispatch::nothing_here(b, f)
+                asks_previous_owner(&n.handovers, table.as_deref(), b, f)
             };
             let how = (reply_cap, dispatch::Serving::Pool);
             Ok(dispatch::serve_batch(
@@ -720,7 +719,7 @@ async fn serve_inline(
 ) -> Result<dispatch::Served, Vec<Frame>> {
     let frames = batch.len();
     let ask_elsewhere = |b: &dyn ringblob_backends::Backend, f: &Frame| {
-        reads_through(&node.handovers, table, f).is_some() && dispatch::nothing_here(b, f)
+        asks_previous_owner(&node.handovers, table, b, f)
     };
     let how = (reply_cap, dispatch::Serving::Inline);
     let b = node.backend.backend().as_ref();
@@ -739,6 +738,17 @@ async fn serve_inline(
     }
     count_served(node, frames, &served);
     Ok(served)
+}
+
+/// Whether `f` is a read this node has nothing for, of a key whose range it took over
+/// recently: to be asked of the previous owner (`handover.rs`).
+fn asks_previous_owner(
+    handovers: &Handovers,
+    table: Option<&RouteTable>,
+    b: &dyn ringblob_backends::Backend,
+    f: &Frame,
+) -> bool {
+    reads_through(handovers, table, f).is_some() && dispatch::nothing_here(b, f)
 }
 
 fn count_served(node: &Node, frames: usize, served: &dispatch::Served) {
