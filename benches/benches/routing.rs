@@ -29,6 +29,7 @@ fn table() -> RouteTable {
                 })
                 .collect(),
             alive: true,
+            leaving: false,
             incarnation: 1,
         })
         .collect();

@@ -686,10 +686,12 @@ impl Client {
     }
 
     /// ROUTE_LIST: the node's JSON array.
-    /// LEAVE: asks the node to hand its ranges to the rest of its group (and, with `stop`,
-    /// to stop once done), or with `status_only` only asks where its leave stands.
-    pub async fn leave(&self, stop: bool, status_only: bool) -> Result<serde_json::Value> {
-        let req = Request::Leave { stop, status_only };
+    /// LEAVE: asks the node to hand its ranges to the rest of its group (and to stop once
+    /// done), to cancel that, or only where its leave stands ([`LeaveAsk`]).
+    ///
+    /// [`LeaveAsk`]: crate::wire::LeaveAsk
+    pub async fn leave(&self, ask: crate::wire::LeaveAsk) -> Result<serde_json::Value> {
+        let req = Request::Leave(ask);
         match self.call(&req, [0; 32]).await?.pop() {
             Some(Reply::Leave(text)) => serde_json::from_str(&text)
                 .map_err(|e| ClientError::Unexpected(format!("LEAVE reply: {e}"))),

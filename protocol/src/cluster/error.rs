@@ -43,6 +43,10 @@ pub enum ClusterError {
     #[error("{what}: unknown tag {got}")]
     BadTag { what: &'static str, got: u8 },
 
+    /// A leave cannot be cancelled: the node has already handed everything over and left.
+    #[error("the node has already left the cluster: restart it to join again")]
+    AlreadyLeft,
+
     /// A name or address is empty, too long or not UTF-8.
     #[error("{what}: not 1 to {max} bytes of UTF-8")]
     BadText { what: &'static str, max: u8 },

@@ -4,9 +4,7 @@
 use bytes::{Buf, BufMut};
 use sha2::{Digest, Sha256};
 
-use super::reader::{
-    bool_of, count_of, finish, id_of, put_count, put_text, text_of, u32_of, u64_of, u8_of,
-};
+use super::reader::{count_of, finish, id_of, put_count, put_text, text_of, u32_of, u64_of, u8_of};
 use super::ClusterError;
 use crate::ring::{RouteNode, MAX_IDS_PER_NODE, MAX_ROUTE_NODES, RING_ID_LEN};
 
@@ -33,6 +31,8 @@ pub struct EntrySummary {
     pub incarnation: u64,
     /// Its liveness.
     pub alive: bool,
+    /// Whether it is leaving (only when not alive).
+    pub leaving: bool,
     /// [`entry_hash`] of the whole entry, so equal-ranked but different entries are seen.
     pub hash: u64,
 }
@@ -163,10 +163,14 @@ fn decode_digest(buf: &mut &[u8]) -> Result<ClusterMessage, ClusterError> {
     let count = count_of(buf, MAX_ROUTE_NODES, MIN_SUMMARY_LEN, "route digest")?;
     let mut entries = Vec::with_capacity(count);
     for _ in 0..count {
+        let name = text_of(buf, "summary name")?;
+        let incarnation = u64_of(buf, "summary incarnation")?;
+        let (alive, leaving) = liveness_of(buf, "summary liveness")?;
         entries.push(EntrySummary {
-            name: text_of(buf, "summary name")?,
-            incarnation: u64_of(buf, "summary incarnation")?,
-            alive: bool_of(buf, "summary alive")?,
+            name,
+            incarnation,
+            alive,
+            leaving,
             hash: u64_of(buf, "summary hash")?,
         });
     }
@@ -201,19 +205,19 @@ fn decode_update(buf: &mut &[u8]) -> Result<ClusterMessage, ClusterError> {
 fn put_summary(buf: &mut Vec<u8>, entry: &EntrySummary) -> Result<(), ClusterError> {
     put_text(buf, &entry.name, "summary name")?;
     buf.put_u64_le(entry.incarnation);
-    buf.put_u8(u8::from(entry.alive));
+    buf.put_u8(liveness_byte(entry.alive, entry.leaving));
     buf.put_u64_le(entry.hash);
     Ok(())
 }
 
-/// Appends one route entry: name, addr, group u32, incarnation u64, alive u8, id count
-/// u32, the IDs.
+/// Appends one route entry: name, addr, group u32, incarnation u64, liveness u8 (see
+/// [`liveness_byte`]), id count u32, the IDs.
 pub(crate) fn put_entry<B: BufMut>(buf: &mut B, node: &RouteNode) -> Result<(), ClusterError> {
     put_text(buf, &node.name, "entry name")?;
     put_text(buf, &node.addr, "entry addr")?;
     buf.put_u32_le(node.group);
     buf.put_u64_le(node.incarnation);
-    buf.put_u8(u8::from(node.alive));
+    buf.put_u8(liveness_byte(node.alive, node.leaving));
     put_count(buf, node.ids.len(), MAX_IDS_PER_NODE, "entry ids")?;
     for id in &node.ids {
         buf.put_slice(&id.0);
@@ -226,7 +230,7 @@ fn decode_entry<B: Buf>(buf: &mut B) -> Result<RouteNode, ClusterError> {
     let addr = text_of(buf, "entry addr")?;
     let group = u32_of(buf, "entry group")?;
     let incarnation = u64_of(buf, "entry incarnation")?;
-    let alive = bool_of(buf, "entry alive")?;
+    let (alive, leaving) = liveness_of(buf, "entry liveness")?;
     let count = count_of(buf, MAX_IDS_PER_NODE, RING_ID_LEN, "entry ids")?;
     let mut ids = Vec::with_capacity(count);
     for _ in 0..count {
@@ -238,8 +242,28 @@ fn decode_entry<B: Buf>(buf: &mut B) -> Result<RouteNode, ClusterError> {
         group,
         ids,
         alive,
+        leaving,
         incarnation,
     })
+}
+
+/// The liveness byte: 0 dead, 1 alive, 2 leaving (alive wins if both flags are set).
+pub(crate) fn liveness_byte(alive: bool, leaving: bool) -> u8 {
+    match (alive, leaving) {
+        (true, _) => 1,
+        (false, true) => 2,
+        (false, false) => 0,
+    }
+}
+
+/// Reads a liveness byte as (alive, leaving); any other value is an error.
+fn liveness_of<B: Buf>(buf: &mut B, what: &'static str) -> Result<(bool, bool), ClusterError> {
+    match u8_of(buf, what)? {
+        0 => Ok((false, false)),
+        1 => Ok((true, false)),
+        2 => Ok((false, true)),
+        got => Err(ClusterError::BadTag { what, got }),
+    }
 }
 
 /// The first 8 bytes (as u64 LE) of the SHA-256 of the entry's encoding; entries that fail
@@ -261,6 +285,7 @@ pub fn summarize(node: &RouteNode) -> EntrySummary {
         name: node.name.clone(),
         incarnation: node.incarnation,
         alive: node.alive,
+        leaving: node.leaving && !node.alive,
         hash: entry_hash(node),
     }
 }
@@ -277,6 +302,7 @@ mod tests {
             group: 1,
             ids: vec![RingId::MIN, RingId::MAX],
             alive: true,
+            leaving: false,
             incarnation: 4,
         }
     }

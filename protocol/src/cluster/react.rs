@@ -92,7 +92,8 @@ impl Cluster {
             return Ok(());
         }
         if let Some(current) = current {
-            let outranks = (current.incarnation, !current.alive) >= (want.incarnation, !want.alive);
+            let outranks = (current.incarnation, current.liveness_rank())
+                >= (want.incarnation, want.liveness_rank());
             if outranks && self.phase == Phase::Active {
                 self.incarnation = current.incarnation.saturating_add(1);
                 want.incarnation = self.incarnation;
@@ -127,11 +128,37 @@ impl Cluster {
         Ok(true)
     }
 
-    /// Ends a leave once nothing is left to stream.
+    /// Ends a leave once nothing is left to stream: the node's entry turns from leaving to
+    /// dead (nothing is left to read through it) and is pushed to a few members, since a
+    /// node that has left answers no more route exchanges.
     pub(crate) fn finish_leave_if_done(&mut self, out: &mut Outbox) -> Result<(), ClusterError> {
         if self.phase == Phase::Leaving && self.plan.is_empty() {
+            let targets: Vec<String> = self
+                .swim
+                .iter_members()
+                .map(|m| m.id().addr.clone())
+                .take(self.config.route_sync_fanout.max(1))
+                .collect();
             self.swim.leave_cluster(&mut *out)?;
             self.phase = Phase::Left;
+            let before = self.table.clone();
+            self.assert_own_entry(out)?;
+            if let Some(mine) = self.table.node(&self.config.name).cloned() {
+                let update = ClusterMessage::RouteUpdate {
+                    from_addr: self.config.addr.clone(),
+                    version: self.table.version,
+                    entries: vec![mine],
+                    want: Vec::new(),
+                };
+                let bytes = update.encode()?;
+                for to in &targets {
+                    out.send(to, bytes.clone());
+                }
+            }
+            if self.table != before {
+                out.effects
+                    .push(Effect::RouteTableChanged(self.table.clone()));
+            }
             out.effects.push(Effect::Left);
         }
         Ok(())
@@ -202,11 +229,12 @@ impl Cluster {
             .swim
             .iter_members()
             .any(|m| m.id().name == id.name && m.id().incarnation > id.incarnation);
-        if !entry.alive || entry.incarnation > id.incarnation || renewed {
+        if !entry.reachable() || entry.incarnation > id.incarnation || renewed {
             return Ok(());
         }
         let dead = RouteNode {
             alive: false,
+            leaving: false,
             incarnation: id.incarnation,
             ..entry.clone()
         };

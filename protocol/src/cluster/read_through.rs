@@ -4,6 +4,8 @@
 //! `LOOKUP` or `READ` of a key in such a range that the node cannot answer — no value, and
 //! no remembered remove — is passed to the previous owner (`LOCAL`: serve from your own
 //! storage), or answered `UNAVAILABLE` if that owner is down (`docs/PROTOCOL.md` §15.10).
+//! A previous owner that is *leaving* (drained) is asked for as long as it is leaving,
+//! window or not: it hands its ranges over at the rebalance rate and is still serving.
 //!
 //! Safe because the fallback happens only when the node knows nothing newer about the key:
 //! a value written there wins, and a remove made there is remembered for longer than the
@@ -21,6 +23,15 @@ struct Incoming {
     from: String,
     group: u32,
     until_ms: u64,
+    /// The previous owner is leaving (a drain): it hands the range over at the rebalance
+    /// rate, however long that takes, so the range is read through until it has left.
+    leaving: bool,
+}
+
+impl Incoming {
+    fn live(&self, now_ms: u64) -> bool {
+        self.leaving || self.until_ms > now_ms
+    }
 }
 
 /// Who can answer a read a node has nothing for, in a range it took over recently.
@@ -43,6 +54,9 @@ pub struct IncomingRanges {
     /// How long after a ring change its ranges are read through (zero: never).
     window_ms: u64,
     incoming: Vec<Incoming>,
+    /// Ranges given away recently, `from` naming their new owner and `leaving` whether this
+    /// node is leaving (see [`IncomingRanges::new_owner`]).
+    outgoing: Vec<Incoming>,
 }
 
 impl IncomingRanges {
@@ -51,6 +65,7 @@ impl IncomingRanges {
         IncomingRanges {
             window_ms,
             incoming: Vec::new(),
+            outgoing: Vec::new(),
         }
     }
 
@@ -63,23 +78,76 @@ impl IncomingRanges {
         me: &str,
         now_ms: u64,
     ) {
-        self.incoming.retain(|i| i.until_ms > now_ms);
+        let leaving = |name: &str| after.node(name).is_some_and(|n| !n.alive && n.leaving);
+        let me_leaving = leaving(me);
+        for i in &mut self.incoming {
+            i.leaving = leaving(&i.from);
+        }
+        for o in &mut self.outgoing {
+            o.leaving = me_leaving;
+        }
+        self.incoming.retain(|i| i.live(now_ms));
+        self.outgoing.retain(|o| o.live(now_ms));
         if self.window_ms == 0 {
             return;
         }
         let Some(group) = after.node(me).map(|n| n.group) else {
             return;
         };
-        for m in before.moves_to(after, group) {
+        let until_ms = now_ms.saturating_add(self.window_ms);
+        let moves = before.moves_to(after, group);
+        // A range given away that moves on from its new owner is that owner's to hand over
+        // now: this node's copies of it were dropped when it gave it away.
+        self.outgoing.retain(|o| {
+            !moves
+                .iter()
+                .any(|m| m.from == o.from && m.range.overlaps(&o.range))
+        });
+        for m in moves {
             if m.to == me && m.from != me {
+                let from_leaving = leaving(&m.from);
                 self.incoming.push(Incoming {
                     range: m.range,
                     from: m.from,
                     group,
-                    until_ms: now_ms.saturating_add(self.window_ms),
+                    until_ms,
+                    leaving: from_leaving,
+                });
+            } else if m.from == me && m.to != me {
+                self.outgoing.push(Incoming {
+                    range: m.range,
+                    from: m.to,
+                    group,
+                    until_ms,
+                    leaving: me_leaving,
                 });
             }
         }
+    }
+
+    /// The owner of `key` in `table`, if the key lies in a range `me` is giving to that
+    /// owner because it is leaving (a drain): a read
+    /// of the key here asks it with `LOCAL` and, if it has nothing, answers from here (the
+    /// key may not be handed over yet). Asking with `LOCAL` matters while route tables
+    /// disagree: a plain forward to a node that still believes this one the owner would be
+    /// forwarded back, round a loop.
+    pub fn new_owner(&self, key: &KeyId, table: &RouteTable, me: &str) -> Option<ReadThrough> {
+        let o = self
+            .outgoing
+            .iter()
+            .rev()
+            .find(|o| o.leaving && o.range.contains(key))?;
+        let owner = table.owner(o.group, key)?;
+        // Only the node the range went to: this node's copies go there and nowhere else (a
+        // range that moved on since is that owner's to read through).
+        if owner.name == me || owner.name != o.from {
+            return None;
+        }
+        Some(ReadThrough::Ask {
+            name: owner.name.clone(),
+            addr: owner.addr.clone(),
+            group: o.group,
+        })
     }
 
     /// Notes, for a node starting again, the ranges of `table` it owns that other nodes
@@ -107,14 +175,14 @@ impl IncomingRanges {
             .incoming
             .iter()
             .rev()
-            .find(|i| i.until_ms > now_ms && i.range.contains(key))?;
+            .find(|i| i.live(now_ms) && i.range.contains(key))?;
         // The range has moved back to the node it came from (a flap: it went away, came
         // back, took its ranges back): that node is the one asking, not one to ask — going
         // back would send a chained read round a loop until its hops ran out.
         if table.owner(i.group, key).is_some_and(|o| o.name == i.from) {
             return None;
         }
-        match table.node(&i.from).filter(|n| n.alive) {
+        match table.node(&i.from).filter(|n| n.reachable()) {
             Some(node) => Some(ReadThrough::Ask {
                 name: node.name.clone(),
                 addr: node.addr.clone(),
@@ -126,6 +194,6 @@ impl IncomingRanges {
 
     /// Whether any range is being read through at `now_ms` (a cheap check first).
     pub fn any(&self, now_ms: u64) -> bool {
-        self.incoming.iter().any(|i| i.until_ms > now_ms)
+        self.incoming.iter().any(|i| i.live(now_ms)) || self.outgoing.iter().any(|o| o.live(now_ms))
     }
 }

@@ -68,6 +68,7 @@ mod tests {
             group,
             ids: ids.iter().map(|v| at(*v)).collect(),
             alive: true,
+            leaving: false,
             incarnation: 1,
         }
     }

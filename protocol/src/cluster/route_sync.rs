@@ -73,12 +73,17 @@ fn encoded_len(node: &RouteNode) -> usize {
     2 + node.name.len() + node.addr.len() + 4 + 8 + 1 + 4 + node.ids.len() * RING_ID_LEN
 }
 
-fn rank(node: &RouteNode) -> (u64, bool) {
-    (node.incarnation, !node.alive)
+fn rank(node: &RouteNode) -> (u64, u8) {
+    (node.incarnation, node.liveness_rank())
 }
 
-fn rank_of(summary: &EntrySummary) -> (u64, bool) {
-    (summary.incarnation, !summary.alive)
+fn rank_of(summary: &EntrySummary) -> (u64, u8) {
+    let liveness = match (summary.alive, summary.leaving) {
+        (true, _) => 0,
+        (false, true) => 1,
+        (false, false) => 2,
+    };
+    (summary.incarnation, liveness)
 }
 
 fn same(summary: &EntrySummary, node: &RouteNode) -> bool {
@@ -97,6 +102,7 @@ mod tests {
             group: 0,
             ids: vec![RingId::MAX],
             alive,
+            leaving: false,
             incarnation,
         }
     }

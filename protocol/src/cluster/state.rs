@@ -171,6 +171,29 @@ impl Cluster {
         self.drain(out)
     }
 
+    /// Cancels a leave that has not finished (`undrain`): the node takes its entry back as
+    /// alive at a higher incarnation (a leaving entry outranks an alive one of the same
+    /// incarnation), so its ranges come back to it and their new owners hand back what they
+    /// were sent; its own unfinished transfers are dropped by the re-plan. A node that has
+    /// left cannot stay: [`ClusterError::AlreadyLeft`].
+    pub fn stay(&mut self) -> Result<Vec<Effect>, ClusterError> {
+        let mut out = Outbox::default();
+        match self.phase {
+            Phase::Left => return Err(ClusterError::AlreadyLeft),
+            Phase::Leaving => {
+                self.phase = match self.ids.is_empty() {
+                    true => Phase::Joining,
+                    false => Phase::Active,
+                };
+                let before = self.table.clone();
+                self.settle(before, &mut out)?;
+                self.route_sync(&mut out)?;
+            }
+            Phase::Joining | Phase::Active => {}
+        }
+        self.drain(out)
+    }
+
     /// Records that transfer `id` delivered every key up to `cursor` (see [`Transfer`]).
     pub fn transfer_progress(
         &mut self,
@@ -228,10 +251,11 @@ impl Cluster {
 
     /// The entry this node wants in the table (`None` while joining).
     pub(crate) fn desired_entry(&self) -> Option<RouteNode> {
-        let alive = match self.phase {
+        let (alive, leaving) = match self.phase {
             Phase::Joining => return None,
-            Phase::Active => true,
-            Phase::Leaving | Phase::Left => false,
+            Phase::Active => (true, false),
+            Phase::Leaving => (false, true),
+            Phase::Left => (false, false),
         };
         Some(RouteNode {
             name: self.config.name.clone(),
@@ -239,6 +263,7 @@ impl Cluster {
             group: self.config.group,
             ids: self.ids.clone(),
             alive,
+            leaving,
             incarnation: self.incarnation,
         })
     }

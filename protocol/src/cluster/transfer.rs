@@ -178,6 +178,7 @@ mod tests {
             group: 0,
             ids: ids.iter().map(|v| at(*v)).collect(),
             alive,
+            leaving: false,
             incarnation: 1,
         }
     }

@@ -13,9 +13,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::access::{admit, seal_for_forward, Denied, Identity};
-use super::forward::{route, target_group, Route};
+use super::forward::{route, target_group, Asked, Route};
 use super::greeting::{greet, prove, Greeting, Pending};
-use super::handover::{Handovers, ReadThrough};
+use super::handover::{Handovers, PreviousOwner, ReadThrough};
 use super::metrics::Route as MetricsRoute;
 use super::read_stream::ReadStream;
 use super::timed_stream::TimedStream;
@@ -25,7 +25,7 @@ use crate::ring::{RouteNode, RouteTable, Routing};
 use crate::tls::{Stream, TlsServer};
 use crate::wire::{
     decode_frame, encode_error, Command, Frame, Header, Status, WireError, FLAG_HINTED, FLAG_LOCAL,
-    MAX_IN_FLIGHT_PER_CONNECTION,
+    MAX_FORWARD_HOPS, MAX_IN_FLIGHT_PER_CONNECTION,
 };
 
 /// A client connection's stream (plain or TLS): its writes time out when the client reads
@@ -362,7 +362,17 @@ async fn serve_frames(
             .collect();
         let local = routes.iter().take_while(|r| **r == Route::Local).count();
         if local == 0 {
-            let n = routes.iter().take_while(|r| **r != Route::Local).count();
+            let given = |(f, r): (&Frame, &Route)| reads_back(node, table.as_deref(), f, r);
+            if let Some(owner) = batch.first().zip(routes.first()).and_then(given) {
+                let frame = batch.remove(0);
+                ask_new_owner(node, stream, frame, owner, acting).await?;
+                continue;
+            }
+            let n = batch
+                .iter()
+                .zip(&routes)
+                .take_while(|(f, r)| **r != Route::Local && given((f, r)).is_none())
+                .count();
             let rest = batch.split_off(n);
             if acting.is_some() {
                 batch = batch
@@ -416,11 +426,7 @@ async fn serve_frames(
         if served.ask_first && !batch.is_empty() {
             let frame = batch.remove(0);
             let prev = reads_through(&node.handovers, table.as_deref(), &frame);
-            let frame = match prev {
-                Some(ReadThrough::Ask(_)) => for_forward(&frame, acting)?,
-                _ => frame,
-            };
-            ask_previous(node, stream, frame, prev).await?;
+            ask_previous(node, stream, frame, prev, acting).await?;
         }
         batch.extend(later);
     }
@@ -442,8 +448,9 @@ fn reads_through(
 async fn ask_previous(
     node: &Arc<Node>,
     stream: &mut ClientStream,
-    mut frame: Frame,
+    frame: Frame,
     prev: Option<ReadThrough>,
+    acting: Option<&str>,
 ) -> Result<(), End> {
     let written = match prev {
         Some(ReadThrough::Down(name)) => {
@@ -457,35 +464,113 @@ async fn ask_previous(
         }
         Some(ReadThrough::Ask(prev)) => {
             // The relay adds the hop (`Client::relay_all`), as for any forwarded frame.
-            frame.header.flags |= FLAG_LOCAL;
+            tracing::debug!(target: "ringblob::handover", key = %hex_prefix(&frame.header.key),
+                previous = %prev.addr, hops = frame.header.hops, "read through");
+            let mut asking = for_forward(&frame, acting)?;
+            asking.header.flags |= FLAG_LOCAL;
             node.info
                 .counters
                 .handover_reads
                 .fetch_add(1, Ordering::Relaxed);
-            node.peers
-                .read_through(&prev.addr, prev.group, &frame, stream)
-                .await
+            let asked = node
+                .peers
+                .read_through(&prev.addr, prev.group, &asking, stream)
+                .await;
+            match asked {
+                // It handed the key here meanwhile (or it never existed): look again.
+                Ok(Asked::NotThere) => return serve_here(node, stream, frame).await,
+                Ok(Asked::Relayed) => Ok(()),
+                Err(e) => Err(e),
+            }
         }
         // The hand-over expired since the batch looked: serve it here.
-        None => {
-            let served = serve_batch(node, vec![frame], None, dispatch::MAX_BATCH_REPLY_BYTES)
-                .await
-                .map_err(|e| End::Fatal(e.to_string()))?;
-            let mut result = Ok(());
-            for chunk in &served.chunks {
-                result = stream.write_all(chunk).await;
-                if result.is_err() {
-                    break;
-                }
-            }
-            // A long read's other pieces follow its first.
-            if let (Ok(()), Some(rest)) = (&result, served.stream) {
-                send_stream(node, stream, rest).await?;
-            }
-            result
-        }
+        None => return serve_here(node, stream, frame).await,
     };
     written.map_err(|e| End::Fatal(e.to_string()))
+}
+
+/// The new owner to ask about `frame`, routed by `route` to another node, if it reads a
+/// key whose range this node gave away recently or is giving away (`handover.rs`).
+fn reads_back(
+    node: &Node,
+    table: Option<&RouteTable>,
+    frame: &Frame,
+    route: &Route,
+) -> Option<PreviousOwner> {
+    if !matches!(route, Route::Forward { .. }) {
+        return None;
+    }
+    node.handovers
+        .reads_back(table?, &node.config.name, &frame.header)
+}
+
+/// A read of a key whose range this node gave to `owner` recently: asked of the owner with
+/// `LOCAL` (it serves from its own storage and never forwards, so tables that disagree on
+/// the owner cannot send the read round a loop); if it has nothing, the key has not been
+/// handed over yet and is served from here. A key handed over (and dropped here) between
+/// the two looks is asked again.
+async fn ask_new_owner(
+    node: &Arc<Node>,
+    stream: &mut ClientStream,
+    frame: Frame,
+    owner: PreviousOwner,
+    acting: Option<&str>,
+) -> Result<(), End> {
+    let mut asking = for_forward(&frame, acting)?;
+    asking.header.flags |= FLAG_LOCAL;
+    // Arriving with the last hop, it is served from the owner's storage alone: not read
+    // through in turn (to this node, or along the owner's own hand-overs).
+    asking.header.hops = MAX_FORWARD_HOPS - 1;
+    tracing::debug!(target: "ringblob::handover", key = %hex_prefix(&frame.header.key),
+        owner = %owner.addr, hops = frame.header.hops, "read back");
+    for _ in 0..2 {
+        let had = holds_here(node, &frame).await?;
+        node.info
+            .counters
+            .handover_reads
+            .fetch_add(1, Ordering::Relaxed);
+        let asked = node
+            .peers
+            .read_through(&owner.addr, owner.group, &asking, stream)
+            .await;
+        match asked {
+            Ok(Asked::Relayed) => return Ok(()),
+            Err(e) => return Err(End::Fatal(e.to_string())),
+            Ok(Asked::NotThere) => {}
+        }
+        if !had || holds_here(node, &frame).await? {
+            break;
+        }
+    }
+    serve_here(node, stream, frame).await
+}
+
+/// Whether this node has a value or a remembered remove for the key `frame` reads.
+async fn holds_here(node: &Node, frame: &Frame) -> Result<bool, End> {
+    let f = frame.clone();
+    node.backend
+        .run(move |b| Ok(!dispatch::nothing_here(b, &f)))
+        .await
+        .map_err(|e| End::Fatal(e.to_string()))
+}
+
+/// Serves `frame` from this node's own storage and writes the reply (and a long read's
+/// later pieces).
+async fn serve_here(node: &Arc<Node>, stream: &mut ClientStream, frame: Frame) -> Result<(), End> {
+    let served = serve_batch(node, vec![frame], None, dispatch::MAX_BATCH_REPLY_BYTES)
+        .await
+        .map_err(|e| End::Fatal(e.to_string()))?;
+    for chunk in &served.chunks {
+        stream
+            .write_all(chunk)
+            .await
+            .map_err(|e| End::Fatal(e.to_string()))?;
+    }
+    // A long read's other pieces follow its first.
+    if let Some(rest) = served.stream {
+        send_stream(node, stream, rest).await?;
+    }
+    Ok(())
 }
 
 /// Forwards a run of frames, or answers them with the refusal their route gives. Refusals
@@ -781,7 +866,7 @@ fn log_access(
     let us = arrived.elapsed().as_micros() as u64;
     let peer = peer.map(|p| p.to_string()).unwrap_or_default();
     for ((command, key, bytes), status) in entries.iter().zip(outcomes) {
-        let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let key = hex_prefix(key);
         tracing::debug!(
             target: "ringblob::access",
             command = command.name(),
@@ -871,4 +956,9 @@ pub async fn refuse(mut stream: TcpStream) {
     );
     let _ = stream.write_all(&out).await;
     let _ = stream.shutdown().await;
+}
+
+/// The first 4 bytes of a key in hex, as the logs show keys.
+fn hex_prefix(key: &[u8]) -> String {
+    key.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }

@@ -313,9 +313,9 @@ fn answer(
         Request::Iterate(r) => return iterate(b, h, &r, out.buf()),
         Request::BulkRead(r) => return bulk_read(b, h, &r, out.buf()),
         Request::Stat => Reply::Stat(info.stat_json(b)),
-        Request::Leave { stop, status_only } => {
+        Request::Leave(ask) => {
             let text = info
-                .leave_json(stop, status_only)
+                .leave_json(ask)
                 .map_err(|why| (Status::BadRequest, why))?;
             Reply::Leave(text)
         }

@@ -94,7 +94,8 @@ pub struct Peers {
     budget: Budget,
     /// Owners that did not answer recently: their writes are hinted (`hints.rs`).
     pub suspects: Suspects,
-    clients: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
+    /// By peer address and lane (true: `LOCAL` reads; see [`Peers::client`]).
+    clients: tokio::sync::Mutex<HashMap<(String, bool), Arc<Client>>>,
     /// Where forwarded requests are counted and timed (`metrics.rs`).
     metrics: Option<Arc<Metrics>>,
 }
@@ -132,8 +133,16 @@ impl Peers {
     /// The shared client of the peer at `addr`. Connecting happens outside the map's lock
     /// (and within the connect timeout), so an owner that is down delays only the requests
     /// routed to it, never those for other peers.
-    pub(crate) async fn client(&self, addr: &str) -> Result<Arc<Client>, String> {
-        if let Some(c) = self.clients.lock().await.get(addr) {
+    ///
+    /// Reads asked with `LOCAL` during a hand-over travel on a second connection per peer
+    /// (`local`): a peer serves each connection's requests in order, and a forwarded request
+    /// can wait on a `LOCAL` read this node sends back to the same peer (tables disagree on
+    /// the owner while a change spreads) — on one connection each would wait for the other
+    /// until the owner timeout. `LOCAL` reads never wait on a forwarded request, so with
+    /// lanes of their own no such cycle can form.
+    pub(crate) async fn client(&self, addr: &str, local: bool) -> Result<Arc<Client>, String> {
+        let lane = (addr.to_string(), local);
+        if let Some(c) = self.clients.lock().await.get(&lane) {
             return Ok(c.clone());
         }
         let c = Arc::new(
@@ -143,7 +152,7 @@ impl Peers {
         );
         // Another request may have connected meanwhile: keep one client per peer.
         let mut clients = self.clients.lock().await;
-        Ok(clients.entry(addr.to_string()).or_insert(c).clone())
+        Ok(clients.entry(lane).or_insert(c).clone())
     }
 
     /// Sends `run` (frames, each with the group it was routed in) on to the owner at `addr`
@@ -158,14 +167,16 @@ impl Peers {
             .map(|(f, g)| (self.outgoing(f, now), *g))
             .collect();
         let run: Vec<(&Frame, u32)> = outgoing.iter().map(|(f, g)| (f, *g)).collect();
+        let local = run.iter().all(|(f, _)| f.header.is_local());
         let started = async {
-            let client = self.client(addr).await?;
+            let client = self.client(addr, local).await?;
             let sent = client.relay_all(&run).await.map_err(|e| e.to_string())?;
             Ok::<_, String>((client, sent))
         };
         let started = started.await;
         let headers = run.iter().map(|(f, _)| f.header).collect();
         InFlight {
+            first: None,
             outgoing,
             retry: true,
             failure: Status::Timeout,
@@ -192,6 +203,7 @@ impl Peers {
         let mut outgoing = f.outgoing.into_iter();
         let failed = match f.started {
             Ok((client, sent)) => {
+                let mut first = f.first;
                 let mut failed = None;
                 let mut payloads_before = 0u64;
                 for ((trans, rx), header) in sent.into_iter().zip(&f.headers) {
@@ -203,7 +215,8 @@ impl Peers {
                         first: f.sent_at + self.budget.allowed(payloads_before),
                         next: self.budget.allowed(header.payload_len.into()),
                     };
-                    let relayed = relay(&client, trans, rx, header, out, &mut gathered, due).await;
+                    let got = (first.take(), rx);
+                    let relayed = relay(&client, trans, got, header, out, &mut gathered, due).await;
                     match relayed {
                         Ok(status) => self.observe(header, status, f.sent_at),
                         Err(Relay::Client(e)) => return Err(e),
@@ -269,18 +282,51 @@ impl Peers {
     ///
     /// [`send`]: Self::send
     /// [`finish`]: Self::finish
+    ///
+    /// A plain `NOT_FOUND` is not relayed but returned ([`Asked::NotThere`]): the previous
+    /// owner drops a key only once it has handed it to this node, so the caller looks again
+    /// here before answering (a key can arrive between the first look and the answer).
     pub async fn read_through<W: AsyncWrite + Unpin>(
         &self,
         addr: &str,
         group: u32,
         frame: &Frame,
         out: &mut W,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Asked> {
         let mut f = self.send(addr, &[(frame, group)]).await;
         f.failure = Status::Unavailable;
         f.retry = false;
-        self.finish(f, out).await.map(|_| ())
+        let by = f.sent_at + self.budget.allowed(frame.header.payload_len.into());
+        let first = match &mut f.started {
+            Ok((client, sent)) => match sent.first_mut() {
+                Some((trans, rx)) => Some(next_reply(client, *trans, rx, by).await),
+                None => None,
+            },
+            Err(_) => None,
+        };
+        match first {
+            Some(Ok(reply))
+                if reply.header.status == Status::NotFound && !reply.header.has_more() =>
+            {
+                self.observe(&frame.header, Status::NotFound, f.sent_at);
+                return Ok(Asked::NotThere);
+            }
+            Some(Ok(reply)) => f.first = Some(reply),
+            Some(Err(Relay::Owner(why))) => f.started = Err(why),
+            Some(Err(Relay::Client(e))) => return Err(e),
+            None => {}
+        }
+        self.finish(f, out).await.map(|_| Asked::Relayed)
     }
+}
+
+/// What became of a read passed to a key's previous owner ([`Peers::read_through`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// Its answer (or the failure to get one) was relayed to the client.
+    Relayed,
+    /// It has no such key: nothing was relayed.
+    NotThere,
 }
 
 /// The error reply to a frame the node at `addr` did not answer, with status `failure`.
@@ -290,8 +336,8 @@ fn failed_reply((addr, failure): (&str, Status), header: &Header, why: &str, out
         Status::Unavailable => (
             failure,
             format!(
-                "{addr} (the previous owner of this key's range) did not answer: {why}; \
-                 whether the key exists is unknown here"
+                "{addr} (asked during a hand-over of this key's range) did not answer: \
+                 {why}; whether the key exists is unknown here"
             ),
         ),
         // A read the owner did not answer: nobody else in the group can tell.
@@ -307,6 +353,8 @@ fn failed_reply((addr, failure): (&str, Status), header: &Header, why: &str, out
 /// A forwarded run: where it went, the client's headers, and the owner's reply channels (or
 /// why the run could not be sent).
 pub struct InFlight {
+    /// The first frame's first reply, if it was taken before [`Peers::finish`].
+    first: Option<Frame>,
     /// The frames as sent (stamped), with their groups.
     outgoing: Vec<(Frame, u32)>,
     /// Whether a hintable frame the owner does not answer is returned to be hinted.
@@ -343,7 +391,7 @@ struct Due {
 async fn relay<W: AsyncWrite + Unpin>(
     client: &Client,
     trans: u64,
-    mut rx: UnboundedReceiver<Frame>,
+    (mut first, mut rx): (Option<Frame>, UnboundedReceiver<Frame>),
     request: &Header,
     out: &mut W,
     gathered: &mut BytesMut,
@@ -351,7 +399,7 @@ async fn relay<W: AsyncWrite + Unpin>(
 ) -> Result<Status, Relay> {
     let mut by = due.first;
     loop {
-        let reply = match rx.try_recv() {
+        let reply = match first.take().map_or_else(|| rx.try_recv(), Ok) {
             Ok(reply) if gathered.len() < GATHER_BYTES => reply,
             ready => {
                 out.write_all(gathered).await.map_err(Relay::Client)?;
@@ -419,6 +467,7 @@ mod tests {
             group,
             ids: vec![RingId([id; 32])],
             alive,
+            leaving: false,
             incarnation: 1,
         }
     }

@@ -102,6 +102,20 @@ impl Handovers {
         self.previous_owner(&h.key, table)
     }
 
+    /// The new owner to ask (with `LOCAL`) about a client's `LOOKUP` or `READ` of a key in
+    /// a range this node is giving away as it leaves (`IncomingRanges::new_owner`):
+    /// if it has nothing, this node answers from its own storage.
+    pub fn reads_back(&self, table: &RouteTable, me: &str, h: &Header) -> Option<PreviousOwner> {
+        let reads = matches!(h.command, Command::Lookup | Command::Read);
+        if !reads || h.is_local() || h.hops >= MAX_FORWARD_HOPS || !self.any() {
+            return None;
+        }
+        match self.ranges.read().new_owner(&h.key, table, me)? {
+            Decided::Ask { addr, group, .. } => Some(PreviousOwner { addr, group }),
+            Decided::Down(_) => None,
+        }
+    }
+
     /// Whether any hand-over is being read through (a cheap check before looking keys up).
     pub fn any(&self) -> bool {
         let now = self.now_ms();
@@ -121,6 +135,7 @@ mod tests {
             group: 1,
             ids: vec![RingId([id; 32])],
             alive,
+            leaving: false,
             incarnation: 1,
         }
     }
@@ -223,5 +238,50 @@ mod tests {
         never.table_changed(&before, &after, "b");
         never.rejoined(&after, "b");
         assert!(!never.any());
+    }
+
+    #[test]
+    fn a_leaving_node_is_read_through_past_the_window_and_reads_back_from_its_new_owner() {
+        let before = table(true);
+        let (of_b, of_a) = keys_of_each(&before);
+        let mut b_leaving = node("b", 0xc0, false);
+        b_leaving.leaving = true;
+        let after = RouteTable {
+            version: 2,
+            nodes: vec![node("a", 0x40, true), b_leaving],
+        };
+        let b_key = |k: &KeyId| Header::request(Command::Read, 1, *k, 1);
+        // A window of 1 ms, long over when the reads come: only the leaving rule applies.
+        let window = Duration::from_millis(1);
+        let a = Handovers::new(window);
+        a.table_changed(&before, &after, "a");
+        let b = Handovers::new(window);
+        b.table_changed(&before, &after, "b");
+        std::thread::sleep(Duration::from_millis(20));
+        let asked = |k: &KeyId| match a.reads_through(&after, &b_key(k)) {
+            Some(ReadThrough::Ask(p)) => Some(p.addr),
+            _ => None,
+        };
+        assert!(of_b.iter().all(|k| asked(k).as_deref() == Some("b:1")));
+        assert!(of_a.iter().all(|k| asked(k).is_none()));
+        // On the leaving node: reads of what it hands over ask the new owner first.
+        for k in &of_b {
+            let back = b.reads_back(&after, "b", &b_key(k)).map(|p| p.addr);
+            assert_eq!(back.as_deref(), Some("a:1"));
+        }
+        assert!(of_a
+            .iter()
+            .all(|k| b.reads_back(&after, "b", &b_key(k)).is_none()));
+        // Once it has left (dead), nothing is read through it, nor back from it.
+        let mut left = after.clone();
+        left.nodes[1].leaving = false;
+        a.table_changed(&after, &left, "a");
+        b.table_changed(&after, &left, "b");
+        assert!(of_b
+            .iter()
+            .all(|k| a.reads_through(&left, &b_key(k)).is_none()));
+        assert!(of_b
+            .iter()
+            .all(|k| b.reads_back(&left, "b", &b_key(k)).is_none()));
     }
 }

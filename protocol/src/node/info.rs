@@ -8,6 +8,8 @@ use std::time::Instant;
 use ringblob_backends::Backend;
 use serde_json::json;
 
+use crate::wire::LeaveAsk;
+
 /// Counters a node keeps.
 #[derive(Default)]
 pub struct Counters {
@@ -53,7 +55,7 @@ pub struct NodeInfo {
     /// Records older than a quarantine are not served (`quarantine.rs`).
     pub quarantine: std::sync::Arc<super::quarantine::Quarantine>,
     /// Asks the cluster shell to leave (`LEAVE`; `None` outside a cluster).
-    pub leave: Option<tokio::sync::mpsc::UnboundedSender<bool>>,
+    pub leave: Option<tokio::sync::mpsc::UnboundedSender<LeaveAsk>>,
     /// The current route table with its rings, built once per table (`routing`). A leaf
     /// lock, held only to compare and clone.
     routing: parking_lot::Mutex<Option<crate::ring::Routing>>,
@@ -188,13 +190,27 @@ impl NodeInfo {
         .to_string()
     }
 
-    /// LEAVE: asks the shell to leave (unless `status_only`), then says where the leave
-    /// stands: `state` none, requested, leaving or left; transfers still pending.
-    pub fn leave_json(&self, stop: bool, status_only: bool) -> Result<String, String> {
+    /// LEAVE: passes `ask` to the shell (unless it only asks for the status), then says
+    /// where the leave stands: `state` none, requested, leaving or left; transfers still
+    /// pending. A cancel takes effect at once here (`state` none), and is refused once the
+    /// node has left.
+    pub fn leave_json(&self, ask: LeaveAsk) -> Result<String, String> {
         let Some(tx) = &self.leave else {
             return Err("this node is not in a cluster: there is nothing to leave".into());
         };
-        if !status_only && tx.send(stop).is_err() {
+        if ask == LeaveAsk::Cancel {
+            if let Some(moves) = &self.moves {
+                let mut st = moves.lock();
+                if st.leave == Some("left") {
+                    return Err("the node has already left the cluster: nothing to cancel; \
+                                restart it to join again"
+                        .into());
+                }
+                st.leave = None;
+                st.stop_when_left = false;
+            }
+        }
+        if ask != LeaveAsk::Status && tx.send(ask).is_err() {
             return Err("the cluster shell has stopped".into());
         }
         let st = self
@@ -202,15 +218,15 @@ impl NodeInfo {
             .as_ref()
             .map(|m| m.lock().clone())
             .unwrap_or_default();
-        let state = match st.leave {
-            Some(s) => s,
-            None if status_only => "none",
-            None => "requested",
+        let state = match (st.leave, ask) {
+            (Some(s), _) => s,
+            (None, LeaveAsk::Status | LeaveAsk::Cancel) => "none",
+            (None, LeaveAsk::Drain | LeaveAsk::Stop) => "requested",
         };
         Ok(json!({
             "node": self.name,
             "state": state,
-            "stop_when_left": st.stop_when_left || (stop && !status_only),
+            "stop_when_left": st.stop_when_left || ask == LeaveAsk::Stop,
             "transfers_pending": st.pending.len(),
             "fraction_left": st.pending.iter().map(|p| p.fraction_left).sum::<f64>(),
             "records_sent": st.records_sent,

@@ -25,6 +25,7 @@ use crate::cluster::{
     MAX_CLUSTER_MESSAGE_LEN, MAX_PROGRESS_LEN,
 };
 use crate::ring::{decode_ids_file, encode_ids_file, RouteTable};
+use crate::wire::LeaveAsk;
 
 /// What `stat` shows of data movement.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -199,8 +200,8 @@ pub struct Membership {
     pub handovers: Arc<Handovers>,
     /// Whether this node's older records are quarantined.
     pub quarantine: Arc<super::Quarantine>,
-    /// Asks the shell to leave the cluster (`LEAVE`); the flag: stop once done.
-    pub leave: mpsc::UnboundedSender<bool>,
+    /// Asks the shell to leave the cluster, or to cancel that (`LEAVE`).
+    pub leave: mpsc::UnboundedSender<LeaveAsk>,
     /// Becomes true when a leave that asked to stop the process is done.
     pub stop_now: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -325,7 +326,7 @@ impl Shell {
         mut self,
         mut timer_rx: mpsc::UnboundedReceiver<ClusterTimer>,
         mut moved_rx: mpsc::UnboundedReceiver<MoveEvent>,
-        mut leave_rx: mpsc::UnboundedReceiver<bool>,
+        mut leave_rx: mpsc::UnboundedReceiver<LeaveAsk>,
         mut stop: watch::Receiver<bool>,
     ) {
         let mut buf = vec![0u8; MAX_CLUSTER_MESSAGE_LEN];
@@ -347,7 +348,12 @@ impl Shell {
                     }
                 },
                 Some(t) = timer_rx.recv() => self.cluster.handle_timer(t),
-                Some(stop_when_left) = leave_rx.recv() => self.start_leave(stop_when_left),
+                Some(ask) = leave_rx.recv() => match ask {
+                    LeaveAsk::Cancel => self.cancel_leave(),
+                    LeaveAsk::Stop => self.start_leave(true),
+                    LeaveAsk::Drain => self.start_leave(false),
+                    LeaveAsk::Status => continue,
+                },
             };
             match effects {
                 Ok(effects) => {
@@ -433,6 +439,20 @@ impl Shell {
             "leaving the cluster: handing every range to the rest of the group"
         );
         self.cluster.leave()
+    }
+
+    /// An `undrain`: the node stays (its ranges come back to it; the transfers of the leave
+    /// stop). The status was already reset by the request (`NodeInfo::leave_json`).
+    fn cancel_leave(&mut self) -> Result<Vec<Effect>, crate::cluster::ClusterError> {
+        let effects = self.cluster.stay();
+        match &effects {
+            Ok(_) => tracing::info!("leave cancelled: the node takes its ranges back"),
+            Err(e) => {
+                tracing::warn!(error = %e, "leave not cancelled");
+                self.moves.lock().leave = Some("left");
+            }
+        }
+        effects
     }
 
     /// Starts transfers the plan has and no task runs, stops tasks the plan dropped, and

@@ -200,7 +200,7 @@ type ClusterParts = (
     MoveStatusCell,
     Arc<RepairCounters>,
     Arc<Quarantine>,
-    tokio::sync::mpsc::UnboundedSender<bool>,
+    tokio::sync::mpsc::UnboundedSender<crate::wire::LeaveAsk>,
 );
 
 impl Node {

@@ -49,6 +49,12 @@ impl KeyRange {
         }
     }
 
+    /// True if the two ranges share a key. (Two arcs that meet hold, each, the end of the
+    /// one that ends first going clockwise from a shared key.)
+    pub fn overlaps(&self, other: &KeyRange) -> bool {
+        self.contains(&other.end_incl.0) || other.contains(&self.end_incl.0)
+    }
+
     /// True if the range is the whole ring.
     pub fn is_whole_ring(&self) -> bool {
         self.start_excl == self.end_incl
@@ -79,6 +85,20 @@ mod tests {
         let mut id = RingId::MIN;
         id.0[0] = v;
         id
+    }
+
+    #[test]
+    fn ranges_overlap_when_they_share_a_key_wrapping_or_not() {
+        let r = |a, b| KeyRange::new(at(a), at(b));
+        assert!(r(10, 20).overlaps(&r(15, 30)));
+        assert!(r(15, 30).overlaps(&r(10, 20)));
+        assert!(r(10, 40).overlaps(&r(20, 30)), "one inside the other");
+        assert!(!r(10, 20).overlaps(&r(20, 30)), "they only meet");
+        assert!(!r(20, 30).overlaps(&r(10, 20)));
+        assert!(r(200, 10).overlaps(&r(5, 8)), "wrapping");
+        assert!(r(200, 10).overlaps(&r(250, 255)));
+        assert!(!r(200, 10).overlaps(&r(10, 200)), "the rest of the ring");
+        assert!(r(7, 7).overlaps(&r(1, 2)), "the whole ring");
     }
 
     #[test]

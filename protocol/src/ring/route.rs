@@ -2,7 +2,7 @@
 //! liveness — the `ROUTE_LIST` reply's JSON payload — and the merge rule gossip uses.
 //!
 //! Merging keeps, per node name, the entry with the highest incarnation; at equal
-//! incarnation a dead entry beats an alive one, and any remaining tie is broken by the
+//! incarnation a dead entry beats a leaving one, which beats an alive one, and any remaining tie is broken by the
 //! other fields, so merge is a join on a total order: commutative, associative and
 //! idempotent, and every node that has seen the same tables holds the same table.
 
@@ -28,22 +28,44 @@ pub struct RouteNode {
     pub group: u32,
     /// The node's ring IDs in its group.
     pub ids: Vec<RingId>,
-    /// False once the node is known to have failed or left: it owns nothing.
+    /// False once the node is known to have failed or left, or while it is leaving: it owns
+    /// nothing.
     pub alive: bool,
+    /// Not alive but still serving: the node is handing its ranges to the rest of its group
+    /// (a drain). It owns nothing, but reads of the keys it has not handed over yet are
+    /// asked of it (`docs/PROTOCOL.md` §15.10). Meaningless while `alive`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub leaving: bool,
     /// Raised by the node itself whenever it changes its entry (or refutes a report of its
     /// death); orders entries of the same name.
     pub incarnation: u64,
 }
 
 impl RouteNode {
+    /// How far past alive the entry is, the tie-breaker at equal incarnation: 0 alive,
+    /// 1 leaving, 2 dead (failed or left).
+    pub fn liveness_rank(&self) -> u8 {
+        match (self.alive, self.leaving) {
+            (true, _) => 0,
+            (false, true) => 1,
+            (false, false) => 2,
+        }
+    }
+
+    /// Whether the node still answers for keys it held: alive, or leaving (handing over).
+    pub fn reachable(&self) -> bool {
+        self.alive || self.leaving
+    }
+
     /// The merge order of entries with the same name (see the module docs).
-    fn precedence(&self) -> (u64, bool, &str, u32, &[RingId]) {
+    fn precedence(&self) -> (u64, u8, &str, u32, &[RingId], bool) {
         (
             self.incarnation,
-            !self.alive,
+            self.liveness_rank(),
             &self.addr,
             self.group,
             &self.ids,
+            self.leaving,
         )
     }
 }

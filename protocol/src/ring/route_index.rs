@@ -58,6 +58,7 @@ mod tests {
                 })
                 .collect(),
             alive,
+            leaving: false,
             incarnation: 1,
         }
     }

@@ -16,6 +16,7 @@ fn node(name: &str, group: u32, ids: &[u8], alive: bool, incarnation: u64) -> Ro
         group,
         ids: ids.iter().map(|v| at(*v)).collect(),
         alive,
+        leaving: false,
         incarnation,
     }
 }

@@ -47,7 +47,7 @@ pub use payload::{
     MAX_ENTRIES_PER_PART, MAX_OBJECT_NAME_LEN, MAX_RANGE_DIGEST_DEPTH, READ_TO_END,
 };
 pub use reply::Reply;
-pub use request::Request;
+pub use request::{LeaveAsk, Request};
 pub use status::{parse_removed_message, removed_message, Status};
 pub use stream::{encode_error, encode_iterate_reply, encode_read_reply};
 

@@ -28,12 +28,8 @@ pub enum Request {
     Stat,
     RouteList,
     /// DEFRAG: `wait` = reply when the defragmentation has finished (else when it started).
-    /// LEAVE: `stop` (the process stops once its ranges are handed over); `status_only`
-    /// (only report how far a leave is).
-    Leave {
-        stop: bool,
-        status_only: bool,
-    },
+    /// LEAVE: what is asked of the node's leave ([`LeaveAsk`]).
+    Leave(LeaveAsk),
     Defrag {
         wait: bool,
     },
@@ -56,7 +52,7 @@ impl Request {
             Request::BulkRead(_) => Command::BulkRead,
             Request::Stat => Command::Stat,
             Request::RouteList => Command::RouteList,
-            Request::Leave { .. } => Command::Leave,
+            Request::Leave(_) => Command::Leave,
             Request::Defrag { .. } => Command::Defrag,
             Request::RangeDigest(_) => Command::RangeDigest,
             Request::Auth(_) => Command::Auth,
@@ -107,10 +103,9 @@ impl Request {
                 dst.extend_from_slice(&[u8::from(*wait), 0, 0, 0, 0, 0, 0, 0]);
                 Ok(())
             }
-            Request::Leave { stop, status_only } => {
-                // flags u8 (bit 0 STOP, bit 1 STATUS), 7 reserved zero bytes.
-                let flags = u8::from(*stop) | (u8::from(*status_only) << 1);
-                dst.extend_from_slice(&[flags, 0, 0, 0, 0, 0, 0, 0]);
+            Request::Leave(ask) => {
+                // flags u8 (bit 0 STOP, bit 1 STATUS, bit 2 CANCEL), 7 reserved zero bytes.
+                dst.extend_from_slice(&[ask.flags(), 0, 0, 0, 0, 0, 0, 0]);
                 Ok(())
             }
             Request::RangeDigest(p) => p.encode(dst),
@@ -196,18 +191,54 @@ fn decode_defrag(p: &[u8]) -> Result<Request, WireError> {
     Ok(Request::Defrag { wait: flags == 1 })
 }
 
-/// LEAVE payload: flags u8 (bit 0 STOP, bit 1 STATUS; not both), 7 reserved zero bytes.
+/// What a `LEAVE` asks (`docs/PROTOCOL.md` §7.13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveAsk {
+    /// Hand every range to the rest of the group, then leave the cluster (flags 0).
+    Drain,
+    /// Drain, then stop the process (`STOP`, flags 1).
+    Stop,
+    /// Only say where the leave stands (`STATUS`, flags 2).
+    Status,
+    /// Cancel a drain that has not finished: the node takes its ranges back (`CANCEL`,
+    /// flags 4).
+    Cancel,
+}
+
+impl LeaveAsk {
+    /// The flags byte.
+    pub fn flags(self) -> u8 {
+        match self {
+            LeaveAsk::Drain => 0,
+            LeaveAsk::Stop => 1,
+            LeaveAsk::Status => 2,
+            LeaveAsk::Cancel => 4,
+        }
+    }
+
+    fn from_flags(flags: u8) -> Option<LeaveAsk> {
+        [
+            LeaveAsk::Drain,
+            LeaveAsk::Stop,
+            LeaveAsk::Status,
+            LeaveAsk::Cancel,
+        ]
+        .into_iter()
+        .find(|a| a.flags() == flags)
+    }
+}
+
+/// LEAVE payload: flags u8 (0, or exactly one of bit 0 STOP, bit 1 STATUS, bit 2 CANCEL),
+/// 7 reserved zero bytes.
 fn decode_leave(p: &[u8]) -> Result<Request, WireError> {
     let what = (
         "LEAVE request",
         "LEAVE request length",
         "LEAVE flags or reserved bytes",
     );
-    let flags = flags_payload(p, what, |f| f & !3 == 0 && f != 3)?;
-    Ok(Request::Leave {
-        stop: flags & 1 != 0,
-        status_only: flags & 2 != 0,
-    })
+    let flags = flags_payload(p, what, |f| LeaveAsk::from_flags(f).is_some())?;
+    let ask = LeaveAsk::from_flags(flags).unwrap_or(LeaveAsk::Status);
+    Ok(Request::Leave(ask))
 }
 
 /// `value` if the payload is empty, else `TrailingBytes`.

@@ -237,17 +237,20 @@ fn route_node() -> impl Strategy<Value = RouteNode> {
         prop_oneof![Just("10.0.0.1:7000"), Just("10.0.0.2:7000")],
         0u32..2,
         vec(position(), 0..3),
-        any::<bool>(),
+        (any::<bool>(), any::<bool>()),
         0u64..3,
     )
-        .prop_map(|(name, addr, group, ids, alive, incarnation)| RouteNode {
-            name: name.to_string(),
-            addr: addr.to_string(),
-            group,
-            ids,
-            alive,
-            incarnation,
-        })
+        .prop_map(
+            |(name, addr, group, ids, (alive, leaving), incarnation)| RouteNode {
+                name: name.to_string(),
+                addr: addr.to_string(),
+                group,
+                ids,
+                alive,
+                leaving,
+                incarnation,
+            },
+        )
 }
 
 fn route_table() -> impl Strategy<Value = RouteTable> {

@@ -18,7 +18,7 @@ use ringblob_engine::Key;
 use ringblob_protocol::client::{
     Client, ClientConfig, ClientError, ClientSecurity, PutOptions, Quorum, Target,
 };
-use ringblob_protocol::wire::Durability;
+use ringblob_protocol::wire::{Durability, LeaveAsk};
 use ringblob_tools::column::{column_label, parse_column};
 use ringblob_tools::progress::Counted;
 
@@ -133,7 +133,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Take a node out of service: drain, leave, or see how far it is (admin)
+    /// Take a node out of service: drain, leave, undrain, or see how far it is (admin)
     Node {
         #[command(subcommand)]
         cmd: NodeCmd,
@@ -173,6 +173,11 @@ enum NodeCmd {
         /// Return once every range is handed over (the node then stops)
         #[arg(long)]
         wait: bool,
+    },
+    /// Cancel a drain that has not finished: the node takes its ranges back and stays
+    Undrain {
+        /// The node [default: --remote]
+        addr: Option<String>,
     },
     /// Where the node's drain or leave stands (JSON)
     Status {
@@ -472,17 +477,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// `node drain|leave|status`: a LEAVE to the node, then (with `--wait`) its progress until
+/// `node drain|leave|undrain|status`: a LEAVE to the node, then (with `--wait`) its progress until
 /// every range is handed over.
 async fn node_cmd(ctx: &Ctx, config: ClientConfig, cmd: NodeCmd) -> Result<(), Failure> {
-    let (addr, stop, status_only, wait) = match cmd {
-        NodeCmd::Drain { addr, wait } => (addr, false, false, wait),
-        NodeCmd::Leave { addr, wait } => (addr, true, false, wait),
-        NodeCmd::Status { addr } => (addr, false, true, false),
+    let (addr, ask, wait) = match cmd {
+        NodeCmd::Drain { addr, wait } => (addr, LeaveAsk::Drain, wait),
+        NodeCmd::Leave { addr, wait } => (addr, LeaveAsk::Stop, wait),
+        NodeCmd::Undrain { addr } => (addr, LeaveAsk::Cancel, false),
+        NodeCmd::Status { addr } => (addr, LeaveAsk::Status, false),
     };
+    let stop = ask == LeaveAsk::Stop;
     let addr = addr.unwrap_or_else(|| ctx.client.addr().to_string());
     let client = Client::connect(&addr, config).await?;
-    let mut report = client.leave(stop, status_only).await?;
+    let mut report = client.leave(ask).await?;
     while wait && report["state"] != "left" {
         eprintln!(
             "{addr}: {} — {} transfers pending, {:.1} % of its key space left, {} records sent",
@@ -492,7 +499,7 @@ async fn node_cmd(ctx: &Ctx, config: ClientConfig, cmd: NodeCmd) -> Result<(), F
             report["records_sent"]
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-        report = match client.leave(false, true).await {
+        report = match client.leave(LeaveAsk::Status).await {
             Ok(r) => r,
             // A leave that stops the node ends with the node gone.
             Err(e) if stop && e.is_retryable() => break,

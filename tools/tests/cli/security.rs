@@ -109,10 +109,7 @@ fn request_for(cmd: Command) -> Request {
         Command::RouteList => Request::RouteList,
         Command::Defrag => Request::Defrag { wait: false },
         // Status only: the test must not make its node leave.
-        Command::Leave => Request::Leave {
-            stop: false,
-            status_only: true,
-        },
+        Command::Leave => Request::Leave(ringblob_protocol::wire::LeaveAsk::Status),
         Command::RangeDigest => Request::RangeDigest(RangeDigestRequest {
             start_excl: [0; 32],
             end_incl: [0xff; 32],

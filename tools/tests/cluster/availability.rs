@@ -13,7 +13,7 @@ use ringblob_protocol::client::{Client, PutOptions, Quorum};
 use ringblob_protocol::wire::Durability;
 
 use super::member::{self, Member};
-use super::{alive_seen_by, client, converge, json, key, movement_done, GROUPS};
+use super::{alive_seen_by, client, converge, json, key, movement_done, rings, settled, GROUPS};
 
 const KEYS: u64 = 40;
 
@@ -116,53 +116,6 @@ async fn one_change(
         }
         l.uncertain.insert(k, ());
     }
-}
-
-/// Waits until every node is up, the rings are balanced and nothing is left to move.
-async fn settled(ms: &[Member]) {
-    let all: Vec<&Member> = ms.iter().collect();
-    converge(&all, 6).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        movement_done(&all).await;
-        let routes = json(&client(&ms[0].addr).await, true).await;
-        let table = ringblob_protocol::ring::RouteTable::from_json(&routes.to_string())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let balanced = table
-            .rings()
-            .values()
-            .all(|r| ringblob_protocol::cluster::rebalancer(&r.shares()).is_none());
-        if balanced {
-            // Stable for a while too: a rebalancing decided just after the check (it waits
-            // for a few stable checks first) would otherwise move records later.
-            let before = rings(&ms[0]).await;
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            movement_done(&all).await;
-            if rings(&ms[0]).await == before {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "rings never balanced: {routes}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Records handed over between nodes so far (ring changes), all nodes.
-/// Every node's ring IDs as `m` sees them: what decides which node owns which keys
-/// (liveness and incarnations left out).
-async fn rings(m: &Member) -> Vec<(String, String)> {
-    let routes = json(&client(&m.addr).await, true).await;
-    let mut out: Vec<(String, String)> = routes["nodes"]
-        .as_array()
-        .map(|nodes| {
-            nodes
-                .iter()
-                .map(|n| (n["name"].to_string(), n["ids"].to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
 }
 
 async fn records_moved(ms: &[Member]) -> Vec<u64> {
@@ -278,7 +231,8 @@ fn pause_one_of_six(grace: &str, until_dead: bool, fault: Fault) -> Ledger {
     let mut l = Ledger::default();
     let mut seq = 0;
     let clients = rt.block_on(async {
-        settled(&ms).await;
+        let all: Vec<&Member> = ms.iter().collect();
+        settled(&all).await;
         let mut clients = Vec::new();
         let quick = ringblob_protocol::client::ClientConfig {
             timeout: Duration::from_secs(3),

@@ -544,3 +544,48 @@ fn keys_stay_readable_in_their_group_while_they_are_handed_over() {
         }
     });
 }
+
+/// Waits until every node is up, the rings are balanced and nothing is left to move.
+pub async fn settled(all: &[&Member]) {
+    converge(all, all.len()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        movement_done(all).await;
+        let routes = json(&client(&all[0].addr).await, true).await;
+        let table = ringblob_protocol::ring::RouteTable::from_json(&routes.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let balanced = table
+            .rings()
+            .values()
+            .all(|r| ringblob_protocol::cluster::rebalancer(&r.shares()).is_none());
+        if balanced {
+            // Stable for a while too: a rebalancing decided just after the check (it waits
+            // for a few stable checks first) would otherwise move records later.
+            let before = rings(all[0]).await;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            movement_done(all).await;
+            if rings(all[0]).await == before {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "rings never balanced: {routes}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Every node's ring IDs as `m` sees them: what decides which node owns which keys
+/// (liveness and incarnations left out).
+pub async fn rings(m: &Member) -> Vec<(String, String)> {
+    let routes = json(&client(&m.addr).await, true).await;
+    let mut out: Vec<(String, String)> = routes["nodes"]
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|n| (n["name"].to_string(), n["ids"].to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}

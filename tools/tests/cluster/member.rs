@@ -77,7 +77,10 @@ impl Member {
             cmd.arg("--config").arg(config);
         }
         let mut child = cmd
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("RINGBLOB_TEST_RUST_LOG").unwrap_or("info".into()),
+            )
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()

@@ -243,6 +243,7 @@ async fn secured_cluster() {
         group: 1,
         ids: (0..16).map(|i| RingId([i; 32])).collect(),
         alive: true,
+        leaving: false,
         incarnation: 1,
     };
     let update = ClusterMessage::RouteUpdate {
