@@ -36,6 +36,12 @@ impl BlobBackend {
         remove_retention: Duration,
     ) -> Result<Self> {
         let engine = Engine::open(dir, config)?;
+        Self::on_engine(engine, dir, remove_retention)
+    }
+
+    /// The backend over an engine already open (on any device: a test's fault-injecting
+    /// one, say), with uploads staged and removes remembered in `dir`.
+    pub fn on_engine(engine: Engine, dir: &Path, remove_retention: Duration) -> Result<Self> {
         let staging = Staging::dir(dir.join("uploads"))?;
         let removes = RemoveLog::open(&dir.join(REMOVE_LOG_FILE), remove_retention)?;
         Ok(StoreBackend::new(BlobStore { engine }, staging, removes))

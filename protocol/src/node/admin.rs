@@ -1,28 +1,42 @@
 //! The admin listener (HTTP/1.1, axum): `/metrics` in the Prometheus text format, `/health`
 //! (the process serves) and `/ready` (the backend is open and writable, the node is not
-//! quarantined, and in a cluster it is in its route table with ranges to serve). It starts
-//! before the backend opens, so a probe sees "not ready: opening" during a long recovery
-//! rather than a refused connection. It carries no authentication: the binary keeps it on
-//! loopback on a node that requires keys (docs/OPERATIONS.md).
+//! quarantined, and in a cluster it is in its route table, alive, with ranges to serve). It
+//! starts before the backend opens, so a probe sees "not ready: opening" during a long
+//! recovery rather than a refused connection. On loopback it is open; beyond loopback on a
+//! node that requires keys, `/metrics` takes an admin key (`admin_guard.rs`) and the binary
+//! serves it over TLS (`admin_listener.rs`; docs/SECURITY.md).
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use super::access::Access;
+use super::admin_guard::{check, AdminDenied};
+pub use super::admin_listener::{AdminListener, PeerAddr};
 use super::Node;
 
-/// What the admin listener serves: the node, once it is built.
+/// What the admin listener serves: the node, once it is built; and, if `/metrics` needs an
+/// admin key, the node's access keys.
 #[derive(Clone, Default)]
 pub struct AdminState {
     node: Arc<OnceLock<Arc<Node>>>,
+    guard: Option<Arc<Access>>,
 }
 
 impl AdminState {
+    /// `/metrics` answers only requests carrying an admin key of `access`.
+    pub fn guarded(access: Arc<Access>) -> AdminState {
+        AdminState {
+            guard: Some(access),
+            ..AdminState::default()
+        }
+    }
+
     /// The node is built: metrics and readiness come from it from now on.
     pub fn set(&self, node: Arc<Node>) {
         let _ = self.node.set(node);
@@ -35,7 +49,7 @@ impl AdminState {
 
 /// Serves the admin routes on `listener` until `shutdown` completes.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: AdminListener,
     state: AdminState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -44,9 +58,34 @@ pub async fn serve(
         .route("/health", get(health))
         .route("/ready", get(ready))
         .with_state(state);
+    let app = app.into_make_service_with_connect_info::<PeerAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// The refusal of a guarded request, if it is refused.
+fn refusal(state: &AdminState, headers: &HeaderMap, peer: PeerAddr) -> Option<Response> {
+    let access = state.guard.as_ref()?;
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let denied = check(access, authorization, Some(peer.0.ip())).err()?;
+    Some(match denied {
+        AdminDenied::Unauthorized(why) => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"ringblob\"")],
+            format!("{why}\n"),
+        )
+            .into_response(),
+        AdminDenied::Forbidden(why) => (StatusCode::FORBIDDEN, format!("{why}\n")).into_response(),
+        AdminDenied::Throttled(secs) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+            "too many failed attempts from this address\n".to_string(),
+        )
+            .into_response(),
+    })
 }
 
 async fn health() -> &'static str {
@@ -88,6 +127,8 @@ async fn readiness(state: &AdminState) -> Result<(), String> {
         let own = table.nodes.iter().find(|n| n.addr == me);
         match own {
             None => return Err("not in the route table yet (joining)".into()),
+            Some(n) if n.leaving => return Err("draining: handing its ranges over".into()),
+            Some(n) if !n.alive => return Err("not serving: left the cluster".into()),
             Some(n) if n.ids.is_empty() => return Err("owns no ranges yet (joining)".into()),
             Some(_) => {}
         }
@@ -95,7 +136,14 @@ async fn readiness(state: &AdminState) -> Result<(), String> {
     Ok(())
 }
 
-async fn metrics(State(state): State<AdminState>) -> Response {
+async fn metrics(
+    State(state): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = refusal(&state, &headers, peer) {
+        return refused;
+    }
     let Some(node) = state.node().cloned() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "opening the backend\n").into_response();
     };
@@ -122,5 +170,66 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         )
             .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use ringblob_backends::{Backend, BlobBackend};
+    use ringblob_engine::io::{FaultDevice, FaultPlan, OsDevice};
+    use ringblob_engine::{Config, Durability, Engine, Key, WriteOptions};
+
+    use super::*;
+    use crate::node::NodeConfig;
+
+    fn open_engine(dir: &std::path::Path, plan: Arc<FaultPlan>) -> Engine {
+        let os = OsDevice::open(dir).unwrap_or_else(|e| panic!("{e}"));
+        let device = Arc::new(FaultDevice::new(os, plan));
+        Engine::open_on(device, Config::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn ready_until_the_backend_refuses_writes_and_not_before_it_opens() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let state = AdminState::default();
+        let before = readiness(&state).await;
+        assert!(before.is_err_and(|why| why.contains("opening")));
+
+        // The first fdatasync after the open fails (counted on a first, fault-free open).
+        let open_syncs = {
+            let plan = FaultPlan::new(None, None);
+            let _open = open_engine(&dir.path().join("count"), plan.clone());
+            plan.counts().1
+        };
+        let plan = FaultPlan::new(None, Some(open_syncs + 1));
+        let engine = open_engine(&dir.path().join("engine"), plan.clone());
+        let backend = BlobBackend::on_engine(engine, dir.path(), Duration::from_secs(3600))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let backend: Arc<dyn Backend> = Arc::new(backend);
+        let addr = "127.0.0.1:1".parse().unwrap_or_else(|e| panic!("{e}"));
+        let node = Node::new(backend.clone(), NodeConfig::default(), addr);
+        state.set(node);
+        assert_eq!(readiness(&state).await, Ok(()));
+
+        // A durable write meets the failed sync: the engine stops taking writes.
+        let durable = WriteOptions {
+            durability: Some(Durability::Sync),
+            ..WriteOptions::default()
+        };
+        let written = backend.write(&Key([1; 32]), b"value", durable);
+        let synced = written.and_then(|_| backend.sync());
+        assert!(synced.is_err(), "the sync failed, so must the write");
+        let after = readiness(&state).await;
+        assert!(
+            after
+                .as_ref()
+                .is_err_and(|why| why.contains("refuses writes")),
+            "{after:?}"
+        );
+        let response = ready(State(state)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

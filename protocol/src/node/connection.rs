@@ -468,15 +468,7 @@ async fn ask_previous(
                 previous = %prev.addr, hops = frame.header.hops, "read through");
             let mut asking = for_forward(&frame, acting)?;
             asking.header.flags |= FLAG_LOCAL;
-            node.info
-                .counters
-                .handover_reads
-                .fetch_add(1, Ordering::Relaxed);
-            let asked = node
-                .peers
-                .read_through(&prev.addr, prev.group, &asking, stream)
-                .await;
-            match asked {
+            match ask_local(node, &prev, &asking, stream).await {
                 // It handed the key here meanwhile (or it never existed): look again.
                 Ok(Asked::NotThere) => return serve_here(node, stream, frame).await,
                 Ok(Asked::Relayed) => Ok(()),
@@ -525,15 +517,7 @@ async fn ask_new_owner(
         owner = %owner.addr, hops = frame.header.hops, "read back");
     for _ in 0..2 {
         let had = holds_here(node, &frame).await?;
-        node.info
-            .counters
-            .handover_reads
-            .fetch_add(1, Ordering::Relaxed);
-        let asked = node
-            .peers
-            .read_through(&owner.addr, owner.group, &asking, stream)
-            .await;
-        match asked {
+        match ask_local(node, &owner, &asking, stream).await {
             Ok(Asked::Relayed) => return Ok(()),
             Err(e) => return Err(End::Fatal(e.to_string())),
             Ok(Asked::NotThere) => {}
@@ -543,6 +527,23 @@ async fn ask_new_owner(
         }
     }
     serve_here(node, stream, frame).await
+}
+
+/// Sends a read with `LOCAL` set to the node `to` during a hand-over and relays its answer,
+/// unless that is a plain `NOT_FOUND` (`Peers::read_through`); counted in `handover_reads`.
+async fn ask_local(
+    node: &Node,
+    to: &PreviousOwner,
+    asking: &Frame,
+    stream: &mut ClientStream,
+) -> std::io::Result<Asked> {
+    node.info
+        .counters
+        .handover_reads
+        .fetch_add(1, Ordering::Relaxed);
+    node.peers
+        .read_through(&to.addr, to.group, asking, stream)
+        .await
 }
 
 /// Whether this node has a value or a remembered remove for the key `frame` reads.

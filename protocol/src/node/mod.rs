@@ -3,6 +3,8 @@
 
 pub mod access;
 pub mod admin;
+mod admin_guard;
+mod admin_listener;
 mod connection;
 mod copy;
 mod dispatch;

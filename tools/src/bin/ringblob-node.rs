@@ -273,12 +273,13 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-/// Where the admin listener goes (`None`: off). It has no authentication of its own, so on
-/// a node that requires keys it stays on loopback unless told `--insecure`.
+/// Where the admin listener goes (`None`: off). Beyond loopback on a node that requires
+/// keys, `/metrics` takes an admin key, so such a listener needs TLS (the node's certificate)
+/// unless told `--insecure`.
 fn admin_addr(
     value: Option<&str>,
     listen: SocketAddr,
-    (insecure, required): (bool, bool),
+    (insecure, required, tls): (bool, bool, bool),
 ) -> anyhow::Result<Option<(SocketAddr, bool)>> {
     let (addr, explicit) = match value {
         Some("off") => return Ok(None),
@@ -296,13 +297,34 @@ fn admin_addr(
             (SocketAddr::from(([127, 0, 0, 1], port.unwrap_or(0))), false)
         }
     };
-    if !addr.ip().is_loopback() && required && !insecure {
+    if !addr.ip().is_loopback() && required && !tls && !insecure {
         anyhow::bail!(
-            "refusing an admin listener on {addr}: it has no authentication, and this node              requires keys. Keep it on loopback (admin_listen = \"127.0.0.1:PORT\") and let a \
-             local agent or tunnel scrape it, or pass --insecure"
+            "refusing an admin listener on {addr} without TLS: beyond loopback, /metrics needs \
+             an admin key, which must not cross the network in clear. Configure tls_cert and \
+             tls_key (the admin listener then serves HTTPS with them), keep it on loopback \
+             (admin_listen = \"127.0.0.1:PORT\"), or pass --insecure"
         );
     }
     Ok(Some((addr, explicit)))
+}
+
+/// The admin listener on `tcp`: HTTPS with the node's certificate beyond loopback (when the
+/// node has one), else plain HTTP; `/metrics` guarded by the node's keys beyond loopback on
+/// a node that requires keys.
+fn admin_listener(
+    tcp: tokio::net::TcpListener,
+    node: &NodeConfig,
+) -> anyhow::Result<(node::admin::AdminListener, AdminState)> {
+    let beyond_loopback = !tcp.local_addr()?.ip().is_loopback();
+    let state = match beyond_loopback && node.access.required() {
+        true => AdminState::guarded(node.access.clone()),
+        false => AdminState::default(),
+    };
+    let listener = match (&node.tls, beyond_loopback) {
+        (Some(tls), true) => node::admin::AdminListener::tls(tcp, tls.clone())?,
+        _ => node::admin::AdminListener::plain(tcp)?,
+    };
+    Ok((listener, state))
 }
 
 /// Binds the admin listener; a default address that is taken falls back to a free port.
@@ -380,7 +402,7 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
     let admin = admin_addr(
         admin_value.as_deref(),
         listen,
-        (insecure, access.required()),
+        (insecure, access.required(), tls.is_some()),
     )?;
     let defaults = NodeConfig::default();
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
@@ -475,14 +497,14 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await
         .with_context(|| format!("binding {}", s.listen))?;
-    let admin = AdminState::default();
+    let mut admin = AdminState::default();
     let (admin_stop, admin_stopped) = tokio::sync::watch::channel(false);
     if let Some(at) = s.admin {
-        let admin_listener = bind_admin(at).await?;
-        tracing::info!(
-            "admin interface on {} (/metrics, /health, /ready)",
-            admin_listener.local_addr()?
-        );
+        let tcp = bind_admin(at).await?;
+        let local = tcp.local_addr()?;
+        let (admin_listener, state) = admin_listener(tcp, &s.node)?;
+        admin = state;
+        tracing::info!("admin interface on {local} (/metrics, /health, /ready)");
         let mut stopped = admin_stopped.clone();
         let until = async move {
             let _ = stopped.wait_for(|v| *v).await;

@@ -2,6 +2,7 @@
 //! `ringblob` CLI and by the client library; stopped with SIGTERM and with SIGKILL.
 
 mod admin;
+mod admin_tls;
 mod big_reads;
 mod certs;
 mod cli;

@@ -272,6 +272,22 @@ impl Access {
             .map(Identity::of)
     }
 
+    /// The identity of `key` if this node accepts it with that secret (HTTP admin
+    /// requests, `admin_guard.rs`): its verifier is derived and compared in constant time.
+    pub fn check_secret(&self, key: &crate::auth::AccessKey) -> Option<Identity> {
+        let s = self.state.read().clone();
+        let entry = s.keys.get(&key.id)?;
+        let presented = key.verifier();
+        let stored = entry.verifier;
+        let diff = presented
+            .stored_key
+            .iter()
+            .chain(&presented.server_key)
+            .zip(stored.stored_key.iter().chain(&stored.server_key))
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        (diff == 0).then(|| Identity::of(entry))
+    }
+
     /// Notes a failed attempt from `source`.
     pub fn failed(&self, source: Option<IpAddr>) {
         if let Some(ip) = source {
