@@ -71,11 +71,16 @@ impl Cluster {
             self.assert_own_entry(out)?;
         }
         if self.table != before {
+            // The table first: the shell routes by it before any transfer of the new plan
+            // starts. A copy sent while this node still routed by the old table could come
+            // back to it (a receiver that has not heard of the change forwards it to its old
+            // owner), be stored here as "not newer", and the record then be dropped here as
+            // handed over.
+            out.effects
+                .push(Effect::RouteTableChanged(self.table.clone()));
             if self.plan.replan(&before, &self.table, &self.config.name) {
                 out.effects.push(Effect::TransfersChanged);
             }
-            out.effects
-                .push(Effect::RouteTableChanged(self.table.clone()));
         }
         self.finish_leave_if_done(out)
     }
