@@ -62,12 +62,48 @@ impl RingWatch {
         self.stable >= STABLE_CHECKS
     }
 
+    /// Whether `now` is what the last [`STABLE_CHECKS`] checks saw (without counting a
+    /// check).
+    fn steady(&self, now: &[(String, Vec<RingId>)]) -> bool {
+        self.stable >= STABLE_CHECKS && self.last == now
+    }
+
     fn reset(&mut self) {
         self.stable = 0;
     }
 }
 
 impl Cluster {
+    /// The group's members and their IDs, as the ring watch compares them.
+    fn group_view(&self) -> Vec<(String, Vec<RingId>)> {
+        let group = self.config.group;
+        self.table
+            .nodes
+            .iter()
+            .filter(|n| n.group == group)
+            .map(|n| (n.name.clone(), n.ids.clone()))
+            .collect()
+    }
+
+    /// Whether a leave may start now: the group's ring has not changed for
+    /// [`STABLE_CHECKS`] join checks and this node has nothing left to hand over — no
+    /// balancing round or join is still moving ranges, so every node of the group knows
+    /// where each range is before the leave moves them again.
+    pub(crate) fn ready_to_leave(&self) -> bool {
+        self.plan.is_empty() && self.ring_watch.steady(&self.group_view())
+    }
+
+    /// A leave asked for while the ring was moving: one more join check; starts the leave
+    /// once [`Cluster::ready_to_leave`].
+    pub(crate) fn leave_check(&mut self, out: &mut Outbox) -> Result<(), ClusterError> {
+        let view = self.group_view();
+        self.ring_watch.settled(view);
+        if self.ready_to_leave() {
+            self.start_leaving(out)?;
+        }
+        Ok(())
+    }
+
     /// Re-chooses this node's IDs if it is the group's rebalancer (module docs).
     pub(crate) fn balance_check(&mut self, out: &mut Outbox) -> Result<(), ClusterError> {
         let group = self.config.group;
@@ -77,10 +113,7 @@ impl Cluster {
             .iter()
             .filter(|n| n.group == group)
             .collect();
-        let view = members
-            .iter()
-            .map(|n| (n.name.clone(), n.ids.clone()))
-            .collect();
+        let view = self.group_view();
         let ready =
             self.phase == Phase::Active && self.plan.is_empty() && members.iter().all(|n| n.alive);
         if !self.ring_watch.settled(view) || !ready {

@@ -287,6 +287,7 @@ impl Cluster {
             }
             Phase::Joining => self.announce_to_seeds(out)?,
             Phase::Active if self.swim.num_members() == 0 => self.announce_to_seeds(out)?,
+            Phase::Active if self.leave_requested => self.leave_check(out)?,
             Phase::Active => self.balance_check(out)?,
             _ => {}
         }

@@ -26,6 +26,8 @@ struct Incoming {
     /// The previous owner is leaving (a drain): it hands the range over at the rebalance
     /// rate, however long that takes, so the range is read through until it has left.
     leaving: bool,
+    /// Order of noting, across incoming and outgoing ranges.
+    seq: u64,
 }
 
 impl Incoming {
@@ -53,6 +55,8 @@ pub enum ReadThrough {
 pub struct IncomingRanges {
     /// How long after a ring change its ranges are read through (zero: never).
     window_ms: u64,
+    /// Moves noted so far (the next [`Incoming::seq`]).
+    noted: u64,
     incoming: Vec<Incoming>,
     /// Ranges given away recently, `from` naming their new owner and `leaving` whether this
     /// node is leaving (see [`IncomingRanges::new_owner`]).
@@ -64,6 +68,7 @@ impl IncomingRanges {
     pub fn new(window_ms: u64) -> IncomingRanges {
         IncomingRanges {
             window_ms,
+            noted: 0,
             incoming: Vec::new(),
             outgoing: Vec::new(),
         }
@@ -104,6 +109,8 @@ impl IncomingRanges {
                 .any(|m| m.from == o.from && m.range.overlaps(&o.range))
         });
         for m in moves {
+            self.noted += 1;
+            let seq = self.noted;
             if m.to == me && m.from != me {
                 let from_leaving = leaving(&m.from);
                 self.incoming.push(Incoming {
@@ -112,6 +119,7 @@ impl IncomingRanges {
                     group,
                     until_ms,
                     leaving: from_leaving,
+                    seq,
                 });
             } else if m.from == me && m.to != me {
                 self.outgoing.push(Incoming {
@@ -120,6 +128,7 @@ impl IncomingRanges {
                     group,
                     until_ms,
                     leaving: me_leaving,
+                    seq,
                 });
             }
         }
@@ -189,6 +198,46 @@ impl IncomingRanges {
                 group: i.group,
             }),
             None => Some(ReadThrough::Down(i.from.clone())),
+        }
+    }
+
+    /// Where a read asked of this node with `LOCAL` (a read through, chained) may find a key
+    /// it has nothing for: the node the key's range came from, or the node `me` gave it to,
+    /// whichever move of the range was noted last — the read follows the data. `None`:
+    /// nobody else can have it.
+    pub fn holder(
+        &self,
+        key: &KeyId,
+        table: &RouteTable,
+        me: &str,
+        now_ms: u64,
+    ) -> Option<ReadThrough> {
+        let taken = self
+            .incoming
+            .iter()
+            .rev()
+            .find(|m| m.live(now_ms) && m.range.contains(key))
+            .map(|m| m.seq);
+        let given = self
+            .outgoing
+            .iter()
+            .rev()
+            .find(|o| o.live(now_ms) && o.range.contains(key));
+        match (taken, given) {
+            (taken, Some(o)) if taken.is_none_or(|t| o.seq > t) => {
+                if o.from == me {
+                    return None;
+                }
+                match table.node(&o.from).filter(|n| n.reachable()) {
+                    Some(node) => Some(ReadThrough::Ask {
+                        name: node.name.clone(),
+                        addr: node.addr.clone(),
+                        group: o.group,
+                    }),
+                    None => Some(ReadThrough::Down(o.from.clone())),
+                }
+            }
+            _ => self.previous_owner(key, table, now_ms),
         }
     }
 

@@ -61,6 +61,8 @@ pub struct Cluster {
     /// Members SWIM declared down, oldest first, each with a [`ClusterTimer::DownGrace`]
     /// pending: marked dead in the table when it fires, unless they came back.
     pub(crate) down_pending: std::collections::VecDeque<MemberId>,
+    /// A leave was asked for and starts once the group's ring has settled.
+    pub(crate) leave_requested: bool,
 }
 
 impl Cluster {
@@ -94,6 +96,7 @@ impl Cluster {
             caught_up: false,
             ring_watch: Default::default(),
             down_pending: Default::default(),
+            leave_requested: false,
         };
         let mut out = Outbox::default();
         cluster.boot(&mut out)?;
@@ -158,17 +161,33 @@ impl Cluster {
         self.drain(out)
     }
 
-    /// Starts a graceful leave: the node marks its own entry dead, streams its ranges to
-    /// their new owners, then leaves SWIM and emits [`Effect::Left`].
+    /// Starts a graceful leave: the node marks its own entry leaving, streams its ranges to
+    /// their new owners, then leaves SWIM and emits [`Effect::Left`]. An active node whose
+    /// group's ring is still moving (a join or balancing round under way) first waits for
+    /// it to settle ([`Cluster::ready_to_leave`], checked at every join check): a leave
+    /// that moved ranges again before every node knew where they were could send reads of
+    /// them to a node that never held them.
     pub fn leave(&mut self) -> Result<Vec<Effect>, ClusterError> {
         let mut out = Outbox::default();
-        if self.phase == Phase::Active || self.phase == Phase::Joining {
-            self.phase = Phase::Leaving;
-            let before = self.table.clone();
-            self.settle(before, &mut out)?;
-            self.route_sync(&mut out)?;
+        match self.phase {
+            Phase::Active if !self.ready_to_leave() => self.leave_requested = true,
+            Phase::Active | Phase::Joining => self.start_leaving(&mut out)?,
+            Phase::Leaving | Phase::Left => {}
         }
         self.drain(out)
+    }
+
+    /// Whether a leave was asked for and waits for the ring to settle.
+    pub fn leave_requested(&self) -> bool {
+        self.leave_requested
+    }
+
+    pub(crate) fn start_leaving(&mut self, out: &mut Outbox) -> Result<(), ClusterError> {
+        self.leave_requested = false;
+        self.phase = Phase::Leaving;
+        let before = self.table.clone();
+        self.settle(before, out)?;
+        self.route_sync(out)
     }
 
     /// Cancels a leave that has not finished (`undrain`): the node takes its entry back as
@@ -178,6 +197,7 @@ impl Cluster {
     /// left cannot stay: [`ClusterError::AlreadyLeft`].
     pub fn stay(&mut self) -> Result<Vec<Effect>, ClusterError> {
         let mut out = Outbox::default();
+        self.leave_requested = false;
         match self.phase {
             Phase::Left => return Err(ClusterError::AlreadyLeft),
             Phase::Leaving => {

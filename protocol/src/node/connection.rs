@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::access::{admit, seal_for_forward, Denied, Identity};
 use super::forward::{route, target_group, Asked, Route};
 use super::greeting::{greet, prove, Greeting, Pending};
-use super::handover::{Handovers, PreviousOwner, ReadThrough};
+use super::handover::{PreviousOwner, ReadThrough};
 use super::metrics::Route as MetricsRoute;
 use super::read_stream::ReadStream;
 use super::timed_stream::TimedStream;
@@ -425,7 +425,7 @@ async fn serve_frames(
         batch = served.rest;
         if served.ask_first && !batch.is_empty() {
             let frame = batch.remove(0);
-            let prev = reads_through(&node.handovers, table.as_deref(), &frame);
+            let prev = reads_through(node, table.as_deref(), &frame);
             ask_previous(node, stream, frame, prev, acting).await?;
         }
         batch.extend(later);
@@ -435,12 +435,9 @@ async fn serve_frames(
 
 /// The previous owner to ask about `frame` if this node cannot answer it (or why nobody
 /// can): `Handovers::reads_through`.
-fn reads_through(
-    handovers: &Handovers,
-    table: Option<&RouteTable>,
-    frame: &Frame,
-) -> Option<ReadThrough> {
-    handovers.reads_through(table?, &frame.header)
+fn reads_through(node: &Node, table: Option<&RouteTable>, frame: &Frame) -> Option<ReadThrough> {
+    node.handovers
+        .reads_through(table?, &node.config.name, &frame.header)
 }
 
 /// Asks `prev` (the previous owner of the key `frame` reads) to serve it from its own
@@ -779,7 +776,7 @@ async fn serve_batch(
         .backend
         .run(move |b| {
             let ask_elsewhere = |b: &dyn ringblob_backends::Backend, f: &Frame| {
-                asks_previous_owner(&n.handovers, table.as_deref(), b, f)
+                asks_previous_owner(&n, table.as_deref(), b, f)
             };
             let how = (reply_cap, dispatch::Serving::Pool);
             Ok(dispatch::serve_batch(
@@ -804,9 +801,8 @@ async fn serve_inline(
     reply_cap: usize,
 ) -> Result<dispatch::Served, Vec<Frame>> {
     let frames = batch.len();
-    let ask_elsewhere = |b: &dyn ringblob_backends::Backend, f: &Frame| {
-        asks_previous_owner(&node.handovers, table, b, f)
-    };
+    let ask_elsewhere =
+        |b: &dyn ringblob_backends::Backend, f: &Frame| asks_previous_owner(node, table, b, f);
     let how = (reply_cap, dispatch::Serving::Inline);
     let b = node.backend.backend().as_ref();
     let mut served = dispatch::serve_batch(b, &node.info, batch, &ask_elsewhere, how);
@@ -829,12 +825,12 @@ async fn serve_inline(
 /// Whether `f` is a read this node has nothing for, of a key whose range it took over
 /// recently: to be asked of the previous owner (`handover.rs`).
 fn asks_previous_owner(
-    handovers: &Handovers,
+    node: &Node,
     table: Option<&RouteTable>,
     b: &dyn ringblob_backends::Backend,
     f: &Frame,
 ) -> bool {
-    reads_through(handovers, table, f).is_some() && dispatch::nothing_here(b, f)
+    reads_through(node, table, f).is_some() && dispatch::nothing_here(b, f)
 }
 
 fn count_served(node: &Node, frames: usize, served: &dispatch::Served) {

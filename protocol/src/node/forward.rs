@@ -94,8 +94,8 @@ pub struct Peers {
     budget: Budget,
     /// Owners that did not answer recently: their writes are hinted (`hints.rs`).
     pub suspects: Suspects,
-    /// By peer address and lane (true: `LOCAL` reads; see [`Peers::client`]).
-    clients: tokio::sync::Mutex<HashMap<(String, bool), Arc<Client>>>,
+    /// By peer address and lane (the hops frames arrive with; see [`Peers::client`]).
+    clients: tokio::sync::Mutex<HashMap<(String, u8), Arc<Client>>>,
     /// Where forwarded requests are counted and timed (`metrics.rs`).
     metrics: Option<Arc<Metrics>>,
 }
@@ -130,18 +130,21 @@ impl Peers {
         }
     }
 
-    /// The shared client of the peer at `addr`. Connecting happens outside the map's lock
-    /// (and within the connect timeout), so an owner that is down delays only the requests
-    /// routed to it, never those for other peers.
+    /// The shared client of the peer at `addr` for frames that arrive there with `hops`
+    /// hops (its *lane*). Connecting happens outside the map's lock (and within the connect
+    /// timeout), so an owner that is down delays only the requests routed to it, never those
+    /// for other peers.
     ///
-    /// Reads asked with `LOCAL` during a hand-over travel on a second connection per peer
-    /// (`local`): a peer serves each connection's requests in order, and a forwarded request
-    /// can wait on a `LOCAL` read this node sends back to the same peer (tables disagree on
-    /// the owner while a change spreads) — on one connection each would wait for the other
-    /// until the owner timeout. `LOCAL` reads never wait on a forwarded request, so with
-    /// lanes of their own no such cycle can form.
-    pub(crate) async fn client(&self, addr: &str, local: bool) -> Result<Arc<Client>, String> {
-        let lane = (addr.to_string(), local);
+    /// One connection per peer and hop count, so that no two requests can wait on each
+    /// other: a node serves each connection's requests in order, and a request it serves
+    /// with `h` hops waits only on requests it sends on with more hops (forwarded, read
+    /// through or read back), which travel on another lane. Every wait goes to a higher
+    /// lane, and a request on the last lane (`MAX_FORWARD_HOPS`) waits on no other node, so
+    /// no cycle of waits can form — as it could on one shared connection while route tables
+    /// disagree on an owner (A forwards to B what B forwards back to A, each behind the
+    /// other's request), until the owner timeout.
+    pub(crate) async fn client(&self, addr: &str, hops: u8) -> Result<Arc<Client>, String> {
+        let lane = (addr.to_string(), hops);
         if let Some(c) = self.clients.lock().await.get(&lane) {
             return Ok(c.clone());
         }
@@ -167,9 +170,10 @@ impl Peers {
             .map(|(f, g)| (self.outgoing(f, now), *g))
             .collect();
         let run: Vec<(&Frame, u32)> = outgoing.iter().map(|(f, g)| (f, *g)).collect();
-        let local = run.iter().all(|(f, _)| f.header.is_local());
+        // The hops the frames arrive with (the relay adds one).
+        let hops = run.iter().map(|(f, _)| f.header.hops).max().unwrap_or(0);
         let started = async {
-            let client = self.client(addr, local).await?;
+            let client = self.client(addr, hops.saturating_add(1)).await?;
             let sent = client.relay_all(&run).await.map_err(|e| e.to_string())?;
             Ok::<_, String>((client, sent))
         };

@@ -93,13 +93,25 @@ impl Handovers {
     /// can): a `LOOKUP` or `READ` of a key in a range taken over recently. A request that
     /// is itself a read-through (`LOCAL`) reads through in turn while its hops allow — a
     /// range that moved twice before its data did (A to B to C) is read from A through B.
-    pub fn reads_through(&self, table: &RouteTable, h: &Header) -> Option<ReadThrough> {
+    ///
+    /// A `LOCAL` read (a read through, chained) follows the data: to where its range came
+    /// from or went, whichever was later (`IncomingRanges::holder`).
+    pub fn reads_through(&self, table: &RouteTable, me: &str, h: &Header) -> Option<ReadThrough> {
         let chained_too_far = h.is_local() && h.hops >= MAX_FORWARD_HOPS;
         let reads = matches!(h.command, Command::Lookup | Command::Read);
         if !reads || chained_too_far || !self.any() {
             return None;
         }
-        self.previous_owner(&h.key, table)
+        if !h.is_local() {
+            return self.previous_owner(&h.key, table);
+        }
+        let now = self.now_ms();
+        match self.ranges.read().holder(&h.key, table, me, now)? {
+            Decided::Ask { addr, group, .. } => {
+                Some(ReadThrough::Ask(PreviousOwner { addr, group }))
+            }
+            Decided::Down(name) => Some(ReadThrough::Down(name)),
+        }
     }
 
     /// The new owner to ask (with `LOCAL`) about a client's `LOOKUP` or `READ` of a key in
@@ -183,17 +195,20 @@ mod tests {
         let h = Handovers::new(Duration::from_secs(60));
         h.table_changed(&before, &after, "b");
         let mut read = Header::request(Command::Read, 1, key, 0);
-        assert!(h.reads_through(&after, &read).is_some(), "a client's read");
+        assert!(
+            h.reads_through(&after, "b", &read).is_some(),
+            "a client's read"
+        );
         read.flags |= crate::wire::FLAG_LOCAL;
         read.hops = 1;
         assert!(
-            h.reads_through(&after, &read).is_some(),
+            h.reads_through(&after, "b", &read).is_some(),
             "a read-through, chained"
         );
         read.hops = MAX_FORWARD_HOPS;
-        assert!(h.reads_through(&after, &read).is_none(), "out of hops");
+        assert!(h.reads_through(&after, "b", &read).is_none(), "out of hops");
         let write = Header::request(Command::Write, 2, key, 0);
-        assert!(h.reads_through(&after, &write).is_none(), "only reads");
+        assert!(h.reads_through(&after, "b", &write).is_none(), "only reads");
     }
 
     /// A flap: `b` is marked dead (its ranges go to `a`), then alive again (they come back).
@@ -241,6 +256,41 @@ mod tests {
     }
 
     #[test]
+    fn a_chained_read_follows_a_range_to_the_node_it_was_given_to() {
+        let (before, after) = (table(false), table(true));
+        let (of_b, _) = keys_of_each(&after);
+        let h = Handovers::new(Duration::from_secs(60));
+        h.table_changed(&before, &after, "a");
+        for k in &of_b {
+            let mut read = Header::request(Command::Read, 1, *k, 0);
+            assert!(
+                h.reads_through(&after, "a", &read).is_none(),
+                "a client's read"
+            );
+            read.flags |= crate::wire::FLAG_LOCAL;
+            read.hops = 2;
+            let asked = match h.reads_through(&after, "a", &read) {
+                Some(ReadThrough::Ask(p)) => Some(p.addr),
+                _ => None,
+            };
+            assert_eq!(asked.as_deref(), Some("b:1"), "a read through, chained");
+        }
+        // Given away, then taken back (from a node now dead): the later move wins — the
+        // read is the taking back's, and its previous owner is down.
+        h.table_changed(&after, &before, "a");
+        let back = h.reads_through(&before, "a", &{
+            let mut read = Header::request(Command::Read, 1, of_b[0], 0);
+            read.flags |= crate::wire::FLAG_LOCAL;
+            read.hops = 2;
+            read
+        });
+        assert!(
+            matches!(&back, Some(ReadThrough::Down(n)) if n == "b"),
+            "{back:?}"
+        );
+    }
+
+    #[test]
     fn a_leaving_node_is_read_through_past_the_window_and_reads_back_from_its_new_owner() {
         let before = table(true);
         let (of_b, of_a) = keys_of_each(&before);
@@ -258,7 +308,7 @@ mod tests {
         let b = Handovers::new(window);
         b.table_changed(&before, &after, "b");
         std::thread::sleep(Duration::from_millis(20));
-        let asked = |k: &KeyId| match a.reads_through(&after, &b_key(k)) {
+        let asked = |k: &KeyId| match a.reads_through(&after, "a", &b_key(k)) {
             Some(ReadThrough::Ask(p)) => Some(p.addr),
             _ => None,
         };
@@ -279,7 +329,7 @@ mod tests {
         b.table_changed(&after, &left, "b");
         assert!(of_b
             .iter()
-            .all(|k| a.reads_through(&left, &b_key(k)).is_none()));
+            .all(|k| a.reads_through(&left, "a", &b_key(k)).is_none()));
         assert!(of_b
             .iter()
             .all(|k| b.reads_back(&left, "b", &b_key(k)).is_none()));

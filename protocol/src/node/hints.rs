@@ -166,7 +166,7 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
 
 async fn probe_suspects(node: &Node) {
     for addr in node.peers.suspects.all() {
-        let answered = match node.peers.client(&addr, false).await {
+        let answered = match node.peers.client(&addr, 1).await {
             Ok(c) => c.ping().await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
@@ -190,7 +190,7 @@ async fn replay(node: &Node) {
         if node.peers.suspects.is_suspect(&entry.addr) {
             continue;
         }
-        let Ok(client) = node.peers.client(&entry.addr, false).await else {
+        let Ok(client) = node.peers.client(&entry.addr, 1).await else {
             node.peers.suspects.mark(&entry.addr);
             continue;
         };

@@ -41,7 +41,8 @@ pub struct MoveStatus {
     pub records_dropped: u64,
     pub bytes_sent: u64,
     pub failures: u64,
-    /// A leave asked for (`LEAVE`): "leaving" while ranges are handed over, then "left".
+    /// A leave asked for (`LEAVE`): "requested" until the group's ring has settled, "leaving"
+    /// while ranges are handed over, then "left".
     pub leave: Option<&'static str>,
     /// The process stops once the leave is done.
     pub stop_when_left: bool,
@@ -363,6 +364,18 @@ impl Shell {
                 }
                 Err(e) => tracing::debug!(error = %e, "cluster message refused"),
             }
+            self.note_leave_started();
+        }
+    }
+
+    /// A leave that waited for the ring to settle has started: "requested" becomes
+    /// "leaving".
+    fn note_leave_started(&self) {
+        let leaving = self.cluster.phase() == crate::cluster::Phase::Leaving;
+        let mut st = self.moves.lock();
+        if leaving && st.leave == Some("requested") {
+            st.leave = Some("leaving");
+            tracing::info!("leaving the cluster: handing every range to the rest of the group");
         }
     }
 
@@ -424,7 +437,7 @@ impl Shell {
             st.stop_when_left |= stop_when_left;
             let first = st.leave.is_none();
             if first {
-                st.leave = Some("leaving");
+                st.leave = Some("requested");
             }
             (first, st.leave == Some("left") && st.stop_when_left)
         };
@@ -436,7 +449,7 @@ impl Shell {
         }
         tracing::info!(
             stop_when_left,
-            "leaving the cluster: handing every range to the rest of the group"
+            "leave requested: it starts once the group's ring has settled"
         );
         self.cluster.leave()
     }
