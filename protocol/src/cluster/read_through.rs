@@ -191,14 +191,7 @@ impl IncomingRanges {
         if table.owner(i.group, key).is_some_and(|o| o.name == i.from) {
             return None;
         }
-        match table.node(&i.from).filter(|n| n.reachable()) {
-            Some(node) => Some(ReadThrough::Ask {
-                name: node.name.clone(),
-                addr: node.addr.clone(),
-                group: i.group,
-            }),
-            None => Some(ReadThrough::Down(i.from.clone())),
-        }
+        Some(ask_or_down(table, &i.from, i.group))
     }
 
     /// Where a read asked of this node with `LOCAL` (a read through, chained) may find a key
@@ -225,17 +218,7 @@ impl IncomingRanges {
             .find(|o| o.live(now_ms) && o.range.contains(key));
         match (taken, given) {
             (taken, Some(o)) if taken.is_none_or(|t| o.seq > t) => {
-                if o.from == me {
-                    return None;
-                }
-                match table.node(&o.from).filter(|n| n.reachable()) {
-                    Some(node) => Some(ReadThrough::Ask {
-                        name: node.name.clone(),
-                        addr: node.addr.clone(),
-                        group: o.group,
-                    }),
-                    None => Some(ReadThrough::Down(o.from.clone())),
-                }
+                (o.from != me).then(|| ask_or_down(table, &o.from, o.group))
             }
             _ => self.previous_owner(key, table, now_ms),
         }
@@ -244,5 +227,17 @@ impl IncomingRanges {
     /// Whether any range is being read through at `now_ms` (a cheap check first).
     pub fn any(&self, now_ms: u64) -> bool {
         self.incoming.iter().any(|i| i.live(now_ms)) || self.outgoing.iter().any(|o| o.live(now_ms))
+    }
+}
+
+/// The node `name` to ask (in `group`) if it still answers in `table`, else why nobody can.
+fn ask_or_down(table: &RouteTable, name: &str, group: u32) -> ReadThrough {
+    match table.node(name).filter(|n| n.reachable()) {
+        Some(node) => ReadThrough::Ask {
+            name: node.name.clone(),
+            addr: node.addr.clone(),
+            group,
+        },
+        None => ReadThrough::Down(name.to_string()),
     }
 }

@@ -25,7 +25,12 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
     or_panic(s.write_all(req.as_bytes()));
     let mut raw = String::new();
     or_panic(s.read_to_string(&mut raw));
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    status_and_body(&raw)
+}
+
+/// An HTTP/1.1 response's status code (0 if there is none) and body.
+pub fn status_and_body(raw: &str) -> (u16, String) {
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
     let code = head
         .split_whitespace()
         .nth(1)

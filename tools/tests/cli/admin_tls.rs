@@ -48,14 +48,7 @@ async fn https_get(addr: &str, ca: &Path, path: &str, auth: Option<&str>) -> (u1
     let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw)).await;
     // A TLS peer that closes without close_notify is fine here: the reply is complete.
     let _ = or_panic(read);
-    let raw = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, body.to_string())
+    crate::admin::status_and_body(&String::from_utf8_lossy(&raw))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
