@@ -98,7 +98,8 @@ impl Cluster {
     pub(crate) fn leave_check(&mut self, out: &mut Outbox) -> Result<(), ClusterError> {
         let view = self.group_view();
         self.ring_watch.settled(view);
-        if self.ready_to_leave() {
+        // Alone now (every other member gone), there is no ring to settle.
+        if self.ready_to_leave() || self.swim.num_members() == 0 {
             self.start_leaving(out)?;
         }
         Ok(())

@@ -275,9 +275,10 @@ impl Cluster {
         Ok(())
     }
 
-    /// Joining: choose IDs once caught up, else ask the seeds again. Joined: announce to
-    /// the seeds if SWIM knows nobody (isolated, or everyone else restarted), else check
-    /// that the group's ring is balanced (`balance.rs`).
+    /// Joining: choose IDs once caught up, else ask the seeds again. Joined: start a leave
+    /// asked for once the ring has settled; else announce to the seeds if SWIM knows nobody
+    /// (isolated, or everyone else restarted), else check that the group's ring is
+    /// balanced (`balance.rs`).
     pub(crate) fn join_check(&mut self, out: &mut Outbox) -> Result<(), ClusterError> {
         match self.phase {
             Phase::Joining if self.caught_up => {
@@ -286,8 +287,8 @@ impl Cluster {
                 self.settle(before, out)?;
             }
             Phase::Joining => self.announce_to_seeds(out)?,
-            Phase::Active if self.swim.num_members() == 0 => self.announce_to_seeds(out)?,
             Phase::Active if self.leave_requested => self.leave_check(out)?,
+            Phase::Active if self.swim.num_members() == 0 => self.announce_to_seeds(out)?,
             Phase::Active => self.balance_check(out)?,
             _ => {}
         }

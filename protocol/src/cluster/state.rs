@@ -170,7 +170,10 @@ impl Cluster {
     pub fn leave(&mut self) -> Result<Vec<Effect>, ClusterError> {
         let mut out = Outbox::default();
         match self.phase {
-            Phase::Active if !self.ready_to_leave() => self.leave_requested = true,
+            // Alone (no member to wait for), there is no ring to settle.
+            Phase::Active if !self.ready_to_leave() && self.swim.num_members() > 0 => {
+                self.leave_requested = true
+            }
             Phase::Active | Phase::Joining => self.start_leaving(&mut out)?,
             Phase::Leaving | Phase::Left => {}
         }

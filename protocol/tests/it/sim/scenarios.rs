@@ -481,3 +481,62 @@ fn sim_a_down_node_keeps_its_ranges_for_the_grace_period() {
         );
     }
 }
+
+/// A leave asked for while the group's ring is still moving (a third node has just
+/// joined) waits until the ring has settled — the node stays active, its leave requested —
+/// then starts: the node turns *leaving* in every table, hands everything over, and ends
+/// dead in every table, owning nothing.
+#[test]
+fn sim_a_leave_waits_for_the_ring_to_settle_then_ends_dead_everywhere() {
+    use ringblob_protocol::cluster::Phase;
+    const LEAVER: usize = 1;
+    for seed in seeds_to_run(&[1, 2, 3]) {
+        let mut sim = Sim::new(seed, 0);
+        for _ in 0..2 {
+            let node = sim.add_node(1);
+            sim.boot(node);
+        }
+        let phase = |sim: &Sim| sim.nodes[LEAVER].cluster.as_ref().map(|c| c.phase());
+        let end = sim.now + 30_000;
+        while sim.now < end && phase(&sim) != Some(Phase::Active) {
+            let until = sim.now + 100;
+            sim.run_until(until, &mut |_| {});
+        }
+        let node = sim.add_node(1);
+        sim.boot(node);
+        let until = sim.now + 200;
+        sim.run_until(until, &mut |_| {});
+        let name = sim.nodes[LEAVER].name.clone();
+        sim.drive(LEAVER, |c| c.leave());
+        let requested = sim.nodes[LEAVER]
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.leave_requested());
+        assert!(
+            requested && phase(&sim) == Some(Phase::Active),
+            "seed {seed}: the leave started while the ring was moving ({:?})",
+            phase(&sim)
+        );
+        let mut seen_leaving = false;
+        let end = sim.now + 60_000;
+        while sim.now < end && !sim.nodes[LEAVER].left {
+            let until = sim.now + 100;
+            sim.run_until(until, &mut |_| {});
+            seen_leaving |= live_tables(&sim)
+                .iter()
+                .any(|(_, t)| t.node(&name).is_some_and(|n| n.leaving && !n.alive));
+        }
+        assert!(sim.nodes[LEAVER].left, "seed {seed}: the leave never ended");
+        assert!(seen_leaving, "seed {seed}: never marked leaving");
+        let until = sim.now + 10_000;
+        sim.run_until(until, &mut |_| {});
+        let dead = live_tables(&sim)
+            .iter()
+            .filter(|(n, _)| n.name != name)
+            .all(|(_, t)| t.node(&name).is_some_and(|n| !n.alive && !n.leaving));
+        assert!(
+            dead,
+            "seed {seed}: {name} not dead in every table after leaving"
+        );
+    }
+}
