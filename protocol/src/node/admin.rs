@@ -154,6 +154,7 @@ async fn metrics(
         Err(e) => serde_json::json!({ "error": e.to_string() }),
     };
     stat["reply_memory_available"] = node.reply_budget.available().into();
+    super::metrics::derive_from_stat(&mut stat);
     let nodes: Vec<(u32, bool)> = node
         .info
         .route_table()

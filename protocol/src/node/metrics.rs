@@ -93,6 +93,26 @@ const COUNTS: &[(&str, &str, &str)] = &[
     ),
     ("syncs_total", "backend/syncs", "Group-commit fdatasyncs"),
     (
+        "rebalance_records_sent_total",
+        "cluster/rebalancing/records_sent",
+        "Records handed over to new owners",
+    ),
+    (
+        "rebalance_bytes_sent_total",
+        "cluster/rebalancing/bytes_sent",
+        "Bytes handed over to new owners",
+    ),
+    (
+        "rebalance_records_dropped_total",
+        "cluster/rebalancing/records_dropped",
+        "Records dropped here once their new owner held them",
+    ),
+    (
+        "rebalance_failures_total",
+        "cluster/rebalancing/failures",
+        "Hand-over transfers that failed (and were tried again)",
+    ),
+    (
         "checksum_failures_total",
         "backend/damage/checksum_failures",
         "Reads that failed a checksum",
@@ -270,6 +290,21 @@ const GAUGES: &[(&str, &str, &str)] = &[
     ),
     ("cluster_nodes", "cluster/nodes", "Nodes in the route table"),
     (
+        "rebalance_transfers_pending",
+        "rebalance_transfers_pending",
+        "Hand-over transfers from this node not finished",
+    ),
+    (
+        "rebalance_key_space_left_ppm",
+        "rebalance_key_space_left_ppm",
+        "Millionths of the key space this node still has to hand over",
+    ),
+    (
+        "leave_state",
+        "leave_state",
+        "This node's drain: 0 none, 1 requested, 2 leaving, 3 left",
+    ),
+    (
         "cluster_nodes_alive",
         "cluster/nodes_alive",
         "Nodes alive in the route table",
@@ -386,6 +421,26 @@ impl Metrics {
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
+}
+
+/// Adds to a STAT document the values `/metrics` derives from it: the hand-over transfers
+/// pending, the key space they still cover (millionths) and the drain's state as a number.
+pub fn derive_from_stat(stat: &mut serde_json::Value) {
+    let moving = at(stat, "cluster/rebalancing").cloned().unwrap_or_default();
+    let pending = moving["pending"].as_array().cloned().unwrap_or_default();
+    let left: f64 = pending
+        .iter()
+        .filter_map(|p| p["fraction_left"].as_f64())
+        .sum();
+    let leave = match moving["leave"].as_str() {
+        Some("requested") => 1,
+        Some("leaving") => 2,
+        Some("left") => 3,
+        _ => 0,
+    };
+    stat["rebalance_transfers_pending"] = pending.len().into();
+    stat["rebalance_key_space_left_ppm"] = ((left * 1e6).round() as i64).into();
+    stat["leave_state"] = leave.into();
 }
 
 /// The value at a `/`-separated path.
@@ -567,6 +622,34 @@ mod tests {
         assert!(text.contains("ringblob_backend_read_only 1"));
         assert!(text.contains("ringblob_group_nodes_alive{group=\"1\"} 2"));
         assert!(text.contains("ringblob_group_nodes_alive{group=\"2\"} 0"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_drain_shows_its_state_and_progress() -> Result<(), MetricsError> {
+        let m = Metrics::new()?;
+        let mut stat = serde_json::json!({"cluster": {"rebalancing": {
+            "leave": "leaving", "records_sent": 40, "bytes_sent": 2810,
+            "pending": [{"to": "a", "fraction_left": 0.125}, {"to": "b", "fraction_left": 0.0625}],
+        }}});
+        derive_from_stat(&mut stat);
+        m.update(&stat, &[]);
+        let text = m.encode()?;
+        for want in [
+            "ringblob_leave_state 2",
+            "ringblob_rebalance_transfers_pending 2",
+            "ringblob_rebalance_key_space_left_ppm 187500",
+            "ringblob_rebalance_records_sent_total 40",
+            "ringblob_rebalance_bytes_sent_total 2810",
+        ] {
+            assert!(text.contains(want), "{want} in\n{text}");
+        }
+        let mut idle = serde_json::json!({"cluster": {"rebalancing": {"pending": []}}});
+        derive_from_stat(&mut idle);
+        m.update(&idle, &[]);
+        let text = m.encode()?;
+        assert!(text.contains("ringblob_leave_state 0"));
+        assert!(text.contains("ringblob_rebalance_transfers_pending 0"));
         Ok(())
     }
 }

@@ -42,6 +42,25 @@ fn report(out: &std::process::Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// The value of the sample `name` (no labels) in `m`'s `/metrics`.
+fn metric(m: &Member, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let admin = m
+        .admin
+        .clone()
+        .unwrap_or_else(|| panic!("{}: no admin line", m.name));
+    let mut s = std::net::TcpStream::connect(&admin).unwrap_or_else(|e| panic!("{e}"));
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut text = String::new();
+    s.read_to_string(&mut text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
 /// A group of three (`rebalance_mb_per_sec = 1`) holding [`KEYS`] values.
 fn group_of_three(root: &std::path::Path, rt: &tokio::runtime::Runtime) -> [Member; 3] {
     let slow = "rebalance_mb_per_sec = 1\n";
@@ -169,9 +188,15 @@ fn a_drained_node_hands_every_key_over_while_every_read_in_its_group_succeeds() 
         matches!(leave.as_str(), Some("requested" | "leaving" | "left")),
         "{during}"
     );
+    // And in /metrics.
+    let state = metric(&c, "ringblob_leave_state");
+    assert!((1.0..=3.0).contains(&state), "leave_state {state}");
     let drained = report(&cli(&a.addr, &["node", "drain", &c.addr, "--wait"]));
     assert_eq!(drained["state"], "left", "{drained}");
     assert!(drained["records_sent"].as_u64() > Some(0), "{drained}");
+    assert_eq!(metric(&c, "ringblob_leave_state"), 3.0);
+    assert_eq!(metric(&c, "ringblob_rebalance_transfers_pending"), 0.0);
+    assert!(metric(&c, "ringblob_rebalance_records_sent_total") > 0.0);
     readers.finish(&rt, "drain");
 
     rt.block_on(async {

@@ -12,6 +12,8 @@ pub struct Member {
     pub group: u32,
     pub addr: String,
     pub dir: PathBuf,
+    /// The admin listener's address, from the node's `admin interface on` line.
+    pub admin: Option<String>,
     seed: Option<String>,
     config: Option<PathBuf>,
     child: Option<Child>,
@@ -42,6 +44,7 @@ impl Member {
             group,
             addr: free_addr(),
             dir: root.join(name),
+            admin: None,
             seed: seed.map(str::to_string),
             config: None,
             child: None,
@@ -89,11 +92,16 @@ impl Member {
             panic!("no stderr")
         };
         let (tx, rx) = mpsc::channel();
+        let (admin_tx, admin_rx) = mpsc::channel();
         let name = self.name.clone();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = seen.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("admin interface on ").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = admin_tx.send(addr.to_string());
+                }
                 if line.contains("listening on ") {
                     let _ = tx.send(());
                 }
@@ -110,6 +118,7 @@ impl Member {
             let lines = seen.lock().map(|l| l.join("\n")).unwrap_or_default();
             panic!("{} printed no 'listening on' line:\n{lines}", self.name);
         }
+        self.admin = admin_rx.try_recv().ok();
         self.child = Some(child);
     }
 
