@@ -479,7 +479,7 @@ async fn ask_previous(
 }
 
 /// The new owner to ask about `frame`, routed by `route` to another node, if it reads a
-/// key whose range this node gave away recently or is giving away (`handover.rs`).
+/// key whose range this node is handing over as it leaves (`handover.rs`).
 fn reads_back(
     node: &Node,
     table: Option<&RouteTable>,
@@ -493,11 +493,11 @@ fn reads_back(
         .reads_back(table?, &node.config.name, &frame.header)
 }
 
-/// A read of a key whose range this node gave to `owner` recently: asked of the owner with
-/// `LOCAL` (it serves from its own storage and never forwards, so tables that disagree on
-/// the owner cannot send the read round a loop); if it has nothing, the key has not been
-/// handed over yet and is served from here. A key handed over (and dropped here) between
-/// the two looks is asked again.
+/// A read of a key whose range this node is handing to `owner` as it leaves: asked of the
+/// owner with `LOCAL` (it serves from its own storage and never forwards, so tables that
+/// disagree on the owner cannot send the read round a loop); if it has nothing, the key has
+/// not been handed over yet and is served from here. A key handed over (and dropped here)
+/// between the two looks is asked again.
 async fn ask_new_owner(
     node: &Arc<Node>,
     stream: &mut ClientStream,
