@@ -15,22 +15,23 @@
 use crate::ring::{KeyRange, RouteTable};
 use crate::wire::KeyId;
 
-/// A range taken over, and from whom.
+/// A range that moved to or from this node, and the other node of the move.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Incoming {
+struct Moved {
     range: KeyRange,
-    /// The previous owner's name.
-    from: String,
+    /// The other node: an incoming range's previous owner, an outgoing one's new owner.
+    other: String,
     group: u32,
     until_ms: u64,
-    /// The previous owner is leaving (a drain): it hands the range over at the rebalance
-    /// rate, however long that takes, so the range is read through until it has left.
+    /// Incoming: the previous owner is leaving (a drain) — it hands the range over at the
+    /// rebalance rate, however long that takes, so the range is read through until it has
+    /// left. Outgoing: this node is leaving.
     leaving: bool,
     /// Order of noting, across incoming and outgoing ranges.
     seq: u64,
 }
 
-impl Incoming {
+impl Moved {
     fn live(&self, now_ms: u64) -> bool {
         self.leaving || self.until_ms > now_ms
     }
@@ -55,12 +56,12 @@ pub enum ReadThrough {
 pub struct IncomingRanges {
     /// How long after a ring change its ranges are read through (zero: never).
     window_ms: u64,
-    /// Moves noted so far (the next [`Incoming::seq`]).
+    /// Moves noted so far (the next [`Moved::seq`]).
     noted: u64,
-    incoming: Vec<Incoming>,
-    /// Ranges given away recently, `from` naming their new owner and `leaving` whether this
+    incoming: Vec<Moved>,
+    /// Ranges given away recently, `other` naming their new owner and `leaving` whether this
     /// node is leaving (see [`IncomingRanges::new_owner`]).
-    outgoing: Vec<Incoming>,
+    outgoing: Vec<Moved>,
 }
 
 impl IncomingRanges {
@@ -86,7 +87,7 @@ impl IncomingRanges {
         let leaving = |name: &str| after.node(name).is_some_and(|n| !n.alive && n.leaving);
         let me_leaving = leaving(me);
         for i in &mut self.incoming {
-            i.leaving = leaving(&i.from);
+            i.leaving = leaving(&i.other);
         }
         for o in &mut self.outgoing {
             o.leaving = me_leaving;
@@ -106,25 +107,25 @@ impl IncomingRanges {
         self.outgoing.retain(|o| {
             !moves
                 .iter()
-                .any(|m| m.from == o.from && m.range.overlaps(&o.range))
+                .any(|m| m.from == o.other && m.range.overlaps(&o.range))
         });
         for m in moves {
             self.noted += 1;
             let seq = self.noted;
             if m.to == me && m.from != me {
                 let from_leaving = leaving(&m.from);
-                self.incoming.push(Incoming {
+                self.incoming.push(Moved {
                     range: m.range,
-                    from: m.from,
+                    other: m.from,
                     group,
                     until_ms,
                     leaving: from_leaving,
                     seq,
                 });
             } else if m.from == me && m.to != me {
-                self.outgoing.push(Incoming {
+                self.outgoing.push(Moved {
                     range: m.range,
-                    from: m.to,
+                    other: m.to,
                     group,
                     until_ms,
                     leaving: me_leaving,
@@ -149,7 +150,7 @@ impl IncomingRanges {
         let owner = table.owner(o.group, key)?;
         // Only the node the range went to: this node's copies go there and nowhere else (a
         // range that moved on since is that owner's to read through).
-        if owner.name == me || owner.name != o.from {
+        if owner.name == me || owner.name != o.other {
             return None;
         }
         Some(ReadThrough::Ask {
@@ -188,10 +189,10 @@ impl IncomingRanges {
         // The range has moved back to the node it came from (a flap: it went away, came
         // back, took its ranges back): that node is the one asking, not one to ask — going
         // back would send a chained read round a loop until its hops ran out.
-        if table.owner(i.group, key).is_some_and(|o| o.name == i.from) {
+        if table.owner(i.group, key).is_some_and(|o| o.name == i.other) {
             return None;
         }
-        Some(ask_or_down(table, &i.from, i.group))
+        Some(ask_or_down(table, &i.other, i.group))
     }
 
     /// Where a read asked of this node with `LOCAL` (a read through, chained) may find a key
@@ -218,7 +219,7 @@ impl IncomingRanges {
             .find(|o| o.live(now_ms) && o.range.contains(key));
         match (taken, given) {
             (taken, Some(o)) if taken.is_none_or(|t| o.seq > t) => {
-                (o.from != me).then(|| ask_or_down(table, &o.from, o.group))
+                (o.other != me).then(|| ask_or_down(table, &o.other, o.group))
             }
             _ => self.previous_owner(key, table, now_ms),
         }

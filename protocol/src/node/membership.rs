@@ -371,9 +371,11 @@ impl Shell {
     /// A leave that waited for the ring to settle has started: "requested" becomes
     /// "leaving".
     fn note_leave_started(&self) {
-        let leaving = self.cluster.phase() == crate::cluster::Phase::Leaving;
+        if self.cluster.phase() != crate::cluster::Phase::Leaving {
+            return;
+        }
         let mut st = self.moves.lock();
-        if leaving && st.leave == Some("requested") {
+        if st.leave == Some("requested") {
             st.leave = Some("leaving");
             tracing::info!("leaving the cluster: handing every range to the rest of the group");
         }
