@@ -100,6 +100,15 @@ pub trait Backend: Send + Sync {
     /// Reclaims the space of superseded and removed values now.
     fn defrag(&self) -> Result<DefragSummary>;
 
+    /// One page of a name listing (`docs/PROTOCOL.md` §7.14). Only a backend that keeps a
+    /// name index ([`crate::names::NamedBackend`]) lists names.
+    fn list_names(&self, listing: &crate::names::NameListing) -> Result<crate::names::NamePage> {
+        let _ = listing;
+        Err(crate::Error::Unsupported(
+            "this node keeps no name index".into(),
+        ))
+    }
+
     /// Stores a whole value (column 0); returns its size.
     fn write(&self, key: &Key, value: &[u8], opts: WriteOptions) -> Result<u64> {
         self.write_column(key, 0, value, opts)

@@ -46,6 +46,9 @@ pub enum Error {
     /// and writes resume once space is free.
     #[error("no space: {0}")]
     NoSpace(String),
+    /// The request itself is wrong (e.g. a name record that does not decode).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// The same long operation is already running.
     #[error("busy: {0}")]
     Busy(String),

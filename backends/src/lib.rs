@@ -51,6 +51,7 @@ mod fs;
 mod key_locks;
 mod mem;
 mod meta;
+pub mod names;
 pub mod remove_log;
 mod shared_sync;
 mod staging;

@@ -118,6 +118,9 @@ pub struct BackendStats {
     pub writes_refused_no_space: Option<u64>,
     /// Free space on the data directory's file system (backends that can tell).
     pub disk_free_bytes: Option<u64>,
+    /// The name index (a node's backend wrapped in [`crate::names::NamedBackend`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_index: Option<crate::names::NameIndexStats>,
 }
 
 /// Damage the engine found, for stats: at open, and by reads since.

@@ -57,6 +57,7 @@ impl Role {
             | Command::Read
             | Command::Iterate
             | Command::BulkRead
+            | Command::List
             | Command::RouteList => Some(Role::Read),
             Command::Write | Command::Remove => Some(Role::Write),
             Command::Stat | Command::Defrag | Command::RangeDigest | Command::Leave => {

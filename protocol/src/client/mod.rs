@@ -5,6 +5,7 @@
 mod conn;
 mod error;
 mod groups;
+mod listing;
 pub mod object;
 mod relay;
 mod routed;
@@ -19,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub use error::ClientError;
 pub use groups::{GroupOutcome, GroupRead, Quorum};
+pub use listing::{merge_pages, ListPage};
 pub use routed::RoutedClient;
 pub use security::{check_node_proof, Attempt, ClientSecurity, Credentials};
 pub use target::Target;

@@ -320,6 +320,7 @@ fn answer(
             Reply::Leave(text)
         }
         Request::RouteList => Reply::RouteList(info.routes_json()),
+        Request::List(r) => Reply::List(super::list::list(b, info, &r).map_err(fail)?),
         Request::RangeDigest(r) => {
             Reply::RangeDigest(crate::cluster::local::range_digest(b, &r).map_err(fail)?)
         }

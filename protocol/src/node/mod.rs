@@ -16,6 +16,7 @@ mod hints;
 mod info;
 #[cfg(test)]
 mod inline_tests;
+mod list;
 mod membership;
 pub mod metrics;
 mod mover;

@@ -128,6 +128,7 @@ fn frame_bound(f: &Frame) -> usize {
         }
         Command::BulkRead => MAX_BULK_REPLY_BYTES,
         Command::Iterate | Command::RangeDigest => 1 << 20,
+        Command::List => super::list::MAX_LIST_REPLY_BYTES,
         _ => SMALL_REPLY,
     }
 }

@@ -14,6 +14,7 @@ pub fn status_of(e: &Error) -> Status {
         Error::Corrupt(_) => Status::ChecksumMismatch,
         Error::ReadOnly(_) => Status::ReadOnly,
         Error::Unsupported(_) => Status::BadRequest,
+        Error::InvalidInput(_) => Status::BadRequest,
         Error::Busy(_) => Status::Busy,
         Error::NotNewer { .. } => Status::NotNewer,
         Error::NoSpace(_) => Status::NoSpace,

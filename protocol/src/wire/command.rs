@@ -38,6 +38,8 @@ pub enum Command {
     /// 15 (version 2): the proof of an access key's secret, the second frame of an
     /// authenticating connection.
     Auth,
+    /// 16 (version 2): one page of the names (or namespaces) the node holds.
+    List,
     /// Any other number (including the reserved 11 JOIN).
     Unknown(u16),
 }
@@ -46,7 +48,7 @@ pub enum Command {
 pub const RESERVED_COMMANDS: [u16; 1] = [11];
 
 /// Every command this version defines, in numeric order.
-pub const ALL_COMMANDS: [Command; 14] = [
+pub const ALL_COMMANDS: [Command; 15] = [
     Command::Ping,
     Command::Handshake,
     Command::Lookup,
@@ -61,6 +63,7 @@ pub const ALL_COMMANDS: [Command; 14] = [
     Command::Defrag,
     Command::RangeDigest,
     Command::Auth,
+    Command::List,
 ];
 
 impl Command {
@@ -90,6 +93,7 @@ impl Command {
             Command::Defrag => 13,
             Command::RangeDigest => 14,
             Command::Auth => 15,
+            Command::List => 16,
             Command::Unknown(code) => code,
         }
     }
@@ -111,6 +115,7 @@ impl Command {
             Command::Defrag => "DEFRAG",
             Command::RangeDigest => "RANGE_DIGEST",
             Command::Auth => "AUTH",
+            Command::List => "LIST",
             Command::Unknown(_) => "UNKNOWN",
         }
     }

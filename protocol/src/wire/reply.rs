@@ -12,7 +12,8 @@ use super::header::Header;
 use super::limits::MAX_REPLY_PART;
 use super::payload::text::{decode_json, decode_message, encode_json, encode_message};
 use super::payload::{
-    AuthReply, BulkItem, HandshakeReply, IteratePart, RangeDigestReply, ValueMeta, WriteAck,
+    AuthReply, BulkItem, HandshakeReply, IteratePart, ListReply, RangeDigestReply, ValueMeta,
+    WriteAck,
 };
 use super::request::empty;
 use super::status::Status;
@@ -58,6 +59,8 @@ pub enum Reply {
     RangeDigest(RangeDigestReply),
     /// AUTH: the node's proof, and the key's role and namespaces.
     Auth(AuthReply),
+    /// LIST: a page of names or namespaces.
+    List(ListReply),
 }
 
 impl Reply {
@@ -78,6 +81,7 @@ impl Reply {
             Reply::Defrag(_) => Command::Defrag,
             Reply::Leave(_) => Command::Leave,
             Reply::RangeDigest(_) => Command::RangeDigest,
+            Reply::List(_) => Command::List,
             Reply::Auth(_) => Command::Auth,
         })
     }
@@ -141,6 +145,7 @@ impl Reply {
             | Reply::Defrag(json)
             | Reply::Leave(json) => encode_json(json, dst)?,
             Reply::RangeDigest(p) => p.encode(dst)?,
+            Reply::List(p) => p.encode(dst)?,
             Reply::Auth(p) => p.encode(dst)?,
         }
         Ok(())
@@ -194,6 +199,7 @@ impl Reply {
             Command::Leave => Reply::Leave(decode_json(p)?),
             Command::RouteList => Reply::RouteList(decode_json(p)?),
             Command::RangeDigest => Reply::RangeDigest(RangeDigestReply::decode(p)?),
+            Command::List => Reply::List(ListReply::decode(p)?),
             Command::Auth => Reply::Auth(AuthReply::decode(p)?),
             Command::Unknown(code) => return Err(WireError::UnknownCommand { code }),
         })

@@ -7,7 +7,7 @@ use super::error::WireError;
 use super::frame::{encode_frame, Frame};
 use super::header::Header;
 use super::payload::{
-    AuthRequest, BulkReadRequest, HandshakeRequest, IterateRequest, LookupRequest,
+    AuthRequest, BulkReadRequest, HandshakeRequest, IterateRequest, ListRequest, LookupRequest,
     RangeDigestRequest, ReadRequest, RemoveRequest, WriteRequest,
 };
 use super::KeyId;
@@ -36,6 +36,8 @@ pub enum Request {
     RangeDigest(RangeDigestRequest),
     /// AUTH (version 2): the client's proof, right after an authenticating HANDSHAKE.
     Auth(AuthRequest),
+    /// LIST (version 2): a page of names or namespaces.
+    List(ListRequest),
 }
 
 impl Request {
@@ -56,6 +58,7 @@ impl Request {
             Request::Defrag { .. } => Command::Defrag,
             Request::RangeDigest(_) => Command::RangeDigest,
             Request::Auth(_) => Command::Auth,
+            Request::List(_) => Command::List,
         }
     }
 
@@ -109,6 +112,7 @@ impl Request {
                 Ok(())
             }
             Request::RangeDigest(p) => p.encode(dst),
+            Request::List(p) => p.encode(dst),
             Request::Auth(p) => {
                 p.encode(dst);
                 Ok(())
@@ -145,6 +149,7 @@ impl Request {
             Command::Defrag => decode_defrag(p)?,
             Command::Leave => decode_leave(p)?,
             Command::RangeDigest => Request::RangeDigest(RangeDigestRequest::decode(p)?),
+            Command::List => Request::List(ListRequest::decode(p)?),
             Command::Auth => Request::Auth(AuthRequest::decode(p)?),
             Command::Unknown(code) => return Err(WireError::UnknownCommand { code }),
         })

@@ -523,6 +523,9 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
                 s.data_dir.display()
             )
         })?;
+    // Names written with values are indexed so they can be listed (LIST).
+    let backend: Arc<dyn ringblob_backends::Backend> =
+        ringblob_backends::names::NamedBackend::open(backend);
     let local = listener.local_addr()?;
     let addr = advertised(s.advertise, local)?;
     let mut config = s.node.clone();

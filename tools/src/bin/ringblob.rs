@@ -14,12 +14,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
+use ringblob_backends::names::{NameRecord, NAME_COLUMN};
 use ringblob_engine::Key;
 use ringblob_protocol::client::{
     Client, ClientConfig, ClientError, ClientSecurity, PutOptions, Quorum, Target,
 };
 use ringblob_protocol::wire::{Durability, LeaveAsk};
 use ringblob_tools::column::{column_label, parse_column};
+use ringblob_tools::ls;
 use ringblob_tools::progress::Counted;
 
 /// Talk to a ringblob node.
@@ -112,6 +114,30 @@ enum Cmd {
         /// Column to describe: data (the value; default), meta, thumb or a number 0..=65535
         #[arg(long)]
         column: Option<String>,
+    },
+    /// List the names stored in NAMESPACE (default: --namespace), in byte order; or, with
+    /// --namespaces, the namespaces that hold names
+    Ls {
+        #[arg(value_name = "NAMESPACE")]
+        space: Option<String>,
+        /// Only names that begin with this
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Only names after this one (to continue a listing)
+        #[arg(long)]
+        after: Option<String>,
+        /// At most this many [default: all]
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Size and time of each name too
+        #[arg(long, short = 'l')]
+        long: bool,
+        /// One JSON object per line: name, key, size, timestamp_ns, content_type, etag, meta
+        #[arg(long)]
+        json: bool,
+        /// List namespaces instead of names
+        #[arg(long, conflicts_with_all = ["space", "prefix"])]
+        namespaces: bool,
     },
     /// The node's statistics (JSON), with every cluster node's keys, bytes and rebalancing
     /// progress (`cluster_nodes`, `cluster_totals`) when it is in a cluster of several
@@ -294,7 +320,26 @@ async fn put_streamed(
         b.finish_and_clear();
     }
     let size = result?;
+    if at.1 == 0 {
+        record_name(ctx, name, size, opts).await?;
+    }
     println!("stored {}: {size} bytes", shown(name, column));
+    Ok(())
+}
+
+/// The encoded name record of NAME, holding `size` (`ls` lists it).
+fn name_record(ctx: &Ctx, name: &str, size: u64) -> Result<Bytes, Failure> {
+    let record = NameRecord::new(ctx.namespace.clone(), name.as_bytes().to_vec(), size);
+    let bytes = record
+        .encode()
+        .map_err(|e| Failure(1, format!("name {name:?}: {e}")))?;
+    Ok(Bytes::from(bytes))
+}
+
+/// Stores NAME's name record after its value, so `ls` lists it.
+async fn record_name(ctx: &Ctx, name: &str, size: u64, opts: PutOptions) -> Result<(), Failure> {
+    let record = NameRecord::new(ctx.namespace.clone(), name.as_bytes().to_vec(), size);
+    ctx.client.put_name_record(&record, opts).await?;
     Ok(())
 }
 
@@ -468,6 +513,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}", pretty(&report));
             Ok(())
         }
+        Cmd::Ls {
+            space,
+            prefix,
+            after,
+            limit,
+            long,
+            json,
+            namespaces,
+        } => {
+            let ns = space.unwrap_or_else(|| ctx.namespace.clone());
+            let ask = ls::Ask {
+                namespace: (!namespaces).then_some(ns),
+                prefix,
+                after,
+                limit,
+            };
+            Ok(ls::run(&ctx.client, &ctx.groups, ask, ls::Show { long, json }).await?)
+        }
         Cmd::Stat => stat(&ctx).await,
         Cmd::Routes { json } => routes(&ctx, json).await,
         Cmd::Reclaim { grace_secs } => reclaim(&ctx, config, grace_secs).await,
@@ -638,10 +701,17 @@ async fn put(
         }
         let len = data.len();
         let done = client
-            .put_groups(k, c, data, opts, &ctx.groups, ctx.write_quorum)
+            .put_groups(k.clone(), c, data, opts, &ctx.groups, ctx.write_quorum)
             .await
             .map_err(|o| Failure(1, format!("write quorum not met: {o}")))?;
         report_failed_groups(&done);
+        if c == 0 {
+            let record = name_record(ctx, name, len as u64)?;
+            client
+                .put_groups(k, NAME_COLUMN, record, opts, &ctx.groups, ctx.write_quorum)
+                .await
+                .map_err(|o| Failure(1, format!("name record: write quorum not met: {o}")))?;
+        }
         println!("stored {}: {len} bytes in {done}", shown(name, column));
         return Ok(());
     }
@@ -650,6 +720,9 @@ async fn put(
         (false, Some(at)) => client.write_at_column(k, c, at, data, opts).await?,
         (false, None) => client.put_column(k, c, data, opts).await?,
     };
+    if c == 0 {
+        record_name(ctx, name, size, opts).await?;
+    }
     println!("stored {}: {size} bytes", shown(name, column));
     Ok(())
 }

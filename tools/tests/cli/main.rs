@@ -11,6 +11,7 @@ mod full_disk;
 mod inline;
 mod kill9;
 mod limits;
+mod names;
 mod node_process;
 mod objects;
 mod security;

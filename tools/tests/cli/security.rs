@@ -116,6 +116,10 @@ fn request_for(cmd: Command) -> Request {
             depth: 1,
         }),
         Command::Auth => Request::Auth(AuthRequest { proof: [0; 32] }),
+        Command::List => Request::List(ringblob_protocol::wire::ListRequest {
+            limit: 10,
+            ..Default::default()
+        }),
         Command::Unknown(n) => panic!("no request for command {n}"),
     }
 }
@@ -125,7 +129,7 @@ fn request_for(cmd: Command) -> Request {
 fn allowed(role: Option<&str>, cmd: Command) -> bool {
     use Command::*;
     let free = [Ping, Handshake, Auth];
-    let read = [Lookup, Read, Iterate, BulkRead, RouteList];
+    let read = [Lookup, Read, Iterate, BulkRead, RouteList, List];
     let write = [Write, Remove];
     free.contains(&cmd)
         || match role {

@@ -88,6 +88,7 @@ fn check_namespace(
     let limited = || format!("key {} is limited to namespaces {allowed:?}", who.name());
     match h.command {
         Command::Lookup | Command::Read | Command::Write | Command::Remove => {}
+        Command::List => return check_list_namespace(who, allowed, frame),
         Command::Iterate | Command::BulkRead | Command::RangeDigest => {
             return Err(unauthorized(format!(
                 "{}; {} reaches keys of every namespace and is refused to it",
@@ -108,6 +109,30 @@ fn check_namespace(
             "{}; namespace {:?} is not one of them",
             limited(),
             name.namespace
+        )));
+    }
+    Ok(())
+}
+
+/// A namespace-limited key lists only names of its namespaces, and no namespace listing
+/// (which would show the names of the others).
+fn check_list_namespace(who: &Identity, allowed: &[String], frame: &Frame) -> Result<(), Denied> {
+    let limited = format!("key {} is limited to namespaces {allowed:?}", who.name());
+    let req = strip_envelope(frame.clone())
+        .and_then(|f| crate::wire::ListRequest::decode(&f.payload))
+        .map_err(|e| Denied {
+            status: e.status(),
+            message: e.to_string(),
+        })?;
+    if req.namespaces {
+        return Err(unauthorized(format!(
+            "{limited}; a LIST of namespaces is refused to it"
+        )));
+    }
+    if !allowed.contains(&req.namespace) {
+        return Err(unauthorized(format!(
+            "{limited}; namespace {:?} is not one of them",
+            req.namespace
         )));
     }
     Ok(())

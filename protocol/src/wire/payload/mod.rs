@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod envelope;
 pub mod handshake;
 pub mod iterate;
+pub mod list;
 pub mod lookup;
 pub mod meta;
 pub mod range_digest;
@@ -25,6 +26,7 @@ pub use handshake::{AuthOffer, HandshakeReply, HandshakeRequest, FEATURE_AUTH};
 pub use iterate::{
     IterEntry, IterPosition, IterateEnd, IteratePart, IterateRequest, MAX_ENTRIES_PER_PART,
 };
+pub use list::{ListEntry, ListReply, ListRequest, MAX_LIST_LIMIT};
 pub use lookup::LookupRequest;
 pub use meta::ValueMeta;
 pub use range_digest::{RangeDigestReply, RangeDigestRequest, MAX_RANGE_DIGEST_DEPTH};

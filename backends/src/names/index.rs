@@ -1,0 +1,215 @@
+//! The name index: per namespace, the names this node holds a name record for, sorted
+//! bytewise, each with its key. Lives in memory, rebuilt from the name records when the
+//! backend opens ([`super::NamedBackend`]). An entry is a hint, checked against the
+//! backend when listed: a name whose record is gone is dropped then, so a race between a
+//! write and a remove can leave a stale entry for a moment but never hide a live name.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use ringblob_engine::Key;
+
+/// Names of one namespace, sorted, each with its key.
+type Space = BTreeMap<Box<[u8]>, Key>;
+
+/// The index. Lock order: `state`, then nothing (backend calls are made without it, except
+/// the liveness probe in [`NameIndex::forget_unless`]).
+#[derive(Default)]
+pub struct NameIndex {
+    state: Mutex<State>,
+    loaded: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    spaces: BTreeMap<String, Space>,
+    names: usize,
+    name_bytes: usize,
+    loaded: bool,
+    load_error: Option<String>,
+}
+
+/// What the index holds, for STAT and the README's cost figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct NameIndexStats {
+    pub namespaces: usize,
+    pub names: usize,
+    /// Bytes of the names themselves (namespaces, names, keys), without map overhead.
+    pub name_bytes: usize,
+    pub loaded: bool,
+}
+
+impl NameIndex {
+    /// Adds (or keeps) `name` of `namespace` at `key`.
+    pub fn insert(&self, namespace: &str, name: &[u8], key: Key) {
+        let mut s = self.state.lock();
+        let space = match s.spaces.get_mut(namespace) {
+            Some(space) => space,
+            None => s.spaces.entry(namespace.to_string()).or_default(),
+        };
+        if space.insert(name.into(), key).is_none() {
+            s.names += 1;
+            s.name_bytes += name.len() + 32;
+        }
+    }
+
+    /// Drops `name` of `namespace` if it still maps to `key` and `live()` (asked under the
+    /// index lock, so no insert can come between) says its record is gone.
+    pub fn forget_unless(
+        &self,
+        namespace: &str,
+        name: &[u8],
+        key: Key,
+        live: impl FnOnce() -> bool,
+    ) {
+        let mut s = self.state.lock();
+        let Some(space) = s.spaces.get_mut(namespace) else {
+            return;
+        };
+        if space.get(name) != Some(&key) || live() {
+            return;
+        }
+        space.remove(name);
+        if space.is_empty() {
+            s.spaces.remove(namespace);
+        }
+        s.names -= 1;
+        s.name_bytes -= name.len() + 32;
+    }
+
+    /// Up to `limit` (name, key) pairs of `namespace` after `after` (or from the start)
+    /// whose names begin with `prefix`, in name order.
+    pub fn candidates(
+        &self,
+        namespace: &str,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Vec<(Vec<u8>, Key)> {
+        let s = self.state.lock();
+        let Some(space) = s.spaces.get(namespace) else {
+            return Vec::new();
+        };
+        let start = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a),
+            _ => Bound::Included(prefix),
+        };
+        space
+            .range::<[u8], _>((start, Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .take(limit)
+            .map(|(name, key)| (name.to_vec(), *key))
+            .collect()
+    }
+
+    /// Up to `limit` namespaces after `after` (or from the start), in order.
+    pub fn namespaces(&self, after: Option<&str>, limit: usize) -> Vec<String> {
+        let s = self.state.lock();
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        s.spaces
+            .range::<str, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(ns, _)| ns.clone())
+            .collect()
+    }
+
+    /// Marks the index complete (or failed to load, with why).
+    pub fn finish_loading(&self, error: Option<String>) {
+        let mut s = self.state.lock();
+        s.loaded = true;
+        s.load_error = error;
+        self.loaded.notify_all();
+    }
+
+    /// Waits up to `timeout` for the index to be loaded: `Ok(())`, or why it is not usable.
+    pub fn wait_loaded(&self, timeout: Duration) -> Result<(), String> {
+        let mut s = self.state.lock();
+        if !s.loaded {
+            let _ = self.loaded.wait_for(&mut s, timeout);
+        }
+        match (&s.loaded, &s.load_error) {
+            (true, None) => Ok(()),
+            (true, Some(e)) => Err(format!("the name index failed to load: {e}")),
+            (false, _) => Err("the name index is still loading; try again".into()),
+        }
+    }
+
+    pub fn stats(&self) -> NameIndexStats {
+        let s = self.state.lock();
+        NameIndexStats {
+            namespaces: s.spaces.len(),
+            names: s.names,
+            name_bytes: s.name_bytes + s.spaces.keys().map(String::len).sum::<usize>(),
+            loaded: s.loaded,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn key(n: u8) -> Key {
+        Key([n; 32])
+    }
+
+    #[test]
+    fn candidates_follow_prefix_and_after() -> TestResult {
+        let ix = NameIndex::default();
+        for (i, n) in ["a/1", "a/2", "a/3", "b/1", "ab"].iter().enumerate() {
+            ix.insert("ns", n.as_bytes(), key(i as u8));
+        }
+        ix.insert("other", b"a/1", key(9));
+        let names = |c: Vec<(Vec<u8>, Key)>| {
+            c.into_iter()
+                .map(|(n, _)| String::from_utf8_lossy(&n).into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(ix.candidates("ns", b"a/", None, 10)),
+            ["a/1", "a/2", "a/3"]
+        );
+        assert_eq!(names(ix.candidates("ns", b"a/", Some(b"a/1"), 1)), ["a/2"]);
+        assert_eq!(
+            names(ix.candidates("ns", b"", Some(b"a/3"), 10)),
+            ["ab", "b/1"]
+        );
+        assert_eq!(names(ix.candidates("ns", b"b", Some(b"a"), 10)), ["b/1"]);
+        assert!(ix.candidates("none", b"", None, 10).is_empty());
+        assert_eq!(ix.namespaces(None, 10), ["ns", "other"]);
+        assert_eq!(ix.namespaces(Some("ns"), 10), ["other"]);
+        assert_eq!(ix.stats().names, 6);
+        Ok(())
+    }
+
+    #[test]
+    fn forget_only_a_dead_entry_of_the_same_key() -> TestResult {
+        let ix = NameIndex::default();
+        ix.insert("", b"x", key(1));
+        ix.forget_unless("", b"x", key(2), || false);
+        ix.forget_unless("", b"x", key(1), || true);
+        assert_eq!(ix.stats().names, 1);
+        ix.forget_unless("", b"x", key(1), || false);
+        assert_eq!(ix.stats(), NameIndexStats::default());
+        Ok(())
+    }
+
+    #[test]
+    fn waiting_reports_loading_and_failure() -> TestResult {
+        let ix = NameIndex::default();
+        assert!(ix.wait_loaded(Duration::from_millis(1)).is_err());
+        ix.finish_loading(Some("disk".into()));
+        assert!(ix
+            .wait_loaded(Duration::ZERO)
+            .err()
+            .ok_or("expected an error")?
+            .contains("disk"));
+        ix.finish_loading(None);
+        assert_eq!(ix.wait_loaded(Duration::ZERO), Ok(()));
+        Ok(())
+    }
+}

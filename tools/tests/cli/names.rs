@@ -1,0 +1,128 @@
+//! Names and listing against a real node: names written by the CLI and by the client
+//! library are listed by `ringblob ls` in byte order, across pages, by prefix and by
+//! namespace; a removed name disappears; the index survives a restart and a SIGKILL.
+
+use std::process::{Command, Output};
+
+use bytes::Bytes;
+use ringblob_backends::names::NameRecord;
+use ringblob_protocol::client::{Client, ClientConfig, PutOptions, Target};
+use ringblob_protocol::wire::Durability;
+
+use crate::node_process::NodeProcess;
+
+fn or_panic<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn ringblob(addr: &str, args: &[&str]) -> Output {
+    or_panic(
+        Command::new(env!("CARGO_BIN_EXE_ringblob"))
+            .arg("--remote")
+            .arg(addr)
+            .args(args)
+            .output(),
+    )
+}
+
+/// `ringblob ls ARGS` lines (exit 0 expected).
+fn ls(addr: &str, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["ls"];
+    all.extend_from_slice(args);
+    let out = ringblob(addr, &all);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Writes `n` names `{prefix}{i:05}` of `ns` through the library, durably.
+async fn put_names(addr: &str, ns: &str, prefix: &str, n: usize) {
+    let c = or_panic(Client::connect(addr, ClientConfig::default()).await);
+    let opts = PutOptions {
+        durability: Durability::Sync,
+        ..PutOptions::default()
+    };
+    for i in 0..n {
+        let name = format!("{prefix}{i:05}");
+        let value = Bytes::from(format!("value of {name}"));
+        let len = value.len() as u64;
+        or_panic(
+            c.put_column(Target::named(ns, name.clone()), 0, value, opts)
+                .await,
+        );
+        let record = NameRecord {
+            content_type: "text/plain".into(),
+            ..NameRecord::new(ns, name.into_bytes(), len)
+        };
+        or_panic(c.put_name_record(&record, opts).await);
+    }
+}
+
+fn expected(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i:05}")).collect()
+}
+
+#[test]
+fn names_are_listed_in_order_across_pages_and_restarts() {
+    let dir = or_panic(tempfile::tempdir());
+    let node = NodeProcess::start(dir.path(), &[]);
+    let addr = node.addr.clone();
+    let rt = or_panic(tokio::runtime::Runtime::new());
+    rt.block_on(put_names(&addr, "photos", "b/", 1500));
+    rt.block_on(put_names(&addr, "photos", "a/", 20));
+    rt.block_on(put_names(&addr, "docs", "", 3));
+    // The CLI's own puts are listed too.
+    let put = |args: &[&str]| {
+        let out = or_panic(
+            Command::new(env!("CARGO_BIN_EXE_ringblob"))
+                .args(["--remote", &addr])
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .output(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+    };
+    put(&["--namespace", "docs", "put", "zz-cli", "/dev/null"]);
+
+    let mut all = expected("a/", 20);
+    all.extend(expected("b/", 1500));
+    assert_eq!(ls(&addr, &["photos"]), all, "two pages, in byte order");
+    assert_eq!(ls(&addr, &["photos", "--prefix", "a/"]), expected("a/", 20));
+    assert_eq!(ls(&addr, &["photos", "--limit", "3"]), all[..3]);
+    assert_eq!(ls(&addr, &["photos", "--after", "b/01498"]), ["b/01499"]);
+    assert_eq!(
+        ls(&addr, &["--namespace", "docs"]),
+        ["00000", "00001", "00002", "zz-cli"]
+    );
+    assert_eq!(ls(&addr, &["--namespaces"]), ["docs", "photos"]);
+    let long = ls(&addr, &["photos", "--prefix", "a/00001", "--json"]);
+    let entry: serde_json::Value = or_panic(serde_json::from_str(&long[0]));
+    assert_eq!(entry["name"], "a/00001");
+    assert_eq!(entry["content_type"], "text/plain");
+    assert_eq!(entry["size"], "value of a/00001".len());
+
+    // Removed names disappear, whole keys and name columns alike.
+    let rm = ringblob(&addr, &["--namespace", "photos", "rm", "a/00003"]);
+    assert_eq!(rm.status.code(), Some(0));
+    let mut left = expected("a/", 20);
+    left.remove(3);
+    assert_eq!(ls(&addr, &["photos", "--prefix", "a/"]), left);
+
+    // The index is rebuilt from the name records on restart, after SIGTERM and SIGKILL.
+    assert_eq!(node.terminate(), Some(0));
+    let node = NodeProcess::start(dir.path(), &["--listen", &addr]);
+    assert_eq!(ls(&addr, &["photos", "--prefix", "a/"]), left);
+    rt.block_on(put_names(&addr, "photos", "c/", 5));
+    node.kill9();
+    let node = NodeProcess::start(dir.path(), &["--listen", &addr]);
+    assert_eq!(ls(&addr, &["photos", "--prefix", "c/"]), expected("c/", 5));
+    assert_eq!(ls(&addr, &["photos"]).len(), 19 + 1500 + 5);
+    assert_eq!(node.terminate(), Some(0));
+}
