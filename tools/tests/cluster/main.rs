@@ -7,6 +7,7 @@ mod availability;
 mod certs;
 mod damage;
 mod drain;
+mod listing;
 mod member;
 mod secured;
 mod versions;
