@@ -37,6 +37,7 @@
 pub mod auth;
 pub mod client;
 pub mod cluster;
+pub mod gateway;
 pub mod node;
 pub mod ring;
 pub mod tls;

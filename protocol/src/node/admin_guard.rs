@@ -62,7 +62,7 @@ pub fn check(
 
 /// The access key in an `Authorization` header value: `Bearer ID:SECRET` or `Basic
 /// base64(ID:SECRET)`.
-fn presented_key(value: &str) -> Result<AccessKey, AdminDenied> {
+pub(crate) fn presented_key(value: &str) -> Result<AccessKey, AdminDenied> {
     let bad = AdminDenied::Unauthorized("malformed Authorization header");
     let (scheme, rest) = value.trim().split_once(' ').ok_or(bad.clone())?;
     let text = match scheme.to_ascii_lowercase().as_str() {

@@ -3,7 +3,7 @@
 
 pub mod access;
 pub mod admin;
-mod admin_guard;
+pub(crate) mod admin_guard;
 mod admin_listener;
 mod connection;
 mod copy;

@@ -41,6 +41,11 @@ struct Cli {
     /// 65535, logged as `admin interface on`]
     #[arg(long, value_name = "ADDR|off")]
     admin_listen: Option<String>,
+    /// HTTP gateway (GET/HEAD/PUT/DELETE /NAMESPACE/NAME, listings; docs/HTTP.md) on this
+    /// address [default: off]. Beyond loopback on a node with access keys it serves HTTPS
+    /// with the node's certificate (or needs --insecure)
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<String>,
     /// Log lines as text or as one JSON object per line (stderr). What is logged is chosen
     /// with RUST_LOG, e.g. `RUST_LOG=info` (the default), `RUST_LOG=debug`,
     /// `RUST_LOG=info,ringblob_protocol::node=debug`
@@ -135,6 +140,8 @@ struct FileConfig {
     advertise: Option<String>,
     /// As `--admin-listen`.
     admin_listen: Option<String>,
+    /// As `--http-listen`.
+    http_listen: Option<String>,
     backend: Option<BackendKind>,
     group: Option<u32>,
     name: Option<String>,
@@ -188,6 +195,8 @@ struct Settings {
     /// The admin listener's address, and whether it was configured (else a default, which
     /// falls back to a free port instead of failing the start).
     admin: Option<(SocketAddr, bool)>,
+    /// The HTTP gateway's address, if it has one.
+    http: Option<SocketAddr>,
     backend: BackendConfig,
     node: NodeConfig,
     seeds: Vec<String>,
@@ -308,6 +317,34 @@ fn admin_addr(
     Ok(Some((addr, explicit)))
 }
 
+/// Where the HTTP gateway goes (`None`: off). Beyond loopback it needs the node's own
+/// protection: access keys (whose secrets then need TLS, or `--insecure`), or `--insecure`.
+fn http_addr(
+    value: Option<&str>,
+    (insecure, required, tls): (bool, bool, bool),
+) -> anyhow::Result<Option<SocketAddr>> {
+    let Some(v) = value.filter(|v| *v != "off") else {
+        return Ok(None);
+    };
+    let addr = v
+        .parse::<SocketAddr>()
+        .with_context(|| format!("http_listen {v:?} is not an address (IP:PORT) or off"))?;
+    if addr.ip().is_loopback() || insecure {
+        return Ok(Some(addr));
+    }
+    if !required {
+        anyhow::bail!(
+            "refusing an HTTP gateway on {addr} with no access keys: anyone who can connect              could read and change everything. Add keys (ringblob-node key add), keep it on              loopback (http_listen = \"127.0.0.1:PORT\"), or pass --insecure"
+        );
+    }
+    if !tls {
+        anyhow::bail!(
+            "refusing an HTTP gateway on {addr} without TLS: requests carry access key              secrets, which must not cross the network in clear. Configure tls_cert and              tls_key (the gateway then serves HTTPS with them), or pass --insecure"
+        );
+    }
+    Ok(Some(addr))
+}
+
 /// The admin listener on `tcp`: HTTPS with the node's certificate beyond loopback (when the
 /// node has one), else plain HTTP; `/metrics` guarded by the node's keys beyond loopback on
 /// a node that requires keys.
@@ -404,6 +441,11 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         listen,
         (insecure, access.required(), tls.is_some()),
     )?;
+    let http_value = cli.http_listen.clone().or(file.http_listen.clone());
+    let http = http_addr(
+        http_value.as_deref(),
+        (insecure, access.required(), tls.is_some()),
+    )?;
     let defaults = NodeConfig::default();
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
     let node = NodeConfig {
@@ -464,6 +506,7 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         listen,
         advertise,
         admin,
+        http,
         backend,
         node,
         seeds,
@@ -511,6 +554,14 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         };
         tokio::spawn(node::admin::serve(admin_listener, admin.clone(), until));
     }
+    let http_tcp = match s.http {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("binding the HTTP gateway {at} (http_listen)"))?,
+        ),
+        None => None,
+    };
     std::fs::create_dir_all(&s.data_dir)
         .with_context(|| format!("creating {}", s.data_dir.display()))?;
     let (cfg, dir) = (s.backend.clone(), s.data_dir.clone());
@@ -581,6 +632,9 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     let membership = join_cluster(&config, (addr, local), &s, workers, stopped).await?;
     let node = Node::in_cluster(backend, config, addr, &membership);
     admin.set(node.clone());
+    if let Some(tcp) = http_tcp {
+        start_gateway(tcp, &node, admin_stopped.clone())?;
+    }
     tracing::info!(
         "listening on {addr} (bound to {local}; backend {:?}, data dir {}, group {}, seeds {:?})",
         s.backend.backend,
@@ -603,6 +657,42 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     let _ = stop.send(true);
     let _ = admin_stop.send(true);
     membership.join().await;
+    Ok(())
+}
+
+/// Serves the HTTP gateway on `tcp` (HTTPS with the node's certificate beyond loopback,
+/// when it has one) until `stopped` turns true.
+fn start_gateway(
+    tcp: tokio::net::TcpListener,
+    node: &Node,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let local = tcp.local_addr()?;
+    let listener = match (&node.config.tls, local.ip().is_loopback()) {
+        (Some(tls), false) => node::admin::AdminListener::tls(tcp, tls.clone())?,
+        _ => node::admin::AdminListener::plain(tcp)?,
+    };
+    let base = ringblob_protocol::client::ClientConfig {
+        security: ringblob_protocol::client::ClientSecurity {
+            tls: node.config.peer_security().tls,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let gateway = ringblob_protocol::gateway::Gateway::new(
+        node.info.addr.to_string(),
+        base,
+        node.config.access.clone(),
+    );
+    tracing::info!("HTTP gateway on {local}");
+    let until = async move {
+        let _ = stopped.wait_for(|v| *v).await;
+    };
+    tokio::spawn(ringblob_protocol::gateway::serve(
+        listener,
+        Arc::new(gateway),
+        until,
+    ));
     Ok(())
 }
 

@@ -27,7 +27,7 @@ pub use reclaim::ReclaimReport;
 
 use super::target::Target;
 use super::{read_up_to, Client, ClientError, PutOptions, Result};
-use crate::wire::{Durability, Status};
+use crate::wire::{Durability, Status, ValueMeta};
 
 /// The default chunk size: a value larger than this is stored as an object.
 pub const DEFAULT_CHUNK_SIZE: u64 = 64 << 20;
@@ -206,6 +206,14 @@ impl Client {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Column 0's metadata under `key` and, if its value is an object, the manifest (one
+    /// LOOKUP, plus reads only for a value that may be a manifest).
+    pub async fn object_meta(&self, key: &Target) -> Result<(ValueMeta, Option<Manifest>)> {
+        let meta = self.lookup_column(key.clone(), 0).await?;
+        let manifest = self.manifest_of(key, meta.size, meta.timestamp_ns).await?;
+        Ok((meta, manifest))
     }
 
     /// The manifest in the value of `size` bytes written at `version`, if it is one.

@@ -1,0 +1,378 @@
+//! `GET`, `HEAD`, `PUT` and `DELETE` of `/{namespace}/{name}` (`docs/HTTP.md`). Bodies
+//! stream both ways: a download is pulled from the node a part at a time as the HTTP
+//! client reads it, an upload is stored in parts (a chunked object past one value), so
+//! memory stays bounded whatever the size.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use ringblob_backends::names::{NameRecord, NAME_COLUMN};
+use serde::Deserialize;
+use tokio_util::io::{ReaderStream, StreamReader};
+
+use super::conditional::{Conditions, Current, Verdict};
+use super::errors::{failure, plain};
+use super::range::{resolve, RangeAsk};
+use super::Gateway;
+use crate::client::{Client, ClientError, PutOptions, Target};
+use crate::node::admin::PeerAddr;
+use crate::wire::{Durability, ValueMeta};
+
+/// User metadata a PUT may carry, in bytes of names and values (as S3 allows).
+pub const MAX_USER_META_BYTES: usize = 2048;
+/// The header prefix of user metadata.
+pub const META_PREFIX: &str = "x-amz-meta-";
+
+/// Query parameters of object requests.
+#[derive(Debug, Default, Deserialize)]
+pub struct ObjectQuery {
+    /// The column (0..=65535, default 0: the value).
+    column: Option<u16>,
+    /// none | batch | sync (PUT and DELETE; default: the node's).
+    durability: Option<String>,
+}
+
+type Ask = (
+    State<Arc<Gateway>>,
+    Path<(String, String)>,
+    Query<ObjectQuery>,
+    ConnectInfo<PeerAddr>,
+    HeaderMap,
+);
+
+/// What a GET or HEAD serves: the value's metadata, its size (an object's, for a chunked
+/// one) and its name record.
+struct Found {
+    meta: ValueMeta,
+    size: u64,
+    record: Option<NameRecord>,
+}
+
+impl Found {
+    fn current(&self) -> Current {
+        Current {
+            etag: etag_of(&self.meta),
+            modified: modified_of(&self.meta),
+        }
+    }
+}
+
+/// The entity tag of a value: its CRC-32 and write time, so every write gets a new one.
+pub fn etag_of(meta: &ValueMeta) -> String {
+    format!("\"{:08x}{:016x}\"", meta.checksum, meta.timestamp_ns)
+}
+
+fn modified_of(meta: &ValueMeta) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(meta.timestamp_ns)
+}
+
+pub async fn get(ask: Ask) -> Response {
+    serve_read(ask, true).await
+}
+
+pub async fn head(ask: Ask) -> Response {
+    serve_read(ask, false).await
+}
+
+async fn serve_read(
+    (State(gw), Path((ns, name)), Query(q), ConnectInfo(peer), headers): Ask,
+    body: bool,
+) -> Response {
+    let client = match gw.client_for(&headers, peer.0.ip()).await {
+        Ok(c) => c,
+        Err(refused) => return refused,
+    };
+    let column = q.column.unwrap_or(0);
+    let target = Target::named(&ns, name.into_bytes());
+    let found = match find(&client, &target, column).await {
+        Ok(f) => f,
+        Err(e) => return failure(&e),
+    };
+    let current = found.current();
+    match conditions(&headers).evaluate(Some(&current), true) {
+        Verdict::Proceed => {}
+        Verdict::NotModified => return not_modified(&current),
+        Verdict::Failed => return plain(StatusCode::PRECONDITION_FAILED, "precondition failed"),
+    }
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, start, len) = match resolve(range, found.size) {
+        RangeAsk::Whole => (StatusCode::OK, 0, found.size),
+        RangeAsk::Part { start, len } => (StatusCode::PARTIAL_CONTENT, start, len),
+        RangeAsk::Unsatisfiable => return unsatisfiable(found.size),
+    };
+    let mut out = Response::builder()
+        .status(status)
+        .header(header::CONTENT_LENGTH, len)
+        .header(header::ACCEPT_RANGES, "bytes");
+    if status == StatusCode::PARTIAL_CONTENT {
+        let last = start + len - 1;
+        out = out.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{last}/{}", found.size),
+        );
+    }
+    let mut response = match out.body(match (body, len) {
+        (false, _) | (true, 0) => Body::empty(),
+        (true, _) => stream_body(client, target, column, (start, len)),
+    }) {
+        Ok(r) => r,
+        Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    describe(response.headers_mut(), &current, found.record.as_ref());
+    response
+}
+
+/// The value's metadata, size and name record (`NOT_FOUND` if it has no value).
+async fn find(client: &Client, target: &Target, column: u16) -> Result<Found, ClientError> {
+    if column != 0 {
+        let meta = client.lookup_column(target.clone(), column).await?;
+        let size = meta.size;
+        return Ok(Found {
+            meta,
+            size,
+            record: None,
+        });
+    }
+    let (meta, manifest) = client.object_meta(target).await?;
+    let record = match client
+        .get_column(target.clone(), NAME_COLUMN, 0, None)
+        .await
+    {
+        Ok(bytes) => NameRecord::decode(&bytes).ok(),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e),
+    };
+    let size = manifest.map_or(meta.size, |m| m.size);
+    Ok(Found { meta, size, record })
+}
+
+/// `len` bytes from `start`, pulled from the node as the HTTP client reads them.
+fn stream_body(client: Arc<Client>, target: Target, column: u16, (start, len): (u64, u64)) -> Body {
+    if column == 0 {
+        let reader = client.reader(target, (start, Some(len)));
+        return Body::from_stream(ReaderStream::new(reader));
+    }
+    let (mut tx, rx) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Err(e) = client
+            .get_column_to(target, column, (start, Some(len)), &mut tx)
+            .await
+        {
+            tracing::debug!(error = %e, "HTTP download failed mid-way");
+        }
+    });
+    Body::from_stream(ReaderStream::new(rx))
+}
+
+/// Sets the representation headers: entity tag, time, type and user metadata.
+fn describe(h: &mut HeaderMap, current: &Current, record: Option<&NameRecord>) {
+    if let Ok(v) = HeaderValue::from_str(&current.etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(current.modified)) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    let content_type = record
+        .map(|r| r.content_type.as_str())
+        .filter(|t| !t.is_empty())
+        .unwrap_or("application/octet-stream");
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    for (k, v) in record.map_or(&[][..], |r| &r.user_meta[..]) {
+        let name = header::HeaderName::from_bytes(format!("{META_PREFIX}{k}").as_bytes());
+        if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(v)) {
+            h.insert(name, value);
+        }
+    }
+}
+
+fn conditions(h: &HeaderMap) -> Conditions<'_> {
+    let text = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    Conditions {
+        if_match: text(header::IF_MATCH),
+        if_none_match: text(header::IF_NONE_MATCH),
+        if_modified_since: text(header::IF_MODIFIED_SINCE),
+        if_unmodified_since: text(header::IF_UNMODIFIED_SINCE),
+    }
+}
+
+fn not_modified(current: &Current) -> Response {
+    let mut r = StatusCode::NOT_MODIFIED.into_response();
+    describe(r.headers_mut(), current, None);
+    r.headers_mut().remove(header::CONTENT_TYPE);
+    r
+}
+
+fn unsatisfiable(size: u64) -> Response {
+    let mut r = plain(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        r.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    r
+}
+
+/// A request refused before it reaches the node: the status and why.
+type Refusal = (StatusCode, String);
+
+fn durability(q: &ObjectQuery) -> Result<Durability, Refusal> {
+    match q.durability.as_deref() {
+        None => Ok(Durability::Default),
+        Some("none") => Ok(Durability::None),
+        Some("batch") => Ok(Durability::Batch),
+        Some("sync") => Ok(Durability::Sync),
+        Some(other) => Err((
+            StatusCode::BAD_REQUEST,
+            format!("durability {other:?}: none, batch or sync"),
+        )),
+    }
+}
+
+/// The user metadata of a PUT's `x-amz-meta-*` headers (names lower case), bounded.
+fn user_meta(h: &HeaderMap) -> Result<Vec<(String, String)>, Refusal> {
+    let mut meta = Vec::new();
+    let mut bytes = 0;
+    for (name, value) in h {
+        let Some(key) = name.as_str().strip_prefix(META_PREFIX) else {
+            continue;
+        };
+        let value = value.to_str().map_err(|_| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("{name}: metadata must be ASCII text"),
+            )
+        })?;
+        bytes += key.len() + value.len();
+        meta.push((key.to_string(), value.to_string()));
+    }
+    if bytes > MAX_USER_META_BYTES {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("user metadata of {bytes} bytes is over {MAX_USER_META_BYTES}"),
+        ));
+    }
+    Ok(meta)
+}
+
+pub async fn put(
+    State(gw): State<Arc<Gateway>>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<ObjectQuery>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let client = match gw.client_for(&headers, peer.0.ip()).await {
+        Ok(c) => c,
+        Err(refused) => return refused,
+    };
+    let (meta, d) = match (user_meta(&headers), durability(&q)) {
+        (Ok(m), Ok(d)) => (m, d),
+        (Err((status, why)), _) | (_, Err((status, why))) => return plain(status, why),
+    };
+    let column = q.column.unwrap_or(0);
+    let target = Target::named(&ns, name.clone().into_bytes());
+    let conds = conditions(&headers);
+    if conds.if_match.is_some()
+        || conds.if_none_match.is_some()
+        || conds.if_unmodified_since.is_some()
+    {
+        let current = match client.lookup_column(target.clone(), column).await {
+            Ok(m) => Some(Current {
+                etag: etag_of(&m),
+                modified: modified_of(&m),
+            }),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return failure(&e),
+        };
+        if conds.evaluate(current.as_ref(), false) != Verdict::Proceed {
+            return plain(StatusCode::PRECONDITION_FAILED, "precondition failed");
+        }
+    }
+    let size_hint = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let opts = PutOptions {
+        durability: d,
+        ..PutOptions::default()
+    };
+    let stream = body
+        .into_data_stream()
+        .map_err(|e| std::io::Error::other(e.to_string()));
+    let mut source = StreamReader::new(stream);
+    let stored = match column {
+        0 => {
+            client
+                .put_object(target.clone(), &mut source, (size_hint, opts), |_| {})
+                .await
+        }
+        c => {
+            client
+                .put_stream(target.clone(), c, &mut source, (size_hint, opts), |_| {})
+                .await
+        }
+    };
+    let size = match stored {
+        Ok(size) => size,
+        Err(e) => return failure(&e),
+    };
+    if size_hint.is_some_and(|n| n != size) {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "the body ended before Content-Length",
+        );
+    }
+    let meta_now = match client.lookup_column(target.clone(), column).await {
+        Ok(m) => m,
+        Err(e) => return failure(&e),
+    };
+    let etag = etag_of(&meta_now);
+    if column == 0 {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let record = NameRecord {
+            content_type: content_type.to_string(),
+            etag: etag.clone(),
+            user_meta: meta,
+            ..NameRecord::new(ns, name.into_bytes(), size)
+        };
+        if let Err(e) = client.put_name_record(&record, opts).await {
+            return failure(&e);
+        }
+    }
+    let mut r = StatusCode::OK.into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
+}
+
+pub async fn delete(
+    (State(gw), Path((ns, name)), Query(q), ConnectInfo(peer), headers): Ask,
+) -> Response {
+    let client = match gw.client_for(&headers, peer.0.ip()).await {
+        Ok(c) => c,
+        Err(refused) => return refused,
+    };
+    let d = match durability(&q) {
+        Ok(d) => d,
+        Err((status, why)) => return plain(status, why),
+    };
+    let target = Target::named(&ns, name.into_bytes());
+    let removed = match q.column {
+        None => client.remove_object(target, d).await,
+        Some(c) => client.remove_column(target, c, d).await,
+    };
+    match removed {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => failure(&e),
+    }
+}
