@@ -8,6 +8,7 @@ mod certs;
 mod cli;
 mod columns;
 mod full_disk;
+mod http;
 mod inline;
 mod kill9;
 mod limits;

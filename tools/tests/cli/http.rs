@@ -1,0 +1,363 @@
+//! The HTTP gateway driven by curl: object routes with ranges, conditional requests,
+//! content types and metadata, chunked uploads, listings and errors; values shared with the
+//! CLI byte for byte; and, on a node with keys, authentication and the key's role.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::node_process::NodeProcess;
+
+fn or_panic<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A curl reply: status code, headers (lower-case names), body.
+struct Reply {
+    code: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// `curl -X METHOD URL ARGS`, the body to `dir/body`, headers to `dir/headers`.
+fn curl(dir: &Path, method: &str, url: &str, args: &[&str]) -> Reply {
+    let (body, heads) = (dir.join("body"), dir.join("headers"));
+    let out = or_panic(
+        Command::new("curl")
+            .args(["-s", "-S", "-X", method, "-o"])
+            .arg(&body)
+            .arg("-D")
+            .arg(&heads)
+            .args(["-w", "%{http_code}"])
+            .args(if method == "HEAD" {
+                &["-I"][..]
+            } else {
+                &[][..]
+            })
+            .args(args)
+            .arg(url)
+            .output(),
+    );
+    let code = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(
+        code > 0,
+        "curl {method} {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let heads = std::fs::read_to_string(&heads).unwrap_or_default();
+    let headers = heads
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Reply {
+        code,
+        headers,
+        body: std::fs::read(&body).unwrap_or_default(),
+    }
+}
+
+fn ringblob(addr: &str, args: &[&str], stdin: &Path) -> std::process::Output {
+    or_panic(
+        Command::new(env!("CARGO_BIN_EXE_ringblob"))
+            .args(["--remote", addr])
+            .args(args)
+            .stdin(or_panic(std::fs::File::open(stdin)))
+            .output(),
+    )
+}
+
+fn free_port() -> u16 {
+    or_panic(std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr())).port()
+}
+
+#[test]
+fn objects_over_http_with_ranges_conditions_metadata_and_listings() {
+    let dir = or_panic(tempfile::tempdir());
+    let d = dir.path();
+    let http = format!("127.0.0.1:{}", free_port());
+    let node = NodeProcess::start(&d.join("data"), &["--http-listen", &http]);
+    let base = format!("http://{http}");
+    let file = d.join("in.txt");
+    or_panic(std::fs::write(&file, b"0123456789abcdefghij"));
+    let url = format!("{base}/photos/trip/day1.txt");
+    let put = curl(
+        d,
+        "PUT",
+        &url,
+        &[
+            "--data-binary",
+            &format!("@{}", file.display()),
+            "-H",
+            "Content-Type: text/plain",
+            "-H",
+            "x-amz-meta-camera: x100",
+        ],
+    );
+    assert_eq!(put.code, 200, "{}", put.text());
+    let etag = put.header("etag").unwrap_or_default().to_string();
+    assert!(etag.starts_with('"') && etag.len() > 2, "{etag}");
+
+    let get = curl(d, "GET", &url, &[]);
+    assert_eq!(
+        (get.code, get.text().as_str()),
+        (200, "0123456789abcdefghij")
+    );
+    assert_eq!(get.header("content-type"), Some("text/plain"));
+    assert_eq!(get.header("x-amz-meta-camera"), Some("x100"));
+    assert_eq!(get.header("etag"), Some(etag.as_str()));
+    assert_eq!(get.header("accept-ranges"), Some("bytes"));
+    let modified = get.header("last-modified").unwrap_or_default().to_string();
+    assert!(modified.ends_with("GMT"), "{modified}");
+
+    let head = curl(d, "HEAD", &url, &[]);
+    assert_eq!(
+        (head.code, head.header("content-length")),
+        (200, Some("20"))
+    );
+    assert!(!head.text().contains("0123"), "HEAD sends no body");
+
+    // Ranges: the three forms, past the end, unsatisfiable, several.
+    for (range, want, content_range) in [
+        ("bytes=2-5", "2345", "bytes 2-5/20"),
+        ("bytes=15-", "fghij", "bytes 15-19/20"),
+        ("bytes=-3", "hij", "bytes 17-19/20"),
+        ("bytes=18-100", "ij", "bytes 18-19/20"),
+    ] {
+        let r = curl(d, "GET", &url, &["-H", &format!("Range: {range}")]);
+        assert_eq!((r.code, r.text().as_str()), (206, want), "{range}");
+        assert_eq!(r.header("content-range"), Some(content_range), "{range}");
+    }
+    let r = curl(d, "GET", &url, &["-H", "Range: bytes=20-"]);
+    assert_eq!(
+        (r.code, r.header("content-range")),
+        (416, Some("bytes */20"))
+    );
+    let r = curl(d, "GET", &url, &["-H", "Range: bytes=0-1,4-5"]);
+    assert_eq!(
+        (r.code, r.body.len()),
+        (200, 20),
+        "several ranges: the whole body"
+    );
+
+    // Conditional requests.
+    let inm = format!("If-None-Match: {etag}");
+    assert_eq!(curl(d, "GET", &url, &["-H", &inm]).code, 304);
+    assert_eq!(
+        curl(d, "GET", &url, &["-H", "If-None-Match: \"other\""]).code,
+        200
+    );
+    assert_eq!(
+        curl(
+            d,
+            "GET",
+            &url,
+            &["-H", &format!("If-Modified-Since: {modified}")]
+        )
+        .code,
+        304
+    );
+    assert_eq!(
+        curl(d, "GET", &url, &["-H", "If-Match: \"other\""]).code,
+        412
+    );
+    assert_eq!(
+        curl(d, "GET", &url, &["-H", &format!("If-Match: {etag}")]).code,
+        200
+    );
+    let create_only = ["--data-binary", "x", "-H", "If-None-Match: *"];
+    assert_eq!(curl(d, "PUT", &url, &create_only).code, 412, "it exists");
+    let new_url = format!("{base}/photos/trip/day2.txt");
+    assert_eq!(
+        curl(d, "PUT", &new_url, &create_only).code,
+        200,
+        "it did not"
+    );
+    let stale = ["--data-binary", "y", "-H", "If-Match: \"stale\""];
+    assert_eq!(curl(d, "PUT", &url, &stale).code, 412);
+
+    // A chunked upload (no Content-Length), read back by the CLI byte for byte.
+    let big = d.join("big.bin");
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    or_panic(std::fs::write(&big, &bytes));
+    let chunked = [
+        "-T",
+        &big.display().to_string(),
+        "-H",
+        "Transfer-Encoding: chunked",
+    ];
+    let big_url = format!("{base}/photos/big.bin");
+    assert_eq!(curl(d, "PUT", &big_url, &chunked).code, 200);
+    let out = ringblob(
+        &node.addr,
+        &["--namespace", "photos", "get", "big.bin"],
+        &file,
+    );
+    assert!(out.status.success());
+    assert!(out.stdout == bytes, "the CLI reads what HTTP wrote");
+    // And HTTP reads what the CLI wrote, listed by both.
+    let cli_put = ringblob(
+        &node.addr,
+        &["--namespace", "photos", "put", "cli.txt"],
+        &file,
+    );
+    assert!(cli_put.status.success());
+    let got = curl(d, "GET", &format!("{base}/photos/cli.txt"), &[]);
+    assert_eq!((got.code, got.body), (200, or_panic(std::fs::read(&file))));
+
+    let list = curl(d, "GET", &format!("{base}/photos/?prefix=trip/"), &[]);
+    let json: serde_json::Value = or_panic(serde_json::from_slice(&list.body));
+    let names: Vec<_> = json["names"].as_array().cloned().unwrap_or_default();
+    let names: Vec<_> = names
+        .iter()
+        .map(|n| n["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["trip/day1.txt", "trip/day2.txt"], "{json}");
+    assert_eq!(json["names"][0]["content_type"], "text/plain");
+    let page = curl(d, "GET", &format!("{base}/photos/?limit=2"), &[]);
+    let json: serde_json::Value = or_panic(serde_json::from_slice(&page.body));
+    assert_eq!(json["next"], "cli.txt", "{json}");
+    let spaces = curl(d, "GET", &format!("{base}/"), &[]);
+    assert_eq!(
+        spaces.text().trim(),
+        r#"{"namespaces":["photos"],"next":null}"#
+    );
+
+    // Columns by query parameter.
+    let thumb = format!("{url}?column=2");
+    assert_eq!(
+        curl(d, "PUT", &thumb, &["--data-binary", "small"]).code,
+        200
+    );
+    assert_eq!(curl(d, "GET", &thumb, &[]).text(), "small");
+    assert_eq!(
+        curl(d, "GET", &url, &[]).body.len(),
+        20,
+        "column 0 unchanged"
+    );
+
+    // Errors are status codes with a body, never a dropped connection.
+    let missing = curl(d, "GET", &format!("{base}/photos/none"), &[]);
+    assert_eq!(missing.code, 404);
+    assert!(missing.text().starts_with("404"), "{}", missing.text());
+    assert_eq!(
+        curl(
+            d,
+            "PUT",
+            &format!("{url}?durability=forever"),
+            &["--data-binary", "z"]
+        )
+        .code,
+        400
+    );
+    assert_eq!(curl(d, "GET", &format!("{url}?column=x"), &[]).code, 400);
+    let huge_meta = format!("x-amz-meta-big: {}", "m".repeat(3000));
+    assert_eq!(
+        curl(d, "PUT", &url, &["--data-binary", "z", "-H", &huge_meta]).code,
+        400
+    );
+
+    // DELETE removes the name from listings too.
+    assert_eq!(curl(d, "DELETE", &url, &[]).code, 204);
+    assert_eq!(curl(d, "GET", &url, &[]).code, 404);
+    assert_eq!(curl(d, "DELETE", &url, &[]).code, 404);
+    let list = curl(d, "GET", &format!("{base}/photos/?prefix=trip/"), &[]);
+    assert!(!list.text().contains("day1"), "{}", list.text());
+    assert_eq!(node.terminate(), Some(0));
+}
+
+fn add_key(data: &Path, role: &str, namespaces: &str) -> String {
+    let out = or_panic(
+        Command::new(env!("CARGO_BIN_EXE_ringblob-node"))
+            .args([
+                "keys",
+                "add",
+                "--role",
+                role,
+                "--namespace",
+                namespaces,
+                "--data-dir",
+            ])
+            .arg(data)
+            .output(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("rbk-") && l.contains(':'))
+        .unwrap_or_else(|| panic!("no ID:SECRET in {text}"))
+        .to_string()
+}
+
+#[test]
+fn a_node_with_keys_serves_http_only_to_keys_with_the_role_and_namespace() {
+    let dir = or_panic(tempfile::tempdir());
+    let d = dir.path();
+    let data = d.join("data");
+    let writer = add_key(&data, "write", "photos");
+    let reader = add_key(&data, "read", "*");
+    let http = format!("127.0.0.1:{}", free_port());
+    let node = NodeProcess::start(&data, &["--http-listen", &http]);
+    let url = format!("http://{http}/photos/a.txt");
+    let user = |k: &str| k.replacen(':', ":", 1);
+    let put = |auth: &[&str]| {
+        let mut args = vec!["--data-binary", "hello"];
+        args.extend_from_slice(auth);
+        curl(d, "PUT", &url, &args).code
+    };
+    let no_key = curl(d, "GET", &url, &[]);
+    assert_eq!(no_key.code, 401);
+    assert!(no_key
+        .header("www-authenticate")
+        .is_some_and(|v| v.starts_with("Basic")));
+    let (id, _) = writer.split_once(':').unwrap_or_default();
+    let wrong = format!("{id}:{}", "0".repeat(64));
+    assert_eq!(put(&["-u", &wrong]), 401, "wrong secret");
+    assert_eq!(put(&["-u", &user(&writer)]), 200, "Basic");
+    let bearer = format!("Authorization: Bearer {writer}");
+    assert_eq!(put(&["-H", &bearer]), 200, "Bearer");
+    assert_eq!(put(&["-u", &user(&reader)]), 403, "a read key cannot write");
+    let got = curl(d, "GET", &url, &["-u", &user(&reader)]);
+    assert_eq!((got.code, got.text().as_str()), (200, "hello"));
+    let elsewhere = format!("http://{http}/docs/a.txt");
+    let other = curl(
+        d,
+        "PUT",
+        &elsewhere,
+        &["--data-binary", "x", "-u", &user(&writer)],
+    );
+    assert_eq!(
+        other.code,
+        403,
+        "the writer is limited to photos: {}",
+        other.text()
+    );
+    let listed = curl(
+        d,
+        "GET",
+        &format!("http://{http}/photos/"),
+        &["-u", &user(&reader)],
+    );
+    assert!(listed.text().contains("a.txt"), "{}", listed.text());
+    assert_eq!(node.terminate(), Some(0));
+}
