@@ -120,6 +120,11 @@ fn add(
     keys.add(KeyEntry::new(&key, role, namespaces))?;
     store(path, &keys)?;
     writeln!(out, "{}", key.to_text())?;
+    eprintln!(
+        "for S3 clients of the HTTP gateway: access key id {}, secret access key {}",
+        key.id,
+        key.s3_secret()
+    );
     Ok(())
 }
 

@@ -5,9 +5,15 @@
 //! ```json
 //! {"version": 1, "keys": [
 //!   {"id": "rbk-0123456789abcdef", "role": "write", "namespaces": ["photos"],
-//!    "stored_key": "<64 hex digits>", "server_key": "<64 hex digits>"}
+//!    "stored_key": "<64 hex digits>", "server_key": "<64 hex digits>",
+//!    "s3_secret": "<64 hex digits>"}
 //! ]}
 //! ```
+//!
+//! `s3_secret` (optional) is the key's S3 secret access key (`AccessKey::s3_secret`): AWS
+//! Signature Version 4 is checked with the signing secret itself, so the HTTP gateway can
+//! serve S3 requests signed with this key only when the file holds it. A key without it
+//! authenticates everywhere else.
 //!
 //! `namespaces` lists the namespaces the key may touch; `["*"]` is all of them. Parsing and
 //! printing only; the node reads and writes the file (mode 0600).
@@ -30,6 +36,8 @@ pub struct KeyEntry {
     /// Namespaces the key may touch; `*` is all.
     pub namespaces: Vec<String>,
     pub verifier: Verifier,
+    /// The S3 secret access key, for Signature V4 (see the module docs).
+    pub s3_secret: Option<String>,
 }
 
 impl KeyEntry {
@@ -40,6 +48,7 @@ impl KeyEntry {
             role,
             namespaces,
             verifier: key.verifier(),
+            s3_secret: Some(key.s3_secret()),
         }
     }
 
@@ -85,6 +94,8 @@ struct EntryJson {
     namespaces: Vec<String>,
     stored_key: String,
     server_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s3_secret: Option<String>,
 }
 
 impl KeysFile {
@@ -122,6 +133,7 @@ impl KeysFile {
                     namespaces: k.namespaces.clone(),
                     stored_key: hex(&k.verifier.stored_key),
                     server_key: hex(&k.verifier.server_key),
+                    s3_secret: k.s3_secret.clone(),
                 })
                 .collect(),
         };
@@ -179,11 +191,15 @@ fn entry(e: EntryJson) -> Result<KeyEntry, KeysFileError> {
         stored_key: key32(&e.stored_key, "stored_key")?,
         server_key: key32(&e.server_key, "server_key")?,
     };
+    if let Some(s3) = &e.s3_secret {
+        key32(s3, "s3_secret")?;
+    }
     Ok(KeyEntry {
         id: e.id.clone(),
         role,
         namespaces: e.namespaces.clone(),
         verifier,
+        s3_secret: e.s3_secret.clone(),
     })
 }
 

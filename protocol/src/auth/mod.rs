@@ -92,6 +92,13 @@ impl AccessKey {
         }
     }
 
+    /// The key's S3 secret access key: `hex(HMAC-SHA256(secret, "ringblob s3 secret"))`.
+    /// S3 clients sign with it (Signature V4, access key id = the key id); the keys file
+    /// keeps it because checking such a signature needs it (`keys_file`).
+    pub fn s3_secret(&self) -> String {
+        hex(&hmac(&self.secret, b"ringblob s3 secret"))
+    }
+
     fn client_key(&self) -> [u8; 32] {
         hmac(&self.secret, b"ringblob client key")
     }

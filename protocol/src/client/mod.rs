@@ -53,6 +53,9 @@ pub struct ClientConfig {
     pub chunk_size: u64,
     /// The access key to authenticate with (and TLS settings).
     pub security: ClientSecurity,
+    /// A node's client acting for this access key (the request envelope): the node
+    /// applies that key's role and namespaces. Only a node key may act for another.
+    pub acting: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -66,6 +69,7 @@ impl Default for ClientConfig {
             part_size: 8 << 20,
             chunk_size: object::DEFAULT_CHUNK_SIZE,
             security: ClientSecurity::default(),
+            acting: None,
         }
     }
 }
@@ -193,7 +197,7 @@ impl Client {
         conn.send(|trans, buf| {
             let mut h = Header::request(req.command(), trans, key.id(), group);
             h.version = version;
-            key.encode_request(req, &mut h, buf)?;
+            key.encode_request(req, &mut h, buf, self.config.acting.as_deref())?;
             Ok(h)
         })
         .await
@@ -391,7 +395,7 @@ impl Client {
             .send_streamed(|trans, buf| {
                 let mut h = Header::request(req.command(), trans, key.id(), group);
                 h.version = version;
-                key.encode_request(req, &mut h, buf)?;
+                key.encode_request(req, &mut h, buf, self.config.acting.as_deref())?;
                 Ok(h)
             })
             .await?;

@@ -31,22 +31,35 @@ impl Target {
     }
 
     /// Appends `req`'s frame to `dst` under `header`; a named target's frame carries the
-    /// name in an envelope (protocol version 2; by ID alone on a version-1 connection).
+    /// name in an envelope (protocol version 2; by ID alone on a version-1 connection), and
+    /// so does the key a node client acts for (`acting`, which needs version 2: refused on
+    /// a version-1 connection rather than sent without it).
     pub(crate) fn encode_request(
         &self,
         req: &Request,
         header: &mut Header,
         dst: &mut BytesMut,
+        acting: Option<&str>,
     ) -> Result<(), ClientError> {
         let name = match self {
-            Target::Name { name, .. } if header.version >= 2 && header.key != [0; 32] => name,
-            _ => return Ok(req.encode_with(header, dst)?),
+            Target::Name { name, .. } if header.version >= 2 && header.key != [0; 32] => {
+                Some(name.clone())
+            }
+            _ => None,
         };
+        if acting.is_some() && header.version < 2 {
+            return Err(ClientError::Unexpected(
+                "acting for a key needs protocol version 2".into(),
+            ));
+        }
+        if name.is_none() && acting.is_none() {
+            return Ok(req.encode_with(header, dst)?);
+        }
         header.command = req.command();
         header.flags |= FLAG_ENVELOPE;
         let envelope = Envelope {
-            acting: None,
-            name: Some(name.clone()),
+            acting: acting.map(str::to_string),
+            name,
         };
         encode_frame(header, dst, |buf| {
             envelope.encode(buf)?;

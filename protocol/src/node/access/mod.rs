@@ -111,6 +111,11 @@ pub struct Access {
     generation: watch::Sender<u64>,
     /// The cluster key this node proves to its peers (updated by a reload).
     peer_credentials: Credentials,
+    /// A node key made at start and never written anywhere: the HTTP gateway in this
+    /// process authenticates to its own node with it (as a node, acting for each request's
+    /// key), so it needs neither the users' secrets nor a cluster secret.
+    local: AccessKey,
+    local_verifier: Verifier,
     pub limiter: FailureLimiter,
 }
 
@@ -129,12 +134,18 @@ impl std::fmt::Debug for Access {
 impl Default for Access {
     /// No keys, no cluster secret: authentication off.
     fn default() -> Self {
+        let local = AccessKey {
+            id: NODE_KEY_ID.into(),
+            secret: rand::random(),
+        };
         Access {
             keys_path: None,
             secret_path: None,
             state: RwLock::default(),
             generation: watch::channel(0).0,
             peer_credentials: Credentials::default(),
+            local_verifier: local.verifier(),
+            local,
             limiter: FailureLimiter::default(),
         }
     }
@@ -205,6 +216,17 @@ impl Access {
         self.state.read().macs.clone()
     }
 
+    /// The credentials of this process's own clients of its node (the HTTP gateway): a node
+    /// key known only in memory.
+    pub fn local_credentials(&self) -> Credentials {
+        Credentials::new(Some(self.local.clone()))
+    }
+
+    /// The verifiers a node key is checked against: the cluster secrets', then the local key's.
+    fn node_verifiers(&self, s: &Loaded) -> Vec<Verifier> {
+        s.cluster.iter().copied().chain([self.local_verifier]).collect()
+    }
+
     /// The key this node proves to other nodes (shared with its peer clients).
     pub fn peer_credentials(&self) -> Credentials {
         self.peer_credentials.clone()
@@ -220,8 +242,8 @@ impl Access {
     pub fn verify(&self, exchange: &Exchange<'_>, proof: &[u8; 32]) -> Option<Identity> {
         let s = self.state.read().clone();
         if exchange.key_id == NODE_KEY_ID {
-            return s
-                .cluster
+            return self
+                .node_verifiers(&s)
                 .iter()
                 .find(|v| v.check(exchange, proof))
                 .map(Identity::node);
@@ -238,11 +260,10 @@ impl Access {
     pub fn verifier(&self, key_id: &str, identity: &Identity) -> Option<Verifier> {
         let s = self.state.read();
         if key_id == NODE_KEY_ID {
-            return s
-                .cluster
-                .iter()
-                .find(|v| Some(v.stored_key) == identity.verifier)
-                .copied();
+            return self
+                .node_verifiers(&s)
+                .into_iter()
+                .find(|v| Some(v.stored_key) == identity.verifier);
         }
         s.keys.get(key_id).map(|e| e.verifier)
     }
@@ -260,8 +281,8 @@ impl Access {
         };
         let s = self.state.read();
         if id == NODE_KEY_ID {
-            return s
-                .cluster
+            return self
+                .node_verifiers(&s)
                 .iter()
                 .find(|v| Some(v.stored_key) == identity.verifier)
                 .map(Identity::node);
@@ -286,6 +307,13 @@ impl Access {
             .zip(stored.stored_key.iter().chain(&stored.server_key))
             .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         (diff == 0).then(|| Identity::of(entry))
+    }
+
+    /// The identity and S3 secret of `key_id` (for Signature V4), if the node has both.
+    pub fn s3_key(&self, key_id: &str) -> Option<(Identity, String)> {
+        let s = self.state.read();
+        let entry = s.keys.get(key_id)?;
+        Some((Identity::of(entry), entry.s3_secret.clone()?))
     }
 
     /// Notes a failed attempt from `source`.
