@@ -47,6 +47,8 @@ impl Target {
             }
             _ => None,
         };
+        // The greeting is the connection's, not a request made for a key.
+        let acting = acting.filter(|_| !matches!(req, Request::Handshake(_) | Request::Auth(_)));
         if acting.is_some() && header.version < 2 {
             return Err(ClientError::Unexpected(
                 "acting for a key needs protocol version 2".into(),

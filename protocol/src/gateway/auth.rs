@@ -1,23 +1,54 @@
-//! Who an HTTP request acts as, and the client it is made through: on an open node, one
-//! shared client; on a node with access keys, a client authenticated as the key the request
-//! presents (`Authorization: Basic` with the key id as user and the secret as password, or
-//! `Bearer ID:SECRET`), checked here first so a wrong secret costs no connection. Failures
-//! count against the source address like failed `AUTH`s; secrets are never logged.
+//! Who an HTTP request acts as, and the client it is made through. On an open node: one
+//! shared client. On a node with access keys: the request proves a key — HTTP Basic (the
+//! key id as user, the secret as password) or `Bearer ID:SECRET` on the plain routes, AWS
+//! Signature V4 on the S3 routes — and is made through a client of this node that
+//! authenticates with the process-local node key and acts for that key (the request
+//! envelope), so the node applies the key's role and namespaces exactly as to a client of
+//! its own. Failures count against the source address like failed `AUTH`s; secrets are never
+//! logged.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 
 use super::errors::{plain, refuse};
+use super::s3::error::S3Error;
+use super::s3::sigv4::{self, Arrived, Payload};
 use crate::client::{Client, ClientConfig, Credentials};
-use crate::node::access::Access;
+use crate::node::access::{Access, Identity};
 
 /// Most per-key clients kept; past it the cache starts over.
 const MAX_CLIENTS: usize = 1024;
+/// The cache slot of the gateway's own client (acting for no key).
+const SYSTEM: &str = "";
+
+/// Who a request acts as.
+#[derive(Debug, Clone)]
+pub enum Who {
+    /// A node without keys: anyone may do anything.
+    Open,
+    Key(Identity),
+}
+
+impl Who {
+    /// Whether it may write in `namespace` (the gateway's own checks, for bucket records).
+    pub fn may_write(&self, namespace: &str) -> bool {
+        match self {
+            Who::Open => true,
+            Who::Key(id) => {
+                id.role >= crate::auth::Role::Write
+                    && id
+                        .namespaces
+                        .as_ref()
+                        .is_none_or(|ns| ns.iter().any(|n| n == namespace))
+            }
+        }
+    }
+}
 
 /// The gateway's view of its node.
 pub struct Gateway {
@@ -40,14 +71,15 @@ impl Gateway {
         }
     }
 
-    /// The client a request with `headers` from `source` is made through, or its refusal.
+    /// The client a plain-HTTP request with `headers` from `source` is made through, or its
+    /// refusal.
     pub async fn client_for(
         &self,
         headers: &HeaderMap,
         source: IpAddr,
     ) -> Result<Arc<Client>, Response> {
         let Some(access) = &self.access else {
-            return self.client("", Credentials::default()).await;
+            return self.client(SYSTEM).await.map_err(unreachable);
         };
         if let Some((wait, _)) = access.limiter.blocked(source, Instant::now()) {
             return Err(refuse::throttled(wait.as_secs().max(1)));
@@ -65,8 +97,64 @@ impl Gateway {
             Ok(_) => return Err(self.failed(access, source, "unknown key or wrong secret")),
             Err(why) => return Err(self.failed(access, source, why)),
         };
-        let id = key.id.clone();
-        self.client(&id, Credentials::new(Some(key))).await
+        self.client(&key.id).await.map_err(unreachable)
+    }
+
+    /// The client and identity of an S3 request, and what its signature says of the body.
+    pub async fn s3_client(
+        &self,
+        arrived: &Arrived<'_>,
+        source: IpAddr,
+    ) -> Result<(Arc<Client>, Who, Payload), S3Error> {
+        let Some(access) = &self.access else {
+            let payload = unverified_payload(arrived.headers)?;
+            let client = self.client(SYSTEM).await.map_err(|_| unavailable())?;
+            return Ok((client, Who::Open, payload));
+        };
+        if access.limiter.blocked(source, Instant::now()).is_some() {
+            return Err(S3Error::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "SlowDown",
+                "too many failed attempts from this address",
+            ));
+        }
+        if let Some(id) = super::s3::sigv2::key_id(arrived) {
+            let Some((identity, secret)) = access.s3_key(&id) else {
+                access.failed(Some(source));
+                return Err(S3Error::unknown_key());
+            };
+            super::s3::sigv2::verify(arrived, &secret, SystemTime::now())
+                .inspect_err(|_| access.failed(Some(source)))?;
+            let client = self.client(&id).await.map_err(|_| unavailable())?;
+            return Ok((client, Who::Key(identity), Payload::Unsigned));
+        }
+        if !sigv4::is_signed(arrived) {
+            return Err(S3Error::access_denied(
+                "anonymous requests are refused: sign with an access key",
+            ));
+        }
+        let claims = sigv4::claims(arrived)?;
+        let Some((identity, secret)) = access.s3_key(&claims.key_id) else {
+            access.failed(Some(source));
+            return Err(S3Error::unknown_key());
+        };
+        let payload =
+            sigv4::verify(arrived, &claims, &secret, SystemTime::now()).inspect_err(|e| {
+                if e.code == "SignatureDoesNotMatch" {
+                    access.failed(Some(source));
+                }
+            })?;
+        let client = self
+            .client(&claims.key_id)
+            .await
+            .map_err(|_| unavailable())?;
+        Ok((client, Who::Key(identity), payload))
+    }
+
+    /// The gateway's own client: on a node with keys, the node key acting for no one (bucket
+    /// records, multipart parts; the gateway checks the request's key itself first).
+    pub async fn system(&self) -> Result<Arc<Client>, S3Error> {
+        self.client(SYSTEM).await.map_err(|_| unavailable())
     }
 
     fn failed(&self, access: &Access, source: IpAddr, why: &'static str) -> Response {
@@ -75,22 +163,23 @@ impl Gateway {
         refuse::unauthorized(why)
     }
 
-    /// The cached client for `id`, connected on first use.
-    async fn client(&self, id: &str, credentials: Credentials) -> Result<Arc<Client>, Response> {
+    /// The cached client acting for key `id` (`SYSTEM`: for no key), connected on first use.
+    async fn client(&self, id: &str) -> Result<Arc<Client>, crate::client::ClientError> {
         if let Some(c) = self.clients.lock().await.get(id) {
             return Ok(c.clone());
         }
         let mut config = self.base.clone();
-        config.security.credentials = credentials;
         config.name = "ringblob-gateway".into();
+        if let Some(access) = &self.access {
+            config.security.credentials = access.local_credentials();
+            config.acting = (id != SYSTEM).then(|| id.to_string());
+        } else {
+            config.security.credentials = Credentials::default();
+        }
         let c = Client::connect(&self.node_addr, config)
             .await
-            .map_err(|e| {
+            .inspect_err(|e| {
                 tracing::warn!(error = %e, "the gateway cannot reach its node");
-                plain(
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "the node cannot be reached",
-                )
             })?;
         let mut clients = self.clients.lock().await;
         if clients.len() >= MAX_CLIENTS {
@@ -98,4 +187,39 @@ impl Gateway {
         }
         Ok(clients.entry(id.to_string()).or_insert(Arc::new(c)).clone())
     }
+}
+
+fn unreachable(_: crate::client::ClientError) -> Response {
+    plain(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "the node cannot be reached",
+    )
+}
+
+fn unavailable() -> S3Error {
+    S3Error::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        "the node cannot be reached",
+    )
+}
+
+/// On a node without keys signatures are not checked, but the body is still read as the
+/// client sent it (a signed hash is still checked).
+fn unverified_payload(headers: &HeaderMap) -> Result<Payload, S3Error> {
+    let text = headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok());
+    Ok(match text {
+        None | Some("UNSIGNED-PAYLOAD") => Payload::Unsigned,
+        Some(t) if t.starts_with("STREAMING-") => Payload::UnsignedChunks,
+        Some(t) => match crate::auth::unhex(t).and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+            Some(hash) => Payload::Sha256(hash),
+            None => {
+                return Err(S3Error::invalid_argument(
+                    "x-amz-content-sha256 is not a SHA-256",
+                ))
+            }
+        },
+    })
 }

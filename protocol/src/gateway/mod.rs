@@ -1,10 +1,13 @@
-//! The HTTP gateway (`http_listen`, `docs/HTTP.md`): plain HTTP/1.1 routes over objects —
-//! `GET`, `HEAD`, `PUT` and `DELETE` of `/{namespace}/{name}` with ranges, conditional
-//! requests, content types and user metadata — and JSON listings. Any node serves any
-//! object: each request is made through a client of this node's own binary listener, which
-//! routes it like any client request (forwarding to owners, W of N, hand-over reads). On a
-//! node with access keys every request authenticates as a key (HTTP Basic, or `Bearer
-//! ID:SECRET`), and the node's checks of that key's role and namespaces apply unchanged.
+//! The HTTP gateway (`http_listen`, `docs/HTTP.md`). Two faces on one listener:
+//! - plain HTTP/1.1 — `GET`, `HEAD`, `PUT` and `DELETE` of `/{namespace}/{name}` with
+//!   ranges, conditional requests, content types and user metadata, and JSON listings —
+//!   authenticated (on a node with keys) by HTTP Basic or `Bearer ID:SECRET`;
+//! - the S3 API real S3 clients use (`s3/`), for requests signed with AWS Signature V4 or
+//!   naming an S3 sub-resource.
+//!
+//! Any node serves any object: each request is made through a client of this node's own
+//! binary listener, which routes it like any client request (forwarding to owners, W of N,
+//! hand-over reads), acting for the request's key (`auth.rs`).
 
 mod auth;
 mod conditional;
@@ -12,14 +15,18 @@ mod errors;
 mod listing;
 mod object;
 mod range;
+pub mod s3;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use axum::routing::any;
 use axum::Router;
 
-pub use auth::Gateway;
+pub use auth::{Gateway, Who};
 
 use crate::node::admin::{AdminListener, PeerAddr};
 
@@ -30,19 +37,76 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
-        .route("/", get(listing::namespaces))
-        .route("/{namespace}", get(listing::names))
-        .route("/{namespace}/", get(listing::names))
-        .route(
-            "/{namespace}/{*name}",
-            get(object::get)
-                .head(object::head)
-                .put(object::put)
-                .delete(object::delete),
-        )
+        .route("/", any(entry))
+        .route("/{*path}", any(entry))
         .with_state(gateway);
     let app = app.into_make_service_with_connect_info::<PeerAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Every request: S3 if it is signed or names an S3 sub-resource, else plain HTTP.
+async fn entry(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    req: Request,
+) -> Response {
+    if s3::wants(&req) {
+        return s3::handle(&gw, peer, req).await;
+    }
+    plain(gw, peer, req).await
+}
+
+/// The plain HTTP routes.
+async fn plain(gw: Arc<Gateway>, peer: PeerAddr, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = s3::sigv4::percent_decode(parts.uri.path());
+    let mut segments = path.trim_start_matches('/').splitn(2, '/');
+    let namespace = segments.next().unwrap_or_default().to_string();
+    let name = segments.next().map(str::to_string);
+    let headers = parts.headers;
+    match (parts.method, namespace.is_empty(), name) {
+        (Method::GET, true, _) => {
+            let q = Query::try_from_uri(&parts.uri).unwrap_or_else(|_| Query(Default::default()));
+            listing::namespaces(State(gw), q, ConnectInfo(peer), headers).await
+        }
+        (Method::GET, false, None) | (Method::GET, false, Some(_)) if ends_listing(&path) => {
+            let q = Query::try_from_uri(&parts.uri).unwrap_or_else(|_| Query(Default::default()));
+            listing::names(State(gw), Path(namespace), q, ConnectInfo(peer), headers).await
+        }
+        (method, false, Some(name)) => {
+            let q = match Query::try_from_uri(&parts.uri) {
+                Ok(q) => q,
+                Err(e) => return errors::plain(StatusCode::BAD_REQUEST, e),
+            };
+            let ask = (
+                State(gw),
+                Path((namespace, name)),
+                q,
+                ConnectInfo(peer),
+                headers,
+            );
+            match method {
+                Method::GET => object::get(ask).await,
+                Method::HEAD => object::head(ask).await,
+                Method::PUT => {
+                    let (s, p, q, c, h) = ask;
+                    object::put(s, p, q, c, h, body).await
+                }
+                Method::DELETE => object::delete(ask).await,
+                _ => errors::plain(StatusCode::METHOD_NOT_ALLOWED, "GET, HEAD, PUT or DELETE"),
+            }
+        }
+        _ => errors::plain(StatusCode::METHOD_NOT_ALLOWED, "listings take GET"),
+    }
+}
+
+/// `/{namespace}` and `/{namespace}/`: a listing, not an object.
+fn ends_listing(path: &str) -> bool {
+    let rest = path.trim_start_matches('/');
+    match rest.split_once('/') {
+        None => true,
+        Some((_, name)) => name.is_empty(),
+    }
 }

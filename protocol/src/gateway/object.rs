@@ -47,14 +47,14 @@ type Ask = (
 
 /// What a GET or HEAD serves: the value's metadata, its size (an object's, for a chunked
 /// one) and its name record.
-struct Found {
-    meta: ValueMeta,
-    size: u64,
-    record: Option<NameRecord>,
+pub(crate) struct Found {
+    pub meta: ValueMeta,
+    pub size: u64,
+    pub record: Option<NameRecord>,
 }
 
 impl Found {
-    fn current(&self) -> Current {
+    pub(crate) fn current(&self) -> Current {
         Current {
             etag: etag_of(&self.meta),
             modified: modified_of(&self.meta),
@@ -67,7 +67,7 @@ pub fn etag_of(meta: &ValueMeta) -> String {
     format!("\"{:08x}{:016x}\"", meta.checksum, meta.timestamp_ns)
 }
 
-fn modified_of(meta: &ValueMeta) -> SystemTime {
+pub(crate) fn modified_of(meta: &ValueMeta) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_nanos(meta.timestamp_ns)
 }
 
@@ -128,7 +128,11 @@ async fn serve_read(
 }
 
 /// The value's metadata, size and name record (`NOT_FOUND` if it has no value).
-async fn find(client: &Client, target: &Target, column: u16) -> Result<Found, ClientError> {
+pub(crate) async fn find(
+    client: &Client,
+    target: &Target,
+    column: u16,
+) -> Result<Found, ClientError> {
     if column != 0 {
         let meta = client.lookup_column(target.clone(), column).await?;
         let size = meta.size;
@@ -152,7 +156,12 @@ async fn find(client: &Client, target: &Target, column: u16) -> Result<Found, Cl
 }
 
 /// `len` bytes from `start`, pulled from the node as the HTTP client reads them.
-fn stream_body(client: Arc<Client>, target: Target, column: u16, (start, len): (u64, u64)) -> Body {
+pub(crate) fn stream_body(
+    client: Arc<Client>,
+    target: Target,
+    column: u16,
+    (start, len): (u64, u64),
+) -> Body {
     if column == 0 {
         let reader = client.reader(target, (start, Some(len)));
         return Body::from_stream(ReaderStream::new(reader));
@@ -170,7 +179,7 @@ fn stream_body(client: Arc<Client>, target: Target, column: u16, (start, len): (
 }
 
 /// Sets the representation headers: entity tag, time, type and user metadata.
-fn describe(h: &mut HeaderMap, current: &Current, record: Option<&NameRecord>) {
+pub(crate) fn describe(h: &mut HeaderMap, current: &Current, record: Option<&NameRecord>) {
     if let Ok(v) = HeaderValue::from_str(&current.etag) {
         h.insert(header::ETAG, v);
     }
@@ -192,7 +201,7 @@ fn describe(h: &mut HeaderMap, current: &Current, record: Option<&NameRecord>) {
     }
 }
 
-fn conditions(h: &HeaderMap) -> Conditions<'_> {
+pub(crate) fn conditions(h: &HeaderMap) -> Conditions<'_> {
     let text = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     Conditions {
         if_match: text(header::IF_MATCH),
@@ -218,7 +227,7 @@ fn unsatisfiable(size: u64) -> Response {
 }
 
 /// A request refused before it reaches the node: the status and why.
-type Refusal = (StatusCode, String);
+pub(crate) type Refusal = (StatusCode, String);
 
 fn durability(q: &ObjectQuery) -> Result<Durability, Refusal> {
     match q.durability.as_deref() {
@@ -234,7 +243,7 @@ fn durability(q: &ObjectQuery) -> Result<Durability, Refusal> {
 }
 
 /// The user metadata of a PUT's `x-amz-meta-*` headers (names lower case), bounded.
-fn user_meta(h: &HeaderMap) -> Result<Vec<(String, String)>, Refusal> {
+pub(crate) fn user_meta(h: &HeaderMap) -> Result<Vec<(String, String)>, Refusal> {
     let mut meta = Vec::new();
     let mut bytes = 0;
     for (name, value) in h {

@@ -224,7 +224,11 @@ impl Access {
 
     /// The verifiers a node key is checked against: the cluster secrets', then the local key's.
     fn node_verifiers(&self, s: &Loaded) -> Vec<Verifier> {
-        s.cluster.iter().copied().chain([self.local_verifier]).collect()
+        s.cluster
+            .iter()
+            .copied()
+            .chain([self.local_verifier])
+            .collect()
     }
 
     /// The key this node proves to other nodes (shared with its peer clients).

@@ -1,0 +1,335 @@
+//! Objects: GetObject and HeadObject (ranges, conditions), PutObject (the body checked as
+//! it streams), CopyObject, DeleteObject and DeleteObjects.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ringblob_backends::names::NameRecord;
+use serde::Deserialize;
+
+use super::buckets::require;
+use super::error::S3Error;
+use super::xml::{self, element, S3_NS};
+use super::{iso_time, Ask};
+use crate::client::{Client, ClientError, PutOptions, Target};
+use crate::gateway::conditional::Verdict;
+use crate::gateway::object::{conditions, describe, etag_of, find, stream_body, user_meta};
+use crate::gateway::range::{resolve, RangeAsk};
+use crate::wire::Durability;
+
+fn target(ask: &Ask) -> Target {
+    Target::named(
+        &ask.bucket,
+        ask.key.clone().unwrap_or_default().into_bytes(),
+    )
+}
+
+pub async fn get(ask: Ask, body: bool) -> Result<Response, S3Error> {
+    let target = target(&ask);
+    let found = match find(&ask.client, &target, 0).await {
+        Ok(f) => f,
+        Err(e) if e.is_not_found() => {
+            require(&ask).await?;
+            return Err(S3Error::no_such_key());
+        }
+        Err(e) => return Err(S3Error::from_client(&e)),
+    };
+    let current = found.current();
+    match conditions(&ask.headers).evaluate(Some(&current), true) {
+        Verdict::Proceed => {}
+        Verdict::NotModified => {
+            let mut r = StatusCode::NOT_MODIFIED.into_response();
+            describe(r.headers_mut(), &current, None);
+            r.headers_mut().remove(header::CONTENT_TYPE);
+            return Ok(r);
+        }
+        Verdict::Failed => return Err(precondition_failed()),
+    }
+    let (status, start, len) = match resolve(ask.header("range"), found.size) {
+        RangeAsk::Whole => (StatusCode::OK, 0, found.size),
+        RangeAsk::Part { start, len } => (StatusCode::PARTIAL_CONTENT, start, len),
+        RangeAsk::Unsatisfiable => return Err(S3Error::invalid_range(found.size)),
+    };
+    let content = match (body, len) {
+        (true, 1..) => stream_body(ask.client.clone(), target, 0, (start, len)),
+        _ => Body::empty(),
+    };
+    let mut r = Response::new(content);
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        let value = format!("bytes {start}-{}/{}", start + len - 1, found.size);
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    describe(h, &current, found.record.as_ref());
+    Ok(r)
+}
+
+fn precondition_failed() -> S3Error {
+    S3Error::new(
+        StatusCode::PRECONDITION_FAILED,
+        "PreconditionFailed",
+        "At least one of the pre-conditions you specified did not hold",
+    )
+}
+
+/// The error of a failed upload: a body that failed its check is the client's fault.
+fn upload_error(e: &ClientError) -> S3Error {
+    match e {
+        ClientError::Input(m) if m.contains(super::body::HASH_MISMATCH) => S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "XAmzContentSHA256Mismatch",
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        ),
+        ClientError::Input(m) if m.contains("SignatureDoesNotMatch") => {
+            S3Error::signature_mismatch()
+        }
+        ClientError::Input(m) => S3Error::new(StatusCode::BAD_REQUEST, "IncompleteBody", m.clone()),
+        other => S3Error::from_client(other),
+    }
+}
+
+/// Stores the name record of an object just written: size, type, tag, metadata.
+pub async fn record(
+    client: &Client,
+    (bucket, key): (&str, &str),
+    size: u64,
+    (content_type, etag, meta): (String, String, Vec<(String, String)>),
+    o: PutOptions,
+) -> Result<(), S3Error> {
+    let record = NameRecord {
+        content_type,
+        etag,
+        user_meta: meta,
+        ..NameRecord::new(bucket, key.as_bytes().to_vec(), size)
+    };
+    client
+        .put_name_record(&record, o)
+        .await
+        .map(|_| ())
+        .map_err(|e| S3Error::from_client(&e))
+}
+
+pub async fn put(mut ask: Ask) -> Result<Response, S3Error> {
+    require(&ask).await?;
+    let meta = user_meta(&ask.headers)
+        .map_err(|(_, why)| S3Error::new(StatusCode::BAD_REQUEST, "MetadataTooLarge", why))?;
+    let conds = conditions(&ask.headers);
+    let target = target(&ask);
+    if conds.if_match.is_some() || conds.if_none_match.is_some() {
+        let current = match ask.client.lookup_column(target.clone(), 0).await {
+            Ok(m) => Some(crate::gateway::conditional::Current {
+                etag: etag_of(&m),
+                modified: crate::gateway::object::modified_of(&m),
+            }),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(S3Error::from_client(&e)),
+        };
+        if conds.evaluate(current.as_ref(), false) != Verdict::Proceed {
+            return Err(precondition_failed());
+        }
+    }
+    let content_type = ask.header("content-type").unwrap_or_default().to_string();
+    let (mut source, size_hint) = ask.take_body();
+    let o = PutOptions::default();
+    let size = ask
+        .client
+        .put_object(target.clone(), &mut source, (size_hint, o), |_| {})
+        .await
+        .map_err(|e| upload_error(&e))?;
+    if size_hint.is_some_and(|n| n != size) {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "IncompleteBody",
+            "the body ended early",
+        ));
+    }
+    let stored = ask
+        .client
+        .lookup_column(target, 0)
+        .await
+        .map_err(|e| S3Error::from_client(&e))?;
+    let etag = etag_of(&stored);
+    let key = ask.key.clone().unwrap_or_default();
+    record(
+        &ask.client,
+        (&ask.bucket, &key),
+        size,
+        (content_type, etag.clone(), meta),
+        o,
+    )
+    .await?;
+    let mut r = StatusCode::OK.into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(r)
+}
+
+/// `x-amz-copy-source`: `bucket/key` (or `/bucket/key`), URL-encoded, maybe `?versionId=`.
+fn copy_source(text: &str) -> Option<(String, String)> {
+    let text = text.split('?').next()?;
+    let decoded = super::sigv4::percent_decode(text);
+    let (bucket, key) = decoded.trim_start_matches('/').split_once('/')?;
+    (!bucket.is_empty() && !key.is_empty()).then(|| (bucket.to_string(), key.to_string()))
+}
+
+pub async fn copy(ask: Ask) -> Result<Response, S3Error> {
+    require(&ask).await?;
+    let (src_bucket, src_key) = ask
+        .header("x-amz-copy-source")
+        .and_then(copy_source)
+        .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source must be bucket/key"))?;
+    let src = Target::named(&src_bucket, src_key.clone().into_bytes());
+    let found = match find(&ask.client, &src, 0).await {
+        Ok(f) => f,
+        Err(e) if e.is_not_found() => return Err(S3Error::no_such_key()),
+        Err(e) => return Err(S3Error::from_client(&e)),
+    };
+    let replace = ask.header("x-amz-metadata-directive") == Some("REPLACE");
+    let (content_type, meta) = match (replace, &found.record) {
+        (true, _) => (
+            ask.header("content-type").unwrap_or_default().to_string(),
+            user_meta(&ask.headers).map_err(|(_, why)| S3Error::invalid_argument(&why))?,
+        ),
+        (false, Some(r)) => (r.content_type.clone(), r.user_meta.clone()),
+        (false, None) => (String::new(), Vec::new()),
+    };
+    let mut reader = ask.client.reader(src, (0, Some(found.size)));
+    let dst = target(&ask);
+    let o = PutOptions::default();
+    let size = ask
+        .client
+        .put_object(dst.clone(), &mut reader, (Some(found.size), o), |_| {})
+        .await
+        .map_err(|e| S3Error::from_client(&e))?;
+    let stored = ask
+        .client
+        .lookup_column(dst, 0)
+        .await
+        .map_err(|e| S3Error::from_client(&e))?;
+    let etag = etag_of(&stored);
+    let key = ask.key.clone().unwrap_or_default();
+    record(
+        &ask.client,
+        (&ask.bucket, &key),
+        size,
+        (content_type, etag.clone(), meta),
+        o,
+    )
+    .await?;
+    Ok(xml::ok(format!(
+        "<CopyObjectResult xmlns=\"{S3_NS}\">{}{}</CopyObjectResult>",
+        element("LastModified", &iso_time(stored.timestamp_ns)),
+        element("ETag", &etag)
+    )))
+}
+
+pub async fn delete(ask: Ask) -> Result<Response, S3Error> {
+    require(&ask).await?;
+    match ask
+        .client
+        .remove_object(target(&ask), Durability::Default)
+        .await
+    {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(e) if e.is_not_found() => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(e) => Err(S3Error::from_client(&e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeleteBody {
+    #[serde(rename = "Object", default)]
+    objects: Vec<DeleteEntry>,
+    #[serde(default)]
+    quiet: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeleteEntry {
+    key: String,
+}
+
+/// The most keys one DeleteObjects names (as S3 allows).
+const MAX_DELETE_KEYS: usize = 1000;
+/// The largest request body the gateway reads whole (DeleteObjects, Complete).
+pub const MAX_XML_BODY: usize = 2 << 20;
+
+/// A small XML request body, read whole (bounded).
+pub async fn xml_body<T: serde::de::DeserializeOwned>(ask: &mut Ask) -> Result<T, S3Error> {
+    use tokio::io::AsyncReadExt;
+    let (source, _) = ask.take_body();
+    let mut text = Vec::new();
+    source
+        .take(MAX_XML_BODY as u64 + 1)
+        .read_to_end(&mut text)
+        .await
+        .map_err(|e| S3Error::new(StatusCode::BAD_REQUEST, "IncompleteBody", e.to_string()))?;
+    if text.len() > MAX_XML_BODY {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "MalformedXML",
+            "the body is too large",
+        ));
+    }
+    let text = String::from_utf8(text)
+        .map_err(|_| S3Error::new(StatusCode::BAD_REQUEST, "MalformedXML", "not UTF-8"))?;
+    quick_xml::de::from_str(&text)
+        .map_err(|e| S3Error::new(StatusCode::BAD_REQUEST, "MalformedXML", e.to_string()))
+}
+
+pub async fn delete_many(mut ask: Ask) -> Result<Response, S3Error> {
+    require(&ask).await?;
+    let body: DeleteBody = xml_body(&mut ask).await?;
+    if body.objects.len() > MAX_DELETE_KEYS {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "MalformedXML",
+            "more than 1000 keys",
+        ));
+    }
+    let client: &Arc<Client> = &ask.client;
+    let mut out = format!("<DeleteResult xmlns=\"{S3_NS}\">");
+    for entry in &body.objects {
+        let t = Target::named(&ask.bucket, entry.key.clone().into_bytes());
+        match client.remove_object(t, Durability::Default).await {
+            Err(e) if !e.is_not_found() => {
+                let err = S3Error::from_client(&e);
+                out.push_str(&format!(
+                    "<Error>{}{}{}</Error>",
+                    element("Key", &entry.key),
+                    element("Code", err.code),
+                    element("Message", &err.message)
+                ));
+            }
+            _ if body.quiet => {}
+            _ => out.push_str(&format!(
+                "<Deleted>{}</Deleted>",
+                element("Key", &entry.key)
+            )),
+        }
+    }
+    out.push_str("</DeleteResult>");
+    Ok(xml::ok(out))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn copy_sources() {
+        let s = |t| super::copy_source(t);
+        assert_eq!(s("b/k/x"), Some(("b".into(), "k/x".into())));
+        assert_eq!(s("/b/a%20b?versionId=1"), Some(("b".into(), "a b".into())));
+        assert_eq!(s("b"), None);
+        assert_eq!(s("/b/"), None);
+    }
+}
