@@ -1,18 +1,18 @@
 //! The name index: per namespace, the names this node holds a name record for, sorted
-//! bytewise, each with its key. Lives in memory, rebuilt from the name records when the
+//! bytewise (a name's key is derived from its namespace and name, so it is not kept). Lives in memory, rebuilt from the name records when the
 //! backend opens ([`super::NamedBackend`]). An entry is a hint, checked against the
 //! backend when listed: a name whose record is gone is dropped then, so a race between a
 //! write and a remove can leave a stale entry for a moment but never hide a live name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 use ringblob_engine::Key;
 
-/// Names of one namespace, sorted, each with its key.
-type Space = BTreeMap<Box<[u8]>, Key>;
+/// Names of one namespace, sorted.
+type Space = BTreeSet<Box<[u8]>>;
 
 /// The index. Lock order: `state`, then nothing (backend calls are made without it, except
 /// the liveness probe in [`NameIndex::forget_unless`]).
@@ -36,39 +36,33 @@ struct State {
 pub struct NameIndexStats {
     pub namespaces: usize,
     pub names: usize,
-    /// Bytes of the names themselves (namespaces, names, keys), without map overhead.
+    /// Bytes of the names themselves (namespaces and names), without map overhead.
     pub name_bytes: usize,
     pub loaded: bool,
 }
 
 impl NameIndex {
-    /// Adds (or keeps) `name` of `namespace` at `key`.
-    pub fn insert(&self, namespace: &str, name: &[u8], key: Key) {
+    /// Adds (or keeps) `name` of `namespace`.
+    pub fn insert(&self, namespace: &str, name: &[u8]) {
         let mut s = self.state.lock();
         let space = match s.spaces.get_mut(namespace) {
             Some(space) => space,
             None => s.spaces.entry(namespace.to_string()).or_default(),
         };
-        if space.insert(name.into(), key).is_none() {
+        if space.insert(name.into()) {
             s.names += 1;
-            s.name_bytes += name.len() + 32;
+            s.name_bytes += name.len();
         }
     }
 
-    /// Drops `name` of `namespace` if it still maps to `key` and `live()` (asked under the
-    /// index lock, so no insert can come between) says its record is gone.
-    pub fn forget_unless(
-        &self,
-        namespace: &str,
-        name: &[u8],
-        key: Key,
-        live: impl FnOnce() -> bool,
-    ) {
+    /// Drops `name` of `namespace` unless `live()` (asked under the index lock, so no
+    /// insert can come between) says its record is there.
+    pub fn forget_unless(&self, namespace: &str, name: &[u8], live: impl FnOnce() -> bool) {
         let mut s = self.state.lock();
         let Some(space) = s.spaces.get_mut(namespace) else {
             return;
         };
-        if space.get(name) != Some(&key) || live() {
+        if !space.contains(name) || live() {
             return;
         }
         space.remove(name);
@@ -76,7 +70,7 @@ impl NameIndex {
             s.spaces.remove(namespace);
         }
         s.names -= 1;
-        s.name_bytes -= name.len() + 32;
+        s.name_bytes -= name.len();
     }
 
     /// Up to `limit` (name, key) pairs of `namespace` after `after` (or from the start)
@@ -98,9 +92,9 @@ impl NameIndex {
         };
         space
             .range::<[u8], _>((start, Bound::Unbounded))
-            .take_while(|(name, _)| name.starts_with(prefix))
+            .take_while(|name| name.starts_with(prefix))
             .take(limit)
-            .map(|(name, key)| (name.to_vec(), *key))
+            .map(|name| (name.to_vec(), Key::from_name(namespace.as_bytes(), name)))
             .collect()
     }
 
@@ -153,17 +147,13 @@ mod tests {
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-    fn key(n: u8) -> Key {
-        Key([n; 32])
-    }
-
     #[test]
     fn candidates_follow_prefix_and_after() -> TestResult {
         let ix = NameIndex::default();
-        for (i, n) in ["a/1", "a/2", "a/3", "b/1", "ab"].iter().enumerate() {
-            ix.insert("ns", n.as_bytes(), key(i as u8));
+        for n in ["a/1", "a/2", "a/3", "b/1", "ab"] {
+            ix.insert("ns", n.as_bytes());
         }
-        ix.insert("other", b"a/1", key(9));
+        ix.insert("other", b"a/1");
         let names = |c: Vec<(Vec<u8>, Key)>| {
             c.into_iter()
                 .map(|(n, _)| String::from_utf8_lossy(&n).into_owned())
@@ -187,13 +177,13 @@ mod tests {
     }
 
     #[test]
-    fn forget_only_a_dead_entry_of_the_same_key() -> TestResult {
+    fn forget_only_a_dead_entry() -> TestResult {
         let ix = NameIndex::default();
-        ix.insert("", b"x", key(1));
-        ix.forget_unless("", b"x", key(2), || false);
-        ix.forget_unless("", b"x", key(1), || true);
+        ix.insert("", b"x");
+        ix.forget_unless("", b"y", || false);
+        ix.forget_unless("", b"x", || true);
         assert_eq!(ix.stats().names, 1);
-        ix.forget_unless("", b"x", key(1), || false);
+        ix.forget_unless("", b"x", || false);
         assert_eq!(ix.stats(), NameIndexStats::default());
         Ok(())
     }

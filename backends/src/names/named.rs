@@ -71,7 +71,7 @@ impl NamedBackend {
             let page = self.inner.iterate(&req)?;
             for meta in page.entries.iter().filter(|m| m.column == NAME_COLUMN) {
                 if let Some(rec) = self.record_of(&meta.key)? {
-                    self.index.insert(&rec.namespace, &rec.name, meta.key);
+                    self.index.insert(&rec.namespace, &rec.name);
                 }
             }
             match page.next_after {
@@ -112,8 +112,7 @@ impl NamedBackend {
     fn unindex(&self, key: &Key, before: Option<NameRecord>) {
         if let Some(rec) = before {
             let live = || self.inner.lookup_column(key, NAME_COLUMN).is_ok();
-            self.index
-                .forget_unless(&rec.namespace, &rec.name, *key, live);
+            self.index.forget_unless(&rec.namespace, &rec.name, live);
         }
     }
 
@@ -148,7 +147,7 @@ impl NamedBackend {
                     }
                     _ => {
                         let live = || self.inner.lookup_column(&key, NAME_COLUMN).is_ok();
-                        self.index.forget_unless(&q.namespace, &name, key, live);
+                        self.index.forget_unless(&q.namespace, &name, live);
                     }
                 }
                 after = Some(name);
@@ -241,7 +240,7 @@ impl Backend for NamedBackend {
         let rec = Self::check_name_write(key, value, &opts)?;
         let size = self.inner.write_column(key, column, value, opts)?;
         if let Some(rec) = rec {
-            self.index.insert(&rec.namespace, &rec.name, *key);
+            self.index.insert(&rec.namespace, &rec.name);
         }
         Ok(size)
     }

@@ -140,3 +140,64 @@ fn the_index_is_rebuilt_from_the_backend() -> TestResult {
     assert_eq!(names(&again, "ns", "n4", None, 100)?.0.len(), 10);
     Ok(())
 }
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|it| {
+            it.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The README's cost of a name: RAM of the index per name, and disk per name record in
+/// the blob backend (record, index entry, sorted index). Names like `photos/2024/IMG_00001.jpg`
+/// (25 bytes) in a 6-byte namespace.
+/// `cargo test --release -p ringblob-backends --lib cost_per_name -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn cost_per_name() -> TestResult {
+    const N: usize = 1_000_000;
+    let name = |i: usize| format!("photos/2024/IMG_{i:05}.jpg");
+    let ix = NameIndex::default();
+    let before = resident_bytes();
+    for i in 0..N {
+        let n = name(i);
+        ix.insert("photos", n.as_bytes());
+    }
+    let ram = resident_bytes().saturating_sub(before) as f64 / N as f64;
+    let dir = tempfile::tempdir()?;
+    let b = crate::open_backend(&crate::BackendConfig::default(), dir.path())?;
+    let before = dir_bytes(dir.path());
+    const ON_DISK: usize = 200_000;
+    for i in 0..ON_DISK {
+        let rec = NameRecord::new("photos", name(i).into_bytes(), 65536);
+        let o = WriteOptions::durability(ringblob_engine::Durability::None);
+        b.write_column(&rec.key(), NAME_COLUMN, &rec.encode()?, o)?;
+    }
+    b.sync()?;
+    drop(b);
+    let b = crate::open_backend(&crate::BackendConfig::default(), dir.path())?;
+    drop(b);
+    let disk = (dir_bytes(dir.path()) - before) as f64 / ON_DISK as f64;
+    let record = NameRecord::new("photos", name(0).into_bytes(), 65536)
+        .encode()?
+        .len();
+    println!(
+        "{{\"names\": {N}, \"ram_bytes_per_name\": {ram:.1}, \"name_bytes\": {}, \"record_bytes\": {record}, \"disk_bytes_per_name\": {disk:.1}}}",
+        name(0).len()
+    );
+    Ok(())
+}
