@@ -13,6 +13,7 @@ pub mod bench;
 pub mod client_args;
 pub mod cluster_stat;
 pub mod column;
+pub mod export;
 pub mod inspect;
 pub mod ls;
 pub mod node_keys;

@@ -27,6 +27,7 @@ use axum::routing::any;
 use axum::Router;
 
 pub use auth::{Gateway, Who};
+pub use object::etag_of;
 
 use crate::node::admin::{AdminListener, PeerAddr};
 

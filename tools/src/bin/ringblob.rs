@@ -139,6 +139,28 @@ enum Cmd {
         #[arg(long, conflicts_with_all = ["space", "prefix"])]
         namespaces: bool,
     },
+    /// Write every name of NAMESPACE (default: --namespace) with its value, content type and
+    /// metadata to a tar archive, on stdout or -o FILE (the value, column 0, only)
+    Export {
+        #[arg(value_name = "NAMESPACE")]
+        space: Option<String>,
+        /// Only names that begin with this
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Store every file of a tar archive (-i FILE, or stdin) as a name of NAMESPACE (default:
+    /// --namespace), with the content type and metadata `export` recorded
+    Import {
+        #[arg(value_name = "NAMESPACE")]
+        space: Option<String>,
+        #[arg(short = 'i', long = "input")]
+        input: Option<PathBuf>,
+        /// none | batch | sync (default: the node's)
+        #[arg(long)]
+        durability: Option<String>,
+    },
     /// The node's statistics (JSON), with every cluster node's keys, bytes and rebalancing
     /// progress (`cluster_nodes`, `cluster_totals`) when it is in a cluster of several
     Stat,
@@ -530,6 +552,46 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 limit,
             };
             Ok(ls::run(&ctx.client, &ctx.groups, ask, ls::Show { long, json }).await?)
+        }
+        Cmd::Export {
+            space,
+            prefix,
+            output,
+        } => {
+            let ns = space.unwrap_or_else(|| ctx.namespace.clone());
+            let out: Box<dyn std::io::Write + Send> = match &output {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .map_err(|e| Failure(1, format!("{}: {e}", p.display())))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+            };
+            let client = std::sync::Arc::new(Client::connect(&cli.remote, config.clone()).await?);
+            let moved = ringblob_tools::export::export(client, &ns, &prefix, out).await?;
+            eprintln!("exported {} names, {} bytes", moved.names, moved.bytes);
+            Ok(())
+        }
+        Cmd::Import {
+            space,
+            input,
+            durability: d,
+        } => {
+            let ns = space.unwrap_or_else(|| ctx.namespace.clone());
+            let source: Box<dyn std::io::Read + Send> = match &input {
+                Some(p) => Box::new(std::io::BufReader::new(
+                    std::fs::File::open(p)
+                        .map_err(|e| Failure(1, format!("{}: {e}", p.display())))?,
+                )),
+                None => Box::new(std::io::BufReader::new(std::io::stdin())),
+            };
+            let o = PutOptions {
+                durability: durability(d.as_deref())?,
+                ..PutOptions::default()
+            };
+            let client = std::sync::Arc::new(Client::connect(&cli.remote, config.clone()).await?);
+            let moved = ringblob_tools::export::import(client, &ns, source, o).await?;
+            eprintln!("imported {} names, {} bytes", moved.names, moved.bytes);
+            Ok(())
         }
         Cmd::Stat => stat(&ctx).await,
         Cmd::Routes { json } => routes(&ctx, json).await,

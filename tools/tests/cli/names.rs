@@ -126,3 +126,61 @@ fn names_are_listed_in_order_across_pages_and_restarts() {
     assert_eq!(ls(&addr, &["photos"]).len(), 19 + 1500 + 5);
     assert_eq!(node.terminate(), Some(0));
 }
+
+#[test]
+fn export_and_import_carry_a_namespace_with_its_types_and_metadata() {
+    let dir = or_panic(tempfile::tempdir());
+    let node = NodeProcess::start(&dir.path().join("data"), &[]);
+    let addr = node.addr.clone();
+    let rt = or_panic(tokio::runtime::Runtime::new());
+    rt.block_on(put_names(&addr, "src", "n/", 30));
+    // A value of several parts, with a content type and metadata.
+    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+    rt.block_on(async {
+        let c = or_panic(Client::connect(&addr, ClientConfig::default()).await);
+        let t = Target::named("src", b"big.bin".to_vec());
+        let len = big.len() as u64;
+        or_panic(
+            c.put_column(t, 0, Bytes::from(big.clone()), PutOptions::default())
+                .await,
+        );
+        let record = NameRecord {
+            content_type: "application/x-test".into(),
+            user_meta: vec![("camera".into(), "x100".into())],
+            ..NameRecord::new("src", b"big.bin".to_vec(), len)
+        };
+        or_panic(c.put_name_record(&record, PutOptions::default()).await);
+    });
+    let archive = dir.path().join("src.tar");
+    let archive_text = archive.display().to_string();
+    let out = ringblob(&addr, &["export", "src", "-o", &archive_text]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exported 31 names"));
+    let out = ringblob(&addr, &["import", "dst", "-i", &archive_text]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ls(&addr, &["dst"]), ls(&addr, &["src"]));
+    let got = ringblob(&addr, &["--namespace", "dst", "get", "big.bin"]);
+    assert!(got.stdout == big, "the big value came back whole");
+    let got = ringblob(&addr, &["--namespace", "dst", "get", "n/00007"]);
+    assert_eq!(got.stdout, b"value of n/00007");
+    let json = ls(&addr, &["dst", "--prefix", "big", "--json"]);
+    let entry: serde_json::Value = or_panic(serde_json::from_str(&json[0]));
+    assert_eq!(entry["content_type"], "application/x-test");
+    assert_eq!(entry["meta"]["camera"], "x100");
+    assert_eq!(entry["size"], 5_000_000);
+    // A prefix exports only its names.
+    let out = ringblob(
+        &addr,
+        &["export", "src", "--prefix", "n/0000", "-o", &archive_text],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exported 10 names"));
+    assert_eq!(node.terminate(), Some(0));
+}
