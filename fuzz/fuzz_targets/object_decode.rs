@@ -1,5 +1,5 @@
-//! Feeds arbitrary bytes to the chunked-object decoders (docs/OBJECTS.md): the manifest and
-//! the upload record. Any `Err` is fine; a panic is a bug, and so is a decoded record that
+//! Feeds arbitrary bytes to the object record decoders (docs/OBJECTS.md): the manifest, the
+//! upload record and the name record. Any `Err` is fine; a panic is a bug, and so is a decoded record that
 //! does not re-encode to the very bytes it came from.
 //!
 //! Input: byte 0 picks the decoder; the rest is its input.
@@ -7,13 +7,22 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use ringblob_backends::names::NameRecord;
 use ringblob_protocol::client::object::{Manifest, UploadRecord};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, body)) = data.split_first() else {
         return;
     };
-    if mode % 2 == 0 {
+    if mode % 3 == 2 {
+        if let Ok(r) = NameRecord::decode(body) {
+            assert_eq!(
+                r.encode().ok().as_deref(),
+                Some(body),
+                "a name record re-encodes to its bytes"
+            );
+        }
+    } else if mode % 3 == 0 {
         if let Ok(m) = Manifest::decode(body) {
             assert_eq!(&m.encode()[..], body, "a manifest re-encodes to its bytes");
             assert!(m.chunk_crcs.len() as u64 == Manifest::chunks_for(m.size, m.chunk_size));

@@ -6,7 +6,7 @@
 //! - mode & 1 == 0: the body is a byte stream; frames are split off it with `decode_frame`
 //!   until it fails or runs dry, and each frame goes through `Request::decode` and
 //!   `Reply::decode`.
-//! - mode & 1 == 1: the body is one payload behind a valid header (command = byte 0 >> 1,
+//! - mode & 1 == 1: the body is one payload behind a valid header (command = bits 1..=5,
 //!   flags from bits of byte 0), so the payload decoders see arbitrary payloads without
 //!   the fuzzer having to find a valid header CRC; the payload also goes to every payload
 //!   decoder directly.
@@ -47,7 +47,7 @@ fn stream(body: &[u8]) {
 }
 
 fn one_payload(mode: u8, body: &[u8]) {
-    let command = Command::from_u16(u16::from(mode >> 1) & 0x0f);
+    let command = Command::from_u16(u16::from(mode >> 1) & 0x1f);
     let mut header = Header::request(command, 7, [3; 32], 1);
     header.flags = u32::from(mode >> 5) & 3; // REPLY and MORE in every combination
     if mode & 0x80 != 0 {
@@ -124,6 +124,8 @@ fn payload_decoders(p: &Bytes) {
     let _ = IteratePart::decode(p, false);
     let _ = BulkReadRequest::decode(p);
     let _ = BulkItem::decode(p);
+    let _ = ListRequest::decode(p);
+    let _ = ListReply::decode(p);
     let _ = decode_message(p);
     let _ = decode_json(p);
     let _ = check_frame(p);
