@@ -18,10 +18,13 @@ use tokio_util::io::{ReaderStream, StreamReader};
 use super::conditional::{Conditions, Current, Verdict};
 use super::errors::{failure, plain};
 use super::range::{resolve, RangeAsk};
+use super::s3::body::Piped;
 use super::Gateway;
+use crate::client::object::{Manifest, MANIFEST_MAGIC, MAX_MANIFEST_LEN};
 use crate::client::{Client, ClientError, PutOptions, Target};
 use crate::node::admin::PeerAddr;
-use crate::wire::{Durability, ValueMeta};
+use crate::wire::{Durability, ReadRequest, ValueMeta, READ_TO_END};
+use futures_util::StreamExt;
 
 /// User metadata a PUT may carry, in bytes of names and values (as S3 allows).
 pub const MAX_USER_META_BYTES: usize = 2048;
@@ -89,7 +92,8 @@ async fn serve_read(
     };
     let column = q.column.unwrap_or(0);
     let target = Target::named(&ns, name.into_bytes());
-    let found = match find(&client, &target, column).await {
+    let whole = body && column == 0 && plain_whole_get(&headers);
+    let (found, opened) = match whole_or_found(&client, &target, column, whole).await {
         Ok(f) => f,
         Err(e) => return failure(&e),
     };
@@ -116,10 +120,12 @@ async fn serve_read(
             format!("bytes {start}-{last}/{}", found.size),
         );
     }
-    let mut response = match out.body(match (body, len) {
-        (false, _) | (true, 0) => Body::empty(),
-        (true, _) => stream_body(client, target, column, (start, len)),
-    }) {
+    let content = match (opened, body, len) {
+        (Some(b), _, _) => b,
+        (None, false, _) | (None, true, 0) => Body::empty(),
+        (None, true, _) => stream_body(client, target, column, (start, len)),
+    };
+    let mut response = match out.body(content) {
         Ok(r) => r,
         Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
@@ -127,7 +133,9 @@ async fn serve_read(
     response
 }
 
-/// The value's metadata, size and name record (`NOT_FOUND` if it has no value).
+/// The value's metadata, size and name record (`NOT_FOUND` if it has no value): the lookup
+/// (and a look at the value's head, if it may be a chunked object's manifest) and the name
+/// record are asked at once.
 pub(crate) async fn find(
     client: &Client,
     target: &Target,
@@ -142,17 +150,114 @@ pub(crate) async fn find(
             record: None,
         });
     }
-    let (meta, manifest) = client.object_meta(target).await?;
-    let record = match client
+    let (object, record) = tokio::join!(client.object_meta(target), name_record(client, target));
+    let (meta, manifest) = object?;
+    let size = manifest.map_or(meta.size, |m| m.size);
+    Ok(Found {
+        meta,
+        size,
+        record: record?,
+    })
+}
+
+/// The name record of `target`, if it has a valid one.
+pub(crate) async fn name_record(
+    client: &Client,
+    target: &Target,
+) -> Result<Option<NameRecord>, ClientError> {
+    match client
         .get_column(target.clone(), NAME_COLUMN, 0, None)
         .await
     {
-        Ok(bytes) => NameRecord::decode(&bytes).ok(),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => return Err(e),
+        Ok(bytes) => Ok(NameRecord::decode(&bytes).ok()),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A whole value of column 0 with what describes it, in two round trips: the lookup and the
+/// name record at once, then one read of the version looked up, whose first bytes tell a
+/// plain value (streamed on as it is) from a chunked object's manifest (whose chunks are then
+/// streamed). `None` when the value changed between the lookup and the read: ask again.
+pub(crate) async fn open_whole(
+    client: &Arc<Client>,
+    target: &Target,
+) -> Result<Option<(Found, Body)>, ClientError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (meta, record) = tokio::join!(
+        client.lookup_column(target.clone(), 0),
+        name_record(client, target)
+    );
+    let (meta, record) = (meta?, record?);
+    let mut req = ReadRequest::range(0, 0, READ_TO_END);
+    req.if_version = Some(meta.timestamp_ns);
+    let (c, t) = (client.clone(), target.clone());
+    let mut piped = Piped::spawn(move |mut tx| async move {
+        c.read_request_to(t, req, &mut tx)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        tx.shutdown().await
+    });
+    let mut head = vec![0u8; meta.size.min(MANIFEST_MAGIC.len() as u64) as usize];
+    if piped.read_exact(&mut head).await.is_err() {
+        return Ok(None);
+    }
+    if !Manifest::sniff(&head) || meta.size > MAX_MANIFEST_LEN as u64 {
+        let size = meta.size;
+        let first = futures_util::stream::once(std::future::ready(Ok::<_, std::io::Error>(
+            bytes::Bytes::from(head),
+        )));
+        let body = Body::from_stream(first.chain(ReaderStream::new(piped)));
+        return Ok(Some((Found { meta, size, record }, body)));
+    }
+    let mut all = head;
+    if (&mut piped)
+        .take(meta.size)
+        .read_to_end(&mut all)
+        .await
+        .is_err()
+    {
+        return Ok(None);
+    }
+    let Ok(manifest) = Manifest::decode(&all) else {
+        // Manifest-like bytes that are not one: a plain value.
+        let size = meta.size;
+        let body = Body::from(all);
+        return Ok(Some((Found { meta, size, record }, body)));
     };
-    let size = manifest.map_or(meta.size, |m| m.size);
-    Ok(Found { meta, size, record })
+    let size = manifest.size;
+    let body = stream_body(client.clone(), target.clone(), 0, (0, size));
+    Ok(Some((Found { meta, size, record }, body)))
+}
+
+/// Whether a GET asks for the whole value without conditions (served by `open_whole`).
+pub(crate) fn plain_whole_get(h: &HeaderMap) -> bool {
+    let asks = [
+        header::RANGE,
+        header::IF_MATCH,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+    ];
+    !asks.iter().any(|name| h.contains_key(name))
+}
+
+/// What a GET serves: for a whole value of column 0, opened at once (`open_whole`, asked
+/// again if the value changed meanwhile); otherwise described, its body read afterwards.
+pub(crate) async fn whole_or_found(
+    client: &Arc<Client>,
+    target: &Target,
+    column: u16,
+    whole: bool,
+) -> Result<(Found, Option<Body>), ClientError> {
+    if whole {
+        for _ in 0..3 {
+            if let Some((found, body)) = open_whole(client, target).await? {
+                return Ok((found, Some(body)));
+            }
+        }
+    }
+    Ok((find(client, target, column).await?, None))
 }
 
 /// `len` bytes from `start`, pulled from the node as the HTTP client reads them.

@@ -15,7 +15,9 @@ use super::xml::{self, element, S3_NS};
 use super::{iso_time, Ask};
 use crate::client::{Client, ClientError, PutOptions, Target};
 use crate::gateway::conditional::Verdict;
-use crate::gateway::object::{conditions, describe, etag_of, find, stream_body, user_meta};
+use crate::gateway::object::{
+    conditions, describe, etag_of, find, plain_whole_get, stream_body, user_meta, whole_or_found,
+};
 use crate::gateway::range::{resolve, RangeAsk};
 use crate::wire::Durability;
 
@@ -28,7 +30,8 @@ fn target(ask: &Ask) -> Target {
 
 pub async fn get(ask: Ask, body: bool) -> Result<Response, S3Error> {
     let target = target(&ask);
-    let found = match find(&ask.client, &target, 0).await {
+    let whole = body && plain_whole_get(&ask.headers);
+    let (found, opened) = match whole_or_found(&ask.client, &target, 0, whole).await {
         Ok(f) => f,
         Err(e) if e.is_not_found() => {
             require(&ask).await?;
@@ -52,8 +55,9 @@ pub async fn get(ask: Ask, body: bool) -> Result<Response, S3Error> {
         RangeAsk::Part { start, len } => (StatusCode::PARTIAL_CONTENT, start, len),
         RangeAsk::Unsatisfiable => return Err(S3Error::invalid_range(found.size)),
     };
-    let content = match (body, len) {
-        (true, 1..) => stream_body(ask.client.clone(), target, 0, (start, len)),
+    let content = match (opened, body, len) {
+        (Some(b), _, _) => b,
+        (None, true, 1..) => stream_body(ask.client.clone(), target, 0, (start, len)),
         _ => Body::empty(),
     };
     let mut r = Response::new(content);
