@@ -18,7 +18,7 @@ use axum::response::Response;
 use super::errors::{plain, refuse};
 use super::s3::error::S3Error;
 use super::s3::sigv4::{self, Arrived, Payload};
-use crate::client::{Client, ClientConfig, Credentials};
+use crate::client::{Client, ClientConfig, Credentials, Quorum};
 use crate::node::access::{Access, Identity};
 
 /// Most per-key clients kept; past it the cache starts over.
@@ -57,7 +57,16 @@ pub struct Gateway {
     /// Set when the node requires keys.
     access: Option<Arc<Access>>,
     clients: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
+    /// The node's own group, read first.
+    own_group: u32,
+    /// How many groups must store a write.
+    write_quorum: Quorum,
+    /// The cluster's groups (own first) and when they were read from the route table.
+    groups: parking_lot::Mutex<(Option<Instant>, Vec<u32>)>,
 }
+
+/// How long the list of groups is used before the route table is read again.
+const GROUPS_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Gateway {
     /// A gateway to the node listening on `node_addr`; `base` carries its TLS settings,
@@ -68,7 +77,45 @@ impl Gateway {
             base,
             access: access.required().then_some(access),
             clients: tokio::sync::Mutex::default(),
+            own_group: 0,
+            write_quorum: Quorum::Majority,
+            groups: parking_lot::Mutex::default(),
         }
+    }
+
+    /// Writes go to every group and need `w` of them; reads ask `own_group` first.
+    pub fn with_groups(mut self, own_group: u32, w: Quorum) -> Gateway {
+        self.own_group = own_group;
+        self.write_quorum = w;
+        self
+    }
+
+    /// The groups a write goes to and a read tries (own group first), and the quorum.
+    pub async fn replicas(&self) -> (Vec<u32>, Quorum) {
+        {
+            let g = self.groups.lock();
+            if g.0.is_some_and(|at| at.elapsed() < GROUPS_TTL) && !g.1.is_empty() {
+                return (g.1.clone(), self.write_quorum);
+            }
+        }
+        let table = match self.client(SYSTEM).await {
+            Ok(c) => c.route_table().await.ok(),
+            Err(_) => None,
+        };
+        let mut list: Vec<u32> = table
+            .map(|t| t.nodes.iter().map(|n| n.group).collect())
+            .unwrap_or_default();
+        list.sort_unstable();
+        list.dedup();
+        if let Some(i) = list.iter().position(|g| *g == self.own_group) {
+            list[..=i].rotate_right(1);
+        }
+        if list.is_empty() {
+            // No table: the node's own group (0 names it).
+            return (vec![0], self.write_quorum);
+        }
+        *self.groups.lock() = (Some(Instant::now()), list.clone());
+        (list, self.write_quorum)
     }
 
     /// The client a plain-HTTP request with `headers` from `source` is made through, or its

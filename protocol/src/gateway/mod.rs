@@ -15,6 +15,7 @@ mod errors;
 mod listing;
 mod object;
 mod range;
+mod replicas;
 pub mod s3;
 
 use std::future::Future;

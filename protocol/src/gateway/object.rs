@@ -18,6 +18,10 @@ use tokio_util::io::{ReaderStream, StreamReader};
 use super::conditional::{Conditions, Current, Verdict};
 use super::errors::{failure, plain};
 use super::range::{resolve, RangeAsk};
+use super::replicas::{
+    put_name_record, put_object as put_in_groups, read_in_groups, remove_column_groups,
+    remove_object,
+};
 use super::s3::body::Piped;
 use super::Gateway;
 use crate::client::object::{Manifest, MANIFEST_MAGIC, MAX_MANIFEST_LEN};
@@ -93,7 +97,12 @@ async fn serve_read(
     let column = q.column.unwrap_or(0);
     let target = Target::named(&ns, name.into_bytes());
     let whole = body && column == 0 && plain_whole_get(&headers);
-    let (found, opened) = match whole_or_found(&client, &target, column, whole).await {
+    let (groups, _) = gw.replicas().await;
+    let read = read_in_groups(&client, &groups, |c| {
+        let t = target.clone();
+        async move { whole_or_found(&c, &t, column, whole).await }
+    });
+    let ((found, opened), client) = match read.await {
         Ok(f) => f,
         Err(e) => return failure(&e),
     };
@@ -420,18 +429,16 @@ pub async fn put(
         .into_data_stream()
         .map_err(|e| std::io::Error::other(e.to_string()));
     let mut source = StreamReader::new(stream);
-    let stored = match column {
-        0 => {
-            client
-                .put_object(target.clone(), &mut source, (size_hint, opts), |_| {})
-                .await
-        }
-        c => {
-            client
-                .put_stream(target.clone(), c, &mut source, (size_hint, opts), |_| {})
-                .await
-        }
-    };
+    let replicas = gw.replicas().await;
+    let replicas = (&replicas.0[..], replicas.1);
+    let stored = put_in_groups(
+        &client,
+        (&target, column),
+        &mut source,
+        (size_hint, opts),
+        replicas,
+    )
+    .await;
     let size = match stored {
         Ok(size) => size,
         Err(e) => return failure(&e),
@@ -442,8 +449,12 @@ pub async fn put(
             "the body ended before Content-Length",
         );
     }
-    let meta_now = match client.lookup_column(target.clone(), column).await {
-        Ok(m) => m,
+    let looked = read_in_groups(&client, replicas.0, |c| {
+        let t = target.clone();
+        async move { c.lookup_column(t, column).await }
+    });
+    let meta_now = match looked.await {
+        Ok((m, _)) => m,
         Err(e) => return failure(&e),
     };
     let etag = etag_of(&meta_now);
@@ -458,7 +469,7 @@ pub async fn put(
             user_meta: meta,
             ..NameRecord::new(ns, name.into_bytes(), size)
         };
-        if let Err(e) = client.put_name_record(&record, opts).await {
+        if let Err(e) = put_name_record(&client, &record, opts, replicas).await {
             return failure(&e);
         }
     }
@@ -481,9 +492,10 @@ pub async fn delete(
         Err((status, why)) => return plain(status, why),
     };
     let target = Target::named(&ns, name.into_bytes());
+    let (groups, w) = gw.replicas().await;
     let removed = match q.column {
-        None => client.remove_object(target, d).await,
-        Some(c) => client.remove_column(target, c, d).await,
+        None => remove_object(&client, &target, d, (&groups, w)).await,
+        Some(c) => remove_column_groups(&client, (&target, c), d, (&groups, w)).await,
     };
     match removed {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

@@ -46,6 +46,10 @@ struct Cli {
     /// with the node's certificate (or needs --insecure)
     #[arg(long, value_name = "ADDR")]
     http_listen: Option<String>,
+    /// Groups that must store a gateway write: one, quorum or all [default: quorum]. Every
+    /// write goes to every group of the route table; reads ask this node's group first
+    #[arg(long, value_name = "W")]
+    http_write_quorum: Option<String>,
     /// Log lines as text or as one JSON object per line (stderr). What is logged is chosen
     /// with RUST_LOG, e.g. `RUST_LOG=info` (the default), `RUST_LOG=debug`,
     /// `RUST_LOG=info,ringblob_protocol::node=debug`
@@ -142,6 +146,8 @@ struct FileConfig {
     admin_listen: Option<String>,
     /// As `--http-listen`.
     http_listen: Option<String>,
+    /// As `--http-write-quorum`.
+    http_write_quorum: Option<String>,
     backend: Option<BackendKind>,
     group: Option<u32>,
     name: Option<String>,
@@ -195,8 +201,9 @@ struct Settings {
     /// The admin listener's address, and whether it was configured (else a default, which
     /// falls back to a free port instead of failing the start).
     admin: Option<(SocketAddr, bool)>,
-    /// The HTTP gateway's address, if it has one.
+    /// The HTTP gateway's address, if it has one, and its write quorum.
     http: Option<SocketAddr>,
+    http_write_quorum: ringblob_protocol::client::Quorum,
     backend: BackendConfig,
     node: NodeConfig,
     seeds: Vec<String>,
@@ -446,6 +453,10 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         http_value.as_deref(),
         (insecure, access.required(), tls.is_some()),
     )?;
+    let http_write_quorum = match cli.http_write_quorum.or(file.http_write_quorum) {
+        Some(w) => w.parse().with_context(|| "http_write_quorum")?,
+        None => ringblob_protocol::client::Quorum::Majority,
+    };
     let defaults = NodeConfig::default();
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
     let node = NodeConfig {
@@ -507,6 +518,7 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         advertise,
         admin,
         http,
+        http_write_quorum,
         backend,
         node,
         seeds,
@@ -633,7 +645,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     let node = Node::in_cluster(backend, config, addr, &membership);
     admin.set(node.clone());
     if let Some(tcp) = http_tcp {
-        start_gateway(tcp, &node, admin_stopped.clone())?;
+        start_gateway(tcp, &node, s.http_write_quorum, admin_stopped.clone())?;
     }
     tracing::info!(
         "listening on {addr} (bound to {local}; backend {:?}, data dir {}, group {}, seeds {:?})",
@@ -665,6 +677,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
 fn start_gateway(
     tcp: tokio::net::TcpListener,
     node: &Node,
+    w: ringblob_protocol::client::Quorum,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let local = tcp.local_addr()?;
@@ -683,7 +696,8 @@ fn start_gateway(
         node.info.addr.to_string(),
         base,
         node.config.access.clone(),
-    );
+    )
+    .with_groups(node.config.group, w);
     tracing::info!("HTTP gateway on {local}");
     let until = async move {
         let _ = stopped.wait_for(|v| *v).await;

@@ -12,6 +12,7 @@ use super::error::S3Error;
 use super::xml::{self, element, S3_NS};
 use super::{iso_time, Ask};
 use crate::client::{Client, PutOptions, Target};
+use crate::gateway::replicas::{put_name_record, put_small, read_in_groups, remove_object};
 use crate::wire::{Durability, ListRequest};
 
 /// The namespace bucket records live in (not a bucket itself).
@@ -19,15 +20,14 @@ pub const BUCKETS_NS: &str = "ringblob.buckets";
 /// Namespaces whose names begin so are the gateway's own and never listed as buckets.
 pub const RESERVED_PREFIX: &str = "ringblob.";
 
-/// Whether `bucket` exists: it has a bucket record or holds a name.
-pub async fn exists(system: &Client, bucket: &str) -> Result<bool, S3Error> {
-    match system
-        .lookup_column(
-            Target::named(BUCKETS_NS, bucket.as_bytes().to_vec()),
-            NAME_COLUMN,
-        )
-        .await
-    {
+/// Whether `bucket` exists: a group has its bucket record, or it holds a name.
+pub async fn exists(system: &Client, groups: &[u32], bucket: &str) -> Result<bool, S3Error> {
+    let record = Target::named(BUCKETS_NS, bucket.as_bytes().to_vec());
+    let looked = read_in_groups(system, groups, |c| {
+        let t = record.clone();
+        async move { c.lookup_column(t, NAME_COLUMN).await }
+    });
+    match looked.await {
         Ok(_) => return Ok(true),
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(S3Error::from_client(&e)),
@@ -55,7 +55,8 @@ pub async fn require(ask: &Ask) -> Result<(), S3Error> {
         return Err(S3Error::no_such_bucket(&ask.bucket));
     }
     let system = ask.gw.system().await?;
-    match exists(&system, &ask.bucket).await? {
+    let (groups, _) = ask.gw.replicas().await;
+    match exists(&system, &groups, &ask.bucket).await? {
         true => Ok(()),
         false => Err(S3Error::no_such_bucket(&ask.bucket)),
     }
@@ -155,18 +156,17 @@ pub async fn create(ask: Ask) -> Result<Response, S3Error> {
         ));
     }
     let system = ask.gw.system().await?;
+    let (groups, w) = ask.gw.replicas().await;
     let target = Target::named(BUCKETS_NS, ask.bucket.as_bytes().to_vec());
     let o = PutOptions {
         durability: Durability::Sync,
         ..PutOptions::default()
     };
-    system
-        .put_column(target, 0, Bytes::new(), o)
+    put_small(&system, (&target, 0), Bytes::new(), o, (&groups, w))
         .await
         .map_err(|e| S3Error::from_client(&e))?;
     let record = NameRecord::new(BUCKETS_NS, ask.bucket.as_bytes().to_vec(), 0);
-    system
-        .put_name_record(&record, o)
+    put_name_record(&system, &record, o, (&groups, w))
         .await
         .map_err(|e| S3Error::from_client(&e))?;
     Ok((
@@ -199,7 +199,8 @@ pub async fn delete(ask: Ask) -> Result<Response, S3Error> {
         ));
     }
     let target = Target::named(BUCKETS_NS, ask.bucket.as_bytes().to_vec());
-    match system.remove(target, Durability::Sync).await {
+    let (groups, w) = ask.gw.replicas().await;
+    match remove_object(&system, &target, Durability::Sync, (&groups, w)).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(e) if e.is_not_found() => Err(S3Error::no_such_bucket(&ask.bucket)),
         Err(e) => Err(S3Error::from_client(&e)),

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use super::body::Piped;
 use super::buckets::require;
 use super::error::S3Error;
-use super::objects::{record, xml_body};
+use super::objects::{record, store, xml_body, Described};
 use super::xml::{self, element, S3_NS};
 use super::{iso_time, Ask};
 use crate::client::{Client, PutOptions, Target};
@@ -325,37 +325,17 @@ pub async fn complete(mut ask: Ask) -> Result<Response, S3Error> {
         tx.shutdown().await
     });
     let key = ask.key.clone().unwrap_or_default();
-    let dst = Target::named(&ask.bucket, key.clone().into_bytes());
-    let o = PutOptions::default();
-    let size = ask
-        .client
-        .put_object(dst.clone(), &mut joined, (Some(total), o), |_| {})
-        .await
-        .map_err(|e| S3Error::from_client(&e))?;
-    let stored_meta = ask
-        .client
-        .lookup_column(dst, 0)
-        .await
-        .map_err(|e| S3Error::from_client(&e))?;
-    let etag = format!(
-        "\"{}-{}\"",
-        etag_of(&stored_meta).trim_matches('"'),
-        chosen.len()
-    );
     let user: Vec<(String, String)> = rec
         .user_meta
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix(USER_META)?.to_string(), v.clone())))
         .collect();
-    let content_type = meta_of(&rec, TYPE_META).unwrap_or_default();
-    record(
-        &ask.client,
-        (&ask.bucket, &key),
-        size,
-        (content_type, etag.clone(), user),
-        o,
-    )
-    .await?;
+    let d = Described {
+        content_type: meta_of(&rec, TYPE_META).unwrap_or_default(),
+        meta: user,
+        parts: Some(chosen.len()),
+    };
+    let (etag, _) = store(&ask, &key, &mut joined, Some(total), d).await?;
     let upload_id = ask.param("uploadId").unwrap_or_default().to_string();
     drop_upload(&system, &ask.bucket, &upload_id).await;
     Ok(xml::ok(format!(

@@ -19,7 +19,10 @@ use crate::gateway::object::{
     conditions, describe, etag_of, find, plain_whole_get, stream_body, user_meta, whole_or_found,
 };
 use crate::gateway::range::{resolve, RangeAsk};
-use crate::wire::Durability;
+use crate::gateway::replicas::{
+    put_name_record, put_object as put_in_groups, read_in_groups, remove_object as remove_in_groups,
+};
+use crate::wire::{Durability, ValueMeta};
 
 fn target(ask: &Ask) -> Target {
     Target::named(
@@ -31,7 +34,12 @@ fn target(ask: &Ask) -> Target {
 pub async fn get(ask: Ask, body: bool) -> Result<Response, S3Error> {
     let target = target(&ask);
     let whole = body && plain_whole_get(&ask.headers);
-    let (found, opened) = match whole_or_found(&ask.client, &target, 0, whole).await {
+    let (groups, _) = ask.gw.replicas().await;
+    let read = read_in_groups(&ask.client, &groups, |c| {
+        let t = target.clone();
+        async move { whole_or_found(&c, &t, 0, whole).await }
+    });
+    let ((found, opened), client) = match read.await {
         Ok(f) => f,
         Err(e) if e.is_not_found() => {
             require(&ask).await?;
@@ -57,7 +65,7 @@ pub async fn get(ask: Ask, body: bool) -> Result<Response, S3Error> {
     };
     let content = match (opened, body, len) {
         (Some(b), _, _) => b,
-        (None, true, 1..) => stream_body(ask.client.clone(), target, 0, (start, len)),
+        (None, true, 1..) => stream_body(client, target, 0, (start, len)),
         _ => Body::empty(),
     };
     let mut r = Response::new(content);
@@ -120,6 +128,63 @@ pub async fn record(
         .map_err(|e| S3Error::from_client(&e))
 }
 
+/// What describes a stored object: content type, user metadata, and the number of parts
+/// it was completed from (its entity tag then ends `-N`, as S3's).
+pub struct Described {
+    pub content_type: String,
+    pub meta: Vec<(String, String)>,
+    pub parts: Option<usize>,
+}
+
+/// Stores `source` as the object `key` of the request's bucket in every group (the quorum of
+/// the gateway), then its name record; its entity tag and metadata.
+pub async fn store(
+    ask: &Ask,
+    key: &str,
+    source: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
+    size_hint: Option<u64>,
+    d: Described,
+) -> Result<(String, ValueMeta), S3Error> {
+    let target = Target::named(&ask.bucket, key.as_bytes().to_vec());
+    let (groups, w) = ask.gw.replicas().await;
+    let o = PutOptions::default();
+    let size = put_in_groups(
+        &ask.client,
+        (&target, 0),
+        source,
+        (size_hint, o),
+        (&groups, w),
+    )
+    .await
+    .map_err(|e| upload_error(&e))?;
+    if size_hint.is_some_and(|n| n != size) {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "IncompleteBody",
+            "the body ended early",
+        ));
+    }
+    let looked = read_in_groups(&ask.client, &groups, |c| {
+        let t = target.clone();
+        async move { c.lookup_column(t, 0).await }
+    });
+    let (stored, _) = looked.await.map_err(|e| S3Error::from_client(&e))?;
+    let etag = match d.parts {
+        None => etag_of(&stored),
+        Some(n) => format!("\"{}-{n}\"", etag_of(&stored).trim_matches('"')),
+    };
+    let record = NameRecord {
+        content_type: d.content_type,
+        etag: etag.clone(),
+        user_meta: d.meta,
+        ..NameRecord::new(&ask.bucket, key.as_bytes().to_vec(), size)
+    };
+    put_name_record(&ask.client, &record, o, (&groups, w))
+        .await
+        .map_err(|e| S3Error::from_client(&e))?;
+    Ok((etag, stored))
+}
+
 pub async fn put(mut ask: Ask) -> Result<Response, S3Error> {
     require(&ask).await?;
     let meta = user_meta(&ask.headers)
@@ -141,34 +206,13 @@ pub async fn put(mut ask: Ask) -> Result<Response, S3Error> {
     }
     let content_type = ask.header("content-type").unwrap_or_default().to_string();
     let (mut source, size_hint) = ask.take_body();
-    let o = PutOptions::default();
-    let size = ask
-        .client
-        .put_object(target.clone(), &mut source, (size_hint, o), |_| {})
-        .await
-        .map_err(|e| upload_error(&e))?;
-    if size_hint.is_some_and(|n| n != size) {
-        return Err(S3Error::new(
-            StatusCode::BAD_REQUEST,
-            "IncompleteBody",
-            "the body ended early",
-        ));
-    }
-    let stored = ask
-        .client
-        .lookup_column(target, 0)
-        .await
-        .map_err(|e| S3Error::from_client(&e))?;
-    let etag = etag_of(&stored);
     let key = ask.key.clone().unwrap_or_default();
-    record(
-        &ask.client,
-        (&ask.bucket, &key),
-        size,
-        (content_type, etag.clone(), meta),
-        o,
-    )
-    .await?;
+    let d = Described {
+        content_type,
+        meta,
+        parts: None,
+    };
+    let (etag, _) = store(&ask, &key, &mut source, size_hint, d).await?;
     let mut r = StatusCode::OK.into_response();
     if let Ok(v) = HeaderValue::from_str(&etag) {
         r.headers_mut().insert(header::ETAG, v);
@@ -191,7 +235,12 @@ pub async fn copy(ask: Ask) -> Result<Response, S3Error> {
         .and_then(copy_source)
         .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source must be bucket/key"))?;
     let src = Target::named(&src_bucket, src_key.clone().into_bytes());
-    let found = match find(&ask.client, &src, 0).await {
+    let (groups, _) = ask.gw.replicas().await;
+    let found = read_in_groups(&ask.client, &groups, |c| {
+        let t = src.clone();
+        async move { find(&c, &t, 0).await }
+    });
+    let (found, from) = match found.await {
         Ok(f) => f,
         Err(e) if e.is_not_found() => return Err(S3Error::no_such_key()),
         Err(e) => return Err(S3Error::from_client(&e)),
@@ -205,29 +254,14 @@ pub async fn copy(ask: Ask) -> Result<Response, S3Error> {
         (false, Some(r)) => (r.content_type.clone(), r.user_meta.clone()),
         (false, None) => (String::new(), Vec::new()),
     };
-    let mut reader = ask.client.reader(src, (0, Some(found.size)));
-    let dst = target(&ask);
-    let o = PutOptions::default();
-    let size = ask
-        .client
-        .put_object(dst.clone(), &mut reader, (Some(found.size), o), |_| {})
-        .await
-        .map_err(|e| S3Error::from_client(&e))?;
-    let stored = ask
-        .client
-        .lookup_column(dst, 0)
-        .await
-        .map_err(|e| S3Error::from_client(&e))?;
-    let etag = etag_of(&stored);
+    let mut reader = from.reader(src, (0, Some(found.size)));
     let key = ask.key.clone().unwrap_or_default();
-    record(
-        &ask.client,
-        (&ask.bucket, &key),
-        size,
-        (content_type, etag.clone(), meta),
-        o,
-    )
-    .await?;
+    let d = Described {
+        content_type,
+        meta,
+        parts: None,
+    };
+    let (etag, stored) = store(&ask, &key, &mut reader, Some(found.size), d).await?;
     Ok(xml::ok(format!(
         "<CopyObjectResult xmlns=\"{S3_NS}\">{}{}</CopyObjectResult>",
         element("LastModified", &iso_time(stored.timestamp_ns)),
@@ -237,10 +271,14 @@ pub async fn copy(ask: Ask) -> Result<Response, S3Error> {
 
 pub async fn delete(ask: Ask) -> Result<Response, S3Error> {
     require(&ask).await?;
-    match ask
-        .client
-        .remove_object(target(&ask), Durability::Default)
-        .await
+    let (groups, w) = ask.gw.replicas().await;
+    match remove_in_groups(
+        &ask.client,
+        &target(&ask),
+        Durability::Default,
+        (&groups, w),
+    )
+    .await
     {
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(e) if e.is_not_found() => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -302,10 +340,11 @@ pub async fn delete_many(mut ask: Ask) -> Result<Response, S3Error> {
         ));
     }
     let client: &Arc<Client> = &ask.client;
+    let (groups, w) = ask.gw.replicas().await;
     let mut out = format!("<DeleteResult xmlns=\"{S3_NS}\">");
     for entry in &body.objects {
         let t = Target::named(&ask.bucket, entry.key.clone().into_bytes());
-        match client.remove_object(t, Durability::Default).await {
+        match remove_in_groups(client, &t, Durability::Default, (&groups, w)).await {
             Err(e) if !e.is_not_found() => {
                 let err = S3Error::from_client(&e);
                 out.push_str(&format!(

@@ -1,0 +1,297 @@
+//! Objects across replica groups, as a client with `--groups` handles them: a write goes to
+//! every group of the route table at once and succeeds when the configured quorum stored
+//! it (the body is read once and fed to each group through a bounded channel, so memory does
+//! not grow with the object); a remove likewise; a read asks the node's own group first and
+//! falls over to the next group when a group cannot answer or has never heard of the key (a
+//! remembered remove, `REMOVED`, ends the read: removed means gone).
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::io::StreamReader;
+
+use crate::client::{Client, ClientError, GroupOutcome, PutOptions, Quorum, Target};
+use crate::cluster::WriteQuorum;
+use crate::wire::{Durability, Status};
+
+/// Bytes read from the body at a time and fed to each group.
+const FEED_PIECE: usize = 256 << 10;
+/// Pieces queued per group.
+const FEED_DEPTH: usize = 4;
+
+/// The error a write that did not meet its quorum answers: the groups' own error when they
+/// all failed the same way (a key refused everywhere is 403, not 503), else `UNAVAILABLE`.
+pub fn quorum_error(outcome: &GroupOutcome) -> ClientError {
+    let statuses: Vec<Option<Status>> = outcome.failed.iter().map(|(_, e)| e.status()).collect();
+    if let (Some(first), Some((_, e))) = (statuses.first(), outcome.failed.first()) {
+        if first.is_some()
+            && statuses.iter().all(|s| s == first)
+            && *first != Some(Status::Unavailable)
+        {
+            return ClientError::Status {
+                status: first.unwrap_or(Status::Unavailable),
+                message: e.to_string(),
+            };
+        }
+    }
+    ClientError::Status {
+        status: Status::Unavailable,
+        message: format!("write quorum not met: {outcome}"),
+    }
+}
+
+/// Stores the bytes of `source` as the object under `target` (column 0; another column
+/// holds a plain value) in each of `groups`; the size once `w` of them stored it whole. A
+/// body that fails (a bad hash, a cut connection) fails every group's upload before its
+/// commit.
+pub async fn put_object(
+    client: &Client,
+    (target, column): (&Target, u16),
+    source: &mut (dyn AsyncRead + Unpin + Send),
+    (size_hint, o): (Option<u64>, PutOptions),
+    (groups, w): (&[u32], Quorum),
+) -> Result<u64, ClientError> {
+    let mut feeds = Vec::with_capacity(groups.len());
+    let mut tasks = JoinSet::new();
+    for &g in groups {
+        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(FEED_DEPTH);
+        let (c, t) = (client.in_group(g), target.clone());
+        tasks.spawn(async move {
+            let pieces = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|piece| (piece, rx))
+            }));
+            let mut reader = StreamReader::new(pieces);
+            let stored = match column {
+                0 => c.put_object(t, &mut reader, (size_hint, o), |_| {}).await,
+                c_ => {
+                    c.put_stream(t, c_, &mut reader, (size_hint, o), |_| {})
+                        .await
+                }
+            };
+            (g, stored)
+        });
+        feeds.push(Some(tx));
+    }
+    let fed = feed(source, &mut feeds).await;
+    drop(feeds);
+    let mut quorum = WriteQuorum::new(groups.len(), w);
+    let mut outcome = GroupOutcome::default();
+    let mut size = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((g, Ok(n))) => {
+                quorum.ack(g);
+                outcome.succeeded.push(g);
+                size = n;
+            }
+            Ok((g, Err(e))) => {
+                quorum.fail(g);
+                outcome.failed.push((g, e));
+            }
+            Err(e) => tracing::error!(error = %e, "a replica upload task failed"),
+        }
+    }
+    fed.map_err(|e| ClientError::Input(e.to_string()))?;
+    if !quorum.met() {
+        outcome.failed.sort_by_key(|(g, _)| *g);
+        return Err(quorum_error(&outcome));
+    }
+    Ok(size)
+}
+
+/// Reads `source` to its end into every live feed; on a read error every feed gets it (so
+/// no group commits a cut body).
+async fn feed(
+    source: &mut (dyn AsyncRead + Unpin + Send),
+    feeds: &mut [Option<mpsc::Sender<io::Result<Bytes>>>],
+) -> io::Result<()> {
+    let mut buf = BytesMut::with_capacity(FEED_PIECE);
+    loop {
+        buf.reserve(FEED_PIECE);
+        let read = (&mut *source)
+            .take(FEED_PIECE as u64)
+            .read_buf(&mut buf)
+            .await;
+        match read {
+            Ok(0) => return Ok(()),
+            Ok(_) => {
+                let piece = buf.split().freeze();
+                for slot in feeds.iter_mut() {
+                    let Some(tx) = slot else { continue };
+                    // A group whose upload ended early (it failed) takes no more.
+                    if tx.send(Ok(piece.clone())).await.is_err() {
+                        *slot = None;
+                    }
+                }
+                if feeds.iter().all(Option::is_none) {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                for tx in feeds.iter().flatten() {
+                    let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string()))).await;
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Removes the object under `target` (every column, an object's chunks too) in each of
+/// `groups`; a group where it is absent counts as done.
+pub async fn remove_object(
+    client: &Client,
+    target: &Target,
+    d: Durability,
+    (groups, w): (&[u32], Quorum),
+) -> Result<(), ClientError> {
+    let mut tasks = JoinSet::new();
+    for &g in groups {
+        let (c, t) = (client.in_group(g), target.clone());
+        tasks.spawn(async move { (g, c.remove_object(t, d).await) });
+    }
+    let mut quorum = WriteQuorum::new(groups.len(), w);
+    let mut outcome = GroupOutcome::default();
+    let mut absent = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((g, Ok(()))) => {
+                quorum.ack(g);
+                outcome.succeeded.push(g);
+            }
+            Ok((g, Err(e))) if e.is_not_found() => {
+                absent += 1;
+                quorum.ack(g);
+                outcome.succeeded.push(g);
+            }
+            Ok((g, Err(e))) => {
+                quorum.fail(g);
+                outcome.failed.push((g, e));
+            }
+            Err(e) => tracing::error!(error = %e, "a replica remove task failed"),
+        }
+    }
+    if absent == groups.len() {
+        return Err(ClientError::Status {
+            status: Status::NotFound,
+            message: "no such name in any group".into(),
+        });
+    }
+    if !quorum.met() {
+        return Err(quorum_error(&outcome));
+    }
+    Ok(())
+}
+
+/// Stores a small value (a name record, a bucket record) in each of `groups`.
+pub async fn put_small(
+    client: &Client,
+    (target, column): (&Target, u16),
+    data: Bytes,
+    o: PutOptions,
+    (groups, w): (&[u32], Quorum),
+) -> Result<(), ClientError> {
+    client
+        .put_groups(target.clone(), column, data, o, groups, w)
+        .await
+        .map(|_| ())
+        .map_err(|outcome| quorum_error(&outcome))
+}
+
+/// Stores `record` beside its value in each of `groups`.
+pub async fn put_name_record(
+    client: &Client,
+    record: &ringblob_backends::names::NameRecord,
+    o: PutOptions,
+    groups: (&[u32], Quorum),
+) -> Result<(), ClientError> {
+    let bytes = record
+        .encode()
+        .map_err(|e| ClientError::Input(format!("name record: {e}")))?;
+    let target = Target::named(&record.namespace, record.name.clone());
+    let column = ringblob_backends::names::NAME_COLUMN;
+    put_small(client, (&target, column), Bytes::from(bytes), o, groups).await
+}
+
+/// Removes one column in each of `groups` (absent counts as done; absent everywhere is
+/// `NOT_FOUND`).
+pub async fn remove_column_groups(
+    client: &Client,
+    (target, column): (&Target, u16),
+    d: Durability,
+    (groups, w): (&[u32], Quorum),
+) -> Result<(), ClientError> {
+    let mut quorum = WriteQuorum::new(groups.len(), w);
+    let mut outcome = GroupOutcome::default();
+    let mut absent = 0;
+    for &g in groups {
+        match client
+            .in_group(g)
+            .remove_column(target.clone(), column, d)
+            .await
+        {
+            Ok(()) => quorum.ack(g),
+            Err(e) if e.is_not_found() => {
+                absent += 1;
+                quorum.ack(g);
+            }
+            Err(e) => {
+                quorum.fail(g);
+                outcome.failed.push((g, e));
+            }
+        }
+    }
+    if absent == groups.len() {
+        return Err(ClientError::Status {
+            status: Status::NotFound,
+            message: "no such column in any group".into(),
+        });
+    }
+    match quorum.met() {
+        true => Ok(()),
+        false => Err(quorum_error(&outcome)),
+    }
+}
+
+/// Whether a read that failed so in one group is asked of the next: the group cannot
+/// answer, or has never heard of the key.
+pub fn fall_over(e: &ClientError) -> bool {
+    match e.status() {
+        Some(Status::NotFound | Status::Unavailable | Status::Timeout | Status::Busy) => true,
+        Some(_) => false,
+        None => matches!(
+            e,
+            ClientError::Connect { .. } | ClientError::Disconnected(_) | ClientError::Timeout(_)
+        ),
+    }
+}
+
+/// Runs `read` against each group in turn (`groups` in preference order) until one answers
+/// or fails in a way the next group cannot change; the answer and the group's client.
+pub async fn read_in_groups<T, F, Fut>(
+    client: &Client,
+    groups: &[u32],
+    read: F,
+) -> Result<(T, Arc<Client>), ClientError>
+where
+    F: Fn(Arc<Client>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let mut last = None;
+    for &g in groups {
+        let c = Arc::new(client.in_group(g));
+        match read(c.clone()).await {
+            Ok(v) => return Ok((v, c)),
+            Err(e) if fall_over(&e) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| ClientError::Status {
+        status: Status::Unavailable,
+        message: "no group to read from".into(),
+    }))
+}
