@@ -218,7 +218,12 @@ impl Gateway {
         let mut config = self.base.clone();
         config.name = "ringblob-gateway".into();
         if let Some(access) = &self.access {
-            config.security.credentials = access.local_credentials();
+            // The cluster secret when there is one: a listing asks every node of a group,
+            // and the other nodes know only that; else the key known to this process alone.
+            config.security.credentials = match access.has_cluster_secret() {
+                true => access.peer_credentials(),
+                false => access.local_credentials(),
+            };
             config.acting = (id != SYSTEM).then(|| id.to_string());
         } else {
             config.security.credentials = Credentials::default();
