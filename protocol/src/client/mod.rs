@@ -82,6 +82,10 @@ pub struct PutOptions {
     /// A copy of a record stamped with this timestamp: stored only over an older record
     /// (`NOT_NEWER` otherwise). Hand-over and repair between nodes write this way.
     pub if_newer: Option<u64>,
+    /// The write's version (`WRITE` `VERSION`), chosen by the writer: the same write sent to
+    /// several groups then carries one version everywhere (last writer wins against any
+    /// other). `None`: the node that accepts it chooses.
+    pub version: Option<u64>,
 }
 
 impl PutOptions {
@@ -449,7 +453,10 @@ impl Client {
             durability: o.durability,
             column,
             if_newer: o.if_newer.filter(|_| settles),
-            version: None,
+            version: o.version.filter(|_| {
+                o.if_newer.is_none()
+                    && !matches!(mode, WriteMode::Prepare { .. } | WriteMode::Part { .. })
+            }),
             deadline_ns: None,
             data,
         });

@@ -58,15 +58,37 @@ pub(crate) struct Found {
     pub meta: ValueMeta,
     pub size: u64,
     pub record: Option<NameRecord>,
+    /// A chunked object's whole-object CRC-32 (its manifest's `crc32`).
+    pub object_crc: Option<u32>,
 }
 
 impl Found {
+    /// The entity tag: the content's CRC-32 and the write's version (one version in every
+    /// group a write went to, so one tag for the object wherever it is read); or the name
+    /// record's, when that was made from this very tag with a suffix (a multipart object's
+    /// `-N`).
     pub(crate) fn current(&self) -> Current {
+        let crc = self.object_crc.unwrap_or(self.meta.checksum);
+        let own = format!("\"{crc:08x}{:016x}\"", self.meta.timestamp_ns);
+        let recorded = self.record.as_ref().map(|r| r.etag.as_str()).filter(|e| {
+            let bare = e.trim_matches('"');
+            bare.split_once('-').is_some_and(|(tag, n)| {
+                tag == own.trim_matches('"') && n.bytes().all(|b| b.is_ascii_digit())
+            })
+        });
         Current {
-            etag: etag_of(&self.meta),
+            etag: recorded.map_or(own.clone(), str::to_string),
             modified: modified_of(&self.meta),
         }
     }
+}
+
+/// A version for a write made now (nanoseconds since the Unix epoch), chosen once for every
+/// group it goes to.
+pub(crate) fn version_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// The entity tag of a value: its CRC-32 and write time, so every write gets a new one.
@@ -157,15 +179,17 @@ pub(crate) async fn find(
             meta,
             size,
             record: None,
+            object_crc: None,
         });
     }
     let (object, record) = tokio::join!(client.object_meta(target), name_record(client, target));
     let (meta, manifest) = object?;
-    let size = manifest.map_or(meta.size, |m| m.size);
+    let size = manifest.as_ref().map_or(meta.size, |m| m.size);
     Ok(Found {
         meta,
         size,
         record: record?,
+        object_crc: manifest.map(|m| m.crc32),
     })
 }
 
@@ -217,7 +241,13 @@ pub(crate) async fn open_whole(
             bytes::Bytes::from(head),
         )));
         let body = Body::from_stream(first.chain(ReaderStream::new(piped)));
-        return Ok(Some((Found { meta, size, record }, body)));
+        let found = Found {
+            meta,
+            size,
+            record,
+            object_crc: None,
+        };
+        return Ok(Some((found, body)));
     }
     let mut all = head;
     if (&mut piped)
@@ -232,11 +262,23 @@ pub(crate) async fn open_whole(
         // Manifest-like bytes that are not one: a plain value.
         let size = meta.size;
         let body = Body::from(all);
-        return Ok(Some((Found { meta, size, record }, body)));
+        let found = Found {
+            meta,
+            size,
+            record,
+            object_crc: None,
+        };
+        return Ok(Some((found, body)));
     };
     let size = manifest.size;
     let body = stream_body(client.clone(), target.clone(), 0, (0, size));
-    Ok(Some((Found { meta, size, record }, body)))
+    let found = Found {
+        meta,
+        size,
+        record,
+        object_crc: Some(manifest.crc32),
+    };
+    Ok(Some((found, body)))
 }
 
 /// Whether a GET asks for the whole value without conditions (served by `open_whole`).
@@ -405,11 +447,8 @@ pub async fn put(
         || conds.if_none_match.is_some()
         || conds.if_unmodified_since.is_some()
     {
-        let current = match client.lookup_column(target.clone(), column).await {
-            Ok(m) => Some(Current {
-                etag: etag_of(&m),
-                modified: modified_of(&m),
-            }),
+        let current = match find(&client, &target, column).await {
+            Ok(found) => Some(found.current()),
             Err(e) if e.is_not_found() => None,
             Err(e) => return failure(&e),
         };
@@ -423,6 +462,7 @@ pub async fn put(
         .and_then(|v| v.parse::<u64>().ok());
     let opts = PutOptions {
         durability: d,
+        version: Some(version_now()),
         ..PutOptions::default()
     };
     let stream = body
@@ -451,13 +491,12 @@ pub async fn put(
     }
     let looked = read_in_groups(&client, replicas.0, |c| {
         let t = target.clone();
-        async move { c.lookup_column(t, column).await }
+        async move { find(&c, &t, column).await }
     });
-    let meta_now = match looked.await {
-        Ok((m, _)) => m,
+    let etag = match looked.await {
+        Ok((found, _)) => found.current().etag,
         Err(e) => return failure(&e),
     };
-    let etag = etag_of(&meta_now);
     if column == 0 {
         let content_type = headers
             .get(header::CONTENT_TYPE)

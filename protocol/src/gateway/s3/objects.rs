@@ -16,13 +16,15 @@ use super::{iso_time, Ask};
 use crate::client::{Client, ClientError, PutOptions, Target};
 use crate::gateway::conditional::Verdict;
 use crate::gateway::object::{
-    conditions, describe, etag_of, find, plain_whole_get, stream_body, user_meta, whole_or_found,
+    conditions, describe, find, plain_whole_get, stream_body, user_meta, version_now,
+    whole_or_found, Found,
 };
 use crate::gateway::range::{resolve, RangeAsk};
 use crate::gateway::replicas::{
     put_name_record, put_object as put_in_groups, read_in_groups, remove_object as remove_in_groups,
 };
-use crate::wire::{Durability, ValueMeta};
+use crate::wire::Durability;
+use std::time::SystemTime;
 
 fn target(ask: &Ask) -> Target {
     Target::named(
@@ -144,10 +146,13 @@ pub async fn store(
     source: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
     size_hint: Option<u64>,
     d: Described,
-) -> Result<(String, ValueMeta), S3Error> {
+) -> Result<(String, SystemTime), S3Error> {
     let target = Target::named(&ask.bucket, key.as_bytes().to_vec());
     let (groups, w) = ask.gw.replicas().await;
-    let o = PutOptions::default();
+    let o = PutOptions {
+        version: Some(version_now()),
+        ..PutOptions::default()
+    };
     let size = put_in_groups(
         &ask.client,
         (&target, 0),
@@ -166,12 +171,17 @@ pub async fn store(
     }
     let looked = read_in_groups(&ask.client, &groups, |c| {
         let t = target.clone();
-        async move { c.lookup_column(t, 0).await }
+        async move { find(&c, &t, 0).await }
     });
-    let (stored, _) = looked.await.map_err(|e| S3Error::from_client(&e))?;
+    let (found, _) = looked.await.map_err(|e| S3Error::from_client(&e))?;
+    let own = Found {
+        record: None,
+        ..found
+    }
+    .current();
     let etag = match d.parts {
-        None => etag_of(&stored),
-        Some(n) => format!("\"{}-{n}\"", etag_of(&stored).trim_matches('"')),
+        None => own.etag,
+        Some(n) => format!("\"{}-{n}\"", own.etag.trim_matches('"')),
     };
     let record = NameRecord {
         content_type: d.content_type,
@@ -182,7 +192,7 @@ pub async fn store(
     put_name_record(&ask.client, &record, o, (&groups, w))
         .await
         .map_err(|e| S3Error::from_client(&e))?;
-    Ok((etag, stored))
+    Ok((etag, own.modified))
 }
 
 pub async fn put(mut ask: Ask) -> Result<Response, S3Error> {
@@ -192,11 +202,8 @@ pub async fn put(mut ask: Ask) -> Result<Response, S3Error> {
     let conds = conditions(&ask.headers);
     let target = target(&ask);
     if conds.if_match.is_some() || conds.if_none_match.is_some() {
-        let current = match ask.client.lookup_column(target.clone(), 0).await {
-            Ok(m) => Some(crate::gateway::conditional::Current {
-                etag: etag_of(&m),
-                modified: crate::gateway::object::modified_of(&m),
-            }),
+        let current = match find(&ask.client, &target, 0).await {
+            Ok(found) => Some(found.current()),
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(S3Error::from_client(&e)),
         };
@@ -264,7 +271,7 @@ pub async fn copy(ask: Ask) -> Result<Response, S3Error> {
     let (etag, stored) = store(&ask, &key, &mut reader, Some(found.size), d).await?;
     Ok(xml::ok(format!(
         "<CopyObjectResult xmlns=\"{S3_NS}\">{}{}</CopyObjectResult>",
-        element("LastModified", &iso_time(stored.timestamp_ns)),
+        element("LastModified", &iso_time(ns_of(stored))),
         element("ETag", &etag)
     )))
 }
@@ -363,6 +370,12 @@ pub async fn delete_many(mut ask: Ask) -> Result<Response, S3Error> {
     }
     out.push_str("</DeleteResult>");
     Ok(xml::ok(out))
+}
+
+/// Nanoseconds since the Unix epoch of `t`.
+fn ns_of(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
