@@ -1,5 +1,5 @@
 //! The name record: what a value written through a name stores beside it, in the reserved
-//! [`NAME_COLUMN`] of its key, so that names can be listed (`docs/OBJECTS.md` §5). Byte
+//! [`NAME_COLUMN`] of its key, so that names can be listed (`docs/OBJECTS.md` §10). Byte
 //! for byte (little-endian):
 //!
 //! | bytes | field |

@@ -116,7 +116,7 @@ impl ListRequest {
 }
 
 /// One listed name: name_len u16, name, key [32], timestamp_ns u64, record_len u32
-/// (≤ 16 KiB), record (the name record, `docs/OBJECTS.md` §5). A namespace listing's
+/// (≤ 16 KiB), record (the name record, `docs/OBJECTS.md` §10). A namespace listing's
 /// entries have the namespace as name, a zero key and timestamp, and no record.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListEntry {
