@@ -18,8 +18,11 @@ use crate::wire::{ListEntry, ListReply, ListRequest, ObjectName, Reply, Request}
 
 type Result<T> = std::result::Result<T, ClientError>;
 
-/// How many times a page is asked again after a node showed a newer route table.
-const TABLE_RETRIES: usize = 5;
+/// How long a page is asked again while nodes show newer route tables (a ring changing
+/// fast, as during a join and a drain at once).
+const TABLE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+/// The pause before asking again after a node showed a newer route table.
+const TABLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A page of a cluster listing: entries in name order, and the token to continue after
 /// them (the last name) if more may follow.
@@ -84,23 +87,25 @@ impl Client {
     /// from the first group (`groups`, or every group in the route table) whose nodes all
     /// answer.
     pub async fn list(&self, req: &ListRequest, groups: &[u32]) -> Result<ListPage> {
+        let started = std::time::Instant::now();
         let mut table = self.route_table().await?;
         let mut last_error = None;
-        for _ in 0..TABLE_RETRIES {
+        loop {
             let mut newer = false;
             for group in groups_to_try(&table, groups, self.config.group) {
                 match self.list_group(&table, group, req).await {
                     Ok(Some(page)) => return Ok(page),
-                    Ok(None) => newer = true,
+                    Ok(None) => {
+                        newer = true;
+                        break;
+                    }
                     Err(e) => last_error = Some(e),
                 }
-                if newer {
-                    break;
-                }
             }
-            if !newer {
+            if !newer || started.elapsed() > TABLE_PATIENCE {
                 break;
             }
+            tokio::time::sleep(TABLE_PAUSE).await;
             table = self.route_table().await?;
         }
         Err(last_error.unwrap_or_else(|| {
@@ -111,7 +116,11 @@ impl Client {
     }
 
     /// The merged page of `group`'s nodes, or `None` if one of them has a newer route
-    /// table than `table`.
+    /// table than `table`. Every node is asked twice, the second round after the first has
+    /// answered: a record being handed over between two nodes of the group is on its way
+    /// while the first round asks, so it can be missing from both the sender's answer (sent
+    /// after it dropped its copy) and the receiver's (sent before it arrived); but the sender
+    /// drops its copy only once the receiver holds it, so the receiver's second answer has it.
     async fn list_group(
         &self,
         table: &RouteTable,
@@ -124,10 +133,12 @@ impl Client {
             .filter(|n| n.group == group && n.reachable())
             .map(|n| n.addr.as_str())
             .collect();
-        let asks = addrs.iter().map(|addr| self.list_at(addr, req.clone()));
-        let mut pages = Vec::with_capacity(addrs.len());
-        for reply in futures_util::future::join_all(asks).await {
-            pages.push(reply?);
+        let mut pages = Vec::with_capacity(2 * addrs.len());
+        for _round in 0..2 {
+            let asks = addrs.iter().map(|addr| self.list_at(addr, req.clone()));
+            for reply in futures_util::future::join_all(asks).await {
+                pages.push(reply?);
+            }
         }
         if pages.iter().any(|p| p.route_version > table.version) {
             return Ok(None);

@@ -97,8 +97,8 @@ fn objects_round_trip_with_ranges_and_leave_nothing_behind() {
     assert_eq!(lookup["object"]["chunk_size"], CHUNK);
     assert_eq!(
         keys_on(&rt, &node.addr),
-        1 + 17 + 1,
-        "manifest, chunks, upload record"
+        1 + 17 + 1 + 1,
+        "manifest, chunks, upload record, name record"
     );
 
     // Ranges: inside one chunk, across chunk boundaries, near the end, past the end.
@@ -156,7 +156,11 @@ fn objects_round_trip_with_ranges_and_leave_nothing_behind() {
     cli.ok(&["put", "big", &small.display().to_string()]);
     assert_eq!(cli.ok(&["get", "big"]), b"small now");
     cli.ok(&["rm", "piped"]);
-    assert_eq!(keys_on(&rt, &node.addr), 1, "only the small value is left");
+    assert_eq!(
+        keys_on(&rt, &node.addr),
+        2,
+        "only the small value (and its name record) is left"
+    );
     let gone = cli.run(&["get", "piped"]);
     assert_eq!(gone.status.code(), Some(2), "a removed object is not found");
 
@@ -167,7 +171,11 @@ fn objects_round_trip_with_ranges_and_leave_nothing_behind() {
     or_panic(std::fs::write(&other_file, &other));
     cli.ok(&["put", "big", &other_file.display().to_string()]);
     assert!(cli.ok(&["get", "big"]) == other);
-    assert_eq!(keys_on(&rt, &node.addr), 1 + 4 + 1);
+    assert_eq!(
+        keys_on(&rt, &node.addr),
+        1 + 4 + 1 + 1,
+        "with the name record"
+    );
 }
 
 #[test]
@@ -267,11 +275,15 @@ fn a_killed_upload_leaves_chunks_that_reclaim_finds_and_removes() {
     assert_eq!(node_report["reclaimed"], 1, "{report}");
     assert_eq!(
         node_report["chunks_removed"].as_u64(),
-        Some(orphans - (2 + 4) - 1),
+        Some(orphans - (2 + 4 + 2) - 1),
         "{report}"
     );
     assert_eq!(node_report["live"], 1);
-    assert_eq!(keys_on(&rt, &node.addr), 2 + 4);
+    assert_eq!(
+        keys_on(&rt, &node.addr),
+        2 + 4 + 2,
+        "the live values with their name records"
+    );
     assert!(cli.ok(&["get", "done"]) == done);
 }
 
