@@ -115,6 +115,21 @@ impl Client {
         }))
     }
 
+    /// Every entry of the listing `req` asks for (page after page, from its `after` on),
+    /// in memory: for listings known to be small (buckets, the parts of an upload).
+    pub async fn list_all(&self, req: &ListRequest) -> Result<Vec<ListEntry>> {
+        let mut req = req.clone();
+        let mut out = Vec::new();
+        loop {
+            let page = self.list(&req, &[]).await?;
+            out.extend(page.entries);
+            match page.next {
+                Some(next) => req.after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// The merged page of `group`'s nodes, or `None` if one of them has a newer route
     /// table than `table`. Every node is asked twice, the second round after the first has
     /// answered: a record being handed over between two nodes of the group is on its way

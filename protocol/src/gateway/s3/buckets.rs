@@ -76,48 +76,25 @@ pub fn valid_name(b: &str) -> bool {
 pub async fn list(ask: Ask) -> Result<Response, S3Error> {
     let system = ask.gw.system().await?;
     let mut buckets: std::collections::BTreeMap<String, u64> = Default::default();
-    // Bucket records, with their creation times.
-    let mut req = ListRequest {
+    let failed = |e: crate::client::ClientError| S3Error::from_client(&e);
+    // Bucket records, with their creation times; then namespaces that hold names.
+    let records = ListRequest {
         namespace: BUCKETS_NS.into(),
         limit: 1000,
         ..ListRequest::default()
     };
-    loop {
-        let page = system
-            .list(&req, &[])
-            .await
-            .map_err(|e| S3Error::from_client(&e))?;
-        for e in &page.entries {
-            buckets.insert(
-                String::from_utf8_lossy(&e.name).into_owned(),
-                e.timestamp_ns,
-            );
-        }
-        match page.next {
-            Some(next) => req.after = Some(next),
-            None => break,
-        }
+    for e in system.list_all(&records).await.map_err(failed)? {
+        let name = String::from_utf8_lossy(&e.name).into_owned();
+        buckets.insert(name, e.timestamp_ns);
     }
-    // Namespaces that hold names.
-    let mut req = ListRequest {
+    let namespaces = ListRequest {
         namespaces: true,
         limit: 1000,
         ..ListRequest::default()
     };
-    loop {
-        let page = system
-            .list(&req, &[])
-            .await
-            .map_err(|e| S3Error::from_client(&e))?;
-        for e in &page.entries {
-            buckets
-                .entry(String::from_utf8_lossy(&e.name).into_owned())
-                .or_insert(0);
-        }
-        match page.next {
-            Some(next) => req.after = Some(next),
-            None => break,
-        }
+    for e in system.list_all(&namespaces).await.map_err(failed)? {
+        let name = String::from_utf8_lossy(&e.name).into_owned();
+        buckets.entry(name).or_insert(0);
     }
     let visible = |b: &str| {
         !b.starts_with(RESERVED_PREFIX)

@@ -166,24 +166,16 @@ pub async fn upload_part(mut ask: Ask) -> Result<Response, S3Error> {
 
 /// Every name under `prefix` in the uploads namespace.
 async fn all_under(system: &Client, prefix: String) -> Result<Vec<ListEntry>, S3Error> {
-    let mut req = ListRequest {
+    let req = ListRequest {
         namespace: UPLOADS_NS.into(),
         prefix: Bytes::from(prefix),
         limit: 1000,
         ..ListRequest::default()
     };
-    let mut out = Vec::new();
-    loop {
-        let page = system
-            .list(&req, &[])
-            .await
-            .map_err(|e| S3Error::from_client(&e))?;
-        out.extend(page.entries);
-        match page.next {
-            Some(next) => req.after = Some(next),
-            None => return Ok(out),
-        }
-    }
+    system
+        .list_all(&req)
+        .await
+        .map_err(|e| S3Error::from_client(&e))
 }
 
 /// The parts of upload `id`: number, size, entity tag, time.
