@@ -450,6 +450,7 @@ fn fail_read(b: &dyn Backend, key: &Key, column: u16, e: ringblob_backends::Erro
 
 fn write(b: &dyn Backend, key: &Key, w: &WriteRequest, defer: Defer) -> Result<u64, Failure> {
     check_deadline(w.deadline_ns, now_ns())?;
+    check_name_record(key, w)?;
     let mut o = options(w.compress, w.durability);
     if let Some(ts) = w.if_newer.or(w.version) {
         o.timestamp_ns = Some(ts);
@@ -475,6 +476,27 @@ fn write(b: &dyn Backend, key: &Key, w: &WriteRequest, defer: Defer) -> Result<u
             Ok(superseded_size(b, key, w))
         }
         other => other.map_err(fail),
+    }
+}
+
+/// The reserved name column (`docs/OBJECTS.md` §10) takes only whole, valid name records of
+/// the key from clients, versioned or not; a copy from another node (`IF_NEWER`) lands as
+/// its sender has it (the backend then indexes it only if valid).
+fn check_name_record(key: &Key, w: &WriteRequest) -> Result<(), Failure> {
+    use ringblob_backends::names::{NameRecord, NAME_COLUMN};
+    if w.column != NAME_COLUMN || w.if_newer.is_some() {
+        return Ok(());
+    }
+    let bad = |why: String| Err((Status::BadRequest, why));
+    match w.mode {
+        WriteMode::Whole => match NameRecord::decode(&w.data) {
+            Ok(rec) if rec.key() == *key => Ok(()),
+            Ok(_) => bad("the name record's namespace and name do not derive its key".into()),
+            Err(e) => bad(format!("column {NAME_COLUMN} holds name records: {e}")),
+        },
+        _ => bad(format!(
+            "column {NAME_COLUMN} holds name records: write them whole"
+        )),
     }
 }
 

@@ -124,6 +124,26 @@ fn names_are_listed_in_order_across_pages_and_restarts() {
     let node = NodeProcess::start(dir.path(), &["--listen", &addr]);
     assert_eq!(ls(&addr, &["photos", "--prefix", "c/"]), expected("c/", 5));
     assert_eq!(ls(&addr, &["photos"]).len(), 19 + 1500 + 5);
+    // The name column takes only whole, valid records of the key, versioned or not.
+    rt.block_on(async {
+        let c = or_panic(Client::connect(&addr, ClientConfig::default()).await);
+        let t = Target::named("photos", b"a/00001".to_vec());
+        let other = NameRecord::new("photos", b"else".to_vec(), 1);
+        let other = Bytes::from(or_panic(other.encode()));
+        let col = ringblob_backends::names::NAME_COLUMN;
+        for version in [None, Some(1)] {
+            let o = PutOptions {
+                version,
+                ..PutOptions::default()
+            };
+            for junk in [Bytes::from_static(b"junk"), other.clone()] {
+                let put = c.put_column(t.clone(), col, junk, o).await;
+                let status = put.err().and_then(|e| e.status());
+                assert_eq!(status, Some(ringblob_protocol::wire::Status::BadRequest));
+            }
+        }
+    });
+    assert_eq!(ls(&addr, &["photos", "--prefix", "a/00001"]), ["a/00001"]);
     assert_eq!(node.terminate(), Some(0));
 }
 
