@@ -50,11 +50,14 @@ RB=127.0.0.1:$RB_PORT GW=http://127.0.0.1:$HTTP_PORT NX=http://127.0.0.1:$NGINX_
 log() { echo "[$(date +%T)] $*" >&2; }
 
 # --- the node ---------------------------------------------------------------------------
-# Unthrottled defragmentation (run on demand after the puts, which overwrite the same 1000
-# names) and a reserve that keeps the disk from filling if it does not keep up.
+# The puts overwrite the same 1000 names (GB per run): defragmentation every 2 s of sealed
+# 64 MiB blobs, unthrottled (and on demand after each put run), keeps the data dir small, and a 1 GiB reserve keeps the disk
+# from filling if it does not keep up (writes would fail NO_SPACE: counted as errors).
 cat >"$WORK/node.toml" <<EOF
 [blob]
 defrag_mb_per_sec = 0
+defrag_interval_secs = 2
+max_blob_size = 67108864
 reserve_mb = 1024
 EOF
 "$BIN/ringblob-node" --config "$WORK/node.toml" --data-dir "$WORK/data" --listen "$RB" \
@@ -180,22 +183,26 @@ EOF
 }
 
 defrag() { # reclaim the overwritten values now (the puts overwrite the same 1000 names)
-    "$BIN/ringblob" -q --remote "$RB" --timeout 600 defrag --wait >/dev/null
+    local err tries=0 # the scheduled one may be running: BUSY, try again
+    until err=$("$BIN/ringblob" -q --remote "$RB" --timeout 600 defrag --wait 2>&1 >/dev/null); do
+        [[ $err == *BUSY* && $((tries += 1)) -lt 100 ]] || { echo "$err" >&2; return 1; }
+        sleep 0.2
+    done
     log "defragmented: data dir $(du -sh "$WORK/data" | cut -f1), $(df -h --output=avail "$WORK" | tail -1 | tr -d " ") free"
 }
 
-# bench_run LABEL WORKLOAD -> $WORK/LABEL.json. A pilot of 3000 requests gives a rate; the
+# bench_run LABEL WORKLOAD -> $WORK/LABEL.json. A pilot of 10000 requests gives a rate; the
 # run is rate x DURATION requests, re-sized from its own rate (up to twice) when it took
-# under 0.5 or over 2 x DURATION.
+# under 0.67 or over 1.5 x DURATION.
 bench_run() {
-    local label=$1 workload=$2 row count=3000 tries=0
+    local label=$1 workload=$2 row count=10000 tries=0
     local args=(remote --addr "$RB" --workload "$workload" --connections "$CONNS"
         --keys "$N" --value-size "$SIZE" --json)
     row=$("$BIN/ringblob-bench" "${args[@]}" --count "$count")
     while :; do
         read -r ok count < <(python3 -c 'import json,sys
 b, d = json.loads(sys.argv[1]), float(sys.argv[2])
-print(int(0.5 * d <= b["seconds"] <= 2 * d), max(1000, int(b["ops_per_sec"] * d)))' "$row" "$DURATION")
+print(int(0.67 * d <= b["seconds"] <= 1.5 * d), max(1000, int(b["ops_per_sec"] * d)))' "$row" "$DURATION")
         ((ok || tries == 2)) && break
         tries=$((tries + 1))
         log "$label: ringblob-bench remote --workload $workload, $count requests"
@@ -213,6 +220,7 @@ print(json.dumps({"tool": "ringblob-bench", "requests": b["ops"], "seconds": rou
 EOF
 }
 
+LOAD_START=$(cut -d" " -f1-3 /proc/loadavg)
 RSS_LOADED=$(node_rss_kib)
 wrk_run gateway_get GET "$GW"
 RSS_GW_GET=$(node_rss_kib)
@@ -224,15 +232,17 @@ defrag
 bench_run binary_put puts
 defrag
 RSS_END=$(node_rss_kib)
+LOAD_END=$(cut -d" " -f1-3 /proc/loadavg)
 
-python3 - "$WORK" "$DURATION" "$RSS_LOADED" "$RSS_GW_GET" "$RSS_BIN_GET" "$RSS_END" "$(nproc)" <<'EOF'
+python3 - "$WORK" "$DURATION" "$RSS_LOADED" "$RSS_GW_GET" "$RSS_BIN_GET" "$RSS_END" "$(nproc)" "$LOAD_START" "$LOAD_END" <<'EOF'
 import json, sys
 work, duration = sys.argv[1], float(sys.argv[2])
 r = {k: json.load(open(f"{work}/{k}.json")) for k in
      ["gateway_get", "nginx_get", "binary_get", "gateway_put", "binary_put"]}
 rate = lambda k: r[k]["req_per_sec"]
 out = {"objects": 1000, "value_size": 65536, "connections": 50, "wrk_threads": 2,
-       "duration_s": duration, "cpus": int(sys.argv[7]), **r,
+       "duration_s": duration, "cpus": int(sys.argv[7]),
+       "loadavg_start": sys.argv[8], "loadavg_end": sys.argv[9], **r,
        "node_rss_kib": {"loaded": int(sys.argv[3]), "after_gateway_get": int(sys.argv[4]),
                         "after_binary_get": int(sys.argv[5]), "end": int(sys.argv[6])},
        "gateway_get_vs_binary": round(rate("gateway_get") / rate("binary_get"), 3),

@@ -108,10 +108,12 @@ fn cold_reads_go_to_the_pool_and_the_node_keeps_answering() {
         let warm = stat(&c).await;
         let served_inline = |s: &serde_json::Value| s["served_inline"].as_u64().unwrap_or(0);
         let refused = |s: &serde_json::Value| s["inline_refused"].as_u64().unwrap_or(0);
-        assert!(
-            served_inline(&warm) >= served_inline(&before) + 100,
-            "{warm}"
-        );
+        // Warm reads are served inline; `RWF_NOWAIT` may still refuse a cached page that is
+        // locked for writeback at that moment (the values were just written durably), and a
+        // refused read goes to the pool: a few are allowed, each counted.
+        let inline = served_inline(&warm) - served_inline(&before);
+        let sent_on = refused(&warm) - refused(&before);
+        assert!(inline + sent_on >= 100 && inline >= 95, "{warm}");
 
         let (still_cached, total) = evict(dir.path());
         let pinger = {
