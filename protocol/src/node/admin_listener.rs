@@ -67,6 +67,8 @@ async fn accept_tls(tcp: TcpListener, tls: Arc<TlsServer>, tx: mpsc::Sender<(Str
                 continue;
             }
         };
+        // Replies go out at once (no Nagle wait for the client's delayed ACK).
+        let _ = stream.set_nodelay(true);
         let (tls, tx) = (tls.clone(), tx.clone());
         tokio::spawn(async move {
             let _slot = slot;
@@ -90,6 +92,9 @@ impl Listener for AdminListener {
             // axum's accept for TCP: retries failed accepts itself.
             Source::Plain(tcp) => {
                 let (s, peer) = Listener::accept(tcp).await;
+                // A reply larger than a segment would otherwise wait ~40 ms for the
+                // client's delayed ACK on every reused connection (Nagle).
+                let _ = s.set_nodelay(true);
                 (Stream::Plain(s), peer)
             }
             Source::Tls(rx) => match rx.recv().await {
