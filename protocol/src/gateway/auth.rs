@@ -20,6 +20,7 @@ use super::s3::error::S3Error;
 use super::s3::sigv4::{self, Arrived, Payload};
 use crate::client::{Client, ClientConfig, Credentials, Quorum};
 use crate::node::access::{Access, Identity};
+use crate::node::Node;
 
 /// Most per-key clients kept; past it the cache starts over.
 const MAX_CLIENTS: usize = 1024;
@@ -63,6 +64,9 @@ pub struct Gateway {
     write_quorum: Quorum,
     /// The cluster's groups (own first) and when they were read from the route table.
     groups: parking_lot::Mutex<(Option<Instant>, Vec<u32>)>,
+    /// The node itself, when the gateway runs in its process: small whole reads it owns are
+    /// served in process (`local.rs`).
+    local: Option<Arc<Node>>,
 }
 
 /// How long the list of groups is used before the route table is read again.
@@ -80,7 +84,20 @@ impl Gateway {
             own_group: 0,
             write_quorum: Quorum::Majority,
             groups: parking_lot::Mutex::default(),
+            local: None,
         }
+    }
+
+    /// Reads this node owns are served in process (`local.rs`) instead of through a client
+    /// of its listener.
+    pub fn with_local(mut self, node: Arc<Node>) -> Gateway {
+        self.local = Some(node);
+        self
+    }
+
+    /// The node, when the gateway runs in its process.
+    pub(super) fn local(&self) -> Option<&Arc<Node>> {
+        self.local.as_ref()
     }
 
     /// Writes go to every group and need `w` of them; reads ask `own_group` first.
@@ -118,15 +135,16 @@ impl Gateway {
         (list, self.write_quorum)
     }
 
-    /// The client a plain-HTTP request with `headers` from `source` is made through, or its
-    /// refusal.
+    /// The client a plain-HTTP request with `headers` from `source` is made through and who it
+    /// acts as, or its refusal.
     pub async fn client_for(
         &self,
         headers: &HeaderMap,
         source: IpAddr,
-    ) -> Result<Arc<Client>, Response> {
+    ) -> Result<(Arc<Client>, Who), Response> {
         let Some(access) = &self.access else {
-            return self.client(SYSTEM).await.map_err(unreachable);
+            let client = self.client(SYSTEM).await.map_err(unreachable)?;
+            return Ok((client, Who::Open));
         };
         if let Some((wait, _)) = access.limiter.blocked(source, Instant::now()) {
             return Err(refuse::throttled(wait.as_secs().max(1)));
@@ -139,12 +157,15 @@ impl Gateway {
                 crate::node::admin_guard::presented_key(v)
                     .map_err(|_| "malformed Authorization header")
             });
-        let key = match presented {
-            Ok(key) if access.check_secret(&key).is_some() => key,
-            Ok(_) => return Err(self.failed(access, source, "unknown key or wrong secret")),
+        let (key, identity) = match presented {
+            Ok(key) => match access.check_secret(&key) {
+                Some(identity) => (key, identity),
+                None => return Err(self.failed(access, source, "unknown key or wrong secret")),
+            },
             Err(why) => return Err(self.failed(access, source, why)),
         };
-        self.client(&key.id).await.map_err(unreachable)
+        let client = self.client(&key.id).await.map_err(unreachable)?;
+        Ok((client, Who::Key(identity)))
     }
 
     /// The client and identity of an S3 request, and what its signature says of the body.

@@ -77,7 +77,7 @@ async fn list(
     req: ListRequest,
     show: impl Fn(&crate::wire::ListEntry) -> serde_json::Value,
 ) -> Response {
-    let client = match gw.client_for(headers, peer.0.ip()).await {
+    let (client, _) = match gw.client_for(headers, peer.0.ip()).await {
         Ok(c) => c,
         Err(refused) => return refused,
     };

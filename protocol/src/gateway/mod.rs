@@ -7,12 +7,14 @@
 //!
 //! Any node serves any object: each request is made through a client of this node's own
 //! binary listener, which routes it like any client request (forwarding to owners, W of N,
-//! hand-over reads), acting for the request's key (`auth.rs`).
+//! hand-over reads), acting for the request's key (`auth.rs`) — except small whole reads
+//! the node owns, which its own serving code answers in process (`local.rs`).
 
 mod auth;
 mod conditional;
 mod errors;
 mod listing;
+mod local;
 mod object;
 mod range;
 mod replicas;

@@ -112,18 +112,14 @@ async fn serve_read(
     (State(gw), Path((ns, name)), Query(q), ConnectInfo(peer), headers): Ask,
     body: bool,
 ) -> Response {
-    let client = match gw.client_for(&headers, peer.0.ip()).await {
+    let (client, who) = match gw.client_for(&headers, peer.0.ip()).await {
         Ok(c) => c,
         Err(refused) => return refused,
     };
     let column = q.column.unwrap_or(0);
     let target = Target::named(&ns, name.into_bytes());
     let whole = body && column == 0 && plain_whole_get(&headers);
-    let (groups, _) = gw.replicas().await;
-    let read = read_in_groups(&client, &groups, |c| {
-        let t = target.clone();
-        async move { whole_or_found(&c, &t, column, whole).await }
-    });
+    let read = gw.read_object(&who, &client, &target, (column, whole));
     let ((found, opened), client) = match read.await {
         Ok(f) => f,
         Err(e) => return failure(&e),
@@ -432,7 +428,7 @@ pub async fn put(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let client = match gw.client_for(&headers, peer.0.ip()).await {
+    let (client, _) = match gw.client_for(&headers, peer.0.ip()).await {
         Ok(c) => c,
         Err(refused) => return refused,
     };
@@ -522,7 +518,7 @@ pub async fn put(
 pub async fn delete(
     (State(gw), Path((ns, name)), Query(q), ConnectInfo(peer), headers): Ask,
 ) -> Response {
-    let client = match gw.client_for(&headers, peer.0.ip()).await {
+    let (client, _) = match gw.client_for(&headers, peer.0.ip()).await {
         Ok(c) => c,
         Err(refused) => return refused,
     };

@@ -655,7 +655,7 @@ fn hint_suspected(node: &Node, routing: &Routing, batch: &mut [Frame]) {
 
 /// Where `frame` is served: by [`route`], except a change this node hinted itself (`HINTED`,
 /// no hops yet), which goes to the owner's successor, this node or another.
-fn route_of(node: &Node, routing: Option<&Routing>, frame: &Frame) -> Route {
+pub(super) fn route_of(node: &Node, routing: Option<&Routing>, frame: &Frame) -> Route {
     let h = &frame.header;
     if let (true, 0, Some(r)) = (h.is_hinted(), h.hops, routing) {
         return match hint_target(node, r.table(), h.group, &h.key) {
@@ -756,7 +756,7 @@ fn take_frames(buf: &mut BytesMut) -> (Vec<Frame>, Option<WireError>) {
 /// Serves a batch: inline first when the backend can refuse what would block (reads from
 /// memory or the page cache, whole writes into the write buffer; durable ones then await
 /// one shared sync), else — or for what was refused — on the blocking pool.
-async fn serve_batch(
+pub(super) async fn serve_batch(
     node: &Arc<Node>,
     batch: Vec<Frame>,
     table: Option<Arc<RouteTable>>,
@@ -878,7 +878,12 @@ fn log_access(
 }
 
 /// Counts a batch's served frames, each taking the batch's time: runs of one kind at once.
-fn observe_batch(node: &Node, kinds: &[(Command, MetricsRoute)], outcomes: &[Status], secs: f64) {
+pub(super) fn observe_batch(
+    node: &Node,
+    kinds: &[(Command, MetricsRoute)],
+    outcomes: &[Status],
+    secs: f64,
+) {
     let mut run: Option<((Command, Status, MetricsRoute), u64)> = None;
     for (&(command, route), &status) in kinds.iter().zip(outcomes) {
         let kind = (command, status, route);
@@ -898,7 +903,7 @@ fn observe_batch(node: &Node, kinds: &[(Command, MetricsRoute)], outcomes: &[Sta
 }
 
 /// A served frame's command and route for the metrics: a client's, or a forwarding node's.
-fn metrics_kind(f: &Frame) -> (Command, MetricsRoute) {
+pub(super) fn metrics_kind(f: &Frame) -> (Command, MetricsRoute) {
     let route = if f.header.hops > 0 {
         MetricsRoute::Received
     } else {

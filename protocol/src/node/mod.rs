@@ -17,6 +17,7 @@ mod info;
 #[cfg(test)]
 mod inline_tests;
 mod list;
+mod local_reads;
 mod membership;
 pub mod metrics;
 mod mover;

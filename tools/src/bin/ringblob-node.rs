@@ -676,7 +676,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
 /// when it has one) until `stopped` turns true.
 fn start_gateway(
     tcp: tokio::net::TcpListener,
-    node: &Node,
+    node: &Arc<Node>,
     w: ringblob_protocol::client::Quorum,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -697,7 +697,8 @@ fn start_gateway(
         base,
         node.config.access.clone(),
     )
-    .with_groups(node.config.group, w);
+    .with_groups(node.config.group, w)
+    .with_local(node.clone());
     tracing::info!("HTTP gateway on {local}");
     let until = async move {
         let _ = stopped.wait_for(|v| *v).await;

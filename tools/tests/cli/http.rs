@@ -316,6 +316,7 @@ fn a_node_with_keys_serves_http_only_to_keys_with_the_role_and_namespace() {
     let data = d.join("data");
     let writer = add_key(&data, "write", "photos");
     let reader = add_key(&data, "read", "*");
+    let docs_reader = add_key(&data, "read", "docs");
     let http = format!("127.0.0.1:{}", free_port());
     let node = NodeProcess::start(&data, &["--http-listen", &http]);
     let url = format!("http://{http}/photos/a.txt");
@@ -339,6 +340,11 @@ fn a_node_with_keys_serves_http_only_to_keys_with_the_role_and_namespace() {
     assert_eq!(put(&["-u", &user(&reader)]), 403, "a read key cannot write");
     let got = curl(d, "GET", &url, &["-u", &user(&reader)]);
     assert_eq!((got.code, got.text().as_str()), (200, "hello"));
+    // The node owns the key and serves small reads in process: the key's namespaces still
+    // apply there.
+    let refused = curl(d, "GET", &url, &["-u", &user(&docs_reader)]);
+    assert_eq!(refused.code, 403, "{}", refused.text());
+    assert!(!refused.text().contains("hello"));
     let elsewhere = format!("http://{http}/docs/a.txt");
     let other = curl(
         d,

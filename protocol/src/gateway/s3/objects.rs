@@ -16,8 +16,7 @@ use super::{iso_time, Ask};
 use crate::client::{Client, ClientError, PutOptions, Target};
 use crate::gateway::conditional::Verdict;
 use crate::gateway::object::{
-    conditions, describe, find, plain_whole_get, stream_body, user_meta, version_now,
-    whole_or_found, Found,
+    conditions, describe, find, plain_whole_get, stream_body, user_meta, version_now, Found,
 };
 use crate::gateway::range::{resolve, RangeAsk};
 use crate::gateway::replicas::{
@@ -36,11 +35,9 @@ fn target(ask: &Ask) -> Target {
 pub async fn get(ask: Ask, body: bool) -> Result<Response, S3Error> {
     let target = target(&ask);
     let whole = body && plain_whole_get(&ask.headers);
-    let (groups, _) = ask.gw.replicas().await;
-    let read = read_in_groups(&ask.client, &groups, |c| {
-        let t = target.clone();
-        async move { whole_or_found(&c, &t, 0, whole).await }
-    });
+    let read = ask
+        .gw
+        .read_object(&ask.who, &ask.client, &target, (0, whole));
     let ((found, opened), client) = match read.await {
         Ok(f) => f,
         Err(e) if e.is_not_found() => {
