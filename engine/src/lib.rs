@@ -24,6 +24,7 @@
 //! # }
 //! ```
 
+pub mod alloc_tuning;
 pub mod blob;
 pub mod checkpoint;
 mod commit;

@@ -1,6 +1,6 @@
 //! Library half of the ringblob tools: the pieces the binaries share.
 
-pub mod alloc_tuning;
+pub use ringblob_engine::alloc_tuning;
 
 /// `--version` of every binary: the crate version and the git commit built from.
 pub const VERSION: &str = concat!(

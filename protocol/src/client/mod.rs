@@ -757,8 +757,14 @@ impl Client {
 
 /// Up to `n` bytes from `source` (fewer only at its end).
 async fn read_up_to<R: AsyncRead + Unpin>(source: &mut R, n: usize) -> Result<BytesMut> {
-    let mut buf = BytesMut::with_capacity(n);
+    // Grown as bytes arrive (doubling from `FIRST_READ`), not reserved whole: a part is 8 MiB
+    // by default, and a small value's upload must not map and unmap that much each time.
+    const FIRST_READ: usize = 128 << 10;
+    let mut buf = BytesMut::with_capacity(n.min(FIRST_READ));
     while buf.len() < n {
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.len().max(FIRST_READ).min(n - buf.len()));
+        }
         let mut limited = (&mut *source).take((n - buf.len()) as u64);
         match limited.read_buf(&mut buf).await {
             Ok(0) => break,

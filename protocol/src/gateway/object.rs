@@ -19,8 +19,7 @@ use super::conditional::{Conditions, Current, Verdict};
 use super::errors::{failure, plain};
 use super::range::{resolve, RangeAsk};
 use super::replicas::{
-    put_name_record, put_object as put_in_groups, read_in_groups, remove_column_groups,
-    remove_object,
+    put_name_record, put_object as put_in_groups, remove_column_groups, remove_object,
 };
 use super::s3::body::Piped;
 use super::Gateway;
@@ -69,7 +68,7 @@ impl Found {
     /// `-N`).
     pub(crate) fn current(&self) -> Current {
         let crc = self.object_crc.unwrap_or(self.meta.checksum);
-        let own = format!("\"{crc:08x}{:016x}\"", self.meta.timestamp_ns);
+        let own = etag_for(crc, self.meta.timestamp_ns);
         let recorded = self.record.as_ref().map(|r| r.etag.as_str()).filter(|e| {
             let bare = e.trim_matches('"');
             bare.split_once('-').is_some_and(|(tag, n)| {
@@ -93,11 +92,22 @@ pub(crate) fn version_now() -> u64 {
 
 /// The entity tag of a value: its CRC-32 and write time, so every write gets a new one.
 pub fn etag_of(meta: &ValueMeta) -> String {
-    format!("\"{:08x}{:016x}\"", meta.checksum, meta.timestamp_ns)
+    etag_for(meta.checksum, meta.timestamp_ns)
+}
+
+/// The entity tag of content with CRC-32 `crc` written at `version` (what [`etag_of`] and
+/// [`Found::current`] make of its lookup).
+pub(crate) fn etag_for(crc: u32, version: u64) -> String {
+    format!("\"{crc:08x}{version:016x}\"")
 }
 
 pub(crate) fn modified_of(meta: &ValueMeta) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_nanos(meta.timestamp_ns)
+    modified_at(meta.timestamp_ns)
+}
+
+/// The modification time of a write at `version` (nanoseconds since the Unix epoch).
+pub(crate) fn modified_at(version: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(version)
 }
 
 pub async fn get(ask: Ask) -> Response {
@@ -475,8 +485,8 @@ pub async fn put(
         replicas,
     )
     .await;
-    let size = match stored {
-        Ok(size) => size,
+    let (size, crc) = match stored {
+        Ok(stored) => stored,
         Err(e) => return failure(&e),
     };
     if size_hint.is_some_and(|n| n != size) {
@@ -485,14 +495,8 @@ pub async fn put(
             "the body ended before Content-Length",
         );
     }
-    let looked = read_in_groups(&client, replicas.0, |c| {
-        let t = target.clone();
-        async move { find(&c, &t, column).await }
-    });
-    let etag = match looked.await {
-        Ok((found, _)) => found.current().etag,
-        Err(e) => return failure(&e),
-    };
+    // What a lookup of this write reports: its content's CRC and the version chosen here.
+    let etag = etag_for(crc, opts.version.unwrap_or_default());
     if column == 0 {
         let content_type = headers
             .get(header::CONTENT_TYPE)

@@ -45,16 +45,17 @@ pub fn quorum_error(outcome: &GroupOutcome) -> ClientError {
 }
 
 /// Stores the bytes of `source` as the object under `target` (column 0; another column
-/// holds a plain value) in each of `groups`; the size once `w` of them stored it whole. A
-/// body that fails (a bad hash, a cut connection) fails every group's upload before its
-/// commit.
+/// holds a plain value) in each of `groups`; once `w` of them stored it whole, its size and
+/// CRC-32 (the content's, which a lookup reports as the value's checksum or a chunked
+/// object's manifest CRC). A body that fails (a bad hash, a cut connection) fails every
+/// group's upload before its commit.
 pub async fn put_object(
     client: &Client,
     (target, column): (&Target, u16),
     source: &mut (dyn AsyncRead + Unpin + Send),
     (size_hint, o): (Option<u64>, PutOptions),
     (groups, w): (&[u32], Quorum),
-) -> Result<u64, ClientError> {
+) -> Result<(u64, u32), ClientError> {
     let mut feeds = Vec::with_capacity(groups.len());
     let mut tasks = JoinSet::new();
     for &g in groups {
@@ -76,7 +77,8 @@ pub async fn put_object(
         });
         feeds.push(Some(tx));
     }
-    let fed = feed(source, &mut feeds).await;
+    let mut crc = crc32fast::Hasher::new();
+    let fed = feed(source, &mut feeds, &mut crc).await;
     drop(feeds);
     let mut quorum = WriteQuorum::new(groups.len(), w);
     let mut outcome = GroupOutcome::default();
@@ -100,14 +102,15 @@ pub async fn put_object(
         outcome.failed.sort_by_key(|(g, _)| *g);
         return Err(quorum_error(&outcome));
     }
-    Ok(size)
+    Ok((size, crc.finalize()))
 }
 
-/// Reads `source` to its end into every live feed; on a read error every feed gets it (so
-/// no group commits a cut body).
+/// Reads `source` to its end into every live feed, summing it into `crc`; on a read error
+/// every feed gets it (so no group commits a cut body).
 async fn feed(
     source: &mut (dyn AsyncRead + Unpin + Send),
     feeds: &mut [Option<mpsc::Sender<io::Result<Bytes>>>],
+    crc: &mut crc32fast::Hasher,
 ) -> io::Result<()> {
     let mut buf = BytesMut::with_capacity(FEED_PIECE);
     loop {
@@ -120,6 +123,7 @@ async fn feed(
             Ok(0) => return Ok(()),
             Ok(_) => {
                 let piece = buf.split().freeze();
+                crc.update(&piece);
                 for slot in feeds.iter_mut() {
                     let Some(tx) = slot else { continue };
                     // A group whose upload ended early (it failed) takes no more.

@@ -16,7 +16,8 @@ use super::{iso_time, Ask};
 use crate::client::{Client, ClientError, PutOptions, Target};
 use crate::gateway::conditional::Verdict;
 use crate::gateway::object::{
-    conditions, describe, find, plain_whole_get, stream_body, user_meta, version_now, Found,
+    conditions, describe, etag_for, find, modified_at, plain_whole_get, stream_body, user_meta,
+    version_now,
 };
 use crate::gateway::range::{resolve, RangeAsk};
 use crate::gateway::replicas::{
@@ -150,7 +151,7 @@ pub async fn store(
         version: Some(version_now()),
         ..PutOptions::default()
     };
-    let size = put_in_groups(
+    let (size, crc) = put_in_groups(
         &ask.client,
         (&target, 0),
         source,
@@ -166,19 +167,12 @@ pub async fn store(
             "the body ended early",
         ));
     }
-    let looked = read_in_groups(&ask.client, &groups, |c| {
-        let t = target.clone();
-        async move { find(&c, &t, 0).await }
-    });
-    let (found, _) = looked.await.map_err(|e| S3Error::from_client(&e))?;
-    let own = Found {
-        record: None,
-        ..found
-    }
-    .current();
+    // What a lookup of this write reports: its content's CRC and the version chosen here.
+    let version = o.version.unwrap_or_default();
+    let own = etag_for(crc, version);
     let etag = match d.parts {
-        None => own.etag,
-        Some(n) => format!("\"{}-{n}\"", own.etag.trim_matches('"')),
+        None => own,
+        Some(n) => format!("\"{}-{n}\"", own.trim_matches('"')),
     };
     let record = NameRecord {
         content_type: d.content_type,
@@ -189,7 +183,7 @@ pub async fn store(
     put_name_record(&ask.client, &record, o, (&groups, w))
         .await
         .map_err(|e| S3Error::from_client(&e))?;
-    Ok((etag, own.modified))
+    Ok((etag, modified_at(version)))
 }
 
 pub async fn put(mut ask: Ask) -> Result<Response, S3Error> {

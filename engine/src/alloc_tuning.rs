@@ -1,4 +1,5 @@
-//! Allocator tuning for the node (and the CLI and bench, which stream large values too). Large buffers — value pieces of streamed replies, upload
+//! Allocator tuning for the node (and the CLI, the bench and the Python client, which stream
+//! large values too). Large buffers — value pieces of streamed replies, upload
 //! parts, read groups — are allocated and freed all the time on many threads. glibc's
 //! malloc raises its mmap threshold to the size of the largest chunk freed so far, after
 //! which such buffers come from per-thread heaps whose free space it rarely gives back:

@@ -1,0 +1,239 @@
+"""The asyncio client: the same operations as :class:`ringblob.Client`, as coroutines.
+
+Requests run on the Rust client's own runtime and complete as asyncio futures: no thread
+per request, the GIL released while they wait, and many requests in flight on one
+connection (``asyncio.gather`` of a thousand gets is one client's ordinary work).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from typing import Any, AsyncIterator, Dict, Iterable, List, Optional, Union
+
+from . import _common as c
+from ._ringblob import Entry, Meta, _Core
+
+
+class AsyncClient:
+    """The asyncio twin of :class:`ringblob.Client` (same arguments, same semantics).
+
+    The connection is made by the first request (or ``await client.connect()``).
+    """
+
+    def __init__(
+        self,
+        addrs: Union[str, Iterable[str]],
+        *,
+        groups: Optional[Iterable[int]] = None,
+        w: str = "quorum",
+        namespace: str = "",
+        key: Optional[str] = None,
+        tls: c.TlsArg = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._core = _Core(
+            c.addrs_of(addrs),
+            namespace,
+            c.groups_of(groups),
+            w,
+            key,
+            c.tls_of(tls),
+            float(timeout),
+        )
+
+    @property
+    def namespace(self) -> str:
+        return self._core.namespace
+
+    @property
+    def groups(self) -> List[int]:
+        return list(self._core.groups)
+
+    async def connect(self) -> "AsyncClient":
+        await self._core.stat_async()
+        return self
+
+    async def __aenter__(self) -> "AsyncClient":
+        return await self.connect()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self._core = None  # type: ignore[assignment]
+
+    async def put(
+        self,
+        name: c.Name,
+        data: Any,
+        *,
+        column: Optional[int] = None,
+        compress: bool = False,
+        durability: Optional[str] = None,
+        append: bool = False,
+        offset: Optional[int] = None,
+    ) -> int:
+        """As :meth:`ringblob.Client.put`."""
+        name = c.check_name(name)
+        raw = c.as_bytes(data)
+        if raw is not None:
+            return await self._core.put_async(
+                name, raw, column, compress, durability, append, offset
+            )
+        if append or offset is not None:
+            raise ValueError("append and offset take bytes")
+        return await self.upload(name, data, column=column, compress=compress, durability=durability)
+
+    async def upload(
+        self,
+        name: c.Name,
+        source: Any,
+        *,
+        column: Optional[int] = None,
+        compress: bool = False,
+        durability: Optional[str] = None,
+        piece_size: int = c.UPLOAD_PIECE,
+    ) -> int:
+        """As :meth:`ringblob.Client.upload`; ``source`` may also be an object whose
+        ``read`` is a coroutine (aiofiles, an asyncio stream reader)."""
+        name = c.check_name(name)
+        if c.is_path(source):
+            return await self._core.put_path_async(
+                name, os.fspath(source), column, compress, durability
+            )
+        if not hasattr(source, "read"):
+            raise TypeError("upload takes a path or a readable file-like object")
+        up = self._core.upload(name, column, compress, durability, c.size_of(source))
+        try:
+            while True:
+                piece = source.read(piece_size)
+                if inspect.isawaitable(piece):
+                    piece = await piece
+                if not piece:
+                    break
+                await up.write_async(piece)
+        except BaseException:
+            up.abort()
+            raise
+        return await up.finish_async()
+
+    async def remove(
+        self, name: c.Name, *, column: Optional[int] = None, durability: Optional[str] = None
+    ) -> None:
+        await self._core.remove_async(c.check_name(name), column, durability)
+
+    async def get(
+        self,
+        name: c.Name,
+        *,
+        column: Optional[int] = None,
+        offset: int = 0,
+        size: Optional[int] = None,
+    ) -> bytes:
+        return await self._core.get_async(c.check_name(name), column, offset, size)
+
+    async def open(
+        self, name: c.Name, *, column: Optional[int] = None, buffer_size: int = 1 << 20
+    ) -> "AsyncObjectFile":
+        """A seekable reader over the value: ``await f.read(n)`` fetches ranges as needed."""
+        name = c.check_name(name)
+        meta = await self._core.lookup_async(name, column)
+        return AsyncObjectFile(self._core, name, column, meta, buffer_size)
+
+    async def lookup(self, name: c.Name, *, column: Optional[int] = None) -> Meta:
+        return await self._core.lookup_async(c.check_name(name), column)
+
+    async def exists(self, name: c.Name, *, column: Optional[int] = None) -> bool:
+        return await self._core.exists_async(c.check_name(name), column)
+
+    async def bulk_get(
+        self, names: Iterable[c.Name], *, column: Optional[int] = None
+    ) -> Dict[c.Name, Optional[bytes]]:
+        names = [c.check_name(n) for n in names]
+        values = await self._core.bulk_get_async(names, column)
+        return dict(zip(names, values))
+
+    async def ls(
+        self,
+        prefix: str = "",
+        *,
+        namespace: Optional[str] = None,
+        after: Optional[str] = None,
+        limit: Optional[int] = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[Entry]:
+        ns = self.namespace if namespace is None else namespace
+        token = after.encode() if after is not None else None
+        left = limit
+        while left is None or left > 0:
+            want = page_size if left is None else min(page_size, left)
+            entries, token = await self._core.ls_async(ns, prefix, token, want)
+            for e in entries:
+                yield e
+            if left is not None:
+                left -= len(entries)
+            if token is None:
+                return
+
+    async def iterate(self, *, page_size: int = 1000) -> AsyncIterator[Meta]:
+        after = None
+        while True:
+            metas, after = await self._core.iterate_async(after, page_size)
+            for m in metas:
+                yield m
+            if after is None:
+                return
+
+    async def stat(self) -> Dict[str, Any]:
+        return json.loads(await self._core.stat_async())
+
+    async def routes(self) -> Dict[str, Any]:
+        return json.loads(await self._core.routes_async())
+
+
+class AsyncObjectFile:
+    """A value read by ranges, ``buffer_size`` bytes per request at most."""
+
+    def __init__(
+        self, core: _Core, name: c.Name, column: Optional[int], meta: Meta, buffer_size: int
+    ) -> None:
+        self._core = core
+        self._name = name
+        self._column = column
+        self.meta = meta
+        self._size = meta.size
+        self._pos = 0
+        self._piece = max(1, buffer_size)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}.get(whence)
+        if base is None:
+            raise ValueError(f"whence={whence}")
+        if base + offset < 0:
+            raise ValueError("negative position")
+        self._pos = base + offset
+        return self._pos
+
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (``-1``: to the end) from the current position."""
+        left = max(0, self._size - self._pos)
+        want = left if n is None or n < 0 else min(n, left)
+        out = bytearray()
+        while len(out) < want:
+            ask = min(self._piece, want - len(out))
+            data = await self._core.read_range_async(
+                self._name, self._column, self._pos, ask, self.meta.group
+            )
+            if not data:
+                break
+            out += data
+            self._pos += len(data)
+        return bytes(out)
+
+    async def __aenter__(self) -> "AsyncObjectFile":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        pass

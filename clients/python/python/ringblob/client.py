@@ -1,0 +1,276 @@
+"""The blocking client."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from typing import Any, BinaryIO, Dict, Iterable, Iterator, List, Optional, Union
+
+from . import _common as c
+from ._ringblob import Entry, Meta, _Core
+
+
+class Client:
+    """A client of a ringblob cluster (blocking; thread-safe).
+
+    Args:
+        addrs: a node address (``"host:port"``), a comma-separated list, or a list; tried in
+            order until one answers. Requests are routed from there like the CLI's.
+        groups: replica groups in preference order. With groups, a write goes to each and
+            succeeds when ``w`` of them stored it (else :class:`QuorumNotReached`); a read
+            takes the newest replica, falls over when a group cannot answer and repairs
+            stale groups. Without, the connected node's group serves everything.
+        w: the write quorum with groups: ``"one"``, ``"quorum"`` (a majority) or ``"all"``.
+        namespace: the namespace names are keyed in (the CLI's ``--namespace``).
+        key: an access key ``"ID:SECRET"`` (proved to the node, never sent).
+        tls: ``True``, a CA file, or a mapping of ``ca``, ``cert``, ``key``, ``server_name``.
+        timeout: seconds to wait for each reply.
+
+    Values are named by ``str`` names (hashed into keys exactly as ``ringblob`` does, so the
+    CLI and Python see the same objects) or by raw 32-byte keys (``bytes``).
+    """
+
+    def __init__(
+        self,
+        addrs: Union[str, Iterable[str]],
+        *,
+        groups: Optional[Iterable[int]] = None,
+        w: str = "quorum",
+        namespace: str = "",
+        key: Optional[str] = None,
+        tls: c.TlsArg = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._core = _Core(
+            c.addrs_of(addrs),
+            namespace,
+            c.groups_of(groups),
+            w,
+            key,
+            c.tls_of(tls),
+            float(timeout),
+        )
+        self._core.connect()
+
+    @property
+    def namespace(self) -> str:
+        return self._core.namespace
+
+    @property
+    def groups(self) -> List[int]:
+        return list(self._core.groups)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drops the connection (also done when the client is garbage-collected)."""
+        self._core = None  # type: ignore[assignment]
+
+    # -- writes -----------------------------------------------------------------------
+
+    def put(
+        self,
+        name: c.Name,
+        data: Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", BinaryIO],
+        *,
+        column: Optional[int] = None,
+        compress: bool = False,
+        durability: Optional[str] = None,
+        append: bool = False,
+        offset: Optional[int] = None,
+    ) -> int:
+        """Stores ``data`` under ``name``; returns the value's size.
+
+        ``data`` is bytes, a path (``str`` or ``os.PathLike``: the file is streamed), or a
+        readable file-like object (streamed, as :meth:`upload`). ``append`` adds to the
+        end of the value, ``offset`` writes inside it (bytes only, no groups).
+        ``durability`` is ``"none"``, ``"batch"`` or ``"sync"`` (default: the node's).
+        A value written through a name gets a name record, so :meth:`ls` lists it.
+        """
+        name = c.check_name(name)
+        raw = c.as_bytes(data)
+        if raw is not None:
+            return self._core.put(name, raw, column, compress, durability, append, offset)
+        if append or offset is not None:
+            raise ValueError("append and offset take bytes")
+        return self.upload(name, data, column=column, compress=compress, durability=durability)  # type: ignore[arg-type]
+
+    def upload(
+        self,
+        name: c.Name,
+        source: Union[str, "os.PathLike[str]", BinaryIO],
+        *,
+        column: Optional[int] = None,
+        compress: bool = False,
+        durability: Optional[str] = None,
+        piece_size: int = c.UPLOAD_PIECE,
+    ) -> int:
+        """Streams a file (a path) or a readable file-like object into ``name`` with bounded
+        memory (a few pieces of ``piece_size`` in flight, whatever the size); large values
+        become chunked objects. Returns the size stored. If reading ``source`` raises, the
+        upload is abandoned before anything becomes the value.
+        """
+        name = c.check_name(name)
+        if c.is_path(source):
+            return self._core.put_path(name, os.fspath(source), column, compress, durability)  # type: ignore[arg-type]
+        if not hasattr(source, "read"):
+            raise TypeError("upload takes a path or a readable file-like object")
+        up = self._core.upload(name, column, compress, durability, c.size_of(source))
+        try:
+            while True:
+                piece = source.read(piece_size)
+                if not piece:
+                    break
+                up.write(piece)
+        except BaseException:
+            up.abort()
+            raise
+        return up.finish()
+
+    def remove(
+        self, name: c.Name, *, column: Optional[int] = None, durability: Optional[str] = None
+    ) -> None:
+        """Removes the value with every column (a chunked object with its chunks), or one
+        ``column``. Raises :class:`NotFound` if there is nothing to remove (without groups).
+        """
+        self._core.remove(c.check_name(name), column, durability)
+
+    # -- reads ------------------------------------------------------------------------
+
+    def get(
+        self,
+        name: c.Name,
+        *,
+        column: Optional[int] = None,
+        offset: int = 0,
+        size: Optional[int] = None,
+    ) -> bytes:
+        """The value (``size`` bytes from ``offset``; default all of it), in memory. Use
+        :meth:`open` to stream a large one."""
+        return self._core.get(c.check_name(name), column, offset, size)
+
+    def open(
+        self, name: c.Name, *, column: Optional[int] = None, buffer_size: int = 1 << 20
+    ) -> io.BufferedReader:
+        """A readable, seekable binary file over the value: reads fetch ranges as they are
+        needed (``buffer_size`` at a time), so memory stays bounded whatever the size."""
+        raw = ObjectFile(self._core, c.check_name(name), column)
+        return io.BufferedReader(raw, buffer_size)
+
+    def lookup(self, name: c.Name, *, column: Optional[int] = None) -> Meta:
+        """The value's meta: size (a chunked object's), version, checksum, key."""
+        return self._core.lookup(c.check_name(name), column)
+
+    def exists(self, name: c.Name, *, column: Optional[int] = None) -> bool:
+        return self._core.exists(c.check_name(name), column)
+
+    def bulk_get(
+        self, names: Iterable[c.Name], *, column: Optional[int] = None
+    ) -> Dict[c.Name, Optional[bytes]]:
+        """Many values at once (one request per node); ``None`` for missing ones."""
+        names = [c.check_name(n) for n in names]
+        values = self._core.bulk_get(names, column)
+        return dict(zip(names, values))
+
+    def ls(
+        self,
+        prefix: str = "",
+        *,
+        namespace: Optional[str] = None,
+        after: Optional[str] = None,
+        limit: Optional[int] = None,
+        page_size: int = 1000,
+    ) -> Iterator[Entry]:
+        """The names of a namespace (default: the client's) in byte order, from every node
+        of a group, page by page; ``after`` resumes after a name."""
+        ns = self.namespace if namespace is None else namespace
+        yield from self._pages(ns, prefix, after, limit, page_size)
+
+    def namespaces(self) -> Iterator[Entry]:
+        """The namespaces that hold names."""
+        yield from self._pages(None, "", None, None, 1000)
+
+    def _pages(
+        self,
+        ns: Optional[str],
+        prefix: str,
+        after: Optional[str],
+        limit: Optional[int],
+        page_size: int,
+    ) -> Iterator[Entry]:
+        token = after.encode() if after is not None else None
+        left = limit
+        while left is None or left > 0:
+            want = page_size if left is None else min(page_size, left)
+            entries, token = self._core.ls(ns, prefix, token, want)
+            for e in entries:
+                yield e
+            if left is not None:
+                left -= len(entries)
+            if token is None:
+                return
+
+    def iterate(self, *, page_size: int = 1000) -> Iterator[Meta]:
+        """Every (key, column) the connected node stores, in key order (a node-local
+        view, for tools: names are not known here)."""
+        after = None
+        while True:
+            metas, after = self._core.iterate(after, page_size)
+            yield from metas
+            if after is None:
+                return
+
+    def stat(self) -> Dict[str, Any]:
+        """The connected node's statistics."""
+        return json.loads(self._core.stat())
+
+    def routes(self) -> Dict[str, Any]:
+        """The route table: nodes, groups and their ranges."""
+        return json.loads(self._core.routes())
+
+
+class ObjectFile(io.RawIOBase):
+    """A value read by ranges (wrapped in a ``BufferedReader`` by :meth:`Client.open`)."""
+
+    def __init__(self, core: _Core, name: c.Name, column: Optional[int]) -> None:
+        super().__init__()
+        self._core = core
+        self._name = name
+        self._column = column
+        meta = core.lookup(name, column)
+        self.meta: Meta = meta
+        self._size = meta.size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}.get(whence)
+        if base is None:
+            raise ValueError(f"whence={whence}")
+        if base + offset < 0:
+            raise ValueError("negative position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, b: Any) -> int:
+        left = self._size - self._pos
+        if left <= 0:
+            return 0
+        n = min(len(b), left)
+        data = self._core.read_range(self._name, self._column, self._pos, n, self.meta.group)
+        b[: len(data)] = data
+        self._pos += len(data)
+        return len(data)

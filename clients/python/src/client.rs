@@ -1,0 +1,396 @@
+//! `_Core`: the native half of `ringblob.Client` and `ringblob.AsyncClient` (the Python
+//! classes in `python/ringblob/` add docstrings, file-like objects and iteration). Every
+//! operation comes twice — `op` blocks with the interpreter released, `op_async` returns an
+//! awaitable — over the one implementation in `core.rs`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pyo3::prelude::*;
+
+use crate::core::{durability, Inner, WriteAsk};
+use crate::failure::{py_result, Failure};
+use crate::run::{awaitable, block};
+use crate::settings::{Settings, TlsAsk};
+use crate::target::NameArg;
+use crate::upload::Upload;
+use crate::values::{Entry, Meta};
+
+#[pyclass(frozen, module = "ringblob", name = "_Core")]
+pub struct Core {
+    inner: Arc<Inner>,
+}
+
+/// `tls` as the Python side passes it: CA file, client certificate, its key, server name.
+type TlsTuple = (
+    Option<PathBuf>,
+    Option<PathBuf>,
+    Option<PathBuf>,
+    Option<String>,
+);
+/// One page of a listing: entries and the token of the next page.
+type ListPage = (Vec<Entry>, Option<Bytes>);
+/// One page of an iteration: metas and where to resume.
+type IterPage = (Vec<Meta>, Option<(Bytes, u16)>);
+
+fn ask(column: Option<u16>, compress: bool, d: Option<&str>) -> Result<WriteAsk, Failure> {
+    Ok(WriteAsk {
+        column,
+        compress,
+        durability: durability(d)?,
+    })
+}
+
+#[pymethods]
+impl Core {
+    #[new]
+    #[pyo3(signature = (addrs, namespace, groups, w, key, tls, timeout))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        addrs: Vec<String>,
+        namespace: String,
+        groups: Vec<u32>,
+        w: &str,
+        key: Option<&str>,
+        tls: Option<TlsTuple>,
+        timeout: f64,
+    ) -> PyResult<Self> {
+        let tls = tls.map(|(ca, cert, key, server_name)| TlsAsk {
+            ca,
+            cert,
+            key,
+            server_name,
+        });
+        let settings = Settings::new(addrs, (namespace, groups, w), key, tls, timeout);
+        let settings = py_result(py, settings)?;
+        Ok(Core {
+            inner: Arc::new(Inner::new(settings)),
+        })
+    }
+
+    fn connect(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = self.inner.clone();
+        block(py, async move { inner.client().await.map(|_| ()) })
+    }
+
+    #[pyo3(signature = (name, data, column=None, compress=false, durability=None, append=false, offset=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn put(
+        &self,
+        py: Python<'_>,
+        name: NameArg,
+        data: &[u8],
+        column: Option<u16>,
+        compress: bool,
+        durability: Option<&str>,
+        append: bool,
+        offset: Option<u64>,
+    ) -> PyResult<u64> {
+        let a = py_result(py, ask(column, compress, durability))?;
+        let (inner, data) = (self.inner.clone(), Bytes::copy_from_slice(data));
+        block(py, async move {
+            inner.put(&name, data, a, (append, offset)).await
+        })
+    }
+
+    #[pyo3(signature = (name, data, column=None, compress=false, durability=None, append=false, offset=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn put_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: NameArg,
+        data: &[u8],
+        column: Option<u16>,
+        compress: bool,
+        durability: Option<&str>,
+        append: bool,
+        offset: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let a = py_result(py, ask(column, compress, durability))?;
+        let (inner, data) = (self.inner.clone(), Bytes::copy_from_slice(data));
+        awaitable(py, async move {
+            inner.put(&name, data, a, (append, offset)).await
+        })
+    }
+
+    #[pyo3(signature = (name, path, column=None, compress=false, durability=None))]
+    fn put_path(
+        &self,
+        py: Python<'_>,
+        name: NameArg,
+        path: PathBuf,
+        column: Option<u16>,
+        compress: bool,
+        durability: Option<&str>,
+    ) -> PyResult<u64> {
+        let a = py_result(py, ask(column, compress, durability))?;
+        let inner = self.inner.clone();
+        block(py, async move { inner.put_path(&name, path, a).await })
+    }
+
+    #[pyo3(signature = (name, path, column=None, compress=false, durability=None))]
+    fn put_path_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: NameArg,
+        path: PathBuf,
+        column: Option<u16>,
+        compress: bool,
+        durability: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let a = py_result(py, ask(column, compress, durability))?;
+        let inner = self.inner.clone();
+        awaitable(py, async move { inner.put_path(&name, path, a).await })
+    }
+
+    /// An upload fed piece by piece (`Upload.write`, then `finish`).
+    #[pyo3(signature = (name, column=None, compress=false, durability=None, size=None))]
+    fn upload(
+        &self,
+        py: Python<'_>,
+        name: NameArg,
+        column: Option<u16>,
+        compress: bool,
+        durability: Option<&str>,
+        size: Option<u64>,
+    ) -> PyResult<Upload> {
+        let a = py_result(py, ask(column, compress, durability))?;
+        // Checked now, so a bad name fails here rather than at the first piece.
+        py_result(py, self.inner.target(&name))?;
+        Ok(Upload::start(self.inner.clone(), name, a, size))
+    }
+
+    #[pyo3(signature = (name, column=None, offset=0, size=None))]
+    fn get(
+        &self,
+        py: Python<'_>,
+        name: NameArg,
+        column: Option<u16>,
+        offset: u64,
+        size: Option<u64>,
+    ) -> PyResult<Bytes> {
+        let inner = self.inner.clone();
+        block(
+            py,
+            async move { inner.get(&name, column, (offset, size)).await },
+        )
+    }
+
+    #[pyo3(signature = (name, column=None, offset=0, size=None))]
+    fn get_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: NameArg,
+        column: Option<u16>,
+        offset: u64,
+        size: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(
+            py,
+            async move { inner.get(&name, column, (offset, size)).await },
+        )
+    }
+
+    #[pyo3(signature = (name, column, offset, size, group))]
+    fn read_range(
+        &self,
+        py: Python<'_>,
+        name: NameArg,
+        column: Option<u16>,
+        offset: u64,
+        size: u64,
+        group: Option<u32>,
+    ) -> PyResult<Bytes> {
+        let inner = self.inner.clone();
+        let range = (offset, Some(size));
+        block(py, async move {
+            inner.read_range(&name, column, range, group).await
+        })
+    }
+
+    #[pyo3(signature = (name, column, offset, size, group))]
+    fn read_range_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: NameArg,
+        column: Option<u16>,
+        offset: u64,
+        size: u64,
+        group: Option<u32>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        let range = (offset, Some(size));
+        awaitable(py, async move {
+            inner.read_range(&name, column, range, group).await
+        })
+    }
+
+    #[pyo3(signature = (name, column=None))]
+    fn lookup(&self, py: Python<'_>, name: NameArg, column: Option<u16>) -> PyResult<Meta> {
+        let inner = self.inner.clone();
+        block(py, async move { inner.lookup(&name, column).await })
+    }
+
+    #[pyo3(signature = (name, column=None))]
+    fn lookup_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: NameArg,
+        column: Option<u16>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(py, async move { inner.lookup(&name, column).await })
+    }
+
+    #[pyo3(signature = (name, column=None))]
+    fn exists(&self, py: Python<'_>, name: NameArg, column: Option<u16>) -> PyResult<bool> {
+        let inner = self.inner.clone();
+        block(py, async move { inner.exists(&name, column).await })
+    }
+
+    #[pyo3(signature = (name, column=None))]
+    fn exists_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: NameArg,
+        column: Option<u16>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(py, async move { inner.exists(&name, column).await })
+    }
+
+    #[pyo3(signature = (name, column=None, durability=None))]
+    fn remove(
+        &self,
+        py: Python<'_>,
+        name: NameArg,
+        column: Option<u16>,
+        durability: Option<&str>,
+    ) -> PyResult<()> {
+        let d = py_result(py, crate::core::durability(durability))?;
+        let inner = self.inner.clone();
+        block(py, async move { inner.remove(&name, column, d).await })
+    }
+
+    #[pyo3(signature = (name, column=None, durability=None))]
+    fn remove_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: NameArg,
+        column: Option<u16>,
+        durability: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let d = py_result(py, crate::core::durability(durability))?;
+        let inner = self.inner.clone();
+        awaitable(py, async move { inner.remove(&name, column, d).await })
+    }
+
+    #[pyo3(signature = (namespace, prefix, after, limit))]
+    fn ls(
+        &self,
+        py: Python<'_>,
+        namespace: Option<String>,
+        prefix: String,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> PyResult<ListPage> {
+        let inner = self.inner.clone();
+        block(py, async move {
+            inner.ls(namespace, prefix, after, limit).await
+        })
+    }
+
+    #[pyo3(signature = (namespace, prefix, after, limit))]
+    fn ls_async<'py>(
+        &self,
+        py: Python<'py>,
+        namespace: Option<String>,
+        prefix: String,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(py, async move {
+            inner.ls(namespace, prefix, after, limit).await
+        })
+    }
+
+    #[pyo3(signature = (names, column=None))]
+    fn bulk_get(
+        &self,
+        py: Python<'_>,
+        names: Vec<NameArg>,
+        column: Option<u16>,
+    ) -> PyResult<Vec<Option<Bytes>>> {
+        let inner = self.inner.clone();
+        block(py, async move { inner.bulk_get(&names, column).await })
+    }
+
+    #[pyo3(signature = (names, column=None))]
+    fn bulk_get_async<'py>(
+        &self,
+        py: Python<'py>,
+        names: Vec<NameArg>,
+        column: Option<u16>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(py, async move { inner.bulk_get(&names, column).await })
+    }
+
+    fn stat(&self, py: Python<'_>) -> PyResult<String> {
+        let inner = self.inner.clone();
+        block(py, async move { inner.stat().await })
+    }
+
+    fn stat_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(py, async move { inner.stat().await })
+    }
+
+    fn routes(&self, py: Python<'_>) -> PyResult<String> {
+        let inner = self.inner.clone();
+        block(py, async move { inner.routes().await })
+    }
+
+    fn routes_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(py, async move { inner.routes().await })
+    }
+
+    #[pyo3(signature = (after, limit))]
+    fn iterate(
+        &self,
+        py: Python<'_>,
+        after: Option<(Vec<u8>, u16)>,
+        limit: u32,
+    ) -> PyResult<IterPage> {
+        let inner = self.inner.clone();
+        block(py, async move { inner.iterate(after, limit).await })
+    }
+
+    #[pyo3(signature = (after, limit))]
+    fn iterate_async<'py>(
+        &self,
+        py: Python<'py>,
+        after: Option<(Vec<u8>, u16)>,
+        limit: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(py, async move { inner.iterate(after, limit).await })
+    }
+
+    /// The namespace names are keyed in.
+    #[getter]
+    fn namespace(&self) -> String {
+        self.inner.settings.namespace.clone()
+    }
+
+    /// The replica groups, in preference order (empty: the node's own).
+    #[getter]
+    fn groups(&self) -> Vec<u32> {
+        self.inner.settings.groups.clone()
+    }
+}

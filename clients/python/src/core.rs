@@ -1,0 +1,432 @@
+//! The operations, once, as async functions over the Rust client: the sync `Client` blocks on
+//! them with the interpreter released, the `AsyncClient` awaits them. Each does what the
+//! `ringblob` CLI does for the same command, so Python and the CLI see the same objects:
+//! without groups a value streams through the connected node's group; with groups a write
+//! goes to each (W of N) and a read takes the newest replica, falling over and repairing.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use ringblob_backends::names::{NameRecord, NAME_COLUMN};
+use ringblob_protocol::client::{Client, PutOptions, Target};
+use ringblob_protocol::wire::{Durability, ListRequest, MAX_LIST_LIMIT};
+use tokio::io::AsyncRead;
+
+use crate::failure::Failure;
+use crate::settings::Settings;
+use crate::target::NameArg;
+use crate::values::{Entry, Meta};
+
+/// A client's settings and, once connected, its connection.
+pub struct Inner {
+    pub settings: Settings,
+    client: tokio::sync::OnceCell<Client>,
+}
+
+/// How a write is made.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteAsk {
+    pub column: Option<u16>,
+    pub compress: bool,
+    pub durability: Durability,
+}
+
+impl WriteAsk {
+    fn options(&self) -> PutOptions {
+        PutOptions {
+            compress: self.compress,
+            durability: self.durability,
+            ..PutOptions::default()
+        }
+    }
+}
+
+/// `none`, `batch`, `sync`, or the node's default.
+pub fn durability(text: Option<&str>) -> Result<Durability, Failure> {
+    match text {
+        None => Ok(Durability::Default),
+        Some("none") => Ok(Durability::None),
+        Some("batch") => Ok(Durability::Batch),
+        Some("sync") => Ok(Durability::Sync),
+        Some(other) => Err(Failure::Usage(format!(
+            "durability={other:?}: one of none, batch, sync"
+        ))),
+    }
+}
+
+impl Inner {
+    pub fn new(settings: Settings) -> Inner {
+        Inner {
+            settings,
+            client: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The connection: the first address that answers (connected on first use).
+    pub async fn client(&self) -> Result<&Client, Failure> {
+        self.client
+            .get_or_try_init(|| async {
+                let mut last = None;
+                for addr in &self.settings.addrs {
+                    match Client::connect(addr, self.settings.config.clone()).await {
+                        Ok(c) => return Ok(c),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.map_or_else(|| Failure::Usage("no address".into()), Failure::from))
+            })
+            .await
+    }
+
+    pub fn target(&self, name: &NameArg) -> Result<Target, Failure> {
+        name.target(&self.settings.namespace)
+    }
+
+    fn groups(&self) -> &[u32] {
+        &self.settings.groups
+    }
+
+    /// A whole value from memory: written whole (or appended, or at an offset), then its
+    /// name record.
+    pub async fn put(
+        &self,
+        name: &NameArg,
+        data: Bytes,
+        ask: WriteAsk,
+        (append, offset): (bool, Option<u64>),
+    ) -> Result<u64, Failure> {
+        let (target, column) = (self.target(name)?, ask.column.unwrap_or(0));
+        let c = self.client().await?;
+        let o = ask.options();
+        if !self.groups().is_empty() {
+            if append || offset.is_some() {
+                return Err(Failure::Usage("append and offset take no groups".into()));
+            }
+            let len = data.len() as u64;
+            let (groups, w) = (self.groups(), self.settings.quorum);
+            c.put_groups(target.clone(), column, data, o, groups, w)
+                .await
+                .map_err(Failure::quorum)?;
+            self.record_name(name, column, len, o).await?;
+            return Ok(len);
+        }
+        let size = match (append, offset) {
+            (true, _) => c.append_column(target, column, data, o).await?,
+            (false, Some(at)) => c.write_at_column(target, column, at, data, o).await?,
+            (false, None) if column == 0 => {
+                let mut source: &[u8] = &data;
+                let hint = Some(data.len() as u64);
+                c.put_object(target, &mut source, (hint, o), |_| {}).await?
+            }
+            (false, None) => c.put_column(target, column, data, o).await?,
+        };
+        self.record_name(name, column, size, o).await?;
+        Ok(size)
+    }
+
+    /// A value streamed from `source` (bounded memory: one part at a time), to every group
+    /// with groups; then its name record.
+    pub async fn put_streamed(
+        &self,
+        name: &NameArg,
+        source: &mut (dyn AsyncRead + Unpin + Send),
+        size_hint: Option<u64>,
+        ask: WriteAsk,
+    ) -> Result<u64, Failure> {
+        let (target, column) = (self.target(name)?, ask.column.unwrap_or(0));
+        let c = self.client().await?;
+        let o = ask.options();
+        let size = if self.groups().is_empty() {
+            let mut source = source;
+            match column {
+                0 => {
+                    c.put_object(target, &mut source, (size_hint, o), |_| {})
+                        .await?
+                }
+                col => {
+                    c.put_stream(target, col, &mut source, (size_hint, o), |_| {})
+                        .await?
+                }
+            }
+        } else {
+            let (groups, w) = (self.groups(), self.settings.quorum);
+            ringblob_protocol::gateway::put_object_in_groups(
+                c,
+                (&target, column),
+                source,
+                (size_hint, o),
+                (groups, w),
+            )
+            .await?
+            .0
+        };
+        self.record_name(name, column, size, o).await?;
+        Ok(size)
+    }
+
+    /// A file, streamed.
+    pub async fn put_path(
+        &self,
+        name: &NameArg,
+        path: PathBuf,
+        ask: WriteAsk,
+    ) -> Result<u64, Failure> {
+        let mut file = tokio::fs::File::open(&path).await?;
+        let size = file.metadata().await?.len();
+        self.put_streamed(name, &mut file, Some(size), ask).await
+    }
+
+    /// The name record of a value of column 0 written through a name (`ls` lists it).
+    async fn record_name(
+        &self,
+        name: &NameArg,
+        column: u16,
+        size: u64,
+        o: PutOptions,
+    ) -> Result<(), Failure> {
+        let (Some(text), 0) = (name.name(), column) else {
+            return Ok(());
+        };
+        let record = NameRecord::new(self.settings.namespace.clone(), text.as_bytes(), size);
+        let c = self.client().await?;
+        if self.groups().is_empty() {
+            c.put_name_record(&record, o).await?;
+            return Ok(());
+        }
+        let bytes = record
+            .encode()
+            .map_err(|e| Failure::Usage(format!("name {text:?}: {e}")))?;
+        let target = self.target(name)?;
+        let (groups, w) = (self.groups(), self.settings.quorum);
+        c.put_groups(target, NAME_COLUMN, Bytes::from(bytes), o, groups, w)
+            .await
+            .map_err(Failure::quorum)?;
+        Ok(())
+    }
+
+    /// `size` bytes (`None`: to the end) from `offset`: of an object or plain value in
+    /// column 0, or of another column; with groups, of the newest replica (read whole,
+    /// stale groups repaired).
+    pub async fn get(
+        &self,
+        name: &NameArg,
+        column: Option<u16>,
+        (offset, size): (u64, Option<u64>),
+    ) -> Result<Bytes, Failure> {
+        let (target, column) = (self.target(name)?, column.unwrap_or(0));
+        let c = self.client().await?;
+        if !self.groups().is_empty() {
+            let read = c.get_groups(target, column, self.groups()).await?;
+            let v = read.value;
+            let from = (offset as usize).min(v.len());
+            let to = size.map_or(v.len(), |s| from.saturating_add(s as usize).min(v.len()));
+            return Ok(v.slice(from..to));
+        }
+        self.read_range(name, Some(column), (offset, size), None)
+            .await
+    }
+
+    /// A range read from one group (`None`: the connected node's), as `open()` streams.
+    pub async fn read_range(
+        &self,
+        name: &NameArg,
+        column: Option<u16>,
+        (offset, size): (u64, Option<u64>),
+        group: Option<u32>,
+    ) -> Result<Bytes, Failure> {
+        let (target, column) = (self.target(name)?, column.unwrap_or(0));
+        let base = self.client().await?;
+        let grouped;
+        let c = match group {
+            Some(g) => {
+                grouped = base.in_group(g);
+                &grouped
+            }
+            None => base,
+        };
+        match column {
+            0 => Ok(c.get_object(target, offset, size).await?),
+            col => {
+                let mut out = Vec::new();
+                c.get_column_to(target, col, (offset, size), &mut out)
+                    .await?;
+                Ok(Bytes::from(out))
+            }
+        }
+    }
+
+    /// The meta of a value (of a chunked object, with the object's size), and the group
+    /// that has it (with groups: the first in preference order that does).
+    pub async fn lookup(&self, name: &NameArg, column: Option<u16>) -> Result<Meta, Failure> {
+        let (target, column) = (self.target(name)?, column.unwrap_or(0));
+        let base = self.client().await?;
+        let mut last = None;
+        let groups: Vec<Option<u32>> = match self.groups() {
+            [] => vec![None],
+            gs => gs.iter().copied().map(Some).collect(),
+        };
+        for group in groups {
+            let c = match group {
+                Some(g) => base.in_group(g),
+                None => base.in_group(0),
+            };
+            let found = c.lookup_column(target.clone(), column).await;
+            let meta = match found {
+                Ok(m) => m,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            let object = match column {
+                0 => c.object_manifest(&target).await?,
+                _ => None,
+            };
+            return Ok(Meta::new(&target, &meta, object.as_ref(), group));
+        }
+        Err(last.map_or_else(|| Failure::Usage("no group".into()), Failure::from))
+    }
+
+    /// Whether the value exists.
+    pub async fn exists(&self, name: &NameArg, column: Option<u16>) -> Result<bool, Failure> {
+        match self.lookup(name, column).await {
+            Ok(_) => Ok(true),
+            Err(f) if f.is_not_found() => Ok(false),
+            Err(f) => Err(f),
+        }
+    }
+
+    /// Removes the key with every column (a chunked object with its chunks), or one column.
+    pub async fn remove(
+        &self,
+        name: &NameArg,
+        column: Option<u16>,
+        d: Durability,
+    ) -> Result<(), Failure> {
+        let target = self.target(name)?;
+        let c = self.client().await?;
+        if !self.groups().is_empty() {
+            if column.is_some() {
+                return Err(Failure::Usage("a column remove takes no groups".into()));
+            }
+            let (groups, w) = (self.groups(), self.settings.quorum);
+            c.remove_groups(target, d, groups, w)
+                .await
+                .map_err(Failure::quorum)?;
+            return Ok(());
+        }
+        match column {
+            Some(col) => c.remove_column(target, col, d).await?,
+            None => c.remove_object(target, d).await?,
+        }
+        Ok(())
+    }
+
+    /// One page of names (or of namespaces, `namespace` `None`) after `after`.
+    pub async fn ls(
+        &self,
+        namespace: Option<String>,
+        prefix: String,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> Result<(Vec<Entry>, Option<Bytes>), Failure> {
+        let c = self.client().await?;
+        let req = ListRequest {
+            namespaces: namespace.is_none(),
+            namespace: namespace.clone().unwrap_or_default(),
+            prefix: Bytes::from(prefix),
+            after: after.map(Bytes::from),
+            limit: limit.clamp(1, MAX_LIST_LIMIT),
+        };
+        let page = c.list(&req, self.groups()).await?;
+        let entries = page
+            .entries
+            .iter()
+            .map(|e| Entry::new(e, namespace.is_none()))
+            .collect();
+        Ok((entries, page.next))
+    }
+
+    /// Many values at once (one `BULK_READ` per node); `None` for those that do not exist.
+    /// Chunked objects, and values missing from the first group with groups, are read one
+    /// by one.
+    pub async fn bulk_get(
+        &self,
+        names: &[NameArg],
+        column: Option<u16>,
+    ) -> Result<Vec<Option<Bytes>>, Failure> {
+        let column = column.unwrap_or(0);
+        let c = self.client().await?;
+        let targets = names
+            .iter()
+            .map(|n| self.target(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = match self.groups().first() {
+            Some(&g) => c.in_group(g),
+            None => c.in_group(0),
+        };
+        let keys = targets.iter().map(Target::id).collect();
+        let items = first.bulk_read_column(keys, column).await?;
+        let mut out = Vec::with_capacity(names.len());
+        for (name, item) in names.iter().zip(items) {
+            let plain = item.status == ringblob_protocol::wire::Status::Ok
+                && !(column == 0 && ringblob_protocol::client::object::Manifest::sniff(&item.data));
+            if plain {
+                out.push(Some(item.data));
+                continue;
+            }
+            match self.get(name, Some(column), (0, None)).await {
+                Ok(v) => out.push(Some(v)),
+                Err(f) if f.is_not_found() => out.push(None),
+                Err(f) => return Err(f),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The connected node's statistics (JSON text).
+    pub async fn stat(&self) -> Result<String, Failure> {
+        Ok(self.client().await?.stat().await?)
+    }
+
+    /// The route table (JSON text).
+    pub async fn routes(&self) -> Result<String, Failure> {
+        let table = self.client().await?.route_table().await?;
+        serde_json::to_string(&table).map_err(|e| Failure::Usage(e.to_string()))
+    }
+
+    /// One page of the connected node's own (key, column) entries after `after`.
+    pub async fn iterate(
+        &self,
+        after: Option<(Vec<u8>, u16)>,
+        limit: u32,
+    ) -> Result<(Vec<Meta>, Option<(Bytes, u16)>), Failure> {
+        use ringblob_protocol::wire::{IterPosition, IterateEnd, IterateRequest};
+        let after = match after {
+            None => None,
+            Some((key, column)) => {
+                let key: [u8; 32] = key
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Failure::Usage("a resume key is 32 bytes".into()))?;
+                Some(IterPosition { key, column })
+            }
+        };
+        let req = IterateRequest {
+            from: [0; 32],
+            to: [0xff; 32],
+            after,
+            limit,
+        };
+        let (entries, end) = self.client().await?.iterate(req).await?;
+        let metas = entries
+            .iter()
+            .map(|e| Meta::new(&Target::Id(e.key), &e.meta, None, None))
+            .collect();
+        let next = match end {
+            IterateEnd::Done => None,
+            IterateEnd::ResumeAfter(p) => Some((Bytes::copy_from_slice(&p.key), p.column)),
+        };
+        Ok((metas, next))
+    }
+}
