@@ -194,7 +194,9 @@ impl Core {
         )
     }
 
-    #[pyo3(signature = (name, column, offset, size, group))]
+    /// `size` bytes from `offset`, of `version` (`object`: a chunked object's) when given.
+    #[pyo3(signature = (name, column, offset, size, group, version=None, object=false))]
+    #[allow(clippy::too_many_arguments)]
     fn read_range(
         &self,
         py: Python<'_>,
@@ -203,15 +205,18 @@ impl Core {
         offset: u64,
         size: u64,
         group: Option<u32>,
+        version: Option<u64>,
+        object: bool,
     ) -> PyResult<Bytes> {
         let inner = self.inner.clone();
-        let range = (offset, Some(size));
+        let (range, at) = ((offset, Some(size)), (group, version, object));
         block(py, async move {
-            inner.read_range(&name, column, range, group).await
+            inner.read_range(&name, column, range, at).await
         })
     }
 
-    #[pyo3(signature = (name, column, offset, size, group))]
+    #[pyo3(signature = (name, column, offset, size, group, version=None, object=false))]
+    #[allow(clippy::too_many_arguments)]
     fn read_range_async<'py>(
         &self,
         py: Python<'py>,
@@ -220,11 +225,13 @@ impl Core {
         offset: u64,
         size: u64,
         group: Option<u32>,
+        version: Option<u64>,
+        object: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        let range = (offset, Some(size));
+        let (range, at) = ((offset, Some(size)), (group, version, object));
         awaitable(py, async move {
-            inner.read_range(&name, column, range, group).await
+            inner.read_range(&name, column, range, at).await
         })
     }
 

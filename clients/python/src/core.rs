@@ -8,8 +8,10 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use ringblob_backends::names::{NameRecord, NAME_COLUMN};
-use ringblob_protocol::client::{Client, PutOptions, Target};
-use ringblob_protocol::wire::{Durability, ListRequest, MAX_LIST_LIMIT};
+use ringblob_protocol::client::{Client, ClientError, PutOptions, Target};
+use ringblob_protocol::wire::{
+    Durability, ListRequest, ReadRequest, Status, MAX_LIST_LIMIT, READ_TO_END,
+};
 use tokio::io::AsyncRead;
 
 use crate::failure::Failure;
@@ -222,17 +224,20 @@ impl Inner {
             let to = size.map_or(v.len(), |s| from.saturating_add(s as usize).min(v.len()));
             return Ok(v.slice(from..to));
         }
-        self.read_range(name, Some(column), (offset, size), None)
+        self.read_range(name, Some(column), (offset, size), (None, None, false))
             .await
     }
 
-    /// A range read from one group (`None`: the connected node's), as `open()` streams.
+    /// A range read from one group (`None`: the connected node's), as `open()` streams. With
+    /// `version` (the value's `timestamp_ns` when it was opened) every read is of that
+    /// version or fails `Changed`: a plain value's read is pinned on the node (`READ`
+    /// `IF_VERSION`, one round trip); a chunked object's manifest is checked first.
     pub async fn read_range(
         &self,
         name: &NameArg,
         column: Option<u16>,
         (offset, size): (u64, Option<u64>),
-        group: Option<u32>,
+        (group, version, object): (Option<u32>, Option<u64>, bool),
     ) -> Result<Bytes, Failure> {
         let (target, column) = (self.target(name)?, column.unwrap_or(0));
         let base = self.client().await?;
@@ -244,6 +249,22 @@ impl Inner {
             }
             None => base,
         };
+        if let (Some(v), false) = (version, object) {
+            let mut req = ReadRequest::range(column, offset, size.unwrap_or(READ_TO_END));
+            req.if_version = Some(v);
+            let mut out = Vec::with_capacity(size.map_or(0, |s| s.min(64 << 20) as usize));
+            c.read_request_to(target, req, &mut out).await?;
+            return Ok(Bytes::from(out));
+        }
+        if let Some(v) = version {
+            let now = c.lookup_column(target.clone(), column).await?;
+            if now.timestamp_ns != v {
+                return Err(Failure::Client(ClientError::Status {
+                    status: Status::Changed,
+                    message: "the object was replaced while it was being read".into(),
+                }));
+            }
+        }
         match column {
             0 => Ok(c.get_object(target, offset, size).await?),
             col => {

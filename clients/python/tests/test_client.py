@@ -197,3 +197,15 @@ def test_bad_arguments():
         ringblob.Client([])
     with pytest.raises(ValueError):
         ringblob.Client("127.0.0.1:1", key="no-colon")
+
+
+def test_open_reads_only_the_version_it_opened(client):
+    first = os.urandom(3 << 20)
+    client.put("o/replaced", first)
+    f = client.open("o/replaced", buffer_size=1 << 20)
+    assert f.read(1000) == first[:1000]
+    client.put("o/replaced", os.urandom(3 << 20))
+    with pytest.raises(ringblob.Changed):
+        f.read(2 << 20)
+    with client.open("o/replaced") as g:
+        assert g.read() == client.get("o/replaced")

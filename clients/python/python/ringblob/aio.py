@@ -191,7 +191,8 @@ class AsyncClient:
 
 
 class AsyncObjectFile:
-    """A value read by ranges, ``buffer_size`` bytes per request at most."""
+    """A value read by ranges, ``buffer_size`` bytes per request at most, all of the version
+    opened (a replaced value raises :class:`ringblob.Changed`)."""
 
     def __init__(
         self, core: _Core, name: c.Name, column: Optional[int], meta: Meta, buffer_size: int
@@ -223,8 +224,10 @@ class AsyncObjectFile:
         out = bytearray()
         while len(out) < want:
             ask = min(self._piece, want - len(out))
+            m = self.meta
             data = await self._core.read_range_async(
-                self._name, self._column, self._pos, ask, self.meta.group
+                self._name, self._column, self._pos, ask, m.group, m.timestamp_ns,
+                m.chunks is not None,
             )
             if not data:
                 break

@@ -158,7 +158,8 @@ class Client:
         self, name: c.Name, *, column: Optional[int] = None, buffer_size: int = 1 << 20
     ) -> io.BufferedReader:
         """A readable, seekable binary file over the value: reads fetch ranges as they are
-        needed (``buffer_size`` at a time), so memory stays bounded whatever the size."""
+        needed (``buffer_size`` at a time), so memory stays bounded whatever the size; all
+        of them of the version opened (:class:`ObjectFile`)."""
         raw = ObjectFile(self._core, c.check_name(name), column)
         return io.BufferedReader(raw, buffer_size)
 
@@ -235,7 +236,11 @@ class Client:
 
 
 class ObjectFile(io.RawIOBase):
-    """A value read by ranges (wrapped in a ``BufferedReader`` by :meth:`Client.open`)."""
+    """A value read by ranges (wrapped in a ``BufferedReader`` by :meth:`Client.open`).
+
+    Every read is of the version opened: if the value is replaced or removed meanwhile, a
+    read raises :class:`ringblob.Changed` (or :class:`ringblob.NotFound`) rather than
+    joining bytes of two versions."""
 
     def __init__(self, core: _Core, name: c.Name, column: Optional[int]) -> None:
         super().__init__()
@@ -270,7 +275,10 @@ class ObjectFile(io.RawIOBase):
         if left <= 0:
             return 0
         n = min(len(b), left)
-        data = self._core.read_range(self._name, self._column, self._pos, n, self.meta.group)
+        m = self.meta
+        data = self._core.read_range(
+            self._name, self._column, self._pos, n, m.group, m.timestamp_ns, m.chunks is not None
+        )
         b[: len(data)] = data
         self._pos += len(data)
         return len(data)
