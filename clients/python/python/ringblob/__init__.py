@@ -8,6 +8,7 @@ Names map to keys exactly as the ``ringblob`` CLI maps them.
 
 from ._ringblob import Entry, Meta, __version__
 from .aio import AsyncClient, AsyncObjectFile
+from . import errors
 from .client import Client, ObjectFile
 from .errors import (
     BadRequest,
@@ -34,20 +35,5 @@ __all__ = [
     "AsyncObjectFile",
     "Meta",
     "Entry",
-    "RingblobError",
-    "NotFound",
-    "ChecksumMismatch",
-    "Unauthorized",
-    "Timeout",
-    "Busy",
-    "Unavailable",
-    "TooLarge",
-    "BadRequest",
-    "ReadOnly",
-    "RangeOutOfBounds",
-    "Changed",
-    "ConnectionFailed",
-    "ProtocolError",
-    "QuorumNotReached",
     "__version__",
-]
+] + errors.__all__

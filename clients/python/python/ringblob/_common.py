@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 
+from ._ringblob import _Core
+
 #: A value is named by a ``str`` (hashed into its key in the client's namespace, as the
 #: ``ringblob`` CLI does) or by a raw 32-byte key (``bytes``).
 Name = Union[str, bytes]
@@ -89,3 +91,49 @@ def size_of(source: Any) -> Optional[int]:
         return max(0, end - here)
     except (AttributeError, OSError, ValueError):
         return None
+
+
+class ClientBase:
+    """What :class:`ringblob.Client` and :class:`ringblob.AsyncClient` share: the settings
+    (checked here, before anything connects) and the native client they drive."""
+
+    def __init__(
+        self,
+        addrs: Union[str, Iterable[str]],
+        *,
+        groups: Optional[Iterable[int]] = None,
+        w: str = "quorum",
+        namespace: str = "",
+        key: Optional[str] = None,
+        tls: TlsArg = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._core = _Core(
+            addrs_of(addrs),
+            namespace,
+            groups_of(groups),
+            w,
+            key,
+            tls_of(tls),
+            float(timeout),
+        )
+
+    @property
+    def namespace(self) -> str:
+        """The namespace names are keyed in."""
+        return self._core.namespace
+
+    @property
+    def groups(self) -> List[int]:
+        """The replica groups, in preference order (empty: the connected node's)."""
+        return list(self._core.groups)
+
+
+def seek_to(pos: int, size: int, offset: int, whence: int) -> int:
+    """The position a ``seek(offset, whence)`` from ``pos`` in a value of ``size`` gives."""
+    base = {os.SEEK_SET: 0, os.SEEK_CUR: pos, os.SEEK_END: size}.get(whence)
+    if base is None:
+        raise ValueError(f"whence={whence}")
+    if base + offset < 0:
+        raise ValueError("negative position")
+    return base + offset

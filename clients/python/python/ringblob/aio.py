@@ -10,46 +10,17 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from typing import Any, AsyncIterator, Dict, Iterable, List, Optional, Union
+from typing import Any, AsyncIterator, Dict, Iterable, Optional
 
 from . import _common as c
 from ._ringblob import Entry, Meta, _Core
 
 
-class AsyncClient:
+class AsyncClient(c.ClientBase):
     """The asyncio twin of :class:`ringblob.Client` (same arguments, same semantics).
 
     The connection is made by the first request (or ``await client.connect()``).
     """
-
-    def __init__(
-        self,
-        addrs: Union[str, Iterable[str]],
-        *,
-        groups: Optional[Iterable[int]] = None,
-        w: str = "quorum",
-        namespace: str = "",
-        key: Optional[str] = None,
-        tls: c.TlsArg = None,
-        timeout: float = 30.0,
-    ) -> None:
-        self._core = _Core(
-            c.addrs_of(addrs),
-            namespace,
-            c.groups_of(groups),
-            w,
-            key,
-            c.tls_of(tls),
-            float(timeout),
-        )
-
-    @property
-    def namespace(self) -> str:
-        return self._core.namespace
-
-    @property
-    def groups(self) -> List[int]:
-        return list(self._core.groups)
 
     async def connect(self) -> "AsyncClient":
         await self._core.stat_async()
@@ -209,12 +180,7 @@ class AsyncObjectFile:
         return self._pos
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}.get(whence)
-        if base is None:
-            raise ValueError(f"whence={whence}")
-        if base + offset < 0:
-            raise ValueError("negative position")
-        self._pos = base + offset
+        self._pos = c.seek_to(self._pos, self._size, offset, whence)
         return self._pos
 
     async def read(self, n: int = -1) -> bytes:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Any, BinaryIO, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Any, BinaryIO, Dict, Iterable, Iterator, Optional, Union
 
 from . import _common as c
 from ._ringblob import Entry, Meta, _Core
 
 
-class Client:
+class Client(c.ClientBase):
     """A client of a ringblob cluster (blocking; thread-safe).
 
     Args:
@@ -42,24 +42,10 @@ class Client:
         tls: c.TlsArg = None,
         timeout: float = 30.0,
     ) -> None:
-        self._core = _Core(
-            c.addrs_of(addrs),
-            namespace,
-            c.groups_of(groups),
-            w,
-            key,
-            c.tls_of(tls),
-            float(timeout),
+        super().__init__(
+            addrs, groups=groups, w=w, namespace=namespace, key=key, tls=tls, timeout=timeout
         )
         self._core.connect()
-
-    @property
-    def namespace(self) -> str:
-        return self._core.namespace
-
-    @property
-    def groups(self) -> List[int]:
-        return list(self._core.groups)
 
     def __enter__(self) -> "Client":
         return self
@@ -262,12 +248,7 @@ class ObjectFile(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}.get(whence)
-        if base is None:
-            raise ValueError(f"whence={whence}")
-        if base + offset < 0:
-            raise ValueError("negative position")
-        self._pos = base + offset
+        self._pos = c.seek_to(self._pos, self._size, offset, whence)
         return self._pos
 
     def readinto(self, b: Any) -> int:
