@@ -337,7 +337,16 @@ impl Inner {
             return Ok(());
         }
         match column {
-            Some(col) => c.remove_column(target, col, d).await?,
+            Some(col) => {
+                c.remove_column(target.clone(), col, d).await?;
+                if col == 0 {
+                    // The name describes the value (as `ringblob rm --column data` does).
+                    match c.remove_column(target, NAME_COLUMN, d).await {
+                        Err(e) if !e.is_not_found() => return Err(e.into()),
+                        _ => {}
+                    }
+                }
+            }
             None => c.remove_object(target, d).await?,
         }
         Ok(())

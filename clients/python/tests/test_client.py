@@ -61,6 +61,9 @@ def test_columns_appends_and_offset_writes(client):
     client.remove("c/k", column=1)
     assert not client.exists("c/k", column=1)
     assert client.exists("c/k")
+    assert [e.name for e in client.ls("c/k")] == ["c/k"]
+    client.remove("c/k", column=0)  # the value's column: its name goes with it
+    assert [e.name for e in client.ls("c/k")] == []
 
 
 def test_compress_and_durability(client):

@@ -806,7 +806,16 @@ async fn rm(ctx: &Ctx, name: &str, column: Option<u16>, d: Durability) -> Result
         return Ok(());
     }
     match column {
-        Some(c) => ctx.client.remove_column(k, c, d).await?,
+        Some(c) => {
+            ctx.client.remove_column(k.clone(), c, d).await?;
+            if c == 0 {
+                // The name describes the value: without it, it is not listed any more.
+                match ctx.client.remove_column(k, NAME_COLUMN, d).await {
+                    Err(e) if !e.is_not_found() => return Err(e.into()),
+                    _ => {}
+                }
+            }
+        }
         None => ctx.client.remove_object(k, d).await?,
     }
     println!("removed {}", shown(name, column));

@@ -114,6 +114,14 @@ fn names_are_listed_in_order_across_pages_and_restarts() {
     let mut left = expected("a/", 20);
     left.remove(3);
     assert_eq!(ls(&addr, &["photos", "--prefix", "a/"]), left);
+    // Removing the value's column removes its name too; other columns keep theirs.
+    let rm = ringblob(
+        &addr,
+        &["--namespace", "photos", "rm", "a/00004", "--column", "data"],
+    );
+    assert_eq!(rm.status.code(), Some(0));
+    left.remove(3);
+    assert_eq!(ls(&addr, &["photos", "--prefix", "a/"]), left);
 
     // The index is rebuilt from the name records on restart, after SIGTERM and SIGKILL.
     assert_eq!(node.terminate(), Some(0));
@@ -123,7 +131,7 @@ fn names_are_listed_in_order_across_pages_and_restarts() {
     node.kill9();
     let node = NodeProcess::start(dir.path(), &["--listen", &addr]);
     assert_eq!(ls(&addr, &["photos", "--prefix", "c/"]), expected("c/", 5));
-    assert_eq!(ls(&addr, &["photos"]).len(), 19 + 1500 + 5);
+    assert_eq!(ls(&addr, &["photos"]).len(), 18 + 1500 + 5);
     // The name column takes only whole, valid records of the key, versioned or not.
     rt.block_on(async {
         let c = or_panic(Client::connect(&addr, ClientConfig::default()).await);
