@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use pyo3::prelude::*;
 
+use crate::ahead::Ahead;
 use crate::core::{durability, Inner, WriteAsk};
 use crate::failure::{py_result, Failure};
 use crate::run::{awaitable, block};
@@ -233,6 +234,24 @@ impl Core {
         awaitable(py, async move {
             inner.read_range(&name, column, range, at).await
         })
+    }
+
+    /// [`read_range`](Self::read_range) started now, taken later (`_Ahead.wait`).
+    #[pyo3(signature = (name, column, offset, size, group, version=None, object=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn read_range_ahead(
+        &self,
+        name: NameArg,
+        column: Option<u16>,
+        offset: u64,
+        size: u64,
+        group: Option<u32>,
+        version: Option<u64>,
+        object: bool,
+    ) -> Ahead {
+        let inner = self.inner.clone();
+        let (range, at) = ((offset, Some(size)), (group, version, object));
+        Ahead::start(async move { inner.read_range(&name, column, range, at).await })
     }
 
     #[pyo3(signature = (name, column=None))]

@@ -3,6 +3,7 @@
 //! with fall-over and read repair, streamed uploads — behind a thin Python API, so Python
 //! and the CLI share one implementation of that logic. See `clients/python/README.md`.
 
+mod ahead;
 mod client;
 mod core;
 mod failure;
@@ -23,6 +24,7 @@ fn _ringblob(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ringblob_engine::alloc_tuning::fix_mmap_threshold();
     m.add_class::<client::Core>()?;
     m.add_class::<upload::Upload>()?;
+    m.add_class::<ahead::Ahead>()?;
     m.add_class::<values::Meta>()?;
     m.add_class::<values::Entry>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

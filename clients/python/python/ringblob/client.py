@@ -237,6 +237,8 @@ class ObjectFile(io.RawIOBase):
         self.meta: Meta = meta
         self._size = meta.size
         self._pos = 0
+        # (offset, size, read in flight): the next range, started before it is asked for.
+        self._ahead: Optional[tuple] = None
 
     def readable(self) -> bool:
         return True
@@ -256,10 +258,27 @@ class ObjectFile(io.RawIOBase):
         if left <= 0:
             return 0
         n = min(len(b), left)
-        m = self.meta
-        data = self._core.read_range(
-            self._name, self._column, self._pos, n, m.group, m.timestamp_ns, m.chunks is not None
-        )
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == self._pos and ahead[1] == n:
+            data = ahead[2].wait()
+        else:
+            data = self._core.read_range(self._name, self._column, self._pos, n, *self._pin())
         b[: len(data)] = data
         self._pos += len(data)
+        if data and self._pos < self._size:
+            # The next range of the same length starts now, while this one is consumed.
+            nxt = min(n, self._size - self._pos)
+            self._ahead = (
+                self._pos,
+                nxt,
+                self._core.read_range_ahead(self._name, self._column, self._pos, nxt, *self._pin()),
+            )
         return len(data)
+
+    def _pin(self) -> tuple:
+        m = self.meta
+        return (m.group, m.timestamp_ns, m.chunks is not None)
+
+    def close(self) -> None:
+        self._ahead = None
+        super().close()
