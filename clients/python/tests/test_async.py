@@ -77,3 +77,21 @@ def test_async_upload_from_an_async_reader(node):
         assert await c.get("r") == data
 
     run(main())
+
+
+def test_async_open_reads_ahead_and_only_its_version(node):
+    async def main():
+        c = ringblob.AsyncClient(node.addr, namespace="async4")
+        data = os.urandom(5 << 20)
+        await c.put("v", data)
+        async with await c.open("v", buffer_size=1 << 20) as f:
+            assert await f.read() == data
+            f.seek(123)
+            assert await f.read(2 << 20) == data[123:123 + (2 << 20)]
+        f = await c.open("v", buffer_size=1 << 20)
+        assert await f.read(1 << 20) == data[: 1 << 20]
+        await c.put("v", os.urandom(5 << 20))
+        with pytest.raises(ringblob.Changed):
+            await f.read(3 << 20)
+
+    run(main())

@@ -7,6 +7,7 @@ connection (``asyncio.gather`` of a thousand gets is one client's ordinary work)
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import os
@@ -175,6 +176,8 @@ class AsyncObjectFile:
         self._size = meta.size
         self._pos = 0
         self._piece = max(1, buffer_size)
+        # (offset, size, task): the next range, started before it is asked for.
+        self._ahead: Optional[tuple] = None
 
     def tell(self) -> int:
         return self._pos
@@ -190,19 +193,40 @@ class AsyncObjectFile:
         out = bytearray()
         while len(out) < want:
             ask = min(self._piece, want - len(out))
-            m = self.meta
-            data = await self._core.read_range_async(
-                self._name, self._column, self._pos, ask, m.group, m.timestamp_ns,
-                m.chunks is not None,
-            )
+            data = await self._range(self._pos, ask)
             if not data:
                 break
             out += data
             self._pos += len(data)
         return bytes(out)
 
+    async def _range(self, pos: int, size: int) -> bytes:
+        """The range at ``pos``: the one read ahead if it is that one; the next one is
+        started before returning (one range ahead at most)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == pos and ahead[1] == size:
+            data = await ahead[2]
+        else:
+            if ahead is not None:
+                ahead[2].cancel()
+            data = await self._core.read_range_async(self._name, self._column, pos, size, *self._pin())
+        end = pos + len(data)
+        if data and end < self._size:
+            nxt = min(size, self._size - end)
+            task = asyncio.ensure_future(
+                self._core.read_range_async(self._name, self._column, end, nxt, *self._pin())
+            )
+            self._ahead = (end, nxt, task)
+        return data
+
+    def _pin(self) -> tuple:
+        m = self.meta
+        return (m.group, m.timestamp_ns, m.chunks is not None)
+
     async def __aenter__(self) -> "AsyncObjectFile":
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        pass
+        if self._ahead is not None:
+            self._ahead[2].cancel()
+            self._ahead = None
