@@ -208,6 +208,11 @@ fn chaos_step(sim: &mut Sim) {
         6 if sim.stats.leaves < 3 => {
             sim.stats.leaves += 1;
             sim.drive(victim, |c| c.leave());
+            // Half the leaves are cancelled (`undrain`) soon after, most of them mid-way.
+            if sim.rng.gen_bool(0.5) {
+                let after_ms = sim.rng.gen_range(5..400);
+                sim.at(after_ms, Event::Stay { node: victim });
+            }
         }
         7 if sim.stats.partitions < 3 && sim.partition.is_none() => {
             sim.stats.partitions += 1;
@@ -538,5 +543,105 @@ fn sim_a_leave_waits_for_the_ring_to_settle_then_ends_dead_everywhere() {
             dead,
             "seed {seed}: {name} not dead in every table after leaving"
         );
+    }
+}
+
+/// A leave cancelled half-way (`ringblob node undrain`) while clients write: the node ends
+/// alive and not leaving in every table, owns a share of its group's ring again, and no
+/// acknowledged write is lost or left with fewer owners than its quorum — the ranges it
+/// handed out come back to it and their transfers end.
+const UNDRAIN_TEST: &str = "sim_an_undrain_half_way_takes_the_ranges_back_and_loses_nothing";
+
+#[test]
+fn sim_an_undrain_half_way_takes_the_ranges_back_and_loses_nothing() {
+    use ringblob_protocol::cluster::Phase;
+    const LEAVER: usize = 0;
+    for seed in seeds_to_run(&[1, 2, 3]) {
+        let mut sim = Sim::new(seed, KEYS);
+        let count = GROUPS * sim.nodes_per_group;
+        bootstrap(&mut sim, count);
+        let writes = |s: &mut Sim| {
+            s.client_write();
+            s.client_read();
+        };
+        let until = sim.now + 1_000;
+        sim.run_until(until, &mut |s| writes(s));
+        let name = sim.nodes[LEAVER].name.clone();
+        let group = sim.nodes[LEAVER].group;
+        sim.drive(LEAVER, |c| c.leave());
+        let phase = |sim: &Sim| sim.nodes[LEAVER].cluster.as_ref().map(|c| c.phase());
+        let end = sim.now + 30_000;
+        while sim.now < end && phase(&sim) != Some(Phase::Leaving) {
+            let until = sim.now + 50;
+            sim.run_until(until, &mut |s| writes(s));
+        }
+        assert_eq!(
+            phase(&sim),
+            Some(Phase::Leaving),
+            "seed {seed}: the leave did not start"
+        );
+        // Part of the hand-over happens, then the operator changes their mind.
+        let end = sim.now + 10_000;
+        while sim.now < end && sim.nodes[LEAVER].streams.is_empty() {
+            let until = sim.now + 5;
+            sim.run_until(until, &mut |s| writes(s));
+        }
+        assert!(
+            !sim.nodes[LEAVER].streams.is_empty(),
+            "seed {seed}: the hand-over never started streaming"
+        );
+        assert!(
+            !sim.nodes[LEAVER].left,
+            "seed {seed}: left before the undrain"
+        );
+        sim.drive(LEAVER, |c| c.stay());
+        let until = sim.now + 3_000;
+        sim.run_until(until, &mut |s| writes(s));
+        let start = sim.now;
+        wait_for(&mut sim, CONVERGE_LIMIT_MS, tables_agree)
+            .ok_or_else(|| {
+                format!(
+                    "seed {seed}: tables did not converge: {}",
+                    table_disagreement(&sim)
+                )
+            })
+            .unwrap_or_else(|e| panic!("{e}\n{}", replay(UNDRAIN_TEST, seed)));
+        wait_for(&mut sim, MOVE_LIMIT_MS, movement_done).unwrap_or_else(|| {
+            panic!(
+                "seed {seed}: transfers did not finish after {} ms",
+                sim.now - start
+            )
+        });
+        assert!(
+            !sim.nodes[LEAVER].left,
+            "seed {seed}: the node left after all"
+        );
+        for (n, t) in live_tables(&sim) {
+            let entry = t.node(&name);
+            assert!(
+                entry.is_some_and(|e| e.alive && !e.leaving),
+                "seed {seed}: {} sees {name} as {entry:?}",
+                n.name
+            );
+        }
+        let share = group_shares(&sim)
+            .get(&group)
+            .and_then(|shares| shares.iter().find(|(n, _)| *n == name).map(|(_, s)| *s))
+            .unwrap_or(0.0);
+        assert!(
+            share > 0.0,
+            "seed {seed}: {name} owns nothing after the undrain"
+        );
+        let checked = check_tables(&sim)
+            .and_then(|()| check_movement(&sim))
+            .and_then(|()| check_quorum(&sim))
+            .and_then(|()| repair_all(&mut sim).map(|_| ()))
+            .and_then(|()| check_every_owner(&sim))
+            .and_then(|()| check_removed_stay_removed(&sim));
+        if let Err(e) = checked {
+            panic!("seed {seed}: {e}\n{}", replay(UNDRAIN_TEST, seed));
+        }
+        assert!(sim.errors.is_empty(), "seed {seed}: {:?}", sim.errors);
+        assert!(!sim.acked.is_empty(), "seed {seed}: nothing was written");
     }
 }

@@ -97,6 +97,10 @@ pub enum Event {
     DiskHeal {
         node: usize,
     },
+    /// The operator cancels the node's leave (`undrain`), if it is still leaving.
+    Stay {
+        node: usize,
+    },
 }
 
 /// What a node keeps across crashes besides its backend.
@@ -163,6 +167,8 @@ pub struct Stats {
     pub crashes: u32,
     pub joins: u32,
     pub leaves: u32,
+    /// Leaves cancelled before they ended (`undrain`).
+    pub stays: u32,
     pub partitions: u32,
     pub copies_stored: u64,
     pub removes_acked: u64,
@@ -289,6 +295,21 @@ impl Sim {
             Event::Restart { node } => self.restart(node),
             Event::Heal => self.partition = None,
             Event::DiskHeal { node } => self.heal_disk(node),
+            Event::Stay { node } => self.stay(node),
+        }
+    }
+
+    /// Cancels a leave still under way (a node that left, or is down, is not asked).
+    fn stay(&mut self, node: usize) {
+        let leaving = self.nodes.get(node).is_some_and(|n| {
+            !n.left
+                && n.cluster
+                    .as_ref()
+                    .is_some_and(|c| c.phase() == ringblob_protocol::cluster::Phase::Leaving)
+        });
+        if leaving {
+            self.stats.stays += 1;
+            self.drive(node, |c| c.stay());
         }
     }
 
