@@ -19,13 +19,13 @@ pub struct Ahead {
 }
 
 impl Ahead {
-    pub fn start<F>(read: F) -> Ahead
+    pub fn start<F>(read: F) -> Result<Ahead, Failure>
     where
         F: std::future::Future<Output = Result<Bytes, Failure>> + Send + 'static,
     {
-        Ahead {
-            task: Mutex::new(Some(runtime().spawn(read))),
-        }
+        Ok(Ahead {
+            task: Mutex::new(Some(runtime()?.spawn(read))),
+        })
     }
 
     fn take(&self) -> Option<JoinHandle<Result<Bytes, Failure>>> {

@@ -160,7 +160,7 @@ impl Core {
         let a = py_result(py, ask(column, compress, durability))?;
         // Checked now, so a bad name fails here rather than at the first piece.
         py_result(py, self.inner.target(&name))?;
-        Ok(Upload::start(self.inner.clone(), name, a, size))
+        py_result(py, Upload::start(self.inner.clone(), name, a, size))
     }
 
     #[pyo3(signature = (name, column=None, offset=0, size=None))]
@@ -241,6 +241,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     fn read_range_ahead(
         &self,
+        py: Python<'_>,
         name: NameArg,
         column: Option<u16>,
         offset: u64,
@@ -248,10 +249,11 @@ impl Core {
         group: Option<u32>,
         version: Option<u64>,
         object: bool,
-    ) -> Ahead {
+    ) -> PyResult<Ahead> {
         let inner = self.inner.clone();
         let (range, at) = ((offset, Some(size)), (group, version, object));
-        Ahead::start(async move { inner.read_range(&name, column, range, at).await })
+        let started = Ahead::start(async move { inner.read_range(&name, column, range, at).await });
+        py_result(py, started)
     }
 
     #[pyo3(signature = (name, column=None))]

@@ -151,16 +151,16 @@ impl Inner {
                 }
             }
         } else {
+            // Plain values in every group, as `ringblob --groups` writes them: replicated
+            // reads, read repair and removes across groups handle plain values only.
+            use ringblob_protocol::gateway::{stream_to_groups, GroupsFailure, Layout};
             let (groups, w) = (self.groups(), self.settings.quorum);
-            ringblob_protocol::gateway::put_object_in_groups(
-                c,
-                (&target, column),
-                source,
-                (size_hint, o),
-                (groups, w),
-            )
-            .await?
-            .0
+            let at = (&target, column, Layout::Plain);
+            match stream_to_groups(c, at, source, (size_hint, o), (groups, w)).await {
+                Ok((size, _)) => size,
+                Err(GroupsFailure::Source(e)) => return Err(e.into()),
+                Err(GroupsFailure::Quorum(outcome)) => return Err(Failure::quorum(outcome)),
+            }
         };
         self.record_name(name, column, size, o).await?;
         Ok(size)
@@ -256,56 +256,42 @@ impl Inner {
             c.read_request_to(target, req, &mut out).await?;
             return Ok(Bytes::from(out));
         }
-        if let Some(v) = version {
-            let now = c.lookup_column(target.clone(), column).await?;
-            if now.timestamp_ns != v {
-                return Err(Failure::Client(ClientError::Status {
-                    status: Status::Changed,
-                    message: "the object was replaced while it was being read".into(),
-                }));
-            }
-        }
-        match column {
-            0 => Ok(c.get_object(target, offset, size).await?),
+        // A chunked object: its version looked up before and after the range is read (the
+        // read pins itself to a lookup in between, so equal versions mean that one).
+        same_version(c, &target, column, version).await?;
+        let data = match column {
+            0 => c.get_object(target.clone(), offset, size).await?,
             col => {
                 let mut out = Vec::new();
-                c.get_column_to(target, col, (offset, size), &mut out)
+                c.get_column_to(target.clone(), col, (offset, size), &mut out)
                     .await?;
-                Ok(Bytes::from(out))
+                Bytes::from(out)
             }
-        }
+        };
+        same_version(c, &target, column, version).await?;
+        Ok(data)
     }
 
-    /// The meta of a value (of a chunked object, with the object's size), and the group
-    /// that has it (with groups: the first in preference order that does).
+    /// The meta of a value (of a chunked object, with the object's size, read consistently
+    /// with it), and with groups the group holding the newest version (as a replicated
+    /// read chooses it).
     pub async fn lookup(&self, name: &NameArg, column: Option<u16>) -> Result<Meta, Failure> {
         let (target, column) = (self.target(name)?, column.unwrap_or(0));
         let base = self.client().await?;
-        let mut last = None;
-        let groups: Vec<Option<u32>> = match self.groups() {
-            [] => vec![None],
-            gs => gs.iter().copied().map(Some).collect(),
+        let grouped;
+        let (c, group) = match self.groups() {
+            [] => (base, None),
+            groups => {
+                let (g, _) = base.newest_group(target.clone(), column, groups).await?;
+                grouped = base.in_group(g);
+                (&grouped, Some(g))
+            }
         };
-        for group in groups {
-            let c = match group {
-                Some(g) => base.in_group(g),
-                None => base.in_group(0),
-            };
-            let found = c.lookup_column(target.clone(), column).await;
-            let meta = match found {
-                Ok(m) => m,
-                Err(e) => {
-                    last = Some(e);
-                    continue;
-                }
-            };
-            let object = match column {
-                0 => c.object_manifest(&target).await?,
-                _ => None,
-            };
-            return Ok(Meta::new(&target, &meta, object.as_ref(), group));
-        }
-        Err(last.map_or_else(|| Failure::Usage("no group".into()), Failure::from))
+        let (meta, object) = match column {
+            0 => c.object_meta(&target).await?,
+            col => (c.lookup_column(target.clone(), col).await?, None),
+        };
+        Ok(Meta::new(&target, &meta, object.as_ref(), group))
     }
 
     /// Whether the value exists.
@@ -378,34 +364,41 @@ impl Inner {
     }
 
     /// Many values at once (one `BULK_READ` per node); `None` for those that do not exist.
-    /// Chunked objects, and values missing from the first group with groups, are read one
-    /// by one.
+    /// Chunked objects are read one by one; so is everything with groups (each from its
+    /// newest replica) or for a key limited to namespaces (a bulk read names no namespace).
     pub async fn bulk_get(
         &self,
         names: &[NameArg],
         column: Option<u16>,
     ) -> Result<Vec<Option<Bytes>>, Failure> {
-        let column = column.unwrap_or(0);
+        let col = column.unwrap_or(0);
         let c = self.client().await?;
         let targets = names
             .iter()
             .map(|n| self.target(n))
             .collect::<Result<Vec<_>, _>>()?;
-        let first = match self.groups().first() {
-            Some(&g) => c.in_group(g),
-            None => c.in_group(0),
+        let items = match self.groups() {
+            [] => {
+                let keys = targets.iter().map(Target::id).collect();
+                match c.bulk_read_column(keys, col).await {
+                    Ok(items) => Some(items),
+                    Err(e) if e.status() == Some(Status::Unauthorized) => None,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            _ => None,
         };
-        let keys = targets.iter().map(Target::id).collect();
-        let items = first.bulk_read_column(keys, column).await?;
+        let plain = |item: &&ringblob_protocol::wire::BulkItem| {
+            item.status == Status::Ok
+                && !(col == 0 && ringblob_protocol::client::object::Manifest::sniff(&item.data))
+        };
         let mut out = Vec::with_capacity(names.len());
-        for (name, item) in names.iter().zip(items) {
-            let plain = item.status == ringblob_protocol::wire::Status::Ok
-                && !(column == 0 && ringblob_protocol::client::object::Manifest::sniff(&item.data));
-            if plain {
-                out.push(Some(item.data));
+        for (i, name) in names.iter().enumerate() {
+            if let Some(item) = items.as_ref().and_then(|v| v.get(i)).filter(plain) {
+                out.push(Some(item.data.clone()));
                 continue;
             }
-            match self.get(name, Some(column), (0, None)).await {
+            match self.get(name, column, (0, None)).await {
                 Ok(v) => out.push(Some(v)),
                 Err(f) if f.is_not_found() => out.push(None),
                 Err(f) => return Err(f),
@@ -459,4 +452,24 @@ impl Inner {
         };
         Ok((metas, next))
     }
+}
+
+/// `Changed` unless (`target`, `column`) is still at `version` (when one is given).
+async fn same_version(
+    c: &Client,
+    target: &Target,
+    column: u16,
+    version: Option<u64>,
+) -> Result<(), Failure> {
+    let Some(v) = version else {
+        return Ok(());
+    };
+    let now = c.lookup_column(target.clone(), column).await?;
+    if now.timestamp_ns == v {
+        return Ok(());
+    }
+    Err(Failure::Client(ClientError::Status {
+        status: Status::Changed,
+        message: "the object was replaced while it was being read".into(),
+    }))
 }

@@ -22,6 +22,8 @@ pub enum Failure {
     Usage(String),
     /// A local file could not be read (Python `OSError`).
     Io(std::io::Error),
+    /// The client cannot be used in this state (Python `RuntimeError`).
+    State(String),
 }
 
 impl fmt::Display for Failure {
@@ -35,7 +37,7 @@ impl fmt::Display for Failure {
                 }
                 Ok(())
             }
-            Failure::Usage(why) => f.write_str(why),
+            Failure::Usage(why) | Failure::State(why) => f.write_str(why),
             Failure::Io(e) => write!(f, "{e}"),
         }
     }
@@ -76,6 +78,7 @@ impl Failure {
         let message = self.to_string();
         match self {
             Failure::Usage(_) => pyo3::exceptions::PyValueError::new_err(message),
+            Failure::State(_) => pyo3::exceptions::PyRuntimeError::new_err(message),
             Failure::Io(e) => PyErr::from(e),
             Failure::Quorum { succeeded, failed } => {
                 let failed: std::collections::HashMap<u32, String> = failed.into_iter().collect();

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::io::StreamReader;
 
 use crate::core::{Inner, WriteAsk};
-use crate::failure::{py_result, Failure};
+use crate::failure::Failure;
 use crate::run::{awaitable, block, runtime};
 use crate::target::NameArg;
 
@@ -38,11 +38,16 @@ pub struct Upload {
 
 impl Upload {
     /// Starts storing `name` from the pieces to come.
-    pub fn start(inner: Arc<Inner>, name: NameArg, ask: WriteAsk, size_hint: Option<u64>) -> Self {
+    pub fn start(
+        inner: Arc<Inner>,
+        name: NameArg,
+        ask: WriteAsk,
+        size_hint: Option<u64>,
+    ) -> Result<Self, Failure> {
         let (tx, rx) = mpsc::channel::<Piece>(QUEUED);
         let finished = Arc::new(AtomicBool::new(false));
         let ended = finished.clone();
-        let task = runtime().spawn(async move {
+        let task = runtime()?.spawn(async move {
             let pieces = Box::pin(futures_util::stream::unfold(
                 (rx, ended, false),
                 |(mut rx, ended, over)| async move {
@@ -62,11 +67,11 @@ impl Upload {
             let mut reader = StreamReader::new(pieces);
             inner.put_streamed(&name, &mut reader, size_hint, ask).await
         });
-        Upload {
+        Ok(Upload {
             tx: Mutex::new(Some(tx)),
             task: Mutex::new(Some(task)),
             finished,
-        }
+        })
     }
 
     /// Ends the value: what was sent is all of it.
@@ -148,10 +153,9 @@ impl Upload {
     }
 
     /// Abandons the upload: the store fails before its commit (nothing is written as the
-    /// value).
-    fn abort(&self, py: Python<'_>) -> PyResult<()> {
-        let task = self.close();
-        let _ = py.detach(|| runtime().block_on(outcome(task)));
-        py_result(py, Ok(()))
+    /// value). Returns at once (the upload's task ends by itself), so it is safe from an
+    /// event loop and on cancellation.
+    fn abort(&self) {
+        drop(self.close());
     }
 }

@@ -212,3 +212,31 @@ def test_open_reads_only_the_version_it_opened(client):
         f.read(2 << 20)
     with client.open("o/replaced") as g:
         assert g.read() == client.get("o/replaced")
+
+
+def test_fork_child_makes_its_own_runtime(client, node):
+    import multiprocessing
+
+    client.put("fork/a", b"from the parent")
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_in_child, args=(node.addr, q))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 0
+    assert q.get(timeout=5) == (b"from the parent", "RuntimeError")
+
+
+def _in_child(addr, q):
+    import asyncio
+
+    got = ringblob.Client(addr, namespace="pytest", timeout=10).get("fork/a")
+
+    async def use_async():
+        try:
+            await ringblob.AsyncClient(addr, namespace="pytest").get("fork/a")
+            return "no error"
+        except RuntimeError:
+            return "RuntimeError"
+
+    q.put((got, asyncio.run(use_async())))

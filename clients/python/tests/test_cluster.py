@@ -73,3 +73,49 @@ def test_read_repair_fixes_a_stale_group(two_groups):
     while alone(g1, 2).get("stale") != b"version 2, group 1 only":
         assert time.monotonic() < deadline, "group 2 was not repaired"
         time.sleep(0.2)
+
+
+class Unsized:
+    """A readable source that cannot tell its size (a pipe)."""
+
+    def __init__(self, data):
+        self.data, self.at = data, 0
+
+    def read(self, n=-1):
+        piece = self.data[self.at:self.at + n]
+        self.at += len(piece)
+        return piece
+
+
+def test_streamed_uploads_with_groups_are_plain_values_in_every_group(two_groups):
+    g1, g2 = two_groups
+    c = ringblob.Client(g1.addr, namespace="cl", groups=[1, 2], w="all")
+    data = os.urandom(20 << 20)  # past one part of unknown size: an object without groups
+    assert c.upload("streamed", Unsized(data)) == len(data)
+    assert c.get("streamed") == data
+    for g in (1, 2):
+        assert alone(g1, g).get("streamed") == data, f"group {g}"
+        assert alone(g1, g).lookup("streamed").chunks is None
+    with c.open("streamed") as f:
+        f.seek(5 << 20)
+        assert f.read(1 << 20) == data[5 << 20:6 << 20]
+    assert c.bulk_get(["streamed", "nothing"]) == {"streamed": data, "nothing": None}
+    c.remove("streamed")
+    for g in (1, 2):
+        assert not alone(g1, g).exists("streamed")
+    g2.kill()
+    with pytest.raises(ringblob.QuorumNotReached) as e:
+        ringblob.Client(g1.addr, namespace="cl", groups=[1, 2], w="all", timeout=10).upload(
+            "streamed", Unsized(b"x" * 1000))
+    assert 1 in e.value.succeeded and 2 in e.value.failed
+
+
+def test_lookup_and_exists_take_the_newest_group(two_groups):
+    g1, _ = two_groups
+    both = ringblob.Client(g1.addr, namespace="cl", groups=[1, 2], w="one")
+    ringblob.Client(g1.addr, namespace="cl", groups=[1, 2], w="all").put("n", b"old")
+    alone(g1, 2).put("n", b"newer in group 2")
+    m = both.lookup("n")
+    assert (m.group, m.size) == (2, len(b"newer in group 2"))
+    alone(g1, 2).remove("n")
+    assert not both.exists("n"), "a newer remove in group 2 wins over group 1's value"

@@ -172,6 +172,35 @@ impl Client {
         }
     }
 
+    /// The group holding the newest version of (`key`, `column`) among `groups` and its
+    /// meta, chosen as [`get_groups`](Self::get_groups) chooses where to read (every group
+    /// looked up at once; a newer remove wins over older values), without reading the value
+    /// or repairing anything: for lookups, and for streamed reads from that group.
+    pub async fn newest_group(
+        &self,
+        key: impl Into<Target>,
+        column: u16,
+        groups: &[u32],
+    ) -> Result<(u32, ValueMeta), ClientError> {
+        let answers = self.lookup_groups(key.into(), column, groups).await;
+        let metas: Vec<(u32, ValueMeta)> = answers
+            .iter()
+            .filter_map(|(g, a)| a.as_ref().ok().map(|m| (*g, *m)))
+            .collect();
+        let mut read = ReplicatedRead::new(answers.into_iter().map(classify).collect());
+        match read.next_step() {
+            ReadStep::ReadFrom { group } => metas
+                .into_iter()
+                .find(|(g, _)| *g == group)
+                .ok_or_else(|| ClientError::Unexpected(format!("group {group} had no meta"))),
+            ReadStep::Removed { error, .. } => Err(error),
+            ReadStep::Failed(error) => Err(error.unwrap_or(ClientError::Status {
+                status: Status::NotFound,
+                message: "no group was asked".into(),
+            })),
+        }
+    }
+
     /// Sends the remove at `removed_at` to `groups` (those whose answer was an older value,
     /// or nothing): a conditional copy, so a group written meanwhile keeps its newer value.
     async fn repair_remove(&self, key: Target, column: u16, removed_at: u64, groups: &[u32]) {

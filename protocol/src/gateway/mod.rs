@@ -31,8 +31,8 @@ use axum::Router;
 
 pub use auth::{Gateway, Who};
 pub use object::etag_of;
-/// A streamed upload to several groups with a write quorum (also used by the Python client).
-pub use replicas::put_object as put_object_in_groups;
+/// Streamed uploads to several groups with a write quorum (also used by the Python client).
+pub use replicas::{stream_to_groups, GroupsFailure, Layout};
 
 use crate::node::admin::{AdminListener, PeerAddr};
 

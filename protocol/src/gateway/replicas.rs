@@ -53,9 +53,50 @@ pub async fn put_object(
     client: &Client,
     (target, column): (&Target, u16),
     source: &mut (dyn AsyncRead + Unpin + Send),
+    hint_options: (Option<u64>, PutOptions),
+    groups_w: (&[u32], Quorum),
+) -> Result<(u64, u32), ClientError> {
+    let layout = match column {
+        0 => Layout::Object,
+        _ => Layout::Plain,
+    };
+    let at = (target, column, layout);
+    stream_to_groups(client, at, source, hint_options, groups_w)
+        .await
+        .map_err(|f| match f {
+            GroupsFailure::Source(e) => e,
+            GroupsFailure::Quorum(outcome) => quorum_error(&outcome),
+        })
+}
+
+/// How a value streamed to groups is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// A plain value up to one chunk, a chunked object past it (column 0 only).
+    Object,
+    /// A plain value whatever its size (up to the largest value), as `--groups` writes.
+    Plain,
+}
+
+/// Why a streamed write to groups failed.
+#[derive(Debug)]
+pub enum GroupsFailure {
+    /// The source failed: no group committed it.
+    Source(ClientError),
+    /// Fewer groups than the quorum stored it: each group's outcome.
+    Quorum(GroupOutcome),
+}
+
+/// Streams `source` into `target`'s `column` in each of `groups` at once (one read of the
+/// source, fed through bounded channels), stored as `layout` says; once `w` of them stored
+/// it whole, its size and CRC-32.
+pub async fn stream_to_groups(
+    client: &Client,
+    (target, column, layout): (&Target, u16, Layout),
+    source: &mut (dyn AsyncRead + Unpin + Send),
     (size_hint, o): (Option<u64>, PutOptions),
     (groups, w): (&[u32], Quorum),
-) -> Result<(u64, u32), ClientError> {
+) -> Result<(u64, u32), GroupsFailure> {
     let mut feeds = Vec::with_capacity(groups.len());
     let mut tasks = JoinSet::new();
     for &g in groups {
@@ -66,12 +107,10 @@ pub async fn put_object(
                 rx.recv().await.map(|piece| (piece, rx))
             }));
             let mut reader = StreamReader::new(pieces);
-            let stored = match column {
-                0 => c.put_object(t, &mut reader, (size_hint, o), |_| {}).await,
-                c_ => {
-                    c.put_stream(t, c_, &mut reader, (size_hint, o), |_| {})
-                        .await
-                }
+            let hint = (size_hint, o);
+            let stored = match layout {
+                Layout::Object if column == 0 => c.put_object(t, &mut reader, hint, |_| {}).await,
+                _ => c.put_stream(t, column, &mut reader, hint, |_| {}).await,
             };
             (g, stored)
         });
@@ -97,10 +136,10 @@ pub async fn put_object(
             Err(e) => tracing::error!(error = %e, "a replica upload task failed"),
         }
     }
-    fed.map_err(|e| ClientError::Input(e.to_string()))?;
+    fed.map_err(|e| GroupsFailure::Source(ClientError::Input(e.to_string())))?;
     if !quorum.met() {
         outcome.failed.sort_by_key(|(g, _)| *g);
-        return Err(quorum_error(&outcome));
+        return Err(GroupsFailure::Quorum(outcome));
     }
     Ok((size, crc.finalize()))
 }

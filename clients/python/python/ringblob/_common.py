@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 
@@ -81,7 +82,10 @@ def is_path(data: Any) -> bool:
 
 
 def size_of(source: Any) -> Optional[int]:
-    """The bytes left in a seekable file-like object, if it can tell."""
+    """The bytes left in a seekable file-like object, if it can tell (never for objects
+    whose methods are coroutines: aiofiles and the like)."""
+    if any(inspect.iscoroutinefunction(getattr(source, m, None)) for m in ("seekable", "tell", "seek")):
+        return None
     try:
         if not source.seekable():
             return None
@@ -89,7 +93,7 @@ def size_of(source: Any) -> Optional[int]:
         end = source.seek(0, os.SEEK_END)
         source.seek(here, os.SEEK_SET)
         return max(0, end - here)
-    except (AttributeError, OSError, ValueError):
+    except (AttributeError, OSError, TypeError, ValueError):
         return None
 
 
