@@ -1,7 +1,8 @@
 //! A read started before it is asked for: `open()`'s file object starts the next range while
 //! Python consumes the current one, so a sequential read keeps the link busy instead of
-//! waiting one round trip per range. One range ahead at most (bounded memory); dropped (and
-//! its task aborted) when the reader seeks elsewhere.
+//! waiting one round trip per range. One range ahead at most (bounded memory); dropped when
+//! the reader seeks elsewhere — its read then finishes and is discarded (not aborted: a
+//! reply cut in the middle would cost the connection every request it carries).
 
 use std::sync::Mutex;
 
@@ -46,13 +47,5 @@ impl Ahead {
                     .map_err(|e| Failure::Usage(format!("the read task failed: {e}")))?,
             }
         })
-    }
-}
-
-impl Drop for Ahead {
-    fn drop(&mut self) {
-        if let Some(t) = self.take() {
-            t.abort();
-        }
     }
 }

@@ -63,6 +63,17 @@ impl Client {
         }
     }
 
+    /// A client like this one with a connection of its own (made on its first request):
+    /// for a long streamed reply, whose slow reader would otherwise hold up every other
+    /// request sharing the connection (`Conn::send_streamed`).
+    pub fn with_own_connection(&self) -> Client {
+        Client {
+            addr: self.addr.clone(),
+            config: self.config.clone(),
+            conn: tokio::sync::Mutex::new(None),
+        }
+    }
+
     /// Writes a column to every group in `groups`, concurrently; succeeds when `w` of them
     /// acknowledge. The outcome says which did; one failed group never fails a write that
     /// met `w`.

@@ -230,7 +230,10 @@ pub(crate) async fn open_whole(
     let (meta, record) = (meta?, record?);
     let mut req = ReadRequest::range(0, 0, READ_TO_END);
     req.if_version = Some(meta.timestamp_ns);
-    let (c, t) = (client.clone(), target.clone());
+    let (c, t) = (
+        own_connection_if_long(client.clone(), meta.size),
+        target.clone(),
+    );
     let mut piped = Piped::spawn(move |mut tx| async move {
         c.read_request_to(t, req, &mut tx)
             .await
@@ -324,6 +327,7 @@ pub(crate) fn stream_body(
     column: u16,
     (start, len): (u64, u64),
 ) -> Body {
+    let client = own_connection_if_long(client, len);
     if column == 0 {
         let reader = client.reader(target, (start, Some(len)));
         return Body::from_stream(ReaderStream::new(reader));
@@ -339,6 +343,20 @@ pub(crate) fn stream_body(
     });
     Body::from_stream(ReaderStream::new(rx))
 }
+
+/// `client`, or for a body of more than [`LONG_BODY`] bytes a client with a connection of
+/// its own: the HTTP client's reading paces the transfer, and a slow reader of a long body
+/// on the shared connection would hold up every other request on it.
+pub(crate) fn own_connection_if_long(client: Arc<Client>, len: u64) -> Arc<Client> {
+    match len > LONG_BODY {
+        true => Arc::new(client.with_own_connection()),
+        false => client,
+    }
+}
+
+/// Bodies longer than this are read over a connection of their own (one frame's worth
+/// never waits on its reader).
+pub(crate) const LONG_BODY: u64 = 1 << 20;
 
 /// Sets the representation headers: entity tag, time, type and user metadata.
 pub(crate) fn describe(h: &mut HeaderMap, current: &Current, record: Option<&NameRecord>) {

@@ -367,3 +367,53 @@ fn a_node_with_keys_serves_http_only_to_keys_with_the_role_and_namespace() {
     assert!(listed.text().contains("a.txt"), "{}", listed.text());
     assert_eq!(node.terminate(), Some(0));
 }
+
+/// A client that reads a long body slowly does not hold up other requests: the long body
+/// is read from the node over a connection of its own (the shared one would stop at its
+/// full stream channel, and every request behind it would wait).
+#[test]
+fn a_slow_reader_of_a_long_body_holds_up_no_other_request() {
+    let dir = or_panic(tempfile::tempdir());
+    let d = dir.path();
+    let http = format!("127.0.0.1:{}", free_port());
+    let node = NodeProcess::start(&d.join("data"), &["--http-listen", &http]);
+    let big = d.join("big");
+    or_panic(std::fs::write(&big, vec![7u8; 48 << 20]));
+    let url = |name: &str| format!("http://{http}/media/{name}");
+    let big_path = big.display().to_string();
+    assert_eq!(curl(d, "PUT", &url("big"), &["-T", &big_path]).code, 200);
+    let put = curl(
+        d,
+        "PUT",
+        &url("small"),
+        &["--data-binary", "0123456789abcdef"],
+    );
+    assert_eq!(put.code, 200);
+    let mut slow = or_panic(
+        Command::new("curl")
+            .args(["-s", "--limit-rate", "64k", "-o", "/dev/null"])
+            .arg(url("big"))
+            .spawn(),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    for _ in 0..5 {
+        // A range goes through the node's client (not the in-process path), as the long
+        // body does.
+        let got = curl(
+            d,
+            "GET",
+            &url("small"),
+            &["-m", "20", "-H", "Range: bytes=2-5"],
+        );
+        assert_eq!((got.code, got.text().as_str()), (206, "2345"));
+        let whole = curl(d, "GET", &url("small"), &["-m", "20"]);
+        assert_eq!(whole.text(), "0123456789abcdef");
+    }
+    assert!(
+        slow.try_wait().ok().flatten().is_none(),
+        "the slow read ended early"
+    );
+    let _ = slow.kill();
+    let _ = slow.wait();
+    assert_eq!(node.terminate(), Some(0));
+}

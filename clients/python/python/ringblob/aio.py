@@ -207,8 +207,6 @@ class AsyncObjectFile:
         if ahead is not None and ahead[0] == pos and ahead[1] == size:
             data = await ahead[2]
         else:
-            if ahead is not None:
-                ahead[2].cancel()
             data = await self._core.read_range_async(self._name, self._column, pos, size, *self._pin())
         end = pos + len(data)
         if data and end < self._size:
@@ -227,6 +225,5 @@ class AsyncObjectFile:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        if self._ahead is not None:
-            self._ahead[2].cancel()
-            self._ahead = None
+        # A read ahead is left to finish (cancelling it mid-reply would cost the connection).
+        self._ahead = None

@@ -252,6 +252,7 @@ pub async fn copy(ask: Ask) -> Result<Response, S3Error> {
         (false, Some(r)) => (r.content_type.clone(), r.user_meta.clone()),
         (false, None) => (String::new(), Vec::new()),
     };
+    let from = crate::gateway::object::own_connection_if_long(from, found.size);
     let mut reader = from.reader(src, (0, Some(found.size)));
     let key = ask.key.clone().unwrap_or_default();
     let d = Described {
