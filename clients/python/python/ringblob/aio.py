@@ -66,7 +66,8 @@ class AsyncClient(c.ClientBase):
         piece_size: int = c.UPLOAD_PIECE,
     ) -> int:
         """As :meth:`ringblob.Client.upload`; ``source`` may also be an object whose
-        ``read`` is a coroutine (aiofiles, an asyncio stream reader)."""
+        ``read`` is a coroutine (aiofiles, an asyncio stream reader). A blocking ``read``
+        runs on a worker thread (``asyncio.to_thread``), never on the event loop."""
         name = c.check_name(name)
         if c.is_path(source):
             return await self._core.put_path_async(
@@ -75,9 +76,14 @@ class AsyncClient(c.ClientBase):
         if not hasattr(source, "read"):
             raise TypeError("upload takes a path or a readable file-like object")
         up = self._core.upload(name, column, compress, durability, c.size_of(source))
+        # A blocking read (a file, a pipe) runs on a worker thread, not on the event loop.
+        blocking = not inspect.iscoroutinefunction(source.read)
         try:
             while True:
-                piece = source.read(piece_size)
+                if blocking:
+                    piece = await asyncio.to_thread(source.read, piece_size)
+                else:
+                    piece = source.read(piece_size)
                 if inspect.isawaitable(piece):
                     piece = await piece
                 if not piece:
