@@ -34,6 +34,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod attrs;
 pub mod auth;
 pub mod client;
 pub mod cluster;

@@ -14,6 +14,7 @@ pub mod client_args;
 pub mod cluster_stat;
 pub mod column;
 pub mod export;
+pub mod find;
 pub mod inspect;
 pub mod ls;
 pub mod node_keys;

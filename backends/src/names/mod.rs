@@ -2,12 +2,14 @@
 //! per-node sorted index of those records ([`index`]), and the backend wrapper that keeps
 //! the index up to date and answers listings ([`NamedBackend`]).
 
+pub mod attrs;
 pub mod index;
 mod named;
 pub mod record;
 #[cfg(test)]
 mod tests;
 
+pub use attrs::{AttrError, AttrValue, Attrs};
 pub use index::{NameIndex, NameIndexStats};
 pub use named::NamedBackend;
 pub use record::{NameRecord, NameRecordError, MAX_NAME_RECORD_LEN, NAME_COLUMN};

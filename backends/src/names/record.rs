@@ -15,19 +15,26 @@
 //! | 2 + n | entity tag (UTF-8, may be empty) |
 //! | 2 | user metadata pairs |
 //! | (2 + n, 2 + n) × pairs | user metadata: key (UTF-8), value (UTF-8) |
+//! | (version 2 only) | attributes: the section of [`super::attrs`] |
 //! | 4 | CRC-32 (ISO-HDLC) of every byte before it |
 //!
+//! A record without attributes is written as version 1 (byte for byte what earlier builds
+//! wrote); one with attributes as version 2, which adds the attribute section.
 //! The whole record is at most [`MAX_NAME_RECORD_LEN`] bytes; the decoder checks every
 //! length against what is left before it allocates.
 
 use ringblob_engine::Key;
 
+use super::attrs::{AttrError, Attrs};
+
 /// The reserved column name records live in.
 pub const NAME_COLUMN: u16 = 0xFFFE;
 /// A name record's first bytes.
 pub const NAME_MAGIC: [u8; 8] = *b"\x89RBNAM\r\n";
-/// The format version written and read.
+/// The format version of a record without attributes.
 pub const NAME_RECORD_VERSION: u16 = 1;
+/// The format version of a record with attributes.
+pub const NAME_RECORD_VERSION_ATTRS: u16 = 2;
 /// The longest name record.
 pub const MAX_NAME_RECORD_LEN: usize = 16 << 10;
 /// The longest name (as the request envelope allows).
@@ -44,7 +51,7 @@ pub const NAME_RECORD_FIXED_LEN: usize = 8 + 2 + 2 + 4 + 8 + 2 * 4 + 2 + 4;
 pub enum NameRecordError {
     #[error("not a name record (magic)")]
     Magic,
-    #[error("name record version {0} is not supported (this build reads 1)")]
+    #[error("name record version {0} is not supported (this build reads 1 and 2)")]
     Version(u16),
     #[error("name record truncated, too long or with trailing bytes")]
     Length,
@@ -56,6 +63,8 @@ pub enum NameRecordError {
     TooLong(&'static str),
     #[error("name record reserved field set")]
     Reserved,
+    #[error("name record attributes: {0}")]
+    Attrs(#[from] AttrError),
 }
 
 /// A decoded name record.
@@ -70,6 +79,8 @@ pub struct NameRecord {
     pub etag: String,
     /// User metadata, in the order given (keys lower case by convention).
     pub user_meta: Vec<(String, String)>,
+    /// The object's attributes (`docs/ATTRIBUTES.md`); a record with any is version 2.
+    pub attrs: Attrs,
 }
 
 impl NameRecord {
@@ -93,7 +104,11 @@ impl NameRecord {
         self.check()?;
         let mut out = Vec::with_capacity(NAME_RECORD_FIXED_LEN + self.name.len() + 64);
         out.extend_from_slice(&NAME_MAGIC);
-        out.extend_from_slice(&NAME_RECORD_VERSION.to_le_bytes());
+        let version = match self.attrs.is_empty() {
+            true => NAME_RECORD_VERSION,
+            false => NAME_RECORD_VERSION_ATTRS,
+        };
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&[0; 6]);
         out.extend_from_slice(&self.size.to_le_bytes());
         for field in [
@@ -108,6 +123,9 @@ impl NameRecord {
         for (k, v) in &self.user_meta {
             put_bytes(&mut out, k.as_bytes());
             put_bytes(&mut out, v.as_bytes());
+        }
+        if !self.attrs.is_empty() {
+            self.attrs.encode_into(&mut out);
         }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -150,7 +168,7 @@ impl NameRecord {
         }
         let mut r = Fields { rest: &body[8..] };
         let version = r.u16()?;
-        if version != NAME_RECORD_VERSION {
+        if version != NAME_RECORD_VERSION && version != NAME_RECORD_VERSION_ATTRS {
             return Err(NameRecordError::Version(version));
         }
         if r.take(6)?.iter().any(|b| *b != 0) {
@@ -169,6 +187,15 @@ impl NameRecord {
         for _ in 0..pairs {
             user_meta.push((r.string("metadata key")?, r.string("metadata value")?));
         }
+        let mut attrs = Attrs::new();
+        if version == NAME_RECORD_VERSION_ATTRS {
+            let (decoded, rest) = Attrs::decode_from(r.rest)?;
+            if decoded.is_empty() {
+                // One encoding per record: no attributes is version 1.
+                return Err(NameRecordError::Length);
+            }
+            (attrs, r.rest) = (decoded, rest);
+        }
         if !r.rest.is_empty() {
             return Err(NameRecordError::Length);
         }
@@ -179,6 +206,7 @@ impl NameRecord {
             content_type,
             etag,
             user_meta,
+            attrs,
         };
         record.check()?;
         Ok(record)
@@ -271,6 +299,30 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn a_record_with_attributes_is_version_2() -> TestResult {
+        let attrs = Attrs::parse_pairs(&["camera=x100", "year=2024"])?;
+        let rec = NameRecord {
+            attrs: attrs.clone(),
+            ..NameRecord::new("photos", b"a.jpg".to_vec(), 3)
+        };
+        let bytes = rec.encode()?;
+        assert_eq!(&bytes[8..10], &[2, 0]);
+        let plain = NameRecord::new("photos", b"a.jpg".to_vec(), 3).encode()?;
+        // Version 2 is version 1 plus the section, before the CRC.
+        let mut section = Vec::new();
+        attrs.encode_into(&mut section);
+        assert_eq!(bytes.len(), plain.len() + section.len());
+        assert_eq!(&bytes[10..plain.len() - 4], &plain[10..plain.len() - 4]);
+        assert_eq!(NameRecord::decode(&bytes)?, rec);
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x08;
+            assert!(NameRecord::decode(&bad).is_err(), "byte {i}");
+        }
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn round_trips(
@@ -281,7 +333,7 @@ mod tests {
             meta in proptest::collection::vec(("[a-z]{1,8}", ".{0,16}"), 0..5),
         ) {
             let rec = NameRecord { namespace: ns, name, size, content_type: ct,
-                etag: "\"abc\"".into(), user_meta: meta };
+                etag: "\"abc\"".into(), user_meta: meta, attrs: Attrs::new() };
             let bytes = rec.encode()?;
             prop_assert_eq!(NameRecord::decode(&bytes)?, rec);
         }

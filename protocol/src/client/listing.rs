@@ -178,7 +178,7 @@ impl Client {
 
 /// The groups to try in order: those asked for, else the client's own group first (0:
 /// the lowest) and then the others.
-fn groups_to_try(table: &RouteTable, asked: &[u32], own: u32) -> Vec<u32> {
+pub(crate) fn groups_to_try(table: &RouteTable, asked: &[u32], own: u32) -> Vec<u32> {
     if !asked.is_empty() {
         return asked.to_vec();
     }

@@ -4,6 +4,7 @@
 
 mod conn;
 mod error;
+mod find;
 mod groups;
 mod listing;
 pub mod object;
@@ -19,6 +20,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub use error::ClientError;
+pub use find::{
+    space_target, FindAsk, FindCost, FindHit, FindPage, DEAD_ENTRY_GRACE, MAX_FIND_LIMIT,
+};
 pub use groups::{GroupOutcome, GroupRead, Quorum};
 pub use listing::{merge_pages, ListPage};
 pub use routed::RoutedClient;

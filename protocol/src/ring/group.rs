@@ -14,6 +14,19 @@ use crate::wire::KeyId;
 /// If two nodes list the same ID, the smaller [`NodeIx`] holds it and the other claim is
 /// kept aside in [`GroupRing::shadowed`], so every builder of the same input agrees on the
 /// owner and the conflict can still be reported.
+/// The key after `key` (big-endian + 1), or `None` past the top of the ring.
+pub fn next_key(key: &KeyId) -> Option<KeyId> {
+    let mut next = *key;
+    for b in next.iter_mut().rev() {
+        let (v, carry) = b.overflowing_add(1);
+        *b = v;
+        if !carry {
+            return Some(next);
+        }
+    }
+    None
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GroupRing {
     /// Every held ID with its node, ascending by ID, IDs distinct.
@@ -113,6 +126,26 @@ impl GroupRing {
             .map(|((start, _), (end, node))| (KeyRange::new(*start, *end), *node))
     }
 
+    /// The inclusive key span `from ..= to` (`from` ≤ `to`, no wrapping) cut where
+    /// ownership changes: (owner, first, last) pieces in key order. Empty for an empty ring.
+    pub fn split(&self, from: KeyId, to: KeyId) -> Vec<(NodeIx, KeyId, KeyId)> {
+        let mut out = Vec::new();
+        let mut at = from;
+        while let Some((id, node)) = self.successor(&RingId(at)) {
+            // Past the largest ID the smallest one's node owns everything to the top.
+            let end = match id.0 >= at && id.0 < to {
+                true => id.0,
+                false => to,
+            };
+            out.push((node, at, end));
+            match (end < to).then(|| next_key(&end)).flatten() {
+                Some(next) => at = next,
+                None => break,
+            }
+        }
+        out
+    }
+
     /// The ranges `node` owns, in ring order; one per ID it holds.
     pub fn ranges_of(&self, node: NodeIx) -> Vec<KeyRange> {
         self.ranges()
@@ -169,6 +202,28 @@ mod tests {
             (NodeIx(1), vec![at(100)]),
             (NodeIx(2), vec![at(150)]),
         ])
+    }
+
+    #[test]
+    fn split_cuts_a_span_where_ownership_changes() {
+        let ring = three_nodes();
+        let top = RingId::MAX.0;
+        let pieces = ring.split(at(5).0, top);
+        let owners: Vec<NodeIx> = pieces.iter().map(|p| p.0).collect();
+        assert_eq!(
+            owners,
+            [NodeIx(0), NodeIx(1), NodeIx(2), NodeIx(0), NodeIx(0)]
+        );
+        assert_eq!((pieces[0].1, pieces[0].2), (at(5).0, at(10).0));
+        assert_eq!(Some(pieces[1].1), next_key(&at(10).0));
+        assert_eq!(pieces[4].2, top);
+        for w in pieces.windows(2) {
+            assert_eq!(next_key(&w[0].2), Some(w[1].1));
+        }
+        let inside = ring.split(at(11).0, at(20).0);
+        assert_eq!(inside, [(NodeIx(1), at(11).0, at(20).0)]);
+        assert!(GroupRing::default().split(at(1).0, at(2).0).is_empty());
+        assert_eq!(next_key(&top), None);
     }
 
     #[test]

@@ -14,15 +14,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use ringblob_backends::names::{NameRecord, NAME_COLUMN};
+use ringblob_backends::names::{Attrs, NameRecord, NAME_COLUMN};
 use ringblob_engine::Key;
+use ringblob_protocol::attrs::{Query, Space, ENTRY_COLUMN};
 use ringblob_protocol::client::{
     Client, ClientConfig, ClientError, ClientSecurity, PutOptions, Quorum, Target,
 };
 use ringblob_protocol::wire::{Durability, LeaveAsk};
 use ringblob_tools::column::{column_label, parse_column};
-use ringblob_tools::ls;
 use ringblob_tools::progress::Counted;
+use ringblob_tools::{find, ls};
 
 /// Talk to a ringblob node.
 #[derive(Parser, Debug)]
@@ -83,6 +84,11 @@ enum Cmd {
         /// Column to write: data (the value; default), meta, thumb or a number 0..=65535
         #[arg(long)]
         column: Option<String>,
+        /// An attribute of the object, repeatable (`--attr camera=x100 --attr year=2024`):
+        /// stored in its name record and indexed for `find` (docs/ATTRIBUTES.md). Canonical
+        /// decimal values are integers, others strings. A put without --attr leaves none.
+        #[arg(long = "attr", value_name = "NAME=VALUE")]
+        attrs: Vec<String>,
     },
     /// Write the value of NAME (or a byte range of it) to stdout or FILE
     Get {
@@ -138,6 +144,39 @@ enum Cmd {
         /// List namespaces instead of names
         #[arg(long, conflicts_with_all = ["space", "prefix"])]
         namespaces: bool,
+    },
+    /// Names in NAMESPACE whose attributes match a query: terms NAME=VALUE, NAME=* (has it),
+    /// !NAME (lacks it), NAME!=VALUE, all of which must hold; `or` between groups of terms
+    /// (e.g. `find photos camera=x100 year=*`). Asks only the nodes that can hold answers
+    Find {
+        #[arg(value_name = "NAMESPACE")]
+        space: String,
+        #[arg(value_name = "TERM", required = true, num_args = 1..)]
+        terms: Vec<String>,
+        /// The paper's structural query: also no property other than those named with `=`
+        #[arg(long)]
+        exact: bool,
+        /// At most this many [default: all]
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Continue after this token (printed on stderr when --limit stopped a query)
+        #[arg(long)]
+        after: Option<String>,
+        /// Size and attributes of each name too
+        #[arg(long, short = 'l')]
+        long: bool,
+        /// One JSON object per line: name, attrs, size, content_type
+        #[arg(long)]
+        json: bool,
+        /// What the query cost, as JSON on stderr: overlay, regions, nodes planned and asked
+        #[arg(long)]
+        explain: bool,
+    },
+    /// A namespace's attribute space: the overlays (queryable properties and their
+    /// weights) and fallback that place its index entries (docs/ATTRIBUTES.md)
+    Space {
+        #[command(subcommand)]
+        cmd: SpaceCmd,
     },
     /// Write every name of NAMESPACE (default: --namespace) with its value, content type and
     /// metadata to a tar archive, on stdout or -o FILE (the value, column 0, only)
@@ -200,6 +239,24 @@ enum Cmd {
         /// Keep uploads started less than this many seconds ago (they may be running)
         #[arg(long, default_value_t = 3600)]
         grace_secs: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SpaceCmd {
+    /// Print the space (JSON; the default space if none was set)
+    Show {
+        #[arg(value_name = "NAMESPACE")]
+        space: Option<String>,
+    },
+    /// Store a space given as JSON (or @FILE), e.g.
+    /// '{"overlays":[{"camera":9,"year":4}],"fallback":{"dimensions":10,"regions":3}}',
+    /// then re-place the entries of every name of the namespace that has attributes
+    Set {
+        #[arg(value_name = "NAMESPACE")]
+        space: String,
+        #[arg(value_name = "JSON")]
+        json: String,
     },
 }
 
@@ -322,7 +379,7 @@ async fn put_streamed(
     name: &str,
     column: Option<u16>,
     mut source: Source,
-    opts: PutOptions,
+    (opts, attrs): (PutOptions, &Attrs),
     quiet: bool,
 ) -> Result<(), Failure> {
     let bar = ringblob_tools::progress::bar(source.size, quiet);
@@ -343,25 +400,43 @@ async fn put_streamed(
     }
     let size = result?;
     if at.1 == 0 {
-        record_name(ctx, name, size, opts).await?;
+        record_name(ctx, name, size, opts, attrs).await?;
     }
     println!("stored {}: {size} bytes", shown(name, column));
     Ok(())
 }
 
-/// The encoded name record of NAME, holding `size` (`ls` lists it).
-fn name_record(ctx: &Ctx, name: &str, size: u64) -> Result<Bytes, Failure> {
-    let record = NameRecord::new(ctx.namespace.clone(), name.as_bytes().to_vec(), size);
-    let bytes = record
-        .encode()
-        .map_err(|e| Failure(1, format!("name {name:?}: {e}")))?;
-    Ok(Bytes::from(bytes))
+/// NAME's name record, holding `size` and the object's attributes (`ls` lists it).
+fn name_record(ctx: &Ctx, name: &str, size: u64, attrs: &Attrs) -> NameRecord {
+    NameRecord {
+        attrs: attrs.clone(),
+        ..NameRecord::new(ctx.namespace.clone(), name.as_bytes().to_vec(), size)
+    }
 }
 
-/// Stores NAME's name record after its value, so `ls` lists it.
-async fn record_name(ctx: &Ctx, name: &str, size: u64, opts: PutOptions) -> Result<(), Failure> {
-    let record = NameRecord::new(ctx.namespace.clone(), name.as_bytes().to_vec(), size);
-    ctx.client.put_name_record(&record, opts).await?;
+/// Stores NAME's name record after its value, so `ls` lists it; with attributes, the
+/// index entries first and the entries of the attributes it replaces removed after
+/// (docs/ATTRIBUTES.md §5).
+async fn record_name(
+    ctx: &Ctx,
+    name: &str,
+    size: u64,
+    opts: PutOptions,
+    attrs: &Attrs,
+) -> Result<(), Failure> {
+    let record = name_record(ctx, name, size, attrs);
+    if attrs.is_empty() {
+        ctx.client.put_name_record(&record, opts).await?;
+        return Ok(());
+    }
+    let old = ctx
+        .client
+        .name_record(&ctx.namespace, name.as_bytes())
+        .await?;
+    let space = ctx.client.attribute_space(&ctx.namespace).await?;
+    ctx.client
+        .put_record_indexed(&record, old.as_ref(), &space, opts)
+        .await?;
     Ok(())
 }
 
@@ -465,6 +540,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     // writes at an offset and replicated puts read it whole first, so a connection is never
     // held open while stdin trickles in for them.
     let column = column_of(&cli.command)?;
+    let attrs = match &cli.command {
+        Cmd::Put { attrs, .. } => {
+            Attrs::parse_pairs(attrs).map_err(|e| Failure(1, format!("--attr: {e}")))?
+        }
+        _ => Attrs::new(),
+    };
+    if !attrs.is_empty() && column.unwrap_or(0) != 0 {
+        return Err(Failure(
+            1,
+            "--attr describes the object: give it with the value (column data)".into(),
+        ));
+    }
     let input = match &cli.command {
         Cmd::Put {
             file,
@@ -502,10 +589,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             match input {
                 Input::Whole(data) => {
                     let data = Bytes::from(data);
-                    put(&ctx, &name, column, data, opts, (append, offset)).await
+                    put(&ctx, &name, column, data, opts, (append, offset), &attrs).await
                 }
                 Input::Streamed(source) => {
-                    put_streamed(&ctx, &name, column, source, opts, cli.quiet).await
+                    put_streamed(&ctx, &name, column, source, (opts, &attrs), cli.quiet).await
                 }
             }
         }
@@ -593,6 +680,32 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             eprintln!("imported {} names, {} bytes", moved.names, moved.bytes);
             Ok(())
         }
+        Cmd::Find {
+            space,
+            terms,
+            exact,
+            limit,
+            after,
+            long,
+            json,
+            explain,
+        } => {
+            let query = Query::parse(&terms, exact).map_err(|e| Failure(1, e.to_string()))?;
+            let ask = find::Ask {
+                namespace: space,
+                query,
+                after,
+                limit,
+                groups: ctx.groups.clone(),
+            };
+            let show = find::Show {
+                json,
+                long,
+                explain,
+            };
+            Ok(find::run(&ctx.client, ask, show).await?)
+        }
+        Cmd::Space { cmd } => space_cmd(&ctx, cmd).await,
         Cmd::Stat => stat(&ctx).await,
         Cmd::Routes { json } => routes(&ctx, json).await,
         Cmd::Reclaim { grace_secs } => reclaim(&ctx, config, grace_secs).await,
@@ -754,6 +867,7 @@ async fn put(
     data: Bytes,
     opts: PutOptions,
     (append, offset): (bool, Option<u64>),
+    attrs: &Attrs,
 ) -> Result<(), Failure> {
     let (k, c) = (ctx.key(name), column.unwrap_or(0));
     let client = &ctx.client;
@@ -768,9 +882,35 @@ async fn put(
             .map_err(|o| Failure(1, format!("write quorum not met: {o}")))?;
         report_failed_groups(&done);
         if c == 0 {
-            let record = name_record(ctx, name, len as u64)?;
+            let record = name_record(ctx, name, len as u64, attrs);
+            let space = client.attribute_space(&ctx.namespace).await?;
+            // Entries before the record (docs/ATTRIBUTES.md §5); those of attributes this
+            // put replaces die with the old record and go at a later find.
+            for (key, entry) in Client::index_entries(&record, &space) {
+                client
+                    .put_groups(
+                        Target::Id(key),
+                        ENTRY_COLUMN,
+                        entry,
+                        opts,
+                        &ctx.groups,
+                        ctx.write_quorum,
+                    )
+                    .await
+                    .map_err(|o| Failure(1, format!("index entry: write quorum not met: {o}")))?;
+            }
+            let bytes = record
+                .encode()
+                .map_err(|e| Failure(1, format!("name {name:?}: {e}")))?;
             client
-                .put_groups(k, NAME_COLUMN, record, opts, &ctx.groups, ctx.write_quorum)
+                .put_groups(
+                    k,
+                    NAME_COLUMN,
+                    Bytes::from(bytes),
+                    opts,
+                    &ctx.groups,
+                    ctx.write_quorum,
+                )
                 .await
                 .map_err(|o| Failure(1, format!("name record: write quorum not met: {o}")))?;
         }
@@ -783,7 +923,7 @@ async fn put(
         (false, None) => client.put_column(k, c, data, opts).await?,
     };
     if c == 0 {
-        record_name(ctx, name, size, opts).await?;
+        record_name(ctx, name, size, opts, attrs).await?;
     }
     println!("stored {}: {size} bytes", shown(name, column));
     Ok(())
@@ -805,6 +945,11 @@ async fn rm(ctx: &Ctx, name: &str, column: Option<u16>, d: Durability) -> Result
         println!("removed {} in {done}", shown(name, column));
         return Ok(());
     }
+    // The record names the entries to remove after the object (docs/ATTRIBUTES.md §5).
+    let indexed = match column {
+        None | Some(0) => indexed_record(ctx, name).await?,
+        Some(_) => None,
+    };
     match column {
         Some(c) => {
             ctx.client.remove_column(k.clone(), c, d).await?;
@@ -818,8 +963,63 @@ async fn rm(ctx: &Ctx, name: &str, column: Option<u16>, d: Durability) -> Result
         }
         None => ctx.client.remove_object(k, d).await?,
     }
+    if let Some((record, space)) = indexed {
+        ctx.client.remove_entries(&record, &space, d).await?;
+    }
     println!("removed {}", shown(name, column));
     Ok(())
+}
+
+/// NAME's record and the namespace's space, if the record carries attributes.
+async fn indexed_record(ctx: &Ctx, name: &str) -> Result<Option<(NameRecord, Space)>, Failure> {
+    match ctx
+        .client
+        .name_record(&ctx.namespace, name.as_bytes())
+        .await
+    {
+        Ok(Some(record)) if !record.attrs.is_empty() => {
+            let space = ctx.client.attribute_space(&ctx.namespace).await?;
+            Ok(Some((record, space)))
+        }
+        Ok(_) => Ok(None),
+        // A damaged record does not stop the remove; its entries die with it.
+        Err(ClientError::Input(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `space show|set`: a namespace's attribute space.
+async fn space_cmd(ctx: &Ctx, cmd: SpaceCmd) -> Result<(), Failure> {
+    match cmd {
+        SpaceCmd::Show { space } => {
+            let ns = space.unwrap_or_else(|| ctx.namespace.clone());
+            let current = ctx.client.attribute_space(&ns).await?;
+            let value: serde_json::Value =
+                serde_json::from_str(&current.to_json()).map_err(|e| Failure(1, e.to_string()))?;
+            println!("{}", pretty(&value));
+            Ok(())
+        }
+        SpaceCmd::Set { space: ns, json } => {
+            let text = match json.strip_prefix('@') {
+                Some(path) => {
+                    std::fs::read_to_string(path).map_err(|e| Failure(1, format!("{path}: {e}")))?
+                }
+                None => json,
+            };
+            let new = Space::from_json(&text).map_err(|e| Failure(1, e.to_string()))?;
+            let old = ctx.client.attribute_space(&ns).await?;
+            let o = PutOptions::default();
+            ctx.client.set_attribute_space(&ns, &new, o).await?;
+            let moved = match old == new {
+                true => 0,
+                false => ctx.client.reindex_namespace(&ns, &old, &new, o).await?,
+            };
+            println!(
+                "stored the attribute space of {ns:?}; re-placed the entries of {moved} names"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// `lookup`: the meta of one column, from the first group that has it with `--groups`.
@@ -834,7 +1034,17 @@ async fn lookup(ctx: &Ctx, name: &str, column: u16, json: bool) -> Result<(), Fa
         (0, true) => ctx.client.object_manifest(&k).await?,
         _ => None,
     };
-    print_lookup(name, &id, &meta, object.as_ref(), json);
+    let record = match (column, ctx.groups.is_empty()) {
+        (0, true) => ctx
+            .client
+            .name_record(&ctx.namespace, name.as_bytes())
+            .await
+            .ok()
+            .flatten(),
+        _ => None,
+    };
+    let attrs = record.map(|r| r.attrs).unwrap_or_default();
+    print_lookup(name, &id, &meta, (object.as_ref(), &attrs), json);
     Ok(())
 }
 
@@ -944,7 +1154,7 @@ fn print_lookup(
     name: &str,
     key: &Key,
     m: &ringblob_protocol::wire::ValueMeta,
-    object: Option<&ringblob_protocol::client::object::Manifest>,
+    (object, attrs): (Option<&ringblob_protocol::client::object::Manifest>, &Attrs),
     json: bool,
 ) {
     if json {
@@ -954,6 +1164,9 @@ fn print_lookup(
             "timestamp_ns": m.timestamp_ns, "checksum": format!("{:08x}", m.checksum),
             "blob": m.blob, "offset": m.offset,
         });
+        if !attrs.is_empty() {
+            v["attrs"] = find::attrs_json(attrs);
+        }
         if let Some(o) = object {
             v["object"] = serde_json::json!({
                 "size": o.size, "chunks": o.chunk_crcs.len(), "chunk_size": o.chunk_size,
@@ -984,6 +1197,9 @@ fn print_lookup(
         println!("location     not in a blob file (fs or mem backend)");
     } else {
         println!("location     blob {} offset {}", m.blob, m.offset);
+    }
+    for (k, v) in attrs.iter() {
+        println!("attribute    {k}={v}");
     }
 }
 

@@ -2,6 +2,7 @@
 //! writes through one node, reads through every node, `kill -9` of a node, its restart, and
 //! a fourth node joining a group.
 
+mod attributes;
 mod availability;
 #[path = "../cli/certs.rs"]
 mod certs;

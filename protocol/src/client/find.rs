@@ -1,0 +1,549 @@
+//! Attributes and queries on them, across a cluster (`docs/ATTRIBUTES.md` §5–§6).
+//!
+//! Writing: an object's attributes live in its name record; each overlay of the namespace's
+//! space that indexes the object holds an **index entry** (column [`ENTRY_COLUMN`] of a key
+//! whose leading bits are the object's region). The order makes a crash harmless: new
+//! entries first, then the name record (the moment the new attributes count), then the old
+//! entries are removed. An entry is **live** only while the record holds the same
+//! attributes under the same space, and a query returns live entries only, so a crash
+//! between the steps leaves dead entries (never returned, removed by later queries once
+//! older than [`DEAD_ENTRY_GRACE`]) and never an object without its entry.
+//!
+//! Querying: the planner's runs of regions become key ranges; in one group, each range is
+//! cut where ownership changes and each piece is asked of its owner alone (`ITERATE` for
+//! the entry column's keys, `BULK_READ` for the entries); entries are filtered by the query
+//! and checked live against their name records. Pages come in key order, resumed after the
+//! last entry key returned.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use ringblob_backends::names::{Attrs, NameRecord, NAME_COLUMN};
+
+use super::{Client, ClientError, PutOptions, Target};
+use crate::attrs::{placements, plan, Entry, Query, Sha256Hasher, Space, ENTRY_COLUMN, SPACE_NAME};
+use crate::ring::next_key;
+use crate::ring::{GroupRing, NodeIx, RouteTable};
+use crate::wire::{Durability, IterPosition, IterateEnd, IterateRequest, KeyId, Status};
+
+type Result<T> = std::result::Result<T, ClientError>;
+
+/// A dead entry (its record gone or changed) younger than this may belong to a write still
+/// under way, and is left alone; older ones are removed by the query that finds them.
+pub const DEAD_ENTRY_GRACE: Duration = Duration::from_secs(600);
+/// Most answers in one page.
+pub const MAX_FIND_LIMIT: usize = 10_000;
+/// Entries fetched per `BULK_READ`.
+const BULK: usize = 256;
+/// Range pieces asked at once.
+const PIECES_AT_ONCE: usize = 4;
+
+/// One page of a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindAsk {
+    pub namespace: String,
+    pub query: Query,
+    /// The continuation token: the entry key of the previous page's last answer.
+    pub after: Option<KeyId>,
+    /// Most answers (1 ..= [`MAX_FIND_LIMIT`]).
+    pub limit: usize,
+    /// Groups to try, in order (empty: the client's own first, then the others).
+    pub groups: Vec<u32>,
+}
+
+/// An object a query found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindHit {
+    /// Where its entry sits (the continuation token after it).
+    pub entry_key: KeyId,
+    pub name: Vec<u8>,
+    pub attrs: Attrs,
+    /// Its name record, as read to check the entry live.
+    pub record: NameRecord,
+}
+
+/// What a page cost: where it was asked and how much was read.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct FindCost {
+    pub group: u32,
+    /// The overlay asked (0: the fallback).
+    pub overlay: u16,
+    /// Regions planned, of how many.
+    pub regions: u64,
+    pub total_regions: u64,
+    /// Key ranges planned, and pieces after cutting them by owner.
+    pub ranges: usize,
+    pub pieces: usize,
+    /// Distinct nodes the plan names, nodes actually asked, and nodes in the group.
+    pub planned_nodes: usize,
+    pub asked_nodes: usize,
+    pub group_nodes: usize,
+    /// Index entries read, and dead ones found (removed once past the grace).
+    pub entries_read: u64,
+    pub dead_entries: u64,
+}
+
+/// A page of answers, in entry-key order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FindPage {
+    pub hits: Vec<FindHit>,
+    /// Set when more may follow: ask again with `after` = this.
+    pub next: Option<KeyId>,
+    pub cost: FindCost,
+}
+
+/// A piece of a planned range, owned by one node.
+#[derive(Debug, Clone)]
+struct Piece {
+    node: NodeIx,
+    addr: String,
+    from: KeyId,
+    to: KeyId,
+}
+
+/// What a piece gave: its answers (at most the page's limit) and whether it was read to
+/// its end.
+struct PieceScan {
+    hits: Vec<FindHit>,
+    complete: bool,
+}
+
+/// Shared by the pieces of one page.
+struct Scan<'a> {
+    client: &'a Client,
+    ask: &'a FindAsk,
+    fingerprint: u64,
+    overlay: u16,
+    group: u32,
+    conns: Mutex<HashMap<String, Arc<Client>>>,
+    read: std::sync::atomic::AtomicU64,
+    dead: std::sync::atomic::AtomicU64,
+}
+
+impl Client {
+    /// The attribute space of `namespace` (the default, the paper's, if none is stored).
+    pub async fn attribute_space(&self, namespace: &str) -> Result<Space> {
+        match self.get_column(space_target(namespace), 0, 0, None).await {
+            Ok(bytes) => {
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| ClientError::Input("the attribute space is not UTF-8".into()))?;
+                Space::from_json(text).map_err(|e| ClientError::Input(e.to_string()))
+            }
+            Err(e) if e.is_not_found() => Ok(Space::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores `space` as `namespace`'s attribute space. Entries placed under the previous
+    /// space are found again only once re-placed ([`Client::reindex_namespace`]).
+    pub async fn set_attribute_space(
+        &self,
+        namespace: &str,
+        space: &Space,
+        o: PutOptions,
+    ) -> Result<u64> {
+        space
+            .check()
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        let json = Bytes::from(space.to_json());
+        self.put_column(space_target(namespace), 0, json, o).await
+    }
+
+    /// `namespace`/`name`'s name record and its timestamp, if it has one.
+    pub async fn name_record(&self, namespace: &str, name: &[u8]) -> Result<Option<NameRecord>> {
+        let target = Target::named(namespace, name.to_vec());
+        match self.get_column(target, NAME_COLUMN, 0, None).await {
+            Ok(bytes) => NameRecord::decode(&bytes)
+                .map(Some)
+                .map_err(|e| ClientError::Input(format!("name record: {e}"))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `record` (with its attributes) after the object's value, keeping the index in
+    /// step: the entries of the new attributes first, then the record, then the removal
+    /// of the entries `previous` (the record being replaced, if the caller read it) had and
+    /// the new one has not.
+    pub async fn put_record_indexed(
+        &self,
+        record: &NameRecord,
+        previous: Option<&NameRecord>,
+        space: &Space,
+        o: PutOptions,
+    ) -> Result<u64> {
+        let new = self.put_entries(record, space, o).await?;
+        let version = self.put_name_record(record, o).await?;
+        if let Some(old) = previous {
+            let stale = placements(space, &Sha256Hasher, &old.namespace, &old.name, &old.attrs);
+            for (_, key) in stale.into_iter().filter(|p| !new.contains(p)) {
+                self.remove_entry(key, o.durability).await?;
+            }
+        }
+        Ok(version)
+    }
+
+    /// `record`'s index entries under `space`: (entry key, encoded entry) for every overlay
+    /// that indexes it (none without attributes). Write them before the record.
+    pub fn index_entries(record: &NameRecord, space: &Space) -> Vec<(KeyId, Bytes)> {
+        let placed = placements(
+            space,
+            &Sha256Hasher,
+            &record.namespace,
+            &record.name,
+            &record.attrs,
+        );
+        placed
+            .into_iter()
+            .map(|(overlay, key)| {
+                let entry = Entry {
+                    overlay,
+                    space: space.fingerprint(),
+                    namespace: record.namespace.clone(),
+                    name: record.name.clone(),
+                    attrs: record.attrs.clone(),
+                };
+                (key, Bytes::from(entry.encode()))
+            })
+            .collect()
+    }
+
+    /// Writes `record`'s index entries; returns where (overlay, key).
+    async fn put_entries(
+        &self,
+        record: &NameRecord,
+        space: &Space,
+        o: PutOptions,
+    ) -> Result<Vec<(u16, KeyId)>> {
+        for (key, bytes) in Client::index_entries(record, space) {
+            self.put_column(key, ENTRY_COLUMN, bytes, o).await?;
+        }
+        Ok(placements(
+            space,
+            &Sha256Hasher,
+            &record.namespace,
+            &record.name,
+            &record.attrs,
+        ))
+    }
+
+    /// Removes the index entries of `record` (after its object was removed).
+    pub async fn remove_entries(
+        &self,
+        record: &NameRecord,
+        space: &Space,
+        d: Durability,
+    ) -> Result<()> {
+        let placed = placements(
+            space,
+            &Sha256Hasher,
+            &record.namespace,
+            &record.name,
+            &record.attrs,
+        );
+        for (_, key) in placed {
+            self.remove_entry(key, d).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_entry(&self, key: KeyId, d: Durability) -> Result<()> {
+        match self.remove_column(key, ENTRY_COLUMN, d).await {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Re-places the entries of every name of `namespace` under `space` (after the space
+    /// changed), removing those of `old` that moved. Returns how many names carry attributes.
+    pub async fn reindex_namespace(
+        &self,
+        namespace: &str,
+        old: &Space,
+        space: &Space,
+        o: PutOptions,
+    ) -> Result<u64> {
+        let mut req = crate::wire::ListRequest {
+            namespace: namespace.to_string(),
+            limit: 1000,
+            ..Default::default()
+        };
+        let mut indexed = 0;
+        loop {
+            let page = self.list(&req, &[]).await?;
+            for e in &page.entries {
+                let Ok(record) = NameRecord::decode(&e.record) else {
+                    continue;
+                };
+                if record.attrs.is_empty() {
+                    continue;
+                }
+                let new = self.put_entries(&record, space, o).await?;
+                let stale = placements(old, &Sha256Hasher, namespace, &record.name, &record.attrs);
+                for (_, key) in stale.into_iter().filter(|p| !new.contains(p)) {
+                    self.remove_entry(key, o.durability).await?;
+                }
+                indexed += 1;
+            }
+            match page.next {
+                Some(next) => req.after = Some(next),
+                None => return Ok(indexed),
+            }
+        }
+    }
+
+    /// One page of the objects of `ask.namespace` matching `ask.query`.
+    pub async fn find(&self, ask: &FindAsk) -> Result<FindPage> {
+        if !(1..=MAX_FIND_LIMIT).contains(&ask.limit) {
+            return Err(ClientError::Input(format!(
+                "a find page holds 1 to {MAX_FIND_LIMIT} answers"
+            )));
+        }
+        let space = self.attribute_space(&ask.namespace).await?;
+        let plan = plan(&space, &Sha256Hasher, &ask.query)
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        let table = self.route_table().await?;
+        let mut last_error = None;
+        for group in super::listing::groups_to_try(&table, &ask.groups, self.config.group) {
+            let scan = Scan {
+                client: self,
+                ask,
+                fingerprint: space.fingerprint(),
+                overlay: plan.layout.overlay,
+                group,
+                conns: Mutex::new(HashMap::new()),
+                read: 0.into(),
+                dead: 0.into(),
+            };
+            let mut cost = FindCost {
+                group,
+                overlay: plan.layout.overlay,
+                regions: plan.regions(),
+                total_regions: plan.total,
+                ..FindCost::default()
+            };
+            match scan.page(&table, &plan.key_ranges(), &mut cost).await {
+                Ok(mut page) => {
+                    cost.entries_read = scan.read.load(std::sync::atomic::Ordering::Relaxed);
+                    cost.dead_entries = scan.dead.load(std::sync::atomic::Ordering::Relaxed);
+                    page.cost = cost;
+                    return Ok(page);
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| ClientError::Unexpected("no group to ask".into())))
+    }
+}
+
+/// Where a namespace's space is stored.
+pub fn space_target(namespace: &str) -> Target {
+    Target::named(namespace, SPACE_NAME.to_vec())
+}
+
+impl Scan<'_> {
+    /// The page: pieces in key order, a few asked at once, until `limit` answers.
+    async fn page(
+        &self,
+        table: &RouteTable,
+        ranges: &[(KeyId, KeyId)],
+        cost: &mut FindCost,
+    ) -> Result<FindPage> {
+        let rings = table.rings();
+        let ring = rings.get(&self.group).cloned().unwrap_or_default();
+        let pieces = pieces(table, &ring, ranges, self.ask.after);
+        cost.ranges = ranges.len();
+        cost.pieces = pieces.len();
+        cost.planned_nodes = pieces.iter().map(|p| p.node).collect::<BTreeSet<_>>().len();
+        cost.group_nodes = ring.nodes().len();
+        let mut asked = BTreeSet::new();
+        let mut hits = Vec::new();
+        let mut scans = futures_util::stream::iter(pieces.iter().map(|p| self.scan_piece(p)))
+            .buffered(PIECES_AT_ONCE);
+        let mut index = 0;
+        while let Some(scan) = scans.next().await {
+            asked.insert(pieces[index].node);
+            index += 1;
+            let scan = scan?;
+            hits.extend(scan.hits);
+            if hits.len() >= self.ask.limit || !scan.complete {
+                break;
+            }
+        }
+        // Pieces started ahead were asked too.
+        asked.extend(
+            pieces
+                .iter()
+                .skip(index)
+                .take(PIECES_AT_ONCE - 1)
+                .map(|p| p.node),
+        );
+        cost.asked_nodes = asked.len();
+        let full = hits.len() >= self.ask.limit;
+        hits.truncate(self.ask.limit);
+        let next = match full {
+            true => hits.last().map(|h| h.entry_key),
+            false => None,
+        };
+        Ok(FindPage {
+            hits,
+            next,
+            cost: FindCost::default(),
+        })
+    }
+
+    async fn conn(&self, addr: &str) -> Result<Arc<Client>> {
+        if let Some(c) = self.conns.lock().get(addr) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(Client::connect(addr, self.client.config.clone()).await?);
+        self.conns.lock().insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Reads one piece from its owner: entry keys page by page, entries in bulk, answers
+    /// checked live; stops once it has the page's limit.
+    async fn scan_piece(&self, piece: &Piece) -> Result<PieceScan> {
+        let node = self.conn(&piece.addr).await?;
+        let mut after: Option<IterPosition> = None;
+        let mut hits = Vec::new();
+        loop {
+            let req = IterateRequest {
+                from: piece.from,
+                to: piece.to,
+                after,
+                limit: crate::wire::MAX_ITERATE_LIMIT,
+            };
+            let (entries, end) = node.iterate(req).await?;
+            let keys: Vec<(KeyId, u64)> = entries
+                .iter()
+                .filter(|e| e.meta.column == ENTRY_COLUMN)
+                .map(|e| (e.key, e.meta.timestamp_ns))
+                .collect();
+            for chunk in keys.chunks(BULK) {
+                self.check_entries(&node, chunk, &mut hits).await?;
+                if hits.len() >= self.ask.limit {
+                    return Ok(PieceScan {
+                        hits,
+                        complete: false,
+                    });
+                }
+            }
+            match end {
+                IterateEnd::Done => {
+                    return Ok(PieceScan {
+                        hits,
+                        complete: true,
+                    })
+                }
+                IterateEnd::ResumeAfter(at) => after = Some(at),
+            }
+        }
+    }
+
+    /// Reads `keys`' entries from `node`, keeps those of the query's namespace, overlay and
+    /// space whose attributes match, and of those the live ones (their record agrees).
+    async fn check_entries(
+        &self,
+        node: &Client,
+        keys: &[(KeyId, u64)],
+        hits: &mut Vec<FindHit>,
+    ) -> Result<()> {
+        let items = node
+            .bulk_read_column(keys.iter().map(|k| k.0).collect(), ENTRY_COLUMN)
+            .await?;
+        self.read
+            .fetch_add(items.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let stamps: HashMap<KeyId, u64> = keys.iter().copied().collect();
+        let mut candidates = Vec::new();
+        for item in items.into_iter().filter(|i| i.status == Status::Ok) {
+            let Ok(entry) = Entry::decode(&item.data) else {
+                continue;
+            };
+            if entry.namespace != self.ask.namespace || entry.overlay != self.overlay {
+                continue;
+            }
+            let stamp = stamps.get(&item.key).copied().unwrap_or(0);
+            if entry.space != self.fingerprint {
+                self.dead_entry(item.key, stamp).await;
+                continue;
+            }
+            if self.ask.query.matches(&entry.attrs) {
+                candidates.push((item.key, stamp, entry));
+            }
+        }
+        let group_client = self.client.in_group(self.group);
+        let checks = candidates
+            .iter()
+            .map(|(_, _, e)| group_client.name_record(&e.namespace, &e.name));
+        let records = futures_util::future::join_all(checks).await;
+        for ((key, stamp, entry), record) in candidates.into_iter().zip(records) {
+            match record? {
+                Some(record) if record.attrs == entry.attrs => hits.push(FindHit {
+                    entry_key: key,
+                    name: entry.name,
+                    attrs: entry.attrs,
+                    record,
+                }),
+                _ => self.dead_entry(key, stamp).await,
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a dead entry, and removes it if it is past the grace (only as it was read:
+    /// an entry written again since stays).
+    async fn dead_entry(&self, key: KeyId, stamp: u64) {
+        self.dead.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let age = super::object::now_ns().saturating_sub(stamp);
+        if age > DEAD_ENTRY_GRACE.as_nanos() as u64 {
+            let _ = self
+                .client
+                .remove_column_if_newer(key, ENTRY_COLUMN, stamp)
+                .await;
+        }
+    }
+}
+
+/// The planned ranges after `after`, cut by owner in `ring`, in key order.
+fn pieces(
+    table: &RouteTable,
+    ring: &GroupRing,
+    ranges: &[(KeyId, KeyId)],
+    after: Option<KeyId>,
+) -> Vec<Piece> {
+    let start = after.and_then(|a| next_key(&a));
+    if after.is_some() && start.is_none() {
+        return Vec::new();
+    }
+    let mut out: Vec<Piece> = Vec::new();
+    for (from, to) in ranges {
+        let from = match start {
+            Some(s) if s > *to => continue,
+            Some(s) if s > *from => s,
+            _ => *from,
+        };
+        for (node, a, b) in ring.split(from, *to) {
+            match out.last_mut() {
+                // One node's neighbouring pieces are asked as one.
+                Some(last) if last.node == node && next_key(&last.to) == Some(a) => last.to = b,
+                _ => {
+                    let Some(n) = table.nodes.get(node.0 as usize) else {
+                        continue;
+                    };
+                    out.push(Piece {
+                        node,
+                        addr: n.addr.clone(),
+                        from: a,
+                        to: b,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
