@@ -21,3 +21,4 @@ pub mod node_keys;
 pub mod progress;
 pub mod routes_view;
 pub mod status_view;
+pub mod watch;

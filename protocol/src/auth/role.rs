@@ -58,6 +58,7 @@ impl Role {
             | Command::Iterate
             | Command::BulkRead
             | Command::List
+            | Command::Watch
             | Command::RouteList => Some(Role::Read),
             Command::Write | Command::Remove => Some(Role::Write),
             Command::Stat | Command::Defrag | Command::RangeDigest | Command::Leave => {

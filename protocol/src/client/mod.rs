@@ -12,6 +12,7 @@ mod relay;
 mod routed;
 mod security;
 mod target;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use listing::{merge_pages, ListPage};
 pub use routed::RoutedClient;
 pub use security::{check_node_proof, Attempt, ClientSecurity, Credentials};
 pub use target::Target;
+pub use watch::{Subscription, Watch, WatchEvent, WatchTarget, TABLE_EVERY, WATCH_BUFFER};
 
 use crate::wire::{
     BulkItem, BulkReadRequest, Command, Durability, HandshakeRequest, Header, IterEntry,

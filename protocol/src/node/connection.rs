@@ -19,6 +19,7 @@ use super::handover::{PreviousOwner, ReadThrough};
 use super::metrics::Route as MetricsRoute;
 use super::read_stream::ReadStream;
 use super::timed_stream::TimedStream;
+use super::watching::Watching;
 use super::{dispatch, Node};
 use super::{hints, versions};
 use crate::ring::{RouteNode, RouteTable, Routing};
@@ -192,6 +193,8 @@ async fn run(
     let mut session = Session::New;
     let mut reloads = node.config.access.subscribe();
     let mut partial_since: Option<Instant> = None;
+    // Subscriptions (`WATCH`), from this connection's first.
+    let mut watching: Option<Watching> = None;
     loop {
         // Every whole frame before a framing error is answered before the close.
         let (batch, bad) = take_frames(&mut buf);
@@ -217,7 +220,19 @@ async fn run(
                 Ok(b) => b,
                 Err(end) => return end,
             };
+            let (watches, batch): (Vec<Frame>, Vec<Frame>) = batch
+                .into_iter()
+                .partition(|f| f.header.command == Command::Watch);
+            if !watches.is_empty() {
+                let w = watching.get_or_insert_with(|| Watching::new(node.info.watches.clone()));
+                if let Err(end) = serve_watches(stream, w, &watches).await {
+                    return end;
+                }
+            }
             if let Err(end) = serve_frames(node, stream, batch, (who, ip)).await {
+                return end;
+            }
+            if let Err(end) = write_notes(stream, watching.as_ref()).await {
                 return end;
             }
         }
@@ -257,15 +272,28 @@ async fn run(
         if let Some(total) = crate::wire::announced_frame_len(&buf) {
             buf.reserve(total.saturating_sub(buf.len()));
         }
+        let notes = async {
+            match &watching {
+                Some(w) => w.ready().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => match r {
                 Err(_) if !session.greeted() => return End::NoHandshake,
                 Err(_) if partial_since.is_some() => return End::SlowFrame,
+                // A subscriber may send nothing for as long as it watches.
+                Err(_) if watching.as_ref().is_some_and(Watching::active) => {}
                 Err(_) => return End::Idle,
                 Ok(Ok(0)) => return End::Closed,
                 Ok(Ok(n)) => node.metrics.received(n),
                 Ok(Err(e)) => return End::Fatal(e.to_string()),
             },
+            () = notes => {
+                if let Err(end) = write_notes(stream, watching.as_ref()).await {
+                    return end;
+                }
+            }
             _ = shutdown.changed() => return End::Shutdown,
             _ = reloads.changed() => {
                 if let Err(end) = recheck(node, &mut session) {
@@ -274,6 +302,38 @@ async fn run(
             }
         }
     }
+}
+
+/// Answers the WATCH frames of a batch (opening or cancelling subscriptions).
+async fn serve_watches(
+    stream: &mut ClientStream,
+    watching: &Watching,
+    frames: &[Frame],
+) -> Result<(), End> {
+    let mut out = BytesMut::new();
+    for f in frames {
+        watching.serve(f, &mut out);
+    }
+    stream
+        .write_all(&out)
+        .await
+        .map_err(|e| End::Fatal(e.to_string()))
+}
+
+/// Writes the notes waiting for this connection's subscriptions.
+async fn write_notes(stream: &mut ClientStream, watching: Option<&Watching>) -> Result<(), End> {
+    let Some(w) = watching else {
+        return Ok(());
+    };
+    let mut out = BytesMut::new();
+    w.notes(&mut out);
+    if out.is_empty() {
+        return Ok(());
+    }
+    stream
+        .write_all(&out)
+        .await
+        .map_err(|e| End::Fatal(e.to_string()))
 }
 
 /// The frames of `batch` the connection may have served; the others are answered with
@@ -395,7 +455,7 @@ async fn serve_frames(
             .then(|| access_entries(&batch));
         let charged = super::reply_budget::bound(&batch);
         let mut share = node.reply_budget.take(&batch).await;
-        let served = serve_batch(node, batch, table.clone(), share.cap())
+        let mut served = serve_batch(node, batch, table.clone(), share.cap())
             .await
             .map_err(|e| End::Fatal(e.to_string()))?;
         let actual = served.chunks.iter().map(|c| c.len()).sum();
@@ -416,6 +476,11 @@ async fn serve_frames(
                 .map_err(|e| End::Fatal(e.to_string()))?;
         }
         drop(share);
+        // Announced once the replies (after any sync) are out: never a change that could
+        // still be lost.
+        node.info
+            .watches
+            .publish(std::mem::take(&mut served.changes));
         if let Some(entries) = access_log {
             log_access(&entries, &served.outcomes, arrived, peer);
         }

@@ -65,6 +65,8 @@ pub struct Served {
     pub outcomes: Vec<Status>,
     /// Inline, whether the batch stopped at a request refused for waiting.
     pub refused: bool,
+    /// Changes for the subscriptions: published once the replies are out.
+    pub changes: Vec<super::subscriptions::Change>,
     /// Replies waiting for a sync (`chunks` is empty meanwhile).
     unsynced: Option<Unsynced>,
 }
@@ -94,6 +96,8 @@ impl Served {
             return;
         };
         tracing::error!(error = %e, "sync after a batch of durable writes failed");
+        // None of them may be announced: some may not be durable.
+        self.changes.clear();
         let mut out = u.out;
         let mut fixed = Output::default();
         for ((h, start, end, deferred), outcome) in u.spans.into_iter().zip(&mut self.outcomes) {
@@ -167,6 +171,7 @@ pub fn serve_batch(
     }
     let rest = frames.split_off(spans.len());
     let stream = out.take_stream();
+    let changes = out.take_changes();
     let mut served = Served {
         chunks: Vec::new(),
         rest,
@@ -174,6 +179,7 @@ pub fn serve_batch(
         stream,
         outcomes,
         refused,
+        changes,
         unsynced: None,
     };
     if !spans.iter().any(|s| s.3) {
@@ -298,16 +304,20 @@ fn answer(
             }
             return read(b, h, &key, &r, out);
         }
-        Request::Write(w) => Reply::Write(WriteAck {
-            size: write(b, &key, &w, defer)?,
-        }),
+        Request::Write(w) => {
+            let size = write(b, &key, &w, defer)?;
+            super::watch_changes::written(info, out, &key, &w, size);
+            Reply::Write(WriteAck { size })
+        }
         Request::Remove(r) => {
+            let named = super::watch_changes::before_remove(b, info, &key, &r);
             match remove(b, &key, &r, defer) {
                 // A hinted remove of a key the owner has and this node does not: remembered
                 // here and handed to the owner (`hints.rs`), so it is done, not absent.
                 Err((Status::NotFound, _)) if h.is_hinted() => {}
                 other => other?,
             }
+            super::watch_changes::removed(info, out, &key, &r, named);
             Reply::Removed
         }
         Request::Iterate(r) => return iterate(b, h, &r, out.buf()),
@@ -321,6 +331,13 @@ fn answer(
         }
         Request::RouteList => Reply::RouteList(info.routes_json()),
         Request::List(r) => Reply::List(super::list::list(b, info, &r).map_err(fail)?),
+        // The connection serves subscriptions (`subscriptions.rs`); none reaches a batch.
+        Request::Watch(_) => {
+            return Err((
+                Status::BadRequest,
+                "WATCH is served by the connection".into(),
+            ))
+        }
         Request::RangeDigest(r) => {
             Reply::RangeDigest(crate::cluster::local::range_digest(b, &r).map_err(fail)?)
         }

@@ -56,6 +56,8 @@ pub struct NodeInfo {
     pub quarantine: std::sync::Arc<super::quarantine::Quarantine>,
     /// Asks the cluster shell to leave (`LEAVE`; `None` outside a cluster).
     pub leave: Option<tokio::sync::mpsc::UnboundedSender<LeaveAsk>>,
+    /// Subscriptions (`WATCH`, `subscriptions.rs`).
+    pub watches: std::sync::Arc<super::subscriptions::WatchHub>,
     /// The current route table with its rings, built once per table (`routing`). A leaf
     /// lock, held only to compare and clone.
     routing: parking_lot::Mutex<Option<crate::ring::Routing>>,
@@ -105,6 +107,7 @@ impl NodeInfo {
             repair: None,
             quarantine: std::sync::Arc::default(),
             leave: None,
+            watches: std::sync::Arc::default(),
             routing: parking_lot::Mutex::new(None),
         }
     }
@@ -182,6 +185,7 @@ impl NodeInfo {
                 "replayed": load(&c.hints_replayed),
                 "held": load(&c.hints_held),
             },
+            "watches": self.watches.stat_json(),
             "peak_rss_bytes": peak_rss_bytes(),
             "cpu_secs": cpu_secs(),
             "backend": backend,

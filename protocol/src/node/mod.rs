@@ -27,9 +27,12 @@ mod read_stream;
 mod repairer;
 mod reply_budget;
 mod status_map;
+pub mod subscriptions;
 mod task_error;
 mod timed_stream;
 mod versions;
+mod watch_changes;
+mod watching;
 
 use std::future::Future;
 use std::net::SocketAddr;

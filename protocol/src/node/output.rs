@@ -13,6 +13,8 @@ pub struct Output {
     cur: BytesMut,
     sealed_len: usize,
     stream: Option<ReadStream>,
+    /// Changes clients made that subscriptions want (published once the replies are out).
+    changes: Vec<super::subscriptions::Change>,
 }
 
 impl Output {
@@ -40,6 +42,16 @@ impl Output {
     /// The streamed reply that ends the output, if any.
     pub fn take_stream(&mut self) -> Option<ReadStream> {
         self.stream.take()
+    }
+
+    /// Records a change for the subscriptions (`subscriptions.rs`).
+    pub fn record_change(&mut self, change: super::subscriptions::Change) {
+        self.changes.push(change);
+    }
+
+    /// The changes recorded.
+    pub fn take_changes(&mut self) -> Vec<super::subscriptions::Change> {
+        std::mem::take(&mut self.changes)
     }
 
     /// Appends `bytes` without copying them.

@@ -40,6 +40,9 @@ pub enum Command {
     Auth,
     /// 16 (version 2): one page of the names (or namespaces) the node holds.
     List,
+    /// 17 (version 3): a subscription to the changes of a key or a namespace, answered by
+    /// notification frames until cancelled.
+    Watch,
     /// Any other number (including the reserved 11 JOIN).
     Unknown(u16),
 }
@@ -48,7 +51,7 @@ pub enum Command {
 pub const RESERVED_COMMANDS: [u16; 1] = [11];
 
 /// Every command this version defines, in numeric order.
-pub const ALL_COMMANDS: [Command; 15] = [
+pub const ALL_COMMANDS: [Command; 16] = [
     Command::Ping,
     Command::Handshake,
     Command::Lookup,
@@ -64,6 +67,7 @@ pub const ALL_COMMANDS: [Command; 15] = [
     Command::RangeDigest,
     Command::Auth,
     Command::List,
+    Command::Watch,
 ];
 
 impl Command {
@@ -94,6 +98,7 @@ impl Command {
             Command::RangeDigest => 14,
             Command::Auth => 15,
             Command::List => 16,
+            Command::Watch => 17,
             Command::Unknown(code) => code,
         }
     }
@@ -116,6 +121,7 @@ impl Command {
             Command::RangeDigest => "RANGE_DIGEST",
             Command::Auth => "AUTH",
             Command::List => "LIST",
+            Command::Watch => "WATCH",
             Command::Unknown(_) => "UNKNOWN",
         }
     }
@@ -136,7 +142,7 @@ mod tests {
         let numbers: Vec<u16> = ALL_COMMANDS.iter().map(|c| c.as_u16()).collect();
         assert_eq!(
             numbers,
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17]
         );
         for c in ALL_COMMANDS {
             assert_eq!(Command::from_u16(c.as_u16()), c, "{c}");
@@ -145,7 +151,7 @@ mod tests {
 
     #[test]
     fn zero_reserved_and_large_numbers_are_unknown() {
-        for code in [0, 11, 17, u16::MAX] {
+        for code in [0, 11, 18, u16::MAX] {
             assert_eq!(Command::from_u16(code), Command::Unknown(code));
             assert_eq!(Command::from_u16(code).as_u16(), code);
         }

@@ -392,7 +392,7 @@ mod tests {
         let ok = ping();
         assert_eq!(ok.validate_request(), Ok(()));
         let cases: [(Header, Status); 8] = [
-            (Header { version: 3, ..ok }, Status::UnsupportedVersion),
+            (Header { version: 4, ..ok }, Status::UnsupportedVersion),
             (
                 Header {
                     version: 1,

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 /// The protocol version this crate speaks (and writes in request headers after the
 /// handshake). Version 2 adds authentication (`AUTH`, the `AUTH` handshake feature) and the
-/// request envelope; every frame layout of version 1 is unchanged.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// request envelope; version 3 adds `WATCH`. Every frame layout of version 1 is unchanged.
+pub const PROTOCOL_VERSION: u8 = 3;
 /// Oldest protocol version this crate can speak.
 pub const MIN_PROTOCOL_VERSION: u8 = 1;
 /// Newest protocol version this crate can speak.
-pub const MAX_PROTOCOL_VERSION: u8 = 2;
+pub const MAX_PROTOCOL_VERSION: u8 = 3;
 
 /// Bytes in a frame header.
 pub const HEADER_LEN: usize = 80;

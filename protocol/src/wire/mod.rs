@@ -42,10 +42,10 @@ pub use limits::*;
 pub use payload::{
     AuthOffer, AuthReply, AuthRequest, BulkItem, BulkReadRequest, Durability, Envelope,
     HandshakeReply, HandshakeRequest, IterEntry, IterPosition, IterateEnd, IteratePart,
-    IterateRequest, ListEntry, ListReply, ListRequest, LookupRequest, ObjectName, RangeDigestReply,
-    RangeDigestRequest, ReadRequest, RemoveRequest, ValueMeta, WriteAck, WriteMode, WriteRequest,
-    FEATURE_AUTH, MAX_ENTRIES_PER_PART, MAX_LIST_LIMIT, MAX_OBJECT_NAME_LEN,
-    MAX_RANGE_DIGEST_DEPTH, READ_TO_END,
+    IterateRequest, ListEntry, ListReply, ListRequest, LookupRequest, NoteKind, ObjectName,
+    RangeDigestReply, RangeDigestRequest, ReadRequest, RemoveRequest, ValueMeta, WatchNote,
+    WatchRequest, WriteAck, WriteMode, WriteRequest, FEATURE_AUTH, MAX_ENTRIES_PER_PART,
+    MAX_LIST_LIMIT, MAX_OBJECT_NAME_LEN, MAX_RANGE_DIGEST_DEPTH, READ_TO_END,
 };
 pub use reply::Reply;
 pub use request::{LeaveAsk, Request};

@@ -13,7 +13,7 @@ use super::limits::MAX_REPLY_PART;
 use super::payload::text::{decode_json, decode_message, encode_json, encode_message};
 use super::payload::{
     AuthReply, BulkItem, HandshakeReply, IteratePart, ListReply, RangeDigestReply, ValueMeta,
-    WriteAck,
+    WatchNote, WriteAck,
 };
 use super::request::empty;
 use super::status::Status;
@@ -61,6 +61,11 @@ pub enum Reply {
     Auth(AuthReply),
     /// LIST: a page of names or namespaces.
     List(ListReply),
+    /// WATCH: one notification; `more` until the subscription ends.
+    Watch {
+        note: WatchNote,
+        more: bool,
+    },
 }
 
 impl Reply {
@@ -82,6 +87,7 @@ impl Reply {
             Reply::Leave(_) => Command::Leave,
             Reply::RangeDigest(_) => Command::RangeDigest,
             Reply::List(_) => Command::List,
+            Reply::Watch { .. } => Command::Watch,
             Reply::Auth(_) => Command::Auth,
         })
     }
@@ -97,7 +103,9 @@ impl Reply {
     /// Whether the frame has MORE set.
     pub fn more(&self) -> bool {
         match self {
-            Reply::ReadPart { more, .. } | Reply::BulkItem { more, .. } => *more,
+            Reply::ReadPart { more, .. }
+            | Reply::BulkItem { more, .. }
+            | Reply::Watch { more, .. } => *more,
             Reply::IteratePart(part) => part.end.is_none(),
             _ => false,
         }
@@ -146,6 +154,7 @@ impl Reply {
             | Reply::Leave(json) => encode_json(json, dst)?,
             Reply::RangeDigest(p) => p.encode(dst)?,
             Reply::List(p) => p.encode(dst)?,
+            Reply::Watch { note, .. } => note.encode(dst)?,
             Reply::Auth(p) => p.encode(dst)?,
         }
         Ok(())
@@ -167,7 +176,7 @@ impl Reply {
         if more
             && !matches!(
                 h.command,
-                Command::Read | Command::Iterate | Command::BulkRead
+                Command::Read | Command::Iterate | Command::BulkRead | Command::Watch
             )
         {
             return Err(WireError::BadHeaderField {
@@ -200,6 +209,10 @@ impl Reply {
             Command::RouteList => Reply::RouteList(decode_json(p)?),
             Command::RangeDigest => Reply::RangeDigest(RangeDigestReply::decode(p)?),
             Command::List => Reply::List(ListReply::decode(p)?),
+            Command::Watch => Reply::Watch {
+                note: WatchNote::decode(p)?,
+                more,
+            },
             Command::Auth => Reply::Auth(AuthReply::decode(p)?),
             Command::Unknown(code) => return Err(WireError::UnknownCommand { code }),
         })

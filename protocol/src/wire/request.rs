@@ -8,7 +8,7 @@ use super::frame::{encode_frame, Frame};
 use super::header::Header;
 use super::payload::{
     AuthRequest, BulkReadRequest, HandshakeRequest, IterateRequest, ListRequest, LookupRequest,
-    RangeDigestRequest, ReadRequest, RemoveRequest, WriteRequest,
+    RangeDigestRequest, ReadRequest, RemoveRequest, WatchRequest, WriteRequest,
 };
 use super::KeyId;
 
@@ -38,6 +38,8 @@ pub enum Request {
     Auth(AuthRequest),
     /// LIST (version 2): a page of names or namespaces.
     List(ListRequest),
+    /// WATCH (version 3): subscribe to a key's or a namespace's changes, or cancel.
+    Watch(WatchRequest),
 }
 
 impl Request {
@@ -59,6 +61,7 @@ impl Request {
             Request::RangeDigest(_) => Command::RangeDigest,
             Request::Auth(_) => Command::Auth,
             Request::List(_) => Command::List,
+            Request::Watch(_) => Command::Watch,
         }
     }
 
@@ -113,6 +116,7 @@ impl Request {
             }
             Request::RangeDigest(p) => p.encode(dst),
             Request::List(p) => p.encode(dst),
+            Request::Watch(p) => p.encode(dst),
             Request::Auth(p) => {
                 p.encode(dst);
                 Ok(())
@@ -150,6 +154,7 @@ impl Request {
             Command::Leave => decode_leave(p)?,
             Command::RangeDigest => Request::RangeDigest(RangeDigestRequest::decode(p)?),
             Command::List => Request::List(ListRequest::decode(p)?),
+            Command::Watch => Request::Watch(WatchRequest::decode(p)?),
             Command::Auth => Request::Auth(AuthRequest::decode(p)?),
             Command::Unknown(code) => return Err(WireError::UnknownCommand { code }),
         })

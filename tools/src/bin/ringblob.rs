@@ -18,12 +18,12 @@ use ringblob_backends::names::{Attrs, NameRecord, NAME_COLUMN};
 use ringblob_engine::Key;
 use ringblob_protocol::attrs::{Query, Space, ENTRY_COLUMN};
 use ringblob_protocol::client::{
-    Client, ClientConfig, ClientError, ClientSecurity, PutOptions, Quorum, Target,
+    Client, ClientConfig, ClientError, ClientSecurity, PutOptions, Quorum, Target, WatchTarget,
 };
 use ringblob_protocol::wire::{Durability, LeaveAsk};
 use ringblob_tools::column::{column_label, parse_column};
 use ringblob_tools::progress::Counted;
-use ringblob_tools::{find, ls};
+use ringblob_tools::{find, ls, watch};
 
 /// Talk to a ringblob node.
 #[derive(Parser, Debug)]
@@ -171,6 +171,31 @@ enum Cmd {
         /// What the query cost, as JSON on stderr: overlay, regions, nodes planned and asked
         #[arg(long)]
         explain: bool,
+    },
+    /// Print every write and remove of NAME as it happens (through any node), or with no
+    /// NAME those of the objects of --namespace (optionally only those matching --find),
+    /// until interrupted; a `gap` line says when changes may have been missed (a node
+    /// restarted, ownership moved, the watcher fell behind)
+    Watch {
+        name: Option<String>,
+        /// Only objects whose attributes match this query (e.g. 'camera=x100 year=*';
+        /// namespace watches)
+        #[arg(long, conflicts_with = "name")]
+        find: Option<String>,
+        /// The query is exact (docs/ATTRIBUTES.md)
+        #[arg(long, requires = "find")]
+        exact: bool,
+        /// One JSON object per line: event (write, remove, gap, attached), name, key,
+        /// column, size, timestamp_ns, seq, owner_seq, node, epoch
+        #[arg(long)]
+        json: bool,
+        /// Exit after this many changes
+        #[arg(long)]
+        count: Option<u64>,
+        /// Also changes of the reserved columns (name records 65534, index entries 65533,
+        /// upload records 65535)
+        #[arg(long)]
+        all_columns: bool,
     },
     /// A namespace's attribute space: the overlays (queryable properties and their
     /// weights) and fallback that place its index entries (docs/ATTRIBUTES.md)
@@ -706,6 +731,37 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(find::run(&ctx.client, ask, show).await?)
         }
         Cmd::Space { cmd } => space_cmd(&ctx, cmd).await,
+        Cmd::Watch {
+            name,
+            find: query,
+            exact,
+            json,
+            count,
+            all_columns,
+        } => {
+            let target = match &name {
+                Some(n) => WatchTarget::Key(ctx.key(n)),
+                None => {
+                    let query = query.unwrap_or_default();
+                    let words: Vec<&str> = query.split_whitespace().collect();
+                    if !words.is_empty() {
+                        Query::parse(&words, exact).map_err(|e| Failure(1, e.to_string()))?;
+                    }
+                    WatchTarget::Namespace {
+                        namespace: ctx.namespace.clone(),
+                        query,
+                        exact,
+                    }
+                }
+            };
+            let group = ctx.groups.first().copied().unwrap_or(0);
+            let show = watch::Show {
+                json,
+                all_columns,
+                count,
+            };
+            Ok(watch::run(&ctx.client, target, name.as_deref(), group, show).await?)
+        }
         Cmd::Stat => stat(&ctx).await,
         Cmd::Routes { json } => routes(&ctx, json).await,
         Cmd::Reclaim { grace_secs } => reclaim(&ctx, config, grace_secs).await,

@@ -120,6 +120,11 @@ fn request_for(cmd: Command) -> Request {
             limit: 10,
             ..Default::default()
         }),
+        // A cancel of nothing: answered at once (NOT_FOUND) to whoever may watch.
+        Command::Watch => Request::Watch(ringblob_protocol::wire::WatchRequest {
+            cancel: Some(999),
+            ..Default::default()
+        }),
         Command::Unknown(n) => panic!("no request for command {n}"),
     }
 }
@@ -129,7 +134,7 @@ fn request_for(cmd: Command) -> Request {
 fn allowed(role: Option<&str>, cmd: Command) -> bool {
     use Command::*;
     let free = [Ping, Handshake, Auth];
-    let read = [Lookup, Read, Iterate, BulkRead, RouteList, List];
+    let read = [Lookup, Read, Iterate, BulkRead, RouteList, List, Watch];
     let write = [Write, Remove];
     free.contains(&cmd)
         || match role {

@@ -12,6 +12,7 @@ mod listing;
 mod member;
 mod secured;
 mod versions;
+mod watching;
 
 use std::time::{Duration, Instant};
 

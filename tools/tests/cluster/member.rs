@@ -122,6 +122,11 @@ impl Member {
         self.child = Some(child);
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     /// Waits up to `limit` for the process to exit on its own; its exit code if it did.
     pub fn exited_within(&mut self, limit: Duration) -> Option<i32> {
         let deadline = std::time::Instant::now() + limit;

@@ -89,6 +89,17 @@ fn check_namespace(
     match h.command {
         Command::Lookup | Command::Read | Command::Write | Command::Remove => {}
         Command::List => return check_list_namespace(who, allowed, frame),
+        Command::Watch => match watched_namespace(frame)? {
+            // A key watch is judged as a read of the key (its envelope's namespace).
+            None => {}
+            Some(ns) if allowed.contains(&ns) => return Ok(()),
+            Some(ns) => {
+                return Err(unauthorized(format!(
+                    "{}; namespace {ns:?} is not one of them",
+                    limited()
+                )))
+            }
+        },
         Command::Iterate | Command::BulkRead | Command::RangeDigest => {
             return Err(unauthorized(format!(
                 "{}; {} reaches keys of every namespace and is refused to it",
@@ -136,6 +147,17 @@ fn check_list_namespace(who: &Identity, allowed: &[String], frame: &Frame) -> Re
         )));
     }
     Ok(())
+}
+
+/// The namespace a WATCH subscribes to (`None`: a key, or a cancel).
+fn watched_namespace(frame: &Frame) -> Result<Option<String>, Denied> {
+    let req = strip_envelope(frame.clone())
+        .and_then(|f| crate::wire::WatchRequest::decode(&f.payload))
+        .map_err(|e| Denied {
+            status: e.status(),
+            message: e.to_string(),
+        })?;
+    Ok(req.namespace.filter(|_| req.cancel.is_none()))
 }
 
 /// The frame without its envelope (what the dispatcher decodes).

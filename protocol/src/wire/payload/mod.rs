@@ -14,6 +14,7 @@ pub mod range_digest;
 pub mod read;
 pub mod remove;
 pub mod text;
+pub mod watch;
 pub mod write;
 #[cfg(test)]
 mod write_tests;
@@ -32,4 +33,5 @@ pub use meta::ValueMeta;
 pub use range_digest::{RangeDigestReply, RangeDigestRequest, MAX_RANGE_DIGEST_DEPTH};
 pub use read::{ReadRequest, READ_TO_END};
 pub use remove::RemoveRequest;
+pub use watch::{NoteKind, WatchNote, WatchRequest};
 pub use write::{Durability, WriteAck, WriteMode, WriteRequest};
