@@ -19,7 +19,7 @@ use ringblob_protocol::client::{Client, FindAsk, PutOptions, Target};
 use ringblob_protocol::ring::RouteTable;
 
 use super::member::{self, Member};
-use super::{client, converge, json, movement_done};
+use super::{client, json};
 
 const NS: &str = "found";
 const PROPERTIES: usize = 8;
@@ -249,8 +249,8 @@ fn queries_match_a_brute_force_scan_and_ask_only_the_planned_nodes() {
     let mut rng = Rng(0x005e_ed0f_a77e);
     let truth = rt.block_on(async {
         let all: Vec<&Member> = members.iter().collect();
-        converge(&all, 12).await;
-        movement_done(&all).await;
+        // Every node with the same, balanced ring: no write bounces between two views.
+        super::settled(&all).await;
         let c = std::sync::Arc::new(client(&seed).await.in_group(1));
         let space = Space::from_json(SPACE).unwrap_or_else(|e| panic!("{e}"));
         let set = c
@@ -318,7 +318,7 @@ fn queries_match_a_brute_force_scan_and_ask_only_the_planned_nodes() {
             .chain([&joined])
             .filter(|m| m.addr != drained)
             .collect();
-        movement_done(&staying).await;
+        super::settled(&staying).await;
         let c = client(&seed).await.in_group(1);
         // The names listed are those written and not removed.
         let listed = c
