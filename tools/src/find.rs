@@ -49,6 +49,7 @@ pub async fn run(client: &Client, ask: Ask, show: Show) -> Result<(), ClientErro
                 after,
                 limit: left.min(MAX_FIND_LIMIT as u64) as usize,
                 groups: ask.groups.clone(),
+                scan: false,
             })
             .await?;
         let mut lock = out.lock();

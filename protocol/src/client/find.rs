@@ -53,6 +53,9 @@ pub struct FindAsk {
     pub limit: usize,
     /// Groups to try, in order (empty: the client's own first, then the others).
     pub groups: Vec<u32>,
+    /// Ask every node for every entry of the chosen overlay instead of the planned regions
+    /// (a scatter-gather scan: what benchmarks compare the plan with).
+    pub scan: bool,
 }
 
 /// An object a query found.
@@ -304,8 +307,11 @@ impl Client {
             )));
         }
         let space = self.attribute_space(&ask.namespace).await?;
-        let plan = plan(&space, &Sha256Hasher, &ask.query)
+        let mut plan = plan(&space, &Sha256Hasher, &ask.query)
             .map_err(|e| ClientError::Input(e.to_string()))?;
+        if ask.scan {
+            plan.runs = vec![(0, plan.total - 1)];
+        }
         let table = self.route_table().await?;
         let mut last_error = None;
         for group in super::listing::groups_to_try(&table, &ask.groups, self.config.group) {

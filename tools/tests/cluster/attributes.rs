@@ -97,6 +97,7 @@ async fn find_all(c: &Client, words: &[String], exact: bool) -> (BTreeSet<String
         after: None,
         limit: 250,
         groups: vec![1],
+        scan: false,
     };
     let mut names = BTreeSet::new();
     let mut asked = 0;

@@ -108,7 +108,8 @@ fn request(plan: &Plan, i: u64, value: &Bytes) -> Request {
         | RemoteWorkload::Forwarding
         | RemoteWorkload::Rebalance
         | RemoteWorkload::BigValues
-        | RemoteWorkload::HugeObject => false,
+        | RemoteWorkload::HugeObject
+        | RemoteWorkload::Find => false,
         RemoteWorkload::Mixed => i.is_multiple_of(2),
     };
     if put {

@@ -10,6 +10,7 @@
 mod big_values;
 mod cluster;
 mod conn;
+mod find;
 mod forwarding;
 mod huge_object;
 mod latency;
@@ -53,6 +54,11 @@ pub enum RemoteWorkload {
     /// CLI (put from a pipe, the last MiB, a whole get), checking every byte; reports the
     /// CLI's peak RSS and throughput of each step [default: 20 GiB]. Ignores `--addr`.
     HugeObject,
+    /// Starts `--nodes` nodes in one group, writes `--keys` objects with 4 to 6 random
+    /// attributes, then times queries with 1, 2 and 3 fixed properties planned against a
+    /// scan of every node (`--rounds` of each) and the delay of `--notes` notifications
+    /// [default: 12 nodes, 100,000 objects]. Ignores `--addr`.
+    Find,
 }
 
 impl RemoteWorkload {
@@ -64,6 +70,7 @@ impl RemoteWorkload {
             RemoteWorkload::Rebalance => (4096, 64 << 10),
             RemoteWorkload::BigValues => (8, 2 << 30),
             RemoteWorkload::HugeObject => (1, 20 << 30),
+            RemoteWorkload::Find => (100_000, 16),
         }
     }
 }
@@ -123,6 +130,12 @@ pub struct RemoteArgs {
     /// own default is 64).
     #[arg(long, default_value_t = 0)]
     pub rebalance_mb_per_sec: u64,
+    /// find: nodes in the cluster.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(2..=64))]
+    pub nodes: u32,
+    /// find: writes timed for notification latency.
+    #[arg(long, default_value_t = 1000)]
+    pub notes: u32,
     #[command(flatten)]
     pub security: crate::client_args::SecurityArgs,
 }
@@ -197,6 +210,15 @@ pub fn run_remote(args: &RemoteArgs) -> Result<()> {
             }
             RemoteWorkload::HugeObject => {
                 let row = huge_object::run(&cluster()?, load.value_size as u64).await?;
+                print_cluster_row(args, &row)
+            }
+            RemoteWorkload::Find => {
+                let b = find::FindBench {
+                    nodes: args.nodes,
+                    rounds: args.rounds,
+                    notes: args.notes,
+                };
+                let row = find::run(&cluster()?, &b).await?;
                 print_cluster_row(args, &row)
             }
             w => {
