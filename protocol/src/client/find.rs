@@ -368,8 +368,9 @@ impl Scan<'_> {
         cost.group_nodes = ring.nodes().len();
         let mut asked = BTreeSet::new();
         let mut hits = Vec::new();
-        let mut scans = futures_util::stream::iter(pieces.iter().map(|p| self.scan_piece(p)))
-            .buffered(PIECES_AT_ONCE);
+        // Collected first: a stream holding the closure is not `Send` for every lifetime.
+        let scans: Vec<_> = pieces.iter().map(|p| self.scan_piece(p)).collect();
+        let mut scans = futures_util::stream::iter(scans).buffered(PIECES_AT_ONCE);
         let mut index = 0;
         while let Some(scan) = scans.next().await {
             asked.insert(pieces[index].node);

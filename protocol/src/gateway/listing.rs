@@ -1,6 +1,8 @@
 //! JSON listings: `GET /` (the namespaces) and `GET /{namespace}/` (its names, in byte order,
 //! `?prefix=`, `?after=` to continue, `?limit=` up to 1000), merged across the cluster like
-//! `ringblob ls` (`Client::list`).
+//! `ringblob ls` (`Client::list`); and `GET /{namespace}/?find=QUERY` (objects whose
+//! attributes match, `?exact=1`, `?after=` the token, `?limit=` up to 1000), like
+//! `ringblob find` (`Client::find`, `docs/ATTRIBUTES.md`).
 
 use std::sync::Arc;
 
@@ -22,6 +24,10 @@ pub struct ListQuery {
     prefix: Option<String>,
     after: Option<String>,
     limit: Option<u32>,
+    /// A query on attributes (terms separated by spaces): a find, not a listing.
+    find: Option<String>,
+    /// `1` or `true`: the query is exact.
+    exact: Option<String>,
 }
 
 pub async fn namespaces(
@@ -49,6 +55,9 @@ pub async fn names(
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(words) = q.find.clone() {
+        return find(&gw, &headers, peer, namespace, (words, q)).await;
+    }
     let req = ListRequest {
         namespace,
         prefix: Bytes::from(q.prefix.unwrap_or_default()),
@@ -68,6 +77,77 @@ pub async fn names(
         })
     })
     .await
+}
+
+/// One page of a query on attributes: `{"objects": [...], "next": token|null, "cost": {...}}`.
+async fn find(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    peer: PeerAddr,
+    namespace: String,
+    (words, q): (String, ListQuery),
+) -> Response {
+    let exact = matches!(q.exact.as_deref(), Some("1" | "true"));
+    let terms: Vec<&str> = words.split_whitespace().collect();
+    let query = match crate::attrs::Query::parse(&terms, exact) {
+        Ok(query) => query,
+        Err(e) => return plain(StatusCode::BAD_REQUEST, e),
+    };
+    let after = match q.after.as_deref().map(crate::ring::RingId::from_hex) {
+        None => None,
+        Some(Ok(id)) => Some(id.0),
+        Some(Err(e)) => return plain(StatusCode::BAD_REQUEST, format!("after: {e}")),
+    };
+    let (client, _) = match gw.client_for(headers, peer.0.ip()).await {
+        Ok(c) => c,
+        Err(refused) => return refused,
+    };
+    let ask = crate::client::FindAsk {
+        namespace,
+        query,
+        after,
+        limit: q.limit.unwrap_or(MAX_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT) as usize,
+        groups: Vec::new(),
+        scan: false,
+    };
+    match client.find(&ask).await {
+        Ok(page) => {
+            let objects: Vec<_> = page.hits.iter().map(found).collect();
+            let next = page.next.map(|k| crate::ring::RingId(k).to_hex());
+            let body = json!({ "objects": objects, "next": next, "cost": page.cost });
+            (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                format!("{body}\n"),
+            )
+                .into_response()
+        }
+        Err(crate::client::ClientError::Input(m)) => plain(StatusCode::BAD_REQUEST, m),
+        Err(e) if e.status().is_some() => failure(&e),
+        Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+/// One object a find returned, as JSON.
+fn found(hit: &crate::client::FindHit) -> serde_json::Value {
+    let attrs: serde_json::Map<String, serde_json::Value> = hit
+        .attrs
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                ringblob_backends::names::AttrValue::Str(s) => json!(s),
+                ringblob_backends::names::AttrValue::Int(n) => json!(n),
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    json!({
+        "name": String::from_utf8_lossy(&hit.name),
+        "attrs": attrs,
+        "size": hit.record.size,
+        "etag": hit.record.etag,
+        "content_type": hit.record.content_type,
+    })
 }
 
 async fn list(

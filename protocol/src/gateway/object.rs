@@ -422,6 +422,19 @@ fn durability(q: &ObjectQuery) -> Result<Durability, Refusal> {
     }
 }
 
+/// The attributes user metadata gives an object (`docs/ATTRIBUTES.md` §1): every pair whose
+/// name and value are a valid attribute (the first 32), typed as the CLI types values.
+pub(crate) fn attrs_of_meta(meta: &[(String, String)]) -> ringblob_backends::names::Attrs {
+    use ringblob_backends::names::{attrs::MAX_ATTRS, AttrValue, Attrs};
+    let mut attrs = Attrs::new();
+    for (k, v) in meta {
+        if attrs.len() < MAX_ATTRS {
+            let _ = attrs.insert(k, AttrValue::parse(v));
+        }
+    }
+    attrs
+}
+
 /// The user metadata of a PUT's `x-amz-meta-*` headers (names lower case), bounded.
 pub(crate) fn user_meta(h: &HeaderMap) -> Result<Vec<(String, String)>, Refusal> {
     let mut meta = Vec::new();
@@ -523,6 +536,7 @@ pub async fn put(
         let record = NameRecord {
             content_type: content_type.to_string(),
             etag: etag.clone(),
+            attrs: attrs_of_meta(&meta),
             user_meta: meta,
             ..NameRecord::new(ns, name.into_bytes(), size)
         };

@@ -255,6 +255,15 @@ pub async fn put_name_record(
     let bytes = record
         .encode()
         .map_err(|e| ClientError::Input(format!("name record: {e}")))?;
+    // Attributes: their index entries first, in every group (docs/ATTRIBUTES.md §5); those
+    // of the attributes this record replaces die with the old record.
+    if !record.attrs.is_empty() {
+        let space = client.attribute_space(&record.namespace).await?;
+        for (key, entry) in Client::index_entries(record, &space) {
+            let column = crate::attrs::ENTRY_COLUMN;
+            put_small(client, (&Target::Id(key), column), entry, o, groups).await?;
+        }
+    }
     let target = Target::named(&record.namespace, record.name.clone());
     let column = ringblob_backends::names::NAME_COLUMN;
     put_small(client, (&target, column), Bytes::from(bytes), o, groups).await

@@ -118,14 +118,20 @@ pub async fn record(
     let record = NameRecord {
         content_type,
         etag,
+        attrs: crate::gateway::object::attrs_of_meta(&meta),
         user_meta: meta,
         ..NameRecord::new(bucket, key.as_bytes().to_vec(), size)
     };
+    let failed = |e: ClientError| S3Error::from_client(&e);
+    if record.attrs.is_empty() {
+        return client.put_name_record(&record, o).await.map(|_| ()).map_err(failed);
+    }
+    let space = client.attribute_space(bucket).await.map_err(failed)?;
     client
-        .put_name_record(&record, o)
+        .put_record_indexed(&record, None, &space, o)
         .await
         .map(|_| ())
-        .map_err(|e| S3Error::from_client(&e))
+        .map_err(failed)
 }
 
 /// What describes a stored object: content type, user metadata, and the number of parts
@@ -177,6 +183,7 @@ pub async fn store(
     let record = NameRecord {
         content_type: d.content_type,
         etag: etag.clone(),
+        attrs: crate::gateway::object::attrs_of_meta(&d.meta),
         user_meta: d.meta,
         ..NameRecord::new(&ask.bucket, key.as_bytes().to_vec(), size)
     };
