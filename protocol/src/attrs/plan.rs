@@ -14,7 +14,7 @@ use crate::wire::KeyId;
 
 /// Most runs of regions one conjunction is planned as: past it, the planner widens the last
 /// fixed dimensions to whole ones (asking more regions, never fewer).
-pub const MAX_RUNS: usize = 4096;
+pub const MAX_RUNS: usize = 1024;
 
 /// The coordinates a conjunction allows in one dimension.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,7 +40,7 @@ pub const MAX_FIND_LIMIT: usize = 10_000;
 /// Entries fetched per `BULK_READ`.
 const BULK: usize = 256;
 /// Range pieces asked at once.
-const PIECES_AT_ONCE: usize = 4;
+const PIECES_AT_ONCE: usize = 32;
 
 /// One page of a query.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -124,7 +124,11 @@ pub async fn record(
     };
     let failed = |e: ClientError| S3Error::from_client(&e);
     if record.attrs.is_empty() {
-        return client.put_name_record(&record, o).await.map(|_| ()).map_err(failed);
+        return client
+            .put_name_record(&record, o)
+            .await
+            .map(|_| ())
+            .map_err(failed);
     }
     let space = client.attribute_space(bucket).await.map_err(failed)?;
     client

@@ -18,6 +18,7 @@ use ringblob_protocol::attrs::{Query, Space};
 use ringblob_protocol::client::{
     Client, ClientConfig, FindAsk, PutOptions, Target, WatchEvent, WatchTarget,
 };
+use ringblob_protocol::wire::Status;
 use serde_json::{json, Value};
 
 use super::cluster::{self, GROUP};
@@ -103,9 +104,7 @@ pub async fn run(s: &ClusterSetup, b: &FindBench) -> Result<Value> {
     let seed = nodes[0].addr.clone();
     let addrs: Vec<&str> = nodes.iter().map(|n| n.addr.as_str()).collect();
     cluster::converged(&addrs, nodes.len(), Duration::from_secs(120)).await?;
-    cluster::movement_done(&addrs, Duration::from_secs(120)).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    cluster::movement_done(&addrs, Duration::from_secs(120)).await?;
+    settled(&addrs).await?;
 
     let c = Arc::new(connect(&seed).await?.in_group(GROUP));
     let space = Space::from_json(SPACE).map_err(|e| anyhow!("{e}"))?;
@@ -134,6 +133,46 @@ pub async fn run(s: &ClusterSetup, b: &FindBench) -> Result<Value> {
     }))
 }
 
+/// Waits until every node has the same ring IDs for every node, nothing is moving, and that
+/// stays so for 3 s (a write would otherwise bounce between two views of the ring).
+async fn settled(addrs: &[&str]) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut stable_since: Option<(Instant, Vec<String>)> = None;
+    loop {
+        let mut views = Vec::new();
+        let mut balanced = true;
+        for a in addrs {
+            let t = cluster::routes(a).await?;
+            let rings = t.rings();
+            balanced &= rings
+                .values()
+                .all(|r| ringblob_protocol::cluster::rebalancer(&r.shares()).is_none());
+            let mut ids: Vec<String> = t
+                .nodes
+                .iter()
+                .map(|n| format!("{}{:?}", n.name, n.ids))
+                .collect();
+            ids.sort();
+            views.push(ids);
+        }
+        let same = balanced && views.windows(2).all(|w| w[0] == w[1]);
+        cluster::movement_done(addrs, Duration::from_secs(120)).await?;
+        match (&stable_since, same) {
+            (Some((t, v)), true) if *v == views[0] => {
+                if t.elapsed() > Duration::from_secs(3) {
+                    return Ok(());
+                }
+            }
+            (_, true) => stable_since = Some((Instant::now(), views[0].clone())),
+            (_, false) => stable_since = None,
+        }
+        if Instant::now() > deadline {
+            bail!("the cluster's rings never settled");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 async fn connect(addr: &str) -> Result<Client> {
     Client::connect(addr, config())
         .await
@@ -158,17 +197,27 @@ async fn load(c: &Arc<Client>, space: &Space, n: u64) -> Result<Vec<(String, Att
         tasks.spawn(async move {
             let o = PutOptions::default();
             let value = Bytes::from(format!("object {i}"));
-            c.put_column(Target::named(NS, name.clone()), 0, value, o)
-                .await
-                .map_err(|e| anyhow!("{name}: {e}"))?;
             let record = NameRecord {
                 attrs: a,
                 ..NameRecord::new(NS, name.clone().into_bytes(), 16)
             };
-            c.put_record_indexed(&record, None, &space, o)
-                .await
-                .map_err(|e| anyhow!("{name}: {e}"))?;
-            Ok::<(), anyhow::Error>(())
+            // A write that bounced between two views of a ring still settling is sent again.
+            let mut tries = 0;
+            loop {
+                let put = async {
+                    c.put_column(Target::named(NS, name.clone()), 0, value.clone(), o)
+                        .await?;
+                    c.put_record_indexed(&record, None, &space, o).await
+                };
+                match put.await {
+                    Ok(_) => return Ok::<(), anyhow::Error>(()),
+                    Err(e) if tries < 20 && e.status() == Some(Status::TooManyHops) => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => bail!("{name}: {e}"),
+                }
+            }
         });
     }
     while let Some(done) = tasks.join_next().await {
@@ -188,6 +237,7 @@ async fn shape(
     let (mut planned, mut scanned) = (Latencies::default(), Latencies::default());
     let (mut asked, mut group_nodes, mut found) = (0u64, 0u64, 0u64);
     let mut regions = (0u64, 0u64);
+    let mut each = Vec::new();
     for round in 0..b.rounds {
         let mut props = BTreeSet::new();
         while props.len() < fixed {
@@ -219,6 +269,7 @@ async fn shape(
         }
         planned.record(p_us);
         scanned.record(s_us);
+        each.push(json!({"query": words.join(" "), "found": want, "planned_us": p_us, "scan_us": s_us, "nodes_asked": p.1}));
         asked += p.1;
         group_nodes += p.2;
         found += want as u64;
@@ -238,6 +289,7 @@ async fn shape(
         "scan_p99_us": scanned.percentile(99.0),
         "scan_over_planned_p50": f64::from(scanned.percentile(50.0))
             / f64::from(planned.percentile(50.0).max(1)),
+        "each": each,
     }))
 }
 
