@@ -1,5 +1,6 @@
 //! Feeds arbitrary bytes to the object record decoders (docs/OBJECTS.md): the manifest, the
-//! upload record and the name record. Any `Err` is fine; a panic is a bug, and so is a decoded record that
+//! upload record, the name record (with its attributes) and the attribute index entry
+//! (docs/ATTRIBUTES.md). Any `Err` is fine; a panic is a bug, and so is a decoded record that
 //! does not re-encode to the very bytes it came from.
 //!
 //! Input: byte 0 picks the decoder; the rest is its input.
@@ -8,13 +9,22 @@
 
 use libfuzzer_sys::fuzz_target;
 use ringblob_backends::names::NameRecord;
+use ringblob_protocol::attrs::Entry;
 use ringblob_protocol::client::object::{Manifest, UploadRecord};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, body)) = data.split_first() else {
         return;
     };
-    if mode % 3 == 2 {
+    if mode % 4 == 3 {
+        if let Ok(e) = Entry::decode(body) {
+            assert_eq!(
+                &e.encode()[..],
+                body,
+                "an index entry re-encodes to its bytes"
+            );
+        }
+    } else if mode % 4 == 2 {
         if let Ok(r) = NameRecord::decode(body) {
             assert_eq!(
                 r.encode().ok().as_deref(),
@@ -22,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
                 "a name record re-encodes to its bytes"
             );
         }
-    } else if mode % 3 == 0 {
+    } else if mode % 4 == 0 {
         if let Ok(m) = Manifest::decode(body) {
             assert_eq!(&m.encode()[..], body, "a manifest re-encodes to its bytes");
             assert!(m.chunk_crcs.len() as u64 == Manifest::chunks_for(m.size, m.chunk_size));

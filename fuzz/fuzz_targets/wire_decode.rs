@@ -126,6 +126,8 @@ fn payload_decoders(p: &Bytes) {
     let _ = BulkItem::decode(p);
     let _ = ListRequest::decode(p);
     let _ = ListReply::decode(p);
+    let _ = WatchRequest::decode(p);
+    let _ = WatchNote::decode(p);
     let _ = decode_message(p);
     let _ = decode_json(p);
     let _ = check_frame(p);
