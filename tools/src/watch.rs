@@ -49,14 +49,18 @@ pub async fn run(
                 reason,
                 missed,
             } => gap_line(&node, &reason, missed, show.json),
+            // On stderr: stdout carries changes and gaps only.
             WatchEvent::Attached { node, epoch } if !show.json => {
                 eprintln!("watching through {node} (start {epoch:016x})");
                 continue;
             }
-            WatchEvent::Attached { node, epoch } => serde_json::json!({
-                "event": "attached", "node": node, "epoch": format!("{epoch:016x}"),
-            })
-            .to_string(),
+            WatchEvent::Attached { node, epoch } => {
+                let line = serde_json::json!({
+                    "event": "attached", "node": node, "epoch": format!("{epoch:016x}"),
+                });
+                eprintln!("{line}");
+                continue;
+            }
         };
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}")

@@ -182,7 +182,7 @@ impl Client {
         let new = self.put_entries(record, space, o).await?;
         let version = self.put_name_record(record, o).await?;
         if let Some(old) = previous {
-            let stale = placements(space, &Sha256Hasher, &old.namespace, &old.name, &old.attrs);
+            let stale = placed(old, space);
             for (_, key) in stale.into_iter().filter(|p| !new.contains(p)) {
                 self.remove_entry(key, o.durability).await?;
             }
@@ -193,14 +193,7 @@ impl Client {
     /// `record`'s index entries under `space`: (entry key, encoded entry) for every overlay
     /// that indexes it (none without attributes). Write them before the record.
     pub fn index_entries(record: &NameRecord, space: &Space) -> Vec<(KeyId, Bytes)> {
-        let placed = placements(
-            space,
-            &Sha256Hasher,
-            &record.namespace,
-            &record.name,
-            &record.attrs,
-        );
-        placed
+        placed(record, space)
             .into_iter()
             .map(|(overlay, key)| {
                 let entry = Entry {
@@ -225,13 +218,7 @@ impl Client {
         for (key, bytes) in Client::index_entries(record, space) {
             self.put_column(key, ENTRY_COLUMN, bytes, o).await?;
         }
-        Ok(placements(
-            space,
-            &Sha256Hasher,
-            &record.namespace,
-            &record.name,
-            &record.attrs,
-        ))
+        Ok(placed(record, space))
     }
 
     /// Removes the index entries of `record` (after its object was removed).
@@ -241,14 +228,7 @@ impl Client {
         space: &Space,
         d: Durability,
     ) -> Result<()> {
-        let placed = placements(
-            space,
-            &Sha256Hasher,
-            &record.namespace,
-            &record.name,
-            &record.attrs,
-        );
-        for (_, key) in placed {
+        for (_, key) in placed(record, space) {
             self.remove_entry(key, d).await?;
         }
         Ok(())
@@ -286,7 +266,7 @@ impl Client {
                     continue;
                 }
                 let new = self.put_entries(&record, space, o).await?;
-                let stale = placements(old, &Sha256Hasher, namespace, &record.name, &record.attrs);
+                let stale = placed(&record, old);
                 for (_, key) in stale.into_iter().filter(|p| !new.contains(p)) {
                     self.remove_entry(key, o.durability).await?;
                 }
@@ -344,6 +324,13 @@ impl Client {
         }
         Err(last_error.unwrap_or_else(|| ClientError::Unexpected("no group to ask".into())))
     }
+}
+
+/// Where `record`'s index entries go under `space`: (overlay, entry key) for each overlay
+/// indexing it.
+fn placed(record: &NameRecord, space: &Space) -> Vec<(u16, KeyId)> {
+    let (ns, name) = (&record.namespace, &record.name);
+    placements(space, &Sha256Hasher, ns, name, &record.attrs)
 }
 
 /// Where a namespace's space is stored.

@@ -185,8 +185,8 @@ enum Cmd {
         /// The query is exact (docs/ATTRIBUTES.md)
         #[arg(long, requires = "find")]
         exact: bool,
-        /// One JSON object per line: event (write, remove, gap, attached), name, key,
-        /// column, size, timestamp_ns, seq, owner_seq, node, epoch
+        /// One JSON object per line: event (write, remove, gap), name, key, column, size,
+        /// timestamp_ns, seq, owner_seq, node, epoch (and `attached` events on stderr)
         #[arg(long)]
         json: bool,
         /// Exit after this many changes
