@@ -348,7 +348,19 @@ impl Scan<'_> {
     ) -> Result<FindPage> {
         let rings = table.rings();
         let ring = rings.get(&self.group).cloned().unwrap_or_default();
-        let pieces = pieces(table, &ring, ranges, self.ask.after);
+        let mut pieces = pieces(table, &ring, ranges, self.ask.after);
+        // A draining node still holds what it has not handed over: its old ranges are asked
+        // of it too (only while one drains), and what both hold is listed once.
+        if let Some(with_leaving) = leaving_ring(table, self.group) {
+            let extra = pieces_where(table, &with_leaving, ranges, self.ask.after, |ix| {
+                table
+                    .nodes
+                    .get(ix.0 as usize)
+                    .is_some_and(|n| !n.alive && n.leaving)
+            });
+            pieces.extend(extra);
+            pieces.sort_by(|a, b| (a.from, a.node).cmp(&(b.from, b.node)));
+        }
         cost.ranges = ranges.len();
         cost.pieces = pieces.len();
         cost.planned_nodes = pieces.iter().map(|p| p.node).collect::<BTreeSet<_>>().len();
@@ -359,14 +371,29 @@ impl Scan<'_> {
         let scans: Vec<_> = pieces.iter().map(|p| self.scan_piece(p)).collect();
         let mut scans = futures_util::stream::iter(scans).buffered(PIECES_AT_ONCE);
         let mut index = 0;
+        // Everything up to `bound` was read from every piece that covers it.
+        let mut bound: Option<KeyId> = None;
         while let Some(scan) = scans.next().await {
             asked.insert(pieces[index].node);
             index += 1;
             let scan = scan?;
+            if !scan.complete {
+                let last = scan.hits.last().map(|h| h.entry_key);
+                bound = min_key(bound, last);
+            }
             hits.extend(scan.hits);
-            if hits.len() >= self.ask.limit || !scan.complete {
+            if hits.len() >= self.ask.limit || bound.is_some() {
                 break;
             }
+        }
+        if let Some(next) = pieces.get(index) {
+            // Stopped early: a piece not read yet may cover keys from its start on.
+            bound = min_key(bound, prev_key(&next.from).or(Some([0; 32])));
+        }
+        hits.sort_by(|a, b| a.entry_key.cmp(&b.entry_key));
+        hits.dedup_by(|a, b| a.entry_key == b.entry_key);
+        if let Some(b) = bound {
+            hits.retain(|h| h.entry_key <= b);
         }
         // Pieces started ahead were asked too.
         asked.extend(
@@ -377,11 +404,14 @@ impl Scan<'_> {
                 .map(|p| p.node),
         );
         cost.asked_nodes = asked.len();
-        let full = hits.len() >= self.ask.limit;
-        hits.truncate(self.ask.limit);
-        let next = match full {
-            true => hits.last().map(|h| h.entry_key),
-            false => None,
+        let next = match (hits.len() >= self.ask.limit, bound) {
+            (true, _) => {
+                hits.truncate(self.ask.limit);
+                hits.last().map(|h| h.entry_key)
+            }
+            // Fewer than a page up to the bound: go on after it.
+            (false, Some(b)) => Some(b),
+            (false, None) => None,
         };
         Ok(FindPage {
             hits,
@@ -510,6 +540,59 @@ fn pieces(
     ranges: &[(KeyId, KeyId)],
     after: Option<KeyId>,
 ) -> Vec<Piece> {
+    pieces_where(table, ring, ranges, after, |_| true)
+}
+
+/// The ring of `group` with its leaving nodes' IDs too, if one of its nodes is leaving.
+fn leaving_ring(table: &RouteTable, group: u32) -> Option<GroupRing> {
+    let of_group = |n: &&crate::ring::RouteNode| n.group == group;
+    if !table
+        .nodes
+        .iter()
+        .filter(of_group)
+        .any(|n| !n.alive && n.leaving)
+    {
+        return None;
+    }
+    let held = table
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.group == group && n.reachable());
+    Some(GroupRing::new(
+        held.map(|(i, n)| (NodeIx(i as u32), n.ids.clone())),
+    ))
+}
+
+/// The smaller of two optional keys (`None` is no bound).
+fn min_key(a: Option<KeyId>, b: Option<KeyId>) -> Option<KeyId> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// The key before `key`, or `None` at 0.
+fn prev_key(key: &KeyId) -> Option<KeyId> {
+    let mut prev = *key;
+    for b in prev.iter_mut().rev() {
+        let (v, borrow) = b.overflowing_sub(1);
+        *b = v;
+        if !borrow {
+            return Some(prev);
+        }
+    }
+    None
+}
+
+/// [`pieces`] of the nodes for which `keep` is true.
+fn pieces_where(
+    table: &RouteTable,
+    ring: &GroupRing,
+    ranges: &[(KeyId, KeyId)],
+    after: Option<KeyId>,
+    keep: impl Fn(NodeIx) -> bool,
+) -> Vec<Piece> {
     let start = after.and_then(|a| next_key(&a));
     if after.is_some() && start.is_none() {
         return Vec::new();
@@ -521,7 +604,7 @@ fn pieces(
             Some(s) if s > *from => s,
             _ => *from,
         };
-        for (node, a, b) in ring.split(from, *to) {
+        for (node, a, b) in ring.split(from, *to).into_iter().filter(|p| keep(p.0)) {
             match out.last_mut() {
                 // One node's neighbouring pieces are asked as one.
                 Some(last) if last.node == node && next_key(&last.to) == Some(a) => last.to = b,
