@@ -624,3 +624,58 @@ fn pieces_where(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    fn id(first: u8) -> String {
+        format!("{first:02x}{}", "00".repeat(31))
+    }
+
+    #[test]
+    fn keys_step_back_and_forth() {
+        let k = [0, 0, 1, 0]
+            .iter()
+            .chain([0u8; 28].iter())
+            .copied()
+            .collect::<Vec<u8>>();
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&k);
+        let prev = prev_key(&key).unwrap_or_default();
+        assert_eq!(&prev[..4], &[0, 0, 0, 0xff]);
+        assert_eq!(next_key(&prev), Some(key));
+        assert_eq!(prev_key(&[0; 32]), None);
+        assert_eq!(min_key(None, Some(key)), Some(key));
+        assert_eq!(min_key(Some(prev), Some(key)), Some(prev));
+    }
+
+    #[test]
+    fn a_leaving_node_is_asked_for_the_ranges_it_held() -> TestResult {
+        let json = format!(
+            r#"{{"version":3,"nodes":[
+            {{"name":"a","addr":"a:1","group":1,"ids":["{}"],"alive":true,"incarnation":0}},
+            {{"name":"b","addr":"b:1","group":1,"ids":["{}"],"alive":true,"incarnation":0}},
+            {{"name":"c","addr":"c:1","group":1,"ids":["{}"],"alive":false,"leaving":true,"incarnation":1}}]}}"#,
+            id(0x40),
+            id(0xc0),
+            id(0x80)
+        );
+        let table = RouteTable::from_json(&json)?;
+        let ring = table.rings().get(&1).cloned().unwrap_or_default();
+        let whole = [([0u8; 32], [0xffu8; 32])];
+        let owners: Vec<String> = pieces(&table, &ring, &whole, None)
+            .iter()
+            .map(|p| p.addr.clone())
+            .collect();
+        assert_eq!(owners, ["a:1", "b:1", "a:1"]);
+        let with = leaving_ring(&table, 1).ok_or("no leaving ring")?;
+        let extra = pieces_where(&table, &with, &whole, None, |ix| ix.0 == 2);
+        assert_eq!(extra.len(), 1);
+        assert_eq!((extra[0].addr.as_str(), extra[0].to[0]), ("c:1", 0x80));
+        assert!(leaving_ring(&table, 2).is_none());
+        Ok(())
+    }
+}
