@@ -359,7 +359,7 @@ impl Scan<'_> {
                     .is_some_and(|n| !n.alive && n.leaving)
             });
             pieces.extend(extra);
-            pieces.sort_by(|a, b| (a.from, a.node).cmp(&(b.from, b.node)));
+            pieces.sort_by_key(|p| (p.from, p.node));
         }
         cost.ranges = ranges.len();
         cost.pieces = pieces.len();
@@ -390,7 +390,7 @@ impl Scan<'_> {
             // Stopped early: a piece not read yet may cover keys from its start on.
             bound = min_key(bound, prev_key(&next.from).or(Some([0; 32])));
         }
-        hits.sort_by(|a, b| a.entry_key.cmp(&b.entry_key));
+        hits.sort_by_key(|h| h.entry_key);
         hits.dedup_by(|a, b| a.entry_key == b.entry_key);
         if let Some(b) = bound {
             hits.retain(|h| h.entry_key <= b);
