@@ -16,7 +16,10 @@ use crate::run::{awaitable, block};
 use crate::settings::{Settings, TlsAsk};
 use crate::target::NameArg;
 use crate::upload::Upload;
-use crate::values::{Entry, Meta};
+use crate::values::{attrs_of, AttrPairs, Entry, Found, Meta};
+
+/// A page of a query: what it found and the token to go on after it.
+type FindPage = (Vec<Found>, Option<String>);
 
 #[pyclass(frozen, module = "ringblob", name = "_Core")]
 pub struct Core {
@@ -35,11 +38,17 @@ type ListPage = (Vec<Entry>, Option<Bytes>);
 /// One page of an iteration: metas and where to resume.
 type IterPage = (Vec<Meta>, Option<(Bytes, u16)>);
 
-fn ask(column: Option<u16>, compress: bool, d: Option<&str>) -> Result<WriteAsk, Failure> {
+fn ask(
+    column: Option<u16>,
+    compress: bool,
+    d: Option<&str>,
+    attrs: Option<AttrPairs>,
+) -> Result<WriteAsk, Failure> {
     Ok(WriteAsk {
         column,
         compress,
         durability: durability(d)?,
+        attrs: attrs_of(attrs)?,
     })
 }
 
@@ -76,7 +85,7 @@ impl Core {
         block(py, async move { inner.client().await.map(|_| ()) })
     }
 
-    #[pyo3(signature = (name, data, column=None, compress=false, durability=None, append=false, offset=None))]
+    #[pyo3(signature = (name, data, column=None, compress=false, durability=None, append=false, offset=None, attrs=None))]
     #[allow(clippy::too_many_arguments)]
     fn put(
         &self,
@@ -88,15 +97,16 @@ impl Core {
         durability: Option<&str>,
         append: bool,
         offset: Option<u64>,
+        attrs: Option<AttrPairs>,
     ) -> PyResult<u64> {
-        let a = py_result(py, ask(column, compress, durability))?;
+        let a = py_result(py, ask(column, compress, durability, attrs))?;
         let (inner, data) = (self.inner.clone(), Bytes::copy_from_slice(data));
         block(py, async move {
             inner.put(&name, data, a, (append, offset)).await
         })
     }
 
-    #[pyo3(signature = (name, data, column=None, compress=false, durability=None, append=false, offset=None))]
+    #[pyo3(signature = (name, data, column=None, compress=false, durability=None, append=false, offset=None, attrs=None))]
     #[allow(clippy::too_many_arguments)]
     fn put_async<'py>(
         &self,
@@ -108,15 +118,17 @@ impl Core {
         durability: Option<&str>,
         append: bool,
         offset: Option<u64>,
+        attrs: Option<AttrPairs>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let a = py_result(py, ask(column, compress, durability))?;
+        let a = py_result(py, ask(column, compress, durability, attrs))?;
         let (inner, data) = (self.inner.clone(), Bytes::copy_from_slice(data));
         awaitable(py, async move {
             inner.put(&name, data, a, (append, offset)).await
         })
     }
 
-    #[pyo3(signature = (name, path, column=None, compress=false, durability=None))]
+    #[pyo3(signature = (name, path, column=None, compress=false, durability=None, attrs=None))]
+    #[allow(clippy::too_many_arguments)]
     fn put_path(
         &self,
         py: Python<'_>,
@@ -125,13 +137,15 @@ impl Core {
         column: Option<u16>,
         compress: bool,
         durability: Option<&str>,
+        attrs: Option<AttrPairs>,
     ) -> PyResult<u64> {
-        let a = py_result(py, ask(column, compress, durability))?;
+        let a = py_result(py, ask(column, compress, durability, attrs))?;
         let inner = self.inner.clone();
         block(py, async move { inner.put_path(&name, path, a).await })
     }
 
-    #[pyo3(signature = (name, path, column=None, compress=false, durability=None))]
+    #[pyo3(signature = (name, path, column=None, compress=false, durability=None, attrs=None))]
+    #[allow(clippy::too_many_arguments)]
     fn put_path_async<'py>(
         &self,
         py: Python<'py>,
@@ -140,14 +154,16 @@ impl Core {
         column: Option<u16>,
         compress: bool,
         durability: Option<&str>,
+        attrs: Option<AttrPairs>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let a = py_result(py, ask(column, compress, durability))?;
+        let a = py_result(py, ask(column, compress, durability, attrs))?;
         let inner = self.inner.clone();
         awaitable(py, async move { inner.put_path(&name, path, a).await })
     }
 
     /// An upload fed piece by piece (`Upload.write`, then `finish`).
-    #[pyo3(signature = (name, column=None, compress=false, durability=None, size=None))]
+    #[pyo3(signature = (name, column=None, compress=false, durability=None, size=None, attrs=None))]
+    #[allow(clippy::too_many_arguments)]
     fn upload(
         &self,
         py: Python<'_>,
@@ -156,8 +172,9 @@ impl Core {
         compress: bool,
         durability: Option<&str>,
         size: Option<u64>,
+        attrs: Option<AttrPairs>,
     ) -> PyResult<Upload> {
-        let a = py_result(py, ask(column, compress, durability))?;
+        let a = py_result(py, ask(column, compress, durability, attrs))?;
         // Checked now, so a bad name fails here rather than at the first piece.
         py_result(py, self.inner.target(&name))?;
         py_result(py, Upload::start(self.inner.clone(), name, a, size))
@@ -343,6 +360,38 @@ impl Core {
         let inner = self.inner.clone();
         awaitable(py, async move {
             inner.ls(namespace, prefix, after, limit).await
+        })
+    }
+
+    #[pyo3(signature = (namespace, words, exact, after, limit))]
+    fn find(
+        &self,
+        py: Python<'_>,
+        namespace: Option<String>,
+        words: Vec<String>,
+        exact: bool,
+        after: Option<String>,
+        limit: usize,
+    ) -> PyResult<FindPage> {
+        let inner = self.inner.clone();
+        block(py, async move {
+            inner.find(namespace, (words, exact), after, limit).await
+        })
+    }
+
+    #[pyo3(signature = (namespace, words, exact, after, limit))]
+    fn find_async<'py>(
+        &self,
+        py: Python<'py>,
+        namespace: Option<String>,
+        words: Vec<String>,
+        exact: bool,
+        after: Option<String>,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(py, async move {
+            inner.find(namespace, (words, exact), after, limit).await
         })
     }
 

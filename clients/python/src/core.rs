@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use ringblob_backends::names::{NameRecord, NAME_COLUMN};
+use ringblob_backends::names::{Attrs, NameRecord, NAME_COLUMN};
 use ringblob_protocol::client::{Client, ClientError, PutOptions, Target};
 use ringblob_protocol::wire::{
     Durability, ListRequest, ReadRequest, Status, MAX_LIST_LIMIT, READ_TO_END,
@@ -17,7 +17,7 @@ use tokio::io::AsyncRead;
 use crate::failure::Failure;
 use crate::settings::Settings;
 use crate::target::NameArg;
-use crate::values::{Entry, Meta};
+use crate::values::{Entry, Found, Meta};
 
 /// A client's settings and, once connected, its connection.
 pub struct Inner {
@@ -26,11 +26,13 @@ pub struct Inner {
 }
 
 /// How a write is made.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct WriteAsk {
     pub column: Option<u16>,
     pub compress: bool,
     pub durability: Durability,
+    /// The object's attributes (written with its name record, `docs/ATTRIBUTES.md`).
+    pub attrs: Attrs,
 }
 
 impl WriteAsk {
@@ -109,7 +111,7 @@ impl Inner {
             c.put_groups(target.clone(), column, data, o, groups, w)
                 .await
                 .map_err(Failure::quorum)?;
-            self.record_name(name, column, len, o).await?;
+            self.record_name(name, column, len, (o, &ask.attrs)).await?;
             return Ok(len);
         }
         let size = match (append, offset) {
@@ -122,7 +124,8 @@ impl Inner {
             }
             (false, None) => c.put_column(target, column, data, o).await?,
         };
-        self.record_name(name, column, size, o).await?;
+        self.record_name(name, column, size, (o, &ask.attrs))
+            .await?;
         Ok(size)
     }
 
@@ -162,7 +165,8 @@ impl Inner {
                 Err(GroupsFailure::Quorum(outcome)) => return Err(Failure::quorum(outcome)),
             }
         };
-        self.record_name(name, column, size, o).await?;
+        self.record_name(name, column, size, (o, &ask.attrs))
+            .await?;
         Ok(size)
     }
 
@@ -178,22 +182,50 @@ impl Inner {
         self.put_streamed(name, &mut file, Some(size), ask).await
     }
 
-    /// The name record of a value of column 0 written through a name (`ls` lists it).
+    /// The name record of a value of column 0 written through a name (`ls` lists it), with
+    /// the object's attributes: as the CLI writes it, their index entries first and those of
+    /// the attributes it replaces removed after (with groups, left to die with the old record).
     async fn record_name(
         &self,
         name: &NameArg,
         column: u16,
         size: u64,
-        o: PutOptions,
+        (o, attrs): (PutOptions, &Attrs),
     ) -> Result<(), Failure> {
         let (Some(text), 0) = (name.name(), column) else {
+            if !attrs.is_empty() {
+                return Err(Failure::Usage(
+                    "attrs describe an object written through a name, in column 0".into(),
+                ));
+            }
             return Ok(());
         };
-        let record = NameRecord::new(self.settings.namespace.clone(), text.as_bytes(), size);
+        let record = NameRecord {
+            attrs: attrs.clone(),
+            ..NameRecord::new(self.settings.namespace.clone(), text.as_bytes(), size)
+        };
         let c = self.client().await?;
+        let ns = &self.settings.namespace;
         if self.groups().is_empty() {
-            c.put_name_record(&record, o).await?;
+            if attrs.is_empty() {
+                c.put_name_record(&record, o).await?;
+                return Ok(());
+            }
+            let old = c.name_record(ns, text.as_bytes()).await?;
+            let space = c.attribute_space(ns).await?;
+            c.put_record_indexed(&record, old.as_ref(), &space, o)
+                .await?;
             return Ok(());
+        }
+        if !attrs.is_empty() {
+            let space = c.attribute_space(ns).await?;
+            let (groups, w) = (self.groups(), self.settings.quorum);
+            for (key, entry) in Client::index_entries(&record, &space) {
+                let column = ringblob_protocol::attrs::ENTRY_COLUMN;
+                c.put_groups(Target::Id(key), column, entry, o, groups, w)
+                    .await
+                    .map_err(Failure::quorum)?;
+            }
         }
         let bytes = record
             .encode()
@@ -291,7 +323,15 @@ impl Inner {
             0 => c.object_meta(&target).await?,
             col => (c.lookup_column(target.clone(), col).await?, None),
         };
-        Ok(Meta::new(&target, &meta, object.as_ref(), group))
+        let mut m = Meta::new(&target, &meta, object.as_ref(), group);
+        if let (0, Some(text)) = (column, name.name()) {
+            // Attributes live in the name record (a damaged one shows none).
+            let ns = &self.settings.namespace;
+            if let Ok(Some(record)) = c.name_record(ns, text.as_bytes()).await {
+                m.attrs = crate::values::attr_pairs(&record.attrs);
+            }
+        }
+        Ok(m)
     }
 
     /// Whether the value exists.
@@ -336,6 +376,41 @@ impl Inner {
             None => c.remove_object(target, d).await?,
         }
         Ok(())
+    }
+
+    /// One page of the objects of `namespace` (default: the client's) whose attributes
+    /// match `words` (`docs/ATTRIBUTES.md` §4), after the token `after`; the next token.
+    pub async fn find(
+        &self,
+        namespace: Option<String>,
+        (words, exact): (Vec<String>, bool),
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<Found>, Option<String>), Failure> {
+        let query = ringblob_protocol::attrs::Query::parse(&words, exact)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        let after = match after {
+            Some(hex) => Some(
+                ringblob_protocol::ring::RingId::from_hex(&hex)
+                    .map_err(|e| Failure::Usage(format!("after: {e}")))?
+                    .0,
+            ),
+            None => None,
+        };
+        let ask = ringblob_protocol::client::FindAsk {
+            namespace: namespace.unwrap_or_else(|| self.settings.namespace.clone()),
+            query,
+            after,
+            limit: limit.clamp(1, ringblob_protocol::client::MAX_FIND_LIMIT),
+            groups: self.groups().to_vec(),
+            scan: false,
+        };
+        let page = self.client().await?.find(&ask).await?;
+        let found = page.hits.iter().map(Found::new).collect();
+        let next = page
+            .next
+            .map(|k| ringblob_protocol::ring::RingId(k).to_hex());
+        Ok((found, next))
     }
 
     /// One page of names (or of namespaces, `namespace` `None`) after `after`.

@@ -27,6 +27,7 @@ fn _ringblob(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ahead::Ahead>()?;
     m.add_class::<values::Meta>()?;
     m.add_class::<values::Entry>()?;
+    m.add_class::<values::Found>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -101,8 +101,13 @@ fn nth_write_failure_poisons_and_loses_nothing_acknowledged() {
             &format!("write #{n}"),
         ));
     }
+    // Not every write can poison: those of the derived files a seal writes on the
+    // maintenance thread (index and sorted index files) fail without poisoning (logged, the
+    // file rebuilt at open), and seals race the writer, so their writes land at varying
+    // numbers: 58 of 70 runs poisoned once under CI load (62+ on an idle machine). Every
+    // run, hit or not, was verified above.
     assert!(
-        failures >= 60,
+        failures >= 50,
         "only {failures} runs hit their injected write failure"
     );
 }

@@ -6,7 +6,7 @@ Rust client's, behind :class:`Client` (blocking) and :class:`AsyncClient` (async
 Names map to keys exactly as the ``ringblob`` CLI maps them.
 """
 
-from ._ringblob import Entry, Meta, __version__
+from ._ringblob import Entry, Found, Meta, __version__
 from .aio import AsyncClient, AsyncObjectFile
 from . import errors
 from .client import Client, ObjectFile
@@ -35,5 +35,6 @@ __all__ = [
     "AsyncObjectFile",
     "Meta",
     "Entry",
+    "Found",
     "__version__",
 ] + errors.__all__

@@ -18,6 +18,30 @@ TlsArg = Union[None, bool, str, "os.PathLike[str]", Mapping[str, Any]]
 
 TlsTuple = Tuple[Optional[str], Optional[str], Optional[str], Optional[str]]
 
+#: An object's attributes: property name to ``str`` or ``int`` (docs/ATTRIBUTES.md).
+Attrs = Mapping[str, Union[str, int]]
+
+
+def attr_pairs(attrs: Optional[Attrs]) -> Optional[List[Tuple[str, Union[str, int]]]]:
+    """``attrs`` as (name, value) pairs for the native client; checks value types."""
+    if attrs is None:
+        return None
+    pairs = []
+    for k, v in attrs.items():
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            raise TypeError(f"attribute {k!r}: a str or an int, not {type(v).__name__}")
+        pairs.append((str(k), v))
+    return pairs
+
+
+def query_words(query: Union[str, Iterable[str]]) -> List[str]:
+    """A query's terms: a string split on whitespace, or the terms given."""
+    words = query.split() if isinstance(query, str) else [str(w) for w in query]
+    if not words:
+        raise ValueError("a query needs at least one term")
+    return words
+
+
 #: Bytes read from a file-like object per piece of a streamed upload.
 UPLOAD_PIECE = 1 << 20
 
@@ -100,6 +124,10 @@ def size_of(source: Any) -> Optional[int]:
 class ClientBase:
     """What :class:`ringblob.Client` and :class:`ringblob.AsyncClient` share: the settings
     (checked here, before anything connects) and the native client they drive."""
+
+    #: The continuation token of the last page :meth:`find` read (``None`` once a query
+    #: ran to its end): pass it as ``after=`` to go on.
+    last_find_token: Optional[str] = None
 
     def __init__(
         self,

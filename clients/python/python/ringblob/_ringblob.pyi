@@ -3,6 +3,7 @@
 from typing import Awaitable, List, Optional, Sequence, Tuple, Union
 
 _Name = Union[str, bytes]
+_Attrs = List[Tuple[str, Union[str, int]]]
 
 __version__: str
 
@@ -15,6 +16,7 @@ class Meta:
     checksum: int
     chunks: Optional[int]
     group: Optional[int]
+    attrs: _Attrs
 
 class Entry:
     name: str
@@ -23,6 +25,14 @@ class Entry:
     etag: str
     timestamp_ns: int
     metadata: List[Tuple[str, str]]
+    attrs: _Attrs
+
+class Found:
+    name: str
+    attrs: _Attrs
+    size: int
+    content_type: str
+    etag: str
 
 class _Ahead:
     def wait(self) -> bytes: ...
@@ -47,16 +57,19 @@ class _Core:
     ) -> None: ...
     def connect(self) -> None: ...
     def put(self, name: _Name, data: bytes, column: Optional[int] = ..., compress: bool = ...,
-            durability: Optional[str] = ..., append: bool = ..., offset: Optional[int] = ...) -> int: ...
+            durability: Optional[str] = ..., append: bool = ..., offset: Optional[int] = ...,
+            attrs: Optional[_Attrs] = ...) -> int: ...
     def put_async(self, name: _Name, data: bytes, column: Optional[int] = ..., compress: bool = ...,
                   durability: Optional[str] = ..., append: bool = ...,
-                  offset: Optional[int] = ...) -> Awaitable[int]: ...
+                  offset: Optional[int] = ..., attrs: Optional[_Attrs] = ...) -> Awaitable[int]: ...
     def put_path(self, name: _Name, path: str, column: Optional[int] = ..., compress: bool = ...,
-                 durability: Optional[str] = ...) -> int: ...
+                 durability: Optional[str] = ..., attrs: Optional[_Attrs] = ...) -> int: ...
     def put_path_async(self, name: _Name, path: str, column: Optional[int] = ...,
-                       compress: bool = ..., durability: Optional[str] = ...) -> Awaitable[int]: ...
+                       compress: bool = ..., durability: Optional[str] = ...,
+                       attrs: Optional[_Attrs] = ...) -> Awaitable[int]: ...
     def upload(self, name: _Name, column: Optional[int] = ..., compress: bool = ...,
-               durability: Optional[str] = ..., size: Optional[int] = ...) -> Upload: ...
+               durability: Optional[str] = ..., size: Optional[int] = ...,
+               attrs: Optional[_Attrs] = ...) -> Upload: ...
     def get(self, name: _Name, column: Optional[int] = ..., offset: int = ...,
             size: Optional[int] = ...) -> bytes: ...
     def get_async(self, name: _Name, column: Optional[int] = ..., offset: int = ...,
@@ -78,6 +91,10 @@ class _Core:
     def remove_async(self, name: _Name, column: Optional[int] = ...,
                      durability: Optional[str] = ...) -> Awaitable[None]: ...
     def ls(self, namespace: Optional[str], prefix: str, after: Optional[bytes], limit: int) -> _Page: ...
+    def find(self, namespace: Optional[str], words: List[str], exact: bool, after: Optional[str],
+             limit: int) -> Tuple[List[Found], Optional[str]]: ...
+    def find_async(self, namespace: Optional[str], words: List[str], exact: bool,
+                   after: Optional[str], limit: int) -> Awaitable[Tuple[List[Found], Optional[str]]]: ...
     def ls_async(self, namespace: Optional[str], prefix: str, after: Optional[bytes],
                  limit: int) -> Awaitable[_Page]: ...
     def bulk_get(self, names: Sequence[_Name], column: Optional[int] = ...) -> List[Optional[bytes]]: ...

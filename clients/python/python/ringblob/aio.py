@@ -11,10 +11,10 @@ import asyncio
 import inspect
 import json
 import os
-from typing import Any, AsyncIterator, Dict, Iterable, Optional
+from typing import Any, AsyncIterator, Dict, Iterable, Optional, Sequence, Union
 
 from . import _common as c
-from ._ringblob import Entry, Meta, _Core
+from ._ringblob import Entry, Found, Meta, _Core
 
 
 class AsyncClient(c.ClientBase):
@@ -43,17 +43,20 @@ class AsyncClient(c.ClientBase):
         durability: Optional[str] = None,
         append: bool = False,
         offset: Optional[int] = None,
+        attrs: Optional[c.Attrs] = None,
     ) -> int:
         """As :meth:`ringblob.Client.put`."""
         name = c.check_name(name)
         raw = c.as_bytes(data)
         if raw is not None:
             return await self._core.put_async(
-                name, raw, column, compress, durability, append, offset
+                name, raw, column, compress, durability, append, offset, c.attr_pairs(attrs)
             )
         if append or offset is not None:
             raise ValueError("append and offset take bytes")
-        return await self.upload(name, data, column=column, compress=compress, durability=durability)
+        return await self.upload(
+            name, data, column=column, compress=compress, durability=durability, attrs=attrs
+        )
 
     async def upload(
         self,
@@ -64,18 +67,20 @@ class AsyncClient(c.ClientBase):
         compress: bool = False,
         durability: Optional[str] = None,
         piece_size: int = c.UPLOAD_PIECE,
+        attrs: Optional[c.Attrs] = None,
     ) -> int:
         """As :meth:`ringblob.Client.upload`; ``source`` may also be an object whose
         ``read`` is a coroutine (aiofiles, an asyncio stream reader). A blocking ``read``
         runs on a worker thread (``asyncio.to_thread``), never on the event loop."""
         name = c.check_name(name)
+        pairs = c.attr_pairs(attrs)
         if c.is_path(source):
             return await self._core.put_path_async(
-                name, os.fspath(source), column, compress, durability
+                name, os.fspath(source), column, compress, durability, pairs
             )
         if not hasattr(source, "read"):
             raise TypeError("upload takes a path or a readable file-like object")
-        up = self._core.upload(name, column, compress, durability, c.size_of(source))
+        up = self._core.upload(name, column, compress, durability, c.size_of(source), pairs)
         # A blocking read (a file, a pipe) runs on a worker thread, not on the event loop.
         blocking = not inspect.iscoroutinefunction(source.read)
         try:
@@ -149,6 +154,31 @@ class AsyncClient(c.ClientBase):
                 yield e
             if left is not None:
                 left -= len(entries)
+            if token is None:
+                return
+
+    async def find(
+        self,
+        query: Union[str, Sequence[str]],
+        *,
+        namespace: Optional[str] = None,
+        exact: bool = False,
+        after: Optional[str] = None,
+        limit: Optional[int] = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[Found]:
+        """As :meth:`ringblob.Client.find`."""
+        words = c.query_words(query)
+        token = after
+        left = limit
+        while left is None or left > 0:
+            want = page_size if left is None else min(page_size, left)
+            found, token = await self._core.find_async(namespace, words, exact, token, want)
+            self.last_find_token = token
+            for f in found:
+                yield f
+            if left is not None:
+                left -= len(found)
             if token is None:
                 return
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Any, BinaryIO, Dict, Iterable, Iterator, Optional, Union
+from typing import Any, BinaryIO, Dict, Iterable, Iterator, Optional, Sequence, Union
 
 from . import _common as c
-from ._ringblob import Entry, Meta, _Core
+from ._ringblob import Entry, Found, Meta, _Core
 
 
 class Client(c.ClientBase):
@@ -69,8 +69,12 @@ class Client(c.ClientBase):
         durability: Optional[str] = None,
         append: bool = False,
         offset: Optional[int] = None,
+        attrs: Optional[c.Attrs] = None,
     ) -> int:
         """Stores ``data`` under ``name``; returns the value's size.
+
+        ``attrs`` gives the object attributes (``{"camera": "x100", "year": 2024}``: str or
+        int values) that :meth:`find` queries; a put without them leaves the object none.
 
         ``data`` is bytes, a path (``str`` or ``os.PathLike``: the file is streamed), or a
         readable file-like object (streamed, as :meth:`upload`). ``append`` adds to the
@@ -80,11 +84,12 @@ class Client(c.ClientBase):
         """
         name = c.check_name(name)
         raw = c.as_bytes(data)
+        pairs = c.attr_pairs(attrs)
         if raw is not None:
-            return self._core.put(name, raw, column, compress, durability, append, offset)
+            return self._core.put(name, raw, column, compress, durability, append, offset, pairs)
         if append or offset is not None:
             raise ValueError("append and offset take bytes")
-        return self.upload(name, data, column=column, compress=compress, durability=durability)  # type: ignore[arg-type]
+        return self.upload(name, data, column=column, compress=compress, durability=durability, attrs=attrs)  # type: ignore[arg-type]
 
     def upload(
         self,
@@ -95,6 +100,7 @@ class Client(c.ClientBase):
         compress: bool = False,
         durability: Optional[str] = None,
         piece_size: int = c.UPLOAD_PIECE,
+        attrs: Optional[c.Attrs] = None,
     ) -> int:
         """Streams a file (a path) or a readable file-like object into ``name`` with bounded
         memory (a few pieces of ``piece_size`` in flight, whatever the size); large values
@@ -102,11 +108,12 @@ class Client(c.ClientBase):
         upload is abandoned before anything becomes the value.
         """
         name = c.check_name(name)
+        pairs = c.attr_pairs(attrs)
         if c.is_path(source):
-            return self._core.put_path(name, os.fspath(source), column, compress, durability)  # type: ignore[arg-type]
+            return self._core.put_path(name, os.fspath(source), column, compress, durability, pairs)  # type: ignore[arg-type]
         if not hasattr(source, "read"):
             raise TypeError("upload takes a path or a readable file-like object")
-        up = self._core.upload(name, column, compress, durability, c.size_of(source))
+        up = self._core.upload(name, column, compress, durability, c.size_of(source), pairs)
         try:
             while True:
                 piece = source.read(piece_size)
@@ -177,6 +184,34 @@ class Client(c.ClientBase):
         of a group, page by page; ``after`` resumes after a name."""
         ns = self.namespace if namespace is None else namespace
         yield from self._pages(ns, prefix, after, limit, page_size)
+
+    def find(
+        self,
+        query: Union[str, Sequence[str]],
+        *,
+        namespace: Optional[str] = None,
+        exact: bool = False,
+        after: Optional[str] = None,
+        limit: Optional[int] = None,
+        page_size: int = 1000,
+    ) -> Iterator[Found]:
+        """The objects of a namespace (default: the client's) whose attributes match
+        ``query`` — ``"camera=x100 year=*"``, or its terms as a list: ``NAME=VALUE``,
+        ``NAME=*``, ``!NAME``, ``NAME!=VALUE``, ``or`` between groups — asking only the nodes
+        that can hold answers, page by page (docs/ATTRIBUTES.md). ``exact``: no other
+        property either. ``after`` resumes after a token (:attr:`last_find_token`)."""
+        words = c.query_words(query)
+        token = after
+        left = limit
+        while left is None or left > 0:
+            want = page_size if left is None else min(page_size, left)
+            found, token = self._core.find(namespace, words, exact, token, want)
+            self.last_find_token = token
+            yield from found
+            if left is not None:
+                left -= len(found)
+            if token is None:
+                return
 
     def namespaces(self) -> Iterator[Entry]:
         """The namespaces that hold names."""
