@@ -113,8 +113,6 @@ struct Piece {
 struct PieceScan {
     hits: Vec<FindHit>,
     complete: bool,
-    /// The node said keys of the piece may still be arriving (`MOVING`).
-    moving: bool,
 }
 
 /// Shared by the pieces of one page.
@@ -124,9 +122,6 @@ struct Scan<'a> {
     fingerprint: u64,
     overlay: u16,
     group: u32,
-    /// Every node of the group that answers (alive or leaving): asked too about a piece
-    /// whose owner says its keys may still be arriving.
-    group_addrs: Vec<String>,
     conns: Mutex<HashMap<String, Arc<Client>>>,
     read: std::sync::atomic::AtomicU64,
     dead: std::sync::atomic::AtomicU64,
@@ -306,12 +301,6 @@ impl Client {
                 fingerprint: space.fingerprint(),
                 overlay: plan.layout.overlay,
                 group,
-                group_addrs: table
-                    .nodes
-                    .iter()
-                    .filter(|n| n.group == group && n.reachable())
-                    .map(|n| n.addr.clone())
-                    .collect(),
                 conns: Mutex::new(HashMap::new()),
                 read: 0.into(),
                 dead: 0.into(),
@@ -442,23 +431,8 @@ impl Scan<'_> {
 
     /// Reads one piece from its owner: entry keys page by page, entries in bulk, answers
     /// checked live; stops once it has the page's limit.
-    /// Reads one piece from its owner; if the owner says keys of it may still be arriving
-    /// (a hand-over into it), from every other node of the group too, merged.
     async fn scan_piece(&self, piece: &Piece) -> Result<PieceScan> {
-        let first = self.scan_at(&piece.addr, piece).await?;
-        if !first.moving {
-            return Ok(first);
-        }
-        let mut scans = vec![first];
-        for addr in self.group_addrs.iter().filter(|a| **a != piece.addr) {
-            scans.push(self.scan_at(addr, piece).await?);
-        }
-        Ok(merge_scans(scans))
-    }
-
-    async fn scan_at(&self, addr: &str, piece: &Piece) -> Result<PieceScan> {
-        let node = self.conn(addr).await?;
-        let mut moving = false;
+        let node = self.conn(&piece.addr).await?;
         let mut after: Option<IterPosition> = None;
         let mut hits = Vec::new();
         loop {
@@ -468,8 +442,7 @@ impl Scan<'_> {
                 after,
                 limit: crate::wire::MAX_ITERATE_LIMIT,
             };
-            let (entries, end, arriving) = node.iterate_page(req).await?;
-            moving |= arriving;
+            let (entries, end) = node.iterate(req).await?;
             let keys: Vec<(KeyId, u64)> = entries
                 .iter()
                 .filter(|e| e.meta.column == ENTRY_COLUMN)
@@ -481,7 +454,6 @@ impl Scan<'_> {
                     return Ok(PieceScan {
                         hits,
                         complete: false,
-                        moving,
                     });
                 }
             }
@@ -490,7 +462,6 @@ impl Scan<'_> {
                     return Ok(PieceScan {
                         hits,
                         complete: true,
-                        moving,
                     })
                 }
                 IterateEnd::ResumeAfter(at) => after = Some(at),
@@ -593,28 +564,6 @@ fn leaving_ring(table: &RouteTable, group: u32) -> Option<GroupRing> {
     ))
 }
 
-/// Several nodes' scans of one piece as one: answers in key order, each once, up to where
-/// every scan that stopped early stopped.
-fn merge_scans(scans: Vec<PieceScan>) -> PieceScan {
-    let bound = scans
-        .iter()
-        .filter(|s| !s.complete)
-        .filter_map(|s| s.hits.last().map(|h| h.entry_key))
-        .min();
-    let complete = scans.iter().all(|s| s.complete);
-    let mut hits: Vec<FindHit> = scans.into_iter().flat_map(|s| s.hits).collect();
-    hits.sort_by_key(|h| h.entry_key);
-    hits.dedup_by(|a, b| a.entry_key == b.entry_key);
-    if let Some(b) = bound {
-        hits.retain(|h| h.entry_key <= b);
-    }
-    PieceScan {
-        hits,
-        complete,
-        moving: true,
-    }
-}
-
 /// The smaller of two optional keys (`None` is no bound).
 fn min_key(a: Option<KeyId>, b: Option<KeyId>) -> Option<KeyId> {
     match (a, b) {
@@ -624,7 +573,7 @@ fn min_key(a: Option<KeyId>, b: Option<KeyId>) -> Option<KeyId> {
 }
 
 /// The key before `key`, or `None` at 0.
-pub fn prev_key(key: &KeyId) -> Option<KeyId> {
+fn prev_key(key: &KeyId) -> Option<KeyId> {
     let mut prev = *key;
     for b in prev.iter_mut().rev() {
         let (v, borrow) = b.overflowing_sub(1);

@@ -225,14 +225,6 @@ impl IncomingRanges {
         }
     }
 
-    /// Whether a range this node took over, and is still reading through at `now_ms`,
-    /// overlaps `range`: some of its keys may still be on their way here.
-    pub fn incoming_overlaps(&self, range: &KeyRange, now_ms: u64) -> bool {
-        self.incoming
-            .iter()
-            .any(|i| i.live(now_ms) && i.range.overlaps(range))
-    }
-
     /// Whether any range is being read through at `now_ms` (a cheap check first).
     pub fn any(&self, now_ms: u64) -> bool {
         self.incoming.iter().any(|i| i.live(now_ms)) || self.outgoing.iter().any(|o| o.live(now_ms))
@@ -248,49 +240,5 @@ fn ask_or_down(table: &RouteTable, name: &str, group: u32) -> ReadThrough {
             group,
         },
         None => ReadThrough::Down(name.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ring::{RingId, RouteNode};
-
-    fn at(v: u8) -> RingId {
-        let mut id = RingId::MIN;
-        id.0[0] = v;
-        id
-    }
-
-    fn node(name: &str, ids: &[u8]) -> RouteNode {
-        RouteNode {
-            name: name.into(),
-            addr: format!("{name}:1"),
-            group: 1,
-            ids: ids.iter().map(|v| at(*v)).collect(),
-            alive: true,
-            leaving: false,
-            incarnation: 0,
-        }
-    }
-
-    #[test]
-    fn a_range_taken_over_overlaps_the_spans_it_touches_until_the_window_ends() {
-        let before = RouteTable::new(1, vec![node("a", &[0x80]), node("b", &[0xff])]);
-        let after = RouteTable::new(
-            2,
-            vec![node("a", &[0x80]), node("b", &[0xff]), node("c", &[0x40])],
-        );
-        let mut c = IncomingRanges::new(1000);
-        c.table_changed(&before, &after, "c", 0);
-        // c took (0xff…, 0x40…] from a.
-        let span = |a: u8, b: u8| KeyRange::new(at(a), at(b));
-        assert!(c.incoming_overlaps(&span(0x10, 0x20), 10));
-        assert!(c.incoming_overlaps(&span(0x30, 0x90), 10));
-        assert!(!c.incoming_overlaps(&span(0x50, 0x70), 10));
-        assert!(
-            !c.incoming_overlaps(&span(0x10, 0x20), 1000),
-            "the window ended"
-        );
     }
 }

@@ -128,19 +128,6 @@ impl Handovers {
         }
     }
 
-    /// Whether keys of `from ..= to` may still be on their way to this node (a range it
-    /// took over recently overlaps it): `ITERATE`'s `MOVING` flag (`docs/PROTOCOL.md` §7.6).
-    pub fn moving_in(&self, from: &KeyId, to: &KeyId) -> bool {
-        if !self.any() {
-            return false;
-        }
-        let start = crate::client::prev_key(from).unwrap_or([0xff; 32]);
-        let range =
-            crate::ring::KeyRange::new(crate::ring::RingId(start), crate::ring::RingId(*to));
-        let now = self.now_ms();
-        self.ranges.read().incoming_overlaps(&range, now)
-    }
-
     /// Whether any hand-over is being read through (a cheap check before looking keys up).
     pub fn any(&self) -> bool {
         let now = self.now_ms();

@@ -242,7 +242,6 @@ impl Node {
         handovers: Arc<Handovers>,
     ) -> Arc<Node> {
         let mut info = NodeInfo::new(config.name.clone(), addr, config.group);
-        info.handovers = handovers.clone();
         if let Some((routes, moves, repair, quarantine, leave)) = cluster {
             info.routes = Some(routes);
             info.moves = Some(moves);

@@ -256,11 +256,7 @@ pub fn reply() -> impl Strategy<Value = (Command, Reply)> {
         (vec(entry(), 0..20), option::of(iterate_end())).prop_map(|(entries, end)| {
             (
                 Command::Iterate,
-                Reply::IteratePart(IteratePart {
-                    entries,
-                    end,
-                    moving: false,
-                }),
+                Reply::IteratePart(IteratePart { entries, end }),
             )
         }),
         (bulk_item(), any::<bool>())
