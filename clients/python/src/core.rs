@@ -308,6 +308,17 @@ impl Inner {
     /// with it), and with groups the group holding the newest version (as a replicated
     /// read chooses it).
     pub async fn lookup(&self, name: &NameArg, column: Option<u16>) -> Result<Meta, Failure> {
+        self.meta(name, column, true).await
+    }
+
+    /// [`Inner::lookup`]; the object's attributes (one more read, of its name record) only
+    /// when `attrs`.
+    async fn meta(
+        &self,
+        name: &NameArg,
+        column: Option<u16>,
+        attrs: bool,
+    ) -> Result<Meta, Failure> {
         let (target, column) = (self.target(name)?, column.unwrap_or(0));
         let base = self.client().await?;
         let grouped;
@@ -324,7 +335,7 @@ impl Inner {
             col => (c.lookup_column(target.clone(), col).await?, None),
         };
         let mut m = Meta::new(&target, &meta, object.as_ref(), group);
-        if let (0, Some(text)) = (column, name.name()) {
+        if let (true, 0, Some(text)) = (attrs, column, name.name()) {
             // Attributes live in the name record (a damaged one shows none).
             let ns = &self.settings.namespace;
             if let Ok(Some(record)) = c.name_record(ns, text.as_bytes()).await {
@@ -334,9 +345,9 @@ impl Inner {
         Ok(m)
     }
 
-    /// Whether the value exists.
+    /// Whether the value exists (its meta alone: no read of its name record).
     pub async fn exists(&self, name: &NameArg, column: Option<u16>) -> Result<bool, Failure> {
-        match self.lookup(name, column).await {
+        match self.meta(name, column, false).await {
             Ok(_) => Ok(true),
             Err(f) if f.is_not_found() => Ok(false),
             Err(f) => Err(f),
