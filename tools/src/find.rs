@@ -91,6 +91,8 @@ struct Totals {
     entries_read: u64,
     dead: u64,
     asked: usize,
+    moving_pieces: u64,
+    earlier_asks: u64,
 }
 
 impl Totals {
@@ -100,6 +102,8 @@ impl Totals {
         self.entries_read += cost.entries_read;
         self.dead += cost.dead_entries;
         self.asked = self.asked.max(cost.asked_nodes);
+        self.moving_pieces += cost.moving_pieces;
+        self.earlier_asks += cost.earlier_asks;
         self.last = cost.clone();
     }
 
@@ -110,7 +114,8 @@ impl Totals {
             "regions": c.regions, "total_regions": c.total_regions, "ranges": c.ranges,
             "pieces": c.pieces, "planned_nodes": c.planned_nodes, "asked_nodes": self.asked,
             "group_nodes": c.group_nodes, "entries_read": self.entries_read,
-            "dead_entries": self.dead,
+            "dead_entries": self.dead, "moving_pieces": self.moving_pieces,
+            "earlier_asks": self.earlier_asks,
         })
         .to_string()
     }

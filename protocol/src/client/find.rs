@@ -88,6 +88,10 @@ pub struct FindCost {
     /// Index entries read, and dead ones found (removed once past the grace).
     pub entries_read: u64,
     pub dead_entries: u64,
+    /// Pieces whose owner said keys may still be arriving (`MOVING`), and the asks of the
+    /// nodes that held them before that this caused.
+    pub moving_pieces: u64,
+    pub earlier_asks: u64,
 }
 
 /// A page of answers, in entry-key order.
@@ -113,6 +117,8 @@ struct Piece {
 struct PieceScan {
     hits: Vec<FindHit>,
     complete: bool,
+    /// The node said keys of the piece may still be arriving (`MOVING`).
+    moving: bool,
 }
 
 /// Shared by the pieces of one page.
@@ -122,6 +128,14 @@ struct Scan<'a> {
     fingerprint: u64,
     overlay: u16,
     group: u32,
+    /// The route table the page was planned on: where a piece whose owner says its keys
+    /// may still be arriving (`MOVING`) was held before.
+    table: &'a RouteTable,
+    /// Nodes asked beyond the plan (earlier holders of moving pieces).
+    also_asked: Mutex<BTreeSet<NodeIx>>,
+    /// `FindCost::moving_pieces` and `earlier_asks`.
+    moving: std::sync::atomic::AtomicU64,
+    earlier: std::sync::atomic::AtomicU64,
     conns: Mutex<HashMap<String, Arc<Client>>>,
     read: std::sync::atomic::AtomicU64,
     dead: std::sync::atomic::AtomicU64,
@@ -301,6 +315,10 @@ impl Client {
                 fingerprint: space.fingerprint(),
                 overlay: plan.layout.overlay,
                 group,
+                table: &table,
+                also_asked: Mutex::new(BTreeSet::new()),
+                moving: 0.into(),
+                earlier: 0.into(),
                 conns: Mutex::new(HashMap::new()),
                 read: 0.into(),
                 dead: 0.into(),
@@ -316,6 +334,8 @@ impl Client {
                 Ok(mut page) => {
                     cost.entries_read = scan.read.load(std::sync::atomic::Ordering::Relaxed);
                     cost.dead_entries = scan.dead.load(std::sync::atomic::Ordering::Relaxed);
+                    cost.moving_pieces = scan.moving.load(std::sync::atomic::Ordering::Relaxed);
+                    cost.earlier_asks = scan.earlier.load(std::sync::atomic::Ordering::Relaxed);
                     page.cost = cost;
                     return Ok(page);
                 }
@@ -403,6 +423,7 @@ impl Scan<'_> {
                 .take(PIECES_AT_ONCE - 1)
                 .map(|p| p.node),
         );
+        asked.extend(self.also_asked.lock().iter().copied());
         cost.asked_nodes = asked.len();
         let next = match (hits.len() >= self.ask.limit, bound) {
             (true, _) => {
@@ -429,10 +450,51 @@ impl Scan<'_> {
         Ok(c)
     }
 
-    /// Reads one piece from its owner: entry keys page by page, entries in bulk, answers
-    /// checked live; stops once it has the page's limit.
+    /// Reads one piece from its owner. If the owner says keys of it may still be arriving
+    /// (`MOVING`: it took the range over recently), the nodes that held the piece before
+    /// are asked too — the owners in the group's ring without the nodes asked so far, a
+    /// step further back for each that says `MOVING` in turn — and then the owner again:
+    /// a record on its way was held by the sender until the receiver held it, so it is in
+    /// the sender's answer or in the receiver's second one (as for `LIST`, PROTOCOL.md
+    /// §7.14). Answers are merged, each once.
     async fn scan_piece(&self, piece: &Piece) -> Result<PieceScan> {
-        let node = self.conn(&piece.addr).await?;
+        let first = self.scan_at(&piece.addr, piece).await?;
+        if !first.moving {
+            return Ok(first);
+        }
+        self.moving
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut scans = vec![first];
+        let mut excluded = BTreeSet::from([piece.node]);
+        let mut moving = vec![piece.clone()];
+        for _ in 0..MAX_MOVE_CHAIN {
+            let earlier: Vec<Piece> = moving
+                .iter()
+                .flat_map(|p| earlier_holders(self.table, self.group, p, &excluded))
+                .collect();
+            moving.clear();
+            for p in earlier {
+                excluded.insert(p.node);
+                self.also_asked.lock().insert(p.node);
+                self.earlier
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let scan = self.scan_at(&p.addr, &p).await?;
+                if scan.moving {
+                    moving.push(p);
+                }
+                scans.push(scan);
+            }
+            if moving.is_empty() {
+                break;
+            }
+        }
+        scans.push(self.scan_at(&piece.addr, piece).await?);
+        Ok(merge_scans(scans))
+    }
+
+    async fn scan_at(&self, addr: &str, piece: &Piece) -> Result<PieceScan> {
+        let node = self.conn(addr).await?;
+        let mut moving = false;
         let mut after: Option<IterPosition> = None;
         let mut hits = Vec::new();
         loop {
@@ -442,7 +504,8 @@ impl Scan<'_> {
                 after,
                 limit: crate::wire::MAX_ITERATE_LIMIT,
             };
-            let (entries, end) = node.iterate(req).await?;
+            let (entries, end, arriving) = node.iterate_page(req).await?;
+            moving |= arriving;
             let keys: Vec<(KeyId, u64)> = entries
                 .iter()
                 .filter(|e| e.meta.column == ENTRY_COLUMN)
@@ -454,6 +517,7 @@ impl Scan<'_> {
                     return Ok(PieceScan {
                         hits,
                         complete: false,
+                        moving,
                     });
                 }
             }
@@ -462,6 +526,7 @@ impl Scan<'_> {
                     return Ok(PieceScan {
                         hits,
                         complete: true,
+                        moving,
                     })
                 }
                 IterateEnd::ResumeAfter(at) => after = Some(at),
@@ -564,6 +629,47 @@ fn leaving_ring(table: &RouteTable, group: u32) -> Option<GroupRing> {
     ))
 }
 
+/// How many steps back a moving piece is followed (a range that moved again before its
+/// records arrived: A to B to C).
+const MAX_MOVE_CHAIN: usize = 3;
+
+/// Who held `piece` before its owner and the `excluded` nodes took it over: its owners in
+/// `group`'s ring without them (a join's or a restart's previous owners).
+fn earlier_holders(
+    table: &RouteTable,
+    group: u32,
+    piece: &Piece,
+    excluded: &BTreeSet<NodeIx>,
+) -> Vec<Piece> {
+    let held = table.nodes.iter().enumerate().filter(|(i, n)| {
+        n.group == group && n.reachable() && !excluded.contains(&NodeIx(*i as u32))
+    });
+    let ring = GroupRing::new(held.map(|(i, n)| (NodeIx(i as u32), n.ids.clone())));
+    pieces(table, &ring, &[(piece.from, piece.to)], None)
+}
+
+/// Several nodes' scans of one piece as one: answers in key order, each once, up to where
+/// every scan that stopped early stopped.
+fn merge_scans(scans: Vec<PieceScan>) -> PieceScan {
+    let bound = scans
+        .iter()
+        .filter(|s| !s.complete)
+        .filter_map(|s| s.hits.last().map(|h| h.entry_key))
+        .min();
+    let complete = scans.iter().all(|s| s.complete);
+    let mut hits: Vec<FindHit> = scans.into_iter().flat_map(|s| s.hits).collect();
+    hits.sort_by_key(|h| h.entry_key);
+    hits.dedup_by(|a, b| a.entry_key == b.entry_key);
+    if let Some(b) = bound {
+        hits.retain(|h| h.entry_key <= b);
+    }
+    PieceScan {
+        hits,
+        complete,
+        moving: true,
+    }
+}
+
 /// The smaller of two optional keys (`None` is no bound).
 fn min_key(a: Option<KeyId>, b: Option<KeyId>) -> Option<KeyId> {
     match (a, b) {
@@ -573,7 +679,7 @@ fn min_key(a: Option<KeyId>, b: Option<KeyId>) -> Option<KeyId> {
 }
 
 /// The key before `key`, or `None` at 0.
-fn prev_key(key: &KeyId) -> Option<KeyId> {
+pub fn prev_key(key: &KeyId) -> Option<KeyId> {
     let mut prev = *key;
     for b in prev.iter_mut().rev() {
         let (v, borrow) = b.overflowing_sub(1);

@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub use error::ClientError;
 pub use find::{
-    space_target, FindAsk, FindCost, FindHit, FindPage, DEAD_ENTRY_GRACE, MAX_FIND_LIMIT,
+    prev_key, space_target, FindAsk, FindCost, FindHit, FindPage, DEAD_ENTRY_GRACE, MAX_FIND_LIMIT,
 };
 pub use groups::{GroupOutcome, GroupRead, Quorum};
 pub use listing::{merge_pages, ListPage};
@@ -656,18 +656,30 @@ impl Client {
 
     /// One page of entries (one per live column of each key) in `from..=to` after `after`.
     pub async fn iterate(&self, req: IterateRequest) -> Result<(Vec<IterEntry>, IterateEnd)> {
+        let (entries, end, _) = self.iterate_page(req).await?;
+        Ok((entries, end))
+    }
+
+    /// [`Client::iterate`], and whether the node said keys of the range may still be
+    /// arriving from a range's previous owner (`MOVING`, version 3).
+    pub async fn iterate_page(
+        &self,
+        req: IterateRequest,
+    ) -> Result<(Vec<IterEntry>, IterateEnd, bool)> {
         let mut entries = Vec::new();
         let mut end = IterateEnd::Done;
+        let mut moving = false;
         for r in self.call(&Request::Iterate(req), [0; 32]).await? {
             match r {
                 Reply::IteratePart(p) => {
                     entries.extend(p.entries);
                     end = p.end.unwrap_or(end);
+                    moving |= p.moving;
                 }
                 other => return Err(ClientError::Unexpected(format!("{other:?}"))),
             }
         }
-        Ok((entries, end))
+        Ok((entries, end, moving))
     }
 
     /// The whole value (column 0) of each key.

@@ -83,7 +83,7 @@ pub use message::{
 };
 pub use progress::{TransferProgress, MAX_PROGRESS_LEN, PROGRESS_MAGIC, PROGRESS_VERSION};
 pub use range_walk::{linear_parts, RangePage, RangeWalk};
-pub use read_through::{IncomingRanges, ReadThrough};
+pub use read_through::{Awaited, IncomingRanges, ReadThrough};
 pub use reader::MAX_TEXT_LEN;
 pub use repair::{repair_tasks, RepairTask};
 pub use repair_round::{RepairAnswer, RepairRange, RepairStep, RepairTally, REPAIR_PAGE};

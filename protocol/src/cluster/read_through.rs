@@ -37,6 +37,17 @@ impl Moved {
     }
 }
 
+/// Ranges a node took over from one previous owner that is still handing them over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Awaited {
+    /// The previous owner's node name.
+    pub from: String,
+    pub group: u32,
+    pub ranges: Vec<KeyRange>,
+    /// The order number of the last of these ranges noted.
+    pub seq: u64,
+}
+
 /// Who can answer a read a node has nothing for, in a range it took over recently.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadThrough {
@@ -225,6 +236,54 @@ impl IncomingRanges {
         }
     }
 
+    /// Whether a range this node took over, and is still reading through at `now_ms`,
+    /// overlaps `range` while its previous owner still answers in `table`: some of its keys
+    /// may still be on their way here, and can be read there. (A previous owner gone from
+    /// the group holds nothing anyone else could be asked for.)
+    pub fn incoming_overlaps(&self, range: &KeyRange, table: &RouteTable, now_ms: u64) -> bool {
+        self.incoming.iter().any(|i| {
+            i.live(now_ms)
+                && i.range.overlaps(range)
+                && table.node(&i.other).is_some_and(|n| n.reachable())
+        })
+    }
+
+    /// The ranges taken over whose previous owner may still be handing them over, by
+    /// previous owner, with the order number of the last one noted — what
+    /// [`IncomingRanges::handed_over`] is told.
+    pub fn awaited(&self, now_ms: u64) -> Vec<Awaited> {
+        let mut out: Vec<Awaited> = Vec::new();
+        for i in self.incoming.iter().filter(|i| i.live(now_ms)) {
+            match out
+                .iter_mut()
+                .find(|a| a.from == i.other && a.group == i.group)
+            {
+                Some(a) => {
+                    a.ranges.push(i.range);
+                    a.seq = a.seq.max(i.seq);
+                }
+                None => out.push(Awaited {
+                    from: i.other.clone(),
+                    group: i.group,
+                    ranges: vec![i.range],
+                    seq: i.seq,
+                }),
+            }
+        }
+        out
+    }
+
+    /// `from` has handed over every range it had to give this node, as of the moves noted
+    /// up to `seq` (its route table gives them to this node, and no transfer to this node is
+    /// pending there): those ranges are no longer read through. Returns how many were
+    /// dropped. Ranges noted later stay. (A leaving node's too are dropped: it is read
+    /// through for as long as it leaves only because its transfers can take that long.)
+    pub fn handed_over(&mut self, from: &str, seq: u64) -> usize {
+        let before = self.incoming.len();
+        self.incoming.retain(|i| i.other != from || i.seq > seq);
+        before - self.incoming.len()
+    }
+
     /// Whether any range is being read through at `now_ms` (a cheap check first).
     pub fn any(&self, now_ms: u64) -> bool {
         self.incoming.iter().any(|i| i.live(now_ms)) || self.outgoing.iter().any(|o| o.live(now_ms))
@@ -240,5 +299,89 @@ fn ask_or_down(table: &RouteTable, name: &str, group: u32) -> ReadThrough {
             group,
         },
         None => ReadThrough::Down(name.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::{RingId, RouteNode};
+
+    fn at(v: u8) -> RingId {
+        let mut id = RingId::MIN;
+        id.0[0] = v;
+        id
+    }
+
+    fn node(name: &str, ids: &[u8]) -> RouteNode {
+        RouteNode {
+            name: name.into(),
+            addr: format!("{name}:1"),
+            group: 1,
+            ids: ids.iter().map(|v| at(*v)).collect(),
+            alive: true,
+            leaving: false,
+            incarnation: 0,
+        }
+    }
+
+    #[test]
+    fn a_range_taken_over_overlaps_the_spans_it_touches_until_the_window_ends() {
+        let before = RouteTable::new(1, vec![node("a", &[0x80]), node("b", &[0xff])]);
+        let after = RouteTable::new(
+            2,
+            vec![node("a", &[0x80]), node("b", &[0xff]), node("c", &[0x40])],
+        );
+        let mut c = IncomingRanges::new(1000);
+        c.table_changed(&before, &after, "c", 0);
+        // c took (0xff…, 0x40…] from a.
+        let span = |a: u8, b: u8| KeyRange::new(at(a), at(b));
+        assert!(c.incoming_overlaps(&span(0x10, 0x20), &after, 10));
+        assert!(c.incoming_overlaps(&span(0x30, 0x90), &after, 10));
+        assert!(!c.incoming_overlaps(&span(0x50, 0x70), &after, 10));
+        assert!(
+            !c.incoming_overlaps(&span(0x10, 0x20), &after, 1000),
+            "the window ended"
+        );
+        let mut a_gone = after.clone();
+        for n in a_gone.nodes.iter_mut().filter(|n| n.name == "a") {
+            n.alive = false;
+        }
+        assert!(
+            !c.incoming_overlaps(&span(0x10, 0x20), &a_gone, 10),
+            "nobody else to ask"
+        );
+    }
+
+    #[test]
+    fn ranges_handed_over_are_no_longer_read_through_but_later_ones_are() {
+        let before = RouteTable::new(1, vec![node("a", &[0x80]), node("b", &[0xff])]);
+        let after = RouteTable::new(
+            2,
+            vec![node("a", &[0x80]), node("b", &[0xff]), node("c", &[0x40])],
+        );
+        let mut c = IncomingRanges::new(1000);
+        c.table_changed(&before, &after, "c", 0);
+        let awaited = c.awaited(10);
+        assert_eq!(awaited.len(), 1);
+        assert_eq!(awaited[0].from, "a");
+        assert_eq!(awaited[0].ranges, vec![KeyRange::new(at(0xff), at(0x40))]);
+        let key = at(0x10).0;
+        assert!(c.previous_owner(&key, &after, 10).is_some());
+        // A later move from a, noted after the check began, stays.
+        let later = RouteTable::new(
+            3,
+            vec![
+                node("a", &[0x80]),
+                node("b", &[0xff]),
+                node("c", &[0x40, 0x70]),
+            ],
+        );
+        c.table_changed(&after, &later, "c", 20);
+        assert_eq!(c.handed_over("b", awaited[0].seq), 0, "nothing came from b");
+        assert_eq!(c.handed_over("a", awaited[0].seq), 1);
+        assert!(c.previous_owner(&key, &later, 30).is_none());
+        assert!(c.previous_owner(&at(0x60).0, &later, 30).is_some());
+        assert!(!c.incoming_overlaps(&KeyRange::new(at(0x00), at(0x20)), &later, 30));
     }
 }

@@ -15,9 +15,9 @@ use super::versions::{check_deadline, now_ns};
 use super::NodeInfo;
 use crate::cluster::local::value_meta;
 use crate::wire::{
-    encode_error, encode_iterate_reply, BulkItem, BulkReadRequest, Durability, Frame, Header,
-    IterateRequest, ReadRequest, RemoveRequest, Reply, Request, Status, WireError, WriteAck,
-    WriteMode, WriteRequest, MAX_VALUE_IN_FRAME, READ_TO_END,
+    encode_error, BulkItem, BulkReadRequest, Durability, Frame, Header, IterateRequest,
+    ReadRequest, RemoveRequest, Reply, Request, Status, WireError, WriteAck, WriteMode,
+    WriteRequest, MAX_VALUE_IN_FRAME, READ_TO_END,
 };
 
 /// A batch stops taking requests once its replies reach this size (or the smaller share of
@@ -320,7 +320,7 @@ fn answer(
             super::watch_changes::removed(info, out, &key, &r, named);
             Reply::Removed
         }
-        Request::Iterate(r) => return iterate(b, h, &r, out.buf()),
+        Request::Iterate(r) => return iterate(b, info, h, &r, out.buf()),
         Request::BulkRead(r) => return bulk_read(b, h, &r, out.buf()),
         Request::Stat => Reply::Stat(info.stat_json(b)),
         Request::Leave(ask) => {
@@ -548,12 +548,18 @@ fn remove(b: &dyn Backend, key: &Key, r: &RemoveRequest, defer: Defer) -> Result
 
 fn iterate(
     b: &dyn Backend,
+    info: &NodeInfo,
     h: &Header,
     r: &IterateRequest,
     out: &mut BytesMut,
 ) -> Result<(), Failure> {
     let (entries, end) = crate::cluster::local::iterate(b, r).map_err(fail)?;
-    encode_iterate_reply(h, &entries, end, out).map_err(wire_fail)
+    // Version 3 readers are told when keys of the range may still be arriving (§7.6).
+    let moving = h.version >= 3
+        && info
+            .route_table()
+            .is_some_and(|t| info.handovers.moving_in(&r.from, &r.to, &t));
+    crate::wire::encode_iterate_reply_moving(h, &entries, (end, moving), out).map_err(wire_fail)
 }
 
 /// Each key's size is looked up before its value is read, so a value that would not fit the

@@ -128,6 +128,32 @@ impl Handovers {
         }
     }
 
+    /// The ranges taken over whose previous owners are still handing them over
+    /// (`IncomingRanges::awaited`): what `handover_check` asks those owners about.
+    pub fn awaited(&self) -> Vec<crate::cluster::Awaited> {
+        let now = self.now_ms();
+        self.ranges.read().awaited(now)
+    }
+
+    /// `from` confirmed it has handed over the ranges noted up to `seq`
+    /// (`IncomingRanges::handed_over`).
+    pub fn handed_over(&self, from: &str, seq: u64) -> usize {
+        self.ranges.write().handed_over(from, seq)
+    }
+
+    /// Whether keys of `from ..= to` may still be on their way to this node (a range it
+    /// took over recently overlaps it): `ITERATE`'s `MOVING` flag (`docs/PROTOCOL.md` §7.6).
+    pub fn moving_in(&self, from: &KeyId, to: &KeyId, table: &RouteTable) -> bool {
+        if !self.any() {
+            return false;
+        }
+        let start = crate::client::prev_key(from).unwrap_or([0xff; 32]);
+        let range =
+            crate::ring::KeyRange::new(crate::ring::RingId(start), crate::ring::RingId(*to));
+        let now = self.now_ms();
+        self.ranges.read().incoming_overlaps(&range, table, now)
+    }
+
     /// Whether any hand-over is being read through (a cheap check before looking keys up).
     pub fn any(&self) -> bool {
         let now = self.now_ms();

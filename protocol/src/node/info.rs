@@ -56,6 +56,8 @@ pub struct NodeInfo {
     pub quarantine: std::sync::Arc<super::quarantine::Quarantine>,
     /// Asks the cluster shell to leave (`LEAVE`; `None` outside a cluster).
     pub leave: Option<tokio::sync::mpsc::UnboundedSender<LeaveAsk>>,
+    /// The ranges this node took over recently (read through; `ITERATE`'s `MOVING`).
+    pub handovers: std::sync::Arc<super::handover::Handovers>,
     /// Subscriptions (`WATCH`, `subscriptions.rs`).
     pub watches: std::sync::Arc<super::subscriptions::WatchHub>,
     /// The current route table with its rings, built once per table (`routing`). A leaf
@@ -108,6 +110,7 @@ impl NodeInfo {
             quarantine: std::sync::Arc::default(),
             leave: None,
             watches: std::sync::Arc::default(),
+            handovers: std::sync::Arc::default(),
             routing: parking_lot::Mutex::new(None),
         }
     }

@@ -260,6 +260,13 @@ impl Membership {
         shell.apply(effects).await?;
         shell.sync_transfers()?;
         let (leave, leave_rx) = mpsc::unbounded_channel();
+        let check = super::handover_check::HandoverCheck {
+            handovers: handovers.clone(),
+            routes: routes.clone(),
+            me: shell.cluster.me().name.clone(),
+            security: shell.mover.security(),
+        };
+        tokio::spawn(check.run(stop.clone()));
         let task = tokio::spawn(shell.run(timer_rx, moved_rx, leave_rx, stop));
         Ok(Membership {
             routes,
@@ -404,6 +411,11 @@ impl Shell {
                         let me = self.cluster.me().name;
                         self.handovers.table_changed(&before, &table, &me);
                     }
+                    // The transfers this table calls for are planned already: `stat` shows
+                    // them before the table is served, so a node that reads this table
+                    // and then finds no transfer to it pending knows it has everything
+                    // (`handover_check.rs`).
+                    self.update_status();
                     let _ = self.routes.send(Some(Arc::new(table)));
                 }
                 Effect::IdsChosen(ids) => self.files.save_ids(&ids)?,

@@ -11,6 +11,7 @@ mod dispatch;
 mod forward;
 mod greeting;
 mod handover;
+mod handover_check;
 mod handover_log;
 mod hints;
 mod info;
@@ -242,6 +243,7 @@ impl Node {
         handovers: Arc<Handovers>,
     ) -> Arc<Node> {
         let mut info = NodeInfo::new(config.name.clone(), addr, config.group);
+        info.handovers = handovers.clone();
         if let Some((routes, moves, repair, quarantine, leave)) = cluster {
             info.routes = Some(routes);
             info.moves = Some(moves);

@@ -108,6 +108,11 @@ impl Mover {
 
     /// Drives the transfer's [`HandoverStream`] (the decisions) against the backend and
     /// the new owner (the effects).
+    /// How this node authenticates to its peers (for other peer tasks too).
+    pub fn security(&self) -> ClientSecurity {
+        self.security.clone()
+    }
+
     async fn run(
         &self,
         t: &Transfer,

@@ -50,7 +50,9 @@ pub use payload::{
 pub use reply::Reply;
 pub use request::{LeaveAsk, Request};
 pub use status::{parse_removed_message, removed_message, Status};
-pub use stream::{encode_error, encode_iterate_reply, encode_read_reply};
+pub use stream::{
+    encode_error, encode_iterate_reply, encode_iterate_reply_moving, encode_read_reply,
+};
 
 /// A 256-bit key ID: a position on the ring, and the name a value is stored under
 /// (`ringblob_engine::Key` holds the same 32 bytes).

@@ -68,6 +68,16 @@ pub fn encode_iterate_reply(
     end: IterateEnd,
     dst: &mut BytesMut,
 ) -> Result<(), WireError> {
+    encode_iterate_reply_moving(request, entries, (end, false), dst)
+}
+
+/// [`encode_iterate_reply`] with the last part's `MOVING` flag (version 3, §7.6).
+pub fn encode_iterate_reply_moving(
+    request: &Header,
+    entries: &[IterEntry],
+    (end, moving): (IterateEnd, bool),
+    dst: &mut BytesMut,
+) -> Result<(), WireError> {
     check_command(request, Command::Iterate)?;
     let start = dst.len();
     let mut chunks = entries.chunks(MAX_ENTRIES_PER_PART).peekable();
@@ -77,6 +87,7 @@ pub fn encode_iterate_reply(
         let part = IteratePart {
             entries: chunk.to_vec(),
             end: last.then_some(end),
+            moving: last && moving,
         };
         if let Err(e) = Reply::IteratePart(part).encode(request, dst) {
             dst.truncate(start);

@@ -104,6 +104,7 @@ fn iterate_last_part_with_resume_key() -> Result<(), WireError> {
         column: 0,
     };
     let part = IteratePart {
+        /*x*/
         entries: vec![IterEntry {
             key: counting_key(),
             meta,
@@ -112,6 +113,7 @@ fn iterate_last_part_with_resume_key() -> Result<(), WireError> {
             key: counting_key(),
             column: 0,
         })),
+        moving: false,
     };
     assert_eq!(Reply::decode(&frame)?, Reply::IteratePart(part.clone()));
     let mut request = Header::request(Command::Iterate, 3, [0; 32], 0);
@@ -219,6 +221,7 @@ fn iterate_resumes_after_a_key_and_column() -> Result<(), WireError> {
             },
         ],
         end: Some(IterateEnd::ResumeAfter(after)),
+        moving: false,
     };
     assert_eq!(Reply::decode(&frame)?, Reply::IteratePart(part.clone()));
     let mut request = Header::request(Command::Iterate, 0x14, [0; 32], 0);

@@ -256,7 +256,11 @@ pub fn reply() -> impl Strategy<Value = (Command, Reply)> {
         (vec(entry(), 0..20), option::of(iterate_end())).prop_map(|(entries, end)| {
             (
                 Command::Iterate,
-                Reply::IteratePart(IteratePart { entries, end }),
+                Reply::IteratePart(IteratePart {
+                    entries,
+                    end,
+                    moving: false,
+                }),
             )
         }),
         (bulk_item(), any::<bool>())

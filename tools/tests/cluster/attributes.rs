@@ -21,12 +21,12 @@ use ringblob_protocol::ring::RouteTable;
 use super::member::{self, Member};
 use super::{client, json};
 
-const NS: &str = "found";
+pub(super) const NS: &str = "found";
 const PROPERTIES: usize = 8;
-const SPACE: &str = r#"{"overlays":[{"p0":8,"p1":8,"p2":6},{"p3":8,"p4":8},{"p5":6}]}"#;
+pub(super) const SPACE: &str = r#"{"overlays":[{"p0":8,"p1":8,"p2":6},{"p3":8,"p4":8},{"p5":6}]}"#;
 
 /// A small deterministic generator (xorshift64*).
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -42,14 +42,14 @@ impl Rng {
 }
 
 /// Property `p` takes one of 5 values: strings for even properties, integers for odd.
-fn value(p: usize, v: usize) -> AttrValue {
+pub(super) fn value(p: usize, v: usize) -> AttrValue {
     match p % 2 {
         0 => AttrValue::Str(format!("v{v}")),
         _ => AttrValue::Int(v as i64 * 10),
     }
 }
 
-fn random_attrs(rng: &mut Rng) -> Attrs {
+pub(super) fn random_attrs(rng: &mut Rng) -> Attrs {
     let count = 4 + rng.below(3);
     let mut props = BTreeSet::new();
     while props.len() < count {
@@ -61,13 +61,13 @@ fn random_attrs(rng: &mut Rng) -> Attrs {
         .collect()
 }
 
-fn term(p: usize, v: &AttrValue) -> String {
+pub(super) fn term(p: usize, v: &AttrValue) -> String {
     format!("p{p}={v}")
 }
 
 /// Writes (or rewrites) `name` with `attrs` as the CLI does: value, entries, record, old
 /// entries removed.
-async fn put(c: &Client, space: &Space, name: &str, attrs: &Attrs, old: Option<&Attrs>) {
+pub(super) async fn put(c: &Client, space: &Space, name: &str, attrs: &Attrs, old: Option<&Attrs>) {
     let o = PutOptions::default();
     let value = Bytes::from(format!("object {name}"));
     let put = c
@@ -88,8 +88,13 @@ async fn put(c: &Client, space: &Space, name: &str, attrs: &Attrs, old: Option<&
     assert!(done.is_ok(), "{name}: {done:?}");
 }
 
-/// Every answer of `words`, page by page (pages of 250), and the nodes each page named.
-async fn find_all(c: &Client, words: &[String], exact: bool) -> (BTreeSet<String>, usize) {
+/// Every answer of `words`, page by page (pages of 250), the most nodes a page asked, and
+/// how many pieces were asked of the nodes that held them before (a move under way).
+pub(super) async fn find_all(
+    c: &Client,
+    words: &[String],
+    exact: bool,
+) -> (BTreeSet<String>, usize, u64) {
     let query = Query::parse(words, exact).unwrap_or_else(|e| panic!("{words:?}: {e}"));
     let mut ask = FindAsk {
         namespace: NS.into(),
@@ -100,26 +105,27 @@ async fn find_all(c: &Client, words: &[String], exact: bool) -> (BTreeSet<String
         scan: false,
     };
     let mut names = BTreeSet::new();
-    let mut asked = 0;
+    let (mut asked, mut earlier) = (0, 0);
     loop {
         let page = c
             .find(&ask)
             .await
             .unwrap_or_else(|e| panic!("{words:?}: {e}"));
         asked = asked.max(page.cost.asked_nodes);
+        earlier += page.cost.earlier_asks;
         for hit in page.hits {
             let name = String::from_utf8_lossy(&hit.name).into_owned();
             assert!(names.insert(name.clone()), "{words:?}: {name} twice");
         }
         match page.next {
             Some(next) => ask.after = Some(next),
-            None => return (names, asked),
+            None => return (names, asked, earlier),
         }
     }
 }
 
 /// The nodes (by address) owning a piece of `words`' planned ranges in group 1.
-fn planned_nodes(
+pub(super) fn planned_nodes(
     table: &RouteTable,
     space: &Space,
     words: &[String],
@@ -194,7 +200,12 @@ fn queries(rng: &mut Rng) -> Vec<(Vec<String>, bool)> {
 }
 
 /// Checks every query against `truth`, and which nodes it asked.
-async fn check_queries(c: &Client, ms: &[&Member], truth: &BTreeMap<String, Attrs>, rng: &mut Rng) {
+pub(super) async fn check_queries(
+    c: &Client,
+    ms: &[&Member],
+    truth: &BTreeMap<String, Attrs>,
+    rng: &mut Rng,
+) {
     let space = Space::from_json(SPACE).unwrap_or_else(|e| panic!("{e}"));
     let routes = json(c, true).await;
     let table = RouteTable::from_json(&routes.to_string()).unwrap_or_else(|e| panic!("{e}"));
@@ -207,7 +218,7 @@ async fn check_queries(c: &Client, ms: &[&Member], truth: &BTreeMap<String, Attr
             .collect();
         let planned = planned_nodes(&table, &space, &words, exact);
         let before = iterate_counts(ms);
-        let (got, asked) = find_all(c, &words, exact).await;
+        let (got, asked, _) = find_all(c, &words, exact).await;
         let after = iterate_counts(ms);
         assert_eq!(got, want, "{words:?} exact {exact}");
         let touched: BTreeSet<String> = after

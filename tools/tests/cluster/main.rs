@@ -3,6 +3,7 @@
 //! a fourth node joining a group.
 
 mod attributes;
+mod attributes_moving;
 mod availability;
 #[path = "../cli/certs.rs"]
 mod certs;

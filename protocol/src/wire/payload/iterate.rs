@@ -133,7 +133,13 @@ pub struct IteratePart {
     pub entries: Vec<IterEntry>,
     /// `Some` exactly on the last part.
     pub end: Option<IterateEnd>,
+    /// Last part only (trailer flag bit 0 `MOVING`, version 3): keys of the range may still
+    /// be on their way to the answering node from a range's previous owner.
+    pub moving: bool,
 }
+
+/// Trailer flag: keys of the range may still be arriving (a hand-over).
+pub const ITERATE_MOVING: u8 = 1;
 
 impl IteratePart {
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), WireError> {
@@ -149,9 +155,12 @@ impl IteratePart {
         }
         match self.end {
             None => {}
-            Some(IterateEnd::Done) => dst.put_slice(&[0; ITERATE_TRAILER_LEN]),
+            Some(IterateEnd::Done) => {
+                dst.put_slice(&[0, u8::from(self.moving)]);
+                dst.put_slice(&[0; ITERATE_TRAILER_LEN - 2]);
+            }
             Some(IterateEnd::ResumeAfter(at)) => {
-                dst.put_slice(&[1, 0]);
+                dst.put_slice(&[1, u8::from(self.moving)]);
                 dst.put_u16_le(at.column);
                 dst.put_slice(&at.key);
             }
@@ -180,27 +189,39 @@ impl IteratePart {
                 meta: ValueMeta::read(&mut r)?,
             });
         }
-        let end = if last {
-            Some(read_trailer(&mut r)?)
+        let (end, moving) = if last {
+            let (end, moving) = read_trailer(&mut r)?;
+            (Some(end), moving)
         } else {
-            None
+            (None, false)
         };
         r.finish()?;
-        Ok(IteratePart { entries, end })
+        Ok(IteratePart {
+            entries,
+            end,
+            moving,
+        })
     }
 }
 
-fn read_trailer(r: &mut Reader<'_>) -> Result<IterateEnd, WireError> {
+fn read_trailer(r: &mut Reader<'_>) -> Result<(IterateEnd, bool), WireError> {
     let has_more = r.u8()?;
-    r.reserved(1, "ITERATE trailer reserved")?;
+    let flags = r.u8()?;
+    if flags & !ITERATE_MOVING != 0 {
+        return Err(WireError::InvalidValue {
+            what: "ITERATE trailer flags",
+            value: flags.into(),
+        });
+    }
+    let moving = flags & ITERATE_MOVING != 0;
     let column = r.u16()?;
     let at = IterPosition {
         key: r.key()?,
         column,
     };
     match has_more {
-        0 if at == IterPosition::default() => Ok(IterateEnd::Done),
-        1 => Ok(IterateEnd::ResumeAfter(at)),
+        0 if at == IterPosition::default() => Ok((IterateEnd::Done, moving)),
+        1 => Ok((IterateEnd::ResumeAfter(at), moving)),
         v => Err(WireError::InvalidValue {
             what: "ITERATE trailer has_more",
             value: v.into(),
@@ -211,6 +232,44 @@ fn read_trailer(r: &mut Reader<'_>) -> Result<IterateEnd, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trailer_says_when_keys_may_still_be_arriving() -> Result<(), WireError> {
+        for (end, moving) in [
+            (IterateEnd::Done, true),
+            (IterateEnd::Done, false),
+            (
+                IterateEnd::ResumeAfter(IterPosition {
+                    key: [9; 32],
+                    column: 1,
+                }),
+                true,
+            ),
+        ] {
+            let part = IteratePart {
+                entries: vec![],
+                end: Some(end),
+                moving,
+            };
+            let mut buf = BytesMut::new();
+            part.encode(&mut buf)?;
+            assert_eq!(buf[5], u8::from(moving), "trailer byte 1");
+            assert_eq!(IteratePart::decode(&buf, true)?, part);
+        }
+        let mut bad = BytesMut::new();
+        IteratePart {
+            entries: vec![],
+            end: Some(IterateEnd::Done),
+            moving: false,
+        }
+        .encode(&mut bad)?;
+        bad[5] = 2;
+        assert!(
+            IteratePart::decode(&bad, true).is_err(),
+            "unknown trailer flag"
+        );
+        Ok(())
+    }
 
     #[test]
     fn request_limit_and_flags_are_checked() {
@@ -261,6 +320,7 @@ mod tests {
         let part = IteratePart {
             entries: vec![],
             end: Some(IterateEnd::ResumeAfter(at)),
+            moving: false,
         };
         let mut buf = BytesMut::new();
         part.encode(&mut buf)?;
@@ -300,6 +360,7 @@ mod tests {
                 key: [7; 32],
                 column: 3,
             })),
+            moving: false,
         };
         let mut buf = BytesMut::new();
         part.encode(&mut buf)?;
