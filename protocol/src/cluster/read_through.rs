@@ -305,33 +305,11 @@ fn ask_or_down(table: &RouteTable, name: &str, group: u32) -> ReadThrough {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ring::{RingId, RouteNode};
-
-    fn at(v: u8) -> RingId {
-        let mut id = RingId::MIN;
-        id.0[0] = v;
-        id
-    }
-
-    fn node(name: &str, ids: &[u8]) -> RouteNode {
-        RouteNode {
-            name: name.into(),
-            addr: format!("{name}:1"),
-            group: 1,
-            ids: ids.iter().map(|v| at(*v)).collect(),
-            alive: true,
-            leaving: false,
-            incarnation: 0,
-        }
-    }
+    use crate::ring::fixtures::{at, c_joins, node};
 
     #[test]
     fn a_range_taken_over_overlaps_the_spans_it_touches_until_the_window_ends() {
-        let before = RouteTable::new(1, vec![node("a", &[0x80]), node("b", &[0xff])]);
-        let after = RouteTable::new(
-            2,
-            vec![node("a", &[0x80]), node("b", &[0xff]), node("c", &[0x40])],
-        );
+        let (before, after) = c_joins();
         let mut c = IncomingRanges::new(1000);
         c.table_changed(&before, &after, "c", 0);
         // c took (0xff…, 0x40…] from a.
@@ -355,11 +333,7 @@ mod tests {
 
     #[test]
     fn ranges_handed_over_are_no_longer_read_through_but_later_ones_are() {
-        let before = RouteTable::new(1, vec![node("a", &[0x80]), node("b", &[0xff])]);
-        let after = RouteTable::new(
-            2,
-            vec![node("a", &[0x80]), node("b", &[0xff]), node("c", &[0x40])],
-        );
+        let (before, after) = c_joins();
         let mut c = IncomingRanges::new(1000);
         c.table_changed(&before, &after, "c", 0);
         let awaited = c.awaited(10);

@@ -157,13 +157,8 @@ fn pending_to(stat: &serde_json::Value, me: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ring::fixtures::{at, c_joins, node};
     use crate::ring::RingId;
-
-    fn at(v: u8) -> RingId {
-        let mut id = RingId::MIN;
-        id.0[0] = v;
-        id
-    }
 
     #[test]
     fn ranges_become_spans_that_do_not_wrap() {
@@ -180,25 +175,9 @@ mod tests {
         assert_eq!(spans(&from_top), vec![([0; 32], at(0x10).0)]);
     }
 
-    fn node(name: &str, ids: &[u8]) -> crate::ring::RouteNode {
-        crate::ring::RouteNode {
-            name: name.into(),
-            addr: format!("{name}:1"),
-            group: 1,
-            ids: ids.iter().map(|v| at(*v)).collect(),
-            alive: true,
-            leaving: false,
-            incarnation: 0,
-        }
-    }
-
     #[test]
     fn the_previous_owner_agrees_once_its_table_gives_us_what_ours_still_does() {
-        let before = RouteTable::new(1, vec![node("a", &[0x80]), node("b", &[0xff])]);
-        let after = RouteTable::new(
-            2,
-            vec![node("a", &[0x80]), node("b", &[0xff]), node("c", &[0x40])],
-        );
+        let (before, after) = c_joins();
         // c took (0xff…, 0x40…] from a.
         let awaited = Awaited {
             from: "a".into(),

@@ -38,6 +38,8 @@
 
 mod choose;
 mod error;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod group;
 mod id;
 mod ids_file;

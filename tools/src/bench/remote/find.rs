@@ -114,11 +114,19 @@ pub async fn run(s: &ClusterSetup, b: &FindBench) -> Result<Value> {
     let loaded = Instant::now();
     let truth = load(&c, &space, s.keys).await?;
     let load_seconds = loaded.elapsed().as_secs_f64();
+    // Progress on stderr, one JSON line per step: a long run that is stopped keeps what it
+    // measured.
+    eprintln!(
+        "{}",
+        json!({"loaded": s.keys, "load_seconds": load_seconds})
+    );
 
     let mut rng = Rng(0x0005_eed0_f1d5);
     let mut shapes = Vec::new();
     for fixed in 1..=3 {
-        shapes.push(shape(&c, &truth, fixed, b, &mut rng).await?);
+        let row = shape(&c, &truth, fixed, b, &mut rng).await?;
+        eprintln!("{row}");
+        shapes.push(row);
     }
     let notes = notification_latency(&seed, &nodes[1].addr, b.notes).await?;
     Ok(json!({
@@ -188,6 +196,9 @@ async fn load(c: &Arc<Client>, space: &Space, n: u64) -> Result<Vec<(String, Att
         .collect();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (name, a)) in all.iter().enumerate() {
+        if i > 0 && i % 100_000 == 0 {
+            eprintln!("{}", json!({"loading": i}));
+        }
         if tasks.len() >= LOADERS {
             if let Some(done) = tasks.join_next().await {
                 done??;
