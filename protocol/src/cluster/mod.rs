@@ -48,6 +48,7 @@ mod config;
 mod digest;
 mod effect;
 mod error;
+mod handed_over;
 mod handover;
 mod identity;
 pub mod local;
@@ -76,6 +77,7 @@ pub use digest::{
 };
 pub use effect::{ClusterTimer, Effect};
 pub use error::ClusterError;
+pub use handed_over::owner_agrees;
 pub use handover::{HandoverAnswer, HandoverStep, HandoverStream, HANDOVER_PAGE};
 pub use identity::MemberId;
 pub use message::{

@@ -6,7 +6,7 @@
 //! restarts from its last progress record a while later.
 
 use ringblob_protocol::cluster::local;
-use ringblob_protocol::cluster::{HandoverAnswer, HandoverStep, HandoverStream};
+use ringblob_protocol::cluster::{owner_agrees, HandoverAnswer, HandoverStep, HandoverStream};
 
 use super::world::{Copied, Msg, Sim, StreamRef};
 
@@ -24,6 +24,48 @@ pub struct Stream {
 }
 
 impl Sim {
+    /// Every second, each node asks the previous owners it still reads ranges through to
+    /// whether they are done, as the node's `handover_check.rs` does: an owner that is up,
+    /// reachable, serves a table agreeing that the ranges are this node's
+    /// (`cluster::owner_agrees`) and has no transfer to this node left ends their
+    /// read-through (`IncomingRanges::handed_over`).
+    pub fn check_handovers(&mut self) {
+        if self.now < self.next_handover_check {
+            return;
+        }
+        self.next_handover_check = self.now + 1000;
+        for node in 0..self.nodes.len() {
+            let Some(n) = self.nodes.get(node) else {
+                continue;
+            };
+            let (Some(_), Some(mine)) = (&n.cluster, n.last_table.clone()) else {
+                continue;
+            };
+            let (me, my_addr) = (n.name.clone(), n.addr.clone());
+            let mut done = Vec::new();
+            for a in n.incoming.awaited(self.now) {
+                let Some(owner) = self.nodes.iter().find(|o| o.name == a.from) else {
+                    continue;
+                };
+                let Some(theirs) = &owner.cluster else {
+                    continue;
+                };
+                if self.cut_off(&my_addr, &owner.addr) {
+                    continue;
+                }
+                let pending = theirs.transfers().iter().any(|t| t.to == me);
+                if !pending && owner_agrees(&mine, theirs.route_table(), &a, &me) {
+                    done.push(a);
+                }
+            }
+            if let Some(n) = self.nodes.get_mut(node) {
+                for a in done {
+                    self.stats.handovers_confirmed += n.incoming.handed_over(&a.from, a.seq) as u64;
+                }
+            }
+        }
+    }
+
     /// Starts a stream for every transfer without one, and fails streams whose copy is
     /// overdue.
     pub fn pump_streams(&mut self) {

@@ -645,3 +645,54 @@ fn sim_an_undrain_half_way_takes_the_ranges_back_and_loses_nothing() {
         assert!(!sim.acked.is_empty(), "seed {seed}: nothing was written");
     }
 }
+
+/// A node joins while clients write and read every group alone: the ranges it takes over
+/// are read through to their previous owners until those confirm the hand-over is done
+/// (`check_handovers`, the node's `handover_check.rs`), and no read of a group that
+/// acknowledged a write answers older meanwhile — ending a read-through too early would.
+#[test]
+fn sim_a_joins_read_through_ends_only_once_its_previous_owner_is_done() {
+    for seed in seeds_to_run(&[1, 2, 3]) {
+        let mut sim = Sim::new(seed, KEYS);
+        let count = GROUPS * sim.nodes_per_group;
+        bootstrap(&mut sim, count);
+        let writes = |s: &mut Sim| {
+            s.client_write();
+            s.client_read();
+        };
+        let until = sim.now + 20_000;
+        sim.run_until(until, &mut |s| writes(s));
+        let confirmed_before = sim.stats.handovers_confirmed;
+        let joiner = sim.add_node(0);
+        sim.boot(joiner);
+        let until = sim.now + 10_000;
+        sim.run_until(until, &mut |s| writes(s));
+        wait_for(&mut sim, MOVE_LIMIT_MS, movement_done)
+            .unwrap_or_else(|| panic!("seed {seed}: transfers did not finish"));
+        let until = sim.now + 2_000;
+        sim.run_until(until, &mut |s| writes(s));
+        println!(
+            "sim seed {seed}: {} reads, {:?}",
+            sim.chaos_reads.0, sim.stats
+        );
+        assert!(
+            sim.stats.handovers_confirmed > confirmed_before,
+            "seed {seed}: no hand-over was confirmed: {:?}",
+            sim.stats
+        );
+        assert!(
+            sim.nodes[joiner].incoming.awaited(sim.now).is_empty(),
+            "seed {seed}: the joiner still awaits ranges after the move"
+        );
+        assert_eq!(
+            sim.stats.lags_in_flight, 0,
+            "seed {seed}: group reads answered older during the move"
+        );
+        assert!(
+            sim.group_lags.is_empty(),
+            "seed {seed}: {:?}",
+            sim.group_lags
+        );
+        assert!(sim.errors.is_empty(), "seed {seed}: {:?}", sim.errors);
+    }
+}

@@ -170,6 +170,8 @@ pub struct Stats {
     /// Leaves cancelled before they ended (`undrain`).
     pub stays: u32,
     pub partitions: u32,
+    /// Ranges whose read-through ended early: their previous owner was done.
+    pub handovers_confirmed: u64,
     pub copies_stored: u64,
     pub removes_acked: u64,
     pub stream_failures: u64,
@@ -191,6 +193,8 @@ pub struct Sim {
     pub drop_rate: f64,
     pub dup_rate: f64,
     pub partition: Option<BTreeSet<String>>,
+    /// When nodes next ask previous owners whether their hand-overs are done.
+    pub next_handover_check: u64,
     /// Reads during the chaos: (answered by a quorum, older than acknowledged).
     pub chaos_reads: (u64, Vec<String>),
     /// Groups that acknowledged a write and answered a later read with something older
@@ -235,6 +239,7 @@ impl Sim {
             drop_rate: 0.0,
             dup_rate: 0.0,
             partition: None,
+            next_handover_check: 0,
             chaos_reads: (0, Vec::new()),
             group_lags: Vec::new(),
             keys,
@@ -266,6 +271,7 @@ impl Sim {
                 self.now = next_tick;
                 tick(self);
                 self.pump_streams();
+                self.check_handovers();
                 next_tick += 20;
                 continue;
             }
@@ -543,11 +549,16 @@ impl Sim {
 
     // ---- network ----------------------------------------------------------------------
 
+    /// Whether a partition separates the nodes at `a` and `b`.
+    pub fn cut_off(&self, a: &str, b: &str) -> bool {
+        self.partition
+            .as_ref()
+            .is_some_and(|side| side.contains(a) != side.contains(b))
+    }
+
     pub fn send(&mut self, from: &str, to: &str, msg: Msg) {
-        if let Some(side) = &self.partition {
-            if from != CLIENT && to != CLIENT && side.contains(from) != side.contains(to) {
-                return;
-            }
+        if from != CLIENT && to != CLIENT && self.cut_off(from, to) {
+            return;
         }
         if self.rng.gen_bool(self.drop_rate) {
             return;
