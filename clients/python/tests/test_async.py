@@ -27,6 +27,58 @@ def test_thousand_concurrent_gets_complete_and_match(node):
     run(main())
 
 
+def test_cancelled_and_failing_operations_leave_the_others_their_results(node):
+    async def main():
+        async with ringblob.AsyncClient(node.addr, namespace="async-mixed") as c:
+            values = {f"m/{i:03}": os.urandom(64) for i in range(200)}
+            await asyncio.gather(*(c.put(k, v) for k, v in values.items()))
+            names = list(values)
+            ops = []
+            for i, k in enumerate(names):
+                ops.append(c.get(k))
+                if i % 10 == 0:
+                    ops.append(c.get(f"missing/{i}"))
+            # Some are cancelled before their results come back: the rest still get theirs.
+            tasks = [asyncio.ensure_future(op) for op in ops]
+            for t in tasks[::7]:
+                t.cancel()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            for t, got in zip(tasks, done):
+                if t.cancelled():
+                    assert isinstance(got, asyncio.CancelledError)
+            kept = [g for t, g in zip(tasks, done) if not t.cancelled()]
+            missing = [g for g in kept if isinstance(g, ringblob.NotFound)]
+            assert missing, "a missing key's get raises NotFound"
+            assert all(isinstance(g, (bytes, ringblob.NotFound)) for g in kept)
+            got = await asyncio.gather(*(c.get(k) for k in names))
+            assert got == [values[k] for k in names]
+
+    run(main())
+
+
+def test_event_loops_in_several_threads_each_get_their_own_results(node):
+    import threading
+
+    results = {}
+
+    def worker(n):
+        async def main():
+            async with ringblob.AsyncClient(node.addr, namespace=f"loop{n}") as c:
+                values = {f"t/{i:03}": os.urandom(80) for i in range(300)}
+                await asyncio.gather(*(c.put(k, v) for k, v in values.items()))
+                got = await asyncio.gather(*(c.get(k) for k in values))
+                return got == list(values.values())
+
+        results[n] = asyncio.run(main())
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == {0: True, 1: True, 2: True, 3: True}
+
+
 def test_async_methods(node, tmp_path):
     async def main():
         c = ringblob.AsyncClient(node.addr, namespace="async2")
