@@ -465,25 +465,25 @@ impl Scan<'_> {
         self.moving
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut scans = vec![first];
-        let mut excluded = BTreeSet::from([piece.node]);
-        let mut moving = vec![piece.clone()];
+        // Each moving piece with the nodes its chain has asked (a step back skips them).
+        let mut moving = vec![(piece.clone(), BTreeSet::from([piece.node]))];
         for _ in 0..MAX_MOVE_CHAIN {
-            let earlier: Vec<Piece> = moving
-                .iter()
-                .flat_map(|p| earlier_holders(self.table, self.group, p, &excluded))
-                .collect();
-            moving.clear();
-            for p in earlier {
-                excluded.insert(p.node);
-                self.also_asked.lock().insert(p.node);
-                self.earlier
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let scan = self.scan_at(&p.addr, &p).await?;
-                if scan.moving {
-                    moving.push(p);
+            let mut next = Vec::new();
+            for (p, excluded) in moving {
+                for earlier in earlier_holders(self.table, self.group, &p, &excluded) {
+                    self.also_asked.lock().insert(earlier.node);
+                    self.earlier
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let scan = self.scan_at(&earlier.addr, &earlier).await?;
+                    if scan.moving {
+                        let mut chain = excluded.clone();
+                        chain.insert(earlier.node);
+                        next.push((earlier, chain));
+                    }
+                    scans.push(scan);
                 }
-                scans.push(scan);
             }
+            moving = next;
             if moving.is_empty() {
                 break;
             }
@@ -756,6 +756,43 @@ mod tests {
         assert_eq!(prev_key(&[0; 32]), None);
         assert_eq!(min_key(None, Some(key)), Some(key));
         assert_eq!(min_key(Some(prev), Some(key)), Some(prev));
+    }
+
+    #[test]
+    fn a_moving_piece_is_asked_of_the_nodes_that_held_it_before() {
+        use crate::ring::fixtures::{at, node};
+        // c (0x40) joined a (0x80) and b (0xff): it took (0xff…, 0x40…] from a; and d
+        // (0x20) joined since, taking (0xff…, 0x20…] from c.
+        let table = RouteTable::new(
+            4,
+            vec![
+                node("a", &[0x80]),
+                node("b", &[0xff]),
+                node("c", &[0x40]),
+                node("d", &[0x20]),
+            ],
+        );
+        let d_piece = Piece {
+            node: NodeIx(3),
+            addr: "d:1".into(),
+            from: [0; 32],
+            to: at(0x20).0,
+        };
+        let one_back = earlier_holders(&table, 1, &d_piece, &BTreeSet::from([NodeIx(3)]));
+        let names: Vec<&str> = one_back.iter().map(|p| p.addr.as_str()).collect();
+        assert_eq!(names, ["c:1"]);
+        let two_back = earlier_holders(
+            &table,
+            1,
+            &one_back[0],
+            &BTreeSet::from([NodeIx(3), NodeIx(2)]),
+        );
+        let names: Vec<&str> = two_back.iter().map(|p| p.addr.as_str()).collect();
+        assert_eq!(names, ["a:1"]);
+        assert_eq!(
+            (two_back[0].from, two_back[0].to),
+            (d_piece.from, d_piece.to)
+        );
     }
 
     #[test]
