@@ -32,6 +32,8 @@ use crate::ring::RouteTable;
 
 /// How often previous owners are asked.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How long one owner is given to answer a check.
+const ASK_FOR: Duration = Duration::from_secs(5);
 
 /// What the check needs from the node.
 pub struct HandoverCheck {
@@ -47,7 +49,11 @@ impl HandoverCheck {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(CHECK_EVERY) => {}
-                _ = stop.changed() => {}
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
             }
             if *stop.borrow() {
                 return;
@@ -61,7 +67,9 @@ impl HandoverCheck {
                     continue;
                 }
                 let addr = owner.addr.clone();
-                match self.handed_over(&addr, &awaited).await {
+                // A paused owner must not hold up the checks of the others.
+                let asked = tokio::time::timeout(ASK_FOR, self.handed_over(&addr, &awaited));
+                match asked.await.unwrap_or(Ok(false)) {
                     Ok(true) => {
                         let dropped = self.handovers.handed_over(&awaited.from, awaited.seq);
                         tracing::debug!(from = %awaited.from, dropped, "ranges taken over are all here");
