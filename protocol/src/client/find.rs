@@ -549,6 +549,17 @@ impl Scan<'_> {
             .fetch_add(items.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let stamps: HashMap<KeyId, u64> = keys.iter().copied().collect();
         let mut candidates = Vec::new();
+        // An entry the node could not vouch for (it is quarantined, or failed to read it)
+        // fails the piece, so the page is asked of another group: never a silent miss.
+        if let Some(bad) = items
+            .iter()
+            .find(|i| !matches!(i.status, Status::Ok | Status::NotFound | Status::Removed))
+        {
+            return Err(ClientError::Status {
+                status: bad.status,
+                message: String::from_utf8_lossy(&bad.data).into_owned(),
+            });
+        }
         for item in items.into_iter().filter(|i| i.status == Status::Ok) {
             let Ok(entry) = Entry::decode(&item.data) else {
                 continue;
@@ -566,12 +577,19 @@ impl Scan<'_> {
             }
         }
         let group_client = self.client.in_group(self.group);
-        let checks = candidates
+        let names: Vec<(&str, &[u8])> = candidates
             .iter()
-            .map(|(_, _, e)| group_client.name_record(&e.namespace, &e.name));
-        let records = futures_util::future::join_all(checks).await;
+            .map(|(_, _, e)| (e.namespace.as_str(), e.name.as_slice()))
+            .collect();
+        let records = super::find_records::records_of(
+            &names,
+            (self.table, self.group),
+            |addr| async move { self.conn(&addr).await },
+            &group_client,
+        )
+        .await?;
         for ((key, stamp, entry), record) in candidates.into_iter().zip(records) {
-            match record? {
+            match record {
                 Some(record) if record.attrs == entry.attrs => hits.push(FindHit {
                     entry_key: key,
                     name: entry.name,

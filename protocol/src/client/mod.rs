@@ -5,6 +5,7 @@
 mod conn;
 mod error;
 mod find;
+mod find_records;
 mod groups;
 mod listing;
 pub mod object;

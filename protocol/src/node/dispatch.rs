@@ -321,7 +321,7 @@ fn answer(
             Reply::Removed
         }
         Request::Iterate(r) => return iterate(b, info, h, &r, out.buf()),
-        Request::BulkRead(r) => return bulk_read(b, h, &r, out.buf()),
+        Request::BulkRead(r) => return bulk_read(b, info, h, &r, out.buf()),
         Request::Stat => Reply::Stat(info.stat_json(b)),
         Request::Leave(ask) => {
             let text = info
@@ -568,6 +568,7 @@ fn iterate(
 /// BULK_READ causes is bounded by its reply, not by how many times it names a big value.
 fn bulk_read(
     b: &dyn Backend,
+    info: &NodeInfo,
     h: &Header,
     r: &BulkReadRequest,
     out: &mut BytesMut,
@@ -583,7 +584,7 @@ fn bulk_read(
         let (status, data) = match read.get(k) {
             Some(done) => done.clone(),
             None => {
-                let done = bulk_item(b, &Key(*k), r.column, total);
+                let done = bulk_item(b, info, &Key(*k), r.column, total);
                 read.insert(*k, done.clone());
                 done
             }
@@ -610,10 +611,22 @@ fn bulk_read(
 }
 
 /// One BULK_READ item: its value if it fits beside the `so_far` bytes already in the reply.
-fn bulk_item(b: &dyn Backend, key: &Key, column: u16, so_far: usize) -> (Status, Bytes) {
-    let size = match b.lookup_column(key, column) {
+/// A quarantined node answers as a `READ` would (`trusted_meta`): `UNAVAILABLE` for anything
+/// older than the quarantine.
+fn bulk_item(
+    b: &dyn Backend,
+    info: &NodeInfo,
+    key: &Key,
+    column: u16,
+    so_far: usize,
+) -> (Status, Bytes) {
+    let meta = match info.quarantine.before() {
+        Some(_) => trusted_meta(b, info, key, column).map_err(|(status, _)| status),
+        None => b.lookup_column(key, column).map_err(|e| status_of(&e)),
+    };
+    let size = match meta {
         Ok(m) => m.size,
-        Err(e) => return (status_of(&e), Bytes::new()),
+        Err(status) => return (status, Bytes::new()),
     };
     // One reply is built in memory: past the budget, items say TOO_LARGE and the client
     // reads those keys one by one.

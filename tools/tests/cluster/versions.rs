@@ -286,6 +286,16 @@ fn a_node_away_longer_than_the_remove_retention_brings_nothing_back() {
                     "a value removed while q1 was away came back through q1: key {i}"
                 );
             }
+            // Nor through a BULK_READ of q1's own storage (what queries read).
+            let asked: Vec<[u8; 32]> = removed.iter().map(|i| key(*i)).collect();
+            let bulk = client(&x.addr).await.bulk_read_column(asked, 0).await;
+            let items = bulk.unwrap_or_else(|e| panic!("BULK_READ: {e}"));
+            assert!(
+                items
+                    .iter()
+                    .all(|it| it.status != ringblob_protocol::wire::Status::Ok),
+                "a value removed while q1 was away came back through q1's BULK_READ"
+            );
             let s = json(&client(&x.addr).await, false).await;
             if s["quarantined_before_ns"].is_null() {
                 break;
