@@ -23,7 +23,7 @@ enum Held {
 }
 
 /// The name record of each (namespace, name) in `group`, in order (`None`: no record).
-pub(super) async fn records_of<'a, F, Fut>(
+pub(super) async fn records_of<F, Fut>(
     names: &[(&str, &[u8])],
     (table, group): (&RouteTable, u32),
     conn: F,
@@ -35,7 +35,7 @@ where
 {
     let keys: Vec<KeyId> = names
         .iter()
-        .map(|(ns, n)| Target::named(*ns, n.to_vec()).id())
+        .map(|(ns, n)| Target::named(ns, n.to_vec()).id())
         .collect();
     let mut by_owner: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, key) in keys.iter().enumerate() {
