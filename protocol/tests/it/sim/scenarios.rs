@@ -557,15 +557,8 @@ fn sim_an_undrain_half_way_takes_the_ranges_back_and_loses_nothing() {
     use ringblob_protocol::cluster::Phase;
     const LEAVER: usize = 0;
     for seed in seeds_to_run(&[1, 2, 3]) {
-        let mut sim = Sim::new(seed, KEYS);
-        let count = GROUPS * sim.nodes_per_group;
-        bootstrap(&mut sim, count);
-        let writes = |s: &mut Sim| {
-            s.client_write();
-            s.client_read();
-        };
-        let until = sim.now + 1_000;
-        sim.run_until(until, &mut |s| writes(s));
+        let mut sim = booted_under_traffic(seed, 1_000);
+        let writes = traffic;
         let name = sim.nodes[LEAVER].name.clone();
         let group = sim.nodes[LEAVER].group;
         sim.drive(LEAVER, |c| c.leave());
@@ -653,15 +646,8 @@ fn sim_an_undrain_half_way_takes_the_ranges_back_and_loses_nothing() {
 #[test]
 fn sim_a_joins_read_through_ends_only_once_its_previous_owner_is_done() {
     for seed in seeds_to_run(&[1, 2, 3]) {
-        let mut sim = Sim::new(seed, KEYS);
-        let count = GROUPS * sim.nodes_per_group;
-        bootstrap(&mut sim, count);
-        let writes = |s: &mut Sim| {
-            s.client_write();
-            s.client_read();
-        };
-        let until = sim.now + 20_000;
-        sim.run_until(until, &mut |s| writes(s));
+        let mut sim = booted_under_traffic(seed, 20_000);
+        let writes = traffic;
         let confirmed_before = sim.stats.handovers_confirmed;
         let joiner = sim.add_node(0);
         sim.boot(joiner);
@@ -695,4 +681,20 @@ fn sim_a_joins_read_through_ends_only_once_its_previous_owner_is_done() {
         );
         assert!(sim.errors.is_empty(), "seed {seed}: {:?}", sim.errors);
     }
+}
+
+/// Clients write and read at quorum (one step of each per tick).
+fn traffic(s: &mut Sim) {
+    s.client_write();
+    s.client_read();
+}
+
+/// A cluster of every group's nodes, booted, after `ms` of client traffic.
+fn booted_under_traffic(seed: u64, ms: u64) -> Sim {
+    let mut sim = Sim::new(seed, KEYS);
+    let count = GROUPS * sim.nodes_per_group;
+    bootstrap(&mut sim, count);
+    let until = sim.now + ms;
+    sim.run_until(until, &mut |s| traffic(s));
+    sim
 }
