@@ -82,16 +82,11 @@ fn ringblob(addr: &str, args: &[&str], stdin: &Path) -> std::process::Output {
     )
 }
 
-fn free_port() -> u16 {
-    or_panic(std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr())).port()
-}
-
 #[test]
 fn objects_over_http_with_ranges_conditions_metadata_and_listings() {
     let dir = or_panic(tempfile::tempdir());
     let d = dir.path();
-    let http = format!("127.0.0.1:{}", free_port());
-    let node = NodeProcess::start(&d.join("data"), &["--http-listen", &http]);
+    let (node, http) = NodeProcess::start_http(&d.join("data"), &[]);
     let base = format!("http://{http}");
     let file = d.join("in.txt");
     or_panic(std::fs::write(&file, b"0123456789abcdefghij"));
@@ -317,8 +312,7 @@ fn a_node_with_keys_serves_http_only_to_keys_with_the_role_and_namespace() {
     let writer = add_key(&data, "write", "photos");
     let reader = add_key(&data, "read", "*");
     let docs_reader = add_key(&data, "read", "docs");
-    let http = format!("127.0.0.1:{}", free_port());
-    let node = NodeProcess::start(&data, &["--http-listen", &http]);
+    let (node, http) = NodeProcess::start_http(&data, &[]);
     let url = format!("http://{http}/photos/a.txt");
     let user = |k: &str| k.to_string();
     let put = |auth: &[&str]| {
@@ -375,8 +369,7 @@ fn a_node_with_keys_serves_http_only_to_keys_with_the_role_and_namespace() {
 fn a_slow_reader_of_a_long_body_holds_up_no_other_request() {
     let dir = or_panic(tempfile::tempdir());
     let d = dir.path();
-    let http = format!("127.0.0.1:{}", free_port());
-    let node = NodeProcess::start(&d.join("data"), &["--http-listen", &http]);
+    let (node, http) = NodeProcess::start_http(&d.join("data"), &[]);
     let big = d.join("big");
     or_panic(std::fs::write(&big, vec![7u8; 48 << 20]));
     let url = |name: &str| format!("http://{http}/media/{name}");

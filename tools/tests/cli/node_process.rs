@@ -79,8 +79,37 @@ impl NodeProcess {
             }
             Err(_) => {
                 let _ = child.kill();
-                panic!("node printed no 'listening on' line");
+                let status = child.wait().ok();
+                let lines = logs.lock().map(|l| l.join("\n")).unwrap_or_default();
+                panic!("node printed no 'listening on' line (exit {status:?}); its log:\n{lines}");
             }
+        }
+    }
+
+    /// Starts a node with its HTTP gateway on a loopback port the node picks (no port is
+    /// chosen here and then bound there: another process could take it meanwhile), and
+    /// returns it with the gateway's address, from its `HTTP gateway on` line.
+    pub fn start_http(dir: &Path, extra: &[&str]) -> (NodeProcess, String) {
+        let mut args = vec!["--http-listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let node = Self::start(dir, &args);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = node.logs.lock().ok().and_then(|lines| {
+                lines.iter().find_map(|l| {
+                    let rest = l.split("HTTP gateway on ").nth(1)?;
+                    let w = rest.split_whitespace().next()?;
+                    Some(w.trim_end_matches(['"', ',']).to_string())
+                })
+            });
+            if let Some(addr) = seen {
+                return (node, addr);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node printed no 'HTTP gateway on' line"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
