@@ -26,7 +26,7 @@ use ringblob_backends::names::{Attrs, NameRecord, NAME_COLUMN};
 
 use super::{Client, ClientError, PutOptions, Target};
 use crate::attrs::{placements, plan, Entry, Query, Sha256Hasher, Space, ENTRY_COLUMN, SPACE_NAME};
-use crate::ring::next_key;
+use crate::ring::{next_key, prev_key};
 use crate::ring::{GroupRing, NodeIx, RouteTable};
 use crate::wire::{Durability, IterPosition, IterateEnd, IterateRequest, KeyId, Status};
 
@@ -694,19 +694,6 @@ fn min_key(a: Option<KeyId>, b: Option<KeyId>) -> Option<KeyId> {
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, y) => x.or(y),
     }
-}
-
-/// The key before `key`, or `None` at 0.
-pub fn prev_key(key: &KeyId) -> Option<KeyId> {
-    let mut prev = *key;
-    for b in prev.iter_mut().rev() {
-        let (v, borrow) = b.overflowing_sub(1);
-        *b = v;
-        if !borrow {
-            return Some(prev);
-        }
-    }
-    None
 }
 
 /// [`pieces`] of the nodes for which `keep` is true.

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub use error::ClientError;
 pub use find::{
-    prev_key, space_target, FindAsk, FindCost, FindHit, FindPage, DEAD_ENTRY_GRACE, MAX_FIND_LIMIT,
+    space_target, FindAsk, FindCost, FindHit, FindPage, DEAD_ENTRY_GRACE, MAX_FIND_LIMIT,
 };
 pub use groups::{GroupOutcome, GroupRead, Quorum};
 pub use listing::{merge_pages, ListPage};

@@ -147,7 +147,7 @@ impl Handovers {
         if !self.any() {
             return false;
         }
-        let start = crate::client::prev_key(from).unwrap_or([0xff; 32]);
+        let start = crate::ring::prev_key(from).unwrap_or([0xff; 32]);
         let range =
             crate::ring::KeyRange::new(crate::ring::RingId(start), crate::ring::RingId(*to));
         let now = self.now_ms();

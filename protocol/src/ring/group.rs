@@ -27,6 +27,19 @@ pub fn next_key(key: &KeyId) -> Option<KeyId> {
     None
 }
 
+/// The key before `key`, or `None` at 0.
+pub fn prev_key(key: &KeyId) -> Option<KeyId> {
+    let mut prev = *key;
+    for b in prev.iter_mut().rev() {
+        let (v, borrow) = b.overflowing_sub(1);
+        *b = v;
+        if !borrow {
+            return Some(prev);
+        }
+    }
+    None
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GroupRing {
     /// Every held ID with its node, ascending by ID, IDs distinct.

@@ -53,7 +53,7 @@ mod wide;
 
 pub use choose::{choose_ids, DEFAULT_IDS_PER_NODE, MAX_IDS_PER_NODE};
 pub use error::RingError;
-pub use group::{next_key, GroupRing};
+pub use group::{next_key, prev_key, GroupRing};
 pub use id::{RingId, RING_ID_LEN};
 pub use ids_file::{
     decode_ids_file, encode_ids_file, IDS_FILE_HEADER_LEN, IDS_FILE_MAGIC, IDS_FILE_VERSION,
