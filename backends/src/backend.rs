@@ -85,6 +85,8 @@ pub trait Backend: Send + Sync {
     fn sync(&self) -> Result<()>;
     /// Removes uploads untouched for longer than `max_age`; returns how many.
     fn reclaim_uploads(&self, max_age: std::time::Duration) -> Result<u64>;
+    /// Removes the uploads in progress of the keys `of` selects; returns how many.
+    fn drop_uploads(&self, of: &dyn Fn(&Key) -> bool) -> Result<u64>;
     /// False when calls never block (in-memory): async callers may run them inline.
     fn blocking(&self) -> bool {
         true

@@ -123,6 +123,10 @@ pub const CASES: &[(&str, Case)] = &[
         "a_dropped_copy_is_forgotten_not_removed",
         a_dropped_copy_is_forgotten_not_removed,
     ),
+    (
+        "uploads_of_selected_keys_are_dropped",
+        uploads_of_selected_keys_are_dropped,
+    ),
 ];
 
 /// Runs every case on a fresh fixture; panics listing the failed cases.
@@ -543,6 +547,35 @@ fn stale_uploads_are_reclaimed(fx: &mut Fixture) {
         b.write_part(&key(700), 0, b"x"),
         Err(Error::NoUpload(_))
     ));
+}
+
+/// Uploads of the keys a node takes over are dropped, touched or not, columns included;
+/// others stay; an upload found at reopen (an orphan) is dropped too.
+fn uploads_of_selected_keys_are_dropped(fx: &mut Fixture) {
+    let b = fx.backend();
+    ok(b.prepare(&key(900), 8));
+    ok(b.write_part(&key(900), 0, b"stale"));
+    ok(b.prepare_column(&key(901), 3, 8));
+    ok(b.prepare(&key(902), 8));
+    let taken = |k: &Key| *k == key(900) || *k == key(901);
+    assert_eq!(ok(b.drop_uploads(&taken)), 2);
+    for (k, column) in [(key(900), 0), (key(901), 3)] {
+        let r = b.write_part_column(&k, column, 0, b"new");
+        assert!(matches!(r, Err(Error::NoUpload(_))), "{r:?}");
+    }
+    ok(b.write_part(&key(902), 0, b"kept"));
+    assert_eq!(ok(b.stats()).uploads_in_progress, 1);
+    if !fx.restart() {
+        return;
+    }
+    let b = fx.backend();
+    assert_eq!(ok(b.drop_uploads(&|k: &Key| *k == key(902))), 1);
+    assert_eq!(ok(b.stats()).uploads_in_progress, 0);
+    // A new upload of a dropped key starts empty.
+    ok(b.prepare(&key(900), 8));
+    ok(b.write_part(&key(900), 5, b"new"));
+    ok(b.commit(&key(900), 8, opts()));
+    assert_eq!(read(b, &key(900)).as_deref(), Some(&b"\0\0\0\0\0new"[..]));
 }
 
 /// A copy (`WriteOptions::copy_if_newer`, how hand-over and repair write) keeps its

@@ -232,6 +232,35 @@ impl Staging {
         }
     }
 
+    /// Removes the uploads of the keys `of` selects, touched or not; returns how many. A node
+    /// drops them when it takes a key range over: an upload it holds there was prepared
+    /// while it last owned the range, and a part sent since the range came back must never
+    /// land in it (`docs/PROTOCOL.md` §7.4).
+    pub fn drop_where(&self, of: &dyn Fn(&Key) -> bool) -> Result<u64> {
+        match &mut *self.area.lock() {
+            Area::Dir(dir, orphans) => {
+                let mut n = 0;
+                for (p, _) in upload_files(dir)? {
+                    let target = p
+                        .file_stem()
+                        .and_then(|s| parse_column_name(&s.to_string_lossy()));
+                    let Some((key, column)) = target.filter(|(k, _)| of(k)) else {
+                        continue;
+                    };
+                    fs::remove_file(&p).map_err(at("remove", &p))?;
+                    orphans.remove(&(key, column));
+                    n += 1;
+                }
+                Ok(n)
+            }
+            Area::Memory(m) => {
+                let before = m.len();
+                m.retain(|(k, _), _| !of(k));
+                Ok((before - m.len()) as u64)
+            }
+        }
+    }
+
     /// Removes uploads untouched for longer than `max_age`.
     pub fn reclaim(&self, max_age: Duration) -> Result<u64> {
         match &mut *self.area.lock() {

@@ -502,6 +502,10 @@ impl<S: Store> Backend for StoreBackend<S> {
         self.staging.reclaim(max_age)
     }
 
+    fn drop_uploads(&self, of: &dyn Fn(&Key) -> bool) -> Result<u64> {
+        self.staging.drop_where(of)
+    }
+
     fn blocking(&self) -> bool {
         self.store.blocking()
     }

@@ -353,6 +353,10 @@ impl Backend for NamedBackend {
         self.inner.reclaim_uploads(max_age)
     }
 
+    fn drop_uploads(&self, of: &dyn Fn(&Key) -> bool) -> Result<u64> {
+        self.inner.drop_uploads(of)
+    }
+
     fn blocking(&self) -> bool {
         self.inner.blocking()
     }

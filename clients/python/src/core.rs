@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use ringblob_backends::names::{Attrs, NameRecord, NAME_COLUMN};
-use ringblob_protocol::client::{Client, ClientError, PutOptions, Target};
+use ringblob_protocol::client::{
+    restart_pause, restarting, Client, ClientError, PutOptions, Target, UPLOAD_ATTEMPTS,
+};
 use ringblob_protocol::wire::{
     Durability, ListRequest, ReadRequest, Status, MAX_LIST_LIMIT, READ_TO_END,
 };
@@ -118,9 +120,14 @@ impl Inner {
             (true, _) => c.append_column(target, column, data, o).await?,
             (false, Some(at)) => c.write_at_column(target, column, at, data, o).await?,
             (false, None) if column == 0 => {
-                let mut source: &[u8] = &data;
                 let hint = Some(data.len() as u64);
-                c.put_object(target, &mut source, (hint, o), |_| {}).await?
+                // Bytes can be read again: a write whose key moved mid-way starts over.
+                restarting(|| async {
+                    let mut source: &[u8] = &data;
+                    c.put_object(target.clone(), &mut source, (hint, o), |_| {})
+                        .await
+                })
+                .await?
             }
             (false, None) => c.put_column(target, column, data, o).await?,
         };
@@ -177,9 +184,22 @@ impl Inner {
         path: PathBuf,
         ask: WriteAsk,
     ) -> Result<u64, Failure> {
-        let mut file = tokio::fs::File::open(&path).await?;
-        let size = file.metadata().await?.len();
-        self.put_streamed(name, &mut file, Some(size), ask).await
+        // A file can be read again: a write whose key moved mid-way starts over.
+        let mut attempt = 1;
+        loop {
+            let mut file = tokio::fs::File::open(&path).await?;
+            let size = file.metadata().await?.len();
+            match self
+                .put_streamed(name, &mut file, Some(size), ask.clone())
+                .await
+            {
+                Err(Failure::Client(e)) if e.is_upload_lost() && attempt < UPLOAD_ATTEMPTS => {
+                    tokio::time::sleep(restart_pause(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The name record of a value of column 0 written through a name (`ls` lists it), with

@@ -123,6 +123,8 @@ fn class_of(e: &ClientError) -> &'static str {
         ClientError::Timeout(_) => "Timeout",
         ClientError::Connect { .. } | ClientError::Disconnected(_) => "ConnectionFailed",
         ClientError::Auth(_) => "Unauthorized",
+        // Transient: the key moved to another node mid-way; writing again succeeds.
+        ClientError::UploadLost(_) => "Unavailable",
         ClientError::Protocol(_) | ClientError::Unexpected(_) | ClientError::BadReply { .. } => {
             "ProtocolError"
         }

@@ -36,6 +36,13 @@ pub enum ClientError {
     /// Writing a streamed value to its destination failed.
     #[error("writing the value out: {0}")]
     Output(String),
+    /// A streamed write's upload was gone from where its parts went: a `PART` or `COMMIT`
+    /// answered `BAD_REQUEST` after the `PREPARE` was acknowledged. The key's range moved to
+    /// another node meanwhile (a join, leave or rebalance), or the upload was reclaimed.
+    /// Nothing was stored; the write can be made again from the start
+    /// ([`restarting`](super::restarting) does so for sources that can be read again).
+    #[error("the upload was lost mid-way (its key moved to another node?); nothing was stored, write it again: {0}")]
+    UploadLost(String),
 }
 
 impl ClientError {
@@ -61,6 +68,12 @@ impl ClientError {
             } => crate::wire::parse_removed_message(message),
             _ => None,
         }
+    }
+
+    /// True when a streamed write lost its upload mid-way and can be made again
+    /// ([`ClientError::UploadLost`]).
+    pub fn is_upload_lost(&self) -> bool {
+        matches!(self, ClientError::UploadLost(_))
     }
 
     /// Errors where the request may not have reached the node (or the node was too busy),

@@ -13,6 +13,7 @@ mod relay;
 mod routed;
 mod security;
 mod target;
+mod upload;
 mod watch;
 
 use std::sync::Arc;
@@ -30,13 +31,14 @@ pub use listing::{merge_pages, ListPage};
 pub use routed::RoutedClient;
 pub use security::{check_node_proof, Attempt, ClientSecurity, Credentials};
 pub use target::Target;
+pub use upload::{restart_pause, restarting, UPLOAD_ATTEMPTS};
 pub use watch::{Subscription, Watch, WatchEvent, WatchTarget, TABLE_EVERY, WATCH_BUFFER};
 
 use crate::wire::{
     BulkItem, BulkReadRequest, Command, Durability, HandshakeRequest, Header, IterEntry,
     IterateEnd, IterateRequest, KeyId, LookupRequest, RangeDigestReply, RangeDigestRequest,
     ReadRequest, RemoveRequest, Reply, Request, Status, ValueMeta, WriteMode, WriteRequest,
-    MAX_VALUE_IN_FRAME, READ_TO_END,
+    READ_TO_END,
 };
 use conn::Conn;
 
@@ -444,7 +446,7 @@ impl Client {
         }
     }
 
-    async fn write(
+    pub(crate) async fn write(
         &self,
         at: (Target, u16),
         mode: WriteMode,
@@ -471,88 +473,6 @@ impl Client {
             Some(Reply::Write(ack)) => Ok(ack.size),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
-    }
-
-    /// Stores a value (column 0); values larger than one frame are streamed (prepare,
-    /// parts, commit).
-    pub async fn put(&self, key: impl Into<Target>, data: Bytes, o: PutOptions) -> Result<u64> {
-        self.put_column(key, 0, data, o).await
-    }
-
-    /// Stores one column of a key, leaving the others; streamed like [`put`](Self::put).
-    pub async fn put_column(
-        &self,
-        key: impl Into<Target>,
-        column: u16,
-        data: Bytes,
-        o: PutOptions,
-    ) -> Result<u64> {
-        let at = (key.into(), column);
-        if data.len() <= MAX_VALUE_IN_FRAME {
-            return self.write(at, WriteMode::Whole, data, o).await;
-        }
-        let total = data.len() as u64;
-        self.write(
-            at.clone(),
-            WriteMode::Prepare { reserve: total },
-            Bytes::new(),
-            o,
-        )
-        .await?;
-        let mut offset = 0usize;
-        while offset < data.len() {
-            let end = (offset + self.config.part_size).min(data.len());
-            let part = WriteMode::Part {
-                offset: offset as u64,
-            };
-            self.write(at.clone(), part, data.slice(offset..end), o)
-                .await?;
-            offset = end;
-        }
-        self.write(at, WriteMode::Commit { size: total }, Bytes::new(), o)
-            .await
-    }
-
-    /// Stores the bytes `source` yields (to its end) in one column of a key, streamed in
-    /// parts of `part_size` (PREPARE, PARTs, COMMIT): memory stays at one part whatever the
-    /// value's size. A value that fits one part is written whole. `size_hint` (the size, if
-    /// known; else the largest value) is the upload's reservation; `sent` hears the bytes acknowledged so far.
-    /// Returns the value's size.
-    pub async fn put_stream<R: AsyncRead + Unpin>(
-        &self,
-        key: impl Into<Target>,
-        column: u16,
-        source: &mut R,
-        (size_hint, o): (Option<u64>, PutOptions),
-        mut sent: impl FnMut(u64),
-    ) -> Result<u64> {
-        let at = (key.into(), column);
-        let part = self.config.part_size.clamp(1, MAX_VALUE_IN_FRAME);
-        let mut chunk = read_up_to(source, part).await?;
-        if chunk.len() < part {
-            let n = chunk.len() as u64;
-            let size = self.write(at, WriteMode::Whole, chunk.freeze(), o).await?;
-            sent(n);
-            return Ok(size);
-        }
-        // Unknown size (a pipe): reserve the largest value; the staging file is sparse.
-        let reserve = size_hint.unwrap_or(ringblob_engine::format::record::MAX_VALUE_LEN);
-        self.write(at.clone(), WriteMode::Prepare { reserve }, Bytes::new(), o)
-            .await?;
-        let mut offset = 0u64;
-        while !chunk.is_empty() {
-            let len = chunk.len();
-            let mode = WriteMode::Part { offset };
-            self.write(at.clone(), mode, chunk.freeze(), o).await?;
-            offset += len as u64;
-            sent(offset);
-            if len < part {
-                break;
-            }
-            chunk = read_up_to(source, part).await?;
-        }
-        self.write(at, WriteMode::Commit { size: offset }, Bytes::new(), o)
-            .await
     }
 
     /// Appends to the value (column 0); returns its new size.

@@ -41,7 +41,9 @@ pub fn status_of(e: &ClientError) -> StatusCode {
         None => match e {
             ClientError::Timeout(_)
             | ClientError::Connect { .. }
-            | ClientError::Disconnected(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | ClientError::Disconnected(_)
+            // The key moved to another node mid-upload: sent again, it succeeds.
+            | ClientError::UploadLost(_) => StatusCode::SERVICE_UNAVAILABLE,
             ClientError::Input(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::BAD_GATEWAY,
         },

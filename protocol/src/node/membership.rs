@@ -407,16 +407,21 @@ impl Shell {
                 }
                 Effect::RouteTableChanged(table) => {
                     self.files.save_routes(&table)?;
-                    if let Some(before) = self.routes.borrow().clone() {
+                    let table = Arc::new(table);
+                    let before = self.routes.borrow().clone();
+                    if let Some(before) = before {
                         let me = self.cluster.me().name;
                         self.handovers.table_changed(&before, &table, &me);
+                        // Before the table is served: no part routed by it may find them.
+                        let (tables, group) = ((before, table.clone()), self.cluster.me().group);
+                        self.mover.drop_gained_uploads(tables, &me, group).await;
                     }
                     // The transfers this table calls for are planned already: `stat` shows
                     // them before the table is served, so a node that reads this table
                     // and then finds no transfer to it pending knows it has everything
                     // (`handover_check.rs`).
                     self.update_status();
-                    let _ = self.routes.send(Some(Arc::new(table)));
+                    let _ = self.routes.send(Some(table));
                 }
                 Effect::IdsChosen(ids) => self.files.save_ids(&ids)?,
                 Effect::TransfersChanged => self.sync_transfers()?,

@@ -18,6 +18,7 @@ use super::copy;
 use super::task_error::TaskError;
 use crate::client::{Client, ClientConfig, ClientSecurity};
 use crate::cluster::{local, HandoverAnswer, HandoverStep, HandoverStream, Transfer};
+use crate::ring::RouteTable;
 use crate::wire::KeyId;
 
 /// What a transfer task tells the membership shell.
@@ -108,6 +109,31 @@ impl Mover {
 
     /// Drives the transfer's [`HandoverStream`] (the decisions) against the backend and
     /// the new owner (the effects).
+    /// Drops this node's uploads in progress of the keys of `group` that `after` gives to
+    /// node `me` and `before` did not: an upload there was prepared while this node last
+    /// owned the key, and the parts of the writes made since went elsewhere, so a part
+    /// arriving now must find no upload (and the client start over) rather than add to it
+    /// (`docs/PROTOCOL.md` §7.4).
+    pub async fn drop_gained_uploads(
+        &self,
+        (before, after): (Arc<RouteTable>, Arc<RouteTable>),
+        me: &str,
+        group: u32,
+    ) {
+        let me = me.to_string();
+        let gained = move |k: &ringblob_engine::Key| {
+            let owner = |t: &RouteTable| t.owner(group, &k.0).map(|n| n.name == me);
+            owner(&after) == Some(true) && owner(&before) != Some(true)
+        };
+        match self.backend.run(move |b| b.drop_uploads(&gained)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(uploads = n, "dropped uploads of key ranges taken over"),
+            Err(e) => {
+                tracing::warn!(error = %e, "dropping uploads of key ranges taken over failed")
+            }
+        }
+    }
+
     /// How this node authenticates to its peers (for other peer tasks too).
     pub fn security(&self) -> ClientSecurity {
         self.security.clone()

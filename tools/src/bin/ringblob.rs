@@ -18,7 +18,8 @@ use ringblob_backends::names::{Attrs, NameRecord, NAME_COLUMN};
 use ringblob_engine::Key;
 use ringblob_protocol::attrs::{Query, Space, ENTRY_COLUMN};
 use ringblob_protocol::client::{
-    Client, ClientConfig, ClientError, ClientSecurity, PutOptions, Quorum, Target, WatchTarget,
+    restart_pause, Client, ClientConfig, ClientError, ClientSecurity, PutOptions, Quorum, Target,
+    WatchTarget, UPLOAD_ATTEMPTS,
 };
 use ringblob_protocol::wire::{Durability, LeaveAsk};
 use ringblob_tools::column::{column_label, parse_column};
@@ -369,6 +370,24 @@ enum Input {
 struct Source {
     reader: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
     size: Option<u64>,
+    /// The file it reads, which can be read again (not stdin).
+    path: Option<PathBuf>,
+}
+
+impl Source {
+    /// Reads the file again from its start; false for stdin.
+    async fn reopen(&mut self) -> bool {
+        let Some(p) = &self.path else {
+            return false;
+        };
+        match tokio::fs::File::open(p).await {
+            Ok(f) => {
+                self.reader = Box::new(f);
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 /// FILE or stdin, to stream. A file for a column other than 0 (never a chunked object) is
@@ -389,11 +408,13 @@ async fn streamed_input(file: Option<&PathBuf>, column: Option<u16>) -> Result<S
             Ok(Source {
                 reader: Box::new(f),
                 size: Some(len),
+                path: Some(p.clone()),
             })
         }
         _ => Ok(Source {
             reader: Box::new(tokio::io::stdin()),
             size: None,
+            path: None,
         }),
     }
 }
@@ -414,11 +435,30 @@ async fn put_streamed(
             b.set_position(n)
         }
     };
-    let (reader, size) = (&mut source.reader, (source.size, opts));
-    // Column 0 holds plain values and chunked objects alike; other columns plain values.
-    let result = match at.1 {
-        0 => ctx.client.put_object(at.0, reader, size, progress).await,
-        c => ctx.client.put_stream(at.0, c, reader, size, progress).await,
+    let mut attempt = 1;
+    let result = loop {
+        let (reader, size) = (&mut source.reader, (source.size, opts));
+        // Column 0 holds plain values and chunked objects alike; other columns plain values.
+        let result = match at.1 {
+            0 => {
+                ctx.client
+                    .put_object(at.0.clone(), reader, size, progress)
+                    .await
+            }
+            c => {
+                ctx.client
+                    .put_stream(at.0.clone(), c, reader, size, progress)
+                    .await
+            }
+        };
+        // The key moved to another node mid-way: a file is sent again from its start.
+        match result {
+            Err(e) if e.is_upload_lost() && attempt < UPLOAD_ATTEMPTS && source.reopen().await => {
+                tokio::time::sleep(restart_pause(attempt)).await;
+                attempt += 1;
+            }
+            other => break other,
+        }
     };
     if let Some(b) = &bar {
         b.finish_and_clear();

@@ -12,6 +12,7 @@ mod drain;
 mod listing;
 mod member;
 mod secured;
+mod uploads_moving;
 mod versions;
 mod watching;
 

@@ -18,7 +18,7 @@ use super::error::S3Error;
 use super::objects::{record, store, xml_body, Described};
 use super::xml::{self, element, S3_NS};
 use super::{iso_time, Ask};
-use crate::client::{Client, PutOptions, Target};
+use crate::client::{restart_pause, Client, PutOptions, Target, UPLOAD_ATTEMPTS};
 use crate::gateway::object::{etag_of, user_meta};
 use crate::wire::{Durability, ListEntry, ListRequest};
 
@@ -142,7 +142,7 @@ pub async fn upload_part(mut ask: Ask) -> Result<Response, S3Error> {
     let size = system
         .put_object(target.clone(), &mut source, (size_hint, o), |_| {})
         .await
-        .map_err(|e| S3Error::new(StatusCode::BAD_REQUEST, "IncompleteBody", e.to_string()))?;
+        .map_err(|e| super::objects::upload_error(&e))?;
     let stored = system
         .lookup_column(target, 0)
         .await
@@ -306,16 +306,6 @@ pub async fn complete(mut ask: Ask) -> Result<Response, S3Error> {
         chosen.push((p.part_number, r.size));
     }
     let total: u64 = chosen.iter().map(|(_, s)| s).sum();
-    let (bucket, sys) = (ask.bucket.clone(), system.clone());
-    let parts = chosen.clone();
-    let mut joined = Piped::spawn(move |mut tx| async move {
-        for (n, size) in parts {
-            sys.get_object_to(part_target(&bucket, &id, n), (0, Some(size)), &mut tx)
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-        }
-        tx.shutdown().await
-    });
     let key = ask.key.clone().unwrap_or_default();
     let user: Vec<(String, String)> = rec
         .user_meta
@@ -327,7 +317,7 @@ pub async fn complete(mut ask: Ask) -> Result<Response, S3Error> {
         meta: user,
         parts: Some(chosen.len()),
     };
-    let (etag, _) = store(&ask, &key, &mut joined, Some(total), d).await?;
+    let (etag, _) = store_joined(&ask, &key, (&id, &chosen, total), d).await?;
     let upload_id = ask.param("uploadId").unwrap_or_default().to_string();
     drop_upload(&system, &ask.bucket, &upload_id).await;
     Ok(xml::ok(format!(
@@ -337,6 +327,38 @@ pub async fn complete(mut ask: Ask) -> Result<Response, S3Error> {
         element("Key", &key),
         element("ETag", &etag)
     )))
+}
+
+/// Stores the chosen parts, joined, as the object `key`. The parts stay until the upload is
+/// dropped, so they can be read again: a write that failed as unavailable (the key moved
+/// to another node mid-way, a quorum missed) is made again, up to [`UPLOAD_ATTEMPTS`] times.
+async fn store_joined(
+    ask: &Ask,
+    key: &str,
+    (id, chosen, total): (&str, &[(u32, u64)], u64),
+    d: Described,
+) -> Result<(String, std::time::SystemTime), S3Error> {
+    let mut attempt = 1;
+    loop {
+        let (bucket, sys, id) = (ask.bucket.clone(), ask.gw.system().await?, id.to_string());
+        let parts = chosen.to_vec();
+        let mut joined = Piped::spawn(move |mut tx| async move {
+            for (n, size) in parts {
+                sys.get_object_to(part_target(&bucket, &id, n), (0, Some(size)), &mut tx)
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+            tx.shutdown().await
+        });
+        match store(ask, key, &mut joined, Some(total), d.clone()).await {
+            Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE && attempt < UPLOAD_ATTEMPTS => {
+                tracing::info!(attempt, error = %e.message, "completing a multipart upload failed; joining its parts again");
+                tokio::time::sleep(restart_pause(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Removes an upload's parts and record (what fails is left for a later abort).

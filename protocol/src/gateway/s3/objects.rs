@@ -92,7 +92,7 @@ fn precondition_failed() -> S3Error {
 }
 
 /// The error of a failed upload: a body that failed its check is the client's fault.
-fn upload_error(e: &ClientError) -> S3Error {
+pub fn upload_error(e: &ClientError) -> S3Error {
     match e {
         ClientError::Input(m) if m.contains(super::body::HASH_MISMATCH) => S3Error::new(
             StatusCode::BAD_REQUEST,
@@ -140,6 +140,7 @@ pub async fn record(
 
 /// What describes a stored object: content type, user metadata, and the number of parts
 /// it was completed from (its entity tag then ends `-N`, as S3's).
+#[derive(Clone)]
 pub struct Described {
     pub content_type: String,
     pub meta: Vec<(String, String)>,

@@ -144,6 +144,9 @@ impl Backend for SimDisk {
     fn reclaim_uploads(&self, max_age: std::time::Duration) -> Result<u64> {
         self.inner.reclaim_uploads(max_age)
     }
+    fn drop_uploads(&self, of: &dyn Fn(&Key) -> bool) -> Result<u64> {
+        self.inner.drop_uploads(of)
+    }
     fn default_durability(&self) -> Durability {
         self.inner.default_durability()
     }
