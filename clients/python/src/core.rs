@@ -116,6 +116,13 @@ impl Inner {
             self.record_name(name, column, len, (o, &ask.attrs)).await?;
             return Ok(len);
         }
+        if !append && offset.is_none() && column == 0 && ask.attrs.is_empty() {
+            if c.fits_small_put(&data) {
+                // One round trip: the value and its name record together.
+                let record = self.name_record_bytes(name, data.len() as u64)?;
+                return Ok(c.put_small(target, data, record, o).await?);
+            }
+        }
         let size = match (append, offset) {
             (true, _) => c.append_column(target, column, data, o).await?,
             (false, Some(at)) => c.write_at_column(target, column, at, data, o).await?,
@@ -205,6 +212,19 @@ impl Inner {
     /// The name record of a value of column 0 written through a name (`ls` lists it), with
     /// the object's attributes: as the CLI writes it, their index entries first and those of
     /// the attributes it replaces removed after (with groups, left to die with the old record).
+    /// The encoded name record of a value of `size` bytes written through `name` (none for a
+    /// raw key), without attributes.
+    fn name_record_bytes(&self, name: &NameArg, size: u64) -> Result<Option<Bytes>, Failure> {
+        let Some(text) = name.name() else {
+            return Ok(None);
+        };
+        let record = NameRecord::new(self.settings.namespace.clone(), text.as_bytes(), size);
+        let bytes = record
+            .encode()
+            .map_err(|e| Failure::Usage(format!("name record: {e}")))?;
+        Ok(Some(Bytes::from(bytes)))
+    }
+
     async fn record_name(
         &self,
         name: &NameArg,

@@ -13,6 +13,7 @@ mod relay;
 mod routed;
 mod security;
 mod target;
+mod together;
 mod upload;
 mod watch;
 
@@ -217,7 +218,18 @@ impl Client {
     }
 
     async fn exchange_on(&self, conn: &Conn, req: &Request, key: &Target) -> Result<Vec<Reply>> {
-        let (trans, mut rx) = self.send(conn, req, key).await?;
+        let (trans, rx) = self.send(conn, req, key).await?;
+        self.collect(conn, trans, rx).await
+    }
+
+    /// Every reply frame of transaction `trans` (an error reply as the error), within the
+    /// configured timeout.
+    async fn collect(
+        &self,
+        conn: &Conn,
+        trans: u64,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::wire::Frame>,
+    ) -> Result<Vec<Reply>> {
         let collect = async {
             let mut replies = Vec::new();
             loop {
@@ -454,25 +466,8 @@ impl Client {
         o: PutOptions,
     ) -> Result<u64> {
         let (key, column) = at;
-        // Of a streamed write, the COMMIT carries the condition.
-        let settles = matches!(mode, WriteMode::Whole | WriteMode::Commit { .. });
-        let req = Request::Write(WriteRequest {
-            mode,
-            compress: o.compress,
-            durability: o.durability,
-            column,
-            if_newer: o.if_newer.filter(|_| settles),
-            version: o.version.filter(|_| {
-                o.if_newer.is_none()
-                    && !matches!(mode, WriteMode::Prepare { .. } | WriteMode::Part { .. })
-            }),
-            deadline_ns: None,
-            data,
-        });
-        match self.call(&req, key).await?.pop() {
-            Some(Reply::Write(ack)) => Ok(ack.size),
-            other => Err(ClientError::Unexpected(format!("{other:?}"))),
-        }
+        let req = write_request((mode, column), data, o);
+        written(self.call(&req, key).await?)
     }
 
     /// Appends to the value (column 0); returns its new size.
@@ -695,6 +690,37 @@ impl Client {
 }
 
 /// Up to `n` bytes from `source` (fewer only at its end).
+/// The `WRITE` of `data` in `mode` into `column`, with the options' conditions.
+pub(crate) fn write_request(
+    (mode, column): (WriteMode, u16),
+    data: Bytes,
+    o: PutOptions,
+) -> Request {
+    // Of a streamed write, the COMMIT carries the condition.
+    let settles = matches!(mode, WriteMode::Whole | WriteMode::Commit { .. });
+    Request::Write(WriteRequest {
+        mode,
+        compress: o.compress,
+        durability: o.durability,
+        column,
+        if_newer: o.if_newer.filter(|_| settles),
+        version: o.version.filter(|_| {
+            o.if_newer.is_none()
+                && !matches!(mode, WriteMode::Prepare { .. } | WriteMode::Part { .. })
+        }),
+        deadline_ns: None,
+        data,
+    })
+}
+
+/// The size a `WRITE`'s replies report.
+pub(crate) fn written(mut replies: Vec<Reply>) -> Result<u64> {
+    match replies.pop() {
+        Some(Reply::Write(ack)) => Ok(ack.size),
+        other => Err(ClientError::Unexpected(format!("{other:?}"))),
+    }
+}
+
 async fn read_up_to<R: AsyncRead + Unpin>(source: &mut R, n: usize) -> Result<BytesMut> {
     // Grown as bytes arrive (doubling from `FIRST_READ`), not reserved whole: a part is 8 MiB
     // by default, and a small value's upload must not map and unmap that much each time.

@@ -7,8 +7,9 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use ringblob_backends::names::NAME_COLUMN;
 use ringblob_protocol::client::object::chunk_target;
-use ringblob_protocol::client::{Client, ClientConfig, PutOptions, Target};
+use ringblob_protocol::client::{Client, ClientConfig, ClientError, PutOptions, Target};
 
 use crate::node_process::NodeProcess;
 
@@ -328,4 +329,102 @@ fn an_object_reads_as_a_stream_and_a_failure_is_a_read_error() {
             "absent"
         );
     });
+}
+
+#[test]
+fn a_small_put_replaces_an_object_in_one_round_trip_and_removes_its_chunks() {
+    use bytes::Bytes;
+    use ringblob_backends::names::NameRecord;
+
+    let dir = or_panic(tempfile::tempdir());
+    let node = NodeProcess::start(&dir.path().join("data"), &[]);
+    let rt = or_panic(tokio::runtime::Runtime::new());
+    let config = ClientConfig {
+        chunk_size: CHUNK,
+        part_size: 32 << 10,
+        ..ClientConfig::default()
+    };
+    let c = rt.block_on(async { or_panic(Client::connect(&node.addr, config).await) });
+    let target = Target::named("media", b"photo".to_vec());
+    let record = |size: u64| {
+        let r = NameRecord::new("media", b"photo".to_vec(), size);
+        Bytes::from(or_panic(r.encode()))
+    };
+    let o = PutOptions::default();
+    rt.block_on(async {
+        let big = content(3 * CHUNK as usize - 5, 7);
+        let mut source = &big[..];
+        let stored = c.put_object(target.clone(), &mut source, (None, o), |_| {});
+        assert_eq!(or_panic(stored.await), big.len() as u64);
+        or_panic(
+            c.put_column(target.clone(), NAME_COLUMN, record(big.len() as u64), o)
+                .await,
+        );
+        let old = or_panic(c.object_manifest(&target).await)
+            .unwrap_or_else(|| panic!("a chunked object was stored"));
+        assert_eq!(old.chunk_crcs.len(), 3);
+        assert_eq!(
+            keys_on_async(&node.addr).await,
+            1 + 3 + 1 + 1,
+            "manifest, chunks, upload record, name record"
+        );
+
+        let size = c.put_small(
+            target.clone(),
+            Bytes::from_static(b"tiny"),
+            Some(record(4)),
+            o,
+        );
+        assert_eq!(or_panic(size.await), 4);
+        assert_eq!(or_panic(c.get(target.clone(), 0, None).await), &b"tiny"[..]);
+        let named = or_panic(c.name_record("media", b"photo").await);
+        assert_eq!(
+            named.map(|r| r.size),
+            Some(4),
+            "the name record written beside it"
+        );
+        for index in 0..3 {
+            let chunk = c
+                .get(chunk_target(&target, &old.upload_id, index), 0, None)
+                .await;
+            assert!(
+                chunk.as_ref().is_err_and(|e| e.is_not_found()),
+                "chunk {index} of the replaced object: {:?}",
+                chunk.map(|b| b.len())
+            );
+        }
+        assert_eq!(
+            keys_on_async(&node.addr).await,
+            2,
+            "the value and its name record"
+        );
+
+        // Over a plain value, and without a record (a raw key).
+        let plain = c.put_small(target.clone(), Bytes::from_static(b"again"), None, o);
+        assert_eq!(or_panic(plain.await), 5);
+        assert_eq!(
+            or_panic(c.get(target.clone(), 0, None).await),
+            &b"again"[..]
+        );
+        let fresh = c.put_small([9u8; 32], Bytes::from_static(b"new key"), None, o);
+        assert_eq!(or_panic(fresh.await), 7);
+
+        // What a small put does not take: more than a part, or a manifest's beginning.
+        let long = Bytes::from(content((32 << 10) + 1, 1));
+        let magic = Bytes::from_static(b"\x89RBOBJ\r\n and more");
+        for refused in [long, magic] {
+            let r = c.put_small(target.clone(), refused, None, o).await;
+            assert!(matches!(r, Err(ClientError::Input(_))), "{r:?}");
+        }
+        assert_eq!(
+            or_panic(c.get(target.clone(), 0, None).await),
+            &b"again"[..]
+        );
+    });
+}
+
+async fn keys_on_async(addr: &str) -> u64 {
+    let c = or_panic(Client::connect(addr, ClientConfig::default()).await);
+    let stat = or_panic(c.stat_value().await);
+    stat["backend"]["keys"].as_u64().unwrap_or(u64::MAX)
 }

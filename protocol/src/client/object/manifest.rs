@@ -98,6 +98,47 @@ impl Manifest {
     pub fn decode(bytes: &[u8]) -> Result<Manifest> {
         let body = checked(bytes, &MANIFEST_MAGIC, MANIFEST_FIXED_LEN + 4)?;
         let mut r = Fields::new(body, 8);
+        let head = ManifestHead::fields(&mut r)?;
+        if body.len() != MANIFEST_FIXED_LEN + 4 * head.count as usize {
+            return Err(ObjectFormatError::Length(bytes.len()));
+        }
+        let chunk_crcs = (0..head.count).map(|_| r.u32()).collect();
+        Ok(Manifest {
+            size: head.size,
+            chunk_size: head.chunk_size,
+            upload_id: head.upload_id,
+            crc32: head.crc32,
+            chunk_crcs,
+        })
+    }
+}
+
+/// A manifest's fixed part (its first [`MANIFEST_FIXED_LEN`] bytes): enough to find the
+/// object's chunks, read without the rest (whose trailer checksum covers it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManifestHead {
+    pub count: u32,
+    pub chunk_size: u64,
+    pub size: u64,
+    pub upload_id: [u8; 16],
+    pub crc32: u32,
+}
+
+impl ManifestHead {
+    /// The fixed part at the start of `bytes` (at least [`MANIFEST_FIXED_LEN`] of them),
+    /// its fields checked as [`Manifest::decode`] checks them.
+    pub fn decode(bytes: &[u8]) -> Result<ManifestHead> {
+        if !Manifest::sniff(bytes) {
+            return Err(ObjectFormatError::Magic);
+        }
+        let fixed = bytes
+            .get(..MANIFEST_FIXED_LEN)
+            .ok_or(ObjectFormatError::Length(bytes.len()))?;
+        ManifestHead::fields(&mut Fields::new(fixed, 8))
+    }
+
+    /// The fields after the magic.
+    fn fields(r: &mut Fields<'_>) -> Result<ManifestHead> {
         let version = r.u16();
         if version != OBJECT_FORMAT_VERSION {
             return Err(ObjectFormatError::Version(version));
@@ -119,16 +160,12 @@ impl Manifest {
         if count > MAX_CHUNKS || u64::from(count) != Manifest::chunks_for(size, chunk_size) {
             return Err(ObjectFormatError::Field("chunk_count"));
         }
-        if body.len() != MANIFEST_FIXED_LEN + 4 * count as usize {
-            return Err(ObjectFormatError::Length(bytes.len()));
-        }
-        let chunk_crcs = (0..count).map(|_| r.u32()).collect();
-        Ok(Manifest {
-            size,
+        Ok(ManifestHead {
+            count,
             chunk_size,
+            size,
             upload_id,
             crc32,
-            chunk_crcs,
         })
     }
 }
@@ -363,6 +400,35 @@ mod tests {
             ..manifest()
         };
         assert!(Manifest::decode(&tiny_chunks.encode()).is_err());
+    }
+
+    #[test]
+    fn a_manifest_head_is_read_from_its_fixed_part_alone() {
+        let m = manifest();
+        let b = m.encode();
+        let head = ManifestHead::decode(&b[..MANIFEST_FIXED_LEN]);
+        let want = ManifestHead {
+            count: m.chunk_crcs.len() as u32,
+            chunk_size: m.chunk_size,
+            size: m.size,
+            upload_id: m.upload_id,
+            crc32: m.crc32,
+        };
+        assert_eq!(head, Ok(want));
+        assert_eq!(ManifestHead::decode(&b), Ok(want), "longer input: the head");
+        for len in 0..MANIFEST_FIXED_LEN {
+            assert!(ManifestHead::decode(&b[..len]).is_err(), "length {len}");
+        }
+        assert_eq!(
+            ManifestHead::decode(b"plain value, not a manifest at all, of more than 56 bytes"),
+            Err(ObjectFormatError::Magic)
+        );
+        let mut bad = b[..MANIFEST_FIXED_LEN].to_vec();
+        bad[12] ^= 1; // the chunk count no longer matches size / chunk_size
+        assert_eq!(
+            ManifestHead::decode(&bad),
+            Err(ObjectFormatError::Field("chunk_count"))
+        );
     }
 
     #[test]

@@ -14,13 +14,14 @@ mod manifest;
 mod read;
 mod reader;
 mod reclaim;
+mod small;
 mod sniff;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub use manifest::{
-    chunk_name, upload_name, Manifest, ObjectFormatError, UploadRecord, MANIFEST_MAGIC, MAX_CHUNKS,
-    MAX_CHUNK_SIZE, MAX_MANIFEST_LEN, MIN_CHUNK_SIZE, UPLOAD_COLUMN,
+    chunk_name, upload_name, Manifest, ManifestHead, ObjectFormatError, UploadRecord,
+    MANIFEST_MAGIC, MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN, MIN_CHUNK_SIZE, UPLOAD_COLUMN,
 };
 pub use reader::ObjectReader;
 pub use reclaim::ReclaimReport;
@@ -250,14 +251,24 @@ impl Client {
     /// Removes a replaced object's chunks, then its upload record. Best effort: what a
     /// failure leaves is an orphan upload, found by `reclaim_uploads`.
     async fn drop_upload(&self, key: &Target, old: &Manifest, durability: Durability) {
-        if let Err(e) = self
-            .remove_chunks(key, &old.upload_id, old.chunk_crcs.len() as u32, durability)
+        let chunks = old.chunk_crcs.len() as u32;
+        self.drop_chunks_of(key, (&old.upload_id, chunks), durability)
             .await
-        {
+    }
+
+    /// Removes upload `upload_id`'s `count` chunks, then its record (best effort, as
+    /// [`drop_upload`](Self::drop_upload)).
+    async fn drop_chunks_of(
+        &self,
+        key: &Target,
+        (upload_id, count): (&[u8; 16], u32),
+        durability: Durability,
+    ) {
+        if let Err(e) = self.remove_chunks(key, upload_id, count, durability).await {
             tracing::warn!(error = %e, "removing a replaced object's chunks failed; `ringblob reclaim` removes them later");
             return;
         }
-        let record = upload_target(key, &old.upload_id);
+        let record = upload_target(key, upload_id);
         if let Err(e) = self.remove(record, durability).await {
             if !e.is_not_found() {
                 tracing::warn!(error = %e, "removing a replaced object's upload record failed");
