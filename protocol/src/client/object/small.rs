@@ -50,8 +50,17 @@ impl Client {
         let (Some(head), Some(value)) = (replies.next(), replies.next()) else {
             return Err(ClientError::Unexpected("replies missing".into()));
         };
-        let size = written(value?)?;
-        for named in replies {
+        let named = replies.next();
+        let size = match value.and_then(written) {
+            Ok(size) => size,
+            Err(e) => {
+                if matches!(&named, Some(Ok(_))) {
+                    self.unname_unwritten(&key, &head, o).await;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(named) = named {
             named?;
         }
         if let Some(old) = replaced_object(head) {
@@ -59,6 +68,23 @@ impl Client {
                 .await;
         }
         Ok(size)
+    }
+}
+
+impl Client {
+    /// The value's write failed but its name record's landed: where there was no value
+    /// before either, the record would list a name nothing can read, so it is removed (best
+    /// effort). Over an older value the record stays: the name is readable, as before.
+    async fn unname_unwritten(&self, key: &Target, head: &Result<Vec<Reply>>, o: PutOptions) {
+        if !head.as_ref().is_err_and(|e| e.is_not_found()) {
+            return;
+        }
+        if let Err(e) = self
+            .remove_column(key.clone(), NAME_COLUMN, o.durability)
+            .await
+        {
+            tracing::warn!(error = %e, "a name record whose value was not written stays");
+        }
     }
 }
 
