@@ -209,9 +209,6 @@ impl Inner {
         }
     }
 
-    /// The name record of a value of column 0 written through a name (`ls` lists it), with
-    /// the object's attributes: as the CLI writes it, their index entries first and those of
-    /// the attributes it replaces removed after (with groups, left to die with the old record).
     /// The encoded name record of a value of `size` bytes written through `name` (none for a
     /// raw key), without attributes.
     fn name_record_bytes(&self, name: &NameArg, size: u64) -> Result<Option<Bytes>, Failure> {
@@ -225,6 +222,9 @@ impl Inner {
         Ok(Some(Bytes::from(bytes)))
     }
 
+    /// The name record of a value of column 0 written through a name (`ls` lists it), with
+    /// the object's attributes: as the CLI writes it, their index entries first and those of
+    /// the attributes it replaces removed after (with groups, left to die with the old record).
     async fn record_name(
         &self,
         name: &NameArg,

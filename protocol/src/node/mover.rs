@@ -107,8 +107,6 @@ impl Mover {
         });
     }
 
-    /// Drives the transfer's [`HandoverStream`] (the decisions) against the backend and
-    /// the new owner (the effects).
     /// Drops this node's uploads in progress of the keys of `group` that `after` gives to
     /// node `me` and `before` did not: an upload there was prepared while this node last
     /// owned the key, and the parts of the writes made since went elsewhere, so a part
@@ -139,6 +137,8 @@ impl Mover {
         self.security.clone()
     }
 
+    /// Drives the transfer's [`HandoverStream`] (the decisions) against the backend and
+    /// the new owner (the effects).
     async fn run(
         &self,
         t: &Transfer,
