@@ -100,6 +100,31 @@ impl Client {
         }
     }
 
+    /// [`put_small`](Self::put_small) — a small value with its name record, one round trip
+    /// — in every group at once; as [`put_groups`](Self::put_groups).
+    pub async fn put_small_groups(
+        &self,
+        key: impl Into<Target>,
+        (data, record): (Bytes, Option<Bytes>),
+        o: PutOptions,
+        groups: &[u32],
+        w: Quorum,
+    ) -> Result<GroupOutcome, GroupOutcome> {
+        let key = key.into();
+        let mut tasks = JoinSet::new();
+        for &g in groups {
+            let (c, key) = (self.in_group(g), key.clone());
+            let (data, record) = (data.clone(), record.clone());
+            tasks.spawn(async move { (g, c.put_small(key, data, record, o).await.map(|_| ())) });
+        }
+        let (quorum, outcome) = collect(tasks, WriteQuorum::new(groups.len(), w)).await;
+        if quorum.met() {
+            Ok(outcome)
+        } else {
+            Err(outcome)
+        }
+    }
+
     /// Removes a key (every column) in every group; as [`put_groups`](Self::put_groups). A
     /// group where the key is already absent counts as done.
     pub async fn remove_groups(

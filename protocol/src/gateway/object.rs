@@ -19,7 +19,7 @@ use super::conditional::{Conditions, Current, Verdict};
 use super::errors::{failure, plain};
 use super::range::{resolve, RangeAsk};
 use super::replicas::{
-    put_name_record, put_object as put_in_groups, remove_column_groups, remove_object,
+    put_named_object, put_object as put_in_groups, remove_column_groups, remove_object,
 };
 use super::s3::body::Piped;
 use super::Gateway;
@@ -508,15 +508,32 @@ pub async fn put(
     let mut source = StreamReader::new(stream);
     let replicas = gw.replicas().await;
     let replicas = (&replicas.0[..], replicas.1);
-    let stored = put_in_groups(
-        &client,
-        (&target, column),
-        &mut source,
-        (size_hint, opts),
-        replicas,
-    )
-    .await;
-    let (size, crc) = match stored {
+    // What a lookup of this write reports: its content's CRC and the version chosen here.
+    let version = opts.version.unwrap_or_default();
+    let stored = if column == 0 {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let describe = |size, crc| NameRecord {
+            content_type,
+            etag: etag_for(crc, version),
+            attrs: attrs_of_meta(&meta),
+            user_meta: meta,
+            ..NameRecord::new(ns, name.into_bytes(), size)
+        };
+        let at = (size_hint, opts);
+        put_named_object(&client, &target, &mut source, at, replicas, describe)
+            .await
+            .map(|(size, record)| (size, record.etag))
+    } else {
+        let at = (&target, column);
+        put_in_groups(&client, at, &mut source, (size_hint, opts), replicas)
+            .await
+            .map(|(size, crc)| (size, etag_for(crc, version)))
+    };
+    let (size, etag) = match stored {
         Ok(stored) => stored,
         Err(e) => return failure(&e),
     };
@@ -525,24 +542,6 @@ pub async fn put(
             StatusCode::BAD_REQUEST,
             "the body ended before Content-Length",
         );
-    }
-    // What a lookup of this write reports: its content's CRC and the version chosen here.
-    let etag = etag_for(crc, opts.version.unwrap_or_default());
-    if column == 0 {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let record = NameRecord {
-            content_type: content_type.to_string(),
-            etag: etag.clone(),
-            attrs: attrs_of_meta(&meta),
-            user_meta: meta,
-            ..NameRecord::new(ns, name.into_bytes(), size)
-        };
-        if let Err(e) = put_name_record(&client, &record, opts, replicas).await {
-            return failure(&e);
-        }
     }
     let mut r = StatusCode::OK.into_response();
     if let Ok(v) = HeaderValue::from_str(&etag) {

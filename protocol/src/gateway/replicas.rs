@@ -69,6 +69,79 @@ pub async fn put_object(
         })
 }
 
+/// Stores a PUT's body as the object under `target` (column 0) in every group, with the name
+/// record `describe` makes of its size and CRC-32 beside it: a body of known length that
+/// fits a small put (`Client::fits_small_put`: one part, no manifest magic) is read whole —
+/// the memory a streamed write holds anyway — and sent with its record, one round trip per
+/// group; any other body streams, then its record is written. Returns the size stored and
+/// the record.
+pub async fn put_named_object(
+    client: &Client,
+    target: &Target,
+    source: &mut (dyn AsyncRead + Unpin + Send),
+    (size_hint, o): (Option<u64>, PutOptions),
+    (groups, w): (&[u32], Quorum),
+    describe: impl FnOnce(u64, u32) -> ringblob_backends::names::NameRecord,
+) -> Result<(u64, ringblob_backends::names::NameRecord), ClientError> {
+    let small = small_body(client, source, size_hint).await?;
+    let (mut memory, mut describe, mut described) = (None, Some(describe), None);
+    let source: &mut (dyn AsyncRead + Unpin + Send) = match small {
+        Some(data) if size_hint == Some(data.len() as u64) && client.fits_small_put(&data) => {
+            let (size, crc) = (data.len() as u64, crc32fast::hash(&data));
+            let Some(record) = describe.take().map(|f| f(size, crc)) else {
+                return Err(ClientError::Unexpected("described twice".into()));
+            };
+            if record.attrs.is_empty() {
+                let bytes = record
+                    .encode()
+                    .map_err(|e| ClientError::Input(format!("name record: {e}")))?;
+                client
+                    .put_small_groups(target.clone(), (data, Some(bytes.into())), o, groups, w)
+                    .await
+                    .map_err(|outcome| quorum_error(&outcome))?;
+                return Ok((size, record));
+            }
+            // Attributes: index entries first, then the record (put_name_record).
+            described = Some(record);
+            memory.insert(std::io::Cursor::new(data))
+        }
+        Some(data) => memory.insert(std::io::Cursor::new(data)),
+        None => source,
+    };
+    let (size, crc) = put_object(client, (target, 0), source, (size_hint, o), (groups, w)).await?;
+    if size_hint.is_some_and(|n| n != size) {
+        // Not named: the caller answers the short body as the client's error.
+        return Err(ClientError::Input(format!(
+            "the body ended after {size} bytes, before its declared length"
+        )));
+    }
+    let record = described.or_else(|| describe.take().map(|f| f(size, crc)));
+    let record = record.ok_or_else(|| ClientError::Unexpected("no record".into()))?;
+    put_name_record(client, &record, o, (groups, w)).await?;
+    Ok((size, record))
+}
+
+/// A body of known length no longer than a small put takes, read whole (and one byte past
+/// its length, so a longer body is seen); `None`, with nothing read, for any other.
+async fn small_body(
+    client: &Client,
+    source: &mut (dyn AsyncRead + Unpin + Send),
+    size_hint: Option<u64>,
+) -> Result<Option<Bytes>, ClientError> {
+    let Some(n) = size_hint.filter(|&n| n <= client.small_put_limit() as u64) else {
+        return Ok(None);
+    };
+    let mut buf = BytesMut::with_capacity(n as usize);
+    let mut limited = source.take(n + 1);
+    loop {
+        match limited.read_buf(&mut buf).await {
+            Ok(0) => return Ok(Some(buf.freeze())),
+            Ok(_) => {}
+            Err(e) => return Err(ClientError::Input(e.to_string())),
+        }
+    }
+}
+
 /// How a value streamed to groups is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {

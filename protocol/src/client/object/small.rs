@@ -15,8 +15,12 @@ impl Client {
     /// Whether [`put_small`](Self::put_small) takes `data`: it fits one part and does not
     /// begin like a manifest.
     pub fn fits_small_put(&self, data: &[u8]) -> bool {
-        let part = self.config.part_size.clamp(1, MAX_VALUE_IN_FRAME);
-        data.len() <= part && !Manifest::sniff(data)
+        data.len() <= self.small_put_limit() && !Manifest::sniff(data)
+    }
+
+    /// The longest value [`put_small`](Self::put_small) takes: one part.
+    pub fn small_put_limit(&self) -> usize {
+        self.config.part_size.clamp(1, MAX_VALUE_IN_FRAME)
     }
 
     /// Stores `data` as the value (column 0) of `key`, replacing whatever was there (a

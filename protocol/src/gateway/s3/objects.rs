@@ -21,7 +21,7 @@ use crate::gateway::object::{
 };
 use crate::gateway::range::{resolve, RangeAsk};
 use crate::gateway::replicas::{
-    put_name_record, put_object as put_in_groups, read_in_groups, remove_object as remove_in_groups,
+    put_named_object, read_in_groups, remove_object as remove_in_groups,
 };
 use crate::wire::Durability;
 use std::time::SystemTime;
@@ -162,15 +162,25 @@ pub async fn store(
         version: Some(version_now()),
         ..PutOptions::default()
     };
-    let (size, crc) = put_in_groups(
-        &ask.client,
-        (&target, 0),
-        source,
-        (size_hint, o),
-        (&groups, w),
-    )
-    .await
-    .map_err(|e| upload_error(&e))?;
+    // What a lookup of this write reports: its content's CRC and the version chosen here.
+    let version = o.version.unwrap_or_default();
+    let describe = |size, crc| {
+        let own = etag_for(crc, version);
+        NameRecord {
+            content_type: d.content_type,
+            etag: match d.parts {
+                None => own,
+                Some(n) => format!("\"{}-{n}\"", own.trim_matches('"')),
+            },
+            attrs: crate::gateway::object::attrs_of_meta(&d.meta),
+            user_meta: d.meta,
+            ..NameRecord::new(&ask.bucket, key.as_bytes().to_vec(), size)
+        }
+    };
+    let at = (size_hint, o);
+    let (size, record) = put_named_object(&ask.client, &target, source, at, (&groups, w), describe)
+        .await
+        .map_err(|e| upload_error(&e))?;
     if size_hint.is_some_and(|n| n != size) {
         return Err(S3Error::new(
             StatusCode::BAD_REQUEST,
@@ -178,24 +188,7 @@ pub async fn store(
             "the body ended early",
         ));
     }
-    // What a lookup of this write reports: its content's CRC and the version chosen here.
-    let version = o.version.unwrap_or_default();
-    let own = etag_for(crc, version);
-    let etag = match d.parts {
-        None => own,
-        Some(n) => format!("\"{}-{n}\"", own.trim_matches('"')),
-    };
-    let record = NameRecord {
-        content_type: d.content_type,
-        etag: etag.clone(),
-        attrs: crate::gateway::object::attrs_of_meta(&d.meta),
-        user_meta: d.meta,
-        ..NameRecord::new(&ask.bucket, key.as_bytes().to_vec(), size)
-    };
-    put_name_record(&ask.client, &record, o, (&groups, w))
-        .await
-        .map_err(|e| S3Error::from_client(&e))?;
-    Ok((etag, modified_at(version)))
+    Ok((record.etag, modified_at(version)))
 }
 
 pub async fn put(mut ask: Ask) -> Result<Response, S3Error> {
