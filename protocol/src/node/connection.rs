@@ -18,6 +18,7 @@ use super::greeting::{greet, prove, Greeting, Pending};
 use super::handover::{PreviousOwner, ReadThrough};
 use super::metrics::Route as MetricsRoute;
 use super::read_stream::ReadStream;
+use super::read_window::ReadWindow;
 use super::timed_stream::TimedStream;
 use super::watching::Watching;
 use super::{dispatch, Node};
@@ -189,7 +190,8 @@ async fn run(
     shutdown: &mut watch::Receiver<bool>,
     (ip, connected): (Option<IpAddr>, Instant),
 ) -> End {
-    let mut buf = BytesMut::with_capacity(64 << 10);
+    let mut buf = BytesMut::with_capacity(ReadWindow::MIN);
+    let mut window = ReadWindow::default();
     let mut session = Session::New;
     let mut reloads = node.config.access.subscribe();
     let mut partial_since: Option<Instant> = None;
@@ -272,6 +274,7 @@ async fn run(
         if let Some(total) = crate::wire::announced_frame_len(&buf) {
             buf.reserve(total.saturating_sub(buf.len()));
         }
+        let room = window.make_room(&mut buf);
         let notes = async {
             match &watching {
                 Some(w) => w.ready().await,
@@ -286,7 +289,10 @@ async fn run(
                 Err(_) if watching.as_ref().is_some_and(Watching::active) => {}
                 Err(_) => return End::Idle,
                 Ok(Ok(0)) => return End::Closed,
-                Ok(Ok(n)) => node.metrics.received(n),
+                Ok(Ok(n)) => {
+                    window.read(n, room);
+                    node.metrics.received(n)
+                }
                 Ok(Err(e)) => return End::Fatal(e.to_string()),
             },
             () = notes => {

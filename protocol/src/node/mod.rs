@@ -25,6 +25,7 @@ mod mover;
 mod output;
 mod quarantine;
 mod read_stream;
+mod read_window;
 mod repairer;
 mod reply_budget;
 mod status_map;
