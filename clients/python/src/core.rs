@@ -116,12 +116,11 @@ impl Inner {
             self.record_name(name, column, len, (o, &ask.attrs)).await?;
             return Ok(len);
         }
-        if !append && offset.is_none() && column == 0 && ask.attrs.is_empty() {
-            if c.fits_small_put(&data) {
-                // One round trip: the value and its name record together.
-                let record = self.name_record_bytes(name, data.len() as u64)?;
-                return Ok(c.put_small(target, data, record, o).await?);
-            }
+        let plain = !append && offset.is_none() && column == 0 && ask.attrs.is_empty();
+        if plain && c.fits_small_put(&data) {
+            // One round trip: the value and its name record together.
+            let record = self.name_record_bytes(name, data.len() as u64)?;
+            return Ok(c.put_small(target, data, record, o).await?);
         }
         let size = match (append, offset) {
             (true, _) => c.append_column(target, column, data, o).await?,

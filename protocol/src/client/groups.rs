@@ -92,12 +92,7 @@ impl Client {
             let (c, data, key) = (self.in_group(g), data.clone(), key.clone());
             tasks.spawn(async move { (g, c.put_column(key, column, data, o).await.map(|_| ())) });
         }
-        let (quorum, outcome) = collect(tasks, WriteQuorum::new(groups.len(), w)).await;
-        if quorum.met() {
-            Ok(outcome)
-        } else {
-            Err(outcome)
-        }
+        quorum_of(tasks, groups.len(), w).await
     }
 
     /// [`put_small`](Self::put_small) — a small value with its name record, one round trip
@@ -117,12 +112,7 @@ impl Client {
             let (data, record) = (data.clone(), record.clone());
             tasks.spawn(async move { (g, c.put_small(key, data, record, o).await.map(|_| ())) });
         }
-        let (quorum, outcome) = collect(tasks, WriteQuorum::new(groups.len(), w)).await;
-        if quorum.met() {
-            Ok(outcome)
-        } else {
-            Err(outcome)
-        }
+        quorum_of(tasks, groups.len(), w).await
     }
 
     /// Removes a key (every column) in every group; as [`put_groups`](Self::put_groups). A
@@ -146,12 +136,7 @@ impl Client {
                 (g, r)
             });
         }
-        let (quorum, outcome) = collect(tasks, WriteQuorum::new(groups.len(), w)).await;
-        if quorum.met() {
-            Ok(outcome)
-        } else {
-            Err(outcome)
-        }
+        quorum_of(tasks, groups.len(), w).await
     }
 
     /// Reads a column from the group holding its newest version (`groups` in preference
@@ -310,6 +295,20 @@ fn classify(
         },
     };
     (group, answer)
+}
+
+/// The outcome of `tasks`, one per group of `groups`: `Ok` when `w` of them succeeded.
+async fn quorum_of(
+    tasks: JoinSet<(u32, Result<(), ClientError>)>,
+    groups: usize,
+    w: Quorum,
+) -> Result<GroupOutcome, GroupOutcome> {
+    let (quorum, outcome) = collect(tasks, WriteQuorum::new(groups, w)).await;
+    if quorum.met() {
+        Ok(outcome)
+    } else {
+        Err(outcome)
+    }
 }
 
 async fn collect(

@@ -77,7 +77,7 @@ mod tests {
         let mut buf = BytesMut::with_capacity(4 * ReadWindow::MAX);
         let room = w.make_room(&mut buf);
         assert!(
-            room >= ReadWindow::MIN && room < 2 * ReadWindow::MIN,
+            (ReadWindow::MIN..2 * ReadWindow::MIN).contains(&room),
             "{room}"
         );
         // A partial frame is kept whatever its size.
