@@ -86,7 +86,7 @@ pub async fn put_named_object(
     let small = small_body(client, source, size_hint).await?;
     let (mut memory, mut describe, mut described) = (None, Some(describe), None);
     let source: &mut (dyn AsyncRead + Unpin + Send) = match small {
-        Some(data) if size_hint == Some(data.len() as u64) && client.fits_small_put(&data) => {
+        Some(data) if client.fits_small_put(&data) => {
             let (size, crc) = (data.len() as u64, crc32fast::hash(&data));
             let Some(record) = describe.take().map(|f| f(size, crc)) else {
                 return Err(ClientError::Unexpected("described twice".into()));
@@ -122,7 +122,8 @@ pub async fn put_named_object(
 }
 
 /// A body of known length no longer than a small put takes, read whole (and one byte past
-/// its length, so a longer body is seen); `None`, with nothing read, for any other.
+/// its length, so a longer body is seen); `None`, with nothing read, for any other. A body
+/// shorter or longer than its declared length is the client's error, and nothing is stored.
 async fn small_body(
     client: &Client,
     source: &mut (dyn AsyncRead + Unpin + Send),
@@ -135,11 +136,18 @@ async fn small_body(
     let mut limited = source.take(n + 1);
     loop {
         match limited.read_buf(&mut buf).await {
-            Ok(0) => return Ok(Some(buf.freeze())),
+            Ok(0) => break,
             Ok(_) => {}
             Err(e) => return Err(ClientError::Input(e.to_string())),
         }
     }
+    if buf.len() as u64 != n {
+        return Err(ClientError::Input(format!(
+            "the body is not its declared length of {n} bytes ({} read)",
+            buf.len()
+        )));
+    }
+    Ok(Some(buf.freeze()))
 }
 
 /// How a value streamed to groups is stored.

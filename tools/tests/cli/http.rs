@@ -410,3 +410,25 @@ fn a_slow_reader_of_a_long_body_holds_up_no_other_request() {
     let _ = slow.wait();
     assert_eq!(node.terminate(), Some(0));
 }
+
+#[test]
+fn a_body_shorter_than_its_content_length_stores_nothing() {
+    use std::io::{Read, Write};
+    let dir = or_panic(tempfile::tempdir());
+    let d = dir.path();
+    let (node, http) = NodeProcess::start_http(&d.join("data"), &[]);
+    let mut s = or_panic(std::net::TcpStream::connect(&http));
+    let head = format!("PUT /media/short HTTP/1.1\r\nHost: {http}\r\nContent-Length: 100\r\n\r\n");
+    or_panic(s.write_all(head.as_bytes()));
+    or_panic(s.write_all(&[b'x'; 50]));
+    or_panic(s.shutdown(std::net::Shutdown::Write));
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer); // a 400, or the connection closed
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+    let get = curl(d, "GET", &format!("http://{http}/media/short"), &[]);
+    assert_eq!(get.code, 404, "a cut body stored something: {}", get.text());
+    assert_eq!(node.terminate(), Some(0));
+}
