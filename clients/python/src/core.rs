@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use ringblob_backends::names::{Attrs, NameRecord, NAME_COLUMN};
 use ringblob_protocol::client::{
-    restart_pause, restarting, Client, ClientError, PutOptions, Target, UPLOAD_ATTEMPTS,
+    restarting, restarting_when, Client, ClientError, PutOptions, Target,
 };
 use ringblob_protocol::wire::{
     Durability, ListRequest, ReadRequest, Status, MAX_LIST_LIMIT, READ_TO_END,
@@ -191,21 +191,14 @@ impl Inner {
         ask: WriteAsk,
     ) -> Result<u64, Failure> {
         // A file can be read again: a write whose key moved mid-way starts over.
-        let mut attempt = 1;
-        loop {
+        let lost = |e: &Failure| matches!(e, Failure::Client(c) if c.is_upload_lost());
+        restarting_when(lost, || async {
             let mut file = tokio::fs::File::open(&path).await?;
             let size = file.metadata().await?.len();
-            match self
-                .put_streamed(name, &mut file, Some(size), ask.clone())
+            self.put_streamed(name, &mut file, Some(size), ask.clone())
                 .await
-            {
-                Err(Failure::Client(e)) if e.is_upload_lost() && attempt < UPLOAD_ATTEMPTS => {
-                    tokio::time::sleep(restart_pause(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        })
+        .await
     }
 
     /// The encoded name record of a value of `size` bytes written through `name` (none for a

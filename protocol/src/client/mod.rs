@@ -32,7 +32,7 @@ pub use listing::{merge_pages, ListPage};
 pub use routed::RoutedClient;
 pub use security::{check_node_proof, Attempt, ClientSecurity, Credentials};
 pub use target::Target;
-pub use upload::{restart_pause, restarting, UPLOAD_ATTEMPTS};
+pub use upload::{restarting, restarting_when, UPLOAD_ATTEMPTS};
 pub use watch::{Subscription, Watch, WatchEvent, WatchTarget, TABLE_EVERY, WATCH_BUFFER};
 
 use crate::wire::{

@@ -25,15 +25,29 @@ pub const UPLOAD_ATTEMPTS: u32 = 3;
 /// Makes `upload` again while it fails with [`ClientError::UploadLost`], at most
 /// [`UPLOAD_ATTEMPTS`] times in all, after a pause that lets the route tables agree on the
 /// key's new owner. For writes whose source can be read again from its start.
-pub async fn restarting<T, F, Fut>(mut upload: F) -> Result<T>
+pub async fn restarting<T, F, Fut>(upload: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
 {
+    restarting_when(ClientError::is_upload_lost, upload).await
+}
+
+/// [`restarting`] for writes that fail with errors of their own (a binding's, a gateway's):
+/// `lost` says which of them is a lost upload worth starting over for.
+pub async fn restarting_when<T, E, F, Fut>(
+    lost: impl Fn(&E) -> bool,
+    mut upload: F,
+) -> std::result::Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, E>>,
+{
     let mut attempt = 1;
     loop {
         match upload().await {
-            Err(e) if e.is_upload_lost() && attempt < UPLOAD_ATTEMPTS => {
+            Err(e) if lost(&e) && attempt < UPLOAD_ATTEMPTS => {
                 tracing::info!(attempt, error = %e, "a streamed write lost its upload; starting it over");
                 tokio::time::sleep(restart_pause(attempt)).await;
                 attempt += 1;
@@ -43,9 +57,9 @@ where
     }
 }
 
-/// How long [`restarting`] waits after attempt `attempt` (from 1) lost its upload: long
-/// enough for the route tables to agree on the key's new owner.
-pub fn restart_pause(attempt: u32) -> Duration {
+/// How long [`restarting_when`] waits after attempt `attempt` (from 1) lost its upload:
+/// long enough for the route tables to agree on the key's new owner.
+fn restart_pause(attempt: u32) -> Duration {
     Duration::from_millis(200 << attempt.min(4))
 }
 

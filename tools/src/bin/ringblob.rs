@@ -18,8 +18,8 @@ use ringblob_backends::names::{Attrs, NameRecord, NAME_COLUMN};
 use ringblob_engine::Key;
 use ringblob_protocol::attrs::{Query, Space, ENTRY_COLUMN};
 use ringblob_protocol::client::{
-    restart_pause, Client, ClientConfig, ClientError, ClientSecurity, PutOptions, Quorum, Target,
-    WatchTarget, UPLOAD_ATTEMPTS,
+    restarting_when, Client, ClientConfig, ClientError, ClientSecurity, PutOptions, Quorum, Target,
+    WatchTarget,
 };
 use ringblob_protocol::wire::{Durability, LeaveAsk};
 use ringblob_tools::column::{column_label, parse_column};
@@ -374,22 +374,6 @@ struct Source {
     path: Option<PathBuf>,
 }
 
-impl Source {
-    /// Reads the file again from its start; false for stdin.
-    async fn reopen(&mut self) -> bool {
-        let Some(p) = &self.path else {
-            return false;
-        };
-        match tokio::fs::File::open(p).await {
-            Ok(f) => {
-                self.reader = Box::new(f);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-}
-
 /// FILE or stdin, to stream. A file for a column other than 0 (never a chunked object) is
 /// checked against the value limit now.
 async fn streamed_input(file: Option<&PathBuf>, column: Option<u16>) -> Result<Source, Failure> {
@@ -424,7 +408,7 @@ async fn put_streamed(
     ctx: &Ctx,
     name: &str,
     column: Option<u16>,
-    mut source: Source,
+    source: Source,
     (opts, attrs): (PutOptions, &Attrs),
     quiet: bool,
 ) -> Result<(), Failure> {
@@ -435,31 +419,38 @@ async fn put_streamed(
             b.set_position(n)
         }
     };
-    let mut attempt = 1;
-    let result = loop {
-        let (reader, size) = (&mut source.reader, (source.size, opts));
-        // Column 0 holds plain values and chunked objects alike; other columns plain values.
-        let result = match at.1 {
-            0 => {
-                ctx.client
-                    .put_object(at.0.clone(), reader, size, progress)
-                    .await
+    // A file is sent again from its start if the key moved to another node mid-way; stdin
+    // cannot be read again.
+    let (mut first, path, size) = (Some(source.reader), source.path, (source.size, opts));
+    let (at, lost) = (&at, |e: &ClientError| e.is_upload_lost() && path.is_some());
+    let result = restarting_when(lost, || {
+        let (reader, path) = (first.take(), path.clone());
+        async move {
+            let mut reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match (reader, path) {
+                (Some(r), _) => r,
+                (None, Some(p)) => Box::new(
+                    tokio::fs::File::open(&p)
+                        .await
+                        .map_err(|e| ClientError::Input(format!("{}: {e}", p.display())))?,
+                ),
+                (None, None) => return Err(ClientError::Input("stdin was read already".into())),
+            };
+            // Column 0 holds plain values and chunked objects alike; other columns plain values.
+            match at.1 {
+                0 => {
+                    ctx.client
+                        .put_object(at.0.clone(), &mut reader, size, progress)
+                        .await
+                }
+                c => {
+                    ctx.client
+                        .put_stream(at.0.clone(), c, &mut reader, size, progress)
+                        .await
+                }
             }
-            c => {
-                ctx.client
-                    .put_stream(at.0.clone(), c, reader, size, progress)
-                    .await
-            }
-        };
-        // The key moved to another node mid-way: a file is sent again from its start.
-        match result {
-            Err(e) if e.is_upload_lost() && attempt < UPLOAD_ATTEMPTS && source.reopen().await => {
-                tokio::time::sleep(restart_pause(attempt)).await;
-                attempt += 1;
-            }
-            other => break other,
         }
-    };
+    })
+    .await;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

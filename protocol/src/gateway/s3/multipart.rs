@@ -18,7 +18,7 @@ use super::error::S3Error;
 use super::objects::{record, store, xml_body, Described};
 use super::xml::{self, element, S3_NS};
 use super::{iso_time, Ask};
-use crate::client::{restart_pause, Client, PutOptions, Target, UPLOAD_ATTEMPTS};
+use crate::client::{restarting_when, Client, PutOptions, Target};
 use crate::gateway::object::{etag_of, user_meta};
 use crate::wire::{Durability, ListEntry, ListRequest};
 
@@ -338,8 +338,8 @@ async fn store_joined(
     (id, chosen, total): (&str, &[(u32, u64)], u64),
     d: Described,
 ) -> Result<(String, std::time::SystemTime), S3Error> {
-    let mut attempt = 1;
-    loop {
+    let unavailable = |e: &S3Error| e.status == StatusCode::SERVICE_UNAVAILABLE;
+    restarting_when(unavailable, || async {
         let (bucket, sys, id) = (ask.bucket.clone(), ask.gw.system().await?, id.to_string());
         let parts = chosen.to_vec();
         let mut joined = Piped::spawn(move |mut tx| async move {
@@ -350,15 +350,9 @@ async fn store_joined(
             }
             tx.shutdown().await
         });
-        match store(ask, key, &mut joined, Some(total), d.clone()).await {
-            Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE && attempt < UPLOAD_ATTEMPTS => {
-                tracing::info!(attempt, error = %e.message, "completing a multipart upload failed; joining its parts again");
-                tokio::time::sleep(restart_pause(attempt)).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+        store(ask, key, &mut joined, Some(total), d.clone()).await
+    })
+    .await
 }
 
 /// Removes an upload's parts and record (what fails is left for a later abort).
