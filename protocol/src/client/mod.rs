@@ -721,7 +721,7 @@ pub(crate) fn written(mut replies: Vec<Reply>) -> Result<u64> {
     }
 }
 
-async fn read_up_to<R: AsyncRead + Unpin>(source: &mut R, n: usize) -> Result<BytesMut> {
+pub(crate) async fn read_up_to<R: AsyncRead + Unpin>(source: &mut R, n: usize) -> Result<BytesMut> {
     // Grown as bytes arrive (doubling from `FIRST_READ`), not reserved whole: a part is 8 MiB
     // by default, and a small value's upload must not map and unmap that much each time.
     const FIRST_READ: usize = 128 << 10;

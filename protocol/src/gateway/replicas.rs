@@ -132,15 +132,8 @@ async fn small_body(
     let Some(n) = size_hint.filter(|&n| n <= client.small_put_limit() as u64) else {
         return Ok(None);
     };
-    let mut buf = BytesMut::with_capacity(n as usize);
-    let mut limited = source.take(n + 1);
-    loop {
-        match limited.read_buf(&mut buf).await {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => return Err(ClientError::Input(e.to_string())),
-        }
-    }
+    let mut source = source;
+    let buf = crate::client::read_up_to(&mut source, n as usize + 1).await?;
     if buf.len() as u64 != n {
         return Err(ClientError::Input(format!(
             "the body is not its declared length of {n} bytes ({} read)",
