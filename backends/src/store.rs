@@ -48,6 +48,7 @@ pub fn stamped_by_lookups(
                 data,
                 timestamp_ns: after.timestamp_ns,
                 value_len: after.size,
+                value_crc: after.checksum,
             });
         }
     }

@@ -21,6 +21,9 @@ pub struct Stamped {
     pub data: Vec<u8>,
     pub timestamp_ns: u64,
     pub value_len: u64,
+    /// CRC-32 of the whole value of the version read (its record header's), so a whole
+    /// read is described without a lookup.
+    pub value_crc: u32,
 }
 
 /// Records up to this size are read with one `pread`; larger ones piecewise.
@@ -321,6 +324,7 @@ fn stamped(data: Vec<u8>, h: &RecordHeader) -> Stamped {
         data,
         timestamp_ns: h.timestamp_ns,
         value_len: h.value_len,
+        value_crc: h.value_crc,
     }
 }
 

@@ -1,8 +1,8 @@
-//! Reads served in process. A gateway running in its node sends the reads of a whole GET —
-//! the lookup and the name record, then the value at the version looked up — to the node's
-//! own serving code ([`Node::read_here`]) instead of through a client of its listener: the
-//! same routing, admission, hand-over and quarantine rules, without a loopback round trip
-//! per read. Only what this node owns and answers at once is served so (a value of at most
+//! Reads served in process. A gateway running in its node reads a whole GET's value and
+//! name record through the node's own serving rules ([`Node::value_here`]) instead of
+//! through a client of its listener: the same routing, admission, hand-over and quarantine
+//! rules, without a loopback round trip, framing, or a lookup (the value's record describes
+//! it). Only what this node owns and answers at once is served so (a value of at most
 //! [`LOCAL_MAX`] bytes that is not a chunked object's manifest, found in the node's own
 //! group); everything else — and any answer but a plain one — takes the client path, which
 //! falls over to other groups, reads through hand-overs and streams long values.
@@ -10,8 +10,6 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use bytes::BytesMut;
-use ringblob_backends::names::{NameRecord, NAME_COLUMN};
 
 use super::object::{whole_or_found, Found};
 use super::replicas::read_in_groups;
@@ -19,10 +17,7 @@ use super::{Gateway, Who};
 use crate::client::object::Manifest;
 use crate::client::{Client, ClientError, Target};
 use crate::node::Node;
-use crate::wire::{
-    decode_frame, Frame, KeyId, LookupRequest, ReadRequest, Reply, Request, Status, ValueMeta,
-    READ_TO_END,
-};
+use crate::wire::{KeyId, ValueMeta};
 
 /// The largest value served in process: a larger one streams through the client path,
 /// a piece at a time.
@@ -59,49 +54,22 @@ async fn whole_here(node: &Arc<Node>, who: &Who, key: KeyId) -> Option<(Found, B
         Who::Open => None,
         Who::Key(id) => Some(id),
     };
-    let asks = vec![
-        frame(&Request::Lookup(LookupRequest { column: 0 }), key)?,
-        frame(
-            &Request::Read(ReadRequest::range(NAME_COLUMN, 0, READ_TO_END)),
-            key,
-        )?,
-    ];
-    let mut replies = node.read_here(id, asks).await?.into_iter();
-    let meta: ValueMeta = match replies.next()? {
-        Reply::Meta(m) if m.size <= LOCAL_MAX => m,
-        _ => return None,
-    };
-    let record = match replies.next()? {
-        Reply::ReadPart { data, more: false } => NameRecord::decode(&data).ok(),
-        Reply::Error {
-            status: Status::NotFound,
-            ..
-        } => None,
-        _ => return None,
-    };
-    let mut read = ReadRequest::range(0, 0, READ_TO_END);
-    read.if_version = Some(meta.timestamp_ns);
-    let ask = vec![frame(&Request::Read(read), key)?];
-    let data = match node.read_here(id, ask).await?.pop()? {
-        Reply::ReadPart { data, more: false } => data,
-        _ => return None,
-    };
-    if data.len() as u64 != meta.size || Manifest::sniff(&data) {
+    let value = node.value_here(id, key, LOCAL_MAX).await?;
+    if Manifest::sniff(&value.data) {
         return None;
     }
-    let size = meta.size;
+    let size = value.data.len() as u64;
+    let meta = ValueMeta {
+        size,
+        timestamp_ns: value.timestamp_ns,
+        checksum: value.crc,
+        ..ValueMeta::default()
+    };
     let found = Found {
         meta,
         size,
-        record,
+        record: value.record,
         object_crc: None,
     };
-    Some((found, Body::from(data)))
-}
-
-/// `request` about `key` as a client would send it to this node's own group.
-fn frame(request: &Request, key: KeyId) -> Option<Frame> {
-    let mut buf = BytesMut::new();
-    request.encode(0, key, 0, &mut buf).ok()?;
-    decode_frame(&mut buf).ok().flatten()
+    Some((found, Body::from(value.data)))
 }

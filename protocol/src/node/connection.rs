@@ -506,7 +506,11 @@ async fn serve_frames(
 
 /// The previous owner to ask about `frame` if this node cannot answer it (or why nobody
 /// can): `Handovers::reads_through`.
-fn reads_through(node: &Node, table: Option<&RouteTable>, frame: &Frame) -> Option<ReadThrough> {
+pub(super) fn reads_through(
+    node: &Node,
+    table: Option<&RouteTable>,
+    frame: &Frame,
+) -> Option<ReadThrough> {
     node.handovers
         .reads_through(table?, &node.config.name, &frame.header)
 }

@@ -1,76 +1,139 @@
-//! Reads served in process, for the node's own HTTP gateway: the frames a client would send
-//! are served by the same code a connection runs — routing, admission of the request's key,
-//! hand-over read-through, quarantine, inline serving, the reply budget, metrics — without
-//! the loopback round trip, the framing on a socket or the client behind it. Only what this
-//! node serves from its own storage at once is answered here; anything else (a key another
-//! node owns, a read to ask a previous owner, a reply that streams, a refused key) is left
-//! to the caller, who sends it through a client as before, so the answer never differs from
-//! the one a connection would give.
+//! Reads served in process, for the node's own HTTP gateway: a small whole value and its
+//! name record, read straight from this node's storage under the rules a connection
+//! applies to the same two `READ`s — routing (only keys this node owns), admission of the
+//! request's key, no answer while a hand-over may make a previous owner hold the key or
+//! while quarantined, inline serving with the blocking pool behind it, the reply budget,
+//! metrics — without framing, a socket or a client. Two record reads (no lookups: the
+//! record header read with the value describes it), one copy of the value (out of the
+//! engine's read buffer). Anything else (a key another node owns, a value that is not
+//! plain or small, an error) is left to the caller, who asks through a client, so the
+//! answer never differs from the one a connection would give.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
+use ringblob_backends::names::{NameRecord, NAME_COLUMN};
+use ringblob_backends::Backend;
+use ringblob_engine::io::nowait::without_waiting;
+use ringblob_engine::{Key, Range};
 
 use super::access::{admit, Identity};
-use super::connection::{metrics_kind, observe_batch, route_of, serve_batch};
+use super::connection::{metrics_kind, observe_batch, reads_through, route_of};
 use super::forward::Route;
 use super::{reply_budget, Node};
-use crate::wire::{decode_frame, Command, Frame, Reply};
+use crate::wire::{decode_frame, Command, Frame, KeyId, ReadRequest, Request, Status, READ_TO_END};
+
+/// A whole value of column 0 read here, with what describes it.
+#[derive(Debug, Clone)]
+pub struct ValueHere {
+    pub data: Vec<u8>,
+    /// The version read (its write's timestamp).
+    pub timestamp_ns: u64,
+    /// CRC-32 of the value, from its record's header.
+    pub crc: u32,
+    /// The key's name record, if it has a valid one.
+    pub record: Option<NameRecord>,
+}
 
 impl Node {
-    /// Serves `frames` — `LOOKUP`s and `READ`s, as a connection of `who` (`None`: a node
-    /// without keys) would receive them — here and now, if this node answers every one of
-    /// them from its own storage in one batch: their replies in order. `None` otherwise:
+    /// The whole value of `key`'s column 0 and its name record, read as a connection of
+    /// `who` (`None`: a node without keys) would read them, if this node answers both from
+    /// its own storage and the value is plain and at most `max` bytes. `None` otherwise:
     /// nothing was answered, and the caller asks through a client.
-    pub async fn read_here(
+    pub async fn value_here(
         self: &Arc<Self>,
         who: Option<&Identity>,
-        frames: Vec<Frame>,
-    ) -> Option<Vec<Reply>> {
-        if !self.serves_here(who, &frames) {
+        key: KeyId,
+        max: u64,
+    ) -> Option<ValueHere> {
+        let frames = [read_frame(key, 0)?, read_frame(key, NAME_COLUMN)?];
+        if !self.serves_here(who, &frames) || self.info.quarantine.before().is_some() {
             return None;
         }
-        let routing = self.info.routing();
-        let table = routing.as_ref().map(|r| r.table().clone());
-        let count = frames.len();
-        let kinds: Vec<_> = frames.iter().map(metrics_kind).collect();
         let arrived = Instant::now();
         let charged = reply_budget::bound(&frames);
         let mut share = self.reply_budget.take(&frames).await;
-        let served = serve_batch(self, frames, table, share.cap()).await.ok()?;
-        let actual = served.chunks.iter().map(|c| c.len()).sum();
-        share.grow(&self.reply_budget, actual, charged);
-        observe_batch(
-            self,
-            &kinds,
-            &served.outcomes,
-            arrived.elapsed().as_secs_f64(),
-        );
-        let whole = served.outcomes.len() == count && served.stream.is_none();
-        if !whole || served.ask_first {
-            return None;
+        let (read, inline) = self.read_small_value(Key(key), max).await;
+        let value = read?;
+        share.grow(&self.reply_budget, value.data.len(), charged);
+        let record_status = match value.record {
+            Some(_) => Status::Ok,
+            None => Status::NotFound,
+        };
+        let kinds = frames.map(|f| metrics_kind(&f));
+        let secs = arrived.elapsed().as_secs_f64();
+        observe_batch(self, &kinds, &[Status::Ok, record_status], secs);
+        let c = &self.info.counters;
+        c.requests.fetch_add(2, Ordering::Relaxed);
+        if inline {
+            c.served_inline.fetch_add(2, Ordering::Relaxed);
         }
-        let mut buf = BytesMut::with_capacity(actual);
-        for chunk in &served.chunks {
-            buf.extend_from_slice(chunk);
-        }
-        let mut replies = Vec::with_capacity(count);
-        while let Ok(Some(frame)) = decode_frame(&mut buf) {
-            replies.push(Reply::decode(&frame).ok()?);
-        }
-        (replies.len() == count).then_some(replies)
+        Some(value)
     }
 
-    /// Whether every frame is a read this node owns (by the route table it routes by) and
-    /// `who` may make.
+    /// [`whole_small`] inline in no-wait mode, or on the blocking pool where that would
+    /// block (or the backend cannot tell); and whether it ran inline.
+    async fn read_small_value(&self, key: Key, max: u64) -> (Option<ValueHere>, bool) {
+        if self.backend.serves_inline() {
+            let b = self.backend.backend().as_ref();
+            match without_waiting(|| whole_small(b, &key, max)) {
+                (got, false) => return (got, true),
+                (_, true) => {
+                    let c = &self.info.counters;
+                    c.inline_refused.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let read = self.backend.run(move |b| Ok(whole_small(b, &key, max)));
+        (read.await.ok().flatten(), false)
+    }
+
+    /// Whether every frame is a read this node owns (by the route table it routes by), that
+    /// no previous owner may have to answer, and that `who` may make.
     fn serves_here(&self, who: Option<&Identity>, frames: &[Frame]) -> bool {
         let routing = self.info.routing();
+        let table = routing.as_ref().map(|r| r.table().clone());
         frames.iter().all(|f| {
             matches!(f.header.command, Command::Lookup | Command::Read)
                 && f.header.hops == 0
                 && route_of(self, routing.as_ref(), f) == Route::Local
+                && reads_through(self, table.as_deref(), f).is_none()
                 && who.is_none_or(|id| admit(&self.config.access, id, f).is_ok())
         })
     }
+}
+
+/// The name record and the whole value of `key`, if the value exists, is at most `max`
+/// bytes (by the record's size first, so a larger one is not read) and every read
+/// succeeded; a record that does not decode counts as none, as a client reads it.
+fn whole_small(b: &dyn Backend, key: &Key, max: u64) -> Option<ValueHere> {
+    let record = match b.read_column_stamped(key, NAME_COLUMN, Range::all()) {
+        Ok(s) => NameRecord::decode(&s.data).ok(),
+        Err(ringblob_backends::Error::NotFound(_)) => None,
+        Err(_) => return None,
+    };
+    if record.as_ref().is_some_and(|r| r.size > max) {
+        return None;
+    }
+    let value = b.read_column_stamped(key, 0, Range::new(0, max)).ok()?;
+    if value.value_len > max || value.data.len() as u64 != value.value_len {
+        return None;
+    }
+    Some(ValueHere {
+        data: value.data,
+        timestamp_ns: value.timestamp_ns,
+        crc: value.value_crc,
+        record,
+    })
+}
+
+/// A whole `READ` of `column` of `key` as a client sends it to its own group (what the
+/// routing and admission checks look at).
+fn read_frame(key: KeyId, column: u16) -> Option<Frame> {
+    let mut buf = BytesMut::new();
+    let read = Request::Read(ReadRequest::range(column, 0, READ_TO_END));
+    read.encode(0, key, 0, &mut buf).ok()?;
+    decode_frame(&mut buf).ok().flatten()
 }

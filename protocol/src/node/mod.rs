@@ -50,6 +50,7 @@ pub use crate::cluster::local::value_meta;
 pub use forward::{route, Route};
 pub use handover::Handovers;
 pub use info::{Counters, NodeInfo};
+pub use local_reads::ValueHere;
 pub use membership::{ClusterFiles, Membership, MoveStatus, MoveStatusCell, Routes, Workers};
 pub use mover::Mover;
 pub use quarantine::Quarantine;
