@@ -18,10 +18,12 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _ringblob(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Streamed values pass through buffers of a few MiB on the runtime's threads: with
-    // glibc's moving mmap threshold they would stay in per-thread heaps, so a 200 MiB
-    // upload's peak memory grew with the threads (measured 105-152 MiB against 75 MiB with
-    // the threshold fixed). Set as the CLI and node do; MALLOC_MMAP_THRESHOLD_ still wins.
-    ringblob_engine::alloc_tuning::fix_mmap_threshold();
+    // glibc's moving mmap threshold they would stay in per-thread heaps (a 200 MiB
+    // upload's peak memory grew with the threads: 105-152 MiB against 75 MiB), and with
+    // every such buffer mapped on its own each was faulted in again (`open()` streamed at
+    // a quarter of the speed). Set as the CLI does (two shared heaps that keep their free
+    // memory up to a bound); MALLOC_MMAP_THRESHOLD_ still wins.
+    ringblob_engine::alloc_tuning::fix_for_client();
     m.add_class::<client::Core>()?;
     m.add_class::<upload::Upload>()?;
     m.add_class::<ahead::Ahead>()?;

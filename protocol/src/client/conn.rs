@@ -280,6 +280,10 @@ async fn read_replies(
                 }
             }
         }
+        // A long frame's room at once: growing by doubling would copy it several times.
+        if let Some(total) = crate::wire::announced_frame_len(&buf) {
+            buf.reserve(total.saturating_sub(buf.len()));
+        }
         match rd.read_buf(&mut buf).await {
             Ok(0) => break,
             Err(e) => {

@@ -1353,7 +1353,7 @@ async fn lookup_replicated(
 }
 
 fn main() {
-    ringblob_tools::alloc_tuning::fix_mmap_threshold();
+    ringblob_tools::alloc_tuning::fix_for_client();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
