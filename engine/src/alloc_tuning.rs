@@ -1,6 +1,7 @@
-//! Allocator tuning for the node (and the CLI, the bench and the Python client, which stream
-//! large values too). Large buffers — value pieces of streamed replies, upload
-//! parts, read groups — are allocated and freed all the time on many threads. glibc's
+//! Allocator tuning for the node and the bench ([`fix_mmap_threshold`]) and for clients —
+//! the CLI and the Python extension — which stream large values too ([`fix_for_client`]).
+//! Large buffers — value pieces of streamed replies, upload parts, read groups — are
+//! allocated and freed all the time on many threads. glibc's
 //! malloc raises its mmap threshold to the size of the largest chunk freed so far, after
 //! which such buffers come from per-thread heaps whose free space it rarely gives back:
 //! resident memory then grows with the number of threads and the size of values, not with
@@ -25,7 +26,7 @@ pub fn fix_mmap_threshold() -> bool {
 }
 
 /// A client's allocations from this size on are mapped on their own (see
-/// [`fix_for_client`]): streamed pieces (4 MiB) and upload parts (8 MiB) are not.
+/// [`fix_for_client`]): streamed pieces (4 MiB) are not, upload parts (8 MiB) are.
 pub const CLIENT_MMAP_THRESHOLD: usize = 8 << 20;
 
 /// Free memory a client's heap keeps at its top before giving it back.
@@ -38,8 +39,8 @@ pub const CLIENT_ARENAS: usize = 2;
 /// [`fix_mmap_threshold`]. A client streams a few large values with a few threads: with
 /// every 4 MiB piece mapped and unmapped, or trimmed off a heap when freed, each piece
 /// was faulted in and zeroed page by page again (measured: 64 MiB streamed by
-/// `Client.open()` at 280 MB/s, 1,100+ MB/s with buffers kept). Here pieces and parts
-/// stay on two shared heaps that keep up to [`CLIENT_TRIM_THRESHOLD`] free, so a buffer
+/// `Client.open()` at 280 MB/s, 505–588 MB/s with these settings). Here pieces stay on
+/// two shared heaps that keep up to [`CLIENT_TRIM_THRESHOLD`] free, so a buffer
 /// freed is the next one's, warm; the memory held stays bounded by what is in flight plus
 /// that slack (two heaps, not one per thread). The node keeps [`fix_mmap_threshold`]: it
 /// serves many readers at once on many threads. Returns whether glibc took the settings;
