@@ -26,6 +26,7 @@ pub fn frames(mut buf: BytesMut) -> Result<Vec<Frame>, WireError> {
     }
 }
 
+mod local_reads;
 mod node;
 mod ring;
 mod sim;
