@@ -330,7 +330,10 @@ fn answer(
             Reply::Leave(text)
         }
         Request::RouteList => Reply::RouteList(info.routes_json()),
-        Request::List(r) => Reply::List(super::list::list(b, info, &r).map_err(fail)?),
+        Request::List(r) => {
+            refuse_if_quarantined(info)?;
+            Reply::List(super::list::list(b, info, &r).map_err(fail)?)
+        }
         // The connection serves subscriptions (`subscriptions.rs`); none reaches a batch.
         Request::Watch(_) => {
             return Err((
@@ -450,6 +453,21 @@ fn trusted_meta(b: &dyn Backend, info: &NodeInfo, key: &Key, column: u16) -> Res
                 .into(),
         )),
         Err(e) => Err(fail(e)),
+    }
+}
+
+/// A quarantined node's name index may hold names removed elsewhere while it was away: its
+/// LIST answers `UNAVAILABLE`, so a listing client takes another group's (as it does for a
+/// group whose node does not answer), until repair ends the quarantine.
+fn refuse_if_quarantined(info: &NodeInfo) -> Result<(), Failure> {
+    match info.quarantine.before() {
+        None => Ok(()),
+        Some(_) => Err((
+            Status::Unavailable,
+            "this node was away longer than the remove retention and is quarantined until \
+             repair has compared its data with the other groups; list another group"
+                .into(),
+        )),
     }
 }
 

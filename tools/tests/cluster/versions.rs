@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ringblob_protocol::client::{Client, PutOptions, Quorum};
+use ringblob_protocol::client::{Client, ClientError, PutOptions, Quorum};
 use ringblob_protocol::ring::RouteTable;
-use ringblob_protocol::wire::{Durability, Status};
+use ringblob_protocol::wire::{Durability, ListRequest, Status};
 
 use super::member::{self, Member};
 use super::{client, converge, json, key, movement_done, GROUPS};
@@ -241,6 +241,15 @@ fn a_range_that_falls_back_never_serves_a_removed_value() {
     });
 }
 
+/// A LIST of a node's namespaces.
+fn names() -> ListRequest {
+    ListRequest {
+        namespaces: true,
+        limit: 10,
+        ..Default::default()
+    }
+}
+
 /// A node that was away longer than the remove retention starts quarantined: the removes
 /// made meanwhile are forgotten everywhere, so its older records may be removed values. It
 /// never serves one: reads of its older records answer UNAVAILABLE until repair has
@@ -278,6 +287,7 @@ fn a_node_away_longer_than_the_remove_retention_brings_nothing_back() {
         converge(&[&x, &y], 2).await;
         let in_1 = client(&x.addr).await.in_group(1);
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut refused_lists = 0;
         loop {
             for &i in removed {
                 let got = in_1.get_column(key(i), 0, 0, None).await;
@@ -296,13 +306,37 @@ fn a_node_away_longer_than_the_remove_retention_brings_nothing_back() {
                     .all(|it| it.status != ringblob_protocol::wire::Status::Ok),
                 "a value removed while q1 was away came back through q1's BULK_READ"
             );
+            // Nor through a listing of q1's name index: its LIST is refused while it is
+            // quarantined (asked before the STAT below: still quarantined then means it was
+            // when it answered).
+            let listed = client(&x.addr).await.list_local(names()).await;
             let s = json(&client(&x.addr).await, false).await;
             if s["quarantined_before_ns"].is_null() {
                 break;
             }
+            refused_lists += 1;
+            assert!(
+                matches!(
+                    &listed,
+                    Err(ClientError::Status {
+                        status: Status::Unavailable,
+                        ..
+                    })
+                ),
+                "a quarantined node listed its names: {listed:?}"
+            );
             assert!(Instant::now() < deadline, "the quarantine never ended: {s}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        assert!(
+            refused_lists > 0,
+            "the quarantine ended before any LIST was asked"
+        );
+        let listed = client(&x.addr).await.list_local(names()).await;
+        assert!(
+            listed.is_ok(),
+            "LIST is answered after the quarantine: {listed:?}"
+        );
         let both = client(&x.addr).await;
         for &i in removed {
             let got = in_1.get_column(key(i), 0, 0, None).await;
