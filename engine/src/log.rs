@@ -422,6 +422,30 @@ impl Log {
     /// buffer (taking the writer lock only for bytes past what is flushed).
     pub fn read_bytes(&self, blob: u32, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<()> {
         out.resize(len, 0);
+        self.read_into(blob, offset, out)
+    }
+
+    /// The `len` bytes at `offset` of blob `blob`, read into the front of `buf`, which only
+    /// ever grows: a buffer reused for reads of different sizes is not zeroed again each
+    /// time it was last used for a shorter one (as [`read_bytes`](Self::read_bytes)'s is).
+    pub fn read_prefix<'b>(
+        &self,
+        blob: u32,
+        offset: u64,
+        len: usize,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<&'b [u8]> {
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        let out = &mut buf[..len];
+        self.read_into(blob, offset, out)?;
+        Ok(out)
+    }
+
+    /// Fills `out` from `offset` of blob `blob` (see [`read_bytes`](Self::read_bytes)).
+    fn read_into(&self, blob: u32, offset: u64, out: &mut [u8]) -> Result<()> {
+        let len = out.len();
         let b = self.blob(blob)?;
         if let Some(why) = b.damage() {
             return Err(Error::Corrupt {

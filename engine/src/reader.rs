@@ -177,8 +177,9 @@ impl Inner {
         rec: &mut Vec<u8>,
     ) -> Result<Option<Stamped>> {
         let offset = u64::from(loc.offset);
-        self.log
-            .read_bytes(loc.blob, offset, loc.len as usize, rec)?;
+        let rec = self
+            .log
+            .read_prefix(loc.blob, offset, loc.len as usize, rec)?;
         let h = RecordHeader::decode(rec, loc.blob, offset)?;
         if h.key != *key {
             return Ok(None);
