@@ -58,6 +58,19 @@ pub trait Backend: Send + Sync {
             || self.lookup_column(key, column),
         )
     }
+    /// [`read_column_stamped`](Self::read_column_stamped) with the bytes built in `out`
+    /// where the backend can (its memory reused: a caller reading large pieces over and
+    /// over keeps them warm); by default `out` is let go.
+    fn read_column_stamped_into(
+        &self,
+        key: &Key,
+        column: u16,
+        range: Range,
+        out: Vec<u8>,
+    ) -> Result<Stamped> {
+        drop(out);
+        self.read_column_stamped(key, column, range)
+    }
     /// Describes one column; a column with no value is `NotFound`.
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta>;
     /// Removes one column of a key; a column with no value is `NotFound`. With

@@ -116,6 +116,16 @@ impl Store for BlobStore {
         Ok(self.engine.read_stamped(key, column, range)?)
     }
 
+    fn get_stamped_into(
+        &self,
+        key: &Key,
+        column: u16,
+        range: Range,
+        out: Vec<u8>,
+    ) -> Result<Stamped> {
+        Ok(self.engine.read_stamped_into(key, column, range, out)?)
+    }
+
     fn meta(&self, key: &Key, column: u16) -> Result<Meta> {
         Ok(meta(self.engine.lookup_column(key, column)?))
     }

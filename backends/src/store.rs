@@ -118,6 +118,18 @@ pub trait Store: Send + Sync {
             || self.meta(key, column),
         )
     }
+    /// [`get_stamped`](Self::get_stamped) with the bytes in `out` where the store can
+    /// build them there (by default `out` is let go).
+    fn get_stamped_into(
+        &self,
+        key: &Key,
+        column: u16,
+        range: Range,
+        out: Vec<u8>,
+    ) -> Result<Stamped> {
+        drop(out);
+        self.get_stamped(key, column, range)
+    }
     fn meta(&self, key: &Key, column: u16) -> Result<Meta>;
     /// Removes one column; a column with no value is `NotFound`. `opts.timestamp_ns`, if
     /// set, stamps the tombstone (where the store keeps one).
@@ -408,6 +420,16 @@ impl<S: Store> Backend for StoreBackend<S> {
 
     fn read_column_stamped(&self, key: &Key, column: u16, range: Range) -> Result<Stamped> {
         self.store.get_stamped(key, column, range)
+    }
+
+    fn read_column_stamped_into(
+        &self,
+        key: &Key,
+        column: u16,
+        range: Range,
+        out: Vec<u8>,
+    ) -> Result<Stamped> {
+        self.store.get_stamped_into(key, column, range, out)
     }
 
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta> {

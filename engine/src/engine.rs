@@ -407,6 +407,18 @@ impl Engine {
         self.inner.read_stamped(key, column, range)
     }
 
+    /// [`read_stamped`](Self::read_stamped), the bytes read into `out` (cleared first; its
+    /// memory is reused when large enough).
+    pub fn read_stamped_into(
+        &self,
+        key: &Key,
+        column: u16,
+        range: Range,
+        out: Vec<u8>,
+    ) -> Result<crate::Stamped> {
+        self.inner.read_stamped_into(key, column, range, out)
+    }
+
     /// Size, timestamp, checksum and location of the value under `key` (column 0).
     pub fn lookup(&self, key: &Key) -> Result<Meta> {
         self.lookup_column(key, 0)

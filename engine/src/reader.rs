@@ -36,6 +36,8 @@ const WHOLE_READ_MAX: u32 = 256 << 10;
 thread_local! {
     /// Each reader thread reuses one record buffer instead of allocating per read.
     static READ_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    /// The buffer the next read's result is to be built in ([`Inner::read_stamped_into`]).
+    static OUT_BUF: std::cell::Cell<Option<Vec<u8>>> = const { std::cell::Cell::new(None) };
 }
 
 impl Inner {
@@ -94,6 +96,22 @@ impl Inner {
     /// Reads `range` of the value under (key, column).
     pub fn read_value(&self, key: &Key, column: u16, range: Range) -> Result<Vec<u8>> {
         self.read_stamped(key, column, range).map(|s| s.data)
+    }
+
+    /// [`read_stamped`](Self::read_stamped) with the result built in `out` (cleared first)
+    /// rather than in a new buffer: a caller that reads large pieces over and over keeps
+    /// their memory warm instead of having each one mapped and faulted in afresh.
+    pub fn read_stamped_into(
+        &self,
+        key: &Key,
+        column: u16,
+        range: Range,
+        out: Vec<u8>,
+    ) -> Result<Stamped> {
+        OUT_BUF.with(|c| c.set(Some(out)));
+        let read = self.read_stamped(key, column, range);
+        OUT_BUF.with(|c| c.set(None));
+        read
     }
 
     /// Reads `range` of the value under (key, column), with the version it read.
@@ -253,7 +271,14 @@ impl Inner {
                 offset: u64::from(loc.offset),
             },
         };
-        let mut out = Vec::with_capacity(range.1 as usize);
+        let mut out = match OUT_BUF.with(|c| c.take()) {
+            Some(mut given) => {
+                given.clear();
+                given.reserve(range.1 as usize);
+                given
+            }
+            None => Vec::with_capacity(range.1 as usize),
+        };
         let mut decoder = FrameDecoder::default();
         read_range(&frames, range, src, &mut decoder, &mut |b| {
             out.extend_from_slice(b);

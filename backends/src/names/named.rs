@@ -296,6 +296,16 @@ impl Backend for NamedBackend {
         self.inner.read_column_stamped(key, column, range)
     }
 
+    fn read_column_stamped_into(
+        &self,
+        key: &Key,
+        column: u16,
+        range: Range,
+        out: Vec<u8>,
+    ) -> Result<Stamped> {
+        self.inner.read_column_stamped_into(key, column, range, out)
+    }
+
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta> {
         self.inner.lookup_column(key, column)
     }

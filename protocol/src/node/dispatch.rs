@@ -9,6 +9,7 @@ use ringblob_engine::io::nowait::without_waiting;
 use ringblob_engine::{Key, Range, WriteOptions};
 
 use super::output::Output;
+use super::piece_pool::{PIECES, POOLED_FROM};
 use super::read_stream::{encode_piece, ReadStream, STREAM_PIECE};
 use super::status_map::status_of;
 use super::versions::{check_deadline, now_ns};
@@ -403,8 +404,13 @@ fn read(
     } else {
         r.size
     };
-    let range = Range::new(r.offset, wanted.min(STREAM_PIECE as u64));
-    let first = match b.read_column_stamped(key, r.column, range) {
+    let len = wanted.min(STREAM_PIECE as u64);
+    let range = Range::new(r.offset, len);
+    let read = match len >= POOLED_FROM && r.size != READ_TO_END {
+        true => b.read_column_stamped_into(key, r.column, range, PIECES.take()),
+        false => b.read_column_stamped(key, r.column, range),
+    };
+    let first = match read {
         Err(ringblob_backends::Error::NotFound(_)) if r.if_version.is_some() => {
             return Err(changed())
         }
@@ -416,7 +422,7 @@ fn read(
     let end = r.offset.saturating_add(wanted).min(first.value_len);
     let next = r.offset + first.data.len() as u64;
     let last = next >= end;
-    encode_piece(h, Bytes::from(first.data), last, out);
+    encode_piece(h, PIECES.bytes(first.data), last, out);
     if !last {
         out.set_stream(ReadStream::new(
             *h,

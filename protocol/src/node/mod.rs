@@ -23,6 +23,7 @@ mod membership;
 pub mod metrics;
 mod mover;
 mod output;
+mod piece_pool;
 mod quarantine;
 mod read_stream;
 mod read_window;

@@ -11,6 +11,7 @@ use ringblob_backends::Backend;
 use ringblob_engine::{Key, Range};
 
 use super::output::Output;
+use super::piece_pool::{PIECES, POOLED_FROM};
 use super::status_map::status_of;
 use crate::wire::{encode_error, encode_read_reply, Header, Status, MAX_REPLY_PART};
 
@@ -57,11 +58,15 @@ impl ReadStream {
     pub fn next_piece(&mut self, b: &dyn Backend) -> Vec<Bytes> {
         let len = self.next_len() as u64;
         let mut out = Output::default();
-        let read = b.read_column_stamped(&self.key, self.column, Range::new(self.next, len));
+        let range = Range::new(self.next, len);
+        let read = match len >= POOLED_FROM {
+            true => b.read_column_stamped_into(&self.key, self.column, range, PIECES.take()),
+            false => b.read_column_stamped(&self.key, self.column, range),
+        };
         match read {
             Ok(s) if s.timestamp_ns == self.timestamp_ns && s.data.len() as u64 == len => {
                 self.next += len;
-                encode_piece(&self.header, Bytes::from(s.data), self.done(), &mut out);
+                encode_piece(&self.header, PIECES.bytes(s.data), self.done(), &mut out);
             }
             Ok(_) | Err(ringblob_backends::Error::NotFound(_)) => {
                 let why = "the value was replaced or removed while it was being sent; \

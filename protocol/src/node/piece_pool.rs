@@ -1,0 +1,103 @@
+//! Buffers for the large pieces of `READ` replies, kept warm. A piece of up to
+//! `STREAM_PIECE` (4 MiB) bytes is read into a buffer that is then sent as shared slices;
+//! a new buffer of that size is a mapping of its own (the node's mmap threshold,
+//! `alloc_tuning`), faulted in and zeroed page by page, and unmapped once sent — for every
+//! piece. A piece's buffer goes back here when its reply has been written, and the next
+//! piece is read into it. At most [`KEPT`] buffers are kept (16 MiB), so what the node holds
+//! idle stays fixed; a piece that finds none takes a new buffer as before.
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::read_stream::STREAM_PIECE;
+
+/// Buffers kept for the next pieces.
+const KEPT: usize = 4;
+
+/// Reads of at least this many bytes take a kept buffer; smaller ones gain nothing from one.
+pub const POOLED_FROM: u64 = 1 << 20;
+
+/// Buffers of a capacity within this are kept (a piece's, not a stray larger one).
+const KEPT_CAPACITY: std::ops::RangeInclusive<usize> = (1 << 20)..=(STREAM_PIECE + (64 << 10));
+
+/// Kept buffers.
+pub struct PiecePool {
+    kept: Mutex<Vec<Vec<u8>>>,
+}
+
+/// The node's (every node of the process shares it).
+pub static PIECES: PiecePool = PiecePool::new();
+
+impl PiecePool {
+    const fn new() -> Self {
+        PiecePool {
+            kept: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A kept buffer, or a new empty one.
+    pub fn take(&self) -> Vec<u8> {
+        self.kept.lock().pop().unwrap_or_default()
+    }
+
+    /// `data` as reply bytes; its buffer comes back here when they are dropped (if it is a
+    /// piece's and fewer than [`KEPT`] are kept).
+    pub fn bytes(&'static self, data: Vec<u8>) -> Bytes {
+        if KEPT_CAPACITY.contains(&data.capacity()) {
+            Bytes::from_owner(Piece { data, pool: self })
+        } else {
+            Bytes::from(data)
+        }
+    }
+
+    fn give_back(&self, buffer: Vec<u8>) {
+        let mut kept = self.kept.lock();
+        if kept.len() < KEPT {
+            kept.push(buffer);
+        }
+    }
+}
+
+/// A piece's bytes, whose buffer goes back to its pool when dropped.
+struct Piece {
+    data: Vec<u8>,
+    pool: &'static PiecePool,
+}
+
+impl AsRef<[u8]> for Piece {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for Piece {
+    fn drop(&mut self) {
+        self.pool.give_back(std::mem::take(&mut self.data));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_piece_buffer_comes_back_once_its_bytes_are_dropped_and_at_most_four_are_kept() {
+        static POOL: PiecePool = PiecePool::new();
+        let pieces: Vec<Bytes> = (0..6u8)
+            .map(|i| POOL.bytes(vec![i; STREAM_PIECE]))
+            .collect();
+        let slice = pieces[0].slice(10..20);
+        assert_eq!(slice.as_ref(), &[0u8; 10]);
+        drop(pieces);
+        assert_eq!(POOL.kept.lock().len(), 4, "never more than four");
+        drop(slice);
+        assert_eq!(POOL.kept.lock().len(), 4);
+        let reused = POOL.take();
+        assert!(reused.capacity() >= STREAM_PIECE);
+        assert_eq!(POOL.kept.lock().len(), 3);
+        drop(POOL.bytes(vec![1; 100]));
+        assert_eq!(POOL.kept.lock().len(), 3, "a small buffer is not kept");
+        drop(POOL.bytes(reused));
+        assert_eq!(POOL.kept.lock().len(), 4, "a taken buffer comes back");
+    }
+}
