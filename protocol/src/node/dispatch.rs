@@ -9,7 +9,7 @@ use ringblob_engine::io::nowait::without_waiting;
 use ringblob_engine::{Key, Range, WriteOptions};
 
 use super::output::Output;
-use super::piece_pool::{PIECES, POOLED_FROM};
+use super::piece_pool::PIECES;
 use super::read_stream::{encode_piece, ReadStream, STREAM_PIECE};
 use super::status_map::status_of;
 use super::versions::{check_deadline, now_ns};
@@ -406,10 +406,7 @@ fn read(
     };
     let len = wanted.min(STREAM_PIECE as u64);
     let range = Range::new(r.offset, len);
-    let read = match len >= POOLED_FROM && r.size != READ_TO_END {
-        true => b.read_column_stamped_into(key, r.column, range, PIECES.take()),
-        false => b.read_column_stamped(key, r.column, range),
-    };
+    let read = PIECES.read(b, (key, r.column), range, r.size != READ_TO_END);
     let first = match read {
         Err(ringblob_backends::Error::NotFound(_)) if r.if_version.is_some() => {
             return Err(changed())
@@ -452,12 +449,7 @@ fn trusted_meta(b: &dyn Backend, info: &NodeInfo, key: &Key, column: u16) -> Res
     };
     match found {
         Ok(m) if m.timestamp_ns >= since => Ok(m),
-        Ok(_) | Err(ringblob_backends::Error::NotFound(_)) => Err((
-            Status::Unavailable,
-            "this node was away longer than the remove retention and is quarantined until \
-             repair has compared its data with the other groups; ask another group"
-                .into(),
-        )),
+        Ok(_) | Err(ringblob_backends::Error::NotFound(_)) => Err(quarantined("ask")),
         Err(e) => Err(fail(e)),
     }
 }
@@ -468,13 +460,18 @@ fn trusted_meta(b: &dyn Backend, info: &NodeInfo, key: &Key, column: u16) -> Res
 fn refuse_if_quarantined(info: &NodeInfo) -> Result<(), Failure> {
     match info.quarantine.before() {
         None => Ok(()),
-        Some(_) => Err((
-            Status::Unavailable,
-            "this node was away longer than the remove retention and is quarantined until \
-             repair has compared its data with the other groups; list another group"
-                .into(),
-        )),
+        Some(_) => Err(quarantined("list")),
     }
+}
+
+/// `UNAVAILABLE` from a quarantined node, telling the client to `ask` (or list) another
+/// group.
+fn quarantined(ask: &str) -> Failure {
+    let why = format!(
+        "this node was away longer than the remove retention and is quarantined until repair \
+         has compared its data with the other groups; {ask} another group"
+    );
+    (Status::Unavailable, why)
 }
 
 /// A read's failure; a (key, column) with no value that this node remembers as removed is

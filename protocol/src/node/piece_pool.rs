@@ -8,6 +8,8 @@
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use ringblob_backends::Backend;
+use ringblob_engine::{Key, Range, Stamped};
 
 use super::read_stream::STREAM_PIECE;
 
@@ -47,6 +49,21 @@ impl PiecePool {
             Bytes::from_owner(Piece { data, pool: self })
         } else {
             Bytes::from(data)
+        }
+    }
+
+    /// `range` of (key, column) read as a piece: into a kept buffer when `pooled` and the
+    /// range is at least [`POOLED_FROM`] bytes long, else into a new one.
+    pub fn read(
+        &self,
+        b: &dyn Backend,
+        (key, column): (&Key, u16),
+        range: Range,
+        pooled: bool,
+    ) -> ringblob_backends::Result<Stamped> {
+        match pooled && range.size.is_some_and(|n| n >= POOLED_FROM) {
+            true => b.read_column_stamped_into(key, column, range, self.take()),
+            false => b.read_column_stamped(key, column, range),
         }
     }
 

@@ -11,7 +11,7 @@ use ringblob_backends::Backend;
 use ringblob_engine::{Key, Range};
 
 use super::output::Output;
-use super::piece_pool::{PIECES, POOLED_FROM};
+use super::piece_pool::PIECES;
 use super::status_map::status_of;
 use crate::wire::{encode_error, encode_read_reply, Header, Status, MAX_REPLY_PART};
 
@@ -59,10 +59,7 @@ impl ReadStream {
         let len = self.next_len() as u64;
         let mut out = Output::default();
         let range = Range::new(self.next, len);
-        let read = match len >= POOLED_FROM {
-            true => b.read_column_stamped_into(&self.key, self.column, range, PIECES.take()),
-            false => b.read_column_stamped(&self.key, self.column, range),
-        };
+        let read = PIECES.read(b, (&self.key, self.column), range, true);
         match read {
             Ok(s) if s.timestamp_ns == self.timestamp_ns && s.data.len() as u64 == len => {
                 self.next += len;
