@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use crate::ahead::Ahead;
 use crate::core::{durability, Inner, WriteAsk};
 use crate::failure::{py_result, Failure};
-use crate::run::{awaitable, block};
+use crate::run::{awaitable, Local};
 use crate::settings::{Settings, TlsAsk};
 use crate::target::NameArg;
 use crate::upload::Upload;
@@ -23,7 +23,13 @@ type FindPage = (Vec<Found>, Option<String>);
 
 #[pyclass(frozen, module = "ringblob", name = "_Core")]
 pub struct Core {
-    inner: Arc<Inner>,
+    /// The sync methods' client: its connections belong to `local` (declared first: they
+    /// are dropped before the runtime is).
+    sync: Arc<Inner>,
+    local: Local,
+    /// The async methods', reads ahead and uploads: on the process's runtime, which runs
+    /// them while Python does something else.
+    shared: Arc<Inner>,
 }
 
 /// `tls` as the Python side passes it: CA file, client certificate, its key, server name.
@@ -76,13 +82,16 @@ impl Core {
         let settings = Settings::new(addrs, (namespace, groups, w), key, tls, timeout);
         let settings = py_result(py, settings)?;
         Ok(Core {
-            inner: Arc::new(Inner::new(settings)),
+            sync: Arc::new(Inner::new(settings.clone())),
+            local: Local::default(),
+            shared: Arc::new(Inner::new(settings)),
         })
     }
 
     fn connect(&self, py: Python<'_>) -> PyResult<()> {
-        let inner = self.inner.clone();
-        block(py, async move { inner.client().await.map(|_| ()) })
+        let inner = self.sync.clone();
+        self.local
+            .block(py, async move { inner.client().await.map(|_| ()) })
     }
 
     #[pyo3(signature = (name, data, column=None, compress=false, durability=None, append=false, offset=None, attrs=None))]
@@ -100,8 +109,8 @@ impl Core {
         attrs: Option<AttrPairs>,
     ) -> PyResult<u64> {
         let a = py_result(py, ask(column, compress, durability, attrs))?;
-        let (inner, data) = (self.inner.clone(), Bytes::copy_from_slice(data));
-        block(py, async move {
+        let (inner, data) = (self.sync.clone(), Bytes::copy_from_slice(data));
+        self.local.block(py, async move {
             inner.put(&name, data, a, (append, offset)).await
         })
     }
@@ -121,7 +130,7 @@ impl Core {
         attrs: Option<AttrPairs>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let a = py_result(py, ask(column, compress, durability, attrs))?;
-        let (inner, data) = (self.inner.clone(), Bytes::copy_from_slice(data));
+        let (inner, data) = (self.shared.clone(), Bytes::copy_from_slice(data));
         awaitable(py, async move {
             inner.put(&name, data, a, (append, offset)).await
         })
@@ -140,8 +149,9 @@ impl Core {
         attrs: Option<AttrPairs>,
     ) -> PyResult<u64> {
         let a = py_result(py, ask(column, compress, durability, attrs))?;
-        let inner = self.inner.clone();
-        block(py, async move { inner.put_path(&name, path, a).await })
+        let inner = self.sync.clone();
+        self.local
+            .block(py, async move { inner.put_path(&name, path, a).await })
     }
 
     #[pyo3(signature = (name, path, column=None, compress=false, durability=None, attrs=None))]
@@ -157,7 +167,7 @@ impl Core {
         attrs: Option<AttrPairs>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let a = py_result(py, ask(column, compress, durability, attrs))?;
-        let inner = self.inner.clone();
+        let inner = self.shared.clone();
         awaitable(py, async move { inner.put_path(&name, path, a).await })
     }
 
@@ -176,8 +186,8 @@ impl Core {
     ) -> PyResult<Upload> {
         let a = py_result(py, ask(column, compress, durability, attrs))?;
         // Checked now, so a bad name fails here rather than at the first piece.
-        py_result(py, self.inner.target(&name))?;
-        py_result(py, Upload::start(self.inner.clone(), name, a, size))
+        py_result(py, self.shared.target(&name))?;
+        py_result(py, Upload::start(self.shared.clone(), name, a, size))
     }
 
     #[pyo3(signature = (name, column=None, offset=0, size=None))]
@@ -189,8 +199,8 @@ impl Core {
         offset: u64,
         size: Option<u64>,
     ) -> PyResult<Bytes> {
-        let inner = self.inner.clone();
-        block(
+        let inner = self.sync.clone();
+        self.local.block(
             py,
             async move { inner.get(&name, column, (offset, size)).await },
         )
@@ -205,7 +215,7 @@ impl Core {
         offset: u64,
         size: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner.clone();
+        let inner = self.shared.clone();
         awaitable(
             py,
             async move { inner.get(&name, column, (offset, size)).await },
@@ -226,9 +236,9 @@ impl Core {
         version: Option<u64>,
         object: bool,
     ) -> PyResult<Bytes> {
-        let inner = self.inner.clone();
+        let inner = self.sync.clone();
         let (range, at) = ((offset, Some(size)), (group, version, object));
-        block(py, async move {
+        self.local.block(py, async move {
             inner.read_range(&name, column, range, at).await
         })
     }
@@ -246,7 +256,7 @@ impl Core {
         version: Option<u64>,
         object: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner.clone();
+        let inner = self.shared.clone();
         let (range, at) = ((offset, Some(size)), (group, version, object));
         awaitable(py, async move {
             inner.read_range(&name, column, range, at).await
@@ -267,7 +277,7 @@ impl Core {
         version: Option<u64>,
         object: bool,
     ) -> PyResult<Ahead> {
-        let inner = self.inner.clone();
+        let inner = self.shared.clone();
         let (range, at) = ((offset, Some(size)), (group, version, object));
         let started = Ahead::start(async move { inner.read_range(&name, column, range, at).await });
         py_result(py, started)
@@ -275,8 +285,9 @@ impl Core {
 
     #[pyo3(signature = (name, column=None))]
     fn lookup(&self, py: Python<'_>, name: NameArg, column: Option<u16>) -> PyResult<Meta> {
-        let inner = self.inner.clone();
-        block(py, async move { inner.lookup(&name, column).await })
+        let inner = self.sync.clone();
+        self.local
+            .block(py, async move { inner.lookup(&name, column).await })
     }
 
     #[pyo3(signature = (name, column=None))]
@@ -286,14 +297,15 @@ impl Core {
         name: NameArg,
         column: Option<u16>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner.clone();
+        let inner = self.shared.clone();
         awaitable(py, async move { inner.lookup(&name, column).await })
     }
 
     #[pyo3(signature = (name, column=None))]
     fn exists(&self, py: Python<'_>, name: NameArg, column: Option<u16>) -> PyResult<bool> {
-        let inner = self.inner.clone();
-        block(py, async move { inner.exists(&name, column).await })
+        let inner = self.sync.clone();
+        self.local
+            .block(py, async move { inner.exists(&name, column).await })
     }
 
     #[pyo3(signature = (name, column=None))]
@@ -303,7 +315,7 @@ impl Core {
         name: NameArg,
         column: Option<u16>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner.clone();
+        let inner = self.shared.clone();
         awaitable(py, async move { inner.exists(&name, column).await })
     }
 
@@ -316,8 +328,9 @@ impl Core {
         durability: Option<&str>,
     ) -> PyResult<()> {
         let d = py_result(py, crate::core::durability(durability))?;
-        let inner = self.inner.clone();
-        block(py, async move { inner.remove(&name, column, d).await })
+        let inner = self.sync.clone();
+        self.local
+            .block(py, async move { inner.remove(&name, column, d).await })
     }
 
     #[pyo3(signature = (name, column=None, durability=None))]
@@ -329,7 +342,7 @@ impl Core {
         durability: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let d = py_result(py, crate::core::durability(durability))?;
-        let inner = self.inner.clone();
+        let inner = self.shared.clone();
         awaitable(py, async move { inner.remove(&name, column, d).await })
     }
 
@@ -342,8 +355,8 @@ impl Core {
         after: Option<Vec<u8>>,
         limit: u32,
     ) -> PyResult<ListPage> {
-        let inner = self.inner.clone();
-        block(py, async move {
+        let inner = self.sync.clone();
+        self.local.block(py, async move {
             inner.ls(namespace, prefix, after, limit).await
         })
     }
@@ -357,7 +370,7 @@ impl Core {
         after: Option<Vec<u8>>,
         limit: u32,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner.clone();
+        let inner = self.shared.clone();
         awaitable(py, async move {
             inner.ls(namespace, prefix, after, limit).await
         })
@@ -373,8 +386,8 @@ impl Core {
         after: Option<String>,
         limit: usize,
     ) -> PyResult<FindPage> {
-        let inner = self.inner.clone();
-        block(py, async move {
+        let inner = self.sync.clone();
+        self.local.block(py, async move {
             inner.find(namespace, (words, exact), after, limit).await
         })
     }
@@ -389,7 +402,7 @@ impl Core {
         after: Option<String>,
         limit: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner.clone();
+        let inner = self.shared.clone();
         awaitable(py, async move {
             inner.find(namespace, (words, exact), after, limit).await
         })
@@ -402,8 +415,9 @@ impl Core {
         names: Vec<NameArg>,
         column: Option<u16>,
     ) -> PyResult<Vec<Option<Bytes>>> {
-        let inner = self.inner.clone();
-        block(py, async move { inner.bulk_get(&names, column).await })
+        let inner = self.sync.clone();
+        self.local
+            .block(py, async move { inner.bulk_get(&names, column).await })
     }
 
     #[pyo3(signature = (names, column=None))]
@@ -413,27 +427,27 @@ impl Core {
         names: Vec<NameArg>,
         column: Option<u16>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner.clone();
+        let inner = self.shared.clone();
         awaitable(py, async move { inner.bulk_get(&names, column).await })
     }
 
     fn stat(&self, py: Python<'_>) -> PyResult<String> {
-        let inner = self.inner.clone();
-        block(py, async move { inner.stat().await })
+        let inner = self.sync.clone();
+        self.local.block(py, async move { inner.stat().await })
     }
 
     fn stat_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner.clone();
+        let inner = self.shared.clone();
         awaitable(py, async move { inner.stat().await })
     }
 
     fn routes(&self, py: Python<'_>) -> PyResult<String> {
-        let inner = self.inner.clone();
-        block(py, async move { inner.routes().await })
+        let inner = self.sync.clone();
+        self.local.block(py, async move { inner.routes().await })
     }
 
     fn routes_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner.clone();
+        let inner = self.shared.clone();
         awaitable(py, async move { inner.routes().await })
     }
 
@@ -444,8 +458,9 @@ impl Core {
         after: Option<(Vec<u8>, u16)>,
         limit: u32,
     ) -> PyResult<IterPage> {
-        let inner = self.inner.clone();
-        block(py, async move { inner.iterate(after, limit).await })
+        let inner = self.sync.clone();
+        self.local
+            .block(py, async move { inner.iterate(after, limit).await })
     }
 
     #[pyo3(signature = (after, limit))]
@@ -455,19 +470,19 @@ impl Core {
         after: Option<(Vec<u8>, u16)>,
         limit: u32,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner.clone();
+        let inner = self.shared.clone();
         awaitable(py, async move { inner.iterate(after, limit).await })
     }
 
     /// The namespace names are keyed in.
     #[getter]
     fn namespace(&self) -> String {
-        self.inner.settings.namespace.clone()
+        self.sync.settings.namespace.clone()
     }
 
     /// The replica groups, in preference order (empty: the node's own).
     #[getter]
     fn groups(&self) -> Vec<u32> {
-        self.inner.settings.groups.clone()
+        self.sync.settings.groups.clone()
     }
 }

@@ -227,6 +227,37 @@ def test_fork_child_makes_its_own_runtime(client, node):
     assert q.get(timeout=5) == (b"from the parent", b"from the parent")
 
 
+def test_one_client_shared_by_threads(client):
+    # A sync client's runtime is driven by whichever thread is blocked on it: while one
+    # thread waits (here often on a 1 MiB value), the others' replies must still reach them.
+    import threading
+
+    big = os.urandom(1 << 20)
+    client.put("threads/big", big)
+    results = {}
+
+    def worker(n):
+        ok = True
+        for i in range(150):
+            value = f"{n}/{i}".encode() * (i + 1)
+            client.put(f"threads/{n}/{i}", value)
+            ok &= client.get(f"threads/{n}/{i}") == value
+            if i % 25 == 0:
+                ok &= client.get("threads/big") == big
+                with client.open("threads/big", buffer_size=200_000) as f:
+                    f.seek(500_000)
+                    ok &= f.read(300_000) == big[500_000:800_000]
+        results[n] = ok
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert results == {n: True for n in range(6)}
+    assert sum(1 for _ in client.ls("threads/")) == 6 * 150 + 1
+
+
 def _in_child(addr, q):
     import asyncio
 
