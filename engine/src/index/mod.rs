@@ -4,9 +4,10 @@
 
 use std::hash::{BuildHasher, RandomState};
 
-use hashbrown::HashTable;
-
 use crate::huge_pages::HugePages;
+
+mod slots;
+use slots::{SlotTable, TableSlot};
 
 use crate::error::Result;
 use crate::key::Key;
@@ -25,6 +26,15 @@ const TOMBSTONE_BIT: u32 = 1 << 31;
 pub const MAX_BLOB_ID: u32 = TOMBSTONE_BIT - 1;
 /// The low bits of a tag that hold the column.
 const COLUMN_MASK: u64 = 0xFFFF;
+/// Set in every tag the table holds, so that no held slot is all zero (the free slot).
+/// Two keys whose tags differ only here share a tag: the record read tells them apart, as
+/// for any two keys whose tags collide.
+const TAG_HELD_BIT: u64 = 1 << 16;
+
+/// `tag` as the table holds it.
+fn held(tag: u64) -> u64 {
+    tag | TAG_HELD_BIT
+}
 
 /// 20 bytes, byte-aligned, so the table wastes no padding.
 #[derive(Clone, Copy)]
@@ -38,11 +48,29 @@ struct Slot {
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 20);
 
+// SAFETY: a slot is plain bytes, so all-zero is a valid value; it is the free slot, since
+// every held slot's tag has `TAG_HELD_BIT` set.
+#[allow(unsafe_code)]
+unsafe impl TableSlot for Slot {
+    const FREE: Self = Slot {
+        tag: [0; 8],
+        blob: [0; 4],
+        offset: [0; 4],
+        len: [0; 4],
+    };
+    fn is_free(&self) -> bool {
+        self.tag == [0; 8]
+    }
+    fn hash(&self) -> u64 {
+        table_hash(self.key_tag())
+    }
+}
+
 impl Slot {
     fn new(tag: u64, column: u16, e: Entry) -> Self {
         let flag = if e.tombstone { TOMBSTONE_BIT } else { 0 };
         Slot {
-            tag: (tag | u64::from(column)).to_le_bytes(),
+            tag: (held(tag) | u64::from(column)).to_le_bytes(),
             blob: (e.loc.blob | flag).to_le_bytes(),
             offset: e.loc.offset.to_le_bytes(),
             len: e.loc.len.to_le_bytes(),
@@ -70,11 +98,7 @@ impl Slot {
 
 /// The table's hash of a key tag: every column of a key lands in the same probe sequence.
 fn table_hash(key_tag: u64) -> u64 {
-    (key_tag >> 16).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
-fn slot_hash(s: &Slot) -> u64 {
-    table_hash(s.key_tag())
+    (held(key_tag) >> 16).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// A record the index points at.
@@ -101,7 +125,7 @@ pub type Candidates = smallvec::SmallVec<[Entry; 2]>;
 
 /// The key index.
 pub struct KeyIndex {
-    table: HashTable<Slot, HugePages>,
+    table: SlotTable<Slot>,
     hasher: RandomState,
 }
 
@@ -114,7 +138,7 @@ impl Default for KeyIndex {
 impl KeyIndex {
     pub fn with_capacity(n: usize) -> Self {
         KeyIndex {
-            table: HashTable::with_capacity_in(
+            table: SlotTable::with_capacity_in(
                 n,
                 HugePages::for_size(n.saturating_mul(std::mem::size_of::<Slot>())),
             ),
@@ -130,6 +154,7 @@ impl KeyIndex {
 
     /// Entries of `column` whose tag matches; the caller confirms the key on disk.
     pub fn candidates(&self, tag: u64, column: u16) -> Candidates {
+        let tag = held(tag);
         let full = tag | u64::from(column);
         self.table
             .iter_hash(table_hash(tag))
@@ -140,6 +165,7 @@ impl KeyIndex {
 
     /// Entries of every column whose key tag matches.
     pub fn key_candidates(&self, tag: u64) -> Candidates {
+        let tag = held(tag);
         self.table
             .iter_hash(table_hash(tag))
             .filter(|s| s.key_tag() == tag)
@@ -156,7 +182,7 @@ impl KeyIndex {
         e: Entry,
         same_key: impl FnMut(Loc) -> Result<bool>,
     ) -> Result<Option<Entry>> {
-        let full = tag | u64::from(column);
+        let full = held(tag) | u64::from(column);
         match self.find(tag, column, same_key)? {
             Some(old) => {
                 let hit = |s: &Slot| s.full_tag() == full && s.entry() == old;
@@ -166,8 +192,7 @@ impl KeyIndex {
                 Ok(Some(old))
             }
             None => {
-                self.table
-                    .insert_unique(table_hash(tag), Slot::new(tag, column, e), slot_hash);
+                self.table.insert(Slot::new(tag, column, e));
                 Ok(None)
             }
         }
@@ -183,11 +208,9 @@ impl KeyIndex {
         let Some(old) = self.find(tag, column, same_key)? else {
             return Ok(None);
         };
-        let full = tag | u64::from(column);
+        let full = held(tag) | u64::from(column);
         let hit = |s: &Slot| s.full_tag() == full && s.entry() == old;
-        if let Ok(e) = self.table.find_entry(table_hash(tag), hit) {
-            e.remove();
-        }
+        self.table.remove_where(table_hash(tag), hit);
         Ok(Some(old))
     }
 
@@ -242,7 +265,7 @@ impl KeyIndex {
 
     /// Reserves room for `n` more keys.
     pub fn reserve(&mut self, n: usize) {
-        self.table.reserve(n, slot_hash);
+        self.table.reserve(n);
     }
 }
 
