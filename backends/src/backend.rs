@@ -1,7 +1,7 @@
 //! The `Backend` trait the node calls. Every value lives in one column of a key; column 0 is
 //! "the value", and the methods without `_column` act on it.
 
-use ringblob_engine::{Durability, Key, Range, Stamped, WriteOptions};
+use ringblob_engine::{Durability, Key, Range, Stamped, WholeRead, WriteOptions};
 
 use crate::error::Result;
 use crate::meta::{BackendStats, DefragSummary, IterPage, IterRequest, Meta};
@@ -70,6 +70,21 @@ pub trait Backend: Send + Sync {
     ) -> Result<Stamped> {
         drop(out);
         self.read_column_stamped(key, column, range)
+    }
+    /// The whole value of (key, column) if at most `max` bytes: `read.buffer[read.at]`,
+    /// left in `buffer` (its memory reused) where the backend reads it there without a
+    /// copy. `None`: not read here (longer than `max`, or a record the backend does not read
+    /// whole; read it as a range). By default read as a stamped range, `buffer` let go.
+    fn read_column_whole_in(
+        &self,
+        key: &Key,
+        column: u16,
+        buffer: Vec<u8>,
+        max: u64,
+    ) -> Result<Option<WholeRead>> {
+        drop(buffer);
+        let s = self.read_column_stamped(key, column, Range::new(0, max))?;
+        Ok(crate::store::whole_within(s, max))
     }
     /// Describes one column; a column with no value is `NotFound`.
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta>;

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use ringblob_engine::{Config, Durability, Engine, Key, Range, Stamped, WriteAt, WriteOptions};
+use ringblob_engine::{
+    Config, Durability, Engine, Key, Range, Stamped, WholeRead, WriteAt, WriteOptions,
+};
 
 use crate::error::Result;
 use crate::meta::{
@@ -124,6 +126,16 @@ impl Store for BlobStore {
         out: Vec<u8>,
     ) -> Result<Stamped> {
         Ok(self.engine.read_stamped_into(key, column, range, out)?)
+    }
+
+    fn get_whole_in(
+        &self,
+        key: &Key,
+        column: u16,
+        buffer: Vec<u8>,
+        max: u64,
+    ) -> Result<Option<WholeRead>> {
+        Ok(self.engine.read_whole_in(key, column, buffer, max)?)
     }
 
     fn meta(&self, key: &Key, column: u16) -> Result<Meta> {

@@ -50,6 +50,10 @@ type Case = fn(&mut Fixture);
 /// Every case, by name.
 pub const CASES: &[(&str, Case)] = &[
     ("write_then_read_whole", write_then_read_whole),
+    (
+        "whole_reads_in_a_given_buffer",
+        whole_reads_in_a_given_buffer,
+    ),
     ("overwrite_replaces_value", overwrite_replaces_value),
     ("empty_value", empty_value),
     ("large_value_and_ranges", large_value_and_ranges),
@@ -174,6 +178,54 @@ fn write_then_read_whole(fx: &mut Fixture) {
     let b = fx.backend();
     assert_eq!(ok(b.write(&key(1), b"hello", opts())), 5);
     assert_eq!(read(b, &key(1)).as_deref(), Some(&b"hello"[..]));
+}
+
+/// `read_column_whole_in` gives the value and its version whatever the backend does with
+/// the buffer: small, compressed, empty, large, another column, removed.
+fn whole_reads_in_a_given_buffer(fx: &mut Fixture) {
+    let b = fx.backend();
+    let compressed = WriteOptions {
+        compress: Some(true),
+        ..WriteOptions::default()
+    };
+    let values = [
+        (key(1), 0, bytes(1, 64 << 10), opts()),
+        (key(2), 0, vec![7; 100_000], compressed),
+        (key(3), 0, Vec::new(), opts()),
+        (key(4), 0, bytes(4, 2 << 20), opts()),
+        (key(5), 3, bytes(5, 1000), opts()),
+    ];
+    for (k, column, v, o) in &values {
+        ok(b.write_column(k, *column, v, *o));
+        let meta = ok(b.lookup_column(k, *column));
+        let max = v.len() as u64;
+        // Over 256 KiB a backend may leave the value unread (`None`): never another one.
+        match ok(b.read_column_whole_in(k, *column, Vec::with_capacity(4096), max)) {
+            Some(w) => {
+                assert!(
+                    w.value() == &v[..],
+                    "{k} column {column}: {} bytes",
+                    w.value().len()
+                );
+                assert_eq!(
+                    (w.value_crc, w.timestamp_ns),
+                    (meta.checksum, meta.timestamp_ns)
+                );
+            }
+            None => assert!(v.len() > 256 << 10, "{k} column {column} not read"),
+        }
+        if max > 0 {
+            let shorter = b.read_column_whole_in(k, *column, Vec::new(), max - 1);
+            assert!(matches!(shorter, Ok(None)), "{k}: over the bound");
+        }
+    }
+    ok(b.remove(&key(1), opts()));
+    for (k, column) in [(key(1), 0), (key(5), 0)] {
+        assert!(matches!(
+            b.read_column_whole_in(&k, column, Vec::new(), u64::MAX),
+            Err(Error::NotFound(_))
+        ));
+    }
 }
 
 fn overwrite_replaces_value(fx: &mut Fixture) {

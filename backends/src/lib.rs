@@ -72,4 +72,4 @@ pub use meta::{
 pub use remove_log::{Removal, RemoveLog};
 pub use shared_sync::{SharedSync, SyncFn};
 pub use staging::Staging;
-pub use store::{Store, StoreBackend, MAX_GAP_FILL};
+pub use store::{whole_within, Store, StoreBackend, MAX_GAP_FILL};

@@ -5,7 +5,7 @@
 use std::io::Read;
 
 use ringblob_engine::format::record::MAX_VALUE_LEN;
-use ringblob_engine::{Durability, Key, Range, Stamped, WriteAt, WriteOptions};
+use ringblob_engine::{Durability, Key, Range, Stamped, WholeRead, WriteAt, WriteOptions};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -27,6 +27,11 @@ pub fn read_exactly(source: &mut dyn std::io::Read, len: u64) -> Result<Vec<u8>>
         return Err(Error::io("read", "upload", eof));
     }
     Ok(value)
+}
+
+/// A whole value read as a stamped range of at most `max` bytes: `None` if it was longer.
+pub fn whole_within(s: Stamped, max: u64) -> Option<WholeRead> {
+    (s.value_len <= max && s.data.len() as u64 == s.value_len).then(|| WholeRead::from_stamped(s))
 }
 
 /// Reads a range and the version it came from with a lookup on either side: equal
@@ -129,6 +134,20 @@ pub trait Store: Send + Sync {
     ) -> Result<Stamped> {
         drop(out);
         self.get_stamped(key, column, range)
+    }
+    /// The whole value of (key, column) if at most `max` bytes, left in `buffer` where the
+    /// store can read it there without a copy (`ringblob_engine::WholeRead`; `None`: not
+    /// read here); by default read as a stamped range and `buffer` let go.
+    fn get_whole_in(
+        &self,
+        key: &Key,
+        column: u16,
+        buffer: Vec<u8>,
+        max: u64,
+    ) -> Result<Option<WholeRead>> {
+        drop(buffer);
+        let s = self.get_stamped(key, column, Range::new(0, max))?;
+        Ok(whole_within(s, max))
     }
     fn meta(&self, key: &Key, column: u16) -> Result<Meta>;
     /// Removes one column; a column with no value is `NotFound`. `opts.timestamp_ns`, if
@@ -430,6 +449,16 @@ impl<S: Store> Backend for StoreBackend<S> {
         out: Vec<u8>,
     ) -> Result<Stamped> {
         self.store.get_stamped_into(key, column, range, out)
+    }
+
+    fn read_column_whole_in(
+        &self,
+        key: &Key,
+        column: u16,
+        buffer: Vec<u8>,
+        max: u64,
+    ) -> Result<Option<WholeRead>> {
+        self.store.get_whole_in(key, column, buffer, max)
     }
 
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta> {

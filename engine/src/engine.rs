@@ -407,6 +407,20 @@ impl Engine {
         self.inner.read_stamped(key, column, range)
     }
 
+    /// The whole value of (key, column), read into `buffer` and left in its record there
+    /// when its frames are stored as they are (no copy; `buffer`'s memory reused when large
+    /// enough), else built in a buffer of its own: the value is `read.buffer[read.at]`.
+    /// `None` (nothing read) when the record is over 256 KiB or the value over `max` bytes.
+    pub fn read_whole_in(
+        &self,
+        key: &Key,
+        column: u16,
+        buffer: Vec<u8>,
+        max: u64,
+    ) -> Result<Option<crate::WholeRead>> {
+        self.inner.read_whole_in(key, column, buffer, max)
+    }
+
     /// [`read_stamped`](Self::read_stamped), the bytes read into `out` (cleared first; its
     /// memory is reused when large enough).
     pub fn read_stamped_into(

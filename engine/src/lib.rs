@@ -67,6 +67,6 @@ pub use error::{Error, Result};
 pub use iter::Iter;
 pub use key::Key;
 pub use patch::WriteAt;
-pub use reader::Stamped;
+pub use reader::{Stamped, WholeRead};
 pub use scrub::ScrubStatus;
 pub use upkeep::DefragStatus;

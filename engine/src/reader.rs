@@ -11,6 +11,9 @@ use crate::format::record::{FrameEntry, FrameTable, RecordHeader, RECORD_HEADER_
 use crate::index::{Entry, Loc};
 use crate::key::Key;
 
+mod whole;
+pub use whole::WholeRead;
+
 /// Stored bytes read at once when a large value is read piecewise (a larger frame is read
 /// alone). Below the node's 4 MiB mmap threshold (`alloc_tuning`): with 8 MiB groups a
 /// streamed 4 MiB piece took a fresh mapping for its group besides the one for its bytes,
@@ -153,9 +156,21 @@ impl Inner {
         range: Range,
         buf: &mut Vec<u8>,
     ) -> Result<Stamped> {
+        self.newest_with(key, column, |e| self.read_entry(key, e, range, buf))
+    }
+
+    /// The newest record of (key, column) as `read` reads an entry: `None` if the record
+    /// holds another key, `Some(None)` for a tombstone of this key (see
+    /// [`read_value_with`](Self::read_value_with)).
+    fn newest_with<T>(
+        &self,
+        key: &Key,
+        column: u16,
+        mut read: impl FnMut(Entry) -> Result<Option<Option<T>>>,
+    ) -> Result<T> {
         let generation = self.keys.generation();
         for e in self.keys.candidates(key, column) {
-            if let Some(v) = self.read_entry(key, e, range, buf)? {
+            if let Some(v) = read(e)? {
                 return v.ok_or(Error::NotFound(*key));
             }
         }
@@ -166,7 +181,7 @@ impl Inner {
         let Some(e) = newest else {
             return Err(Error::NotFound(*key));
         };
-        self.read_entry(key, e, range, buf)?
+        read(e)?
             .ok_or_else(|| misfiled(key, e.loc))?
             .ok_or(Error::NotFound(*key))
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringblob_engine::{Durability, Key, Range, Stamped, WriteOptions};
+use ringblob_engine::{Durability, Key, Range, Stamped, WholeRead, WriteOptions};
 
 use super::index::{NameIndex, NameIndexStats};
 use super::record::{NameRecord, MAX_NAME_RECORD_LEN, NAME_COLUMN};
@@ -304,6 +304,16 @@ impl Backend for NamedBackend {
         out: Vec<u8>,
     ) -> Result<Stamped> {
         self.inner.read_column_stamped_into(key, column, range, out)
+    }
+
+    fn read_column_whole_in(
+        &self,
+        key: &Key,
+        column: u16,
+        buffer: Vec<u8>,
+        max: u64,
+    ) -> Result<Option<WholeRead>> {
+        self.inner.read_column_whole_in(key, column, buffer, max)
     }
 
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta> {

@@ -111,6 +111,59 @@ fn range_reads_across_frames_compressed_and_raw() {
 }
 
 #[test]
+fn whole_reads_leave_raw_values_in_their_record_and_build_the_rest_apart() {
+    use ringblob_engine::format::crc32;
+    let dev = MemDevice::new();
+    let e = open_mem(&dev, small_config());
+    let write = |i: u64, v: &[u8], compress: bool| {
+        let opts = WriteOptions {
+            compress: Some(compress),
+            durability: Some(Durability::None),
+            ..WriteOptions::default()
+        };
+        assert!(e.write(&key(i), v, opts).is_ok());
+    };
+    // Raw in several 4 KiB frames, compressed, empty, over the 256 KiB of one `pread`.
+    let (raw, packed) = (value(3, 0, 50_000), value(2, 0, 50_000));
+    let big = value(5, 0, 300_000);
+    write(3, &raw, false);
+    write(2, &packed, true);
+    write(4, &[], false);
+    write(5, &big, false);
+    let given = Vec::with_capacity(60_000);
+    let given_at = given.as_ptr();
+    let Ok(Some(w)) = e.read_whole_in(&key(3), 0, given, 50_000) else {
+        panic!("whole read of a raw value")
+    };
+    assert_eq!(w.value(), &raw[..]);
+    assert_eq!(w.value_crc, crc32(&raw));
+    // Read in place: after the record's header and frame table, in the buffer given.
+    assert!(w.at.start > 0, "{:?}", w.at);
+    assert_eq!(w.buffer.as_ptr(), given_at);
+    for (i, want) in [(2u64, &packed[..]), (4, &[][..])] {
+        let Ok(Some(w)) = e.read_whole_in(&key(i), 0, Vec::new(), 1 << 20) else {
+            panic!("whole read of {i}")
+        };
+        assert_eq!(w.value(), want, "{i}");
+        assert_eq!(w.value_crc, crc32(want), "{i}");
+    }
+    // Not read: a value over the bound (compressed to a small record or not), a record
+    // over one `pread`.
+    let skipped =
+        |i: u64, max: u64| matches!(e.read_whole_in(&key(i), 0, Vec::new(), max), Ok(None));
+    assert!(skipped(3, 49_999));
+    assert!(skipped(2, 49_999));
+    assert!(skipped(5, u64::MAX));
+    assert!(e.remove(&key(3)).is_ok());
+    for missing in [3, 9] {
+        assert!(matches!(
+            e.read_whole_in(&key(missing), 0, Vec::new(), u64::MAX),
+            Err(Error::NotFound(_))
+        ));
+    }
+}
+
+#[test]
 fn large_value_range_read_touches_only_its_frames() {
     // A value bigger than the whole-record read limit, with a damaged frame far from the range:
     // the range read must succeed, the damaged frame's range must fail with a checksum error.

@@ -29,11 +29,28 @@ fn check(e: &Engine, model: &[Option<Vec<u8>>], label: &str) {
     for (i, want) in model.iter().enumerate() {
         let k = key(i as u64);
         match want {
-            None => assert!(
-                matches!(e.read(&k, Range::all()), Err(Error::NotFound(_))),
-                "{label}: key {i} should be absent"
-            ),
+            None => {
+                assert!(
+                    matches!(e.read(&k, Range::all()), Err(Error::NotFound(_))),
+                    "{label}: key {i} should be absent"
+                );
+                let whole = e.read_whole_in(&k, 0, Vec::new(), u64::MAX);
+                assert!(
+                    matches!(whole, Err(Error::NotFound(_))),
+                    "{label}: key {i} whole {whole:?}"
+                );
+            }
             Some(v) => {
+                // Whole, left in its record where its frames allow (patches, compression).
+                // (Not read when its record is over 256 KiB, which takes a value about as long.)
+                match e.read_whole_in(&k, 0, Vec::with_capacity(100), u64::MAX) {
+                    Ok(Some(w)) => assert!(
+                        w.value() == &v[..] && w.value_crc == crc32(v),
+                        "{label}: key {i} whole read"
+                    ),
+                    Ok(None) => assert!(v.len() > 200_000, "{label}: key {i} skipped"),
+                    Err(err) => panic!("{label}: key {i} whole read: {err}"),
+                }
                 let got = e.read(&k, Range::all());
                 assert!(
                     got.as_ref().is_ok_and(|g| g == v),

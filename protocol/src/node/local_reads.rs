@@ -4,8 +4,9 @@
 //! request's key, no answer while a hand-over may make a previous owner hold the key or
 //! while quarantined, inline serving with the blocking pool behind it, the reply budget,
 //! metrics — without framing, a socket or a client. Two record reads (no lookups: the
-//! record header read with the value describes it), one copy of the value (out of the
-//! engine's read buffer). Anything else (a key another node owns, a value that is not
+//! record header read with the value describes it); the value is sent from the buffer its
+//! record was read into (`Backend::read_column_whole_in`: no copy), one of the node's kept
+//! value buffers ([`VALUES`]) that comes back once the reply is written. Anything else (a key another node owns, a value that is not
 //! plain or small, an error) is left to the caller, who asks through a client, so the
 //! answer never differs from the one a connection would give.
 
@@ -13,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use ringblob_backends::names::{NameRecord, NAME_COLUMN};
 use ringblob_backends::Backend;
 use ringblob_engine::io::nowait::without_waiting;
@@ -22,13 +23,14 @@ use ringblob_engine::{Key, Range};
 use super::access::{admit, Identity};
 use super::connection::{metrics_kind, observe_batch, reads_through, route_of};
 use super::forward::Route;
+use super::piece_pool::VALUES;
 use super::{reply_budget, Node};
 use crate::wire::{decode_frame, Command, Frame, KeyId, ReadRequest, Request, Status, READ_TO_END};
 
 /// A whole value of column 0 read here, with what describes it.
 #[derive(Debug, Clone)]
 pub struct ValueHere {
-    pub data: Vec<u8>,
+    pub data: Bytes,
     /// The version read (its write's timestamp).
     pub timestamp_ns: u64,
     /// CRC-32 of the value, from its record's header.
@@ -117,12 +119,16 @@ fn whole_small(b: &dyn Backend, key: &Key, max: u64) -> Option<ValueHere> {
     if record.as_ref().is_some_and(|r| r.size > max) {
         return None;
     }
-    let value = b.read_column_stamped(key, 0, Range::new(0, max)).ok()?;
-    if value.value_len > max || value.data.len() as u64 != value.value_len {
-        return None;
-    }
+    let value = match b.read_column_whole_in(key, 0, VALUES.take(), max).ok()? {
+        Some(whole) => whole,
+        // A record over one `pread`: read as a range of at most `max` bytes.
+        None => {
+            let s = b.read_column_stamped(key, 0, Range::new(0, max)).ok()?;
+            ringblob_backends::whole_within(s, max)?
+        }
+    };
     Some(ValueHere {
-        data: value.data,
+        data: VALUES.bytes(value.buffer).slice(value.at),
         timestamp_ns: value.timestamp_ns,
         crc: value.value_crc,
         record,

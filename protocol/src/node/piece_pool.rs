@@ -3,8 +3,14 @@
 //! a new buffer of that size is a mapping of its own (the node's mmap threshold,
 //! `alloc_tuning`), faulted in and zeroed page by page, and unmapped once sent — for every
 //! piece. A piece's buffer goes back here when its reply has been written, and the next
-//! piece is read into it. At most [`KEPT`] buffers are kept (16 MiB), so what the node holds
-//! idle stays fixed; a piece that finds none takes a new buffer as before.
+//! piece is read into it. At most four are kept (16 MiB), so what the node holds idle stays
+//! fixed; a piece that finds none takes a new buffer as before.
+//!
+//! The HTTP gateway's whole values ([`VALUES`]) are kept the same way: a value read in
+//! place in its record's buffer (`Backend::read_column_whole_in`) is sent from it, and the
+//! buffer comes back for the next GET — no copy of the value, no allocation per GET.
+
+use std::ops::RangeInclusive;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -13,27 +19,31 @@ use ringblob_engine::{Key, Range, Stamped};
 
 use super::read_stream::STREAM_PIECE;
 
-/// Buffers kept for the next pieces.
-const KEPT: usize = 4;
-
 /// Reads of at least this many bytes take a kept buffer; smaller ones gain nothing from one.
 pub const POOLED_FROM: u64 = 1 << 20;
-
-/// Buffers of a capacity within this are kept (a piece's, not a stray larger one).
-const KEPT_CAPACITY: std::ops::RangeInclusive<usize> = (1 << 20)..=(STREAM_PIECE + (64 << 10));
 
 /// Kept buffers.
 pub struct PiecePool {
     kept: Mutex<Vec<Vec<u8>>>,
+    /// How many are kept at most.
+    keep: usize,
+    /// Buffers of a capacity within this are kept (a piece's, not a stray larger one).
+    capacity: RangeInclusive<usize>,
 }
 
-/// The node's (every node of the process shares it).
-pub static PIECES: PiecePool = PiecePool::new();
+/// The node's pieces (every node of the process shares them): four.
+pub static PIECES: PiecePool = PiecePool::new(4, (1 << 20)..=(STREAM_PIECE + (64 << 10)));
+
+/// The gateway's whole values: records read with one `pread` (up to 256 KiB), as many as
+/// GETs in flight commonly are (64: 4 MiB idle for 64 KiB values, 17 MiB at most).
+pub static VALUES: PiecePool = PiecePool::new(64, (1 << 10)..=(264 << 10));
 
 impl PiecePool {
-    const fn new() -> Self {
+    const fn new(keep: usize, capacity: RangeInclusive<usize>) -> Self {
         PiecePool {
             kept: Mutex::new(Vec::new()),
+            keep,
+            capacity,
         }
     }
 
@@ -43,9 +53,9 @@ impl PiecePool {
     }
 
     /// `data` as reply bytes; its buffer comes back here when they are dropped (if it is a
-    /// piece's and fewer than [`KEPT`] are kept).
+    /// piece's and fewer than the pool keeps are kept).
     pub fn bytes(&'static self, data: Vec<u8>) -> Bytes {
-        if KEPT_CAPACITY.contains(&data.capacity()) {
+        if self.capacity.contains(&data.capacity()) {
             Bytes::from_owner(Piece { data, pool: self })
         } else {
             Bytes::from(data)
@@ -69,7 +79,7 @@ impl PiecePool {
 
     fn give_back(&self, buffer: Vec<u8>) {
         let mut kept = self.kept.lock();
-        if kept.len() < KEPT {
+        if kept.len() < self.keep {
             kept.push(buffer);
         }
     }
@@ -99,7 +109,7 @@ mod tests {
 
     #[test]
     fn a_piece_buffer_comes_back_once_its_bytes_are_dropped_and_at_most_four_are_kept() {
-        static POOL: PiecePool = PiecePool::new();
+        static POOL: PiecePool = PiecePool::new(4, (1 << 20)..=(STREAM_PIECE + (64 << 10)));
         let pieces: Vec<Bytes> = (0..6u8)
             .map(|i| POOL.bytes(vec![i; STREAM_PIECE]))
             .collect();

@@ -70,7 +70,7 @@ async fn answers_small_values_and_leaves_the_rest(b: Arc<dyn Backend>) {
     let bare = Key([7; 32]);
     or_panic(b.write_column(&bare, 0, b"bare", WriteOptions::default()));
     let got = node.value_here(None, bare.0, 1 << 20).await;
-    assert!(got.is_some_and(|v| v.data == b"bare" && v.record.is_none()));
+    assert!(got.is_some_and(|v| v.data[..] == b"bare"[..] && v.record.is_none()));
     assert!(node.value_here(None, [9; 32], 1 << 20).await.is_none());
     or_panic(b.remove(&key, WriteOptions::default()));
     assert!(node.value_here(None, key.0, 1 << 20).await.is_none());
