@@ -121,25 +121,38 @@ impl Inner {
     pub fn read_stamped(&self, key: &Key, column: u16, range: Range) -> Result<Stamped> {
         READ_BUF.with(|cell| {
             let mut buf = cell.take();
-            let mut result = self.read_value_with(key, column, range, &mut buf);
-            // Defragmentation moved the record between the index lookup and the read:
-            // the index already points at its new place.
-            for _ in 0..3 {
-                if !matches!(result, Err(Error::BlobRetired(_))) {
-                    break;
-                }
-                result = self.read_value_with(key, column, range, &mut buf);
-            }
-            if matches!(&result, Err(e) if e.is_corruption()) {
-                self.known_damage.count_failure();
-                self.note_damage(key, column);
-            }
+            let result = self.read_retrying(key, column, || {
+                self.read_value_with(key, column, range, &mut buf)
+            });
             // Keep the buffer for this thread's next read, unless it grew large.
             if buf.capacity() <= WHOLE_READ_MAX as usize {
                 cell.replace(buf);
             }
             result
         })
+    }
+
+    /// `read` of (key, column), made again (up to three times) while defragmentation moved
+    /// the record between the index lookup and the read (the index already points at its
+    /// new place); damage found is counted and noted for repair.
+    fn read_retrying<T>(
+        &self,
+        key: &Key,
+        column: u16,
+        mut read: impl FnMut() -> Result<T>,
+    ) -> Result<T> {
+        let mut result = read();
+        for _ in 0..3 {
+            if !matches!(result, Err(Error::BlobRetired(_))) {
+                break;
+            }
+            result = read();
+        }
+        if matches!(&result, Err(e) if e.is_corruption()) {
+            self.known_damage.count_failure();
+            self.note_damage(key, column);
+        }
+        result
     }
 
     /// In-memory candidates are confirmed by the read itself (one `pread` for a small

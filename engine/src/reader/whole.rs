@@ -13,7 +13,7 @@ use std::ops::Range as Span;
 use super::{stamped, WHOLE_READ_MAX};
 use crate::config::Range;
 use crate::engine::Inner;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::frame_walk::{read_range, FrameDecoder, Frames, InRecord, RecordPlace};
 use crate::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN};
 use crate::index::{Entry, Loc};
@@ -69,20 +69,9 @@ impl Inner {
         max: u64,
     ) -> Result<Option<WholeRead>> {
         let mut buffer = buffer;
-        let mut read =
-            || self.newest_with(key, column, |e| self.whole_entry(key, e, &mut buffer, max));
-        let mut result = read();
-        // Defragmentation moved the record between the index lookup and the read.
-        for _ in 0..3 {
-            if !matches!(result, Err(Error::BlobRetired(_))) {
-                break;
-            }
-            result = read();
-        }
-        if matches!(&result, Err(e) if e.is_corruption()) {
-            self.known_damage.count_failure();
-            self.note_damage(key, column);
-        }
+        let result = self.read_retrying(key, column, || {
+            self.newest_with(key, column, |e| self.whole_entry(key, e, &mut buffer, max))
+        });
         result.map(|whole| match whole {
             Whole::Read(w) => Some(w),
             Whole::Skipped => None,
