@@ -39,10 +39,11 @@ impl OsDevice {
     }
 
     /// Opens `name` as a std `File` (shared with the mmap and io_uring devices), with
-    /// `O_NOATIME` where the file's owner allows it: a read then leaves the inode alone
-    /// (with `relatime` every read still asked the clock and the inode whether to update
-    /// it: 3 % of a point get). Opened without it when refused (`EPERM`: not the file's
-    /// owner and no `CAP_FOWNER`).
+    /// `O_NOATIME` where the file's owner allows it: a read then leaves the inode alone.
+    /// With `relatime` every read asked the clock and the inode whether to update it (3 % of
+    /// a point get), and updated it — dirtying the inode — whenever the file had been
+    /// written since its last update: every read of the blob being written. Opened without
+    /// it when refused (`EPERM`: not the file's owner and no `CAP_FOWNER`).
     pub(super) fn open_file(&self, name: &str, mode: OpenMode) -> io::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         let open = |flags: i32| {

@@ -6,9 +6,10 @@
 //! metrics — without framing, a socket or a client. Two record reads (no lookups: the
 //! record header read with the value describes it); the value is sent from the buffer its
 //! record was read into (`Backend::read_column_whole_in`: no copy), one of the node's kept
-//! value buffers ([`VALUES`]) that comes back once the reply is written. Anything else (a key another node owns, a value that is not
-//! plain or small, an error) is left to the caller, who asks through a client, so the
-//! answer never differs from the one a connection would give.
+//! value buffers ([`VALUES`]) that comes back once the reply is written. Anything else (a
+//! key another node owns, a value that is not plain or small, an error) is left to the
+//! caller, who asks through a client, so the answer never differs from the one a
+//! connection would give.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
