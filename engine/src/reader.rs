@@ -226,15 +226,9 @@ impl Inner {
         range: Range,
         rec: &mut Vec<u8>,
     ) -> Result<Option<Stamped>> {
-        let offset = u64::from(loc.offset);
-        let rec = self
-            .log
-            .read_prefix(loc.blob, offset, loc.len as usize, rec)?;
-        let h = RecordHeader::decode(rec, loc.blob, offset)?;
-        if h.key != *key {
+        let Some((rec, h, table)) = self.small_record(key, loc, rec)? else {
             return Ok(None);
-        }
-        let table = FrameTable::decode(&h, &rec[RECORD_HEADER_LEN..], loc.blob, offset)?;
+        };
         let range = range.resolve(h.value_len)?;
         let mut read_kept = |at: u64, len: u32, buf: &mut Vec<u8>| {
             self.log.read_bytes(loc.blob, at, len as usize, buf)
@@ -243,6 +237,26 @@ impl Inner {
         src.kept = Some(&mut read_kept);
         let data = self.read_frames(loc, &h, &table, range, &mut src)?;
         Ok(Some(stamped(data, &h)))
+    }
+
+    /// The record at `loc` read whole into `buf` with its header and frame table decoded
+    /// (and so checked); `None` if it holds another key.
+    fn small_record<'b>(
+        &self,
+        key: &Key,
+        loc: Loc,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<Option<(&'b [u8], RecordHeader, FrameTable)>> {
+        let offset = u64::from(loc.offset);
+        let rec = self
+            .log
+            .read_prefix(loc.blob, offset, loc.len as usize, buf)?;
+        let h = RecordHeader::decode(rec, loc.blob, offset)?;
+        if h.key != *key {
+            return Ok(None);
+        }
+        let table = FrameTable::decode(&h, &rec[RECORD_HEADER_LEN..], loc.blob, offset)?;
+        Ok(Some((rec, h, table)))
     }
 
     /// Header, frame table, then only the frames the range touches, a bounded group at a
@@ -291,14 +305,6 @@ impl Inner {
         range: (u64, u64),
         src: &mut dyn FrameSource,
     ) -> Result<Vec<u8>> {
-        let frames = Frames {
-            h,
-            table,
-            place: RecordPlace {
-                blob: loc.blob,
-                offset: u64::from(loc.offset),
-            },
-        };
         let mut out = match OUT_BUF.with(|c| c.take()) {
             Some(mut given) => {
                 given.clear();
@@ -307,8 +313,7 @@ impl Inner {
             }
             None => Vec::with_capacity(range.1 as usize),
         };
-        let mut decoder = FrameDecoder::default();
-        read_range(&frames, range, src, &mut decoder, &mut |b| {
+        walk_frames(loc, (h, table), range, src, &mut |b| {
             out.extend_from_slice(b);
             Ok(())
         })?;
@@ -375,6 +380,26 @@ impl Inner {
         }
         Ok(true)
     }
+}
+
+/// The logical bytes `range` of the record at `loc`, its frames from `src`, handed to
+/// `sink` part by part as each is checked.
+fn walk_frames(
+    loc: Loc,
+    (h, table): (&RecordHeader, &FrameTable),
+    range: (u64, u64),
+    src: &mut dyn FrameSource,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let frames = Frames {
+        h,
+        table,
+        place: RecordPlace {
+            blob: loc.blob,
+            offset: u64::from(loc.offset),
+        },
+    };
+    read_range(&frames, range, src, &mut FrameDecoder::default(), sink)
 }
 
 fn stamped(data: Vec<u8>, h: &RecordHeader) -> Stamped {

@@ -10,12 +10,11 @@
 
 use std::ops::Range as Span;
 
-use super::{stamped, WHOLE_READ_MAX};
+use super::{stamped, walk_frames, WHOLE_READ_MAX};
 use crate::config::Range;
 use crate::engine::Inner;
 use crate::error::Result;
-use crate::format::frame_walk::{read_range, FrameDecoder, Frames, InRecord, RecordPlace};
-use crate::format::record::{FrameTable, RecordHeader, RECORD_HEADER_LEN};
+use crate::format::frame_walk::InRecord;
 use crate::index::{Entry, Loc};
 use crate::key::Key;
 
@@ -104,27 +103,13 @@ impl Inner {
         buffer: &mut Vec<u8>,
         max: u64,
     ) -> Result<Option<Whole>> {
-        let offset = u64::from(loc.offset);
-        let rec = self
-            .log
-            .read_prefix(loc.blob, offset, loc.len as usize, buffer)?;
-        let h = RecordHeader::decode(rec, loc.blob, offset)?;
-        if h.key != *key {
+        let Some((rec, h, table)) = self.small_record(key, loc, buffer)? else {
             return Ok(None);
-        }
+        };
         if h.value_len > max {
             return Ok(Some(Whole::Skipped));
         }
-        let table = FrameTable::decode(&h, &rec[RECORD_HEADER_LEN..], loc.blob, offset)?;
         let range = Range::all().resolve(h.value_len)?;
-        let frames = Frames {
-            h: &h,
-            table: &table,
-            place: RecordPlace {
-                blob: loc.blob,
-                offset,
-            },
-        };
         let mut read_kept = |at: u64, len: u32, buf: &mut Vec<u8>| {
             self.log.read_bytes(loc.blob, at, len as usize, buf)
         };
@@ -135,16 +120,10 @@ impl Inner {
             run: None,
             apart: None,
         };
-        read_range(
-            &frames,
-            range,
-            &mut src,
-            &mut FrameDecoder::default(),
-            &mut |part| {
-                gathered.add(part, range.1 as usize);
-                Ok(())
-            },
-        )?;
+        walk_frames(loc, (&h, &table), range, &mut src, &mut |part| {
+            gathered.add(part, range.1 as usize);
+            Ok(())
+        })?;
         let (timestamp_ns, value_crc) = (h.timestamp_ns, h.value_crc);
         Ok(Some(Whole::Read(match (gathered.apart, gathered.run) {
             (Some(data), _) => WholeRead::from_stamped(stamped(data, &h)),
