@@ -26,7 +26,6 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use axum::routing::any;
 use axum::Router;
 
 pub use auth::{Gateway, Who};
@@ -42,10 +41,9 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/", any(entry))
-        .route("/{*path}", any(entry))
-        .with_state(gateway);
+    // Every path goes to `entry`, which parses it itself: no route table to match, no path
+    // parameters to collect.
+    let app = Router::new().fallback(entry).with_state(gateway);
     let app = app.into_make_service_with_connect_info::<PeerAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

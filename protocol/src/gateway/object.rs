@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -76,7 +76,7 @@ impl Found {
             })
         });
         Current {
-            etag: recorded.map_or(own.clone(), str::to_string),
+            etag: recorded.map_or(own, str::to_string),
             modified: modified_of(&self.meta),
         }
     }
@@ -98,8 +98,16 @@ pub fn etag_of(meta: &ValueMeta) -> String {
 /// The entity tag of content with CRC-32 `crc` written at `version` (what [`etag_of`] and
 /// [`Found::current`] make of its lookup).
 pub(crate) fn etag_for(crc: u32, version: u64) -> String {
-    format!("\"{crc:08x}{version:016x}\"")
+    use std::fmt::Write;
+    // Sized exactly (two quotes, 8 + 16 hex digits), so its bytes become a header value
+    // without another allocation (`describe`).
+    let mut tag = String::with_capacity(ETAG_LEN);
+    let _ = write!(tag, "\"{crc:08x}{version:016x}\"");
+    tag
 }
+
+/// The length of an entity tag [`etag_for`] makes.
+const ETAG_LEN: usize = 26;
 
 pub(crate) fn modified_of(meta: &ValueMeta) -> SystemTime {
     modified_at(meta.timestamp_ns)
@@ -146,27 +154,30 @@ async fn serve_read(
         RangeAsk::Part { start, len } => (StatusCode::PARTIAL_CONTENT, start, len),
         RangeAsk::Unsatisfiable => return unsatisfiable(found.size),
     };
-    let mut out = Response::builder()
-        .status(status)
-        .header(header::CONTENT_LENGTH, len)
-        .header(header::ACCEPT_RANGES, "bytes");
-    if status == StatusCode::PARTIAL_CONTENT {
-        let last = start + len - 1;
-        out = out.header(
-            header::CONTENT_RANGE,
-            format!("bytes {start}-{last}/{}", found.size),
-        );
-    }
     let content = match (opened, body, len) {
         (Some(b), _, _) => b,
         (None, false, _) | (None, true, 0) => Body::empty(),
         (None, true, _) => stream_body(client, target, column, (start, len)),
     };
-    let mut response = match out.body(content) {
-        Ok(r) => r,
-        Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, e),
-    };
-    describe(response.headers_mut(), &current, found.record.as_ref());
+    // A body of known length gets its `Content-Length` from hyper, written straight into
+    // the response head; HEAD's and a streamed body's are set here.
+    let sized = body && HttpBody::size_hint(&content).exact() == Some(len);
+    let mut response = Response::new(content);
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.reserve(8);
+    if !sized {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        let last = start + len - 1;
+        let range = format!("bytes {start}-{last}/{}", found.size);
+        if let Ok(v) = HeaderValue::from_str(&range) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    describe(h, &current, found.record.as_ref());
     response
 }
 
@@ -363,14 +374,17 @@ pub(crate) fn describe(h: &mut HeaderMap, current: &Current, record: Option<&Nam
     if let Ok(v) = HeaderValue::from_str(&current.etag) {
         h.insert(header::ETAG, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(current.modified)) {
+    if let Some(v) = http_date(current.modified) {
         h.insert(header::LAST_MODIFIED, v);
     }
     let content_type = record
         .map(|r| r.content_type.as_str())
-        .filter(|t| !t.is_empty())
-        .unwrap_or("application/octet-stream");
-    if let Ok(v) = HeaderValue::from_str(content_type) {
+        .filter(|t| !t.is_empty());
+    let content_type = match content_type {
+        None => Ok(HeaderValue::from_static("application/octet-stream")),
+        Some(t) => HeaderValue::from_str(t),
+    };
+    if let Ok(v) = content_type {
         h.insert(header::CONTENT_TYPE, v);
     }
     for (k, v) in record.map_or(&[][..], |r| &r.user_meta[..]) {
@@ -379,6 +393,16 @@ pub(crate) fn describe(h: &mut HeaderMap, current: &Current, record: Option<&Nam
             h.insert(name, value);
         }
     }
+}
+
+/// `time` as an HTTP date header value (IMF-fixdate, 29 bytes), written on the stack.
+fn http_date(time: SystemTime) -> Option<HeaderValue> {
+    use std::io::Write;
+    let mut text = [0u8; 29];
+    let mut out = &mut text[..];
+    write!(out, "{}", httpdate::HttpDate::from(time)).ok()?;
+    let written = 29 - out.len();
+    HeaderValue::from_bytes(&text[..written]).ok()
 }
 
 pub(crate) fn conditions(h: &HeaderMap) -> Conditions<'_> {

@@ -12,7 +12,7 @@
 //! connection would give.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -26,7 +26,7 @@ use super::connection::{metrics_kind, observe_batch, reads_through, route_of};
 use super::forward::Route;
 use super::piece_pool::VALUES;
 use super::{reply_budget, Node};
-use crate::wire::{decode_frame, Command, Frame, KeyId, ReadRequest, Request, Status, READ_TO_END};
+use crate::wire::{Command, Frame, Header, KeyId, ReadRequest, Status, READ_TO_END};
 
 /// A whole value of column 0 read here, with what describes it.
 #[derive(Debug, Clone)]
@@ -137,10 +137,49 @@ fn whole_small(b: &dyn Backend, key: &Key, max: u64) -> Option<ValueHere> {
 }
 
 /// A whole `READ` of `column` of `key` as a client sends it to its own group (what the
-/// routing and admission checks look at).
+/// routing and admission checks look at): the request's header, and its payload made once
+/// per column.
 fn read_frame(key: KeyId, column: u16) -> Option<Frame> {
+    static PAYLOADS: OnceLock<[Bytes; 2]> = OnceLock::new();
+    let [value, name] = PAYLOADS.get_or_init(|| [read_payload(0), read_payload(NAME_COLUMN)]);
+    let payload = match column {
+        0 => value.clone(),
+        NAME_COLUMN => name.clone(),
+        other => read_payload(other),
+    };
+    let mut header = Header::request(Command::Read, 0, key, 0);
+    header.payload_len = u32::try_from(payload.len()).ok()?;
+    Some(Frame { header, payload })
+}
+
+/// The payload of a whole `READ` of `column`.
+fn read_payload(column: u16) -> Bytes {
     let mut buf = BytesMut::new();
-    let read = Request::Read(ReadRequest::range(column, 0, READ_TO_END));
-    read.encode(0, key, 0, &mut buf).ok()?;
-    decode_frame(&mut buf).ok().flatten()
+    ReadRequest::range(column, 0, READ_TO_END).encode(&mut buf);
+    buf.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{decode_frame, Request};
+
+    /// The frame the checks look at is the one a client's `READ` decodes to.
+    #[test]
+    fn read_frames_are_what_a_client_sends() -> Result<(), crate::wire::WireError> {
+        let key = [7u8; 32];
+        for column in [0, NAME_COLUMN, 5] {
+            let mut buf = BytesMut::new();
+            let read = Request::Read(ReadRequest::range(column, 0, READ_TO_END));
+            read.encode(0, key, 0, &mut buf)?;
+            let sent = decode_frame(&mut buf)?;
+            let made = read_frame(key, column);
+            assert_eq!(
+                made.as_ref().map(|f| f.header),
+                sent.as_ref().map(|f| f.header)
+            );
+            assert_eq!(made.map(|f| f.payload), sent.map(|f| f.payload));
+        }
+        Ok(())
+    }
 }

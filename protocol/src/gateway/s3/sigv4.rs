@@ -352,6 +352,9 @@ pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
 
 /// Percent-decodes `s` (invalid escapes are kept as they are).
 pub fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -368,7 +371,7 @@ pub fn percent_decode(s: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// AWS's URI encoding: unreserved characters kept, `/` kept unless `slash`, the rest `%XX`.
