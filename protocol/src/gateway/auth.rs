@@ -38,10 +38,20 @@ pub enum Who {
 impl Who {
     /// Whether it may write in `namespace` (the gateway's own checks, for bucket records).
     pub fn may_write(&self, namespace: &str) -> bool {
+        self.may(crate::auth::Role::Write, namespace)
+    }
+
+    /// Whether it may read in `namespace` (the gateway's own checks, for what it keeps
+    /// about a bucket under its own key: the bucket's record, its multipart uploads).
+    pub fn may_read(&self, namespace: &str) -> bool {
+        self.may(crate::auth::Role::Read, namespace)
+    }
+
+    fn may(&self, role: crate::auth::Role, namespace: &str) -> bool {
         match self {
             Who::Open => true,
             Who::Key(id) => {
-                id.role >= crate::auth::Role::Write
+                id.role >= role
                     && id
                         .namespaces
                         .as_ref()

@@ -17,6 +17,14 @@ pub fn plain(status: StatusCode, why: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
+/// `405 Method Not Allowed`, with the `Allow` header naming the methods that are.
+pub fn not_allowed(allow: &'static str, why: &str) -> Response {
+    let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, why);
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    r
+}
+
 /// The HTTP status a client error maps to.
 pub fn status_of(e: &ClientError) -> StatusCode {
     match e.status() {

@@ -34,6 +34,8 @@ pub use object::etag_of;
 pub use replicas::{stream_to_groups, GroupsFailure, Layout};
 
 use crate::node::admin::{AdminListener, PeerAddr};
+use crate::wire::payload::auth::MAX_NAMESPACE_LEN;
+use crate::wire::MAX_OBJECT_NAME_LEN;
 
 /// Serves the gateway's routes on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -65,45 +67,72 @@ async fn entry(
 /// The plain HTTP routes.
 async fn plain(gw: Arc<Gateway>, peer: PeerAddr, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let path = s3::sigv4::percent_decode(parts.uri.path());
+    let path = match checked_path(parts.uri.path()) {
+        Ok(p) => p,
+        Err(why) => return errors::plain(StatusCode::BAD_REQUEST, why),
+    };
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
     let namespace = segments.next().unwrap_or_default().to_string();
     let name = segments.next().map(str::to_string);
     let headers = parts.headers;
-    match (parts.method, namespace.is_empty(), name) {
-        (Method::GET, true, _) => {
-            let q = Query::try_from_uri(&parts.uri).unwrap_or_else(|_| Query(Default::default()));
-            listing::namespaces(State(gw), q, ConnectInfo(peer), headers).await
-        }
-        (Method::GET, false, None) | (Method::GET, false, Some(_)) if ends_listing(&path) => {
-            let q = Query::try_from_uri(&parts.uri).unwrap_or_else(|_| Query(Default::default()));
-            listing::names(State(gw), Path(namespace), q, ConnectInfo(peer), headers).await
-        }
-        (method, false, Some(name)) => {
-            let q = match Query::try_from_uri(&parts.uri) {
-                Ok(q) => q,
-                Err(e) => return errors::plain(StatusCode::BAD_REQUEST, e),
-            };
-            let ask = (
-                State(gw),
-                Path((namespace, name)),
-                q,
-                ConnectInfo(peer),
-                headers,
-            );
-            match method {
-                Method::GET => object::get(ask).await,
-                Method::HEAD => object::head(ask).await,
-                Method::PUT => {
-                    let (s, p, q, c, h) = ask;
-                    object::put(s, p, q, c, h, body).await
-                }
-                Method::DELETE => object::delete(ask).await,
-                _ => errors::plain(StatusCode::METHOD_NOT_ALLOWED, "GET, HEAD, PUT or DELETE"),
-            }
-        }
-        _ => errors::plain(StatusCode::METHOD_NOT_ALLOWED, "listings take GET"),
+    let listing = namespace.is_empty() || ends_listing(&path);
+    let method = parts.method;
+    if listing && !matches!(method, Method::GET | Method::HEAD) {
+        return errors::not_allowed("GET, HEAD", "listings take GET (or HEAD)");
     }
+    let q = || Query::try_from_uri(&parts.uri).unwrap_or_else(|_| Query(Default::default()));
+    if namespace.is_empty() {
+        return listing::namespaces(State(gw), q(), ConnectInfo(peer), headers).await;
+    }
+    let name = match (listing, name) {
+        (false, Some(name)) => name,
+        _ => {
+            return listing::names(State(gw), Path(namespace), q(), ConnectInfo(peer), headers)
+                .await
+        }
+    };
+    let q = match Query::try_from_uri(&parts.uri) {
+        Ok(q) => q,
+        Err(e) => return errors::plain(StatusCode::BAD_REQUEST, e),
+    };
+    let ask = (
+        State(gw),
+        Path((namespace, name)),
+        q,
+        ConnectInfo(peer),
+        headers,
+    );
+    match method {
+        Method::GET => object::get(ask).await,
+        Method::HEAD => object::head(ask).await,
+        Method::PUT => {
+            let (s, p, q, c, h) = ask;
+            object::put(s, p, q, c, h, body).await
+        }
+        Method::DELETE => object::delete(ask).await,
+        _ => errors::not_allowed(
+            "GET, HEAD, PUT, DELETE",
+            "objects take GET, HEAD, PUT or DELETE",
+        ),
+    }
+}
+
+/// A request's path percent-decoded, or why it is refused (`400`): a path that is not UTF-8
+/// once decoded, or whose namespace or name is longer than the protocol carries.
+fn checked_path(raw: &str) -> Result<String, String> {
+    let Ok(path) = s3::sigv4::percent_decode_strict(raw) else {
+        return Err("the path is not UTF-8 once percent-decoded".into());
+    };
+    let mut segments = path.trim_start_matches('/').splitn(2, '/');
+    let namespace = segments.next().unwrap_or_default();
+    let name = segments.next().unwrap_or_default();
+    if namespace.len() > MAX_NAMESPACE_LEN {
+        return Err(format!("a namespace is at most {MAX_NAMESPACE_LEN} bytes"));
+    }
+    if name.len() > MAX_OBJECT_NAME_LEN {
+        return Err(format!("a name is at most {MAX_OBJECT_NAME_LEN} bytes"));
+    }
+    Ok(path)
 }
 
 /// `/{namespace}` and `/{namespace}/`: a listing, not an object.

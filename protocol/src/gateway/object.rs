@@ -405,6 +405,32 @@ fn http_date(time: SystemTime) -> Option<HeaderValue> {
     HeaderValue::from_bytes(&text[..written]).ok()
 }
 
+/// Whether the conditions a write or removal may carry (`If-Match`, `If-None-Match`,
+/// `If-Unmodified-Since`) hold for `target`'s current value of `column` — looked up only
+/// when one is asked. (Checked before the change is sent, as a separate step: a change made
+/// by another client in between is not seen.)
+pub(crate) async fn write_conditions_hold(
+    client: &Client,
+    target: &Target,
+    column: u16,
+    conds: &Conditions<'_>,
+) -> Result<bool, ClientError> {
+    let asked = [
+        conds.if_match,
+        conds.if_none_match,
+        conds.if_unmodified_since,
+    ];
+    if asked.iter().all(Option::is_none) {
+        return Ok(true);
+    }
+    let current = match find(client, target, column).await {
+        Ok(found) => Some(found.current()),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e),
+    };
+    Ok(conds.evaluate(current.as_ref(), false) == Verdict::Proceed)
+}
+
 pub(crate) fn conditions(h: &HeaderMap) -> Conditions<'_> {
     let text = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     Conditions {
@@ -503,19 +529,10 @@ pub async fn put(
     };
     let column = q.column.unwrap_or(0);
     let target = Target::named(&ns, name.clone().into_bytes());
-    let conds = conditions(&headers);
-    if conds.if_match.is_some()
-        || conds.if_none_match.is_some()
-        || conds.if_unmodified_since.is_some()
-    {
-        let current = match find(&client, &target, column).await {
-            Ok(found) => Some(found.current()),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return failure(&e),
-        };
-        if conds.evaluate(current.as_ref(), false) != Verdict::Proceed {
-            return plain(StatusCode::PRECONDITION_FAILED, "precondition failed");
-        }
+    match write_conditions_hold(&client, &target, column, &conditions(&headers)).await {
+        Ok(true) => {}
+        Ok(false) => return plain(StatusCode::PRECONDITION_FAILED, "precondition failed"),
+        Err(e) => return failure(&e),
     }
     let size_hint = headers
         .get(header::CONTENT_LENGTH)
@@ -586,6 +603,12 @@ pub async fn delete(
         Err((status, why)) => return plain(status, why),
     };
     let target = Target::named(&ns, name.into_bytes());
+    let column = q.column.unwrap_or(0);
+    match write_conditions_hold(&client, &target, column, &conditions(&headers)).await {
+        Ok(true) => {}
+        Ok(false) => return plain(StatusCode::PRECONDITION_FAILED, "precondition failed"),
+        Err(e) => return failure(&e),
+    }
     let (groups, w) = gw.replicas().await;
     let removed = match q.column {
         None => remove_object(&client, &target, d, (&groups, w)).await,

@@ -436,3 +436,63 @@ fn a_body_shorter_than_its_content_length_stores_nothing() {
     assert_eq!(get.code, 404, "a cut body stored something: {}", get.text());
     assert_eq!(node.terminate(), Some(0));
 }
+
+#[test]
+fn removals_check_conditions_and_bad_paths_are_refused_with_a_status() {
+    let dir = or_panic(tempfile::tempdir());
+    let d = dir.path();
+    let (node, http) = NodeProcess::start_http(&d.join("data"), &[]);
+    let url = format!("http://{http}/ns1/cond");
+    let put = curl(d, "PUT", &url, &["--data-binary", "keep me"]);
+    assert_eq!(put.code, 200, "{}", put.text());
+    let etag = put.header("etag").unwrap_or_default().to_string();
+
+    // DELETE honours If-Match and If-Unmodified-Since (RFC 9110 §13.1).
+    let refused = curl(d, "DELETE", &url, &["-H", "If-Match: \"abc\""]);
+    assert_eq!(refused.code, 412, "{}", refused.text());
+    let old = "If-Unmodified-Since: Sat, 01 Jan 2000 00:00:00 GMT";
+    assert_eq!(curl(d, "DELETE", &url, &["-H", old]).code, 412);
+    assert_eq!(curl(d, "GET", &url, &[]).text(), "keep me");
+    let matching = format!("If-Match: {etag}");
+    assert_eq!(curl(d, "DELETE", &url, &["-H", &matching]).code, 204);
+    assert_eq!(curl(d, "GET", &url, &[]).code, 404);
+    let gone = curl(d, "DELETE", &url, &["-H", &matching]);
+    assert_eq!(gone.code, 412, "If-Match on nothing: {}", gone.text());
+
+    // A name over the protocol's limit: 400 whatever the method.
+    let long = format!("http://{http}/ns1/{}", "n".repeat(8000));
+    for method in ["GET", "HEAD", "DELETE", "PUT"] {
+        let data: &[&str] = if method == "PUT" {
+            &["--data-binary", "x"]
+        } else {
+            &[]
+        };
+        let r = curl(d, method, &long, data);
+        assert_eq!(r.code, 400, "{method}: {}", r.text());
+    }
+    // A path that is not UTF-8 once decoded.
+    let bad = curl(
+        d,
+        "PUT",
+        &format!("http://{http}/ns1/%FF"),
+        &["--data-binary", "x"],
+    );
+    assert_eq!(bad.code, 400, "{}", bad.text());
+    // A listing takes GET or HEAD only; an object no other method; both say which.
+    let listing = curl(
+        d,
+        "PUT",
+        &format!("http://{http}/ns1/"),
+        &["--data-binary", "x"],
+    );
+    assert_eq!(listing.code, 405, "{}", listing.text());
+    assert_eq!(listing.header("allow"), Some("GET, HEAD"));
+    assert_eq!(
+        curl(d, "HEAD", &format!("http://{http}/ns1/"), &[]).code,
+        200
+    );
+    let patch = curl(d, "PATCH", &url, &[]);
+    assert_eq!(patch.code, 405);
+    assert_eq!(patch.header("allow"), Some("GET, HEAD, PUT, DELETE"));
+    assert_eq!(node.terminate(), Some(0));
+}

@@ -54,6 +54,13 @@ pub async fn require(ask: &Ask) -> Result<(), S3Error> {
     if ask.bucket.starts_with(RESERVED_PREFIX) {
         return Err(S3Error::no_such_bucket(&ask.bucket));
     }
+    // Every bucket operation reads at least; a key without access to the namespace learns
+    // nothing of the bucket (not even whether it exists).
+    if !ask.who.may_read(&ask.bucket) {
+        return Err(S3Error::access_denied(
+            "this key may not use this bucket (its namespace)",
+        ));
+    }
     let system = ask.gw.system().await?;
     let (groups, _) = ask.gw.replicas().await;
     match exists(&system, &groups, &ask.bucket).await? {
@@ -157,6 +164,7 @@ pub async fn head(ask: Ask) -> Result<Response, S3Error> {
     match require(&ask).await {
         Ok(()) => Ok(StatusCode::OK.into_response()),
         Err(e) if e.code == "NoSuchBucket" => Ok(StatusCode::NOT_FOUND.into_response()),
+        Err(e) if e.code == "AccessDenied" => Ok(StatusCode::FORBIDDEN.into_response()),
         Err(e) => Err(e),
     }
 }

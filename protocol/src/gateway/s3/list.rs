@@ -99,6 +99,21 @@ async fn walk(
     }
 }
 
+/// Where a v1 listing resumes after `marker`: past every name of the common prefix the
+/// marker itself rolls up into (a `NextMarker` that was a common prefix, or a name inside
+/// one), so a page never repeats the previous page's last common prefix; else right after
+/// the marker.
+fn after_marker(marker: &str, prefix: &str, delimiter: Option<&str>) -> Vec<u8> {
+    let rolled = delimiter.and_then(|d| {
+        let rest = marker.strip_prefix(prefix)?;
+        rest.find(d).map(|i| &marker[..prefix.len() + i + d.len()])
+    });
+    match rolled {
+        Some(common) => past(common),
+        None => marker.as_bytes().to_vec(),
+    }
+}
+
 fn token(after: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(after)
 }
@@ -140,7 +155,9 @@ pub async fn objects(ask: Ask) -> Result<Response, S3Error> {
     ) {
         (true, Some(t), _, _) => Some(untoken(t)?),
         (true, None, Some(s), _) => Some(s.as_bytes().to_vec()),
-        (false, _, _, Some(m)) if !m.is_empty() => Some(m.as_bytes().to_vec()),
+        (false, _, _, Some(m)) if !m.is_empty() => {
+            Some(after_marker(m, &prefix, delimiter.as_deref()))
+        }
         _ => None,
     };
     let w = match max {
@@ -216,3 +233,18 @@ fn contents(e: &ListEntry, enc: &dyn Fn(&str) -> String) -> String {
 }
 
 use axum::response::Response;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_inside_a_common_prefix_resumes_past_the_prefix() {
+        assert_eq!(after_marker("b/", "", Some("/")), past("b/"));
+        assert_eq!(after_marker("b/1", "", Some("/")), past("b/"));
+        assert_eq!(after_marker("p/b/x", "p/", Some("/")), past("p/b/"));
+        assert_eq!(after_marker("a", "", Some("/")), b"a".to_vec());
+        assert_eq!(after_marker("b/1", "", None), b"b/1".to_vec());
+        assert_eq!(after_marker("q/b/1", "p/", Some("/")), b"q/b/1".to_vec());
+    }
+}

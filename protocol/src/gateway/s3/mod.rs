@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::io::AsyncRead;
 
@@ -26,6 +26,7 @@ use self::sigv4::{Arrived, Payload};
 use super::{Gateway, Who};
 use crate::client::Client;
 use crate::node::admin::PeerAddr;
+use crate::wire::MAX_OBJECT_NAME_LEN;
 
 /// Query names that make a request an S3 one even unsigned.
 const SUBRESOURCES: [&str; 8] = [
@@ -39,6 +40,67 @@ const SUBRESOURCES: [&str; 8] = [
     "X-Amz-Algorithm",
 ];
 
+/// S3 sub-resources of operations this gateway does not implement. A request naming one is
+/// refused (`501 NotImplemented`) whatever its method — never taken for the plain object or
+/// bucket operation it would otherwise look like (a `PUT ?tagging` storing the tag set as
+/// the object, a `DELETE ?policy` deleting the bucket).
+const UNSUPPORTED: [&str; 30] = [
+    "accelerate",
+    "acl",
+    "analytics",
+    "attributes",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "logging",
+    "metadataTable",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "renameObject",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select",
+    "session",
+    "tagging",
+    "torrent",
+    "versions",
+    "website",
+];
+
+/// Why `ask` names an operation this gateway does not implement, if it does: an
+/// [`UNSUPPORTED`] sub-resource, a version other than `null`, a part of an object
+/// (`GET ?partNumber` without an upload), a part copied from another object
+/// (UploadPartCopy), or a change of versioning.
+fn unsupported(ask: &Ask) -> Option<&'static str> {
+    if let Some(name) = UNSUPPORTED.iter().find(|name| ask.has(name)) {
+        return Some(name);
+    }
+    if ask.param("versionId").is_some_and(|v| v != "null") {
+        return Some("versionId");
+    }
+    let reads = matches!(ask.method, Method::GET | Method::HEAD);
+    if reads && ask.has("partNumber") && !ask.has("uploadId") {
+        return Some("partNumber (reading one part of an object)");
+    }
+    if ask.has("uploadId") && ask.headers.contains_key("x-amz-copy-source") {
+        return Some("UploadPartCopy (x-amz-copy-source on a part)");
+    }
+    if ask.has("versioning") && ask.method != Method::GET {
+        return Some("versioning (only GetBucketVersioning is supported)");
+    }
+    None
+}
+
 /// Whether `req` is for the S3 API.
 pub fn wants(req: &Request) -> bool {
     let query = req.uri().query().unwrap_or_default();
@@ -50,7 +112,8 @@ pub fn wants(req: &Request) -> bool {
     };
     sigv4::is_signed(&arrived)
         || sigv2::key_id(&arrived).is_some()
-        || sigv4::query_pairs(query).any(|(k, _)| SUBRESOURCES.contains(&k.as_str()))
+        || sigv4::query_pairs(query)
+            .any(|(k, _)| SUBRESOURCES.contains(&k.as_str()) || UNSUPPORTED.contains(&k.as_str()))
         || req.headers().contains_key("x-amz-copy-source")
 }
 
@@ -128,13 +191,20 @@ pub async fn handle(gw: &Arc<Gateway>, peer: PeerAddr, req: Request) -> Response
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let path = sigv4::percent_decode(parts.uri.path());
+    let Ok(path) = sigv4::percent_decode_strict(parts.uri.path()) else {
+        let why = "The key is not UTF-8 once percent-decoded";
+        return S3Error::new(StatusCode::BAD_REQUEST, "InvalidURI", why).into_response();
+    };
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
     let bucket = segments.next().unwrap_or_default().to_string();
     let key = segments
         .next()
         .filter(|k| !k.is_empty())
         .map(str::to_string);
+    if key.as_ref().is_some_and(|k| k.len() > MAX_OBJECT_NAME_LEN) {
+        let why = format!("Your key is too long (at most {MAX_OBJECT_NAME_LEN} bytes)");
+        return S3Error::new(StatusCode::BAD_REQUEST, "KeyTooLongError", why).into_response();
+    }
     let ask = Ask {
         gw: gw.clone(),
         method: parts.method,
@@ -154,6 +224,9 @@ pub async fn handle(gw: &Arc<Gateway>, peer: PeerAddr, req: Request) -> Response
 }
 
 async fn route(ask: Ask) -> Result<Response, S3Error> {
+    if let Some(what) = unsupported(&ask) {
+        return Err(S3Error::not_implemented(what));
+    }
     let m = ask.method.clone();
     if ask.bucket.is_empty() {
         return match m {

@@ -196,6 +196,7 @@ async fn parts_of(
 }
 
 pub async fn list_parts(ask: Ask) -> Result<Response, S3Error> {
+    require(&ask).await?;
     let system = ask.gw.system().await?;
     let (id, _) = upload(&ask, &system).await?;
     let mut body = format!("<ListPartsResult xmlns=\"{S3_NS}\">");

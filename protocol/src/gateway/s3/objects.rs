@@ -9,15 +9,15 @@ use axum::response::{IntoResponse, Response};
 use ringblob_backends::names::NameRecord;
 use serde::Deserialize;
 
-use super::buckets::require;
+use super::buckets::{exists, require};
 use super::error::S3Error;
 use super::xml::{self, element, S3_NS};
 use super::{iso_time, Ask};
 use crate::client::{Client, ClientError, PutOptions, Target};
-use crate::gateway::conditional::Verdict;
+use crate::gateway::conditional::{Conditions, Verdict};
 use crate::gateway::object::{
     conditions, describe, etag_for, find, modified_at, plain_whole_get, stream_body, user_meta,
-    version_now,
+    version_now, write_conditions_hold,
 };
 use crate::gateway::range::{resolve, RangeAsk};
 use crate::gateway::replicas::{
@@ -80,7 +80,31 @@ pub async fn get(ask: Ask, body: bool) -> Result<Response, S3Error> {
         }
     }
     describe(h, &current, found.record.as_ref());
+    override_headers(&ask, h)?;
     Ok(r)
+}
+
+/// The response headers a GET or HEAD may ask to be answered with (`response-*` query
+/// parameters), in place of what is stored.
+const OVERRIDES: [(&str, header::HeaderName); 6] = [
+    ("response-content-type", header::CONTENT_TYPE),
+    ("response-content-language", header::CONTENT_LANGUAGE),
+    ("response-expires", header::EXPIRES),
+    ("response-cache-control", header::CACHE_CONTROL),
+    ("response-content-disposition", header::CONTENT_DISPOSITION),
+    ("response-content-encoding", header::CONTENT_ENCODING),
+];
+
+fn override_headers(ask: &Ask, h: &mut axum::http::HeaderMap) -> Result<(), S3Error> {
+    for (param, name) in &OVERRIDES {
+        if let Some(value) = ask.param(param) {
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                S3Error::invalid_argument(&format!("{param} is not a header value"))
+            })?;
+            h.insert(name.clone(), value);
+        }
+    }
+    Ok(())
 }
 
 fn precondition_failed() -> S3Error {
@@ -245,10 +269,28 @@ pub async fn copy(ask: Ask) -> Result<Response, S3Error> {
     });
     let (found, from) = match found.await {
         Ok(f) => f,
-        Err(e) if e.is_not_found() => return Err(S3Error::no_such_key()),
+        Err(e) if e.is_not_found() => return Err(missing_source(&ask, &src_bucket).await),
         Err(e) => return Err(S3Error::from_client(&e)),
     };
+    let copy_conditions = Conditions {
+        if_match: ask.header("x-amz-copy-source-if-match"),
+        if_none_match: ask.header("x-amz-copy-source-if-none-match"),
+        if_modified_since: ask.header("x-amz-copy-source-if-modified-since"),
+        if_unmodified_since: ask.header("x-amz-copy-source-if-unmodified-since"),
+    };
+    // As a read of the source: what would be `304 Not Modified` fails the copy too.
+    if copy_conditions.evaluate(Some(&found.current()), true) != Verdict::Proceed {
+        return Err(precondition_failed());
+    }
     let replace = ask.header("x-amz-metadata-directive") == Some("REPLACE");
+    let onto_itself = src_bucket == ask.bucket && Some(&src_key) == ask.key.as_ref();
+    if onto_itself && !replace {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata",
+        ));
+    }
     let (content_type, meta) = match (replace, &found.record) {
         (true, _) => (
             ask.header("content-type").unwrap_or_default().to_string(),
@@ -273,8 +315,33 @@ pub async fn copy(ask: Ask) -> Result<Response, S3Error> {
     )))
 }
 
+/// The error for a copy source that was not found: its bucket's, if the bucket does not
+/// exist (or may not be read by this key), else `NoSuchKey`.
+async fn missing_source(ask: &Ask, bucket: &str) -> S3Error {
+    if !ask.who.may_read(bucket) {
+        return S3Error::access_denied("this key may not read the copy source's bucket");
+    }
+    let (groups, _) = ask.gw.replicas().await;
+    let bucket_exists = match ask.gw.system().await {
+        Ok(system) => exists(&system, &groups, bucket).await,
+        Err(e) => Err(e),
+    };
+    match bucket_exists {
+        Ok(false) => S3Error::no_such_bucket(bucket),
+        Ok(true) => S3Error::no_such_key(),
+        Err(e) => e,
+    }
+}
+
 pub async fn delete(ask: Ask) -> Result<Response, S3Error> {
     require(&ask).await?;
+    let conds = conditions(&ask.headers);
+    match write_conditions_hold(&ask.client, &target(&ask), 0, &conds).await {
+        Ok(true) => {}
+        Ok(false) => return Err(precondition_failed()),
+        Err(e) if e.is_not_found() => return Err(precondition_failed()),
+        Err(e) => return Err(S3Error::from_client(&e)),
+    }
     let (groups, w) = ask.gw.replicas().await;
     match remove_in_groups(
         &ask.client,

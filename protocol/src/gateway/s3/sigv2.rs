@@ -11,14 +11,43 @@ use sha1::Sha1;
 use super::error::S3Error;
 use super::sigv4::{query_pairs, Arrived};
 
-/// Sub-resources that are part of a V2 string to sign.
-const SIGNED_SUBRESOURCES: [&str; 6] = [
+/// Sub-resources (and response overrides) that are part of a V2 string to sign, as S3's
+/// V2 signers list them.
+const SIGNED_SUBRESOURCES: [&str; 34] = [
+    "accelerate",
     "acl",
+    "analytics",
+    "cors",
+    "defaultObjectAcl",
+    "delete",
+    "inventory",
+    "lifecycle",
     "location",
+    "logging",
+    "metrics",
+    "notification",
+    "object-lock",
     "partNumber",
+    "policy",
+    "replication",
+    "requestPayment",
+    "response-cache-control",
+    "response-content-disposition",
+    "response-content-encoding",
+    "response-content-language",
+    "response-content-type",
+    "response-expires",
+    "restore",
+    "select",
+    "select-type",
+    "storageClass",
+    "tagging",
+    "torrent",
     "uploadId",
     "uploads",
     "versionId",
+    "versioning",
+    "website",
 ];
 
 /// The key id of a V2 presigned request, if it is one.

@@ -352,8 +352,14 @@ pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
 
 /// Percent-decodes `s` (invalid escapes are kept as they are).
 pub fn percent_decode(s: &str) -> String {
+    percent_decode_strict(s).unwrap_or_else(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// `%XX` escapes decoded, if the result is UTF-8 (else its bytes): for a request's path,
+/// whose names must be UTF-8.
+pub fn percent_decode_strict(s: &str) -> Result<String, Vec<u8>> {
     if !s.contains('%') {
-        return s.to_string();
+        return Ok(s.to_string());
     }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -371,7 +377,7 @@ pub fn percent_decode(s: &str) -> String {
             }
         }
     }
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    String::from_utf8(out).map_err(|e| e.into_bytes())
 }
 
 /// AWS's URI encoding: unreserved characters kept, `/` kept unless `slash`, the rest `%XX`.
