@@ -82,6 +82,20 @@ fn matches_any(list: &str, current: Option<&Current>, weak: bool) -> bool {
         })
 }
 
+/// Whether a `Range` is to be served given `If-Range` (RFC 9110 §13.1.5): always without
+/// one; with an entity tag, only if it strongly matches the current one; with a date, only
+/// if it is exactly the current value's modification time. Otherwise the whole value is
+/// sent (200).
+pub fn range_applies(if_range: Option<&str>, current: &Current) -> bool {
+    let Some(condition) = if_range.map(str::trim) else {
+        return true;
+    };
+    if condition.starts_with('"') || condition.starts_with("W/") {
+        return condition == current.etag;
+    }
+    parse_date(condition).is_some_and(|date| date == whole_seconds(current.modified))
+}
+
 fn parse_date(text: &str) -> Option<SystemTime> {
     httpdate::parse_http_date(text.trim()).ok()
 }
@@ -97,6 +111,20 @@ pub fn whole_seconds(t: SystemTime) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn if_range_serves_the_range_only_for_the_current_value() {
+        let c = cur();
+        assert!(range_applies(None, &c));
+        assert!(range_applies(Some(&c.etag), &c));
+        assert!(!range_applies(Some("\"other\""), &c));
+        assert!(!range_applies(Some(&format!("W/{}", c.etag)), &c));
+        let date = httpdate::fmt_http_date(c.modified);
+        assert!(range_applies(Some(&date), &c));
+        let earlier = httpdate::fmt_http_date(c.modified - Duration::from_secs(5));
+        assert!(!range_applies(Some(&earlier), &c));
+        assert!(!range_applies(Some("not a date"), &c));
+    }
 
     fn cur() -> Current {
         Current {

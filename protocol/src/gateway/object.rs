@@ -15,7 +15,7 @@ use ringblob_backends::names::{NameRecord, NAME_COLUMN};
 use serde::Deserialize;
 use tokio_util::io::{ReaderStream, StreamReader};
 
-use super::conditional::{Conditions, Current, Verdict};
+use super::conditional::{range_applies, Conditions, Current, Verdict};
 use super::errors::{failure, plain};
 use super::range::{resolve, RangeAsk};
 use super::replicas::{
@@ -149,6 +149,8 @@ async fn serve_read(
         Verdict::Failed => return plain(StatusCode::PRECONDITION_FAILED, "precondition failed"),
     }
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let if_range = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok());
+    let range = range.filter(|_| range_applies(if_range, &current));
     let (status, start, len) = match resolve(range, found.size) {
         RangeAsk::Whole => (StatusCode::OK, 0, found.size),
         RangeAsk::Part { start, len } => (StatusCode::PARTIAL_CONTENT, start, len),
@@ -405,6 +407,23 @@ fn http_date(time: SystemTime) -> Option<HeaderValue> {
     HeaderValue::from_bytes(&text[..written]).ok()
 }
 
+/// The body length a request declares (`Content-Length`), if it does.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// The largest object `client` writes: its chunk size times the most chunks an object has
+/// (64 TiB with the default 64 MiB chunks). A body declared longer is refused at once
+/// (413), before any of it is read.
+pub(crate) fn max_object_size(client: &Client) -> u64 {
+    client
+        .chunk_size()
+        .saturating_mul(u64::from(crate::client::object::MAX_CHUNKS))
+}
+
 /// Whether the conditions a write or removal may carry (`If-Match`, `If-None-Match`,
 /// `If-Unmodified-Since`) hold for `target`'s current value of `column` — looked up only
 /// when one is asked. (Checked before the change is sent, as a separate step: a change made
@@ -499,8 +518,21 @@ pub(crate) fn user_meta(h: &HeaderMap) -> Result<Vec<(String, String)>, Refusal>
                 format!("{name}: metadata must be ASCII text"),
             )
         })?;
-        bytes += key.len() + value.len();
-        meta.push((key.to_string(), value.to_string()));
+        // A name given twice keeps both values, joined with commas (as HTTP folds them).
+        match meta
+            .iter_mut()
+            .find(|(k, _): &&mut (String, String)| k == key)
+        {
+            Some((_, joined)) => {
+                bytes += 1 + value.len();
+                joined.push(',');
+                joined.push_str(value);
+            }
+            None => {
+                bytes += key.len() + value.len();
+                meta.push((key.to_string(), value.to_string()));
+            }
+        }
     }
     if bytes > MAX_USER_META_BYTES {
         return Err((
@@ -529,15 +561,16 @@ pub async fn put(
     };
     let column = q.column.unwrap_or(0);
     let target = Target::named(&ns, name.clone().into_bytes());
+    if declared_length(&headers).is_some_and(|n| n > max_object_size(&client)) {
+        let why = format!("an object is at most {} bytes", max_object_size(&client));
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, why);
+    }
     match write_conditions_hold(&client, &target, column, &conditions(&headers)).await {
         Ok(true) => {}
         Ok(false) => return plain(StatusCode::PRECONDITION_FAILED, "precondition failed"),
         Err(e) => return failure(&e),
     }
-    let size_hint = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let size_hint = declared_length(&headers);
     let opts = PutOptions {
         durability: d,
         version: Some(version_now()),

@@ -341,7 +341,7 @@ fn http_addr(
     }
     if !required {
         anyhow::bail!(
-            "refusing an HTTP gateway on {addr} with no access keys: anyone who can connect              could read and change everything. Add keys (ringblob-node key add), keep it on              loopback (http_listen = \"127.0.0.1:PORT\"), or pass --insecure"
+            "refusing an HTTP gateway on {addr} with no access keys: anyone who can connect              could read and change everything. Add keys (ringblob-node keys add), keep it on              loopback (http_listen = \"127.0.0.1:PORT\"), or pass --insecure"
         );
     }
     if !tls {

@@ -494,5 +494,50 @@ fn removals_check_conditions_and_bad_paths_are_refused_with_a_status() {
     let patch = curl(d, "PATCH", &url, &[]);
     assert_eq!(patch.code, 405);
     assert_eq!(patch.header("allow"), Some("GET, HEAD, PUT, DELETE"));
+
+    // If-Range: the range only for the current value, else the whole value.
+    let put = curl(d, "PUT", &url, &["--data-binary", "0123456789"]);
+    let etag = put.header("etag").unwrap_or_default().to_string();
+    let current = format!("If-Range: {etag}");
+    let part = curl(d, "GET", &url, &["-H", "Range: bytes=0-1", "-H", &current]);
+    assert_eq!((part.code, part.text().as_str()), (206, "01"));
+    let stale = ["-H", "Range: bytes=0-1", "-H", "If-Range: \"abc\""];
+    let whole = curl(d, "GET", &url, &stale);
+    assert_eq!((whole.code, whole.text().as_str()), (200, "0123456789"));
+
+    // A metadata name given twice keeps both values.
+    let twice = [
+        "--data-binary",
+        "m",
+        "-H",
+        "x-amz-meta-dup: a",
+        "-H",
+        "x-amz-meta-dup: b",
+    ];
+    assert_eq!(curl(d, "PUT", &url, &twice).code, 200);
+    assert_eq!(
+        curl(d, "HEAD", &url, &[]).header("x-amz-meta-dup"),
+        Some("a,b")
+    );
+
+    // A body declared longer than an object can be is refused before it is sent.
+    assert_eq!(
+        early_answer(&http, "PUT /ns1/huge", 76_965_813_944_320),
+        "HTTP/1.1 413"
+    );
     assert_eq!(node.terminate(), Some(0));
+}
+
+/// The status line a request with `Expect: 100-continue` and `Content-Length: length` gets
+/// before sending any of its body (its first 12 bytes).
+fn early_answer(http: &str, request_line: &str, length: u64) -> String {
+    use std::io::{Read, Write};
+    let mut s = or_panic(std::net::TcpStream::connect(http));
+    let head = format!(
+        "{request_line} HTTP/1.1\r\nHost: {http}\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+    );
+    or_panic(s.write_all(head.as_bytes()));
+    let mut status = [0u8; 12];
+    or_panic(s.read_exact(&mut status));
+    String::from_utf8_lossy(&status).into_owned()
 }

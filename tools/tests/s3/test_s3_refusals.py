@@ -180,3 +180,11 @@ def test_a_key_over_the_name_limit_is_refused(cluster, bucket):
         with pytest.raises(ClientError) as info:
             call(Bucket=bucket, Key=long_key)
         assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_request_validation(cluster, bucket):
+    s3 = cluster.client()
+    assert error_of(s3.create_bucket, Bucket="192.168.1.1") == ("InvalidBucketName", 400)
+    with pytest.raises(ClientError) as info:
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": []})
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400

@@ -78,6 +78,8 @@ pub fn valid_name(b: &str) -> bool {
         && b.chars().all(ok_char)
         && edge(b.chars().next())
         && edge(b.chars().last())
+        && !b.contains("..")
+        && b.parse::<std::net::Ipv4Addr>().is_err()
 }
 
 pub async fn list(ask: Ask) -> Result<Response, S3Error> {
@@ -213,7 +215,16 @@ mod tests {
         for ok in ["abc", "my-bucket.2", "a1b"] {
             assert!(super::valid_name(ok), "{ok}");
         }
-        for bad in ["ab", "Abc", "-abc", "abc-", "a_b", &"a".repeat(64)] {
+        for bad in [
+            "ab",
+            "Abc",
+            "-abc",
+            "abc-",
+            "a_b",
+            &"a".repeat(64),
+            "192.168.1.1",
+            "a..b",
+        ] {
             assert!(!super::valid_name(bad), "{bad}");
         }
     }

@@ -14,10 +14,10 @@ use super::error::S3Error;
 use super::xml::{self, element, S3_NS};
 use super::{iso_time, Ask};
 use crate::client::{Client, ClientError, PutOptions, Target};
-use crate::gateway::conditional::{Conditions, Verdict};
+use crate::gateway::conditional::{range_applies, Conditions, Verdict};
 use crate::gateway::object::{
-    conditions, describe, etag_for, find, modified_at, plain_whole_get, stream_body, user_meta,
-    version_now, write_conditions_hold,
+    conditions, describe, etag_for, find, max_object_size, modified_at, plain_whole_get,
+    stream_body, user_meta, version_now, write_conditions_hold,
 };
 use crate::gateway::range::{resolve, RangeAsk};
 use crate::gateway::replicas::{
@@ -58,7 +58,9 @@ pub async fn get(ask: Ask, body: bool) -> Result<Response, S3Error> {
         }
         Verdict::Failed => return Err(precondition_failed()),
     }
-    let (status, start, len) = match resolve(ask.header("range"), found.size) {
+    let range = ask.header("range");
+    let range = range.filter(|_| range_applies(ask.header("if-range"), &current));
+    let (status, start, len) = match resolve(range, found.size) {
         RangeAsk::Whole => (StatusCode::OK, 0, found.size),
         RangeAsk::Part { start, len } => (StatusCode::PARTIAL_CONTENT, start, len),
         RangeAsk::Unsatisfiable => return Err(S3Error::invalid_range(found.size)),
@@ -233,6 +235,16 @@ pub async fn put(mut ask: Ask) -> Result<Response, S3Error> {
     }
     let content_type = ask.header("content-type").unwrap_or_default().to_string();
     let (mut source, size_hint) = ask.take_body();
+    if size_hint.is_some_and(|n| n > max_object_size(&ask.client)) {
+        return Err(S3Error::new(
+            StatusCode::BAD_REQUEST,
+            "EntityTooLarge",
+            format!(
+                "an object is at most {} bytes",
+                max_object_size(&ask.client)
+            ),
+        ));
+    }
     let key = ask.key.clone().unwrap_or_default();
     let d = Described {
         content_type,
@@ -403,11 +415,11 @@ pub async fn xml_body<T: serde::de::DeserializeOwned>(ask: &mut Ask) -> Result<T
 pub async fn delete_many(mut ask: Ask) -> Result<Response, S3Error> {
     require(&ask).await?;
     let body: DeleteBody = xml_body(&mut ask).await?;
-    if body.objects.len() > MAX_DELETE_KEYS {
+    if body.objects.is_empty() || body.objects.len() > MAX_DELETE_KEYS {
         return Err(S3Error::new(
             StatusCode::BAD_REQUEST,
             "MalformedXML",
-            "more than 1000 keys",
+            "a DeleteObjects request names 1 to 1000 keys",
         ));
     }
     let client: &Arc<Client> = &ask.client;
