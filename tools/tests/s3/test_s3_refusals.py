@@ -188,3 +188,41 @@ def test_request_validation(cluster, bucket):
     with pytest.raises(ClientError) as info:
         s3.delete_objects(Bucket=bucket, Delete={"Objects": []})
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_digests_sent_with_a_body_are_checked(cluster, bucket):
+    import base64
+    import hashlib
+    import zlib
+
+    s3 = cluster.client()
+    data = data_of(11, 300_000)
+    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    sha1 = base64.b64encode(hashlib.sha1(data).digest()).decode()
+    s3.put_object(Bucket=bucket, Key="ok", Body=data, ContentMD5=md5)
+    s3.put_object(Bucket=bucket, Key="ok2", Body=data, ChecksumCRC32=crc)
+    s3.put_object(Bucket=bucket, Key="ok3", Body=data, ChecksumSHA1=sha1)
+    assert s3.get_object(Bucket=bucket, Key="ok")["Body"].read() == data
+
+    wrong_md5 = base64.b64encode(hashlib.md5(b"x").digest()).decode()
+    wrong_crc = base64.b64encode(zlib.crc32(b"x").to_bytes(4, "big")).decode()
+    for extra in ({"ContentMD5": wrong_md5}, {"ChecksumCRC32": wrong_crc}):
+        assert error_of(s3.put_object, Bucket=bucket, Key="bad", Body=data, **extra) == (
+            "BadDigest", 400), extra
+        assert error_of(s3.head_object, Bucket=bucket, Key="bad") == ("404", 404)
+    # Replacing an object with a body that fails its digest keeps the old one.
+    assert error_of(s3.put_object, Bucket=bucket, Key="ok", Body=b"new", ContentMD5=wrong_md5) == (
+        "BadDigest", 400)
+    assert s3.get_object(Bucket=bucket, Key="ok")["Body"].read() == data
+    # A part with a wrong digest is refused and not listed.
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    assert error_of(
+        s3.upload_part, Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1,
+        Body=b"part", ContentMD5=wrong_md5,
+    ) == ("BadDigest", 400)
+    assert s3.list_parts(Bucket=bucket, Key="mp", UploadId=upload).get("Parts", []) == []
+    s3.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload)
+    # A malformed value.
+    assert error_of(s3.put_object, Bucket=bucket, Key="bad", Body=b"v", ContentMD5="nope") == (
+        "InvalidDigest", 400)

@@ -9,6 +9,7 @@ use std::task::{ready, Context, Poll};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
+use super::digest::{Algorithm, Expected, Running, BAD_DIGEST};
 use super::sigv4::ChunkSigner;
 
 /// The message of a body whose hash differs from the signed one.
@@ -80,13 +81,16 @@ impl Piped {
         }
     }
 
-    /// An `aws-chunked` body unwrapped: the chunks' data, then the end (trailers read and
-    /// dropped). With `signer`, every chunk's signature is checked, chained from the seed.
+    /// An `aws-chunked` body unwrapped: the chunks' data, then the end (trailers read).
+    /// With `signer`, every chunk's signature is checked, chained from the seed; with
+    /// `trailer`, the data's digest must be the one the trailer of that algorithm gives
+    /// (`x-amz-trailer: x-amz-checksum-crc32`, …), and that trailer must come.
     pub fn unchunked<R: AsyncBufRead + Unpin + Send + 'static>(
         source: R,
         signer: Option<ChunkSigner>,
+        trailer: Option<Algorithm>,
     ) -> Piped {
-        Piped::spawn(move |tx| unchunk(source, signer, tx))
+        Piped::spawn(move |tx| unchunk(source, (signer, trailer), tx))
     }
 }
 
@@ -117,11 +121,12 @@ use std::future::Future;
 
 async fn unchunk<R: AsyncBufRead + Unpin + Send>(
     mut source: R,
-    signer: Option<ChunkSigner>,
+    (signer, trailer): (Option<ChunkSigner>, Option<Algorithm>),
     mut out: tokio::io::DuplexStream,
 ) -> std::io::Result<()> {
     let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
     let mut previous = signer.as_ref().map(|s| s.seed.clone()).unwrap_or_default();
+    let mut running = trailer.map(Running::new);
     loop {
         let line = read_line(&mut source).await?;
         let (size_text, extension) = line.split_once(';').unwrap_or((&line, ""));
@@ -146,13 +151,30 @@ async fn unchunk<R: AsyncBufRead + Unpin + Send>(
         }
         if size == 0 {
             // Trailers (if any) up to the empty line, or the end of the body.
+            let mut checked = running.is_none();
             loop {
-                match read_line(&mut source).await {
+                let line = match read_line(&mut source).await {
                     Ok(l) if l.is_empty() => break,
-                    Ok(_) => continue,
+                    Ok(l) => l,
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
                     Err(e) => return Err(e),
+                };
+                let (name, value) = line.split_once(':').unwrap_or((&line, ""));
+                if let (Some(algorithm), Some(r)) = (trailer, &running) {
+                    if Algorithm::of_header(name) == Some(algorithm) {
+                        let want = Expected::parse(algorithm, value)
+                            .map_err(|_| bad("aws-chunked: a checksum trailer is not valid"))?;
+                        if r.value() != want.value {
+                            return Err(std::io::Error::other(BAD_DIGEST));
+                        }
+                        checked = true;
+                    }
                 }
+            }
+            if !checked {
+                return Err(bad(
+                    "aws-chunked: the checksum trailer announced did not come",
+                ));
             }
             out.shutdown().await?;
             return Ok(());
@@ -161,6 +183,9 @@ async fn unchunk<R: AsyncBufRead + Unpin + Send>(
         source.read_exact(&mut crlf).await?;
         if &crlf != b"\r\n" {
             return Err(bad("aws-chunked: a chunk does not end with CRLF"));
+        }
+        if let Some(r) = &mut running {
+            r.update(&data);
         }
         out.write_all(&data).await?;
     }
@@ -212,10 +237,45 @@ mod tests {
     #[tokio::test]
     async fn unsigned_chunks_with_trailers_unwrap() -> TestResult {
         let body = b"5\r\nhello\r\n6\r\n world\r\n0\r\nx-amz-checksum-crc32:AAAA\r\n\r\n";
-        let got = read_all(Piped::unchunked(&body[..], None)).await?;
+        let got = read_all(Piped::unchunked(&body[..], None, None)).await?;
         assert_eq!(got, b"hello world");
         let cut = b"5\r\nhel";
-        assert!(read_all(Piped::unchunked(&cut[..], None)).await.is_err());
+        assert!(read_all(Piped::unchunked(&cut[..], None, None))
+            .await
+            .is_err());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_checksum_trailer_is_checked_when_announced() -> TestResult {
+        use base64::Engine as _;
+        let crc = crc32fast::hash(b"hello world").to_be_bytes();
+        let good = base64::engine::general_purpose::STANDARD.encode(crc);
+        let body = |value: &str| {
+            format!("5\r\nhello\r\n6\r\n world\r\n0\r\nx-amz-checksum-crc32:{value}\r\n\r\n")
+                .into_bytes()
+        };
+        let crc32 = Some(Algorithm::Crc32);
+        let got = read_all(Piped::unchunked(
+            std::io::Cursor::new(body(&good)),
+            None,
+            crc32,
+        ))
+        .await?;
+        assert_eq!(got, b"hello world");
+        let wrong = read_all(Piped::unchunked(
+            std::io::Cursor::new(body("AAAAAA==")),
+            None,
+            crc32,
+        ));
+        assert_eq!(
+            wrong.await.err().map(|e| e.to_string()),
+            Some(BAD_DIGEST.to_string())
+        );
+        let missing = b"5\r\nhello\r\n0\r\n\r\n";
+        assert!(read_all(Piped::unchunked(&missing[..], None, crc32))
+            .await
+            .is_err());
         Ok(())
     }
 
@@ -244,12 +304,18 @@ mod tests {
         let got = read_all(Piped::unchunked(
             std::io::Cursor::new(body.clone()),
             Some(signer.clone()),
+            None,
         ))
         .await?;
         assert_eq!(got.len(), 66560);
         let last = body.len() - 10;
         body[last] ^= 1;
-        let bad = read_all(Piped::unchunked(std::io::Cursor::new(body), Some(signer))).await;
+        let bad = read_all(Piped::unchunked(
+            std::io::Cursor::new(body),
+            Some(signer),
+            None,
+        ))
+        .await;
         assert!(bad.is_err());
         Ok(())
     }

@@ -4,6 +4,7 @@
 
 pub mod body;
 mod buckets;
+pub mod digest;
 pub mod error;
 mod list;
 mod multipart;
@@ -146,10 +147,18 @@ impl Ask {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The body as the client meant it (unwrapped and checked as it streams), and its
-    /// size if the request says it.
-    pub fn take_body(&mut self) -> (Box<dyn AsyncRead + Unpin + Send>, Option<u64>) {
+    /// The body as the client meant it (unwrapped and checked as it streams: its signed
+    /// SHA-256 or chunk signatures, and the digests it comes with — `Content-MD5`,
+    /// `x-amz-checksum-*` headers or trailer), and its size if the request says it.
+    /// `InvalidDigest` if a digest given is malformed.
+    pub fn take_body(
+        &mut self,
+    ) -> Result<(Box<dyn AsyncRead + Unpin + Send>, Option<u64>), S3Error> {
         use futures_util::TryStreamExt;
+        let expected = digest::expected_in(&self.headers)?;
+        let trailer = self
+            .header("x-amz-trailer")
+            .and_then(digest::Algorithm::of_header);
         let stream = self
             .body
             .lock()
@@ -159,20 +168,24 @@ impl Ask {
             .map_err(|e| std::io::Error::other(e.to_string()));
         let reader = tokio_util::io::StreamReader::new(stream);
         let length = |name| self.header(name).and_then(|v| v.parse::<u64>().ok());
-        match self.payload.clone() {
+        let (body, size): (Box<dyn AsyncRead + Unpin + Send>, _) = match self.payload.clone() {
             Payload::Unsigned => (Box::new(reader), length("content-length")),
             Payload::Sha256(h) => (
                 Box::new(body::Hashed::new(reader, h)),
                 length("content-length"),
             ),
             Payload::SignedChunks(s) => (
-                Box::new(body::Piped::unchunked(reader, Some(s))),
+                Box::new(body::Piped::unchunked(reader, Some(s), trailer)),
                 length("x-amz-decoded-content-length"),
             ),
             Payload::UnsignedChunks => (
-                Box::new(body::Piped::unchunked(reader, None)),
+                Box::new(body::Piped::unchunked(reader, None, trailer)),
                 length("x-amz-decoded-content-length"),
             ),
+        };
+        match expected.is_empty() {
+            true => Ok((body, size)),
+            false => Ok((Box::new(digest::Checked::new(body, expected)), size)),
         }
     }
 }

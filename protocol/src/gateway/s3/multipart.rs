@@ -136,7 +136,7 @@ pub async fn upload_part(mut ask: Ask) -> Result<Response, S3Error> {
     let system = ask.gw.system().await?;
     let (id, _) = upload(&ask, &system).await?;
     let n = part_number(&ask)?;
-    let (mut source, size_hint) = ask.take_body();
+    let (mut source, size_hint) = ask.take_body()?;
     let target = part_target(&ask.bucket, &id, n);
     let o = PutOptions::default();
     let size = system

@@ -125,6 +125,9 @@ pub fn upload_error(e: &ClientError) -> S3Error {
             "XAmzContentSHA256Mismatch",
             "The provided 'x-amz-content-sha256' header does not match what was computed.",
         ),
+        ClientError::Input(m) if m.contains(super::digest::BAD_DIGEST) => {
+            super::digest::bad_digest()
+        }
         ClientError::Input(m) if m.contains("SignatureDoesNotMatch") => {
             S3Error::signature_mismatch()
         }
@@ -234,7 +237,7 @@ pub async fn put(mut ask: Ask) -> Result<Response, S3Error> {
         }
     }
     let content_type = ask.header("content-type").unwrap_or_default().to_string();
-    let (mut source, size_hint) = ask.take_body();
+    let (mut source, size_hint) = ask.take_body()?;
     if size_hint.is_some_and(|n| n > max_object_size(&ask.client)) {
         return Err(S3Error::new(
             StatusCode::BAD_REQUEST,
@@ -392,13 +395,16 @@ pub const MAX_XML_BODY: usize = 2 << 20;
 /// A small XML request body, read whole (bounded).
 pub async fn xml_body<T: serde::de::DeserializeOwned>(ask: &mut Ask) -> Result<T, S3Error> {
     use tokio::io::AsyncReadExt;
-    let (source, _) = ask.take_body();
+    let (source, _) = ask.take_body()?;
     let mut text = Vec::new();
     source
         .take(MAX_XML_BODY as u64 + 1)
         .read_to_end(&mut text)
         .await
-        .map_err(|e| S3Error::new(StatusCode::BAD_REQUEST, "IncompleteBody", e.to_string()))?;
+        .map_err(|e| match e.to_string() {
+            m if m.contains(super::digest::BAD_DIGEST) => super::digest::bad_digest(),
+            m => S3Error::new(StatusCode::BAD_REQUEST, "IncompleteBody", m),
+        })?;
     if text.len() > MAX_XML_BODY {
         return Err(S3Error::new(
             StatusCode::BAD_REQUEST,
