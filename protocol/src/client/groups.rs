@@ -21,6 +21,9 @@ use crate::wire::{Status, ValueMeta};
 pub struct GroupOutcome {
     pub succeeded: Vec<u32>,
     pub failed: Vec<(u32, ClientError)>,
+    /// A streamed write whose quorum was missed: the size and CRC-32 of what the groups in
+    /// `succeeded` stored, when any did.
+    pub stored: Option<(u64, u32)>,
 }
 
 impl fmt::Display for GroupOutcome {

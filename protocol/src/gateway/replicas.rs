@@ -108,7 +108,23 @@ pub async fn put_named_object(
         Some(data) => memory.insert(std::io::Cursor::new(data)),
         None => source,
     };
-    let (size, crc) = put_object(client, (target, 0), source, (size_hint, o), (groups, w)).await?;
+    let at = (target, 0, Layout::Object);
+    let (size, crc) = match stream_to_groups(client, at, source, (size_hint, o), (groups, w)).await
+    {
+        Ok(stored) => stored,
+        Err(GroupsFailure::Source(e)) => return Err(e),
+        Err(GroupsFailure::Quorum(outcome)) => {
+            let whole = outcome
+                .stored
+                .filter(|(n, _)| size_hint.is_none_or(|h| h == *n));
+            if let Some((size, crc)) = whole {
+                if let Some(record) = described.or_else(|| describe.take().map(|f| f(size, crc))) {
+                    name_where_stored(client, &record, &outcome.succeeded, o).await;
+                }
+            }
+            return Err(quorum_error(&outcome));
+        }
+    };
     if size_hint.is_some_and(|n| n != size) {
         // Not named: the caller answers the short body as the client's error.
         return Err(ClientError::Input(format!(
@@ -119,6 +135,22 @@ pub async fn put_named_object(
     let record = record.ok_or_else(|| ClientError::Unexpected("no record".into()))?;
     put_name_record(client, &record, o, (groups, w)).await?;
     Ok((size, record))
+}
+
+/// After a streamed write missed its quorum: the groups that did store the value get its
+/// name record too (best effort), so a group that serves the object by name also lists it
+/// — as a small put, which sends both together, leaves them. The write is still answered
+/// as failed (503): the client does not know it happened, and the object is on fewer
+/// groups than asked until repair copies it.
+async fn name_where_stored(
+    client: &Client,
+    record: &ringblob_backends::names::NameRecord,
+    stored: &[u32],
+    o: PutOptions,
+) {
+    if let Err(e) = put_name_record(client, record, o, (stored, Quorum::All)).await {
+        tracing::warn!(error = %e, groups = ?stored, "the name record of a write that missed its quorum was not stored where the value was");
+    }
 }
 
 /// A body of known length no longer than a small put takes, read whole (and one byte past
@@ -213,6 +245,7 @@ pub async fn stream_to_groups(
     fed.map_err(|e| GroupsFailure::Source(ClientError::Input(e.to_string())))?;
     if !quorum.met() {
         outcome.failed.sort_by_key(|(g, _)| *g);
+        outcome.stored = (!outcome.succeeded.is_empty()).then(|| (size, crc.finalize()));
         return Err(GroupsFailure::Quorum(outcome));
     }
     Ok((size, crc.finalize()))

@@ -541,3 +541,53 @@ fn early_answer(http: &str, request_line: &str, length: u64) -> String {
     or_panic(s.read_exact(&mut status));
     String::from_utf8_lossy(&status).into_owned()
 }
+
+/// A streamed PUT that misses its write quorum answers 503, yet the group that stored the
+/// value also has its name record: what that group serves by name it lists.
+#[test]
+fn a_put_that_misses_its_quorum_leaves_no_unlisted_object() {
+    let dir = or_panic(tempfile::tempdir());
+    let d = dir.path();
+    let (node1, http) = NodeProcess::start_http(&d.join("n1"), &["--group", "1"]);
+    let node2 = NodeProcess::start(&d.join("n2"), &["--group", "2", "--seed", &node1.addr]);
+    let empty = d.join("empty");
+    or_panic(std::fs::write(&empty, b""));
+    // Until a gateway write reaches both groups (node 2 read directly).
+    let probe = format!("http://{http}/ns/probe");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let put = curl(d, "PUT", &probe, &["--data-binary", "p"]);
+        let local = ["--namespace", "ns", "--groups", "2", "get", "probe"];
+        if put.code == 200 && ringblob(&node2.addr, &local, &empty).status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "group 2 never took a write"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    node2.kill9();
+
+    let big: Vec<u8> = (0..12u32 << 20).map(|i| (i % 251) as u8).collect();
+    let file = d.join("big");
+    or_panic(std::fs::write(&file, &big));
+    let url = format!("http://{http}/ns/big");
+    let put = curl(
+        d,
+        "PUT",
+        &url,
+        &["--data-binary", &format!("@{}", file.display())],
+    );
+    assert_eq!(put.code, 503, "{}", put.text());
+    let got = curl(d, "GET", &url, &[]);
+    assert_eq!(got.code, 200);
+    assert!(got.body == big, "the value group 1 stored");
+    let listing = curl(d, "GET", &format!("http://{http}/ns/?prefix=big"), &[]);
+    assert!(
+        listing.text().contains("\"name\":\"big\""),
+        "{}",
+        listing.text()
+    );
+    assert_eq!(node1.terminate(), Some(0));
+}
