@@ -15,9 +15,15 @@
 # (its rate x DURATION). Needs a release build (cargo build --release -p ringblob-tools);
 # installs nginx, wrk (and curl) with apt-get when missing.
 #
-# Usage: DURATION=15 benches/http/run.sh     (seconds per measurement, default 15)
+# The three GET faces are measured in ROUNDS rounds (default 3), their order turned each
+# round; each ratio is taken within a round and the median round's is reported (every
+# round's are in the JSON too), so a swing of the VM between two measurements does not
+# decide the ratio.
+#
+# Usage: DURATION=15 ROUNDS=3 benches/http/run.sh     (seconds per measurement, default 15)
 set -euo pipefail
 DURATION=${DURATION:-15}
+ROUNDS=${ROUNDS:-3}
 CONNS=50 THREADS=2 N=1000 SIZE=65536
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$ROOT/target/release
@@ -222,11 +228,19 @@ EOF
 
 LOAD_START=$(cut -d" " -f1-3 /proc/loadavg)
 RSS_LOADED=$(node_rss_kib)
-wrk_run gateway_get GET "$GW"
-RSS_GW_GET=$(node_rss_kib)
-wrk_run nginx_get GET "$NX"
-bench_run binary_get gets
-RSS_BIN_GET=$(node_rss_kib)
+# The GET faces in ROUNDS rounds, their order turned each round, so that a swing of the VM
+# (±30 % within minutes) weighs on every face alike; each ratio is taken within a round, and
+# the median round's is reported.
+for round in $(seq 1 "$ROUNDS"); do
+    faces=(gateway nginx binary)
+    for i in 0 1 2; do
+        case ${faces[(i + round - 1) % 3]} in
+        gateway) wrk_run "gateway_get_r$round" GET "$GW"; RSS_GW_GET=$(node_rss_kib) ;;
+        nginx) wrk_run "nginx_get_r$round" GET "$NX" ;;
+        binary) bench_run "binary_get_r$round" gets; RSS_BIN_GET=$(node_rss_kib) ;;
+        esac
+    done
+done
 wrk_run gateway_put PUT "$GW"
 defrag
 bench_run binary_put puts
@@ -234,19 +248,30 @@ defrag
 RSS_END=$(node_rss_kib)
 LOAD_END=$(cut -d" " -f1-3 /proc/loadavg)
 
-python3 - "$WORK" "$DURATION" "$RSS_LOADED" "$RSS_GW_GET" "$RSS_BIN_GET" "$RSS_END" "$(nproc)" "$LOAD_START" "$LOAD_END" <<'EOF'
-import json, sys
-work, duration = sys.argv[1], float(sys.argv[2])
-r = {k: json.load(open(f"{work}/{k}.json")) for k in
-     ["gateway_get", "nginx_get", "binary_get", "gateway_put", "binary_put"]}
+python3 - "$WORK" "$DURATION" "$RSS_LOADED" "$RSS_GW_GET" "$RSS_BIN_GET" "$RSS_END" "$(nproc)" "$LOAD_START" "$LOAD_END" "$ROUNDS" <<'EOF'
+import json, statistics, sys
+work, duration, rounds = sys.argv[1], float(sys.argv[2]), int(sys.argv[10])
+load = lambda k: json.load(open(f"{work}/{k}.json"))
+faces = ["gateway_get", "nginx_get", "binary_get"]
+per_round = [{f: load(f"{f}_r{i}") for f in faces} for i in range(1, rounds + 1)]
+ratio = lambda row, a, b: round(row[a]["req_per_sec"] / row[b]["req_per_sec"], 3)
+vs_binary = [ratio(row, "gateway_get", "binary_get") for row in per_round]
+vs_nginx = [ratio(row, "gateway_get", "nginx_get") for row in per_round]
+# Each face's row: the round of the median gateway-vs-binary ratio.
+median_round = sorted(range(rounds), key=lambda i: vs_binary[i])[rounds // 2]
+r = dict(per_round[median_round])
+r.update({k: load(k) for k in ["gateway_put", "binary_put"]})
 rate = lambda k: r[k]["req_per_sec"]
 out = {"objects": 1000, "value_size": 65536, "connections": 50, "wrk_threads": 2,
-       "duration_s": duration, "cpus": int(sys.argv[7]),
+       "duration_s": duration, "rounds": rounds, "cpus": int(sys.argv[7]),
        "loadavg_start": sys.argv[8], "loadavg_end": sys.argv[9], **r,
        "node_rss_kib": {"loaded": int(sys.argv[3]), "after_gateway_get": int(sys.argv[4]),
                         "after_binary_get": int(sys.argv[5]), "end": int(sys.argv[6])},
-       "gateway_get_vs_binary": round(rate("gateway_get") / rate("binary_get"), 3),
-       "gateway_get_vs_nginx": round(rate("gateway_get") / rate("nginx_get"), 3),
+       "get_req_per_sec_rounds": {f: [row[f]["req_per_sec"] for row in per_round] for f in faces},
+       "gateway_get_vs_binary_rounds": vs_binary,
+       "gateway_get_vs_nginx_rounds": vs_nginx,
+       "gateway_get_vs_binary": statistics.median(vs_binary),
+       "gateway_get_vs_nginx": statistics.median(vs_nginx),
        "gateway_put_vs_binary": round(rate("gateway_put") / rate("binary_put"), 3)}
 print(json.dumps(out))
 EOF
