@@ -1,7 +1,8 @@
-//! Request bodies as S3 clients send them, checked as they stream: a body whose signed
-//! SHA-256 is given is hashed and fails at its end if it differs, and an `aws-chunked` body
-//! is unwrapped (each chunk's signature checked when the chunks are signed). A failure is
-//! an IO error of the read, so an upload fails before its commit and nothing is stored.
+//! Request bodies as S3 clients send them, checked as they stream: an `aws-chunked` body
+//! is unwrapped (each chunk's signature checked when the chunks are signed, its checksum
+//! trailer when one is announced); bodies whose signed SHA-256 or digests are given are
+//! checked by `digest::Checked`. A failure is an IO error of the read, so an upload fails
+//! before its commit and nothing is stored.
 
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -20,45 +21,6 @@ pub const CHUNK_SIGNATURE: &str = "SignatureDoesNotMatch: chunk signature";
 const MAX_CHUNK: usize = 16 << 20;
 /// The longest chunk header or trailer line.
 const MAX_LINE: usize = 4096;
-
-/// A body hashed as it is read; at its end the hash must be `want`.
-pub struct Hashed<R> {
-    inner: R,
-    hasher: Sha256,
-    want: [u8; 32],
-}
-
-impl<R> Hashed<R> {
-    pub fn new(inner: R, want: [u8; 32]) -> Self {
-        Hashed {
-            inner,
-            hasher: Sha256::new(),
-            want,
-        }
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for Hashed<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        let read = &buf.filled()[before..];
-        if !read.is_empty() {
-            let chunk = read.to_vec();
-            self.hasher.update(&chunk);
-            return Poll::Ready(Ok(()));
-        }
-        let got: [u8; 32] = self.hasher.clone().finalize().into();
-        if buf.remaining() > 0 && got != self.want {
-            return Poll::Ready(Err(std::io::Error::other(HASH_MISMATCH)));
-        }
-        Poll::Ready(Ok(()))
-    }
-}
 
 /// A body produced by a task into a bounded pipe: read as it is produced, and at its end
 /// the task's outcome decides whether it was whole (an error, never a silent early end).
@@ -215,6 +177,7 @@ async fn read_line<R: AsyncBufRead + Unpin>(source: &mut R) -> std::io::Result<S
 
 #[cfg(test)]
 mod tests {
+    use super::super::digest::Checked;
     use super::*;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -227,9 +190,16 @@ mod tests {
 
     #[tokio::test]
     async fn hashed_bodies_fail_at_the_end_when_they_differ() -> TestResult {
-        let want: [u8; 32] = Sha256::digest(b"hello").into();
-        assert_eq!(read_all(Hashed::new(&b"hello"[..], want)).await?, b"hello");
-        let err = read_all(Hashed::new(&b"hellO"[..], want)).await.err();
+        let want = Sha256::digest(b"hello").to_vec();
+        let signed = || {
+            vec![Expected {
+                algorithm: Algorithm::Sha256,
+                value: want.clone(),
+            }]
+        };
+        let hashed = |body| Checked::new(body, Vec::new()).with(signed(), HASH_MISMATCH);
+        assert_eq!(read_all(hashed(&b"hello"[..])).await?, b"hello");
+        let err = read_all(hashed(&b"hellO"[..])).await.err();
         assert_eq!(err.map(|e| e.to_string()), Some(HASH_MISMATCH.to_string()));
         Ok(())
     }

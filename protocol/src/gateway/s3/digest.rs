@@ -137,41 +137,60 @@ impl Running {
 }
 
 /// A body checked against expected digests as it is read: at its end each must match, or
-/// the read fails with [`BAD_DIGEST`].
+/// the read fails with that check's message (the first that differs).
 pub struct Checked<R> {
     inner: R,
-    checks: Vec<(Running, Vec<u8>)>,
+    checks: Vec<Check>,
+}
+
+/// One digest a [`Checked`] body computes, the value it must reach, and the message of the
+/// read that fails when it does not.
+struct Check {
+    running: Running,
+    want: Vec<u8>,
+    mismatch: &'static str,
 }
 
 impl<R> Checked<R> {
+    /// `inner` checked against `expected` (each failing with [`BAD_DIGEST`]).
     pub fn new(inner: R, expected: Vec<Expected>) -> Self {
-        let checks = expected
-            .into_iter()
-            .map(|e| (Running::new(e.algorithm), e.value))
-            .collect();
-        Checked { inner, checks }
+        Checked {
+            inner,
+            checks: Vec::new(),
+        }
+        .with(expected, BAD_DIGEST)
+    }
+
+    /// Also checked against `expected`, each failing with `mismatch`.
+    pub fn with(mut self, expected: Vec<Expected>, mismatch: &'static str) -> Self {
+        self.checks.extend(expected.into_iter().map(|e| Check {
+            running: Running::new(e.algorithm),
+            want: e.value,
+            mismatch,
+        }));
+        self
     }
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Checked<R> {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
         let before = buf.filled().len();
-        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         let read = &buf.filled()[before..];
         if !read.is_empty() {
-            let read = read.to_vec();
-            for (running, _) in &mut self.checks {
-                running.update(&read);
+            for check in &mut this.checks {
+                check.running.update(read);
             }
             return Poll::Ready(Ok(()));
         }
-        let differs = self.checks.iter().any(|(r, want)| r.value() != *want);
-        if buf.remaining() > 0 && differs {
-            return Poll::Ready(Err(std::io::Error::other(BAD_DIGEST)));
+        let failed = this.checks.iter().find(|c| c.running.value() != c.want);
+        if let (true, Some(check)) = (buf.remaining() > 0, failed) {
+            return Poll::Ready(Err(std::io::Error::other(check.mismatch)));
         }
         Poll::Ready(Ok(()))
     }

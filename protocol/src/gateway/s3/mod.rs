@@ -170,10 +170,15 @@ impl Ask {
         let length = |name| self.header(name).and_then(|v| v.parse::<u64>().ok());
         let (body, size): (Box<dyn AsyncRead + Unpin + Send>, _) = match self.payload.clone() {
             Payload::Unsigned => (Box::new(reader), length("content-length")),
-            Payload::Sha256(h) => (
-                Box::new(body::Hashed::new(reader, h)),
-                length("content-length"),
-            ),
+            Payload::Sha256(h) => {
+                let signed = digest::Expected {
+                    algorithm: digest::Algorithm::Sha256,
+                    value: h.to_vec(),
+                };
+                let hashed =
+                    digest::Checked::new(reader, expected).with(vec![signed], body::HASH_MISMATCH);
+                return Ok((Box::new(hashed), length("content-length")));
+            }
             Payload::SignedChunks(s) => (
                 Box::new(body::Piped::unchunked(reader, Some(s), trailer)),
                 length("x-amz-decoded-content-length"),
