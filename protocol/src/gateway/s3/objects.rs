@@ -354,7 +354,6 @@ pub async fn delete(ask: Ask) -> Result<Response, S3Error> {
     match write_conditions_hold(&ask.client, &target(&ask), 0, &conds).await {
         Ok(true) => {}
         Ok(false) => return Err(precondition_failed()),
-        Err(e) if e.is_not_found() => return Err(precondition_failed()),
         Err(e) => return Err(S3Error::from_client(&e)),
     }
     let (groups, w) = ask.gw.replicas().await;
