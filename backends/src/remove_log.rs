@@ -21,11 +21,18 @@ use crate::error::{at, Result};
 
 /// `b"RBRL"`.
 pub const REMOVE_LOG_MAGIC: [u8; 4] = *b"RBRL";
-pub const REMOVE_LOG_VERSION: u16 = 1;
+/// Version 2 added the whole-key flag (§16 of `docs/FORMAT.md`); version 1 files are read
+/// as they are (their entries never carry it).
+pub const REMOVE_LOG_VERSION: u16 = 2;
+/// The versions read.
+pub const REMOVE_LOG_VERSIONS_READ: [u16; 2] = [1, 2];
 /// magic[4], version u16, reserved u16.
 pub const REMOVE_LOG_HEADER_LEN: usize = 8;
-/// key[32], column u16, reserved u16, timestamp_ns u64, crc u32 (CRC-32 of bytes 0..44).
+/// key[32], column u16, flags u8, reserved u8, timestamp_ns u64, crc u32 (CRC-32 of bytes
+/// 0..44).
 pub const REMOVE_ENTRY_LEN: usize = 48;
+/// Entry flag: every column of the key was removed (the entry's column is 0).
+pub const REMOVE_WHOLE_KEY: u8 = 1;
 /// The log's file name in a backend's data directory.
 pub const REMOVE_LOG_FILE: &str = "removes.log";
 /// How long removes are remembered unless configured (`remove_retention_secs`): a group
@@ -35,29 +42,67 @@ pub const DEFAULT_REMOVE_RETENTION: std::time::Duration =
 /// Removes recorded between two sweeps of expired entries.
 const SWEEP_EVERY: u64 = 4096;
 
-/// One remembered remove.
+/// One remembered remove: of one column, or (`whole_key`) of every column the key had or
+/// would get from a copy made before it — a remove of a key this node holds nothing of yet
+/// (its values may be on their way from another node) must refuse every column's copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Removal {
     pub key: Key,
+    /// The column removed; 0 for a whole-key remove.
     pub column: u16,
     pub timestamp_ns: u64,
+    /// Every column of the key was removed at `timestamp_ns`.
+    pub whole_key: bool,
 }
 
 impl Removal {
+    /// A remove of one column.
+    pub fn of_column(key: Key, column: u16, timestamp_ns: u64) -> Removal {
+        Removal {
+            key,
+            column,
+            timestamp_ns,
+            whole_key: false,
+        }
+    }
+
+    /// A remove of every column of `key`.
+    pub fn of_key(key: Key, timestamp_ns: u64) -> Removal {
+        Removal {
+            key,
+            column: 0,
+            timestamp_ns,
+            whole_key: true,
+        }
+    }
+
+    /// Whether this remove removed `column` of its key.
+    pub fn covers(&self, column: u16) -> bool {
+        self.whole_key || self.column == column
+    }
+
     pub fn encode(&self) -> [u8; REMOVE_ENTRY_LEN] {
         let mut b = [0u8; REMOVE_ENTRY_LEN];
         b[..32].copy_from_slice(&self.key.0);
         b[32..34].copy_from_slice(&self.column.to_le_bytes());
+        if self.whole_key {
+            b[34] = REMOVE_WHOLE_KEY;
+        }
         b[36..44].copy_from_slice(&self.timestamp_ns.to_le_bytes());
         let crc = crc32fast::hash(&b[..44]);
         b[44..48].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
-    /// `None` if the entry fails its CRC or has a reserved byte set.
+    /// `None` if the entry fails its CRC, has an unknown flag or reserved byte set, or is a
+    /// whole-key remove naming a column.
     pub fn decode(b: &[u8; REMOVE_ENTRY_LEN]) -> Option<Removal> {
         let crc = u32::from_le_bytes([b[44], b[45], b[46], b[47]]);
-        if crc != crc32fast::hash(&b[..44]) || b[34..36] != [0, 0] {
+        if crc != crc32fast::hash(&b[..44]) || b[34] & !REMOVE_WHOLE_KEY != 0 || b[35] != 0 {
+            return None;
+        }
+        let whole_key = b[34] == REMOVE_WHOLE_KEY;
+        if whole_key && b[32..34] != [0, 0] {
             return None;
         }
         let mut key = [0u8; 32];
@@ -68,6 +113,7 @@ impl Removal {
             key: Key(key),
             column: u16::from_le_bytes([b[32], b[33]]),
             timestamp_ns: u64::from_le_bytes(ts),
+            whole_key,
         })
     }
 }
@@ -77,6 +123,8 @@ impl Removal {
 /// later version): it is never overwritten.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Decoded {
+    /// The file's version (0 for an empty file).
+    pub version: u16,
     pub entries: Vec<Removal>,
     pub damaged: u64,
 }
@@ -105,11 +153,12 @@ pub fn decode_log(bytes: &[u8]) -> std::result::Result<Decoded, RemoveLogError> 
         return Err(RemoveLogError::BadMagic);
     }
     let version = u16::from_le_bytes([header[4], header[5]]);
-    if version != REMOVE_LOG_VERSION || header[6..8] != [0, 0] {
+    if !REMOVE_LOG_VERSIONS_READ.contains(&version) || header[6..8] != [0, 0] {
         return Err(RemoveLogError::UnsupportedVersion(version));
     }
     let body = &bytes[REMOVE_LOG_HEADER_LEN..];
     let mut out = Decoded {
+        version,
         entries: Vec::with_capacity(body.len() / REMOVE_ENTRY_LEN),
         damaged: u64::from(!body.len().is_multiple_of(REMOVE_ENTRY_LEN)),
     };
@@ -117,8 +166,9 @@ pub fn decode_log(bytes: &[u8]) -> std::result::Result<Decoded, RemoveLogError> 
         let mut entry = [0u8; REMOVE_ENTRY_LEN];
         entry.copy_from_slice(chunk);
         match Removal::decode(&entry) {
-            Some(r) => out.entries.push(r),
-            None => out.damaged += 1,
+            // Version 1 had no flags: the byte was reserved.
+            Some(r) if !(r.whole_key && version == 1) => out.entries.push(r),
+            _ => out.damaged += 1,
         }
     }
     Ok(out)
@@ -165,8 +215,30 @@ impl LogFile {
     }
 }
 
+/// Where a remove is kept in [`State::newest`]: (key, column), or (key, [`WHOLE`]) for a
+/// whole-key remove — after the key's column removes in key order.
+type Slot = (Key, u32);
+/// The slot number of a whole-key remove (past every column).
+const WHOLE: u32 = 1 << 16;
+
+impl Removal {
+    fn slot(&self) -> Slot {
+        match self.whole_key {
+            true => (self.key, WHOLE),
+            false => (self.key, u32::from(self.column)),
+        }
+    }
+
+    fn at_slot(&(key, slot): &Slot, timestamp_ns: u64) -> Removal {
+        match u16::try_from(slot) {
+            Ok(column) => Removal::of_column(key, column, timestamp_ns),
+            Err(_) => Removal::of_key(key, timestamp_ns),
+        }
+    }
+}
+
 struct State {
-    newest: BTreeMap<(Key, u16), u64>,
+    newest: BTreeMap<Slot, u64>,
     file: Option<LogFile>,
     retention_ns: u64,
     recorded_since_sweep: u64,
@@ -210,7 +282,9 @@ impl RemoveLog {
             }
             let kept = s.newest.len() as u64;
             let on_disk = decoded.entries.len() as u64 + decoded.damaged;
-            let file = if on_disk > kept || decoded.damaged > 0 || on_disk == 0 {
+            // An older version's file is rewritten before anything is appended to it.
+            let older = decoded.version != REMOVE_LOG_VERSION;
+            let file = if on_disk > kept || decoded.damaged > 0 || on_disk == 0 || older {
                 rewrite(path, &s.newest)?
             } else {
                 append_to(path, on_disk)?
@@ -225,10 +299,13 @@ impl RemoveLog {
         self.state.lock().retention_ns = nanos(retention);
     }
 
-    /// When (key, column) was last removed, if that is within the retention.
+    /// When (key, column) was last removed — alone or with the whole key —, if that is
+    /// within the retention.
     pub fn removed_at(&self, key: &Key, column: u16) -> Option<u64> {
         let s = self.state.lock();
-        let at = *s.newest.get(&(*key, column))?;
+        let of_column = s.newest.get(&(*key, u32::from(column)));
+        let of_key = s.newest.get(&(*key, WHOLE));
+        let at = *of_column.into_iter().chain(of_key).max()?;
         (at >= crate::mem::now_ns().saturating_sub(s.retention_ns)).then_some(at)
     }
 
@@ -273,18 +350,15 @@ impl RemoveLog {
         synced
     }
 
-    /// Removes of keys in `from..=to` within the retention, in (key, column) order.
+    /// Removes of keys in `from..=to` within the retention, in key order; a key's column
+    /// removes in column order, then its whole-key remove.
     pub fn in_span(&self, from: &Key, to: &Key) -> Vec<Removal> {
         let s = self.state.lock();
         let oldest = crate::mem::now_ns().saturating_sub(s.retention_ns);
         s.newest
-            .range((*from, 0)..=(*to, u16::MAX))
+            .range((*from, 0)..=(*to, WHOLE))
             .filter(|(_, at)| **at >= oldest)
-            .map(|((key, column), at)| Removal {
-                key: *key,
-                column: *column,
-                timestamp_ns: *at,
-            })
+            .map(|(slot, at)| Removal::at_slot(slot, *at))
             .collect()
     }
 
@@ -304,7 +378,7 @@ impl State {
         r.timestamp_ns >= now.saturating_sub(self.retention_ns)
             && self
                 .newest
-                .get(&(r.key, r.column))
+                .get(&r.slot())
                 .is_none_or(|known| *known < r.timestamp_ns)
     }
 
@@ -313,7 +387,7 @@ impl State {
         if !self.is_news(&r, now) {
             return false;
         }
-        self.newest.insert((r.key, r.column), r.timestamp_ns);
+        self.newest.insert(r.slot(), r.timestamp_ns);
         true
     }
 
@@ -335,17 +409,12 @@ impl State {
 
 /// Writes `newest` as a fresh log (temp file, fsync, rename, directory fsync) and opens it
 /// for appending.
-fn rewrite(path: &Path, newest: &BTreeMap<(Key, u16), u64>) -> Result<LogFile> {
+fn rewrite(path: &Path, newest: &BTreeMap<Slot, u64>) -> Result<LogFile> {
     let tmp = path.with_extension("log.tmp");
     let mut bytes = Vec::with_capacity(REMOVE_LOG_HEADER_LEN + newest.len() * REMOVE_ENTRY_LEN);
     bytes.extend_from_slice(&header());
-    for ((key, column), at) in newest {
-        let r = Removal {
-            key: *key,
-            column: *column,
-            timestamp_ns: *at,
-        };
-        bytes.extend_from_slice(&r.encode());
+    for (slot, at) in newest {
+        bytes.extend_from_slice(&Removal::at_slot(slot, *at).encode());
     }
     let mut f = File::create(&tmp).map_err(at("create", &tmp))?;
     f.write_all(&bytes).map_err(at("write", &tmp))?;
@@ -378,11 +447,7 @@ mod tests {
     use std::time::Duration;
 
     fn removal(i: u8, column: u16, timestamp_ns: u64) -> Removal {
-        Removal {
-            key: Key([i; 32]),
-            column,
-            timestamp_ns,
-        }
+        Removal::of_column(Key([i; 32]), column, timestamp_ns)
     }
 
     const DAY: Duration = Duration::from_secs(86_400);
@@ -431,6 +496,69 @@ mod tests {
         // The rewrite dropped the damage: the file is whole entries again.
         let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as usize;
         assert_eq!((len - REMOVE_LOG_HEADER_LEN) % REMOVE_ENTRY_LEN, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn a_whole_key_remove_covers_every_column_and_survives_reopen() -> crate::Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
+        let path = dir.path().join("removes.log");
+        let now = crate::mem::now_ns();
+        let key = Key([4; 32]);
+        {
+            let log = RemoveLog::open(&path, DAY)?;
+            log.record(removal(4, 7, now - 30))?;
+            log.record(Removal::of_key(key, now - 20))?;
+            log.record(removal(4, 9, now - 10))?;
+            log.sync()?;
+        }
+        let log = RemoveLog::open(&path, DAY)?;
+        assert_eq!(log.removed_at(&key, 7), Some(now - 20), "the key's remove is newer");
+        assert_eq!(log.removed_at(&key, 9), Some(now - 10), "the column's is newer");
+        assert_eq!(log.removed_at(&key, 65534), Some(now - 20), "any column");
+        assert_eq!(log.removed_at(&Key([5; 32]), 0), None);
+        let span = log.in_span(&key, &key);
+        assert_eq!(
+            span,
+            vec![
+                removal(4, 7, now - 30),
+                removal(4, 9, now - 10),
+                Removal::of_key(key, now - 20)
+            ]
+        );
+        // Encoded: flag byte 34, column 0; a whole-key entry naming a column is damage.
+        let b = Removal::of_key(key, 5).encode();
+        assert_eq!((b[32], b[33], b[34], b[35]), (0, 0, REMOVE_WHOLE_KEY, 0));
+        let mut named = b;
+        named[32] = 1;
+        let crc = crc32fast::hash(&named[..44]).to_le_bytes();
+        named[44..].copy_from_slice(&crc);
+        assert_eq!(Removal::decode(&named), None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_version_1_file_is_read_and_rewritten_as_version_2() -> crate::Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", "", e))?;
+        let path = dir.path().join("removes.log");
+        let now = crate::mem::now_ns();
+        let mut v1 = header();
+        v1[4..6].copy_from_slice(&1u16.to_le_bytes());
+        let mut bytes = v1.to_vec();
+        bytes.extend_from_slice(&removal(1, 3, now - 5).encode());
+        // A flag in a version 1 file is a reserved byte set: damage.
+        bytes.extend_from_slice(&Removal::of_key(Key([2; 32]), now - 5).encode());
+        fs::write(&path, &bytes).map_err(|e| crate::Error::io("write", "", e))?;
+        let log = RemoveLog::open(&path, DAY)?;
+        assert_eq!(log.removed_at(&Key([1; 32]), 3), Some(now - 5));
+        assert_eq!(log.removed_at(&Key([2; 32]), 3), None);
+        log.record(Removal::of_key(Key([2; 32]), now - 1))?;
+        log.sync()?;
+        let on_disk = fs::read(&path).map_err(|e| crate::Error::io("read", "", e))?;
+        let decoded = decode_log(&on_disk).map_err(|e| crate::Error::Corrupt(e.to_string()))?;
+        assert_eq!(decoded.version, REMOVE_LOG_VERSION);
+        assert_eq!(decoded.damaged, 0);
+        assert_eq!(decoded.entries.len(), 2);
         Ok(())
     }
 

@@ -271,12 +271,17 @@ impl<S: Store> StoreBackend<S> {
 
     /// A remove of every column of `key` at `opts.timestamp_ns`, made elsewhere or versioned
     /// by a coordinator: each column whose record is older is removed at that time, newer
-    /// ones stay. `NotFound` when the key had no column (remembered as removed in column
-    /// 0), `NotNewer` when every column was newer. Key lock held.
+    /// ones stay, and the key is remembered as removed whole (so a copy of a column it does
+    /// not hold yet, older than the remove, is refused when it comes). `NotFound` when the
+    /// key had no column, `NotNewer` when every column was newer. Key lock held.
     fn remove_all_copy(&self, key: &Key, opts: WriteOptions) -> Result<()> {
+        let removed_ns = opts.timestamp_ns.unwrap_or_else(crate::mem::now_ns);
         let columns: Vec<u16> = self.store.columns(key)?.iter().map(|m| m.column).collect();
+        // Remembered before any column is removed; made durable by the columns' own removes.
+        self.removes.record(Removal::of_key(*key, removed_ns))?;
         if columns.is_empty() {
-            return self.remove_copy(key, 0, opts);
+            self.remember_removed(key, [], removed_ns, &opts)?;
+            return Err(Error::NotFound(*key));
         }
         let mut newer = None;
         let mut removed = false;
@@ -288,7 +293,11 @@ impl<S: Store> StoreBackend<S> {
             }
         }
         match newer {
-            Some(e) if !removed => Err(e),
+            Some(e) if !removed => {
+                // No column's remove synced the log: the whole-key remove still counts.
+                self.remember_removed(key, [], removed_ns, &opts)?;
+                Err(e)
+            }
             _ => Ok(()),
         }
     }
@@ -305,11 +314,8 @@ impl<S: Store> StoreBackend<S> {
         opts: &WriteOptions,
     ) -> Result<()> {
         for column in columns {
-            self.removes.record(Removal {
-                key: *key,
-                column,
-                timestamp_ns,
-            })?;
+            self.removes
+                .record(Removal::of_column(*key, column, timestamp_ns))?;
         }
         let durability = opts.durability.unwrap_or(self.store.default_durability());
         if durability != Durability::None {
@@ -476,18 +482,18 @@ impl<S: Store> Backend for StoreBackend<S> {
         self.store.delete(key, column, opts)
     }
 
-    /// A key with no column is remembered as removed in column 0 (and `NotFound` returned),
-    /// as in [`remove_column`](Self::remove_column).
+    /// The key is remembered as removed whole, also when it has no column (then
+    /// `NotFound` is returned): in a cluster its columns may be on their way (hand-over), and
+    /// none of them must land after the remove.
     fn remove(&self, key: &Key, opts: WriteOptions) -> Result<()> {
         let _g = self.locks.lock(key)?;
         if opts.only_if_newer {
             return self.remove_all_copy(key, opts);
         }
-        let mut columns: Vec<u16> = self.store.columns(key)?.iter().map(|m| m.column).collect();
-        if columns.is_empty() {
-            columns.push(0);
-        }
-        self.remember_removed(key, columns, crate::mem::now_ns(), &opts)?;
+        let now = crate::mem::now_ns();
+        let columns: Vec<u16> = self.store.columns(key)?.iter().map(|m| m.column).collect();
+        self.removes.record(Removal::of_key(*key, now))?;
+        self.remember_removed(key, columns, now, &opts)?;
         self.store.delete_all(key, opts)
     }
 

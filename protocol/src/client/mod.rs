@@ -566,6 +566,22 @@ impl Client {
         self.remove_request(key, req).await
     }
 
+    /// Copies a remove of the whole key made elsewhere at `timestamp_ns` (hand-over, repair,
+    /// hint replay): every column older than it is removed, and the node remembers the key
+    /// as removed whole, so no older copy of any of its columns lands later (`NOT_NEWER`
+    /// when every column was newer). A node from before this request answers
+    /// `BAD_REQUEST`.
+    pub async fn remove_if_newer(&self, key: impl Into<Target>, timestamp_ns: u64) -> Result<()> {
+        let req = RemoveRequest {
+            durability: Durability::Default,
+            column: None,
+            if_newer: Some(timestamp_ns),
+            version: None,
+            deadline_ns: None,
+        };
+        self.remove_request(key, req).await
+    }
+
     async fn remove_request(&self, key: impl Into<Target>, req: RemoveRequest) -> Result<()> {
         self.call(&Request::Remove(req), key).await.map(|_| ())
     }

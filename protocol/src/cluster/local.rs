@@ -84,10 +84,18 @@ pub fn removes_in(b: &dyn Backend, range: &KeyRange) -> Result<Vec<Removal>, Loc
 pub fn removes_to_hand_over(b: &dyn Backend, range: &KeyRange) -> Result<Vec<Removal>, LocalError> {
     let mut kept = Vec::new();
     for r in removes_in(b, range)? {
-        let superseded = match b.lookup_column(&r.key, r.column) {
-            Ok(m) => m.timestamp_ns > r.timestamp_ns,
-            Err(Error::NotFound(_)) => false,
-            Err(e) => return Err(backend("looking up a removed key")(e)),
+        let superseded = match r.whole_key {
+            // A key written again after its whole-key remove: its newer columns follow.
+            true => b
+                .columns(&r.key)
+                .map_err(backend("looking up a removed key"))?
+                .iter()
+                .any(|m| m.timestamp_ns > r.timestamp_ns),
+            false => match b.lookup_column(&r.key, r.column) {
+                Ok(m) => m.timestamp_ns > r.timestamp_ns,
+                Err(Error::NotFound(_)) => false,
+                Err(e) => return Err(backend("looking up a removed key")(e)),
+            },
         };
         if !superseded {
             kept.push(r);
@@ -154,7 +162,7 @@ pub fn removed_at(b: &dyn Backend, key: &Key, column: u16) -> Option<u64> {
     let removes = b.removes_in(key, key).ok()?;
     removes
         .iter()
-        .filter(|r| r.column == column)
+        .filter(|r| r.covers(column))
         .map(|r| r.timestamp_ns)
         .max()
 }
@@ -175,11 +183,15 @@ pub fn accept_copy(
     }
 }
 
-/// Applies a copied remove (`REMOVE` with `IF_NEWER`): true if an older value was dropped;
-/// the remove is remembered either way.
+/// Applies a copied remove (`REMOVE` with `IF_NEWER`, of one column or the whole key): true
+/// if an older value was dropped; the remove is remembered either way.
 pub fn accept_remove(b: &dyn Backend, r: &Removal) -> ringblob_backends::Result<bool> {
     let opts = WriteOptions::copy_if_newer(r.timestamp_ns);
-    match b.remove_column(&r.key, r.column, opts) {
+    let removed = match r.whole_key {
+        true => b.remove(&r.key, opts),
+        false => b.remove_column(&r.key, r.column, opts),
+    };
+    match removed {
         Ok(()) => Ok(true),
         Err(Error::NotNewer { .. } | Error::NotFound(_)) => Ok(false),
         Err(e) => Err(e),

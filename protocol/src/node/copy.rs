@@ -113,11 +113,24 @@ pub async fn holds_at_least(
 /// Sends a remembered remove to `peer` as a copied remove (`REMOVE` with `IF_NEWER`): the
 /// peer drops an older value and remembers the remove either way. True if the peer had an
 /// older value and dropped it; false if it had none, or a newer one.
+///
+/// A whole-key remove goes as one (`REMOVE` with `IF_NEWER` and no column); a peer from
+/// before that request (`BAD_REQUEST`) gets it as a remove of column 0, as it was sent then.
 pub async fn send_remove(peer: &Client, r: &Removal) -> Result<bool, TaskError> {
-    match peer
-        .remove_column_if_newer(r.key.0, r.column, r.timestamp_ns)
-        .await
-    {
+    let sent = match r.whole_key {
+        true => match peer.remove_if_newer(r.key.0, r.timestamp_ns).await {
+            Err(e) if e.status() == Some(Status::BadRequest) => {
+                peer.remove_column_if_newer(r.key.0, 0, r.timestamp_ns)
+                    .await
+            }
+            other => other,
+        },
+        false => {
+            peer.remove_column_if_newer(r.key.0, r.column, r.timestamp_ns)
+                .await
+        }
+    };
+    match sent {
         Ok(()) => Ok(true),
         Err(e) if matches!(e.status(), Some(Status::NotFound | Status::NotNewer)) => Ok(false),
         Err(e) => Err(TaskError::peer("copying a remove")(e)),

@@ -231,7 +231,7 @@ pub fn nothing_here(b: &dyn Backend, frame: &Frame) -> bool {
         return false;
     }
     b.removes_in(&key, &key)
-        .is_ok_and(|rs| rs.iter().all(|r| r.column != column))
+        .is_ok_and(|rs| rs.iter().all(|r| !r.covers(column)))
 }
 
 /// Serves `frame`, appending its reply (or error reply) to `out`. Returns true when it was

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use ringblob_backends::remove_log::{
     Removal, REMOVE_ENTRY_LEN, REMOVE_LOG_FILE, REMOVE_LOG_HEADER_LEN, REMOVE_LOG_MAGIC,
-    REMOVE_LOG_VERSION,
+    REMOVE_LOG_VERSION, REMOVE_LOG_VERSIONS_READ,
 };
 use ringblob_engine::watermark::{self, WATERMARK_FILE};
 
@@ -109,10 +109,11 @@ fn check_remove_log(path: &Path) -> Result<Vec<Problem>> {
         return Ok(out);
     };
     let version = u16::from_le_bytes([header[4], header[5]]);
-    if header[..4] != REMOVE_LOG_MAGIC || version != REMOVE_LOG_VERSION || header[6..8] != [0, 0] {
+    let known = REMOVE_LOG_VERSIONS_READ.contains(&version);
+    if header[..4] != REMOVE_LOG_MAGIC || !known || header[6..8] != [0, 0] {
         out.push(bad(
             0,
-            format!("not a version {REMOVE_LOG_VERSION} remove log header"),
+            format!("not a remove log header of version {REMOVE_LOG_VERSIONS_READ:?}"),
         ));
         return Ok(out);
     }
@@ -120,7 +121,9 @@ fn check_remove_log(path: &Path) -> Result<Vec<Problem>> {
     for (i, chunk) in body.chunks_exact(REMOVE_ENTRY_LEN).enumerate() {
         let mut entry = [0u8; REMOVE_ENTRY_LEN];
         entry.copy_from_slice(chunk);
-        if Removal::decode(&entry).is_none() {
+        let decoded = Removal::decode(&entry);
+        // Version 1 had no flags: the byte was reserved.
+        if decoded.is_none_or(|r| r.whole_key && version == 1) {
             let at = (REMOVE_LOG_HEADER_LEN + i * REMOVE_ENTRY_LEN) as u64;
             out.push(
                 bad(
@@ -202,11 +205,7 @@ mod tests {
     use super::*;
 
     fn removal(i: u8) -> Removal {
-        Removal {
-            key: ringblob_engine::Key([i; 32]),
-            column: 0,
-            timestamp_ns: 1000 + u64::from(i),
-        }
+        Removal::of_column(ringblob_engine::Key([i; 32]), 0, 1000 + u64::from(i))
     }
 
     #[test]

@@ -12,9 +12,10 @@ pub const REMOVE_REQUEST_LEN: usize = 8;
 
 /// REMOVE flag bit 0: remove only `column`, not the whole key.
 pub const REMOVE_ONE_COLUMN: u8 = 1;
-/// REMOVE flag bit 1 (with `ONE_COLUMN` only): a copy of a remove made elsewhere; an 8-byte
-/// `timestamp_ns` follows. Applied only if the stored record is older (`NOT_NEWER`
-/// otherwise), and remembered by the node even if the column had no value.
+/// REMOVE flag bit 1: a copy of a remove made elsewhere; an 8-byte `timestamp_ns` follows.
+/// Applied only to records older than it (`NOT_NEWER` when every one was newer), and
+/// remembered by the node even if the column (or, without `ONE_COLUMN`, the key) had no
+/// value. Without `ONE_COLUMN` (a later addition): the copy of a whole-key remove.
 pub const REMOVE_IF_NEWER: u8 = 2;
 /// REMOVE flag bit 2 (not with `IF_NEWER`): the remove's version, chosen once by the node
 /// that accepted it from the client; an 8-byte `timestamp_ns` follows. Every column (or
@@ -39,7 +40,7 @@ pub struct RemoveRequest {
     pub durability: Durability,
     /// `None`: every column of the key; `Some(c)`: column `c` only.
     pub column: Option<u16>,
-    /// `IF_NEWER`: the time the remove was made at its source (one column only).
+    /// `IF_NEWER`: the time the remove was made at its source.
     pub if_newer: Option<u64>,
     /// `VERSION`: the coordinator's timestamp for this remove (not with `if_newer`).
     pub version: Option<u64>,
@@ -48,8 +49,7 @@ pub struct RemoveRequest {
 }
 
 impl RemoveRequest {
-    /// A whole-key `IF_NEWER` remove has no encoding: refused, never sent as a plain remove;
-    /// so is one with both `IF_NEWER` and `VERSION`.
+    /// One with both `IF_NEWER` and `VERSION` has no encoding: refused.
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), WireError> {
         let flags = self.flags()?;
         dst.put_u8(self.durability.as_u8());
@@ -66,12 +66,6 @@ impl RemoveRequest {
     }
 
     fn flags(&self) -> Result<u8, WireError> {
-        if self.if_newer.is_some() && self.column.is_none() {
-            return Err(WireError::InvalidValue {
-                what: "REMOVE IF_NEWER of a whole key (name one column)",
-                value: 0,
-            });
-        }
         if self.if_newer.is_some() && self.version.is_some() {
             return Err(WireError::InvalidValue {
                 what: "REMOVE with both IF_NEWER and VERSION",
@@ -99,10 +93,8 @@ impl RemoveRequest {
             return Err(bad("REMOVE flags"));
         }
         let one_column = flags & REMOVE_ONE_COLUMN != 0;
-        if flags & REMOVE_IF_NEWER != 0 && (!one_column || flags & REMOVE_VERSION != 0) {
-            return Err(bad(
-                "REMOVE flags (IF_NEWER needs ONE_COLUMN and excludes VERSION)",
-            ));
+        if flags & REMOVE_IF_NEWER != 0 && flags & REMOVE_VERSION != 0 {
+            return Err(bad("REMOVE flags (IF_NEWER excludes VERSION)"));
         }
         if !one_column && column != 0 {
             return Err(WireError::InvalidValue {
@@ -152,13 +144,20 @@ mod tests {
             RemoveRequest::decode(&buf[..8]).is_err(),
             "timestamp missing"
         );
+        // Without ONE_COLUMN: the copy of a whole-key remove, column 0.
         let mut whole_key = buf.clone();
         whole_key[1] = REMOVE_IF_NEWER;
-        whole_key[2] = 0;
         assert!(
             RemoveRequest::decode(&whole_key).is_err(),
-            "IF_NEWER without ONE_COLUMN"
+            "a column without ONE_COLUMN"
         );
+        whole_key[2] = 0;
+        let whole = RemoveRequest {
+            column: None,
+            ..req
+        };
+        assert_eq!(RemoveRequest::decode(&whole_key), Ok(whole));
+        assert_eq!(encoded(whole), whole_key);
     }
 
     #[test]
@@ -210,11 +209,12 @@ mod tests {
     }
 
     #[test]
-    fn a_whole_key_if_newer_remove_is_refused() {
+    fn a_remove_with_both_if_newer_and_version_is_refused() {
         let req = RemoveRequest {
             durability: Durability::Default,
             column: None,
             if_newer: Some(5),
+            version: Some(6),
             ..RemoveRequest::default()
         };
         let mut buf = BytesMut::new();
@@ -279,12 +279,12 @@ mod tests {
     fn unknown_flags_a_stray_column_and_reserved_bytes_are_rejected() {
         for (bytes, what) in [
             (
-                [0, 2, 0, 0, 0, 0, 0, 0],
-                "REMOVE flags (IF_NEWER needs ONE_COLUMN and excludes VERSION)",
+                [0, 6, 0, 0, 0, 0, 0, 0],
+                "REMOVE flags (IF_NEWER excludes VERSION)",
             ),
             (
                 [0, 7, 1, 0, 0, 0, 0, 0],
-                "REMOVE flags (IF_NEWER needs ONE_COLUMN and excludes VERSION)",
+                "REMOVE flags (IF_NEWER excludes VERSION)",
             ),
             ([0, 16, 1, 0, 0, 0, 0, 0], "REMOVE flags"),
             (

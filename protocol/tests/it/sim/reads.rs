@@ -122,11 +122,7 @@ fn read(sim: &Sim, table: &RouteTable, key: &KeyId) -> Result<(Answer, u64), Str
                 }
             }
             ReadStep::Removed { at, repair, .. } => {
-                let removal = ringblob_backends::Removal {
-                    key: k,
-                    column: 0,
-                    timestamp_ns: at,
-                };
+                let removal = ringblob_backends::Removal::of_column(k, 0, at);
                 let mut fixed = 0;
                 for g in &repair {
                     let done = backend_of(*g).map(|b| local::accept_remove(b.as_ref(), &removal));
