@@ -743,7 +743,10 @@ fn removes_are_remembered_against_older_copies(fx: &mut Fixture) {
     // nothing yet (or only some of its columns) refuses any column's older copy.
     for column in [7, 0xFFFE, u16::MAX] {
         let r = b.write_column(&key(53), column, b"late copy", copy(before));
-        assert!(matches!(r, Err(Error::NotNewer { .. })), "column {column}: {r:?}");
+        assert!(
+            matches!(r, Err(Error::NotNewer { .. })),
+            "column {column}: {r:?}"
+        );
     }
     ok(b.write_column(&key(54), 0, b"arrived", copy(t)));
     ok(b.remove(&key(54), opts()));
@@ -755,11 +758,19 @@ fn removes_are_remembered_against_older_copies(fx: &mut Fixture) {
     assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
     for column in [0, 3, 0xFFFE] {
         let r = b.write_column(&key(55), column, b"old", copy(t + 19));
-        assert!(matches!(r, Err(Error::NotNewer { .. })), "column {column}: {r:?}");
+        assert!(
+            matches!(r, Err(Error::NotNewer { .. })),
+            "column {column}: {r:?}"
+        );
     }
     ok(b.write_column(&key(55), 3, b"new", copy(t + 21)));
     let listed = ok(b.removes_in(&key(55), &key(55)));
-    assert!(listed.iter().any(|r| r.whole_key && r.timestamp_ns == t + 20), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .any(|r| r.whole_key && r.timestamp_ns == t + 20),
+        "{listed:?}"
+    );
     ok(b.sync());
 
     if fx.restart() {
@@ -772,7 +783,10 @@ fn removes_are_remembered_against_older_copies(fx: &mut Fixture) {
         assert_eq!(ok(b.removes_in(&key(50), &key(50))).len(), 2);
         assert_eq!(read(b, &key(52)).as_deref(), Some(&b"new copy"[..]));
         let r = b.write_column(&key(53), 0xFFFE, b"late copy", copy(before));
-        assert!(matches!(r, Err(Error::NotNewer { .. })), "after restart: {r:?}");
+        assert!(
+            matches!(r, Err(Error::NotNewer { .. })),
+            "after restart: {r:?}"
+        );
     }
 }
 

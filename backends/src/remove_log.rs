@@ -513,8 +513,16 @@ mod tests {
             log.sync()?;
         }
         let log = RemoveLog::open(&path, DAY)?;
-        assert_eq!(log.removed_at(&key, 7), Some(now - 20), "the key's remove is newer");
-        assert_eq!(log.removed_at(&key, 9), Some(now - 10), "the column's is newer");
+        assert_eq!(
+            log.removed_at(&key, 7),
+            Some(now - 20),
+            "the key's remove is newer"
+        );
+        assert_eq!(
+            log.removed_at(&key, 9),
+            Some(now - 10),
+            "the column's is newer"
+        );
         assert_eq!(log.removed_at(&key, 65534), Some(now - 20), "any column");
         assert_eq!(log.removed_at(&Key([5; 32]), 0), None);
         let span = log.in_span(&key, &key);

@@ -146,6 +146,9 @@ impl Cluster {
                 .collect();
             self.swim.leave_cluster(&mut *out)?;
             self.phase = Phase::Left;
+            // Past any "down" verdict SWIM may have given at the leaving incarnation: the
+            // entry that says the leave finished must win over one that says it died.
+            self.incarnation = self.incarnation.saturating_add(1);
             let before = self.table.clone();
             self.assert_own_entry(out)?;
             if let Some(mine) = self.table.node(&self.config.name).cloned() {

@@ -96,6 +96,8 @@ impl IncomingRanges {
         now_ms: u64,
     ) {
         let leaving = |name: &str| after.node(name).is_some_and(|n| !n.alive && n.leaving);
+        // A node that finished its leave has handed everything over: nothing to read through.
+        let left = |name: &str| after.node(name).is_some_and(|n| n.has_left());
         let me_leaving = leaving(me);
         for i in &mut self.incoming {
             i.leaving = leaving(&i.other);
@@ -103,7 +105,7 @@ impl IncomingRanges {
         for o in &mut self.outgoing {
             o.leaving = me_leaving;
         }
-        self.incoming.retain(|i| i.live(now_ms));
+        self.incoming.retain(|i| i.live(now_ms) && !left(&i.other));
         self.outgoing.retain(|o| o.live(now_ms));
         if self.window_ms == 0 {
             return;
@@ -123,7 +125,7 @@ impl IncomingRanges {
         for m in moves {
             self.noted += 1;
             let seq = self.noted;
-            if m.to == me && m.from != me {
+            if m.to == me && m.from != me && !left(&m.from) {
                 let from_leaving = leaving(&m.from);
                 self.incoming.push(Moved {
                     range: m.range,

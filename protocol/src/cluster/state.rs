@@ -280,11 +280,17 @@ impl Cluster {
             Phase::Leaving => (false, true),
             Phase::Left => (false, false),
         };
+        // A node that has left owns no IDs in the table: that is how the rest of the group
+        // tells a finished leave (everything handed over) from a death (`RouteNode::has_left`).
+        let ids = match self.phase {
+            Phase::Left => Vec::new(),
+            _ => self.ids.clone(),
+        };
         Some(RouteNode {
             name: self.config.name.clone(),
             addr: self.config.addr.clone(),
             group: self.config.group,
-            ids: self.ids.clone(),
+            ids,
             alive,
             leaving,
             incarnation: self.incarnation,

@@ -316,6 +316,40 @@ mod tests {
         );
     }
 
+    /// A drained node that left has handed everything over: its entry says so (dead, no
+    /// IDs), and the ranges it gave are no longer read through — whether or not a hand-over
+    /// check confirmed it before it left. One that died while leaving keeps its IDs: nobody
+    /// can tell what it had not handed over, so reads of keys missing here are UNAVAILABLE.
+    #[test]
+    fn a_node_that_finished_its_leave_is_not_awaited_one_that_died_leaving_is() {
+        let before = table(true);
+        let (of_b, _) = keys_of_each(&before);
+        let mut leaving = before.clone();
+        leaving.nodes[1].alive = false;
+        leaving.nodes[1].leaving = true;
+        let mut left = leaving.clone();
+        left.nodes[1].leaving = false;
+        left.nodes[1].ids.clear();
+        left.nodes[1].incarnation += 1;
+        assert!(left.nodes[1].has_left());
+        let mut died = leaving.clone();
+        died.nodes[1].leaving = false;
+        assert!(!died.nodes[1].has_left());
+        let read = |k: &KeyId| Header::request(Command::Read, 1, *k, 1);
+        for (after, expected) in [(&left, None), (&died, Some(ReadThrough::Down("b".into())))] {
+            let a = Handovers::new(Duration::from_secs(3600));
+            a.table_changed(&before, &leaving, "a");
+            a.table_changed(&leaving, after, "a");
+            for k in &of_b {
+                assert_eq!(a.reads_through(after, "a", &read(k)), expected);
+            }
+            // Seen only once it had left (the leaving table skipped): nothing noted.
+            let late = Handovers::new(Duration::from_secs(3600));
+            late.table_changed(&before, after, "a");
+            assert_eq!(late.awaited().is_empty(), expected.is_none());
+        }
+    }
+
     #[test]
     fn a_leaving_node_is_read_through_past_the_window_and_reads_back_from_its_new_owner() {
         let before = table(true);

@@ -57,6 +57,13 @@ impl RouteNode {
         self.alive || self.leaving
     }
 
+    /// Whether the node left the cluster after handing every range over (a finished drain):
+    /// its own entry then says dead with no IDs, at an incarnation past the one it left at.
+    /// A node that died (SWIM's verdict, or a crash while leaving) keeps its IDs.
+    pub fn has_left(&self) -> bool {
+        !self.alive && !self.leaving && self.ids.is_empty()
+    }
+
     /// The merge order of entries with the same name (see the module docs).
     fn precedence(&self) -> (u64, u8, &str, u32, &[RingId], bool) {
         (

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use ringblob_backends::remove_log::{
     Removal, REMOVE_ENTRY_LEN, REMOVE_LOG_FILE, REMOVE_LOG_HEADER_LEN, REMOVE_LOG_MAGIC,
-    REMOVE_LOG_VERSION, REMOVE_LOG_VERSIONS_READ,
+    REMOVE_LOG_VERSIONS_READ,
 };
 use ringblob_engine::watermark::{self, WATERMARK_FILE};
 
@@ -203,6 +203,7 @@ fn saved_tails(root: &Path) -> Result<Vec<Problem>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ringblob_backends::remove_log::REMOVE_LOG_VERSION;
 
     fn removal(i: u8) -> Removal {
         Removal::of_column(ringblob_engine::Key([i; 32]), 0, 1000 + u64::from(i))

@@ -543,6 +543,24 @@ fn sim_a_leave_waits_for_the_ring_to_settle_then_ends_dead_everywhere() {
             dead,
             "seed {seed}: {name} not dead in every table after leaving"
         );
+        // The leave finished: its entry says so (no IDs), and no node still awaits a range
+        // from it — it stopped the moment it left (as `ringblob node leave` stops the
+        // process), so a node whose hand-over check had not confirmed it yet would answer
+        // reads of keys it lacks UNAVAILABLE ("down and has not handed it over") for hours.
+        for (n, t) in live_tables(&sim) {
+            let entry = t.node(&name);
+            assert!(
+                entry.is_some_and(|e| e.has_left()),
+                "seed {seed}: {} sees {name} as {entry:?}",
+                n.name
+            );
+            let awaited = n.incoming.awaited(sim.now);
+            assert!(
+                awaited.iter().all(|a| a.from != name),
+                "seed {seed}: {} still awaits {awaited:?}",
+                n.name
+            );
+        }
     }
 }
 
