@@ -21,7 +21,7 @@ use super::read_stream::ReadStream;
 use super::read_window::ReadWindow;
 use super::timed_stream::TimedStream;
 use super::watching::Watching;
-use super::{dispatch, Node};
+use super::{dispatch, handover_remove, Node};
 use super::{hints, versions};
 use crate::ring::{RouteNode, RouteTable, Routing};
 use crate::tls::{Stream, TlsServer};
@@ -496,8 +496,12 @@ async fn serve_frames(
         batch = served.rest;
         if served.ask_first && !batch.is_empty() {
             let frame = batch.remove(0);
-            let prev = reads_through(node, table.as_deref(), &frame);
-            ask_previous(node, stream, frame, prev, acting).await?;
+            if frame.header.command == Command::Remove {
+                remove_taken_over(node, stream, frame, table.as_deref()).await?;
+            } else {
+                let prev = reads_through(node, table.as_deref(), &frame);
+                ask_previous(node, stream, frame, prev, acting).await?;
+            }
         }
         batch.extend(later);
     }
@@ -625,6 +629,38 @@ async fn holds_here(node: &Node, frame: &Frame) -> Result<bool, End> {
         .run(move |b| Ok(!dispatch::nothing_here(b, &f)))
         .await
         .map_err(|e| End::Fatal(e.to_string()))
+}
+
+/// A remove of a key this node holds nothing of yet, in a range it took over from a node
+/// that is alive (`handover_remove.rs`): applied here, and answered OK rather than
+/// `NOT_FOUND` if the previous owner held the key (its copy is refused when it arrives).
+async fn remove_taken_over(
+    node: &Arc<Node>,
+    stream: &mut ClientStream,
+    frame: Frame,
+    table: Option<&RouteTable>,
+) -> Result<(), End> {
+    let held = match handover_remove::removes_through(node, table, &frame) {
+        Some(owner) => handover_remove::held_by(node, &owner, &frame).await,
+        None => false,
+    };
+    let header = frame.header;
+    let served = serve_batch(node, vec![frame], None, dispatch::MAX_BATCH_REPLY_BYTES)
+        .await
+        .map_err(|e| End::Fatal(e.to_string()))?;
+    let not_found = served.outcomes.first() == Some(&Status::NotFound);
+    let chunks = match held && not_found {
+        true => vec![handover_remove::removed_reply(&header).freeze()],
+        false => served.chunks,
+    };
+    for chunk in &chunks {
+        stream
+            .write_all(chunk)
+            .await
+            .map_err(|e| End::Fatal(e.to_string()))?;
+    }
+    node.info.watches.publish(served.changes);
+    Ok(())
 }
 
 /// Serves `frame` from this node's own storage and writes the reply (and a long read's
@@ -897,14 +933,19 @@ async fn serve_inline(
     Ok(served)
 }
 
-/// Whether `f` is a read this node has nothing for, of a key whose range it took over
-/// recently: to be asked of the previous owner (`handover.rs`).
+/// Whether `f` is a read this node has nothing for, or a remove of something it holds
+/// nothing of, of a key whose range it took over recently: to be asked of the previous
+/// owner (`handover.rs`, `handover_remove.rs`).
 fn asks_previous_owner(
     node: &Node,
     table: Option<&RouteTable>,
     b: &dyn ringblob_backends::Backend,
     f: &Frame,
 ) -> bool {
+    if f.header.command == Command::Remove {
+        return handover_remove::removes_through(node, table, f).is_some()
+            && handover_remove::holds_nothing(b, f);
+    }
     reads_through(node, table, f).is_some() && dispatch::nothing_here(b, f)
 }
 

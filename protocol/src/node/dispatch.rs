@@ -262,7 +262,7 @@ fn serve(
 
 /// The request a frame carries, its envelope (checked by the connection, `access::admit`)
 /// set aside.
-fn decode_request(frame: &Frame) -> Result<Request, WireError> {
+pub(super) fn decode_request(frame: &Frame) -> Result<Request, WireError> {
     if frame.header.flags & crate::wire::FLAG_ENVELOPE == 0 {
         return Request::decode(frame);
     }

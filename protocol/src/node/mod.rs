@@ -13,6 +13,7 @@ mod greeting;
 mod handover;
 mod handover_check;
 mod handover_log;
+mod handover_remove;
 mod hints;
 mod info;
 #[cfg(test)]

@@ -227,6 +227,30 @@ fn a_drained_node_hands_every_key_over_while_every_read_in_its_group_succeeds() 
         Some(0),
         "the node stopped cleanly after leaving"
     );
+    // Its entry says it left having handed everything over (no IDs): the new owners do
+    // not wait for it, so a key nobody wrote is NOT_FOUND in its group — not UNAVAILABLE
+    // ("down and has not handed it over") for the rest of the read-through window.
+    rt.block_on(async {
+        let routes = json(&client(&a.addr).await, true).await;
+        let d3 = routes["nodes"]
+            .as_array()
+            .and_then(|ns| ns.iter().find(|n| n["name"] == "d3").cloned());
+        let left = d3.as_ref().is_some_and(|n| {
+            n["alive"] == false && n["ids"].as_array().is_some_and(|ids| ids.is_empty())
+        });
+        assert!(left, "d3 in the table: {d3:?}");
+        for via in [&a, &b] {
+            let r = client(&via.addr).await.in_group(1);
+            for i in KEYS..KEYS + 60 {
+                let got = r.get_column(key(i), 0, 0, None).await;
+                assert!(
+                    matches!(&got, Err(e) if e.is_not_found()),
+                    "absent key {i} through {}: {got:?}",
+                    via.name
+                );
+            }
+        }
+    });
 }
 
 #[test]

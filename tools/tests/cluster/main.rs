@@ -11,6 +11,7 @@ mod damage;
 mod drain;
 mod listing;
 mod member;
+mod removes_moving;
 mod secured;
 mod uploads_moving;
 mod versions;

@@ -99,7 +99,7 @@ impl Client {
         mut sent: impl FnMut(u64),
     ) -> Result<u64> {
         let key = key.into();
-        let old = self.object_manifest(&key).await?;
+        let old = self.manifest_to_replace(&key).await?;
         let part = self
             .config
             .part_size
@@ -209,6 +209,25 @@ impl Client {
         }
     }
 
+    /// The manifest of the object a put or remove of `key` replaces, so its chunks can be
+    /// dropped after. A change to the key between the lookup and the manifest's read (a
+    /// concurrent put or remove: `CHANGED`, or gone) is looked at again a few times; if it
+    /// keeps changing, `None` — the chunks left behind are an orphan upload for `reclaim`,
+    /// and an unconditional put or remove never fails because another ran beside it.
+    async fn manifest_to_replace(&self, key: &Target) -> Result<Option<Manifest>> {
+        const LOOKS: usize = 3;
+        for _ in 0..LOOKS {
+            match self.object_manifest(key).await {
+                Err(e) if e.is_not_found() || e.status() == Some(Status::Changed) => continue,
+                other => return other,
+            }
+        }
+        tracing::debug!(
+            "the object kept changing while its manifest was read; its chunks are left to reclaim"
+        );
+        Ok(None)
+    }
+
     /// Column 0's metadata under `key` and, if its value is an object, the manifest (one
     /// LOOKUP, plus reads only for a value that may be a manifest).
     pub async fn object_meta(&self, key: &Target) -> Result<(ValueMeta, Option<Manifest>)> {
@@ -240,7 +259,7 @@ impl Client {
         durability: Durability,
     ) -> Result<()> {
         let key = key.into();
-        let old = self.object_manifest(&key).await?;
+        let old = self.manifest_to_replace(&key).await?;
         self.remove(key.clone(), durability).await?;
         if let Some(old) = old {
             self.drop_upload(&key, &old, durability).await;
