@@ -29,7 +29,7 @@ use axum::response::Response;
 use axum::Router;
 
 pub use auth::{Gateway, Who};
-pub use object::etag_of;
+pub use object::{etag_of, object_etag};
 /// Streamed uploads to several groups with a write quorum (also used by the Python client).
 pub use replicas::{stream_to_groups, GroupsFailure, Layout};
 

@@ -67,8 +67,7 @@ impl Found {
     /// record's, when that was made from this very tag with a suffix (a multipart object's
     /// `-N`).
     pub(crate) fn current(&self) -> Current {
-        let crc = self.object_crc.unwrap_or(self.meta.checksum);
-        let own = etag_for(crc, self.meta.timestamp_ns);
+        let own = object_etag(&self.meta, self.object_crc);
         let recorded = self.record.as_ref().map(|r| r.etag.as_str()).filter(|e| {
             let bare = e.trim_matches('"');
             bare.split_once('-').is_some_and(|(tag, n)| {
@@ -88,6 +87,14 @@ pub(crate) fn version_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The entity tag the gateway serves for the value of column 0 described by `meta`, a
+/// chunked object's whole-content CRC-32 (`object_crc`, its manifest's) in place of the
+/// stored value's: what a name record written beside the value should carry, so listings
+/// show the tag a GET answers.
+pub fn object_etag(meta: &ValueMeta, object_crc: Option<u32>) -> String {
+    etag_for(object_crc.unwrap_or(meta.checksum), meta.timestamp_ns)
 }
 
 /// The entity tag of a value: its CRC-32 and write time, so every write gets a new one.

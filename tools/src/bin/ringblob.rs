@@ -90,6 +90,10 @@ enum Cmd {
         /// decimal values are integers, others strings. A put without --attr leaves none.
         #[arg(long = "attr", value_name = "NAME=VALUE")]
         attrs: Vec<String>,
+        /// The object's media type, kept in its name record and served by the HTTP gateway
+        /// (default: guessed from NAME's extension, else FILE's; none if neither tells)
+        #[arg(long, value_name = "TYPE")]
+        content_type: Option<String>,
     },
     /// Write the value of NAME (or a byte range of it) to stdout or FILE
     Get {
@@ -409,7 +413,7 @@ async fn put_streamed(
     name: &str,
     column: Option<u16>,
     source: Source,
-    (opts, attrs): (PutOptions, &Attrs),
+    (opts, attrs): (PutOptions, (&Attrs, &str)),
     quiet: bool,
 ) -> Result<(), Failure> {
     let bar = ringblob_tools::progress::bar(source.size, quiet);
@@ -462,12 +466,49 @@ async fn put_streamed(
     Ok(())
 }
 
-/// NAME's name record, holding `size` and the object's attributes (`ls` lists it).
-fn name_record(ctx: &Ctx, name: &str, size: u64, attrs: &Attrs) -> NameRecord {
+/// NAME's name record, holding `size`, the object's attributes and media type, and the
+/// entity tag the HTTP gateway serves for the value now stored (`ls` lists it).
+async fn name_record(
+    ctx: &Ctx,
+    name: &str,
+    size: u64,
+    (attrs, content_type): (&Attrs, &str),
+    group: Option<u32>,
+) -> NameRecord {
     NameRecord {
         attrs: attrs.clone(),
+        content_type: content_type.to_string(),
+        etag: stored_etag(ctx, name, group).await,
         ..NameRecord::new(ctx.namespace.clone(), name.as_bytes().to_vec(), size)
     }
+}
+
+/// The entity tag of NAME's value as stored (in `group`, or where the client routes): the
+/// tag a GET through the gateway answers. Empty if the lookup fails (the value was removed
+/// or replaced meanwhile; the record is then superseded too).
+async fn stored_etag(ctx: &Ctx, name: &str, group: Option<u32>) -> String {
+    let key = ctx.key(name);
+    let found = match group {
+        Some(g) => ctx.client.in_group(g).object_meta(&key).await,
+        None => ctx.client.object_meta(&key).await,
+    };
+    match found {
+        Ok((meta, manifest)) => {
+            ringblob_protocol::gateway::object_etag(&meta, manifest.map(|m| m.crc32))
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// The media type of a put: given, or guessed from the name, then the file.
+fn media_type(given: Option<&str>, name: &str, file: Option<&PathBuf>) -> String {
+    if let Some(t) = given {
+        return t.to_string();
+    }
+    let guess = |p: &std::path::Path| mime_guess::from_path(p).first().map(|m| m.to_string());
+    guess(std::path::Path::new(name))
+        .or_else(|| file.and_then(|f| guess(f)))
+        .unwrap_or_default()
 }
 
 /// Stores NAME's name record after its value, so `ls` lists it; with attributes, the
@@ -478,9 +519,9 @@ async fn record_name(
     name: &str,
     size: u64,
     opts: PutOptions,
-    attrs: &Attrs,
+    (attrs, content_type): (&Attrs, &str),
 ) -> Result<(), Failure> {
-    let record = name_record(ctx, name, size, attrs);
+    let record = name_record(ctx, name, size, (attrs, content_type), None).await;
     if attrs.is_empty() {
         ctx.client.put_name_record(&record, opts).await?;
         return Ok(());
@@ -635,20 +676,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             durability: d,
             append,
             offset,
+            content_type,
+            file,
             ..
         } => {
+            let content_type = media_type(content_type.as_deref(), &name, file.as_ref());
             let opts = PutOptions {
                 compress,
                 durability: durability(d.as_deref())?,
                 ..PutOptions::default()
             };
+            let described = (&attrs, content_type.as_str());
             match input {
                 Input::Whole(data) => {
                     let data = Bytes::from(data);
-                    put(&ctx, &name, column, data, opts, (append, offset), &attrs).await
+                    put(&ctx, &name, column, data, opts, (append, offset), described).await
                 }
                 Input::Streamed(source) => {
-                    put_streamed(&ctx, &name, column, source, (opts, &attrs), cli.quiet).await
+                    put_streamed(&ctx, &name, column, source, (opts, described), cli.quiet).await
                 }
             }
         }
@@ -954,7 +999,7 @@ async fn put(
     data: Bytes,
     opts: PutOptions,
     (append, offset): (bool, Option<u64>),
-    attrs: &Attrs,
+    (attrs, content_type): (&Attrs, &str),
 ) -> Result<(), Failure> {
     let (k, c) = (ctx.key(name), column.unwrap_or(0));
     let client = &ctx.client;
@@ -969,7 +1014,8 @@ async fn put(
             .map_err(|o| Failure(1, format!("write quorum not met: {o}")))?;
         report_failed_groups(&done);
         if c == 0 {
-            let record = name_record(ctx, name, len as u64, attrs);
+            let group = done.succeeded.first().copied();
+            let record = name_record(ctx, name, len as u64, (attrs, content_type), group).await;
             let space = client.attribute_space(&ctx.namespace).await?;
             // Entries before the record (docs/ATTRIBUTES.md §5); those of attributes this
             // put replaces die with the old record and go at a later find.
@@ -1010,7 +1056,7 @@ async fn put(
         (false, None) => client.put_column(k, c, data, opts).await?,
     };
     if c == 0 {
-        record_name(ctx, name, size, opts, attrs).await?;
+        record_name(ctx, name, size, opts, (attrs, content_type)).await?;
     }
     println!("stored {}: {size} bytes", shown(name, column));
     Ok(())

@@ -90,6 +90,37 @@ fn names_are_listed_in_order_across_pages_and_restarts() {
         assert_eq!(out.status.code(), Some(0), "{args:?}");
     };
     put(&["--namespace", "docs", "put", "zz-cli", "/dev/null"]);
+    // A CLI put records the media type (guessed from the name, or given) and the entity
+    // tag the HTTP gateway serves for the value stored.
+    let photo = dir.path().join("photo-source");
+    or_panic(std::fs::write(&photo, b"not really a jpeg"));
+    let photo = photo.to_string_lossy().into_owned();
+    put(&["--namespace", "typed", "put", "cat.jpg", &photo]);
+    put(&[
+        "--namespace",
+        "typed",
+        "put",
+        "notes",
+        &photo,
+        "--content-type",
+        "text/x-notes",
+    ]);
+    let typed = ls(&addr, &["typed", "--json"]);
+    let entries: Vec<serde_json::Value> = typed
+        .iter()
+        .map(|l| or_panic(serde_json::from_str(l)))
+        .collect();
+    assert_eq!(entries[0]["content_type"], "image/jpeg", "{typed:?}");
+    assert_eq!(entries[1]["content_type"], "text/x-notes", "{typed:?}");
+    rt.block_on(async {
+        let c = or_panic(Client::connect(&addr, ClientConfig::default()).await);
+        for e in &entries {
+            let name = e["name"].as_str().unwrap_or_default().to_string();
+            let (meta, manifest) = or_panic(c.object_meta(&Target::named("typed", name)).await);
+            let served = ringblob_protocol::gateway::object_etag(&meta, manifest.map(|m| m.crc32));
+            assert_eq!(e["etag"], served.as_str(), "{e}");
+        }
+    });
 
     let mut all = expected("a/", 20);
     all.extend(expected("b/", 1500));
@@ -101,7 +132,7 @@ fn names_are_listed_in_order_across_pages_and_restarts() {
         ls(&addr, &["--namespace", "docs"]),
         ["00000", "00001", "00002", "zz-cli"]
     );
-    assert_eq!(ls(&addr, &["--namespaces"]), ["docs", "photos"]);
+    assert_eq!(ls(&addr, &["--namespaces"]), ["docs", "photos", "typed"]);
     let long = ls(&addr, &["photos", "--prefix", "a/00001", "--json"]);
     let entry: serde_json::Value = or_panic(serde_json::from_str(&long[0]));
     assert_eq!(entry["name"], "a/00001");
