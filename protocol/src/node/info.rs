@@ -235,7 +235,8 @@ impl NodeInfo {
             "state": state,
             "stop_when_left": st.stop_when_left || ask == LeaveAsk::Stop,
             "transfers_pending": st.pending.len(),
-            "fraction_left": st.pending.iter().map(|p| p.fraction_left).sum::<f64>(),
+            // A fold from +0.0: `Sum` of no f64 is -0.0, shown as "-0.0 %".
+            "fraction_left": st.pending.iter().fold(0.0, |sum, p| sum + p.fraction_left),
             "records_sent": st.records_sent,
             "bytes_sent": st.bytes_sent,
         })

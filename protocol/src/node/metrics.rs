@@ -428,10 +428,11 @@ impl Metrics {
 pub fn derive_from_stat(stat: &mut serde_json::Value) {
     let moving = at(stat, "cluster/rebalancing").cloned().unwrap_or_default();
     let pending = moving["pending"].as_array().cloned().unwrap_or_default();
-    let left: f64 = pending
+    // From +0.0: `Sum` of no f64 is -0.0.
+    let left = pending
         .iter()
         .filter_map(|p| p["fraction_left"].as_f64())
-        .sum();
+        .fold(0.0, |sum, f| sum + f);
     let leave = match moving["leave"].as_str() {
         Some("requested") => 1,
         Some("leaving") => 2,

@@ -193,6 +193,8 @@ fn a_drained_node_hands_every_key_over_while_every_read_in_its_group_succeeds() 
     assert!((1.0..=3.0).contains(&state), "leave_state {state}");
     let drained = report(&cli(&a.addr, &["node", "drain", &c.addr, "--wait"]));
     assert_eq!(drained["state"], "left", "{drained}");
+    // Nothing left is 0, not -0 (a sum of no fractions; `--wait` printed "-0.0 %").
+    assert_eq!(drained["fraction_left"].to_string(), "0.0", "{drained}");
     assert!(drained["records_sent"].as_u64() > Some(0), "{drained}");
     assert_eq!(metric(&c, "ringblob_leave_state"), 3.0);
     assert_eq!(metric(&c, "ringblob_rebalance_transfers_pending"), 0.0);

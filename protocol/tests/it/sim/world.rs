@@ -28,6 +28,10 @@ pub const QUORUM: usize = 2;
 pub const CLIENT: &str = "client";
 /// How long ranges taken over are read through (the node's default `handover_read_secs`).
 pub const HANDOVER_READ_MS: u64 = 6 * 3600 * 1000;
+/// The column every client write stores beside the value (column 0), with the same bytes
+/// and version: a remove of the key must take both, also where one of them arrives by a
+/// hand-over after the remove.
+pub const SECOND_COLUMN: u16 = 0xFFFE;
 
 /// A hand-over stream's message, named so its answer finds the stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -611,17 +615,23 @@ impl Sim {
     }
 
     /// A client write or remove at version `ts`, as the node stores a versioned write: an
-    /// older one than what the node holds is answered as landed and superseded.
+    /// older one than what the node holds is answered as landed and superseded. A write
+    /// stores the value and, beside it, [`SECOND_COLUMN`] (as an object's name record is
+    /// written beside its value); a remove removes the whole key, as a client's does.
     fn store_client_op(&mut self, node: usize, key: KeyId, ts: u64, remove: bool) -> bool {
         let Some(n) = self.nodes.get(node) else {
             return false;
         };
         let opts = WriteOptions::copy_if_newer(ts);
         let done = match remove {
-            true => n.backend.remove_column(&Key(key), 0, opts),
+            true => n.backend.remove(&Key(key), opts),
             false => n
                 .backend
                 .write_column(&Key(key), 0, &value_of(ts), opts)
+                .and_then(|_| {
+                    n.backend
+                        .write_column(&Key(key), SECOND_COLUMN, &value_of(ts), opts)
+                })
                 .map(|_| ()),
         };
         match done {
