@@ -43,11 +43,11 @@ async fn write_names(addr: &str) -> Vec<String> {
     (0..NAMES).filter(|i| i % 10 != 0).map(name).collect()
 }
 
-/// One whole listing of the namespace in pages of 37, through `addr`, in group 1.
-async fn list_all(addr: &str) -> Result<Vec<String>, String> {
+/// One whole listing of namespace `ns` in pages of 37, through `addr`, in group 1.
+pub(super) async fn list_all(addr: &str, ns: &str) -> Result<Vec<String>, String> {
     let c = client(addr).await.in_group(1);
     let mut req = ListRequest {
-        namespace: NS.into(),
+        namespace: ns.into(),
         limit: 37,
         ..ListRequest::default()
     };
@@ -72,18 +72,13 @@ fn listings_stay_complete_and_duplicate_free_while_a_node_joins_and_another_drai
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let slow = "rebalance_mb_per_sec = 1\n";
-    let mut a = Member::new("n1", 1, root.path(), None).with_config(slow);
-    a.start();
-    let mut b = Member::new("n2", 1, root.path(), Some(&a.addr)).with_config(slow);
-    b.start();
-    let mut c = Member::new("n3", 1, root.path(), Some(&a.addr)).with_config(slow);
-    c.start();
+    let [a, b, c] = Member::start_group(["n1", "n2", "n3"], 1, root.path(), slow);
     let want = rt.block_on(async {
         converge(&[&a, &b, &c], 3).await;
         movement_done(&[&a, &b, &c]).await;
         write_names(&a.addr).await
     });
-    assert_eq!(rt.block_on(list_all(&a.addr)), Ok(want.clone()));
+    assert_eq!(rt.block_on(list_all(&a.addr, NS)), Ok(want.clone()));
 
     // Listers go round through a staying node and through the one that will drain.
     let stop = Arc::new(AtomicBool::new(false));
@@ -96,7 +91,7 @@ fn listings_stay_complete_and_duplicate_free_while_a_node_joins_and_another_drai
             rt.spawn(async move {
                 let mut first = None;
                 while !stop.load(Ordering::Relaxed) {
-                    let got = list_all(&addr).await;
+                    let got = list_all(&addr, NS).await;
                     done.fetch_add(1, Ordering::Relaxed);
                     if got.as_ref() != Ok(&want) {
                         wrong.fetch_add(1, Ordering::Relaxed);
@@ -142,7 +137,7 @@ fn listings_stay_complete_and_duplicate_free_while_a_node_joins_and_another_drai
         during >= 2,
         "too few listings while the ring changed: {during}"
     );
-    assert_eq!(rt.block_on(list_all(&d.addr)), Ok(want));
+    assert_eq!(rt.block_on(list_all(&d.addr, NS)), Ok(want));
 }
 
 /// What was wrong with a listing: missing, extra and repeated names.

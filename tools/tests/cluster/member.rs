@@ -67,6 +67,26 @@ impl Member {
         self
     }
 
+    /// Starts the nodes `names` of `group` with the configuration `toml`, the first as the
+    /// others' seed.
+    pub fn start_group(
+        names: [&str; 3],
+        group: u32,
+        root: &std::path::Path,
+        toml: &str,
+    ) -> [Member; 3] {
+        let mut first = Member::new(names[0], group, root, None).with_config(toml);
+        first.start();
+        let seed = first.addr.clone();
+        let mut rest = [names[1], names[2]]
+            .map(|n| Member::new(n, group, root, Some(&seed)).with_config(toml));
+        for m in &mut rest {
+            m.start();
+        }
+        let [b, c] = rest;
+        [first, b, c]
+    }
+
     /// Starts (or restarts) the process and waits for its `listening on` line.
     pub fn start(&mut self) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringblob-node"));

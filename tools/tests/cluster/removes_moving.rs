@@ -8,8 +8,8 @@
 use bytes::Bytes;
 use ringblob_backends::names::NameRecord;
 use ringblob_protocol::client::{PutOptions, Target};
-use ringblob_protocol::wire::ListRequest;
 
+use super::listing::list_all;
 use super::member::{self, Member};
 use super::{client, converge, movement_done};
 
@@ -39,44 +39,13 @@ async fn write_names(addr: &str) {
     }
 }
 
-/// Every name listed in group 1 through `addr`.
-async fn listed(addr: &str) -> Vec<String> {
-    let c = client(addr).await.in_group(1);
-    let mut req = ListRequest {
-        namespace: NS.into(),
-        limit: 1000,
-        ..ListRequest::default()
-    };
-    let mut names = Vec::new();
-    loop {
-        let page = c
-            .list(&req, &[1])
-            .await
-            .unwrap_or_else(|e| panic!("list: {e}"));
-        names.extend(
-            page.entries
-                .iter()
-                .map(|e| String::from_utf8_lossy(&e.name).into_owned()),
-        );
-        match page.next {
-            Some(next) => req.after = Some(next),
-            None => return names,
-        }
-    }
-}
-
 #[test]
 fn removes_while_a_node_joins_answer_what_was_there_and_stay_removed() {
     let _serial = member::serial();
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let slow = "rebalance_mb_per_sec = 1\n";
-    let mut a = Member::new("r1", 1, root.path(), None).with_config(slow);
-    a.start();
-    let mut b = Member::new("r2", 1, root.path(), Some(&a.addr)).with_config(slow);
-    b.start();
-    let mut c = Member::new("r3", 1, root.path(), Some(&a.addr)).with_config(slow);
-    c.start();
+    let [a, b, c] = Member::start_group(["r1", "r2", "r3"], 1, root.path(), slow);
     rt.block_on(async {
         converge(&[&a, &b, &c], 3).await;
         movement_done(&[&a, &b, &c]).await;
@@ -107,8 +76,8 @@ fn removes_while_a_node_joins_answer_what_was_there_and_stay_removed() {
         let want: Vec<String> = (0..NAMES).filter(|i| i % 2 == 1).map(name).collect();
         for via in [&a, &d] {
             assert_eq!(
-                listed(&via.addr).await,
-                want,
+                list_all(&via.addr, NS).await,
+                Ok(want.clone()),
                 "listing through {}",
                 via.name
             );
