@@ -15,9 +15,15 @@ pub fn rows(table: &RouteTable, stats: &[Result<Value, String>], shares: &[f64])
         .zip(stats)
         .zip(shares)
         .map(|((n, stat), share)| {
+            let state = match (n.alive, n.leaving, n.has_left()) {
+                (true, _, _) => "alive",
+                (false, true, _) => "leaving",
+                (false, false, true) => "left",
+                (false, false, false) => "down",
+            };
             let mut row = json!({
                 "name": n.name, "addr": n.addr, "group": n.group, "alive": n.alive,
-                "share": share,
+                "state": state, "share": share,
             });
             match stat {
                 Ok(s) => {
@@ -78,8 +84,12 @@ fn activity(r: &Value) -> String {
     if r["damaged_records"].as_u64().is_some_and(|d| d > 0) {
         doing.push(format!("{} damaged records", r["damaged_records"]));
     }
-    if let Some(e) = r["error"].as_str() {
-        doing.push(format!("unreachable: {e}"));
+    match (r["error"].as_str(), r["state"].as_str()) {
+        // A node that left after handing everything over may have stopped: no error.
+        (Some(_), Some("left")) => doing.push("left the cluster".to_string()),
+        (Some(e), _) => doing.push(format!("unreachable: {e}")),
+        (None, Some("left")) => doing.push("left the cluster (still running)".to_string()),
+        (None, _) => {}
     }
     if doing.is_empty() {
         "idle".into()
@@ -111,10 +121,11 @@ pub fn render(table: &RouteTable, rows: &[Value]) -> String {
             r["name"].as_str().unwrap_or_default(),
             r["addr"].as_str().unwrap_or_default(),
             r["group"],
-            if r["alive"].as_bool() == Some(true) {
-                "yes"
-            } else {
-                "no"
+            match r["state"].as_str() {
+                Some("alive") => "yes",
+                Some("leaving") => "drain",
+                Some("left") => "left",
+                _ => "no",
             },
             r["share"].as_f64().unwrap_or(0.0) * 100.0,
             r["keys"].as_u64().map_or("-".into(), |k| k.to_string()),
@@ -124,4 +135,49 @@ pub fn render(table: &RouteTable, rows: &[Value]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringblob_protocol::ring::{RingId, RouteNode};
+
+    fn node(name: &str, alive: bool, leaving: bool, ids: usize) -> RouteNode {
+        RouteNode {
+            name: name.into(),
+            addr: format!("{name}:1"),
+            group: 1,
+            ids: vec![RingId([7; 32]); ids],
+            alive,
+            leaving,
+            incarnation: 1,
+        }
+    }
+
+    #[test]
+    fn a_node_that_left_is_shown_left_not_unreachable() {
+        let table = RouteTable::new(
+            3,
+            vec![
+                node("a", true, false, 1),
+                node("b", false, true, 1),
+                node("c", false, false, 0),
+                node("d", false, false, 1),
+            ],
+        );
+        let gone = || Err("connection refused".to_string());
+        let stats = [Ok(json!({})), Ok(json!({})), gone(), gone()];
+        let rows = rows(&table, &stats, &[1.0, 0.0, 0.0, 0.0]);
+        let states: Vec<&str> = rows.iter().filter_map(|r| r["state"].as_str()).collect();
+        assert_eq!(states, ["alive", "leaving", "left", "down"]);
+        assert_eq!(activity(&rows[2]), "left the cluster");
+        assert_eq!(activity(&rows[3]), "unreachable: connection refused");
+        let screen = render(&table, &rows);
+        assert!(
+            screen
+                .lines()
+                .any(|l| l.starts_with('c') && l.contains(" left ")),
+            "{screen}"
+        );
+    }
 }
