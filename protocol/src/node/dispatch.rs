@@ -408,7 +408,10 @@ fn read(
     let range = Range::new(r.offset, len);
     let read = PIECES.read(b, (key, r.column), range, r.size != READ_TO_END);
     let first = match read {
-        Err(ringblob_backends::Error::NotFound(_)) if r.if_version.is_some() => {
+        // Asked by another node during a hand-over (`LOCAL`): "nothing here" is NOT_FOUND,
+        // so the asking node looks in its own storage; CHANGED would end the client's read
+        // although the version it pinned is there (`docs/PROTOCOL.md` §7.3, §15.10).
+        Err(ringblob_backends::Error::NotFound(_)) if r.if_version.is_some() && !h.is_local() => {
             return Err(changed())
         }
         other => other.map_err(|e| fail_read(b, key, r.column, e))?,

@@ -112,7 +112,12 @@ impl Readers {
                     let mut first_failure = None;
                     while !stop.load(Ordering::Relaxed) {
                         for i in 0..KEYS {
-                            let got = r.get_column(key(i), 0, 0, None).await;
+                            // Every other read pinned to the version looked up, as the
+                            // HTTP gateway reads.
+                            let got = match i % 2 {
+                                0 => r.get_column(key(i), 0, 0, None).await,
+                                _ => pinned_read(&r, key(i)).await,
+                            };
                             reads.fetch_add(1, Ordering::Relaxed);
                             let unavailable =
                                 matches!(&got, Err(e) if e.to_string().starts_with("UNAVAILABLE"));
@@ -166,6 +171,19 @@ impl Readers {
         assert_eq!(unavailable, 0, "reads UNAVAILABLE during the {what}");
         assert!(reads >= 2 * KEYS);
     }
+}
+
+/// A `LOOKUP`, then a `READ` of the version it reported (`IF_VERSION`).
+async fn pinned_read(
+    r: &ringblob_protocol::client::Client,
+    k: [u8; 32],
+) -> Result<Bytes, ringblob_protocol::client::ClientError> {
+    let meta = r.lookup_column(k, 0).await?;
+    let mut req = ringblob_protocol::wire::ReadRequest::range(0, 0, meta.size);
+    req.if_version = Some(meta.timestamp_ns);
+    let mut out = Vec::new();
+    r.read_request_to(k, req, &mut out).await?;
+    Ok(Bytes::from(out))
 }
 
 #[test]
