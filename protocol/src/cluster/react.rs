@@ -301,16 +301,35 @@ impl Cluster {
         Ok(())
     }
 
-    /// SWIM announce and a route digest to every seed but this node itself.
+    /// SWIM announce and a route digest to every seed, and every other member of the route
+    /// table this node kept (but one that left), but not this node itself: a node that
+    /// restarts finds its cluster again through the members it knew, seeds given or not —
+    /// a whole cluster restarted without `--seed` forms one membership again, not one per
+    /// node serving tables that drift apart.
     pub(crate) fn announce_to_seeds(&mut self, out: &mut Outbox) -> Result<(), ClusterError> {
         let digest = digest_message(&self.config.addr, &self.table).encode()?;
-        for seed in self.config.seeds.clone() {
-            if seed == self.config.addr {
-                continue;
-            }
+        for seed in self.announce_targets() {
             self.swim.announce(MemberId::seed(&seed), &mut *out)?;
             out.send(&seed, digest.clone());
         }
         Ok(())
+    }
+
+    /// The seeds, then the addresses of the table's other members (left ones aside),
+    /// without this node and without repeats.
+    fn announce_targets(&self) -> Vec<String> {
+        let known = self
+            .table
+            .nodes
+            .iter()
+            .filter(|n| n.name != self.config.name && !n.has_left())
+            .map(|n| n.addr.clone());
+        let mut targets: Vec<String> = Vec::new();
+        for addr in self.config.seeds.iter().cloned().chain(known) {
+            if addr != self.config.addr && !targets.contains(&addr) {
+                targets.push(addr);
+            }
+        }
+        targets
     }
 }

@@ -12,6 +12,7 @@ mod drain;
 mod listing;
 mod member;
 mod removes_moving;
+mod restart_all;
 mod secured;
 mod uploads_moving;
 mod versions;

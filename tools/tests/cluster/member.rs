@@ -14,7 +14,7 @@ pub struct Member {
     pub dir: PathBuf,
     /// The admin listener's address, from the node's `admin interface on` line.
     pub admin: Option<String>,
-    seed: Option<String>,
+    pub seed: Option<String>,
     config: Option<PathBuf>,
     child: Option<Child>,
 }
