@@ -1398,7 +1398,21 @@ async fn lookup_replicated(
     Err(last.map_or(Failure(1, "no group given".into()), Failure::from))
 }
 
+/// Output cut short by its reader (`ringblob routes --json | head`) ends the process as it
+/// ends any Unix filter (SIGPIPE), instead of a panic in `println!`. Sockets are unaffected:
+/// Rust writes them with `MSG_NOSIGNAL`, so a peer that hangs up is still an error.
+#[allow(unsafe_code)]
+fn quiet_on_closed_pipe() {
+    // SAFETY: called first in `main`, before any other thread exists, so nothing races the
+    // change of disposition; SIG_DFL installs no handler code, and Rust's runtime only set
+    // SIGPIPE to SIG_IGN at start. Tested by `cli::output::a_closed_pipe_ends_the_cli_quietly`.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    quiet_on_closed_pipe();
     ringblob_tools::alloc_tuning::fix_for_client();
     let cli = match Cli::try_parse() {
         Ok(c) => c,

@@ -15,6 +15,7 @@ mod limits;
 mod names;
 mod node_process;
 mod objects;
+mod output;
 mod s3_clients;
 mod security;
 mod space;
