@@ -158,6 +158,13 @@ mod tests {
         };
         assert_eq!(RemoveRequest::decode(&whole_key), Ok(whole));
         assert_eq!(encoded(whole), whole_key);
+        // PROTOCOL.md §7.5's example.
+        let example = RemoveRequest {
+            if_newer: Some(5),
+            ..whole
+        };
+        let example_bytes = [0, 2, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(&encoded(example)[..], &example_bytes);
     }
 
     #[test]
