@@ -413,7 +413,7 @@ async fn put_streamed(
     name: &str,
     column: Option<u16>,
     source: Source,
-    (opts, attrs): (PutOptions, (&Attrs, &str)),
+    (opts, described): (PutOptions, (&Attrs, &str)),
     quiet: bool,
 ) -> Result<(), Failure> {
     let bar = ringblob_tools::progress::bar(source.size, quiet);
@@ -460,7 +460,7 @@ async fn put_streamed(
     }
     let size = result?;
     if at.1 == 0 {
-        record_name(ctx, name, size, opts, attrs).await?;
+        record_name(ctx, name, size, opts, described).await?;
     }
     println!("stored {}: {size} bytes", shown(name, column));
     Ok(())
