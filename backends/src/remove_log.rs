@@ -116,6 +116,12 @@ impl Removal {
             whole_key,
         })
     }
+
+    /// [`Removal::decode`] for an entry of a file of `version`: version 1 had no flags (byte
+    /// 34 was reserved), so a whole-key entry there is damage.
+    pub fn decode_in(version: u16, b: &[u8; REMOVE_ENTRY_LEN]) -> Option<Removal> {
+        Removal::decode(b).filter(|r| !(r.whole_key && version == 1))
+    }
 }
 
 /// What a remove log file holds: its valid entries in file order and the number of entries
@@ -165,10 +171,9 @@ pub fn decode_log(bytes: &[u8]) -> std::result::Result<Decoded, RemoveLogError> 
     for chunk in body.chunks_exact(REMOVE_ENTRY_LEN) {
         let mut entry = [0u8; REMOVE_ENTRY_LEN];
         entry.copy_from_slice(chunk);
-        match Removal::decode(&entry) {
-            // Version 1 had no flags: the byte was reserved.
-            Some(r) if !(r.whole_key && version == 1) => out.entries.push(r),
-            _ => out.damaged += 1,
+        match Removal::decode_in(version, &entry) {
+            Some(r) => out.entries.push(r),
+            None => out.damaged += 1,
         }
     }
     Ok(out)

@@ -25,8 +25,7 @@ fuzz_target!(|data: &[u8]| {
     for c in &chunks {
         let mut entry = [0u8; REMOVE_ENTRY_LEN];
         entry.copy_from_slice(c);
-        let flag_in_v1 = |r: &Removal| r.whole_key && decoded.version == 1;
-        if let Some(r) = Removal::decode(&entry).filter(|r| !flag_in_v1(r)) {
+        if let Some(r) = Removal::decode_in(decoded.version, &entry) {
             assert_eq!(r.encode(), entry, "re-encodes to its bytes");
             valid.push(r);
         }

@@ -641,7 +641,7 @@ async fn remove_taken_over(
     table: Option<&RouteTable>,
 ) -> Result<(), End> {
     let held = match handover_remove::removes_through(node, table, &frame) {
-        Some(owner) => handover_remove::held_by(node, &owner, &frame).await,
+        Some(through) => handover_remove::held_by(node, &through, &frame).await,
         None => false,
     };
     let header = frame.header;
@@ -943,8 +943,10 @@ fn asks_previous_owner(
     f: &Frame,
 ) -> bool {
     if f.header.command == Command::Remove {
-        return handover_remove::removes_through(node, table, f).is_some()
-            && handover_remove::holds_nothing(b, f);
+        return handover_remove::removes_through(node, table, f).is_some_and(|through| {
+            let key = ringblob_engine::Key(f.header.key);
+            handover_remove::holds_nothing(b, &key, through.column)
+        });
     }
     reads_through(node, table, f).is_some() && dispatch::nothing_here(b, f)
 }

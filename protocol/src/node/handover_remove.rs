@@ -20,14 +20,20 @@ use crate::wire::{
     MAX_FORWARD_HOPS,
 };
 
-/// The previous owner to ask about `frame` if it is a client's remove (plain or versioned,
-/// not a copy) of a key in a range this node took over recently whose previous owner is
-/// alive: `None` for anything else.
+/// A client's remove (plain or versioned, not a copy) of a key in a range this node took
+/// over recently whose previous owner is alive: that owner, and the column the remove names
+/// (`None`: the whole key). `None` for anything else.
+pub struct RemoveThrough {
+    pub owner: PreviousOwner,
+    pub column: Option<u16>,
+}
+
+/// The [`RemoveThrough`] of `frame`, if it is one (the request decoded once, here).
 pub fn removes_through(
     node: &Node,
     table: Option<&RouteTable>,
     frame: &Frame,
-) -> Option<PreviousOwner> {
+) -> Option<RemoveThrough> {
     let h = &frame.header;
     if h.command != Command::Remove || h.is_hinted() || h.hops >= MAX_FORWARD_HOPS {
         return None;
@@ -35,51 +41,36 @@ pub fn removes_through(
     if !node.handovers.any() {
         return None;
     }
-    let copy = match dispatch::decode_request(frame) {
-        Ok(Request::Remove(r)) => r.if_newer.is_some(),
+    let column = match dispatch::decode_request(frame) {
+        Ok(Request::Remove(r)) if r.if_newer.is_none() => r.column,
         _ => return None,
     };
-    if copy {
-        return None;
-    }
     match node.handovers.previous_owner(&h.key, table?)? {
-        ReadThrough::Ask(owner) => Some(owner),
+        ReadThrough::Ask(owner) => Some(RemoveThrough { owner, column }),
         ReadThrough::Down(_) => None,
     }
 }
 
-/// The column a remove names (`None`: the whole key), if `frame` is a remove.
-fn removed_column(frame: &Frame) -> Option<Option<u16>> {
-    match dispatch::decode_request(frame) {
-        Ok(Request::Remove(r)) => Some(r.column),
-        _ => None,
-    }
-}
-
-/// Whether this node holds nothing the remove `frame` would remove (so its own answer
-/// would be `NOT_FOUND`).
-pub fn holds_nothing(b: &dyn Backend, frame: &Frame) -> bool {
-    let key = Key(frame.header.key);
-    match removed_column(frame) {
-        Some(None) => b.columns(&key).is_ok_and(|c| c.is_empty()),
-        Some(Some(column)) => matches!(
-            b.lookup_column(&key, column),
+/// Whether this node holds nothing of `column` (`None`: of any column) of `key`, so its
+/// own answer to the remove would be `NOT_FOUND`.
+pub fn holds_nothing(b: &dyn Backend, key: &Key, column: Option<u16>) -> bool {
+    match column {
+        None => b.columns(key).is_ok_and(|c| c.is_empty()),
+        Some(column) => matches!(
+            b.lookup_column(key, column),
             Err(ringblob_backends::Error::NotFound(_))
         ),
-        None => false,
     }
 }
 
-/// Whether `owner` holds a value of the column the remove `frame` removes (column 0 for a
-/// whole key) in its own storage. Any failure to tell counts as no: the answer is then
-/// this node's own.
-pub async fn held_by(node: &Node, owner: &PreviousOwner, frame: &Frame) -> bool {
-    let Some(column) = removed_column(frame) else {
+/// Whether the previous owner holds a value of the column the remove `frame` removes
+/// (column 0 for a whole key) in its own storage. Any failure to tell counts as no: the
+/// answer is then this node's own.
+pub async fn held_by(node: &Node, through: &RemoveThrough, frame: &Frame) -> bool {
+    let Some(ask) = lookup_frame(&frame.header, through.column.unwrap_or(0)) else {
         return false;
     };
-    let Some(ask) = lookup_frame(&frame.header, column.unwrap_or(0)) else {
-        return false;
-    };
+    let owner = &through.owner;
     let mut answer = Vec::new();
     let asked = node
         .peers

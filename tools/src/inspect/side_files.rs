@@ -121,9 +121,7 @@ fn check_remove_log(path: &Path) -> Result<Vec<Problem>> {
     for (i, chunk) in body.chunks_exact(REMOVE_ENTRY_LEN).enumerate() {
         let mut entry = [0u8; REMOVE_ENTRY_LEN];
         entry.copy_from_slice(chunk);
-        let decoded = Removal::decode(&entry);
-        // Version 1 had no flags: the byte was reserved.
-        if decoded.is_none_or(|r| r.whole_key && version == 1) {
+        if Removal::decode_in(version, &entry).is_none() {
             let at = (REMOVE_LOG_HEADER_LEN + i * REMOVE_ENTRY_LEN) as u64;
             out.push(
                 bad(
