@@ -135,3 +135,25 @@ def test_sync_directory(cluster, aws, bucket_name, tmp_path):
     aws("s3", "sync", "--no-progress", f"s3://{bucket_name}/synced", down)
     for rel, body in files.items():
         assert (down / rel).read_bytes() == body, rel
+
+
+def test_cp_and_mv_of_a_multipart_object_between_buckets(cluster, aws, bucket_name, tmp_path):
+    """Past 8 MiB the CLI copies an object in parts (UploadPartCopy), as `mv` does."""
+    other = bucket_name + "-to"
+    aws("s3", "mb", f"s3://{bucket_name}")
+    aws("s3", "mb", f"s3://{other}")
+    data = random.Random(13).randbytes(19 * MiB + 7)
+    src = tmp_path / "nineteen.bin"
+    src.write_bytes(data)
+    aws("s3", "cp", "--no-progress", src, f"s3://{bucket_name}/a/nineteen.bin")
+
+    aws("s3", "cp", "--no-progress", f"s3://{bucket_name}/a/nineteen.bin",
+        f"s3://{other}/b/copy.bin")
+    aws("s3", "mv", "--no-progress", f"s3://{bucket_name}/a/nineteen.bin",
+        f"s3://{other}/b/moved.bin")
+
+    s3 = cluster.client()
+    for key in ["b/copy.bin", "b/moved.bin"]:
+        assert s3.get_object(Bucket=other, Key=key)["Body"].read() == data, key
+    assert s3.list_objects_v2(Bucket=bucket_name).get("KeyCount") == 0
+    assert s3.list_multipart_uploads(Bucket=other).get("Uploads", []) == []

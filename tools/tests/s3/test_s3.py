@@ -608,6 +608,85 @@ def test_copy_object(cluster, bucket):
     assert head["ContentType"] == "image/png" and head["Metadata"] == {"origin": "camera"}
 
 
+def test_upload_part_copy(cluster, bucket):
+    """Parts copied from other objects, whole or a byte range of them (UploadPartCopy)."""
+    s3 = cluster.client()
+    big = data_of(31, 11 * MiB)
+    small = data_of(32, 300_000)
+    s3.put_object(Bucket=bucket, Key="pc/big", Body=big)
+    s3.put_object(Bucket=bucket, Key="pc/small", Body=small)
+    key = "pc/joined"
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType="x/joined")
+    uid = upload["UploadId"]
+    src = {"Bucket": bucket, "Key": "pc/big"}
+    parts = []
+    for number, (first, last) in enumerate([(0, 5 * MiB - 1), (5 * MiB, 11 * MiB - 1)], 1):
+        r = s3.upload_part_copy(
+            Bucket=bucket, Key=key, UploadId=uid, PartNumber=number, CopySource=src,
+            CopySourceRange=f"bytes={first}-{last}",
+        )
+        assert r["CopyPartResult"]["ETag"]
+        parts.append({"PartNumber": number, "ETag": r["CopyPartResult"]["ETag"]})
+    # The last part: another object, whole.
+    r = s3.upload_part_copy(
+        Bucket=bucket, Key=key, UploadId=uid, PartNumber=3,
+        CopySource={"Bucket": bucket, "Key": "pc/small"},
+    )
+    parts.append({"PartNumber": 3, "ETag": r["CopyPartResult"]["ETag"]})
+    listed = s3.list_parts(Bucket=bucket, Key=key, UploadId=uid)["Parts"]
+    assert [p["Size"] for p in listed] == [5 * MiB, 6 * MiB, len(small)]
+    assert [p["ETag"] for p in listed] == [p["ETag"] for p in parts]
+
+    # Refused: a range past the source, a malformed one, a missing source, a condition.
+    bad = dict(Bucket=bucket, Key=key, UploadId=uid, PartNumber=4, CopySource=src)
+    assert error_of(
+        s3.upload_part_copy, **bad, CopySourceRange=f"bytes=0-{11 * MiB}"
+    ) == ("InvalidArgument", 400)
+    assert error_of(s3.upload_part_copy, **bad, CopySourceRange="bytes=5-") == (
+        "InvalidArgument", 400)
+    assert error_of(
+        s3.upload_part_copy, **{**bad, "CopySource": {"Bucket": bucket, "Key": "pc/none"}}
+    ) == ("NoSuchKey", 404)
+    assert error_of(s3.upload_part_copy, **bad, CopySourceIfMatch='"nope"') == (
+        "PreconditionFailed", 412)
+    assert error_of(
+        s3.upload_part_copy, **{**bad, "UploadId": "00" * 16}
+    ) == ("NoSuchUpload", 404)
+    assert len(s3.list_parts(Bucket=bucket, Key=key, UploadId=uid)["Parts"]) == 3
+
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": parts}
+    )
+    got = s3.get_object(Bucket=bucket, Key=key)
+    assert got["Body"].read() == big + small
+    assert got["ContentType"] == "x/joined"
+    # The sources are untouched.
+    assert s3.get_object(Bucket=bucket, Key="pc/big")["Body"].read() == big
+
+
+def test_managed_copy_of_a_large_object(cluster, bucket):
+    """boto3's managed copy past its multipart threshold: CreateMultipartUpload,
+    UploadPartCopy per range, CompleteMultipartUpload — to another bucket."""
+    from boto3.s3.transfer import TransferConfig
+
+    s3 = cluster.client()
+    data = data_of(33, 17 * MiB + 12345)
+    s3.put_object(
+        Bucket=bucket, Key="mc/src", Body=data, ContentType="video/x-test",
+        Metadata={"take": "2"},
+    )
+    other = bucket + "-mc"
+    s3.create_bucket(Bucket=other)
+    config = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    s3.copy({"Bucket": bucket, "Key": "mc/src"}, other, "mc/dst", Config=config)
+    got = s3.get_object(Bucket=other, Key="mc/dst")
+    assert got["Body"].read() == data
+    assert got["ETag"].endswith('-4"'), got["ETag"]
+    assert got["ContentType"] == "video/x-test"
+    assert got["Metadata"] == {"take": "2"}
+    assert s3.list_multipart_uploads(Bucket=other).get("Uploads", []) == []
+
+
 def test_delete_objects(cluster, bucket):
     s3 = cluster.client()
     present = [f"del/{i}" for i in range(5)]

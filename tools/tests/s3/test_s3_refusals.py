@@ -62,18 +62,6 @@ def test_unsupported_bucket_operations_change_nothing(cluster, bucket):
     s3.head_bucket(Bucket=bucket)
 
 
-def test_upload_part_copy_is_refused(cluster, bucket):
-    s3 = cluster.client()
-    s3.put_object(Bucket=bucket, Key="src", Body=data_of(3, 100))
-    upload = s3.create_multipart_upload(Bucket=bucket, Key="pc")["UploadId"]
-    assert error_of(
-        s3.upload_part_copy, Bucket=bucket, Key="pc", UploadId=upload, PartNumber=1,
-        CopySource={"Bucket": bucket, "Key": "src"},
-    ) == ("NotImplemented", 501)
-    assert s3.list_parts(Bucket=bucket, Key="pc", UploadId=upload).get("Parts", []) == []
-    s3.abort_multipart_upload(Bucket=bucket, Key="pc", UploadId=upload)
-
-
 def test_a_limited_key_learns_nothing_of_another_bucket(cluster, bucket):
     s3 = cluster.client()
     lim = cluster.client("limited")

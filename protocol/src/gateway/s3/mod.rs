@@ -4,6 +4,7 @@
 
 pub mod body;
 mod buckets;
+mod copy;
 pub mod digest;
 pub mod error;
 mod list;
@@ -80,8 +81,7 @@ const UNSUPPORTED: [&str; 30] = [
 
 /// Why `ask` names an operation this gateway does not implement, if it does: an
 /// [`UNSUPPORTED`] sub-resource, a version other than `null`, a part of an object
-/// (`GET ?partNumber` without an upload), a part copied from another object
-/// (UploadPartCopy), or a change of versioning.
+/// (`GET ?partNumber` without an upload), or a change of versioning.
 fn unsupported(ask: &Ask) -> Option<&'static str> {
     if let Some(name) = UNSUPPORTED.iter().find(|name| ask.has(name)) {
         return Some(name);
@@ -92,9 +92,6 @@ fn unsupported(ask: &Ask) -> Option<&'static str> {
     let reads = matches!(ask.method, Method::GET | Method::HEAD);
     if reads && ask.has("partNumber") && !ask.has("uploadId") {
         return Some("partNumber (reading one part of an object)");
-    }
-    if ask.has("uploadId") && ask.headers.contains_key("x-amz-copy-source") {
-        return Some("UploadPartCopy (x-amz-copy-source on a part)");
     }
     if ask.has("versioning") && ask.method != Method::GET {
         return Some("versioning (only GetBucketVersioning is supported)");
@@ -269,8 +266,9 @@ async fn route(ask: Ask) -> Result<Response, S3Error> {
         Method::GET if ask.has("uploadId") => multipart::list_parts(ask).await,
         Method::GET => objects::get(ask, true).await,
         Method::HEAD => objects::get(ask, false).await,
+        Method::PUT if ask.has("uploadId") && copies(&ask) => copy::upload_part(ask).await,
         Method::PUT if ask.has("uploadId") => multipart::upload_part(ask).await,
-        Method::PUT if ask.headers.contains_key("x-amz-copy-source") => objects::copy(ask).await,
+        Method::PUT if copies(&ask) => copy::copy(ask).await,
         Method::PUT => objects::put(ask).await,
         Method::POST if ask.has("uploads") => multipart::create(ask).await,
         Method::POST if ask.has("uploadId") => multipart::complete(ask).await,
@@ -278,6 +276,11 @@ async fn route(ask: Ask) -> Result<Response, S3Error> {
         Method::DELETE => objects::delete(ask).await,
         _ => Err(S3Error::not_implemented("this request on an object")),
     }
+}
+
+/// Whether `ask` copies from another object (`x-amz-copy-source`).
+fn copies(ask: &Ask) -> bool {
+    ask.headers.contains_key("x-amz-copy-source")
 }
 
 /// An S3 time: `2009-10-12T17:50:30.000Z`.

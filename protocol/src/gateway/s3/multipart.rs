@@ -5,6 +5,8 @@
 //! the parts in order into the object (a chunked object past one value; memory bounded by
 //! the pipe), then removes the parts and the record.
 
+use std::sync::Arc;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -132,13 +134,37 @@ fn part_number(ask: &Ask) -> Result<u32, S3Error> {
 }
 
 pub async fn upload_part(mut ask: Ask) -> Result<Response, S3Error> {
-    check_write(&ask)?;
-    let system = ask.gw.system().await?;
-    let (id, _) = upload(&ask, &system).await?;
-    let n = part_number(&ask)?;
+    let (system, id, n) = part_of(&ask).await?;
     let (mut source, size_hint) = ask.take_body()?;
-    let target = part_target(&ask.bucket, &id, n);
+    let etag = store_part(&system, (&ask.bucket, &id, n), &mut source, size_hint).await?;
+    let mut r = StatusCode::OK.into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(r)
+}
+
+/// The upload and part number an `UploadPart` or `UploadPartCopy` writes, checked: the
+/// key may write the bucket, the upload exists for the request's key.
+pub(super) async fn part_of(ask: &Ask) -> Result<(Arc<Client>, String, u32), S3Error> {
+    check_write(ask)?;
+    let system = ask.gw.system().await?;
+    let (id, _) = upload(ask, &system).await?;
+    let n = part_number(ask)?;
+    Ok((system, id, n))
+}
+
+/// Stores part `n` of upload `id` of `bucket` from `source`, and its record; its entity
+/// tag.
+pub(super) async fn store_part(
+    system: &Client,
+    (bucket, id, n): (&str, &str, u32),
+    source: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
+    size_hint: Option<u64>,
+) -> Result<String, S3Error> {
+    let target = part_target(bucket, id, n);
     let o = PutOptions::default();
+    let mut source = source; // a sized reader: the reference
     let size = system
         .put_object(target.clone(), &mut source, (size_hint, o), |_| {})
         .await
@@ -148,20 +174,16 @@ pub async fn upload_part(mut ask: Ask) -> Result<Response, S3Error> {
         .await
         .map_err(|e| S3Error::from_client(&e))?;
     let etag = etag_of(&stored);
-    let name = format!("{}/{id}/{n:05}", ask.bucket);
+    let name = format!("{bucket}/{id}/{n:05}");
     record(
-        &system,
+        system,
         (UPLOADS_NS, &name),
         size,
         (String::new(), etag.clone(), Vec::new()),
         o,
     )
     .await?;
-    let mut r = StatusCode::OK.into_response();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        r.headers_mut().insert(header::ETAG, v);
-    }
-    Ok(r)
+    Ok(etag)
 }
 
 /// Every name under `prefix` in the uploads namespace.

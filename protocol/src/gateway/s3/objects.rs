@@ -1,5 +1,5 @@
 //! Objects: GetObject and HeadObject (ranges, conditions), PutObject (the body checked as
-//! it streams), CopyObject, DeleteObject and DeleteObjects.
+//! it streams), DeleteObject and DeleteObjects (copies: `copy.rs`).
 
 use std::sync::Arc;
 
@@ -9,20 +9,18 @@ use axum::response::{IntoResponse, Response};
 use ringblob_backends::names::NameRecord;
 use serde::Deserialize;
 
-use super::buckets::{exists, require};
+use super::buckets::require;
 use super::error::S3Error;
 use super::xml::{self, element, S3_NS};
-use super::{iso_time, Ask};
+use super::Ask;
 use crate::client::{Client, ClientError, PutOptions, Target};
-use crate::gateway::conditional::{range_applies, Conditions, Verdict};
+use crate::gateway::conditional::{range_applies, Verdict};
 use crate::gateway::object::{
-    conditions, describe, etag_for, find, max_object_size, modified_at, plain_whole_get,
-    stream_body, user_meta, version_now, write_conditions_hold,
+    conditions, describe, etag_for, max_object_size, modified_at, plain_whole_get, stream_body,
+    user_meta, version_now, write_conditions_hold,
 };
 use crate::gateway::range::{resolve, RangeAsk};
-use crate::gateway::replicas::{
-    put_named_object, read_in_groups, remove_object as remove_in_groups,
-};
+use crate::gateway::replicas::{put_named_object, remove_object as remove_in_groups};
 use crate::wire::Durability;
 use std::time::SystemTime;
 
@@ -109,7 +107,7 @@ fn override_headers(ask: &Ask, h: &mut axum::http::HeaderMap) -> Result<(), S3Er
     Ok(())
 }
 
-fn precondition_failed() -> S3Error {
+pub(super) fn precondition_failed() -> S3Error {
     S3Error::new(
         StatusCode::PRECONDITION_FAILED,
         "PreconditionFailed",
@@ -226,15 +224,10 @@ pub async fn put(mut ask: Ask) -> Result<Response, S3Error> {
         .map_err(|(_, why)| S3Error::new(StatusCode::BAD_REQUEST, "MetadataTooLarge", why))?;
     let conds = conditions(&ask.headers);
     let target = target(&ask);
-    if conds.if_match.is_some() || conds.if_none_match.is_some() {
-        let current = match find(&ask.client, &target, 0).await {
-            Ok(found) => Some(found.current()),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(S3Error::from_client(&e)),
-        };
-        if conds.evaluate(current.as_ref(), false) != Verdict::Proceed {
-            return Err(precondition_failed());
-        }
+    match write_conditions_hold(&ask.client, &target, 0, &conds).await {
+        Ok(true) => {}
+        Ok(false) => return Err(precondition_failed()),
+        Err(e) => return Err(S3Error::from_client(&e)),
     }
     let content_type = ask.header("content-type").unwrap_or_default().to_string();
     let (mut source, size_hint) = ask.take_body()?;
@@ -260,92 +253,6 @@ pub async fn put(mut ask: Ask) -> Result<Response, S3Error> {
         r.headers_mut().insert(header::ETAG, v);
     }
     Ok(r)
-}
-
-/// `x-amz-copy-source`: `bucket/key` (or `/bucket/key`), URL-encoded, maybe `?versionId=`.
-fn copy_source(text: &str) -> Option<(String, String)> {
-    let text = text.split('?').next()?;
-    let decoded = super::sigv4::percent_decode(text);
-    let (bucket, key) = decoded.trim_start_matches('/').split_once('/')?;
-    (!bucket.is_empty() && !key.is_empty()).then(|| (bucket.to_string(), key.to_string()))
-}
-
-pub async fn copy(ask: Ask) -> Result<Response, S3Error> {
-    require(&ask).await?;
-    let (src_bucket, src_key) = ask
-        .header("x-amz-copy-source")
-        .and_then(copy_source)
-        .ok_or_else(|| S3Error::invalid_argument("x-amz-copy-source must be bucket/key"))?;
-    let src = Target::named(&src_bucket, src_key.clone().into_bytes());
-    let (groups, _) = ask.gw.replicas().await;
-    let found = read_in_groups(&ask.client, &groups, |c| {
-        let t = src.clone();
-        async move { find(&c, &t, 0).await }
-    });
-    let (found, from) = match found.await {
-        Ok(f) => f,
-        Err(e) if e.is_not_found() => return Err(missing_source(&ask, &src_bucket).await),
-        Err(e) => return Err(S3Error::from_client(&e)),
-    };
-    let copy_conditions = Conditions {
-        if_match: ask.header("x-amz-copy-source-if-match"),
-        if_none_match: ask.header("x-amz-copy-source-if-none-match"),
-        if_modified_since: ask.header("x-amz-copy-source-if-modified-since"),
-        if_unmodified_since: ask.header("x-amz-copy-source-if-unmodified-since"),
-    };
-    // As a read of the source: what would be `304 Not Modified` fails the copy too.
-    if copy_conditions.evaluate(Some(&found.current()), true) != Verdict::Proceed {
-        return Err(precondition_failed());
-    }
-    let replace = ask.header("x-amz-metadata-directive") == Some("REPLACE");
-    let onto_itself = src_bucket == ask.bucket && Some(&src_key) == ask.key.as_ref();
-    if onto_itself && !replace {
-        return Err(S3Error::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequest",
-            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata",
-        ));
-    }
-    let (content_type, meta) = match (replace, &found.record) {
-        (true, _) => (
-            ask.header("content-type").unwrap_or_default().to_string(),
-            user_meta(&ask.headers).map_err(|(_, why)| S3Error::invalid_argument(&why))?,
-        ),
-        (false, Some(r)) => (r.content_type.clone(), r.user_meta.clone()),
-        (false, None) => (String::new(), Vec::new()),
-    };
-    let from = crate::gateway::object::own_connection_if_long(from, found.size);
-    let mut reader = from.reader(src, (0, Some(found.size)));
-    let key = ask.key.clone().unwrap_or_default();
-    let d = Described {
-        content_type,
-        meta,
-        parts: None,
-    };
-    let (etag, stored) = store(&ask, &key, &mut reader, Some(found.size), d).await?;
-    Ok(xml::ok(format!(
-        "<CopyObjectResult xmlns=\"{S3_NS}\">{}{}</CopyObjectResult>",
-        element("LastModified", &iso_time(ns_of(stored))),
-        element("ETag", &etag)
-    )))
-}
-
-/// The error for a copy source that was not found: its bucket's, if the bucket does not
-/// exist (or may not be read by this key), else `NoSuchKey`.
-async fn missing_source(ask: &Ask, bucket: &str) -> S3Error {
-    if !ask.who.may_read(bucket) {
-        return S3Error::access_denied("this key may not read the copy source's bucket");
-    }
-    let (groups, _) = ask.gw.replicas().await;
-    let bucket_exists = match ask.gw.system().await {
-        Ok(system) => exists(&system, &groups, bucket).await,
-        Err(e) => Err(e),
-    };
-    match bucket_exists {
-        Ok(false) => S3Error::no_such_bucket(bucket),
-        Ok(true) => S3Error::no_such_key(),
-        Err(e) => e,
-    }
 }
 
 pub async fn delete(ask: Ask) -> Result<Response, S3Error> {
@@ -454,19 +361,7 @@ pub async fn delete_many(mut ask: Ask) -> Result<Response, S3Error> {
 }
 
 /// Nanoseconds since the Unix epoch of `t`.
-fn ns_of(t: SystemTime) -> u64 {
+pub(super) fn ns_of(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn copy_sources() {
-        let s = |t| super::copy_source(t);
-        assert_eq!(s("b/k/x"), Some(("b".into(), "k/x".into())));
-        assert_eq!(s("/b/a%20b?versionId=1"), Some(("b".into(), "a b".into())));
-        assert_eq!(s("b"), None);
-        assert_eq!(s("/b/"), None);
-    }
 }
