@@ -67,7 +67,8 @@ pub struct Gateway {
     base: ClientConfig,
     /// Set when the node requires keys.
     access: Option<Arc<Access>>,
-    clients: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
+    /// Held only to look up or insert, never across an await.
+    clients: parking_lot::Mutex<HashMap<String, Arc<Client>>>,
     /// The node's own group, read first.
     own_group: u32,
     /// How many groups must store a write.
@@ -90,7 +91,7 @@ impl Gateway {
             node_addr,
             base,
             access: access.required().then_some(access),
-            clients: tokio::sync::Mutex::default(),
+            clients: parking_lot::Mutex::default(),
             own_group: 0,
             write_quorum: Quorum::Majority,
             groups: parking_lot::Mutex::default(),
@@ -125,6 +126,12 @@ impl Gateway {
                 return (g.1.clone(), self.write_quorum);
             }
         }
+        // Boxed: the route table's request stays out of every request's future.
+        Box::pin(self.refresh_replicas()).await
+    }
+
+    /// [`Gateway::replicas`] asked of the node's route table again.
+    async fn refresh_replicas(&self) -> (Vec<u32>, Quorum) {
         let table = match self.client(SYSTEM).await {
             Ok(c) => c.route_table().await.ok(),
             Err(_) => None,
@@ -243,9 +250,15 @@ impl Gateway {
 
     /// The cached client acting for key `id` (`SYSTEM`: for no key), connected on first use.
     async fn client(&self, id: &str) -> Result<Arc<Client>, crate::client::ClientError> {
-        if let Some(c) = self.clients.lock().await.get(id) {
+        if let Some(c) = self.clients.lock().get(id) {
             return Ok(c.clone());
         }
+        // Boxed: the connection's future stays out of every request's.
+        Box::pin(self.connect_client(id)).await
+    }
+
+    /// A new client of the node acting for `id`, kept for the next requests.
+    async fn connect_client(&self, id: &str) -> Result<Arc<Client>, crate::client::ClientError> {
         let mut config = self.base.clone();
         config.name = "ringblob-gateway".into();
         if let Some(access) = &self.access {
@@ -264,7 +277,7 @@ impl Gateway {
             .inspect_err(|e| {
                 tracing::warn!(error = %e, "the gateway cannot reach its node");
             })?;
-        let mut clients = self.clients.lock().await;
+        let mut clients = self.clients.lock();
         if clients.len() >= MAX_CLIENTS {
             clients.clear();
         }

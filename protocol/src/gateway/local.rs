@@ -40,11 +40,12 @@ impl Gateway {
             }
         }
         let (groups, _) = self.replicas().await;
-        read_in_groups(client, &groups, |c| {
+        // Boxed: the client path's future stays out of an in-process GET's.
+        let read = read_in_groups(client, &groups, |c| {
             let t = target.clone();
             async move { whole_or_found(&c, &t, column, whole).await }
-        })
-        .await
+        });
+        Box::pin(read).await
     }
 }
 

@@ -58,8 +58,11 @@ async fn entry(
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
     req: Request,
 ) -> Response {
+    // Every request's future is boxed (by axum) and moved whole: the S3 face's, which is
+    // large, is boxed on its own so that a plain GET's stays small (a plain GET's future
+    // was 8.6 KB, the S3 face's share of it, allocated and copied per request).
     if s3::wants(&req) {
-        return s3::handle(&gw, peer, req).await;
+        return Box::pin(s3::handle(&gw, peer, req)).await;
     }
     plain(gw, peer, req).await
 }
@@ -81,14 +84,22 @@ async fn plain(gw: Arc<Gateway>, peer: PeerAddr, req: Request) -> Response {
         return errors::not_allowed("GET, HEAD", "listings take GET (or HEAD)");
     }
     let q = || Query::try_from_uri(&parts.uri).unwrap_or_else(|_| Query(Default::default()));
+    // The routes but GET and HEAD of an object are boxed: their futures stay out of the
+    // GET's (see `entry`).
     if namespace.is_empty() {
-        return listing::namespaces(State(gw), q(), ConnectInfo(peer), headers).await;
+        return Box::pin(listing::namespaces(
+            State(gw),
+            q(),
+            ConnectInfo(peer),
+            headers,
+        ))
+        .await;
     }
     let name = match (listing, name) {
         (false, Some(name)) => name,
         _ => {
-            return listing::names(State(gw), Path(namespace), q(), ConnectInfo(peer), headers)
-                .await
+            let names = listing::names(State(gw), Path(namespace), q(), ConnectInfo(peer), headers);
+            return Box::pin(names).await;
         }
     };
     let q = match Query::try_from_uri(&parts.uri) {
@@ -107,9 +118,9 @@ async fn plain(gw: Arc<Gateway>, peer: PeerAddr, req: Request) -> Response {
         Method::HEAD => object::head(ask).await,
         Method::PUT => {
             let (s, p, q, c, h) = ask;
-            object::put(s, p, q, c, h, body).await
+            Box::pin(object::put(s, p, q, c, h, body)).await
         }
-        Method::DELETE => object::delete(ask).await,
+        Method::DELETE => Box::pin(object::delete(ask)).await,
         _ => errors::not_allowed(
             "GET, HEAD, PUT, DELETE",
             "objects take GET, HEAD, PUT or DELETE",
