@@ -21,7 +21,8 @@ pub async fn with_cluster(
     }
     let mut nodes = Vec::new();
     for n in &table.nodes {
-        let stat = if n.alive {
+        // A draining node is not alive in the table but answers (`reachable`).
+        let stat = if n.reachable() {
             node_stat(&n.addr, timeout, security.clone()).await
         } else {
             Err("down".to_string())
@@ -49,7 +50,7 @@ pub async fn all_stats(
 ) -> Vec<Result<Value, String>> {
     let mut out = Vec::new();
     for n in &table.nodes {
-        out.push(if n.alive {
+        out.push(if n.reachable() {
             node_stat(&n.addr, timeout, security.clone()).await
         } else {
             Err("down".to_string())

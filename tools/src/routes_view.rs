@@ -33,7 +33,12 @@ pub fn render_table(table: &RouteTable) -> String {
             node.name,
             node.addr,
             node.group,
-            if node.alive { "yes" } else { "no" },
+            match (node.alive, node.leaving, node.has_left()) {
+                (true, _, _) => "yes",
+                (false, true, _) => "drain",
+                (false, false, true) => "left",
+                (false, false, false) => "no",
+            },
             node.ids.len(),
             share * 100.0,
             ranges
@@ -108,5 +113,20 @@ mod tests {
         // (0x40.., 0xc0..] is 0x8080.. of 2^256: a hair over half.
         assert!(text.contains(" 49.8%") && text.contains(" 50.2%"), "{text}");
         assert!(render("[1,2]").is_none());
+    }
+
+    #[test]
+    fn a_draining_node_is_shown_draining_not_dead() {
+        let a = "40".repeat(32);
+        let json = format!(
+            r#"{{"version":3,"nodes":[{{"name":"a","addr":"x:1","group":1,"ids":["{a}"],"alive":false,"leaving":true,"incarnation":1}},{{"name":"b","addr":"x:2","group":1,"ids":[],"alive":false,"incarnation":2}},{{"name":"c","addr":"x:3","group":1,"ids":["{a}"],"alive":false,"incarnation":1}}]}}"#
+        );
+        let text = render(&json).unwrap_or_default();
+        let alive: Vec<&str> = text
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split_whitespace().nth(3))
+            .collect();
+        assert_eq!(alive, ["drain", "left", "no"], "{text}");
     }
 }

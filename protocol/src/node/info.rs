@@ -239,6 +239,9 @@ impl NodeInfo {
             "fraction_left": st.pending.iter().fold(0.0, |sum, p| sum + p.fraction_left),
             "records_sent": st.records_sent,
             "bytes_sent": st.bytes_sent,
+            // Why the last failed transfer failed, while no transfer has moved on since
+            // (a drain stalled on a full disk says so here).
+            "last_error": st.last_failure,
         })
         .to_string())
     }

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use super::handover::Handovers;
 use super::mover::{MoveEvent, Mover};
 use super::repairer::{RepairCounters, Repairer};
+use super::transfer_backoff::{worth_a_warning, TransferBackoff};
 use crate::cluster::{
     Cluster, ClusterConfig, ClusterTimer, Effect, Restart, TransferProgress,
     MAX_CLUSTER_MESSAGE_LEN, MAX_PROGRESS_LEN,
@@ -41,6 +42,8 @@ pub struct MoveStatus {
     pub records_dropped: u64,
     pub bytes_sent: u64,
     pub failures: u64,
+    /// Why the last transfer that failed failed, until a transfer moves on again.
+    pub last_failure: Option<String>,
     /// A leave asked for (`LEAVE`): "requested" until the group's ring has settled, "leaving"
     /// while ranges are handed over, then "left".
     pub leave: Option<&'static str>,
@@ -56,9 +59,6 @@ pub struct PendingMove {
 
 /// Shared with `stat`.
 pub type MoveStatusCell = Arc<Mutex<MoveStatus>>;
-
-/// How long a failed transfer waits before it is tried again.
-const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The route table the node serves and routes by; `None` outside a cluster.
 pub type Routes = watch::Receiver<Option<Arc<RouteTable>>>;
@@ -249,6 +249,7 @@ impl Membership {
             repairer,
             moved,
             running: HashMap::new(),
+            backoff: TransferBackoff::default(),
             handover_log: super::handover_log::HandoverLog::default(),
             moves: moves.clone(),
             handovers: handovers.clone(),
@@ -297,6 +298,8 @@ struct Shell {
     moved: mpsc::UnboundedSender<MoveEvent>,
     /// Transfers being streamed, by id, with the flag that stops them.
     running: HashMap<u64, Arc<AtomicBool>>,
+    /// When transfers that failed are tried again.
+    backoff: TransferBackoff,
     /// One summary line per hand-over (`handover_log.rs`).
     handover_log: super::handover_log::HandoverLog,
     moves: MoveStatusCell,
@@ -498,9 +501,12 @@ impl Shell {
             }
             keep
         });
+        self.backoff
+            .retain(|id| transfers.iter().any(|t| t.id == id));
         let table = self.cluster.route_table().clone();
+        let now = std::time::Instant::now();
         for t in &transfers {
-            if self.running.contains_key(&t.id) {
+            if self.running.contains_key(&t.id) || self.backoff.waiting(t.id, now) {
                 continue;
             }
             let Some(addr) = table.node(&t.to).map(|n| n.addr.clone()) else {
@@ -542,6 +548,7 @@ impl Shell {
     fn on_moved(&mut self, event: MoveEvent) -> Result<Vec<Effect>, crate::cluster::ClusterError> {
         match event {
             MoveEvent::Progress { id, cursor } => {
+                self.moved_on(id);
                 let effects = self.cluster.transfer_progress(id, cursor);
                 self.after_move();
                 effects
@@ -549,6 +556,7 @@ impl Shell {
             MoveEvent::Retry => Ok(vec![Effect::TransfersChanged]),
             MoveEvent::Done { id } => {
                 self.running.remove(&id);
+                self.moved_on(id);
                 tracing::debug!(id, "key range handed over");
                 let effects = self.cluster.transfer_done(id);
                 self.after_move();
@@ -557,18 +565,35 @@ impl Shell {
                 effects
             }
             MoveEvent::Failed { id, why } => {
-                tracing::warn!(id, error = %why, "handing a key range over failed; retrying");
+                let (in_a_row, wait) = self.backoff.failed(id, std::time::Instant::now());
+                let retry_in_secs = wait.as_secs();
+                if worth_a_warning(in_a_row) {
+                    tracing::warn!(id, error = %why, failures_in_a_row = in_a_row, retry_in_secs,
+                        "handing a key range over failed; retrying");
+                } else {
+                    tracing::debug!(id, error = %why, failures_in_a_row = in_a_row, retry_in_secs,
+                        "handing a key range over failed; retrying");
+                }
                 self.handover_log.failed();
                 self.running.remove(&id);
-                self.moves.lock().failures += 1;
+                let mut st = self.moves.lock();
+                st.failures += 1;
+                st.last_failure = Some(why.to_string());
+                drop(st);
                 let tx = self.moved.clone();
                 tokio::spawn(async move {
-                    tokio::time::sleep(RETRY_AFTER).await;
+                    tokio::time::sleep(wait).await;
                     let _ = tx.send(MoveEvent::Retry);
                 });
                 Ok(Vec::new())
             }
         }
+    }
+
+    /// Transfer `id` moved on: its failures are forgotten, and no failure stands.
+    fn moved_on(&mut self, id: u64) {
+        self.backoff.moved_on(id);
+        self.moves.lock().last_failure = None;
     }
 
     fn after_move(&mut self) {

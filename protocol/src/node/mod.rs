@@ -34,6 +34,7 @@ mod status_map;
 pub mod subscriptions;
 mod task_error;
 mod timed_stream;
+mod transfer_backoff;
 mod versions;
 mod watch_changes;
 mod watching;

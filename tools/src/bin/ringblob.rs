@@ -861,8 +861,18 @@ async fn node_cmd(ctx: &Ctx, config: ClientConfig, cmd: NodeCmd) -> Result<(), F
     let client = Client::connect(&addr, config).await?;
     let mut report = client.leave(ask).await?;
     while wait && report["state"] != "left" {
+        if report["state"] == "none" {
+            return Err(Failure(
+                1,
+                format!("{addr}: the drain was cancelled (node undrain): it keeps its ranges"),
+            ));
+        }
+        let stalled = match report["last_error"].as_str() {
+            Some(why) => format!(" — retrying after: {why}"),
+            None => String::new(),
+        };
         eprintln!(
-            "{addr}: {} — {} transfers pending, {:.1} % of its key space left, {} records sent",
+            "{addr}: {} — {} transfers pending, {:.1} % of its key space left, {} records sent{stalled}",
             report["state"].as_str().unwrap_or_default(),
             report["transfers_pending"],
             report["fraction_left"].as_f64().unwrap_or(0.0) * 100.0,

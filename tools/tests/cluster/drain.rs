@@ -32,6 +32,21 @@ fn cli(remote: &str, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("ringblob: {e}"))
 }
 
+/// `child`'s output once it exits, which it must within `limit`.
+fn wait_with_deadline(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("ringblob: {e}"))
+}
+
 fn report(out: &std::process::Output) -> serde_json::Value {
     assert!(
         out.status.success(),
@@ -282,7 +297,22 @@ fn an_undrained_node_takes_its_ranges_back_while_every_read_succeeds() {
     let held = rt.block_on(keys_on(&c));
 
     let readers = Readers::start(&rt, &[&a.addr, &c.addr]);
-    report(&cli(&a.addr, &["node", "drain", &c.addr]));
+    // A `drain --wait` watches the drain; the undrain ends it (exit 1), it does not wait on.
+    let watching = std::process::Command::new(env!("CARGO_BIN_EXE_ringblob"))
+        .args([
+            "--remote",
+            &a.addr,
+            "--timeout",
+            "10",
+            "node",
+            "drain",
+            &c.addr,
+            "--wait",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("ringblob: {e}"));
     // Half way: some records handed over, not all.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -296,6 +326,10 @@ fn an_undrained_node_takes_its_ranges_back_while_every_read_succeeds() {
     }
     let cancelled = report(&cli(&a.addr, &["node", "undrain", &c.addr]));
     assert_eq!(cancelled["state"], "none", "{cancelled}");
+    let watched = wait_with_deadline(watching, Duration::from_secs(30));
+    let said = String::from_utf8_lossy(&watched.stderr);
+    assert_eq!(watched.status.code(), Some(1), "{said}");
+    assert!(said.contains("the drain was cancelled"), "{said}");
 
     rt.block_on(async {
         // The node is alive in every table again, and its ranges come back to it.
