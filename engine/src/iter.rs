@@ -145,7 +145,21 @@ impl Iter {
     fn item(&mut self, loc: Loc) -> Result<Option<Meta>> {
         let offset = u64::from(loc.offset);
         self.read_header(loc.blob, offset)?;
-        let h = RecordHeader::decode(&self.buf, loc.blob, offset)?;
+        let h = match RecordHeader::decode(&self.buf, loc.blob, offset) {
+            Ok(h) => h,
+            // A header that fails its checksum: the record is listed nowhere, as a known
+            // damaged one (below), rather than failing every listing of its range — names,
+            // hand-overs and repair digests would stop there for good.
+            Err(e) if e.is_corruption() => {
+                self.inner.known_damage.count_failure();
+                if self.inner.known_damage.note(loc) {
+                    tracing::error!(blob = loc.blob, offset, error = %e,
+                        "iteration found a damaged record header; the record is listed nowhere, and a copy from another group replaces it");
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         if !self.in_range(&h.key) {
             return Ok(None);
         }

@@ -117,16 +117,22 @@ impl NameIndex {
         self.loaded.notify_all();
     }
 
-    /// Waits up to `timeout` for the index to be loaded: `Ok(())`, or why it is not usable.
-    pub fn wait_loaded(&self, timeout: Duration) -> Result<(), String> {
+    /// Waits up to `timeout` for the index to be loaded: `Ok(())`, or why it is not usable —
+    /// still loading (`Busy`: try again), or its load failed (`Internal`: this node cannot
+    /// list until it is restarted; a listing then takes another group).
+    pub fn wait_loaded(&self, timeout: Duration) -> crate::Result<()> {
         let mut s = self.state.lock();
         if !s.loaded {
             let _ = self.loaded.wait_for(&mut s, timeout);
         }
         match (&s.loaded, &s.load_error) {
             (true, None) => Ok(()),
-            (true, Some(e)) => Err(format!("the name index failed to load: {e}")),
-            (false, _) => Err("the name index is still loading; try again".into()),
+            (true, Some(e)) => Err(crate::Error::Internal(format!(
+                "the name index failed to load ({e}); this node cannot list names until it is restarted"
+            ))),
+            (false, _) => Err(crate::Error::Busy(
+                "the name index is still loading; try again".into(),
+            )),
         }
     }
 
@@ -191,15 +197,15 @@ mod tests {
     #[test]
     fn waiting_reports_loading_and_failure() -> TestResult {
         let ix = NameIndex::default();
-        assert!(ix.wait_loaded(Duration::from_millis(1)).is_err());
+        let loading = ix.wait_loaded(Duration::from_millis(1));
+        assert!(matches!(loading, Err(crate::Error::Busy(_))), "{loading:?}");
         ix.finish_loading(Some("disk".into()));
-        assert!(ix
-            .wait_loaded(Duration::ZERO)
-            .err()
-            .ok_or("expected an error")?
-            .contains("disk"));
+        match ix.wait_loaded(Duration::ZERO) {
+            Err(crate::Error::Internal(why)) => assert!(why.contains("disk"), "{why}"),
+            other => return Err(format!("expected a failed load: {other:?}").into()),
+        }
         ix.finish_loading(None);
-        assert_eq!(ix.wait_loaded(Duration::ZERO), Ok(()));
+        ix.wait_loaded(Duration::ZERO)?;
         Ok(())
     }
 }

@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 use crate::meta::{BackendStats, DefragSummary, IterPage, IterRequest, Meta};
 use crate::Backend;
 
+/// Unreadable name records logged one by one at load (the rest are counted).
+const UNREADABLE_LOGGED: u64 = 10;
+
 /// How long a listing waits for the index of a node that has just started.
 const LOAD_WAIT: Duration = Duration::from_secs(20);
 
@@ -39,9 +42,10 @@ impl NamedBackend {
                 let result = loader.load();
                 let stats = loader.index.stats();
                 match &result {
-                    Ok(()) => tracing::info!(
+                    Ok(unreadable) => tracing::info!(
                         names = stats.names,
                         namespaces = stats.namespaces,
+                        unreadable,
                         ms = started.elapsed().as_millis() as u64,
                         "name index loaded"
                     ),
@@ -64,19 +68,31 @@ impl NamedBackend {
         self.index.stats()
     }
 
-    /// Reads every name record of the backend into the index.
-    fn load(&self) -> Result<()> {
+    /// Reads every name record of the backend into the index; how many could not be read.
+    /// A record that cannot be read (damaged: the backend reports and counts it, and the
+    /// group's repair can bring a good copy back, which indexes it) is left out of the
+    /// listing rather than leaving the node with no listing at all.
+    fn load(&self) -> Result<u64> {
         let mut req = IterRequest::all(crate::MAX_ITER_LIMIT);
+        let mut unreadable = 0u64;
         loop {
             let page = self.inner.iterate(&req)?;
             for meta in page.entries.iter().filter(|m| m.column == NAME_COLUMN) {
-                if let Some(rec) = self.record_of(&meta.key)? {
-                    self.index.insert(&rec.namespace, &rec.name);
+                match self.record_of(&meta.key) {
+                    Ok(Some(rec)) => self.index.insert(&rec.namespace, &rec.name),
+                    Ok(None) => {}
+                    Err(e) => {
+                        unreadable += 1;
+                        if unreadable <= UNREADABLE_LOGGED {
+                            tracing::warn!(key = %meta.key.to_hex(), error = %e,
+                                "a name record cannot be read; its name is not listed");
+                        }
+                    }
                 }
             }
             match page.next_after {
                 Some(after) => req.after = Some(after),
-                None => return Ok(()),
+                None => return Ok(unreadable),
             }
         }
     }
@@ -394,7 +410,7 @@ impl Backend for NamedBackend {
     }
 
     fn list_names(&self, listing: &NameListing) -> Result<NamePage> {
-        self.index.wait_loaded(LOAD_WAIT).map_err(Error::Busy)?;
+        self.index.wait_loaded(LOAD_WAIT)?;
         match listing {
             NameListing::Names(q) => self.list(q),
             NameListing::Namespaces { after, limit } => {

@@ -201,3 +201,44 @@ fn cost_per_name() -> TestResult {
     );
     Ok(())
 }
+
+/// One damaged name record leaves its name out of the listing, not the node without one.
+#[test]
+fn a_damaged_name_record_is_left_out_and_the_rest_listed() -> TestResult {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir()?;
+    let open = || crate::BlobBackend::open(dir.path(), ringblob_engine::Config::default());
+    let (blob, offset) = {
+        let b = NamedBackend::open(Arc::new(open()?));
+        let keys: Vec<Key> = (0..20)
+            .map(|i| put(&b, "ns", &format!("n{i:02}")))
+            .collect::<Result<_, _>>()?;
+        b.sync()?;
+        match b.lookup_column(&keys[5], NAME_COLUMN)?.location {
+            crate::Location::Blob { blob, offset } => (blob, offset),
+            other => return Err(format!("not in a blob: {other}").into()),
+        }
+    };
+    // A byte of the record's header (covered by its CRC) flipped on disk.
+    let path = dir.path().join(format!("data-{blob:08}.blob"));
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let mut byte = [0u8; 1];
+    f.seek(SeekFrom::Start(offset + 40))?;
+    f.read_exact(&mut byte)?;
+    f.seek(SeekFrom::Start(offset + 40))?;
+    f.write_all(&[byte[0] ^ 0x5a])?;
+    drop(f);
+
+    let again = NamedBackend::open(Arc::new(open()?));
+    again.index.wait_loaded(Duration::from_secs(10))?;
+    let (listed, _) = names(&again, "ns", "", None, 100)?;
+    let expected: Vec<String> = (0..20)
+        .filter(|i| *i != 5)
+        .map(|i| format!("n{i:02}"))
+        .collect();
+    assert_eq!(listed, expected);
+    Ok(())
+}
