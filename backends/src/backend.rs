@@ -88,6 +88,12 @@ pub trait Backend: Send + Sync {
     }
     /// Describes one column; a column with no value is `NotFound`.
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta>;
+    /// Whether the stored record of (key, column) is known to be damaged: it fails its
+    /// checks when read, and a copy from another group replaces it (never served). A
+    /// backend that keeps no such knowledge: never.
+    fn known_damaged(&self, _key: &Key, _column: u16) -> bool {
+        false
+    }
     /// Removes one column of a key; a column with no value is `NotFound`. With
     /// `opts.only_if_newer` it is a copy of a remove made elsewhere at `opts.timestamp_ns`:
     /// applied only over an older record (`NotNewer` otherwise) and remembered even if the

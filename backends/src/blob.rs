@@ -142,6 +142,10 @@ impl Store for BlobStore {
         Ok(meta(self.engine.lookup_column(key, column)?))
     }
 
+    fn known_damaged(&self, key: &Key, column: u16) -> bool {
+        self.engine.known_damaged(key, column)
+    }
+
     fn delete(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()> {
         let durability = opts
             .durability

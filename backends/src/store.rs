@@ -150,6 +150,11 @@ pub trait Store: Send + Sync {
         Ok(whole_within(s, max))
     }
     fn meta(&self, key: &Key, column: u16) -> Result<Meta>;
+    /// Whether the stored record of (key, column) is known to be damaged (never served; a
+    /// copy from another group replaces it). Stores that keep no such knowledge: never.
+    fn known_damaged(&self, _key: &Key, _column: u16) -> bool {
+        false
+    }
     /// Removes one column; a column with no value is `NotFound`. `opts.timestamp_ns`, if
     /// set, stamps the tombstone (where the store keeps one).
     fn delete(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()>;
@@ -469,6 +474,10 @@ impl<S: Store> Backend for StoreBackend<S> {
 
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta> {
         self.store.meta(key, column)
+    }
+
+    fn known_damaged(&self, key: &Key, column: u16) -> bool {
+        self.store.known_damaged(key, column)
     }
 
     /// A column with no value is still remembered as removed (and `NotFound` returned): in a

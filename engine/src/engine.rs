@@ -446,6 +446,16 @@ impl Engine {
         }
     }
 
+    /// Whether the newest record of (`key`, `column`) is known to be damaged (a read or the
+    /// scrub found it failing its checks): it is never served, and any copy replaces it.
+    pub fn known_damaged(&self, key: &Key, column: u16) -> bool {
+        if self.inner.known_damage.is_empty() {
+            return false;
+        }
+        matches!(self.inner.find_newest(key, column), Ok(Some(e))
+            if !e.tombstone && self.inner.known_damage.contains(e.loc))
+    }
+
     /// Every live column of `key`, ascending (empty if the key has none).
     pub fn columns(&self, key: &Key) -> Result<Vec<Meta>> {
         let mut out = Vec::new();

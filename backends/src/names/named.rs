@@ -336,6 +336,10 @@ impl Backend for NamedBackend {
         self.inner.lookup_column(key, column)
     }
 
+    fn known_damaged(&self, key: &Key, column: u16) -> bool {
+        self.inner.known_damaged(key, column)
+    }
+
     fn remove_column(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()> {
         if column != NAME_COLUMN {
             return self.inner.remove_column(key, column, opts);

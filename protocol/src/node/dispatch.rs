@@ -447,6 +447,13 @@ fn changed() -> Failure {
 /// not, is `UNAVAILABLE`.
 fn trusted_meta(b: &dyn Backend, info: &NodeInfo, key: &Key, column: u16) -> Result<Meta, Failure> {
     let found = b.lookup_column(key, column);
+    // A record known to be damaged is described as a read of it would end: a replicated
+    // read then repairs this group from another, even when another holds a newer version.
+    if found.is_ok() && b.known_damaged(key, column) {
+        let why = "stored data is damaged: the record is known to fail its checks and is \
+                   never served; a copy from another group replaces it";
+        return Err((Status::ChecksumMismatch, why.into()));
+    }
     let Some(since) = info.quarantine.before() else {
         return found.map_err(|e| fail_read(b, key, column, e));
     };
