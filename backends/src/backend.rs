@@ -94,6 +94,12 @@ pub trait Backend: Send + Sync {
     fn known_damaged(&self, _key: &Key, _column: u16) -> bool {
         false
     }
+    /// The version of a remove of (key, column) the stored data itself still shows (the
+    /// blob backend's tombstone, until defragmentation drops it), beside the remove log:
+    /// a remove stays known if the log is damaged. Backends without tombstones: none.
+    fn tombstone_at(&self, _key: &Key, _column: u16) -> Option<u64> {
+        None
+    }
     /// Removes one column of a key; a column with no value is `NotFound`. With
     /// `opts.only_if_newer` it is a copy of a remove made elsewhere at `opts.timestamp_ns`:
     /// applied only over an older record (`NotNewer` otherwise) and remembered even if the

@@ -146,6 +146,10 @@ impl Store for BlobStore {
         self.engine.known_damaged(key, column)
     }
 
+    fn tombstone_at(&self, key: &Key, column: u16) -> Option<u64> {
+        self.engine.tombstone_at(key, column).ok().flatten()
+    }
+
     fn delete(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()> {
         let durability = opts
             .durability
@@ -247,5 +251,37 @@ impl Store for BlobStore {
             seconds: r.seconds,
             note: r.note,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Backend, Error};
+
+    /// A remove stays known through the blob's own tombstone when the remove log lost it
+    /// (damaged, or gone): the node still answers `REMOVED` at its version.
+    #[test]
+    fn a_remove_is_known_from_its_tombstone_without_the_remove_log() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Internal(e.to_string()))?;
+        let key = Key([3; 32]);
+        let removed_at = {
+            let b = BlobBackend::open(dir.path(), Config::default())?;
+            b.write(&key, b"value", WriteOptions::default())?;
+            assert_eq!(b.tombstone_at(&key, 0), None, "a value, not a tombstone");
+            b.remove(&key, WriteOptions::default())?;
+            let at = b.tombstone_at(&key, 0);
+            assert!(at.is_some());
+            assert!(!b.removes_in(&key, &key)?.is_empty());
+            b.sync()?;
+            at
+        };
+        std::fs::remove_file(dir.path().join(REMOVE_LOG_FILE))
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let b = BlobBackend::open(dir.path(), Config::default())?;
+        assert!(b.removes_in(&key, &key)?.is_empty(), "the log is gone");
+        assert_eq!(b.tombstone_at(&key, 0), removed_at);
+        assert_eq!(b.tombstone_at(&Key([4; 32]), 0), None, "never written");
+        Ok(())
     }
 }

@@ -155,6 +155,11 @@ pub trait Store: Send + Sync {
     fn known_damaged(&self, _key: &Key, _column: u16) -> bool {
         false
     }
+    /// The version of the remove the store's own newest record of (key, column) is (a
+    /// tombstone), if it keeps one. Stores without tombstones: none.
+    fn tombstone_at(&self, _key: &Key, _column: u16) -> Option<u64> {
+        None
+    }
     /// Removes one column; a column with no value is `NotFound`. `opts.timestamp_ns`, if
     /// set, stamps the tombstone (where the store keeps one).
     fn delete(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()>;
@@ -478,6 +483,10 @@ impl<S: Store> Backend for StoreBackend<S> {
 
     fn known_damaged(&self, key: &Key, column: u16) -> bool {
         self.store.known_damaged(key, column)
+    }
+
+    fn tombstone_at(&self, key: &Key, column: u16) -> Option<u64> {
+        self.store.tombstone_at(key, column)
     }
 
     /// A column with no value is still remembered as removed (and `NotFound` returned): in a

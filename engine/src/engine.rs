@@ -446,6 +446,20 @@ impl Engine {
         }
     }
 
+    /// The version (`timestamp_ns`) of the remove whose tombstone is the newest record of
+    /// (`key`, `column`), if it is one: what a store remembers of a remove in its own data,
+    /// until defragmentation drops the tombstone.
+    pub fn tombstone_at(&self, key: &Key, column: u16) -> Result<Option<u64>> {
+        let mut result = self.inner.tombstone_at(key, column);
+        for _ in 0..3 {
+            if !matches!(result, Err(Error::BlobRetired(_))) {
+                break;
+            }
+            result = self.inner.tombstone_at(key, column);
+        }
+        result
+    }
+
     /// Whether the newest record of (`key`, `column`) is known to be damaged (a read or the
     /// scrub found it failing its checks): it is never served, and any copy replaces it.
     pub fn known_damaged(&self, key: &Key, column: u16) -> bool {

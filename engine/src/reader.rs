@@ -56,6 +56,24 @@ impl Inner {
         result
     }
 
+    /// The version of the remove that is the newest record of (key, column), if its newest
+    /// record is a tombstone (read from the tombstone's header).
+    pub fn tombstone_at(&self, key: &Key, column: u16) -> Result<Option<u64>> {
+        let Some(e) = self.find_newest(key, column)? else {
+            return Ok(None);
+        };
+        if !e.tombstone {
+            return Ok(None);
+        }
+        let mut buf = Vec::new();
+        let offset = u64::from(e.loc.offset);
+        self.log
+            .read_bytes(e.loc.blob, offset, RECORD_HEADER_LEN, &mut buf)?;
+        let h = RecordHeader::decode(&buf, e.loc.blob, offset)?;
+        check_names(&h, key, column, e.loc)?;
+        Ok(Some(h.timestamp_ns))
+    }
+
     fn locate_once(&self, key: &Key, column: u16) -> Result<Option<(Loc, RecordHeader)>> {
         let Some(e) = self.find_newest(key, column)? else {
             return Ok(None);

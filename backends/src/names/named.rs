@@ -340,6 +340,10 @@ impl Backend for NamedBackend {
         self.inner.known_damaged(key, column)
     }
 
+    fn tombstone_at(&self, key: &Key, column: u16) -> Option<u64> {
+        self.inner.tombstone_at(key, column)
+    }
+
     fn remove_column(&self, key: &Key, column: u16, opts: WriteOptions) -> Result<()> {
         if column != NAME_COLUMN {
             return self.inner.remove_column(key, column, opts);

@@ -158,13 +158,17 @@ pub fn digest_entry(m: &Meta) -> DigestEntry {
 
 /// The newest remove of (key, column) this node remembers, if any: a read that finds no
 /// value answers `REMOVED` at this version, so replicated reads weigh it against values.
+/// Remembered in the remove log, or shown by the stored data itself (a tombstone): a remove
+/// stays known when the log was damaged and lost entries.
 pub fn removed_at(b: &dyn Backend, key: &Key, column: u16) -> Option<u64> {
-    let removes = b.removes_in(key, key).ok()?;
-    removes
-        .iter()
-        .filter(|r| r.covers(column))
-        .map(|r| r.timestamp_ns)
-        .max()
+    let logged = b.removes_in(key, key).ok().and_then(|removes| {
+        removes
+            .iter()
+            .filter(|r| r.covers(column))
+            .map(|r| r.timestamp_ns)
+            .max()
+    });
+    logged.max(b.tombstone_at(key, column))
 }
 
 /// Stores a copy sent by hand-over or repair (a conditional write, `IF_NEWER`): true if it
