@@ -197,3 +197,66 @@ fn flip_sealed_values(dir: &std::path::Path, keys: std::ops::Range<u64>) -> u64 
     }
     flipped
 }
+
+/// A remove made in group 1 only, whose remove log is then lost (a damaged disk): group 1
+/// still answers the remove from its tombstones (`REMOVED`), so a replicated read never
+/// brings group 2's older value back, and it carries the remove to group 2.
+#[test]
+fn a_remove_outlives_the_loss_of_the_remove_log() {
+    let _serial = member::serial();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut a = Member::new("a", 1, root.path(), None);
+    a.start();
+    let mut b = Member::new("b", 2, root.path(), Some(&a.addr));
+    b.start();
+    rt.block_on(async {
+        converge(&[&a, &b], 2).await;
+        let c = client(&b.addr).await;
+        for i in 0..6 {
+            let r = c
+                .put_groups(
+                    key(i),
+                    0,
+                    value(i),
+                    PutOptions::default(),
+                    &[1, 2],
+                    Quorum::All,
+                )
+                .await;
+            assert!(r.is_ok(), "put {i}: {:?}", r.err().map(|o| o.to_string()));
+        }
+        for i in 0..3 {
+            let removed = c.in_group(1).remove(key(i), Default::default()).await;
+            assert!(removed.is_ok(), "remove {i}: {removed:?}");
+        }
+    });
+    a.kill9();
+    std::fs::remove_file(a.dir.join("removes.log")).unwrap_or_else(|e| panic!("{e}"));
+    a.start();
+    rt.block_on(async {
+        converge(&[&a, &b], 2).await;
+        let c = client(&b.addr).await;
+        for i in 0..6 {
+            let got = c.get_groups(key(i), 0, &[1, 2]).await;
+            if i < 3 {
+                let status = got.as_ref().err().and_then(|e| e.status());
+                assert!(
+                    matches!(status, Some(Status::NotFound | Status::Removed)),
+                    "key {i} came back: {got:?}"
+                );
+            } else {
+                assert_eq!(got.ok().map(|r| r.value), Some(value(i)), "key {i}");
+            }
+        }
+        // The read carried the remove to group 2.
+        for i in 0..3 {
+            let got = c.in_group(2).lookup_column(key(i), 0).await;
+            let status = got.as_ref().err().and_then(|e| e.status());
+            assert!(
+                matches!(status, Some(Status::NotFound | Status::Removed)),
+                "key {i} still in group 2: {got:?}"
+            );
+        }
+    });
+}
