@@ -65,13 +65,18 @@ impl Inner {
         if !e.tombstone {
             return Ok(None);
         }
+        Ok(Some(self.header_of(key, column, e.loc)?.timestamp_ns))
+    }
+
+    /// The header of the record of (key, column) at `loc`, checked to name them.
+    fn header_of(&self, key: &Key, column: u16, loc: Loc) -> Result<RecordHeader> {
         let mut buf = Vec::new();
-        let offset = u64::from(e.loc.offset);
+        let offset = u64::from(loc.offset);
         self.log
-            .read_bytes(e.loc.blob, offset, RECORD_HEADER_LEN, &mut buf)?;
-        let h = RecordHeader::decode(&buf, e.loc.blob, offset)?;
-        check_names(&h, key, column, e.loc)?;
-        Ok(Some(h.timestamp_ns))
+            .read_bytes(loc.blob, offset, RECORD_HEADER_LEN, &mut buf)?;
+        let h = RecordHeader::decode(&buf, loc.blob, offset)?;
+        check_names(&h, key, column, loc)?;
+        Ok(h)
     }
 
     fn locate_once(&self, key: &Key, column: u16) -> Result<Option<(Loc, RecordHeader)>> {
@@ -81,13 +86,7 @@ impl Inner {
         if e.tombstone {
             return Ok(None);
         }
-        let mut buf = Vec::new();
-        let offset = u64::from(e.loc.offset);
-        self.log
-            .read_bytes(e.loc.blob, offset, RECORD_HEADER_LEN, &mut buf)?;
-        let h = RecordHeader::decode(&buf, e.loc.blob, offset)?;
-        check_names(&h, key, column, e.loc)?;
-        Ok(Some((e.loc, h)))
+        Ok(Some((e.loc, self.header_of(key, column, e.loc)?)))
     }
 
     /// After a read of (key, column) failed its checks: remembers its newest record as
