@@ -450,14 +450,7 @@ impl Engine {
     /// (`key`, `column`), if it is one: what a store remembers of a remove in its own data,
     /// until defragmentation drops the tombstone.
     pub fn tombstone_at(&self, key: &Key, column: u16) -> Result<Option<u64>> {
-        let mut result = self.inner.tombstone_at(key, column);
-        for _ in 0..3 {
-            if !matches!(result, Err(Error::BlobRetired(_))) {
-                break;
-            }
-            result = self.inner.tombstone_at(key, column);
-        }
-        result
+        self.inner.tombstone_at(key, column)
     }
 
     /// Whether the newest record of (`key`, `column`) is known to be damaged (a read or the

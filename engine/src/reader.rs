@@ -46,19 +46,16 @@ thread_local! {
 impl Inner {
     /// The live record of (key, column): location and decoded header.
     pub fn locate(&self, key: &Key, column: u16) -> Result<Option<(Loc, RecordHeader)>> {
-        let mut result = self.locate_once(key, column);
-        for _ in 0..3 {
-            if !matches!(result, Err(Error::BlobRetired(_))) {
-                break;
-            }
-            result = self.locate_once(key, column);
-        }
-        result
+        again_while_retired(|| self.locate_once(key, column))
     }
 
     /// The version of the remove that is the newest record of (key, column), if its newest
     /// record is a tombstone (read from the tombstone's header).
     pub fn tombstone_at(&self, key: &Key, column: u16) -> Result<Option<u64>> {
+        again_while_retired(|| self.tombstone_at_once(key, column))
+    }
+
+    fn tombstone_at_once(&self, key: &Key, column: u16) -> Result<Option<u64>> {
         let Some(e) = self.find_newest(key, column)? else {
             return Ok(None);
         };
@@ -156,15 +153,9 @@ impl Inner {
         &self,
         key: &Key,
         column: u16,
-        mut read: impl FnMut() -> Result<T>,
+        read: impl FnMut() -> Result<T>,
     ) -> Result<T> {
-        let mut result = read();
-        for _ in 0..3 {
-            if !matches!(result, Err(Error::BlobRetired(_))) {
-                break;
-            }
-            result = read();
-        }
+        let result = again_while_retired(read);
         if matches!(&result, Err(e) if e.is_corruption()) {
             self.known_damage.count_failure();
             self.note_damage(key, column);
@@ -467,6 +458,20 @@ fn misfiled(key: &Key, loc: Loc) -> Error {
 }
 
 /// The header must name the key and column the index filed it under.
+/// `f` made again (up to three times) while it fails because defragmentation retired the
+/// blob it read between the index lookup and the read (the index already points at the
+/// record's new place).
+fn again_while_retired<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut result = f();
+    for _ in 0..3 {
+        if !matches!(result, Err(Error::BlobRetired(_))) {
+            break;
+        }
+        result = f();
+    }
+    result
+}
+
 fn check_names(h: &RecordHeader, key: &Key, column: u16, loc: Loc) -> Result<()> {
     if h.key == *key && h.column == column {
         Ok(())
