@@ -37,6 +37,7 @@
 pub mod attrs;
 pub mod auth;
 pub mod client;
+pub mod clock;
 pub mod cluster;
 pub mod gateway;
 pub mod node;

@@ -4,7 +4,9 @@
 //! value's meta, reads from the newest replica (preference order breaking ties, falling over
 //! on errors and timeouts) and writes that value back to groups that miss it or hold an
 //! older one (read repair). The decisions are `cluster::{WriteQuorum, ReplicatedRead}`,
-//! which the simulator drives too; this file does the network.
+//! which the simulator drives too; this file does the network. One write (or remove) sent
+//! to several groups carries one version, chosen here, so every group stores it at the same
+//! timestamp and no group's copy is "newer" than another's by clock difference alone.
 
 use std::fmt;
 
@@ -12,6 +14,7 @@ use bytes::Bytes;
 use tokio::task::JoinSet;
 
 use super::{Client, ClientError, PutOptions, Target};
+use crate::clock::now_ns;
 pub use crate::cluster::Quorum;
 use crate::cluster::{GroupAnswer, ReadStep, ReplicatedRead, WriteQuorum};
 use crate::wire::{Status, ValueMeta};
@@ -77,9 +80,9 @@ impl Client {
         }
     }
 
-    /// Writes a column to every group in `groups`, concurrently; succeeds when `w` of them
-    /// acknowledge. The outcome says which did; one failed group never fails a write that
-    /// met `w`.
+    /// Writes a column to every group in `groups`, concurrently, with one version for all
+    /// (the options', or now); succeeds when `w` of them acknowledge. The outcome says which
+    /// did; one failed group never fails a write that met `w`.
     pub async fn put_groups(
         &self,
         key: impl Into<Target>,
@@ -89,7 +92,7 @@ impl Client {
         groups: &[u32],
         w: Quorum,
     ) -> Result<GroupOutcome, GroupOutcome> {
-        let key = key.into();
+        let (key, o) = (key.into(), one_version(o));
         let mut tasks = JoinSet::new();
         for &g in groups {
             let (c, data, key) = (self.in_group(g), data.clone(), key.clone());
@@ -108,7 +111,7 @@ impl Client {
         groups: &[u32],
         w: Quorum,
     ) -> Result<GroupOutcome, GroupOutcome> {
-        let key = key.into();
+        let (key, o) = (key.into(), one_version(o));
         let mut tasks = JoinSet::new();
         for &g in groups {
             let (c, key) = (self.in_group(g), key.clone());
@@ -118,8 +121,9 @@ impl Client {
         quorum_of(tasks, groups.len(), w).await
     }
 
-    /// Removes a key (every column) in every group; as [`put_groups`](Self::put_groups). A
-    /// group where the key is already absent counts as done.
+    /// Removes a key (every column) in every group at one version (now); as
+    /// [`put_groups`](Self::put_groups). A group where the key is already absent counts as
+    /// done.
     pub async fn remove_groups(
         &self,
         key: impl Into<Target>,
@@ -127,12 +131,12 @@ impl Client {
         groups: &[u32],
         w: Quorum,
     ) -> Result<GroupOutcome, GroupOutcome> {
-        let key = key.into();
+        let (key, version) = (key.into(), now_ns());
         let mut tasks = JoinSet::new();
         for &g in groups {
             let (c, key) = (self.in_group(g), key.clone());
             tasks.spawn(async move {
-                let r = match c.remove(key, durability).await {
+                let r = match c.remove_at(key, durability, version).await {
                     Err(e) if e.is_not_found() => Ok(()),
                     other => other,
                 };
@@ -277,6 +281,18 @@ impl Client {
             }
         }
         done
+    }
+}
+
+/// `o` with a version chosen now unless it has one (or is a copy, which keeps its
+/// original's): every group then stores the write at the same version (PROTOCOL.md §7.4).
+fn one_version(o: PutOptions) -> PutOptions {
+    if o.version.is_some() || o.if_newer.is_some() {
+        return o;
+    }
+    PutOptions {
+        version: Some(now_ns()),
+        ..o
     }
 }
 

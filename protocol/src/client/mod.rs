@@ -531,6 +531,28 @@ impl Client {
         .await
     }
 
+    /// Removes the key with every column at `version`, chosen by the caller (`REMOVE`
+    /// `VERSION`): a column written later than `version` keeps its value (the remove is
+    /// superseded there). The same remove sent to several groups carries one version.
+    pub async fn remove_at(
+        &self,
+        key: impl Into<Target>,
+        durability: Durability,
+        version: u64,
+    ) -> Result<()> {
+        self.remove_request(
+            key,
+            RemoveRequest {
+                durability,
+                column: None,
+                if_newer: None,
+                version: Some(version),
+                deadline_ns: None,
+            },
+        )
+        .await
+    }
+
     /// Removes one column of a key, leaving the others.
     pub async fn remove_column(
         &self,
@@ -543,6 +565,25 @@ impl Client {
             column: Some(column),
             if_newer: None,
             version: None,
+            deadline_ns: None,
+        };
+        self.remove_request(key, req).await
+    }
+
+    /// Removes one column at `version`, chosen by the caller (as
+    /// [`remove_at`](Self::remove_at)).
+    pub async fn remove_column_at(
+        &self,
+        key: impl Into<Target>,
+        column: u16,
+        durability: Durability,
+        version: u64,
+    ) -> Result<()> {
+        let req = RemoveRequest {
+            durability,
+            column: Some(column),
+            if_newer: None,
+            version: Some(version),
             deadline_ns: None,
         };
         self.remove_request(key, req).await
@@ -705,7 +746,6 @@ impl Client {
     }
 }
 
-/// Up to `n` bytes from `source` (fewer only at its end).
 /// The `WRITE` of `data` in `mode` into `column`, with the options' conditions.
 pub(crate) fn write_request(
     (mode, column): (WriteMode, u16),
@@ -737,6 +777,7 @@ pub(crate) fn written(mut replies: Vec<Reply>) -> Result<u64> {
     }
 }
 
+/// Up to `n` bytes from `source` (fewer only at its end).
 pub(crate) async fn read_up_to<R: AsyncRead + Unpin>(source: &mut R, n: usize) -> Result<BytesMut> {
     // Grown as bytes arrive (doubling from `FIRST_READ`), not reserved whole: a part is 8 MiB
     // by default, and a small value's upload must not map and unmap that much each time.

@@ -83,11 +83,7 @@ impl Found {
 
 /// A version for a write made now (nanoseconds since the Unix epoch), chosen once for every
 /// group it goes to.
-pub(crate) fn version_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
+pub(crate) use crate::clock::now_ns as version_now;
 
 /// The entity tag the gateway serves for the value of column 0 described by `meta`, a
 /// chunked object's whole-content CRC-32 (`object_crc`, its manifest's) in place of the

@@ -292,17 +292,17 @@ async fn feed(
 }
 
 /// Removes the object under `target` (every column, an object's chunks too) in each of
-/// `groups`; a group where it is absent counts as done.
+/// `groups` at one version; a group where it is absent counts as done.
 pub async fn remove_object(
     client: &Client,
     target: &Target,
     d: Durability,
     (groups, w): (&[u32], Quorum),
 ) -> Result<(), ClientError> {
-    let mut tasks = JoinSet::new();
+    let (mut tasks, version) = (JoinSet::new(), crate::clock::now_ns());
     for &g in groups {
         let (c, t) = (client.in_group(g), target.clone());
-        tasks.spawn(async move { (g, c.remove_object(t, d).await) });
+        tasks.spawn(async move { (g, c.remove_object_at(t, d, version).await) });
     }
     let mut quorum = WriteQuorum::new(groups.len(), w);
     let mut outcome = GroupOutcome::default();
@@ -376,8 +376,8 @@ pub async fn put_name_record(
     put_small(client, (&target, column), Bytes::from(bytes), o, groups).await
 }
 
-/// Removes one column in each of `groups` (absent counts as done; absent everywhere is
-/// `NOT_FOUND`).
+/// Removes one column in each of `groups` at one version (absent counts as done; absent
+/// everywhere is `NOT_FOUND`).
 pub async fn remove_column_groups(
     client: &Client,
     (target, column): (&Target, u16),
@@ -386,11 +386,11 @@ pub async fn remove_column_groups(
 ) -> Result<(), ClientError> {
     let mut quorum = WriteQuorum::new(groups.len(), w);
     let mut outcome = GroupOutcome::default();
-    let mut absent = 0;
+    let (mut absent, version) = (0, crate::clock::now_ns());
     for &g in groups {
         match client
             .in_group(g)
-            .remove_column(target.clone(), column, d)
+            .remove_column_at(target.clone(), column, d, version)
             .await
         {
             Ok(()) => quorum.ack(g),

@@ -9,18 +9,13 @@
 //! timestamp. A versioned write older than what the owner stores is superseded: it stores
 //! nothing and is answered OK, as if it had landed and been overwritten.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::BytesMut;
 
 use crate::wire::{Command, Frame, Request, Status};
 
-/// The node's wall clock, Unix nanoseconds: versions and deadlines are in it.
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
+pub use crate::clock::now_ns;
 
 /// How long a forwarded request may take to reach its owner and start there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

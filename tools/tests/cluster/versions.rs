@@ -178,6 +178,56 @@ fn a_replicated_read_weighs_a_remove_against_an_older_value() {
     });
 }
 
+/// One write sent to several groups is stored at one version in all of them, and one
+/// remove likewise: no group's copy is newer than another's by its node's clock, so a
+/// replicated read has nothing to repair and every group's entity tag is the same.
+#[test]
+fn a_write_to_several_groups_carries_one_version_everywhere() {
+    let _serial = member::serial();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut x = Member::new("x1", 1, root.path(), None);
+    x.start();
+    let mut y = Member::new("y1", 2, root.path(), Some(&x.addr));
+    y.start();
+    rt.block_on(async {
+        converge(&[&x, &y], 2).await;
+        let c = client(&x.addr).await;
+        let keys: Vec<u64> = (0..8).collect();
+        put_all(&c, &keys, "value", Quorum::All).await;
+        for &i in &keys {
+            let mut stamps = Vec::new();
+            for g in GROUPS {
+                let meta = c.in_group(g).lookup(key(i)).await;
+                stamps.push(meta.map(|m| m.timestamp_ns).ok());
+            }
+            assert!(
+                stamps[0].is_some() && stamps.iter().all(|s| *s == stamps[0]),
+                "key {i}: stored at {stamps:?} in groups {GROUPS:?}"
+            );
+        }
+        for &i in &keys[..4] {
+            let r = c
+                .remove_groups(key(i), Durability::Default, &GROUPS, Quorum::All)
+                .await;
+            assert!(
+                r.is_ok(),
+                "remove {i}: {:?}",
+                r.err().map(|o| o.to_string())
+            );
+            let mut removed_at = Vec::new();
+            for g in GROUPS {
+                let got = c.in_group(g).get_column(key(i), 0, 0, None).await;
+                removed_at.push(got.as_ref().err().and_then(|e| e.removed_at()));
+            }
+            assert!(
+                removed_at[0].is_some() && removed_at.iter().all(|r| *r == removed_at[0]),
+                "key {i}: removed at {removed_at:?} in groups {GROUPS:?}"
+            );
+        }
+    });
+}
+
 /// A node hands a range over when another joins its group, then the joiner takes removes
 /// and dies: the range falls back to the first node, which must not serve the values it
 /// handed over (it dropped them): in its group alone it answers UNAVAILABLE or NOT_FOUND,

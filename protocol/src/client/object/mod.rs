@@ -50,11 +50,7 @@ fn namespace_of(t: &Target) -> &str {
     }
 }
 
-pub(crate) fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
+pub(crate) use crate::clock::now_ns;
 
 /// A source whose bytes are counted into CRC-32s (the chunk's and the object's).
 struct Summed<'a, R> {
@@ -258,9 +254,33 @@ impl Client {
         key: impl Into<Target>,
         durability: Durability,
     ) -> Result<()> {
-        let key = key.into();
+        self.remove_object_versioned(key.into(), durability, None)
+            .await
+    }
+
+    /// [`remove_object`](Self::remove_object) at `version`, chosen by the caller (one
+    /// remove sent to several groups carries one version; `Client::remove_at`).
+    pub async fn remove_object_at(
+        &self,
+        key: impl Into<Target>,
+        durability: Durability,
+        version: u64,
+    ) -> Result<()> {
+        self.remove_object_versioned(key.into(), durability, Some(version))
+            .await
+    }
+
+    async fn remove_object_versioned(
+        &self,
+        key: Target,
+        durability: Durability,
+        version: Option<u64>,
+    ) -> Result<()> {
         let old = self.manifest_to_replace(&key).await?;
-        self.remove(key.clone(), durability).await?;
+        match version {
+            Some(v) => self.remove_at(key.clone(), durability, v).await?,
+            None => self.remove(key.clone(), durability).await?,
+        }
         if let Some(old) = old {
             self.drop_upload(&key, &old, durability).await;
         }
