@@ -82,7 +82,7 @@ fn peak_rss_bytes() -> u64 {
 
 /// CPU time this process has used, user and system, in seconds (`/proc/self/stat` fields
 /// 14 and 15, in the kernel's `USER_HZ` = 100 ticks per second).
-fn cpu_secs() -> f64 {
+pub fn cpu_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name, which is parenthesized and may contain spaces.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);

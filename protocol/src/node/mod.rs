@@ -52,7 +52,7 @@ use tokio::task::JoinSet;
 pub use crate::cluster::local::value_meta;
 pub use forward::{route, Route};
 pub use handover::Handovers;
-pub use info::{Counters, NodeInfo};
+pub use info::{cpu_secs as process_cpu_secs, Counters, NodeInfo};
 pub use local_reads::ValueHere;
 pub use membership::{ClusterFiles, Membership, MoveStatus, MoveStatusCell, Routes, Workers};
 pub use mover::Mover;

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use ringblob_engine::Key;
+use ringblob_protocol::node::process_cpu_secs;
 
 pub use latency::Latencies;
 use load::{Load, Target};
@@ -136,6 +137,10 @@ pub struct RemoteArgs {
     /// find: writes timed for notification latency.
     #[arg(long, default_value_t = 1000)]
     pub notes: u32,
+    /// Threads of the load generator's runtime [default: one per core]. 1 drives every
+    /// connection from one thread, as `redis-benchmark` does by default.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub client_threads: Option<u32>,
     #[command(flatten)]
     pub security: crate::client_args::SecurityArgs,
 }
@@ -165,11 +170,24 @@ pub struct Outcome {
     pub connect: Latencies,
 }
 
+/// The load generator's runtime: `threads` workers (1: a current-thread runtime, no
+/// hand-offs between workers), or one per core.
+fn load_runtime(threads: Option<u32>) -> Result<tokio::runtime::Runtime> {
+    let mut b = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n as usize);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    Ok(b.enable_all().build()?)
+}
+
 /// Runs the remote workload and prints its row.
 pub fn run_remote(args: &RemoteArgs) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = load_runtime(args.client_threads)?;
     let (default_keys, default_size) = args.workload.sizes();
     let keys = args.keys.unwrap_or(default_keys).max(1);
     let load = Load {
@@ -235,13 +253,15 @@ pub fn run_remote(args: &RemoteArgs) -> Result<()> {
                 let before = conn::node_stat(&args.addr, &load.security)
                     .await
                     .unwrap_or_default();
+                let own_before = process_cpu_secs();
                 let outcome = load::drive(&load, targets, w, args.count).await?;
+                let client_cpu = process_cpu_secs() - own_before;
                 let node = conn::node_stat(&args.addr, &load.security)
                     .await
                     .unwrap_or_default();
                 let cpu = |s: &serde_json::Value| s["cpu_secs"].as_f64();
                 let node_cpu = cpu(&node).zip(cpu(&before)).map(|(a, b)| a - b);
-                print_row(args, &load, &outcome, (&node, node_cpu))
+                print_row(args, &load, &outcome, (&node, node_cpu), client_cpu)
             }
         }
     })
@@ -258,15 +278,17 @@ fn print_cluster_row(args: &RemoteArgs, row: &serde_json::Value) -> Result<()> {
 }
 
 /// `node_cpu`: the node's CPU seconds (user + system) over the measured requests, from its
-/// `STAT` before and after.
+/// `STAT` before and after; `client_cpu`: this load generator's over the same requests.
 fn print_row(
     args: &RemoteArgs,
     load: &Load,
     o: &Outcome,
     (node, node_cpu): (&serde_json::Value, Option<f64>),
+    client_cpu: f64,
 ) -> Result<()> {
     let ops_per_sec = o.ops as f64 / o.seconds;
     let cpu_us_per_op = node_cpu.map(|secs| secs * 1e6 / o.ops.max(1) as f64);
+    let client_us_per_op = client_cpu * 1e6 / o.ops.max(1) as f64;
     let payload = load.value_size as f64;
     let row = serde_json::json!({
         "engine": "ringblob",
@@ -290,6 +312,8 @@ fn print_row(
         "backend": node["backend"]["kind"],
         "node_cpu_secs": node_cpu,
         "node_cpu_us_per_op": cpu_us_per_op,
+        "client_cpu_us_per_op": client_us_per_op,
+        "client_threads": args.client_threads,
     });
     if args.json {
         println!("{row}");
