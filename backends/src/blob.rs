@@ -9,7 +9,8 @@ use ringblob_engine::{
 
 use crate::error::Result;
 use crate::meta::{
-    BackendStats, DamageState, DefragState, DefragSummary, Location, Meta, ScrubState,
+    BackendStats, DamageState, DefragState, DefragSummary, Location, Meta, RecordCacheState,
+    ScrubState,
 };
 use crate::remove_log::{RemoveLog, DEFAULT_REMOVE_RETENTION, REMOVE_LOG_FILE};
 use crate::staging::Staging;
@@ -222,6 +223,13 @@ impl Store for BlobStore {
                 },
             }),
             writes_refused_no_space: Some(s.writes_refused_disk_full),
+            record_cache: Some(RecordCacheState {
+                hits: s.record_cache.hits,
+                misses: s.record_cache.misses,
+                entries: s.record_cache.entries,
+                bytes: s.record_cache.bytes,
+                capacity_bytes: s.record_cache.capacity,
+            }),
             ..BackendStats::default()
         })
     }

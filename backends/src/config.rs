@@ -69,6 +69,9 @@ pub struct BlobOptions {
     pub scrub_interval_secs: u64,
     /// Scrubbing reads at most this many MB/s (0: unthrottled).
     pub scrub_mb_per_sec: u64,
+    /// MiB of memory for small records (up to 4 KiB) read recently, so hot keys are served
+    /// without a system call (0: none).
+    pub record_cache_mb: u64,
 }
 
 impl Default for BlobOptions {
@@ -91,6 +94,7 @@ impl Default for BlobOptions {
             reserve_mb: c.reserve_bytes >> 20,
             scrub_interval_secs: c.scrub_interval.map_or(0, |d| d.as_secs()),
             scrub_mb_per_sec: c.scrub_bytes_per_sec >> 20,
+            record_cache_mb: c.record_cache_bytes >> 20,
         }
     }
 }
@@ -129,6 +133,7 @@ impl BlobOptions {
             scrub_interval: (self.scrub_interval_secs > 0)
                 .then(|| std::time::Duration::from_secs(self.scrub_interval_secs)),
             scrub_bytes_per_sec: self.scrub_mb_per_sec << 20,
+            record_cache_bytes: self.record_cache_mb.saturating_mul(1 << 20),
         };
         c.validate()?;
         Ok(c)

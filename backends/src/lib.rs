@@ -67,7 +67,7 @@ pub use key_locks::KeyLocks;
 pub use mem::{MemBackend, MemStore};
 pub use meta::{
     BackendStats, DamageState, DefragState, DefragSummary, IterPage, IterRequest, Location, Meta,
-    Position, ScrubState, MAX_ITER_LIMIT,
+    Position, RecordCacheState, ScrubState, MAX_ITER_LIMIT,
 };
 pub use remove_log::{Removal, RemoveLog};
 pub use shared_sync::{SharedSync, SyncFn};

@@ -121,6 +121,21 @@ pub struct BackendStats {
     /// The name index (a node's backend wrapped in [`crate::names::NamedBackend`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name_index: Option<crate::names::NameIndexStats>,
+    /// Small records kept in memory (blob backend only; `record_cache_mb`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_cache: Option<RecordCacheState>,
+}
+
+/// The blob engine's record cache, for stats.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct RecordCacheState {
+    /// Reads of small records answered from memory, and those that went to the file.
+    pub hits: u64,
+    pub misses: u64,
+    pub entries: u64,
+    /// Memory charged: the records and a fixed overhead each; at most `capacity_bytes`.
+    pub bytes: u64,
+    pub capacity_bytes: u64,
 }
 
 /// Damage the engine found, for stats: at open, and by reads since.

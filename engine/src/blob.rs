@@ -54,6 +54,9 @@ pub fn parse_name(name: &str) -> Option<(u32, FileKind)> {
 /// An open blob file.
 pub struct Blob {
     pub id: u32,
+    /// Unique among the blobs this process opens: tells apart two blobs that had one id
+    /// (a retired one and a later one), which the record cache must never confuse.
+    serial: u64,
     pub file: Arc<dyn DeviceFile>,
     /// Bytes written to the file (the write buffer may hold more for the active blob).
     flushed: AtomicU64,
@@ -63,12 +66,19 @@ pub struct Blob {
 
 impl Blob {
     pub fn new(id: u32, file: Arc<dyn DeviceFile>, flushed: u64) -> Self {
+        static SERIALS: AtomicU64 = AtomicU64::new(1);
         Blob {
             id,
+            serial: SERIALS.fetch_add(1, Ordering::Relaxed),
             file,
             flushed: AtomicU64::new(flushed),
             damaged: None,
         }
+    }
+
+    /// See the field: unique per blob opened by this process.
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// A blob whose header is damaged: kept open (its records are known, and a read of

@@ -236,6 +236,8 @@ pub struct Config {
     pub scrub_interval: Option<Duration>,
     /// Scrubbing reads at most this many bytes per second (0: unthrottled).
     pub scrub_bytes_per_sec: u64,
+    /// Memory for small records read recently (`record_cache`; 0: none).
+    pub record_cache_bytes: u64,
 }
 
 impl Default for Config {
@@ -257,6 +259,7 @@ impl Default for Config {
             reserve_bytes: 16 << 20,
             scrub_interval: Some(Duration::from_secs(24 * 3600)),
             scrub_bytes_per_sec: 8 << 20,
+            record_cache_bytes: 64 << 20,
         }
     }
 }

@@ -122,6 +122,8 @@ pub struct Stats {
     pub damage: crate::damage::DamageReport,
     /// Damaged records known now: found at open, or by reads that failed their checks.
     pub damaged_records_known: u64,
+    /// The small records kept in memory (`record_cache_bytes`).
+    pub record_cache: crate::RecordCacheFigures,
 }
 
 /// Shared state; the [`Engine`] handle and the background threads hold it. Each room keeps
@@ -579,6 +581,7 @@ impl Engine {
             damaged_records_known: i.known_damage.len() as u64,
             checksum_failures: i.known_damage.failures(),
             scrub: i.scrubbing.status(),
+            record_cache: i.log.cache_figures(),
             damaged_by_blob: i.known_damage.by_blob(),
         }
     }

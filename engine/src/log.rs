@@ -19,6 +19,7 @@ use crate::format::index_file::IndexEntry;
 use crate::io::{Device, OpenMode};
 use crate::journal::JournalWriter;
 use crate::lock_order::{Held, Rank, Ranked};
+use crate::record_cache::{RecordCache, RecordCacheFigures};
 use crate::watermark::Watermark;
 
 /// The writer lock, held: the active blob, ready to append to.
@@ -136,6 +137,8 @@ pub(crate) struct Log {
     poisoned: AtomicBool,
     records_written: AtomicU64,
     syncs: AtomicU64,
+    /// Small records' bytes, by place (`record_cache`).
+    cache: RecordCache,
 }
 
 impl Log {
@@ -163,6 +166,7 @@ impl Log {
             poisoned: AtomicBool::new(false),
             records_written: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            cache: RecordCache::new(config.record_cache_bytes),
         };
         log.commit.mark_synced(synced);
         log
@@ -212,6 +216,12 @@ impl Log {
     /// Forgets a retired blob (its files are removed by the caller).
     pub fn forget_blob(&self, id: u32) {
         self.blobs.write().remove(&id);
+        self.cache.forget_blob(id);
+    }
+
+    /// What the record cache holds and has answered.
+    pub fn cache_figures(&self) -> RecordCacheFigures {
+        self.cache.figures()
     }
 
     /// Refuses writes from now on. A failed write or fdatasync leaves the file in a state we
@@ -443,10 +453,46 @@ impl Log {
         Ok(out)
     }
 
+    /// A whole small record, `len` bytes at `offset` of blob `blob`, into the front of
+    /// `buf` (as [`read_prefix`](Self::read_prefix)): from the record cache when it holds
+    /// it, else read and kept there. Only bytes below the blob's flushed end are kept —
+    /// those never change (module `record_cache`).
+    pub fn read_record<'b>(
+        &self,
+        blob: u32,
+        offset: u64,
+        len: usize,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<&'b [u8]> {
+        if !self.cache.takes(len) {
+            return self.read_prefix(blob, offset, len, buf);
+        }
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        let out = &mut buf[..len];
+        let b = self.blob(blob)?;
+        let settled = b.damage().is_none() && offset + len as u64 <= b.flushed();
+        let place = (blob, offset, len as u32);
+        if settled && self.cache.copy_into(place, b.serial(), out) {
+            return Ok(out);
+        }
+        self.read_from(&b, offset, out)?;
+        if settled {
+            self.cache.insert(place, b.serial(), out);
+        }
+        Ok(out)
+    }
+
     /// Fills `out` from `offset` of blob `blob` (see [`read_bytes`](Self::read_bytes)).
     fn read_into(&self, blob: u32, offset: u64, out: &mut [u8]) -> Result<()> {
-        let len = out.len();
         let b = self.blob(blob)?;
+        self.read_from(&b, offset, out)
+    }
+
+    /// Fills `out` from `offset` of `b`: its write buffer's bytes, or its file's.
+    fn read_from(&self, b: &Blob, offset: u64, out: &mut [u8]) -> Result<()> {
+        let (len, blob) = (out.len(), b.id);
         if let Some(why) = b.damage() {
             return Err(Error::Corrupt {
                 what: "blob",

@@ -258,7 +258,7 @@ impl Inner {
         let offset = u64::from(loc.offset);
         let rec = self
             .log
-            .read_prefix(loc.blob, offset, loc.len as usize, buf)?;
+            .read_record(loc.blob, offset, loc.len as usize, buf)?;
         let h = RecordHeader::decode(rec, loc.blob, offset)?;
         if h.key != *key {
             return Ok(None);

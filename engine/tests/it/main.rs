@@ -15,6 +15,7 @@ mod mapped_index;
 mod model;
 mod patches;
 mod process_kill;
+mod record_cache;
 mod recovery;
 mod scrub;
 mod sealing_race;

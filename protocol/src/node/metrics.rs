@@ -182,11 +182,26 @@ const COUNTS: &[(&str, &str, &str)] = &[
         "cluster/repair/failures",
         "Repair rounds that failed",
     ),
+    (
+        "record_cache_hits_total",
+        "backend/record_cache/hits",
+        "Small-record reads answered from the record cache",
+    ),
+    (
+        "record_cache_misses_total",
+        "backend/record_cache/misses",
+        "Small-record reads that went to the file",
+    ),
 ];
 
 /// Gauges read from the node's STAT document when scraped: (metric name, JSON path, help).
 /// A `true`/`false` reads as 1/0, a non-empty string (a reason) as 1.
 const GAUGES: &[(&str, &str, &str)] = &[
+    (
+        "record_cache_bytes",
+        "backend/record_cache/bytes",
+        "Memory the record cache holds (records and their overhead)",
+    ),
     (
         "uptime_seconds",
         "uptime_secs",
