@@ -226,6 +226,7 @@ impl Store for BlobStore {
             record_cache: Some(RecordCacheState {
                 hits: s.record_cache.hits,
                 misses: s.record_cache.misses,
+                passing_shards: s.record_cache.passing_shards,
                 entries: s.record_cache.entries,
                 bytes: s.record_cache.bytes,
                 capacity_bytes: s.record_cache.capacity,

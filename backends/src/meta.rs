@@ -132,6 +132,8 @@ pub struct RecordCacheState {
     /// Reads of small records answered from memory, and those that went to the file.
     pub hits: u64,
     pub misses: u64,
+    /// Shards (of 16) that pass most reads straight to the file now, their hits too few.
+    pub passing_shards: u64,
     pub entries: u64,
     /// Memory charged: the records and a fixed overhead each; at most `capacity_bytes`.
     pub bytes: u64,

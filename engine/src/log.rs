@@ -19,7 +19,7 @@ use crate::format::index_file::IndexEntry;
 use crate::io::{Device, OpenMode};
 use crate::journal::JournalWriter;
 use crate::lock_order::{Held, Rank, Ranked};
-use crate::record_cache::{RecordCache, RecordCacheFigures};
+use crate::record_cache::{Lookup, RecordCache, RecordCacheFigures};
 use crate::watermark::Watermark;
 
 /// The writer lock, held: the active blob, ready to append to.
@@ -474,11 +474,15 @@ impl Log {
         let b = self.blob(blob)?;
         let settled = b.damage().is_none() && offset + len as u64 <= b.flushed();
         let place = (blob, offset, len as u32);
-        if settled && self.cache.copy_into(place, b.serial(), out) {
+        let found = match settled {
+            true => self.cache.lookup(place, b.serial(), out),
+            false => Lookup::Passed,
+        };
+        if found == Lookup::Hit {
             return Ok(out);
         }
         self.read_from(&b, offset, out)?;
-        if settled {
+        if found == Lookup::Miss {
             self.cache.insert(place, b.serial(), out);
         }
         Ok(out)

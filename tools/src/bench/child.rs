@@ -39,6 +39,9 @@ pub fn measure_rows(kind: EngineKind, p: &Params, args: &EngineArgs) -> Result<V
     if p.blobs > 0 {
         cmd.args(["--blobs", &p.blobs.to_string()]);
     }
+    if let Some(mb) = p.record_cache_mb {
+        cmd.args(["--record-cache-mb", &mb.to_string()]);
+    }
     let out = cmd
         .output()
         .with_context(|| format!("starting the {} {} child", kind.name(), p.workload.name()))?;

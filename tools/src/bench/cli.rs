@@ -61,6 +61,9 @@ pub struct EngineArgs {
     /// filters in memory) or memory (every key in memory).
     #[arg(long, default_value = "sorted")]
     pub index: IndexMode,
+    /// ringblob's record cache in MiB (the engine's default when absent; 0: none).
+    #[arg(long)]
+    pub record_cache_mb: Option<u64>,
     /// Sealed blobs the keys are spread over: index-memory takes one number (default 128),
     /// sealed-gets a list and measures each (default 1,10,100).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]

@@ -274,6 +274,7 @@ mod tests {
             durability: Durability::None,
             io: IoKind::Pread,
             index: IndexMode::Sorted,
+            record_cache_mb: None,
             blobs: 0,
             duration: Duration::from_secs(1),
         };

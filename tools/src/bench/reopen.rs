@@ -149,6 +149,7 @@ mod tests {
                 durability: Durability::None,
                 io: IoKind::Pread,
                 index,
+                record_cache_mb: None,
                 blobs: 20,
                 duration: Duration::from_secs(1),
             };

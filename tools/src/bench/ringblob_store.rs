@@ -3,12 +3,11 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ringblob_engine::{
-    Config, Durability, Engine, Error, IndexMode, IoKind, Key, Range, WriteOptions,
-};
+use ringblob_engine::{Config, Durability, Engine, Error, Key, Range, WriteOptions};
 
 use super::data::ValuePool;
 use super::store::{Figures, Store};
+use super::workload::Params;
 
 pub struct RingblobStore {
     engine: Engine,
@@ -16,13 +15,17 @@ pub struct RingblobStore {
 }
 
 impl RingblobStore {
-    /// Opens with the default [`Config`] but `io` and `index`; puts use `durability` and no
-    /// compression.
-    pub fn open(dir: &Path, durability: Durability, io: IoKind, index: IndexMode) -> Result<Self> {
+    /// Opens with the default [`Config`] but the bench's IO, index and record cache; puts
+    /// use `durability` and no compression.
+    pub fn open(dir: &Path, durability: Durability, p: &Params) -> Result<Self> {
+        let default = Config::default();
         let config = Config {
-            io,
-            index,
-            ..Config::default()
+            io: p.io,
+            index: p.index,
+            record_cache_bytes: p
+                .record_cache_mb
+                .map_or(default.record_cache_bytes, |mb| mb << 20),
+            ..default
         };
         let engine = Engine::open(dir, config)
             .with_context(|| format!("opening ringblob in {}", dir.display()))?;

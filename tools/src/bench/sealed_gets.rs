@@ -174,6 +174,7 @@ mod tests {
             durability: Durability::None,
             io: IoKind::Pread,
             index,
+            record_cache_mb: None,
             blobs,
             duration: Duration::from_secs(1),
         }

@@ -81,7 +81,7 @@ impl EngineKind {
         #[cfg(feature = "peers")]
         use super::{fjall_store::FjallStore, redb_store::RedbStore};
         Ok(match self {
-            EngineKind::Ringblob => Box::new(RingblobStore::open(dir, durability, p.io, p.index)?),
+            EngineKind::Ringblob => Box::new(RingblobStore::open(dir, durability, p)?),
             #[cfg(feature = "peers")]
             EngineKind::Fjall => Box::new(FjallStore::open(dir, durability, p.value_size)?),
             #[cfg(feature = "peers")]

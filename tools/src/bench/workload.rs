@@ -147,6 +147,8 @@ pub struct Params {
     pub io: IoKind,
     /// Where ringblob indexes sealed blobs.
     pub index: IndexMode,
+    /// ringblob's record cache (`None`: the engine's default).
+    pub record_cache_mb: Option<u64>,
     /// Sealed blobs to spread the keys over (index-memory, sealed-gets; 0 for the others).
     pub blobs: u32,
     /// How long ycsb-b runs.
@@ -176,6 +178,7 @@ impl Params {
             durability: args.durability,
             io: args.io,
             index: args.index,
+            record_cache_mb: args.record_cache_mb,
             blobs: blob_counts.first().copied().unwrap_or(0),
             duration: Duration::from_secs_f64(args.seconds),
         })
