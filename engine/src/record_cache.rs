@@ -25,7 +25,7 @@
 //! [`WINDOW`] lookups were fewer than a quarter of them *passes*: it is asked by one read in
 //! [`SAMPLE`] only (those look up and keep what they read, so a hot set still moves in and
 //! is noticed), and the others go straight to the file. Reads spread evenly over more
-//! records than fit — a cold store, a scan — then cost the file's read and an eighth of a
+//! records than fit — a cold store, a scan — then cost the file's read and a sixteenth of a
 //! miss; reads of a set that fits are served from memory after a few passes over it.
 
 use std::cell::Cell;
@@ -41,7 +41,7 @@ use crate::lock_order::{Rank, Ranked};
 pub const WINDOW: u32 = 512;
 
 /// While a shard passes, one read in this many asks it.
-pub const SAMPLE: u32 = 8;
+pub const SAMPLE: u32 = 16;
 
 /// Records longer than this are read from the file every time (their copy, not the system
 /// call, is what a read of them costs).
