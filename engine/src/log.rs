@@ -22,6 +22,14 @@ use crate::lock_order::{Held, Rank, Ranked};
 use crate::record_cache::{Lookup, RecordCache, RecordCacheFigures};
 use crate::watermark::Watermark;
 
+/// The first `len` bytes of `buf`, grown to hold them (never shrunk, never zeroed again).
+fn front(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    &mut buf[..len]
+}
+
 /// The writer lock, held: the active blob, ready to append to.
 pub(crate) type Writer<'a> = Held<MutexGuard<'a, Active>>;
 
@@ -445,10 +453,7 @@ impl Log {
         len: usize,
         buf: &'b mut Vec<u8>,
     ) -> Result<&'b [u8]> {
-        if buf.len() < len {
-            buf.resize(len, 0);
-        }
-        let out = &mut buf[..len];
+        let out = front(buf, len);
         self.read_into(blob, offset, out)?;
         Ok(out)
     }
@@ -467,16 +472,14 @@ impl Log {
         if !self.cache.takes(len) {
             return self.read_prefix(blob, offset, len, buf);
         }
-        if buf.len() < len {
-            buf.resize(len, 0);
-        }
-        let out = &mut buf[..len];
+        let out = front(buf, len);
         let b = self.blob(blob)?;
         let settled = b.damage().is_none() && offset + len as u64 <= b.flushed();
         let place = (blob, offset, len as u32);
-        let found = match settled {
-            true => self.cache.lookup(place, b.serial(), out),
-            false => Lookup::Passed,
+        let found = if settled {
+            self.cache.lookup(place, b.serial(), out)
+        } else {
+            Lookup::Passed
         };
         if found == Lookup::Hit {
             return Ok(out);

@@ -518,17 +518,8 @@ impl Client {
 
     /// Removes a key: every column of it.
     pub async fn remove(&self, key: impl Into<Target>, durability: Durability) -> Result<()> {
-        self.remove_request(
-            key,
-            RemoveRequest {
-                durability,
-                column: None,
-                if_newer: None,
-                version: None,
-                deadline_ns: None,
-            },
-        )
-        .await
+        self.remove_request(key, client_remove(durability, None, None))
+            .await
     }
 
     /// Removes the key with every column at `version`, chosen by the caller (`REMOVE`
@@ -540,17 +531,8 @@ impl Client {
         durability: Durability,
         version: u64,
     ) -> Result<()> {
-        self.remove_request(
-            key,
-            RemoveRequest {
-                durability,
-                column: None,
-                if_newer: None,
-                version: Some(version),
-                deadline_ns: None,
-            },
-        )
-        .await
+        self.remove_request(key, client_remove(durability, None, Some(version)))
+            .await
     }
 
     /// Removes one column of a key, leaving the others.
@@ -560,13 +542,7 @@ impl Client {
         column: u16,
         durability: Durability,
     ) -> Result<()> {
-        let req = RemoveRequest {
-            durability,
-            column: Some(column),
-            if_newer: None,
-            version: None,
-            deadline_ns: None,
-        };
+        let req = client_remove(durability, Some(column), None);
         self.remove_request(key, req).await
     }
 
@@ -579,13 +555,7 @@ impl Client {
         durability: Durability,
         version: u64,
     ) -> Result<()> {
-        let req = RemoveRequest {
-            durability,
-            column: Some(column),
-            if_newer: None,
-            version: Some(version),
-            deadline_ns: None,
-        };
+        let req = client_remove(durability, Some(column), Some(version));
         self.remove_request(key, req).await
     }
 
@@ -743,6 +713,22 @@ impl Client {
             Some(Reply::RangeDigest(d)) => Ok(d),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
+    }
+}
+
+/// A client's `REMOVE` of the whole key (`column` `None`) or one column, at `version` or
+/// at the node's clock.
+fn client_remove(
+    durability: Durability,
+    column: Option<u16>,
+    version: Option<u64>,
+) -> RemoveRequest {
+    RemoveRequest {
+        durability,
+        column,
+        if_newer: None,
+        version,
+        deadline_ns: None,
     }
 }
 
