@@ -107,7 +107,7 @@ records      valid records in the file (damaged ones are counted under \"damaged
 live         records that are the newest of their key across the whole directory (blobs \
 replayed in id order, records in file order; tombstones remove) and not tombstones; when PATH \
 is a single blob file only that file is replayed
-superseded   values replaced by a later record of their key (a value or a tombstone)
+superseded   values replaced by a later record of their key and column (a value or a tombstone)
 removed      tombstones
 uncommitted  always 0: format version 1 has no streaming (multi-part) writes, so every record \
 is complete or damaged
@@ -139,8 +139,9 @@ Write a value's bytes (decompressed) to stdout, or to FILE with -o. Every frame'
 checked before its bytes are written and the whole-value CRC at the end; on damage the exit \
 status is 1 and the (incomplete) output file is removed.
 
---key NAME and --id HEX dump the live value of that key: its newest record, which must not \
-be a tombstone (a removed or unknown key is an error, exit status 2). --offset N dumps the \
+--key NAME and --id HEX dump the live value of that key: the newest record of its column 0 \
+(the value; --column C for another, e.g. 65534 for a name record), which must not be a \
+tombstone (a removed or unknown key is an error, exit status 2). --offset N dumps the \
 record at byte offset N of a blob file, superseded or not: PATH must then be a blob file, \
 or a directory with --blob ID. With --json a line describing what was written goes to \
 stdout (stderr when the value itself goes to stdout).";
@@ -181,7 +182,8 @@ pub struct DumpArgs {
     /// With --offset and a directory PATH: the blob id.
     #[arg(long, value_name = "ID", requires = "offset")]
     pub blob: Option<u32>,
-    /// Only dump a record of this column.
+    /// With --key/--id: the column to dump [default: 0, the value]; with --offset: only
+    /// dump the record if it is of this column.
     #[arg(long, value_name = "C")]
     pub column: Option<u16>,
     /// Write the value to FILE instead of stdout (never inside the data directory).

@@ -43,7 +43,7 @@ pub fn run(args: &DumpArgs, json: bool) -> Result<Status> {
                 (None, Some(id)) => id,
                 (None, None) => bail!("one of --key, --id or --offset is needed"),
             };
-            find_live(target, key)?
+            find_live(target, key, args.column.unwrap_or(0))?
         }
     };
     let status = dump_record(&blob, offset, args.column, output.as_deref(), json)?;
@@ -88,12 +88,13 @@ fn pick_blob(target: &Target, id: Option<u32>) -> Result<BlobRef> {
     }
 }
 
-/// The newest record of `key`, which must be a value; also whether the scan found damage.
-fn find_live(target: Target, key: Key) -> Result<(BlobRef, u64, Status)> {
+/// The newest record of `key`'s `column`, which must be a value; also whether the scan
+/// found damage.
+fn find_live(target: Target, key: Key, column: u16) -> Result<(BlobRef, u64, Status)> {
     let catalog = Catalog::build(target, Depth::Frames, &Progress::hidden())?;
     let replay = Replay::run(&catalog.blobs);
-    let Some(pos) = replay.newest(&key) else {
-        bail!("key {key} not found");
+    let Some(pos) = replay.newest(&key, column) else {
+        bail!("key {key} column {column} not found");
     };
     let (report, row) = catalog
         .blobs
@@ -102,7 +103,8 @@ fn find_live(target: Target, key: Key) -> Result<(BlobRef, u64, Status)> {
         .context("replay names a record the scan does not have")?;
     if replay.state(pos) != Some(State::Live) {
         bail!(
-            "key {key} was removed: its newest record ({} offset {}) is a tombstone",
+            "key {key} column {column} was removed: its newest record ({} offset {}) is a \
+             tombstone",
             report.blob.file.name,
             row.offset
         );

@@ -1,6 +1,7 @@
-//! Replaying the log: blobs in id order, records in file order; a later record of a key
-//! supersedes the earlier one and a tombstone removes the key. This decides which record of
-//! each key is live, exactly as the engine's open does (damaged records take no part).
+//! Replaying the log: blobs in id order, records in file order; a later record of a (key,
+//! column) supersedes the earlier one and a tombstone removes it. This decides which record
+//! of each key's column is live, exactly as the engine's open does (damaged records take no
+//! part): a key's columns — its value, its name record — live side by side.
 
 use std::collections::HashMap;
 
@@ -11,9 +12,9 @@ use super::catalog::BlobReport;
 /// What became of a valid record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// The newest record of its key, and not a tombstone.
+    /// The newest record of its (key, column), and not a tombstone.
     Live,
-    /// A value that a later record of its key (a value or a tombstone) replaced.
+    /// A value that a later record of its (key, column) (a value or a tombstone) replaced.
     Superseded,
     /// A tombstone.
     Removed,
@@ -40,7 +41,7 @@ pub struct Replay {
     /// Per blob: bytes of tombstones that still hide a value in an earlier blob, so
     /// rewriting this blob alone could not drop them.
     pub pinned_bytes: Vec<u64>,
-    newest: HashMap<Key, Pos>,
+    newest: HashMap<(Key, u16), Pos>,
 }
 
 impl Replay {
@@ -58,7 +59,7 @@ impl Replay {
                 if let Some(s) = r.states.get_mut(b) {
                     s.push(state);
                 }
-                let Some((pb, pi)) = r.newest.insert(row.key, (b, i)) else {
+                let Some((pb, pi)) = r.newest.insert((row.key, row.column), (b, i)) else {
                     continue;
                 };
                 let prev = r.states.get_mut(pb).and_then(|s| s.get_mut(pi));
@@ -75,9 +76,9 @@ impl Replay {
         r
     }
 
-    /// The newest valid record of `key` (a tombstone if the key was removed last).
-    pub fn newest(&self, key: &Key) -> Option<Pos> {
-        self.newest.get(key).copied()
+    /// The newest valid record of `key`'s `column` (a tombstone if it was removed last).
+    pub fn newest(&self, key: &Key, column: u16) -> Option<Pos> {
+        self.newest.get(&(*key, column)).copied()
     }
 
     pub fn state(&self, (b, r): Pos) -> Option<State> {

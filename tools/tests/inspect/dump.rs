@@ -151,3 +151,47 @@ fn dump_of_a_damaged_value_exits_1_and_leaves_no_output_file() -> Result<()> {
     assert!(!out.exists(), "the partial output is removed");
     Ok(())
 }
+
+/// A key's columns live side by side (a value and its name record): neither supersedes the
+/// other in the summary, and `dump --key` gives the value unless `--column` names another.
+#[test]
+fn a_keys_columns_are_separate_records_for_summary_and_dump() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let engine = ringblob_engine::Engine::open(dir.path(), crate::fixture::config())?;
+    let (k, opts) = (key("", "named"), ringblob_engine::WriteOptions::default());
+    engine.write_column(&k, 0, b"the value", opts)?;
+    engine.write_column(&k, 65534, b"its name record", opts)?;
+    engine.write_column(&k, 7, b"an old column 7", opts)?;
+    engine.write_column(&k, 7, b"column 7", opts)?;
+    engine.close()?;
+    let d = s(dir.path());
+    let run = inspect(dir.path(), &["summary", "--json", d])?;
+    let total = run.total()?;
+    let count = |f: &str| total.get(f).and_then(Value::as_u64);
+    assert_eq!(
+        (count("live"), count("superseded"), count("keys")),
+        (Some(3), Some(1), Some(1)),
+        "{total}"
+    );
+    let run = inspect(dir.path(), &["dump", d, "--key", "named"])?;
+    assert_eq!((run.code, run.bytes.as_slice()), (0, &b"the value"[..]));
+    for (column, want) in [
+        ("0", &b"the value"[..]),
+        ("65534", b"its name record"),
+        ("7", b"column 7"),
+    ] {
+        let run = inspect(
+            dir.path(),
+            &["dump", d, "--key", "named", "--column", column],
+        )?;
+        assert_eq!(
+            (run.code, run.bytes.as_slice()),
+            (0, want),
+            "column {column}: {}",
+            run.stderr
+        );
+    }
+    let run = inspect(dir.path(), &["dump", d, "--key", "named", "--column", "3"])?;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    Ok(())
+}
