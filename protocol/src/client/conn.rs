@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::error::ClientError;
+use super::run_replies::RunReplies;
 use crate::wire::{decode_frame, Frame, Header};
 
 type Waiters = Arc<Mutex<HashMap<u64, Waiter>>>;
@@ -90,6 +91,11 @@ impl Conn {
             Ok(connected) => connected.map_err(failed)?,
             Err(_) => return Err(failed(std::io::ErrorKind::TimedOut.into())),
         };
+        Ok(Conn::start(rd, wr))
+    }
+
+    /// A connection over the stream halves `rd` and `wr`, its reader task started.
+    fn start(rd: Reader, wr: Writer) -> Conn {
         let waiters: Waiters = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
         let closed_by = Arc::new(Mutex::new(None));
@@ -99,7 +105,7 @@ impl Conn {
             dead.clone(),
             closed_by.clone(),
         ));
-        Ok(Conn {
+        Conn {
             writer: tokio::sync::Mutex::new(wr),
             outbox: Mutex::default(),
             waiters,
@@ -108,7 +114,7 @@ impl Conn {
             dead,
             closed_by,
             reader,
-        })
+        }
     }
 
     /// The protocol version of request headers on this connection.
@@ -170,8 +176,41 @@ impl Conn {
             sent.push((trans, rx));
         }
         self.waiters.lock().extend(senders);
-        self.write(buf).await?;
+        self.write(buf, false).await?;
         Ok(sent)
+    }
+
+    /// Sends `count` request frames like [`send_all`](Self::send_all), their replies
+    /// arriving on one channel ([`RunReplies`]). When other transactions are in flight on
+    /// the connection, the write waits for the runtime's other ready tasks first, so the
+    /// runs of many callers (a forwarding node's client connections) leave in one write and
+    /// reach the node as one batch; alone, it writes at once.
+    pub async fn send_run(
+        &self,
+        count: usize,
+        mut encode: impl FnMut(usize, u64, &mut BytesMut) -> Result<Header, ClientError>,
+    ) -> Result<RunReplies, ClientError> {
+        if self.is_dead() {
+            return Err(ClientError::Disconnected("connection closed".into()));
+        }
+        let mut buf = BytesMut::new();
+        let mut sent = Vec::with_capacity(count);
+        for i in 0..count {
+            let trans = self.next_trans.fetch_add(1, Ordering::Relaxed);
+            encode(i, trans, &mut buf)?;
+            sent.push(trans);
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let busy = {
+            let mut waiters = self.waiters.lock();
+            let busy = !waiters.is_empty();
+            for trans in &sent {
+                waiters.insert(*trans, Waiter::Unbounded(tx.clone()));
+            }
+            busy
+        };
+        self.write(buf, busy).await?;
+        Ok(RunReplies::new(sent, rx))
     }
 
     /// Sends one request frame whose replies are streamed: they arrive on a bounded channel,
@@ -190,14 +229,15 @@ impl Conn {
         encode(trans, &mut buf)?;
         let (tx, rx) = mpsc::channel(STREAM_FRAMES_BUFFERED);
         self.waiters.lock().insert(trans, Waiter::Bounded(tx));
-        self.write(buf).await?;
+        self.write(buf, false).await?;
         Ok((trans, rx))
     }
 
     /// Queues `buf`; unless another caller is writing already (and so writes it too), writes
-    /// everything queued until nothing is. A failed or abandoned write kills the connection:
+    /// everything queued until nothing is — with `gather`, after letting the runtime's other
+    /// ready tasks run (and queue theirs). A failed or abandoned write kills the connection:
     /// every waiter is told, and the next call reconnects.
-    async fn write(&self, buf: BytesMut) -> Result<(), ClientError> {
+    async fn write(&self, buf: BytesMut, gather: bool) -> Result<(), ClientError> {
         {
             let mut outbox = self.outbox.lock();
             outbox.queued.unsplit(buf);
@@ -210,6 +250,9 @@ impl Conn {
             conn: self,
             done: false,
         };
+        if gather {
+            tokio::task::yield_now().await;
+        }
         let mut writer = self.writer.lock().await;
         loop {
             let chunk = {
@@ -328,3 +371,6 @@ fn route(waiters: &Waiters, frame: Frame) -> Option<(mpsc::Sender<Frame>, Frame)
     }
     streamed
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,6 +11,7 @@ mod listing;
 pub mod object;
 mod relay;
 mod routed;
+mod run_replies;
 mod security;
 mod target;
 mod together;
@@ -30,6 +31,7 @@ pub use find::{
 pub use groups::{GroupOutcome, GroupRead, Quorum};
 pub use listing::{merge_pages, ListPage};
 pub use routed::RoutedClient;
+pub use run_replies::RunReplies;
 pub use security::{check_node_proof, Attempt, ClientSecurity, Credentials};
 pub use target::Target;
 pub use upload::{restarting, restarting_when, UPLOAD_ATTEMPTS};

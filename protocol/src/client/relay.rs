@@ -1,23 +1,18 @@
 //! Relaying a frame as it is: what a node does when it forwards a request to the key's
 //! owner (`docs/PROTOCOL.md` §9).
 
-use tokio::sync::mpsc::UnboundedReceiver;
-
-use super::{Client, ClientError};
+use super::{Client, ClientError, RunReplies};
 use crate::wire::Frame;
 
 impl Client {
     /// Sends `frames` on this client's connection in one write, each with `hops` + 1 and
     /// `group` set to the group it was routed in, under a fresh transaction id (trace, key
-    /// and payload kept); returns each one's transaction id and the channel its reply frames
-    /// arrive on. The caller gives them back their own transaction id and stops at the frame
+    /// and payload kept); returns their transaction ids and reply frames ([`RunReplies`]).
+    /// The caller gives the frames back their own transaction id and stops at the frame
     /// without `MORE`.
-    pub async fn relay_all(
-        &self,
-        frames: &[(&Frame, u32)],
-    ) -> Result<Vec<(u64, UnboundedReceiver<Frame>)>, ClientError> {
+    pub async fn relay_all(&self, frames: &[(&Frame, u32)]) -> Result<RunReplies, ClientError> {
         let conn = self.connection().await?;
-        conn.send_all(frames.len(), |i, trans, buf| {
+        conn.send_run(frames.len(), |i, trans, buf| {
             let (frame, group) = frames[i];
             let mut header = frame.header;
             header.trans = trans;

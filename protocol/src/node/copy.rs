@@ -84,12 +84,15 @@ pub async fn holds_at_least(
         header,
         payload: payload.freeze(),
     };
-    let mut sent = peer
+    let mut run = peer
         .relay_all(&[(&frame, 0)])
         .await
         .map_err(|e| failed(e.to_string()))?;
-    let (trans, mut rx) = sent.pop().ok_or_else(|| failed("nothing sent".into()))?;
-    let reply = match tokio::time::timeout(peer.timeout(), rx.recv()).await {
+    let trans = *run
+        .sent()
+        .first()
+        .ok_or_else(|| failed("nothing sent".into()))?;
+    let reply = match tokio::time::timeout(peer.timeout(), run.next(trans)).await {
         Ok(Some(reply)) => reply,
         Ok(None) => return Err(failed("connection closed".into())),
         Err(_) => {

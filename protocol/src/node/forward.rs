@@ -10,14 +10,13 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::hints::{hintable, Suspects};
 use super::metrics::{Metrics, Route as MetricsRoute};
 use super::versions::{now_ns, stamp_forwarded, Budget};
-use crate::client::{Client, ClientConfig, ClientSecurity};
+use crate::client::{Client, ClientConfig, ClientSecurity, RunReplies};
 use crate::ring::Routing;
-use crate::wire::{encode_error, Command, Frame, Header, Status, MAX_FORWARD_HOPS};
+use crate::wire::{encode_error, Command, Frame, Header, Status, HEADER_LEN, MAX_FORWARD_HOPS};
 
 /// Where a request is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,11 +205,12 @@ impl Peers {
         let mut to_hint = Vec::new();
         let mut outgoing = f.outgoing.into_iter();
         let failed = match f.started {
-            Ok((client, sent)) => {
+            Ok((client, mut run)) => {
                 let mut first = f.first;
                 let mut failed = None;
                 let mut payloads_before = 0u64;
-                for ((trans, rx), header) in sent.into_iter().zip(&f.headers) {
+                let sent = run.sent().to_vec();
+                for (i, (trans, header)) in sent.into_iter().zip(&f.headers).enumerate() {
                     let sent_frame = outgoing.next();
                     // The owner serves the run in order: this frame's first reply is due when
                     // its payload and those before it could have arrived, plus the timeout.
@@ -219,8 +219,14 @@ impl Peers {
                         first: f.sent_at + self.budget.allowed(payloads_before),
                         next: self.budget.allowed(header.payload_len.into()),
                     };
-                    let got = (first.take(), rx);
-                    let relayed = relay(&client, trans, got, header, out, &mut gathered, due).await;
+                    let frames_left = f.headers.len() - i;
+                    let got = (first.take(), &mut run);
+                    let to = Out {
+                        out: &mut *out,
+                        gathered: &mut gathered,
+                        frames_left,
+                    };
+                    let relayed = relay(&client, trans, got, header, to, due).await;
                     match relayed {
                         Ok(status) => self.observe(header, status, f.sent_at),
                         Err(Relay::Client(e)) => return Err(e),
@@ -302,8 +308,8 @@ impl Peers {
         f.retry = false;
         let by = f.sent_at + self.budget.allowed(frame.header.payload_len.into());
         let first = match &mut f.started {
-            Ok((client, sent)) => match sent.first_mut() {
-                Some((trans, rx)) => Some(next_reply(client, *trans, rx, by).await),
+            Ok((client, run)) => match run.sent().first().copied() {
+                Some(trans) => Some(next_reply(client, trans, run, by).await),
                 None => None,
             },
             Err(_) => None,
@@ -371,11 +377,8 @@ pub struct InFlight {
     sent_at: tokio::time::Instant,
     addr: String,
     headers: Vec<Header>,
-    started: Result<(Arc<Client>, Vec<Pending>), String>,
+    started: Result<(Arc<Client>, RunReplies), String>,
 }
-
-/// A relayed frame's transaction id on the peer connection, and its reply channel.
-type Pending = (u64, UnboundedReceiver<Frame>);
 
 /// Reply bytes gathered before they are written even though more are at hand (a streamed
 /// read is relayed in pieces of about this size, never held whole).
@@ -389,31 +392,50 @@ struct Due {
     next: std::time::Duration,
 }
 
+/// Where relayed replies go: gathered, then written to `out`; `frames_left` counts the
+/// frames of the run from this one on (the gathering buffer is sized once by them).
+struct Out<'a, W> {
+    out: &'a mut W,
+    gathered: &'a mut BytesMut,
+    frames_left: usize,
+}
+
 /// Relays reply frames into `gathered` until the one without `MORE`, the first by
 /// `due.first`, each later one within `due.next` of the frame before it (a long streamed
-/// reply that keeps coming is never cut off). What was gathered is written to `out` before waiting for a frame not there yet.
+/// reply that keeps coming is never cut off). What was gathered is written to `out` before
+/// waiting for a frame not there yet.
 async fn relay<W: AsyncWrite + Unpin>(
     client: &Client,
     trans: u64,
-    (mut first, mut rx): (Option<Frame>, UnboundedReceiver<Frame>),
+    (mut first, run): (Option<Frame>, &mut RunReplies),
     request: &Header,
-    out: &mut W,
-    gathered: &mut BytesMut,
+    to: Out<'_, W>,
     due: Due,
 ) -> Result<Status, Relay> {
+    let Out {
+        out,
+        gathered,
+        frames_left,
+    } = to;
     let mut by = due.first;
     loop {
-        let reply = match first.take().map_or_else(|| rx.try_recv(), Ok) {
+        let reply = match first.take().map_or_else(|| run.try_next(trans), Ok) {
             Ok(reply) if gathered.len() < GATHER_BYTES => reply,
             ready => {
                 out.write_all(gathered).await.map_err(Relay::Client)?;
                 gathered.clear();
                 match ready {
                     Ok(reply) => reply,
-                    Err(_) => next_reply(client, trans, &mut rx, by).await?,
+                    Err(_) => next_reply(client, trans, run, by).await?,
                 }
             }
         };
+        if gathered.capacity() == 0 {
+            // Room for the rest of the run's replies if they are like this one, at once
+            // rather than by doubling.
+            let like_this = HEADER_LEN + reply.payload.len();
+            gathered.reserve(GATHER_BYTES.min(like_this.saturating_mul(frames_left)));
+        }
         by = tokio::time::Instant::now() + due.next;
         let more = reply.header.has_more();
         let status = reply.header.status;
@@ -436,13 +458,14 @@ async fn relay<W: AsyncWrite + Unpin>(
 async fn next_reply(
     client: &Client,
     trans: u64,
-    rx: &mut UnboundedReceiver<Frame>,
+    run: &mut RunReplies,
     by: tokio::time::Instant,
 ) -> Result<Frame, Relay> {
-    match tokio::time::timeout_at(by, rx.recv()).await {
+    match tokio::time::timeout_at(by, run.next(trans)).await {
         Ok(Some(reply)) => Ok(reply),
         Ok(None) => Err(Relay::Owner("connection closed".into())),
         Err(_) => {
+            run.give_up(trans);
             client.forget(trans).await;
             Err(Relay::Owner("timed out".into()))
         }

@@ -86,13 +86,32 @@ pub fn keys(stat: &Value) -> u64 {
     stat["backend"]["keys"].as_u64().unwrap_or(0)
 }
 
-/// Requests the node forwarded to other nodes, summed over `addrs`.
-pub async fn forwarded(addrs: &[&str]) -> Result<u64> {
-    let mut n = 0;
-    for a in addrs {
-        n += stat(a).await?["forwarded"].as_u64().unwrap_or(0);
+/// Requests forwarded and CPU seconds used, summed over the nodes at `addrs` (STAT).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    pub forwarded: u64,
+    pub cpu_secs: f64,
+}
+
+impl Counters {
+    /// What was counted between `before` and this.
+    pub fn since(self, before: Counters) -> Counters {
+        Counters {
+            forwarded: self.forwarded.saturating_sub(before.forwarded),
+            cpu_secs: (self.cpu_secs - before.cpu_secs).max(0.0),
+        }
     }
-    Ok(n)
+}
+
+/// The nodes' [`Counters`] now.
+pub async fn counters(addrs: &[&str]) -> Result<Counters> {
+    let mut c = Counters::default();
+    for a in addrs {
+        let s = stat(a).await?;
+        c.forwarded += s["forwarded"].as_u64().unwrap_or(0);
+        c.cpu_secs += s["cpu_secs"].as_f64().unwrap_or(0.0);
+    }
+    Ok(c)
 }
 
 /// Waits until no node in `addrs` has a transfer pending.

@@ -36,15 +36,18 @@ struct Totals {
     errors: u64,
     latencies: Latencies,
     forwarded: u64,
+    /// CPU seconds the nodes used, together.
+    node_cpu_secs: f64,
     round_p50s: Vec<u32>,
 }
 
 impl Totals {
-    fn add(&mut self, o: Outcome, forwarded: u64) {
+    fn add(&mut self, o: Outcome, used: cluster::Counters) {
         self.ops += o.ops;
         self.seconds += o.seconds;
         self.errors += o.errors;
-        self.forwarded += forwarded;
+        self.forwarded += used.forwarded;
+        self.node_cpu_secs += used.cpu_secs;
         self.round_p50s.push(o.latencies.percentile(50.0));
         self.latencies.merge(o.latencies);
     }
@@ -64,6 +67,7 @@ impl Totals {
             "round_p50_us": self.round_p50s,
             "errors": self.errors,
             "forwarded_by_nodes": self.forwarded,
+            "node_cpu_us_per_op": self.node_cpu_secs * 1e6 / (self.ops.max(1) as f64),
         })
     }
 }
@@ -131,10 +135,10 @@ pub async fn run(s: &ClusterSetup, load: &Load, count: u64, rounds: u32) -> Resu
                 Mode::Owner => (&owner, &mut own),
                 Mode::Forwarded => (&other, &mut fwd),
             };
-            let before = cluster::forwarded(&addrs).await?;
+            let before = cluster::counters(&addrs).await?;
             let o = load::drive(load, targets, RemoteWorkload::Gets, count).await?;
-            let after = cluster::forwarded(&addrs).await?;
-            totals.add(o, after.saturating_sub(before));
+            let after = cluster::counters(&addrs).await?;
+            totals.add(o, after.since(before));
         }
     }
     // The machine's own round trip, in the same run, with the same shape.
@@ -236,12 +240,17 @@ mod tests {
             security: Default::default(),
         };
         let (mut own, mut fwd) = (Totals::default(), Totals::default());
-        own.add(outcome(100), 0);
-        fwd.add(outcome(150), 1);
+        own.add(outcome(100), cluster::Counters::default());
+        let used = cluster::Counters {
+            forwarded: 1,
+            cpu_secs: 2e-5,
+        };
+        fwd.add(outcome(150), used);
         let r = row(&s, &load, 1, 1, [1, 1], &own, &fwd);
         assert_eq!(r["forwarding_latency_ratio"].as_f64(), Some(1.5));
         assert_eq!(r["forwarding_throughput_ratio"].as_f64(), Some(1.0));
         assert_eq!(r["target_met"].as_bool(), Some(false));
+        assert_eq!(r["forwarded"]["node_cpu_us_per_op"].as_f64(), Some(20.0));
         for mode in ["owner", "forwarded"] {
             for field in ["p50_us", "p99_us", "ops_per_sec", "errors"] {
                 assert!(r[mode][field].is_number(), "{mode}.{field} in {r}");
