@@ -286,6 +286,11 @@ impl IncomingRanges {
         before - self.incoming.len()
     }
 
+    /// Whether no range is noted at all, live or expired.
+    pub fn is_empty(&self) -> bool {
+        self.incoming.is_empty() && self.outgoing.is_empty()
+    }
+
     /// Whether any range is being read through at `now_ms` (a cheap check first).
     pub fn any(&self, now_ms: u64) -> bool {
         self.incoming.iter().any(|i| i.live(now_ms)) || self.outgoing.iter().any(|o| o.live(now_ms))

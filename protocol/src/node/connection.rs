@@ -27,7 +27,7 @@ use crate::ring::{RouteNode, RouteTable, Routing};
 use crate::tls::{Stream, TlsServer};
 use crate::wire::{
     decode_frame, encode_error, Command, Frame, Header, Status, WireError, FLAG_HINTED, FLAG_LOCAL,
-    MAX_FORWARD_HOPS, MAX_IN_FLIGHT_PER_CONNECTION,
+    HEADER_LEN, MAX_FORWARD_HOPS, MAX_IN_FLIGHT_PER_CONNECTION,
 };
 
 /// A client connection's stream (plain or TLS): its writes time out when the client reads
@@ -852,8 +852,14 @@ async fn hint_unanswered(
 /// Whole frames at the front of `buf`, at most the in-flight cap, and the fatal framing
 /// error (bad magic, bad header CRC, oversized length) that stopped the taking, if one did:
 /// the frames before it are still served.
+/// Frames made room for at once when a read holds many (more are taken by growing).
+const TYPICAL_BATCH: usize = 64;
+
 fn take_frames(buf: &mut BytesMut) -> (Vec<Frame>, Option<WireError>) {
-    let mut batch = Vec::new();
+    // As many as the bytes could hold at the smallest frame (a header), up to a pipeline's
+    // worth: growing the batch frame by frame was ~1 % of serving pipelined small GETs.
+    let most = (buf.len() / HEADER_LEN).min(TYPICAL_BATCH);
+    let mut batch = Vec::with_capacity(most);
     while batch.len() < MAX_IN_FLIGHT_PER_CONNECTION {
         match decode_frame(buf) {
             Ok(Some(f)) => batch.push(f),

@@ -130,7 +130,7 @@ pub fn serve_batch(
     (reply_cap, how): (usize, Serving),
 ) -> Served {
     let default_durable = b.default_durability() != ringblob_engine::Durability::None;
-    let mut out = Output::default();
+    let mut out = Output::for_frames(frames.len(), reply_cap);
     let mut spans = Vec::with_capacity(frames.len());
     let mut outcomes = Vec::with_capacity(frames.len());
     let mut ask_first = false;
