@@ -21,12 +21,14 @@
 //! Sixteen shards, each behind its own leaf lock, keep two threads' reads apart.
 //!
 //! Only where it pays: a miss costs a lookup, an allocation and an eviction (about 0.5 µs,
-//! a third of a cold point get), a hit saves about 0.6 µs. A shard whose hits over its last
-//! [`WINDOW`] lookups were fewer than a quarter of them *passes*: it is asked by one read in
-//! [`SAMPLE`] only (those look up and keep what they read, so a hot set still moves in and
-//! is noticed), and the others go straight to the file. Reads spread evenly over more
+//! a third of a cold point get), a hit saves about 0.6 µs. A full shard whose hits over its
+//! last [`WINDOW`] lookups were fewer than a quarter of them *passes*: it is asked by one
+//! read in [`SAMPLE`] only (those look up and keep what they read, so a hot set still moves
+//! in and is noticed), and the others go straight to the file. Reads spread evenly over more
 //! records than fit — a cold store, a scan — then cost the file's read and a sixteenth of a
-//! miss; reads of a set that fits are served from memory after a few passes over it.
+//! miss once the cache is full; a set that fits is kept from its first read (a shard with
+//! room never passes: judged by the hits of a cache filling up, a set read twice would never
+//! be kept).
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
@@ -130,13 +132,17 @@ impl Shard {
         hit
     }
 
-    /// At the end of a window, whether the shard should pass (hits under a quarter).
-    fn weigh(&mut self) -> Option<bool> {
+    /// At the end of a window, whether the shard should pass: hits under a quarter, and
+    /// the shard full (`budget` bytes, less an eighth). A shard with room keeps what it
+    /// reads whatever its hits: a miss then costs no eviction, and a set read again later
+    /// (each key twice, say) is kept for its second read rather than judged by its first.
+    fn weigh(&mut self, budget: usize) -> Option<bool> {
         if self.window.0 < WINDOW {
             return None;
         }
         let (lookups, hits) = std::mem::take(&mut self.window);
-        Some(hits.saturating_mul(4) < lookups)
+        let full = self.bytes >= budget - budget / 8;
+        Some(full && hits.saturating_mul(4) < lookups)
     }
 
     fn insert(&mut self, place: Place, serial: u64, bytes: &[u8], budget: usize) {
@@ -266,7 +272,7 @@ impl RecordCache {
         }
         let mut shard = room.shard.lock();
         let hit = shard.copy_into(place, serial, out);
-        if let Some(passing) = shard.weigh() {
+        if let Some(passing) = shard.weigh(self.shard_budget) {
             room.passing.store(passing, Ordering::Relaxed);
         }
         if hit {
@@ -416,6 +422,25 @@ mod tests {
         let f = cache.figures();
         assert_eq!(f.passing_shards, 0, "{f:?}");
         assert_eq!(hot_hits, 256, "{f:?}");
+    }
+
+    #[test]
+    fn a_set_that_fits_is_kept_from_its_first_read() {
+        // Room for every record: 10,000 × (100 + overhead) is under 4 MiB.
+        let cache = RecordCache::new(4 << 20);
+        let mut out = vec![0u8; 100];
+        let places = |blob| (0..10_000u64).map(move |i| (blob, i * 128, 100));
+        let first: Vec<Lookup> = places(1).map(|p| read(&cache, p, &mut out)).collect();
+        assert!(
+            first.iter().all(|l| *l == Lookup::Miss),
+            "nothing yet, nothing passed"
+        );
+        let f = cache.figures();
+        assert_eq!((f.passing_shards, f.entries), (0, 10_000), "{f:?}");
+        let hits = places(1)
+            .filter(|p| read(&cache, *p, &mut out) == Lookup::Hit)
+            .count();
+        assert_eq!(hits, 10_000, "every record's second read is a hit");
     }
 
     #[test]

@@ -222,9 +222,13 @@ async fn run(
                 Ok(b) => b,
                 Err(end) => return end,
             };
-            let (watches, batch): (Vec<Frame>, Vec<Frame>) = batch
-                .into_iter()
-                .partition(|f| f.header.command == Command::Watch);
+            let watch = |f: &Frame| f.header.command == Command::Watch;
+            // Split only when there is something to split (two new lists per batch were
+            // ~1 % of serving pipelined small GETs).
+            let (watches, batch): (Vec<Frame>, Vec<Frame>) = match batch.iter().any(watch) {
+                true => batch.into_iter().partition(watch),
+                false => (Vec::new(), batch),
+            };
             if !watches.is_empty() {
                 let w = watching.get_or_insert_with(|| Watching::new(node.info.watches.clone()));
                 if let Err(end) = serve_watches(stream, w, &watches).await {
