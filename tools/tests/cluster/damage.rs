@@ -10,15 +10,6 @@ use ringblob_protocol::wire::Status;
 use super::member::{self, Member};
 use super::{client, converge, json, key, value};
 
-/// Node a alone in group 1, node b alone in group 2, started.
-fn two_groups(root: &std::path::Path) -> (Member, Member) {
-    let mut a = Member::new("a", 1, root, None);
-    a.start();
-    let mut b = Member::new("b", 2, root, Some(&a.addr));
-    b.start();
-    (a, b)
-}
-
 fn flip(path: &std::path::Path, at: u64) {
     let mut b = std::fs::read(path).unwrap_or_else(|e| panic!("{e}"));
     b[at as usize] ^= 0x20;
@@ -30,7 +21,7 @@ fn damaged_values_are_reported_and_repaired_from_the_other_group() {
     let _serial = member::serial();
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
-    let (mut a, b) = two_groups(root.path());
+    let (mut a, b) = Member::start_two_groups(["a", "b"], root.path());
     rt.block_on(async {
         converge(&[&a, &b], 2).await;
         let c = client(&b.addr).await;
@@ -212,7 +203,7 @@ fn a_remove_outlives_the_loss_of_the_remove_log() {
     let _serial = member::serial();
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
-    let (mut a, b) = two_groups(root.path());
+    let (mut a, b) = Member::start_two_groups(["a", "b"], root.path());
     rt.block_on(async {
         converge(&[&a, &b], 2).await;
         let c = client(&b.addr).await;

@@ -87,6 +87,16 @@ impl Member {
         [first, b, c]
     }
 
+    /// Starts node `names[0]` alone in group 1 and `names[1]` alone in group 2 (seeded by
+    /// the first): two replica groups of one node each.
+    pub fn start_two_groups(names: [&str; 2], root: &std::path::Path) -> (Member, Member) {
+        let mut first = Member::new(names[0], 1, root, None);
+        first.start();
+        let mut second = Member::new(names[1], 2, root, Some(&first.addr));
+        second.start();
+        (first, second)
+    }
+
     /// Starts (or restarts) the process and waits for its `listening on` line.
     pub fn start(&mut self) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringblob-node"));

@@ -137,10 +137,7 @@ fn a_replicated_read_weighs_a_remove_against_an_older_value() {
     let _serial = member::serial();
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
-    let mut x = Member::new("x1", 1, root.path(), None);
-    x.start();
-    let mut y = Member::new("y1", 2, root.path(), Some(&x.addr));
-    y.start();
+    let (x, y) = Member::start_two_groups(["x1", "y1"], root.path());
     rt.block_on(async {
         converge(&[&x, &y], 2).await;
         let c = client(&x.addr).await;
@@ -186,10 +183,7 @@ fn a_write_to_several_groups_carries_one_version_everywhere() {
     let _serial = member::serial();
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
-    let mut x = Member::new("x1", 1, root.path(), None);
-    x.start();
-    let mut y = Member::new("y1", 2, root.path(), Some(&x.addr));
-    y.start();
+    let (x, y) = Member::start_two_groups(["x1", "y1"], root.path());
     rt.block_on(async {
         converge(&[&x, &y], 2).await;
         let c = client(&x.addr).await;
