@@ -22,7 +22,9 @@
 //!
 //! Only where it pays: a miss costs a lookup, an allocation and an eviction (about 0.5 µs,
 //! a third of a cold point get), a hit saves about 0.6 µs. A full shard whose hits over its
-//! last [`WINDOW`] lookups were fewer than a quarter of them *passes*: it is asked by one
+//! last [`WINDOW`] lookups were fewer than half of them *passes* (a miss costs about what a
+//! hit saves, so under half it loses; with a quarter, a full cache of a third of the keys
+//! read uniformly kept paying a miss and an eviction for two reads in three): it is asked by one
 //! read in [`SAMPLE`] only (those look up and keep what they read, so a hot set still moves
 //! in and is noticed), and the others go straight to the file. Reads spread evenly over more
 //! records than fit — a cold store, a scan — then cost the file's read and a sixteenth of a
@@ -132,7 +134,7 @@ impl Shard {
         hit
     }
 
-    /// At the end of a window, whether the shard should pass: hits under a quarter, and
+    /// At the end of a window, whether the shard should pass: hits under half, and
     /// the shard full (`budget` bytes, less an eighth). A shard with room keeps what it
     /// reads whatever its hits: a miss then costs no eviction, and a set read again later
     /// (each key twice, say) is kept for its second read rather than judged by its first.
@@ -142,7 +144,7 @@ impl Shard {
         }
         let (lookups, hits) = std::mem::take(&mut self.window);
         let full = self.bytes >= budget - budget / 8;
-        Some(full && hits.saturating_mul(4) < lookups)
+        Some(full && hits.saturating_mul(2) < lookups)
     }
 
     fn insert(&mut self, place: Place, serial: u64, bytes: &[u8], budget: usize) {
