@@ -76,11 +76,13 @@ impl RunReplies {
         self.early.remove(at)
     }
 
-    /// `f` if it is `trans`'s; otherwise kept for later (a transaction of the run still
-    /// waited for) or dropped.
+    /// `f` if it is `trans`'s — or the connection's (transaction 0: an error such as
+    /// `CONNECTION_LIMIT`, which the connection's reader hands every waiting transaction a
+    /// copy of); otherwise kept for later (a transaction of the run still waited for) or
+    /// dropped.
     fn sort(&mut self, trans: u64, f: Frame) -> Option<Frame> {
         let of = f.header.trans;
-        if of == trans {
+        if of == trans || of == 0 {
             return Some(f);
         }
         if self.sent.contains(&of) && !self.given_up.contains(&of) {
@@ -129,6 +131,20 @@ mod tests {
         assert_eq!(run.try_next(3).err(), Some(TryRecvError::Empty));
         drop(tx);
         assert!(run.next(3).await.is_none(), "the connection is gone");
+    }
+
+    #[tokio::test]
+    async fn an_error_of_the_connection_answers_every_transaction() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut run = RunReplies::new(vec![1, 2], rx);
+        // The reader sends one copy per waiting transaction.
+        for _ in 0..2 {
+            assert!(tx.send(frame(0, "connection limit")).is_ok());
+        }
+        for trans in [1, 2] {
+            let got = run.try_next(trans).map(|f| f.payload);
+            assert_eq!(got, Ok(Bytes::from_static(b"connection limit")), "{trans}");
+        }
     }
 
     #[tokio::test]

@@ -853,12 +853,12 @@ async fn hint_unanswered(
     Ok(())
 }
 
-/// Whole frames at the front of `buf`, at most the in-flight cap, and the fatal framing
-/// error (bad magic, bad header CRC, oversized length) that stopped the taking, if one did:
-/// the frames before it are still served.
 /// Frames made room for at once when a read holds many (more are taken by growing).
 const TYPICAL_BATCH: usize = 64;
 
+/// Whole frames at the front of `buf`, at most the in-flight cap, and the fatal framing
+/// error (bad magic, bad header CRC, oversized length) that stopped the taking, if one did:
+/// the frames before it are still served.
 fn take_frames(buf: &mut BytesMut) -> (Vec<Frame>, Option<WireError>) {
     // As many as the bytes could hold at the smallest frame (a header), up to a pipeline's
     // worth: growing the batch frame by frame was ~1 % of serving pipelined small GETs.

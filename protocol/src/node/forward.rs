@@ -209,8 +209,10 @@ impl Peers {
                 let mut first = f.first;
                 let mut failed = None;
                 let mut payloads_before = 0u64;
-                let sent = run.sent().to_vec();
-                for (i, (trans, header)) in sent.into_iter().zip(&f.headers).enumerate() {
+                for (i, header) in f.headers.iter().enumerate() {
+                    let Some(trans) = run.sent().get(i).copied() else {
+                        break;
+                    };
                     let sent_frame = outgoing.next();
                     // The owner serves the run in order: this frame's first reply is due when
                     // its payload and those before it could have arrived, plus the timeout.
