@@ -160,17 +160,12 @@ impl Conn {
     pub async fn send_all(
         &self,
         count: usize,
-        mut encode: impl FnMut(usize, u64, &mut BytesMut) -> Result<Header, ClientError>,
+        encode: impl FnMut(usize, u64, &mut BytesMut) -> Result<Header, ClientError>,
     ) -> Result<Vec<(u64, mpsc::UnboundedReceiver<Frame>)>, ClientError> {
-        if self.is_dead() {
-            return Err(ClientError::Disconnected("connection closed".into()));
-        }
-        let mut buf = BytesMut::new();
+        let (buf, ids) = self.encode_frames(count, encode)?;
         let mut sent = Vec::with_capacity(count);
         let mut senders = Vec::with_capacity(count);
-        for i in 0..count {
-            let trans = self.next_trans.fetch_add(1, Ordering::Relaxed);
-            encode(i, trans, &mut buf)?;
+        for trans in ids {
             let (tx, rx) = mpsc::unbounded_channel();
             senders.push((trans, Waiter::Unbounded(tx)));
             sent.push((trans, rx));
@@ -178,6 +173,26 @@ impl Conn {
         self.waiters.lock().extend(senders);
         self.write(buf, false).await?;
         Ok(sent)
+    }
+
+    /// `count` request frames, the `i`-th built by `encode(i, trans, buf)` under a fresh
+    /// transaction id, and those ids in order (refused on a dead connection).
+    fn encode_frames(
+        &self,
+        count: usize,
+        mut encode: impl FnMut(usize, u64, &mut BytesMut) -> Result<Header, ClientError>,
+    ) -> Result<(BytesMut, Vec<u64>), ClientError> {
+        if self.is_dead() {
+            return Err(ClientError::Disconnected("connection closed".into()));
+        }
+        let mut buf = BytesMut::new();
+        let mut ids = Vec::with_capacity(count);
+        for i in 0..count {
+            let trans = self.next_trans.fetch_add(1, Ordering::Relaxed);
+            encode(i, trans, &mut buf)?;
+            ids.push(trans);
+        }
+        Ok((buf, ids))
     }
 
     /// Sends `count` request frames like [`send_all`](Self::send_all), their replies
@@ -188,18 +203,9 @@ impl Conn {
     pub async fn send_run(
         &self,
         count: usize,
-        mut encode: impl FnMut(usize, u64, &mut BytesMut) -> Result<Header, ClientError>,
+        encode: impl FnMut(usize, u64, &mut BytesMut) -> Result<Header, ClientError>,
     ) -> Result<RunReplies, ClientError> {
-        if self.is_dead() {
-            return Err(ClientError::Disconnected("connection closed".into()));
-        }
-        let mut buf = BytesMut::new();
-        let mut sent = Vec::with_capacity(count);
-        for i in 0..count {
-            let trans = self.next_trans.fetch_add(1, Ordering::Relaxed);
-            encode(i, trans, &mut buf)?;
-            sent.push(trans);
-        }
+        let (buf, sent) = self.encode_frames(count, encode)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let busy = {
             let mut waiters = self.waiters.lock();
