@@ -16,13 +16,14 @@
 //! (MACHINE-NOTES), where an in-process cache keeps what it was given.
 //!
 //! Bounded: records up to [`MAX_CACHED_RECORD`] bytes, at most the configured bytes in all
-//! (each entry charged its bytes and [`ENTRY_OVERHEAD`]). Eviction is CLOCK (second chance)
-//! per shard: an entry read since the hand last passed it stays for one more turn.
-//! Sixteen shards, each behind its own leaf lock, keep two threads' reads apart.
+//! (each shard's table of slots included; an entry takes its record's bytes, padded to 8,
+//! and a header of [`arena::HEADER`] bytes). Sixteen shards, each behind its own leaf lock, keep two threads' reads
+//! apart; each keeps its records in a ring with CLOCK eviction (an entry read since the
+//! ring's tail last passed it moves to the head once more), see [`arena`].
 //!
-//! Only where it pays: a miss costs a lookup, an allocation and an eviction (about 0.5 µs,
-//! a third of a cold point get), a hit saves about 0.6 µs. A full shard whose hits over its
-//! last [`WINDOW`] lookups were fewer than half of them *passes* (a miss costs about what a
+//! Only where it pays: a miss costs a lookup, an insert and, once full, an eviction (a
+//! cache miss or two in the table and the ring's tail), a hit saves a system call. A full
+//! shard (one that had to evict to keep a record) whose hits over its last [`WINDOW`] lookups were fewer than half of them *passes* (a miss costs about what a
 //! hit saves, so under half it loses; with a quarter, a full cache of a third of the keys
 //! read uniformly kept paying a miss and an eviction for two reads in three): it is asked by one
 //! read in [`SAMPLE`] only (those look up and keep what they read, so a hot set still moves
@@ -33,13 +34,17 @@
 //! be kept).
 
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
 use crate::lock_order::{Rank, Ranked};
+
+mod arena;
+
+#[cfg(test)]
+use arena::entry_size;
+use arena::{Arena, Found, Place};
 
 /// Lookups a shard weighs its hits over.
 pub const WINDOW: u32 = 512;
@@ -51,79 +56,26 @@ pub const SAMPLE: u32 = 16;
 /// call, is what a read of them costs).
 pub const MAX_CACHED_RECORD: usize = 4096;
 
-/// What an entry costs beyond its bytes: its map slot, its place in the clock and the
-/// allocation's own header, charged against the budget.
-pub const ENTRY_OVERHEAD: usize = 64;
-
 const SHARDS: usize = 16;
-
-/// Where a record lies: blob id, offset, length.
-type Place = (u32, u64, u32);
-
-struct Entry {
-    /// The serial of the blob the bytes were read from.
-    serial: u64,
-    bytes: Box<[u8]>,
-    /// Read since the clock hand last passed.
-    referenced: bool,
-}
-
-/// Hashes a place with a multiply per field (the FxHash scheme): places are not chosen
-/// by whoever sends requests (a record's place is where the engine appended it), so the
-/// default hasher's defence against chosen keys buys nothing here and cost a fifth of a
-/// cached read.
-#[derive(Default)]
-struct PlaceHasher(u64);
-
-impl PlaceHasher {
-    #[inline]
-    fn add(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
-    }
-}
-
-impl Hasher for PlaceHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.add(u64::from(b));
-        }
-    }
-    #[inline]
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-    #[inline]
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
 
 #[derive(Default)]
 struct Shard {
-    entries: HashMap<Place, Entry, BuildHasherDefault<PlaceHasher>>,
-    /// The clock: places in the order the hand visits them.
-    hand: VecDeque<Place>,
-    bytes: usize,
+    /// Made at the first insert (a cache never filled costs no memory).
+    arena: Option<Arena>,
     hits: u64,
     misses: u64,
     /// Lookups and hits of the window being counted.
     window: (u32, u32),
+    /// Whether an insert of the window being counted had to evict.
+    evicted: bool,
 }
 
 impl Shard {
     fn copy_into(&mut self, place: Place, serial: u64, out: &mut [u8]) -> bool {
-        let hit = match self.entries.get_mut(&place) {
-            Some(e) if e.serial == serial && e.bytes.len() == out.len() => {
-                out.copy_from_slice(&e.bytes);
-                e.referenced = true;
-                true
-            }
-            _ => false,
-        };
+        let hit = self
+            .arena
+            .as_mut()
+            .is_some_and(|a| a.copy_into(place, serial, out) == Found::Hit);
         if hit {
             self.hits += 1;
         } else {
@@ -134,53 +86,22 @@ impl Shard {
         hit
     }
 
-    /// At the end of a window, whether the shard should pass: hits under half, and
-    /// the shard full (`budget` bytes, less an eighth). A shard with room keeps what it
+    /// At the end of a window, whether the shard should pass: hits under half, and the
+    /// shard full (an insert of the window had to evict). A shard with room keeps what it
     /// reads whatever its hits: a miss then costs no eviction, and a set read again later
     /// (each key twice, say) is kept for its second read rather than judged by its first.
-    fn weigh(&mut self, budget: usize) -> Option<bool> {
+    fn weigh(&mut self) -> Option<bool> {
         if self.window.0 < WINDOW {
             return None;
         }
         let (lookups, hits) = std::mem::take(&mut self.window);
-        let full = self.bytes >= budget - budget / 8;
+        let full = std::mem::take(&mut self.evicted);
         Some(full && hits.saturating_mul(2) < lookups)
     }
 
     fn insert(&mut self, place: Place, serial: u64, bytes: &[u8], budget: usize) {
-        let cost = bytes.len() + ENTRY_OVERHEAD;
-        let entry = Entry {
-            serial,
-            bytes: bytes.into(),
-            referenced: false,
-        };
-        match self.entries.insert(place, entry) {
-            Some(old) => self.bytes -= old.bytes.len() + ENTRY_OVERHEAD,
-            None => self.hand.push_back(place),
-        }
-        self.bytes += cost;
-        self.evict_to(budget);
-    }
-
-    /// Turns the clock until the shard holds at most `budget` bytes. Every entry the hand
-    /// spares loses its mark, so the hand frees one within two turns at most.
-    fn evict_to(&mut self, budget: usize) {
-        while self.bytes > budget {
-            let Some(place) = self.hand.pop_front() else {
-                return;
-            };
-            let Some(e) = self.entries.get_mut(&place) else {
-                continue;
-            };
-            if e.referenced {
-                e.referenced = false;
-                self.hand.push_back(place);
-                continue;
-            }
-            if let Some(gone) = self.entries.remove(&place) {
-                self.bytes -= gone.bytes.len() + ENTRY_OVERHEAD;
-            }
-        }
+        let arena = self.arena.get_or_insert_with(|| Arena::new(budget));
+        self.evicted |= arena.insert(place, serial, bytes);
     }
 }
 
@@ -274,7 +195,7 @@ impl RecordCache {
         }
         let mut shard = room.shard.lock();
         let hit = shard.copy_into(place, serial, out);
-        if let Some(passing) = shard.weigh(self.shard_budget) {
+        if let Some(passing) = shard.weigh() {
             room.passing.store(passing, Ordering::Relaxed);
         }
         if hit {
@@ -299,18 +220,9 @@ impl RecordCache {
     /// Drops every record of blob `id` (it was retired: its memory is better spent).
     pub fn forget_blob(&self, id: u32) {
         for room in &self.shards {
-            let mut s = room.shard.lock();
-            let mut freed = 0;
-            s.entries.retain(|place, e| {
-                let keep = place.0 != id;
-                if !keep {
-                    freed += e.bytes.len() + ENTRY_OVERHEAD;
-                }
-                keep
-            });
-            s.bytes -= freed;
-            let Shard { entries, hand, .. } = &mut *s;
-            hand.retain(|place| entries.contains_key(place));
+            if let Some(a) = room.shard.lock().arena.as_mut() {
+                a.forget_blob(id);
+            }
         }
     }
 
@@ -318,8 +230,10 @@ impl RecordCache {
         let mut f = RecordCacheFigures::default();
         for room in &self.shards {
             let s = room.shard.lock();
-            f.entries += s.entries.len() as u64;
-            f.bytes += s.bytes as u64;
+            if let Some(a) = &s.arena {
+                f.entries += a.entries() as u64;
+                f.bytes += a.live_bytes() as u64;
+            }
             f.hits += s.hits;
             f.misses += s.misses;
             f.passing_shards += u64::from(room.passing.load(Ordering::Relaxed));
@@ -346,15 +260,18 @@ mod tests {
         let mut out = vec![0u8; 100];
         assert_eq!(Lookup::Hit, cache.lookup((1, 64, 100), 7, &mut out));
         assert_eq!(out, record(0xAB, 100));
-        // Another blob with the same id (retired, then a new one), another place, another
-        // length: misses.
-        assert_ne!(Lookup::Hit, cache.lookup((1, 64, 100), 8, &mut out));
+        // Another place, another length: misses.
         assert_ne!(Lookup::Hit, cache.lookup((1, 164, 100), 7, &mut out));
         assert_ne!(Lookup::Hit, cache.lookup((2, 64, 100), 7, &mut out));
         let mut short = vec![0u8; 50];
         assert_ne!(Lookup::Hit, cache.lookup((1, 64, 50), 7, &mut short));
+        assert_eq!(Lookup::Hit, cache.lookup((1, 64, 100), 7, &mut out));
+        // Another blob with the same id (retired, then a new one): a miss, and the retired
+        // blob's record is dropped.
+        assert_ne!(Lookup::Hit, cache.lookup((1, 64, 100), 8, &mut out));
+        assert_ne!(Lookup::Hit, cache.lookup((1, 64, 100), 7, &mut out));
         let f = cache.figures();
-        assert_eq!((f.hits, f.misses, f.entries), (1, 4, 1));
+        assert_eq!((f.hits, f.misses, f.entries), (2, 5, 0));
     }
 
     #[test]
@@ -455,7 +372,7 @@ mod tests {
         cache.forget_blob(1);
         let f = cache.figures();
         assert_eq!(f.entries, 100);
-        assert_eq!(f.bytes, 100 * (100 + ENTRY_OVERHEAD as u64));
+        assert_eq!(f.bytes, 100 * entry_size(100) as u64);
         let mut out = vec![0u8; 100];
         assert_eq!(Lookup::Hit, cache.lookup((2, 0, 100), 2, &mut out));
         assert_ne!(Lookup::Hit, cache.lookup((1, 0, 100), 1, &mut out));
