@@ -362,6 +362,51 @@ mod tests {
         assert_eq!(hits, 10_000, "every record's second read is a hit");
     }
 
+    /// The bytes a place of a blob holds in these tests: a function of both.
+    fn bytes_of(place: Place, serial: u64) -> Vec<u8> {
+        let seed = place.1.wrapping_mul(31) ^ serial ^ u64::from(place.0);
+        (0..place.2)
+            .map(|i| (seed >> (i % 8)) as u8 ^ i as u8)
+            .collect()
+    }
+
+    #[test]
+    fn threads_reading_keeping_and_forgetting_at_once_are_served_only_what_was_kept() {
+        let cache = RecordCache::new(256 << 10);
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let cache = &cache;
+                s.spawn(move || {
+                    let mut seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(t + 1);
+                    for _ in 0..20_000 {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        let blob = (seed % 4) as u32;
+                        // A blob id's serial changes as if it were retired and given again.
+                        let serial = (seed >> 8) % 2;
+                        let place = (
+                            blob,
+                            (seed >> 16) % 2000 * 512,
+                            40 + (seed >> 40) as u32 % 400,
+                        );
+                        let mut out = vec![0u8; place.2 as usize];
+                        match cache.lookup(place, serial, &mut out) {
+                            Lookup::Hit => assert_eq!(out, bytes_of(place, serial), "{place:?}"),
+                            Lookup::Miss => cache.insert(place, serial, &bytes_of(place, serial)),
+                            Lookup::Passed => {}
+                        }
+                        if seed.is_multiple_of(997) {
+                            cache.forget_blob(blob);
+                        }
+                    }
+                });
+            }
+        });
+        let f = cache.figures();
+        assert!(f.hits > 0 && f.bytes <= f.capacity, "{f:?}");
+    }
+
     #[test]
     fn forgetting_a_blob_frees_its_records_and_keeps_the_others() {
         let cache = RecordCache::new(1 << 20);
