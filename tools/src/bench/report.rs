@@ -78,6 +78,12 @@ pub struct Row {
     pub p99_us: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syncs: Option<u64>,
+    /// ringblob rows: reads answered from the record cache, and those looked up there in
+    /// vain (a shard that passes is not looked up by most reads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_cache_hits: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_cache_misses: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reads: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -260,6 +266,11 @@ fn table_line(r: &Row) -> String {
     }
     if let Some(s) = r.syncs {
         notes.push(format!("{s} syncs"));
+    }
+    if let (Some(h), Some(m)) = (r.record_cache_hits, r.record_cache_misses) {
+        if h + m > 0 {
+            notes.push(format!("record cache {h} hits / {m} misses"));
+        }
     }
     notes.extend(sealed_notes(r));
     if let (Some(reclaimed), Some(copy)) = (r.bytes_reclaimed, r.copy_mb_per_sec) {

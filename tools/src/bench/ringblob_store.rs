@@ -68,6 +68,8 @@ impl Store for RingblobStore {
             keys: Some(s.keys),
             index_bytes: Some(s.index_bytes),
             syncs: Some(s.syncs),
+            record_cache_hits: Some(s.record_cache.hits),
+            record_cache_misses: Some(s.record_cache.misses),
         }
     }
 

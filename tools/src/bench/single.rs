@@ -105,6 +105,8 @@ fn to_row(kind: EngineKind, p: &Params, m: &Measured, bytes_on_disk: u64) -> Row
         keys: m.figures.keys,
         index_bytes_per_key,
         syncs: m.figures.syncs,
+        record_cache_hits: m.figures.record_cache_hits,
+        record_cache_misses: m.figures.record_cache_misses,
         reads: m.reads,
         updates: m.updates,
         ..Row::default()

@@ -29,6 +29,9 @@ pub struct Figures {
     pub keys: Option<u64>,
     pub index_bytes: Option<u64>,
     pub syncs: Option<u64>,
+    /// Reads answered from the record cache, and those looked up there in vain.
+    pub record_cache_hits: Option<u64>,
+    pub record_cache_misses: Option<u64>,
 }
 
 /// An open key-value store under test. Shared by reference across client threads.
