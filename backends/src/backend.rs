@@ -86,6 +86,12 @@ pub trait Backend: Send + Sync {
         let s = self.read_column_stamped(key, column, Range::new(0, max))?;
         Ok(crate::store::whole_within(s, max))
     }
+    /// Whether [`read_column_whole_in`](Self::read_column_whole_in) reads a value in place
+    /// (its record read whole into the buffer given: no copy of the value) rather than as a
+    /// range; a caller that would read the range itself otherwise does, not both.
+    fn reads_whole_in_place(&self) -> bool {
+        false
+    }
     /// Describes one column; a column with no value is `NotFound`.
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta>;
     /// Whether the stored record of (key, column) is known to be damaged: it fails its

@@ -139,6 +139,10 @@ impl Store for BlobStore {
         Ok(self.engine.read_whole_in(key, column, buffer, max)?)
     }
 
+    fn whole_in_place(&self) -> bool {
+        true
+    }
+
     fn meta(&self, key: &Key, column: u16) -> Result<Meta> {
         Ok(meta(self.engine.lookup_column(key, column)?))
     }

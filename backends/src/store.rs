@@ -149,6 +149,11 @@ pub trait Store: Send + Sync {
         let s = self.get_stamped(key, column, Range::new(0, max))?;
         Ok(whole_within(s, max))
     }
+    /// Whether [`get_whole_in`](Self::get_whole_in) reads a value in place (its record read
+    /// whole into the buffer given, no copy) rather than as a range.
+    fn whole_in_place(&self) -> bool {
+        false
+    }
     fn meta(&self, key: &Key, column: u16) -> Result<Meta>;
     /// Whether the stored record of (key, column) is known to be damaged (never served; a
     /// copy from another group replaces it). Stores that keep no such knowledge: never.
@@ -475,6 +480,10 @@ impl<S: Store> Backend for StoreBackend<S> {
         max: u64,
     ) -> Result<Option<WholeRead>> {
         self.store.get_whole_in(key, column, buffer, max)
+    }
+
+    fn reads_whole_in_place(&self) -> bool {
+        self.store.whole_in_place()
     }
 
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta> {

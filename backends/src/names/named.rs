@@ -332,6 +332,10 @@ impl Backend for NamedBackend {
         self.inner.read_column_whole_in(key, column, buffer, max)
     }
 
+    fn reads_whole_in_place(&self) -> bool {
+        self.inner.reads_whole_in_place()
+    }
+
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta> {
         self.inner.lookup_column(key, column)
     }

@@ -21,6 +21,7 @@ use super::read_stream::ReadStream;
 use super::read_window::ReadWindow;
 use super::timed_stream::TimedStream;
 use super::watching::Watching;
+use super::write_chunks::write_chunks;
 use super::{dispatch, handover_remove, Node};
 use super::{hints, versions};
 use crate::ring::{RouteNode, RouteTable, Routing};
@@ -479,12 +480,9 @@ async fn serve_frames(
             arrived.elapsed().as_secs_f64(),
         );
         node.metrics.sent(actual);
-        for chunk in &served.chunks {
-            stream
-                .write_all(chunk)
-                .await
-                .map_err(|e| End::Fatal(e.to_string()))?;
-        }
+        write_chunks(stream, &served.chunks)
+            .await
+            .map_err(|e| End::Fatal(e.to_string()))?;
         drop(share);
         // Announced once the replies (after any sync) are out: never a change that could
         // still be lost.
@@ -657,12 +655,9 @@ async fn remove_taken_over(
         true => vec![handover_remove::removed_reply(&header).freeze()],
         false => served.chunks,
     };
-    for chunk in &chunks {
-        stream
-            .write_all(chunk)
-            .await
-            .map_err(|e| End::Fatal(e.to_string()))?;
-    }
+    write_chunks(stream, &chunks)
+        .await
+        .map_err(|e| End::Fatal(e.to_string()))?;
     node.info.watches.publish(served.changes);
     Ok(())
 }
@@ -673,12 +668,9 @@ async fn serve_here(node: &Arc<Node>, stream: &mut ClientStream, frame: Frame) -
     let served = serve_batch(node, vec![frame], None, dispatch::MAX_BATCH_REPLY_BYTES)
         .await
         .map_err(|e| End::Fatal(e.to_string()))?;
-    for chunk in &served.chunks {
-        stream
-            .write_all(chunk)
-            .await
-            .map_err(|e| End::Fatal(e.to_string()))?;
-    }
+    write_chunks(stream, &served.chunks)
+        .await
+        .map_err(|e| End::Fatal(e.to_string()))?;
     // A long read's other pieces follow its first.
     if let Some(rest) = served.stream {
         send_stream(node, stream, rest).await?;
@@ -831,9 +823,7 @@ async fn hint_unanswered(
                 let served = serve_batch(node, vec![frame], None, dispatch::MAX_BATCH_REPLY_BYTES)
                     .await
                     .map_err(|e| End::Fatal(e.to_string()))?;
-                for chunk in &served.chunks {
-                    stream.write_all(chunk).await.map_err(fatal)?;
-                }
+                write_chunks(stream, &served.chunks).await.map_err(fatal)?;
             }
             Some(t) => {
                 let addr = t.addr.clone();
@@ -1060,12 +1050,9 @@ async fn send_stream(
             .map_err(|e| End::Fatal(e.to_string()))?;
         rest = back;
         node.metrics.sent(chunks.iter().map(|c| c.len()).sum());
-        for chunk in &chunks {
-            stream
-                .write_all(chunk)
-                .await
-                .map_err(|e| End::Fatal(e.to_string()))?;
-        }
+        write_chunks(stream, &chunks)
+            .await
+            .map_err(|e| End::Fatal(e.to_string()))?;
     }
     Ok(())
 }

@@ -404,18 +404,13 @@ fn read(
     } else {
         r.size
     };
+    if r.offset == 0 && r.size == READ_TO_END && read_whole(b, h, key, r, out)? {
+        return Ok(());
+    }
     let len = wanted.min(STREAM_PIECE as u64);
     let range = Range::new(r.offset, len);
     let read = PIECES.read(b, (key, r.column), range, r.size != READ_TO_END);
-    let first = match read {
-        // Asked by another node during a hand-over (`LOCAL`): "nothing here" is NOT_FOUND,
-        // so the asking node looks in its own storage; CHANGED would end the client's read
-        // although the version it pinned is there (`docs/PROTOCOL.md` §7.3, §15.10).
-        Err(ringblob_backends::Error::NotFound(_)) if r.if_version.is_some() && !h.is_local() => {
-            return Err(changed())
-        }
-        other => other.map_err(|e| fail_read(b, key, r.column, e))?,
-    };
+    let first = read.map_err(|e| read_failure(b, h, key, r, e))?;
     if r.if_version.is_some_and(|v| v != first.timestamp_ns) {
         return Err(changed());
     }
@@ -432,6 +427,50 @@ fn read(
         ));
     }
     Ok(())
+}
+
+/// A READ of a whole value answered from the buffer its record was read into, where the
+/// backend reads it so (`Backend::reads_whole_in_place`): the value is neither copied out of
+/// the record nor, when large, into the reply (`encode_piece`). `false`: not read here (a
+/// record over one `pread`), to be read as a range.
+fn read_whole(
+    b: &dyn Backend,
+    h: &Header,
+    key: &Key,
+    r: &ReadRequest,
+    out: &mut Output,
+) -> Result<bool, Failure> {
+    if !b.reads_whole_in_place() {
+        return Ok(false);
+    }
+    let whole = b.read_column_whole_in(key, r.column, Vec::new(), STREAM_PIECE as u64);
+    let Some(w) = whole.map_err(|e| read_failure(b, h, key, r, e))? else {
+        return Ok(false);
+    };
+    if r.if_version.is_some_and(|v| v != w.timestamp_ns) {
+        return Err(changed());
+    }
+    encode_piece(h, Bytes::from(w.buffer).slice(w.at), true, out);
+    Ok(true)
+}
+
+/// What a failed read of (key, column) answers.
+fn read_failure(
+    b: &dyn Backend,
+    h: &Header,
+    key: &Key,
+    r: &ReadRequest,
+    e: ringblob_backends::Error,
+) -> Failure {
+    match e {
+        // Asked by another node during a hand-over (`LOCAL`): "nothing here" is NOT_FOUND,
+        // so the asking node looks in its own storage; CHANGED would end the client's read
+        // although the version it pinned is there (`docs/PROTOCOL.md` §7.3, §15.10).
+        ringblob_backends::Error::NotFound(_) if r.if_version.is_some() && !h.is_local() => {
+            changed()
+        }
+        other => fail_read(b, key, r.column, other),
+    }
 }
 
 /// A `READ` with `IF_VERSION` that found another version, or none.

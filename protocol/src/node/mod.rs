@@ -38,6 +38,7 @@ mod transfer_backoff;
 mod versions;
 mod watch_changes;
 mod watching;
+mod write_chunks;
 
 use std::future::Future;
 use std::net::SocketAddr;
