@@ -17,14 +17,16 @@
 //!
 //! Bounded: records up to [`MAX_CACHED_RECORD`] bytes, at most the configured bytes in all
 //! (each shard's table of slots included; an entry takes its record's bytes, padded to 8,
-//! and a header of [`arena::HEADER`] bytes). Sixteen shards, each behind its own leaf lock, keep two threads' reads
-//! apart; each keeps its records in a ring with CLOCK eviction (an entry read since the
-//! ring's tail last passed it moves to the head once more), see [`arena`].
+//! and a header of [`arena::HEADER`] bytes). Sixteen shards, each behind its own leaf lock,
+//! keep two threads' reads apart; each keeps its records in a ring with CLOCK eviction (an
+//! entry read since the ring's tail last passed it moves to the head once more), see
+//! [`arena`].
 //!
 //! Only where it pays: a miss costs a lookup, an insert and, once full, an eviction (a
 //! cache miss or two in the table and the ring's tail), a hit saves a system call. A full
-//! shard (one that had to evict to keep a record) whose hits over its last [`WINDOW`] lookups were fewer than half of them *passes* (a miss costs about what a
-//! hit saves, so under half it loses; with a quarter, a full cache of a third of the keys
+//! shard (one that had to evict to keep a record) whose hits over its last [`WINDOW`]
+//! lookups were fewer than half of them *passes* (a miss costs about what a hit saves, so
+//! under half it loses; with a quarter, a full cache of a third of the keys
 //! read uniformly kept paying a miss and an eviction for two reads in three): it is asked by one
 //! read in [`SAMPLE`] only (those look up and keep what they read, so a hot set still moves
 //! in and is noticed), and the others go straight to the file. Reads spread evenly over more

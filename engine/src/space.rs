@@ -65,14 +65,13 @@ impl Space {
             s.free
                 .is_some_and(|f| f.saturating_sub(s.spent) < keep + len + self.reserve)
         };
-        let stale = s
-            .read_at
-            .is_none_or(|t| coarse_now().saturating_sub(t) >= FRESH);
+        let now = coarse_now();
+        let stale = s.read_at.is_none_or(|t| now.saturating_sub(t) >= FRESH);
         if stale || near(&s) {
             s.free = device
                 .free_space()
                 .map_err(|e| Error::io("statvfs", device.describe(), e))?;
-            s.read_at = Some(coarse_now());
+            s.read_at = Some(now);
             s.spent = 0;
         }
         let Some(free) = s.free else {

@@ -158,34 +158,30 @@ impl Arena {
         self.slots.len() - 1
     }
 
-    /// The slot naming the live entry of `place`.
-    fn find(&self, place: Place) -> Option<usize> {
-        let tag = tag_of(place);
-        let mut i = tag as usize & self.mask();
-        loop {
-            let s = self.slots[i];
-            if s == 0 {
-                return None;
-            }
-            if (s >> 32) as u32 == tag && self.place_at(slot_at(s)) == place {
-                return Some(i);
-            }
-            i = (i + 1) & self.mask();
-        }
-    }
-
-    /// The slot naming the entry at ring offset `at`, whose place is `place`.
-    fn slot_of(&self, place: Place, at: usize) -> Option<usize> {
-        let tag = tag_of(place);
-        let want = slot_for(tag, at);
+    /// The first slot from `tag`'s home on that is empty (`None`) or `wanted`.
+    fn probe(&self, tag: u32, wanted: impl Fn(u64) -> bool) -> Option<usize> {
         let mut i = tag as usize & self.mask();
         loop {
             match self.slots[i] {
                 0 => return None,
-                s if s == want => return Some(i),
+                s if wanted(s) => return Some(i),
                 _ => i = (i + 1) & self.mask(),
             }
         }
+    }
+
+    /// The slot naming the live entry of `place`.
+    fn find(&self, place: Place) -> Option<usize> {
+        let tag = tag_of(place);
+        self.probe(tag, |s| {
+            (s >> 32) as u32 == tag && self.place_at(slot_at(s)) == place
+        })
+    }
+
+    /// The slot naming the entry at ring offset `at`, whose place is `place`.
+    fn slot_of(&self, place: Place, at: usize) -> Option<usize> {
+        let want = slot_for(tag_of(place), at);
+        self.probe(tag_of(place), |s| s == want)
     }
 
     /// Empties slot `i`, shifting back the slots after it that probed past it.
@@ -213,10 +209,7 @@ impl Arena {
         self.slots[i] = 0;
     }
 
-    fn place_slot(&mut self, tag: u32, at: usize) {
-        self.put(slot_for(tag, at));
-    }
-
+    /// Puts `slot` in the first empty slot from its tag's home on.
     fn put(&mut self, slot: u64) {
         let mut i = (slot >> 32) as usize & self.mask();
         while self.slots[i] != 0 {
@@ -239,14 +232,11 @@ impl Arena {
         true
     }
 
-    /// Drops the live entry named by slot `i`.
+    /// Drops the live entry named by slot `i` (its bytes wait for the tail).
     fn drop_entry(&mut self, i: usize) {
         let at = slot_at(self.slots[i]);
-        let len = self.u32_at(at + 4) as usize;
         self.set_state(at, DEAD);
-        self.clear_slot(i);
-        self.entries -= 1;
-        self.live -= entry_size(len);
+        self.drop_entry_at(i, at);
     }
 
     /// Copies the record at `place` of the blob with `serial` into `out`. A record of the
@@ -284,7 +274,7 @@ impl Arena {
         h[16..24].copy_from_slice(&serial.to_ne_bytes());
         h[24] = LIVE;
         self.ring[at + HEADER..at + HEADER + bytes.len()].copy_from_slice(bytes);
-        self.place_slot(tag_of(place), at);
+        self.put(slot_for(tag_of(place), at));
         self.head += size;
         self.entries += 1;
         self.live += size;
@@ -355,7 +345,8 @@ impl Arena {
         true
     }
 
-    /// [`drop_entry`](Self::drop_entry) for an entry the tail has already passed.
+    /// Frees slot `i` and the count of the entry at `at` it names (the tail has passed it,
+    /// or [`drop_entry`](Self::drop_entry) marked it dropped).
     fn drop_entry_at(&mut self, i: usize, at: usize) {
         let len = self.u32_at(at + 4) as usize;
         self.clear_slot(i);

@@ -433,8 +433,8 @@ fn read(
 /// backend reads it so (`Backend::reads_whole_in_place`): the value is neither copied out of
 /// the record nor, when large, into the reply (`encode_piece`). The buffer is one of the
 /// node's kept value buffers (`piece_pool::VALUES`, as the gateway's GETs use), back once the
-/// reply is written: a new one was zeroed before every read (2 % of a 64 KiB GET). `false`: not read here (a
-/// record over one `pread`), to be read as a range.
+/// reply is written: a new one was zeroed before every read (2 % of a 64 KiB GET). `false`:
+/// not read here (a record over one `pread`), to be read as a range.
 fn read_whole(
     b: &dyn Backend,
     h: &Header,
