@@ -430,3 +430,7 @@ fn refuse_waiting(rotating: bool) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

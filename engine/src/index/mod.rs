@@ -127,6 +127,17 @@ pub type Candidates = smallvec::SmallVec<[Entry; 2]>;
 pub struct KeyIndex {
     table: SlotTable<Slot>,
     hasher: RandomState,
+    /// Tests: the tag bits kept (see [`TAG_BITS_FOR_TESTS`]).
+    #[cfg(test)]
+    tag_mask: u64,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: the tag bits an index created on this thread keeps (all by default). With
+    /// fewer, keys share tags, and every write and read must tell them apart by the key in
+    /// the record.
+    pub static TAG_BITS_FOR_TESTS: std::cell::Cell<u64> = const { std::cell::Cell::new(u64::MAX) };
 }
 
 impl Default for KeyIndex {
@@ -143,13 +154,18 @@ impl KeyIndex {
                 HugePages::for_size(n.saturating_mul(std::mem::size_of::<Slot>())),
             ),
             hasher: RandomState::new(),
+            #[cfg(test)]
+            tag_mask: TAG_BITS_FOR_TESTS.with(std::cell::Cell::get),
         }
     }
 
     /// The key's tag: SipHash with a per-process random key (so crafted keys cannot pile
     /// into one bucket), low 16 bits cleared for the column.
     pub fn tag(&self, key: &Key) -> u64 {
-        self.hasher.hash_one(key.0) & !COLUMN_MASK
+        let tag = self.hasher.hash_one(key.0) & !COLUMN_MASK;
+        #[cfg(test)]
+        let tag = tag & self.tag_mask;
+        tag
     }
 
     /// Entries of `column` whose tag matches; the caller confirms the key on disk.
