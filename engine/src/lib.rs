@@ -27,6 +27,7 @@
 pub mod alloc_tuning;
 pub mod blob;
 pub mod checkpoint;
+pub mod coarse_clock;
 mod commit;
 pub mod config;
 pub mod damage;

@@ -11,23 +11,13 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::coarse_clock::coarse_now;
 use crate::error::{Error, Result};
 use crate::io::Device;
 use crate::lock_order::{Rank, Ranked};
 
 /// How long a free-space reading is trusted while far from the reserve.
 const FRESH: Duration = Duration::from_secs(1);
-
-/// Now, on the kernel's coarse monotonic clock (ticks of a few milliseconds, which a
-/// one-second freshness needs no finer): read from the vDSO without the time counter, where
-/// `Instant::now` on this VM's clock source cost 2.5 % of the node's CPU per small put (perf).
-fn coarse_now() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
-    Duration::new(
-        u64::try_from(t.tv_sec).unwrap_or(0),
-        u32::try_from(t.tv_nsec).unwrap_or(0),
-    )
-}
 
 /// Writes counted against the last reading before the device is asked again.
 #[derive(Debug, Default)]

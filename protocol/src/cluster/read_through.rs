@@ -12,7 +12,7 @@
 //! window lasts. Time is the caller's (milliseconds on any monotonic clock), so the node
 //! and the simulator run the same decisions.
 
-use crate::ring::{KeyRange, RouteTable};
+use crate::ring::{KeyRange, OwnerLookup, RouteTable};
 use crate::wire::KeyId;
 
 /// A range that moved to or from this node, and the other node of the move.
@@ -154,13 +154,18 @@ impl IncomingRanges {
     /// key may not be handed over yet). Asking with `LOCAL` matters while route tables
     /// disagree: a plain forward to a node that still believes this one the owner would be
     /// forwarded back, round a loop.
-    pub fn new_owner(&self, key: &KeyId, table: &RouteTable, me: &str) -> Option<ReadThrough> {
+    pub fn new_owner(
+        &self,
+        key: &KeyId,
+        routes: &impl OwnerLookup,
+        me: &str,
+    ) -> Option<ReadThrough> {
         let o = self
             .outgoing
             .iter()
             .rev()
             .find(|o| o.leaving && o.range.contains(key))?;
-        let owner = table.owner(o.group, key)?;
+        let owner = routes.owner_of(o.group, key)?;
         // Only the node the range went to: this node's copies go there and nowhere else (a
         // range that moved on since is that owner's to read through).
         if owner.name == me || owner.name != o.other {
@@ -191,7 +196,7 @@ impl IncomingRanges {
     pub fn previous_owner(
         &self,
         key: &KeyId,
-        table: &RouteTable,
+        routes: &impl OwnerLookup,
         now_ms: u64,
     ) -> Option<ReadThrough> {
         let i = self
@@ -202,10 +207,13 @@ impl IncomingRanges {
         // The range has moved back to the node it came from (a flap: it went away, came
         // back, took its ranges back): that node is the one asking, not one to ask — going
         // back would send a chained read round a loop until its hops ran out.
-        if table.owner(i.group, key).is_some_and(|o| o.name == i.other) {
+        if routes
+            .owner_of(i.group, key)
+            .is_some_and(|o| o.name == i.other)
+        {
             return None;
         }
-        Some(ask_or_down(table, &i.other, i.group))
+        Some(ask_or_down(routes.route_table(), &i.other, i.group))
     }
 
     /// Where a read asked of this node with `LOCAL` (a read through, chained) may find a key
@@ -215,7 +223,7 @@ impl IncomingRanges {
     pub fn holder(
         &self,
         key: &KeyId,
-        table: &RouteTable,
+        routes: &impl OwnerLookup,
         me: &str,
         now_ms: u64,
     ) -> Option<ReadThrough> {
@@ -232,9 +240,9 @@ impl IncomingRanges {
             .find(|o| o.live(now_ms) && o.range.contains(key));
         match (taken, given) {
             (taken, Some(o)) if taken.is_none_or(|t| o.seq > t) => {
-                (o.other != me).then(|| ask_or_down(table, &o.other, o.group))
+                (o.other != me).then(|| ask_or_down(routes.route_table(), &o.other, o.group))
             }
-            _ => self.previous_owner(key, table, now_ms),
+            _ => self.previous_owner(key, routes, now_ms),
         }
     }
 
@@ -364,5 +372,53 @@ mod tests {
         assert!(c.previous_owner(&key, &later, 30).is_none());
         assert!(c.previous_owner(&at(0x60).0, &later, 30).is_some());
         assert!(!c.incoming_overlaps(&KeyRange::new(at(0x00), at(0x20)), &later, 30));
+    }
+
+    /// The node asks by its rings (`Routing`), tests and the simulator may by the table: the
+    /// answers must be the same for every key, through joins, a death and a drain.
+    #[test]
+    fn answers_by_the_rings_are_the_answers_by_the_table() {
+        use crate::ring::Routing;
+        use std::sync::Arc;
+        let (before, after) = c_joins();
+        let mut a_dead = after.clone();
+        a_dead.nodes[0].alive = false;
+        let mut c_leaving = after.clone();
+        c_leaving.nodes[2].leaving = true;
+        let moved_on = RouteTable::new(
+            3,
+            vec![
+                node("a", &[0x80]),
+                node("b", &[0xff, 0x20]),
+                node("c", &[0x40, 0x60]),
+                node("d", &[0xc0]),
+            ],
+        );
+        let tables = [before, after, a_dead, c_leaving, moved_on];
+        for me in ["a", "b", "c"] {
+            let mut ranges = IncomingRanges::new(1000);
+            for (i, pair) in tables.windows(2).enumerate() {
+                ranges.table_changed(&pair[0], &pair[1], me, i as u64 * 10);
+                let table = &pair[1];
+                let routing = Routing::new(Arc::new(table.clone()));
+                for v in 0..=255u8 {
+                    let key = at(v).0;
+                    let now = i as u64 * 10 + 5;
+                    assert_eq!(
+                        ranges.previous_owner(&key, table, now),
+                        ranges.previous_owner(&key, &routing, now),
+                        "{me}, change {i}, key {v:#x}"
+                    );
+                    assert_eq!(
+                        ranges.holder(&key, table, me, now),
+                        ranges.holder(&key, &routing, me, now)
+                    );
+                    assert_eq!(
+                        ranges.new_owner(&key, table, me),
+                        ranges.new_owner(&key, &routing, me)
+                    );
+                }
+            }
+        }
     }
 }

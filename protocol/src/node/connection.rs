@@ -433,7 +433,7 @@ async fn serve_frames(
             .collect();
         let local = routes.iter().take_while(|r| **r == Route::Local).count();
         if local == 0 {
-            let given = |(f, r): (&Frame, &Route)| reads_back(node, table.as_deref(), f, r);
+            let given = |(f, r): (&Frame, &Route)| reads_back(node, routing.as_ref(), f, r);
             if let Some(owner) = batch.first().zip(routes.first()).and_then(given) {
                 let frame = batch.remove(0);
                 ask_new_owner(node, stream, frame, owner, acting).await?;
@@ -466,7 +466,7 @@ async fn serve_frames(
             .then(|| access_entries(&batch));
         let charged = super::reply_budget::bound(&batch);
         let mut share = node.reply_budget.take(&batch).await;
-        let mut served = serve_batch(node, batch, table.clone(), share.cap())
+        let mut served = serve_batch(node, batch, routing.clone(), share.cap())
             .await
             .map_err(|e| End::Fatal(e.to_string()))?;
         let actual = served.chunks.iter().map(|c| c.len()).sum();
@@ -499,9 +499,9 @@ async fn serve_frames(
         if served.ask_first && !batch.is_empty() {
             let frame = batch.remove(0);
             if frame.header.command == Command::Remove {
-                remove_taken_over(node, stream, frame, table.as_deref()).await?;
+                remove_taken_over(node, stream, frame, routing.as_ref()).await?;
             } else {
-                let prev = reads_through(node, table.as_deref(), &frame);
+                let prev = reads_through(node, routing.as_ref(), &frame);
                 ask_previous(node, stream, frame, prev, acting).await?;
             }
         }
@@ -514,11 +514,11 @@ async fn serve_frames(
 /// can): `Handovers::reads_through`.
 pub(super) fn reads_through(
     node: &Node,
-    table: Option<&RouteTable>,
+    routing: Option<&Routing>,
     frame: &Frame,
 ) -> Option<ReadThrough> {
     node.handovers
-        .reads_through(table?, &node.config.name, &frame.header)
+        .reads_through(routing?, &node.config.name, &frame.header)
 }
 
 /// Asks `prev` (the previous owner of the key `frame` reads) to serve it from its own
@@ -563,7 +563,7 @@ async fn ask_previous(
 /// key whose range this node is handing over as it leaves (`handover.rs`).
 fn reads_back(
     node: &Node,
-    table: Option<&RouteTable>,
+    routing: Option<&Routing>,
     frame: &Frame,
     route: &Route,
 ) -> Option<PreviousOwner> {
@@ -571,7 +571,7 @@ fn reads_back(
         return None;
     }
     node.handovers
-        .reads_back(table?, &node.config.name, &frame.header)
+        .reads_back(routing?, &node.config.name, &frame.header)
 }
 
 /// A read of a key whose range this node is handing to `owner` as it leaves: asked of the
@@ -640,9 +640,9 @@ async fn remove_taken_over(
     node: &Arc<Node>,
     stream: &mut ClientStream,
     frame: Frame,
-    table: Option<&RouteTable>,
+    routing: Option<&Routing>,
 ) -> Result<(), End> {
-    let held = match handover_remove::removes_through(node, table, &frame) {
+    let held = match handover_remove::removes_through(node, routing, &frame) {
         Some(through) => handover_remove::held_by(node, &through, &frame).await,
         None => false,
     };
@@ -870,11 +870,11 @@ fn take_frames(buf: &mut BytesMut) -> (Vec<Frame>, Option<WireError>) {
 pub(super) async fn serve_batch(
     node: &Arc<Node>,
     batch: Vec<Frame>,
-    table: Option<Arc<RouteTable>>,
+    routing: Option<Routing>,
     reply_cap: usize,
 ) -> Result<dispatch::Served, ringblob_backends::Error> {
     let batch = if node.backend.serves_inline() {
-        match serve_inline(node, batch, table.as_deref(), reply_cap).await {
+        match serve_inline(node, batch, routing.as_ref(), reply_cap).await {
             Ok(served) => return Ok(served),
             Err(batch) => batch,
         }
@@ -887,7 +887,7 @@ pub(super) async fn serve_batch(
         .backend
         .run(move |b| {
             let ask_elsewhere = |b: &dyn ringblob_backends::Backend, f: &Frame| {
-                asks_previous_owner(&n, table.as_deref(), b, f)
+                asks_previous_owner(&n, routing.as_ref(), b, f)
             };
             let how = (reply_cap, dispatch::Serving::Pool);
             Ok(dispatch::serve_batch(
@@ -908,12 +908,12 @@ pub(super) async fn serve_batch(
 async fn serve_inline(
     node: &Arc<Node>,
     batch: Vec<Frame>,
-    table: Option<&RouteTable>,
+    routing: Option<&Routing>,
     reply_cap: usize,
 ) -> Result<dispatch::Served, Vec<Frame>> {
     let frames = batch.len();
     let ask_elsewhere =
-        |b: &dyn ringblob_backends::Backend, f: &Frame| asks_previous_owner(node, table, b, f);
+        |b: &dyn ringblob_backends::Backend, f: &Frame| asks_previous_owner(node, routing, b, f);
     let how = (reply_cap, dispatch::Serving::Inline);
     let b = node.backend.backend().as_ref();
     let mut served = dispatch::serve_batch(b, &node.info, batch, &ask_elsewhere, how);
@@ -938,17 +938,17 @@ async fn serve_inline(
 /// owner (`handover.rs`, `handover_remove.rs`).
 fn asks_previous_owner(
     node: &Node,
-    table: Option<&RouteTable>,
+    routing: Option<&Routing>,
     b: &dyn ringblob_backends::Backend,
     f: &Frame,
 ) -> bool {
     if f.header.command == Command::Remove {
-        return handover_remove::removes_through(node, table, f).is_some_and(|through| {
+        return handover_remove::removes_through(node, routing, f).is_some_and(|through| {
             let key = ringblob_engine::Key(f.header.key);
             handover_remove::holds_nothing(b, &key, through.column)
         });
     }
-    reads_through(node, table, f).is_some() && dispatch::nothing_here(b, f)
+    reads_through(node, routing, f).is_some() && dispatch::nothing_here(b, f)
 }
 
 fn count_served(node: &Node, frames: usize, served: &dispatch::Served) {

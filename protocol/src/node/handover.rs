@@ -11,19 +11,23 @@
 //! longer than the window lasts.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use ringblob_engine::coarse_clock::coarse_now;
 
 use parking_lot::RwLock;
 
 use crate::cluster::{IncomingRanges, ReadThrough as Decided};
-use crate::ring::RouteTable;
+use crate::ring::{OwnerLookup, RouteTable};
 use crate::wire::{Command, Header, KeyId, MAX_FORWARD_HOPS};
 
 /// The ranges this node took over recently: the node's clock around the shared decisions
 /// of `cluster::IncomingRanges`.
 #[derive(Debug)]
 pub struct Handovers {
-    origin: Instant,
+    /// The window's clock starts here (on the coarse clock: every read during a window
+    /// asks it).
+    origin: Duration,
     ranges: RwLock<IncomingRanges>,
     /// Whether `ranges` notes anything (kept with every change under its write lock): a
     /// node that never took a range over answers [`any`](Self::any) without the clock or
@@ -59,7 +63,7 @@ impl Handovers {
     pub fn new(window: Duration) -> Self {
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
         Handovers {
-            origin: Instant::now(),
+            origin: coarse_now(),
             ranges: RwLock::new(IncomingRanges::new(window_ms)),
             noted: AtomicBool::new(false),
         }
@@ -74,7 +78,8 @@ impl Handovers {
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+        let elapsed = coarse_now().saturating_sub(self.origin);
+        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Notes the ranges of this node's group that moved to it from `before` to `after`;
@@ -93,9 +98,9 @@ impl Handovers {
 
     /// The previous owner of `key`, if the key lies in a range taken over recently: to be
     /// asked if alive, else the reason this node cannot answer.
-    pub fn previous_owner(&self, key: &KeyId, table: &RouteTable) -> Option<ReadThrough> {
+    pub fn previous_owner(&self, key: &KeyId, routes: &impl OwnerLookup) -> Option<ReadThrough> {
         let now = self.now_ms();
-        match self.ranges.read().previous_owner(key, table, now)? {
+        match self.ranges.read().previous_owner(key, routes, now)? {
             Decided::Ask { addr, group, .. } => {
                 Some(ReadThrough::Ask(PreviousOwner { addr, group }))
             }
@@ -110,17 +115,22 @@ impl Handovers {
     ///
     /// A `LOCAL` read (a read through, chained) follows the data: to where its range came
     /// from or went, whichever was later (`IncomingRanges::holder`).
-    pub fn reads_through(&self, table: &RouteTable, me: &str, h: &Header) -> Option<ReadThrough> {
+    pub fn reads_through(
+        &self,
+        routes: &impl OwnerLookup,
+        me: &str,
+        h: &Header,
+    ) -> Option<ReadThrough> {
         let chained_too_far = h.is_local() && h.hops >= MAX_FORWARD_HOPS;
         let reads = matches!(h.command, Command::Lookup | Command::Read);
         if !reads || chained_too_far || !self.any() {
             return None;
         }
         if !h.is_local() {
-            return self.previous_owner(&h.key, table);
+            return self.previous_owner(&h.key, routes);
         }
         let now = self.now_ms();
-        match self.ranges.read().holder(&h.key, table, me, now)? {
+        match self.ranges.read().holder(&h.key, routes, me, now)? {
             Decided::Ask { addr, group, .. } => {
                 Some(ReadThrough::Ask(PreviousOwner { addr, group }))
             }
@@ -131,12 +141,17 @@ impl Handovers {
     /// The new owner to ask (with `LOCAL`) about a client's `LOOKUP` or `READ` of a key in
     /// a range this node is giving away as it leaves (`IncomingRanges::new_owner`):
     /// if it has nothing, this node answers from its own storage.
-    pub fn reads_back(&self, table: &RouteTable, me: &str, h: &Header) -> Option<PreviousOwner> {
+    pub fn reads_back(
+        &self,
+        routes: &impl OwnerLookup,
+        me: &str,
+        h: &Header,
+    ) -> Option<PreviousOwner> {
         let reads = matches!(h.command, Command::Lookup | Command::Read);
         if !reads || h.is_local() || h.hops >= MAX_FORWARD_HOPS || !self.any() {
             return None;
         }
-        match self.ranges.read().new_owner(&h.key, table, me)? {
+        match self.ranges.read().new_owner(&h.key, routes, me)? {
             Decided::Ask { addr, group, .. } => Some(PreviousOwner { addr, group }),
             Decided::Down(_) => None,
         }

@@ -14,7 +14,7 @@ use ringblob_engine::Key;
 
 use super::handover::{PreviousOwner, ReadThrough};
 use super::{dispatch, Node};
-use crate::ring::RouteTable;
+use crate::ring::Routing;
 use crate::wire::{
     decode_frame, encode_frame, Command, Frame, Header, LookupRequest, Request, Status, FLAG_LOCAL,
     MAX_FORWARD_HOPS,
@@ -31,7 +31,7 @@ pub struct RemoveThrough {
 /// The [`RemoveThrough`] of `frame`, if it is one (the request decoded once, here).
 pub fn removes_through(
     node: &Node,
-    table: Option<&RouteTable>,
+    routing: Option<&Routing>,
     frame: &Frame,
 ) -> Option<RemoveThrough> {
     let h = &frame.header;
@@ -45,7 +45,7 @@ pub fn removes_through(
         Ok(Request::Remove(r)) if r.if_newer.is_none() => r.column,
         _ => return None,
     };
-    match node.handovers.previous_owner(&h.key, table?)? {
+    match node.handovers.previous_owner(&h.key, routing?)? {
         ReadThrough::Ask(owner) => Some(RemoveThrough { owner, column }),
         ReadThrough::Down(_) => None,
     }

@@ -97,12 +97,11 @@ impl Node {
     /// no previous owner may have to answer, and that `who` may make.
     fn serves_here(&self, who: Option<&Identity>, frames: &[Frame]) -> bool {
         let routing = self.info.routing();
-        let table = routing.as_ref().map(|r| r.table().clone());
         frames.iter().all(|f| {
             matches!(f.header.command, Command::Lookup | Command::Read)
                 && f.header.hops == 0
                 && route_of(self, routing.as_ref(), f) == Route::Local
-                && reads_through(self, table.as_deref(), f).is_none()
+                && reads_through(self, routing.as_ref(), f).is_none()
                 && who.is_none_or(|id| admit(&self.config.access, id, f).is_ok())
         })
     }

@@ -61,4 +61,4 @@ pub use ids_file::{
 pub use movement::{moved_ranges, Move};
 pub use range::{KeyRange, NodeIx};
 pub use route::{RouteMove, RouteNode, RouteTable, MAX_ROUTE_NODES};
-pub use route_index::Routing;
+pub use route_index::{OwnerLookup, Routing};

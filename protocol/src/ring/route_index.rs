@@ -39,6 +39,36 @@ impl Routing {
     }
 }
 
+/// Who owns a key, and the table that names the nodes: by a pass over the table
+/// ([`RouteTable`], for code that holds only a table) or by its rings ([`Routing`], for
+/// every request's path).
+pub trait OwnerLookup {
+    /// The alive node owning `key` in `group`.
+    fn owner_of(&self, group: u32, key: &KeyId) -> Option<&RouteNode>;
+    /// The table.
+    fn route_table(&self) -> &RouteTable;
+}
+
+impl OwnerLookup for RouteTable {
+    fn owner_of(&self, group: u32, key: &KeyId) -> Option<&RouteNode> {
+        self.owner(group, key)
+    }
+
+    fn route_table(&self) -> &RouteTable {
+        self
+    }
+}
+
+impl OwnerLookup for Routing {
+    fn owner_of(&self, group: u32, key: &KeyId) -> Option<&RouteNode> {
+        self.owner(group, key)
+    }
+
+    fn route_table(&self) -> &RouteTable {
+        &self.table
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
