@@ -16,7 +16,7 @@ use super::versions::{check_deadline, now_ns};
 use super::NodeInfo;
 use crate::cluster::local::value_meta;
 use crate::wire::{
-    encode_error, BulkItem, BulkReadRequest, Durability, Frame, Header, IterateRequest,
+    encode_error, BulkItem, BulkReadRequest, Command, Durability, Frame, Header, IterateRequest,
     ReadRequest, RemoveRequest, Reply, Request, Status, WireError, WriteAck, WriteMode,
     WriteRequest, MAX_VALUE_IN_FRAME, READ_TO_END,
 };
@@ -121,7 +121,8 @@ impl Served {
 /// pipeline of N durable writes costs one fdatasync, not N: on the pool the sync runs here;
 /// inline the caller awaits a shared one ([`Served::settle`]). If that sync fails, each of
 /// those requests is answered with the error instead. The batch stops before a frame for
-/// which `ask_elsewhere` is true, and once its replies reach `reply_cap` bytes.
+/// which `ask_elsewhere` is true (a remove, before it is applied; a read, once it failed
+/// here, its error reply then dropped), and once its replies reach `reply_cap` bytes.
 pub fn serve_batch(
     b: &dyn Backend,
     info: &NodeInfo,
@@ -138,10 +139,21 @@ pub fn serve_batch(
     for f in &frames {
         let start = out.len();
         let one = |out: &mut Output| {
-            if ask_elsewhere(b, f) {
+            // A remove is asked about before it is applied; a read only once it was not
+            // answered here — `NOT_FOUND`, or `CHANGED` for a read pinned to a version —
+            // (most reads find their key: they pay no second lookup). Whether this node
+            // holds nothing of the key is the question's own, so any failure may ask.
+            let removes = f.header.command == Command::Remove;
+            if removes && ask_elsewhere(b, f) {
                 return Step::AskElsewhere;
             }
-            serve(b, info, f, out, (default_durable, how))
+            let step = serve(b, info, f, out, (default_durable, how));
+            let failed = matches!(step, Step::Served(_, status) if status != Status::Ok);
+            if !removes && failed && ask_elsewhere(b, f) {
+                out.truncate(start);
+                return Step::AskElsewhere;
+            }
+            step
         };
         let step = match how {
             Serving::Pool => one(&mut out),

@@ -18,7 +18,7 @@ use crate::wire::{
 
 const KEYS: u8 = 64;
 
-fn frame(req: &Request, key: KeyId) -> Frame {
+pub(super) fn frame(req: &Request, key: KeyId) -> Frame {
     let mut buf = BytesMut::new();
     req.encode(1, key, 0, &mut buf)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -27,12 +27,12 @@ fn frame(req: &Request, key: KeyId) -> Frame {
         .unwrap_or_else(|| panic!("no frame"))
 }
 
-fn read(key: KeyId) -> Frame {
+pub(super) fn read(key: KeyId) -> Frame {
     let r = ReadRequest::range(0, 0, READ_TO_END);
     frame(&Request::Read(r), key)
 }
 
-fn write(key: KeyId, data: Vec<u8>, durability: Durability) -> Frame {
+pub(super) fn write(key: KeyId, data: Vec<u8>, durability: Durability) -> Frame {
     let w = WriteRequest {
         mode: WriteMode::Whole,
         compress: false,
@@ -46,7 +46,7 @@ fn write(key: KeyId, data: Vec<u8>, durability: Durability) -> Frame {
     frame(&Request::Write(w), key)
 }
 
-fn key(i: u8) -> KeyId {
+pub(super) fn key(i: u8) -> KeyId {
     let mut k = [i; 32];
     k[31] = 0x5a;
     k
@@ -54,7 +54,7 @@ fn key(i: u8) -> KeyId {
 
 /// A value that says which key and round wrote it, in every byte group, and has a length
 /// that depends on both: a reply mixing two versions, or cut short, cannot pass for one.
-fn value(i: u8, round: u32) -> Vec<u8> {
+pub(super) fn value(i: u8, round: u32) -> Vec<u8> {
     let len = 200 + (usize::from(i) * 37 + round as usize * 101) % 3000;
     let tag = [i, round as u8, (round >> 8) as u8, 0xA5];
     tag.iter().copied().cycle().take(len).collect()
@@ -68,7 +68,7 @@ fn is_a_version_of(data: &[u8], i: u8) -> bool {
     data == value(i, round).as_slice()
 }
 
-fn replies(served: Served) -> Vec<Reply> {
+pub(super) fn replies(served: Served) -> Vec<Reply> {
     let mut buf = BytesMut::from(served.chunks.concat().as_slice());
     let mut out = Vec::new();
     while let Some(f) = decode_frame(&mut buf).unwrap_or_else(|e| panic!("{e}")) {
@@ -77,7 +77,7 @@ fn replies(served: Served) -> Vec<Reply> {
     out
 }
 
-fn open(dir: &std::path::Path) -> Arc<BlobBackend> {
+pub(super) fn open(dir: &std::path::Path) -> Arc<BlobBackend> {
     let config = Config {
         max_blob_size: 64 << 10,
         write_buffer_size: 16 << 10,

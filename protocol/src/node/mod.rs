@@ -5,6 +5,8 @@ pub mod access;
 pub mod admin;
 pub(crate) mod admin_guard;
 mod admin_listener;
+#[cfg(test)]
+mod ask_elsewhere_tests;
 mod connection;
 mod copy;
 mod dispatch;
