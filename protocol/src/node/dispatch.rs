@@ -121,8 +121,8 @@ impl Served {
 /// pipeline of N durable writes costs one fdatasync, not N: on the pool the sync runs here;
 /// inline the caller awaits a shared one ([`Served::settle`]). If that sync fails, each of
 /// those requests is answered with the error instead. The batch stops before a frame for
-/// which `ask_elsewhere` is true (a remove, before it is applied; a read, once it failed
-/// here, its error reply then dropped), and once its replies reach `reply_cap` bytes.
+/// which `ask_elsewhere` is true (a read, once it failed here, its error reply then dropped;
+/// anything else, before it is applied), and once its replies reach `reply_cap` bytes.
 pub fn serve_batch(
     b: &dyn Backend,
     info: &NodeInfo,
@@ -139,17 +139,17 @@ pub fn serve_batch(
     for f in &frames {
         let start = out.len();
         let one = |out: &mut Output| {
-            // A remove is asked about before it is applied; a read only once it was not
-            // answered here — `NOT_FOUND`, or `CHANGED` for a read pinned to a version —
-            // (most reads find their key: they pay no second lookup). Whether this node
-            // holds nothing of the key is the question's own, so any failure may ask.
-            let removes = f.header.command == Command::Remove;
-            if removes && ask_elsewhere(b, f) {
+            // A read is asked about only once it failed here — `NOT_FOUND`, or `CHANGED`
+            // when pinned to a version — so reads that find their key pay no second
+            // lookup (`ask_elsewhere` itself checks that nothing of the key is here).
+            // Anything else (a remove) is asked about before it is applied.
+            let reads = matches!(f.header.command, Command::Lookup | Command::Read);
+            if !reads && ask_elsewhere(b, f) {
                 return Step::AskElsewhere;
             }
             let step = serve(b, info, f, out, (default_durable, how));
             let failed = matches!(step, Step::Served(_, status) if status != Status::Ok);
-            if !removes && failed && ask_elsewhere(b, f) {
+            if reads && failed && ask_elsewhere(b, f) {
                 out.truncate(start);
                 return Step::AskElsewhere;
             }
