@@ -92,6 +92,10 @@ pub trait Backend: Send + Sync {
     fn reads_whole_in_place(&self) -> bool {
         false
     }
+    /// A hint that `keys` are read or written next (a batch of requests gives it before
+    /// serving them): the backend may start loading what their lookups touch, so their
+    /// cache misses overlap. Changes nothing and waits for nothing; by default ignored.
+    fn prefetch(&self, _keys: &[Key]) {}
     /// Describes one column; a column with no value is `NotFound`.
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta>;
     /// Whether the stored record of (key, column) is known to be damaged: it fails its

@@ -143,6 +143,10 @@ impl Store for BlobStore {
         true
     }
 
+    fn prefetch(&self, keys: &[Key]) {
+        self.engine.prefetch(keys.iter());
+    }
+
     fn meta(&self, key: &Key, column: u16) -> Result<Meta> {
         Ok(meta(self.engine.lookup_column(key, column)?))
     }

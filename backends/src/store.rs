@@ -154,6 +154,8 @@ pub trait Store: Send + Sync {
     fn whole_in_place(&self) -> bool {
         false
     }
+    /// A hint that `keys` are about to be read or written (see [`Backend::prefetch`]).
+    fn prefetch(&self, _keys: &[Key]) {}
     fn meta(&self, key: &Key, column: u16) -> Result<Meta>;
     /// Whether the stored record of (key, column) is known to be damaged (never served; a
     /// copy from another group replaces it). Stores that keep no such knowledge: never.
@@ -484,6 +486,10 @@ impl<S: Store> Backend for StoreBackend<S> {
 
     fn reads_whole_in_place(&self) -> bool {
         self.store.whole_in_place()
+    }
+
+    fn prefetch(&self, keys: &[Key]) {
+        self.store.prefetch(keys);
     }
 
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta> {

@@ -99,6 +99,16 @@ impl Keys {
         Err(Error::Contended)
     }
 
+    /// Starts loading the index slots where `keys` would be found, under one read lock:
+    /// a batch of requests asks this before serving them one by one, so that their probes'
+    /// cache misses overlap instead of each stalling in turn.
+    pub fn prefetch<'k>(&self, keys: impl Iterator<Item = &'k Key>) {
+        let index = self.index.read();
+        for key in keys {
+            index.prefetch(index.tag(key));
+        }
+    }
+
     /// In-memory candidates of (key, column), not yet confirmed.
     #[inline]
     pub fn candidates(&self, key: &Key, column: u16) -> Candidates {
@@ -194,6 +204,24 @@ impl Keys {
         }
         let hit = self.sealed.read().find(key, column, u32::MAX)?;
         Ok(hit.map(|(blob, e)| sealed_entry(blob, &e)))
+    }
+
+    /// [`find_sealed`](Self::find_sealed), unless a sealed blob may hold the key *and* the
+    /// in-memory index has a candidate for it: then `None`, not looked up (the newest record
+    /// is almost always the in-memory one, and the look would read a sorted-index page).
+    /// A key no sealed blob holds costs a filter probe, as before; no index probe.
+    pub fn find_sealed_unless_in_memory(
+        &self,
+        key: &Key,
+        column: u16,
+    ) -> Result<Option<Option<Entry>>> {
+        if !self.sorted || !self.sealed.read().may_hold(key) {
+            return Ok(Some(None));
+        }
+        if !self.candidates(key, column).is_empty() {
+            return Ok(None);
+        }
+        self.find_sealed(key, column).map(Some)
     }
 
     /// The newest sealed entry of every column of `key` (none in memory mode).

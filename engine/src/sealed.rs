@@ -236,6 +236,11 @@ impl SealedSet {
             .is_some_and(|g| !g.bloom.may_contain(KeyHash::of(key, g.bloom.seed())))
     }
 
+    /// Whether some sealed blob may hold `key` (false: none does; true: look).
+    pub fn may_hold(&self, key: &Key) -> bool {
+        !self.blobs.is_empty() && !self.filter_says_absent(key)
+    }
+
     /// The newest entry of (key, column) among blobs older than `below`.
     pub fn find(&self, key: &Key, column: u16, below: u32) -> Result<Option<SealedHit>> {
         if self.filter_says_absent(key) {

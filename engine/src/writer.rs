@@ -331,15 +331,18 @@ impl Inner {
     }
 
     /// Sealed blobs' newest entry of (key, column), looked up before the writer lock.
+    /// Not looked up for a key with an in-memory candidate that sealed blobs may also hold:
+    /// its newest record is then almost always the in-memory one, which makes theirs
+    /// irrelevant (a sorted-index page read for every overwrite of a key that also has an
+    /// older, sealed record). Should the candidate hold another key, the writer asks the
+    /// sealed blobs under its lock instead (`newest_locked`).
     fn probe_sealed(&self, key: &Key, column: u16) -> Result<Option<SealedProbe>> {
         if !self.sorted() {
             return Ok(None);
         }
         let generation = self.keys.generation();
-        Ok(Some(SealedProbe {
-            generation,
-            found: self.keys.find_sealed(key, column)?,
-        }))
+        let found = self.keys.find_sealed_unless_in_memory(key, column)?;
+        Ok(found.map(|found| SealedProbe { generation, found }))
     }
 
     /// The newest entry of (key, column) given the in-memory one (`unsealed`) and a probe of

@@ -336,6 +336,10 @@ impl Backend for NamedBackend {
         self.inner.reads_whole_in_place()
     }
 
+    fn prefetch(&self, keys: &[Key]) {
+        self.inner.prefetch(keys);
+    }
+
     fn lookup_column(&self, key: &Key, column: u16) -> Result<Meta> {
         self.inner.lookup_column(key, column)
     }

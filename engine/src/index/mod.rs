@@ -168,6 +168,11 @@ impl KeyIndex {
         tag
     }
 
+    /// Starts loading the first slot a probe of `tag` reads (see [`SlotTable::prefetch`]).
+    pub fn prefetch(&self, tag: u64) {
+        self.table.prefetch(table_hash(held(tag)));
+    }
+
     /// Entries of `column` whose tag matches; the caller confirms the key on disk.
     pub fn candidates(&self, tag: u64, column: u16) -> Candidates {
         let tag = held(tag);

@@ -139,3 +139,31 @@ fn a_full_run_that_wraps_the_end_is_probed_and_retained() {
     ids.sort_unstable();
     assert_eq!(ids, [1, 3, 5, 7]);
 }
+
+#[test]
+fn prefetched_probes_find_what_probes_find() {
+    // Prefetching is a hint on any hash, of an empty table or a full one, and changes
+    // nothing a probe then finds.
+    let mut t = SlotTable::<TestSlot>::with_capacity_in(0, HugePages::default());
+    t.prefetch(u64::MAX);
+    for id in 1..=200u32 {
+        t.insert(TestSlot {
+            hash: hash_of(id as u8),
+            id,
+        });
+    }
+    let before: Vec<Vec<u32>> = (0..=255u8)
+        .map(|p| t.iter_hash(hash_of(p)).map(|s| s.id).collect())
+        .collect();
+    for h in [0, 1, u64::MAX, u64::MAX / 3]
+        .into_iter()
+        .chain((0..=255u8).map(hash_of))
+    {
+        t.prefetch(h);
+    }
+    let after: Vec<Vec<u32>> = (0..=255u8)
+        .map(|p| t.iter_hash(hash_of(p)).map(|s| s.id).collect())
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(t.len(), 200);
+}
