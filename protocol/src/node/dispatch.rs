@@ -123,13 +123,7 @@ fn prefetch(b: &dyn Backend, frames: &[Frame]) {
     }
     let keys: Vec<Key> = frames
         .iter()
-        .filter(|f| {
-            let c = f.header.command;
-            matches!(
-                c,
-                Command::Lookup | Command::Read | Command::Write | Command::Remove
-            )
-        })
+        .filter(|f| super::forward::keyed(f.header.command))
         .map(|f| Key(f.header.key))
         .collect();
     if keys.len() > 1 {

@@ -30,7 +30,7 @@ pub enum Route {
 }
 
 /// Commands about one key, routed to its owner; the rest are served by the node asked.
-fn keyed(command: Command) -> bool {
+pub(super) fn keyed(command: Command) -> bool {
     matches!(
         command,
         Command::Lookup | Command::Read | Command::Write | Command::Remove
