@@ -95,9 +95,10 @@ impl std::str::FromStr for IoKind {
 /// Where the index of sealed blobs lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IndexMode {
-    /// Sealed blobs answer from sorted index files: a bloom filter and the first key of
-    /// every index page stay in memory (about 3 bytes per key), a lookup reads at most one
-    /// 4 KiB page per blob it probes. The active blob's keys stay in memory.
+    /// Sealed blobs answer from sorted index files: the key locator (which blobs may hold a
+    /// key, ~3.3 bytes per key) and the first key of every index page stay in memory, a
+    /// lookup reads one 4 KiB page of the blob that holds the key (and of another for ~3 %
+    /// of lookups). The active blob's keys stay in memory.
     #[default]
     Sorted,
     /// Every key in memory (about 44 bytes per key): the fastest reads.

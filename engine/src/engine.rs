@@ -24,7 +24,7 @@
 //! | rank | lock | room | held while |
 //! |-----:|------|------|------------|
 //! | 1 | defragmentation turn | upkeep | a whole defragmentation run |
-//! | 2 | seal turn | upkeep | a blob is sealed (index file, sorted index) or the global filter built |
+//! | 2 | seal turn | upkeep | a blob is sealed (index file, sorted index) or the key locator built |
 //! | 3 | writer (active blob) | log | a record is decided and appended; rotation; flushing the buffer |
 //! | 4 | seal queue | upkeep | a queued blob id is pushed or popped |
 //! | 5 | in-memory index | keys | a lookup or an update of the index |
@@ -664,7 +664,7 @@ fn defrag_loop(inner: Weak<Inner>, every: std::time::Duration) {
 }
 
 /// The maintenance thread: flushes the write buffer every `flush_interval`, seals blobs
-/// rotated out, and rebuilds the global key filter when it needs it.
+/// rotated out, and rebuilds the sealed blobs' key locator when it needs it.
 fn flusher_loop(inner: Weak<Inner>) {
     loop {
         let Some(i) = inner.upgrade() else { return };
@@ -677,8 +677,8 @@ fn flusher_loop(inner: Weak<Inner>) {
                 let _ = i.log.flush(&mut a);
             }
             i.seal_pending();
-            if let Err(e) = i.refresh_filter() {
-                tracing::warn!(error = %e, "could not build the global key filter; lookups ask every sealed blob");
+            if let Err(e) = i.refresh_locator() {
+                tracing::warn!(error = %e, "could not build the key locator; the one there is (or, without one, every sealed blob) answers");
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The keys room: where each (key, column)'s newest record is. The in-memory index holds
 //! the active blob's and unsealed blobs' records (every record, in memory mode); the sealed
-//! set answers for sealed blobs through their sorted indexes and a global filter. The room
+//! set answers for sealed blobs through their sorted indexes and the key locator. The room
 //! also keeps the live-key and live-byte counts. Its locks are the index (rank `Index`) and
 //! the sealed set (rank `Sealed`); see the lock-order table in `engine`.
 
@@ -16,7 +16,7 @@ use crate::format::record::FLAG_TOMBSTONE;
 use crate::index::{Candidates, Entry, KeyIndex, Loc};
 use crate::key::Key;
 use crate::lock_order::{Rank, Ranked};
-use crate::sealed::{BuiltFilter, SealedBlob, SealedSet};
+use crate::sealed::{BuiltLocator, SealedBlob, SealedSet};
 
 /// Tries before a lookup that keeps racing sealed-set changes gives up (`Contended`).
 const RACE_RETRIES: usize = 64;
@@ -279,12 +279,12 @@ impl Keys {
         self.sealed.write().remove(id);
     }
 
-    /// Whether the global filter is missing, overfull or mostly stale.
-    pub fn filter_needs_rebuild(&self) -> bool {
-        self.sorted && self.sealed.read().filter_needs_rebuild()
+    /// Whether the key locator is missing or should be rebuilt.
+    pub fn locator_needs_rebuild(&self) -> bool {
+        self.sorted && self.sealed.read().locator_needs_rebuild()
     }
 
-    pub fn install_filter(&self, built: BuiltFilter) {
-        self.sealed.write().install_filter(built);
+    pub fn install_locator(&self, built: BuiltLocator) {
+        self.sealed.write().install_locator(built);
     }
 }

@@ -42,6 +42,7 @@ mod iter;
 pub mod journal;
 pub mod key;
 mod keys;
+mod locator;
 mod lock_order;
 mod log;
 mod lookup;

@@ -13,7 +13,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub(crate) enum Rank {
     /// Upkeep: one defragmentation at a time, held for the whole run.
     Defrag = 1,
-    /// Upkeep: one seal (or global filter build) at a time.
+    /// Upkeep: one seal (or key locator build) at a time.
     Seal = 2,
     /// Log: the active blob and its write buffer (the writer lock).
     Writer = 3,
@@ -21,7 +21,7 @@ pub(crate) enum Rank {
     SealQueue = 4,
     /// Keys: the in-memory index.
     Index = 5,
-    /// Keys: the sealed blobs' sorted indexes and global filter.
+    /// Keys: the sealed blobs' sorted indexes and key locator.
     Sealed = 6,
     /// Log: the open blob files.
     Blobs = 7,

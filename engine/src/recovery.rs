@@ -18,7 +18,7 @@ use crate::io::{Device, DeviceFile, OpenMode};
 use crate::journal::JournalWriter;
 use crate::log::create_blob_on;
 use crate::recovery_scan::{scan_blob, BlobScan, Cut};
-use crate::sealed::{FilterBuilder, SealedBlob, SealedSet};
+use crate::sealed::{LocatorBuilder, SealedBlob, SealedSet};
 use crate::sorting::write_sorted;
 
 /// What `open` found.
@@ -313,7 +313,7 @@ fn open_sealed(scan: &mut BlobScan<'_>, sealed: &mut SealedSet, len: u64) -> Res
 }
 
 /// Sorted mode: reads every page of every sealed index, so a damaged page is found now (and
-/// that index rebuilt from its blob), and builds the global filter from them.
+/// that index rebuilt from its blob), and builds the key locator from them.
 fn check_sealed(
     device: &dyn Device,
     sealed: &mut SealedSet,
@@ -321,7 +321,7 @@ fn check_sealed(
     damage: &mut DamageReport,
 ) -> Result<()> {
     let all = sealed.blobs();
-    let mut builder = FilterBuilder::new(all.iter().map(|b| b.header().entry_count).sum());
+    let mut builder = LocatorBuilder::new(all.iter().map(|b| b.header().entry_count).sum());
     for b in all {
         let Err(e) = builder.add(&b) else { continue };
         if !e.is_corruption() {
@@ -344,7 +344,7 @@ fn check_sealed(
         builder.add(&rebuilt)?;
         sealed.add(rebuilt, std::iter::empty());
     }
-    sealed.install_filter(builder.finish());
+    sealed.install_locator(builder.finish());
     Ok(())
 }
 

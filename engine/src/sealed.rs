@@ -1,6 +1,7 @@
-//! Sealed blobs' sorted indexes in memory: each blob's header, bloom filter and page fences,
-//! lookups that read at most one 4 KiB page, and the engine-wide filter over every sealed key
-//! that lets a miss skip the per-blob filters altogether.
+//! Sealed blobs' sorted indexes in memory: each blob's header and page fences, lookups that
+//! read one 4 KiB page per blob asked, and the locator over every sealed key that says which
+//! blobs to ask (`locator.rs`). The per-blob bloom filters stay on disk (FORMAT.md §15) and
+//! are not loaded: the locator answers for every blob at once.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +9,6 @@ use std::sync::Arc;
 
 use crate::blob::sorted_name;
 use crate::error::{Error, Result};
-use crate::format::bloom::{Bloom, KeyHash};
 use crate::format::index_file::IndexEntry;
 use crate::format::sorted_index::{
     decode_page, find_in_page, SortKey, SortedHeader, SortedTail, Superseded, PAGE_LEN,
@@ -16,6 +16,7 @@ use crate::format::sorted_index::{
 };
 use crate::io::{Device, DeviceFile, OpenMode};
 use crate::key::Key;
+use crate::locator::{BlobIds, Locator};
 
 /// Largest sorted index file accepted: an entry per 88-byte record of a 4 GiB blob, and more.
 const MAX_SORTED_FILE: u64 = 4 << 30;
@@ -33,7 +34,9 @@ pub struct SealedBlob {
     /// with a `pread` (except in no-wait mode, where a page fault could wait for the disk).
     map: Option<memmap2::Mmap>,
     header: SortedHeader,
-    tail: SortedTail,
+    /// The first (key, column) of every page.
+    fences: Vec<SortKey>,
+    superseded: Vec<Superseded>,
 }
 
 impl SealedBlob {
@@ -65,7 +68,10 @@ impl SealedBlob {
         }
         let mut tail = vec![0u8; header.tail_len() as usize];
         read_at(file.as_ref(), &name, &mut tail, header.tail_offset())?;
-        let tail = SortedTail::decode(&header, &tail, &name)?;
+        // The tail's bloom filter is checked and dropped: the locator replaces it.
+        let SortedTail {
+            fences, superseded, ..
+        } = SortedTail::decode(&header, &tail, &name)?;
         let map = match file.map_immutable() {
             Ok(Some(m)) if m.len() as u64 == len => Some(m),
             _ => None,
@@ -76,7 +82,8 @@ impl SealedBlob {
             file,
             map,
             header,
-            tail,
+            fences,
+            superseded,
         }))
     }
 
@@ -85,20 +92,19 @@ impl SealedBlob {
     }
 
     pub fn superseded(&self) -> &[Superseded] {
-        &self.tail.superseded
+        &self.superseded
     }
 
-    /// Heap bytes kept in memory for this blob (filter and fences).
+    /// Heap bytes kept in memory for this blob (fences and superseded counts).
     pub fn heap_bytes(&self) -> usize {
-        self.tail.bloom.heap_bytes()
-            + self.tail.fences.capacity() * std::mem::size_of::<SortKey>()
-            + self.tail.superseded.capacity() * std::mem::size_of::<Superseded>()
+        self.fences.capacity() * std::mem::size_of::<SortKey>()
+            + self.superseded.capacity() * std::mem::size_of::<Superseded>()
     }
 
     /// Reads and checks page `i`.
     fn page(&self, i: u32) -> Result<Vec<IndexEntry>> {
         self.with_page(i, |page| {
-            decode_page(&self.header, &self.tail.fences, i, page, &self.name)
+            decode_page(&self.header, &self.fences, i, page, &self.name)
         })
     }
 
@@ -117,18 +123,10 @@ impl SealedBlob {
         })
     }
 
-    fn may_hold(&self, key: &Key) -> bool {
-        let bloom = &self.tail.bloom;
-        bloom.may_contain(KeyHash::of(key, bloom.seed()))
-    }
-
-    /// This blob's entry for (key, column): bloom filter, then one page.
+    /// This blob's entry for (key, column): the page its fences point at.
     pub fn get(&self, key: &Key, column: u16) -> Result<Option<IndexEntry>> {
-        if !self.may_hold(key) {
-            return Ok(None);
-        }
         let want = (*key, column);
-        let p = self.tail.fences.partition_point(|f| *f <= want);
+        let p = self.fences.partition_point(|f| *f <= want);
         if p == 0 {
             return Ok(None);
         }
@@ -141,10 +139,7 @@ impl SealedBlob {
     /// This blob's entries of every column of `key`.
     pub fn key_entries(&self, key: &Key) -> Result<Vec<IndexEntry>> {
         let mut out = Vec::new();
-        if !self.may_hold(key) {
-            return Ok(out);
-        }
-        let fences = &self.tail.fences;
+        let fences = &self.fences;
         let first = fences.partition_point(|f| f.0 < *key).saturating_sub(1);
         for (i, fence) in fences.iter().enumerate().skip(first) {
             if fence.0 > *key {
@@ -162,7 +157,7 @@ impl SealedBlob {
     /// The entries of keys in `from..=to`, in key order, reading only the pages whose keys
     /// can fall in the range (by the fences).
     pub fn entries_in(&self, from: &Key, to: &Key) -> Result<Vec<IndexEntry>> {
-        let fences = &self.tail.fences;
+        let fences = &self.fences;
         let first = fences.partition_point(|f| f.0 < *from).saturating_sub(1);
         let mut out = Vec::new();
         for (i, fence) in fences.iter().enumerate().skip(first) {
@@ -199,21 +194,32 @@ fn stale(name: &str, reason: String) -> Error {
     }
 }
 
-/// The filter over every sealed key, and how far it has drifted from the keys it was sized for.
-struct GlobalFilter {
-    bloom: Bloom,
-    capacity: u64,
-    inserted: u64,
-    /// Keys inserted for blobs that are gone.
-    stale: u64,
+/// Blob ids that may hold `key` and are older than `below`, newest first.
+fn candidates(locator: &Locator, key: &Key, below: u32) -> BlobIds {
+    let mut ids = locator.candidates(key);
+    ids.retain(|id| *id < below);
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.dedup();
+    ids
+}
+
+/// Records `keys` (in any order, repeats allowed) as blob `id`'s.
+fn add_keys<'a>(locator: &mut Locator, id: u32, keys: impl Iterator<Item = &'a Key>) {
+    locator.add_blob(id);
+    let mut keys: Vec<&Key> = keys.collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for k in keys {
+        locator.insert(k, id);
+    }
 }
 
 /// Every sealed blob with a sorted index, newest last.
 #[derive(Default)]
 pub struct SealedSet {
     blobs: BTreeMap<u32, Arc<SealedBlob>>,
-    /// `None` until built: lookups then ask every blob's own filter.
-    global: Option<GlobalFilter>,
+    /// `None` until built: lookups then read a page of every blob.
+    located: Option<Locator>,
     /// Bumped whenever the set changes, so a lookup that raced a change can tell.
     generation: Arc<AtomicU64>,
 }
@@ -230,41 +236,53 @@ impl SealedSet {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    fn filter_says_absent(&self, key: &Key) -> bool {
-        self.global
-            .as_ref()
-            .is_some_and(|g| !g.bloom.may_contain(KeyHash::of(key, g.bloom.seed())))
-    }
-
-    /// Whether some sealed blob may hold `key` (false: none does; true: look).
-    pub fn may_hold(&self, key: &Key) -> bool {
-        !self.blobs.is_empty() && !self.filter_says_absent(key)
-    }
-
-    /// The newest entry of (key, column) among blobs older than `below`.
-    pub fn find(&self, key: &Key, column: u16, below: u32) -> Result<Option<SealedHit>> {
-        if self.filter_says_absent(key) {
+    /// Runs `ask` on the blobs that may hold `key` among those older than `below`, newest
+    /// first, until it returns `Some`: the locator's candidates, or every blob when there is
+    /// no locator.
+    fn ask<T>(
+        &self,
+        key: &Key,
+        below: u32,
+        mut ask: impl FnMut(&SealedBlob) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
+        if let Some(l) = &self.located {
+            for id in candidates(l, key, below) {
+                let Some(b) = self.blobs.get(&id) else {
+                    continue;
+                };
+                if let Some(found) = ask(b)? {
+                    return Ok(Some(found));
+                }
+            }
             return Ok(None);
         }
         for b in self.blobs.range(..below).rev().map(|(_, b)| b) {
-            if let Some(e) = b.get(key, column)? {
-                return Ok(Some((b.id, e)));
+            if let Some(found) = ask(b)? {
+                return Ok(Some(found));
             }
         }
         Ok(None)
     }
 
+    /// Whether some sealed blob may hold `key` (false: none does; true: look).
+    pub fn may_hold(&self, key: &Key) -> bool {
+        !self.blobs.is_empty() && self.located.as_ref().is_none_or(|l| l.may_hold(key))
+    }
+
+    /// The newest entry of (key, column) among blobs older than `below`.
+    pub fn find(&self, key: &Key, column: u16, below: u32) -> Result<Option<SealedHit>> {
+        self.ask(key, below, |b| Ok(b.get(key, column)?.map(|e| (b.id, e))))
+    }
+
     /// The newest entry of every column of `key` among blobs older than `below`.
     pub fn key_entries(&self, key: &Key, below: u32) -> Result<Vec<SealedHit>> {
         let mut newest: BTreeMap<u16, SealedHit> = BTreeMap::new();
-        if self.filter_says_absent(key) {
-            return Ok(Vec::new());
-        }
-        for b in self.blobs.range(..below).rev().map(|(_, b)| b) {
+        self.ask(key, below, |b| {
             for e in b.key_entries(key)? {
                 newest.entry(e.column).or_insert((b.id, e));
             }
-        }
+            Ok(None::<()>)
+        })?;
         Ok(newest.into_values().collect())
     }
 
@@ -295,117 +313,126 @@ impl SealedSet {
         self.blobs.is_empty()
     }
 
-    /// Adds a blob whose keys are `keys` (they go into the global filter, if there is one).
+    /// Adds a blob whose keys are `keys` (they go into the locator, if there is one).
     pub fn add<'a>(&mut self, blob: SealedBlob, keys: impl Iterator<Item = &'a Key>) {
-        if let Some(g) = &mut self.global {
-            for k in keys {
-                g.bloom.insert(KeyHash::of(k, g.bloom.seed()));
-                g.inserted += 1;
+        let (id, entries) = (blob.id, blob.header.entry_count);
+        if let Some(l) = &mut self.located {
+            let mut keys = keys.peekable();
+            if entries > 0 && keys.peek().is_none() {
+                // A locator without this blob's keys would miss them: ask every blob until
+                // one is built over all of them.
+                tracing::error!(
+                    blob = id,
+                    "sealed blob added without its keys; dropping the locator"
+                );
+                self.located = None;
+            } else {
+                add_keys(l, id, keys);
             }
         }
-        self.blobs.insert(blob.id, Arc::new(blob));
+        self.blobs.insert(id, Arc::new(blob));
         self.bump();
     }
 
     /// Drops a retired blob.
     pub fn remove(&mut self, id: u32) {
-        if let Some(b) = self.blobs.remove(&id) {
-            if let Some(g) = &mut self.global {
-                g.stale += b.header.entry_count;
+        if self.blobs.remove(&id).is_some() {
+            if let Some(l) = &mut self.located {
+                l.retire(id);
             }
         }
         self.bump();
     }
 
-    /// Whether the global filter is missing, overfull or mostly stale.
-    pub fn filter_needs_rebuild(&self) -> bool {
-        match &self.global {
+    /// Whether the locator is missing or should be rebuilt (`Locator::needs_rebuild`).
+    pub fn locator_needs_rebuild(&self) -> bool {
+        match &self.located {
             None => !self.blobs.is_empty(),
-            Some(g) => g.inserted > g.capacity || g.stale * 2 > g.inserted.max(1),
+            Some(l) => l.needs_rebuild(),
         }
     }
 
-    /// Installs a filter built by [`build_filter`] over exactly the blobs still in the set.
-    pub fn install_filter(&mut self, built: BuiltFilter) {
-        let gone: u64 = built
-            .blobs
-            .iter()
-            .filter(|(id, _)| !self.blobs.contains_key(id))
-            .map(|(_, n)| n)
-            .sum();
-        let missing = self
-            .blobs
-            .keys()
-            .any(|id| !built.blobs.iter().any(|(b, _)| b == id));
+    /// Installs a locator built by [`build_locator`] over exactly the blobs still in the set.
+    pub fn install_locator(&mut self, built: BuiltLocator) {
+        let mut located = built.located;
+        let missing = self.blobs.keys().any(|id| !located.covers(*id));
         if missing {
             // A blob joined meanwhile (callers hold the seal lock, so this is a bug): the
-            // filter would miss its keys. Keep asking every blob instead.
-            tracing::error!("global filter built over a stale set of blobs; not installed");
+            // locator would miss its keys. Keep the one there is.
+            tracing::error!("key locator built over a stale set of blobs; not installed");
             return;
         }
-        let inserted: u64 = built.blobs.iter().map(|(_, n)| n).sum();
-        self.global = Some(GlobalFilter {
-            bloom: built.bloom,
-            capacity: built.capacity,
-            inserted,
-            stale: gone,
-        });
+        let gone: Vec<u32> = located
+            .blob_ids()
+            .filter(|id| !self.blobs.contains_key(id))
+            .collect();
+        for id in gone {
+            located.retire(id);
+        }
+        self.located = Some(located);
     }
 
-    /// Heap bytes of every sealed blob's filter and fences and of the global filter.
+    /// Heap bytes of every sealed blob's fences and of the locator.
     pub fn heap_bytes(&self) -> usize {
         let own: usize = self.blobs.values().map(|b| b.heap_bytes()).sum();
-        own + self.global.as_ref().map_or(0, |g| g.bloom.heap_bytes())
+        own + self.located.as_ref().map_or(0, Locator::heap_bytes)
     }
 }
 
-/// A global filter and the blobs (with their entry counts) it covers.
-pub struct BuiltFilter {
-    bloom: Bloom,
-    capacity: u64,
-    blobs: Vec<(u32, u64)>,
+/// A locator and the blobs it covers.
+pub struct BuiltLocator {
+    located: Locator,
 }
 
-/// Builds a global filter blob by blob, reading (and so checking) every page.
-pub struct FilterBuilder {
-    built: BuiltFilter,
+/// Builds a locator blob by blob, reading (and so checking) every page.
+pub struct LocatorBuilder {
+    built: BuiltLocator,
 }
 
-impl FilterBuilder {
-    /// A builder for about `keys` keys, sized with room for half as many again.
-    pub fn new(keys: u64) -> Self {
-        let capacity = (keys + keys / 2).max(1 << 16);
-        FilterBuilder {
-            built: BuiltFilter {
-                bloom: Bloom::for_keys(capacity),
-                capacity,
-                blobs: Vec::new(),
+impl LocatorBuilder {
+    /// A builder for about `entries` index entries.
+    pub fn new(entries: u64) -> Self {
+        LocatorBuilder {
+            built: BuiltLocator {
+                located: Locator::for_entries(entries),
             },
         }
     }
 
-    /// Reads every page of `b` and adds its keys. On error nothing of `b` counts as added,
-    /// but some of its keys may be in the filter (harmless: a filter may say "maybe").
+    /// Reads every page of `b` and adds its keys. On error nothing of `b` counts as added
+    /// (the keys added so far are retired with it).
     pub fn add(&mut self, b: &SealedBlob) -> Result<()> {
-        let bloom = &mut self.built.bloom;
+        let located = &mut self.built.located;
+        located.add_blob(b.id);
+        let mut last = None;
         for i in 0..b.header.page_count {
-            for e in b.page(i)? {
-                bloom.insert(KeyHash::of(&e.key, bloom.seed()));
+            let page = match b.page(i) {
+                Ok(page) => page,
+                Err(e) => {
+                    located.retire(b.id);
+                    return Err(e);
+                }
+            };
+            for e in page {
+                // Pages are in (key, column) order: a key's columns are adjacent.
+                if last != Some(e.key) {
+                    located.insert(&e.key, b.id);
+                    last = Some(e.key);
+                }
             }
         }
-        self.built.blobs.push((b.id, b.header.entry_count));
         Ok(())
     }
 
-    pub fn finish(self) -> BuiltFilter {
+    pub fn finish(self) -> BuiltLocator {
         self.built
     }
 }
 
-/// Builds a global filter over `blobs`.
-pub fn build_filter(blobs: &[Arc<SealedBlob>]) -> Result<BuiltFilter> {
+/// Builds a locator over `blobs`, with room for a quarter as many keys again.
+pub fn build_locator(blobs: &[Arc<SealedBlob>]) -> Result<BuiltLocator> {
     let total: u64 = blobs.iter().map(|b| b.header.entry_count).sum();
-    let mut builder = FilterBuilder::new(total);
+    let mut builder = LocatorBuilder::new(total + total / 4);
     for b in blobs {
         builder.add(b)?;
     }

@@ -12,7 +12,7 @@ use crate::format::index_file::IndexEntry;
 use crate::format::record::FLAG_TOMBSTONE;
 use crate::format::sorted_index::{encode_sorted, SortedSource, Superseded};
 use crate::io::Device;
-use crate::sealed::{build_filter, SealedBlob, SealedSet};
+use crate::sealed::{build_locator, SealedBlob, SealedSet};
 
 /// The newest entry of every (key, column) of a blob's file-ordered entries, sorted, and the
 /// bytes of the rest plus every tombstone (the blob's own garbage).
@@ -107,21 +107,22 @@ impl Inner {
         Ok(())
     }
 
-    /// Builds the global filter over every sealed key when it is missing, overfull or mostly
-    /// stale. Holds the seal lock, so no blob joins while it is built.
-    pub fn refresh_filter(&self) -> Result<()> {
-        if !self.keys.filter_needs_rebuild() {
+    /// Builds the key locator over every sealed key when it is missing or should be rebuilt
+    /// (grown into a third table, or more stale entries than live). Holds the seal lock, so
+    /// no blob joins while it is built; lookups use the old one meanwhile.
+    pub fn refresh_locator(&self) -> Result<()> {
+        if !self.keys.locator_needs_rebuild() {
             return Ok(());
         }
         let _sealing = self.upkeep.sealing();
         let blobs = self.keys.sealed_blobs();
         let started = std::time::Instant::now();
-        let built = build_filter(&blobs)?;
-        self.keys.install_filter(built);
+        let built = build_locator(&blobs)?;
+        self.keys.install_locator(built);
         tracing::debug!(
             blobs = blobs.len(),
             ms = started.elapsed().as_millis() as u64,
-            "global key filter built"
+            "key locator built"
         );
         Ok(())
     }

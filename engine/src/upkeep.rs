@@ -20,7 +20,7 @@ pub struct DefragStatus {
     pub last_error: Option<String>,
 }
 
-/// Held while a blob is sealed or the global filter built.
+/// Held while a blob is sealed or the key locator built.
 pub(crate) type Sealing<'a> = Held<MutexGuard<'a, ()>>;
 
 /// Held while a defragmentation runs.

@@ -11,6 +11,7 @@ mod faults;
 mod fixtures;
 mod fixtures_v2;
 mod fixtures_v3;
+mod many_blobs;
 mod mapped_index;
 mod model;
 mod patches;
