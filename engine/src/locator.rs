@@ -11,9 +11,11 @@
 //! residue is a candidate, so more than 65,536 live blobs cost an extra page read per shared
 //! residue, never a missed key. A blob's slots are not cleared when it leaves the set (that
 //! would need its keys, or a pass over the table, under the set's write lock): a slot whose
-//! residue has no live blob is dead, lookups skip it and inserts take it as free. When a
-//! table passes [`MAX_FILL`], later keys go to a new, smaller table; the set asks for a
-//! rebuild (one table sized for the live keys) when there are more than two, or when more
+//! residue has no live blob is dead, lookups skip it and inserts take it as free. A blob
+//! whose keys would fill the last table past [`MAX_FILL`] gets a new table, sized for its
+//! keys or a quarter of the live ones, whichever is more (so tables grow in number with the
+//! logarithm of the growth, and a lookup reads two buckets in each); the set asks for a
+//! rebuild (one table sized for the live keys) past [`MAX_TABLES`] tables, or when more
 //! slots are dead (or name retired blobs) than live.
 
 use std::collections::HashMap;
@@ -30,6 +32,8 @@ const MAX_KICKS: u32 = 500;
 const BUILD_FILL: u64 = 920;
 /// Fill (per mille) past which new keys go to a new table.
 const MAX_FILL: u64 = 950;
+/// Tables past which the locator asks to be rebuilt (a lookup reads two buckets of each).
+const MAX_TABLES: usize = 6;
 /// Slots of the smallest table.
 const MIN_SLOTS: u64 = 4096;
 /// An empty slot's fingerprint (a key's is never 0).
@@ -74,8 +78,10 @@ struct Bucket {
 /// One cuckoo table.
 struct Table {
     buckets: Vec<Bucket>,
-    /// Slots holding an entry (live or stale).
+    /// Slots holding an entry (live or dead).
     used: u64,
+    /// Entries of live blobs in this table (slots and stash).
+    live: u64,
     /// Entries of this table that went to the stash: past [`MAX_STASH`] it counts as full.
     stashed: usize,
 }
@@ -87,6 +93,7 @@ impl Table {
         Table {
             buckets: vec![Bucket::default(); buckets],
             used: 0,
+            live: 0,
             stashed: 0,
         }
     }
@@ -95,9 +102,9 @@ impl Table {
         (self.buckets.len() * SLOTS) as u64
     }
 
-    /// Past [`MAX_FILL`] counting stale slots (which inserts take as free).
+    /// Live entries at [`MAX_FILL`] of the slots.
     fn filled(&self) -> bool {
-        self.used * 1000 >= self.slots() * MAX_FILL
+        self.live * 1000 >= self.slots() * MAX_FILL
     }
 
     /// The key's first bucket: the hash's high half scaled to the bucket count.
@@ -142,8 +149,8 @@ pub struct Locator {
     stash: Vec<Stashed>,
     /// Residue -> the live blobs with it (usually one), grown as residues appear.
     residues: Vec<SmallVec<[u32; 1]>>,
-    /// Live blob -> its entries.
-    blobs: HashMap<u32, u64>,
+    /// Live blob -> its entries in each table.
+    blobs: HashMap<u32, SmallVec<[u64; 2]>>,
     /// Entries of live blobs.
     live: u64,
     /// Slots and stash entries holding an entry, live or not.
@@ -186,21 +193,26 @@ impl Locator {
             self.residues.resize(r + 1, SmallVec::new());
         }
         self.residues[r].push(id);
-        self.blobs.insert(id, 0);
+        self.blobs.insert(id, SmallVec::new());
     }
 
     /// Records that blob `id` holds `key`. Call once per key per blob.
     pub fn insert(&mut self, key: &Key, id: u32) {
         self.add_blob(id);
         let r = residue(id);
-        *self.blobs.entry(id).or_default() += 1;
-        self.live += 1;
-        self.occupied += 1;
         if self.last_table_full() {
-            let room = (self.live / 4).max(MIN_SLOTS);
-            self.tables.push(Table::for_entries(room, MAX_FILL));
+            self.grow(0);
         }
         let t = self.tables.len() - 1;
+        if let Some(counts) = self.blobs.get_mut(&id) {
+            if counts.len() <= t {
+                counts.resize(t + 1, 0);
+            }
+            counts[t] += 1;
+        }
+        self.tables[t].live += 1;
+        self.live += 1;
+        self.occupied += 1;
         let (fp, i, j) = self.tables[t].pair(hash_of(key));
         if self.place(t, i, fp, r) || self.place(t, j, fp, r) {
             return;
@@ -208,14 +220,30 @@ impl Locator {
         self.relocate(t, i, j, fp, r);
     }
 
-    /// Whether new entries need a new table: the last one's relocations keep failing, or it
-    /// is filled and the tables hold few dead slots to take.
-    fn last_table_full(&self) -> bool {
+    /// Makes room for `entries` more entries (a blob about to be inserted): a new table when
+    /// the last one would pass [`MAX_FILL`] with them.
+    pub fn reserve(&mut self, entries: u64) {
         let Some(last) = self.tables.last() else {
-            return true;
+            return self.grow(entries);
         };
-        let slots: u64 = self.tables.iter().map(Table::slots).sum();
-        last.stashed > MAX_STASH || (last.filled() && self.live * 1000 >= slots * MAX_FILL)
+        if last.stashed > MAX_STASH || (last.live + entries) * 1000 > last.slots() * MAX_FILL {
+            self.grow(entries);
+        }
+    }
+
+    /// Adds a table for `entries` entries or a quarter of the live ones, whichever is more,
+    /// so the number of tables grows with the logarithm of the growth.
+    fn grow(&mut self, entries: u64) {
+        let room = entries.max(self.live / 4);
+        self.tables.push(Table::for_entries(room, BUILD_FILL));
+    }
+
+    /// Whether new entries need a new table: the last one's relocations keep failing, or its
+    /// live entries fill it to [`MAX_FILL`] (dead slots count as free: inserts take them).
+    fn last_table_full(&self) -> bool {
+        self.tables
+            .last()
+            .is_none_or(|last| last.stashed > MAX_STASH || last.filled())
     }
 
     fn dead(&self, r: u16) -> bool {
@@ -278,10 +306,13 @@ impl Locator {
     /// Blob `id` left the set: its entries stop being found (unless another live blob shares
     /// its residue: they are then that blob's false candidates until a rebuild).
     pub fn retire(&mut self, id: u32) {
-        let Some(entries) = self.blobs.remove(&id) else {
+        let Some(counts) = self.blobs.remove(&id) else {
             return;
         };
-        self.live -= entries;
+        for (t, n) in counts.iter().enumerate() {
+            self.tables[t].live -= n;
+            self.live -= n;
+        }
         let r = residue(id);
         if let Some(ids) = self.residues.get_mut(r as usize) {
             ids.retain(|b| *b != id);
@@ -298,6 +329,9 @@ impl Locator {
         let h = hash_of(key);
         let mut out = BlobIds::new();
         for (t, table) in self.tables.iter().enumerate() {
+            if table.used == 0 {
+                continue;
+            }
             let (fp, i, j) = table.pair(h);
             for b in [i, j] {
                 let bucket = &table.buckets[b];
@@ -333,11 +367,11 @@ impl Locator {
         !self.candidates(key).is_empty()
     }
 
-    /// Whether the locator should be rebuilt: more than two tables, more dead or retired
-    /// entries than live ones, or a long stash.
+    /// Whether the locator should be rebuilt: more than [`MAX_TABLES`] tables, more dead or
+    /// retired entries than live ones, or a long stash.
     pub fn needs_rebuild(&self) -> bool {
         let stale = self.occupied - self.live;
-        self.tables.len() > 2
+        self.tables.len() > MAX_TABLES
             || stale > self.live.max(MIN_SLOTS)
             || self.stash.len() > 4 * MAX_STASH
     }
@@ -358,7 +392,7 @@ impl Locator {
         tables
             + self.stash.capacity() * std::mem::size_of::<Stashed>()
             + self.residues.capacity() * std::mem::size_of::<SmallVec<[u32; 1]>>()
-            + self.blobs.capacity() * 16
+            + self.blobs.capacity() * (4 + std::mem::size_of::<SmallVec<[u64; 2]>>())
     }
 }
 

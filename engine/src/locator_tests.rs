@@ -16,6 +16,8 @@ fn add(
     keys: impl Iterator<Item = u64>,
 ) {
     loc.add_blob(id);
+    let keys: Vec<u64> = keys.collect();
+    loc.reserve(keys.len() as u64);
     for k in keys {
         loc.insert(&key(k), id);
         model.entry(k).or_default().insert(id);
@@ -117,13 +119,27 @@ fn growing_past_the_table_adds_tables_then_asks_for_a_rebuild() -> Result<(), Te
     let mut loc = Locator::for_entries(10_000);
     let mut model = BTreeMap::new();
     let mut id = 0u32;
-    while loc.tables.len() < 3 {
+    while !loc.needs_rebuild() {
         let from = u64::from(id) * 1000;
         add(&mut loc, &mut model, id, from..from + 1000);
         id += 1;
     }
     check(&loc, &model)?;
-    prop_assert!(loc.needs_rebuild());
+    prop_assert_eq!(loc.tables.len(), MAX_TABLES + 1);
+    // Each new table holds a quarter of the live keys: six of them took the store past
+    // 1.25^5 times the first one's 10000 keys, with under half a slot per key to spare (the
+    // newest table is empty, the others at most 95 % full).
+    prop_assert!(
+        loc.live() > 30_000,
+        "rebuild asked for at {} keys",
+        loc.live()
+    );
+    let slots: u64 = loc.tables.iter().map(Table::slots).sum();
+    prop_assert!(
+        slots * 2 < loc.live() * 3,
+        "{slots} slots for {} keys",
+        loc.live()
+    );
     Ok(())
 }
 

@@ -209,6 +209,7 @@ fn add_keys<'a>(locator: &mut Locator, id: u32, keys: impl Iterator<Item = &'a K
     let mut keys: Vec<&Key> = keys.collect();
     keys.sort_unstable();
     keys.dedup();
+    locator.reserve(keys.len() as u64);
     for k in keys {
         locator.insert(k, id);
     }
@@ -404,6 +405,7 @@ impl LocatorBuilder {
     pub fn add(&mut self, b: &SealedBlob) -> Result<()> {
         let located = &mut self.built.located;
         located.add_blob(b.id);
+        located.reserve(b.header.entry_count);
         let mut last = None;
         for i in 0..b.header.page_count {
             let page = match b.page(i) {
@@ -429,10 +431,10 @@ impl LocatorBuilder {
     }
 }
 
-/// Builds a locator over `blobs`, with room for a quarter as many keys again.
+/// Builds a locator over `blobs`, with room for an eighth as many keys again.
 pub fn build_locator(blobs: &[Arc<SealedBlob>]) -> Result<BuiltLocator> {
     let total: u64 = blobs.iter().map(|b| b.header.entry_count).sum();
-    let mut builder = LocatorBuilder::new(total + total / 4);
+    let mut builder = LocatorBuilder::new(total + total / 8);
     for b in blobs {
         builder.add(b)?;
     }
