@@ -122,6 +122,16 @@ impl Table {
         (if j >= n { j - n } else { j }) as usize
     }
 
+    /// Starts loading the two buckets of the key with hash `h`.
+    fn prefetch(&self, h: u64) {
+        let (_, i, j) = self.pair(h);
+        for b in [i, j] {
+            if let Some(bucket) = self.buckets.get(b) {
+                crate::index::prefetch_line((bucket as *const Bucket).cast());
+            }
+        }
+    }
+
     fn pair(&self, h: u64) -> (u8, usize, usize) {
         let fp = fingerprint(h);
         let i = self.home(h);
@@ -157,6 +167,9 @@ pub struct Locator {
     occupied: u64,
     /// State of the relocation walk's choices.
     walk: u64,
+    /// Whether a blob was ever retired (else no slot is dead, and inserts look for empty
+    /// slots only).
+    retired_any: bool,
 }
 
 impl Locator {
@@ -170,6 +183,7 @@ impl Locator {
             live: 0,
             occupied: 0,
             walk: 0x2545_f491_4f6c_dd1d,
+            retired_any: false,
         }
     }
 
@@ -197,24 +211,57 @@ impl Locator {
     }
 
     /// Records that blob `id` holds `key`. Call once per key per blob.
+    #[cfg(test)]
     pub fn insert(&mut self, key: &Key, id: u32) {
+        self.insert_keys(id, std::iter::once(key));
+    }
+
+    /// Records that blob `id` holds each of `keys` (each once per blob). The next key's
+    /// buckets are prefetched while one is placed: building at open is bound by the table's
+    /// cache misses.
+    pub fn insert_keys<'a>(&mut self, id: u32, keys: impl Iterator<Item = &'a Key>) {
         self.add_blob(id);
         let r = residue(id);
-        if self.last_table_full() {
-            self.grow(0);
-        }
-        let t = self.tables.len() - 1;
-        if let Some(counts) = self.blobs.get_mut(&id) {
-            if counts.len() <= t {
-                counts.resize(t + 1, 0);
+        let mut added: SmallVec<[u64; 2]> = SmallVec::new();
+        let mut keys = keys.map(hash_of).peekable();
+        while let Some(h) = keys.next() {
+            if self.last_table_full() {
+                self.grow(0);
             }
-            counts[t] += 1;
+            let t = self.tables.len() - 1;
+            if let Some(next) = keys.peek() {
+                self.tables[t].prefetch(*next);
+            }
+            if added.len() <= t {
+                added.resize(t + 1, 0);
+            }
+            added[t] += 1;
+            self.tables[t].live += 1;
+            self.live += 1;
+            self.occupied += 1;
+            self.insert_hash(t, h, r);
         }
-        self.tables[t].live += 1;
-        self.live += 1;
-        self.occupied += 1;
-        let (fp, i, j) = self.tables[t].pair(hash_of(key));
-        if self.place(t, i, fp, r) || self.place(t, j, fp, r) {
+        if let Some(counts) = self.blobs.get_mut(&id) {
+            if counts.len() < added.len() {
+                counts.resize(added.len(), 0);
+            }
+            for (c, a) in counts.iter_mut().zip(&added) {
+                *c += a;
+            }
+        }
+    }
+
+    /// Places an entry in table `t`: in the emptier of its two buckets, else by relocation.
+    fn insert_hash(&mut self, t: usize, h: u64, r: u16) {
+        let table = &self.tables[t];
+        let (fp, i, j) = table.pair(h);
+        let empties = |b: usize| table.buckets[b].fps.iter().filter(|&&f| f == EMPTY).count();
+        let (first, second) = if empties(j) > empties(i) {
+            (j, i)
+        } else {
+            (i, j)
+        };
+        if self.place(t, first, fp, r) || self.place(t, second, fp, r) {
             return;
         }
         self.relocate(t, i, j, fp, r);
@@ -255,7 +302,13 @@ impl Locator {
     /// Puts (fp, r) into a free or dead slot of bucket `b` of table `t`.
     fn place(&mut self, t: usize, b: usize, fp: u8, r: u16) -> bool {
         let bucket = self.tables[t].buckets[b];
-        let free = (0..SLOTS).find(|&s| bucket.fps[s] == EMPTY || self.dead(bucket.residues[s]));
+        let empty = bucket.fps.iter().position(|&f| f == EMPTY);
+        let dead = || (0..SLOTS).find(|&s| self.dead(bucket.residues[s]));
+        let free = match empty {
+            Some(s) => Some(s),
+            None if self.retired_any => dead(),
+            None => None,
+        };
         let Some(s) = free else { return false };
         let table = &mut self.tables[t];
         if bucket.fps[s] == EMPTY {
@@ -309,6 +362,7 @@ impl Locator {
         let Some(counts) = self.blobs.remove(&id) else {
             return;
         };
+        self.retired_any = true;
         for (t, n) in counts.iter().enumerate() {
             self.tables[t].live -= n;
             self.live -= n;

@@ -210,9 +210,7 @@ fn add_keys<'a>(locator: &mut Locator, id: u32, keys: impl Iterator<Item = &'a K
     keys.sort_unstable();
     keys.dedup();
     locator.reserve(keys.len() as u64);
-    for k in keys {
-        locator.insert(k, id);
-    }
+    locator.insert_keys(id, keys.into_iter());
 }
 
 /// Every sealed blob with a sorted index, newest last.
@@ -415,12 +413,13 @@ impl LocatorBuilder {
                     return Err(e);
                 }
             };
-            for e in page {
-                // Pages are in (key, column) order: a key's columns are adjacent.
-                if last != Some(e.key) {
-                    located.insert(&e.key, b.id);
-                    last = Some(e.key);
-                }
+            // Pages are in (key, column) order: a key's columns are adjacent.
+            let mut keys: Vec<&Key> = page.iter().map(|e| &e.key).collect();
+            keys.dedup();
+            let from = usize::from(keys.first().copied() == last.as_ref());
+            located.insert_keys(b.id, keys[from.min(keys.len())..].iter().copied());
+            if let Some(k) = keys.last() {
+                last = Some(**k);
             }
         }
         Ok(())

@@ -7,6 +7,7 @@ use std::hash::{BuildHasher, RandomState};
 use crate::huge_pages::HugePages;
 
 mod slots;
+pub(crate) use slots::prefetch_line;
 use slots::{SlotTable, TableSlot};
 
 use crate::error::Result;

@@ -276,10 +276,11 @@ mod tests;
 
 /// A hint to load the cache line at `p` (no effect where the CPU has no such hint).
 #[inline]
-fn prefetch_line(p: *const u8) {
+pub(crate) fn prefetch_line(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint that never faults and changes no memory; `p` points
-    // into a live slot (tested by `prefetched_probes_find_what_probes_find`).
+    // into a live slot or locator bucket (tested by `prefetched_probes_find_what_probes_find`
+    // and the locator's tests, which build every table through prefetching inserts).
     #[allow(unsafe_code)]
     unsafe {
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
