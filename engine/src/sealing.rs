@@ -15,7 +15,8 @@ impl Inner {
         ids
     }
 
-    /// Seals the active blob if it holds records, then syncs it and writes its index file.
+    /// Seals the active blob if it holds records, then syncs it and writes its index file,
+    /// and rebuilds the key locator if it now needs it (as the maintenance thread would).
     pub fn rotate_now(&self) -> Result<()> {
         let sealed = {
             let mut a = self.log.writer();
@@ -24,7 +25,11 @@ impl Inner {
             }
             self.log.rotate(&mut a)?
         };
-        self.seal(sealed)
+        self.seal(sealed)?;
+        if let Err(e) = self.refresh_locator() {
+            tracing::warn!(error = %e, "could not build the key locator; the one there is answers");
+        }
+        Ok(())
     }
 
     /// Seals blob `id` (fdatasync, index file, sorted index), after any blob older than it

@@ -101,3 +101,59 @@ fn reads_over_hundreds_of_sealed_blobs_find_the_newest_record() {
     e = open_mem(&dev, config());
     check(&e, None, removed);
 }
+
+/// Enough keys per blob that the key locator grows into more tables than it keeps and is
+/// rebuilt (`rotate` rebuilds it when it needs it), then mostly retired by defragmentation
+/// and rebuilt again: every read stays right throughout.
+#[test]
+fn reads_stay_right_while_the_key_locator_grows_and_is_rebuilt() {
+    const PER_BLOB: u64 = 1_000;
+    const GROWN: u64 = 40;
+    let dev = MemDevice::new();
+    let e = open_mem(&dev, config());
+    let check_blob = |e: &Engine, b: u64, live: bool| {
+        for i in 0..PER_BLOB {
+            let k = 10_000_000 + b * PER_BLOB + i;
+            match read_all(e, &key(k)) {
+                Ok(v) if live => assert_eq!(v, value(k, b, 40), "key {k}"),
+                Err(Error::NotFound(_)) if !live => {}
+                other => panic!("key {k}: {:?} (live: {live})", other.map(|v| v.len())),
+            }
+        }
+    };
+    for b in 0..GROWN {
+        for i in 0..PER_BLOB {
+            write(&e, 10_000_000 + b * PER_BLOB + i, b);
+        }
+        if let Err(err) = e.rotate() {
+            panic!("rotate: {err}");
+        }
+        check_blob(&e, b, true);
+        check_blob(&e, b / 2, true);
+    }
+    // Remove three blobs' keys in four: defragmentation retires their blobs.
+    for b in (0..GROWN).filter(|b| b % 4 != 0) {
+        for i in 0..PER_BLOB {
+            if let Err(err) = e.remove(&key(10_000_000 + b * PER_BLOB + i)) {
+                panic!("remove: {err}");
+            }
+        }
+    }
+    if let Err(err) = e.rotate() {
+        panic!("rotate: {err}");
+    }
+    let all = DefragOptions {
+        min_garbage_ratio: 0.0,
+        max_bytes_per_sec: 0,
+    };
+    if let Err(err) = e.defrag_with(all) {
+        panic!("defrag: {err}");
+    }
+    write(&e, 1, 1);
+    if let Err(err) = e.rotate() {
+        panic!("rotate: {err}");
+    }
+    for b in 0..GROWN {
+        check_blob(&e, b, b % 4 == 0);
+    }
+}
