@@ -1,10 +1,12 @@
-//! Index hot paths: the in-memory key index probe, the bloom filter probe, and a point
+//! Index hot paths: the in-memory key index probe, the bloom filter probe, the sealed keys'
+//! locator probe (keys precomputed: the probe alone), and a point
 //! lookup answered by sealed blobs' sorted indexes against one answered by the in-memory
 //! index (the engine's `index = "sorted"` and `"memory"` modes).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ringblob_engine::format::bloom::{Bloom, KeyHash};
 use ringblob_engine::index::{Entry, KeyIndex, Loc};
+use ringblob_engine::locator::Locator;
 use ringblob_engine::{Config, Engine, IndexMode, Key, WriteOptions};
 use std::hint::black_box;
 
@@ -57,6 +59,29 @@ fn bloom(c: &mut Criterion) {
     });
 }
 
+/// A locator over `KEYS` keys in 200 blobs, probed for keys it holds and keys it does not.
+fn locator(c: &mut Criterion) {
+    let keys: Vec<Key> = (0..KEYS).map(key).collect();
+    let absent: Vec<Key> = (KEYS..2 * KEYS).map(key).collect();
+    let mut locator = Locator::for_entries(u64::from(KEYS));
+    for (blob, chunk) in keys.chunks(KEYS as usize / 200).enumerate() {
+        locator.insert_keys(blob as u32, chunk.iter());
+    }
+    let mut n = 0usize;
+    c.bench_function("locator/probe_hit", |b| {
+        b.iter(|| {
+            n = (n + 7919) % keys.len();
+            locator.candidates(black_box(&keys[n]))
+        })
+    });
+    c.bench_function("locator/probe_miss", |b| {
+        b.iter(|| {
+            n = (n + 7919) % absent.len();
+            locator.candidates(black_box(&absent[n]))
+        })
+    });
+}
+
 /// An engine whose keys all sit in sealed blobs, reopened (`index` mode as given).
 fn sealed_engine(dir: &std::path::Path, index: IndexMode) -> Option<Engine> {
     let config = Config {
@@ -92,5 +117,5 @@ fn lookups(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, memory_index, bloom, lookups);
+criterion_group!(benches, memory_index, bloom, locator, lookups);
 criterion_main!(benches);

@@ -42,7 +42,7 @@ mod iter;
 pub mod journal;
 pub mod key;
 mod keys;
-mod locator;
+pub mod locator;
 mod lock_order;
 mod log;
 mod lookup;
