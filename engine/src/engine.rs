@@ -7,8 +7,8 @@
 //!
 //! - **log** (`log.rs`): blob files, the active blob with its write buffer and key journal,
 //!   rotation, syncing (group commit, the synced watermark) and the poison;
-//! - **keys** (`keys.rs`): the in-memory index, the sealed set (sorted indexes, global
-//!   filter) and the live-key counts;
+//! - **keys** (`keys.rs`): the in-memory index, the sealed set (sorted indexes, key
+//!   locator) and the live-key counts;
 //! - **upkeep** (`upkeep.rs`): turns for sealing and defragmentation, the seal queue, the
 //!   defragmentation status and the threads' stop signal.
 //!

@@ -209,7 +209,7 @@ impl Keys {
     /// [`find_sealed`](Self::find_sealed), unless a sealed blob may hold the key *and* the
     /// in-memory index has a candidate for it: then `None`, not looked up (the newest record
     /// is almost always the in-memory one, and the look would read a sorted-index page).
-    /// A key no sealed blob holds costs a filter probe, as before; no index probe.
+    /// A key no sealed blob holds costs a key locator probe, as before; no index probe.
     pub fn find_sealed_unless_in_memory(
         &self,
         key: &Key,
