@@ -22,6 +22,7 @@ use std::collections::HashMap;
 
 use smallvec::SmallVec;
 
+use crate::format::bloom::mix64;
 use crate::key::Key;
 
 /// Slots per bucket.
@@ -54,14 +55,6 @@ fn hash_of(key: &Key) -> u64 {
         x = mix64(x ^ u64::from_le_bytes(word));
     }
     x
-}
-
-fn mix64(mut x: u64) -> u64 {
-    x ^= x >> 30;
-    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x ^= x >> 27;
-    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 /// A key's fingerprint: the hash's low byte, 0 taken as 1 (0 marks an empty slot).

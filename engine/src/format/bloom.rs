@@ -18,8 +18,8 @@ pub const MAX_BLOCKS: u32 = 1 << 24;
 /// The seed this build writes.
 pub const DEFAULT_SEED: u64 = 0x7269_6e67_626c_6f62; // "ringblob"
 
-/// SplitMix64's finaliser: a bijective 64-bit mixer.
-fn mix64(mut x: u64) -> u64 {
+/// SplitMix64's finaliser: a bijective 64-bit mixer (also the key locator's).
+pub(crate) fn mix64(mut x: u64) -> u64 {
     x ^= x >> 30;
     x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x ^= x >> 27;

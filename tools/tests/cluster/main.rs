@@ -163,10 +163,13 @@ async fn readable(via: &Member, keys: std::ops::Range<u64>) {
     let c = client(&via.addr).await;
     for i in keys {
         let got = c.get_groups(key(i), 0, &GROUPS).await;
+        // The error, if any, says which way the read failed (a miss in both groups, a
+        // timeout, ...).
+        let error = got.as_ref().err().map(|e| e.to_string());
         assert_eq!(
             got.map(|r| r.value).ok(),
             Some(value(i)),
-            "key {i} through {}",
+            "key {i} through {}: {error:?}",
             via.name
         );
     }
