@@ -677,9 +677,7 @@ fn flusher_loop(inner: Weak<Inner>) {
                 let _ = i.log.flush(&mut a);
             }
             i.seal_pending();
-            if let Err(e) = i.refresh_locator() {
-                tracing::warn!(error = %e, "could not build the key locator; the one there is (or, without one, every sealed blob) answers");
-            }
+            i.refresh_locator_or_warn();
         }
     }
 }

@@ -26,9 +26,7 @@ impl Inner {
             self.log.rotate(&mut a)?
         };
         self.seal(sealed)?;
-        if let Err(e) = self.refresh_locator() {
-            tracing::warn!(error = %e, "could not build the key locator; the one there is answers");
-        }
+        self.refresh_locator_or_warn();
         Ok(())
     }
 

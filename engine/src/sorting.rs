@@ -107,9 +107,17 @@ impl Inner {
         Ok(())
     }
 
+    /// [`refresh_locator`](Self::refresh_locator), a failure logged: the locator there is
+    /// (or, without one, every sealed blob) keeps answering.
+    pub fn refresh_locator_or_warn(&self) {
+        if let Err(e) = self.refresh_locator() {
+            tracing::warn!(error = %e, "could not build the key locator; the one there is (or, without one, every sealed blob) answers");
+        }
+    }
+
     /// Builds the key locator over every sealed key when it is missing or should be rebuilt
-    /// (grown into a third table, or more stale entries than live). Holds the seal lock, so
-    /// no blob joins while it is built; lookups use the old one meanwhile.
+    /// (past six tables, or more stale entries than live). Holds the seal lock, so no blob
+    /// joins while it is built; lookups use the old one meanwhile.
     pub fn refresh_locator(&self) -> Result<()> {
         if !self.keys.locator_needs_rebuild() {
             return Ok(());
