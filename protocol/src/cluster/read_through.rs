@@ -114,14 +114,11 @@ impl IncomingRanges {
             return;
         };
         let until_ms = now_ms.saturating_add(self.window_ms);
+        // A range given away stays noted when its new owner gives it on: that owner may
+        // still hold keys of it, on their way to the next, which a chained read reaching
+        // this node (from a node whose table skipped that owner's version) can only find
+        // by following the range there (`holder`).
         let moves = before.moves_to(after, group);
-        // A range given away that moves on from its new owner is that owner's to hand over
-        // now: this node's copies of it were dropped when it gave it away.
-        self.outgoing.retain(|o| {
-            !moves
-                .iter()
-                .any(|m| m.from == o.other && m.range.overlaps(&o.range))
-        });
         for m in moves {
             self.noted += 1;
             let seq = self.noted;
@@ -372,6 +369,37 @@ mod tests {
         assert!(c.previous_owner(&key, &later, 30).is_none());
         assert!(c.previous_owner(&at(0x60).0, &later, 30).is_some());
         assert!(!c.incoming_overlaps(&KeyRange::new(at(0x00), at(0x20)), &later, 30));
+    }
+
+    /// A range that moved twice (a to c, then c to d) while d's table skipped the middle
+    /// version: d reads through to a, which has nothing, and a follows the range to c, which
+    /// may still be handing the key to d; c in turn names d (the chain ends there, or at the
+    /// hops limit). Forgetting a's hand-over to c once c gave the range on (as before
+    /// 2026-12-07) ended the chain at a with `NOT_FOUND` while c still held the key.
+    #[test]
+    fn a_chained_read_follows_a_range_that_moved_on_from_its_new_owner() {
+        let (t1, t2) = c_joins();
+        let mut nodes = t2.nodes.clone();
+        nodes.push(node("d", &[0x20]));
+        let t3 = RouteTable::new(3, nodes);
+        let key = at(0x10).0;
+        let ask = |name: &str| ReadThrough::Ask {
+            name: name.into(),
+            addr: t3.node(name).map(|n| n.addr.clone()).unwrap_or_default(),
+            group: 1,
+        };
+        let mut a = IncomingRanges::new(1000);
+        a.table_changed(&t1, &t2, "a", 0);
+        a.table_changed(&t2, &t3, "a", 10);
+        assert_eq!(a.holder(&key, &t3, "a", 20), Some(ask("c")));
+        let mut c = IncomingRanges::new(1000);
+        c.table_changed(&t1, &t2, "c", 0);
+        c.table_changed(&t2, &t3, "c", 10);
+        assert_eq!(c.holder(&key, &t3, "c", 20), Some(ask("d")));
+        let mut d = IncomingRanges::new(1000);
+        d.table_changed(&t1, &t3, "d", 10);
+        assert_eq!(d.previous_owner(&key, &t3, 20), Some(ask("a")));
+        assert_eq!(a.holder(&key, &t3, "a", 1010), None, "the window ended");
     }
 
     /// The node asks by its rings (`Routing`), tests and the simulator may by the table: the

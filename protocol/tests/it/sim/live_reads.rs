@@ -90,6 +90,24 @@ impl Sim {
                         .lookup_column(&Key(key), 0)
                         .is_ok_and(|m| m.timestamp_ns >= acked.ts)
             });
+            let missed = matches!(answer, GroupAnswer::NotFound(_))
+                && !acked.removed
+                && self.nodes.iter().any(|n| {
+                    n.group == *g
+                        && n.cluster.is_some()
+                        && n.backend
+                            .lookup_column(&Key(key), 0)
+                            .is_ok_and(|m| m.timestamp_ns >= acked.ts)
+                });
+            if missed {
+                self.group_misses.push(format!(
+                    "at {} ms group {g}, which acknowledged {acked:?} of {}, answered \
+                     NOT_FOUND (served by {:?}) while one of its nodes held it",
+                    self.now,
+                    RingId(key),
+                    servers.iter().find(|(s, _)| s == g).and_then(|(_, s)| *s)
+                ));
+            }
             if behind && !settled_holder {
                 self.stats.lags_in_flight += 1;
             }
@@ -181,6 +199,7 @@ impl Sim {
         key: &KeyId,
         mut hops: u8,
     ) -> (GroupAnswer<String>, Option<usize>) {
+        let mut local = false;
         loop {
             let Some(n) = self.nodes.get(ix) else {
                 return (GroupAnswer::Failed("timeout".into()), None);
@@ -192,7 +211,13 @@ impl Sim {
             let Some(table) = n.cluster.as_ref().map(|c| c.route_table()) else {
                 return (here, Some(ix));
             };
-            match n.incoming.previous_owner(key, table, self.now) {
+            // The owner reads through to the previous owner; a node asked with `LOCAL` (a
+            // read through, chained) follows the data, as the node does (`reads_through`).
+            let next = match local {
+                false => n.incoming.previous_owner(key, table, self.now),
+                true => n.incoming.holder(key, table, &n.name, self.now),
+            };
+            match next {
                 None => return (here, Some(ix)),
                 Some(ReadThrough::Down(_)) => {
                     return (GroupAnswer::Unavailable("previous owner down".into()), None)
@@ -202,6 +227,7 @@ impl Sim {
                         Some(p) => {
                             ix = p;
                             hops += 1;
+                            local = true;
                         }
                         None => {
                             let why = "previous owner unreachable".into();

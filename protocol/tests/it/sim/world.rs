@@ -204,6 +204,10 @@ pub struct Sim {
     /// Groups that acknowledged a write and answered a later read with something older
     /// (`live_reads.rs`; counted, not failed).
     pub group_lags: Vec<String>,
+    /// Groups that acknowledged a write and answered a later read `NOT_FOUND` while one of
+    /// their live nodes held that version (in a transfer or not): the read-through chain
+    /// missed the node holding the key (`live_reads.rs`).
+    pub group_misses: Vec<String>,
     keys: Vec<KeyId>,
     pending: HashMap<u64, PendingWrite>,
     /// The newest acknowledged operation of each key.
@@ -246,6 +250,7 @@ impl Sim {
             next_handover_check: 0,
             chaos_reads: (0, Vec::new()),
             group_lags: Vec::new(),
+            group_misses: Vec::new(),
             keys,
             pending: HashMap::new(),
             acked: BTreeMap::new(),
