@@ -20,7 +20,7 @@ use ringblob_protocol::wire::{KeyId, MAX_FORWARD_HOPS};
 use rand::Rng;
 
 use super::reads::lookup;
-use super::world::{Sim, GROUPS, QUORUM};
+use super::world::{Sim, SimNode, GROUPS, QUORUM};
 
 impl Sim {
     /// Reads one acknowledged key at quorum now; counts it, and notes a read that heard
@@ -79,6 +79,12 @@ impl Sim {
             // node that is neither the owner nor on its read-through chain, after the range
             // moved twice and a node restarted — arrives with the transfer. Anything else
             // is a lag.
+            // Whether node `n` holds the acknowledged write (or something newer).
+            let holds = |n: &SimNode| {
+                n.backend
+                    .lookup_column(&Key(key), 0)
+                    .is_ok_and(|m| m.timestamp_ns >= acked.ts)
+            };
             let settled_holder = self.nodes.iter().any(|n| {
                 n.group == *g
                     && n.cluster.as_ref().is_some_and(|c| {
@@ -86,19 +92,15 @@ impl Sim {
                             .iter()
                             .any(|t| t.remaining().is_some_and(|r| r.contains(&key)))
                     })
-                    && n.backend
-                        .lookup_column(&Key(key), 0)
-                        .is_ok_and(|m| m.timestamp_ns >= acked.ts)
+                    && holds(n)
             });
-            let missed = matches!(answer, GroupAnswer::NotFound(_))
-                && !acked.removed
-                && self.nodes.iter().any(|n| {
-                    n.group == *g
-                        && n.cluster.is_some()
-                        && n.backend
-                            .lookup_column(&Key(key), 0)
-                            .is_ok_and(|m| m.timestamp_ns >= acked.ts)
-                });
+            // A miss: nothing answered while a live node of the group held the write.
+            let missed = behind
+                && matches!(answer, GroupAnswer::NotFound(_))
+                && self
+                    .nodes
+                    .iter()
+                    .any(|n| n.group == *g && n.cluster.is_some() && holds(n));
             if missed {
                 self.group_misses.push(format!(
                     "at {} ms group {g}, which acknowledged {acked:?} of {}, answered \
