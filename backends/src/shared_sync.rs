@@ -6,10 +6,17 @@
 //! arrives while one sync runs shares the next one — one fdatasync per round for any number
 //! of connections, and no pool thread parked per writer.
 //!
+//! A round that covered more than one waiter is followed by a short gather: the next sync
+//! starts only after as long again as the last one took (at most [`MAX_GATHER`]), so the
+//! writers that its replies set going — and every other connection's — join it rather than
+//! the round after. Under load this is what one fdatasync per event-loop turn gives a
+//! single-threaded server; a lone writer (rounds of one) never waits for it.
+//!
 //! Lock order: the state mutex is a leaf (nothing else is taken under it, and it is never
 //! held across an await or a sync).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -25,8 +32,8 @@ type Outcome = Option<std::result::Result<(), Arc<Error>>>;
 struct Round {
     /// The next round's outcome, sent once its sync ends; waiters subscribe to it.
     next: watch::Sender<Outcome>,
-    /// Whether anyone subscribed to `next`.
-    wanted: bool,
+    /// How many subscribed to `next`.
+    waiters: u32,
     /// Whether the syncing task is running.
     running: bool,
 }
@@ -43,7 +50,7 @@ impl SharedSync {
             sync,
             round: Arc::new(Mutex::new(Round {
                 next: watch::channel(None).0,
-                wanted: false,
+                waiters: 0,
                 running: false,
             })),
         }
@@ -54,7 +61,7 @@ impl SharedSync {
     pub async fn after_writes(&self) -> Result<()> {
         let mut rx = {
             let mut r = self.round.lock();
-            r.wanted = true;
+            r.waiters = r.waiters.saturating_add(1);
             let rx = r.next.subscribe();
             if !r.running {
                 r.running = true;
@@ -77,20 +84,43 @@ impl SharedSync {
     /// Runs rounds on the blocking pool until a round ends with nobody waiting for the next.
     fn start_syncing(&self) {
         let (sync, round) = (self.sync.clone(), self.round.clone());
-        tokio::task::spawn_blocking(move || loop {
-            let this_round = {
-                let mut r = round.lock();
-                if !r.wanted {
-                    r.running = false;
-                    return;
+        tokio::task::spawn_blocking(move || {
+            let mut gather = Duration::ZERO;
+            loop {
+                if !gather.is_zero() {
+                    std::thread::sleep(gather);
                 }
-                r.wanted = false;
-                std::mem::replace(&mut r.next, watch::channel(None).0)
-            };
-            let outcome = sync().map_err(Arc::new);
-            this_round.send_replace(Some(outcome));
+                let (this_round, waiters) = {
+                    let mut r = round.lock();
+                    if r.waiters == 0 {
+                        r.running = false;
+                        return;
+                    }
+                    let waiters = std::mem::take(&mut r.waiters);
+                    (
+                        std::mem::replace(&mut r.next, watch::channel(None).0),
+                        waiters,
+                    )
+                };
+                let started = Instant::now();
+                let outcome = sync().map_err(Arc::new);
+                gather = gather_after(waiters, started.elapsed());
+                this_round.send_replace(Some(outcome));
+            }
         });
     }
+}
+
+/// The longest a round waits for more writers before its sync.
+pub const MAX_GATHER: Duration = Duration::from_millis(1);
+
+/// How long the next round gathers writers, after a round of `waiters` whose sync took
+/// `took`: nothing after a lone waiter, else as long as that sync (up to [`MAX_GATHER`]).
+fn gather_after(waiters: u32, took: Duration) -> Duration {
+    if waiters < 2 {
+        return Duration::ZERO;
+    }
+    took.min(MAX_GATHER)
 }
 
 /// A waiter's copy of a round's error, keeping the kinds a client is told apart.
@@ -106,6 +136,15 @@ fn same_error(e: &Error) -> Error {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn a_round_of_one_is_followed_at_once_and_a_shared_one_by_a_bounded_gather() {
+        let took = Duration::from_micros(300);
+        assert_eq!(gather_after(0, took), Duration::ZERO);
+        assert_eq!(gather_after(1, took), Duration::ZERO);
+        assert_eq!(gather_after(2, took), took);
+        assert_eq!(gather_after(50, Duration::from_millis(20)), MAX_GATHER);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_waiters_share_few_syncs_and_each_waits_for_one_that_started_after_it() {
