@@ -48,13 +48,13 @@ impl AsyncBackend {
     }
 
     /// Returns once a `sync` that started after this call has ended (shared with every
-    /// caller waiting meanwhile; no thread parked per caller): what the caller wrote
-    /// before is durable.
-    pub async fn sync_after_writes(&self) -> Result<()> {
+    /// caller waiting meanwhile; no thread parked per caller): the `writes` durable writes
+    /// the caller made before are durable.
+    pub async fn sync_after_writes(&self, writes: u32) -> Result<()> {
         if !self.inner.blocking() {
             return self.inner.sync();
         }
-        self.syncs.after_writes().await
+        self.syncs.after_writes(writes).await
     }
 
     /// Runs `f` against the backend without blocking the runtime.

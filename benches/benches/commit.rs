@@ -12,7 +12,7 @@ fn hand_off(c: &mut Criterion) {
     };
     let shared = Arc::new(SharedSync::new(Arc::new(|| Ok(()))));
     c.bench_function("shared_sync/one_waiter", |b| {
-        b.iter(|| rt.block_on(shared.after_writes()).is_ok())
+        b.iter(|| rt.block_on(shared.after_writes(1)).is_ok())
     });
     c.bench_function("shared_sync/64_waiters", |b| {
         b.iter(|| {
@@ -20,7 +20,7 @@ fn hand_off(c: &mut Criterion) {
                 let waiters: Vec<_> = (0..64)
                     .map(|_| {
                         let s = shared.clone();
-                        tokio::spawn(async move { s.after_writes().await.is_ok() })
+                        tokio::spawn(async move { s.after_writes(1).await.is_ok() })
                     })
                     .collect();
                 for w in waiters {

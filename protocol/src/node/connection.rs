@@ -927,7 +927,8 @@ async fn serve_inline(
         return Err(served.rest);
     }
     if served.needs_sync() {
-        served.settle(node.backend.sync_after_writes().await);
+        let writes = served.unsynced_writes();
+        served.settle(node.backend.sync_after_writes(writes).await);
     }
     count_served(node, frames, &served);
     Ok(served)

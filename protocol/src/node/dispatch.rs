@@ -86,6 +86,13 @@ impl Served {
         self.unsynced.is_some()
     }
 
+    /// How many durable writes wait for the sync.
+    pub fn unsynced_writes(&self) -> u32 {
+        self.unsynced.as_ref().map_or(0, |u| {
+            u32::try_from(u.spans.iter().filter(|s| s.3).count()).unwrap_or(u32::MAX)
+        })
+    }
+
     /// Releases the replies once the sync ended: as served, or — if it failed — each durable
     /// write answered with the sync's error instead.
     pub fn settle(&mut self, synced: Result<(), ringblob_backends::Error>) {

@@ -228,7 +228,7 @@ async fn durable_writes_served_inline_wait_for_a_shared_sync() {
             }
             assert!(served.needs_sync(), "a durable write waits for a sync");
             assert!(served.chunks.is_empty(), "no reply before the sync");
-            served.settle(backend.sync_after_writes().await);
+            served.settle(backend.sync_after_writes(1).await);
             (true, replies(served))
         }));
     }
