@@ -63,16 +63,7 @@ impl SharedSync {
     pub fn new(sync: SyncFn) -> SharedSync {
         SharedSync {
             sync,
-            rounds: Arc::new(Rounds {
-                round: Mutex::new(Round {
-                    next: watch::channel(None).0,
-                    waiters: 0,
-                    writes: 0,
-                    gathering_for: 0,
-                    running: false,
-                }),
-                gathered: Condvar::new(),
-            }),
+            rounds: Arc::new(Rounds::new()),
         }
     }
 
@@ -115,6 +106,20 @@ impl SharedSync {
 }
 
 impl Rounds {
+    /// No round under way, nobody waiting.
+    fn new() -> Rounds {
+        Rounds {
+            round: Mutex::new(Round {
+                next: watch::channel(None).0,
+                waiters: 0,
+                writes: 0,
+                gathering_for: 0,
+                running: false,
+            }),
+            gathered: Condvar::new(),
+        }
+    }
+
     /// Joins the next round with `writes` durable writes: its outcome's receiver, and
     /// whether the syncing task must be started (it was not running; it is marked so).
     fn join(&self, writes: u32) -> (watch::Receiver<Outcome>, bool) {
@@ -221,22 +226,9 @@ mod tests {
         assert_eq!((slow.released, slow.longest), (2, MAX_GATHER));
     }
 
-    fn rounds() -> Rounds {
-        Rounds {
-            round: Mutex::new(Round {
-                next: watch::channel(None).0,
-                waiters: 0,
-                writes: 0,
-                gathering_for: 0,
-                running: true,
-            }),
-            gathered: Condvar::new(),
-        }
-    }
-
     #[test]
     fn a_gather_ends_when_the_released_waiters_are_back_or_at_its_bound() {
-        let rounds = Arc::new(rounds());
+        let rounds = Arc::new(Rounds::new());
         let _first = rounds.join(16);
         let gather = Gather {
             released: 2,

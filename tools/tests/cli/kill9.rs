@@ -56,18 +56,22 @@ fn sigkill_during_sync_writes_loses_no_acknowledged_write() {
         let node = NodeProcess::start(dir.path(), &[]);
         let list = acked.lock().map(|a| a.clone()).unwrap_or_default();
         assert!(!list.is_empty());
-        rt.block_on(async {
-            let c = Client::connect(&node.addr, ClientConfig::default())
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            for &i in &list {
-                match c.get(key(i), 0, None).await {
-                    Ok(v) => assert!(v == value(i), "key {i} differs after kill {cycle}"),
-                    Err(e) => panic!("acknowledged key {i} lost after kill {cycle}: {e}"),
-                }
-            }
-        });
+        rt.block_on(assert_held(&node.addr, &list, cycle));
         assert_eq!(node.terminate(), Some(0));
+    }
+}
+
+/// Every key of `list` reads back its value from the node at `addr`, restarted after kill
+/// number `cycle`.
+async fn assert_held(addr: &str, list: &[u64], cycle: u64) {
+    let c = Client::connect(addr, ClientConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for &i in list {
+        match c.get(key(i), 0, None).await {
+            Ok(v) => assert!(v == value(i), "key {i} differs after kill {cycle}"),
+            Err(e) => panic!("acknowledged key {i} lost after kill {cycle}: {e}"),
+        }
     }
 }
 
@@ -98,17 +102,7 @@ fn sigkill_during_pipelined_batch_writes_loses_no_acknowledged_write() {
         let node = NodeProcess::start(dir.path(), &[]);
         let list = acked.lock().map(|a| a.clone()).unwrap_or_default();
         assert!(list.len() > 64, "only {} writes acknowledged", list.len());
-        rt.block_on(async {
-            let c = Client::connect(&node.addr, ClientConfig::default())
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            for &i in &list {
-                match c.get(key(i), 0, None).await {
-                    Ok(v) => assert!(v == value(i % 3), "key {i} differs after kill {cycle}"),
-                    Err(e) => panic!("acknowledged key {i} lost after kill {cycle}: {e}"),
-                }
-            }
-        });
+        rt.block_on(assert_held(&node.addr, &list, cycle));
         assert_eq!(node.terminate(), Some(0));
     }
 }
@@ -122,7 +116,7 @@ async fn pipelined_writer(addr: String, start: u64, acked: Arc<Mutex<Vec<u64>>>)
     for first in (start..).step_by(16) {
         let reqs: Vec<(Request, Target)> = (first..first + 16)
             .map(|i| {
-                let mut w = WriteRequest::whole(value(i % 3));
+                let mut w = WriteRequest::whole(value(i));
                 w.durability = Durability::Batch;
                 (Request::Write(w), Target::from(key(i)))
             })
