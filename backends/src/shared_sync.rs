@@ -138,7 +138,7 @@ impl Rounds {
     /// its place); `None`, with the syncing task marked stopped, when nobody waits.
     fn take_round(&self, gather: Gather) -> Option<(watch::Sender<Outcome>, Taken)> {
         let mut r = self.round.lock();
-        if gather.released > 0 && !gather.longest.is_zero() {
+        if gather.released > 0 {
             let deadline = Instant::now() + gather.longest;
             let want = r.waiters.saturating_add(gather.released);
             r.gathering_for = want;
@@ -186,8 +186,7 @@ impl Gather {
     /// pipelined writes (see the module's doc), else as many waiters again for as long as
     /// that sync (up to [`MAX_GATHER`]).
     fn after(taken: Taken, took: Duration) -> Gather {
-        let pipelined = taken.writes / taken.waiters.max(1) >= PIPELINED;
-        if taken.waiters < 2 || !pipelined {
+        if taken.waiters < 2 || taken.writes / taken.waiters < PIPELINED {
             return Gather::default();
         }
         Gather {
