@@ -20,6 +20,7 @@ mod hints;
 mod info;
 #[cfg(test)]
 mod inline_tests;
+mod lanes;
 mod list;
 mod local_reads;
 mod membership;
@@ -67,12 +68,18 @@ pub use versions::{now_ns, Budget};
 
 use crate::wire::{IDLE_TIMEOUT, MAX_CONNECTIONS, READ_TIMEOUT};
 
+/// Most connection lanes a node may run.
+const MAX_LANES: usize = 1024;
+
 /// Node settings.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub name: String,
     pub group: u32,
     pub max_connections: usize,
+    /// Client connections are served on this many single-threaded runtimes of their own,
+    /// each connection on one (`lanes.rs`); 0: on the process's shared tokio workers.
+    pub connection_lanes: usize,
     /// A connection with nothing in flight is closed after this long.
     pub idle_timeout: Duration,
     /// A frame that has started arriving must be complete within this long (slow-loris guard).
@@ -111,6 +118,7 @@ impl Default for NodeConfig {
             name: "ringblob-node".into(),
             group: 1,
             max_connections: MAX_CONNECTIONS,
+            connection_lanes: 0,
             idle_timeout: IDLE_TIMEOUT,
             read_timeout: READ_TIMEOUT,
             handshake_timeout: Duration::from_secs(10),
@@ -141,6 +149,12 @@ impl NodeConfig {
             return Err(InvalidSetting(format!(
                 "max_connections {} not in 1..=100000",
                 self.max_connections
+            )));
+        }
+        if self.connection_lanes > MAX_LANES {
+            return Err(InvalidSetting(format!(
+                "connection_lanes {} not in 0..={MAX_LANES}",
+                self.connection_lanes
             )));
         }
         if !((1 << 20)..=(1 << 40)).contains(&self.max_reply_memory) {
@@ -301,6 +315,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(node.config.max_connections));
+    let lanes = lanes::Lanes::start(node.config.connection_lanes)?;
     let mut tasks = JoinSet::new();
     tasks.spawn(reclaim_uploads(node.clone(), stop_rx.clone()));
     if node.info.routes.is_some() {
@@ -319,11 +334,14 @@ pub async fn run(
                             c.connections_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             c.connections_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let (n, rx) = (node.clone(), stop_rx.clone());
-                            tasks.spawn(async move {
-                                connection::serve(n.clone(), stream, rx).await;
-                                n.info.counters.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                                drop(permit);
-                            });
+                            match lanes.next_handle() {
+                                None => tasks.spawn(serve_counted(n, Ok(stream), rx, permit)),
+                                // Registered again with the lane's own reactor, there.
+                                Some(lane) => tasks.spawn_on(
+                                    serve_counted(n, Err(stream.into_std()), rx, permit),
+                                    &lane,
+                                ),
+                            };
                         }
                         Err(_) => {
                             c.connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -349,11 +367,31 @@ pub async fn run(
     if drained.await.is_err() {
         tracing::warn!("connections still busy after the grace period; closing them");
     }
+    // The lanes' threads are joined off the runtime (their runtimes end on their own).
+    let _ = tokio::task::spawn_blocking(move || drop(lanes)).await;
     match node.backend.run(|b| b.sync()).await {
         Ok(()) => tracing::info!("backend synced; node stopped"),
         Err(e) => tracing::error!(error = %e, "final backend sync failed"),
     }
     Ok(())
+}
+
+/// Serves one accepted connection (a stream still to be registered with this runtime's
+/// reactor when it comes from another), then counts it closed and frees its slot.
+async fn serve_counted(
+    node: Arc<Node>,
+    stream: Result<tokio::net::TcpStream, std::io::Result<std::net::TcpStream>>,
+    stop: watch::Receiver<bool>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    let stream = stream.or_else(|std| std.and_then(tokio::net::TcpStream::from_std));
+    match stream {
+        Ok(stream) => connection::serve(node.clone(), stream, stop).await,
+        Err(e) => tracing::warn!(error = %e, "an accepted connection could not be served"),
+    }
+    let open = &node.info.counters.connections_open;
+    open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    drop(slot);
 }
 
 /// Periodically removes streaming uploads nobody touched for `upload_timeout`.

@@ -969,3 +969,93 @@ async fn a_write_far_past_the_end_is_refused_before_it_allocates() {
     assert_eq!(status, Some(Status::TooLarge), "{r:?}");
     assert!(c.lookup(k("sparse")).await.is_err(), "nothing was written");
 }
+
+/// The connection lanes' threads of this process: how often each went to sleep (a lane
+/// that served connections waited for their sockets tens of times or more; an idle one
+/// once).
+fn lane_threads() -> Vec<u64> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let read = |t: &std::fs::DirEntry, f: &str| std::fs::read_to_string(t.path().join(f)).ok();
+    tasks
+        .filter_map(|t| t.ok())
+        .filter(|t| read(t, "comm").is_some_and(|n| n.starts_with("ringblob-lane-")))
+        .map(|t| {
+            let status = read(&t, "status").unwrap_or_default();
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_served_on_lanes_are_answered_and_shut_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let backend = BlobBackend::open(dir.path(), ringblob_engine::Config::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = NodeConfig {
+        connection_lanes: 2,
+        ..NodeConfig::default()
+    };
+    let mut n = start(Arc::new(backend), config).await;
+    // Six connections, three per lane; half write durably (the shared sync wakes waiters
+    // on the lanes' runtimes from its own thread).
+    let mut writers = tokio::task::JoinSet::new();
+    for c in 0..6u8 {
+        let addr = n.addr;
+        writers.spawn(async move {
+            let client = client(addr).await;
+            let opts = PutOptions {
+                compress: false,
+                durability: if c % 2 == 0 {
+                    Durability::Batch
+                } else {
+                    Durability::None
+                },
+                ..PutOptions::default()
+            };
+            for i in 0..50u8 {
+                let key = k(&format!("c{c}-{i}"));
+                if let Err(e) = client.put(key, Bytes::from(vec![c ^ i; 300]), opts).await {
+                    panic!("put on connection {c}: {e}");
+                }
+                let got = client.get(key, 0, None).await.ok();
+                assert_eq!(got, Some(Bytes::from(vec![c ^ i; 300])));
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        assert!(done.is_ok(), "a connection's task failed: {done:?}");
+    }
+    // Only this test of the binary starts lanes.
+    let lanes = lane_threads();
+    assert_eq!(lanes.len(), 2, "two lanes");
+    assert!(
+        lanes.iter().all(|&sleeps| sleeps > 5),
+        "every lane served connections: {lanes:?}"
+    );
+    if let Some(stop) = n.stop.take() {
+        let _ = stop.send(());
+    }
+    assert!(matches!((&mut n.task).await, Ok(Ok(()))));
+    assert!(
+        lane_threads().is_empty(),
+        "the lanes' threads end with the node"
+    );
+    drop(n);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let b = BlobBackend::open(dir.path(), ringblob_engine::Config::default())
+        .unwrap_or_else(|e| panic!("reopen: {e}"));
+    for c in 0..6u8 {
+        for i in 0..50u8 {
+            let v = b
+                .read(&Key(k(&format!("c{c}-{i}"))), ringblob_engine::Range::all())
+                .ok();
+            assert_eq!(v, Some(vec![c ^ i; 300]), "c{c}-{i} after the restart");
+        }
+    }
+}

@@ -152,6 +152,9 @@ struct FileConfig {
     group: Option<u32>,
     name: Option<String>,
     max_connections: Option<usize>,
+    /// Serve client connections on this many single-threaded runtimes (0: the shared
+    /// workers) [default: 0].
+    connection_lanes: Option<usize>,
     idle_timeout_secs: Option<u64>,
     read_timeout_secs: Option<u64>,
     /// A connection must send its HANDSHAKE within this, seconds [default: 10].
@@ -463,6 +466,7 @@ fn settings(cli: Cli) -> anyhow::Result<Settings> {
         name: cli.name.or(file.name).unwrap_or_default(),
         group: cli.group.or(file.group).unwrap_or(1),
         max_connections: file.max_connections.unwrap_or(defaults.max_connections),
+        connection_lanes: file.connection_lanes.unwrap_or(defaults.connection_lanes),
         idle_timeout: secs(file.idle_timeout_secs, defaults.idle_timeout),
         read_timeout: secs(file.read_timeout_secs, defaults.read_timeout),
         handshake_timeout: secs(file.handshake_timeout_secs, defaults.handshake_timeout),

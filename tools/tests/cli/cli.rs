@@ -229,6 +229,7 @@ fn config_file_sets_options_and_flags_win() {
     for bad_value in [
         "max_connections = 0\n",
         "max_blocking_calls = 9223372036854775807\n",
+        "connection_lanes = 100000\n",
         "[blob]\nflush_interval_ms = 0\n",
     ] {
         let f = dir.path().join("bad-value.toml");
