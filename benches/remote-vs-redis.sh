@@ -9,7 +9,8 @@
 # release build and Debian's redis-server + redis-tools
 # (`apt-get install -y redis-server redis-tools`).
 #
-# Usage: [CLIENT_THREADS=n] benches/remote-vs-redis.sh [count]   (default: 300000; 1 thread)
+# Usage: [CLIENT_THREADS=n] [NODE_CONFIG=node.toml] benches/remote-vs-redis.sh [count]
+#   (default: 300000 requests; 1 load-generator thread; the node's default configuration)
 set -euo pipefail
 COUNT=${1:-300000}
 # The load generator's threads: 1, as redis-benchmark (one thread by default), so both
@@ -39,7 +40,8 @@ command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
 start_node() {
     [[ -n $NODE ]] && { kill "$NODE"; wait "$NODE" 2>/dev/null || true; }
     rm -rf "$WORK/data"
-    "$BIN/ringblob-node" --data-dir "$WORK/data" --listen "127.0.0.1:$RB_PORT" 2>"$WORK/node.log" &
+    "$BIN/ringblob-node" ${NODE_CONFIG:+--config "$NODE_CONFIG"} --data-dir "$WORK/data" \
+        --listen "127.0.0.1:$RB_PORT" 2>"$WORK/node.log" &
     NODE=$!
     sleep 1
 }

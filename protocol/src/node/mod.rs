@@ -71,6 +71,13 @@ use crate::wire::{IDLE_TIMEOUT, MAX_CONNECTIONS, READ_TIMEOUT};
 /// Most connection lanes a node may run.
 const MAX_LANES: usize = 1024;
 
+/// Connection lanes by default: half the cores, at least one — the other half left to the
+/// blocking pool's disk reads, the shared sync, the cluster's tasks and the clients of a
+/// shared machine (measured on two cores: ARCHITECTURE.md, "Connection lanes").
+pub fn default_lanes() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
 /// Node settings.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -118,7 +125,7 @@ impl Default for NodeConfig {
             name: "ringblob-node".into(),
             group: 1,
             max_connections: MAX_CONNECTIONS,
-            connection_lanes: 0,
+            connection_lanes: default_lanes(),
             idle_timeout: IDLE_TIMEOUT,
             read_timeout: READ_TIMEOUT,
             handshake_timeout: Duration::from_secs(10),

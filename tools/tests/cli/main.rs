@@ -11,6 +11,7 @@ mod full_disk;
 mod http;
 mod inline;
 mod kill9;
+mod lanes;
 mod limits;
 mod names;
 mod node_process;
