@@ -153,7 +153,7 @@ struct FileConfig {
     name: Option<String>,
     max_connections: Option<usize>,
     /// Serve client connections on this many single-threaded runtimes (0: the shared
-    /// workers) [default: 0].
+    /// workers) [default: half the cores, at least 1].
     connection_lanes: Option<usize>,
     idle_timeout_secs: Option<u64>,
     read_timeout_secs: Option<u64>,
