@@ -35,6 +35,9 @@ pub struct Counters {
     /// Inline batches that met a request refused for waiting (a disk read, a buffer to
     /// write out, a held key lock): it and the rest went to the blocking pool.
     pub inline_refused: AtomicU64,
+    /// Single-threaded runtimes serving client connections (`lanes.rs`; 0: the shared
+    /// workers), set when the node starts serving.
+    pub connection_lanes: AtomicU64,
 }
 
 /// Identity and counters of a node.
@@ -181,6 +184,7 @@ impl NodeInfo {
             "handover_reads": load(&c.handover_reads),
             "served_inline": load(&c.served_inline),
             "inline_refused": load(&c.inline_refused),
+            "connection_lanes": load(&c.connection_lanes),
             "quarantined_before_ns": self.quarantine.before(),
             "quarantined": self.quarantine.before().is_some(),
             "hints": {

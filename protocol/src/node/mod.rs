@@ -323,6 +323,11 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(node.config.max_connections));
     let lanes = lanes::Lanes::start(node.config.connection_lanes)?;
+    let lane_count = node.config.connection_lanes as u64;
+    node.info
+        .counters
+        .connection_lanes
+        .store(lane_count, std::sync::atomic::Ordering::Relaxed);
     let mut tasks = JoinSet::new();
     tasks.spawn(reclaim_uploads(node.clone(), stop_rx.clone()));
     if node.info.routes.is_some() {

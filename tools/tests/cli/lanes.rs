@@ -82,6 +82,14 @@ fn every_lane_serves_connections_and_their_writes_survive_a_stop() {
             or_panic(c.await);
         }
     });
+    let stat = rt.block_on(async {
+        let client = or_panic(Client::connect(&node.addr, ClientConfig::default()).await);
+        or_panic(client.stat_value().await)
+    });
+    assert_eq!(
+        stat["connection_lanes"], 3,
+        "STAT says how many lanes serve"
+    );
     let sleeps = lane_sleeps(node.child.id());
     assert_eq!(sleeps.len(), 3, "three lanes: {sleeps:?}");
     assert!(
