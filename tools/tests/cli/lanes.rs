@@ -101,6 +101,13 @@ fn every_lane_serves_connections_and_their_writes_survive_a_stop() {
     // Without the setting: the default lanes, and everything written before.
     let node = NodeProcess::start(&data, &[]);
     let default = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+    // The node logs `listening on` just before it starts serving (and its lanes).
+    let started = std::time::Instant::now();
+    while lane_sleeps(node.child.id()).len() != default
+        && started.elapsed() < std::time::Duration::from_secs(10)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert_eq!(lane_sleeps(node.child.id()).len(), default);
     rt.block_on(async {
         let client = or_panic(Client::connect(&node.addr, ClientConfig::default()).await);
