@@ -100,7 +100,7 @@ fn every_lane_serves_connections_and_their_writes_survive_a_stop() {
 
     // Without the setting: the default lanes, and everything written before.
     let node = NodeProcess::start(&data, &[]);
-    let default = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+    let default = ringblob_protocol::node::default_lanes();
     // The node logs `listening on` just before it starts serving (and its lanes).
     let started = std::time::Instant::now();
     while lane_sleeps(node.child.id()).len() != default
