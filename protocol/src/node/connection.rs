@@ -47,25 +47,63 @@ enum End {
     Fatal(String),
 }
 
-/// Serves `stream` until the peer closes, misbehaves, idles out, or the node shuts down.
-pub async fn serve(node: Arc<Node>, tcp: TcpStream, mut shutdown: watch::Receiver<bool>) {
-    let addr = tcp.peer_addr().ok();
-    let peer = addr.map(|a| a.to_string()).unwrap_or_default();
-    // One handshake deadline from the accept: TLS and the ringblob handshake together.
-    let connected = Instant::now();
-    let stream = match &node.config.tls {
-        None => Stream::Plain(tcp),
-        Some(tls) => match accept_tls(&node, tls, tcp).await {
-            Ok(s) => s,
-            Err(why) => {
-                tracing::info!(%peer, %why, "connection dropped before TLS was set up");
-                return;
-            }
-        },
+/// Serves `tcp` until the peer closes, misbehaves, idles out, or the node shuts down (its
+/// TLS handshake first, when the node has TLS).
+pub async fn serve(node: Arc<Node>, tcp: TcpStream, shutdown: watch::Receiver<bool>) {
+    let accepted = Accepted::now(&tcp);
+    if let Some(stream) = secure(&node, tcp, &accepted).await {
+        serve_stream(node, stream, accepted, shutdown).await;
+    }
+}
+
+/// When and from where a connection was accepted.
+#[derive(Clone, Copy)]
+pub struct Accepted {
+    addr: Option<std::net::SocketAddr>,
+    /// One handshake deadline from the accept: TLS and the ringblob handshake together.
+    at: Instant,
+}
+
+impl Accepted {
+    pub fn now(tcp: &TcpStream) -> Self {
+        Accepted {
+            addr: tcp.peer_addr().ok(),
+            at: Instant::now(),
+        }
+    }
+
+    fn peer(&self) -> String {
+        self.addr.map(|a| a.to_string()).unwrap_or_default()
+    }
+}
+
+/// The connection's stream: plain, or TLS once its handshake is done; `None` (logged) if
+/// the connection was dropped before that.
+pub async fn secure(node: &Node, tcp: TcpStream, accepted: &Accepted) -> Option<Stream> {
+    let Some(tls) = &node.config.tls else {
+        return Some(Stream::Plain(tcp));
     };
+    match accept_tls(node, tls, tcp).await {
+        Ok(s) => Some(s),
+        Err(why) => {
+            let peer = accepted.peer();
+            tracing::info!(%peer, %why, "connection dropped before TLS was set up");
+            None
+        }
+    }
+}
+
+/// Serves a connection's stream (see [`serve`]) once any TLS handshake is done.
+pub async fn serve_stream(
+    node: Arc<Node>,
+    stream: Stream,
+    accepted: Accepted,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let peer = accepted.peer();
     let mut stream = TimedStream::new(stream, node.config.write_timeout);
-    let ip = addr.map(|a| a.ip());
-    match run(&node, &mut stream, &mut shutdown, (ip, connected)).await {
+    let ip = accepted.addr.map(|a| a.ip());
+    match run(&node, &mut stream, &mut shutdown, (ip, accepted.at)).await {
         End::Fatal(why) => tracing::info!(%peer, %why, "connection dropped"),
         End::SlowFrame => {
             tracing::info!(%peer, "connection dropped: frame not completed within the read timeout")

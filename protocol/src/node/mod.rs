@@ -322,12 +322,13 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(node.config.max_connections));
-    let lanes = lanes::Lanes::start(node.config.connection_lanes)?;
-    let lane_count = node.config.connection_lanes as u64;
+    let lane_count = node.config.connection_lanes;
+    let handshakes = lanes::handshake_runtimes(lane_count, node.config.tls.is_some());
+    let lanes = lanes::Lanes::start(lane_count, handshakes)?;
     node.info
         .counters
         .connection_lanes
-        .store(lane_count, std::sync::atomic::Ordering::Relaxed);
+        .store(lane_count as u64, std::sync::atomic::Ordering::Relaxed);
     let mut tasks = JoinSet::new();
     tasks.spawn(reclaim_uploads(node.clone(), stop_rx.clone()));
     if node.info.routes.is_some() {
@@ -346,14 +347,7 @@ pub async fn run(
                             c.connections_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             c.connections_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let (n, rx) = (node.clone(), stop_rx.clone());
-                            match lanes.next_handle() {
-                                None => tasks.spawn(serve_counted(n, Ok(stream), rx, permit)),
-                                // Registered again with the lane's own reactor, there.
-                                Some(lane) => tasks.spawn_on(
-                                    serve_counted(n, Err(stream.into_std()), rx, permit),
-                                    &lane,
-                                ),
-                            };
+                            spawn_connection(&mut tasks, &lanes, n, stream, rx, permit);
                         }
                         Err(_) => {
                             c.connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -388,6 +382,30 @@ pub async fn run(
     Ok(())
 }
 
+/// Starts serving an accepted connection: on the shared runtime without lanes, else on the
+/// next lane — with TLS, after its handshake on the next handshake runtime.
+fn spawn_connection(
+    tasks: &mut JoinSet<()>,
+    lanes: &lanes::Lanes,
+    node: Arc<Node>,
+    tcp: tokio::net::TcpStream,
+    stop: watch::Receiver<bool>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    match (lanes.next_handle(), lanes.next_handshake()) {
+        (None, _) => {
+            tasks.spawn(serve_counted(node, Ok(tcp), stop, slot));
+        }
+        (Some(lane), Some(tls)) => {
+            tasks.spawn(secure_then_serve_on((tls, lane), node, tcp, stop, slot));
+        }
+        // Registered again with the lane's own reactor, there.
+        (Some(lane), None) => {
+            tasks.spawn_on(serve_counted(node, Err(tcp.into_std()), stop, slot), &lane);
+        }
+    }
+}
+
 /// Serves one accepted connection (a stream still to be registered with this runtime's
 /// reactor when it comes from another), then counts it closed and frees its slot.
 async fn serve_counted(
@@ -401,6 +419,53 @@ async fn serve_counted(
         Ok(stream) => connection::serve(node.clone(), stream, stop).await,
         Err(e) => tracing::warn!(error = %e, "an accepted connection could not be served"),
     }
+    count_closed(&node, slot);
+}
+
+/// Completes a connection's TLS handshake on the runtime `tls`, then serves it on `lane`,
+/// its socket registered with each one's reactor in turn (`tls::MovableTcp`); then counts
+/// it closed. This task, on the shared runtime, waits for both, so a graceful stop drains
+/// the connection.
+async fn secure_then_serve_on(
+    (tls, lane): (tokio::runtime::Handle, tokio::runtime::Handle),
+    node: Arc<Node>,
+    tcp: tokio::net::TcpStream,
+    stop: watch::Receiver<bool>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    let accepted = connection::Accepted::now(&tcp);
+    let tcp = tcp.into_std();
+    let n = node.clone();
+    let secured = tls.spawn(async move {
+        let tcp = match tcp.and_then(tokio::net::TcpStream::from_std) {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::warn!(error = %e, "an accepted connection could not be served");
+                return None;
+            }
+        };
+        connection::secure(&n, tcp, &accepted).await
+    });
+    if let Ok(Some(mut stream)) = secured.await {
+        let n = node.clone();
+        let served = lane.spawn(async move {
+            if let crate::tls::Stream::Server(s) = &mut stream {
+                if let Err(e) = s.get_mut().0.rehome() {
+                    tracing::warn!(error = %e, "a TLS connection could not be moved to its lane");
+                    return;
+                }
+            }
+            connection::serve_stream(n, stream, accepted, stop).await
+        });
+        if let Err(e) = served.await {
+            tracing::warn!(error = %e, "a connection's task on its lane failed");
+        }
+    }
+    count_closed(&node, slot);
+}
+
+/// A connection ended: one fewer open, its slot free.
+fn count_closed(node: &Node, slot: tokio::sync::OwnedSemaphorePermit) {
     let open = &node.info.counters.connections_open;
     open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     drop(slot);

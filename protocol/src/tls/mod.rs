@@ -12,7 +12,9 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 use tokio::net::TcpStream;
 
+mod movable;
 mod stream;
+pub use movable::MovableTcp;
 pub use stream::Stream;
 
 /// Where roots come from for `--tls` without `--tls-ca`: `SSL_CERT_FILE`, else the
@@ -117,8 +119,8 @@ impl TlsServer {
     pub async fn accept(
         &self,
         tcp: TcpStream,
-    ) -> io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
-        self.acceptor.accept(tcp).await
+    ) -> io::Result<tokio_rustls::server::TlsStream<MovableTcp>> {
+        self.acceptor.accept(MovableTcp::new(tcp)).await
     }
 }
 

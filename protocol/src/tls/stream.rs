@@ -7,22 +7,15 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// Plain TCP or TLS; reads and writes pass straight through.
+use super::MovableTcp;
+
+/// Plain TCP or TLS; reads and writes pass straight through, except that the server side
+/// of TLS also sends what its session still holds ([`push_held`]).
 pub enum Stream {
     Plain(TcpStream),
-    Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// A node's side of a client's TLS connection (its socket movable to a connection lane).
+    Server(Box<tokio_rustls::server::TlsStream<MovableTcp>>),
     Client(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl Stream {
-    /// The TCP socket underneath.
-    pub fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Server(s) => s.get_ref().0,
-            Stream::Client(s) => s.get_ref().0,
-        }
-    }
 }
 
 impl AsyncRead for Stream {
@@ -33,7 +26,10 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Server(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Server(s) => {
+                push_held(s, cx);
+                Pin::new(s).poll_read(cx, buf)
+            }
             Stream::Client(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
@@ -47,7 +43,11 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Server(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Server(s) => {
+                let written = Pin::new(&mut **s).poll_write(cx, buf);
+                push_held(s, cx);
+                written
+            }
             Stream::Client(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
@@ -59,7 +59,11 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Server(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Server(s) => {
+                let written = Pin::new(&mut **s).poll_write_vectored(cx, bufs);
+                push_held(s, cx);
+                written
+            }
             Stream::Client(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
@@ -86,5 +90,19 @@ impl AsyncWrite for Stream {
             Stream::Server(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Client(s) => Pin::new(s).poll_shutdown(cx),
         }
+    }
+}
+
+/// Sends the TLS records the session still holds. tokio-rustls returns from a write once
+/// rustls has taken the bytes, even when the socket took none of the records (its send
+/// buffer full, or not yet known writable on a socket just registered with a lane), and
+/// sends them only on the next write or a flush; the node flushes nowhere, so the tail of
+/// a reply could wait there while the connection waits for a request the client sends only
+/// once that reply is whole. Pushing on every write and every read sends it: a push that
+/// finds the socket full leaves the task's waker on its write readiness, and the wake-up's
+/// read pushes again. A failure here surfaces on the next read or write of the socket.
+fn push_held(s: &mut tokio_rustls::server::TlsStream<MovableTcp>, cx: &mut Context<'_>) {
+    if s.get_ref().1.wants_write() {
+        let _ = Pin::new(s).poll_flush(cx);
     }
 }

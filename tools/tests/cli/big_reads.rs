@@ -1,7 +1,8 @@
 //! A real node streams long READ replies: several clients reading large values slowly while
 //! others upload keep the node's resident memory bounded (one piece per stream, not one
 //! value), other clients are served meanwhile, and a value replaced mid-reply ends the reply
-//! with `CHANGED` — never bytes of two versions.
+//! with `CHANGED` — never bytes of two versions. Over TLS, a slow reader gets every byte of
+//! its reply, on a connection lane and on the shared runtime.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -319,4 +320,69 @@ fn a_value_replaced_mid_reply_ends_it_with_changed_never_mixed_bytes() {
         let (got, _, _) = or_panic(reader.await);
         assert_eq!(got.err().and_then(|e| e.status()), Some(Status::Changed));
     });
+}
+
+/// Streamed replies over TLS to a reader slower than the node (its socket's send buffer full
+/// to the end, so tokio-rustls keeps records back between writes: `tls::stream::push_held`),
+/// with and without a connection lane: every byte arrives, in order.
+#[test]
+fn a_slow_reader_over_tls_gets_its_whole_reply() {
+    for lanes in [0, 1] {
+        let dir = or_panic(tempfile::tempdir());
+        let d = dir.path();
+        let ca = crate::certs::Ca::new(d, "ca");
+        let cert = ca.issue(d, "node", false);
+        let config = d.join("node.toml");
+        or_panic(std::fs::write(
+            &config,
+            format!("connection_lanes = {lanes}\n"),
+        ));
+        let path = |p: &std::path::Path| p.to_str().unwrap_or_default().to_string();
+        let args = [
+            "--config".to_string(),
+            path(&config),
+            "--tls-cert".to_string(),
+            path(&cert.cert),
+            "--tls-key".to_string(),
+            path(&cert.key),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let node = NodeProcess::start(&d.join("data"), &args);
+        let tls = or_panic(ringblob_protocol::tls::TlsClient::load(
+            Some(&ca.pem),
+            None,
+            None,
+        ));
+        let config = ClientConfig {
+            timeout: Duration::from_secs(20),
+            security: ringblob_protocol::client::ClientSecurity {
+                credentials: Default::default(),
+                tls: Some(tls),
+            },
+            ..ClientConfig::default()
+        };
+        let rt = or_panic(tokio::runtime::Runtime::new());
+        rt.block_on(async {
+            let c = or_panic(Client::connect(&node.addr, config).await);
+            let len = 12 * MIB;
+            let opts = PutOptions {
+                compress: false,
+                ..PutOptions::default()
+            };
+            for seed in 0..3u8 {
+                let key = k(&format!("tls{seed}"));
+                or_panic(c.put(key, value(seed, len), opts).await);
+                // 256 KiB every 10 ms: the node's socket stays full to the end.
+                let mut out = SlowCheck::new(seed, 256 << 10, Duration::from_millis(10));
+                let got = c.get_to(key, 0, None, &mut out).await;
+                assert_eq!(
+                    got.map_err(|e| e.to_string()),
+                    Ok(len),
+                    "value {seed} read whole with {lanes} lanes"
+                );
+                assert_eq!(out.wrong, 0, "value {seed}: every byte right");
+            }
+        });
+        assert_eq!(node.terminate(), Some(0));
+    }
 }
