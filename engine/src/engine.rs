@@ -511,9 +511,11 @@ impl Engine {
     }
 
     /// Whether calls in no-wait mode (`io::nowait`) can serve what is in memory: with
-    /// `pread` IO (memory maps and io_uring refuse every read in that mode).
+    /// `pread` IO, and with memory maps (read with `RWF_NOWAIT` in that mode); io_uring
+    /// refuses every read in that mode.
     pub fn serves_without_waiting(&self) -> bool {
-        self.inner.config.io == crate::config::IoKind::Pread
+        use crate::config::IoKind;
+        matches!(self.inner.config.io, IoKind::Pread | IoKind::Mmap)
     }
 
     /// The durability of writes that do not name one.

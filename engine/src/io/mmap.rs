@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
@@ -125,8 +126,9 @@ impl MmapFile {
 impl DeviceFile for MmapFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         if super::nowait::active() {
-            // A page fault on the map cannot be refused: it waits.
-            return Err(super::nowait::refuse("a read from a memory map"));
+            // A page fault on the map cannot be refused (it waits for the disk): read with
+            // `RWF_NOWAIT` instead, which refuses only what is not in the page cache.
+            return super::nowait::read_exact_at_nowait(self.file.as_fd(), buf, offset);
         }
         if self.copy_from_map(buf, offset) {
             return Ok(());
@@ -221,6 +223,34 @@ mod tests {
         assert_eq!(read(f.as_ref(), 0, 0)?, Vec::<u8>::new());
         let eof = read(f.as_ref(), 0, 1).map_err(|e| e.kind());
         assert_eq!(eof, Err(io::ErrorKind::UnexpectedEof));
+        Ok(())
+    }
+
+    /// Serving without waiting, a mapped file is read with `RWF_NOWAIT` (cached bytes
+    /// served, others refused) and never through its map, whose page faults would wait.
+    #[test]
+    fn without_waiting_reads_skip_the_map() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let dev = MmapDevice::open(dir.path())?;
+        let f = dev.open("n", OpenMode::CreateNew)?;
+        f.write_all_at(b"hello, map", 0)?;
+        let (got, refused) = super::super::nowait::without_waiting(|| read(f.as_ref(), 7, 3));
+        match got {
+            // Just written: in the page cache.
+            Ok(bytes) => {
+                assert!(!refused);
+                assert_eq!(bytes, b"map");
+            }
+            // A file system without RWF_NOWAIT refuses: never wrong bytes.
+            Err(e) => {
+                assert!(refused);
+                assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+            }
+        }
+        let state = dev.state_for(&std::fs::File::open(dir.path().join("n"))?)?;
+        assert!(state.map.read().is_none(), "no map made without waiting");
+        assert_eq!(read(f.as_ref(), 7, 3)?, b"map", "waiting: through the map");
+        assert!(state.map.read().is_some());
         Ok(())
     }
 }

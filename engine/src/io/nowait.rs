@@ -12,8 +12,8 @@
 //! unreadable record as absent, say) still cannot act on what it did not read.
 //!
 //! Real files read with `preadv2(RWF_NOWAIT)` (Linux ≥ 4.14), which fails with `EAGAIN`
-//! rather than start disk IO. Devices that cannot tell (memory maps, io_uring) refuse
-//! every read in this mode; in-memory devices never wait.
+//! rather than start disk IO; so do memory-mapped files in this mode (a page fault cannot
+//! be refused). io_uring refuses every read in this mode; in-memory devices never wait.
 
 use std::cell::Cell;
 use std::io;

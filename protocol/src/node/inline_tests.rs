@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use ringblob_backends::{AsyncBackend, Backend, BlobBackend};
-use ringblob_engine::Config;
+use ringblob_engine::{Config, IoKind};
 
 use super::dispatch::{serve_batch, Served, Serving};
 use super::NodeInfo;
@@ -78,9 +78,14 @@ pub(super) fn replies(served: Served) -> Vec<Reply> {
 }
 
 pub(super) fn open(dir: &std::path::Path) -> Arc<BlobBackend> {
+    open_with(dir, IoKind::Pread)
+}
+
+fn open_with(dir: &std::path::Path, io: IoKind) -> Arc<BlobBackend> {
     let config = Config {
         max_blob_size: 64 << 10,
         write_buffer_size: 16 << 10,
+        io,
         ..Config::default()
     };
     Arc::new(BlobBackend::open(dir, config).unwrap_or_else(|e| panic!("{e}")))
@@ -108,8 +113,19 @@ fn read_one(b: &dyn Backend, info: &NodeInfo, i: u8, how: Serving) -> Option<Vec
 
 #[test]
 fn inline_and_pool_reads_agree_while_values_change_underneath() {
+    reads_agree_while_values_change(IoKind::Pread);
+}
+
+/// With memory maps, reads inline go through `RWF_NOWAIT` and those on the pool through
+/// the map: the same bytes either way.
+#[test]
+fn inline_and_pool_reads_agree_over_memory_maps() {
+    reads_agree_while_values_change(IoKind::Mmap);
+}
+
+fn reads_agree_while_values_change(io: IoKind) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let b = open(dir.path());
+    let b = open_with(dir.path(), io);
     let info = NodeInfo::new(
         "t".into(),
         "127.0.0.1:1".parse().unwrap_or_else(|e| panic!("{e}")),
