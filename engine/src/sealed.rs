@@ -4,7 +4,7 @@
 //! are not loaded: the locator answers for every blob at once.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::blob::sorted_name;
@@ -33,6 +33,9 @@ pub struct SealedBlob {
     /// The file mapped, where the device maps files: a page is then read from memory, not
     /// with a `pread` (except in no-wait mode, where a page fault could wait for the disk).
     map: Option<memmap2::Mmap>,
+    /// Set once a page of the map could not be read (`io::sigbus`): the map holds a zero
+    /// page there, so pages are read with `pread` from then on.
+    map_failed: AtomicBool,
     header: SortedHeader,
     /// The first (key, column) of every page.
     fences: Vec<SortKey>,
@@ -81,6 +84,7 @@ impl SealedBlob {
             name,
             file,
             map,
+            map_failed: AtomicBool::new(false),
             header,
             fences,
             superseded,
@@ -109,11 +113,17 @@ impl SealedBlob {
     }
 
     /// Runs `f` on page `i`'s bytes: from the map, or read into this thread's page buffer.
+    /// A mapped page the kernel cannot fill (a read error on the disk, the file cut short) is
+    /// the `EIO` a `pread` of it would have been.
     fn with_page<T>(&self, i: u32, f: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
         let at = SORTED_HEADER_LEN + i as usize * PAGE_LEN;
-        let mapped = self.map.as_ref().filter(|_| !crate::io::nowait::active());
+        let usable = !crate::io::nowait::active() && !self.map_failed.load(Ordering::Relaxed);
+        let mapped = self.map.as_ref().filter(|_| usable);
         if let Some(page) = mapped.and_then(|m| m.get(at..at + PAGE_LEN)) {
-            return f(page);
+            return crate::io::sigbus::guarded(page, || f(page)).unwrap_or_else(|e| {
+                self.map_failed.store(true, Ordering::Relaxed);
+                Err(Error::io("read", self.name.clone(), e))
+            });
         }
         PAGE_BUF.with(|cell| {
             let mut buf = cell.borrow_mut();

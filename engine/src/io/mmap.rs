@@ -12,7 +12,9 @@
 //! than the file's length when it was made, and a file only gets shorter by
 //! [`DeviceFile::set_len`], which takes the map's write lock and unmaps first. That holds
 //! because the data directory is locked by this process, blob files are append-only, and other
-//! processes (`blob-inspect`) only read. Unlinking or renaming a mapped file is harmless.
+//! processes (`blob-inspect`) only read. Unlinking or renaming a mapped file is harmless. A
+//! page the kernel cannot fill all the same (a read error on the disk, or a file cut short
+//! by hand) is reported as `EIO` rather than ending the process (`sigbus`).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -87,24 +89,32 @@ struct MmapFile {
 
 impl MmapFile {
     /// Copies `buf.len()` bytes at `offset` from the map; `false` if the map does not hold
-    /// them all.
-    fn copy_from_map(&self, buf: &mut [u8], offset: u64) -> bool {
-        let map = self.state.map.read();
-        let Some(map) = map.as_ref() else {
-            return false;
-        };
-        let Ok(start) = usize::try_from(offset) else {
-            return false;
-        };
-        match start
-            .checked_add(buf.len())
-            .and_then(|end| map.get(start..end))
-        {
-            Some(src) => {
-                buf.copy_from_slice(src);
-                true
+    /// them all. A page the kernel cannot fill (a disk read error, or the file cut short by
+    /// another process) is `EIO` (`sigbus`), and the map, which then holds a zero page
+    /// there, is dropped: later reads map the file as it is then.
+    fn copy_from_map(&self, buf: &mut [u8], offset: u64) -> io::Result<bool> {
+        let copied = {
+            let map = self.state.map.read();
+            let Some(map) = map.as_ref() else {
+                return Ok(false);
+            };
+            let Ok(start) = usize::try_from(offset) else {
+                return Ok(false);
+            };
+            match start
+                .checked_add(buf.len())
+                .and_then(|end| map.get(start..end))
+            {
+                Some(src) => super::sigbus::copy(buf, src),
+                None => return Ok(false),
             }
-            None => false,
+        };
+        match copied {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                *self.state.map.write() = None;
+                Err(e)
+            }
         }
     }
 
@@ -130,11 +140,11 @@ impl DeviceFile for MmapFile {
             // `RWF_NOWAIT` instead, which refuses only what is not in the page cache.
             return super::nowait::read_exact_at_nowait(self.file.as_fd(), buf, offset);
         }
-        if self.copy_from_map(buf, offset) {
+        if self.copy_from_map(buf, offset)? {
             return Ok(());
         }
         self.extend_map()?;
-        if self.copy_from_map(buf, offset) {
+        if self.copy_from_map(buf, offset)? {
             return Ok(());
         }
         // Past the end (an `UnexpectedEof`), or an empty buffer: `pread` says which.
@@ -251,6 +261,32 @@ mod tests {
         assert!(state.map.read().is_none(), "no map made without waiting");
         assert_eq!(read(f.as_ref(), 7, 3)?, b"map", "waiting: through the map");
         assert!(state.map.read().is_some());
+        Ok(())
+    }
+
+    /// A file cut short behind the map (by another process, not through the device): the
+    /// read of a page past its new end is `EIO`, not the end of the process, and later
+    /// reads see the file as it is.
+    #[test]
+    fn a_page_cut_from_under_the_map_is_an_error_not_a_crash() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let dev = MmapDevice::open(dir.path())?;
+        let f = dev.open("cut", OpenMode::CreateNew)?;
+        f.write_all_at(&[5; 3 * 4096], 0)?;
+        assert_eq!(
+            read(f.as_ref(), 8192, 10)?,
+            vec![5; 10],
+            "mapped, three pages"
+        );
+        let other = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("cut"))?;
+        other.set_len(4096)?;
+        let cut = read(f.as_ref(), 8192, 10).map_err(|e| e.raw_os_error());
+        assert_eq!(cut, Err(Some(libc::EIO)));
+        assert_eq!(read(f.as_ref(), 0, 10)?, vec![5; 10], "mapped again");
+        let past = read(f.as_ref(), 8192, 10).map_err(|e| e.kind());
+        assert_eq!(past, Err(io::ErrorKind::UnexpectedEof));
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ mod mem;
 mod mmap;
 pub mod nowait;
 mod os;
+pub(crate) mod sigbus;
 mod uring;
 
 use std::io;

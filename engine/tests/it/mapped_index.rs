@@ -1,7 +1,8 @@
 //! Sealed blobs' sorted indexes on a real directory are read through a read-only map (a
 //! lookup copies no page with `pread`): every key is found with its value, misses stay
 //! misses, and in no-wait mode (`io::nowait`) the same lookups read pages with `pread`
-//! instead and agree.
+//! instead and agree. A sorted index cut short behind its map answers an error for the
+//! keys on the lost pages instead of ending the process.
 
 use ringblob_engine::io::nowait::without_waiting;
 use ringblob_engine::{Config, Engine, IndexMode};
@@ -47,4 +48,43 @@ fn lookups_through_the_mapped_sorted_index_agree_with_reads_that_pread_it() {
     for i in KEYS..KEYS + 500 {
         assert!(e.lookup(&key(i)).is_err(), "key {i} was never written");
     }
+}
+
+#[test]
+fn a_sorted_index_cut_short_behind_its_map_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = Config {
+        index: IndexMode::Sorted,
+        ..small_config()
+    };
+    let e = Engine::open(dir.path(), config.clone()).unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..KEYS {
+        e.write(&key(i), &value(i, 1, 300), Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    e.rotate().unwrap_or_else(|e| panic!("{e}"));
+    e.close().unwrap_or_else(|e| panic!("{e}"));
+    let e = Engine::open(dir.path(), config).unwrap_or_else(|e| panic!("{e}"));
+    // Every sorted index cut to its first page by another process, under the open maps.
+    let mut cut = 0;
+    for f in std::fs::read_dir(dir.path()).unwrap_or_else(|e| panic!("{e}")) {
+        let path = f.unwrap_or_else(|e| panic!("{e}")).path();
+        if path.to_string_lossy().ends_with(".sorted") {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("{e}"));
+            file.set_len(4096).unwrap_or_else(|e| panic!("{e}"));
+            cut += 1;
+        }
+    }
+    assert!(cut > 10, "sealed with sorted indexes ({cut})");
+    let mut failed = 0;
+    for i in 0..KEYS {
+        match read_all(&e, &key(i)) {
+            Ok(got) => assert_eq!(got, value(i, 1, 300), "key {i}: never wrong bytes"),
+            Err(_) => failed += 1,
+        }
+    }
+    assert!(failed > 0, "keys on the cut pages answer an error");
 }
