@@ -11,21 +11,27 @@ use crate::support::{key, read_all, small_config, value};
 
 const KEYS: u64 = 2000;
 
-#[test]
-fn lookups_through_the_mapped_sorted_index_agree_with_reads_that_pread_it() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+/// A store of `KEYS` values of 300 bytes, all in sealed blobs with sorted indexes, reopened
+/// (so the indexes are mapped).
+fn sealed_and_reopened(dir: &std::path::Path) -> Engine {
     let config = Config {
         index: IndexMode::Sorted,
         ..small_config()
     };
-    let e = Engine::open(dir.path(), config.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let e = Engine::open(dir, config.clone()).unwrap_or_else(|e| panic!("{e}"));
     for i in 0..KEYS {
         e.write(&key(i), &value(i, 1, 300), Default::default())
             .unwrap_or_else(|e| panic!("{e}"));
     }
     e.rotate().unwrap_or_else(|e| panic!("{e}"));
     e.close().unwrap_or_else(|e| panic!("{e}"));
-    let e = Engine::open(dir.path(), config).unwrap_or_else(|e| panic!("{e}"));
+    Engine::open(dir, config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn lookups_through_the_mapped_sorted_index_agree_with_reads_that_pread_it() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let e = sealed_and_reopened(dir.path());
     let blobs = e.stats().blobs;
     assert!(blobs > 10, "the keys are in sealed blobs ({blobs} blobs)");
     let sorted = std::fs::read_dir(dir.path())
@@ -53,18 +59,7 @@ fn lookups_through_the_mapped_sorted_index_agree_with_reads_that_pread_it() {
 #[test]
 fn a_sorted_index_cut_short_behind_its_map_is_an_error_not_a_crash() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let config = Config {
-        index: IndexMode::Sorted,
-        ..small_config()
-    };
-    let e = Engine::open(dir.path(), config.clone()).unwrap_or_else(|e| panic!("{e}"));
-    for i in 0..KEYS {
-        e.write(&key(i), &value(i, 1, 300), Default::default())
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    e.rotate().unwrap_or_else(|e| panic!("{e}"));
-    e.close().unwrap_or_else(|e| panic!("{e}"));
-    let e = Engine::open(dir.path(), config).unwrap_or_else(|e| panic!("{e}"));
+    let e = sealed_and_reopened(dir.path());
     // Every sorted index cut to its first page by another process, under the open maps.
     let mut cut = 0;
     for f in std::fs::read_dir(dir.path()).unwrap_or_else(|e| panic!("{e}")) {

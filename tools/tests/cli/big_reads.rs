@@ -329,37 +329,10 @@ fn a_value_replaced_mid_reply_ends_it_with_changed_never_mixed_bytes() {
 fn a_slow_reader_over_tls_gets_its_whole_reply() {
     for lanes in [0, 1] {
         let dir = or_panic(tempfile::tempdir());
-        let d = dir.path();
-        let ca = crate::certs::Ca::new(d, "ca");
-        let cert = ca.issue(d, "node", false);
-        let config = d.join("node.toml");
-        or_panic(std::fs::write(
-            &config,
-            format!("connection_lanes = {lanes}\n"),
-        ));
-        let path = |p: &std::path::Path| p.to_str().unwrap_or_default().to_string();
-        let args = [
-            "--config".to_string(),
-            path(&config),
-            "--tls-cert".to_string(),
-            path(&cert.cert),
-            "--tls-key".to_string(),
-            path(&cert.key),
-        ];
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let node = NodeProcess::start(&d.join("data"), &args);
-        let tls = or_panic(ringblob_protocol::tls::TlsClient::load(
-            Some(&ca.pem),
-            None,
-            None,
-        ));
+        let (node, config) = crate::lanes::tls_node(dir.path(), lanes);
         let config = ClientConfig {
             timeout: Duration::from_secs(20),
-            security: ringblob_protocol::client::ClientSecurity {
-                credentials: Default::default(),
-                tls: Some(tls),
-            },
-            ..ClientConfig::default()
+            ..config
         };
         let rt = or_panic(tokio::runtime::Runtime::new());
         rt.block_on(async {

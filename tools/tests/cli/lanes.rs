@@ -9,7 +9,6 @@ use ringblob_engine::Key;
 use ringblob_protocol::client::{Client, ClientConfig, PutOptions};
 use ringblob_protocol::wire::Durability;
 
-use crate::certs::Ca;
 use crate::node_process::NodeProcess;
 
 const CONNECTIONS: u32 = 6;
@@ -158,34 +157,7 @@ fn lane_and_handshake_ticks(pid: u32) -> (u64, u64, usize) {
 fn tls_handshakes_run_off_the_lanes_and_their_connections_on_them() {
     const HANDSHAKES: u32 = 400;
     let dir = or_panic(tempfile::tempdir());
-    let d = dir.path();
-    let ca = Ca::new(d, "ca");
-    let cert = ca.issue(d, "node", false);
-    let config = d.join("node.toml");
-    or_panic(std::fs::write(&config, "connection_lanes = 1\n"));
-    let path = |p: &std::path::Path| p.to_str().unwrap_or_default().to_string();
-    let args = [
-        "--config".to_string(),
-        path(&config),
-        "--tls-cert".to_string(),
-        path(&cert.cert),
-        "--tls-key".to_string(),
-        path(&cert.key),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let node = NodeProcess::start(&d.join("data"), &args);
-    let tls = or_panic(ringblob_protocol::tls::TlsClient::load(
-        Some(&ca.pem),
-        None,
-        None,
-    ));
-    let config = ClientConfig {
-        security: ringblob_protocol::client::ClientSecurity {
-            credentials: Default::default(),
-            tls: Some(tls),
-        },
-        ..ClientConfig::default()
-    };
+    let (node, config) = tls_node(dir.path(), 1);
     let pid = node.child.id();
     // The node logs `listening on` just before it starts serving (and its threads).
     let started = std::time::Instant::now();
@@ -228,4 +200,46 @@ fn tls_handshakes_run_off_the_lanes_and_their_connections_on_them() {
         "the lane used {lane} ticks against {tls} on the TLS threads: handshakes on the lane?"
     );
     assert_eq!(node.terminate(), Some(0), "a graceful stop");
+}
+
+/// A node over `dir` serving TLS with a certificate from a fresh CA, with
+/// `connection_lanes = lanes` and no access keys; and a client configuration that trusts it.
+pub(crate) fn tls_node(
+    dir: &std::path::Path,
+    lanes: usize,
+) -> (
+    crate::node_process::NodeProcess,
+    ringblob_protocol::client::ClientConfig,
+) {
+    let ca = crate::certs::Ca::new(dir, "ca");
+    let cert = ca.issue(dir, "node", false);
+    let config = dir.join("node.toml");
+    or_panic(std::fs::write(
+        &config,
+        format!("connection_lanes = {lanes}\n"),
+    ));
+    let path = |p: &std::path::Path| p.to_str().unwrap_or_default().to_string();
+    let args = [
+        "--config".to_string(),
+        path(&config),
+        "--tls-cert".to_string(),
+        path(&cert.cert),
+        "--tls-key".to_string(),
+        path(&cert.key),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let node = crate::node_process::NodeProcess::start(&dir.join("data"), &args);
+    let tls = or_panic(ringblob_protocol::tls::TlsClient::load(
+        Some(&ca.pem),
+        None,
+        None,
+    ));
+    let client = ringblob_protocol::client::ClientConfig {
+        security: ringblob_protocol::client::ClientSecurity {
+            credentials: Default::default(),
+            tls: Some(tls),
+        },
+        ..ringblob_protocol::client::ClientConfig::default()
+    };
+    (node, client)
 }
