@@ -273,6 +273,13 @@ impl Conn {
             if let Err(e) = writer.write_all(&chunk).await {
                 return Err(ClientError::Disconnected(e.to_string()));
             }
+            // Over TLS a write returns once rustls has taken the bytes, and records the
+            // socket had no room for wait for the next write or a flush: without this, the
+            // tail of a request could wait there for the next request while the node waits
+            // for the tail (a plain socket's flush does nothing).
+            if let Err(e) = writer.flush().await {
+                return Err(ClientError::Disconnected(e.to_string()));
+            }
         }
     }
 

@@ -322,9 +322,11 @@ fn a_value_replaced_mid_reply_ends_it_with_changed_never_mixed_bytes() {
     });
 }
 
-/// Streamed replies over TLS to a reader slower than the node (its socket's send buffer full
-/// to the end, so tokio-rustls keeps records back between writes: `tls::stream::push_held`),
-/// with and without a connection lane: every byte arrives, in order.
+/// Large values over TLS, written whole and read back by a reader slower than the node, with
+/// and without a connection lane: every byte arrives, in order. Sockets full at the end of a
+/// write make tokio-rustls keep records back until the next write or a flush, on the node
+/// (`tls::stream::push_held`) and in the client (`client::Conn` flushes); without either,
+/// replies were cut or requests never completed when this ran beside the lanes test.
 #[test]
 fn a_slow_reader_over_tls_gets_its_whole_reply() {
     for lanes in [0, 1] {
