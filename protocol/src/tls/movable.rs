@@ -3,8 +3,8 @@
 //! A node with connection lanes runs each client connection on one lane's single thread.
 //! A TLS handshake costs milliseconds of CPU (key exchange and signature), so a burst of
 //! them on a lane would hold up every other connection of that lane for as long. The node
-//! therefore completes the handshake on its shared runtime and only then gives the
-//! connection to a lane. tokio-rustls cannot rebuild a `TlsStream` around a socket taken
+//! therefore completes the handshake on a runtime kept for handshakes (`ringblob-tls-N`)
+//! and only then gives the connection to a lane. tokio-rustls cannot rebuild a `TlsStream` around a socket taken
 //! out of it, but it lends its transport mutably: the transport is this wrapper, whose
 //! socket is swapped in place for the same socket registered with the lane's reactor
 //! ([`MovableTcp::rehome`]); the TLS session, with any bytes it already holds, moves along

@@ -26,16 +26,25 @@ fn value(c: u32, i: u32) -> Bytes {
     Bytes::from(vec![(c * 31 + i) as u8; 200 + i as usize])
 }
 
+/// The threads of process `pid`: each one's name and its `/proc` directory.
+fn threads(pid: u32) -> Vec<(String, std::path::PathBuf)> {
+    or_panic(std::fs::read_dir(format!("/proc/{pid}/task")))
+        .filter_map(|t| t.ok().map(|t| t.path()))
+        .filter_map(|t| {
+            let name = std::fs::read_to_string(t.join("comm")).ok()?;
+            Some((name.trim().to_string(), t))
+        })
+        .collect()
+}
+
 /// The node's lane threads: how often each went to sleep waiting for work (a lane that
 /// served connections did so tens of times or more; an idle one once or twice).
 fn lane_sleeps(pid: u32) -> Vec<u64> {
-    let dir = format!("/proc/{pid}/task");
-    let read = |t: &std::path::Path, f: &str| std::fs::read_to_string(t.join(f)).ok();
-    or_panic(std::fs::read_dir(dir))
-        .filter_map(|t| t.ok().map(|t| t.path()))
-        .filter(|t| read(t, "comm").is_some_and(|n| n.starts_with("ringblob-lane-")))
-        .map(|t| {
-            read(&t, "status")
+    threads(pid)
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("ringblob-lane-"))
+        .map(|(_, t)| {
+            std::fs::read_to_string(t.join("status"))
                 .unwrap_or_default()
                 .lines()
                 .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
@@ -125,18 +134,16 @@ fn every_lane_serves_connections_and_their_writes_survive_a_stop() {
 
 /// CPU clock ticks (user + system) each thread of `pid` has used, with its name.
 fn thread_ticks(pid: u32) -> Vec<(String, u64)> {
-    let dir = format!("/proc/{pid}/task");
-    or_panic(std::fs::read_dir(dir))
-        .filter_map(|t| t.ok().map(|t| t.path()))
-        .filter_map(|t| {
-            let name = std::fs::read_to_string(t.join("comm")).ok()?;
+    threads(pid)
+        .into_iter()
+        .filter_map(|(name, t)| {
             let stat = std::fs::read_to_string(t.join("stat")).ok()?;
             // Fields after the name's closing parenthesis: state is the first, utime the
             // 12th and stime the 13th (proc(5) fields 14 and 15).
             let after = stat.rsplit_once(')')?.1;
             let fields: Vec<&str> = after.split_whitespace().collect();
             let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-            Some((name.trim().to_string(), ticks(11)? + ticks(12)?))
+            Some((name, ticks(11)? + ticks(12)?))
         })
         .collect()
 }
